@@ -1,0 +1,1 @@
+"""Built-in partner adapters (import name ``gateway_adapters``), each a pluggy plugin."""

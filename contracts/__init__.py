@@ -1,0 +1,1 @@
+"""Versioned contracts (import name ``gateway_contracts``): ``<message>/<version>.json``."""

@@ -1,0 +1,264 @@
+"""The OpenAPI 3.1 document, built from the live contracts (never hand-copied schemas).
+
+A test checks that every route the app serves is described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway import __version__
+from gateway.contracts import ContractRegistry
+
+__all__ = ["build_openapi"]
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    return {str(c): _PROBLEM for c in codes}
+
+
+def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str, Any]:
+    instruction = contracts.schema("instruction")
+    event = contracts.schema("status-event")
+    bearer = [{"apiKey": []}]
+    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Partner Gateway API",
+            "version": __version__,
+            "description": (
+                "Send one normalised payment instruction; the gateway validates, stores, "
+                "routes and tracks it to a final status. Errors are RFC 9457 problem details "
+                "with the JSON pointer of every failing field."
+            ),
+        },
+        "components": {
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Per business unit; create with `gateway keys create --business-unit NAME`.",
+                }
+            },
+            "schemas": {
+                "Instruction": instruction,
+                "StatusEvent": event,
+                "Accepted": {
+                    "type": "object",
+                    "required": ["id", "reference", "status", "created_at"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "reference": {"type": "string"},
+                        "status": {"const": "received"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "InstructionView": {
+                    "type": "object",
+                    "description": "An instruction as stored; accounts are masked.",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "reference": {"type": "string"},
+                        "status": {"type": "string"},
+                        "amount": {"type": "string"},
+                        "currency": {"type": "string"},
+                        "adapter": {"type": ["string", "null"]},
+                        "partner_reference": {"type": ["string", "null"]},
+                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/StatusEvent"}},
+                    },
+                },
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status"],
+                    "properties": {
+                        "type": {"type": "string", "format": "uri"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "instance": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "pointer": {"type": "string", "description": "RFC 6901 JSON pointer"},
+                                    "detail": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            "responses": {
+                "Problem": {
+                    "description": "Problem details (RFC 9457)",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+            },
+        },
+        "paths": {
+            "/v1/instructions": {
+                "post": {
+                    "summary": "Submit a payment instruction",
+                    "operationId": "createInstruction",
+                    "security": bearer,
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": True,
+                            "description": "Same key + same body replays the first response; a different body is 409.",
+                            "schema": {"type": "string", "maxLength": 255},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Instruction"}}},
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Accepted and durable",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
+                        },
+                        **_problems(400, 401, 403, 409, 413, 415, 422, 503),
+                    },
+                },
+                "get": {
+                    "summary": "List this business unit's instructions (newest first)",
+                    "operationId": "listInstructions",
+                    "security": bearer,
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "comma-separated statuses",
+                        },
+                        {
+                            "name": "created_from",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "ISO date or date-time",
+                        },
+                        {"name": "created_to", "in": "query", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "next_cursor of the previous page",
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "A page",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "items": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/InstructionView"},
+                                            },
+                                            "next_cursor": {"type": ["string", "null"]},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        **_problems(400, 401, 403),
+                    },
+                },
+            },
+            "/v1/instructions/{id}": {
+                "get": {
+                    "summary": "One instruction with its full event history",
+                    "operationId": "getInstruction",
+                    "security": bearer,
+                    "parameters": [id_param],
+                    "responses": {
+                        "200": {
+                            "description": "The instruction",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/InstructionView"}}
+                            },
+                        },
+                        **_problems(401, 403, 404),
+                    },
+                }
+            },
+            "/v1/instructions/{id}/cancel": {
+                "post": {
+                    "summary": "Cancel an instruction that has not been submitted to a partner",
+                    "operationId": "cancelInstruction",
+                    "security": bearer,
+                    "parameters": [id_param],
+                    "responses": {
+                        "200": {
+                            "description": "Cancelled",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/InstructionView"}}
+                            },
+                        },
+                        **_problems(401, 403, 404, 409),
+                    },
+                }
+            },
+            "/v1/partners/{adapter}/callbacks": {
+                "post": {
+                    "summary": "Partner status callback (verified by the adapter's signature check)",
+                    "operationId": "partnerCallback",
+                    "parameters": [
+                        {
+                            "name": "adapter",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "enum": adapters or ["none"]},
+                        }
+                    ],
+                    "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
+                    "responses": {
+                        "200": {
+                            "description": "Applied / ignored / unknown counts",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            k: {"type": "integer"} for k in ("applied", "ignored", "unknown")
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        **_problems(401, 404, 422),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Health",
+                    "operationId": "health",
+                    "responses": {"200": {"description": "Healthy"}, "503": {"description": "Degraded"}},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "responses": {"200": {"description": "Text exposition", "content": {"text/plain": {}}}},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+                }
+            },
+        },
+    }

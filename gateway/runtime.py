@@ -1,0 +1,166 @@
+"""The gateway runtime: the shared objects one gateway process works with.
+
+Opened once (by ``create_app``'s cleanup context, the CLI, or a test), closed
+once. Holds the engine, cipher, contracts, plugins, enabled adapters, the intake
+writer, the dispatcher and the status poller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from jsonschema import Draft202012Validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.adapter import Adapter, AdapterContext
+from gateway.clock import Clock, system_clock
+from gateway.config import Settings
+from gateway.contracts import ContractRegistry, contracts
+from gateway.crypto import FieldCipher, parse_key_ring
+from gateway.errors import ConfigError, NotFoundError
+from gateway.events import StatusChange
+from gateway.metrics import Metrics
+from gateway.plugins import Plugins
+from gateway.store.codec import InstructionCodec
+from gateway.store.db import create_engine
+from gateway.store.intake import IntakeWriter
+from gateway.store.tables import business_units, instructions
+
+if TYPE_CHECKING:
+    from gateway.adapter import PaymentOrder
+    from gateway.dispatch import Dispatcher
+    from gateway.poller import StatusPoller
+
+__all__ = ["DEV_KEY_ID", "Runtime"]
+
+log = logging.getLogger(__name__)
+DEV_KEY_ID = "dev"
+
+
+def _build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock: Clock) -> dict[str, Adapter]:
+    partners = settings.section("partners")
+    unknown = sorted(set(partners) - set(classes))
+    if unknown:
+        raise ConfigError(
+            f"partners.{unknown[0]}: no adapter of that name is installed (installed: {', '.join(classes) or 'none'})"
+        )
+    built: dict[str, Adapter] = {}
+    for name, cls in classes.items():
+        if name not in partners:
+            continue  # installed but not configured: not enabled
+        block = dict(partners[name] or {})
+        errors = sorted(
+            Draft202012Validator(dict(cls.settings_schema)).iter_errors(block),
+            key=lambda e: list(e.absolute_path),
+        )
+        if errors:
+            where = ".".join(["partners", name, *(str(p) for p in errors[0].absolute_path)])
+            raise ConfigError(f"{where}: {errors[0].message}")
+        context = AdapterContext(callback_url=f"{settings.public_url}/v1/partners/{name}/callbacks", clock=clock)
+        built[name] = cls.from_settings(block, context)
+    return built
+
+
+class Runtime:
+    """Everything a gateway process shares; see module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: AsyncEngine | None = None,
+        plugins: Plugins | None = None,
+        clock: Clock = system_clock,
+        extra_plugins: Iterable[object] = (),
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine = engine or create_engine(
+            settings.database_url, echo=bool(settings.section("database").get("echo"))
+        )
+        self._owns_engine = engine is None
+        keys = parse_key_ring(settings.encryption_keys)
+        if DEV_KEY_ID in keys and "sqlite" not in self.engine.dialect.name:
+            log.warning("the development encryption key is configured on a shared database")
+        self.cipher = FieldCipher(keys)
+        self.codec = InstructionCodec(self.cipher)
+        self.contracts: ContractRegistry = contracts()
+        self.metrics = Metrics()
+        self.plugins = plugins or Plugins(extra=extra_plugins)
+        self.plugins.register(self.metrics, name=f"gateway.metrics.{id(self.metrics)}")
+        self.adapters: dict[str, Adapter] = _build_adapters(self.plugins.adapter_classes(), settings, clock)
+        self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
+        self.writer = IntakeWriter(
+            self.engine,
+            batch_max=int(settings.section("intake").get("batch_max", 256)),
+            on_committed=self._on_intake_committed,
+        )
+        self.dispatcher: Dispatcher | None = None
+        self.poller: StatusPoller | None = None
+
+    def _on_intake_committed(self, count: int) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+
+    async def start(self, *, dispatch: bool = True, poll: bool = True) -> None:
+        """Start adapters, the intake writer and (optionally) dispatcher and poller."""
+        from gateway.dispatch import Dispatcher
+        from gateway.poller import StatusPoller
+
+        for adapter in self.adapters.values():
+            await adapter.start()
+        await self.writer.start()
+        self.dispatcher = Dispatcher(self)
+        if dispatch:
+            await self.dispatcher.start()
+        self.poller = StatusPoller(self)
+        if poll:
+            self.poller.start()
+
+    async def close(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        await self.writer.stop()
+        for adapter in self.adapters.values():
+            await adapter.close()
+        self.plugins.unregister(self.metrics)
+        if self._owns_engine:
+            await self.engine.dispose()
+
+    def announce(self, changes: Iterable[StatusChange | None]) -> None:
+        """Tell plugins about committed transitions (call after commit only)."""
+        for change in changes:
+            if change is not None:
+                self.plugins.status_changed(change)
+
+    def adapter(self, name: str) -> Adapter:
+        try:
+            return self.adapters[name]
+        except KeyError:
+            from gateway.errors import UnknownAdapterError
+
+            raise UnknownAdapterError(f"no enabled adapter named {name!r}") from None
+
+    async def load_order(self, instruction_id: str) -> tuple[dict[str, Any], PaymentOrder]:
+        """The instruction row and its decrypted ``PaymentOrder``."""
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(instructions, business_units.c.name.label("business_unit_name"))
+                        .join(business_units, business_units.c.id == instructions.c.business_unit_id)
+                        .where(instructions.c.id == instruction_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFoundError(f"instruction {instruction_id} not found")
+        return dict(row), self.codec.payment_order(row, row["business_unit_name"])

@@ -1,0 +1,69 @@
+"""Run aiohttp apps on loopback sockets we bind ourselves (port 0 → a free port, race-free)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import ConfigError
+from gateway.plugins import Plugins
+
+__all__ = ["RunningApp", "bind", "start_app", "start_simulators"]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; a clear ``ConfigError`` if the port is taken."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass
+class RunningApp:
+    runner: web.AppRunner
+    sock: socket.socket
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = self.sock.getsockname()[0]
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_app(app: web.Application, sock: socket.socket) -> RunningApp:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return RunningApp(runner, sock)
+
+
+async def start_simulators(
+    plugins: Plugins, simulators: Mapping[str, Mapping[str, Any]], socks: Mapping[str, socket.socket]
+) -> dict[str, RunningApp]:
+    """Start every configured simulator on its pre-bound socket."""
+    factories = plugins.simulator_factories()
+    running: dict[str, RunningApp] = {}
+    for name, cfg in simulators.items():
+        factory = factories.get(name)
+        if factory is None:
+            raise ConfigError(f"simulators.{name}: no simulator of that name is installed ({', '.join(factories)})")
+        settings = {k: v for k, v in cfg.items() if k not in ("host", "port")}
+        running[name] = await start_app(factory(settings), socks[name])
+    return running

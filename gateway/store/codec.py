@@ -1,0 +1,150 @@
+"""Instruction rows ↔ domain values: encrypts accounts on the way in, decrypts for adapters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from gateway.accounts import Agent, Party, parse_account
+from gateway.adapter import PaymentOrder
+from gateway.crypto import FieldCipher
+from gateway.instruction import InstructionData
+from gateway.money import Money
+from gateway.status import Status
+
+__all__ = ["InstructionCodec"]
+
+
+def _account_context(instruction_id: str, role: str) -> str:
+    # AAD binds a ciphertext to its row and column: copied elsewhere, it won't decrypt.
+    return f"instruction:{instruction_id}:{role}"
+
+
+class InstructionCodec:
+    """Builds instruction rows and reads them back, with account fields encrypted at rest."""
+
+    def __init__(self, cipher: FieldCipher) -> None:
+        self.cipher = cipher
+
+    def new_row(
+        self,
+        instruction_id: str,
+        business_unit_id: str,
+        data: InstructionData,
+        contract_version: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        enc = self.cipher.encrypt
+        return {
+            "id": instruction_id,
+            "business_unit_id": business_unit_id,
+            "reference": data.reference,
+            "type": data.type,
+            "amount": str(data.money.amount),
+            "amount_minor": data.money.minor,
+            "currency": data.money.currency,
+            "status": Status.RECEIVED.value,
+            "debtor_name": data.debtor.name,
+            "debtor_account": enc(
+                json.dumps(data.debtor.account.as_dict()), _account_context(instruction_id, "debtor")
+            ),
+            "debtor_agent": data.debtor.agent.bic if data.debtor.agent else None,
+            "creditor_name": data.creditor.name,
+            "creditor_account": enc(
+                json.dumps(data.creditor.account.as_dict()),
+                _account_context(instruction_id, "creditor"),
+            ),
+            "creditor_agent": data.creditor.agent.bic if data.creditor.agent else None,
+            "masked": {
+                "debtor": data.debtor.account.masked(),
+                "creditor": data.creditor.account.masked(),
+            },
+            "remittance_information": data.remittance_information,
+            "requested_execution_date": data.requested_execution_date,
+            "urgency": data.urgency,
+            "channel": data.channel,
+            "metadata": dict(data.metadata),
+            "contract_version": contract_version,
+            "adapter": None,
+            "partner_reference": None,
+            "event_count": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _party(self, row: Mapping[str, Any], role: str) -> Party:
+        plain = self.cipher.decrypt(row[f"{role}_account"], _account_context(row["id"], role))
+        account = parse_account(json.loads(plain), f"/{role}/account")
+        agent = Agent(row[f"{role}_agent"]) if row[f"{role}_agent"] else None
+        return Party(name=row[f"{role}_name"], account=account, agent=agent)
+
+    def payment_order(self, row: Mapping[str, Any], business_unit: str) -> PaymentOrder:
+        """The decrypted instruction as an adapter receives it."""
+        return PaymentOrder(
+            id=row["id"],
+            business_unit=business_unit,
+            reference=row["reference"],
+            type=row["type"],
+            money=Money(row["amount"], row["currency"]),
+            debtor=self._party(row, "debtor"),
+            creditor=self._party(row, "creditor"),
+            remittance_information=row["remittance_information"],
+            requested_execution_date=row["requested_execution_date"],
+            urgency=row["urgency"],
+            metadata=dict(row["metadata"] or {}),
+            partner_reference=row["partner_reference"],
+        )
+
+
+def public_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The API representation of an instruction row: accounts masked, never decrypted."""
+    masked = row["masked"] or {}
+    debtor: dict[str, Any] = {"name": row["debtor_name"], "account": masked.get("debtor")}
+    if row["debtor_agent"]:
+        debtor["agent"] = {"bic": row["debtor_agent"]}
+    creditor: dict[str, Any] = {"name": row["creditor_name"], "account": masked.get("creditor")}
+    if row["creditor_agent"]:
+        creditor["agent"] = {"bic": row["creditor_agent"]}
+    date = row["requested_execution_date"]
+    return {
+        "id": row["id"],
+        "reference": row["reference"],
+        "type": row["type"],
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "status": row["status"],
+        "debtor": debtor,
+        "creditor": creditor,
+        "remittance_information": row["remittance_information"],
+        "requested_execution_date": date.isoformat() if date else None,
+        "urgency": row["urgency"],
+        "channel": row["channel"],
+        "metadata": row["metadata"] or {},
+        "contract_version": row["contract_version"],
+        "adapter": row["adapter"],
+        "partner_reference": row["partner_reference"],
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+def event_view(row: Mapping[str, Any], reference: str) -> dict[str, Any]:
+    """One event row in the ``status-event`` contract's shape."""
+    return {
+        "instruction_id": row["instruction_id"],
+        "reference": reference,
+        "sequence": row["sequence"],
+        "status": row["status"],
+        "previous_status": row["previous_status"],
+        "applied": bool(row["applied"]),
+        "outcome": row["outcome"],
+        "source": row["source"],
+        "adapter": row["adapter"],
+        "partner_reference": row["partner_reference"],
+        "partner_status": row["partner_status"],
+        "reason_code": row["reason_code"],
+        "reason": row["reason"],
+        "occurred_at": row["occurred_at"].isoformat(),
+    }

@@ -1,0 +1,214 @@
+"""Durable intake with group commit.
+
+Each accepted request hands its rows (instruction, first event, outbox job,
+idempotency record) to one writer task, which commits whatever has queued up
+in a single transaction and then answers every waiting request. A 202 is only
+sent after that commit: accepted means durable. Conflicts (idempotency key
+reuse, duplicate reference) are found with two set-based look-ups per batch,
+so the fast path never reads row by row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
+
+__all__ = ["IntakeItem", "IntakeOutcome", "IntakeResult", "IntakeWriter"]
+
+log = logging.getLogger(__name__)
+
+
+class IntakeOutcome(Enum):
+    CREATED = "created"
+    REPLAYED = "replayed"  # same idempotency key, same body: the first response again
+    KEY_CONFLICT = "key_conflict"  # same idempotency key, different body
+    DUPLICATE_REFERENCE = "duplicate_reference"
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    outcome: IntakeOutcome
+    status_code: int = 202
+    response: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class IntakeItem:
+    """Everything one accepted request writes, and the future its handler awaits."""
+
+    business_unit_id: str
+    idempotency_key: str
+    request_hash: str
+    instruction: dict[str, Any]
+    event: dict[str, Any]
+    job: dict[str, Any]
+    response: dict[str, Any]
+    future: asyncio.Future[IntakeResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.business_unit_id, self.idempotency_key)
+
+    @property
+    def ref(self) -> tuple[str, str]:
+        return (self.business_unit_id, self.instruction["reference"])
+
+
+class IntakeWriter:
+    """The single writer task that group-commits intake batches."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        batch_max: int = 256,
+        on_committed: Callable[[int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.batch_max = batch_max
+        self.on_committed = on_committed
+        self._queue: asyncio.Queue[IntakeItem] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="intake-writer")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item.future.done():
+                item.future.set_exception(RuntimeError("gateway is shutting down"))
+
+    async def submit(self, item: IntakeItem) -> IntakeResult:
+        """Queue the item and wait until its batch is committed (or refused)."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("intake writer is not running")
+        self._queue.put_nowait(item)
+        return await item.future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._write_with_retry(batch)
+            except asyncio.CancelledError:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(RuntimeError("gateway is shutting down"))
+                raise
+            except Exception as exc:  # database down: every waiter gets the error
+                log.exception("intake batch of %d failed", len(batch))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            created = 0
+            for item, result in zip(batch, results, strict=True):
+                created += result.outcome is IntakeOutcome.CREATED
+                if not item.future.done():
+                    item.future.set_result(result)
+            if created and self.on_committed:
+                self.on_committed(created)
+
+    async def _write_with_retry(self, batch: Sequence[IntakeItem]) -> list[IntakeResult]:
+        # An IntegrityError means another process wrote a conflicting row between
+        # our look-up and our insert; the next attempt's look-up sees it.
+        for attempt in range(3):
+            try:
+                async with self.engine.begin() as conn:
+                    return await self._write(conn, batch)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                log.info("intake batch raced another writer; retrying")
+        raise AssertionError("unreachable")
+
+    async def _write(self, conn: AsyncConnection, batch: Sequence[IntakeItem]) -> list[IntakeResult]:
+        keys = {item.key for item in batch}
+        refs = {item.ref for item in batch}
+        stored: dict[tuple[str, str], Any] = {}
+        for row in await conn.execute(
+            select(
+                idempotency_keys.c.business_unit_id,
+                idempotency_keys.c.key,
+                idempotency_keys.c.request_hash,
+                idempotency_keys.c.status_code,
+                idempotency_keys.c.response,
+            ).where(tuple_(idempotency_keys.c.business_unit_id, idempotency_keys.c.key).in_(list(keys)))
+        ):
+            stored[(row.business_unit_id, row.key)] = row
+        taken_refs = {
+            (row.business_unit_id, row.reference)
+            for row in await conn.execute(
+                select(instructions.c.business_unit_id, instructions.c.reference).where(
+                    tuple_(instructions.c.business_unit_id, instructions.c.reference).in_(list(refs))
+                )
+            )
+        }
+
+        results: list[IntakeResult] = []
+        accepted: list[IntakeItem] = []
+        in_batch: dict[tuple[str, str], IntakeItem] = {}
+        for item in batch:
+            prior = stored.get(item.key)
+            if prior is not None:
+                if prior.request_hash == item.request_hash:
+                    results.append(IntakeResult(IntakeOutcome.REPLAYED, prior.status_code, prior.response))
+                else:
+                    results.append(IntakeResult(IntakeOutcome.KEY_CONFLICT, 409))
+                continue
+            twin = in_batch.get(item.key)
+            if twin is not None:
+                same = twin.request_hash == item.request_hash
+                results.append(
+                    IntakeResult(IntakeOutcome.REPLAYED, 202, twin.response)
+                    if same
+                    else IntakeResult(IntakeOutcome.KEY_CONFLICT, 409)
+                )
+                continue
+            if item.ref in taken_refs:
+                results.append(IntakeResult(IntakeOutcome.DUPLICATE_REFERENCE, 409))
+                continue
+            taken_refs.add(item.ref)
+            in_batch[item.key] = item
+            accepted.append(item)
+            results.append(IntakeResult(IntakeOutcome.CREATED, 202, item.response))
+
+        if accepted:
+            await conn.execute(instructions.insert(), [i.instruction for i in accepted])
+            await conn.execute(instruction_events.insert(), [i.event for i in accepted])
+            await conn.execute(outbox.insert(), [i.job for i in accepted])
+            await conn.execute(
+                idempotency_keys.insert(),
+                [
+                    {
+                        "business_unit_id": i.business_unit_id,
+                        "key": i.idempotency_key,
+                        "request_hash": i.request_hash,
+                        "status_code": 202,
+                        "response": i.response,
+                        "instruction_id": i.instruction["id"],
+                        "created_at": i.instruction["created_at"],
+                    }
+                    for i in accepted
+                ],
+            )
+        return results

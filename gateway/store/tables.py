@@ -1,0 +1,176 @@
+"""The schema, as SQLAlchemy Core tables (the hot path uses Core, not the ORM).
+
+Alembic migrations in ``gateway/migrations`` create exactly this; a test
+compares the two so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "UTCDateTime",
+    "api_keys",
+    "business_units",
+    "idempotency_keys",
+    "instruction_events",
+    "instructions",
+    "metadata",
+    "outbox",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Integer primary keys that autoincrement on both SQLite (INTEGER) and PostgreSQL (BIGINT).
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+business_units = Table(
+    "business_units",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("default_contract_version", String(16)),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scopes", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+)
+
+instructions = Table(
+    "instructions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("reference", String(35), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("amount", String(24), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("debtor_name", String(140), nullable=False),
+    Column("debtor_account", Text(), nullable=False),  # AES-GCM, see gateway.crypto
+    Column("debtor_agent", String(11)),
+    Column("creditor_name", String(140), nullable=False),
+    Column("creditor_account", Text(), nullable=False),  # AES-GCM
+    Column("creditor_agent", String(11)),
+    Column("masked", JSON(), nullable=False),  # masked accounts, for display only
+    Column("remittance_information", String(140)),
+    Column("requested_execution_date", Date()),
+    Column("urgency", String(10), nullable=False),
+    Column("channel", String(64)),
+    Column("metadata", JSON(), nullable=False),
+    Column("contract_version", String(16), nullable=False),
+    Column("adapter", String(64)),
+    Column("partner_reference", String(64)),
+    Column("event_count", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("business_unit_id", "reference"),
+    Index(None, "business_unit_id", "id"),
+    Index(None, "status", "updated_at"),
+    Index(None, "adapter", "partner_reference"),
+)
+
+instruction_events = Table(
+    "instruction_events",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("instruction_id", String(40), ForeignKey("instructions.id"), nullable=False),
+    Column("sequence", Integer(), nullable=False),
+    Column("previous_status", String(16)),
+    Column("status", String(16), nullable=False),
+    Column("applied", Boolean(), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("adapter", String(64)),
+    Column("partner_reference", String(64)),
+    Column("partner_status", String(16)),
+    Column("reason_code", String(32)),
+    Column("reason", String(500)),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("instruction_id", "sequence"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("instruction_id", String(40), ForeignKey("instructions.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("available_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime()),
+    Column("last_error", String(500)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "available_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer(), nullable=False),
+    Column("response", JSON(), nullable=False),
+    Column("instruction_id", String(40)),
+    Column("created_at", UTCDateTime(), nullable=False),
+)

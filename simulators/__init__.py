@@ -1,0 +1,1 @@
+"""Partner simulators (import name ``gateway_simulators``): aiohttp apps for QA and tests."""

@@ -1,0 +1,83 @@
+"""Shared fixtures: real components only (SQLite files, PostgreSQL, simulators on loopback).
+
+Store and end-to-end tests take the ``database`` fixture, which runs them on a
+fresh SQLite file and, when ``GATEWAY_TEST_DATABASE_URL`` is set (CI sets it),
+again on PostgreSQL in a schema of their own. A PostgreSQL that is configured
+but unreachable fails those tests; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.store.db import create_engine
+from gateway.store.migrate import upgrade
+from tests.support import BACKENDS, PG_URL, SHARED_DATA, Database, LiveGateway, start_gateway, stop_gateway
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Real partner files written by others (../shared/data); missing is an error, not a skip."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"partner sample files not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(params=BACKENDS)
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}", None)
+    else:
+        assert PG_URL is not None
+        db = Database(PG_URL, f"t_{uuid.uuid4().hex[:12]}")
+        admin = create_engine(PG_URL)
+        async with admin.begin() as conn:
+            await conn.execute(text(f"CREATE SCHEMA {db.schema}"))
+        await admin.dispose()
+    engine = db.engine()
+    await upgrade(engine)
+    await engine.dispose()
+    try:
+        yield db
+    finally:
+        if db.schema:
+            admin = create_engine(PG_URL or "")
+            async with admin.begin() as conn:
+                await conn.execute(text(f"DROP SCHEMA {db.schema} CASCADE"))
+            await admin.dispose()
+
+
+@pytest.fixture
+async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    eng = database.engine()
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+@pytest.fixture
+async def gateway(database: Database) -> AsyncIterator[LiveGateway]:
+    """Gateway + bundled simulators on loopback, on each backend."""
+    gw = await start_gateway(database)
+    try:
+        yield gw
+    finally:
+        await stop_gateway(gw)
+
+
+@pytest.fixture
+async def intake_gateway(database: Database) -> AsyncIterator[LiveGateway]:
+    """Gateway with no partners and no dispatcher: for intake and API-error tests."""
+    gw = await start_gateway(database, simulators=False, dispatch=False, poll=False, partners={})
+    try:
+        yield gw
+    finally:
+        await stop_gateway(gw)

@@ -1,0 +1,142 @@
+"""Test support: databases, live gateways and simulators on loopback, sample instructions.
+
+Imported as ``tests.support``; the fixtures that use it are in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.api.app import create_app
+from gateway.clock import system_clock
+from gateway.config import Settings, load_settings
+from gateway.plugins import Plugins
+from gateway.runtime import Runtime
+from gateway.serving import RunningApp, bind, start_app, start_simulators
+from gateway.store import repo
+from gateway.store.db import create_engine
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+
+BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
+
+
+@dataclass
+class Database:
+    url: str
+    schema: str | None
+
+    def engine(self) -> AsyncEngine:
+        return create_engine(self.url, schema=self.schema)
+
+
+def make_settings(database: Database, **overrides: Any) -> Settings:
+    base = load_settings(env={})
+    return base.with_overrides(database__url=database.url, **overrides)
+
+
+@dataclass
+class LiveGateway:
+    """A gateway (and its simulators) serving on loopback ports, with a client and a key."""
+
+    url: str
+    runtime: Runtime
+    session: aiohttp.ClientSession
+    key: str
+    app: RunningApp
+    simulators: dict[str, RunningApp]
+
+    def headers(self, key: str | None = None, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}", **extra}
+
+    async def post_instruction(
+        self, body: Any, *, idempotency_key: str | None = None, key: str | None = None
+    ) -> aiohttp.ClientResponse:
+        headers = self.headers(key, **{"Idempotency-Key": idempotency_key or uuid.uuid4().hex})
+        return await self.session.post(f"{self.url}/v1/instructions", json=body, headers=headers)
+
+    async def get_instruction(self, instruction_id: str, key: str | None = None) -> dict[str, Any]:
+        async with self.session.get(f"{self.url}/v1/instructions/{instruction_id}", headers=self.headers(key)) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+    async def new_key(self, business_unit: str, scopes: tuple[str, ...] = ("instructions",)) -> str:
+        async with self.runtime.engine.begin() as conn:
+            return await repo.create_api_key(conn, business_unit, scopes, system_clock())
+
+
+async def start_gateway(
+    database: Database,
+    *,
+    simulators: bool = True,
+    dispatch: bool = True,
+    poll: bool = True,
+    sim_overrides: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> LiveGateway:
+    """Start simulators (port 0) and a gateway wired to them; the caller must ``stop_gateway``."""
+    base = load_settings(env={})
+    sims_cfg = {n: {**c, **(sim_overrides or {}).get(n, {})} for n, c in base.section("simulators").items()}
+    if not simulators:
+        sims_cfg = {}
+    socks = {n: bind("127.0.0.1", 0) for n in sims_cfg}
+    gw_sock = bind("127.0.0.1", 0)
+    port = gw_sock.getsockname()[1]
+    all_overrides: dict[str, Any] = {
+        "database__url": database.url,
+        "server__port": port,
+        "dispatch__idle_poll_seconds": 0.05,
+        **overrides,
+    }
+    for name, sock in socks.items():
+        all_overrides.setdefault(f"partners__{name}__base_url", f"http://127.0.0.1:{sock.getsockname()[1]}")
+    settings = base.with_overrides(**all_overrides)
+    engine = database.engine()
+    runtime = Runtime(settings, engine=engine)
+    await runtime.start(dispatch=dispatch, poll=poll)
+    sims = await start_simulators(Plugins(), sims_cfg, socks)
+    app = await start_app(create_app(settings, runtime=runtime), gw_sock)
+    session = aiohttp.ClientSession()
+    async with engine.begin() as conn:
+        key = await repo.create_api_key(conn, "erp-europe", ["instructions"], system_clock())
+    return LiveGateway(f"http://127.0.0.1:{port}", runtime, session, key, app, sims)
+
+
+async def stop_gateway(gw: LiveGateway) -> None:
+    await gw.session.close()
+    await gw.app.stop()
+    for sim in gw.simulators.values():
+        await sim.stop()
+    await gw.runtime.close()
+    await gw.runtime.engine.dispose()
+
+
+def example_instruction(**changes: Any) -> dict[str, Any]:
+    """The contract's own example, with changes; a fresh reference each call."""
+    body: dict[str, Any] = {
+        "reference": f"INV-{uuid.uuid4().hex[:12].upper()}",
+        "type": "credit_transfer",
+        "amount": "1250.00",
+        "currency": "EUR",
+        "debtor": {
+            "name": "HE Appliances Europe GmbH",
+            "account": {"iban": "DE89370400440532013000"},
+            "agent": {"bic": "COBADEFFXXX"},
+        },
+        "creditor": {"name": "Nordic Parts AB", "account": {"iban": "SE4550000000058398257466"}},
+        "remittance_information": "Invoice 123",
+        "requested_execution_date": "2026-11-27",
+        "urgency": "standard",
+        "metadata": {"order": "SO-778"},
+    }
+    body.update(changes)
+    return body
