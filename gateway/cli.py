@@ -219,6 +219,21 @@ async def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _docs_api(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gateway.api.openapi import build_openapi, render_markdown
+    from gateway.contracts import contracts
+    from gateway.plugins import Plugins
+
+    text = render_markdown(build_openapi(contracts(), sorted(Plugins().adapter_classes())))
+    if args.output == "-":
+        print(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 0
+
+
 async def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -284,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     p = db.add_parser("upgrade", help="apply schema migrations")
     p.set_defaults(func=_db_upgrade)
+
+    docs = sub.add_parser("docs", help="generate documentation").add_subparsers(dest="docs_command", required=True)
+    p = docs.add_parser("api", help="write the API reference (Markdown) from the OpenAPI document")
+    p.add_argument("--output", default="docs/api.md", help="file to write, or - for stdout")
+    p.set_defaults(func=_docs_api)
 
     adapters = sub.add_parser("adapters", help="adapters").add_subparsers(dest="adapters_command", required=True)
     p = adapters.add_parser("list", help="installed adapters and their capabilities")

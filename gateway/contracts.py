@@ -18,6 +18,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match, relevance
 from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from gateway.errors import ContractError, FieldError
 
@@ -37,6 +38,20 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
 
 
+def _closest_branch(error: ValidationError) -> int | None:
+    """For a failed ``oneOf`` over objects: the branch whose properties the instance uses most."""
+    if not isinstance(error.instance, dict) or not isinstance(error.validator_value, list):
+        return None
+    keys = set(error.instance)
+    scores = [
+        (len(keys & set(branch.get("properties", {}))), -i)
+        for i, branch in enumerate(error.validator_value)
+        if isinstance(branch, dict)
+    ]
+    best, neg_index = max(scores, default=(0, 0))
+    return -neg_index if best else None
+
+
 def _field_errors(error: ValidationError) -> Iterator[FieldError]:
     base = pointer_of(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -49,7 +64,9 @@ def _field_errors(error: ValidationError) -> Iterator[FieldError]:
         yield FieldError(f"{base}/{_escape(missing)}", "required field is missing")
         return
     if error.validator == "oneOf" and error.context:
-        sub = best_match(error.context)
+        branch = _closest_branch(error)
+        candidates = [e for e in error.context if e.relative_schema_path[0] == branch] or error.context
+        sub = best_match(candidates)
         if sub is not None:
             yield from _field_errors(sub)
             return
@@ -68,7 +85,9 @@ class ContractRegistry:
             version = schema.get("x-version", path.stem)
             self._schemas[(message, version)] = schema
         self._registry: Registry = Registry().with_resources(
-            (s["$id"], Resource.from_contents(s)) for s in self._schemas.values() if "$id" in s
+            (s["$id"], Resource.from_contents(s, default_specification=DRAFT202012))
+            for s in self._schemas.values()
+            if "$id" in s
         )
         self._validators: dict[tuple[str, str], Draft202012Validator] = {}
 

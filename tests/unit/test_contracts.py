@@ -1,0 +1,82 @@
+"""Contracts: versioned JSON Schemas, validators built once, JSON pointers in every error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.contracts import ContractRegistry, contracts
+from gateway.errors import ContractError
+from tests.support import REPO, example_instruction
+
+
+def test_every_contract_file_states_its_name_and_version() -> None:
+    for path in sorted((REPO / "contracts").glob("*/*.json")):
+        schema = json.loads(path.read_text())
+        assert schema["x-contract"] == path.parent.name, path
+        assert schema["x-version"] == path.stem, path
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", path
+
+
+def test_validators_are_built_once_and_cached() -> None:
+    registry = contracts()
+    assert registry is contracts()
+    assert registry.validator("instruction") is registry.validator("instruction", "1.0")
+
+
+def test_the_contract_example_is_valid() -> None:
+    registry = contracts()
+    for example in registry.schema("instruction")["examples"]:
+        registry.validate("instruction", example)
+    registry.validate("instruction", example_instruction())
+
+
+@pytest.mark.parametrize(
+    ("account", "pointer"),
+    [
+        ({"iban": 42}, "/creditor/account/iban"),
+        ({"number": "123"}, "/creditor/account/routing"),
+        ({"routing": "12"}, "/creditor/account/routing"),
+        ({}, "/creditor/account/iban"),
+    ],
+)
+def test_account_errors_point_at_the_field(account: dict[str, object], pointer: str) -> None:
+    body = example_instruction()
+    body["creditor"]["account"] = account
+    errors = contracts().errors("instruction", body)
+    assert errors and errors[0].pointer.startswith("/creditor/account")
+    assert any(e.pointer == pointer for e in errors), errors
+
+
+def test_pointer_escapes_slashes_and_tildes() -> None:
+    body = example_instruction(metadata={"a/b~c": "x" * 300})
+    errors = contracts().errors("instruction", body)
+    assert errors[0].pointer == "/metadata/a~1b~0c"
+
+
+def test_error_names_the_first_failure_and_lists_all() -> None:
+    body = example_instruction(type="gift", urgency="now")
+    with pytest.raises(ContractError) as info:
+        contracts().validate("instruction", body)
+    pointers = [e.pointer for e in info.value.errors]
+    assert set(pointers) == {"/type", "/urgency"}
+    assert info.value.message.startswith(pointers[0])
+
+
+def test_unknown_contract_version_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="unknown version '9.9'"):
+        contracts().validator("instruction", "9.9")
+
+
+def test_registry_loads_versions_in_numeric_order(tmp_path: Path) -> None:
+    for version in ("1.0", "1.10", "1.2"):
+        folder = tmp_path / "thing"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{version}.json").write_text(
+            json.dumps({"$id": f"urn:thing:{version}", "x-contract": "thing", "x-version": version, "type": "object"})
+        )
+    registry = ContractRegistry(tmp_path)
+    assert registry.versions("thing") == ["1.0", "1.2", "1.10"]
+    assert registry.latest("thing") == "1.10"
