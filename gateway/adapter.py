@@ -146,8 +146,8 @@ class Adapter(abc.ABC):
 
     #: unique adapter name; appears in URLs (``/v1/partners/{name}/callbacks``) and config
     name: ClassVar[str]
-    #: what the adapter can carry
-    capabilities: ClassVar[Capabilities]
+    #: what the adapter can carry (a class default; an instance may narrow it from its settings)
+    capabilities: Capabilities
     #: partner-side message contracts this adapter speaks: message name → schema file path
     partner_contracts: ClassVar[Mapping[str, str]] = {}
     #: JSON Schema (dict) for this adapter's ``partners.<name>`` settings; validated at start-up

@@ -74,7 +74,13 @@ async def test_list_filters_by_status_and_date(intake_gateway: LiveGateway) -> N
 
 
 async def test_list_rejects_bad_query_parameters(intake_gateway: LiveGateway) -> None:
-    for params in ({"status": "paid"}, {"limit": "0"}, {"limit": "x"}, {"cursor": "abc"}, {"created_from": "yesterday"}):
+    for params in (
+        {"status": "paid"},
+        {"limit": "0"},
+        {"limit": "x"},
+        {"cursor": "abc"},
+        {"created_from": "yesterday"},
+    ):
         async with intake_gateway.session.get(
             f"{intake_gateway.url}/v1/instructions", params=params, headers=intake_gateway.headers()
         ) as resp:

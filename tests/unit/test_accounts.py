@@ -52,7 +52,9 @@ def test_invalid_accounts_name_the_failing_field(data: dict[str, str], pointer: 
 
 def test_party_with_bad_bic_names_the_agent_field() -> None:
     with pytest.raises(AccountError) as info:
-        parse_party({"name": "A", "account": {"iban": "DE89370400440532013000"}, "agent": {"bic": "COBADEF"}}, "/debtor")
+        parse_party(
+            {"name": "A", "account": {"iban": "DE89370400440532013000"}, "agent": {"bic": "COBADEF"}}, "/debtor"
+        )
     assert info.value.pointer == "/debtor/agent/bic"
 
 

@@ -28,9 +28,8 @@ def test_validators_are_built_once_and_cached() -> None:
 
 def test_the_contract_example_is_valid() -> None:
     registry = contracts()
-    for example in registry.schema("instruction")["examples"]:
-        registry.validate("instruction", example)
-    registry.validate("instruction", example_instruction())
+    examples = [*registry.schema("instruction")["examples"], example_instruction()]
+    assert [registry.errors("instruction", e) for e in examples] == [[]] * len(examples)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +65,7 @@ def test_error_names_the_first_failure_and_lists_all() -> None:
 
 
 def test_unknown_contract_version_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ContractError, match="unknown version '9.9'"):
+    with pytest.raises(ContractError, match=r"unknown version '9\.9'"):
         contracts().validator("instruction", "9.9")
 
 

@@ -41,7 +41,9 @@ def test_unknown_key_id_is_a_clear_error() -> None:
         FieldCipher(parse_key_ring(f"k2:{K2}")).decrypt(token, "c")
 
 
-@pytest.mark.parametrize("spec", ["", "nokey", f"k1:{K1[:-4]}", "k1:not-base64!", "k1:" + base64.b64encode(b"x" * 10).decode()])
+@pytest.mark.parametrize(
+    "spec", ["", "nokey", f"k1:{K1[:-4]}", "k1:not-base64!", "k1:" + base64.b64encode(b"x" * 10).decode()]
+)
 def test_bad_key_ring_is_a_config_error(spec: str) -> None:
     with pytest.raises(ConfigError):
         parse_key_ring(spec)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from gateway.status import TERMINAL, TRANSITIONS, Status, decide
@@ -12,7 +14,7 @@ HAPPY_PATH = [S.RECEIVED, S.ACCEPTED, S.ROUTED, S.SUBMITTED, S.SETTLED]
 
 
 def test_happy_path_applies_step_by_step() -> None:
-    for current, nxt in zip(HAPPY_PATH, HAPPY_PATH[1:], strict=False):
+    for current, nxt in itertools.pairwise(HAPPY_PATH):
         assert decide(current, nxt).applied
 
 
@@ -36,7 +38,7 @@ def test_disallowed_transitions_are_ignored_with_a_reason(current: Status, reque
 
 
 def test_terminal_statuses_only_allow_return_after_settlement() -> None:
-    assert TERMINAL == {S.SETTLED, S.REJECTED, S.FAILED, S.RETURNED, S.CANCELLED}
+    assert {S.SETTLED, S.REJECTED, S.FAILED, S.RETURNED, S.CANCELLED} == TERMINAL
     for status in TERMINAL - {S.SETTLED}:
         assert TRANSITIONS[status] == frozenset()
     assert TRANSITIONS[S.SETTLED] == {S.RETURNED}

@@ -1,0 +1,38 @@
+"""ISO 20022 bank adapter (pain.001.001.09 out, signed pain.002 back), a pluggy plugin.
+
+Registered through the ``gateway.adapters`` entry point like any third-party
+adapter. Its simulator lives in ``gateway_simulators.iso20022_bank`` and is
+imported only when someone asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from gateway.hookspecs import hookimpl
+from gateway_adapters.iso20022_bank.adapter import Iso20022BankAdapter
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from gateway.adapter import Adapter
+
+__all__ = ["Iso20022BankAdapter", "create_app", "gateway_adapter_classes", "gateway_simulators"]
+
+
+def create_app(settings: Mapping[str, Any]) -> web.Application:
+    """Build the bank simulator app (imported on first use, so the adapter stays light)."""
+    from gateway_simulators.iso20022_bank import create_app as _create_app
+
+    return _create_app(settings)
+
+
+@hookimpl
+def gateway_adapter_classes() -> Sequence[type[Adapter]]:
+    return [Iso20022BankAdapter]
+
+
+@hookimpl
+def gateway_simulators() -> Mapping[str, Callable[[Mapping[str, Any]], web.Application]]:
+    return {"iso20022_bank": create_app}

@@ -1,0 +1,360 @@
+"""The ISO 20022 bank adapter: pain.001.001.09 out over HTTPS, signed pain.002 back.
+
+Wire protocol (what the bank, and its simulator, speak):
+
+- ``POST {base_url}/pain001`` with one pain.001 per payment; headers
+  ``Idempotency-Key: <instruction id>``, ``X-Signature`` (HMAC of the body with
+  ``request_secret``) and ``X-Callback-Url``. The bank answers with a pain.002.
+- ``GET {base_url}/payments/{instruction id}/status`` (signature over the empty
+  body) answers a pain.002 with the current status, 404 if unknown.
+- The bank posts pain.002 callbacks to ``X-Callback-Url``.
+
+Everything the bank sends is signed with ``callback_secret``; the adapter acts
+only on what it can verify.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Self
+from urllib.parse import quote
+
+import aiohttp
+
+from gateway.accounts import IbanAccount, mask
+from gateway.adapter import (
+    Adapter,
+    AdapterContext,
+    Capabilities,
+    PaymentOrder,
+    StatusUpdate,
+    SubmitResult,
+)
+from gateway.crypto import sign_payload, verify_signature
+from gateway.errors import (
+    ContractError,
+    PermanentPartnerError,
+    SignatureError,
+    TransientPartnerError,
+)
+from gateway.status import Status
+from gateway_adapters.iso20022_bank.pain001 import build_pain001
+from gateway_adapters.iso20022_bank.pain002 import (
+    StatusReport,
+    parse_pain002,
+    status_updates,
+)
+from gateway_adapters.iso20022_bank.schemas import PAIN001_VERSION, PAIN001_XSD
+
+__all__ = ["SIGNATURE_HEADER", "Iso20022BankAdapter"]
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Signature"
+CALLBACK_URL_HEADER = "X-Callback-Url"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+_TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+_DEFAULT_MAX_AMOUNT = "999999999.99"
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup over any mapping (dict, CIMultiDict, ...)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, val in headers.items():
+        if key.lower() == lowered:
+            return val
+    return None
+
+
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date, relative to ``now``)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _redact(text: str, order: PaymentOrder) -> str:
+    """Mask the order's IBANs wherever a bank message might echo them back."""
+    for party in (order.debtor, order.creditor):
+        if isinstance(party.account, IbanAccount):
+            text = text.replace(party.account.iban, mask(party.account.iban))
+    return text
+
+
+class Iso20022BankAdapter(Adapter):
+    """A bank that takes ISO 20022 pain.001.001.09 and reports with signed pain.002."""
+
+    name: ClassVar[str] = "iso20022_bank"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        currencies=frozenset({"EUR"}),
+        account_kinds=frozenset({"iban"}),
+        types=frozenset({"credit_transfer", "payout", "refund"}),
+        max_amount=Decimal(_DEFAULT_MAX_AMOUNT),
+        instant=False,
+    )
+    partner_contracts: ClassVar[Mapping[str, str]] = {PAIN001_VERSION: str(PAIN001_XSD)}
+    settings_schema: ClassVar[Mapping[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["base_url", "request_secret", "callback_secret"],
+        "properties": {
+            "base_url": {"type": "string", "pattern": "^https?://", "minLength": 8},
+            "request_secret": {"type": "string", "minLength": 8},
+            "callback_secret": {"type": "string", "minLength": 8},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10},
+            "signature_tolerance_seconds": {"type": "number", "minimum": 1, "default": 300},
+            "currencies": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                "minItems": 1,
+                "uniqueItems": True,
+                "default": ["EUR"],
+            },
+            "max_amount": {
+                "type": ["string", "integer"],
+                "pattern": "^[0-9]{1,18}(\\.[0-9]{1,6})?$",
+                "default": _DEFAULT_MAX_AMOUNT,
+            },
+        },
+    }
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        request_secret: str,
+        callback_secret: str,
+        context: AdapterContext,
+        timeout_seconds: float = 10.0,
+        signature_tolerance_seconds: float = 300.0,
+        currencies: frozenset[str] = frozenset({"EUR"}),
+        max_amount: Decimal = Decimal(_DEFAULT_MAX_AMOUNT),
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._request_secret = request_secret.encode()
+        self._callback_secret = callback_secret.encode()
+        self.context = context
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.signature_tolerance = float(signature_tolerance_seconds)
+        # Currencies and limits come from settings, so each instance carries its own.
+        self.capabilities = Capabilities(
+            currencies=frozenset(currencies),
+            account_kinds=frozenset({"iban"}),
+            types=frozenset({"credit_transfer", "payout", "refund"}),
+            max_amount=max_amount,
+            instant=False,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
+        return f"Iso20022BankAdapter(base_url={self.base_url!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
+        """Build from ``partners.iso20022_bank`` settings (already schema-validated)."""
+        return cls(
+            base_url=str(settings["base_url"]),
+            request_secret=str(settings["request_secret"]),
+            callback_secret=str(settings["callback_secret"]),
+            context=context,
+            timeout_seconds=float(settings.get("timeout_seconds", 10)),
+            signature_tolerance_seconds=float(settings.get("signature_tolerance_seconds", 300)),
+            currencies=frozenset(settings.get("currencies") or ["EUR"]),
+            max_amount=Decimal(str(settings.get("max_amount", _DEFAULT_MAX_AMOUNT))),
+        )
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._client()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self._session
+
+    # -- HTTP -----------------------------------------------------------------------
+
+    async def _call(
+        self, method: str, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        headers = {**headers, SIGNATURE_HEADER: sign_payload(self._request_secret, body)}
+        try:
+            async with self._client().request(method, url, data=body, headers=headers) as resp:
+                return resp.status, resp.headers, await resp.read()
+        except TimeoutError:
+            raise TransientPartnerError(f"bank did not answer {method} in time") from None
+        except aiohttp.ClientError as exc:
+            raise TransientPartnerError(f"bank unreachable: {type(exc).__name__}") from None
+
+    def _verify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        """Only a response the bank signed is acted on.
+
+        A missing or forged signature on a synchronous answer means we cannot
+        know what the bank decided, so it is a ``TransientPartnerError``: the
+        dispatcher retries with the same Idempotency-Key, the bank deduplicates,
+        and the retry gets a (hopefully genuine) answer. Making it permanent
+        would let anyone on the path fail a payment the bank may have taken.
+        """
+        try:
+            verify_signature(
+                self._callback_secret,
+                body,
+                _header(headers, SIGNATURE_HEADER),
+                tolerance=self.signature_tolerance,
+                now=self.context.clock().timestamp(),
+            )
+        except SignatureError as exc:
+            raise TransientPartnerError(
+                f"bank response (HTTP {status}) failed signature check: {exc.message}"
+            ) from None
+
+    def _refusal(self, status: int, headers: Mapping[str, str], body: bytes, order: PaymentOrder) -> Exception:
+        """The error for a non-2xx answer: transient for 429/5xx, permanent for the rest."""
+        if status in _TRANSIENT_HTTP:
+            return TransientPartnerError(
+                f"bank answered HTTP {status}",
+                reason_code=f"HTTP{status}",
+                retry_after=_retry_after(_header(headers, "Retry-After"), self.context.clock()),
+            )
+        self._verify_response(status, headers, body)
+        code, message = self._error_detail(headers, body)
+        log.warning("bank refused %s: HTTP %s %s", order.id, status, code)
+        return PermanentPartnerError(
+            _redact(f"bank refused the payment (HTTP {status}): {message}", order),
+            reason_code=code or f"HTTP{status}",
+        )
+
+    @staticmethod
+    def _error_detail(headers: Mapping[str, str], body: bytes) -> tuple[str | None, str]:
+        """(reason code, message) from a pain.002 RJCT or the bank's JSON error body."""
+        content_type = (_header(headers, "Content-Type") or "").lower()
+        if "json" in content_type:
+            try:
+                error = json.loads(body)["error"]
+                return str(error.get("code")), str(error.get("message", ""))[:300]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return None, "unreadable error body"
+        try:
+            report = parse_pain002(body)
+        except ContractError:
+            return None, "unreadable error body"
+        txs = report.transactions
+        code = report.group_reason_code or (txs[0].reason_code if txs else None)
+        reason = report.group_reason or (txs[0].reason if txs else None)
+        return code, reason or "rejected"
+
+    def _report(self, body: bytes, what: str) -> StatusReport:
+        try:
+            return parse_pain002(body)
+        except ContractError as exc:
+            # A signed but unreadable answer: the bank is misbehaving; retrying is safe.
+            raise TransientPartnerError(f"bank {what} is not a valid pain.002: {exc.message}") from None
+
+    @staticmethod
+    def _own_update(report: StatusReport, order: PaymentOrder) -> StatusUpdate | None:
+        """The status in ``report`` that speaks for ``order``, if any."""
+        updates = status_updates(report)
+        for update in updates:
+            if update.instruction_id == order.id:
+                return update
+        if order.partner_reference:
+            for update in updates:
+                if update.instruction_id is None and update.partner_reference == order.partner_reference:
+                    return update
+        return None
+
+    # -- Adapter API ----------------------------------------------------------------
+
+    async def submit(self, order: PaymentOrder) -> SubmitResult:
+        """POST one pain.001; map the bank's signed pain.002 answer to a ``SubmitResult``.
+
+        2xx + ACTC/ACSP/... → ``submitted``; 2xx + ACSC → ``settled``; 2xx + RJCT →
+        ``rejected`` with the ISO reason code. 429/5xx, timeouts and connection
+        errors → ``TransientPartnerError``; other 4xx → ``PermanentPartnerError``
+        with the bank's reason code; an order the XSD rejects never leaves.
+        """
+        now = self.context.clock()
+        try:
+            body = build_pain001(
+                order,
+                created_at=now,
+                execution_date=order.requested_execution_date or now.date(),
+            )
+        except ContractError as exc:
+            raise PermanentPartnerError(
+                _redact(f"order cannot be expressed as {PAIN001_VERSION}: {exc.message}", order),
+                reason_code="FF01",
+            ) from None
+        headers = {
+            "Content-Type": "application/xml; charset=utf-8",
+            IDEMPOTENCY_HEADER: order.id,
+            CALLBACK_URL_HEADER: self.context.callback_url,
+        }
+        status, resp_headers, resp_body = await self._call("POST", f"{self.base_url}/pain001", body, headers)
+        if not 200 <= status < 300:
+            raise self._refusal(status, resp_headers, resp_body, order)
+        self._verify_response(status, resp_headers, resp_body)
+        report = self._report(resp_body, "answer")
+        update = self._own_update(report, order)
+        if update is None:
+            raise TransientPartnerError(f"bank answer does not mention instruction {order.id}")
+        partner_reference = update.partner_reference or report.message_id
+        result_status = update.status or Status.SUBMITTED
+        log.info("bank took %s as %s (%s)", order.id, partner_reference, update.partner_status)
+        return SubmitResult(
+            status=result_status,
+            partner_reference=partner_reference,
+            reason_code=update.reason_code if result_status is Status.REJECTED else None,
+            reason=update.reason if result_status is Status.REJECTED else None,
+            partner_status=update.partner_status,
+        )
+
+    async def poll(self, order: PaymentOrder) -> StatusUpdate | None:
+        """GET the payment's status; ``None`` when the bank does not know it (404)."""
+        url = f"{self.base_url}/payments/{quote(order.id, safe='')}/status"
+        status, headers, body = await self._call("GET", url, b"", {})
+        if status == 404:
+            self._verify_response(status, headers, body)
+            return None
+        if not 200 <= status < 300:
+            raise self._refusal(status, headers, body, order)
+        self._verify_response(status, headers, body)
+        update = self._own_update(self._report(body, "status report"), order)
+        if update is None:
+            raise TransientPartnerError(f"bank status report does not mention instruction {order.id}")
+        return update
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
+        """Verify the signature (first), then read the pain.002 into one update per transaction."""
+        verify_signature(
+            self._callback_secret,
+            body,
+            _header(headers, SIGNATURE_HEADER),
+            tolerance=self.signature_tolerance,
+            now=self.context.clock().timestamp(),
+        )
+        return status_updates(parse_pain002(body))

@@ -1,0 +1,129 @@
+"""Safe XML parsing for partner messages: no DTDs, no entities, no network.
+
+Partner XML is untrusted input. It is screened first by ``defusedxml`` (expat),
+which refuses any DOCTYPE at the declaration, before a single entity is
+defined, so a "billion laughs" or external-entity payload never reaches the
+parser that builds the tree. That parser (lxml, needed for XSD validation) is
+itself configured never to resolve entities or touch the network.
+"""
+
+from __future__ import annotations
+
+import re
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as _screen
+from lxml import etree
+
+from gateway.errors import ContractError, FieldError
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "child",
+    "children",
+    "clean_text",
+    "local_name",
+    "namespace",
+    "parse_xml",
+    "text",
+]
+
+#: Largest partner message we parse; a status report or a single payment is a few KB.
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+
+_ILLEGAL_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _parser() -> etree.XMLParser:
+    # A parser is not thread-safe; building one is cheap compared to a round trip.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_blank_text=False,
+        collect_ids=False,
+    )
+
+
+def parse_xml(body: bytes, *, pointer: str = "/Document") -> etree._Element:
+    """Parse ``body`` into its root element, or raise ``ContractError`` naming ``pointer``."""
+    if not isinstance(body, bytes | bytearray):
+        raise ContractError("XML body must be bytes", errors=[FieldError(pointer, "body is not bytes")])
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise ContractError(
+            "XML message too large",
+            errors=[FieldError(pointer, f"message exceeds {MAX_MESSAGE_BYTES} bytes")],
+        )
+    if not body.strip():
+        raise ContractError("empty XML message", errors=[FieldError(pointer, "body is empty")])
+    try:
+        _screen(bytes(body), forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException:
+        raise ContractError(
+            "XML with a DTD or entities is refused",
+            errors=[FieldError(pointer, "DOCTYPE / entity declarations are not allowed")],
+        ) from None
+    except ParseError as exc:
+        raise ContractError("malformed XML", errors=[FieldError(pointer, f"not well-formed XML: {exc}")]) from None
+    try:
+        root = etree.fromstring(bytes(body), _parser())
+    except etree.XMLSyntaxError as exc:
+        raise ContractError("malformed XML", errors=[FieldError(pointer, f"not well-formed XML: {exc.msg}")]) from None
+    tree = root.getroottree()
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise ContractError(
+            "XML with a DTD is refused",
+            errors=[FieldError(pointer, "DOCTYPE / entity declarations are not allowed")],
+        )
+    for node in root.iter(etree.Entity):
+        raise ContractError(
+            "XML entity references are refused",
+            errors=[FieldError(pointer, f"entity reference {node.text} is not allowed")],
+        )
+    return root
+
+
+def local_name(element: etree._Element) -> str:
+    """The tag without its namespace."""
+    return etree.QName(element).localname
+
+
+def namespace(element: etree._Element) -> str:
+    """The element's namespace URI ('' when it has none)."""
+    return etree.QName(element).namespace or ""
+
+
+def child(element: etree._Element | None, name: str) -> etree._Element | None:
+    """First child called ``name`` in any namespace (parsers stay version-agnostic)."""
+    if element is None:
+        return None
+    for node in element:
+        if isinstance(node.tag, str) and etree.QName(node).localname == name:
+            return node
+    return None
+
+
+def children(element: etree._Element | None, name: str) -> list[etree._Element]:
+    """Every child called ``name`` in any namespace."""
+    if element is None:
+        return []
+    return [node for node in element if isinstance(node.tag, str) and etree.QName(node).localname == name]
+
+
+def text(element: etree._Element | None, *path: str) -> str | None:
+    """Stripped text at ``path`` below ``element`` (local names), or ``None`` if absent/empty."""
+    node = element
+    for name in path:
+        node = child(node, name)
+    if node is None or node.text is None:
+        return None
+    value = node.text.strip()
+    return value or None
+
+
+def clean_text(value: str, max_length: int) -> str:
+    """Drop characters XML cannot carry and cut to the schema's ``max_length``."""
+    return _ILLEGAL_XML_CHARS.sub("", value).strip()[:max_length]
