@@ -166,7 +166,7 @@ async def _serve(args: argparse.Namespace) -> int:
     if demo_key:
         example = json.dumps(
             {
-                "reference": "INV-2026-000123",
+                "reference": "@REF@",
                 "type": "credit_transfer",
                 "amount": "1250.00",
                 "currency": "EUR",
@@ -179,6 +179,8 @@ async def _serve(args: argparse.Namespace) -> int:
                 "remittance_information": "Invoice 123",
             }
         )
+        # a fresh reference per run of the line: the shell fills it in between the quotes
+        example = example.replace("@REF@", "INV-'$(date +%s%N)'")
         print(
             f"\nDemo business unit API key: {demo_key}\nAPI: {url}/v1/instructions  (docs: {url}/openapi.json)\n"
             f"Try it:\n  curl -s -X POST {url}/v1/instructions "

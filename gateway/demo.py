@@ -206,7 +206,7 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"gateway demo: {count} instructions in {summary['seconds']} s")
+        table = Table(title=f"gateway demo: {count} instructions, {summary['seconds']} s")
         table.add_column("status")
         table.add_column("expected", justify="right")
         table.add_column("reached", justify="right")

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.config import load_settings
+from gateway.contracts import contracts
 from gateway.dispatch import Dispatcher
 from gateway.store.tables import outbox
 from gateway_simulators.iso20022_bank import BANK, Bank, signed_status_report
@@ -57,6 +58,8 @@ async def test_instruction_settles_end_to_end_through_callbacks(gateway: LiveGat
     settled = view["events"][-1]
     assert settled["source"] == "callback" and settled["partner_status"] == "ACSC"
     assert view["adapter"] == "iso20022_bank" and view["partner_reference"]
+    # what the gateway reports back satisfies the status-event contract
+    assert [contracts().errors("status-event", e) for e in view["events"]] == [[]] * len(view["events"])
     payments = bank_of(gateway).describe()
     assert [(p["instruction_id"], p["submissions"], p["status"]) for p in payments] == [(instruction_id, 1, "settled")]
     assert payments[0]["amount"] == "1250.00" and payments[0]["currency"] == "EUR"

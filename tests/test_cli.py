@@ -1,0 +1,84 @@
+"""The command line: exit code 2 with one line for user errors; real runs of db, keys, adapters, demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GATEWAY = [sys.executable, "-m", "gateway.cli"]
+
+
+def run(*args: str, config: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    cmd = [*GATEWAY, *(["--config", str(config)] if config else []), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={"PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cli.db'}\npartners: {{}}\nsimulators: {{}}\n")
+    return path
+
+
+def test_db_upgrade_then_keys_create_prints_only_the_key(config: Path) -> None:
+    assert run("db", "upgrade", config=config).returncode == 0
+    result = run("keys", "create", "--business-unit", "erp-europe", "--scope", "instructions", config=config)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("pgw_") and len(result.stdout.strip().splitlines()) == 1
+
+
+def test_keys_create_before_migration_says_what_to_do(config: Path) -> None:
+    result = run("keys", "create", "--business-unit", "erp", config=config)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "gateway: the database schema is not up to date: run `gateway db upgrade` first"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["keys", "create", "--business-unit", "erp", "--scope", "root"], "invalid choice: 'root'"),
+        (["keys", "create"], "--business-unit"),
+        (["demo", "--count", "0"], "must be at least 1"),
+        (["nonsense"], "invalid choice: 'nonsense'"),
+        (["--config", "/nonexistent.yaml", "db", "upgrade"], "cannot read config file /nonexistent.yaml"),
+        (["simulate", "nobank"], "no simulator named 'nobank'"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_file_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("dispatch:\n  lease_secs: 5\n")
+    result = run("db", "upgrade", config=path)
+    assert result.returncode == 2
+    assert "unknown key dispatch.lease_secs" in result.stderr
+
+
+def test_adapters_list_shows_the_builtin_adapter_from_its_entry_point() -> None:
+    result = run("adapters", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    adapters = {a["name"]: a for a in json.loads(result.stdout)}
+    bank = adapters["iso20022_bank"]
+    assert bank["enabled"] and bank["simulator"]
+    assert bank["module"].startswith("gateway_adapters.")
+    assert bank["capabilities"]["account_kinds"] == ["iban"]
+
+
+def test_demo_reaches_every_predicted_status_and_loses_nothing() -> None:
+    result = run("demo", "--count", "40", "--json", timeout=180)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["sent"] == 40 and summary["lost"] == 0 and summary["mismatched"] == 0
+    assert sum(summary["by_status"].values()) == 40
+    assert summary["by_status"] == summary["expected"]
+    assert set(summary["by_status"]) == {"settled", "rejected"}
