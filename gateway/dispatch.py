@@ -1,9 +1,15 @@
-"""The dispatcher: claims outbox jobs under a lease and carries each to its partner.
+"""The dispatcher: claims outbox jobs under a lease and carries them to their partners.
 
 Crash-safe by construction: a job is leased, never removed, until its outcome
 is committed; a process that dies mid-job leaves a lease that expires, and the
 next claimer resumes from the instruction's recorded status. The instruction id
 is the partner's idempotency key, so a resumed submit never pays twice.
+
+Jobs are handled in batches, like intake: one query loads a batch, one
+transaction records its screening and routing, the partner calls run
+concurrently, and one transaction records their outcomes. The database sees a
+handful of statements per batch, not per payment, so dispatch does not starve
+intake on SQLite's single writer.
 """
 
 from __future__ import annotations
@@ -12,15 +18,16 @@ import asyncio
 import contextlib
 import logging
 import random
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from gateway.errors import NotFoundError, PermanentPartnerError, TransientPartnerError
-from gateway.events import StatusChange
+from gateway.errors import PermanentPartnerError, TransientPartnerError
 from gateway.routing import choose_adapter
 from gateway.status import Status
 from gateway.store import repo
-from gateway.store.repo import OutboxJob
+from gateway.store.repo import OutboxJob, Transition
 
 if TYPE_CHECKING:
     from gateway.adapter import PaymentOrder
@@ -30,14 +37,11 @@ __all__ = ["Dispatcher", "backoff_delay"]
 
 log = logging.getLogger(__name__)
 S = Status
+_SOURCE = "dispatcher"
 
 
 def backoff_delay(
-    attempts: int,
-    base: float,
-    cap: float,
-    retry_after: float | None = None,
-    rng: random.Random | None = None,
+    attempts: int, base: float, cap: float, retry_after: float | None = None, rng: random.Random | None = None
 ) -> float:
     """Exponential backoff with "equal jitter"; never sooner than the partner's Retry-After."""
     ceiling = min(cap, base * (2**attempts))
@@ -45,8 +49,17 @@ def backoff_delay(
     return max(delay, retry_after or 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """A job to try again later."""
+
+    job: OutboxJob
+    error: str
+    retry_after: float | None = None
+
+
 class Dispatcher:
-    """Claims due outbox jobs and processes them with bounded concurrency."""
+    """Claims due outbox jobs and processes them in batches with bounded concurrency."""
 
     def __init__(self, runtime: Runtime, owner: str | None = None) -> None:
         self.rt = runtime
@@ -60,7 +73,7 @@ class Dispatcher:
         self.idle = float(cfg.get("idle_poll_seconds", 0.5))
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: dict[asyncio.Task[None], int] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -79,6 +92,11 @@ class Dispatcher:
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
+    @property
+    def busy(self) -> int:
+        """Jobs being processed right now."""
+        return sum(self._inflight.values())
+
     async def _loop(self) -> None:
         while True:
             try:
@@ -88,7 +106,7 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher claim failed; retrying")
                 claimed = 0
-            if claimed == 0 or len(self._inflight) >= self.concurrency:
+            if claimed == 0 or self.busy >= self.concurrency:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle)
@@ -97,146 +115,130 @@ class Dispatcher:
         now = self.rt.clock()
         async with self.rt.engine.begin() as conn:
             return await repo.claim_outbox(
-                conn,
-                self.owner,
-                now,
-                now + timedelta(seconds=self.lease),
-                limit or self.concurrency,
+                conn, self.owner, now, now + timedelta(seconds=self.lease), limit or self.concurrency
             )
 
     async def claim_and_spawn(self) -> int:
-        free = self.concurrency - len(self._inflight)
+        free = self.concurrency - self.busy
         if free <= 0:
             return 0
         jobs = await self.claim(free)
-        for job in jobs:
-            task = asyncio.create_task(self._guarded(job), name=f"dispatch-{job.instruction_id}")
-            self._inflight.add(task)
+        if jobs:
+            task = asyncio.create_task(self._guarded(jobs), name=f"dispatch-batch-{jobs[0].id}")
+            self._inflight[task] = len(jobs)
             task.add_done_callback(self._done)
         return len(jobs)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
+        self._inflight.pop(task, None)
         self.wake()
 
     async def run_until_idle(self, timeout: float = 30.0) -> None:
-        """Process due jobs until none are left (tests and the demo use this without the loop)."""
+        """Process due jobs until none are left (tests and tools use this without the loop)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             jobs = await self.claim()
             if not jobs:
                 return
-            await asyncio.gather(*(self._guarded(j) for j in jobs))
+            await self._guarded(jobs)
         raise TimeoutError("dispatcher did not become idle")
 
-    async def _guarded(self, job: OutboxJob) -> None:
+    async def _guarded(self, jobs: Sequence[OutboxJob]) -> None:
         try:
-            await self.process(job)
+            await self.process(jobs)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("dispatch of %s failed unexpectedly", job.instruction_id)
-            await self._retry(job, f"internal error: {type(exc).__name__}", None)
+            log.exception("dispatch batch of %d failed unexpectedly", len(jobs))
+            try:
+                await self._commit([], [], [_Retry(j, f"internal error: {type(exc).__name__}") for j in jobs])
+            except Exception:
+                log.exception("could not reschedule the batch; its leases will expire")
 
-    async def _record(self, job_id: int | None, instruction_id: str, status: Status, **kw: object) -> None:
-        """Record a status and optionally finish the job, in one transaction."""
-        now = self.rt.clock()
-        async with self.rt.engine.begin() as conn:
-            rec = await repo.record_status(conn, instruction_id, status, now=now, source="dispatcher", **kw)  # type: ignore[arg-type]
-            if job_id is not None:
-                await repo.finish_outbox(conn, job_id, self.owner)
-        self.rt.announce([rec.change])
-
-    async def process(self, job: OutboxJob) -> None:
-        """Screen, route and submit one instruction; record every step."""
-        try:
-            row, order = await self.rt.load_order(job.instruction_id)
-        except NotFoundError:
-            async with self.rt.engine.begin() as conn:
-                await repo.finish_outbox(conn, job.id, self.owner)
-            return
-        status = Status(row["status"])
-        changes: list[StatusChange | None] = []
-        adapter_name = row["adapter"]
-        if status in (S.RECEIVED, S.ACCEPTED):
-            now = self.rt.clock()
+    async def process(self, jobs: Sequence[OutboxJob]) -> None:
+        """Screen, route and submit a batch of instructions; record every step."""
+        loaded = await self.rt.load_orders([j.instruction_id for j in jobs])
+        transitions: list[Transition] = []
+        finished: list[OutboxJob] = []
+        to_submit: list[tuple[OutboxJob, str, PaymentOrder]] = []
+        routed_now: list[tuple[OutboxJob, str, PaymentOrder]] = []
+        for job in jobs:
+            if job.instruction_id not in loaded:
+                finished.append(job)
+                continue
+            row, order = loaded[job.instruction_id]
+            status = Status(row["status"])
+            if status is S.ROUTED:  # resumed after a crash: submit again, same idempotency key
+                to_submit.append((job, row["adapter"], order))
+                continue
+            if status not in (S.RECEIVED, S.ACCEPTED):  # held, submitted or final: nothing to dispatch
+                finished.append(job)
+                continue
+            if status is S.RECEIVED:
+                transitions.append(Transition(order.id, S.ACCEPTED, _SOURCE, reason="screening passed"))
             decision = choose_adapter(order, self.rt.adapters, row["channel"])
-            async with self.rt.engine.begin() as conn:
-                if status is S.RECEIVED:
-                    rec = await repo.record_status(
-                        conn,
-                        order.id,
-                        S.ACCEPTED,
-                        source="dispatcher",
-                        now=now,
-                        reason="screening passed",
-                    )
-                    changes.append(rec.change)
-                    if not rec.decision:
-                        await repo.finish_outbox(conn, job.id, self.owner)
-                        return self.rt.announce(changes)
-                if decision.adapter is None:
-                    rec = await repo.record_status(
-                        conn,
-                        order.id,
-                        S.REJECTED,
-                        source="dispatcher",
-                        now=now,
-                        reason_code="NO_ROUTE",
-                        reason=decision.reason,
-                    )
-                    changes.append(rec.change)
-                    await repo.finish_outbox(conn, job.id, self.owner)
-                    return self.rt.announce(changes)
-                rec = await repo.record_status(
-                    conn,
-                    order.id,
-                    S.ROUTED,
-                    source="dispatcher",
-                    now=now,
-                    adapter=decision.adapter,
-                    reason=decision.reason,
+            if decision.adapter is None:
+                transitions.append(
+                    Transition(order.id, S.REJECTED, _SOURCE, reason_code="NO_ROUTE", reason=decision.reason)
                 )
-                changes.append(rec.change)
-                if not rec.decision:  # cancelled meanwhile
-                    await repo.finish_outbox(conn, job.id, self.owner)
-                    return self.rt.announce(changes)
-            self.rt.announce(changes)
-            adapter_name = decision.adapter
-        elif status is not S.ROUTED:
-            # held, already submitted or final: nothing left to dispatch
-            async with self.rt.engine.begin() as conn:
-                await repo.finish_outbox(conn, job.id, self.owner)
-            return
-        await self._submit(job, adapter_name, order)
+                finished.append(job)
+            else:
+                transitions.append(
+                    Transition(order.id, S.ROUTED, _SOURCE, adapter=decision.adapter, reason=decision.reason)
+                )
+                routed_now.append((job, decision.adapter, order))
+        if transitions or finished:
+            records = await self._commit(transitions, finished, [])
+            last_by_id = {t.instruction_id: rec for t, rec in zip(transitions, records, strict=True)}
+            for job, adapter, order in routed_now:
+                if last_by_id[order.id].decision:
+                    to_submit.append((job, adapter, order))
+                else:  # cancelled meanwhile: nothing to send
+                    await self._commit([], [job], [])
+        if to_submit:
+            await self._submit_all(to_submit)
 
-    async def _submit(self, job: OutboxJob, adapter_name: str, order: PaymentOrder) -> None:
+    async def _submit_all(self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]]) -> None:
+        outcomes = await asyncio.gather(*(self._submit_one(job, adapter, order) for job, adapter, order in batch))
+        transitions: list[Transition] = []
+        finished: list[OutboxJob] = []
+        retries: list[_Retry] = []
+        for (job, _, _), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, _Retry):
+                retries.append(outcome)
+            else:
+                transitions.append(outcome)
+                finished.append(job)
+        await self._commit(transitions, finished, retries)
+
+    async def _submit_one(self, job: OutboxJob, adapter_name: str, order: PaymentOrder) -> Transition | _Retry:
         adapter = self.rt.adapters.get(adapter_name)
         if adapter is None:
-            await self._retry(job, f"adapter {adapter_name} is not enabled", None)
-            return
+            return _Retry(job, f"adapter {adapter_name} is not enabled")
         try:
             result = await adapter.submit(order)
         except TransientPartnerError as exc:
             self.rt.metrics.dispatch.labels(adapter_name, "transient").inc()
-            await self._retry(job, exc.message, exc.retry_after)
-            return
+            return _Retry(job, exc.message, exc.retry_after)
         except PermanentPartnerError as exc:
             self.rt.metrics.dispatch.labels(adapter_name, "permanent").inc()
-            await self._record(
-                job.id,
+            return Transition(
                 order.id,
                 S.FAILED,
+                _SOURCE,
                 adapter=adapter_name,
                 reason_code=exc.reason_code or "PARTNER_ERROR",
                 reason=exc.message,
             )
-            return
+        except Exception as exc:  # an adapter bug must not lose the job: retry, then fail
+            log.exception("adapter %s raised on submit", adapter_name)
+            self.rt.metrics.dispatch.labels(adapter_name, "error").inc()
+            return _Retry(job, f"adapter error: {type(exc).__name__}")
         self.rt.metrics.dispatch.labels(adapter_name, result.status.value).inc()
-        await self._record(
-            job.id,
+        return Transition(
             order.id,
             result.status,
+            _SOURCE,
             adapter=adapter_name,
             partner_reference=result.partner_reference,
             partner_status=result.partner_status,
@@ -244,19 +246,36 @@ class Dispatcher:
             reason=result.reason,
         )
 
-    async def _retry(self, job: OutboxJob, error: str, retry_after: float | None) -> None:
-        attempts = job.attempts + 1
-        if attempts >= self.max_attempts:
-            await self._record(
-                job.id,
-                job.instruction_id,
-                S.FAILED,
-                reason_code="RETRIES_EXHAUSTED",
-                reason=f"gave up after {attempts} attempts: {error}",
-            )
-            return
-        delay = backoff_delay(job.attempts, self.backoff_base, self.backoff_max, retry_after)
-        when: datetime = self.rt.clock() + timedelta(seconds=delay)
+    async def _commit(
+        self, transitions: list[Transition], finished: Sequence[OutboxJob], retries: Sequence[_Retry]
+    ) -> list[repo.StatusRecord]:
+        """Record transitions, finish jobs and reschedule retries in one transaction; announce after."""
+        now = self.rt.clock()
+        transitions = list(transitions)
+        finished = list(finished)
+        reschedule: list[tuple[_Retry, float]] = []
+        for retry in retries:
+            attempts = retry.job.attempts + 1
+            if attempts >= self.max_attempts:
+                transitions.append(
+                    Transition(
+                        retry.job.instruction_id,
+                        S.FAILED,
+                        _SOURCE,
+                        reason_code="RETRIES_EXHAUSTED",
+                        reason=f"gave up after {attempts} attempts: {retry.error}",
+                    )
+                )
+                finished.append(retry.job)
+            else:
+                delay = backoff_delay(retry.job.attempts, self.backoff_base, self.backoff_max, retry.retry_after)
+                reschedule.append((retry, delay))
         async with self.rt.engine.begin() as conn:
-            await repo.retry_outbox(conn, job.id, self.owner, when, error)
-        log.info("dispatch of %s retried in %.2fs: %s", job.instruction_id, delay, error)
+            records = await repo.record_transitions(conn, transitions, now)
+            await repo.finish_outbox_many(conn, [j.id for j in finished], self.owner)
+            for retry, delay in reschedule:
+                await repo.retry_outbox(conn, retry.job.id, self.owner, now + timedelta(seconds=delay), retry.error)
+        self.rt.announce(r.change for r in records)
+        for retry, delay in reschedule:
+            log.info("dispatch of %s retried in %.2fs: %s", retry.job.instruction_id, delay, retry.error)
+        return records

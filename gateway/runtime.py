@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
@@ -147,20 +147,27 @@ class Runtime:
 
             raise UnknownAdapterError(f"no enabled adapter named {name!r}") from None
 
-    async def load_order(self, instruction_id: str) -> tuple[dict[str, Any], PaymentOrder]:
-        """The instruction row and its decrypted ``PaymentOrder``."""
+    async def load_orders(self, instruction_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any], PaymentOrder]]:
+        """Rows and decrypted ``PaymentOrder``s for the ids that exist, in one query."""
+        if not instruction_ids:
+            return {}
         async with self.engine.connect() as conn:
-            row = (
+            rows = (
                 (
                     await conn.execute(
                         select(instructions, business_units.c.name.label("business_unit_name"))
                         .join(business_units, business_units.c.id == instructions.c.business_unit_id)
-                        .where(instructions.c.id == instruction_id)
+                        .where(instructions.c.id.in_(list(instruction_ids)))
                     )
                 )
                 .mappings()
-                .first()
+                .all()
             )
-        if row is None:
+        return {row["id"]: (dict(row), self.codec.payment_order(row, row["business_unit_name"])) for row in rows}
+
+    async def load_order(self, instruction_id: str) -> tuple[dict[str, Any], PaymentOrder]:
+        """The instruction row and its decrypted ``PaymentOrder``."""
+        found = await self.load_orders([instruction_id])
+        if instruction_id not in found:
             raise NotFoundError(f"instruction {instruction_id} not found")
-        return dict(row), self.codec.payment_order(row, row["business_unit_name"])
+        return found[instruction_id]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import ConfigError, ConflictError, NotFoundError
@@ -154,6 +154,126 @@ class StatusRecord:
     change: StatusChange | None
 
 
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A requested status change for one instruction, with what the event should say."""
+
+    instruction_id: str
+    status: Status
+    source: str
+    adapter: str | None = None
+    partner_reference: str | None = None
+    partner_status: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+
+
+async def record_transitions(
+    conn: AsyncConnection, transitions: Sequence[Transition], now: datetime
+) -> list[StatusRecord]:
+    """Append one event per transition and apply those the state machine allows; set-based.
+
+    One locking read (``FOR UPDATE`` on PostgreSQL, in id order so batches never
+    deadlock; SQLite has a single writer), one ``executemany`` update, one
+    ``executemany`` insert — whatever the batch size. Several transitions of one
+    instruction apply in order. Ignored transitions are recorded too. Raises
+    ``NotFoundError`` if an instruction does not exist.
+    """
+    if not transitions:
+        return []
+    ids = sorted({t.instruction_id for t in transitions})
+    query = (
+        select(
+            instructions.c.id,
+            instructions.c.status,
+            instructions.c.event_count,
+            instructions.c.business_unit_id,
+            instructions.c.adapter,
+            instructions.c.partner_reference,
+        )
+        .where(instructions.c.id.in_(ids))
+        .order_by(instructions.c.id)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    state: dict[str, dict[str, Any]] = {r.id: dict(r._mapping) for r in await conn.execute(query)}
+    missing = [i for i in ids if i not in state]
+    if missing:
+        raise NotFoundError(f"instruction {missing[0]} not found")
+    original_counts = {i: row["event_count"] for i, row in state.items()}
+    events: list[dict[str, Any]] = []
+    records: list[StatusRecord] = []
+    for t in transitions:
+        row = state[t.instruction_id]
+        current = Status(row["status"])
+        decision = decide(current, t.status)
+        row["event_count"] += 1
+        if decision.applied:
+            row["status"] = t.status.value
+            if t.adapter is not None:
+                row["adapter"] = t.adapter
+        if t.partner_reference and not row["partner_reference"]:
+            row["partner_reference"] = t.partner_reference
+        events.append(
+            event_row(
+                t.instruction_id,
+                row["event_count"],
+                current,
+                t.status,
+                decision,
+                source=t.source,
+                occurred_at=now,
+                adapter=t.adapter or row["adapter"],
+                partner_reference=t.partner_reference or row["partner_reference"],
+                partner_status=t.partner_status,
+                reason_code=t.reason_code,
+                reason=t.reason,
+            )
+        )
+        change = (
+            StatusChange(
+                instruction_id=t.instruction_id,
+                business_unit_id=row["business_unit_id"],
+                previous=current,
+                current=t.status,
+                source=t.source,
+                occurred_at=now,
+                reason_code=t.reason_code,
+            )
+            if decision.applied
+            else None
+        )
+        records.append(StatusRecord(decision, current, change))
+    result = await conn.execute(
+        update(instructions)
+        .where(instructions.c.id == bindparam("b_id"), instructions.c.event_count == bindparam("b_old"))
+        .values(
+            status=bindparam("b_status"),
+            adapter=bindparam("b_adapter"),
+            partner_reference=bindparam("b_pref"),
+            event_count=bindparam("b_count"),
+            updated_at=bindparam("b_now"),
+        ),
+        [
+            {
+                "b_id": i,
+                "b_old": original_counts[i],
+                "b_status": row["status"],
+                "b_adapter": row["adapter"],
+                "b_pref": row["partner_reference"],
+                "b_count": row["event_count"],
+                "b_now": now,
+            }
+            for i, row in state.items()
+        ],
+    )
+    if conn.dialect.name == "sqlite" and result.rowcount != len(state):
+        # Cannot happen with SQLite's single writer; refuse rather than write a gap.
+        raise ConflictError("instructions changed during a status update; retry")
+    await conn.execute(instruction_events.insert(), events)
+    return records
+
+
 async def record_status(
     conn: AsyncConnection,
     instruction_id: str,
@@ -167,74 +287,32 @@ async def record_status(
     reason_code: str | None = None,
     reason: str | None = None,
 ) -> StatusRecord:
-    """Append a status event and apply it if the state machine allows; race-free.
-
-    Compare-and-set on ``event_count``: a concurrent writer makes the update
-    miss, and we re-read and decide again. Ignored transitions are recorded too.
-    """
-    for _ in range(20):
-        row = (
-            await conn.execute(
-                select(
-                    instructions.c.status,
-                    instructions.c.event_count,
-                    instructions.c.business_unit_id,
-                    instructions.c.adapter,
-                    instructions.c.partner_reference,
-                ).where(instructions.c.id == instruction_id)
-            )
-        ).first()
-        if row is None:
-            raise NotFoundError(f"instruction {instruction_id} not found")
-        current = Status(row.status)
-        decision = decide(current, requested)
-        values: dict[str, Any] = {"event_count": row.event_count + 1, "updated_at": now}
-        if decision.applied:
-            values["status"] = requested.value
-            if adapter is not None:
-                values["adapter"] = adapter
-        if partner_reference and not row.partner_reference:
-            values["partner_reference"] = partner_reference
-        result = await conn.execute(
-            update(instructions)
-            .where(instructions.c.id == instruction_id, instructions.c.event_count == row.event_count)
-            .values(**values)
-        )
-        if result.rowcount != 1:
-            continue
-        await conn.execute(
-            instruction_events.insert().values(
-                **event_row(
-                    instruction_id,
-                    row.event_count + 1,
-                    current,
-                    requested,
-                    decision,
-                    source=source,
-                    occurred_at=now,
-                    adapter=adapter or row.adapter,
-                    partner_reference=partner_reference or row.partner_reference,
-                    partner_status=partner_status,
-                    reason_code=reason_code,
-                    reason=reason,
-                )
-            )
-        )
-        change = (
-            StatusChange(
-                instruction_id=instruction_id,
-                business_unit_id=row.business_unit_id,
-                previous=current,
-                current=requested,
-                source=source,
-                occurred_at=now,
+    """Append a status event and apply it if the state machine allows (one instruction)."""
+    (record,) = await record_transitions(
+        conn,
+        [
+            Transition(
+                instruction_id,
+                requested,
+                source,
+                adapter=adapter,
+                partner_reference=partner_reference,
+                partner_status=partner_status,
                 reason_code=reason_code,
+                reason=reason,
             )
-            if decision.applied
-            else None
-        )
-        return StatusRecord(decision, current, change)
-    raise ConflictError(f"instruction {instruction_id} is changing too fast; retry")
+        ],
+        now,
+    )
+    return record
+
+
+async def current_status(conn: AsyncConnection, instruction_id: str) -> Status | None:
+    """The instruction's status now (``None`` if there is no such instruction)."""
+    value = (
+        await conn.execute(select(instructions.c.status).where(instructions.c.id == instruction_id))
+    ).scalar_one_or_none()
+    return Status(value) if value is not None else None
 
 
 async def set_partner_reference(conn: AsyncConnection, instruction_id: str, partner_reference: str) -> None:
@@ -297,8 +375,15 @@ async def claim_outbox(
 
 async def finish_outbox(conn: AsyncConnection, job_id: int, owner: str) -> bool:
     """Delete a job this owner still holds; False if the lease was lost meanwhile."""
-    result = await conn.execute(delete(outbox).where(outbox.c.id == job_id, outbox.c.lease_owner == owner))
-    return result.rowcount == 1
+    return await finish_outbox_many(conn, [job_id], owner) == 1
+
+
+async def finish_outbox_many(conn: AsyncConnection, job_ids: Sequence[int], owner: str) -> int:
+    """Delete the jobs this owner still holds; returns how many it did."""
+    if not job_ids:
+        return 0
+    result = await conn.execute(delete(outbox).where(outbox.c.id.in_(list(job_ids)), outbox.c.lease_owner == owner))
+    return int(result.rowcount)
 
 
 async def retry_outbox(conn: AsyncConnection, job_id: int, owner: str, available_at: datetime, error: str) -> None:

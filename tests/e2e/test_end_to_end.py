@@ -205,13 +205,21 @@ async def test_crash_after_submit_before_commit_never_pays_twice(database: Datab
         instruction_id = await submit(gw)
         crashed = Dispatcher(gw.runtime, owner="process-that-dies")
 
-        async def die_before_commit(*args: object, **kwargs: object) -> None:
-            raise ProcessDied
+        commits = 0
+        real_commit = crashed._commit
 
-        crashed._record = die_before_commit  # type: ignore[method-assign]
-        (job,) = await crashed.claim()
+        async def die_at_second_commit(*args: Any, **kwargs: Any) -> Any:
+            nonlocal commits
+            commits += 1
+            if commits == 2:  # the first commit records the routing; the second would record the bank's answer
+                raise ProcessDied
+            return await real_commit(*args, **kwargs)
+
+        crashed._commit = die_at_second_commit  # type: ignore[method-assign]
+        jobs = await crashed.claim()
+        assert len(jobs) == 1
         with pytest.raises(ProcessDied):
-            await crashed.process(job)  # routed, submitted to the bank, then died before recording it
+            await crashed.process(jobs)  # routed, submitted to the bank, then died before recording the answer
         assert (await gw.get_instruction(instruction_id))["status"] == "routed"
         await asyncio.sleep(0.6)  # lease expires
         await Dispatcher(gw.runtime, owner="survivor").run_until_idle()
