@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Self
 
-from gateway.accounts import Party
+from gateway.accounts import Party, UltimateParty
 from gateway.money import Money
 from gateway.status import Status
 
@@ -78,6 +78,12 @@ class PaymentOrder:
 
     ``id`` is the gateway's instruction id; adapters MUST send it to the
     partner as the idempotency key, so a retry never pays twice.
+
+    Remittance: ``remittance_information`` is always the text to pass on. For a
+    structured remittance (contract 2.0) it holds the ISO 11649 creditor reference,
+    so an adapter that only knows unstructured text still transmits it; an adapter
+    that can send structured remittance (pain.001 ``Strd/CdtrRefInf``, type SCOR)
+    uses ``creditor_reference`` instead when it is set.
     """
 
     id: str
@@ -92,6 +98,12 @@ class PaymentOrder:
     urgency: str = "standard"
     metadata: Mapping[str, str] = field(default_factory=dict)
     partner_reference: str | None = None
+    #: ISO 11649 creditor reference (structured remittance, type SCOR), or None
+    creditor_reference: str | None = None
+    #: ISO 20022 ExternalPurpose1Code, or None
+    purpose: str | None = None
+    ultimate_debtor: UltimateParty | None = None
+    ultimate_creditor: UltimateParty | None = None
 
 
 @dataclass(frozen=True)

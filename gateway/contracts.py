@@ -91,6 +91,11 @@ class ContractRegistry:
         )
         self._validators: dict[tuple[str, str], Draft202012Validator] = {}
 
+    @property
+    def resources(self) -> Registry:
+        """Every loaded schema by ``$id``, for resolving references between documents."""
+        return self._registry
+
     def messages(self) -> list[str]:
         return sorted({m for m, _ in self._schemas})
 

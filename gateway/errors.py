@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ContractError",
+    "ContractVersionError",
     "CurrencyError",
     "DomainError",
     "DuplicateReferenceError",
@@ -24,6 +25,7 @@ __all__ = [
     "ForbiddenError",
     "GatewayError",
     "IdempotencyConflictError",
+    "IdentifierError",
     "MoneyError",
     "NotFoundError",
     "PermanentPartnerError",
@@ -105,6 +107,13 @@ class AccountError(DomainError):
     slug = "invalid-account"
 
 
+class IdentifierError(DomainError):
+    """A reference or identifier (ISO 11649 creditor reference, LEI) fails its check digits."""
+
+    default_message = "invalid identifier"
+    slug = "invalid-identifier"
+
+
 class ContractError(GatewayError, ValueError):
     """A message does not satisfy its JSON contract; ``errors`` has every failing pointer."""
 
@@ -119,6 +128,13 @@ class BadRequestError(GatewayError, ValueError):
     default_message = "bad request"
     status = 400
     slug = "bad-request"
+
+
+class ContractVersionError(BadRequestError):
+    """The requested contract version is malformed, unknown, retired, or asked for twice differently."""
+
+    default_message = "unsupported contract version"
+    slug = "unsupported-contract-version"
 
 
 class UnsupportedMediaTypeError(GatewayError):

@@ -1,7 +1,9 @@
 """From a contract-valid instruction document to domain values (Money, Party, date).
 
 The JSON contract checks shape; this module checks meaning (IBAN checksums, ABA
-check digits, currency minor units) and reports every failing field at once.
+check digits, currency minor units, ISO 11649 and LEI check digits) and reports
+every failing field at once. It reads the *newest* contract shape only: older
+versions are upcast first (``gateway.versioning``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from gateway.accounts import Party, parse_party
-from gateway.errors import DomainError, FieldError, MoneyError
+from stdnum import iso11649
+from stdnum.exceptions import ValidationError as _StdnumError
+
+from gateway.accounts import Party, UltimateParty, parse_party, parse_ultimate_party
+from gateway.errors import DomainError, FieldError, IdentifierError, MoneyError
 from gateway.money import Money
 
 __all__ = ["InstructionData", "parse_instruction"]
@@ -30,7 +35,13 @@ class InstructionData:
     money: Money
     debtor: Party
     creditor: Party
+    #: unstructured remittance text (ISO 20022 Ustrd)
     remittance_information: str | None = None
+    #: structured remittance: an ISO 11649 creditor reference (type SCOR), check digits validated
+    creditor_reference: str | None = None
+    purpose: str | None = None
+    ultimate_debtor: UltimateParty | None = None
+    ultimate_creditor: UltimateParty | None = None
     requested_execution_date: date | None = None
     urgency: str = "standard"
     channel: str | None = None
@@ -62,12 +73,34 @@ def _money(doc: Mapping[str, Any]) -> Money:
         raise type(exc)(exc.message, pointer=pointer) from None
 
 
+def _creditor_reference(remittance: Mapping[str, Any]) -> str | None:
+    structured = remittance.get("structured")
+    if not structured:
+        return None
+    try:
+        return str(iso11649.validate(structured["creditor_reference"]))
+    except _StdnumError as exc:
+        pointer = "/remittance_information/structured/creditor_reference"
+        raise IdentifierError(f"invalid ISO 11649 creditor reference: {exc}", pointer=pointer) from None
+
+
+def _ultimate(doc: Mapping[str, Any], role: str) -> UltimateParty | None:
+    return parse_ultimate_party(doc[role], f"/{role}") if doc.get(role) else None
+
+
 def parse_instruction(doc: Mapping[str, Any]) -> InstructionData:
-    """Build ``InstructionData`` from a contract-valid document; raise ``DomainError`` with all errors."""
+    """Build ``InstructionData`` from a contract-valid document in the newest shape.
+
+    Raise ``DomainError`` listing every failing field.
+    """
     errors: list[FieldError] = []
     money = _collect(errors, lambda: _money(doc))
     debtor = _collect(errors, lambda: parse_party(doc["debtor"], "/debtor"))
     creditor = _collect(errors, lambda: parse_party(doc["creditor"], "/creditor"))
+    ultimate_debtor = _collect(errors, lambda: _ultimate(doc, "ultimate_debtor"))
+    ultimate_creditor = _collect(errors, lambda: _ultimate(doc, "ultimate_creditor"))
+    remittance: Mapping[str, Any] = doc.get("remittance_information") or {}
+    creditor_reference = _collect(errors, lambda: _creditor_reference(remittance))
     if errors or money is None or debtor is None or creditor is None:
         raise DomainError(errors[0].message, pointer=errors[0].pointer, errors=errors)
     raw_date = doc.get("requested_execution_date")
@@ -77,7 +110,11 @@ def parse_instruction(doc: Mapping[str, Any]) -> InstructionData:
         money=money,
         debtor=debtor,
         creditor=creditor,
-        remittance_information=doc.get("remittance_information"),
+        remittance_information=remittance.get("unstructured"),
+        creditor_reference=creditor_reference,
+        purpose=doc.get("purpose"),
+        ultimate_debtor=ultimate_debtor,
+        ultimate_creditor=ultimate_creditor,
         requested_execution_date=date.fromisoformat(raw_date) if raw_date else None,
         urgency=doc.get("urgency", "standard"),
         channel=doc.get("channel"),

@@ -30,6 +30,7 @@ from gateway.store import repo
 from gateway.store.codec import event_view, public_view
 from gateway.store.intake import IntakeItem, IntakeOutcome
 from gateway.store.tables import instruction_events, instructions
+from gateway.versioning import VERSION_HEADER, negotiate, parse_as_latest, requested_version
 
 __all__ = ["routes"]
 
@@ -75,10 +76,17 @@ async def create_instruction(request: web.Request) -> web.Response:
     if not _KEY_RE.match(key):
         raise BadRequestError("send an Idempotency-Key header (1-255 printable ASCII characters, e.g. a UUID)")
     doc = await read_json(request)
-    version = principal.default_contract_version or rt.contracts.latest("instruction")
-    rt.contracts.validate("instruction", doc, version)
-    data = parse_instruction(doc)
     now = rt.clock()
+    contract = negotiate(
+        rt.contracts,
+        "instruction",
+        requested=requested_version(request.headers.get(VERSION_HEADER), request.headers.get("Content-Type")),
+        pinned=principal.default_contract_version,
+        now=now,
+    )
+    version = contract.version
+    rt.contracts.validate("instruction", doc, version)
+    data = parse_as_latest(rt.contracts, "instruction", version, doc, parse_instruction)
     instruction_id = new_id("ins")
     response = {
         "id": instruction_id,
@@ -116,7 +124,7 @@ async def create_instruction(request: web.Request) -> web.Response:
             errors=[FieldError("/reference", "duplicate reference")],
         )
     body = result.response or response
-    headers = {"Location": f"/v1/instructions/{body['id']}"}
+    headers = {"Location": f"/v1/instructions/{body['id']}", VERSION_HEADER: version, **contract.lifecycle_headers()}
     if result.outcome is IntakeOutcome.REPLAYED:
         headers["Idempotent-Replayed"] = "true"
     return web.json_response(body, status=result.status_code, headers=headers)

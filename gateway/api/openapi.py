@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway import __version__
 from gateway.contracts import ContractRegistry
+from gateway.versioning import VERSION_HEADER, VersionInfo, compatibility_lines
 
 __all__ = ["build_openapi"]
 
@@ -19,8 +20,66 @@ def _problems(*codes: int) -> dict[str, Any]:
     return {str(c): _PROBLEM for c in codes}
 
 
+def _instruction_versions(contracts: ContractRegistry) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Schema components, the request body, and the Contract-Version parameter for every instruction version."""
+    versions = contracts.versions("instruction")
+    latest = versions[-1]
+    default = compatibility_lines(contracts, "instruction")[0][-1]
+
+    def component(version: str) -> str:
+        return "Instruction" if version == latest else f"Instruction-{version}"
+
+    schemas = {component(v): contracts.schema("instruction", v) for v in reversed(versions)}
+    media: dict[str, Any] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{component(default)}"}}}
+    notes = []
+    for version in reversed(versions):
+        info = VersionInfo.of(contracts, "instruction", version)
+        ref = f"#/components/schemas/{component(version)}"
+        media[f"application/json; version={version}"] = {"schema": {"$ref": ref}}
+        if info.deprecated:
+            notes.append(f"{version} is deprecated since {info.deprecated}, retired on {info.sunset or 'a later date'}")
+    parameter = {
+        "name": VERSION_HEADER,
+        "in": "header",
+        "required": False,
+        "description": (
+            f"Instruction contract version: {', '.join(versions)}. Same as the media-type parameter "
+            "`Content-Type: application/json; version=X`; if both are sent they must agree (else 400). "
+            f"Unknown or retired versions are 400. {'; '.join(notes)}."
+        ),
+        "schema": {"type": "string", "enum": versions},
+    }
+    body = {
+        "required": True,
+        "description": (
+            "A payment instruction in the version named by `Contract-Version` or `version=`; with neither, the "
+            f"business unit's pinned version, else {default} (the newest version of the oldest compatibility line "
+            "still served, so a new breaking version never changes what an unversioned request means)."
+        ),
+        "content": media,
+    }
+    return schemas, body, parameter
+
+
+_RESPONSE_HEADERS = {
+    "Location": {"description": "The new instruction's URL.", "schema": {"type": "string"}},
+    VERSION_HEADER: {
+        "description": "The instruction contract version the request was read with (also stored with it).",
+        "schema": {"type": "string"},
+    },
+    "Deprecation": {
+        "description": "Only for a deprecated contract version: when it was deprecated (RFC 9745, `@` + Unix time).",
+        "schema": {"type": "string", "examples": ["@1795651200"]},
+    },
+    "Sunset": {
+        "description": "Only for a deprecated contract version: when it stops being accepted (RFC 8594, HTTP-date).",
+        "schema": {"type": "string", "examples": ["Wed, 30 Jun 2027 00:00:00 GMT"]},
+    },
+}
+
+
 def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str, Any]:
-    instruction = contracts.schema("instruction")
+    instruction_schemas, instruction_body, version_parameter = _instruction_versions(contracts)
     event = contracts.schema("status-event")
     bearer = [{"apiKey": []}]
     id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -44,7 +103,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 }
             },
             "schemas": {
-                "Instruction": instruction,
+                **instruction_schemas,
                 "StatusEvent": event,
                 "Accepted": {
                     "type": "object",
@@ -112,15 +171,14 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                             "required": True,
                             "description": "Same key + same body replays the first response; a different body is 409.",
                             "schema": {"type": "string", "maxLength": 255},
-                        }
+                        },
+                        version_parameter,
                     ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Instruction"}}},
-                    },
+                    "requestBody": instruction_body,
                     "responses": {
                         "202": {
                             "description": "Accepted and durable",
+                            "headers": _RESPONSE_HEADERS,
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
                         },
                         **_problems(400, 401, 403, 409, 413, 415, 422, 503),
@@ -298,10 +356,17 @@ def render_markdown(doc: dict[str, Any]) -> str:
             if body:
                 media = ", ".join(f"`{m}`" for m in body["content"])
                 lines += ["", f"Request body: {media}."]
-                ref = next(iter(body["content"].values())).get("schema", {}).get("$ref", "")
-                if ref.endswith("/Instruction"):
-                    lines += ["", "Body fields (contract `instruction`, see `contracts/instruction/`):", ""]
+                refs = [m.get("schema", {}).get("$ref", "") for m in body["content"].values()]
+                if any(r.endswith("/Instruction") for r in refs):
+                    if body.get("description"):
+                        lines += ["", body["description"]]
                     schema = doc["components"]["schemas"]["Instruction"]
+                    lines += [
+                        "",
+                        f"Body fields of the latest version ({schema.get('x-version')}); every version, field by "
+                        "field, with its change log: [docs/contracts/instruction.md](contracts/instruction.md).",
+                        "",
+                    ]
                     required = set(schema.get("required", []))
                     lines += ["| field | required | description |", "|---|---|---|"]
                     for name, prop in schema["properties"].items():
@@ -311,6 +376,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
             for code, resp in sorted(op["responses"].items()):
                 meaning = resp.get("description") if "$ref" not in resp else "problem details (RFC 9457)"
                 lines.append(f"| {code} | {meaning} |")
+            for code, resp in sorted(op["responses"].items()):
+                if resp.get("headers"):
+                    lines += ["", f"Response headers ({code}):", "", "| header | description |", "|---|---|"]
+                    lines += [f"| `{h}` | {spec['description']} |" for h, spec in resp["headers"].items()]
     lines += [
         "",
         "## Errors",

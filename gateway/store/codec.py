@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway.accounts import Agent, Party, parse_account
+from gateway.accounts import Agent, Party, UltimateParty, parse_account, parse_ultimate_party
 from gateway.adapter import PaymentOrder
 from gateway.crypto import FieldCipher
 from gateway.instruction import InstructionData
@@ -62,6 +62,10 @@ class InstructionCodec:
                 "creditor": data.creditor.account.masked(),
             },
             "remittance_information": data.remittance_information,
+            "creditor_reference": data.creditor_reference,
+            "purpose": data.purpose,
+            "ultimate_debtor": data.ultimate_debtor.as_dict() if data.ultimate_debtor else None,
+            "ultimate_creditor": data.ultimate_creditor.as_dict() if data.ultimate_creditor else None,
             "requested_execution_date": data.requested_execution_date,
             "urgency": data.urgency,
             "channel": data.channel,
@@ -82,6 +86,7 @@ class InstructionCodec:
 
     def payment_order(self, row: Mapping[str, Any], business_unit: str) -> PaymentOrder:
         """The decrypted instruction as an adapter receives it."""
+        reference = row.get("creditor_reference")
         return PaymentOrder(
             id=row["id"],
             business_unit=business_unit,
@@ -90,12 +95,21 @@ class InstructionCodec:
             money=Money(row["amount"], row["currency"]),
             debtor=self._party(row, "debtor"),
             creditor=self._party(row, "creditor"),
-            remittance_information=row["remittance_information"],
+            # adapters that only know text still pass a structured reference on (see PaymentOrder)
+            remittance_information=row["remittance_information"] or reference,
             requested_execution_date=row["requested_execution_date"],
             urgency=row["urgency"],
             metadata=dict(row["metadata"] or {}),
             partner_reference=row["partner_reference"],
+            creditor_reference=reference,
+            purpose=row.get("purpose"),
+            ultimate_debtor=_ultimate(row.get("ultimate_debtor"), "/ultimate_debtor"),
+            ultimate_creditor=_ultimate(row.get("ultimate_creditor"), "/ultimate_creditor"),
         )
+
+
+def _ultimate(stored: dict[str, Any] | None, pointer: str) -> UltimateParty | None:
+    return parse_ultimate_party(stored, pointer) if stored else None
 
 
 def public_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,6 +132,10 @@ def public_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "debtor": debtor,
         "creditor": creditor,
         "remittance_information": row["remittance_information"],
+        "creditor_reference": row.get("creditor_reference"),
+        "purpose": row.get("purpose"),
+        "ultimate_debtor": row.get("ultimate_debtor"),
+        "ultimate_creditor": row.get("ultimate_creditor"),
         "requested_execution_date": date.isoformat() if date else None,
         "urgency": row["urgency"],
         "channel": row["channel"],

@@ -111,7 +111,11 @@ instructions = Table(
     Column("creditor_account", Text(), nullable=False),  # AES-GCM
     Column("creditor_agent", String(11)),
     Column("masked", JSON(), nullable=False),  # masked accounts, for display only
-    Column("remittance_information", String(140)),
+    Column("remittance_information", String(140)),  # unstructured text
+    Column("creditor_reference", String(35)),  # structured remittance: ISO 11649 reference (contract 2.0+)
+    Column("purpose", String(4)),  # ISO 20022 ExternalPurpose1Code (contract 1.1+)
+    Column("ultimate_debtor", JSON()),  # {"name", "identification"?} (contract 1.1+); holds no account
+    Column("ultimate_creditor", JSON()),
     Column("requested_execution_date", Date()),
     Column("urgency", String(10), nullable=False),
     Column("channel", String(64)),

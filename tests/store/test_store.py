@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.contracts import contracts
 from gateway.crypto import FieldCipher, parse_key_ring
 from gateway.ids import new_id
-from gateway.instruction import parse_instruction
+from gateway.instruction import InstructionData, parse_instruction
 from gateway.status import Decision, Status
 from gateway.store import repo
 from gateway.store.codec import InstructionCodec
 from gateway.store.migrate import current_revision, head_revision
 from gateway.store.tables import instruction_events, instructions, metadata
+from gateway.versioning import parse_as_latest
 from tests.support import example_instruction
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -32,6 +35,10 @@ async def test_migrations_create_exactly_the_declared_tables(engine: AsyncEngine
     assert diff == []
 
 
+def _parse(body: dict[str, Any]) -> InstructionData:
+    return parse_as_latest(contracts(), "instruction", "1.1", body, parse_instruction)
+
+
 async def _insert_instruction(engine: AsyncEngine) -> str:
     cipher = FieldCipher(parse_key_ring("t:" + "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE="))
     codec = InstructionCodec(cipher)
@@ -39,9 +46,7 @@ async def _insert_instruction(engine: AsyncEngine) -> str:
     async with engine.begin() as conn:
         bu = await repo.ensure_business_unit(conn, "erp", NOW)
         await conn.execute(
-            instructions.insert().values(
-                codec.new_row(instruction_id, bu, parse_instruction(example_instruction()), "1.0", NOW)
-            )
+            instructions.insert().values(codec.new_row(instruction_id, bu, _parse(example_instruction()), "1.1", NOW))
         )
         await conn.execute(
             instruction_events.insert().values(

@@ -23,13 +23,21 @@ def test_every_contract_file_states_its_name_and_version() -> None:
 def test_validators_are_built_once_and_cached() -> None:
     registry = contracts()
     assert registry is contracts()
-    assert registry.validator("instruction") is registry.validator("instruction", "1.0")
+    assert registry.validator("instruction") is registry.validator("instruction", registry.latest("instruction"))
+    assert registry.validator("instruction", "1.0") is registry.validator("instruction", "1.0")
 
 
-def test_the_contract_example_is_valid() -> None:
+@pytest.mark.parametrize("version", ["1.0", "1.1", "2.0"])
+def test_every_contract_version_accepts_its_own_examples(version: str) -> None:
     registry = contracts()
-    examples = [*registry.schema("instruction")["examples"], example_instruction()]
-    assert [registry.errors("instruction", e) for e in examples] == [[]] * len(examples)
+    examples = registry.schema("instruction", version)["examples"]
+    assert examples
+    assert [registry.errors("instruction", e, version) for e in examples] == [[]] * len(examples)
+
+
+def test_the_test_suite_example_is_a_valid_1x_instruction() -> None:
+    assert contracts().errors("instruction", example_instruction(), "1.0") == []
+    assert contracts().errors("instruction", example_instruction(), "1.1") == []
 
 
 @pytest.mark.parametrize(
@@ -44,21 +52,21 @@ def test_the_contract_example_is_valid() -> None:
 def test_account_errors_point_at_the_field(account: dict[str, object], pointer: str) -> None:
     body = example_instruction()
     body["creditor"]["account"] = account
-    errors = contracts().errors("instruction", body)
+    errors = contracts().errors("instruction", body, "1.1")
     assert errors and errors[0].pointer.startswith("/creditor/account")
     assert any(e.pointer == pointer for e in errors), errors
 
 
 def test_pointer_escapes_slashes_and_tildes() -> None:
     body = example_instruction(metadata={"a/b~c": "x" * 300})
-    errors = contracts().errors("instruction", body)
+    errors = contracts().errors("instruction", body, "1.1")
     assert errors[0].pointer == "/metadata/a~1b~0c"
 
 
 def test_error_names_the_first_failure_and_lists_all() -> None:
     body = example_instruction(type="gift", urgency="now")
     with pytest.raises(ContractError) as info:
-        contracts().validate("instruction", body)
+        contracts().validate("instruction", body, "1.1")
     pointers = [e.pointer for e in info.value.errors]
     assert set(pointers) == {"/type", "/urgency"}
     assert info.value.message.startswith(pointers[0])
