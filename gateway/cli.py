@@ -212,6 +212,10 @@ async def _simulate(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else int(cfg.pop("port", 0))
     cfg.pop("host", None)
     cfg.pop("port", None)
+    if args.scenario:
+        cfg["scenario"] = args.scenario
+    if args.seed is not None:
+        cfg["seed"] = args.seed
     app = await start_app(factories[args.name](cfg), bind(host, port))
     print(f"simulator {args.name} listening on {app.url}", file=sys.stderr, flush=True)
     try:
@@ -285,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="simulator name (see `gateway adapters list`)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--scenario", help="scenario YAML file, or the name of a shipped one (happy, flaky-network, ...)")
+    p.add_argument("--seed", type=int, help="seed for every random choice (default: the scenario's)")
     p.set_defaults(func=_simulate)
 
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
@@ -307,10 +313,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="docs/api.md", help="file to write, or - for stdout")
     p.set_defaults(func=_docs_api)
 
+    # contracts: handlers live in gateway.contract_tools, imported only when a contracts command runs
+    def _contract_tool(name: str) -> Any:
+        async def run(args: argparse.Namespace) -> int:
+            from gateway import contract_tools
+
+            return int(await getattr(contract_tools, name)(args))
+
+        return run
+
+    contracts_cmd = sub.add_parser("contracts", help="versioned JSON contracts").add_subparsers(
+        dest="contracts_command", required=True
+    )
+    p = contracts_cmd.add_parser("check", help="classify every change between versions; exit 1 if a claim is false")
+    p.add_argument("--root", help="folder of <message>/<version>.json (default: the shipped contracts)")
+    p.add_argument("--json", action="store_true", help="print one JSON report object")
+    p.set_defaults(func=_contract_tool("check_command"))
+    p = contracts_cmd.add_parser("docs", help="write one Markdown page per contract message")
+    p.add_argument("--root", help="folder of <message>/<version>.json (default: the shipped contracts)")
+    p.add_argument("--output", default="docs/contracts", help="folder to write (default docs/contracts)")
+    p.set_defaults(func=_contract_tool("docs_command"))
+    p = contracts_cmd.add_parser("pin", help="set a business unit's default instruction contract version")
+    p.add_argument("business_unit", help="business unit name")
+    p.add_argument("version", nargs="?", help="contract version, e.g. 1.1")
+    p.add_argument("--clear", action="store_true", help="remove the pin: the default version applies")
+    p.set_defaults(func=_contract_tool("pin_command"))
+
     adapters = sub.add_parser("adapters", help="adapters").add_subparsers(dest="adapters_command", required=True)
     p = adapters.add_parser("list", help="installed adapters and their capabilities")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_adapters_list)
+
+    # qa: gateway + simulator playing a scenario, judged (gateway.qa, imported only when it runs)
+    async def _qa_run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from gateway.qa import run_qa
+
+        summary = await run_qa(
+            _settings(args),
+            args.scenario,
+            count=args.count,
+            seed=args.seed,
+            partner=args.partner,
+            junit=Path(args.junit) if args.junit else None,
+            quiet=args.json,
+        )
+        if args.json:
+            print(json.dumps(summary))
+        return 0 if summary["ok"] else 1
+
+    qa_cmd = sub.add_parser("qa", help="QA runs against partner simulators").add_subparsers(
+        dest="qa_command", required=True
+    )
+    p = qa_cmd.add_parser("run", help="run a scenario against an in-process gateway; exit 1 unless all pass")
+    p.add_argument("scenario", help="scenario YAML file, or the name of a shipped one (happy, flaky-network, ...)")
+    p.add_argument("--count", type=_positive, default=50, help="instructions to send (default 50)")
+    p.add_argument("--seed", type=int, help="seed for every random choice (default: the scenario's)")
+    p.add_argument("--partner", help="simulator to run (default: the scenario's partner)")
+    p.add_argument("--junit", help="write a JUnit XML report (one testcase per instruction) to this file")
+    p.add_argument("--json", action="store_true", help="print one JSON summary object")
+    p.set_defaults(func=_qa_run)
     return parser
 
 

@@ -4,6 +4,11 @@ Out-of-order and duplicate updates are safe: each goes through the state
 machine (``gateway.status``) and an update that cannot apply is recorded as
 ignored. An update is only accepted for an instruction that was routed to the
 adapter that reports it.
+
+A return (``returned``) proves the payment settled first. When the partner's
+settlement report was lost or overtaken by the return, the settlement is
+recorded as implied by the return, so ``settled → returned`` applies instead of
+the return being refused as illegal and the payment resting in ``submitted``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from gateway.adapter import StatusUpdate
 from gateway.events import StatusChange
+from gateway.status import Status
 from gateway.store import repo
 
 if TYPE_CHECKING:
@@ -23,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["UpdateSummary", "apply_updates"]
 
 log = logging.getLogger(__name__)
+
+_BEFORE_SETTLED = frozenset({Status.ROUTED, Status.SUBMITTED})
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,17 @@ async def apply_updates(rt: Runtime, adapter: str, updates: Sequence[StatusUpdat
                     await repo.set_partner_reference(conn, instruction_id, update.partner_reference)
                 ignored += 1
                 continue
+            if update.status is Status.RETURNED and await repo.current_status(conn, instruction_id) in _BEFORE_SETTLED:
+                implied = await repo.record_status(
+                    conn,
+                    instruction_id,
+                    Status.SETTLED,
+                    source=source,
+                    now=now,
+                    partner_reference=update.partner_reference,
+                    reason="implied by the partner's return report",
+                )
+                changes.append(implied.change)
             rec = await repo.record_status(
                 conn,
                 instruction_id,

@@ -20,6 +20,9 @@ from gateway.store.db import create_engine
 from gateway.store.migrate import upgrade
 from tests.support import BACKENDS, PG_URL, SHARED_DATA, Database, LiveGateway, start_gateway, stop_gateway
 
+# the simulators' fixtures (sim_probe, scenario_file, partner_simulator), as a QA team would load them
+pytest_plugins = ["gateway_simulators.pytest_plugin"]
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
