@@ -90,6 +90,7 @@ class ContractRegistry:
             if "$id" in s
         )
         self._validators: dict[tuple[str, str], Draft202012Validator] = {}
+        self._versions: dict[str, list[str]] = {}
 
     @property
     def resources(self) -> Registry:
@@ -101,7 +102,10 @@ class ContractRegistry:
 
     def versions(self, message: str) -> list[str]:
         """Known versions of ``message``, oldest first."""
-        return sorted((v for m, v in self._schemas if m == message), key=_version_key)
+        found = self._versions.get(message)
+        if found is None:  # the registry never changes after loading: sort once
+            found = self._versions[message] = sorted((v for m, v in self._schemas if m == message), key=_version_key)
+        return list(found)
 
     def latest(self, message: str) -> str:
         versions = self.versions(message)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from email.message import Message
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from gateway.contracts import ContractRegistry
@@ -67,6 +68,10 @@ class VersionInfo:
 
     @classmethod
     def of(cls, registry: ContractRegistry, message: str, version: str) -> VersionInfo:
+        return _version_info(registry, message, version)
+
+    @classmethod
+    def _read(cls, registry: ContractRegistry, message: str, version: str) -> VersionInfo:
         schema = registry.schema(message, version)
         return cls(
             message=message,
@@ -90,6 +95,12 @@ class VersionInfo:
         return headers
 
 
+@lru_cache(maxsize=256)
+def _version_info(registry: ContractRegistry, message: str, version: str) -> VersionInfo:
+    # registries are immutable once loaded, so what a version file says is read once
+    return VersionInfo._read(registry, message, version)
+
+
 def compatibility_lines(registry: ContractRegistry, message: str) -> list[list[str]]:
     """The versions of ``message`` grouped into lines: a new line starts at every ``breaking`` version."""
     lines: list[list[str]] = []
@@ -101,12 +112,24 @@ def compatibility_lines(registry: ContractRegistry, message: str) -> list[list[s
 
 
 def _served(registry: ContractRegistry, message: str, now: datetime) -> list[str]:
-    return [v for v in registry.versions(message) if not VersionInfo.of(registry, message, v).retired(now)]
+    return list(_served_on(registry, message, now.astimezone(UTC).date()))
+
+
+@lru_cache(maxsize=256)
+def _served_on(registry: ContractRegistry, message: str, day: date) -> tuple[str, ...]:
+    # versions retire at 00:00 UTC, so what is served only changes from one day to the next
+    noon = datetime.combine(day, time(12), tzinfo=UTC)
+    return tuple(v for v in registry.versions(message) if not VersionInfo.of(registry, message, v).retired(noon))
 
 
 def default_version(registry: ContractRegistry, message: str, now: datetime) -> str:
     """The version a request that names none (and has no pin) gets: the newest of the oldest line still served."""
-    served = set(_served(registry, message, now))
+    return _default_on(registry, message, now.astimezone(UTC).date())
+
+
+@lru_cache(maxsize=256)
+def _default_on(registry: ContractRegistry, message: str, day: date) -> str:
+    served = set(_served_on(registry, message, day))
     for line in compatibility_lines(registry, message):
         alive = [v for v in line if v in served]
         if alive:
