@@ -15,6 +15,7 @@ only on what it can verify.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -49,6 +50,7 @@ from gateway_adapters.iso20022_bank.pain002 import (
     parse_pain002,
     status_updates,
 )
+from gateway_adapters.iso20022_bank.reasons import describe_reason
 from gateway_adapters.iso20022_bank.schemas import PAIN001_VERSION, PAIN001_XSD
 
 __all__ = ["SIGNATURE_HEADER", "Iso20022BankAdapter"]
@@ -267,12 +269,28 @@ class Iso20022BankAdapter(Adapter):
         reason = report.group_reason or (txs[0].reason if txs else None)
         return code, reason or "rejected"
 
-    def _report(self, body: bytes, what: str) -> StatusReport:
+    def _report(self, headers: Mapping[str, str], body: bytes, what: str) -> StatusReport:
+        content_type = (_header(headers, "Content-Type") or "").lower()
+        if "xml" not in content_type:
+            # What the bank does not declare as XML is not read as XML (a proxy's page, a mix-up).
+            raise TransientPartnerError(f"bank {what} is {content_type or 'untyped'}, not XML")
         try:
             return parse_pain002(body)
         except ContractError as exc:
             # A signed but unreadable answer: the bank is misbehaving; retrying is safe.
             raise TransientPartnerError(f"bank {what} is not a valid pain.002: {exc.message}") from None
+
+    @staticmethod
+    def _check_echo(report: StatusReport, order: PaymentOrder, what: str) -> None:
+        """A report that names another amount or currency for this payment is not about it: never act on it."""
+        for tx in report.transactions:
+            if tx.instruction_id != order.id or tx.amount is None:
+                continue
+            if tx.currency != order.money.currency or tx.amount != order.money.amount:
+                raise TransientPartnerError(
+                    f"bank {what} for {order.id} names {tx.amount} {tx.currency}, "
+                    f"not {order.money.amount} {order.money.currency}"
+                )
 
     @staticmethod
     def _own_update(report: StatusReport, order: PaymentOrder) -> StatusUpdate | None:
@@ -318,7 +336,8 @@ class Iso20022BankAdapter(Adapter):
         if not 200 <= status < 300:
             raise self._refusal(status, resp_headers, resp_body, order)
         self._verify_response(status, resp_headers, resp_body)
-        report = self._report(resp_body, "answer")
+        report = self._report(resp_headers, resp_body, "answer")
+        self._check_echo(report, order, "answer")
         update = self._own_update(report, order)
         if update is None:
             raise TransientPartnerError(f"bank answer does not mention instruction {order.id}")
@@ -329,7 +348,7 @@ class Iso20022BankAdapter(Adapter):
             status=result_status,
             partner_reference=partner_reference,
             reason_code=update.reason_code if result_status is Status.REJECTED else None,
-            reason=update.reason if result_status is Status.REJECTED else None,
+            reason=describe_reason(update.reason_code, update.reason) if result_status is Status.REJECTED else None,
             partner_status=update.partner_status,
         )
 
@@ -343,10 +362,12 @@ class Iso20022BankAdapter(Adapter):
         if not 200 <= status < 300:
             raise self._refusal(status, headers, body, order)
         self._verify_response(status, headers, body)
-        update = self._own_update(self._report(body, "status report"), order)
+        report = self._report(headers, body, "status report")
+        self._check_echo(report, order, "status report")
+        update = self._own_update(report, order)
         if update is None:
             raise TransientPartnerError(f"bank status report does not mention instruction {order.id}")
-        return update
+        return _described(update)
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
         """Verify the signature (first), then read the pain.002 into one update per transaction."""
@@ -357,4 +378,11 @@ class Iso20022BankAdapter(Adapter):
             tolerance=self.signature_tolerance,
             now=self.context.clock().timestamp(),
         )
-        return status_updates(parse_pain002(body))
+        return [_described(u) for u in status_updates(parse_pain002(body))]
+
+
+def _described(update: StatusUpdate) -> StatusUpdate:
+    """Fill in a readable reason for a reason code the bank sent without text."""
+    if update.reason_code and not update.reason:
+        return dataclasses.replace(update, reason=describe_reason(update.reason_code, None))
+    return update

@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 
 from lxml import etree
@@ -36,6 +37,7 @@ from gateway_adapters.iso20022_bank.schemas import PAIN001_VERSION
 __all__ = [
     "PAIN002_NAMESPACE",
     "PAIN002_VERSION",
+    "RETURN_FLAG",
     "STATUS_BY_CODE",
     "PaymentInformationStatus",
     "StatusReport",
@@ -53,6 +55,10 @@ _STATUS_CODE_RE = re.compile(r"^[A-Z]{4}$")
 _REASON_CODE_RE = re.compile(r"^[A-Z0-9]{1,4}$")
 _MAX35 = 35
 _ROOT = "/Document/CstmrPmtStsRpt"
+#: Proprietary reason (a second ``StsRsnInf``) that marks a ``RJCT`` sent after
+#: ``ACSC``: the bank settled, then the payment came back (a return). The first
+#: ``StsRsnInf`` carries the ISO return reason code (e.g. ``AC04``, ``MD07``).
+RETURN_FLAG = "RTRN"
 
 S = Status
 #: ExternalPaymentTransactionStatus1Code → gateway status; ``None`` is an
@@ -93,6 +99,11 @@ class TransactionStatus:
     account_servicer_reference: str | None = None
     status_id: str | None = None
     accepted_at: datetime | None = None
+    #: a RJCT after settlement (flagged with the ``RTRN`` proprietary reason)
+    returned: bool = False
+    #: OrgnlTxRef/Amt/InstdAmt: what the bank says the original payment was
+    amount: Decimal | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,10 +194,15 @@ def build_pain002(report: StatusReport) -> bytes:
                 _el(node, "OrgnlEndToEndId", tx.end_to_end_id)
             _el(node, "TxSts", tx.status)
             _reason(node, tx.reason_code, tx.reason)
+            if tx.returned:
+                _el(_el(_el(node, "StsRsnInf"), "Rsn"), "Prtry", RETURN_FLAG)
             if tx.accepted_at:
                 _el(node, "AccptncDtTm", _datetime(tx.accepted_at))
             if tx.account_servicer_reference:
                 _el(node, "AcctSvcrRef", tx.account_servicer_reference)
+            if tx.amount is not None and tx.currency:
+                amount = _el(_el(_el(node, "OrgnlTxRef"), "Amt"), "InstdAmt", str(tx.amount))
+                amount.set("Ccy", tx.currency)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -247,6 +263,26 @@ class _Reader:
                 return code, " ".join(lines) or None
         return None, None
 
+    def returned(self, element: etree._Element) -> bool:
+        """Whether any StsRsnInf carries the proprietary ``RTRN`` flag."""
+        return any(text(child(info, "Rsn"), "Prtry") == RETURN_FLAG for info in children(element, "StsRsnInf"))
+
+    def amount(self, element: etree._Element, pointer: str) -> tuple[Decimal | None, str | None]:
+        """OrgnlTxRef/Amt/InstdAmt (value, currency) if the bank echoed the original amount."""
+        node = child(child(child(element, "OrgnlTxRef"), "Amt"), "InstdAmt")
+        if node is None:
+            return None, None
+        try:
+            value = Decimal((node.text or "").strip())
+        except InvalidOperation:
+            self.fail(f"{pointer}/OrgnlTxRef/Amt/InstdAmt", f"{(node.text or '')[:20]!r} is not an amount")
+            return None, None
+        currency = node.get("Ccy")
+        if not currency or not re.match(r"^[A-Z]{3}$", currency):
+            self.fail(f"{pointer}/OrgnlTxRef/Amt/InstdAmt/@Ccy", "is not a currency code")
+            return None, None
+        return value, currency
+
 
 def parse_pain002(body: bytes) -> StatusReport:
     """Parse a pain.002 of any version; raise ``ContractError`` listing every problem."""
@@ -297,6 +333,7 @@ def parse_pain002(body: bytes) -> StatusReport:
             if tx_status is None:
                 r.fail(f"{tp}/TxSts", "no status here, nor at payment or group level")
                 continue
+            amount, currency = r.amount(node, tp)
             transactions.append(
                 TransactionStatus(
                     status=tx_status,
@@ -307,6 +344,9 @@ def parse_pain002(body: bytes) -> StatusReport:
                     account_servicer_reference=r.ident(node, "AcctSvcrRef", tp, required=False),
                     status_id=r.ident(node, "StsId", tp, required=False),
                     accepted_at=r.when(node, "AccptncDtTm", tp, required=False),
+                    returned=tx_status == "RJCT" and r.returned(node),
+                    amount=amount,
+                    currency=currency,
                 )
             )
         payments.append(
@@ -339,6 +379,9 @@ def parse_pain002(body: bytes) -> StatusReport:
 def status_updates(report: StatusReport) -> list[StatusUpdate]:
     """One ``StatusUpdate`` per transaction in ``report``.
 
+    A ``RJCT`` flagged ``RTRN`` (see ``RETURN_FLAG``) is a return after
+    settlement: ``returned``, with the return reason code.
+
     The payment is identified by OrgnlInstrId (the gateway's instruction id, as
     this adapter sends it) and by the bank's AcctSvcrRef (else StsId). A report
     with no transactions speaks for whole blocks or the whole message: since
@@ -360,7 +403,7 @@ def status_updates(report: StatusReport) -> list[StatusUpdate]:
                 )
             updates.append(
                 StatusUpdate(
-                    status=gateway_status(tx.status),
+                    status=S.RETURNED if tx.returned else gateway_status(tx.status),
                     instruction_id=tx.instruction_id,
                     partner_reference=partner_reference,
                     partner_status=tx.status,

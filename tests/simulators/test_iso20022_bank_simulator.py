@@ -14,10 +14,10 @@ from aiohttp.test_utils import TestClient
 
 from gateway.crypto import sign_payload, verify_signature
 from gateway.errors import ConfigError
-from gateway_adapters.iso20022_bank.pain001 import read_pain001
 from gateway_adapters.iso20022_bank.pain002 import parse_pain002
-from gateway_simulators.iso20022_bank import BANK, create_app, signed_status_report
-from gateway_simulators.iso20022_bank.rules import decide, parse_rules
+from gateway_simulators.core import CoreSettings, Decision, Simulator
+from gateway_simulators.core.scenario import legacy_rules
+from gateway_simulators.iso20022_bank import BANK, Iso20022Bank, create_app, signed_status_report
 
 CALLBACK_SECRET = b"bank-callback-secret"
 BankClient = Callable[..., Awaitable[TestClient]]
@@ -303,7 +303,7 @@ async def test_admin_listing_masks_ibans(bank_client: BankClient, pain001: Pain0
 
 # -- rules, settings, helper ------------------------------------------------------------
 
-RULES = parse_rules(
+RULES = legacy_rules(
     [
         {"match": {"reference": "^HOLD-"}, "outcome": "settle"},
         {"match": {"amount_min": "10000"}, "outcome": "reject", "reason_code": "AM02"},
@@ -326,18 +326,26 @@ RULES = parse_rules(
     ],
 )
 def test_first_matching_rule_decides(pain001: Pain001, order: dict[str, str], expected: tuple[Any, ...]) -> None:
-    (tx,) = read_pain001(pain001(**order)).transactions
+    outcome = decide(pain001(**order), rules=RULES)
 
-    outcome = decide(RULES, tx)
-
-    assert (outcome.result, outcome.at, outcome.reason_code) == expected
+    assert (outcome.outcome, outcome.at, outcome.reason_code) == expected
 
 
 def test_builtin_rules_can_be_switched_off(pain001: Pain001) -> None:
-    (tx,) = read_pain001(pain001(creditor_name="Nordic Parts REJECT-AC01")).transactions
+    body = pain001(creditor_name="Nordic Parts REJECT-AC01")
 
-    assert decide((), tx, builtin=False).result == "settle"
-    assert tx.amount == Decimal("250.00")
+    assert decide(body, builtin=False).outcome == "settle"
+    assert decide(body).outcome == "reject"
+
+
+def decide(body: bytes, *, rules: Any = (), builtin: bool = True) -> Decision:
+    """The simulator's decision for the one payment in ``body``."""
+    partner = Iso20022Bank()
+    (tx,) = partner.read_submission(body).transactions
+    assert tx.amount > Decimal(0)
+    settings = CoreSettings(b"r" * 8, b"c" * 8, rules=tuple(rules), builtin_rules=builtin)
+    sim = Simulator(partner, settings)
+    return sim.decide(sim.fields(tx))
 
 
 @pytest.mark.parametrize(

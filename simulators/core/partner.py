@@ -1,0 +1,144 @@
+"""What a partner simulator plugs into the core: its messages, status codes and formats.
+
+The core (``gateway_simulators.core``) owns everything partners share: payment
+state and idempotency, the timeline, signed callbacks, faults, the journal,
+statements and the admin API. A partner supplies a ``Partner``: how to read a
+submission (with the adapter's own contract, so the simulator rejects exactly
+what the contract rejects), how to answer in its own formats, and its codes.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from gateway.errors import ContractError
+
+__all__ = [
+    "Partner",
+    "ReportLine",
+    "Statement",
+    "StatementEntry",
+    "Submission",
+    "Transaction",
+]
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One payment read from a submission (IBANs stay out of repr)."""
+
+    #: how the partner files it (the gateway's instruction id, the idempotency key)
+    key: str
+    #: the business reference (end-to-end id)
+    reference: str
+    amount: Decimal
+    currency: str
+    creditor_name: str = ""
+    debtor_name: str = ""
+    debtor_iban: str | None = None
+    creditor_iban: str | None = None
+    #: the submission's message id, and the block the payment came in (reports group by it)
+    message_id: str = ""
+    group_id: str = ""
+    #: the business content: a resend must match it to be "the same payment"
+    fingerprint: tuple[Any, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Transaction(key={self.key!r}, reference={self.reference!r}, {self.amount} {self.currency})"
+
+
+@dataclass(frozen=True)
+class Submission:
+    message_id: str
+    transactions: tuple[Transaction, ...]
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    """One payment's status as the partner reports it."""
+
+    key: str
+    reference: str
+    group_id: str
+    step: str
+    code: str
+    partner_reference: str
+    amount: Decimal
+    currency: str
+    reason_code: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StatementEntry:
+    """One booked entry of an account statement."""
+
+    amount: Decimal
+    currency: str
+    credit: bool
+    booked_on: date
+    reference: str
+    partner_reference: str
+    instruction_id: str
+    counterparty_name: str = ""
+    counterparty_iban: str | None = None
+    reason_code: str | None = None
+    #: the injected reconciliation break this entry carries, if any
+    injected: str | None = None
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One account's statement for one day."""
+
+    statement_id: str
+    account_iban: str
+    currency: str
+    day: date
+    created_at: datetime
+    opening_balance: Decimal
+    closing_balance: Decimal
+    entries: tuple[StatementEntry, ...]
+
+
+class Partner(abc.ABC):
+    """A partner's specifics; the core calls these and nothing else."""
+
+    #: the simulator's name (as in ``gateway simulate NAME``)
+    name: ClassVar[str]
+    #: where payments are submitted (POST)
+    submit_path: ClassVar[str]
+    #: where one payment's status is asked (GET); ``{payment_id}`` is the partner's key
+    status_path: ClassVar[str] = "/payments/{payment_id}/status"
+    #: content type of reports and statements
+    content_type: ClassVar[str] = "application/xml"
+    #: partner code of each lifecycle step
+    codes: ClassVar[dict[str, str]]
+
+    @abc.abstractmethod
+    def read_submission(self, body: bytes) -> Submission:
+        """Parse and validate a submission with the adapter's contract; ``ContractError`` if invalid."""
+
+    @abc.abstractmethod
+    def contract_refusal(self, body: bytes, error: ContractError, *, message_id: str, now: datetime) -> bytes:
+        """The partner's own answer to a submission its contract rejects."""
+
+    @abc.abstractmethod
+    def render_report(
+        self, lines: Sequence[ReportLine], *, message_id: str, original_message_id: str, now: datetime
+    ) -> bytes:
+        """A status report on ``lines`` (answers, status queries and callbacks)."""
+
+    @abc.abstractmethod
+    def render_statements(self, statements: Sequence[Statement], *, message_id: str, now: datetime) -> bytes:
+        """A statement document holding ``statements`` (one per account and currency)."""
+
+    def error_body(self, code: str, message: str) -> tuple[bytes, str]:
+        """(body, content type) of an error that is not a status report; JSON by default."""
+        return json.dumps({"error": {"code": code, "message": message}}).encode(), "application/json"

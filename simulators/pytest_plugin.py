@@ -1,0 +1,137 @@
+"""pytest fixtures for testing against partner simulators (``pytest_plugins = ["gateway_simulators.pytest_plugin"]``).
+
+- ``sim_probe`` — a factory: ``sim_probe(app)`` wraps a running simulator (an
+  aiohttp app, a ``RunningApp`` or a test client) in a ``SimulatorProbe`` that
+  reads its journal and asserts on it: ``probe.assert_submitted_once(id)``,
+  ``probe.assert_callbacks_delivered()``, ``probe.assert_fault_injected(kind)``.
+- ``scenario_file`` — a factory writing scenario YAML to a temporary file
+  (``scenario_file(text) -> Path``), for ``settings["scenario"]`` or the CLI.
+- ``partner_simulator`` — a factory starting a simulator by name on loopback
+  (``await partner_simulator("iso20022_bank", scenario=..., seed=...)``) and
+  returning its probe; stopped after the test.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway_simulators.core import SIMULATOR, JournalEntry, Simulator
+
+__all__ = ["SimulatorProbe"]
+
+
+class SimulatorProbe:
+    """Read and assert on one simulator's journal (in-process)."""
+
+    def __init__(self, simulator: Simulator, url: str | None = None) -> None:
+        self.simulator = simulator
+        self.url = url
+
+    @classmethod
+    def of(cls, target: Any) -> SimulatorProbe:
+        """From an app, a ``gateway.serving.RunningApp``, a test client/server, or a ``Simulator``."""
+        if isinstance(target, Simulator):
+            return cls(target)
+        app = target
+        url = None
+        if hasattr(target, "runner"):  # RunningApp
+            app, url = target.runner.app, target.url
+        elif hasattr(target, "app") and not isinstance(target, web.Application):  # TestClient / TestServer
+            app = target.app
+        return cls(app[SIMULATOR], url)
+
+    def journal(self, **filters: str) -> list[JournalEntry]:
+        """Entries matching ``filters`` (as ``GET /_sim/journal``)."""
+        return self.simulator.journal.select(filters)
+
+    async def idle(self) -> None:
+        """Wait until every scheduled step and callback is done."""
+        await self.simulator.idle()
+
+    def payments_created(self, instruction_id: str) -> int:
+        """How many payments the partner booked for ``instruction_id`` (idempotent replays not counted)."""
+        return len(self.journal(kind="submit", instruction_id=instruction_id, outcome="created"))
+
+    def submissions(self, instruction_id: str) -> int:
+        """How many times the instruction was sent (retries included)."""
+        return len(self.journal(kind="submit", instruction_id=instruction_id))
+
+    def assert_submitted_once(self, instruction_id: str) -> None:
+        """Exactly one payment booked at the partner for ``instruction_id``."""
+        created = self.payments_created(instruction_id)
+        assert created == 1, f"{instruction_id}: {created} payments booked at the partner, expected exactly one"
+
+    def assert_no_double_submission(self) -> None:
+        """No instruction id and no business reference was booked twice."""
+        created = self.journal(kind="submit", outcome="created")
+        by_id = Counter(e.instruction_id for e in created)
+        by_ref = Counter(e.end_to_end_id for e in created)
+        twice = sorted({k for k, n in by_id.items() if n > 1} | {k for k, n in by_ref.items() if n > 1 and k})
+        assert not twice, f"booked more than once: {twice}"
+
+    def assert_callbacks_delivered(self, instruction_ids: Iterable[str] | None = None) -> None:
+        """Every callback the partner meant to send (not dropped or forged by a fault) was delivered."""
+        wanted = set(instruction_ids) if instruction_ids is not None else None
+        undelivered = [
+            (p.tx.key, c.status)
+            for p in self.simulator.payments.values()
+            if wanted is None or p.tx.key in wanted
+            for c in p.callbacks
+            if not c.delivered
+        ]
+        assert not undelivered, f"callbacks not delivered: {undelivered}"
+
+    def faults_injected(self) -> Counter[str]:
+        """How many journal entries each fault kind marked."""
+        return Counter(kind for e in self.simulator.journal.entries for kind in e.faults)
+
+    def assert_fault_injected(self, *kinds: str) -> None:
+        seen = self.faults_injected()
+        missing = [k for k in kinds if not seen[k]]
+        assert not missing, f"faults never injected: {missing} (seen: {dict(seen)})"
+
+
+@pytest.fixture
+def sim_probe() -> Callable[[Any], SimulatorProbe]:
+    """Factory: ``sim_probe(app_or_running_app)`` → ``SimulatorProbe``."""
+    return SimulatorProbe.of
+
+
+@pytest.fixture
+def scenario_file(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: write scenario YAML text to a temporary file and return its path."""
+    counter = iter(range(1_000_000))
+
+    def write(text: str, name: str | None = None) -> Path:
+        path = tmp_path / (name or f"scenario-{next(counter)}.yaml")
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+async def partner_simulator() -> AsyncIterator[Callable[..., Awaitable[SimulatorProbe]]]:
+    """Factory: start a simulator by name on a loopback port; its probe has ``url``. Stopped afterwards."""
+    from gateway.config import load_settings
+    from gateway.plugins import Plugins
+    from gateway.serving import RunningApp, bind, start_app
+
+    running: list[RunningApp] = []
+
+    async def start(name: str = "iso20022_bank", **settings: Any) -> SimulatorProbe:
+        base = dict(load_settings(env={}).section("simulators").get(name, {}))
+        cfg = {k: v for k, v in {**base, **settings}.items() if k not in ("host", "port")}
+        app = await start_app(Plugins().simulator_factories()[name](cfg), bind("127.0.0.1", 0))
+        running.append(app)
+        return SimulatorProbe.of(app)
+
+    yield start
+    for app in running:
+        await app.stop()

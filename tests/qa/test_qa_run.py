@@ -1,0 +1,83 @@
+"""``gateway qa run``: every shipped scenario passes; JUnit XML; exit codes."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import DEFAULT_CONFIG, load_settings
+from gateway.qa import InstructionResult, run_qa, write_junit
+from gateway_simulators.core import scenario_names
+
+
+@pytest.mark.parametrize("scenario", scenario_names())
+async def test_every_shipped_scenario_passes(scenario: str, tmp_path: Path) -> None:
+    junit = tmp_path / "qa.xml"
+
+    summary = await run_qa(load_settings(env={}), scenario, count=20, junit=junit, quiet=True)
+
+    assert summary["ok"], summary["failures"]
+    assert summary["passed"] == 20 and summary["double_submissions"] == 0
+    assert summary["by_status"] == summary["expected"]
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == (f"qa.{scenario}", "20", "0")
+    assert len(suite.findall("testcase")) == 20
+    if scenario in ("flaky-network", "callback-chaos"):
+        assert len(summary["faults_injected"]) >= 5  # the chaos really happened
+
+
+def test_cli_prints_json_and_exits_0_on_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["qa", "run", "happy", "--count", "3", "--seed", "4", "--json"])
+
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert (summary["ok"], summary["seed"], summary["sent"]) == (True, 4, 3)
+
+
+def test_cli_exits_1_when_a_prediction_is_missed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # every submission fails for good: the gateway marks the payments failed, the scenario predicts settled
+    scenario = tmp_path / "broken.yaml"
+    scenario.write_text(
+        "name: broken\npartner: iso20022_bank\n"
+        "faults:\n  - {kind: http_error, status: 503, retry_after: 0, times: 100}\n"
+    )
+    settings = tmp_path / "gateway.yaml"
+    settings.write_text(DEFAULT_CONFIG.read_text().replace("max_attempts: 8", "max_attempts: 2"))
+
+    code = main(["--config", str(settings), "qa", "run", str(scenario), "--count", "2", "--json"])
+
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert summary["failed"] == 2 and summary["by_status"] == {"failed": 2}
+
+
+def test_cli_bad_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text("name: bad\npartner: iso20022_bank\nfaults:\n  - kind: latency\n")
+
+    code = main(["qa", "run", str(scenario), "--count", "1"])
+
+    assert code == 2
+    assert f"{scenario}:4: /faults/0/delay" in capsys.readouterr().err
+
+
+def test_junit_counts_failures(tmp_path: Path) -> None:
+    results = [
+        InstructionResult("ins_1", "QA-1", "settled", "settled", 1, 1, 0.5),
+        InstructionResult("ins_2", "QA-2", "settled", "failed", 1, 8, 2.0),
+        InstructionResult("ins_3", "QA-3", "rejected", "rejected", 2, 2, 0.7),
+    ]
+
+    write_junit(tmp_path / "r.xml", "demo", results, 3.2)
+
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("3", "2")
+    failures = {c.get("name"): c.find("failure") for c in suite.findall("testcase")}
+    assert failures["QA-1 (ins_1)"] is None
+    assert failures["QA-2 (ins_2)"].get("message") == "expected settled, reached failed"  # type: ignore[union-attr]
+    assert failures["QA-3 (ins_3)"].get("message") == "booked 2 times at the partner"  # type: ignore[union-attr]
