@@ -87,3 +87,16 @@ def test_registry_loads_versions_in_numeric_order(tmp_path: Path) -> None:
     registry = ContractRegistry(tmp_path)
     assert registry.versions("thing") == ["1.0", "1.2", "1.10"]
     assert registry.latest("thing") == "1.10"
+
+
+def test_shipped_contracts_use_the_proven_fast_check_and_agree_with_jsonschema() -> None:
+    registry = contracts()
+    for message in registry.messages():
+        for version in registry.versions(message):
+            fast = registry.fast_check(message, version)
+            assert fast is not None, f"{message} {version} lost its fast path: check gateway.fastcheck eligibility"
+            for example in registry.schema(message, version).get("examples", []):
+                assert fast(example) is registry.validator(message, version).is_valid(example) is True
+    bad = example_instruction(amount=1)
+    assert registry.fast_check("instruction", "1.1")(bad) is False  # type: ignore[misc]
+    assert registry.errors("instruction", bad, "1.1")[0].pointer == "/amount"
