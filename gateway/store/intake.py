@@ -22,6 +22,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.store.bulk import insert_rows
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
 
 __all__ = ["IntakeItem", "IntakeOutcome", "IntakeResult", "IntakeWriter"]
@@ -193,11 +194,12 @@ class IntakeWriter:
             results.append(IntakeResult(IntakeOutcome.CREATED, 202, item.response))
 
         if accepted:
-            await conn.execute(instructions.insert(), [i.instruction for i in accepted])
-            await conn.execute(instruction_events.insert(), [i.event for i in accepted])
-            await conn.execute(outbox.insert(), [i.job for i in accepted])
-            await conn.execute(
-                idempotency_keys.insert(),
+            await insert_rows(conn, instructions, [i.instruction for i in accepted])
+            await insert_rows(conn, instruction_events, [i.event for i in accepted])
+            await insert_rows(conn, outbox, [i.job for i in accepted])
+            await insert_rows(
+                conn,
+                idempotency_keys,
                 [
                     {
                         "business_unit_id": i.business_unit_id,

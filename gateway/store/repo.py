@@ -16,6 +16,7 @@ from gateway.errors import ConfigError, ConflictError, NotFoundError
 from gateway.events import StatusChange
 from gateway.ids import new_id
 from gateway.status import Decision, Status, decide
+from gateway.store.bulk import insert_rows
 from gateway.store.tables import (
     api_keys,
     business_units,
@@ -270,7 +271,7 @@ async def record_transitions(
     if conn.dialect.name == "sqlite" and result.rowcount != len(state):
         # Cannot happen with SQLite's single writer; refuse rather than write a gap.
         raise ConflictError("instructions changed during a status update; retry")
-    await conn.execute(instruction_events.insert(), events)
+    await insert_rows(conn, instruction_events, events)
     return records
 
 
