@@ -49,6 +49,7 @@ _DEFAULTS: dict[str, Any] = {
         "backoff_base_seconds": 0.5,
         "backoff_max_seconds": 300,
         "idle_poll_seconds": 0.5,
+        "max_defer_seconds": 0.25,
         "status_poll_interval_seconds": 5,
         "status_poll_after_seconds": 10,
     },

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -71,6 +72,7 @@ class Dispatcher:
         self.backoff_base = float(cfg.get("backoff_base_seconds", 0.5))
         self.backoff_max = float(cfg.get("backoff_max_seconds", 300))
         self.idle = float(cfg.get("idle_poll_seconds", 0.5))
+        self.max_defer = float(cfg.get("max_defer_seconds", 0.25))
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[asyncio.Task[None], int] = {}
@@ -97,8 +99,22 @@ class Dispatcher:
         """Jobs being processed right now."""
         return sum(self._inflight.values())
 
+    async def _yield_to_intake(self) -> None:
+        """Let intake go first while business units are waiting for their 202s.
+
+        Accepting is what callers wait on; dispatch is asynchronous. Under intake
+        pressure the dispatcher defers, but never for longer than
+        ``dispatch.max_defer_seconds`` at a time, so it keeps a floor of progress
+        and drains the backlog once the burst is over.
+        """
+        deadline = time.monotonic() + self.max_defer
+        while self.rt.writer.under_pressure() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
     async def _loop(self) -> None:
         while True:
+            if self.max_defer > 0:
+                await self._yield_to_intake()
             try:
                 claimed = await self.claim_and_spawn()
             except asyncio.CancelledError:

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 
 __all__ = ["new_id"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
-
-
-def _b32(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        value, rem = divmod(value, 32)
-        out.append(_ALPHABET[rem])
-    return "".join(reversed(out))
+# RFC 4648 base32 → Crockford: both alphabets are in ascending order, so byte order is kept
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
 
 def new_id(prefix: str) -> str:
@@ -25,5 +20,7 @@ def new_id(prefix: str) -> str:
     so with a prefix of at most 8 characters they stay within ISO 20022's 35.
     """
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    return f"{prefix}_{_b32(ms, 10)}{_b32(rand, 16)}"
+    # 48-bit ms + 80 random bits as 26 base32 digits (130 bits, the top two zero), like a ULID
+    raw = ((ms << 80) | int.from_bytes(os.urandom(10), "big")) << 6
+    encoded = base64.b32encode(raw.to_bytes(17, "big"))[:26]
+    return f"{prefix}_{encoded.translate(_TO_CROCKFORD).decode()}"

@@ -138,7 +138,7 @@ def _default_on(registry: ContractRegistry, message: str, day: date) -> str:
 
 
 def _media_version(content_type: str | None) -> str | None:
-    if not content_type:
+    if not content_type or ";" not in content_type:  # no parameters: nothing to parse
         return None
     header = Message()
     header["Content-Type"] = content_type

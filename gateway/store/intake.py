@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -80,6 +81,7 @@ class IntakeWriter:
         self.batch_max = batch_max
         self.on_committed = on_committed
         self._queue: asyncio.Queue[IntakeItem] = asyncio.Queue()
+        self._last_batch_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -103,9 +105,14 @@ class IntakeWriter:
         self._queue.put_nowait(item)
         return await item.future
 
+    def under_pressure(self, window: float = 0.02) -> bool:
+        """Whether requests are queued or a batch was written in the last ``window`` seconds."""
+        return not self._queue.empty() or time.monotonic() - self._last_batch_at < window
+
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            self._last_batch_at = time.monotonic()
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:

@@ -58,3 +58,21 @@ def test_cancel_is_only_possible_before_routing() -> None:
 
 def test_every_status_is_in_the_table() -> None:
     assert set(TRANSITIONS) == set(Status)
+
+
+def test_ids_are_ulid_shaped_and_sort_by_creation_time() -> None:
+    import re
+    import time
+
+    from gateway.ids import new_id
+
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    first = new_id("ins")
+    time.sleep(0.002)
+    later = new_id("ins")
+    assert re.fullmatch(r"ins_[0-9A-Z]{26}", first) and first < later
+    stamp = 0
+    for char in later[4:14]:  # the first ten digits are the milliseconds since the epoch
+        stamp = stamp * 32 + alphabet.index(char)
+    assert abs(stamp - time.time_ns() // 1_000_000) < 5_000
+    assert len({new_id("ins") for _ in range(2000)}) == 2000
