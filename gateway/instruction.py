@@ -8,6 +8,7 @@ versions are upcast first (``gateway.versioning``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -88,12 +89,37 @@ def _ultimate(doc: Mapping[str, Any], role: str) -> UltimateParty | None:
     return parse_ultimate_party(doc[role], f"/{role}") if doc.get(role) else None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _control_characters(node: Any, pointer: str = "") -> list[FieldError]:
+    """Fields holding control characters (line breaks, tabs, NUL).
+
+    No payment message format carries them, and JSON Schema's ``$`` (Python
+    ``re``) lets a trailing newline through a pattern, so they are refused here.
+    """
+    if isinstance(node, str):
+        return (
+            [FieldError(pointer, "control characters (line breaks, tabs) are not allowed")]
+            if _CONTROL.search(node)
+            else []
+        )
+    if isinstance(node, Mapping):
+        found: list[FieldError] = []
+        for key, value in node.items():
+            found += _control_characters(value, f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}")
+        return found
+    if isinstance(node, list):
+        return [e for i, item in enumerate(node) for e in _control_characters(item, f"{pointer}/{i}")]
+    return []
+
+
 def parse_instruction(doc: Mapping[str, Any]) -> InstructionData:
     """Build ``InstructionData`` from a contract-valid document in the newest shape.
 
     Raise ``DomainError`` listing every failing field.
     """
-    errors: list[FieldError] = []
+    errors: list[FieldError] = _control_characters(doc)
     money = _collect(errors, lambda: _money(doc))
     debtor = _collect(errors, lambda: parse_party(doc["debtor"], "/debtor"))
     creditor = _collect(errors, lambda: parse_party(doc["creditor"], "/creditor"))

@@ -151,6 +151,9 @@ BAD_BODIES = [
     ("bad-date", lambda b: dict(b, requested_execution_date="2026-02-30"), 422, "/requested_execution_date"),
     ("bad-type", lambda b: dict(b, type="gift"), 422, "/type"),
     ("not-an-object", lambda b: [b], 422, ""),
+    ("trailing-newline-in-reference", lambda b: dict(b, reference=b["reference"] + "\n"), 422, "/reference"),
+    ("trailing-newline-in-currency", lambda b: dict(b, currency="EUR\n"), 422, "/currency"),
+    ("tab-in-metadata", lambda b: dict(b, metadata={"a/b": "x\ty"}), 422, "/metadata/a~1b"),
 ]
 
 
