@@ -81,6 +81,7 @@ async def start_gateway(
     dispatch: bool = True,
     poll: bool = True,
     sim_overrides: dict[str, Any] | None = None,
+    extra_simulators: dict[str, dict[str, Any]] | None = None,
     **overrides: Any,
 ) -> LiveGateway:
     """Start simulators (port 0) and a gateway wired to them; the caller must ``stop_gateway``."""
@@ -88,6 +89,7 @@ async def start_gateway(
     sims_cfg = {n: {**c, **(sim_overrides or {}).get(n, {})} for n, c in base.section("simulators").items()}
     if not simulators:
         sims_cfg = {}
+    sims_cfg.update(extra_simulators or {})
     socks = {n: bind("127.0.0.1", 0) for n in sims_cfg}
     gw_sock = bind("127.0.0.1", 0)
     port = gw_sock.getsockname()[1]

@@ -25,7 +25,8 @@ def test_every_package_directory_is_in_the_wheel() -> None:
 
 def test_builtin_adapters_register_through_the_entry_point_group() -> None:
     entry_points = _pyproject()["project"]["entry-points"]["gateway.adapters"]
-    assert entry_points == {"iso20022_bank": "gateway_adapters.iso20022_bank"}
+    assert entry_points == {name: f"gateway_adapters.{name}" for name in entry_points}
+    assert "iso20022_bank" in entry_points
 
 
 def test_the_core_never_imports_an_adapter_or_simulator() -> None:

@@ -1,0 +1,8 @@
+"""ach_nacha adapter (work in progress)."""
+
+from gateway.hookspecs import hookimpl
+
+
+@hookimpl
+def gateway_adapter_classes() -> list[type]:
+    return []

@@ -1,0 +1,1 @@
+"""ach_nacha simulator (work in progress)."""

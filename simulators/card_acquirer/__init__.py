@@ -1,0 +1,1 @@
+"""card_acquirer simulator (work in progress)."""

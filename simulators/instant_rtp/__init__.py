@@ -1,0 +1,1 @@
+"""instant_rtp simulator (work in progress)."""
