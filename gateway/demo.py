@@ -8,25 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from gateway.api.app import create_app
-from gateway.clock import system_clock
 from gateway.config import Settings
+from gateway.harness import local_gateway
 from gateway.plugins import Plugins
-from gateway.serving import bind, start_app, start_simulators
 from gateway.status import TERMINAL
-from gateway.store import repo
-from gateway.store.db import create_engine
-from gateway.store.migrate import upgrade
 
 __all__ = ["DemoInstruction", "demo_instructions", "run_demo"]
 
@@ -90,7 +84,11 @@ def demo_instructions(count: int, seed: int) -> list[DemoInstruction]:
 
 
 async def _post_all(
-    session: aiohttp.ClientSession, url: str, key: str, items: list[DemoInstruction], progress: Any
+    session: aiohttp.ClientSession,
+    url: str,
+    key: str,
+    items: list[DemoInstruction],
+    on_sent: Callable[[], None] | None = None,
 ) -> dict[str, DemoInstruction]:
     ids: dict[str, DemoInstruction] = {}
     sem = asyncio.Semaphore(32)
@@ -111,8 +109,8 @@ async def _post_all(
                             f"intake refused {item.body['reference']}: {resp.status} {await resp.text()}"
                         )
                 await asyncio.sleep(0.1 * (attempt + 1))
-            if progress is not None:
-                progress.advance(0)
+            if on_sent is not None:
+                on_sent()
 
     await asyncio.gather(*(post(i) for i in items))
     return ids
@@ -138,57 +136,34 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
     from rich.progress import Progress
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp:
-        sims_cfg = {n: dict(c) for n, c in base.section("simulators").items()}
-        sim_socks = {n: bind("127.0.0.1", 0) for n in sims_cfg}
-        gw_sock = bind("127.0.0.1", 0)
-        gw_port = gw_sock.getsockname()[1]
-        overrides: dict[str, Any] = {
-            "database__url": f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}",
-            "server__host": "127.0.0.1",
-            "server__port": gw_port,
-            "server__public_url": None,
-            "dispatch__status_poll_interval_seconds": 1,
-            "dispatch__status_poll_after_seconds": 2,
-        }
-        for name, sock in sim_socks.items():
-            if name in base.section("partners"):
-                overrides[f"partners__{name}__base_url"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        settings = base.with_overrides(**overrides)
-        engine = create_engine(settings.database_url)
-        await upgrade(engine)
-        async with engine.begin() as conn:
-            key = await repo.create_api_key(conn, "demo", ["instructions"], system_clock())
-        await engine.dispose()
-
-        sims = await start_simulators(Plugins(), sims_cfg, sim_socks)
-        gateway = await start_app(create_app(settings), gw_sock)
-        url = f"http://127.0.0.1:{gw_port}"
-        items = demo_instructions(count, seed)
-        try:
-            async with aiohttp.ClientSession() as session:
-                with Progress(disable=quiet, transient=True) as progress:
-                    task = progress.add_task("sending", total=count)
-
-                    class _Adv:
-                        def advance(self, _: int) -> None:
-                            progress.advance(task)
-
-                    ids = await _post_all(session, url, key, items, _Adv())
-                    wait = progress.add_task("waiting for final statuses", total=len(ids))
-                    deadline = time.monotonic() + 60 + count / 20
-                    statuses: dict[str, str] = {}
-                    while time.monotonic() < deadline:
-                        statuses = await _statuses(session, url, key)
-                        final = sum(1 for i in ids if statuses.get(i) in TERMINAL)
-                        progress.update(wait, completed=final)
-                        if final == len(ids):
-                            break
-                        await asyncio.sleep(0.2)
-        finally:
-            await gateway.stop()
-            for app in sims.values():
-                await app.stop()
+    factories = Plugins().simulator_factories()
+    apps = {
+        name: factories[name]({k: v for k, v in cfg.items() if k not in ("host", "port")})
+        for name, cfg in base.section("simulators").items()
+    }
+    items = demo_instructions(count, seed)
+    statuses: dict[str, str] = {}
+    async with (
+        local_gateway(
+            base,
+            apps,
+            dispatch__status_poll_interval_seconds=1,
+            dispatch__status_poll_after_seconds=2,
+        ) as local,
+        aiohttp.ClientSession() as session,
+    ):
+        with Progress(disable=quiet, transient=True) as progress:
+            sending = progress.add_task("sending", total=count)
+            ids = await _post_all(session, local.url, local.key, items, lambda: progress.advance(sending))
+            waiting = progress.add_task("waiting for final statuses", total=len(ids))
+            deadline = time.monotonic() + 60 + count / 20
+            while time.monotonic() < deadline:
+                statuses = await _statuses(session, local.url, local.key)
+                final = sum(1 for i in ids if statuses.get(i) in TERMINAL)
+                progress.update(waiting, completed=final)
+                if final == len(ids):
+                    break
+                await asyncio.sleep(0.2)
 
     by_status = Counter(statuses.get(i, "missing") for i in ids)
     mismatched = [i for i, item in ids.items() if statuses.get(i) != item.expected]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -27,17 +26,12 @@ from typing import Any
 import aiohttp
 import yaml
 
-from gateway.api.app import create_app
-from gateway.clock import system_clock
 from gateway.config import Settings
 from gateway.demo import _IBANS, DemoInstruction, _post_all, _statuses
 from gateway.errors import ConfigError
+from gateway.harness import local_gateway
 from gateway.money import minor_units
 from gateway.plugins import Plugins
-from gateway.serving import bind, start_app
-from gateway.store import repo
-from gateway.store.db import create_engine
-from gateway.store.migrate import upgrade
 
 __all__ = ["InstructionResult", "qa_instructions", "run_qa", "write_junit"]
 
@@ -187,65 +181,47 @@ async def run_qa(
         sim_cfg["seed"] = seed
     sim_app = factories[name](sim_cfg)  # a bad scenario fails here, naming line and field
 
-    with tempfile.TemporaryDirectory(prefix="gateway-qa-") as tmp:
-        sim_sock, gw_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
-        sim_url = f"http://127.0.0.1:{sim_sock.getsockname()[1]}"
-        gw_port = gw_sock.getsockname()[1]
-        settings = base.with_overrides(
-            **{
-                "database__url": f"sqlite+aiosqlite:///{Path(tmp) / 'qa.db'}",
-                "server__host": "127.0.0.1",
-                "server__port": gw_port,
-                "server__public_url": None,
-                "dispatch__idle_poll_seconds": 0.05,
-                "dispatch__backoff_base_seconds": 0.2,
-                "dispatch__backoff_max_seconds": 2,
-                "dispatch__status_poll_interval_seconds": 0.5,
-                "dispatch__status_poll_after_seconds": 1,
-                f"partners__{name}__base_url": sim_url,
-                f"partners__{name}__timeout_seconds": 1.5,
-            }
-        )
-        engine = create_engine(settings.database_url)
-        await upgrade(engine)
-        async with engine.begin() as conn:
-            key = await repo.create_api_key(conn, "qa", ["instructions"], system_clock())
-        await engine.dispose()
-
-        sim = await start_app(sim_app, sim_sock)
-        gateway = await start_app(create_app(settings), gw_sock)
-        url = f"http://127.0.0.1:{gw_port}"
-        try:
-            async with aiohttp.ClientSession() as session:
-                info = await _json(session, "GET", f"{sim_url}/_sim/scenario")
-                used_seed = int(info["seed"])
-                document = info.get("document") or {}
-                bodies = qa_instructions(document.get("population") or (), count, used_seed)
-                asks = [
-                    {k: b[k] for k in ("reference", "amount", "currency")} | {"creditor_name": b["creditor"]["name"]}
-                    for b in bodies
-                ]
-                predicted = await _json(session, "POST", f"{sim_url}/_sim/predict", json=asks)
-                items = [DemoInstruction(b, p) for b, p in zip(bodies, predicted, strict=True)]
-                posted_at = time.monotonic()
-                ids = await _post_all(session, url, key, items, None)
-                reached_at: dict[str, float] = {}
-                statuses: dict[str, str] = {}
-                deadline = time.monotonic() + 30 + count * 0.2
-                while time.monotonic() < deadline:
-                    statuses = await _statuses(session, url, key)
-                    for i, item in ids.items():
-                        s = statuses.get(i)
-                        done = s == item.expected or s in _FINAL
-                        if done and i not in reached_at:
-                            reached_at[i] = time.monotonic() - posted_at
-                    if len(reached_at) == len(ids):
-                        break
-                    await asyncio.sleep(0.2)
-                journal = (await _json(session, "GET", f"{sim_url}/_sim/journal"))["entries"]
-        finally:
-            await gateway.stop()
-            await sim.stop()
+    async with (
+        local_gateway(
+            base,
+            {name: sim_app},
+            business_unit="qa",
+            dispatch__idle_poll_seconds=0.05,
+            dispatch__backoff_base_seconds=0.2,
+            dispatch__backoff_max_seconds=2,
+            dispatch__status_poll_interval_seconds=0.5,
+            dispatch__status_poll_after_seconds=1,
+            **{f"partners__{name}__timeout_seconds": 1.5},
+        ) as local,
+        aiohttp.ClientSession() as session,
+    ):
+        url, key, sim_url = local.url, local.key, local.simulator_urls[name]
+        info = await _json(session, "GET", f"{sim_url}/_sim/scenario")
+        used_seed = int(info["seed"])
+        document = info.get("document") or {}
+        bodies = qa_instructions(document.get("population") or (), count, used_seed)
+        asks = [
+            {k: b[k] for k in ("reference", "amount", "currency")} | {"creditor_name": b["creditor"]["name"]}
+            for b in bodies
+        ]
+        predicted = await _json(session, "POST", f"{sim_url}/_sim/predict", json=asks)
+        items = [DemoInstruction(b, p) for b, p in zip(bodies, predicted, strict=True)]
+        posted_at = time.monotonic()
+        ids = await _post_all(session, url, key, items)
+        reached_at: dict[str, float] = {}
+        statuses: dict[str, str] = {}
+        deadline = time.monotonic() + 30 + count * 0.2
+        while time.monotonic() < deadline:
+            statuses = await _statuses(session, url, key)
+            for i, item in ids.items():
+                s = statuses.get(i)
+                done = s == item.expected or s in _FINAL
+                if done and i not in reached_at:
+                    reached_at[i] = time.monotonic() - posted_at
+            if len(reached_at) == len(ids):
+                break
+            await asyncio.sleep(0.2)
+        journal = (await _json(session, "GET", f"{sim_url}/_sim/journal"))["entries"]
 
     created_by_id: Counter[str] = Counter()
     created_by_ref: Counter[str] = Counter()
