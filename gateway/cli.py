@@ -225,6 +225,56 @@ async def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _route_explain(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from gateway.contracts import contracts
+    from gateway.instruction import parse_instruction, payment_order
+    from gateway.runtime import Runtime
+    from gateway.versioning import negotiate, parse_as_latest
+
+    settings = _settings(args)
+    try:
+        doc = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{args.file} is not JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
+    registry = contracts()
+    now = datetime.now(UTC)
+    version = negotiate(registry, "instruction", requested=args.contract_version, pinned=None, now=now).version
+    registry.validate("instruction", doc, version)
+    data = parse_as_latest(registry, "instruction", version, doc, parse_instruction)
+    runtime = Runtime(settings)  # builds adapters and the router; starts nothing, sends nothing
+    try:
+        decision = runtime.router.decide(
+            payment_order("ins_explain", args.business_unit, data),
+            runtime.adapters,
+            channel=data.channel,
+            today=now.date(),
+            probe=False,
+        )
+    finally:
+        await runtime.engine.dispose()
+    if args.json:
+        print(json.dumps(decision.as_dict()))
+        return 0
+    console = Console()
+    console.print(f"[bold]{decision.reason}[/]")
+    table = Table(title=f"candidates ({'rule ' + decision.rule if decision.rule else 'no rule matched'})")
+    table.add_column("partner")
+    table.add_column("verdict")
+    for name in decision.candidates:
+        verdict = "[green]chosen[/]" if name == decision.adapter else decision.skipped.get(name, "not reached")
+        table.add_row(name, verdict)
+    console.print(table)
+    return 0
+
+
 async def _docs_api(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -307,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     p = db.add_parser("upgrade", help="apply schema migrations")
     p.set_defaults(func=_db_upgrade)
+
+    route = sub.add_parser("route", help="routing").add_subparsers(dest="route_command", required=True)
+    p = route.add_parser("explain", help="show which partner an instruction would go to, and why; sends nothing")
+    p.add_argument("file", help="an instruction as JSON (the body of POST /v1/instructions)")
+    p.add_argument("--business-unit", default="explain", help="business unit name the rules match on")
+    p.add_argument("--contract-version", help="contract version of the file (default: the default version)")
+    p.add_argument("--json", action="store_true", help="print the decision as one JSON object")
+    p.set_defaults(func=_route_explain)
 
     docs = sub.add_parser("docs", help="generate documentation").add_subparsers(dest="docs_command", required=True)
     p = docs.add_parser("api", help="write the API reference (Markdown) from the OpenAPI document")

@@ -53,6 +53,7 @@ _DEFAULTS: dict[str, Any] = {
         "status_poll_interval_seconds": 5,
         "status_poll_after_seconds": 10,
     },
+    "routing": {"file": None},
     "partners": {},
     "simulators": {},
 }
@@ -114,6 +115,15 @@ class Settings:
         if not keys:
             raise ConfigError("security.encryption_keys (or GATEWAY_ENCRYPTION_KEYS) is required")
         return str(keys)
+
+    @property
+    def routing_file(self) -> Path | None:
+        """The routing rules file, resolved against the config file's folder (None: no rules)."""
+        name = self.raw.get("routing", {}).get("file")
+        if not name:
+            return None
+        path = Path(name)
+        return path if path.is_absolute() else Path(self.source).resolve().parent / path
 
     def with_overrides(self, **dotted: Any) -> Settings:
         """A copy with some dotted keys replaced (``database__url="..."``)."""

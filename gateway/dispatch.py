@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from gateway.errors import PermanentPartnerError, TransientPartnerError
-from gateway.routing import choose_adapter
 from gateway.status import Status
 from gateway.store import repo
 from gateway.store.repo import OutboxJob, Transition
+from gateway.store.tables import instruction_events
 
 if TYPE_CHECKING:
     from gateway.adapter import PaymentOrder
@@ -52,11 +54,16 @@ def backoff_delay(
 
 @dataclass(frozen=True, slots=True)
 class _Retry:
-    """A job to try again later."""
+    """A job to try again later (``immediate``: now, e.g. to route a refused payment elsewhere)."""
 
     job: OutboxJob
     error: str
     retry_after: float | None = None
+    immediate: bool = False
+
+
+#: a partner's "I did not execute this; try another rail" (PermanentPartnerError.reason_code)
+REROUTE = "REROUTE"
 
 
 class Dispatcher:
@@ -174,8 +181,11 @@ class Dispatcher:
     async def process(self, jobs: Sequence[OutboxJob]) -> None:
         """Screen, route and submit a batch of instructions; record every step."""
         loaded = await self.rt.load_orders([j.instruction_id for j in jobs])
+        refused = await self._refused_by([i for i, (row, _) in loaded.items() if row["status"] == S.ACCEPTED.value])
+        today = self.rt.clock().date()
         transitions: list[Transition] = []
         finished: list[OutboxJob] = []
+        waiting: list[_Retry] = []
         to_submit: list[tuple[OutboxJob, str, PaymentOrder]] = []
         routed_now: list[tuple[OutboxJob, str, PaymentOrder]] = []
         for job in jobs:
@@ -192,8 +202,12 @@ class Dispatcher:
                 continue
             if status is S.RECEIVED:
                 transitions.append(Transition(order.id, S.ACCEPTED, _SOURCE, reason="screening passed"))
-            decision = choose_adapter(order, self.rt.adapters, row["channel"])
-            if decision.adapter is None:
+            decision = self.rt.router.decide(
+                order, self.rt.adapters, channel=row["channel"], exclude=refused.get(order.id, ()), today=today
+            )
+            if decision.adapter is None and decision.wait:  # eligible partners exist but are unhealthy
+                waiting.append(_Retry(job, decision.reason))
+            elif decision.adapter is None:
                 transitions.append(
                     Transition(order.id, S.REJECTED, _SOURCE, reason_code="NO_ROUTE", reason=decision.reason)
                 )
@@ -203,9 +217,9 @@ class Dispatcher:
                     Transition(order.id, S.ROUTED, _SOURCE, adapter=decision.adapter, reason=decision.reason)
                 )
                 routed_now.append((job, decision.adapter, order))
-        if transitions or finished:
-            records = await self._commit(transitions, finished, [])
-            last_by_id = {t.instruction_id: rec for t, rec in zip(transitions, records, strict=True)}
+        if transitions or finished or waiting:
+            records = await self._commit(transitions, finished, waiting)
+            last_by_id = {t.instruction_id: rec for t, rec in zip(transitions, records, strict=False)}
             for job, adapter, order in routed_now:
                 if last_by_id[order.id].decision:
                     to_submit.append((job, adapter, order))
@@ -213,6 +227,22 @@ class Dispatcher:
                     await self._commit([], [job], [])
         if to_submit:
             await self._submit_all(to_submit)
+
+    async def _refused_by(self, instruction_ids: Sequence[str]) -> dict[str, set[str]]:
+        """Partners that refused each instruction with "route elsewhere" (from its events)."""
+        if not instruction_ids:
+            return {}
+        async with self.rt.engine.connect() as conn:
+            rows = await conn.execute(
+                select(instruction_events.c.instruction_id, instruction_events.c.adapter).where(
+                    instruction_events.c.instruction_id.in_(list(instruction_ids)),
+                    instruction_events.c.reason_code == REROUTE,
+                )
+            )
+            found: dict[str, set[str]] = {}
+            for row in rows:
+                found.setdefault(row.instruction_id, set()).add(row.adapter)
+        return found
 
     async def _submit_all(self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]]) -> None:
         outcomes = await asyncio.gather(*(self._submit_one(job, adapter, order) for job, adapter, order in batch))
@@ -222,6 +252,9 @@ class Dispatcher:
         for (job, _, _), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, _Retry):
                 retries.append(outcome)
+            elif outcome.reason_code == REROUTE and outcome.status is S.ACCEPTED:
+                transitions.append(outcome)  # back to routing: the same job picks the next partner
+                retries.append(_Retry(job, f"{outcome.adapter} asked to route elsewhere", immediate=True))
             else:
                 transitions.append(outcome)
                 finished.append(job)
@@ -231,12 +264,21 @@ class Dispatcher:
         adapter = self.rt.adapters.get(adapter_name)
         if adapter is None:
             return _Retry(job, f"adapter {adapter_name} is not enabled")
+        breaker = self.rt.router.breaker
         try:
             result = await adapter.submit(order)
         except TransientPartnerError as exc:
+            breaker.record_failure(adapter_name)
             self.rt.metrics.dispatch.labels(adapter_name, "transient").inc()
             return _Retry(job, exc.message, exc.retry_after)
         except PermanentPartnerError as exc:
+            breaker.record_success(adapter_name)  # the partner answered: it is up
+            if exc.reason_code == REROUTE:
+                # The partner confirmed it did not execute and asked for another rail.
+                self.rt.metrics.dispatch.labels(adapter_name, "reroute").inc()
+                return Transition(
+                    order.id, S.ACCEPTED, _SOURCE, adapter=adapter_name, reason_code=REROUTE, reason=exc.message
+                )
             self.rt.metrics.dispatch.labels(adapter_name, "permanent").inc()
             return Transition(
                 order.id,
@@ -250,6 +292,7 @@ class Dispatcher:
             log.exception("adapter %s raised on submit", adapter_name)
             self.rt.metrics.dispatch.labels(adapter_name, "error").inc()
             return _Retry(job, f"adapter error: {type(exc).__name__}")
+        breaker.record_success(adapter_name)
         self.rt.metrics.dispatch.labels(adapter_name, result.status.value).inc()
         return Transition(
             order.id,
@@ -284,7 +327,11 @@ class Dispatcher:
                 )
                 finished.append(retry.job)
             else:
-                delay = backoff_delay(retry.job.attempts, self.backoff_base, self.backoff_max, retry.retry_after)
+                delay = (
+                    0.0
+                    if retry.immediate
+                    else backoff_delay(retry.job.attempts, self.backoff_base, self.backoff_max, retry.retry_after)
+                )
                 reschedule.append((retry, delay))
         async with self.rt.engine.begin() as conn:
             records = await repo.record_transitions(conn, transitions, now)

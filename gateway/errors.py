@@ -28,6 +28,7 @@ __all__ = [
     "IdentifierError",
     "MoneyError",
     "NotFoundError",
+    "OutcomeUnknownError",
     "PermanentPartnerError",
     "SignatureError",
     "TransientPartnerError",
@@ -233,6 +234,22 @@ class TransientPartnerError(AdapterError):
     ):
         super().__init__(message, reason_code=reason_code)
         self.retry_after = retry_after
+
+
+class OutcomeUnknownError(TransientPartnerError):
+    """The request may have reached the partner but no answer came back: retry at the same partner, same key."""
+
+    default_message = "partner outcome unknown"
+    slug = "partner-outcome-unknown"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        reason_code: str | None = "OUTCOME_UNKNOWN",
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, reason_code=reason_code, retry_after=retry_after)
 
 
 class PermanentPartnerError(AdapterError):

@@ -19,10 +19,11 @@ from stdnum import iso11649
 from stdnum.exceptions import ValidationError as _StdnumError
 
 from gateway.accounts import Party, UltimateParty, parse_party, parse_ultimate_party
+from gateway.adapter import PaymentOrder
 from gateway.errors import DomainError, FieldError, IdentifierError, MoneyError
 from gateway.money import Money
 
-__all__ = ["InstructionData", "parse_instruction"]
+__all__ = ["InstructionData", "parse_instruction", "payment_order"]
 
 T = TypeVar("T")
 
@@ -145,4 +146,25 @@ def parse_instruction(doc: Mapping[str, Any]) -> InstructionData:
         urgency=doc.get("urgency", "standard"),
         channel=doc.get("channel"),
         metadata=dict(doc.get("metadata") or {}),
+    )
+
+
+def payment_order(instruction_id: str, business_unit: str, data: InstructionData) -> PaymentOrder:
+    """The ``PaymentOrder`` an adapter would receive for ``data`` (used where nothing is stored yet)."""
+    return PaymentOrder(
+        id=instruction_id,
+        business_unit=business_unit,
+        reference=data.reference,
+        type=data.type,
+        money=data.money,
+        debtor=data.debtor,
+        creditor=data.creditor,
+        remittance_information=data.remittance_information or data.creditor_reference,
+        requested_execution_date=data.requested_execution_date,
+        urgency=data.urgency,
+        metadata=dict(data.metadata),
+        creditor_reference=data.creditor_reference,
+        purpose=data.purpose,
+        ultimate_debtor=data.ultimate_debtor,
+        ultimate_creditor=data.ultimate_creditor,
     )

@@ -25,6 +25,7 @@ from gateway.errors import ConfigError, NotFoundError
 from gateway.events import StatusChange
 from gateway.metrics import Metrics
 from gateway.plugins import Plugins
+from gateway.routing import load_routing
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
 from gateway.store.intake import IntakeWriter
@@ -92,7 +93,9 @@ class Runtime:
         self.metrics = Metrics()
         self.plugins = plugins or Plugins(extra=extra_plugins)
         self.plugins.register(self.metrics, name=f"gateway.metrics.{id(self.metrics)}")
-        self.adapters: dict[str, Adapter] = _build_adapters(self.plugins.adapter_classes(), settings, clock)
+        classes = self.plugins.adapter_classes()
+        self.adapters: dict[str, Adapter] = _build_adapters(classes, settings, clock)
+        self.router = load_routing(settings.routing_file, installed=classes)
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.writer = IntakeWriter(
             self.engine,

@@ -31,12 +31,14 @@ S = Status
 
 #: Every legal move. A partner may report a final status before the gateway
 #: has recorded its own submission (callback faster than the HTTP response),
-#: so ``routed`` may jump straight to a partner outcome.
+#: so ``routed`` may jump straight to a partner outcome. ``routed → accepted``
+#: is failover: the partner confirmed it did not execute the payment and asked
+#: for another rail, so it goes back to routing (only the dispatcher does this).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.RECEIVED: frozenset({S.ACCEPTED, S.REJECTED, S.CANCELLED, S.FAILED}),
     S.ACCEPTED: frozenset({S.HELD, S.ROUTED, S.REJECTED, S.CANCELLED, S.FAILED}),
     S.HELD: frozenset({S.ACCEPTED, S.ROUTED, S.REJECTED, S.CANCELLED}),
-    S.ROUTED: frozenset({S.SUBMITTED, S.SETTLED, S.REJECTED, S.FAILED}),
+    S.ROUTED: frozenset({S.ACCEPTED, S.SUBMITTED, S.SETTLED, S.REJECTED, S.FAILED}),
     S.SUBMITTED: frozenset({S.SETTLED, S.REJECTED, S.FAILED}),
     S.SETTLED: frozenset({S.RETURNED}),
     S.REJECTED: frozenset(),

@@ -82,6 +82,7 @@ async def start_gateway(
     poll: bool = True,
     sim_overrides: dict[str, Any] | None = None,
     extra_simulators: dict[str, dict[str, Any]] | None = None,
+    extra_plugins: tuple[object, ...] = (),
     **overrides: Any,
 ) -> LiveGateway:
     """Start simulators (port 0) and a gateway wired to them; the caller must ``stop_gateway``."""
@@ -103,7 +104,7 @@ async def start_gateway(
         all_overrides.setdefault(f"partners__{name}__base_url", f"http://127.0.0.1:{sock.getsockname()[1]}")
     settings = base.with_overrides(**all_overrides)
     engine = database.engine()
-    runtime = Runtime(settings, engine=engine)
+    runtime = Runtime(settings, engine=engine, extra_plugins=extra_plugins)
     await runtime.start(dispatch=dispatch, poll=poll)
     sims = await start_simulators(Plugins(), sims_cfg, socks)
     app = await start_app(create_app(settings, runtime=runtime), gw_sock)

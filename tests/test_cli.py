@@ -82,3 +82,19 @@ def test_demo_reaches_every_predicted_status_and_loses_nothing() -> None:
     assert sum(summary["by_status"].values()) == 40
     assert summary["by_status"] == summary["expected"]
     assert set(summary["by_status"]) == {"settled", "rejected"}
+
+
+def test_route_explain_shows_the_decision_without_sending(tmp_path: Path) -> None:
+    from tests.support import example_instruction
+
+    eur, usd, bad = tmp_path / "eur.json", tmp_path / "usd.json", tmp_path / "bad.json"
+    eur.write_text(json.dumps(example_instruction()))
+    usd.write_text(json.dumps(example_instruction(currency="USD")))
+    bad.write_text(json.dumps({"amount": 1}))
+    chosen = json.loads(run("route", "explain", str(eur), "--json").stdout)
+    assert chosen["adapter"] == "iso20022_bank" and chosen["rule"] == "sepa"
+    refused = json.loads(run("route", "explain", str(usd), "--json").stdout)
+    assert refused["adapter"] is None
+    assert refused["skipped"]["iso20022_bank"] == "currency USD not supported"
+    result = run("route", "explain", str(bad))
+    assert result.returncode == 2 and result.stderr.strip().startswith("gateway: /")

@@ -48,6 +48,7 @@ def test_cli_exits_1_when_a_prediction_is_missed(tmp_path: Path, capsys: pytest.
     )
     settings = tmp_path / "gateway.yaml"
     settings.write_text(DEFAULT_CONFIG.read_text().replace("max_attempts: 8", "max_attempts: 2"))
+    (tmp_path / "routing.yaml").write_text((DEFAULT_CONFIG.parent / "routing.yaml").read_text())
 
     code = main(["--config", str(settings), "qa", "run", str(scenario), "--count", "2", "--json"])
 

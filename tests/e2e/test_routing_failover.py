@@ -1,0 +1,88 @@
+"""Routing end to end: rules on the events, failover when a partner refuses, never paying twice."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from gateway_simulators.iso20022_bank import BANK
+from tests.plugins import reroute_bank
+from tests.support import Database, LiveGateway, example_instruction, start_gateway, stop_gateway
+
+FINAL = {"settled", "rejected", "failed", "cancelled", "returned"}
+
+
+async def _final(gw: LiveGateway, instruction_id: str) -> dict[str, Any]:
+    for _ in range(300):
+        view = await gw.get_instruction(instruction_id)
+        if view["status"] in FINAL:
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"stuck in {view['status']}")
+
+
+async def test_refused_payment_fails_over_to_the_next_partner_and_is_paid_once(
+    database: Database, tmp_path: Path
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("rules:\n  - name: eur-two-rails\n    partners: [reroute_bank, iso20022_bank]\n")
+    gw = await start_gateway(
+        database, extra_plugins=(reroute_bank,), partners__reroute_bank={}, routing__file=str(routing)
+    )
+    try:
+        resp = await gw.post_instruction(example_instruction())
+        instruction_id = (await resp.json())["id"]
+        view = await _final(gw, instruction_id)
+        assert view["status"] == "settled" and view["adapter"] == "iso20022_bank"
+        steps = [(e["status"], e["adapter"], e["reason_code"]) for e in view["events"] if e["applied"]]
+        assert steps[:5] == [
+            ("received", None, None),
+            ("accepted", None, None),
+            ("routed", "reroute_bank", None),
+            ("accepted", "reroute_bank", "REROUTE"),
+            ("routed", "iso20022_bank", None),
+        ]
+        routed_again = [e for e in view["events"] if e["status"] == "routed"][-1]
+        assert "rule eur-two-rails" in routed_again["reason"]
+        assert "reroute_bank: refused this payment before" in routed_again["reason"]
+        assert reroute_bank.SUBMITTED.count(instruction_id) == 1  # never asked twice
+        bank = gw.simulators["iso20022_bank"].runner.app[BANK]
+        assert [(p["instruction_id"], p["submissions"]) for p in bank.describe()] == [(instruction_id, 1)]
+    finally:
+        await stop_gateway(gw)
+
+
+async def test_partner_down_opens_its_circuit_and_routing_skips_it(database: Database, tmp_path: Path) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "rules:\n  - name: sepa\n    partners: [iso20022_bank]\n"
+        "circuit_breaker: {failure_threshold: 2, open_seconds: 60}\n"
+    )
+    gw = await start_gateway(
+        database,
+        simulators=False,
+        routing__file=str(routing),
+        partners__iso20022_bank__base_url="http://127.0.0.1:9",  # nothing listens
+        dispatch__backoff_base_seconds=0.02,
+        dispatch__backoff_max_seconds=0.05,
+        dispatch__max_attempts=20,
+    )
+    try:
+        first = (await (await gw.post_instruction(example_instruction())).json())["id"]
+        for _ in range(200):
+            if gw.runtime.router.breaker.state("iso20022_bank") == "open":
+                break
+            await asyncio.sleep(0.05)
+        assert gw.runtime.router.breaker.state("iso20022_bank") == "open"
+        # a new payment for the same rail now waits instead of hammering the dead partner
+        second = (await (await gw.post_instruction(example_instruction())).json())["id"]
+        await asyncio.sleep(0.5)
+        view = await gw.get_instruction(second)
+        assert view["status"] == "accepted"
+        assert not any(e["status"] == "routed" for e in view["events"])
+        assert (await gw.get_instruction(first))[
+            "status"
+        ] == "routed"  # stays with its partner: never re-routed blindly
+    finally:
+        await stop_gateway(gw)
