@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from gateway.errors import PermanentPartnerError, TransientPartnerError
+from gateway.errors import AdapterError, OutcomeUnknownError, PermanentPartnerError, TransientPartnerError
 from gateway.status import Status
 from gateway.store import repo
 from gateway.store.repo import OutboxJob, Transition
@@ -60,10 +60,16 @@ class _Retry:
     error: str
     retry_after: float | None = None
     immediate: bool = False
+    #: the outcome at the partner is unknown: next time ask before doing anything else
+    resolve: bool = False
 
 
 #: a partner's "I did not execute this; try another rail" (PermanentPartnerError.reason_code)
 REROUTE = "REROUTE"
+#: ``StatusUpdate.partner_status`` of a poll where the partner confirms it never received the payment
+NOT_FOUND = "NOT_FOUND"
+#: outbox job kinds
+DISPATCH, RESOLVE = "dispatch", "resolve"
 
 
 class Dispatcher:
@@ -187,6 +193,7 @@ class Dispatcher:
         finished: list[OutboxJob] = []
         waiting: list[_Retry] = []
         to_submit: list[tuple[OutboxJob, str, PaymentOrder]] = []
+        to_resolve: list[tuple[OutboxJob, str, PaymentOrder]] = []
         routed_now: list[tuple[OutboxJob, str, PaymentOrder]] = []
         for job in jobs:
             if job.instruction_id not in loaded:
@@ -194,6 +201,9 @@ class Dispatcher:
                 continue
             row, order = loaded[job.instruction_id]
             status = Status(row["status"])
+            if status is S.ROUTED and job.kind == RESOLVE:  # outcome unknown: ask the partner first
+                to_resolve.append((job, row["adapter"], order))
+                continue
             if status is S.ROUTED:  # resumed after a crash: submit again, same idempotency key
                 to_submit.append((job, row["adapter"], order))
                 continue
@@ -225,6 +235,8 @@ class Dispatcher:
                     to_submit.append((job, adapter, order))
                 else:  # cancelled meanwhile: nothing to send
                     await self._commit([], [job], [])
+        if to_resolve:
+            to_submit += await self._resolve_all(to_resolve)
         if to_submit:
             await self._submit_all(to_submit)
 
@@ -243,6 +255,56 @@ class Dispatcher:
             for row in rows:
                 found.setdefault(row.instruction_id, set()).add(row.adapter)
         return found
+
+    async def _resolve_all(
+        self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]]
+    ) -> list[tuple[OutboxJob, str, PaymentOrder]]:
+        """Ask the partners about payments whose outcome is unknown; return those safe to send again.
+
+        A final status is recorded; "still processing" records the submission;
+        "never received" (or no record) means sending again (same partner, same
+        idempotency key) is safe; no answer means ask again later.
+        """
+        outcomes = await asyncio.gather(*(self._ask(job, adapter, order) for job, adapter, order in batch))
+        transitions: list[Transition] = []
+        finished: list[OutboxJob] = []
+        retries: list[_Retry] = []
+        resend: list[tuple[OutboxJob, str, PaymentOrder]] = []
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                resend.append(item)
+            elif isinstance(outcome, _Retry):
+                retries.append(outcome)
+            else:
+                transitions.append(outcome)
+                finished.append(item[0])
+        if transitions or retries:
+            await self._commit(transitions, finished, retries)
+        return resend
+
+    async def _ask(self, job: OutboxJob, adapter_name: str, order: PaymentOrder) -> Transition | _Retry | None:
+        adapter = self.rt.adapters.get(adapter_name)
+        if adapter is None:
+            return _Retry(job, f"adapter {adapter_name} is not enabled", resolve=True)
+        try:
+            update = await adapter.poll(order)
+        except AdapterError as exc:
+            return _Retry(job, f"status query failed: {exc.message}", exc.__dict__.get("retry_after"), resolve=True)
+        except Exception as exc:
+            log.exception("adapter %s raised on poll", adapter_name)
+            return _Retry(job, f"status query error: {type(exc).__name__}", resolve=True)
+        if update is None or (update.status is None and update.partner_status == NOT_FOUND):
+            return None  # the partner has no such payment: sending it again cannot pay twice
+        return Transition(
+            order.id,
+            update.status or S.SUBMITTED,  # known to the partner and in progress: it was submitted
+            _SOURCE,
+            adapter=adapter_name,
+            partner_reference=update.partner_reference,
+            partner_status=update.partner_status,
+            reason_code=update.reason_code,
+            reason=update.reason or "outcome resolved by status query",
+        )
 
     async def _submit_all(self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]]) -> None:
         outcomes = await asyncio.gather(*(self._submit_one(job, adapter, order) for job, adapter, order in batch))
@@ -267,6 +329,11 @@ class Dispatcher:
         breaker = self.rt.router.breaker
         try:
             result = await adapter.submit(order)
+        except OutcomeUnknownError as exc:
+            # The request may have reached the partner: never failed, never sent elsewhere on a guess.
+            breaker.record_failure(adapter_name)
+            self.rt.metrics.dispatch.labels(adapter_name, "unknown").inc()
+            return _Retry(job, exc.message, exc.retry_after, resolve=True)
         except TransientPartnerError as exc:
             breaker.record_failure(adapter_name)
             self.rt.metrics.dispatch.labels(adapter_name, "transient").inc()
@@ -315,7 +382,7 @@ class Dispatcher:
         reschedule: list[tuple[_Retry, float]] = []
         for retry in retries:
             attempts = retry.job.attempts + 1
-            if attempts >= self.max_attempts:
+            if attempts >= self.max_attempts and not retry.resolve:
                 transitions.append(
                     Transition(
                         retry.job.instruction_id,
@@ -337,7 +404,14 @@ class Dispatcher:
             records = await repo.record_transitions(conn, transitions, now)
             await repo.finish_outbox_many(conn, [j.id for j in finished], self.owner)
             for retry, delay in reschedule:
-                await repo.retry_outbox(conn, retry.job.id, self.owner, now + timedelta(seconds=delay), retry.error)
+                await repo.retry_outbox(
+                    conn,
+                    retry.job.id,
+                    self.owner,
+                    now + timedelta(seconds=delay),
+                    retry.error,
+                    kind=RESOLVE if retry.resolve else DISPATCH,
+                )
         self.rt.announce(r.change for r in records)
         for retry, delay in reschedule:
             log.info("dispatch of %s retried in %.2fs: %s", retry.job.instruction_id, delay, retry.error)

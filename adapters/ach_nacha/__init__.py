@@ -1,8 +1,38 @@
-"""ach_nacha adapter (work in progress)."""
+"""ACH adapter (NACHA files at cut-off times, return files back), a pluggy plugin.
+
+Registered through the ``gateway.adapters`` entry point like any third-party
+adapter. Its simulator lives in ``gateway_simulators.ach_nacha`` and is
+imported only when someone asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gateway.hookspecs import hookimpl
+from gateway_adapters.ach_nacha.adapter import AchNachaAdapter
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from gateway.adapter import Adapter
+
+__all__ = ["AchNachaAdapter", "create_app", "gateway_adapter_classes", "gateway_simulators"]
+
+
+def create_app(settings: Mapping[str, Any]) -> web.Application:
+    """Build the ODFI file-drop simulator (imported on first use, so the adapter stays light)."""
+    from gateway_simulators.ach_nacha import create_app as _create_app
+
+    return _create_app(settings)
 
 
 @hookimpl
-def gateway_adapter_classes() -> list[type]:
-    return []
+def gateway_adapter_classes() -> Sequence[type[Adapter]]:
+    return [AchNachaAdapter]
+
+
+@hookimpl
+def gateway_simulators() -> Mapping[str, Callable[[Mapping[str, Any]], web.Application]]:
+    return {"ach_nacha": create_app}

@@ -387,11 +387,21 @@ async def finish_outbox_many(conn: AsyncConnection, job_ids: Sequence[int], owne
     return int(result.rowcount)
 
 
-async def retry_outbox(conn: AsyncConnection, job_id: int, owner: str, available_at: datetime, error: str) -> None:
+async def retry_outbox(
+    conn: AsyncConnection,
+    job_id: int,
+    owner: str,
+    available_at: datetime,
+    error: str,
+    *,
+    kind: str = "dispatch",
+) -> None:
+    """Release a job to run again at ``available_at``; ``kind="resolve"`` asks the partner first."""
     await conn.execute(
         update(outbox)
         .where(outbox.c.id == job_id, outbox.c.lease_owner == owner)
         .values(
+            kind=kind,
             attempts=outbox.c.attempts + 1,
             available_at=available_at,
             lease_owner=None,

@@ -29,8 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.crypto import sign_payload, verify_signature
-from gateway.errors import ContractError, SignatureError
+from gateway.crypto import sign_payload
+from gateway.errors import AuthenticationError, ContractError, SignatureError
 from gateway_simulators.core.engine import Payment, Simulator, SubmissionRecord
 from gateway_simulators.core.partner import Partner, Submission
 from gateway_simulators.core.scenario import (
@@ -111,7 +111,7 @@ def error_middleware(*, simulator: Simulator) -> Middleware:
                 )
         if isinstance(response, web.Response):
             body = response.body if isinstance(response.body, bytes) else b""
-            response.headers["X-Signature"] = sign_payload(simulator.settings.callback_secret, body)
+            response.headers[partner.signature_header] = sign_payload(simulator.settings.callback_secret, body)
             for fault in request.get(_PAYLOAD, ()):
                 if fault.kind == "truncated_body":
                     response.body = body[: max(1, len(body) // 2)]
@@ -123,16 +123,14 @@ def error_middleware(*, simulator: Simulator) -> Middleware:
 
 
 def _check_signature(request: web.Request, body: bytes) -> None:
-    settings = request.app[SIMULATOR].settings
+    """The partner authenticates the request (an HMAC signature by default, ``Partner.authenticate``)."""
+    sim = request.app[SIMULATOR]
     try:
-        verify_signature(
-            settings.request_secret,
-            body,
-            request.headers.get("X-Signature"),
-            tolerance=settings.signature_tolerance_seconds,
-        )
+        sim.partner.authenticate(request.headers, body, sim.settings)
     except SignatureError as exc:
         raise Refusal(401, "SIGNATURE_INVALID", exc.message) from None
+    except AuthenticationError as exc:
+        raise Refusal(401, "UNAUTHENTICATED", exc.message) from None
 
 
 async def _transport(request: web.Request, sim: Simulator, subject: str, faults: Sequence[Fault]) -> None:

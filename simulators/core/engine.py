@@ -284,8 +284,10 @@ class Simulator:
             callback_url=callback_url,
         )
         self.move(payment, "received")
-        if decision.outcome == "reject" and decision.at == "submit":
+        if decision.outcome == "reject" and (decision.at == "submit" or self.partner.synchronous):
             self.move(payment, "rejected", decision.reason_code)
+        elif self.partner.synchronous and decision.outcome != "accept":  # settles on acceptance (no returns)
+            self.move(payment, "settled")
         else:
             self.move(payment, "accepted")
         self.payments[tx.key] = payment
@@ -332,11 +334,18 @@ class Simulator:
         return out
 
     def report(
-        self, lines: Sequence[ReportLine], *, original_message_id: str, subject: str, faults: Sequence[Fault] = ()
+        self,
+        lines: Sequence[ReportLine],
+        *,
+        original_message_id: str,
+        subject: str,
+        faults: Sequence[Fault] = (),
+        callback: bool = False,
     ) -> tuple[bytes, str]:
-        """(pain.002-like report body, its message id)."""
+        """(pain.002-like report body, its message id); the partner's callback body when ``callback``."""
         message_id = self.new_id("SIMRPT", subject)
-        body = self.partner.render_report(
+        render = self.partner.render_callback if callback else self.partner.render_report
+        body = render(
             self.tamper(lines, faults), message_id=message_id, original_message_id=original_message_id, now=_now()
         )
         return body, message_id
@@ -379,7 +388,9 @@ class Simulator:
         subject = payment.tx.reference or payment.tx.key
         step = payment.step
         faults = self.strike(subject, "callback", payment.decision, step=step)
-        body, message_id = self.report([self.line(payment)], original_message_id=payment.tx.message_id, subject=subject)
+        body, message_id = self.report(
+            [self.line(payment)], original_message_id=payment.tx.message_id, subject=subject, callback=True
+        )
         kinds = {f.kind for f in faults}
         if "callback_missing" in kinds:
             payment.callbacks.append(CallbackRecord(status=payment.status_code))
@@ -419,7 +430,10 @@ class Simulator:
         for attempt in range(self.settings.callback_attempts):
             record.attempts = attempt + 1
             timestamp = int(_now().timestamp() - replay.days * 86400) if replay else None
-            headers = {"Content-Type": self.partner.content_type, "X-Signature": sign_payload(secret, body, timestamp)}
+            headers = {
+                "Content-Type": self.partner.content_type,
+                self.partner.signature_header: sign_payload(secret, body, timestamp),
+            }
             outcome, detail = "failed", None
             try:
                 async with self._http.post(payment.callback_url, data=body, headers=headers) as resp:

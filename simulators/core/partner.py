@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from gateway.crypto import verify_signature
 from gateway.errors import ContractError
+
+if TYPE_CHECKING:
+    from gateway_simulators.core.settings import CoreSettings
 
 __all__ = [
     "Partner",
@@ -120,6 +124,22 @@ class Partner(abc.ABC):
     content_type: ClassVar[str] = "application/xml"
     #: partner code of each lifecycle step
     codes: ClassVar[dict[str, str]]
+    #: a synchronous partner (instant payments) answers with the final outcome: no timeline, no callbacks
+    synchronous: ClassVar[bool] = False
+    #: header carrying the ``t=…,v1=…`` HMAC signature (callbacks, responses; requests by default)
+    signature_header: ClassVar[str] = "X-Signature"
+
+    def authenticate(self, headers: Mapping[str, str], body: bytes, settings: CoreSettings) -> None:
+        """Check a request to a partner route; raise ``SignatureError`` or ``AuthenticationError`` if it fails.
+
+        Default: an HMAC signature of the body with ``request_secret`` in ``signature_header``.
+        """
+        verify_signature(
+            settings.request_secret,
+            body,
+            headers.get(self.signature_header),
+            tolerance=settings.signature_tolerance_seconds,
+        )
 
     @abc.abstractmethod
     def read_submission(self, body: bytes) -> Submission:
@@ -134,6 +154,12 @@ class Partner(abc.ABC):
         self, lines: Sequence[ReportLine], *, message_id: str, original_message_id: str, now: datetime
     ) -> bytes:
         """A status report on ``lines`` (answers, status queries and callbacks)."""
+
+    def render_callback(
+        self, lines: Sequence[ReportLine], *, message_id: str, original_message_id: str, now: datetime
+    ) -> bytes:
+        """The body of a callback (webhook) on ``lines``; the status report by default."""
+        return self.render_report(lines, message_id=message_id, original_message_id=original_message_id, now=now)
 
     @abc.abstractmethod
     def render_statements(self, statements: Sequence[Statement], *, message_id: str, now: datetime) -> bytes:

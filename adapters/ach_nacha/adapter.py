@@ -1,0 +1,419 @@
+"""The ACH adapter: US payments collected into NACHA files, sent at cut-off times, returns read back.
+
+Wire protocol (what the ODFI's file drop, and its simulator, speak):
+
+- ``POST {base_url}/files``: one NACHA file (``text/plain``), headers ``X-Api-Key``,
+  ``Idempotency-Key: <file id>`` and ``X-Callback-Url``. ``200 {"status": "accepted"}`` or
+  ``422 {"status": "rejected", "errors": [...]}``; a resent file id gets the first answer.
+- ``GET {base_url}/entries/{trace number}``: ``{"status": "accepted"|"settled"|"returned",
+  "return_code": ...}``; 404 if unknown.
+- ``GET {base_url}/returns?since=<seq>``: the return files produced since ``seq``.
+- The file drop posts each return file to ``X-Callback-Url``, signed (``X-Signature``,
+  HMAC with ``callback_secret``); ``parse_callback`` reads it with the same NACHA reader.
+
+``submit`` only spools the entry (see ``spool``); ``run_cutoff`` builds and delivers the files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import string
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from gateway.accounts import UsAccount
+from gateway.adapter import Adapter, AdapterContext, Capabilities, PaymentOrder, StatusUpdate, SubmitResult
+from gateway.crypto import verify_signature
+from gateway.errors import PermanentPartnerError, TransientPartnerError
+from gateway.status import Status
+from gateway_adapters.ach_nacha.calendar import CutoffCalendar
+from gateway_adapters.ach_nacha.nacha import (
+    EntryInput,
+    Originator,
+    build_file,
+    read_file,
+    render,
+    returns_in,
+)
+from gateway_adapters.ach_nacha.spool import Spool
+
+__all__ = ["API_KEY_HEADER", "SIGNATURE_HEADER", "AchNachaAdapter"]
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-Api-Key"
+SIGNATURE_HEADER = "X-Signature"
+CALLBACK_URL_HEADER = "X-Callback-Url"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+_TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+_DEFAULT_MAX_AMOUNT = "99999999.99"  # the entry's amount field holds 10 digits of cents
+_CHECKING_CREDIT = 22
+_ROUTING = {"type": "string", "pattern": "^[0-9]{9}$"}
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+class AchNachaAdapter(Adapter):
+    """An ODFI that takes NACHA files at cut-off times and sends return files back."""
+
+    name: ClassVar[str] = "ach_nacha"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        currencies=frozenset({"USD"}),
+        account_kinds=frozenset({"us"}),
+        types=frozenset({"credit_transfer", "payout", "refund"}),
+        max_amount=Decimal(_DEFAULT_MAX_AMOUNT),
+        instant=False,
+    )
+    settings_schema: ClassVar[Mapping[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["base_url", "api_key", "callback_secret"],
+        "properties": {
+            "base_url": {"type": "string", "pattern": "^https?://", "minLength": 8},
+            "api_key": {"type": "string", "minLength": 8},
+            "callback_secret": {"type": "string", "minLength": 8},
+            "spool_dir": {"type": "string", "minLength": 1, "default": "var/ach"},
+            "cutoffs": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                "minItems": 1,
+                "uniqueItems": True,
+                "default": ["10:30", "14:45", "17:00"],
+            },
+            "timezone": {"type": "string", "minLength": 1, "default": "America/New_York"},
+            "holidays": {
+                "oneOf": [
+                    {"const": "federal_reserve"},
+                    {"type": "array", "items": {"type": "string", "format": "date"}, "uniqueItems": True},
+                ],
+                "default": "federal_reserve",
+            },
+            "odfi_routing": {**_ROUTING, "default": "021000021"},
+            "immediate_destination": _ROUTING,
+            "immediate_origin": {"type": "string", "pattern": "^[ 0-9A-Za-z]{1,10}$", "default": "1234567890"},
+            "destination_name": {"type": "string", "maxLength": 23, "default": "ODFI"},
+            "origin_name": {"type": "string", "maxLength": 23, "default": "PARTNER GATEWAY"},
+            "company_id": {"type": "string", "pattern": "^[ 0-9A-Za-z]{1,10}$", "default": "1234567890"},
+            "company_name": {"type": "string", "minLength": 1, "maxLength": 16, "default": "PARTNER GATEWAY"},
+            "originators": {
+                "description": "business unit → its own originating company (one batch per company)",
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["company_id", "company_name"],
+                    "properties": {
+                        "company_id": {"type": "string", "pattern": "^[ 0-9A-Za-z]{1,10}$"},
+                        "company_name": {"type": "string", "minLength": 1, "maxLength": 16},
+                    },
+                },
+                "default": {},
+            },
+            "sec_code": {"enum": ["PPD", "CCD", "WEB"], "default": "CCD"},
+            "entry_description": {"type": "string", "minLength": 1, "maxLength": 10, "default": "PAYMENT"},
+            "tick_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10},
+            "signature_tolerance_seconds": {"type": "number", "minimum": 1, "default": 300},
+        },
+    }
+
+    def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
+        self.base_url = str(settings["base_url"]).rstrip("/")
+        self._api_key = str(settings["api_key"])
+        self._callback_secret = str(settings["callback_secret"]).encode()
+        self.context = context
+        self.spool = Spool(Path(settings.get("spool_dir", "var/ach")))
+        self.calendar = CutoffCalendar.from_settings(
+            settings.get("cutoffs", ["10:30", "14:45", "17:00"]),
+            settings.get("timezone", "America/New_York"),
+            settings.get("holidays", "federal_reserve"),
+        )
+        odfi = str(settings.get("odfi_routing", "021000021"))
+        self.originator = Originator(
+            immediate_destination=str(settings.get("immediate_destination", odfi)),
+            immediate_origin=str(settings.get("immediate_origin", "1234567890")),
+            destination_name=str(settings.get("destination_name", "ODFI")),
+            origin_name=str(settings.get("origin_name", "PARTNER GATEWAY")),
+            odfi_routing=odfi,
+        )
+        self.company = (
+            str(settings.get("company_id", "1234567890")),
+            str(settings.get("company_name", "PARTNER GATEWAY")),
+        )
+        self.originators = {
+            bu: (o["company_id"], o["company_name"]) for bu, o in settings.get("originators", {}).items()
+        }
+        self.sec_code = str(settings.get("sec_code", "CCD"))
+        self.entry_description = str(settings.get("entry_description", "PAYMENT"))
+        self.tick_seconds = float(settings.get("tick_seconds", 30))
+        self.timeout = aiohttp.ClientTimeout(total=float(settings.get("timeout_seconds", 10)))
+        self.signature_tolerance = float(settings.get("signature_tolerance_seconds", 300))
+        self._session: aiohttp.ClientSession | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
+        return f"AchNachaAdapter(base_url={self.base_url!r}, spool={str(self.spool.root)!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
+        return cls(settings, context)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # APScheduler only ticks; whether a cut-off is due is decided by the gateway's clock
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._scheduler.add_job(
+            self.run_due, "interval", seconds=self.tick_seconds, id="ach-cutoff", max_instances=1, coalesce=True
+        )
+        self._scheduler.start()
+
+    async def close(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self._session
+
+    # -- submit: spool only ----------------------------------------------------------------
+
+    async def submit(self, order: PaymentOrder) -> SubmitResult:
+        """Spool the entry for the next cut-off; the same instruction id always gets the same trace number."""
+        account = order.creditor.account
+        if not isinstance(account, UsAccount):
+            raise PermanentPartnerError("ACH needs a US account number and routing number")
+        async with self._lock:
+            known = self.spool.entry(order.id)
+            if known is None:
+                company_id, company_name = self.originators.get(order.business_unit, self.company)
+                trace = f"{self.originator.odfi_routing[:8]}{self.spool.next_sequence():07d}"
+                known = {
+                    "instruction_id": order.id,
+                    "reference": order.reference,
+                    "trace_number": trace,
+                    "company_id": company_id,
+                    "company_name": company_name,
+                    "routing": account.routing,
+                    "account": account.number,
+                    "amount_cents": int(order.money.amount.scaleb(2)),
+                    "name": order.creditor.name,
+                    "payment_information": order.remittance_information,
+                    "queued_at": self.context.clock().isoformat(),
+                    "file_id": None,
+                }
+                self.spool.put_entry(order.id, known)
+        return SubmitResult(status=Status.SUBMITTED, partner_reference=known["trace_number"], partner_status="queued")
+
+    # -- cut-offs ----------------------------------------------------------------------------
+
+    async def run_due(self) -> list[str]:
+        """The scheduler's tick: run the cut-off if one passed since the last run, else retry undelivered files."""
+        now = self.context.clock()
+        due = self.calendar.last_cutoff(now)
+        last = self.spool.state().get("last_cutoff")
+        if last is None:
+            # never ran: only a cut-off after the oldest spooled entry is due
+            queued = [e["queued_at"] for e in self.spool.pending_entries()]
+            last = min(queued) if queued else now.isoformat()
+        if due is not None and due > datetime.fromisoformat(last):
+            return await self.run_cutoff(now)
+        async with self._lock:
+            return await self._deliver_pending()
+
+    async def run_cutoff(self, now: datetime | None = None) -> list[str]:
+        """File every spooled entry (one file, one batch per originating company) and deliver; the file ids sent."""
+        now = now or self.context.clock()
+        async with self._lock:
+            self._finish_filing()
+            pending = self.spool.pending_entries()
+            if pending:
+                self._make_file(pending, now)
+            self.spool.set_state(last_cutoff=(self.calendar.last_cutoff(now) or now).isoformat())
+            return await self._deliver_pending()
+
+    def _make_file(self, pending: list[dict[str, Any]], now: datetime) -> None:
+        local = now.astimezone(self.calendar.timezone)
+        same_day = [f for f in self.spool.files() if f["created_on"] == local.date().isoformat()]
+        modifiers = string.ascii_uppercase + string.digits
+        file_id = f"{local:%Y%m%d%H%M%S}-{len(same_day) + 1}"
+        ach = build_file(
+            self.originator,
+            [_entry_input(e) for e in pending],
+            created_at=local,
+            effective_date=self.calendar.effective_date(local),
+            file_id_modifier=modifiers[len(same_day) % len(modifiers)],
+            sec_code=self.sec_code,
+            entry_description=self.entry_description,
+        )
+        keys = [e["instruction_id"] for e in pending]
+        # the file first, then its entries: a crash in between is finished by _finish_filing
+        self.spool.put_file(
+            {
+                "file_id": file_id,
+                "created_on": local.date().isoformat(),
+                "text": render(ach),
+                "entries": keys,
+                "state": "pending",
+                "answer": None,
+            }
+        )
+        self._finish_filing()
+
+    def _finish_filing(self) -> None:
+        for f in self.spool.files():
+            for key in f["entries"]:
+                entry = self.spool.entry(key)
+                if entry is not None and entry.get("file_id") != f["file_id"]:
+                    self.spool.put_entry(key, {**entry, "file_id": f["file_id"]})
+
+    async def _deliver_pending(self) -> list[str]:
+        sent = []
+        for f in self.spool.files():
+            if f["state"] == "pending" and await self._deliver(f):
+                sent.append(f["file_id"])
+        return sent
+
+    async def _deliver(self, record: dict[str, Any]) -> bool:
+        headers = {
+            API_KEY_HEADER: self._api_key,
+            IDEMPOTENCY_HEADER: record["file_id"],
+            CALLBACK_URL_HEADER: self.context.callback_url,
+            "Content-Type": "text/plain",
+        }
+        try:
+            async with self._client().post(f"{self.base_url}/files", data=record["text"], headers=headers) as resp:
+                answer = await resp.json(content_type=None) if resp.status in (200, 422) else None
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("ACH file %s not delivered (will retry): %s", record["file_id"], exc)
+            return False
+        if status == 200 and answer and answer.get("status") == "accepted":
+            self.spool.put_file({**record, "state": "delivered", "answer": answer})
+            return True
+        if status == 422 and answer and answer.get("status") == "rejected":
+            log.error("ACH file %s rejected: %s", record["file_id"], answer.get("errors"))
+            self.spool.put_file({**record, "state": "rejected", "answer": answer})
+            return True
+        log.warning("ACH file %s: file drop answered HTTP %s (will retry)", record["file_id"], status)
+        return False
+
+    # -- status ------------------------------------------------------------------------------
+
+    async def poll(self, order: PaymentOrder) -> StatusUpdate | None:
+        entry = self.spool.entry(order.id)
+        if entry is None or not entry.get("file_id"):
+            return None
+        record = self.spool.file(entry["file_id"])
+        if record is None or record["state"] == "pending":
+            return None
+        trace = entry["trace_number"]
+        if record["state"] == "rejected":
+            errors = (record.get("answer") or {}).get("errors") or []
+            detail = "; ".join(str(e) for e in errors)[:200] or "file rejected"
+            return StatusUpdate(
+                Status.REJECTED,
+                instruction_id=order.id,
+                partner_reference=trace,
+                partner_status="file_rejected",
+                reason_code="FILE_REJECTED",
+                reason=detail,
+            )
+        body = await self._get(f"/entries/{trace}")
+        if body is None:
+            return None
+        state = body.get("status")
+        if state == "settled":
+            return StatusUpdate(Status.SETTLED, instruction_id=order.id, partner_reference=trace, partner_status=state)
+        if state == "returned":
+            code = str(body.get("return_code") or "")
+            return StatusUpdate(
+                Status.RETURNED,
+                instruction_id=order.id,
+                partner_reference=trace,
+                partner_status=code,
+                reason_code=code,
+                reason=body.get("return_reason"),
+            )
+        return None
+
+    async def fetch_returns(self, since: int = 0) -> tuple[list[StatusUpdate], int]:
+        """Return files produced after sequence ``since``: their status updates and the sequence to ask from next."""
+        body = await self._get(f"/returns?since={since}")
+        updates: list[StatusUpdate] = []
+        for item in (body or {}).get("files", []):
+            updates.extend(_return_updates(item["text"]))
+            since = max(since, int(item["seq"]))
+        return updates, since
+
+    async def _get(self, path: str) -> dict[str, Any] | None:
+        try:
+            async with self._client().get(f"{self.base_url}{path}", headers={API_KEY_HEADER: self._api_key}) as resp:
+                if resp.status == 404:
+                    return None
+                if resp.status in _TRANSIENT_HTTP:
+                    raise TransientPartnerError(f"file drop answered HTTP {resp.status}")
+                if resp.status != 200:
+                    raise PermanentPartnerError(f"file drop answered HTTP {resp.status}")
+                return await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientPartnerError(f"file drop unreachable: {type(exc).__name__}") from None
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
+        """A pushed return file: signature first, then the NACHA reader (``NachaError`` is a ``ContractError``)."""
+        verify_signature(
+            self._callback_secret,
+            body,
+            _header(headers, SIGNATURE_HEADER),
+            tolerance=self.signature_tolerance,
+            now=self.context.clock().timestamp(),
+        )
+        return _return_updates(body)
+
+
+def _entry_input(e: Mapping[str, Any]) -> EntryInput:
+    return EntryInput(
+        company_id=e["company_id"],
+        company_name=e["company_name"],
+        transaction_code=_CHECKING_CREDIT,
+        routing=e["routing"],
+        account=e["account"],
+        amount_cents=int(e["amount_cents"]),
+        individual_id=e["reference"],
+        name=e["name"],
+        trace_number=e["trace_number"],
+        payment_information=e.get("payment_information"),
+    )
+
+
+def _return_updates(text: str | bytes) -> list[StatusUpdate]:
+    updates = []
+    for notice in returns_in(read_file(text)):
+        returned = notice.kind == "return"
+        updates.append(
+            StatusUpdate(
+                Status.RETURNED if returned else None,
+                partner_reference=notice.original_trace,
+                partner_status=notice.reason_code,
+                reason_code=notice.reason_code if returned else None,
+                reason=notice.reason,
+            )
+        )
+    return updates

@@ -1,0 +1,403 @@
+"""The card/wallet acquirer adapter: payouts and refunds over a REST JSON API.
+
+Wire protocol (what the acquirer, and its simulator, speak; docs/adapters/card_acquirer.md):
+
+- ``POST {base_url}/v1/payouts`` with a ``payout-create`` JSON body; headers
+  ``Authorization: Bearer <api_key>``, ``Idempotency-Key: <instruction id>``
+  and ``X-Callback-Url``. The acquirer answers a ``payout`` object (2xx) or
+  ``{"error": {"type", "code", "message"}}``. Same key + same body → the same
+  answer; same key + another body → ``409 idempotency_error``.
+- ``GET {base_url}/v1/payouts/{instruction id}`` answers the current ``payout``
+  object, 404 if the acquirer does not know it.
+- The final status arrives by webhook (a ``webhook-event``), signed in
+  ``Acquirer-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`` with the
+  webhook secret; a timestamp outside the tolerance is a replay and refused.
+
+Every message is checked against the JSON Schemas in
+``contracts/partners/card_acquirer/`` — what the adapter sends before it
+leaves, what it receives before it is acted on. Codes are mapped by the tables
+in ``gateway_adapters.card_acquirer.codes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Self
+from urllib.parse import quote
+
+import aiohttp
+
+from gateway.accounts import WalletAccount, mask
+from gateway.adapter import (
+    Adapter,
+    AdapterContext,
+    Capabilities,
+    PaymentOrder,
+    StatusUpdate,
+    SubmitResult,
+)
+from gateway.crypto import verify_signature
+from gateway.errors import ContractError, DomainError, PermanentPartnerError, TransientPartnerError
+from gateway.money import Money
+from gateway.status import Status
+from gateway_adapters.card_acquirer.codes import EVENT_STATUSES, PAYOUT_STATUSES, REROUTE, rule_for
+from gateway_adapters.card_acquirer.contracts import (
+    ERROR,
+    PAYOUT,
+    PAYOUT_CREATE,
+    WEBHOOK_EVENT,
+    contract_files,
+    validate,
+)
+
+__all__ = ["CALLBACK_URL_HEADER", "SIGNATURE_HEADER", "CardAcquirerAdapter"]
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Acquirer-Signature"
+CALLBACK_URL_HEADER = "X-Callback-Url"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+_TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+_DEFAULT_CURRENCIES = ("EUR", "USD", "GBP")
+_DEFAULT_MAX_AMOUNT = "100000.00"
+#: how long to wait before retrying after the acquirer refused our API key (an operator must fix it)
+_AUTH_RETRY_AFTER = 60.0
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup over any mapping (dict, CIMultiDict, ...)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value and value.strip().isdigit():
+        return float(value.strip())
+    return None
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ContractError("body is not JSON") from None
+
+
+class CardAcquirerAdapter(Adapter):
+    """A card/wallet acquirer: JSON payouts and refunds to wallets, signed webhooks back.
+
+    Not ``instant``: the acquirer accepts a payout at once but pays it out
+    later (``pending`` → ``in_transit`` → ``paid``), so the final status always
+    comes by webhook or poll.
+    """
+
+    name: ClassVar[str] = "card_acquirer"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        currencies=frozenset(_DEFAULT_CURRENCIES),
+        account_kinds=frozenset({"wallet"}),
+        types=frozenset({"payout", "refund"}),
+        max_amount=Decimal(_DEFAULT_MAX_AMOUNT),
+        instant=False,
+    )
+    partner_contracts: ClassVar[Mapping[str, str]] = contract_files()
+    settings_schema: ClassVar[Mapping[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["base_url", "api_key", "webhook_secret"],
+        "properties": {
+            "base_url": {"type": "string", "pattern": "^https?://", "minLength": 8},
+            "api_key": {"type": "string", "pattern": "^sk_(test|live)_[A-Za-z0-9_]{8,}$"},
+            "webhook_secret": {"type": "string", "minLength": 8},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10},
+            "signature_tolerance_seconds": {"type": "number", "minimum": 1, "default": 300},
+            "currencies": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                "minItems": 1,
+                "uniqueItems": True,
+                "default": list(_DEFAULT_CURRENCIES),
+            },
+            "max_amount": {
+                "type": ["string", "integer"],
+                "pattern": "^[0-9]{1,18}(\\.[0-9]{1,6})?$",
+                "default": _DEFAULT_MAX_AMOUNT,
+            },
+        },
+    }
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        webhook_secret: str,
+        context: AdapterContext,
+        timeout_seconds: float = 10.0,
+        signature_tolerance_seconds: float = 300.0,
+        currencies: frozenset[str] = frozenset(_DEFAULT_CURRENCIES),
+        max_amount: Decimal = Decimal(_DEFAULT_MAX_AMOUNT),
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._webhook_secret = webhook_secret.encode()
+        self.context = context
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.signature_tolerance = float(signature_tolerance_seconds)
+        self.capabilities = Capabilities(
+            currencies=frozenset(currencies),
+            account_kinds=frozenset({"wallet"}),
+            types=frozenset({"payout", "refund"}),
+            max_amount=max_amount,
+            instant=False,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:  # the API key and webhook secret stay out of reprs and therefore logs
+        return f"CardAcquirerAdapter(base_url={self.base_url!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
+        """Build from ``partners.card_acquirer`` settings (already schema-validated)."""
+        return cls(
+            base_url=str(settings["base_url"]),
+            api_key=str(settings["api_key"]),
+            webhook_secret=str(settings["webhook_secret"]),
+            context=context,
+            timeout_seconds=float(settings.get("timeout_seconds", 10)),
+            signature_tolerance_seconds=float(settings.get("signature_tolerance_seconds", 300)),
+            currencies=frozenset(settings.get("currencies") or _DEFAULT_CURRENCIES),
+            max_amount=Decimal(str(settings.get("max_amount", _DEFAULT_MAX_AMOUNT))),
+        )
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._client()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self._session
+
+    # -- messages -------------------------------------------------------------------
+
+    def payout_request(self, order: PaymentOrder) -> dict[str, Any]:
+        """The ``payout-create`` body for ``order``; ``PermanentPartnerError`` if it cannot be one."""
+        account = order.creditor.account
+        if not isinstance(account, WalletAccount):
+            raise PermanentPartnerError(
+                f"the acquirer pays out to wallets only, not to {account.kind} accounts", reason_code=REROUTE
+            )
+        body: dict[str, Any] = {
+            "amount": order.money.minor,
+            "currency": order.money.currency.lower(),
+            "type": order.type,
+            "destination": {"wallet": account.wallet, "name": order.creditor.name[:140]},
+            "statement_descriptor": order.reference[:22],
+            "metadata": {
+                "instruction_id": order.id,
+                "reference": order.reference[:64],
+                "business_unit": order.business_unit[:64],
+            },
+        }
+        if order.remittance_information:
+            body["description"] = order.remittance_information[:500]
+        try:
+            validate(PAYOUT_CREATE, body)
+        except ContractError as exc:
+            raise PermanentPartnerError(
+                f"order cannot be expressed as a payout: {exc.message}".replace(account.wallet, mask(account.wallet)),
+                reason_code="FF01",
+            ) from None
+        return body
+
+    def _headers(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json", **extra}
+
+    async def _call(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+        try:
+            async with self._client().request(method, url, data=body, headers=headers) as resp:
+                return resp.status, resp.headers, await resp.read()
+        except TimeoutError:
+            raise TransientPartnerError(f"acquirer did not answer {method} in time") from None
+        except aiohttp.ClientError as exc:
+            raise TransientPartnerError(f"acquirer unreachable: {type(exc).__name__}") from None
+
+    @staticmethod
+    def _payout(headers: Mapping[str, str], body: bytes, order: PaymentOrder, what: str) -> dict[str, Any]:
+        """A ``payout`` object the contract accepts, about ``order``, or ``TransientPartnerError``.
+
+        An answer we cannot trust (not JSON, off-contract, about another payment
+        or amount) means we do not know what the acquirer decided; retrying with
+        the same Idempotency-Key is safe, acting on it is not.
+        """
+        content_type = (_header(headers, "Content-Type") or "").lower()
+        if "json" not in content_type:
+            raise TransientPartnerError(f"acquirer {what} is {content_type or 'untyped'}, not JSON")
+        try:
+            payout = _json(body)
+            validate(PAYOUT, payout)
+        except ContractError as exc:
+            raise TransientPartnerError(f"acquirer {what} is not a valid payout: {exc.message}") from None
+        if payout["metadata"]["instruction_id"] != order.id:
+            raise TransientPartnerError(f"acquirer {what} is about another payment, not {order.id}")
+        try:
+            money = Money.from_minor(payout["amount"], payout["currency"].upper())
+        except DomainError as exc:
+            raise TransientPartnerError(f"acquirer {what} names an invalid amount: {exc.message}") from None
+        if money != order.money:
+            raise TransientPartnerError(f"acquirer {what} for {order.id} names {money}, not {order.money}")
+        return payout
+
+    def _refusal(self, status: int, headers: Mapping[str, str], body: bytes) -> tuple[str | None, Exception]:
+        """(acquirer code, error) for a non-2xx answer, by the ``ERROR_CODES`` table.
+
+        A ``reject`` code comes back as the code with ``None`` for the error: the
+        caller turns it into a rejection.
+        """
+        retry_after = _retry_after(_header(headers, "Retry-After"))
+        try:
+            error = _json(body)
+            validate(ERROR, error)
+            code, kind, message = error["error"]["code"], error["error"]["type"], error["error"]["message"][:300]
+        except ContractError:
+            code, kind, message = None, None, "unreadable error body"
+        rule = rule_for(code)
+        if rule is not None and rule.outcome == "retry":
+            if code == "invalid_api_key":
+                retry_after = retry_after or _AUTH_RETRY_AFTER
+                log.error("the card acquirer refused the configured API key")
+            return code, TransientPartnerError(
+                f"acquirer answered HTTP {status} {code}", reason_code=rule.reason_code, retry_after=retry_after
+            )
+        if rule is not None and rule.outcome == "reroute":
+            return code, PermanentPartnerError(
+                f"acquirer cannot carry the payment: {code}: {message}", reason_code=REROUTE
+            )
+        if rule is not None:
+            return code, PermanentPartnerError(f"acquirer declined: {code}", reason_code=rule.reason_code)
+        if status in _TRANSIENT_HTTP:
+            return code, TransientPartnerError(
+                f"acquirer answered HTTP {status}", reason_code=f"HTTP{status}", retry_after=retry_after
+            )
+        if kind == "idempotency_error":
+            reason_code = "IDEMPOTENCY_CONFLICT"
+        elif kind == "invalid_request_error":
+            reason_code = "FF01"
+        else:
+            reason_code = (code or f"HTTP{status}").upper()
+        return code, PermanentPartnerError(
+            f"acquirer refused the payout (HTTP {status}): {message}", reason_code=reason_code
+        )
+
+    # -- Adapter API ----------------------------------------------------------------
+
+    async def submit(self, order: PaymentOrder) -> SubmitResult:
+        """POST one payout; map the answer by the code tables.
+
+        2xx ``pending``/``in_transit`` → ``submitted``; ``paid`` → ``settled``;
+        ``failed`` → ``rejected`` with the mapped reason code. Error codes: ``retry``
+        → ``TransientPartnerError``; ``reject`` → ``rejected``; ``reroute`` →
+        ``PermanentPartnerError(reason_code="REROUTE")``: the dispatcher sends the
+        payment back to routing, which skips this adapter.
+        """
+        payload = json.dumps(self.payout_request(order), separators=(",", ":")).encode()
+        headers = self._headers(
+            **{
+                "Content-Type": "application/json",
+                IDEMPOTENCY_HEADER: order.id,
+                CALLBACK_URL_HEADER: self.context.callback_url,
+            }
+        )
+        status, resp_headers, body = await self._call("POST", f"{self.base_url}/v1/payouts", payload, headers)
+        if not 200 <= status < 300:
+            code, error = self._refusal(status, resp_headers, body)
+            rule = rule_for(code)
+            if isinstance(error, PermanentPartnerError) and rule is not None and rule.outcome == "reject":
+                log.info("acquirer declined %s: %s", order.id, code)
+                return SubmitResult(
+                    status=Status.REJECTED,
+                    partner_reference="",
+                    reason_code=rule.reason_code,
+                    reason=rule.description,
+                    partner_status=code,
+                )
+            log.warning("acquirer refused %s: HTTP %s %s", order.id, status, code)
+            raise error
+        payout = self._payout(resp_headers, body, order, "answer")
+        update = _update(payout)
+        if update.reason_code == REROUTE:
+            raise PermanentPartnerError(
+                f"acquirer cannot carry the payment: {payout.get('failure_code')}", reason_code=REROUTE
+            )
+        log.info("acquirer took %s as %s (%s)", order.id, payout["id"], payout["status"])
+        return SubmitResult(
+            status=update.status or Status.SUBMITTED,
+            partner_reference=payout["id"],
+            reason_code=update.reason_code,
+            reason=update.reason,
+            partner_status=payout["status"],
+        )
+
+    async def poll(self, order: PaymentOrder) -> StatusUpdate | None:
+        """GET the payout by instruction id; ``None`` when the acquirer does not know it (404)."""
+        url = f"{self.base_url}/v1/payouts/{quote(order.id, safe='')}"
+        status, headers, body = await self._call("GET", url, None, self._headers())
+        if status == 404:
+            return None
+        if not 200 <= status < 300:
+            _, error = self._refusal(status, headers, body)
+            if isinstance(error, TransientPartnerError):
+                raise error
+            raise PermanentPartnerError(f"acquirer refused the status query (HTTP {status})")
+        return _update(self._payout(headers, body, order, "status answer"))
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
+        """Verify ``Acquirer-Signature`` (first, with the replay tolerance), then read the event."""
+        verify_signature(
+            self._webhook_secret,
+            body,
+            _header(headers, SIGNATURE_HEADER),
+            tolerance=self.signature_tolerance,
+            now=self.context.clock().timestamp(),
+        )
+        event = _json(body)
+        validate(WEBHOOK_EVENT, event)
+        payout = event["data"]["object"]
+        update = _update(payout, EVENT_STATUSES[event["type"]])
+        return [dataclasses.replace(update, occurred_at=datetime.fromtimestamp(event["created"], UTC))]
+
+
+def _update(payout: Mapping[str, Any], status: Status | None = None) -> StatusUpdate:
+    """The gateway's reading of a payout object (``status`` from the event type when there is one)."""
+    status = PAYOUT_STATUSES[payout["status"]] if status is None else status
+    reason_code = reason = None
+    if status in (Status.REJECTED, Status.RETURNED, Status.FAILED):
+        code = payout.get("failure_code")
+        rule = rule_for(code)
+        if rule is not None and rule.outcome == "reroute" and status is Status.REJECTED:
+            status = Status.FAILED
+        reason_code = rule.reason_code if rule is not None else (code or "MS03").upper()
+        reason = payout.get("failure_message") or (rule.description if rule is not None else code)
+    return StatusUpdate(
+        status=status,
+        instruction_id=payout["metadata"]["instruction_id"],
+        partner_reference=payout["id"],
+        partner_status=payout["status"],
+        reason_code=reason_code,
+        reason=reason,
+    )

@@ -1,0 +1,380 @@
+"""The instant payments adapter: one JSON credit transfer per request, answered synchronously.
+
+Wire protocol (what the partner, and its simulator, speak; see docs/adapters/instant_rtp.md):
+
+- ``POST {base_url}/v1/payments`` with a ``payment-request`` (pacs.008 semantics);
+  headers ``Idempotency-Key: <instruction id>`` and ``X-Signature`` (HMAC of the
+  body with ``request_secret``). The partner answers within seconds with a
+  signed ``payment-report`` (pacs.002 semantics): ``ACSC`` settled or ``RJCT``
+  rejected with a reason code.
+- ``GET {base_url}/v1/payments/{instruction id}`` (signature over the empty
+  body) answers the same report, or ``404 NOT_FOUND``: the partner never
+  executed a payment with that id.
+
+The request has a hard deadline (``timeout_seconds``). Once it may have left,
+a missing or unreadable answer is an *unknown outcome*, never a failure:
+``OutcomeUnknownError`` makes the dispatcher ask the same partner again with
+the same idempotency key, and the partner answers the original outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, ClassVar, Self
+from urllib.parse import quote
+
+import aiohttp
+
+from gateway.accounts import UsAccount, mask
+from gateway.adapter import Adapter, AdapterContext, Capabilities, PaymentOrder, StatusUpdate, SubmitResult
+from gateway.crypto import sign_payload, verify_signature
+from gateway.errors import (
+    ContractError,
+    OutcomeUnknownError,
+    PermanentPartnerError,
+    SignatureError,
+    TransientPartnerError,
+)
+from gateway.status import Status
+from gateway_adapters.instant_rtp.messages import (
+    CONTRACT_DIR,
+    ERROR,
+    REPORT,
+    REQUEST,
+    Report,
+    build_request,
+    read_error,
+    read_report,
+)
+from gateway_adapters.instant_rtp.reasons import describe_reason
+
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "NOT_FOUND",
+    "PARTNER_STATUS",
+    "SIGNATURE_HEADER",
+    "InstantRtpAdapter",
+    "never_executed",
+]
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: ``StatusUpdate.partner_status`` of a poll the partner answered "no such payment": it was never executed
+NOT_FOUND = "NOT_FOUND"
+
+#: partner status (pacs.002 TxSts) → gateway status; ``None``: still pending at the partner
+PARTNER_STATUS: Mapping[str, Status | None] = {
+    "ACSC": Status.SETTLED,
+    "RJCT": Status.REJECTED,
+    "RCVD": None,
+    "ACTC": None,
+    "ACSP": None,
+    "ACWP": None,
+}
+
+_DEFAULT_MAX_AMOUNT = "1000000.00"  # the RTP network's per-payment limit
+_TYPES = frozenset({"credit_transfer", "payout", "refund"})
+
+
+def never_executed(update: StatusUpdate | None) -> bool:
+    """Whether a poll answer is the partner's signed word that it never executed the payment.
+
+    The only answer on which a payment with an unknown outcome may be re-routed elsewhere.
+    """
+    return update is not None and update.status is None and update.partner_status == NOT_FOUND
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup over any mapping (dict, CIMultiDict, ...)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = (_header(headers, "Retry-After") or "").strip()
+    return float(value) if value.isdigit() else None
+
+
+def _redact(text: str, order: PaymentOrder) -> str:
+    """Mask the order's account numbers wherever a partner message might echo them back."""
+    for party in (order.debtor, order.creditor):
+        if isinstance(party.account, UsAccount):
+            text = text.replace(party.account.number, mask(party.account.number))
+    return text
+
+
+class InstantRtpAdapter(Adapter):
+    """An instant credit transfer rail (RTP style): JSON over HTTPS, signed synchronous answers."""
+
+    name: ClassVar[str] = "instant_rtp"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        currencies=frozenset({"USD"}),
+        account_kinds=frozenset({"us"}),
+        types=_TYPES,
+        max_amount=Decimal(_DEFAULT_MAX_AMOUNT),
+        instant=True,
+    )
+    partner_contracts: ClassVar[Mapping[str, str]] = {
+        m: str(CONTRACT_DIR / f"{m}.json") for m in (REQUEST, REPORT, ERROR)
+    }
+    settings_schema: ClassVar[Mapping[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["base_url", "request_secret", "response_secret"],
+        "properties": {
+            "base_url": {"type": "string", "pattern": "^https?://", "minLength": 8},
+            "request_secret": {"type": "string", "minLength": 8},
+            "response_secret": {"type": "string", "minLength": 8},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 60, "default": 5},
+            "signature_tolerance_seconds": {"type": "number", "minimum": 1, "default": 300},
+            "currencies": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                "minItems": 1,
+                "uniqueItems": True,
+                "default": ["USD"],
+            },
+            "max_amount": {
+                "type": ["string", "integer"],
+                "pattern": "^[0-9]{1,18}(\\.[0-9]{1,6})?$",
+                "default": _DEFAULT_MAX_AMOUNT,
+            },
+        },
+    }
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        request_secret: str,
+        response_secret: str,
+        context: AdapterContext,
+        timeout_seconds: float = 5.0,
+        signature_tolerance_seconds: float = 300.0,
+        currencies: frozenset[str] = frozenset({"USD"}),
+        max_amount: Decimal = Decimal(_DEFAULT_MAX_AMOUNT),
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._request_secret = request_secret.encode()
+        self._response_secret = response_secret.encode()
+        self.context = context
+        self.timeout_seconds = float(timeout_seconds)
+        self.signature_tolerance = float(signature_tolerance_seconds)
+        self.capabilities = Capabilities(
+            currencies=frozenset(currencies),
+            account_kinds=frozenset({"us"}),
+            types=_TYPES,
+            max_amount=max_amount,
+            instant=True,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
+        return f"InstantRtpAdapter(base_url={self.base_url!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
+        """Build from ``partners.instant_rtp`` settings (already schema-validated)."""
+        return cls(
+            base_url=str(settings["base_url"]),
+            request_secret=str(settings["request_secret"]),
+            response_secret=str(settings["response_secret"]),
+            context=context,
+            timeout_seconds=float(settings.get("timeout_seconds", 5)),
+            signature_tolerance_seconds=float(settings.get("signature_tolerance_seconds", 300)),
+            currencies=frozenset(settings.get("currencies") or ["USD"]),
+            max_amount=Decimal(str(settings.get("max_amount", _DEFAULT_MAX_AMOUNT))),
+        )
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._client()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_seconds))
+        return self._session
+
+    # -- HTTP -----------------------------------------------------------------------
+
+    async def _exchange(
+        self, method: str, url: str, body: bytes, headers: dict[str, str], *, lost: type[TransientPartnerError]
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One signed call under the hard deadline; ``lost`` is raised once the request may have left."""
+        headers = {**headers, SIGNATURE_HEADER: sign_payload(self._request_secret, body)}
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                async with self._client().request(method, url, data=body, headers=headers) as resp:
+                    return resp.status, resp.headers, await resp.read()
+        except aiohttp.ClientConnectorError as exc:  # never connected: the partner cannot have seen it
+            raise TransientPartnerError(
+                f"partner unreachable: {type(exc).__name__}", reason_code="PARTNER_UNREACHABLE"
+            ) from None
+        except TimeoutError:
+            raise lost(f"partner did not answer {method} within {self.timeout_seconds:g}s") from None
+        except aiohttp.ClientError as exc:
+            raise lost(f"connection to the partner lost during {method}: {type(exc).__name__}") from None
+
+    def _verify(
+        self, status: int, headers: Mapping[str, str], body: bytes, *, lost: type[TransientPartnerError]
+    ) -> None:
+        """Act only on what the partner signed; anything else says nothing about the payment."""
+        try:
+            verify_signature(
+                self._response_secret,
+                body,
+                _header(headers, SIGNATURE_HEADER),
+                tolerance=self.signature_tolerance,
+                now=self.context.clock().timestamp(),
+            )
+        except SignatureError as exc:
+            raise lost(f"partner answer (HTTP {status}) failed the signature check: {exc.message}") from None
+
+    @staticmethod
+    def _report(
+        headers: Mapping[str, str], body: bytes, order: PaymentOrder, *, lost: type[TransientPartnerError]
+    ) -> Report:
+        """A signed 2xx body read as a report about ``order`` (its id, amount and currency), or ``lost``."""
+        content_type = (_header(headers, "Content-Type") or "").lower()
+        if "json" not in content_type:
+            raise lost(f"partner answer is {content_type or 'untyped'}, not JSON")
+        try:
+            report = read_report(body)
+        except ContractError as exc:
+            raise lost(f"partner answer is not a valid {REPORT}: {exc.message}") from None
+        if report.instruction_id != order.id:
+            raise lost(f"partner answer names instruction {report.instruction_id}, not {order.id}")
+        if report.currency != order.money.currency or report.amount != order.money.amount:
+            raise lost(
+                f"partner answer for {order.id} names {report.amount} {report.currency}, "
+                f"not {order.money.amount} {order.money.currency}"
+            )
+        if report.status not in PARTNER_STATUS:
+            raise lost(f"partner answer has unknown status {report.status}")
+        return report
+
+    @staticmethod
+    def _error_detail(body: bytes) -> tuple[str | None, str]:
+        try:
+            return read_error(body)
+        except ContractError:
+            return None, "unreadable error body"
+
+    # -- Adapter API ----------------------------------------------------------------
+
+    async def submit(self, order: PaymentOrder) -> SubmitResult:
+        """POST the payment; ``ACSC`` → ``settled``, ``RJCT`` → ``rejected`` (+ reason code), pending → ``submitted``.
+
+        Never connected → ``TransientPartnerError``; 429 (the partner throttles
+        before it looks at a payment) → ``TransientPartnerError`` with its
+        Retry-After; a timeout, a lost connection, a 5xx, or an unsigned or
+        unreadable answer after the request may have left → ``OutcomeUnknownError``;
+        another signed 4xx (the partner refused the request itself) →
+        ``PermanentPartnerError`` with the partner's error code.
+        """
+        now = self.context.clock()
+        try:
+            body = build_request(order, message_id=f"RTP{now:%Y%m%d%H%M%S}{secrets.token_hex(8)}", created_at=now)
+        except ContractError as exc:
+            raise PermanentPartnerError(
+                _redact(f"order cannot be expressed as a {REQUEST}: {exc.message}", order), reason_code="FF01"
+            ) from None
+        url = f"{self.base_url}/v1/payments"
+        headers = {IDEMPOTENCY_HEADER: order.id, "Content-Type": "application/json"}
+        status, resp_headers, raw = await self._exchange("POST", url, body, headers, lost=OutcomeUnknownError)
+        if status == 429:
+            raise TransientPartnerError(
+                "partner throttled the request (HTTP 429)",
+                reason_code="HTTP429",
+                retry_after=_retry_after(resp_headers),
+            )
+        if status >= 500 or status == 408:
+            raise OutcomeUnknownError(f"partner answered HTTP {status}", retry_after=_retry_after(resp_headers))
+        self._verify(status, resp_headers, raw, lost=OutcomeUnknownError)
+        if not 200 <= status < 300:
+            code, description = self._error_detail(raw)
+            log.warning("instant_rtp refused %s: HTTP %s %s", order.id, status, code)
+            raise PermanentPartnerError(
+                _redact(f"partner refused the request (HTTP {status}): {description}", order),
+                reason_code=code or f"HTTP{status}",
+            )
+        report = self._report(resp_headers, raw, order, lost=OutcomeUnknownError)
+        outcome = PARTNER_STATUS[report.status]
+        rejected = outcome is Status.REJECTED
+        return SubmitResult(
+            status=outcome or Status.SUBMITTED,
+            partner_reference=report.transaction_id,
+            reason_code=report.reason_code if rejected else None,
+            reason=describe_reason(report.reason_code, report.reason) if rejected else None,
+            partner_status=report.status,
+        )
+
+    async def poll(self, order: PaymentOrder) -> StatusUpdate:
+        """GET the payment's status: settled, rejected, pending (``status=None``), or ``NOT_FOUND``.
+
+        ``NOT_FOUND`` (``status=None``, ``partner_status="NOT_FOUND"``, see
+        ``never_executed``) is the partner's signed word that it holds no
+        payment with this id. Every failure is a ``TransientPartnerError``:
+        the question can always be asked again.
+        """
+        url = f"{self.base_url}/v1/payments/{quote(order.id, safe='')}"
+        lost = TransientPartnerError
+        status, headers, raw = await self._exchange("GET", url, b"", {}, lost=lost)
+        if status == 429 or status >= 500:
+            raise TransientPartnerError(f"partner answered HTTP {status}", retry_after=_retry_after(headers))
+        self._verify(status, headers, raw, lost=lost)
+        if status == 404:
+            code, description = self._error_detail(raw)
+            if code != NOT_FOUND:
+                raise TransientPartnerError(f"partner answered HTTP 404 without {NOT_FOUND}: {description}")
+            return StatusUpdate(
+                status=None,
+                instruction_id=order.id,
+                partner_status=NOT_FOUND,
+                reason="the partner holds no payment with this id: it was never executed",
+            )
+        if not 200 <= status < 300:
+            code, description = self._error_detail(raw)
+            raise PermanentPartnerError(
+                f"partner refused the status query (HTTP {status}): {description}", reason_code=code
+            )
+        return _update(self._report(headers, raw, order, lost=lost))
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
+        """The partner answers synchronously and sends no callbacks; a pushed report is still verified first."""
+        verify_signature(
+            self._response_secret,
+            body,
+            _header(headers, SIGNATURE_HEADER),
+            tolerance=self.signature_tolerance,
+            now=self.context.clock().timestamp(),
+        )
+        return [_update(read_report(body))]
+
+
+def _update(report: Report) -> StatusUpdate:
+    outcome = PARTNER_STATUS.get(report.status)
+    rejected = outcome is Status.REJECTED
+    return StatusUpdate(
+        status=outcome,
+        instruction_id=report.instruction_id,
+        partner_reference=report.transaction_id,
+        partner_status=report.status,
+        reason_code=report.reason_code if rejected else None,
+        reason=describe_reason(report.reason_code, report.reason) if rejected else None,
+        occurred_at=report.created_at,
+    )
