@@ -65,6 +65,8 @@ async def local_gateway(
             if name in base.section("partners"):
                 wiring[f"partners__{name}__base_url"] = url
         settings = base.with_overrides(**{**wiring, **overrides})
+        if "ach_nacha" in settings.section("partners"):  # a throw-away run gets a throw-away ACH spool
+            settings = settings.with_overrides(partners__ach_nacha__spool_dir=str(Path(tmp) / "ach"))
         engine = create_engine(settings.database_url)
         try:
             await upgrade(engine)

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,9 @@ def qa_instructions(population: Sequence[Mapping[str, Any]], count: int, seed: i
 def _partner_of(scenario: str, settings: Settings) -> str:
     """The scenario's ``partner``, else the only configured simulator."""
     path = Path(scenario)
+    if not path.suffix and not path.exists() and "/" not in scenario:
+        # a shipped scenario by name: data of the simulators package (read, never imported)
+        path = Path(str(resources.files("gateway_simulators") / "scenarios" / f"{scenario}.yaml"))
     if path.is_file():
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8"))

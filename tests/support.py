@@ -6,6 +6,7 @@ Imported as ``tests.support``; the fixtures that use it are in ``conftest.py``.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,9 @@ async def start_gateway(
     for name, sock in socks.items():
         all_overrides.setdefault(f"partners__{name}__base_url", f"http://127.0.0.1:{sock.getsockname()[1]}")
     settings = base.with_overrides(**all_overrides)
+    if "ach_nacha" in settings.section("partners") and "partners__ach_nacha__spool_dir" not in overrides:
+        # each test its own ACH spool, never the repo's var/
+        settings = settings.with_overrides(partners__ach_nacha__spool_dir=tempfile.mkdtemp(prefix="ach-spool-"))
     engine = database.engine()
     runtime = Runtime(settings, engine=engine, extra_plugins=extra_plugins)
     await runtime.start(dispatch=dispatch, poll=poll)
