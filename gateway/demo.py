@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,39 +37,49 @@ _IBANS = [
     "FI2112345600000785",
 ]
 _CREDITORS = ["Nordic Parts AB", "Iberia Components SL", "Alpen Logistik GmbH", "Lowlands Retail BV", "Tyrrhenian Srl"]
-_REJECT_CODES = ["AC01", "AC04", "AM04", "AG01", "RR04"]
+_REJECT_CODES = ["AC01", "AC04", "AM04", "AG01"]
 
 
 @dataclass(frozen=True)
 class DemoInstruction:
     body: dict[str, Any]
     expected: str
+    #: the adapter the routing rules should pick (None: no route)
+    adapter: str | None = None
 
 
-def demo_instructions(count: int, seed: int) -> list[DemoInstruction]:
-    """Varied instructions with the final status each should reach."""
+# ABA routing numbers with valid check digits (published Federal Reserve numbers).
+_ROUTING = ["021000021", "011000015", "122105278", "231380104"]
+
+
+def _us_account(rng: random.Random) -> dict[str, str]:
+    return {"number": f"{rng.randint(10**8, 10**12 - 1)}", "routing": rng.choice(_ROUTING)}
+
+
+def demo_instructions(count: int, seed: int, adapters: Collection[str] = ("iso20022_bank",)) -> list[DemoInstruction]:
+    """A mixed batch over the enabled rails, with the final status and adapter each should reach.
+
+    SEPA credit transfers (ISO 20022 bank), wallet payouts (card acquirer), instant
+    USD payments (instant rail), standard USD to US accounts (ACH file), and a few
+    that no rail carries; some of each are rejected by the partner (``REJECT-<code>``).
+    """
     rng = random.Random(seed)
     run = uuid.UUID(int=rng.getrandbits(128)).hex[:8].upper()
+    kinds = ["sepa"] * 55 + ["none"] * 5
+    kinds += ["wallet"] * 15 if "card_acquirer" in adapters else []
+    kinds += ["instant"] * 15 if "instant_rtp" in adapters else []
+    kinds += ["ach"] * 10 if "ach_nacha" in adapters else []
     out: list[DemoInstruction] = []
     for i in range(count):
-        roll = rng.random()
+        kind = rng.choice(kinds)
         creditor = rng.choice(_CREDITORS)
-        currency = "EUR"
-        expected = "settled"
-        if roll < 0.12:
-            code = rng.choice(_REJECT_CODES)
-            creditor = f"{creditor} REJECT-{code}"
-            expected = "rejected"
-        elif roll < 0.17:
-            currency = "USD"  # no enabled adapter carries USD to an IBAN: rejected by routing
-            expected = "rejected"
-        amount = f"{rng.randint(1, 250_000)}.{rng.randint(0, 99):02d}"
+        reject = kind != "ach" and kind != "none" and rng.random() < 0.15
         debtor_iban, creditor_iban = rng.sample(_IBANS, 2)
-        body = {
+        body: dict[str, Any] = {
             "reference": f"DEMO-{run}-{i:06d}",
-            "type": rng.choice(["credit_transfer", "credit_transfer", "payout", "refund"]),
-            "amount": amount,
-            "currency": currency,
+            "type": "credit_transfer",
+            "amount": f"{rng.randint(1, 90_000)}.{rng.randint(0, 99):02d}",
+            "currency": "EUR",
             "debtor": {
                 "name": "HE Appliances Europe GmbH",
                 "account": {"iban": debtor_iban},
@@ -77,9 +87,30 @@ def demo_instructions(count: int, seed: int) -> list[DemoInstruction]:
             },
             "creditor": {"name": creditor, "account": {"iban": creditor_iban}},
             "remittance_information": f"Invoice {rng.randint(1000, 99999)}",
-            "metadata": {"demo": run},
+            "metadata": {"demo": run, "rail": kind},
         }
-        out.append(DemoInstruction(body, expected))
+        adapter: str | None = {
+            "sepa": "iso20022_bank",
+            "wallet": "card_acquirer",
+            "instant": "instant_rtp",
+            "ach": "ach_nacha",
+        }.get(kind)
+        if kind == "sepa":
+            body["type"] = rng.choice(["credit_transfer", "credit_transfer", "payout", "refund"])
+        elif kind == "wallet":
+            body |= {"type": rng.choice(["payout", "refund"]), "currency": rng.choice(["EUR", "USD", "GBP"])}
+            body["creditor"]["account"] = {"wallet": f"wal_{rng.getrandbits(48):012x}"}
+        elif kind in ("instant", "ach"):
+            body |= {"currency": "USD", "urgency": "instant" if kind == "instant" else "standard"}
+            body["debtor"] = {"name": "HE Appliances America Inc", "account": _us_account(rng)}
+            body["creditor"]["account"] = _us_account(rng)
+        elif kind == "none":
+            body["currency"] = "USD"  # USD to an IBAN: no enabled rail carries it, rejected by routing
+        code = rng.choice(_REJECT_CODES)
+        if reject:
+            body["creditor"]["name"] = f"{creditor} REJECT-{code}"
+        expected = "rejected" if reject or kind == "none" else "settled"
+        out.append(DemoInstruction(body, expected, adapter))
     return out
 
 
@@ -117,7 +148,12 @@ async def _post_all(
 
 
 async def _statuses(session: aiohttp.ClientSession, url: str, key: str) -> dict[str, str]:
-    out: dict[str, str] = {}
+    return {i: v["status"] for i, v in (await _views(session, url, key)).items()}
+
+
+async def _views(session: aiohttp.ClientSession, url: str, key: str) -> dict[str, dict[str, Any]]:
+    """Every instruction of this business unit (list view), by id."""
+    out: dict[str, dict[str, Any]] = {}
     cursor: str | None = None
     while True:
         params = {"limit": "200", **({"cursor": cursor} if cursor else {})}
@@ -125,7 +161,7 @@ async def _statuses(session: aiohttp.ClientSession, url: str, key: str) -> dict[
             f"{url}/v1/instructions", params=params, headers={"Authorization": f"Bearer {key}"}
         ) as resp:
             page = await resp.json()
-        out.update({i["id"]: i["status"] for i in page["items"]})
+        out.update({i["id"]: i for i in page["items"]})
         cursor = page["next_cursor"]
         if not cursor:
             return out
@@ -141,8 +177,9 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
         name: factories[name]({k: v for k, v in cfg.items() if k not in ("host", "port")})
         for name, cfg in base.section("simulators").items()
     }
-    items = demo_instructions(count, seed)
+    items = demo_instructions(count, seed, adapters=base.section("partners"))
     statuses: dict[str, str] = {}
+    adapters_by_id: dict[str, str | None] = {}
     async with (
         local_gateway(
             base,
@@ -157,8 +194,13 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
             ids = await _post_all(session, local.url, local.key, items, lambda: progress.advance(sending))
             waiting = progress.add_task("waiting for final statuses", total=len(ids))
             deadline = time.monotonic() + 60 + count / 20
+            ach = local.runtime.adapters.get("ach_nacha")
             while time.monotonic() < deadline:
-                statuses = await _statuses(session, local.url, local.key)
+                if ach is not None:  # move time forward: file the ACH entries now, not at the next cut-off
+                    await ach.run_cutoff()  # type: ignore[attr-defined]
+                views = await _views(session, local.url, local.key)
+                statuses = {i: v["status"] for i, v in views.items()}
+                adapters_by_id = {i: v["adapter"] for i, v in views.items()}
                 final = sum(1 for i in ids if statuses.get(i) in TERMINAL)
                 progress.update(waiting, completed=final)
                 if final == len(ids):
@@ -166,12 +208,18 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
                 await asyncio.sleep(0.2)
 
     by_status = Counter(statuses.get(i, "missing") for i in ids)
-    mismatched = [i for i, item in ids.items() if statuses.get(i) != item.expected]
+    mismatched = [
+        i for i, item in ids.items() if statuses.get(i) != item.expected or adapters_by_id.get(i) != item.adapter
+    ]
+    by_adapter: dict[str, Counter[str]] = {}
+    for i in ids:
+        by_adapter.setdefault(adapters_by_id.get(i) or "none", Counter())[statuses.get(i, "missing")] += 1
     lost = count - sum(1 for i in ids if i in statuses)
     summary: dict[str, Any] = {
         "sent": count,
         "by_status": dict(sorted(by_status.items())),
         "expected": dict(sorted(Counter(i.expected for i in items).items())),
+        "by_adapter": {a: dict(sorted(c.items())) for a, c in sorted(by_adapter.items())},
         "mismatched": len(mismatched),
         "lost": lost,
         "seconds": round(time.perf_counter() - started, 2),

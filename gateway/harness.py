@@ -19,6 +19,7 @@ from aiohttp import web
 from gateway.api.app import create_app
 from gateway.clock import system_clock
 from gateway.config import Settings
+from gateway.runtime import Runtime
 from gateway.serving import RunningApp, bind, start_app
 from gateway.store import repo
 from gateway.store.db import create_engine
@@ -35,6 +36,8 @@ class LocalGateway:
     key: str
     simulator_urls: Mapping[str, str]
     settings: Settings
+    #: the gateway's runtime (adapters, dispatcher): tools may drive it, e.g. run an ACH cut-off now
+    runtime: Runtime
 
 
 @asynccontextmanager
@@ -75,11 +78,14 @@ async def local_gateway(
         finally:
             await engine.dispose()
         running: list[RunningApp] = []
+        runtime = Runtime(settings)
         try:
             for name, app in simulators.items():
                 running.append(await start_app(app, sim_socks[name]))
-            running.append(await start_app(create_app(settings), gw_sock))
-            yield LocalGateway(f"http://127.0.0.1:{port}", key, sim_urls, settings)
+            await runtime.start()
+            running.append(await start_app(create_app(settings, runtime=runtime), gw_sock))
+            yield LocalGateway(f"http://127.0.0.1:{port}", key, sim_urls, settings, runtime)
         finally:
             for app in reversed(running):  # the gateway first, then its partners
                 await app.stop()
+            await runtime.close()

@@ -75,13 +75,16 @@ def test_adapters_list_shows_the_builtin_adapter_from_its_entry_point() -> None:
 
 
 def test_demo_reaches_every_predicted_status_and_loses_nothing() -> None:
-    result = run("demo", "--count", "40", "--json", timeout=180)
+    result = run("demo", "--count", "60", "--json", timeout=180)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["sent"] == 40 and summary["lost"] == 0 and summary["mismatched"] == 0
-    assert sum(summary["by_status"].values()) == 40
+    assert summary["sent"] == 60 and summary["lost"] == 0 and summary["mismatched"] == 0
+    assert sum(summary["by_status"].values()) == 60
     assert summary["by_status"] == summary["expected"]
     assert set(summary["by_status"]) == {"settled", "rejected"}
+    # the mixed batch went through all four rails, each instruction by the adapter its rule names
+    assert set(summary["by_adapter"]) == {"iso20022_bank", "card_acquirer", "instant_rtp", "ach_nacha", "none"}
+    assert summary["by_adapter"]["none"] == {"rejected": sum(summary["by_adapter"]["none"].values())}
 
 
 def test_route_explain_shows_the_decision_without_sending(tmp_path: Path) -> None:
