@@ -9,20 +9,25 @@ hookimpl returns its ``Adapter`` subclasses.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Self
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from gateway.accounts import Party, UltimateParty
 from gateway.money import Money
 from gateway.status import Status
 
+if TYPE_CHECKING:
+    from aiohttp import web
+
 __all__ = [
     "Adapter",
     "AdapterContext",
     "Capabilities",
+    "ConformanceProfile",
     "PaymentOrder",
     "StatusUpdate",
     "SubmitResult",
@@ -153,6 +158,35 @@ class AdapterContext:
     clock: Callable[[], datetime] = _utcnow
 
 
+@dataclass(frozen=True)
+class ConformanceProfile:
+    """How the conformance kit (``gateway.conformance``) drives an adapter against its simulator.
+
+    Returned by ``Adapter.conformance_profile()``; see docs/adapters.md.
+    """
+
+    #: (simulator base URL, a fresh scratch directory) → the adapter's settings
+    adapter_settings: Callable[[str, Path], Mapping[str, Any]]
+    #: the simulator's settings (secrets matching ``adapter_settings``; short delays)
+    simulator_settings: Mapping[str, Any]
+    #: (instruction id, creditor name) → an order the adapter can carry
+    sample_order: Callable[[str, str], PaymentOrder]
+    #: a creditor name that makes the simulator refuse the payment
+    reject_marker: str = "REJECTNOW-AC04"
+    #: the status that refusal ends in (``returned`` for rails that refuse after settling)
+    rejection_status: Status = Status.REJECTED
+    #: the header carrying the partner's callback signature
+    signature_header: str = "X-Signature"
+    #: why the signature check does not apply (a partner that never calls back), or None
+    no_callbacks_reason: str | None = None
+    #: the setting (seconds) bounding one partner request
+    timeout_setting: str = "timeout_seconds"
+    #: for adapters whose ``submit`` only queues: send what is queued (e.g. ``run_cutoff``)
+    deliver: Callable[[Adapter], Awaitable[object]] | None = None
+    #: (running simulator app, order) → payments the partner booked for it; default: the simulator core's journal
+    payments_at_partner: Callable[[web.Application, PaymentOrder], int] | None = None
+
+
 class Adapter(abc.ABC):
     """A partner adapter. Subclass it, set ``name`` and ``capabilities``, implement the calls."""
 
@@ -169,6 +203,11 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
         """Build the adapter from its ``partners.<name>`` settings."""
+
+    @classmethod
+    def conformance_profile(cls) -> ConformanceProfile | None:
+        """How the conformance kit drives this adapter against its simulator; ``None`` if it cannot."""
+        return None
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections (called once when the gateway starts)."""

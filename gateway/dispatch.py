@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from gateway.errors import AdapterError, OutcomeUnknownError, PermanentPartnerError, TransientPartnerError
+from gateway.errors import (
+    AdapterError,
+    OutcomeUnknownError,
+    PartnerUnreachableError,
+    PermanentPartnerError,
+    TransientPartnerError,
+)
 from gateway.status import Status
 from gateway.store import repo
 from gateway.store.repo import OutboxJob, Transition
@@ -314,9 +320,9 @@ class Dispatcher:
         for (job, _, _), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, _Retry):
                 retries.append(outcome)
-            elif outcome.reason_code == REROUTE and outcome.status is S.ACCEPTED:
-                transitions.append(outcome)  # back to routing: the same job picks the next partner
-                retries.append(_Retry(job, f"{outcome.adapter} asked to route elsewhere", immediate=True))
+            elif outcome.status is S.ACCEPTED:  # back to routing (REROUTE, or partner down and never reached)
+                transitions.append(outcome)  # the same job picks the next eligible partner, now
+                retries.append(_Retry(job, f"leaving {outcome.adapter}: {outcome.reason_code}", immediate=True))
             else:
                 transitions.append(outcome)
                 finished.append(job)
@@ -334,6 +340,20 @@ class Dispatcher:
             breaker.record_failure(adapter_name)
             self.rt.metrics.dispatch.labels(adapter_name, "unknown").inc()
             return _Retry(job, exc.message, exc.retry_after, resolve=True)
+        except PartnerUnreachableError as exc:
+            # Never reached the partner, so it cannot have paid: once its circuit is open, route elsewhere.
+            breaker.record_failure(adapter_name)
+            self.rt.metrics.dispatch.labels(adapter_name, "unreachable").inc()
+            if breaker.state(adapter_name) == "open":
+                return Transition(
+                    order.id,
+                    S.ACCEPTED,
+                    _SOURCE,
+                    adapter=adapter_name,
+                    reason_code=exc.reason_code or "PARTNER_UNREACHABLE",
+                    reason=f"{exc.message}; circuit open, routing again",
+                )
+            return _Retry(job, exc.message, exc.retry_after)
         except TransientPartnerError as exc:
             breaker.record_failure(adapter_name)
             self.rt.metrics.dispatch.labels(adapter_name, "transient").inc()

@@ -29,6 +29,7 @@ __all__ = [
     "MoneyError",
     "NotFoundError",
     "OutcomeUnknownError",
+    "PartnerUnreachableError",
     "PermanentPartnerError",
     "SignatureError",
     "TransientPartnerError",
@@ -247,6 +248,22 @@ class OutcomeUnknownError(TransientPartnerError):
         message: str | None = None,
         *,
         reason_code: str | None = "OUTCOME_UNKNOWN",
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, reason_code=reason_code, retry_after=retry_after)
+
+
+class PartnerUnreachableError(TransientPartnerError):
+    """The request never reached the partner (no connection), so it cannot have been executed."""
+
+    default_message = "partner unreachable"
+    slug = "partner-unreachable"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        reason_code: str | None = "PARTNER_UNREACHABLE",
         retry_after: float | None = None,
     ):
         super().__init__(message, reason_code=reason_code, retry_after=retry_after)

@@ -29,7 +29,15 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway.accounts import UsAccount
-from gateway.adapter import Adapter, AdapterContext, Capabilities, PaymentOrder, StatusUpdate, SubmitResult
+from gateway.adapter import (
+    Adapter,
+    AdapterContext,
+    Capabilities,
+    ConformanceProfile,
+    PaymentOrder,
+    StatusUpdate,
+    SubmitResult,
+)
 from gateway.crypto import verify_signature
 from gateway.errors import PermanentPartnerError, TransientPartnerError
 from gateway.status import Status
@@ -165,6 +173,12 @@ class AchNachaAdapter(Adapter):
 
     def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
         return f"AchNachaAdapter(base_url={self.base_url!r}, spool={str(self.spool.root)!r})"
+
+    @classmethod
+    def conformance_profile(cls) -> ConformanceProfile:
+        from gateway_adapters.ach_nacha.conformance import profile
+
+        return profile()
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:

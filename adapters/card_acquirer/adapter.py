@@ -37,6 +37,7 @@ from gateway.adapter import (
     Adapter,
     AdapterContext,
     Capabilities,
+    ConformanceProfile,
     PaymentOrder,
     StatusUpdate,
     SubmitResult,
@@ -163,6 +164,12 @@ class CardAcquirerAdapter(Adapter):
 
     def __repr__(self) -> str:  # the API key and webhook secret stay out of reprs and therefore logs
         return f"CardAcquirerAdapter(base_url={self.base_url!r})"
+
+    @classmethod
+    def conformance_profile(cls) -> ConformanceProfile:
+        from gateway_adapters.card_acquirer.conformance import profile
+
+        return profile()
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:

@@ -30,11 +30,20 @@ from urllib.parse import quote
 import aiohttp
 
 from gateway.accounts import UsAccount, mask
-from gateway.adapter import Adapter, AdapterContext, Capabilities, PaymentOrder, StatusUpdate, SubmitResult
+from gateway.adapter import (
+    Adapter,
+    AdapterContext,
+    Capabilities,
+    ConformanceProfile,
+    PaymentOrder,
+    StatusUpdate,
+    SubmitResult,
+)
 from gateway.crypto import sign_payload, verify_signature
 from gateway.errors import (
     ContractError,
     OutcomeUnknownError,
+    PartnerUnreachableError,
     PermanentPartnerError,
     SignatureError,
     TransientPartnerError,
@@ -181,6 +190,12 @@ class InstantRtpAdapter(Adapter):
         return f"InstantRtpAdapter(base_url={self.base_url!r})"
 
     @classmethod
+    def conformance_profile(cls) -> ConformanceProfile:
+        from gateway_adapters.instant_rtp.conformance import profile
+
+        return profile()
+
+    @classmethod
     def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
         """Build from ``partners.instant_rtp`` settings (already schema-validated)."""
         return cls(
@@ -221,9 +236,7 @@ class InstantRtpAdapter(Adapter):
                 async with self._client().request(method, url, data=body, headers=headers) as resp:
                     return resp.status, resp.headers, await resp.read()
         except aiohttp.ClientConnectorError as exc:  # never connected: the partner cannot have seen it
-            raise TransientPartnerError(
-                f"partner unreachable: {type(exc).__name__}", reason_code="PARTNER_UNREACHABLE"
-            ) from None
+            raise PartnerUnreachableError(f"partner unreachable: {type(exc).__name__}") from None
         except TimeoutError:
             raise lost(f"partner did not answer {method} within {self.timeout_seconds:g}s") from None
         except aiohttp.ClientError as exc:

@@ -32,6 +32,7 @@ from gateway.adapter import (
     Adapter,
     AdapterContext,
     Capabilities,
+    ConformanceProfile,
     PaymentOrder,
     StatusUpdate,
     SubmitResult,
@@ -39,6 +40,7 @@ from gateway.adapter import (
 from gateway.crypto import sign_payload, verify_signature
 from gateway.errors import (
     ContractError,
+    PartnerUnreachableError,
     PermanentPartnerError,
     SignatureError,
     TransientPartnerError,
@@ -170,6 +172,12 @@ class Iso20022BankAdapter(Adapter):
         return f"Iso20022BankAdapter(base_url={self.base_url!r})"
 
     @classmethod
+    def conformance_profile(cls) -> ConformanceProfile:
+        from gateway_adapters.iso20022_bank.conformance import profile
+
+        return profile()
+
+    @classmethod
     def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
         """Build from ``partners.iso20022_bank`` settings (already schema-validated)."""
         return cls(
@@ -207,6 +215,8 @@ class Iso20022BankAdapter(Adapter):
         try:
             async with self._client().request(method, url, data=body, headers=headers) as resp:
                 return resp.status, resp.headers, await resp.read()
+        except aiohttp.ClientConnectorError as exc:  # never connected: the bank cannot have seen it
+            raise PartnerUnreachableError(f"bank unreachable: {type(exc).__name__}") from None
         except TimeoutError:
             raise TransientPartnerError(f"bank did not answer {method} in time") from None
         except aiohttp.ClientError as exc:
