@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api.app import create_app
-from gateway.clock import system_clock
+from gateway.clock import Clock, system_clock
 from gateway.config import Settings
 from gateway.runtime import Runtime
 from gateway.serving import RunningApp, bind, start_app
@@ -46,6 +46,7 @@ async def local_gateway(
     simulators: Mapping[str, web.Application],
     *,
     business_unit: str = "demo",
+    clock: Clock = system_clock,
     **overrides: Any,
 ) -> AsyncIterator[LocalGateway]:
     """Serve ``simulators`` and a gateway wired to them until the block ends.
@@ -78,7 +79,7 @@ async def local_gateway(
         finally:
             await engine.dispose()
         running: list[RunningApp] = []
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, clock=clock)
         try:
             for name, app in simulators.items():
                 running.append(await start_app(app, sim_socks[name]))
