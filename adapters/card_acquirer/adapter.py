@@ -43,7 +43,14 @@ from gateway.adapter import (
     SubmitResult,
 )
 from gateway.crypto import verify_signature
-from gateway.errors import ContractError, DomainError, PermanentPartnerError, TransientPartnerError
+from gateway.errors import (
+    ContractError,
+    DomainError,
+    OutcomeUnknownError,
+    PartnerUnreachableError,
+    PermanentPartnerError,
+    TransientPartnerError,
+)
 from gateway.money import Money
 from gateway.status import Status
 from gateway_adapters.card_acquirer.codes import EVENT_STATUSES, PAYOUT_STATUSES, REROUTE, rule_for
@@ -239,10 +246,14 @@ class CardAcquirerAdapter(Adapter):
         try:
             async with self._client().request(method, url, data=body, headers=headers) as resp:
                 return resp.status, resp.headers, await resp.read()
-        except TimeoutError:
-            raise TransientPartnerError(f"acquirer did not answer {method} in time") from None
+        except aiohttp.ClientConnectorError as exc:  # never connected: the acquirer cannot have seen it
+            raise PartnerUnreachableError(f"acquirer unreachable: {type(exc).__name__}") from None
+        except TimeoutError:  # the request may have arrived: unknown, never a failure
+            raise OutcomeUnknownError(f"acquirer did not answer {method} in time") from None
         except aiohttp.ClientError as exc:
-            raise TransientPartnerError(f"acquirer unreachable: {type(exc).__name__}") from None
+            raise OutcomeUnknownError(
+                f"connection to the acquirer lost during {method}: {type(exc).__name__}"
+            ) from None
 
     @staticmethod
     def _payout(headers: Mapping[str, str], body: bytes, order: PaymentOrder, what: str) -> dict[str, Any]:

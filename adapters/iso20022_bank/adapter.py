@@ -40,6 +40,7 @@ from gateway.adapter import (
 from gateway.crypto import sign_payload, verify_signature
 from gateway.errors import (
     ContractError,
+    OutcomeUnknownError,
     PartnerUnreachableError,
     PermanentPartnerError,
     SignatureError,
@@ -217,10 +218,10 @@ class Iso20022BankAdapter(Adapter):
                 return resp.status, resp.headers, await resp.read()
         except aiohttp.ClientConnectorError as exc:  # never connected: the bank cannot have seen it
             raise PartnerUnreachableError(f"bank unreachable: {type(exc).__name__}") from None
-        except TimeoutError:
-            raise TransientPartnerError(f"bank did not answer {method} in time") from None
+        except TimeoutError:  # the request may have arrived: unknown, never a failure
+            raise OutcomeUnknownError(f"bank did not answer {method} in time") from None
         except aiohttp.ClientError as exc:
-            raise TransientPartnerError(f"bank unreachable: {type(exc).__name__}") from None
+            raise OutcomeUnknownError(f"connection to the bank lost during {method}: {type(exc).__name__}") from None
 
     def _verify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         """Only a response the bank signed is acted on.
