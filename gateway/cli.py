@@ -402,6 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_adapters_list)
 
+    async def _adapters_new(args: argparse.Namespace) -> int:
+        from gateway.scaffold import scaffold
+
+        target = scaffold(args.name, args.dir)
+        print(f"created {target}: `pip install -e {target}`, then `pytest {target}`", file=sys.stderr)
+        return 0
+
+    p = adapters.add_parser("new", help="scaffold a new adapter package (adapter, simulator, conformance test)")
+    p.add_argument("name", help="adapter name, a lower_snake identifier (e.g. my_bank)")
+    p.add_argument("--dir", help="directory to create (default: ./NAME-adapter)")
+    p.set_defaults(func=_adapters_new)
+
     # qa: gateway + simulator playing a scenario, judged (gateway.qa, imported only when it runs)
     async def _qa_run(args: argparse.Namespace) -> int:
         from pathlib import Path
