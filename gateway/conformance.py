@@ -32,13 +32,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.adapter import Adapter, AdapterContext, ConformanceProfile, PaymentOrder, StatusUpdate, SubmitResult
 from gateway.crypto import sign_payload
-from gateway.errors import OutcomeUnknownError, PermanentPartnerError, SignatureError, TransientPartnerError
+from gateway.errors import (
+    OutcomeUnknownError,
+    PartnerUnreachableError,
+    PermanentPartnerError,
+    SignatureError,
+    TransientPartnerError,
+)
 from gateway.money import Money
 from gateway.plugins import Plugins
 from gateway.status import Status
@@ -332,6 +339,153 @@ async def check_polling_agrees(rig: ConformanceRig) -> Notes:
     return []
 
 
+@dataclass(frozen=True)
+class _FaultCase:
+    """One simulator-core fault on the submit exchange and the reaction it must get."""
+
+    name: str
+    fault: Mapping[str, Any]
+    #: ``unknown``: TransientPartnerError (OutcomeUnknownError preferred); ``throttled``: TransientPartnerError
+    #: with retry_after; ``no_verdict``: no final status; ``answer``: a normal SubmitResult
+    expect: str
+    #: drive it with the adapter whose request timeout is ``HANG_TIMEOUT``
+    short_timeout: bool = False
+
+
+#: every fault stays on for the whole faulted submit (``times``), so an adapter's own retries meet it too
+_FAULT_TIMES = 100
+FAULT_CASES: tuple[_FaultCase, ...] = (
+    _FaultCase("hang", {"kind": "hang", "after": True, "seconds": HANG_TIMEOUT * 4}, "unknown", short_timeout=True),
+    _FaultCase("reset", {"kind": "reset", "after": True}, "unknown"),
+    _FaultCase("truncated_body", {"kind": "truncated_body"}, "unknown"),
+    _FaultCase("wrong_content_type", {"kind": "wrong_content_type"}, "unknown"),
+    _FaultCase("wrong_amount", {"kind": "wrong_amount", "amount_delta": "1.00"}, "unknown"),
+    _FaultCase("wrong_currency", {"kind": "wrong_currency"}, "unknown"),
+    _FaultCase("http_500", {"kind": "http_error", "status": 500, "retry_after": 1}, "unknown"),
+    _FaultCase("http_503", {"kind": "http_error", "status": 503, "retry_after": 1}, "unknown"),
+    _FaultCase("http_429", {"kind": "http_error", "status": 429, "retry_after": 2}, "throttled"),
+    _FaultCase("unknown_status", {"kind": "unknown_status", "code": "ZZZZ"}, "no_verdict"),
+    _FaultCase("latency", {"kind": "latency", "delay": HANG_TIMEOUT / 4}, "answer", short_timeout=True),
+)
+
+
+def _core_engine(simulator: web.Application) -> Any | None:
+    """The simulator core's engine (found by shape, like the journal), or ``None`` for another simulator."""
+    for key in simulator:
+        engine = simulator[key]
+        if callable(getattr(engine, "use_scenario", None)) and callable(
+            getattr(getattr(engine, "journal", None), "select", None)
+        ):
+            return engine
+    return None
+
+
+async def _play_scenario(rig: ConformanceRig, document: Mapping[str, Any]) -> None:
+    """Give the simulator a scenario document (``PUT /_sim/scenario``)."""
+    url = f"{rig.base_url}/_sim/scenario"
+    async with aiohttp.ClientSession() as session, session.put(url, json=dict(document)) as resp:
+        answer = await resp.text()
+    assert resp.status == 200, f"{rig.name}: the simulator refused the scenario {document['name']}: {answer}"
+
+
+async def _react(rig: ConformanceRig, adapter: Adapter, order: PaymentOrder, case: _FaultCase) -> Notes:
+    """Submit ``order`` under ``case``'s fault; what is wrong raises ``AssertionError``, what is weak is a note."""
+    what = f"{rig.name}: under fault {case.name} ({dict(case.fault)}) submit"
+    try:
+        result = await adapter.submit(order)
+    except PartnerUnreachableError as exc:
+        if case.expect in ("unknown", "no_verdict"):
+            raise AssertionError(
+                f"{what} raised PartnerUnreachableError ({exc}): the partner read the request, so it may have "
+                "executed it; the gateway must not treat it as never sent (OutcomeUnknownError)"
+            ) from None
+        if case.expect == "answer":
+            raise AssertionError(f"{what} raised PartnerUnreachableError ({exc}) instead of answering") from None
+        return [] if exc.retry_after is not None else [f"{case.name}: Retry-After was not carried in retry_after"]
+    except OutcomeUnknownError as exc:
+        if case.expect == "answer":
+            raise AssertionError(f"{what} raised OutcomeUnknownError ({exc}) instead of answering") from None
+        if case.expect == "throttled" and exc.retry_after is None:
+            return [f"{case.name}: TransientPartnerError without retry_after (the partner sent Retry-After)"]
+        return []
+    except TransientPartnerError as exc:
+        if case.expect == "answer":
+            raise AssertionError(f"{what} raised {type(exc).__name__} ({exc}) instead of answering") from None
+        if case.expect == "throttled":
+            if exc.retry_after is None:
+                return [f"{case.name}: TransientPartnerError without retry_after (the partner sent Retry-After)"]
+            return []
+        if case.expect == "unknown":
+            return [
+                f"{case.name}: raised a plain {type(exc).__name__}; OutcomeUnknownError is preferred "
+                "(the partner may have processed the request)"
+            ]
+        return []
+    except PermanentPartnerError as exc:
+        raise AssertionError(
+            f"{what} raised PermanentPartnerError ({exc}): the partner may have taken the payment, "
+            "so the gateway must retry with the same key, not fail it"
+        ) from None
+    except Exception as exc:
+        raise AssertionError(
+            f"{what} raised {type(exc).__name__} ({exc}), not TransientPartnerError: a broken answer must be "
+            "an unknown outcome"
+        ) from None
+    if case.expect == "answer":
+        return []
+    if case.expect == "no_verdict":
+        assert result.status not in _FINAL, (
+            f"{what} returned {result.status} from an answer with a status code nobody knows ({case.fault})"
+        )
+        return []
+    raise AssertionError(
+        f"{what} returned a SubmitResult ({result.status}, partner reference {result.partner_reference!r}) "
+        "built from a wrong or broken answer instead of raising TransientPartnerError"
+    )
+
+
+async def check_faults(rig: ConformanceRig) -> Notes:
+    """Under each simulator-core fault on submit, the adapter's reaction is safe; a clean retry books one payment."""
+    engine = _core_engine(rig.simulator)
+    if engine is None:
+        pytest.skip(
+            f"{rig.name}: the simulator is not built on gateway_simulators.core, so the kit cannot inject its faults"
+        )
+    if rig.profile.deliver is not None:
+        pytest.skip(f"{rig.name}: submit only queues, so there is no synchronous submit exchange to put faults on")
+    normal = await rig.adapter()
+    short = await rig.adapter(**{rig.profile.timeout_setting: HANG_TIMEOUT})
+    original = engine.scenario
+    notes: Notes = []
+    try:
+        for case in FAULT_CASES:
+            order = rig.order()
+            fault = {"times": _FAULT_TIMES, **case.fault}
+            await _play_scenario(rig, {"name": f"conformance-fault-{case.name.replace('_', '-')}", "faults": [fault]})
+            notes += await _react(rig, short if case.short_timeout else normal, order, case)
+            struck = engine.journal.select({"kind": "submit", "instruction_id": order.id, "fault": fault["kind"]})
+            assert struck, (
+                f"{rig.name}: the simulator journal shows no submit of {order.id} hit by fault {case.name}: "
+                "the kit could not inject it, so the reaction says nothing"
+            )
+            await _play_scenario(rig, {"name": "conformance-no-faults"})
+            try:
+                await normal.submit(order)
+            except Exception as exc:
+                raise AssertionError(
+                    f"{rig.name}: after fault {case.name}, a retry of the same order without faults raised "
+                    f"{type(exc).__name__} ({exc})"
+                ) from None
+            booked = rig.payments_at_partner(order)
+            assert booked == 1, (
+                f"{rig.name}: after fault {case.name} and a clean retry, the partner booked {booked} payments "
+                f"for {order.id}, not exactly one (the retry must carry the same idempotency key)"
+            )
+    finally:
+        engine.use_scenario(original)
+    return notes
+
+
 #: every check by name, in the order they run
 CHECKS: dict[str, Callable[[ConformanceRig], Awaitable[Notes]]] = {
     "capabilities": check_capabilities,
@@ -341,6 +495,7 @@ CHECKS: dict[str, Callable[[ConformanceRig], Awaitable[Notes]]] = {
     "rejection": check_rejection,
     "timeout_is_unknown": check_timeout_is_unknown,
     "polling_agrees": check_polling_agrees,
+    "faults": check_faults,
 }
 
 

@@ -95,6 +95,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[asyncio.Task[None], int] = {}
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -102,16 +103,29 @@ class Dispatcher:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="dispatcher")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let in-flight batches commit (up to ``grace`` seconds), then cancel.
+
+        Cancelling a batch mid-transaction could leave a database connection (and
+        its row locks) behind; a job cut short is safe anyway (its lease expires and
+        another claimer resumes it), but finishing cleanly is better.
+        """
+        self._stopping = True
+        self._wake.set()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
-        for task in list(self._inflight):
-            task.cancel()
         if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+            _, pending = await asyncio.wait(list(self._inflight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
 
     @property
     def busy(self) -> int:
@@ -131,9 +145,11 @@ class Dispatcher:
             await asyncio.sleep(0.01)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             if self.max_defer > 0:
                 await self._yield_to_intake()
+            if self._stopping:
+                return
             try:
                 claimed = await self.claim_and_spawn()
             except asyncio.CancelledError:

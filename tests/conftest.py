@@ -9,11 +9,13 @@ but unreachable fails those tests; nothing is skipped silently.
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.db import create_engine
@@ -30,6 +32,30 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"partner sample files not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+async def _drop_schema(schema: str) -> None:
+    """Drop a test's schema; a connection the test leaked (holding locks) is ended first, with a warning."""
+    admin = create_engine(PG_URL or "")
+    try:
+        try:
+            async with admin.begin() as conn:
+                await conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+                await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            return
+        except DBAPIError:
+            warnings.warn(f"schema {schema} was locked by a leftover connection; ending it", stacklevel=1)
+        async with admin.begin() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+            )
+        async with admin.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    finally:
+        await admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -51,10 +77,7 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         yield db
     finally:
         if db.schema:
-            admin = create_engine(PG_URL or "")
-            async with admin.begin() as conn:
-                await conn.execute(text(f"DROP SCHEMA {db.schema} CASCADE"))
-            await admin.dispose()
+            await _drop_schema(db.schema)
 
 
 @pytest.fixture

@@ -82,12 +82,19 @@ class IntakeWriter:
         self.on_committed = on_committed
         self._queue: asyncio.Queue[IntakeItem] = asyncio.Queue()
         self._last_batch_at = float("-inf")
+        self._writing = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="intake-writer")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Finish what is queued (up to ``grace`` seconds), then stop; never cut a commit short if it can help it."""
+        deadline = time.monotonic() + grace
+        while self._task and not self._task.done() and (self._writing or not self._queue.empty()):
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.01)
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -115,6 +122,7 @@ class IntakeWriter:
             self._last_batch_at = time.monotonic()
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            self._writing = True
             try:
                 results = await self._write_with_retry(batch)
             except asyncio.CancelledError:
@@ -128,6 +136,8 @@ class IntakeWriter:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
+            finally:
+                self._writing = False
             created = 0
             for item, result in zip(batch, results, strict=True):
                 created += result.outcome is IntakeOutcome.CREATED

@@ -13,6 +13,7 @@ FLAWS = [
     ("timeout_is_unknown", "a timeout raised PermanentPartnerError"),
     ("rejection", "but the adapter reported settled, not rejected"),
     ("forged_callback", r"a forged callback \(no signature\) was accepted"),
+    ("faults", r"under fault hang .* raised PermanentPartnerError"),
 ]
 
 
