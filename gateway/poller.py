@@ -35,11 +35,12 @@ class StatusPoller:
         self.after = float(cfg.get("status_poll_after_seconds", 10))
         self.batch = 100
         self._scheduler: AsyncIOScheduler | None = None
+        self._running: asyncio.Task[object] | None = None
 
     def start(self) -> None:
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._scheduler.add_job(
-            self.poll_due,
+            self._scheduled,
             "interval",
             seconds=self.interval,
             id="status-poll",
@@ -48,10 +49,25 @@ class StatusPoller:
         )
         self._scheduler.start()
 
-    def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop scheduling polls and let a poll in progress finish (up to ``grace`` seconds)."""
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
+        running = self._running
+        if running is not None and not running.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(running), grace)
+            except (TimeoutError, asyncio.CancelledError):
+                running.cancel()
+
+    async def _scheduled(self) -> None:
+        """The scheduler's job: one round of polling, tracked so ``stop`` can let it finish."""
+        self._running = asyncio.current_task()
+        try:
+            await self.poll_due()
+        finally:
+            self._running = None
 
     async def poll_due(self) -> UpdateSummary:
         """Poll every payment that has waited longer than ``status_poll_after_seconds``."""

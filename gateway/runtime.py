@@ -126,7 +126,7 @@ class Runtime:
 
     async def close(self) -> None:
         if self.poller is not None:
-            self.poller.stop()
+            await self.poller.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         await self.writer.stop()
