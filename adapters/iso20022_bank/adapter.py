@@ -25,8 +25,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-import aiohttp
-
 from gateway.accounts import IbanAccount, mask
 from gateway.adapter import (
     Adapter,
@@ -40,12 +38,11 @@ from gateway.adapter import (
 from gateway.crypto import sign_payload, verify_signature
 from gateway.errors import (
     ContractError,
-    OutcomeUnknownError,
-    PartnerUnreachableError,
     PermanentPartnerError,
     SignatureError,
     TransientPartnerError,
 )
+from gateway.partner_http import PartnerHttp
 from gateway.status import Status
 from gateway_adapters.iso20022_bank.pain001 import build_pain001
 from gateway_adapters.iso20022_bank.pain002 import (
@@ -157,7 +154,6 @@ class Iso20022BankAdapter(Adapter):
         self._request_secret = request_secret.encode()
         self._callback_secret = callback_secret.encode()
         self.context = context
-        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.signature_tolerance = float(signature_tolerance_seconds)
         # Currencies and limits come from settings, so each instance carries its own.
         self.capabilities = Capabilities(
@@ -167,7 +163,7 @@ class Iso20022BankAdapter(Adapter):
             max_amount=max_amount,
             instant=False,
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._http = PartnerHttp("the bank", timeout_seconds)
 
     def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
         return f"Iso20022BankAdapter(base_url={self.base_url!r})"
@@ -195,17 +191,10 @@ class Iso20022BankAdapter(Adapter):
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._client()
+        self._http.session()
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-        return self._session
+        await self._http.close()
 
     # -- HTTP -----------------------------------------------------------------------
 
@@ -213,15 +202,7 @@ class Iso20022BankAdapter(Adapter):
         self, method: str, url: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, Mapping[str, str], bytes]:
         headers = {**headers, SIGNATURE_HEADER: sign_payload(self._request_secret, body)}
-        try:
-            async with self._client().request(method, url, data=body, headers=headers) as resp:
-                return resp.status, resp.headers, await resp.read()
-        except aiohttp.ClientConnectorError as exc:  # never connected: the bank cannot have seen it
-            raise PartnerUnreachableError(f"bank unreachable: {type(exc).__name__}") from None
-        except TimeoutError:  # the request may have arrived: unknown, never a failure
-            raise OutcomeUnknownError(f"bank did not answer {method} in time") from None
-        except aiohttp.ClientError as exc:
-            raise OutcomeUnknownError(f"connection to the bank lost during {method}: {type(exc).__name__}") from None
+        return await self._http.request(method, url, body, headers)
 
     def _verify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         """Only a response the bank signed is acted on.

@@ -1,0 +1,62 @@
+"""HTTP plumbing every HTTP partner adapter needs, in one place.
+
+One ``aiohttp`` session per adapter, a hard deadline per call, and the mapping
+of transport failures onto what they mean for the payment:
+
+- never connected (connection refused, DNS) → ``PartnerUnreachableError``: the
+  partner cannot have seen the request, so it may go elsewhere;
+- no answer in time, or the connection lost after sending → ``lost``
+  (``OutcomeUnknownError`` by default): the partner may have executed it, so the
+  gateway must ask before doing anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import aiohttp
+
+from gateway.errors import OutcomeUnknownError, PartnerUnreachableError, TransientPartnerError
+
+__all__ = ["PartnerHttp"]
+
+
+class PartnerHttp:
+    """A partner's HTTP session with the gateway's failure semantics."""
+
+    def __init__(self, partner: str, timeout_seconds: float) -> None:
+        self.partner = partner
+        self.timeout_seconds = timeout_seconds
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_seconds))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        *,
+        lost: type[TransientPartnerError] = OutcomeUnknownError,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One call under the deadline: ``(status, headers, body)`` or the failure's meaning."""
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                async with self.session().request(method, url, data=body, headers=dict(headers)) as resp:
+                    return resp.status, resp.headers, await resp.read()
+        except aiohttp.ClientConnectorError as exc:  # never connected: the partner cannot have seen it
+            raise PartnerUnreachableError(f"{self.partner} unreachable: {type(exc).__name__}") from None
+        except TimeoutError:
+            raise lost(f"{self.partner} did not answer {method} within {self.timeout_seconds:g}s") from None
+        except aiohttp.ClientError as exc:
+            raise lost(f"connection to {self.partner} lost during {method}: {type(exc).__name__}") from None
