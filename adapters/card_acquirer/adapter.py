@@ -30,8 +30,6 @@ from decimal import Decimal
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-import aiohttp
-
 from gateway.accounts import WalletAccount, mask
 from gateway.adapter import (
     Adapter,
@@ -46,12 +44,11 @@ from gateway.crypto import verify_signature
 from gateway.errors import (
     ContractError,
     DomainError,
-    OutcomeUnknownError,
-    PartnerUnreachableError,
     PermanentPartnerError,
     TransientPartnerError,
 )
 from gateway.money import Money
+from gateway.partner_http import PartnerHttp
 from gateway.status import Status
 from gateway_adapters.card_acquirer.codes import EVENT_STATUSES, PAYOUT_STATUSES, REROUTE, rule_for
 from gateway_adapters.card_acquirer.contracts import (
@@ -158,7 +155,6 @@ class CardAcquirerAdapter(Adapter):
         self._api_key = api_key
         self._webhook_secret = webhook_secret.encode()
         self.context = context
-        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.signature_tolerance = float(signature_tolerance_seconds)
         self.capabilities = Capabilities(
             currencies=frozenset(currencies),
@@ -167,7 +163,7 @@ class CardAcquirerAdapter(Adapter):
             max_amount=max_amount,
             instant=False,
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._http = PartnerHttp("the acquirer", timeout_seconds)
 
     def __repr__(self) -> str:  # the API key and webhook secret stay out of reprs and therefore logs
         return f"CardAcquirerAdapter(base_url={self.base_url!r})"
@@ -195,17 +191,10 @@ class CardAcquirerAdapter(Adapter):
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._client()
+        self._http.session()
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-        return self._session
+        await self._http.close()
 
     # -- messages -------------------------------------------------------------------
 
@@ -243,17 +232,7 @@ class CardAcquirerAdapter(Adapter):
         return {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json", **extra}
 
     async def _call(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any, bytes]:
-        try:
-            async with self._client().request(method, url, data=body, headers=headers) as resp:
-                return resp.status, resp.headers, await resp.read()
-        except aiohttp.ClientConnectorError as exc:  # never connected: the acquirer cannot have seen it
-            raise PartnerUnreachableError(f"acquirer unreachable: {type(exc).__name__}") from None
-        except TimeoutError:  # the request may have arrived: unknown, never a failure
-            raise OutcomeUnknownError(f"acquirer did not answer {method} in time") from None
-        except aiohttp.ClientError as exc:
-            raise OutcomeUnknownError(
-                f"connection to the acquirer lost during {method}: {type(exc).__name__}"
-            ) from None
+        return await self._http.request(method, url, body, headers)
 
     @staticmethod
     def _payout(headers: Mapping[str, str], body: bytes, order: PaymentOrder, what: str) -> dict[str, Any]:

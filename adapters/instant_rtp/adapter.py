@@ -19,15 +19,12 @@ the same idempotency key, and the partner answers the original outcome.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
-
-import aiohttp
 
 from gateway.accounts import UsAccount, mask
 from gateway.adapter import (
@@ -43,11 +40,11 @@ from gateway.crypto import sign_payload, verify_signature
 from gateway.errors import (
     ContractError,
     OutcomeUnknownError,
-    PartnerUnreachableError,
     PermanentPartnerError,
     SignatureError,
     TransientPartnerError,
 )
+from gateway.partner_http import PartnerHttp
 from gateway.status import Status
 from gateway_adapters.instant_rtp.messages import (
     CONTRACT_DIR,
@@ -184,7 +181,7 @@ class InstantRtpAdapter(Adapter):
             max_amount=max_amount,
             instant=True,
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._http = PartnerHttp("the partner", timeout_seconds)
 
     def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
         return f"InstantRtpAdapter(base_url={self.base_url!r})"
@@ -212,17 +209,10 @@ class InstantRtpAdapter(Adapter):
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._client()
+        self._http.session()
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_seconds))
-        return self._session
+        await self._http.close()
 
     # -- HTTP -----------------------------------------------------------------------
 
@@ -231,16 +221,7 @@ class InstantRtpAdapter(Adapter):
     ) -> tuple[int, Mapping[str, str], bytes]:
         """One signed call under the hard deadline; ``lost`` is raised once the request may have left."""
         headers = {**headers, SIGNATURE_HEADER: sign_payload(self._request_secret, body)}
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                async with self._client().request(method, url, data=body, headers=headers) as resp:
-                    return resp.status, resp.headers, await resp.read()
-        except aiohttp.ClientConnectorError as exc:  # never connected: the partner cannot have seen it
-            raise PartnerUnreachableError(f"partner unreachable: {type(exc).__name__}") from None
-        except TimeoutError:
-            raise lost(f"partner did not answer {method} within {self.timeout_seconds:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise lost(f"connection to the partner lost during {method}: {type(exc).__name__}") from None
+        return await self._http.request(method, url, body, headers, lost=lost)
 
     def _verify(
         self, status: int, headers: Mapping[str, str], body: bytes, *, lost: type[TransientPartnerError]
