@@ -252,8 +252,3 @@ def load_routing(path: str | Path | None, installed: Collection[str]) -> Router:
     cb = doc.get("circuit_breaker") or {}
     breaker = CircuitBreaker(int(cb.get("failure_threshold", 5)), float(cb.get("open_seconds", 30)))
     return Router(rules, breaker)
-
-
-def choose_adapter(order: PaymentOrder, adapters: Mapping[str, Adapter], channel: str | None = None) -> RouteDecision:
-    """Rule-less routing (any capable adapter, by name): kept for tools that have no router."""
-    return Router().decide(order, adapters, channel=channel)

@@ -374,11 +374,6 @@ async def claim_outbox(
     return [OutboxJob(r.id, r.instruction_id, r.kind, r.attempts) for r in result]
 
 
-async def finish_outbox(conn: AsyncConnection, job_id: int, owner: str) -> bool:
-    """Delete a job this owner still holds; False if the lease was lost meanwhile."""
-    return await finish_outbox_many(conn, [job_id], owner) == 1
-
-
 async def finish_outbox_many(conn: AsyncConnection, job_ids: Sequence[int], owner: str) -> int:
     """Delete the jobs this owner still holds; returns how many it did."""
     if not job_ids:
