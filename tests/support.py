@@ -5,9 +5,11 @@ Imported as ``tests.support``; the fixtures that use it are in ``conftest.py``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,16 @@ from gateway.config import Settings, load_settings
 from gateway.plugins import Plugins
 from gateway.runtime import Runtime
 from gateway.serving import RunningApp, bind, start_app, start_simulators
+from gateway.status import TERMINAL
 from gateway.store import repo
 from gateway.store.db import create_engine
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+
+#: statuses an instruction may rest in (as the API shows them)
+FINAL = frozenset(status.value for status in TERMINAL)
 
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 
@@ -69,6 +75,24 @@ class LiveGateway:
         async with self.session.get(f"{self.url}/v1/instructions/{instruction_id}", headers=self.headers(key)) as resp:
             assert resp.status == 200, await resp.text()
             return await resp.json()
+
+    async def wait_for(
+        self,
+        instruction_id: str,
+        done: Callable[[dict[str, Any]], bool] | None = None,
+        timeout: float = 15,
+        every: float = 0.05,
+    ) -> dict[str, Any]:
+        """Poll the instruction until ``done(view)`` (default: a final status); fail with its history if stuck."""
+        done = done or (lambda view: view["status"] in FINAL)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            view = await self.get_instruction(instruction_id)
+            if done(view):
+                return view
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"instruction stuck: {view['status']} {[e['status'] for e in view['events']]}")
+            await asyncio.sleep(every)
 
     async def new_key(self, business_unit: str, scopes: tuple[str, ...] = ("instructions",)) -> str:
         async with self.runtime.engine.begin() as conn:
@@ -125,6 +149,11 @@ async def stop_gateway(gw: LiveGateway) -> None:
         await sim.stop()
     await gw.runtime.close()
     await gw.runtime.engine.dispose()
+
+
+def applied(view: dict[str, Any]) -> list[str]:
+    """The statuses an instruction actually went through (ignored events left out)."""
+    return [e["status"] for e in view["events"] if e["applied"]]
 
 
 def example_instruction(**changes: Any) -> dict[str, Any]:

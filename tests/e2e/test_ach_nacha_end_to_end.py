@@ -6,7 +6,7 @@ Runs on SQLite and (with GATEWAY_TEST_DATABASE_URL) PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,10 @@ import pytest
 
 from gateway_adapters.ach_nacha import AchNachaAdapter
 from gateway_simulators.ach_nacha import ODFI, FileDrop
-from tests.support import Database, LiveGateway, example_instruction, start_gateway, stop_gateway
+from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway
 
 API_KEY = "ach-api-key-for-e2e"
 CALLBACK_SECRET = "ach-callback-secret-for-e2e"
-FINAL = {"settled", "rejected", "failed", "cancelled", "returned"}
 
 
 @pytest.fixture
@@ -74,31 +73,14 @@ async def post(gw: LiveGateway, body: dict[str, Any]) -> str:
     return (await resp.json())["id"]
 
 
-async def wait_for(
-    gw: LiveGateway, instruction_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 15
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        view = await gw.get_instruction(instruction_id)
-        if done(view):
-            return view
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"instruction stuck: {view['status']} {[e['status'] for e in view['events']]}")
-        await asyncio.sleep(0.05)
-
-
-def applied(view: dict[str, Any]) -> list[str]:
-    return [e["status"] for e in view["events"] if e["applied"]]
-
-
 async def test_ach_payment_waits_for_the_cutoff_then_settles_by_poll(ach_gateway: LiveGateway) -> None:
     instruction_id = await post(ach_gateway, ach_instruction())
-    submitted = await wait_for(ach_gateway, instruction_id, lambda v: v["status"] == "submitted")
+    submitted = await ach_gateway.wait_for(instruction_id, lambda v: v["status"] == "submitted")
     await asyncio.sleep(0.5)  # polls before the cut-off find nothing to report
     still = await ach_gateway.get_instruction(instruction_id)
 
     await adapter_of(ach_gateway).run_cutoff()
-    view = await wait_for(ach_gateway, instruction_id, lambda v: v["status"] in FINAL)
+    view = await ach_gateway.wait_for(instruction_id, lambda v: v["status"] in FINAL)
 
     assert still["status"] == "submitted" and drop_of(ach_gateway).files  # delivered only at the cut-off
     assert view["status"] == "settled" and view["events"][-1]["source"] == "poll"
@@ -112,10 +94,10 @@ async def test_ach_payment_waits_for_the_cutoff_then_settles_by_poll(ach_gateway
 
 async def test_returned_entry_settles_then_returns_with_its_reason_code(ach_gateway: LiveGateway) -> None:
     instruction_id = await post(ach_gateway, ach_instruction("Acme RETURN-R01"))
-    await wait_for(ach_gateway, instruction_id, lambda v: v["status"] == "submitted")
+    await ach_gateway.wait_for(instruction_id, lambda v: v["status"] == "submitted")
 
     await adapter_of(ach_gateway).run_cutoff()
-    view = await wait_for(ach_gateway, instruction_id, lambda v: v["status"] == "returned")
+    view = await ach_gateway.wait_for(instruction_id, lambda v: v["status"] == "returned")
 
     assert applied(view)[-2:] == ["settled", "returned"]
     assert view["events"][-1]["reason_code"] == "R01"
@@ -125,13 +107,13 @@ async def test_returned_entry_settles_then_returns_with_its_reason_code(ach_gate
 async def test_many_payments_and_repeated_cutoffs_book_no_entry_twice(ach_gateway: LiveGateway) -> None:
     ids = [await post(ach_gateway, ach_instruction(f"Receiver {n}")) for n in range(5)]
     for instruction_id in ids:
-        await wait_for(ach_gateway, instruction_id, lambda v: v["status"] == "submitted")
+        await ach_gateway.wait_for(instruction_id, lambda v: v["status"] == "submitted")
     adapter = adapter_of(ach_gateway)
 
     await adapter.run_cutoff()
     await adapter.run_cutoff()
     for instruction_id in ids:
-        await wait_for(ach_gateway, instruction_id, lambda v: v["status"] in FINAL)
+        await ach_gateway.wait_for(instruction_id, lambda v: v["status"] in FINAL)
 
     entries = drop_of(ach_gateway).entries
     assert len(entries) == 5 and {b.received for b in entries.values()} == {1}

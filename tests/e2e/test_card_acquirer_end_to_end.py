@@ -5,18 +5,15 @@ Runs on SQLite and (with GATEWAY_TEST_DATABASE_URL) PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from gateway.contracts import contracts
 from gateway_simulators.card_acquirer import ACQUIRER, signed_webhook
 from gateway_simulators.core import Simulator
-from tests.support import Database, LiveGateway, example_instruction, start_gateway, stop_gateway
+from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway
 
-FINAL = {"settled", "rejected", "failed", "cancelled", "returned"}
 API_KEY = "sk_test_e2e_0123456789abcdef"
 WEBHOOK_SECRET = "whsec_e2e_webhook_secret"
 SIM = {
@@ -44,19 +41,6 @@ def acquirer_of(gw: LiveGateway) -> Simulator:
     return gw.simulators["card_acquirer"].runner.app[ACQUIRER]
 
 
-async def wait_for(
-    gw: LiveGateway, instruction_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 15
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        view = await gw.get_instruction(instruction_id)
-        if done(view):
-            return view
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"instruction stuck: {view['status']} {[e['status'] for e in view['events']]}")
-        await asyncio.sleep(0.05)
-
-
 async def pay_out(gw: LiveGateway, creditor_name: str = "Nordic Parts AB", **changes: Any) -> str:
     body = example_instruction(
         type="payout",
@@ -69,17 +53,13 @@ async def pay_out(gw: LiveGateway, creditor_name: str = "Nordic Parts AB", **cha
     return (await resp.json())["id"]
 
 
-def applied(view: dict[str, Any]) -> list[str]:
-    return [e["status"] for e in view["events"] if e["applied"]]
-
-
 async def test_wallet_payout_settles_through_signed_webhooks_with_one_payout_at_the_acquirer(
     database: Database,
 ) -> None:
     gw = await start(database)
     try:
         instruction_id = await pay_out(gw)
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] in FINAL)
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
 
         assert view["status"] == "settled" and view["adapter"] == "card_acquirer"
         assert applied(view) == ["received", "accepted", "routed", "submitted", "settled"]
@@ -99,8 +79,8 @@ async def test_declined_payout_is_rejected_with_the_mapped_reason_code(database:
     try:
         at_submit = await pay_out(gw, "Nordic Parts REJECTNOW-AM04")
         by_webhook = await pay_out(gw, "Nordic Parts REJECT-AC04")
-        first = await wait_for(gw, at_submit, lambda v: v["status"] in FINAL)
-        second = await wait_for(gw, by_webhook, lambda v: v["status"] in FINAL)
+        first = await gw.wait_for(at_submit, lambda v: v["status"] in FINAL)
+        second = await gw.wait_for(by_webhook, lambda v: v["status"] in FINAL)
 
         assert (first["status"], first["events"][-1]["reason_code"]) == ("rejected", "AM04")
         assert (second["status"], second["events"][-1]["reason_code"]) == ("rejected", "AC04")
@@ -113,7 +93,7 @@ async def test_processing_unavailable_sends_the_payout_back_to_routing(database:
     gw = await start(database)
     try:
         instruction_id = await pay_out(gw, "Nordic Parts REJECTNOW-PUNA")
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] in FINAL)
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
 
         # the acquirer asked for another rail; no other enabled adapter carries wallets, so routing gives up
         reroute = [e for e in view["events"] if e["reason_code"] == "REROUTE"]
@@ -128,7 +108,7 @@ async def test_transient_outage_is_retried_with_the_same_key_then_settles(databa
     gw = await start(database, {"unavailable_for": 2, "retry_after": 0})
     try:
         instruction_id = await pay_out(gw)
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] in FINAL)
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
 
         assert view["status"] == "settled"
         submits = acquirer_of(gw).journal.select({"kind": "submit"})
@@ -147,7 +127,7 @@ async def test_status_found_by_polling_when_webhooks_are_off(database: Database)
     )
     try:
         instruction_id = await pay_out(gw)
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] in FINAL)
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
 
         assert view["status"] == "settled"
         assert (view["events"][-1]["source"], view["events"][-1]["partner_status"]) == ("poll", "paid")
@@ -160,7 +140,7 @@ async def test_forged_and_replayed_webhooks_are_refused_and_change_nothing(datab
     gw = await start(database, {"send_callbacks": False}, poll=False)
     try:
         instruction_id = await pay_out(gw)
-        await wait_for(gw, instruction_id, lambda v: v["status"] == "submitted")
+        await gw.wait_for(instruction_id, lambda v: v["status"] == "submitted")
         url = f"{gw.url}/v1/partners/card_acquirer/callbacks"
         forged = signed_webhook({"webhook_secret": "whsec_not_the_acquirer"}, instruction_id, "settled")
         replayed = signed_webhook(
@@ -184,7 +164,7 @@ async def test_genuine_webhook_settles_the_payout(database: Database) -> None:
     gw = await start(database, {"send_callbacks": False}, poll=False)
     try:
         instruction_id = await pay_out(gw)
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] == "submitted")
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] == "submitted")
         body, headers = signed_webhook(
             {"webhook_secret": WEBHOOK_SECRET},
             instruction_id,
@@ -222,7 +202,7 @@ async def test_transport_and_payload_faults_are_survived_with_one_payout_each(da
     gw = await start(database, {"scenario": scenario, "seed": 1}, partners__card_acquirer__timeout_seconds=1)
     try:
         ids = {tag: await pay_out(gw, reference=f"{tag}-{time.time_ns()}") for tag in FAULTS}
-        views = {tag: await wait_for(gw, i, lambda v: v["status"] in FINAL, timeout=20) for tag, i in ids.items()}
+        views = {tag: await gw.wait_for(i, lambda v: v["status"] in FINAL, timeout=20) for tag, i in ids.items()}
 
         assert {tag: v["status"] for tag, v in views.items()} == dict.fromkeys(FAULTS, "settled")
         created = [e.instruction_id for e in acquirer_of(gw).journal.select({"kind": "submit", "outcome": "created"})]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.e2e.test_end_to_end import FINAL, applied, wait_for
-from tests.support import LiveGateway, example_instruction
+from tests.support import FINAL, LiveGateway, applied, example_instruction
 
 
 async def test_structured_remittance_instruction_settles_through_the_bank_adapter(gateway: LiveGateway) -> None:
@@ -17,7 +16,7 @@ async def test_structured_remittance_instruction_settles_through_the_bank_adapte
     headers = gateway.headers(**{"Idempotency-Key": uuid.uuid4().hex, "Contract-Version": "2.0"})
     resp = await gateway.session.post(f"{gateway.url}/v1/instructions", json=body, headers=headers)
     assert resp.status == 202, await resp.text()
-    view = await wait_for(gateway, (await resp.json())["id"], lambda v: v["status"] in FINAL)
+    view = await gateway.wait_for((await resp.json())["id"], lambda v: v["status"] in FINAL)
     assert view["status"] == "settled"
     assert applied(view) == ["received", "accepted", "routed", "submitted", "settled"]
     assert view["contract_version"] == "2.0" and view["creditor_reference"] == "RF18539007547034"

@@ -6,7 +6,6 @@ Runs on SQLite and (with GATEWAY_TEST_DATABASE_URL) PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,27 +16,13 @@ from gateway.contracts import contracts
 from gateway.dispatch import Dispatcher
 from gateway.store.tables import outbox
 from gateway_simulators.iso20022_bank import BANK, Bank, signed_status_report
-from tests.support import Database, LiveGateway, example_instruction, start_gateway, stop_gateway
+from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway
 
-FINAL = {"settled", "rejected", "failed", "cancelled", "returned"}
 SIM = dict(load_settings(env={}).section("simulators")["iso20022_bank"])
 
 
 def bank_of(gw: LiveGateway) -> Bank:
     return gw.simulators["iso20022_bank"].runner.app[BANK]
-
-
-async def wait_for(
-    gw: LiveGateway, instruction_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 15
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        view = await gw.get_instruction(instruction_id)
-        if done(view):
-            return view
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"instruction stuck: {view['status']} {[e['status'] for e in view['events']]}")
-        await asyncio.sleep(0.05)
 
 
 async def submit(gw: LiveGateway, **changes: Any) -> str:
@@ -46,13 +31,9 @@ async def submit(gw: LiveGateway, **changes: Any) -> str:
     return (await resp.json())["id"]
 
 
-def applied(view: dict[str, Any]) -> list[str]:
-    return [e["status"] for e in view["events"] if e["applied"]]
-
-
 async def test_instruction_settles_end_to_end_through_callbacks(gateway: LiveGateway) -> None:
     instruction_id = await submit(gateway)
-    view = await wait_for(gateway, instruction_id, lambda v: v["status"] in FINAL)
+    view = await gateway.wait_for(instruction_id, lambda v: v["status"] in FINAL)
     assert view["status"] == "settled"
     assert applied(view) == ["received", "accepted", "routed", "submitted", "settled"]
     settled = view["events"][-1]
@@ -68,7 +49,7 @@ async def test_instruction_settles_end_to_end_through_callbacks(gateway: LiveGat
 async def test_bank_rejection_carries_the_iso_reason_code(gateway: LiveGateway) -> None:
     body_creditor = {"name": "Nordic Parts AB REJECT-AC04", "account": {"iban": "SE4550000000058398257466"}}
     instruction_id = await submit(gateway, creditor=body_creditor)
-    view = await wait_for(gateway, instruction_id, lambda v: v["status"] in FINAL)
+    view = await gateway.wait_for(instruction_id, lambda v: v["status"] in FINAL)
     assert view["status"] == "rejected"
     assert view["events"][-1]["reason_code"] == "AC04"
     assert applied(view) == ["received", "accepted", "routed", "submitted", "rejected"]
@@ -76,7 +57,7 @@ async def test_bank_rejection_carries_the_iso_reason_code(gateway: LiveGateway) 
 
 async def test_instruction_no_adapter_can_carry_is_rejected_with_the_reason(gateway: LiveGateway) -> None:
     instruction_id = await submit(gateway, currency="USD")
-    view = await wait_for(gateway, instruction_id, lambda v: v["status"] in FINAL)
+    view = await gateway.wait_for(instruction_id, lambda v: v["status"] in FINAL)
     assert view["status"] == "rejected"
     last = view["events"][-1]
     assert last["reason_code"] == "NO_ROUTE"
@@ -93,7 +74,7 @@ async def test_status_found_by_polling_when_callbacks_never_come(database: Datab
     )
     try:
         instruction_id = await submit(gw)
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] in FINAL)
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
         assert view["status"] == "settled"
         assert view["events"][-1]["source"] == "poll"
         assert bank_of(gw).describe()[0]["callbacks_sent"] == 0
@@ -110,7 +91,7 @@ async def test_duplicate_and_out_of_order_callbacks_are_recorded_and_ignored(dat
     gw = await start_gateway(database, sim_overrides={"iso20022_bank": {"send_callbacks": False}})
     try:
         instruction_id = await submit(gw)
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] == "submitted")
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] == "submitted")
         sim = SIM
         ref = view["reference"]
         # the bank's settlement arrives, then an older "in process", then the settlement again, then a rejection
@@ -134,7 +115,7 @@ async def test_forged_and_replayed_callbacks_are_rejected_and_change_nothing(dat
     gw = await start_gateway(database, sim_overrides={"iso20022_bank": {"send_callbacks": False}})
     try:
         instruction_id = await submit(gw)
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] == "submitted")
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] == "submitted")
         sim = SIM
         forged_settings = {**SIM, "callback_secret": "not-the-bank-secret"}
         body, headers = signed_status_report(forged_settings, instruction_id, view["reference"], "ACSC")
@@ -179,7 +160,7 @@ async def test_dispatcher_crash_between_claim_and_submit_recovers_with_one_submi
         await asyncio.sleep(0.6)
         await survivor.run_until_idle()
         await bank_of(gw).idle()
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] in FINAL)
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
         assert view["status"] == "settled"
         assert [(p["submissions"], p["status"]) for p in bank_of(gw).describe()] == [(1, "settled")]
         async with gw.runtime.engine.connect() as conn:
@@ -247,7 +228,7 @@ async def test_transient_partner_failures_are_retried_with_backoff(database: Dat
     )
     try:
         instruction_id = await submit(gw)
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] in FINAL)
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
         assert view["status"] == "settled"
         payments = bank_of(gw).describe()
         assert len(payments) == 1 and payments[0]["submissions"] == 1
@@ -266,7 +247,7 @@ async def test_partner_down_exhausts_retries_and_fails(database: Database) -> No
     )
     try:
         instruction_id = await submit(gw)
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] in FINAL)
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
         assert view["status"] == "failed"
         assert view["events"][-1]["reason_code"] == "RETRIES_EXHAUSTED"
         assert "3 attempts" in view["events"][-1]["reason"]
@@ -276,7 +257,7 @@ async def test_partner_down_exhausts_retries_and_fails(database: Database) -> No
 
 async def test_cancel_after_submission_is_refused(gateway: LiveGateway) -> None:
     instruction_id = await submit(gateway)
-    await wait_for(gateway, instruction_id, lambda v: v["status"] in ("submitted", "settled"))
+    await gateway.wait_for(instruction_id, lambda v: v["status"] in ("submitted", "settled"))
     async with gateway.session.post(
         f"{gateway.url}/v1/instructions/{instruction_id}/cancel", headers=gateway.headers()
     ) as resp:
@@ -291,7 +272,7 @@ async def test_many_concurrent_instructions_all_reach_their_final_status(gateway
             body["creditor"]["name"] = "Nordic Parts AB REJECT-AM04"
     responses = await asyncio.gather(*(gateway.post_instruction(b) for b in bodies))
     ids = [(await r.json())["id"] for r in responses]
-    views = await asyncio.gather(*(wait_for(gateway, i, lambda v: v["status"] in FINAL, 30) for i in ids))
+    views = await asyncio.gather(*(gateway.wait_for(i, lambda v: v["status"] in FINAL, 30) for i in ids))
     outcomes = [v["status"] for v in views]
     assert outcomes == ["rejected" if i % 5 == 0 else "settled" for i in range(count)]
     payments = bank_of(gateway).describe()

@@ -5,18 +5,16 @@ Runs on SQLite and (with GATEWAY_TEST_DATABASE_URL) PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from gateway_simulators.core import Simulator
 from gateway_simulators.instant_rtp import SIMULATOR
-from tests.support import Database, LiveGateway, example_instruction, start_gateway, stop_gateway
+from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway
 
-FINAL = {"settled", "rejected", "failed", "cancelled", "returned"}
 REQUEST_SECRET = "rtp-request-secret-e2e"
 RESPONSE_SECRET = "rtp-response-secret-e2e"
 
@@ -55,27 +53,10 @@ def partner_of(gw: LiveGateway) -> Simulator:
     return gw.simulators["instant_rtp"].runner.app[SIMULATOR]
 
 
-async def wait_for(
-    gw: LiveGateway, instruction_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 10
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        view = await gw.get_instruction(instruction_id)
-        if done(view):
-            return view
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"instruction stuck: {view['status']} {[e['status'] for e in view['events']]}")
-        await asyncio.sleep(0.02)
-
-
 async def post(gw: LiveGateway, body: dict[str, Any]) -> str:
     resp = await gw.post_instruction(body)
     assert resp.status == 202, await resp.text()
     return (await resp.json())["id"]
-
-
-def applied(view: dict[str, Any]) -> list[str]:
-    return [e["status"] for e in view["events"] if e["applied"]]
 
 
 @pytest.fixture
@@ -90,7 +71,7 @@ async def instant_gateway(database: Database) -> AsyncIterator[LiveGateway]:
 async def test_instant_payment_settles_within_a_second(instant_gateway: LiveGateway) -> None:
     started = time.monotonic()
     instruction_id = await post(instant_gateway, instant_instruction())
-    view = await wait_for(instant_gateway, instruction_id, lambda v: v["status"] in FINAL)
+    view = await instant_gateway.wait_for(instruction_id, lambda v: v["status"] in FINAL)
     elapsed = time.monotonic() - started
 
     assert view["status"] == "settled" and elapsed < 1.0
@@ -105,7 +86,7 @@ async def test_instant_payment_settles_within_a_second(instant_gateway: LiveGate
 async def test_instant_rejection_carries_the_partner_reason_code(instant_gateway: LiveGateway) -> None:
     creditor = {"name": "Acme Supplies REJECT-AC03", "account": {"number": "987654321", "routing": "021000021"}}
     instruction_id = await post(instant_gateway, instant_instruction(creditor=creditor))
-    view = await wait_for(instant_gateway, instruction_id, lambda v: v["status"] in FINAL)
+    view = await instant_gateway.wait_for(instruction_id, lambda v: v["status"] in FINAL)
 
     assert view["status"] == "rejected"
     assert view["events"][-1]["reason_code"] == "AC03"
@@ -121,7 +102,7 @@ async def test_hang_once_past_the_timeout_still_settles_with_one_payment(databas
     )
     try:
         instruction_id = await post(gw, instant_instruction())
-        view = await wait_for(gw, instruction_id, lambda v: v["status"] in FINAL)
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
 
         assert view["status"] == "settled"
         assert applied(view) == ["received", "accepted", "routed", "settled"]

@@ -8,18 +8,7 @@ from typing import Any
 
 from gateway_simulators.iso20022_bank import BANK
 from tests.plugins import reroute_bank
-from tests.support import Database, LiveGateway, example_instruction, start_gateway, stop_gateway
-
-FINAL = {"settled", "rejected", "failed", "cancelled", "returned"}
-
-
-async def _final(gw: LiveGateway, instruction_id: str) -> dict[str, Any]:
-    for _ in range(300):
-        view = await gw.get_instruction(instruction_id)
-        if view["status"] in FINAL:
-            return view
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"stuck in {view['status']}")
+from tests.support import Database, example_instruction, start_gateway, stop_gateway
 
 
 async def test_refused_payment_fails_over_to_the_next_partner_and_is_paid_once(
@@ -33,7 +22,7 @@ async def test_refused_payment_fails_over_to_the_next_partner_and_is_paid_once(
     try:
         resp = await gw.post_instruction(example_instruction())
         instruction_id = (await resp.json())["id"]
-        view = await _final(gw, instruction_id)
+        view = await gw.wait_for(instruction_id)
         assert view["status"] == "settled" and view["adapter"] == "iso20022_bank"
         steps = [(e["status"], e["adapter"], e["reason_code"]) for e in view["events"] if e["applied"]]
         assert steps[:5] == [
@@ -121,7 +110,7 @@ async def test_partner_killed_mid_run_fails_over_with_zero_double_payments(datab
         ach = gw.simulators["ach_nacha"].runner.app[ODFI]
         before = [(await (await gw.post_instruction(usd())).json())["id"] for _ in range(3)]
         for instruction_id in before:
-            assert (await _final(gw, instruction_id))["adapter"] == "instant_rtp"
+            assert (await gw.wait_for(instruction_id))["adapter"] == "instant_rtp"
         await gw.simulators["instant_rtp"].stop()  # the instant partner dies: its port now refuses connections
         after = [(await (await gw.post_instruction(usd())).json())["id"] for _ in range(3)]
         for _ in range(100):  # wait until all three went back to routing and were filed with ACH
@@ -130,7 +119,7 @@ async def test_partner_killed_mid_run_fails_over_with_zero_double_payments(datab
                 break
             await asyncio.sleep(0.05)
         await gw.runtime.adapters["ach_nacha"].run_cutoff()  # type: ignore[attr-defined]
-        finals = [await _final(gw, i) for i in after]
+        finals = [await gw.wait_for(i) for i in after]
         assert {(v["status"], v["adapter"]) for v in finals} == {("settled", "ach_nacha")}
         left = [e for e in finals[0]["events"] if e["reason_code"] == "PARTNER_UNREACHABLE"]
         assert [(e["status"], e["adapter"]) for e in left] == [("accepted", "instant_rtp")]
