@@ -55,6 +55,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.contracts import contracts
+
 HERE = Path(__file__).resolve().parent
 LUA_SCRIPT = HERE / "intake.lua"
 HOST = "127.0.0.1"
@@ -62,22 +64,7 @@ PATH = "/v1/instructions"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 #: the contract's example instruction; the reference is replaced per request
-EXAMPLE: dict[str, Any] = {
-    "reference": "INV-2026-000123",
-    "type": "credit_transfer",
-    "amount": "1250.00",
-    "currency": "EUR",
-    "debtor": {
-        "name": "HE Appliances Europe GmbH",
-        "account": {"iban": "DE89370400440532013000"},
-        "agent": {"bic": "COBADEFFXXX"},
-    },
-    "creditor": {"name": "Nordic Parts AB", "account": {"iban": "SE4550000000058398257466"}},
-    "remittance_information": "Invoice 123",
-    "requested_execution_date": "2026-11-27",
-    "urgency": "standard",
-    "metadata": {"order": "SO-778"},
-}
+EXAMPLE: dict[str, Any] = contracts().schema("instruction", "1.0")["examples"][0]
 
 
 #: a week ahead, so the instruction never asks for a date in the past

@@ -164,21 +164,12 @@ async def _serve(args: argparse.Namespace) -> int:
     for name, app in sims.items():
         print(f"  simulator {name} on {app.url}", file=sys.stderr)
     if demo_key:
-        example = json.dumps(
-            {
-                "reference": "@REF@",
-                "type": "credit_transfer",
-                "amount": "1250.00",
-                "currency": "EUR",
-                "debtor": {
-                    "name": "HE Appliances Europe GmbH",
-                    "account": {"iban": "DE89370400440532013000"},
-                    "agent": {"bic": "COBADEFFXXX"},
-                },
-                "creditor": {"name": "Nordic Parts AB", "account": {"iban": "SE4550000000058398257466"}},
-                "remittance_information": "Invoice 123",
-            }
-        )
+        from gateway.contracts import contracts
+
+        # the contract's own example, without a fixed execution date that would go stale
+        sample = dict(contracts().schema("instruction", "1.0")["examples"][0], reference="@REF@")
+        sample.pop("requested_execution_date", None)
+        example = json.dumps(sample)
         # a fresh reference per run of the line: the shell fills it in between the quotes
         example = example.replace("@REF@", "INV-'$(date +%s%N)'")
         print(

@@ -6,6 +6,7 @@ Imported as ``tests.support``; the fixtures that use it are in ``conftest.py``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import tempfile
 import uuid
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.api.app import create_app
 from gateway.clock import system_clock
 from gateway.config import Settings, load_settings
+from gateway.contracts import contracts
 from gateway.plugins import Plugins
 from gateway.runtime import Runtime
 from gateway.serving import RunningApp, bind, start_app, start_simulators
@@ -157,22 +159,8 @@ def applied(view: dict[str, Any]) -> list[str]:
 
 
 def example_instruction(**changes: Any) -> dict[str, Any]:
-    """The contract's own example, with changes; a fresh reference each call."""
-    body: dict[str, Any] = {
-        "reference": f"INV-{uuid.uuid4().hex[:12].upper()}",
-        "type": "credit_transfer",
-        "amount": "1250.00",
-        "currency": "EUR",
-        "debtor": {
-            "name": "HE Appliances Europe GmbH",
-            "account": {"iban": "DE89370400440532013000"},
-            "agent": {"bic": "COBADEFFXXX"},
-        },
-        "creditor": {"name": "Nordic Parts AB", "account": {"iban": "SE4550000000058398257466"}},
-        "remittance_information": "Invoice 123",
-        "requested_execution_date": "2026-11-27",
-        "urgency": "standard",
-        "metadata": {"order": "SO-778"},
-    }
+    """The contract's own example (instruction 1.0), with changes; a fresh reference each call."""
+    body: dict[str, Any] = copy.deepcopy(contracts().schema("instruction", "1.0")["examples"][0])
+    body["reference"] = f"INV-{uuid.uuid4().hex[:12].upper()}"
     body.update(changes)
     return body

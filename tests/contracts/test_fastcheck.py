@@ -26,6 +26,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from gateway.fastcheck import compile_fast, ineligibility
+from tests.support import example_instruction
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = REPO / "tests" / "data" / "json-schema-test-suite" / "tests" / "draft2020-12"
@@ -235,22 +236,7 @@ STATUS_EVENT = {
     "occurred_at": "2026-11-27T10:00:00Z",
 }
 
-SUPPORT_INSTRUCTION = {  # the shape of tests/support.py's example_instruction()
-    "reference": "INV-0123456789AB",
-    "type": "credit_transfer",
-    "amount": "1250.00",
-    "currency": "EUR",
-    "debtor": {
-        "name": "HE Appliances Europe GmbH",
-        "account": {"iban": "DE89370400440532013000"},
-        "agent": {"bic": "COBADEFFXXX"},
-    },
-    "creditor": {"name": "Nordic Parts AB", "account": {"iban": "SE4550000000058398257466"}},
-    "remittance_information": "Invoice 123",
-    "requested_execution_date": "2026-11-27",
-    "urgency": "standard",
-    "metadata": {"order": "SO-778"},
-}
+SUPPORT_INSTRUCTION = example_instruction(reference="INV-0123456789AB")  # fixed reference: deterministic fuzzing
 
 # Values a field may plausibly hold: valid ones (so documents stay valid) and boundary breakers.
 VALID_LEAVES: dict[str, list[Any]] = {
