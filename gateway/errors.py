@@ -31,6 +31,7 @@ __all__ = [
     "OutcomeUnknownError",
     "PartnerUnreachableError",
     "PermanentPartnerError",
+    "ServiceUnavailableError",
     "SignatureError",
     "TransientPartnerError",
     "UnknownAdapterError",
@@ -206,6 +207,14 @@ class SignatureError(GatewayError):
     default_message = "invalid signature"
     status = 401
     slug = "invalid-signature"
+
+
+class ServiceUnavailableError(GatewayError):
+    """The store cannot take writes right now; nothing was accepted."""
+
+    default_message = "service unavailable"
+    status = 503
+    slug = "unavailable"
 
 
 class AdapterError(GatewayError):

@@ -18,9 +18,9 @@ from gateway.errors import (
     ConflictError,
     DuplicateReferenceError,
     FieldError,
-    GatewayError,
     IdempotencyConflictError,
     NotFoundError,
+    ServiceUnavailableError,
     UnsupportedMediaTypeError,
 )
 from gateway.ids import new_id
@@ -39,14 +39,6 @@ routes = web.RouteTableDef()
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _ID_RE = re.compile(r"^ins_[0-9A-Z]{26}$")
 _APPLIED = Decision(True, "applied")
-
-
-class ServiceUnavailableError(GatewayError):
-    """The store cannot take writes right now; nothing was accepted."""
-
-    default_message = "service unavailable"
-    status = 503
-    slug = "unavailable"
 
 
 async def read_json(request: web.Request) -> Any:
