@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,14 +19,14 @@ import aiohttp
 
 from gateway.clock import OffsetClock
 from gateway.config import Settings
-from gateway.harness import local_gateway
+from gateway.harness import list_views, local_gateway, post_all
 from gateway.plugins import Plugins
 from gateway.status import TERMINAL
 
-__all__ = ["DemoInstruction", "demo_instructions", "run_demo"]
+__all__ = ["SAMPLE_IBANS", "DemoInstruction", "demo_instructions", "run_demo"]
 
 # Published example IBANs (documentation specimens, not real accounts).
-_IBANS = [
+SAMPLE_IBANS = [
     "DE89370400440532013000",
     "NL91ABNA0417164300",
     "AT611904300234573201",
@@ -75,7 +75,7 @@ def demo_instructions(count: int, seed: int, adapters: Collection[str] = ("iso20
         kind = rng.choice(kinds)
         creditor = rng.choice(_CREDITORS)
         reject = kind != "ach" and kind != "none" and rng.random() < 0.15
-        debtor_iban, creditor_iban = rng.sample(_IBANS, 2)
+        debtor_iban, creditor_iban = rng.sample(SAMPLE_IBANS, 2)
         body: dict[str, Any] = {
             "reference": f"DEMO-{run}-{i:06d}",
             "type": "credit_transfer",
@@ -115,59 +115,6 @@ def demo_instructions(count: int, seed: int, adapters: Collection[str] = ("iso20
     return out
 
 
-async def _post_all(
-    session: aiohttp.ClientSession,
-    url: str,
-    key: str,
-    items: list[DemoInstruction],
-    on_sent: Callable[[], None] | None = None,
-) -> dict[str, DemoInstruction]:
-    ids: dict[str, DemoInstruction] = {}
-    sem = asyncio.Semaphore(32)
-
-    async def post(item: DemoInstruction) -> None:
-        async with sem:
-            for attempt in range(5):
-                async with session.post(
-                    f"{url}/v1/instructions",
-                    json=item.body,
-                    headers={"Authorization": f"Bearer {key}", "Idempotency-Key": item.body["reference"]},
-                ) as resp:
-                    if resp.status == 202:
-                        ids[(await resp.json())["id"]] = item
-                        break
-                    if resp.status < 500 or attempt == 4:
-                        raise RuntimeError(
-                            f"intake refused {item.body['reference']}: {resp.status} {await resp.text()}"
-                        )
-                await asyncio.sleep(0.1 * (attempt + 1))
-            if on_sent is not None:
-                on_sent()
-
-    await asyncio.gather(*(post(i) for i in items))
-    return ids
-
-
-async def _statuses(session: aiohttp.ClientSession, url: str, key: str) -> dict[str, str]:
-    return {i: v["status"] for i, v in (await _views(session, url, key)).items()}
-
-
-async def _views(session: aiohttp.ClientSession, url: str, key: str) -> dict[str, dict[str, Any]]:
-    """Every instruction of this business unit (list view), by id."""
-    out: dict[str, dict[str, Any]] = {}
-    cursor: str | None = None
-    while True:
-        params = {"limit": "200", **({"cursor": cursor} if cursor else {})}
-        async with session.get(
-            f"{url}/v1/instructions", params=params, headers={"Authorization": f"Bearer {key}"}
-        ) as resp:
-            page = await resp.json()
-        out.update({i["id"]: i for i in page["items"]})
-        cursor = page["next_cursor"]
-        if not cursor:
-            return out
-
-
 async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = False) -> dict[str, Any]:
     """Run the demo; the summary's ``ok`` is True only if every status matched its prediction."""
     from rich.progress import Progress
@@ -199,12 +146,12 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
     ):
         with Progress(disable=quiet, transient=True) as progress:
             sending = progress.add_task("sending", total=count)
-            ids = await _post_all(session, local.url, local.key, items, lambda: progress.advance(sending))
+            ids = await post_all(session, local.url, local.key, items, lambda: progress.advance(sending))
             waiting = progress.add_task("waiting for final statuses", total=len(ids))
             deadline = time.monotonic() + 60 + count / 20
             ach = local.runtime.adapters.get("ach_nacha")
             while time.monotonic() < deadline:
-                views = await _views(session, local.url, local.key)
+                views = await list_views(session, local.url, local.key)
                 others_final = all(
                     views.get(i, {}).get("status") in TERMINAL for i, item in ids.items() if item.adapter != "ach_nacha"
                 )

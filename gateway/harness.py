@@ -7,13 +7,15 @@ fresh database, create an API key, serve, and clean everything up afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
+import aiohttp
 from aiohttp import web
 
 from gateway.api.app import create_app
@@ -25,7 +27,7 @@ from gateway.store import repo
 from gateway.store.db import create_engine
 from gateway.store.migrate import upgrade
 
-__all__ = ["LocalGateway", "local_gateway"]
+__all__ = ["LocalGateway", "fetch_statuses", "list_views", "local_gateway", "post_all"]
 
 
 @dataclass(frozen=True)
@@ -90,3 +92,66 @@ async def local_gateway(
             for app in reversed(running):  # the gateway first, then its partners
                 await app.stop()
             await runtime.close()
+
+
+class _HasBody(Protocol):
+    @property
+    def body(self) -> dict[str, Any]: ...
+
+
+B = TypeVar("B", bound=_HasBody)
+
+
+async def post_all(
+    session: aiohttp.ClientSession,
+    url: str,
+    key: str,
+    items: Sequence[B],
+    on_sent: Callable[[], None] | None = None,
+) -> dict[str, B]:
+    """POST every item's ``body`` (its reference as Idempotency-Key, retrying 5xx); ids → items."""
+    ids: dict[str, B] = {}
+    sem = asyncio.Semaphore(32)
+
+    async def post(item: B) -> None:
+        async with sem:
+            for attempt in range(5):
+                async with session.post(
+                    f"{url}/v1/instructions",
+                    json=item.body,
+                    headers={"Authorization": f"Bearer {key}", "Idempotency-Key": item.body["reference"]},
+                ) as resp:
+                    if resp.status == 202:
+                        ids[(await resp.json())["id"]] = item
+                        break
+                    if resp.status < 500 or attempt == 4:
+                        raise RuntimeError(
+                            f"intake refused {item.body['reference']}: {resp.status} {await resp.text()}"
+                        )
+                await asyncio.sleep(0.1 * (attempt + 1))
+            if on_sent is not None:
+                on_sent()
+
+    await asyncio.gather(*(post(i) for i in items))
+    return ids
+
+
+async def fetch_statuses(session: aiohttp.ClientSession, url: str, key: str) -> dict[str, str]:
+    """Every instruction's status, by id."""
+    return {i: v["status"] for i, v in (await list_views(session, url, key)).items()}
+
+
+async def list_views(session: aiohttp.ClientSession, url: str, key: str) -> dict[str, dict[str, Any]]:
+    """Every instruction of this business unit (list view), by id."""
+    out: dict[str, dict[str, Any]] = {}
+    cursor: str | None = None
+    while True:
+        params = {"limit": "200", **({"cursor": cursor} if cursor else {})}
+        async with session.get(
+            f"{url}/v1/instructions", params=params, headers={"Authorization": f"Bearer {key}"}
+        ) as resp:
+            page = await resp.json()
+        out.update({i["id"]: i for i in page["items"]})
+        cursor = page["next_cursor"]
+        if not cursor:
+            return out

@@ -28,9 +28,9 @@ import aiohttp
 import yaml
 
 from gateway.config import Settings
-from gateway.demo import _IBANS, DemoInstruction, _post_all, _statuses
+from gateway.demo import SAMPLE_IBANS, DemoInstruction
 from gateway.errors import ConfigError
-from gateway.harness import local_gateway
+from gateway.harness import fetch_statuses, local_gateway, post_all
 from gateway.money import minor_units
 from gateway.plugins import Plugins
 
@@ -85,7 +85,7 @@ def qa_instructions(population: Sequence[Mapping[str, Any]], count: int, seed: i
     for i in range(count):
         template = templates[i % len(templates)]
         currency = str(template.get("currency", "EUR"))
-        debtor, creditor = rng.sample(_IBANS, 2)
+        debtor, creditor = rng.sample(SAMPLE_IBANS, 2)
         bodies.append(
             {
                 "reference": f"QA{seed}-{i:05d}",
@@ -211,12 +211,12 @@ async def run_qa(
         predicted = await _json(session, "POST", f"{sim_url}/_sim/predict", json=asks)
         items = [DemoInstruction(b, p) for b, p in zip(bodies, predicted, strict=True)]
         posted_at = time.monotonic()
-        ids = await _post_all(session, url, key, items)
+        ids = await post_all(session, url, key, items)
         reached_at: dict[str, float] = {}
         statuses: dict[str, str] = {}
         deadline = time.monotonic() + 30 + count * 0.2
         while time.monotonic() < deadline:
-            statuses = await _statuses(session, url, key)
+            statuses = await fetch_statuses(session, url, key)
             for i, item in ids.items():
                 s = statuses.get(i)
                 done = s == item.expected or s in _FINAL
