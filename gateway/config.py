@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 from gateway.contracts import pointer_of
 from gateway.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG", "ENV_OVERRIDES", "Settings", "load_settings"]
+__all__ = ["DEFAULT_CONFIG", "ENV_OVERRIDES", "Settings", "check_document", "load_settings", "read_yaml_file"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.yaml"
 
@@ -33,6 +33,7 @@ ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "GATEWAY_PORT": ("server.port", int),
     "GATEWAY_PUBLIC_URL": ("server.public_url", str),
     "GATEWAY_ENCRYPTION_KEYS": ("security.encryption_keys", str),
+    "GATEWAY_FINGERPRINT_KEY": ("security.fingerprint_key", str),
     "GATEWAY_MAX_BODY_BYTES": ("server.max_body_bytes", int),
     "GATEWAY_DISPATCH_CONCURRENCY": ("dispatch.concurrency", int),
 }
@@ -54,6 +55,7 @@ _DEFAULTS: dict[str, Any] = {
         "status_poll_after_seconds": 10,
     },
     "routing": {"file": None},
+    "risk": {"file": None, "hold_expiry_check_seconds": 60, "prune_seconds": 600},
     "partners": {},
     "simulators": {},
 }
@@ -116,14 +118,22 @@ class Settings:
             raise ConfigError("security.encryption_keys (or GATEWAY_ENCRYPTION_KEYS) is required")
         return str(keys)
 
-    @property
-    def routing_file(self) -> Path | None:
-        """The routing rules file, resolved against the config file's folder (None: no rules)."""
-        name = self.raw.get("routing", {}).get("file")
+    def _file(self, section: str) -> Path | None:
+        name = self.raw.get(section, {}).get("file")
         if not name:
             return None
         path = Path(name)
         return path if path.is_absolute() else Path(self.source).resolve().parent / path
+
+    @property
+    def routing_file(self) -> Path | None:
+        """The routing rules file, resolved against the config file's folder (None: no rules)."""
+        return self._file("routing")
+
+    @property
+    def risk_file(self) -> Path | None:
+        """The risk rules file, resolved against the config file's folder (None: no screening rules)."""
+        return self._file("risk")
 
     def with_overrides(self, **dotted: Any) -> Settings:
         """A copy with some dotted keys replaced (``database__url="..."``)."""
@@ -147,6 +157,30 @@ def validate_document(doc: Mapping[str, Any], source: str) -> Settings:
             raise ConfigError(f"{source}: unknown key {prefix}{extra[0]}")
         raise ConfigError(f"{source}: {where}: {err.message} (at {pointer_of(err.absolute_path)})")
     return Settings(raw=doc, source=source)
+
+
+def read_yaml_file(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; ``ConfigError`` naming the file (and line) otherwise."""
+    file = Path(path)
+    try:
+        doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {file}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"{file}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping")
+    return doc
+
+
+def check_document(doc: Any, schema: Mapping[str, Any], source: str) -> None:
+    """Validate ``doc``; the first error (in document order) names its dotted key."""
+    errors = sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {err.message}")
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -138,6 +138,7 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
             base,
             apps,
             clock=clock,
+            risk__file=None,  # statuses are predicted from the simulators' rules; screening is shown by its tests
             dispatch__status_poll_interval_seconds=1,
             dispatch__status_poll_after_seconds=2,
             **ach_overrides,

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -33,6 +33,7 @@ from gateway.errors import (
     PermanentPartnerError,
     TransientPartnerError,
 )
+from gateway.risk.model import Outcome
 from gateway.status import Status
 from gateway.store import repo
 from gateway.store.repo import OutboxJob, Transition
@@ -209,6 +210,7 @@ class Dispatcher:
     async def process(self, jobs: Sequence[OutboxJob]) -> None:
         """Screen, route and submit a batch of instructions; record every step."""
         loaded = await self.rt.load_orders([j.instruction_id for j in jobs])
+        screened_out = await self._screen(jobs, loaded)
         refused = await self._refused_by([i for i, (row, _) in loaded.items() if row["status"] == S.ACCEPTED.value])
         today = self.rt.clock().date()
         transitions: list[Transition] = []
@@ -221,6 +223,8 @@ class Dispatcher:
             if job.instruction_id not in loaded:
                 finished.append(job)
                 continue
+            if job.instruction_id in screened_out:  # held or rejected by screening: its job is done
+                continue
             row, order = loaded[job.instruction_id]
             status = Status(row["status"])
             if status is S.ROUTED and job.kind == RESOLVE:  # outcome unknown: ask the partner first
@@ -232,8 +236,6 @@ class Dispatcher:
             if status not in (S.RECEIVED, S.ACCEPTED):  # held, submitted or final: nothing to dispatch
                 finished.append(job)
                 continue
-            if status is S.RECEIVED:
-                transitions.append(Transition(order.id, S.ACCEPTED, _SOURCE, reason="screening passed"))
             decision = self.rt.router.decide(
                 order, self.rt.adapters, channel=row["channel"], exclude=refused.get(order.id, ()), today=today
             )
@@ -261,6 +263,35 @@ class Dispatcher:
             to_submit += await self._resolve_all(to_resolve)
         if to_submit:
             await self._submit_all(to_submit)
+
+    async def _screen(
+        self, jobs: Sequence[OutboxJob], loaded: dict[str, tuple[dict[str, Any], PaymentOrder]]
+    ) -> set[str]:
+        """Risk-screen the batch's received instructions in one transaction; return those that stop here.
+
+        Passed and flagged ones are now ``accepted`` and go on to routing in this
+        batch; held and rejected ones have their jobs finished in the same
+        transaction (approval queues a new job).
+        """
+        received = [
+            loaded[j.instruction_id]
+            for j in jobs
+            if j.instruction_id in loaded and loaded[j.instruction_id][0]["status"] == S.RECEIVED.value
+        ]
+        if not received:
+            return set()
+        now = self.rt.clock()
+        job_of = {j.instruction_id: j.id for j in jobs}
+        async with self.rt.engine.begin() as conn:
+            screenings, records = await self.rt.screener.screen(conn, received, now)
+            stopped = {s.candidate.instruction_id for s in screenings if s.outcome in (Outcome.HOLD, Outcome.REJECT)}
+            await repo.finish_outbox_many(conn, [job_of[i] for i in stopped], self.owner)
+        for s in screenings:
+            self.rt.metrics.risk.labels(s.outcome.value).inc()
+            if s.outcome not in (Outcome.HOLD, Outcome.REJECT):
+                loaded[s.candidate.instruction_id][0]["status"] = S.ACCEPTED.value
+        self.rt.announce(r.change for r in records)
+        return stopped
 
     async def _refused_by(self, instruction_ids: Sequence[str]) -> dict[str, set[str]]:
         """Partners that refused each instruction with "route elsewhere" (from its events)."""

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from gateway.adapter import Adapter
     from gateway.events import StatusChange
+    from gateway.risk.rules import Rule
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -49,6 +50,18 @@ def gateway_simulators() -> Mapping[str, Callable[[Mapping[str, Any]], web.Appli
     factory takes the simulator's settings mapping and returns an aiohttp
     application. Every plugin's mapping is merged; a duplicate name is an error.
     By convention a simulator has the name of the adapter it imitates.
+    """
+
+
+@hookspec
+def gateway_risk_rules() -> Sequence[type[Rule]]:
+    """Return the risk rule classes (``gateway.risk.rules.Rule`` subclasses) this plugin provides.
+
+    Called once at start-up, before ``config/risk.yaml`` is checked: each rule's
+    ``options_schema`` becomes part of that file's schema, so a rule is usable by
+    its ``name`` under ``rules:``. Every plugin's answer is concatenated (the
+    built-in rules come through this hook too); two rules with the same name are
+    a start-up error.
     """
 
 

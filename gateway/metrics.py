@@ -34,6 +34,7 @@ class Metrics:
         self.callbacks = Counter(
             "gateway_partner_callbacks", "Partner callbacks received", ["adapter", "result"], registry=r
         )
+        self.risk = Counter("gateway_risk_screened", "Risk screening outcomes", ["outcome"], registry=r)
         self.outbox_depth = Gauge("gateway_outbox_depth", "Jobs waiting in the outbox", registry=r)
 
     @hookimpl

@@ -19,6 +19,7 @@ from gateway import hookspecs
 from gateway.adapter import Adapter
 from gateway.errors import ConfigError
 from gateway.events import StatusChange
+from gateway.risk.rules import Rule
 
 __all__ = ["ENTRY_POINT_GROUP", "Plugins"]
 
@@ -37,6 +38,9 @@ class Plugins:
             for name in blocked:
                 self.pm.set_blocked(name)
             self.pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        from gateway.risk import rules as builtin_rules
+
+        self.pm.register(builtin_rules, name="gateway.risk.builtin")
         for plugin in extra:
             self.register(plugin)
         if os.environ.get("GATEWAY_TRACE_PLUGINS"):
@@ -76,6 +80,18 @@ class Plugins:
                     raise ConfigError(f"two simulators are named {name!r}")
                 found[name] = factory
         return dict(sorted(found.items()))
+
+    def risk_rule_classes(self) -> list[type[Rule]]:
+        """Every registered risk rule class (built-ins first); duplicate names are an error."""
+        found: dict[str, type[Rule]] = {}
+        for batch in reversed(self.pm.hook.gateway_risk_rules()):
+            for cls in batch or ():
+                if not (isinstance(cls, type) and issubclass(cls, Rule)) or not cls.name:
+                    raise ConfigError(f"plugin returned {cls!r}, which is not a named risk Rule subclass")
+                if cls.name in found and found[cls.name] is not cls:
+                    raise ConfigError(f"two risk rules are named {cls.name!r}")
+                found[cls.name] = cls
+        return list(found.values())
 
     def status_changed(self, change: StatusChange) -> None:
         """Tell observers about a committed transition; their errors are logged, not raised."""

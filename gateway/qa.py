@@ -190,6 +190,7 @@ async def run_qa(
             base,
             {name: sim_app},
             business_unit="qa",
+            risk__file=None,  # QA proves the partner path; a scenario's bursts would trip velocity rules
             dispatch__idle_poll_seconds=0.05,
             dispatch__backoff_base_seconds=0.2,
             dispatch__backoff_max_seconds=2,

@@ -22,10 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from jsonschema import Draft202012Validator
-
 from gateway.adapter import Adapter, PaymentOrder
+from gateway.config import check_document, read_yaml_file
 from gateway.errors import ConfigError
 
 __all__ = ["CircuitBreaker", "RouteDecision", "Router", "RoutingRule", "load_routing"]
@@ -226,18 +224,9 @@ def load_routing(path: str | Path | None, installed: Collection[str]) -> Router:
     if path is None:
         return Router()
     file = Path(path)
-    try:
-        doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read routing file {file}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{file}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
+    doc = read_yaml_file(file, "routing file")
     schema = json.loads(resources.files("gateway").joinpath("routing_schema.json").read_text(encoding="utf-8"))
-    errors = sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if errors:
-        where = ".".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise ConfigError(f"{file}: {where}: {errors[0].message}")
+    check_document(doc, schema, str(file))
     rules = [_rule(r) for r in doc.get("rules", [])]
     for i, rule in enumerate(rules):
         for j, partner in enumerate(rule.partners):

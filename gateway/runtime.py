@@ -25,6 +25,9 @@ from gateway.errors import ConfigError, NotFoundError
 from gateway.events import StatusChange
 from gateway.metrics import Metrics
 from gateway.plugins import Plugins
+from gateway.risk.credit import sync_config_limits
+from gateway.risk.engine import fingerprint_key, load_risk
+from gateway.risk.screening import Screener
 from gateway.routing import load_routing
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
@@ -96,6 +99,12 @@ class Runtime:
         classes = self.plugins.adapter_classes()
         self.adapters: dict[str, Adapter] = _build_adapters(classes, settings, clock)
         self.router = load_routing(settings.routing_file, installed=classes)
+        self.risk = load_risk(
+            settings.risk_file,
+            self.plugins.risk_rule_classes(),
+            fingerprint_key(settings.section("security").get("fingerprint_key"), keys),
+        )
+        self.screener = Screener(self.risk)
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.writer = IntakeWriter(
             self.engine,
@@ -116,6 +125,9 @@ class Runtime:
 
         for adapter in self.adapters.values():
             await adapter.start()
+        if self.risk.credit_limits:
+            async with self.engine.begin() as conn:
+                await sync_config_limits(conn, self.risk.credit_limits, self.clock())
         await self.writer.start()
         self.dispatcher = Dispatcher(self)
         if dispatch:

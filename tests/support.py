@@ -50,6 +50,7 @@ class Database:
 
 def make_settings(database: Database, **overrides: Any) -> Settings:
     base = load_settings(env={})
+    overrides.setdefault("risk__file", None)  # risk screening only where a test asks for it
     return base.with_overrides(database__url=database.url, **overrides)
 
 
@@ -125,6 +126,7 @@ async def start_gateway(
         "database__url": database.url,
         "server__port": port,
         "dispatch__idle_poll_seconds": 0.05,
+        "risk__file": None,  # risk screening only where a test asks for it (tests/risk)
         **overrides,
     }
     for name, sock in socks.items():

@@ -90,7 +90,9 @@ async def create_instruction(request: web.Request) -> web.Response:
         business_unit_id=principal.business_unit_id,
         idempotency_key=key,
         request_hash=_canonical_hash(doc, version),
-        instruction=rt.codec.new_row(instruction_id, principal.business_unit_id, data, version, now),
+        instruction=rt.codec.new_row(
+            instruction_id, principal.business_unit_id, data, version, now, submitted_by=principal.key_id
+        ),
         event=repo.event_row(instruction_id, 1, None, Status.RECEIVED, _APPLIED, source="api", occurred_at=now),
         job={
             "instruction_id": instruction_id,

@@ -35,6 +35,7 @@ class InstructionCodec:
         data: InstructionData,
         contract_version: str,
         now: datetime,
+        submitted_by: str | None = None,
     ) -> dict[str, Any]:
         enc = self.cipher.encrypt
         return {
@@ -76,6 +77,7 @@ class InstructionCodec:
             "event_count": 1,
             "created_at": now,
             "updated_at": now,
+            "submitted_by": submitted_by,
         }
 
     def _party(self, row: Mapping[str, Any], role: str) -> Party:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.errors import ConfigError, ConflictError, NotFoundError
 from gateway.events import StatusChange
 from gateway.ids import new_id
+from gateway.risk.credit import settle_exposure
 from gateway.status import Decision, Status, decide
 from gateway.store.bulk import insert_rows
 from gateway.store.tables import (
@@ -128,6 +129,7 @@ def event_row(
     partner_status: str | None = None,
     reason_code: str | None = None,
     reason: str | None = None,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     return {
         "instruction_id": instruction_id,
@@ -143,6 +145,7 @@ def event_row(
         "reason_code": reason_code,
         "reason": (reason or None) and reason[:500],
         "occurred_at": occurred_at,
+        "actor": actor,
     }
 
 
@@ -167,6 +170,8 @@ class Transition:
     partner_status: str | None = None
     reason_code: str | None = None
     reason: str | None = None
+    #: who decided, for human decisions (an API key id)
+    actor: str | None = None
 
 
 async def record_transitions(
@@ -229,6 +234,7 @@ async def record_transitions(
                 partner_status=t.partner_status,
                 reason_code=t.reason_code,
                 reason=t.reason,
+                actor=t.actor,
             )
         )
         change = (
@@ -272,6 +278,8 @@ async def record_transitions(
         # Cannot happen with SQLite's single writer; refuse rather than write a gap.
         raise ConflictError("instructions changed during a status update; retry")
     await insert_rows(conn, instruction_events, events)
+    applied = [(t.instruction_id, t.status) for t, r in zip(transitions, records, strict=True) if r.decision.applied]
+    await settle_exposure(conn, applied, now)
     return records
 
 

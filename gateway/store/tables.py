@@ -32,11 +32,20 @@ __all__ = [
     "UTCDateTime",
     "api_keys",
     "business_units",
+    "credit_limits",
+    "credit_reservations",
+    "holds",
     "idempotency_keys",
     "instruction_events",
     "instructions",
     "metadata",
     "outbox",
+    "risk_alerts",
+    "risk_beneficiaries",
+    "risk_counters",
+    "risk_names",
+    "risk_pairs",
+    "risk_recent",
 ]
 
 metadata = MetaData(
@@ -126,6 +135,7 @@ instructions = Table(
     Column("event_count", Integer(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("submitted_by", String(40)),  # the API key that posted it (four eyes: it may not approve a hold)
     UniqueConstraint("business_unit_id", "reference"),
     Index(None, "business_unit_id", "id"),
     Index(None, "status", "updated_at"),
@@ -149,6 +159,7 @@ instruction_events = Table(
     Column("reason_code", String(32)),
     Column("reason", String(500)),
     Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("actor", String(64)),  # who decided (an API key id), for human decisions
     UniqueConstraint("instruction_id", "sequence"),
 )
 
@@ -177,4 +188,122 @@ idempotency_keys = Table(
     Column("response", JSON(), nullable=False),
     Column("instruction_id", String(40)),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+
+# -- risk (gateway.risk): history kept incrementally, holds, alerts, credit ------------
+# Accounts appear only as keyed fingerprints (gateway.risk.model.Fingerprinter).
+
+risk_counters = Table(
+    "risk_counters",
+    metadata,
+    Column("key", String(32), primary_key=True),
+    Column("subject", String(8), primary_key=True),  # debtor | creditor
+    Column("business_unit", String(100), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("bucket_seconds", Integer(), primary_key=True, autoincrement=False),
+    Column("bucket_start", BigInteger(), primary_key=True, autoincrement=False),  # epoch seconds
+    Column("count", Integer(), nullable=False),
+    Column("sum_minor", BigInteger(), nullable=False),
+)
+
+risk_pairs = Table(
+    "risk_pairs",
+    metadata,
+    Column("creditor_key", String(32), primary_key=True),
+    Column("debtor_key", String(32), primary_key=True),
+    Column("business_unit", String(100), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("count", Integer(), nullable=False),
+    Column("amounts", JSON(), nullable=False),  # last amounts in minor units, oldest first
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+risk_beneficiaries = Table(
+    "risk_beneficiaries",
+    metadata,
+    Column("creditor_key", String(32), primary_key=True),
+    Column("business_unit", String(100), primary_key=True),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    Column("count", Integer(), nullable=False),
+    Column("max_minor", BigInteger(), nullable=False),
+)
+
+risk_names = Table(
+    "risk_names",
+    metadata,
+    Column("creditor_name", String(140), primary_key=True),  # normalised
+    Column("business_unit", String(100), primary_key=True),
+    Column("creditor_key", String(32), nullable=False),
+    Column("count", Integer(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+risk_recent = Table(
+    "risk_recent",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("creditor_key", String(32), nullable=False),
+    Column("business_unit", String(100), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("instruction_id", String(40), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("remittance", String(140), nullable=False),
+    Index(None, "creditor_key", "at"),
+    Index(None, "at"),
+)
+
+risk_alerts = Table(
+    "risk_alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("instruction_id", String(40), ForeignKey("instructions.id"), nullable=False),
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("outcome", String(8), nullable=False),  # flag | hold | reject
+    Column("reason_code", String(32)),
+    Column("findings", JSON(), nullable=False),  # [{"rule", "score", "reason"}]
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "created_at", "id"),
+    Index(None, "instruction_id"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("instruction_id", String(40), ForeignKey("instructions.id"), primary_key=True),
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("reason_code", String(32), nullable=False),  # RISK | CREDIT_LIMIT
+    Column("findings", JSON(), nullable=False),
+    Column("held_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("decision", String(10)),  # approved | rejected | expired | cancelled; NULL while waiting
+    Column("decided_by", String(40)),  # API key id
+    Column("decided_at", UTCDateTime()),
+    Column("comment", String(500)),
+    Index(None, "decision", "expires_at"),
+)
+
+credit_limits = Table(
+    "credit_limits",
+    metadata,
+    Column("counterparty", String(64), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("limit_minor", BigInteger(), nullable=False),
+    Column("reserved_minor", BigInteger(), nullable=False),  # in flight: screened, not yet settled
+    Column("consumed_minor", BigInteger(), nullable=False),  # settled
+    Column("on_exceed", String(8), nullable=False),  # hold | reject
+    Column("source", String(8), nullable=False),  # config | api
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+credit_reservations = Table(
+    "credit_reservations",
+    metadata,
+    Column("instruction_id", String(40), ForeignKey("instructions.id"), primary_key=True),
+    Column("counterparty", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("state", String(10), nullable=False),  # reserved | consumed | released
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

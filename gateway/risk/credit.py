@@ -1,0 +1,228 @@
+"""Credit limits per counterparty and currency: exposure reserved at screening, race-free.
+
+Exposure = ``reserved`` (screened, not yet final) + ``consumed`` (settled). A
+payment reserves its amount with one conditional update::
+
+    UPDATE credit_limits SET reserved = reserved + :a
+     WHERE counterparty = :cp AND currency = :cur
+       AND limit - reserved - consumed >= :a
+
+The row lock makes the check and the increment one step, on SQLite and on
+PostgreSQL alike, so concurrent intake can never take exposure past the limit.
+A reservation moves to ``consumed`` when the payment settles and is released
+when it fails, is rejected or cancelled, or (once consumed) is returned. Limits
+come from ``risk.yaml`` (inserted at start-up when absent) and the admin API
+(``PUT /v1/credit-limits/{counterparty}/{currency}``), which wins afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.money import Money
+from gateway.status import Status
+from gateway.store.tables import credit_limits, credit_reservations
+
+if TYPE_CHECKING:
+    from gateway.risk.engine import CreditLimitSpec
+
+__all__ = ["LimitRow", "limit_view", "load_limits", "reserve", "set_limit", "settle_exposure", "sync_config_limits"]
+
+S = Status
+_RELEASE_FROM_RESERVED = frozenset({S.FAILED, S.REJECTED, S.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class LimitRow:
+    counterparty: str
+    currency: str
+    limit_minor: int
+    reserved_minor: int
+    consumed_minor: int
+    on_exceed: str
+    source: str
+
+    @property
+    def available_minor(self) -> int:
+        return self.limit_minor - self.reserved_minor - self.consumed_minor
+
+
+def _row(r: Any) -> LimitRow:
+    return LimitRow(
+        r.counterparty, r.currency, r.limit_minor, r.reserved_minor, r.consumed_minor, r.on_exceed, r.source
+    )
+
+
+def limit_view(row: LimitRow) -> dict[str, Any]:
+    """The API's view of a limit: amounts as decimal strings in the currency's minor units."""
+
+    def amount(minor: int) -> str:
+        return str(Money.from_minor(minor, row.currency).amount)
+
+    return {
+        "counterparty": row.counterparty,
+        "currency": row.currency,
+        "limit": amount(row.limit_minor),
+        "reserved": amount(row.reserved_minor),
+        "consumed": amount(row.consumed_minor),
+        "available": amount(row.available_minor),
+        "on_exceed": row.on_exceed,
+        "source": row.source,
+    }
+
+
+async def sync_config_limits(conn: AsyncConnection, specs: Iterable[CreditLimitSpec], now: datetime) -> int:
+    """Insert the limits of ``risk.yaml`` that the database does not have yet; returns how many."""
+    specs = list(specs)
+    if not specs:
+        return 0
+    existing = {(r.counterparty, r.currency) for r in await conn.execute(select(credit_limits))}
+    new = [
+        {
+            "counterparty": s.counterparty,
+            "currency": s.currency,
+            "limit_minor": s.limit.minor,
+            "reserved_minor": 0,
+            "consumed_minor": 0,
+            "on_exceed": s.on_exceed.value,
+            "source": "config",
+            "updated_at": now,
+        }
+        for s in specs
+        if (s.counterparty, s.currency) not in existing
+    ]
+    if new:
+        await conn.execute(credit_limits.insert(), new)
+    return len(new)
+
+
+async def load_limits(
+    conn: AsyncConnection, counterparties: Iterable[str] | None = None
+) -> dict[tuple[str, str], LimitRow]:
+    query = select(credit_limits).order_by(credit_limits.c.counterparty, credit_limits.c.currency)
+    if counterparties is not None:
+        names = sorted(set(counterparties))
+        if not names:
+            return {}
+        query = query.where(credit_limits.c.counterparty.in_(names))
+    return {(r.counterparty, r.currency): _row(r) for r in await conn.execute(query)}
+
+
+async def set_limit(
+    conn: AsyncConnection, counterparty: str, currency: str, limit: Money, on_exceed: str, now: datetime
+) -> LimitRow:
+    """Create or change a limit (admin API); exposure already reserved or consumed stays."""
+    changed = await conn.execute(
+        update(credit_limits)
+        .where(credit_limits.c.counterparty == counterparty, credit_limits.c.currency == currency)
+        .values(limit_minor=limit.minor, on_exceed=on_exceed, source="api", updated_at=now)
+    )
+    if not changed.rowcount:
+        await conn.execute(
+            credit_limits.insert().values(
+                counterparty=counterparty,
+                currency=currency,
+                limit_minor=limit.minor,
+                reserved_minor=0,
+                consumed_minor=0,
+                on_exceed=on_exceed,
+                source="api",
+                updated_at=now,
+            )
+        )
+    found = await load_limits(conn, [counterparty])
+    return found[(counterparty, currency)]
+
+
+async def reserve(
+    conn: AsyncConnection,
+    instruction_id: str,
+    counterparty: str,
+    currency: str,
+    amount_minor: int,
+    now: datetime,
+    *,
+    force: bool = False,
+) -> bool:
+    """Reserve exposure for a payment; False if it would pass the limit (``force``: finance approved)."""
+    where = [credit_limits.c.counterparty == counterparty, credit_limits.c.currency == currency]
+    if not force:
+        where.append(
+            credit_limits.c.limit_minor - credit_limits.c.reserved_minor - credit_limits.c.consumed_minor
+            >= amount_minor
+        )
+    done = await conn.execute(
+        update(credit_limits)
+        .where(*where)
+        .values(reserved_minor=credit_limits.c.reserved_minor + amount_minor, updated_at=now)
+    )
+    if not done.rowcount:
+        return False
+    await conn.execute(
+        credit_reservations.insert().values(
+            instruction_id=instruction_id,
+            counterparty=counterparty,
+            currency=currency,
+            amount_minor=amount_minor,
+            state="reserved",
+            updated_at=now,
+        )
+    )
+    return True
+
+
+async def settle_exposure(conn: AsyncConnection, changes: Sequence[tuple[str, Status]], now: datetime) -> None:
+    """Move reservations along with applied status changes (called inside ``record_transitions``)."""
+    relevant = {i: s for i, s in changes if s in _RELEASE_FROM_RESERVED or s in (S.SETTLED, S.RETURNED)}
+    if not relevant:
+        return
+    found = await conn.execute(
+        select(credit_reservations).where(
+            credit_reservations.c.instruction_id.in_(sorted(relevant)),
+            credit_reservations.c.state.in_(("reserved", "consumed")),
+        )
+    )
+    moves: list[dict[str, Any]] = []
+    for r in found:
+        status = relevant[r.instruction_id]
+        if r.state == "reserved" and status is S.SETTLED:
+            moves.append(_move(r, "consumed", -r.amount_minor, r.amount_minor))
+        elif r.state == "reserved" and status in _RELEASE_FROM_RESERVED:
+            moves.append(_move(r, "released", -r.amount_minor, 0))
+        elif r.state == "consumed" and status is S.RETURNED:
+            moves.append(_move(r, "released", 0, -r.amount_minor))
+    if not moves:
+        return
+    await conn.execute(
+        update(credit_reservations)
+        .where(credit_reservations.c.instruction_id == bindparam("m_id"))
+        .values(state=bindparam("m_state"), updated_at=now),
+        moves,
+    )
+    await conn.execute(
+        update(credit_limits)
+        .where(credit_limits.c.counterparty == bindparam("m_cp"), credit_limits.c.currency == bindparam("m_cur"))
+        .values(
+            reserved_minor=credit_limits.c.reserved_minor + bindparam("m_reserved"),
+            consumed_minor=credit_limits.c.consumed_minor + bindparam("m_consumed"),
+            updated_at=now,
+        ),
+        moves,
+    )
+
+
+def _move(r: Any, state: str, reserved: int, consumed: int) -> dict[str, Any]:
+    return {
+        "m_id": r.instruction_id,
+        "m_state": state,
+        "m_cp": r.counterparty,
+        "m_cur": r.currency,
+        "m_reserved": reserved,
+        "m_consumed": consumed,
+    }

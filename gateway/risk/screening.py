@@ -1,0 +1,146 @@
+"""The screening step between intake and routing, as the dispatcher runs it for a batch.
+
+One transaction per batch: re-read the batch's statuses (locked on PostgreSQL),
+load the history slice, evaluate each payment in order (so payments of one batch
+see each other), reserve credit exposure, record the transitions, alerts and
+holds, write the history back, and finish the jobs of payments that stop here
+(held or rejected). A crash before the commit leaves nothing behind: the lease
+expires and the batch is screened again.
+
+Outcomes → transitions:
+  pass   received → accepted                      (routing follows)
+  flag   received → accepted, alert               (routing follows)
+  hold   received → accepted → held, alert, hold  (waits for finance)
+  reject received → rejected, alert               (final)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.ids import new_id
+from gateway.risk import credit
+from gateway.risk.engine import RiskEngine
+from gateway.risk.model import Candidate, Finding, Outcome, Screening
+from gateway.risk.store import load_history, save_history
+from gateway.status import Status
+from gateway.store import repo
+from gateway.store.bulk import insert_rows
+from gateway.store.repo import Transition
+from gateway.store.tables import holds, instructions, risk_alerts
+
+if TYPE_CHECKING:
+    from gateway.adapter import PaymentOrder
+
+__all__ = ["CREDIT_LIMIT", "SOURCE", "Screener"]
+
+S = Status
+SOURCE = "risk"
+CREDIT_LIMIT = "CREDIT_LIMIT"
+RISK_CODES = {Outcome.FLAG: "RISK_FLAG", Outcome.HOLD: "RISK_HOLD", Outcome.REJECT: "RISK_REJECT"}
+
+
+class Screener:
+    """Screens batches of received instructions against the risk engine (see module docstring)."""
+
+    def __init__(self, engine: RiskEngine) -> None:
+        self.engine = engine
+
+    def candidate(self, row: dict[str, Any], order: PaymentOrder) -> Candidate:
+        c = Candidate.from_order(order, row["created_at"], self.engine.fingerprints)
+        counterparty = self.engine.counterparty_of(c.creditor_key, c.creditor_name)
+        return c if counterparty is None else dataclasses.replace(c, counterparty=counterparty)
+
+    async def evaluate(self, conn: AsyncConnection, candidates: Sequence[Candidate], now: datetime) -> list[Screening]:
+        """Evaluate in order, reserve credit, remember; the caller's transaction commits it all."""
+        engine = self.engine
+        history = await load_history(conn, candidates, engine.bucket_sizes, engine.recent_seconds)
+        limits = await credit.load_limits(conn, {c.counterparty for c in candidates if c.counterparty})
+        results: list[Screening] = []
+        for c in candidates:
+            screening = engine.evaluate(c, history)
+            limit = limits.get((c.counterparty, c.currency)) if c.counterparty else None
+            if limit is not None and screening.outcome in (Outcome.PASS, Outcome.FLAG):
+                ok = await credit.reserve(conn, c.instruction_id, c.counterparty or "", c.currency, c.amount_minor, now)
+                if not ok:
+                    over = Finding(
+                        "credit_limit",
+                        1.0,
+                        f"would take exposure to {c.counterparty} past its {c.currency} limit",
+                        Outcome(limit.on_exceed),
+                    )
+                    screening = Screening(c, over.action or Outcome.HOLD, (*screening.findings, over), CREDIT_LIMIT)
+            history.record(c, learn=screening.outcome in (Outcome.PASS, Outcome.FLAG))
+            results.append(screening)
+        await save_history(conn, history, now)
+        return results
+
+    async def screen(
+        self, conn: AsyncConnection, batch: Sequence[tuple[dict[str, Any], PaymentOrder]], now: datetime
+    ) -> tuple[list[Screening], list[repo.StatusRecord]]:
+        """Screen the instructions still ``received`` among ``batch``; record everything."""
+        ids = sorted(order.id for _, order in batch)
+        query = select(instructions.c.id).where(instructions.c.id.in_(ids), instructions.c.status == S.RECEIVED.value)
+        if conn.dialect.name == "postgresql":
+            query = query.order_by(instructions.c.id).with_for_update()
+        still = {r.id for r in await conn.execute(query)}
+        candidates = [self.candidate(row, order) for row, order in batch if order.id in still]
+        screenings = await self.evaluate(conn, candidates, now)
+        transitions: list[Transition] = []
+        alerts: list[dict[str, Any]] = []
+        held: list[dict[str, Any]] = []
+        units = {order.id: row["business_unit_id"] for row, order in batch}
+        for s in screenings:
+            c = s.candidate
+            code = s.reason_code or RISK_CODES.get(s.outcome)
+            if s.outcome is Outcome.REJECT:
+                transitions.append(Transition(c.instruction_id, S.REJECTED, SOURCE, reason_code=code, reason=s.reason))
+            else:
+                transitions.append(
+                    Transition(
+                        c.instruction_id,
+                        S.ACCEPTED,
+                        SOURCE,
+                        reason_code=code if s.outcome is Outcome.FLAG else None,
+                        reason=s.reason if s.outcome is Outcome.FLAG else "screening passed",
+                    )
+                )
+            if s.outcome is Outcome.HOLD:
+                transitions.append(Transition(c.instruction_id, S.HELD, SOURCE, reason_code=code, reason=s.reason))
+                expiry = self.engine.policy(c.business_unit).hold_expiry_seconds
+                held.append(
+                    {
+                        "instruction_id": c.instruction_id,
+                        "business_unit_id": units[c.instruction_id],
+                        "reason_code": code,
+                        "findings": [f.as_dict() for f in s.findings],
+                        "held_at": now,
+                        "expires_at": now + timedelta(seconds=expiry),
+                        "decision": None,
+                        "decided_by": None,
+                        "decided_at": None,
+                        "comment": None,
+                    }
+                )
+            if s.outcome is not Outcome.PASS:
+                alerts.append(
+                    {
+                        "id": new_id("alr"),
+                        "instruction_id": c.instruction_id,
+                        "business_unit_id": units[c.instruction_id],
+                        "outcome": s.outcome.value,
+                        "reason_code": code,
+                        "findings": [f.as_dict() for f in s.findings],
+                        "created_at": now,
+                    }
+                )
+        records = await repo.record_transitions(conn, transitions, now)
+        await insert_rows(conn, risk_alerts, alerts)
+        await insert_rows(conn, holds, held)
+        return screenings, records
