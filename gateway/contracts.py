@@ -23,7 +23,7 @@ from referencing.jsonschema import DRAFT202012
 from gateway.errors import ContractError, FieldError
 from gateway.fastcheck import compile_fast
 
-__all__ = ["ContractRegistry", "contracts", "pointer_of"]
+__all__ = ["ContractRegistry", "check_body", "contracts", "pointer_of", "schema_errors"]
 
 
 def _escape(part: object) -> str:
@@ -153,23 +153,35 @@ class ContractRegistry:
         fast = self.fast_check(message, version)
         if fast is not None and fast(instance):
             return []
-        raw = sorted(self.validator(message, version).iter_errors(instance), key=relevance)
-        if not raw:
-            return []
-        first = best_match(raw)
-        ordered = [first, *(e for e in raw if e is not first)] if first is not None else raw
-        out: list[FieldError] = []
-        for error in ordered:
-            for fe in _field_errors(error):
-                if fe not in out:
-                    out.append(fe)
-        return out
+        return schema_errors(self.validator(message, version), instance)
 
     def validate(self, message: str, instance: Any, version: str | None = None) -> None:
         """Raise ``ContractError`` listing every failing JSON pointer if ``instance`` is invalid."""
         errors = self.errors(message, instance, version)
         if errors:
             raise ContractError(f"{errors[0].pointer or '/'}: {errors[0].message}", errors=errors)
+
+
+def schema_errors(validator: Draft202012Validator, instance: Any) -> list[FieldError]:
+    """Every failing field of ``instance`` with its JSON pointer, most relevant first."""
+    raw = sorted(validator.iter_errors(instance), key=relevance)
+    if not raw:
+        return []
+    first = best_match(raw)
+    ordered = [first, *(e for e in raw if e is not first)] if first is not None else raw
+    out: list[FieldError] = []
+    for error in ordered:
+        for fe in _field_errors(error):
+            if fe not in out:
+                out.append(fe)
+    return out
+
+
+def check_body(validator: Draft202012Validator, instance: Any) -> None:
+    """Raise ``ContractError`` (422, every failing pointer) if an API body does not fit its schema."""
+    errors = schema_errors(validator, instance)
+    if errors:
+        raise ContractError(f"{errors[0].pointer or '/'}: {errors[0].message}", errors=errors)
 
 
 @cache

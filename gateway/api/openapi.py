@@ -78,6 +78,194 @@ _RESPONSE_HEADERS = {
 }
 
 
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _page(ref: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{ref}"}},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
+
+
+def _risk_schemas() -> dict[str, Any]:
+    from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
+
+    finding = {
+        "type": "object",
+        "properties": {
+            "rule": {"type": "string"},
+            "score": {"type": "number"},
+            "reason": {"type": "string"},
+            "action": {"enum": ["flag", "hold", "reject"]},
+        },
+    }
+    return {
+        "Finding": finding,
+        "Hold": {
+            "type": "object",
+            "description": "A payment held by risk screening or a credit limit, waiting for finance (or decided).",
+            "properties": {
+                "instruction_id": {"type": "string"},
+                "reference": {"type": "string"},
+                "business_unit": {"type": "string"},
+                "status": {"type": "string"},
+                "amount": {"type": "string"},
+                "currency": {"type": "string"},
+                "creditor": {"type": "object", "description": "name and masked account"},
+                "reason_code": {"enum": ["RISK_HOLD", "CREDIT_LIMIT"]},
+                "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
+                "held_at": {"type": "string", "format": "date-time"},
+                "expires_at": {"type": "string", "format": "date-time"},
+                "decision": {"enum": [None, "approved", "rejected", "expired"]},
+                "decided_by": {"type": ["string", "null"], "description": "id of the deciding API key"},
+                "decided_at": {"type": ["string", "null"], "format": "date-time"},
+                "comment": {"type": ["string", "null"]},
+            },
+        },
+        "HoldDecision": DECISION_SCHEMA,
+        "Alert": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "instruction_id": {"type": "string"},
+                "reference": {"type": "string"},
+                "business_unit": {"type": "string"},
+                "amount": {"type": "string"},
+                "currency": {"type": "string"},
+                "outcome": {"enum": ["flag", "hold", "reject"]},
+                "reason_code": {"type": ["string", "null"]},
+                "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
+                "created_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "CreditLimit": {
+            "type": "object",
+            "properties": {
+                k: {"type": "string"}
+                for k in (
+                    "counterparty",
+                    "currency",
+                    "limit",
+                    "reserved",
+                    "consumed",
+                    "available",
+                    "on_exceed",
+                    "source",
+                )
+            },
+        },
+        "CreditLimitChange": LIMIT_SCHEMA,
+    }
+
+
+def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) -> dict[str, Any]:
+    page_params = [
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the last page"},
+        {"name": "business_unit", "in": "query", "schema": {"type": "string"}},
+    ]
+    hold = {"$ref": "#/components/schemas/Hold"}
+    decision_body = {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HoldDecision"}}},
+    }
+
+    def decide(verb: str, summary: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "summary": summary,
+                "description": "Scope `finance`. Four eyes: the key that submitted the payment gets 403.",
+                "operationId": f"{verb}Hold",
+                "security": bearer,
+                "parameters": [id_param],
+                "requestBody": decision_body,
+                "responses": {"200": _json(hold, "The decided hold"), **_problems(400, 401, 403, 404, 409, 415, 422)},
+            }
+        }
+
+    return {
+        "/v1/holds": {
+            "get": {
+                "summary": "Held payments (scope finance), oldest first",
+                "operationId": "listHolds",
+                "security": bearer,
+                "parameters": [
+                    {"name": "state", "in": "query", "schema": {"enum": ["pending", "decided", "all"]}},
+                    *page_params,
+                ],
+                "responses": {"200": _json(_page("Hold"), "A page of holds"), **_problems(400, 401, 403)},
+            }
+        },
+        "/v1/holds/{id}": {
+            "get": {
+                "summary": "One hold (scope finance)",
+                "operationId": "getHold",
+                "security": bearer,
+                "parameters": [id_param],
+                "responses": {"200": _json(hold, "The hold"), **_problems(401, 403, 404)},
+            }
+        },
+        "/v1/holds/{id}/approve": decide("approve", "Release a held payment to routing"),
+        "/v1/holds/{id}/reject": decide("reject", "Reject a held payment (final)"),
+        "/v1/alerts": {
+            "get": {
+                "summary": "Screening alerts (flagged, held, rejected payments), newest first (scope finance)",
+                "operationId": "listAlerts",
+                "security": bearer,
+                "parameters": [
+                    {"name": "outcome", "in": "query", "schema": {"type": "string"}, "description": "flag,hold,reject"},
+                    {"name": "rule", "in": "query", "schema": {"type": "string"}, "description": "a rule's name"},
+                    *page_params,
+                ],
+                "responses": {"200": _json(_page("Alert"), "A page of alerts"), **_problems(400, 401, 403)},
+            }
+        },
+        "/v1/credit-limits": {
+            "get": {
+                "summary": "Credit limits and exposure (scope finance)",
+                "operationId": "listCreditLimits",
+                "security": bearer,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "items": {"type": "array", "items": {"$ref": "#/components/schemas/CreditLimit"}}
+                            },
+                        },
+                        "Every limit",
+                    ),
+                    **_problems(401, 403),
+                },
+            }
+        },
+        "/v1/credit-limits/{counterparty}/{currency}": {
+            "put": {
+                "summary": "Create or change a credit limit (scope admin)",
+                "operationId": "putCreditLimit",
+                "security": bearer,
+                "parameters": [
+                    {"name": "counterparty", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "currency", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreditLimitChange"}}},
+                },
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/CreditLimit"}, "The limit now"),
+                    **_problems(400, 401, 403, 415, 422),
+                },
+            }
+        },
+    }
+
+
 def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str, Any]:
     instruction_schemas, instruction_body, version_parameter = _instruction_versions(contracts)
     event = contracts.schema("status-event")
@@ -104,6 +292,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             },
             "schemas": {
                 **instruction_schemas,
+                **_risk_schemas(),
                 "StatusEvent": event,
                 "Accepted": {
                     "type": "object",
@@ -159,6 +348,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             },
         },
         "paths": {
+            **_risk_paths(bearer, id_param),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",

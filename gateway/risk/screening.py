@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["CREDIT_LIMIT", "SOURCE", "Screener"]
 
 S = Status
-SOURCE = "risk"
+SOURCE = "dispatcher"  # screening runs in the dispatcher (status-event contract sources)
 CREDIT_LIMIT = "CREDIT_LIMIT"
 RISK_CODES = {Outcome.FLAG: "RISK_FLAG", Outcome.HOLD: "RISK_HOLD", Outcome.REJECT: "RISK_REJECT"}
 

@@ -1,0 +1,226 @@
+"""Finance and admin endpoints of risk screening: holds (four eyes), alerts, credit limits.
+
+Finance keys (scope ``finance``) see every business unit's holds and alerts:
+finance approves for the enterprise. A key never decides a hold on a payment it
+submitted itself (403). Credit limits are changed with the ``admin`` scope.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+from jsonschema import Draft202012Validator
+from sqlalchemy import select
+
+from gateway.api.auth import authenticate
+from gateway.api.instructions import read_json
+from gateway.api.keys import RUNTIME
+from gateway.contracts import check_body
+from gateway.errors import BadRequestError, ContractError, DomainError, FieldError, NotFoundError
+from gateway.money import Money
+from gateway.risk import credit
+from gateway.risk.holds import decide_hold, hold_query, hold_view
+from gateway.store.tables import business_units, holds, instructions, risk_alerts
+
+__all__ = ["DECISION_SCHEMA", "LIMIT_SCHEMA", "routes"]
+
+routes = web.RouteTableDef()
+
+_INSTRUCTION_ID = re.compile(r"^ins_[0-9A-Z]{26}$")
+_ALERT_ID = re.compile(r"^alr_[0-9A-Z]{26}$")
+_COUNTERPARTY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+DECISION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["comment"],
+    "properties": {"comment": {"type": "string", "minLength": 1, "maxLength": 400, "description": "why (kept)"}},
+}
+LIMIT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["limit"],
+    "properties": {
+        "limit": {"type": "string", "pattern": r"^\d{1,15}(\.\d{1,4})?$", "description": "decimal amount"},
+        "on_exceed": {"enum": ["hold", "reject"], "default": "hold"},
+    },
+}
+_DECISION = Draft202012Validator(DECISION_SCHEMA)
+_LIMIT = Draft202012Validator(LIMIT_SCHEMA)
+
+
+def _limit_param(request: web.Request, default: int = 50) -> int:
+    try:
+        limit = int(request.query.get("limit", str(default)))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 200:
+        raise BadRequestError("limit must be an integer from 1 to 200")
+    return limit
+
+
+def _cursor(request: web.Request, pattern: re.Pattern[str]) -> str | None:
+    cursor = request.query.get("cursor")
+    if cursor is not None and not pattern.match(cursor):
+        raise BadRequestError("cursor is not one this API returned")
+    return cursor
+
+
+@routes.get("/v1/holds")
+async def list_holds(request: web.Request) -> web.Response:
+    """Holds, oldest first: ``state=pending`` (default), ``decided`` or ``all``; ``business_unit=NAME``."""
+    rt = request.app[RUNTIME]
+    await authenticate(request, "finance")
+    state = request.query.get("state", "pending")
+    query = hold_query()
+    if state == "pending":
+        query = query.where(holds.c.decision.is_(None), instructions.c.status == "held")
+    elif state == "decided":
+        query = query.where(holds.c.decision.is_not(None))
+    elif state != "all":
+        raise BadRequestError("state must be pending, decided or all")
+    if "business_unit" in request.query:
+        query = query.where(business_units.c.name == request.query["business_unit"])
+    limit = _limit_param(request)
+    cursor = _cursor(request, _INSTRUCTION_ID)
+    if cursor:
+        query = query.where(holds.c.instruction_id > cursor)
+    query = query.order_by(holds.c.instruction_id).limit(limit + 1)
+    async with rt.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    items = [hold_view(r) for r in rows[:limit]]
+    return web.json_response(
+        {"items": items, "next_cursor": items[-1]["instruction_id"] if len(rows) > limit else None}
+    )
+
+
+def _hold_id(request: web.Request) -> str:
+    value = request.match_info["id"]
+    if not _INSTRUCTION_ID.match(value):
+        raise NotFoundError(f"no hold for instruction {value!r}")
+    return value
+
+
+@routes.get("/v1/holds/{id}")
+async def get_hold(request: web.Request) -> web.Response:
+    """One hold, pending or decided (who, when, why)."""
+    rt = request.app[RUNTIME]
+    await authenticate(request, "finance")
+    instruction_id = _hold_id(request)
+    async with rt.engine.connect() as conn:
+        row = (await conn.execute(hold_query().where(holds.c.instruction_id == instruction_id))).first()
+    if row is None:
+        raise NotFoundError(f"no hold for instruction {instruction_id!r}")
+    return web.json_response(hold_view(row))
+
+
+async def _decide(request: web.Request, approve: bool) -> web.Response:
+    rt = request.app[RUNTIME]
+    principal = await authenticate(request, "finance")
+    instruction_id = _hold_id(request)
+    body = await read_json(request)
+    check_body(_DECISION, body)
+    view = await decide_hold(rt, principal, instruction_id, approve, body["comment"].strip() or body["comment"])
+    return web.json_response(view)
+
+
+@routes.post("/v1/holds/{id}/approve")
+async def approve_hold(request: web.Request) -> web.Response:
+    """Release a held payment to routing (four eyes: not the submitting key)."""
+    return await _decide(request, True)
+
+
+@routes.post("/v1/holds/{id}/reject")
+async def reject_hold(request: web.Request) -> web.Response:
+    """Reject a held payment for good; the business unit sees a ``rejected`` event."""
+    return await _decide(request, False)
+
+
+def _alert_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "instruction_id": row.instruction_id,
+        "reference": row.reference,
+        "business_unit": row.business_unit,
+        "amount": row.amount,
+        "currency": row.currency,
+        "outcome": row.outcome,
+        "reason_code": row.reason_code,
+        "findings": row.findings,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+@routes.get("/v1/alerts")
+async def list_alerts(request: web.Request) -> web.Response:
+    """Screening alerts, newest first; filter by ``outcome`` (comma list), ``business_unit``, ``rule``."""
+    rt = request.app[RUNTIME]
+    await authenticate(request, "finance")
+    query = select(
+        risk_alerts,
+        instructions.c.reference,
+        instructions.c.amount,
+        instructions.c.currency,
+        business_units.c.name.label("business_unit"),
+    ).select_from(
+        risk_alerts.join(instructions, instructions.c.id == risk_alerts.c.instruction_id).join(
+            business_units, business_units.c.id == risk_alerts.c.business_unit_id
+        )
+    )
+    q = request.query
+    if "outcome" in q:
+        outcomes = [o for o in q["outcome"].split(",") if o]
+        if not outcomes or set(outcomes) - {"flag", "hold", "reject"}:
+            raise BadRequestError("outcome must be among flag, hold, reject")
+        query = query.where(risk_alerts.c.outcome.in_(outcomes))
+    if "business_unit" in q:
+        query = query.where(business_units.c.name == q["business_unit"])
+    limit = _limit_param(request)
+    cursor = _cursor(request, _ALERT_ID)
+    if cursor:
+        query = query.where(risk_alerts.c.id < cursor)
+    rule = q.get("rule")
+    # the rule filter runs on the decoded findings (portable across SQLite and PostgreSQL JSON)
+    query = query.order_by(risk_alerts.c.id.desc()).limit(limit + 1 if rule is None else 5000)
+    async with rt.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    if rule is not None:
+        rows = [r for r in rows if any(f.get("rule") == rule for f in r.findings)][: limit + 1]
+    items = [_alert_view(r) for r in rows[:limit]]
+    return web.json_response({"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None})
+
+
+@routes.get("/v1/credit-limits")
+async def list_credit_limits(request: web.Request) -> web.Response:
+    """Every credit limit with its exposure (reserved in flight + consumed by settled payments)."""
+    rt = request.app[RUNTIME]
+    await authenticate(request, "finance")
+    async with rt.engine.connect() as conn:
+        limits = await credit.load_limits(conn)
+    return web.json_response({"items": [credit.limit_view(row) for row in limits.values()]})
+
+
+@routes.put("/v1/credit-limits/{counterparty}/{currency}")
+async def put_credit_limit(request: web.Request) -> web.Response:
+    """Create or change a limit (admin scope); exposure already taken stays."""
+    rt = request.app[RUNTIME]
+    await authenticate(request, "admin")
+    counterparty = request.match_info["counterparty"]
+    currency = request.match_info["currency"]
+    if not _COUNTERPARTY.match(counterparty):
+        raise BadRequestError("counterparty must be 1-64 characters [A-Za-z0-9._-]")
+    if not _CURRENCY.match(currency):
+        raise BadRequestError("currency must be an ISO 4217 code like EUR")
+    body = await read_json(request)
+    check_body(_LIMIT, body)
+    try:
+        money = Money(Decimal(body["limit"]), currency)
+    except DomainError as exc:
+        raise ContractError(f"/limit: {exc.message}", errors=[FieldError("/limit", exc.message)]) from None
+    async with rt.engine.begin() as conn:
+        row = await credit.set_limit(conn, counterparty, currency, money, body.get("on_exceed", "hold"), rt.clock())
+    return web.json_response(credit.limit_view(row))
