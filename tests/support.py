@@ -12,6 +12,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,18 @@ from gateway.api.app import create_app
 from gateway.clock import system_clock
 from gateway.config import Settings, load_settings
 from gateway.contracts import contracts
+from gateway.crypto import FieldCipher, parse_key_ring
+from gateway.ids import new_id
+from gateway.instruction import parse_instruction
 from gateway.plugins import Plugins
 from gateway.runtime import Runtime
 from gateway.serving import RunningApp, bind, start_app, start_simulators
-from gateway.status import TERMINAL
+from gateway.status import TERMINAL, Decision, Status
 from gateway.store import repo
+from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
+from gateway.store.tables import instruction_events, instructions
+from gateway.versioning import parse_as_latest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -166,3 +173,26 @@ def example_instruction(**changes: Any) -> dict[str, Any]:
     body["reference"] = f"INV-{uuid.uuid4().hex[:12].upper()}"
     body.update(changes)
     return body
+
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+async def insert_instruction(engine: AsyncEngine, business_unit: str = "erp", **changes: Any) -> str:
+    """Store the example instruction (status received) directly, as intake would; returns its id."""
+    cipher = FieldCipher(parse_key_ring("t:" + "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE="))
+    data = parse_as_latest(contracts(), "instruction", "1.1", example_instruction(**changes), parse_instruction)
+    instruction_id = new_id("ins")
+    async with engine.begin() as conn:
+        bu = await repo.ensure_business_unit(conn, business_unit, NOW)
+        await conn.execute(
+            instructions.insert().values(InstructionCodec(cipher).new_row(instruction_id, bu, data, "1.1", NOW))
+        )
+        await conn.execute(
+            instruction_events.insert().values(
+                repo.event_row(
+                    instruction_id, 1, None, Status.RECEIVED, Decision(True, "applied"), source="api", occurred_at=NOW
+                )
+            )
+        )
+    return instruction_id

@@ -1,0 +1,132 @@
+"""Risk state in the database (SQLite and PostgreSQL): history round trip, atomic counters, race-free credit."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.money import Money
+from gateway.risk import credit
+from gateway.risk.history import History, bucket_seconds
+from gateway.risk.model import Candidate
+from gateway.risk.store import load_history, prune_history, save_history
+from gateway.status import Status
+from gateway.store import repo
+from gateway.store.tables import credit_limits, credit_reservations, risk_counters
+from tests.support import NOW, insert_instruction
+
+HOUR = 3600
+SIZES = {bucket_seconds(HOUR), bucket_seconds(86_400)}
+
+
+def candidate(n: int, amount_minor: int = 100_00, creditor: str = "c1", name: str = "nordic parts") -> Candidate:
+    return Candidate(
+        instruction_id=f"ins_{n:026d}",
+        business_unit="erp",
+        at=NOW + timedelta(minutes=n),
+        type="credit_transfer",
+        currency="EUR",
+        amount=Decimal(amount_minor).scaleb(-2),
+        amount_minor=amount_minor,
+        debtor_key="d1",
+        creditor_key=creditor,
+        debtor_name="he appliances europe",
+        creditor_name=name,
+        remittance=f"invoice {n}",
+    )
+
+
+async def test_history_survives_a_round_trip_through_the_store(engine: AsyncEngine) -> None:
+    batch = [candidate(i, 100_00 + i) for i in range(5)]
+    history = History(SIZES, 86_400)
+    for c in batch:
+        history.record(c, learn=True)
+    async with engine.begin() as conn:
+        await save_history(conn, history, NOW)
+    probe = candidate(10, 100_00, creditor="c1")
+    async with engine.connect() as conn:
+        loaded = await load_history(conn, [probe], SIZES, 86_400)
+    assert loaded.velocity(probe, "creditor", HOUR) == (5, sum(c.amount_minor for c in batch))
+    assert loaded.velocity(probe, "debtor", HOUR) == (5, sum(c.amount_minor for c in batch))
+    pair = loaded.pair(probe)
+    assert pair is not None and pair.count == 5 and pair.amounts == [c.amount_minor for c in batch]
+    beneficiary = loaded.beneficiary(probe)
+    assert beneficiary is not None and beneficiary.count == 5 and beneficiary.max_minor == 100_04
+    assert beneficiary.first_seen == batch[0].at
+    named = loaded.account_for_name(probe)
+    assert named is not None and named.creditor_key == "c1" and named.count == 5
+    assert [r.instruction_id for r in loaded.recent_to(probe, 86_400)] == [c.instruction_id for c in batch]
+    # another creditor's history is not loaded for this probe
+    stranger = candidate(11, creditor="c2", name="someone else")
+    assert loaded.beneficiary(stranger) is None and loaded.velocity(stranger, "creditor", HOUR) == (0, 0)
+
+
+async def test_concurrent_batches_never_lose_a_velocity_count(engine: AsyncEngine) -> None:
+    async def batch(offset: int) -> None:
+        history = History(SIZES, 0)
+        for i in range(10):
+            history.record(candidate(offset + i % 3), learn=False)  # same buckets across batches
+        async with engine.begin() as conn:
+            await save_history(conn, history, NOW)
+
+    await asyncio.gather(*(batch(k * 100) for k in range(8)))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(risk_counters))).all()
+    per_size = {
+        size: sum(r.count for r in rows if r.bucket_seconds == size and r.subject == "debtor") for size in SIZES
+    }
+    assert per_size == {size: 80 for size in SIZES}
+
+
+async def test_pruning_deletes_only_what_no_window_reaches(engine: AsyncEngine) -> None:
+    history = History(SIZES, 86_400)
+    history.record(candidate(0), learn=False)
+    async with engine.begin() as conn:
+        await save_history(conn, history, NOW)
+        assert await prune_history(conn, NOW + timedelta(hours=1), 26 * 3600, 2 * 86_400) == 0
+        deleted = await prune_history(conn, NOW + timedelta(days=3), 26 * 3600, 2 * 86_400)
+    assert deleted == len(SIZES) * 2 + 1  # debtor and creditor counters per bucket size, one recent payment
+
+
+async def test_credit_reservations_never_pass_the_limit_under_concurrency(engine: AsyncEngine) -> None:
+    ids = [await insert_instruction(engine) for _ in range(30)]
+    async with engine.begin() as conn:
+        await credit.set_limit(conn, "nordic-parts", "EUR", Money("10000.00", "EUR"), "hold", NOW)
+
+    async def reserve(instruction_id: str) -> bool:
+        async with engine.begin() as conn:
+            return await credit.reserve(conn, instruction_id, "nordic-parts", "EUR", 1000_00, NOW)
+
+    results = await asyncio.gather(*(reserve(i) for i in ids))
+    assert sum(results) == 10
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(credit_limits))).one()
+        reserved = (await conn.execute(select(credit_reservations))).all()
+    assert row.reserved_minor == 10_000_00 and row.consumed_minor == 0
+    assert len(reserved) == 10 and {r.state for r in reserved} == {"reserved"}
+
+    # fates: settle one, fail one, settle-then-return one
+    granted = [i for i, ok in zip(ids, results, strict=True) if ok]
+    for instruction_id, path in zip(
+        granted, ([Status.SETTLED], [Status.FAILED], [Status.SETTLED, Status.RETURNED]), strict=False
+    ):
+        for status in (Status.ACCEPTED, Status.ROUTED, Status.SUBMITTED, *path):
+            async with engine.begin() as conn:
+                await repo.record_status(conn, instruction_id, status, source="dispatcher", now=NOW)
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(credit_limits))).one()
+        states = {r.instruction_id: r.state for r in await conn.execute(select(credit_reservations))}
+    assert (row.reserved_minor, row.consumed_minor) == (7 * 1000_00, 1000_00)
+    assert [states[i] for i in granted[:3]] == ["consumed", "released", "released"]
+    # finance may force a reservation past the limit (an approved hold)
+    async with engine.begin() as conn:
+        assert not await credit.reserve(conn, ids[-1], "nordic-parts", "EUR", 5000_00, NOW)
+        assert await credit.reserve(conn, ids[-1], "nordic-parts", "EUR", 5000_00, NOW, force=True)
+    async with engine.connect() as conn:
+        limits = await credit.load_limits(conn)
+    # limit 10,000.00 - reserved (7 x 1,000 + 5,000) - consumed 1,000 = -3,000.00
+    assert limits[("nordic-parts", "EUR")].available_minor == -3000_00
