@@ -157,6 +157,7 @@ async def _serve(args: argparse.Namespace) -> int:
     sim_socks = {n: bind(c.get("host", "127.0.0.1"), int(c.get("port", 0))) for n, c in sims_cfg.items()}
     gw_sock = bind(settings.host, settings.port)
     demo_key = await _create_key(settings, "demo", ["instructions"]) if args.demo else None
+    finance_key = await _create_key(settings, "finance", ["finance"]) if args.demo else None
     sims = await start_simulators(Plugins(), sims_cfg, sim_socks)
     gateway = await start_app(create_app(settings), gw_sock)
     url = settings.public_url
@@ -178,7 +179,9 @@ async def _serve(args: argparse.Namespace) -> int:
             f"-H 'Authorization: Bearer {demo_key}' -H 'Content-Type: application/json' "
             f'-H "Idempotency-Key: $(date +%s%N)" '
             f"-d '{example}'\n"
-            f"Then: curl -s {url}/v1/instructions -H 'Authorization: Bearer {demo_key}'\n",
+            f"Then: curl -s {url}/v1/instructions -H 'Authorization: Bearer {demo_key}'\n"
+            f"\nFinance API key (holds, alerts; docs/risk.md): {finance_key}\n"
+            f"  curl -s {url}/v1/holds -H 'Authorization: Bearer {finance_key}'\n",
             flush=True,
         )
     try:

@@ -175,7 +175,7 @@ def read_yaml_file(path: str | Path, what: str) -> dict[str, Any]:
 
 
 def check_document(doc: Any, schema: Mapping[str, Any], source: str) -> None:
-    """Validate ``doc``; the first error (in document order) names its dotted key."""
+    """Validate ``doc``; the first error (ordered by key path) names its dotted key."""
     errors = sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         err = errors[0]
