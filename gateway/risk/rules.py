@@ -373,7 +373,10 @@ class BusinessHoursRule(Rule):
         spec = options.get("holidays") or {}
         self.country = spec.get("country")
         self.subdivision = spec.get("subdivision")
-        self.extra_dates = {date.fromisoformat(d) for d in spec.get("dates", [])}
+        try:
+            self.extra_dates = {date.fromisoformat(d) for d in spec.get("dates", [])}
+        except ValueError as exc:
+            raise ConfigError(f"holidays.dates: {exc} (use YYYY-MM-DD)") from None
         if self.country:
             _holiday_calendar(self.country, self.subdivision, 2026)  # unknown country/subdivision: fail at start
 
@@ -397,12 +400,12 @@ class BusinessHoursRule(Rule):
 def _holiday_calendar(country: str, subdivision: str | None, year: int) -> Mapping[date, str]:
     import holidays
 
+    if country not in holidays.list_supported_countries():
+        raise ConfigError(f"no public holiday calendar for country {country!r}")
     try:
         return dict(holidays.country_holidays(country, subdiv=subdivision, years=year).items())
-    except NotImplementedError:
-        raise ConfigError(f"no public holiday calendar for country {country!r}") from None
-    except Exception as exc:  # holidays raises NotImplementedError/ValueError for a bad subdivision
-        raise ConfigError(f"holiday calendar {country}/{subdivision}: {exc}") from None
+    except (NotImplementedError, ValueError) as exc:  # an unknown subdivision
+        raise ConfigError(f"holidays: no subdivision {subdivision!r} in {country}'s calendar ({exc})") from None
 
 
 class AccountChangeRule(Rule):
@@ -447,6 +450,9 @@ class BlocklistRule(Rule):
             raise ConfigError(f"blocked list {path} is not valid YAML") from None
         if not isinstance(doc, dict) or set(doc) - {"names", "accounts"}:
             raise ConfigError(f"blocked list {path}: expected a mapping with 'names' and/or 'accounts'")
+        for key in ("names", "accounts"):
+            if not isinstance(doc.get(key) or [], list):
+                raise ConfigError(f"blocked list {path}: {key} must be a list")
         for i, name in enumerate(doc.get("names") or []):
             norm = normalise_name(str(name))
             if not norm:
