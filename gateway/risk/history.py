@@ -7,7 +7,7 @@
 - **pair statistics**: the last ``PAIR_MEMORY`` amounts per debtor → creditor
   pair and currency, from which the median and MAD are taken;
 - **beneficiaries**: first seen, payments and largest amount per creditor account;
-- **names**: the account last paid under each creditor name (account changes);
+- **names**: the accounts paid under each creditor name, with counts (account changes);
 - **recent payments** per creditor account, for duplicate detection.
 
 ``History`` is the in-memory form. The store loads the slice a batch needs into
@@ -24,7 +24,7 @@ from datetime import datetime
 
 from gateway.risk.model import Candidate
 
-__all__ = ["PAIR_MEMORY", "Beneficiary", "History", "NameAccount", "PairStats", "Recent", "bucket_seconds"]
+__all__ = ["PAIR_MEMORY", "Beneficiary", "History", "NameAccounts", "PairStats", "Recent", "bucket_seconds"]
 
 #: amounts remembered per pair (median/MAD are taken over these)
 PAIR_MEMORY = 32
@@ -54,9 +54,14 @@ class Beneficiary:
 
 
 @dataclass(slots=True)
-class NameAccount:
-    creditor_key: str
-    count: int
+class NameAccounts:
+    """The accounts a creditor name was paid to: fingerprint → payments."""
+
+    accounts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return sum(self.accounts.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,7 @@ class Changes:
     counters: dict[tuple[CounterKey, int], list[int]] = field(default_factory=dict)  # (key, bucket) → [n, sum]
     pairs: set[PairKey] = field(default_factory=set)
     beneficiaries: set[tuple[str, str]] = field(default_factory=set)
-    names: set[tuple[str, str]] = field(default_factory=set)
+    names: set[tuple[str, str, str]] = field(default_factory=set)  # (bu, name, creditor key)
     recents: list[tuple[str, str, Recent]] = field(default_factory=list)  # (bu, creditor key, recent)
 
 
@@ -88,7 +93,7 @@ class History:
         self.counters: dict[CounterKey, dict[int, list[int]]] = {}
         self.pairs: dict[PairKey, PairStats] = {}
         self.beneficiaries: dict[tuple[str, str], Beneficiary] = {}
-        self.names: dict[tuple[str, str], NameAccount] = {}
+        self.names: dict[tuple[str, str], NameAccounts] = {}
         self.recent: dict[tuple[str, str], list[Recent]] = {}
         self.changes = Changes()
 
@@ -115,7 +120,7 @@ class History:
     def beneficiary(self, c: Candidate) -> Beneficiary | None:
         return self.beneficiaries.get((c.business_unit, c.creditor_key))
 
-    def account_for_name(self, c: Candidate) -> NameAccount | None:
+    def accounts_for_name(self, c: Candidate) -> NameAccounts | None:
         return self.names.get((c.business_unit, c.creditor_name)) if c.creditor_name else None
 
     def recent_to(self, c: Candidate, window_seconds: int) -> list[Recent]:
@@ -175,19 +180,20 @@ class History:
         self.changes.beneficiaries.add(bkey)
         if c.creditor_name:
             nkey = (c.business_unit, c.creditor_name)
-            named = self.names.get(nkey)
-            if named is None or named.creditor_key != c.creditor_key:
-                self.names[nkey] = NameAccount(c.creditor_key, 1)
-            else:
-                named.count += 1
-            self.changes.names.add(nkey)
+            named = self.names.setdefault(nkey, NameAccounts())
+            named.accounts[c.creditor_key] = named.accounts.get(c.creditor_key, 0) + 1
+            self.changes.names.add((c.business_unit, c.creditor_name, c.creditor_key))
 
     def prune(self, now: datetime, keep_seconds: int) -> None:
         """Forget counters and recent payments older than ``keep_seconds`` (long streams)."""
         cutoff = int(now.timestamp()) - keep_seconds
-        for buckets in self.counters.values():
-            for bucket in [b for b in buckets if b < cutoff]:
-                del buckets[bucket]
+        for ckey, buckets in list(self.counters.items()):
+            stale = [b for b in buckets if b < cutoff]
+            if len(stale) == len(buckets):
+                del self.counters[ckey]  # nothing left: drop the key too, so the next prune does not walk it
+            else:
+                for bucket in stale:
+                    del buckets[bucket]
         for key, items in list(self.recent.items()):
             kept = [r for r in items if r.at.timestamp() >= cutoff]
             if kept:

@@ -409,21 +409,36 @@ def _holiday_calendar(country: str, subdivision: str | None, year: int) -> Mappi
 
 
 class AccountChangeRule(Rule):
-    """A known creditor (by name) is paid to another account than before."""
+    """A known creditor (by name) is paid to an account never paid under that name before.
+
+    Every account a name was paid to is remembered, so a supplier that uses two
+    banks is not held each time it switches between them. The name must have
+    been paid ``min_history`` times to one account; a name already paid to
+    ``max_accounts`` different accounts is shared by several payees (customers
+    called "Maria Garcia") and says nothing about any one of them.
+    """
 
     name = "account_change"
     default_score = 0.9
-    options_schema = {"min_history": {"type": "integer", "minimum": 1}}
+    options_schema = {
+        "min_history": {"type": "integer", "minimum": 1},
+        "max_accounts": {"type": "integer", "minimum": 1},
+    }
 
     def __init__(self, options: Mapping[str, Any], context: RuleContext) -> None:
         super().__init__(options, context)
         self.min_history = int(options.get("min_history", 2))
+        self.max_accounts = int(options.get("max_accounts", 3))
 
     def evaluate(self, c: Candidate, history: History) -> Finding | None:
-        known = history.account_for_name(c)
-        if known is None or known.count < self.min_history or known.creditor_key == c.creditor_key:
+        known = history.accounts_for_name(c)
+        if known is None or c.creditor_key in known.accounts or len(known.accounts) >= self.max_accounts:
             return None
-        return self.hit(f"creditor paid {known.count} times to another account; this account is new for the name")
+        if max(known.accounts.values()) < self.min_history:
+            return None
+        accounts = len(known.accounts)
+        other = "another account" if accounts == 1 else f"{accounts} other accounts"
+        return self.hit(f"creditor paid {known.count} times to {other}; this account is new for the name")
 
 
 class BlocklistRule(Rule):

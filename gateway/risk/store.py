@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.risk.history import Beneficiary, History, NameAccount, PairStats, Recent
+from gateway.risk.history import Beneficiary, History, NameAccounts, PairStats, Recent
 from gateway.risk.model import Candidate
 from gateway.store.bulk import insert_rows
 from gateway.store.tables import (
@@ -112,7 +112,8 @@ async def load_history(
             select(risk_names).where(risk_names.c.creditor_name.in_(names), risk_names.c.business_unit.in_(units))
         )
         for r in rows:
-            history.names[(r.business_unit, r.creditor_name)] = NameAccount(r.creditor_key, r.count)
+            named = history.names.setdefault((r.business_unit, r.creditor_name), NameAccounts())
+            named.accounts[r.creditor_key] = r.count
     if recent_seconds:
         rows = await conn.execute(
             select(risk_recent)
@@ -178,13 +179,13 @@ async def save_history(conn: AsyncConnection, history: History, now: datetime) -
             {
                 "creditor_name": name,
                 "business_unit": bu,
-                "creditor_key": history.names[(bu, name)].creditor_key,
-                "count": history.names[(bu, name)].count,
+                "creditor_key": key,
+                "count": history.names[(bu, name)].accounts[key],
                 "updated_at": now,
             }
-            for bu, name in sorted(changes.names)
+            for bu, name, key in sorted(changes.names)
         ]
-        await upsert(conn, risk_names, rows, ("creditor_name", "business_unit"))
+        await upsert(conn, risk_names, rows, ("creditor_name", "business_unit", "creditor_key"))
     if changes.recents and history.recent_seconds:
         await insert_rows(
             conn,

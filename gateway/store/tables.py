@@ -234,7 +234,7 @@ risk_names = Table(
     metadata,
     Column("creditor_name", String(140), primary_key=True),  # normalised
     Column("business_unit", String(100), primary_key=True),
-    Column("creditor_key", String(32), nullable=False),
+    Column("creditor_key", String(32), primary_key=True),  # every account paid under the name
     Column("count", Integer(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )

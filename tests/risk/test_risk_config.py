@@ -115,7 +115,7 @@ def test_shipped_risk_file_loads() -> None:
     velocity = rule_of(engine, "velocity")
     assert isinstance(velocity, VelocityRule)
     assert [(s, w, n) for s, w, n, _ in velocity.limits] == [
-        ("creditor", 3600, 10),
+        ("creditor", 3600, 5),
         ("creditor", 86400, None),
         ("debtor", 3600, 5000),
     ]
@@ -146,7 +146,7 @@ def test_shipped_risk_file_loads() -> None:
 
 def test_shipped_payroll_unit_overrides_the_defaults() -> None:
     engine = load_risk(SHIPPED, RULES, KEY)
-    assert set(engine.policies) == {"payroll"}
+    assert set(engine.policies) == {"payroll", "us-orders"}
     assert "business_hours" not in rule_names(engine, "payroll")
     assert rule_names(engine, "payroll") == [n for n in rule_names(engine) if n != "business_hours"]
     velocity = rule_of(engine, "velocity", "payroll")

@@ -57,8 +57,8 @@ async def test_history_survives_a_round_trip_through_the_store(engine: AsyncEngi
     beneficiary = loaded.beneficiary(probe)
     assert beneficiary is not None and beneficiary.count == 5 and beneficiary.max_minor == 100_04
     assert beneficiary.first_seen == batch[0].at
-    named = loaded.account_for_name(probe)
-    assert named is not None and named.creditor_key == "c1" and named.count == 5
+    named = loaded.accounts_for_name(probe)
+    assert named is not None and named.accounts == {"c1": 5} and named.count == 5
     assert [r.instruction_id for r in loaded.recent_to(probe, 86_400)] == [c.instruction_id for c in batch]
     # another creditor's history is not loaded for this probe
     stranger = candidate(11, creditor="c2", name="someone else")

@@ -514,15 +514,28 @@ def test_account_change_needs_min_history() -> None:
     assert rule.evaluate(cand(creditor="new-account", at=T0 + timedelta(days=2)), history) is not None
 
 
-def test_account_change_once_learned_the_new_account_is_the_usual_one() -> None:
+def test_account_change_remembers_every_account_the_name_was_paid_to() -> None:
     rule = AccountChangeRule({"min_history": 1}, CTX)
     history = History()
     history.record(cand(creditor="old-account"), learn=True)
     changed = cand(creditor="new-account", at=T0 + timedelta(days=1))
     assert rule.evaluate(changed, history) is not None
     history.record(changed, learn=True)  # went through (e.g. approved)
+    # both accounts are now known for the name: switching between them is not a change
     assert rule.evaluate(cand(creditor="new-account", at=T0 + timedelta(days=2)), history) is None
-    assert rule.evaluate(cand(creditor="old-account", at=T0 + timedelta(days=2)), history) is not None
+    assert rule.evaluate(cand(creditor="old-account", at=T0 + timedelta(days=2)), history) is None
+    third = rule.evaluate(cand(creditor="third-account", at=T0 + timedelta(days=3)), history)
+    assert third is not None and "2 other accounts" in third.reason
+
+
+def test_account_change_ignores_names_shared_by_many_payees() -> None:
+    rule = AccountChangeRule({"min_history": 1, "max_accounts": 3}, CTX)
+    history = History()
+    for i, account in enumerate(["customer-a", "customer-b", "customer-c"]):
+        history.record(cand(creditor=account, at=T0 + timedelta(days=i)), learn=True)
+    assert rule.evaluate(cand(creditor="customer-d", at=T0 + timedelta(days=5)), history) is None
+    two_known = AccountChangeRule({"min_history": 1, "max_accounts": 4}, CTX)
+    assert two_known.evaluate(cand(creditor="customer-d", at=T0 + timedelta(days=5)), history) is not None
 
 
 # -- blocklist ------------------------------------------------------------------
@@ -729,7 +742,7 @@ def test_held_payment_does_not_teach_but_counts() -> None:
     # not learned: pair, beneficiary and name are unknown
     assert history.pair(held) is None
     assert history.beneficiary(held) is None
-    assert history.account_for_name(held) is None
+    assert history.accounts_for_name(held) is None
     assert NewBeneficiaryRule({"large_amount": "10000"}, CTX).evaluate(held, history) is not None
 
     # but it counts towards velocity and duplicates (attempts matter)
@@ -748,7 +761,7 @@ def test_approving_a_held_payment_teaches_it() -> None:
     history.learn_only(held)  # finance approved
     assert history.beneficiary(held) is not None
     assert history.pair(held) is not None and history.pair(held).amounts == [3_000_000]
-    assert history.account_for_name(held) is not None
+    assert history.accounts_for_name(held) is not None
     assert NewBeneficiaryRule({"large_amount": "10000"}, CTX).evaluate(held, history) is None
 
 
@@ -762,7 +775,8 @@ def test_held_payment_does_not_teach_an_account_change() -> None:
     history.record(changed, learn=False)  # held
     # the name still belongs to the old account: the next payment to the new one is caught again
     assert rule.evaluate(cand(creditor="fraudster-account", at=T0 + timedelta(days=4)), history) is not None
-    assert history.account_for_name(changed).creditor_key == key("old-account")
+    known = history.accounts_for_name(changed)
+    assert known is not None and known.accounts == {key("old-account"): 2}
 
 
 def test_held_payment_does_not_teach_the_pairs_usual_amount() -> None:

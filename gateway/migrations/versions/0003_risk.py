@@ -64,7 +64,7 @@ def upgrade() -> None:
         sa.Column("creditor_key", sa.String(32), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("creditor_name", "business_unit", name="pk_risk_names"),
+        sa.PrimaryKeyConstraint("creditor_name", "business_unit", "creditor_key", name="pk_risk_names"),
     )
     op.create_table(
         "risk_recent",
