@@ -22,7 +22,15 @@ from jsonschema import Draft202012Validator
 from gateway.contracts import pointer_of
 from gateway.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG", "ENV_OVERRIDES", "Settings", "check_document", "load_settings", "read_yaml_file"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "ENV_OVERRIDES",
+    "Settings",
+    "check_document",
+    "deep_merge",
+    "load_settings",
+    "read_yaml_file",
+]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.yaml"
 
@@ -66,11 +74,12 @@ def _schema() -> dict[str, Any]:
     return json.loads(text)
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``over`` merged in: mappings recursively, anything else (lists too) replaced."""
+    out = copy.deepcopy(dict(base))
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -199,7 +208,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raise ConfigError(f"{file}:{where} is not valid YAML") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{file}: the top level must be a mapping")
-    doc = _merge(_DEFAULTS, loaded)
+    doc = deep_merge(_DEFAULTS, loaded)
     for var, (dotted, kind) in ENV_OVERRIDES.items():
         if var in env and env[var] != "":
             try:

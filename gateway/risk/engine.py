@@ -11,7 +11,6 @@ once the caller knows the final outcome (credit limits may still hold it).
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.config import check_document, read_yaml_file
+from gateway.config import check_document, deep_merge, read_yaml_file
 from gateway.errors import ConfigError
 from gateway.money import Money
 from gateway.risk.history import History
@@ -94,16 +93,6 @@ def risk_schema(rule_classes: Sequence[type[Rule]]) -> dict[str, Any]:
             },
         },
     }
-
-
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +243,7 @@ def load_risk(path: str | Path | None, rule_classes: Sequence[type[Rule]], finge
 
     engine = RiskEngine(build(defaults, "defaults"), fingerprints=fingerprints, source=source)
     for bu, unit in (doc.get("business_units") or {}).items():
-        engine.policies[bu] = build(_merge(defaults, unit), f"business_units.{bu}")
+        engine.policies[bu] = build(deep_merge(defaults, unit), f"business_units.{bu}")
     for cp, spec in (doc.get("counterparties") or {}).items():
         for name in spec.get("names", []):
             engine.counterparty_names[normalise_name(name)] = cp

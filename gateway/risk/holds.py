@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import ConflictError, ForbiddenError, NotFoundError
@@ -30,7 +30,7 @@ from gateway.risk.store import load_history, save_history
 from gateway.status import Status
 from gateway.store import repo
 from gateway.store.repo import Principal, Transition
-from gateway.store.tables import business_units, credit_limits, holds, instructions, outbox
+from gateway.store.tables import business_units, holds, instructions, outbox
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -148,19 +148,10 @@ async def decide_hold(
 async def _release(rt: Runtime, conn: AsyncConnection, row: dict[str, Any], order: Any, now: datetime) -> None:
     """Approval: reserve exposure (even past the limit: finance decided), learn, queue for routing."""
     candidate = rt.screener.candidate(row, order)
-    if candidate.counterparty:
-        has_limit = await conn.scalar(
-            select(credit_limits.c.limit_minor).where(
-                and_(
-                    credit_limits.c.counterparty == candidate.counterparty,
-                    credit_limits.c.currency == order.money.currency,
-                )
-            )
+    if candidate.counterparty:  # reserves only where that counterparty has a limit in this currency
+        await credit.reserve(
+            conn, order.id, candidate.counterparty, candidate.currency, candidate.amount_minor, now, force=True
         )
-        if has_limit is not None:
-            await credit.reserve(
-                conn, order.id, candidate.counterparty, candidate.currency, candidate.amount_minor, now, force=True
-            )
     history = await load_history(conn, [candidate], rt.risk.bucket_sizes, 0)
     history.learn_only(candidate)
     await save_history(conn, history, now)

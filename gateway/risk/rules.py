@@ -189,17 +189,13 @@ class VelocityRule(Rule):
                 return self.hit(f"{count + 1} payments by this {subject} within {window}s (limit {max_count})")
             limit = max_sum.get(c.currency) if max_sum else None
             if limit is not None:
-                total = Decimal(total_minor + c.amount_minor).scaleb(-_exponent(c))
+                total = Decimal(total_minor + c.amount_minor).scaleb(-minor_units(c.currency))
                 if total > limit:
                     return self.hit(
                         f"{_money(total, c.currency)} by this {subject} within {window}s "
                         f"(limit {_money(limit, c.currency)})"
                     )
         return None
-
-
-def _exponent(c: Candidate) -> int:
-    return minor_units(c.currency)
 
 
 class AmountOutlierRule(Rule):
@@ -242,7 +238,7 @@ class AmountOutlierRule(Rule):
         if z < self.threshold and not (self.both and -z >= self.threshold):
             return None
         strength = min(1.0, (abs(z) - self.threshold) / self.threshold)
-        usual = Decimal(round(math.exp(center))).scaleb(-_exponent(c))
+        usual = Decimal(round(math.exp(center))).scaleb(-minor_units(c.currency))
         return self.hit(
             f"amount is {abs(z):.1f} robust deviations from this pair's usual {_money(usual, c.currency)}",
             score=self.score + (1.0 - self.score) * strength * 0.8,
