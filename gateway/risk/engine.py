@@ -147,6 +147,11 @@ class RiskEngine:
         yield from self.policies.values()
 
     @property
+    def has_rules(self) -> bool:
+        """Whether any business unit has a rule (without rules, no history is read or kept)."""
+        return any(p.rules for p in self.all_policies())
+
+    @property
     def bucket_sizes(self) -> set[int]:
         return {size for p in self.all_policies() for r in p.rules for size in r.bucket_sizes()}
 

@@ -152,9 +152,10 @@ async def _release(rt: Runtime, conn: AsyncConnection, row: dict[str, Any], orde
         await credit.reserve(
             conn, order.id, candidate.counterparty, candidate.currency, candidate.amount_minor, now, force=True
         )
-    history = await load_history(conn, [candidate], rt.risk.bucket_sizes, 0)
-    history.learn_only(candidate)
-    await save_history(conn, history, now)
+    if rt.risk.has_rules:  # nothing reads history without rules (as in screening)
+        history = await load_history(conn, [candidate], rt.risk.bucket_sizes, 0)
+        history.learn_only(candidate)
+        await save_history(conn, history, now)
     await conn.execute(
         outbox.insert().values(instruction_id=order.id, kind="dispatch", available_at=now, attempts=0, created_at=now)
     )

@@ -60,7 +60,12 @@ class Screener:
     async def evaluate(self, conn: AsyncConnection, candidates: Sequence[Candidate], now: datetime) -> list[Screening]:
         """Evaluate in order, reserve credit, remember; the caller's transaction commits it all."""
         engine = self.engine
-        history = await load_history(conn, candidates, engine.bucket_sizes, engine.recent_seconds)
+        remember = engine.has_rules  # no rule reads history: do not read or write it on the dispatch path
+        history = (
+            await load_history(conn, candidates, engine.bucket_sizes, engine.recent_seconds)
+            if remember
+            else engine.new_history()
+        )
         limits = await credit.load_limits(conn, {c.counterparty for c in candidates if c.counterparty})
         results: list[Screening] = []
         for c in candidates:
@@ -69,16 +74,15 @@ class Screener:
             if limit is not None and screening.outcome in (Outcome.PASS, Outcome.FLAG):
                 ok = await credit.reserve(conn, c.instruction_id, c.counterparty or "", c.currency, c.amount_minor, now)
                 if not ok:
-                    over = Finding(
-                        "credit_limit",
-                        1.0,
-                        f"would take exposure to {c.counterparty} past its {c.currency} limit",
-                        Outcome(limit.on_exceed),
-                    )
-                    screening = Screening(c, over.action or Outcome.HOLD, (*screening.findings, over), CREDIT_LIMIT)
-            history.record(c, learn=screening.outcome in (Outcome.PASS, Outcome.FLAG))
+                    action = Outcome(limit.on_exceed)
+                    reason = f"would take exposure to {c.counterparty} past its {c.currency} limit"
+                    over = Finding("credit_limit", 1.0, reason, action)
+                    screening = Screening(c, action, (*screening.findings, over), CREDIT_LIMIT)
+            if remember:
+                history.record(c, learn=screening.outcome in (Outcome.PASS, Outcome.FLAG))
             results.append(screening)
-        await save_history(conn, history, now)
+        if remember:
+            await save_history(conn, history, now)
         return results
 
     async def screen(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import and_, delete, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -76,13 +76,22 @@ async def load_history(
     parties = sorted({c.debtor_key for c in candidates} | {c.creditor_key for c in candidates})
     creditors = sorted({c.creditor_key for c in candidates})
     if bucket_sizes:
-        longest = max(bucket_sizes) * 25  # 24 buckets per window, plus the partial one
-        oldest = int(_since(candidates, longest).timestamp())
+        # each bucket size only as far back as its own windows reach (24 buckets plus the partial one),
+        # not as far as the longest window: an hour's small buckets are not loaded for a whole day
+        reach = or_(
+            *(
+                and_(
+                    risk_counters.c.bucket_seconds == size,
+                    risk_counters.c.bucket_start >= int(_since(candidates, size * 25).timestamp()),
+                )
+                for size in sorted(bucket_sizes)
+            )
+        )
         rows = await conn.execute(
             select(risk_counters).where(
                 risk_counters.c.key.in_(parties),
                 risk_counters.c.business_unit.in_(units),
-                risk_counters.c.bucket_start >= oldest,
+                reach,
             )
         )
         for r in rows:
