@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from gateway.api.auth import authenticate
 from gateway.api.keys import RUNTIME
+from gateway.api.paging import page_cursor, page_limit
 from gateway.errors import (
     BadRequestError,
     ConflictError,
@@ -37,7 +38,7 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
-_ID_RE = re.compile(r"^ins_[0-9A-Z]{26}$")
+INSTRUCTION_ID_RE = re.compile(r"^ins_[0-9A-Z]{26}$")
 _APPLIED = Decision(True, "applied")
 
 
@@ -126,7 +127,7 @@ async def create_instruction(request: web.Request) -> web.Response:
 
 def _instruction_id(request: web.Request) -> str:
     value = request.match_info["id"]
-    if not _ID_RE.match(value):
+    if not INSTRUCTION_ID_RE.match(value):
         raise NotFoundError(f"no instruction {value!r}")
     return value
 
@@ -200,16 +201,10 @@ async def list_instructions(request: web.Request) -> web.Response:
         query = query.where(instructions.c.created_at >= _parse_bound("created_from", q["created_from"], False))
     if "created_to" in q:
         query = query.where(instructions.c.created_at <= _parse_bound("created_to", q["created_to"], True))
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 200:
-        raise BadRequestError("limit must be an integer from 1 to 200")
-    if "cursor" in q:
-        if not _ID_RE.match(q["cursor"]):
-            raise BadRequestError("cursor is not one this API returned")
-        query = query.where(instructions.c.id < q["cursor"])
+    limit = page_limit(q)
+    cursor = page_cursor(q, INSTRUCTION_ID_RE)
+    if cursor:
+        query = query.where(instructions.c.id < cursor)
     query = query.order_by(instructions.c.id.desc()).limit(limit + 1)
     async with rt.engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()

@@ -16,8 +16,9 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
 from gateway.api.auth import authenticate
-from gateway.api.instructions import read_json
+from gateway.api.instructions import INSTRUCTION_ID_RE, read_json
 from gateway.api.keys import RUNTIME
+from gateway.api.paging import page_cursor, page_limit
 from gateway.contracts import check_body
 from gateway.errors import BadRequestError, ContractError, DomainError, FieldError, NotFoundError
 from gateway.money import Money
@@ -29,7 +30,6 @@ __all__ = ["DECISION_SCHEMA", "LIMIT_SCHEMA", "routes"]
 
 routes = web.RouteTableDef()
 
-_INSTRUCTION_ID = re.compile(r"^ins_[0-9A-Z]{26}$")
 _ALERT_ID = re.compile(r"^alr_[0-9A-Z]{26}$")
 _COUNTERPARTY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -53,23 +53,6 @@ _DECISION = Draft202012Validator(DECISION_SCHEMA)
 _LIMIT = Draft202012Validator(LIMIT_SCHEMA)
 
 
-def _limit_param(request: web.Request, default: int = 50) -> int:
-    try:
-        limit = int(request.query.get("limit", str(default)))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 200:
-        raise BadRequestError("limit must be an integer from 1 to 200")
-    return limit
-
-
-def _cursor(request: web.Request, pattern: re.Pattern[str]) -> str | None:
-    cursor = request.query.get("cursor")
-    if cursor is not None and not pattern.match(cursor):
-        raise BadRequestError("cursor is not one this API returned")
-    return cursor
-
-
 @routes.get("/v1/holds")
 async def list_holds(request: web.Request) -> web.Response:
     """Holds, oldest first: ``state=pending`` (default), ``decided`` or ``all``; ``business_unit=NAME``."""
@@ -85,8 +68,8 @@ async def list_holds(request: web.Request) -> web.Response:
         raise BadRequestError("state must be pending, decided or all")
     if "business_unit" in request.query:
         query = query.where(business_units.c.name == request.query["business_unit"])
-    limit = _limit_param(request)
-    cursor = _cursor(request, _INSTRUCTION_ID)
+    limit = page_limit(request.query)
+    cursor = page_cursor(request.query, INSTRUCTION_ID_RE)
     if cursor:
         query = query.where(holds.c.instruction_id > cursor)
     query = query.order_by(holds.c.instruction_id).limit(limit + 1)
@@ -100,7 +83,7 @@ async def list_holds(request: web.Request) -> web.Response:
 
 def _hold_id(request: web.Request) -> str:
     value = request.match_info["id"]
-    if not _INSTRUCTION_ID.match(value):
+    if not INSTRUCTION_ID_RE.match(value):
         raise NotFoundError(f"no hold for instruction {value!r}")
     return value
 
@@ -179,8 +162,8 @@ async def list_alerts(request: web.Request) -> web.Response:
         query = query.where(risk_alerts.c.outcome.in_(outcomes))
     if "business_unit" in q:
         query = query.where(business_units.c.name == q["business_unit"])
-    limit = _limit_param(request)
-    cursor = _cursor(request, _ALERT_ID)
+    limit = page_limit(request.query)
+    cursor = page_cursor(request.query, _ALERT_ID)
     if cursor:
         query = query.where(risk_alerts.c.id < cursor)
     rule = q.get("rule")
