@@ -93,7 +93,7 @@ from gateway.risk.engine import RiskEngine, fingerprint_key, load_risk
 from gateway.risk.history import History, Recent
 from gateway.risk.model import Candidate, Outcome, Screening
 from gateway.risk.screening import Screener
-from gateway.risk.store import load_history, save_history
+from gateway.risk.store import counter_row, load_history, recent_row, save_history
 from gateway.store.bulk import insert_rows
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
@@ -522,22 +522,10 @@ def _evict_counters(history: History, now: int, keep_from: int | None, archive: 
             if b >= cutoff:
                 break
             old.append(b)
-        bu, subject, key, currency, _ = ckey
         for b in old:
             n, total = buckets.pop(b)
             if keep_from is None or b >= keep_from:
-                archive.append(
-                    {
-                        "key": key,
-                        "subject": subject,
-                        "business_unit": bu,
-                        "currency": currency,
-                        "bucket_seconds": size,
-                        "bucket_start": b,
-                        "count": n,
-                        "sum_minor": total,
-                    }
-                )
+                archive.append(counter_row(ckey, b, n, total))
 
 
 def _evict_recent(history: History, now: int, keep_from: int | None, log: list) -> None:
@@ -671,33 +659,11 @@ async def _write_history(
     changes the stream accumulated, so their stored form is exactly the gateway's.
     """
     counters = list(archive)
-    for (bu, subject, key, currency, size), buckets in history.counters.items():
+    for ckey, buckets in history.counters.items():
         for b, (n, total) in buckets.items():
             if keep_from is None or b >= keep_from:
-                counters.append(
-                    {
-                        "key": key,
-                        "subject": subject,
-                        "business_unit": bu,
-                        "currency": currency,
-                        "bucket_seconds": size,
-                        "bucket_start": b,
-                        "count": n,
-                        "sum_minor": total,
-                    }
-                )
-    recent_rows = [
-        {
-            "creditor_key": ck,
-            "business_unit": bu,
-            "at": r.at,
-            "instruction_id": r.instruction_id,
-            "currency": r.currency,
-            "amount_minor": r.amount_minor,
-            "remittance": r.remittance[:140],
-        }
-        for bu, ck, r in recent_log
-    ]
+                counters.append(counter_row(ckey, b, n, total))
+    recent_rows = [recent_row(bu, ck, r) for bu, ck, r in recent_log]
     changes = history.changes
     learned = len(changes.pairs) + len(changes.beneficiaries) + len(changes.names)
     task = bar.add_task("risk history: write", total=len(counters) + len(recent_rows) + learned)

@@ -19,7 +19,7 @@ from sqlalchemy import and_, delete, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.risk.history import Beneficiary, History, NameAccounts, PairStats, Recent
+from gateway.risk.history import Beneficiary, CounterKey, History, NameAccounts, PairStats, Recent
 from gateway.risk.model import Candidate
 from gateway.store.bulk import insert_rows
 from gateway.store.tables import (
@@ -30,7 +30,7 @@ from gateway.store.tables import (
     risk_recent,
 )
 
-__all__ = ["load_history", "prune_history", "save_history", "upsert"]
+__all__ = ["counter_row", "load_history", "prune_history", "recent_row", "save_history", "upsert"]
 
 
 def upsert(
@@ -139,23 +139,39 @@ async def load_history(
     return history
 
 
+def counter_row(ckey: CounterKey, bucket: int, count: int, total: int) -> dict[str, Any]:
+    """A ``risk_counters`` row for one bucket of a history counter."""
+    bu, subject, key, currency, size = ckey
+    return {
+        "key": key,
+        "subject": subject,
+        "business_unit": bu,
+        "currency": currency,
+        "bucket_seconds": size,
+        "bucket_start": bucket,
+        "count": count,
+        "sum_minor": total,
+    }
+
+
+def recent_row(business_unit: str, creditor_key: str, r: Recent) -> dict[str, Any]:
+    """A ``risk_recent`` row for one remembered payment."""
+    return {
+        "creditor_key": creditor_key,
+        "business_unit": business_unit,
+        "at": r.at,
+        "instruction_id": r.instruction_id,
+        "currency": r.currency,
+        "amount_minor": r.amount_minor,
+        "remittance": r.remittance[:140],
+    }
+
+
 async def save_history(conn: AsyncConnection, history: History, now: datetime) -> None:
     """Write back what the batch changed (one executemany per table)."""
     changes = history.changes
     if changes.counters:
-        rows = [
-            {
-                "key": key,
-                "subject": subject,
-                "business_unit": bu,
-                "currency": currency,
-                "bucket_seconds": size,
-                "bucket_start": bucket,
-                "count": n,
-                "sum_minor": total,
-            }
-            for ((bu, subject, key, currency, size), bucket), (n, total) in sorted(changes.counters.items())
-        ]
+        rows = [counter_row(ckey, bucket, n, total) for (ckey, bucket), (n, total) in sorted(changes.counters.items())]
         await upsert(conn, risk_counters, rows, _PK_COUNTERS, add=("count", "sum_minor"))
     if changes.pairs:
         rows = [
@@ -196,22 +212,7 @@ async def save_history(conn: AsyncConnection, history: History, now: datetime) -
         ]
         await upsert(conn, risk_names, rows, ("creditor_name", "business_unit", "creditor_key"))
     if changes.recents and history.recent_seconds:
-        await insert_rows(
-            conn,
-            risk_recent,
-            [
-                {
-                    "creditor_key": ck,
-                    "business_unit": bu,
-                    "at": r.at,
-                    "instruction_id": r.instruction_id,
-                    "currency": r.currency,
-                    "amount_minor": r.amount_minor,
-                    "remittance": r.remittance[:140],
-                }
-                for bu, ck, r in changes.recents
-            ],
-        )
+        await insert_rows(conn, risk_recent, [recent_row(bu, ck, r) for bu, ck, r in changes.recents])
     history.changes = type(changes)()
 
 
