@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,9 @@ from gateway.contracts import contracts
 from gateway.crypto import FieldCipher, parse_key_ring
 from gateway.ids import new_id
 from gateway.instruction import parse_instruction
+from gateway.money import minor_units
 from gateway.plugins import Plugins
+from gateway.risk.model import Candidate, Fingerprinter, normalise_name, normalise_text
 from gateway.runtime import Runtime
 from gateway.serving import RunningApp, bind, start_app, start_simulators
 from gateway.status import TERMINAL, Decision, Status
@@ -196,3 +200,49 @@ async def insert_instruction(engine: AsyncEngine, business_unit: str = "erp", **
             )
         )
     return instruction_id
+
+
+# -- risk screening ----------------------------------------------------------------
+
+RISK_FP = Fingerprinter(b"k" * 32)
+"""The fingerprint key of risk unit tests."""
+RISK_T0 = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)  # a Wednesday, 11:00 in Berlin
+_RISK_IDS = itertools.count(1)
+
+
+def risk_key(account: str) -> str:
+    """The fingerprint of a wallet account (what candidates and the history hold)."""
+    return RISK_FP.account({"wallet": account})
+
+
+def candidate(
+    amount: str = "100.00",
+    *,
+    currency: str = "EUR",
+    at: datetime = RISK_T0,
+    debtor: str = "our-account",
+    creditor: str = "supplier-account",
+    debtor_name: str = "Our Company AG",
+    creditor_name: str = "Acme Supplies GmbH",
+    remittance: str = "Invoice 4711",
+    business_unit: str = "ops",
+    instruction_id: str | None = None,
+    creditor_account: Mapping[str, str] | None = None,
+) -> Candidate:
+    """A risk ``Candidate`` with wallet accounts (fingerprinted), normalised names and text."""
+    value = Decimal(amount)
+    return Candidate(
+        instruction_id=instruction_id or f"ins-{next(_RISK_IDS)}",
+        business_unit=business_unit,
+        at=at,
+        type="credit_transfer",
+        currency=currency,
+        amount=value,
+        amount_minor=int(value.scaleb(minor_units(currency))),
+        debtor_key=risk_key(debtor),
+        creditor_key=RISK_FP.account(creditor_account) if creditor_account else risk_key(creditor),
+        debtor_name=normalise_name(debtor_name),
+        creditor_name=normalise_name(creditor_name),
+        remittance=normalise_text(remittance),
+        creditor_account=dict(creditor_account or {"wallet": creditor}),
+    )

@@ -3,7 +3,6 @@ and third-party rules plug in through ``gateway_risk_rules`` like the built-ins.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,11 +13,11 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.hookspecs import hookimpl
-from gateway.money import Money, minor_units
+from gateway.money import Money
 from gateway.plugins import Plugins
 from gateway.risk.engine import RiskEngine, load_risk
 from gateway.risk.history import History
-from gateway.risk.model import Candidate, Finding, Fingerprinter, Outcome, normalise_name, normalise_text
+from gateway.risk.model import Candidate, Finding, Outcome, normalise_name, normalise_text
 from gateway.risk.rules import (
     BUILTIN_RULES,
     BlocklistRule,
@@ -28,42 +27,14 @@ from gateway.risk.rules import (
     VelocityRule,
 )
 from tests.support import REPO
+from tests.support import RISK_FP as FP
+from tests.support import candidate as cand
 
 KEY = b"k" * 32
-FP = Fingerprinter(KEY)
 RULES = Plugins(load_entry_points=False).risk_rule_classes()
 SHIPPED = REPO / "config" / "risk.yaml"
 WEDNESDAY = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)  # 11:00 in Berlin
 SATURDAY = datetime(2026, 3, 7, 10, 0, tzinfo=UTC)
-_IDS = itertools.count(1)
-
-
-def cand(
-    amount: str = "100.00",
-    *,
-    business_unit: str = "ops",
-    at: datetime = WEDNESDAY,
-    currency: str = "EUR",
-    creditor: str = "supplier-account",
-    creditor_name: str = "Acme Supplies GmbH",
-    remittance: str = "Invoice 4711",
-) -> Candidate:
-    value = Decimal(amount)
-    return Candidate(
-        instruction_id=f"cfg-{next(_IDS)}",
-        business_unit=business_unit,
-        at=at,
-        type="credit_transfer",
-        currency=currency,
-        amount=value,
-        amount_minor=int(value.scaleb(minor_units(currency))),
-        debtor_key=FP.account({"wallet": "our-account"}),
-        creditor_key=FP.account({"wallet": creditor}),
-        debtor_name=normalise_name("Our Company AG"),
-        creditor_name=normalise_name(creditor_name),
-        remittance=normalise_text(remittance),
-        creditor_account={"wallet": creditor},
-    )
 
 
 def write(tmp_path: Path, text: str, name: str = "risk.yaml") -> Path:

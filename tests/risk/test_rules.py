@@ -7,8 +7,6 @@ Real rule classes on real ``History`` objects; candidates are built directly
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,10 +16,9 @@ import holidays
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.money import minor_units
 from gateway.risk.engine import Policy, RiskEngine
 from gateway.risk.history import History, bucket_seconds
-from gateway.risk.model import Candidate, Finding, Fingerprinter, Outcome, normalise_name, normalise_text
+from gateway.risk.model import Candidate, Finding, Fingerprinter, Outcome
 from gateway.risk.rules import (
     AccountChangeRule,
     AmountOutlierRule,
@@ -34,49 +31,13 @@ from gateway.risk.rules import (
     RuleContext,
     VelocityRule,
 )
+from tests.support import RISK_FP as FP
+from tests.support import RISK_T0 as T0
+from tests.support import candidate as cand
+from tests.support import risk_key as key
 
-FP = Fingerprinter(b"k" * 32)
 CTX = RuleContext(FP, "UTC", Path("."))
 BERLIN = RuleContext(FP, "Europe/Berlin", Path("."))
-T0 = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)  # a Wednesday, 11:00 in Berlin
-_IDS = itertools.count(1)
-
-
-def key(account: str) -> str:
-    """The fingerprint of a wallet account (what candidates and the history hold)."""
-    return FP.account({"wallet": account})
-
-
-def cand(
-    amount: str = "100.00",
-    *,
-    currency: str = "EUR",
-    at: datetime = T0,
-    debtor: str = "our-account",
-    creditor: str = "supplier-account",
-    debtor_name: str = "Our Company AG",
-    creditor_name: str = "Acme Supplies GmbH",
-    remittance: str = "Invoice 4711",
-    business_unit: str = "ops",
-    instruction_id: str | None = None,
-    creditor_account: Mapping[str, str] | None = None,
-) -> Candidate:
-    value = Decimal(amount)
-    return Candidate(
-        instruction_id=instruction_id or f"ins-{next(_IDS)}",
-        business_unit=business_unit,
-        at=at,
-        type="credit_transfer",
-        currency=currency,
-        amount=value,
-        amount_minor=int(value.scaleb(minor_units(currency))),
-        debtor_key=key(debtor),
-        creditor_key=FP.account(creditor_account) if creditor_account else key(creditor),
-        debtor_name=normalise_name(debtor_name),
-        creditor_name=normalise_name(creditor_name),
-        remittance=normalise_text(remittance),
-        creditor_account=dict(creditor_account or {"wallet": creditor}),
-    )
 
 
 def history_for(*rules: Rule) -> History:
