@@ -1,16 +1,18 @@
-"""Bulk inserts store exactly what SQLAlchemy Core would have stored, on every backend."""
+"""Driver-level inserts, upserts and reads store and return exactly what SQLAlchemy Core would, on every backend."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.bulk import insert_rows
-from gateway.store.tables import business_units, instruction_events, instructions
+from gateway.store.bulk import bind_converter, fetch_rows, insert_rows, placeholders, upsert_rows
+from gateway.store.tables import business_units, instruction_events, instructions, risk_beneficiaries, risk_pairs
 
 NOW = datetime(2026, 11, 26, 12, 30, 15, 123456, tzinfo=UTC)
+LATER = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)  # no microseconds
 
 
 def _instruction(instruction_id: str, reference: str) -> dict[str, object]:
@@ -83,3 +85,80 @@ async def test_bulk_insert_round_trips_like_sqlalchemy_core(engine: AsyncEngine)
     assert [e["applied"] for e in events] == [True, False]
     assert events[0]["occurred_at"] == NOW
     assert later == "ins_bulk"
+
+
+def _pair(creditor: str, count: int, amounts: list[int], at: datetime) -> dict[str, object]:
+    return {
+        "creditor_key": creditor,
+        "debtor_key": "d1",
+        "business_unit": "erp",
+        "currency": "EUR",
+        "count": count,
+        "amounts": amounts,
+        "updated_at": at,
+    }
+
+
+async def test_upsert_rows_stores_what_a_core_upsert_stores(engine: AsyncEngine) -> None:
+    keys = ("creditor_key", "debtor_key", "business_unit", "currency")
+    later = LATER
+    async with engine.begin() as conn:
+        await upsert_rows(conn, risk_pairs, [_pair("c_bulk", 1, [100], NOW)], keys, add=("count",))
+        await upsert_rows(conn, risk_pairs, [_pair("c_bulk", 2, [100, 250], later)], keys, add=("count",))
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        for row in (_pair("c_core", 1, [100], NOW), _pair("c_core", 2, [100, 250], later)):
+            stmt = dialect.insert(risk_pairs)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=keys,
+                set_={
+                    "count": risk_pairs.c.count + stmt.excluded.count,
+                    "amounts": stmt.excluded.amounts,
+                    "updated_at": stmt.excluded.updated_at,
+                },
+            )
+            await conn.execute(stmt, [row])
+        # keep: the stored value stays
+        first_seen = {"creditor_key": "c1", "business_unit": "erp", "count": 1, "max_minor": 5}
+        await upsert_rows(
+            conn, risk_beneficiaries, [{**first_seen, "first_seen": NOW}], ("creditor_key", "business_unit")
+        )
+        await upsert_rows(
+            conn,
+            risk_beneficiaries,
+            [{**first_seen, "first_seen": later, "count": 2}],
+            ("creditor_key", "business_unit"),
+            keep=("first_seen",),
+        )
+    async with engine.connect() as conn:
+        pairs = {r["creditor_key"]: dict(r) for r in (await conn.execute(select(risk_pairs))).mappings()}
+        beneficiary = (await conn.execute(select(risk_beneficiaries))).one()
+    core, bulk = pairs["c_core"], pairs["c_bulk"]
+    assert {**bulk, "creditor_key": "c_core"} == core
+    assert bulk["count"] == 3 and bulk["amounts"] == [100, 250] and bulk["updated_at"] == later
+    assert (beneficiary.first_seen, beneficiary.count) == (NOW, 2)
+
+
+async def test_fetch_rows_reads_back_what_core_reads(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(business_units.insert().values(id="bu_1", name="erp", created_at=NOW))
+        await insert_rows(conn, instructions, [_instruction("ins_1", "REF-1")])
+        await insert_rows(
+            conn,
+            instructions,
+            [{**_instruction("ins_2", "REF-2"), "requested_execution_date": None, "masked": {}, "created_at": LATER}],
+        )
+    columns = ("id", "masked", "metadata", "requested_execution_date", "created_at", "amount_minor", "debtor_name")
+    async with engine.connect() as conn:
+        quote = conn.dialect.identifier_preparer.quote
+        sql = (
+            f"SELECT {', '.join(quote(c) for c in columns)} FROM instructions "
+            f"WHERE id IN ({placeholders(conn.dialect, 2)}) AND created_at >= {placeholders(conn.dialect, 1, 3)} "
+            "ORDER BY id"
+        )
+        since = bind_converter(instructions.c.created_at, conn.dialect)(NOW)
+        fetched = await fetch_rows(conn, sql, ["ins_1", "ins_2", since], instructions, columns)
+        core = (await conn.execute(select(*(instructions.c[c] for c in columns)).order_by(instructions.c.id))).all()
+    assert [tuple(r) for r in fetched] == [tuple(r) for r in core]
+    assert fetched[0][1] == {"debtor": {"iban": "DE89****3000"}, "creditor": {"wallet": "***x"}}
+    assert fetched[0][4] == NOW and fetched[0][4].tzinfo is not None
+    assert fetched[1][1] == {} and fetched[1][3] is None and fetched[1][4] == LATER
