@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gateway.config import check_document, deep_merge, read_yaml_file
 from gateway.errors import ConfigError
 from gateway.money import Money
-from gateway.risk.history import History
+from gateway.risk.history import CounterSpec, History
 from gateway.risk.model import Candidate, Finding, Fingerprinter, Outcome, Screening, normalise_name
 from gateway.risk.rules import DURATION_SCHEMA, Rule, RuleContext, canonical_account, parse_duration
 
@@ -153,14 +153,19 @@ class RiskEngine:
 
     @property
     def bucket_sizes(self) -> set[int]:
-        return {size for p in self.all_policies() for r in p.rules for size in r.bucket_sizes()}
+        return {size for _, size in self.counters}
+
+    @property
+    def counters(self) -> set[CounterSpec]:
+        """The (subject, bucket size) velocity counters some rule reads (the only ones kept)."""
+        return {spec for p in self.all_policies() for r in p.rules for spec in r.counters()}
 
     @property
     def recent_seconds(self) -> int:
         return max((r.recent_seconds() for p in self.all_policies() for r in p.rules), default=0)
 
     def new_history(self) -> History:
-        return History(self.bucket_sizes, self.recent_seconds or 86_400)
+        return History(recent_seconds=self.recent_seconds or 86_400, counters=self.counters)
 
     def counterparty_of(self, creditor_key: str, creditor_name: str) -> str | None:
         """The configured counterparty a payment to this creditor belongs to (account first, then name)."""

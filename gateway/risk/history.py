@@ -3,7 +3,8 @@
 - **velocity counters**: count and sum per (business unit, subject, key,
   currency) in time buckets; a window of W seconds is read from buckets of
   W/24 seconds, so a sliding window costs at most 25 buckets whatever the
-  traffic (it may reach back up to one bucket further than W);
+  traffic (it may reach back up to one bucket further than W); only the
+  (subject, bucket size) pairs some rule reads are kept;
 - **pair statistics**: the last ``PAIR_MEMORY`` amounts per debtor → creditor
   pair and currency, from which the median and MAD are taken;
 - **beneficiaries**: first seen, payments and largest amount per creditor account;
@@ -24,14 +25,28 @@ from datetime import datetime
 
 from gateway.risk.model import Candidate
 
-__all__ = ["PAIR_MEMORY", "Beneficiary", "History", "NameAccounts", "PairStats", "Recent", "bucket_seconds"]
+__all__ = [
+    "PAIR_MEMORY",
+    "SUBJECTS",
+    "Beneficiary",
+    "CounterSpec",
+    "History",
+    "NameAccounts",
+    "PairStats",
+    "Recent",
+    "bucket_seconds",
+]
 
 #: amounts remembered per pair (median/MAD are taken over these)
 PAIR_MEMORY = 32
 #: buckets per velocity window
 BUCKETS_PER_WINDOW = 24
 
+#: whose payments a velocity counter counts
+SUBJECTS = ("debtor", "creditor")
+
 CounterKey = tuple[str, str, str, str, int]  # business unit, subject, key, currency, bucket size
+CounterSpec = tuple[str, int]  # subject, bucket size: one kind of counter a rule reads
 PairKey = tuple[str, str, str, str]  # business unit, debtor key, creditor key, currency
 
 
@@ -85,10 +100,23 @@ class Changes:
 
 
 class History:
-    """In-memory risk history (see module docstring)."""
+    """In-memory risk history (see module docstring).
 
-    def __init__(self, bucket_sizes: Iterable[int] = (), recent_seconds: int = 86_400) -> None:
-        self.bucket_sizes = sorted(set(bucket_sizes))
+    ``counters`` are the (subject, bucket size) pairs kept, as the rules declare
+    them (``Rule.counters``); without it, every size in ``bucket_sizes`` is kept
+    for both subjects.
+    """
+
+    def __init__(
+        self,
+        bucket_sizes: Iterable[int] = (),
+        recent_seconds: int = 86_400,
+        *,
+        counters: Iterable[CounterSpec] | None = None,
+    ) -> None:
+        specs = {(s, size) for size in bucket_sizes for s in SUBJECTS} if counters is None else set(counters)
+        self.counter_specs: list[CounterSpec] = sorted(specs, key=lambda spec: (spec[1], spec[0]))
+        self.bucket_sizes = sorted({size for _, size in specs})
         self.recent_seconds = recent_seconds
         self.counters: dict[CounterKey, dict[int, list[int]]] = {}
         self.pairs: dict[PairKey, PairStats] = {}
@@ -139,16 +167,16 @@ class History:
         held payment teaches when finance approves it (``learn_only``).
         """
         at = int(c.at.timestamp())
-        for size in self.bucket_sizes:
+        for subject, size in self.counter_specs:
             bucket = at // size * size
-            for subject, key in (("debtor", c.debtor_key), ("creditor", c.creditor_key)):
-                ckey = (c.business_unit, subject, key, c.currency, size)
-                slot = self.counters.setdefault(ckey, {}).setdefault(bucket, [0, 0])
-                slot[0] += 1
-                slot[1] += c.amount_minor
-                delta = self.changes.counters.setdefault((ckey, bucket), [0, 0])
-                delta[0] += 1
-                delta[1] += c.amount_minor
+            key = c.debtor_key if subject == "debtor" else c.creditor_key
+            ckey = (c.business_unit, subject, key, c.currency, size)
+            slot = self.counters.setdefault(ckey, {}).setdefault(bucket, [0, 0])
+            slot[0] += 1
+            slot[1] += c.amount_minor
+            delta = self.changes.counters.setdefault((ckey, bucket), [0, 0])
+            delta[0] += 1
+            delta[1] += c.amount_minor
         recent = Recent(c.at, c.instruction_id, c.currency, c.amount_minor, c.remittance)
         bucket_list = self.recent.setdefault((c.business_unit, c.creditor_key), [])
         bucket_list.append(recent)

@@ -29,7 +29,7 @@ from gateway.accounts import IbanAccount, UsAccount, WalletAccount
 from gateway.errors import ConfigError
 from gateway.hookspecs import hookimpl
 from gateway.money import minor_units
-from gateway.risk.history import History, bucket_seconds
+from gateway.risk.history import SUBJECTS, CounterSpec, History, bucket_seconds
 from gateway.risk.model import Candidate, Finding, Fingerprinter, Outcome, normalise_name
 
 __all__ = [
@@ -129,6 +129,14 @@ class Rule:
         """Velocity bucket sizes (seconds) this rule reads; the history keeps these."""
         return ()
 
+    def counters(self) -> Iterable[CounterSpec]:
+        """The (subject, bucket size) velocity counters this rule reads; the history keeps only these.
+
+        By default every size of ``bucket_sizes`` for both subjects; a rule that
+        knows whose payments each of its windows counts says so (``VelocityRule``).
+        """
+        return {(subject, size) for size in self.bucket_sizes() for subject in SUBJECTS}
+
     def recent_seconds(self) -> int:
         """How far back this rule looks at individual recent payments (0: not at all)."""
         return 0
@@ -181,6 +189,9 @@ class VelocityRule(Rule):
 
     def bucket_sizes(self) -> Iterable[int]:
         return {bucket_seconds(window) for _, window, _, _ in self.limits}
+
+    def counters(self) -> Iterable[CounterSpec]:
+        return {(subject, bucket_seconds(window)) for subject, window, _, _ in self.limits}
 
     def evaluate(self, c: Candidate, history: History) -> Finding | None:
         for subject, window, max_count, max_sum in self.limits:

@@ -42,8 +42,8 @@ BERLIN = RuleContext(FP, "Europe/Berlin", Path("."))
 
 def history_for(*rules: Rule) -> History:
     """A history keeping what these rules read (as ``RiskEngine.new_history`` does)."""
-    sizes = {size for rule in rules for size in rule.bucket_sizes()}
-    return History(sizes, max((r.recent_seconds() for r in rules), default=0) or 86_400)
+    counters = {spec for rule in rules for spec in rule.counters()}
+    return History(recent_seconds=max((r.recent_seconds() for r in rules), default=0) or 86_400, counters=counters)
 
 
 def fired(rule: Rule, c: Candidate, history: History) -> Finding:
