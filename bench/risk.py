@@ -970,7 +970,7 @@ class Bench:
             cands = [self.candidates[k] for k in self.take(BATCH)]
             async with self.transaction() as conn:
                 t0 = time.perf_counter()
-                history = await load_history(conn, cands, risk.bucket_sizes, risk.recent_seconds)
+                history = await load_history(conn, cands, (), risk.recent_seconds, counters=risk.counters)
                 t1 = time.perf_counter()
                 limits = await credit.load_limits(conn, {c.counterparty for c in cands if c.counterparty})
                 t2 = time.perf_counter()
@@ -996,7 +996,7 @@ class Bench:
         for lo in range(0, len(self.candidates), BATCH):
             cands = self.candidates[lo : lo + BATCH]
             async with self.engine.connect() as conn:
-                history = await load_history(conn, cands, risk.bucket_sizes, risk.recent_seconds)
+                history = await load_history(conn, cands, (), risk.recent_seconds, counters=risk.counters)
                 await conn.rollback()
             rows["counters"] += sum(len(b) for b in history.counters.values())
             rows["recent"] += sum(len(v) for v in history.recent.values())

@@ -62,7 +62,7 @@ class Screener:
         engine = self.engine
         remember = engine.has_rules  # no rule reads history: do not read or write it on the dispatch path
         history = (
-            await load_history(conn, candidates, engine.bucket_sizes, engine.recent_seconds)
+            await load_history(conn, candidates, (), engine.recent_seconds, counters=engine.counters)
             if remember
             else engine.new_history()
         )

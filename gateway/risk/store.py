@@ -7,21 +7,37 @@ names, recent payments), whatever the number of stored payments; the writes are
 PostgreSQL database never lose a count; pair amounts, beneficiaries and names
 are last-writer-wins (two processes screening the same pair in the same
 instant may drop one amount from the pair's memory; documented in docs/risk.md).
+
+This is the screening hot path, so the statements are driver-level SQL
+(``gateway.store.bulk``: built once per shape and dialect, values converted as
+SQLAlchemy would convert them), not Core constructs compiled per call. IN lists
+are padded to the next power of two (repeating a value), so a handful of
+statement shapes serve every batch and the drivers' statement caches hit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, delete
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.risk.history import Beneficiary, CounterKey, History, NameAccounts, PairStats, Recent
+from gateway.risk.history import (
+    SUBJECTS,
+    Beneficiary,
+    CounterKey,
+    CounterSpec,
+    History,
+    NameAccounts,
+    PairStats,
+    Recent,
+)
 from gateway.risk.model import Candidate
-from gateway.store.bulk import insert_rows
+from gateway.store.bulk import bind_converter, fetch_rows, insert_rows, placeholders, upsert_rows
 from gateway.store.tables import (
     risk_beneficiaries,
     risk_counters,
@@ -30,111 +46,166 @@ from gateway.store.tables import (
     risk_recent,
 )
 
-__all__ = ["counter_row", "load_history", "prune_history", "recent_row", "save_history", "upsert"]
-
-
-def upsert(
-    conn: AsyncConnection,
-    table: Any,
-    rows: Sequence[dict[str, Any]],
-    keys: Sequence[str],
-    *,
-    add: Sequence[str] = (),
-    keep: Sequence[str] = (),
-) -> Any:
-    """``INSERT … ON CONFLICT (keys) DO UPDATE`` for SQLite and PostgreSQL, as one executemany.
-
-    Columns in ``add`` are incremented by the new row's value, columns in
-    ``keep`` keep the stored value, every other column takes the new value.
-    """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
-    values = {}
-    for name in rows[0]:
-        if name in keys or name in keep:
-            continue
-        values[name] = table.c[name] + stmt.excluded[name] if name in add else stmt.excluded[name]
-    stmt = stmt.on_conflict_do_update(index_elements=[table.c[k] for k in keys], set_=values)
-    return conn.execute(stmt, list(rows))
+__all__ = ["counter_row", "load_history", "prune_history", "recent_row", "save_history"]
 
 
 def _since(candidates: Sequence[Candidate], seconds: int) -> datetime:
     return min(c.at for c in candidates) - timedelta(seconds=seconds)
 
 
+def _padded(values: Iterable[Any]) -> list[Any]:
+    """Sorted distinct values, padded to a power of two by repeating the last (same rows, fewer shapes)."""
+    items = sorted(set(values))
+    size = 1 << max(0, len(items) - 1).bit_length()
+    return items + items[-1:] * (size - len(items))
+
+
+class _Marks:
+    """Parameter markers in the driver's style, numbered on across one statement."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.next = 1
+
+    def __call__(self, count: int) -> str:
+        text = placeholders(self.dialect, count, self.next)
+        self.next += count
+        return text
+
+
+_COUNTER_COLUMNS = (
+    "business_unit",
+    "subject",
+    "key",
+    "currency",
+    "bucket_seconds",
+    "bucket_start",
+    "count",
+    "sum_minor",
+)
+_PAIR_COLUMNS = ("business_unit", "debtor_key", "creditor_key", "currency", "count", "amounts")
+_BENEFICIARY_COLUMNS = ("business_unit", "creditor_key", "first_seen", "count", "max_minor")
+_NAME_COLUMNS = ("business_unit", "creditor_name", "creditor_key", "count")
+_RECENT_COLUMNS = ("business_unit", "creditor_key", "at", "instruction_id", "currency", "amount_minor", "remittance")
+
+
+def _select(table: Table, columns: tuple[str, ...], dialect: Dialect) -> str:
+    quote = dialect.identifier_preparer.quote
+    return f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(table.name)} WHERE "
+
+
+@lru_cache(maxsize=256)
+def _counters_sql(dialect: Dialect, parties: int, units: int, reach: tuple[bool, ...]) -> str:
+    """Counters of these keys, per bucket size as far back as it reaches (``reach``: for one subject only?)."""
+    mark, quote = _Marks(dialect), dialect.identifier_preparer.quote
+    where = f"{quote('key')} IN ({mark(parties)}) AND business_unit IN ({mark(units)})"  # markers in textual order
+    terms = [
+        f"(bucket_seconds = {mark(1)} AND bucket_start >= {mark(1)}" + (f" AND subject = {mark(1)})" if one else ")")
+        for one in reach
+    ]
+    return _select(risk_counters, _COUNTER_COLUMNS, dialect) + f"{where} AND ({' OR '.join(terms)})"
+
+
+@lru_cache(maxsize=256)
+def _pairs_sql(dialect: Dialect, keys: int, units: int) -> str:
+    mark = _Marks(dialect)
+    if dialect.name == "postgresql":  # (creditor, debtor) pairs; SQLite's planner prefers the creditors alone
+        match = f"(creditor_key, debtor_key) IN ({', '.join(f'({mark(2)})' for _ in range(keys))})"
+    else:
+        match = f"creditor_key IN ({mark(keys)})"
+    return _select(risk_pairs, _PAIR_COLUMNS, dialect) + f"{match} AND business_unit IN ({mark(units)})"
+
+
+@lru_cache(maxsize=256)
+def _beneficiaries_sql(dialect: Dialect, creditors: int, units: int) -> str:
+    mark = _Marks(dialect)
+    where = f"creditor_key IN ({mark(creditors)}) AND business_unit IN ({mark(units)})"
+    return _select(risk_beneficiaries, _BENEFICIARY_COLUMNS, dialect) + where
+
+
+@lru_cache(maxsize=256)
+def _names_sql(dialect: Dialect, names: int, units: int) -> str:
+    mark = _Marks(dialect)
+    return (
+        _select(risk_names, _NAME_COLUMNS, dialect)
+        + f"creditor_name IN ({mark(names)}) AND business_unit IN ({mark(units)})"
+    )
+
+
+@lru_cache(maxsize=256)
+def _recent_sql(dialect: Dialect, creditors: int) -> str:
+    mark = _Marks(dialect)
+    where = (
+        f"creditor_key IN ({mark(creditors)}) AND {dialect.identifier_preparer.quote('at')} >= {mark(1)} ORDER BY id"
+    )
+    return _select(risk_recent, _RECENT_COLUMNS, dialect) + where
+
+
 async def load_history(
     conn: AsyncConnection,
     candidates: Sequence[Candidate],
-    bucket_sizes: Sequence[int] | set[int],
+    bucket_sizes: Iterable[int],
     recent_seconds: int,
+    *,
+    counters: Iterable[CounterSpec] | None = None,
 ) -> History:
-    """The history the rules need for these candidates (see module docstring)."""
-    history = History(bucket_sizes, recent_seconds or 86_400)
+    """The history the rules need for these candidates (see module docstring).
+
+    ``counters``: the (subject, bucket size) counters to load (``RiskEngine.counters``);
+    without it, every size in ``bucket_sizes`` for both subjects.
+    """
+    history = History(bucket_sizes, recent_seconds or 86_400, counters=counters)
     if not candidates:
         return history
-    units = sorted({c.business_unit for c in candidates})
-    parties = sorted({c.debtor_key for c in candidates} | {c.creditor_key for c in candidates})
-    creditors = sorted({c.creditor_key for c in candidates})
-    if bucket_sizes:
+    dialect = conn.dialect
+    units = _padded(c.business_unit for c in candidates)
+    creditors = _padded(c.creditor_key for c in candidates)
+    if history.counter_specs:
+        parties = _padded([c.debtor_key for c in candidates] + [c.creditor_key for c in candidates])
         # each bucket size only as far back as its own windows reach (24 buckets plus the partial one),
         # not as far as the longest window: an hour's small buckets are not loaded for a whole day
-        reach = or_(
-            *(
-                and_(
-                    risk_counters.c.bucket_seconds == size,
-                    risk_counters.c.bucket_start >= int(_since(candidates, size * 25).timestamp()),
-                )
-                for size in sorted(bucket_sizes)
-            )
-        )
-        rows = await conn.execute(
-            select(risk_counters).where(
-                risk_counters.c.key.in_(parties),
-                risk_counters.c.business_unit.in_(units),
-                reach,
-            )
-        )
-        for r in rows:
-            key = (r.business_unit, r.subject, r.key, r.currency, r.bucket_seconds)
-            history.counters.setdefault(key, {})[r.bucket_start] = [r.count, r.sum_minor]
-    pair_keys = sorted({(c.creditor_key, c.debtor_key) for c in candidates})
-    rows = await conn.execute(
-        select(risk_pairs).where(
-            tuple_(risk_pairs.c.creditor_key, risk_pairs.c.debtor_key).in_(pair_keys)
-            if conn.dialect.name == "postgresql"
-            else risk_pairs.c.creditor_key.in_(creditors),
-            risk_pairs.c.business_unit.in_(units),
-        )
-    )
-    for r in rows:
-        history.pairs[(r.business_unit, r.debtor_key, r.creditor_key, r.currency)] = PairStats(r.count, list(r.amounts))
-    rows = await conn.execute(
-        select(risk_beneficiaries).where(
-            risk_beneficiaries.c.creditor_key.in_(creditors), risk_beneficiaries.c.business_unit.in_(units)
-        )
-    )
-    for r in rows:
-        history.beneficiaries[(r.business_unit, r.creditor_key)] = Beneficiary(r.first_seen, r.count, r.max_minor)
-    names = sorted({c.creditor_name for c in candidates if c.creditor_name})
-    if names:
-        rows = await conn.execute(
-            select(risk_names).where(risk_names.c.creditor_name.in_(names), risk_names.c.business_unit.in_(units))
-        )
-        for r in rows:
-            named = history.names.setdefault((r.business_unit, r.creditor_name), NameAccounts())
-            named.accounts[r.creditor_key] = r.count
+        reach: list[tuple[int, str | None]] = []
+        for size in history.bucket_sizes:
+            subjects = [s for s, kept in history.counter_specs if kept == size]
+            reach.append((size, None if len(subjects) == len(SUBJECTS) else subjects[0]))
+        reach_params: list[Any] = []
+        for size, subject in reach:
+            reach_params += [size, int(_since(candidates, size * 25).timestamp())]
+            if subject is not None:
+                reach_params.append(subject)
+        sql = _counters_sql(dialect, len(parties), len(units), tuple(subject is not None for _, subject in reach))
+        table = history.counters
+        for bu, subject, key, currency, size, start, count, total in await fetch_rows(
+            conn, sql, [*parties, *units, *reach_params], risk_counters, _COUNTER_COLUMNS
+        ):
+            table.setdefault((bu, subject, key, currency, size), {})[start] = [count, total]
+    if dialect.name == "postgresql":
+        pairs = _padded((c.creditor_key, c.debtor_key) for c in candidates)
+        keys: list[Any] = [k for pair in pairs for k in pair]
+        sql = _pairs_sql(dialect, len(pairs), len(units))
+    else:
+        keys = creditors
+        sql = _pairs_sql(dialect, len(creditors), len(units))
+    for bu, dk, ck, currency, count, amounts in await fetch_rows(conn, sql, [*keys, *units], risk_pairs, _PAIR_COLUMNS):
+        history.pairs[(bu, dk, ck, currency)] = PairStats(count, list(amounts))
+    sql = _beneficiaries_sql(dialect, len(creditors), len(units))
+    for bu, ck, first_seen, count, max_minor in await fetch_rows(
+        conn, sql, [*creditors, *units], risk_beneficiaries, _BENEFICIARY_COLUMNS
+    ):
+        history.beneficiaries[(bu, ck)] = Beneficiary(first_seen, count, max_minor)
+    if any(c.creditor_name for c in candidates):
+        names = _padded(c.creditor_name for c in candidates if c.creditor_name)
+        sql = _names_sql(dialect, len(names), len(units))
+        for bu, name, ck, count in await fetch_rows(conn, sql, [*names, *units], risk_names, _NAME_COLUMNS):
+            history.names.setdefault((bu, name), NameAccounts()).accounts[ck] = count
     if recent_seconds:
-        rows = await conn.execute(
-            select(risk_recent)
-            .where(
-                risk_recent.c.creditor_key.in_(creditors),
-                risk_recent.c.at >= _since(candidates, recent_seconds),
-            )
-            .order_by(risk_recent.c.id)
-        )
-        for r in rows:
-            history.recent.setdefault((r.business_unit, r.creditor_key), []).append(
-                Recent(r.at, r.instruction_id, r.currency, r.amount_minor, r.remittance)
+        since = bind_converter(risk_recent.c.at, dialect)(_since(candidates, recent_seconds))
+        sql = _recent_sql(dialect, len(creditors))
+        for bu, ck, at, instruction_id, currency, amount_minor, remittance in await fetch_rows(
+            conn, sql, [*creditors, since], risk_recent, _RECENT_COLUMNS
+        ):
+            history.recent.setdefault((bu, ck), []).append(
+                Recent(at, instruction_id, currency, amount_minor, remittance)
             )
     return history
 
@@ -172,7 +243,7 @@ async def save_history(conn: AsyncConnection, history: History, now: datetime) -
     changes = history.changes
     if changes.counters:
         rows = [counter_row(ckey, bucket, n, total) for (ckey, bucket), (n, total) in sorted(changes.counters.items())]
-        await upsert(conn, risk_counters, rows, _PK_COUNTERS, add=("count", "sum_minor"))
+        await upsert_rows(conn, risk_counters, rows, _PK_COUNTERS, add=("count", "sum_minor"))
     if changes.pairs:
         rows = [
             {
@@ -186,7 +257,7 @@ async def save_history(conn: AsyncConnection, history: History, now: datetime) -
             }
             for bu, dk, ck, cur in sorted(changes.pairs)
         ]
-        await upsert(conn, risk_pairs, rows, ("creditor_key", "debtor_key", "business_unit", "currency"))
+        await upsert_rows(conn, risk_pairs, rows, ("creditor_key", "debtor_key", "business_unit", "currency"))
     if changes.beneficiaries:
         rows = [
             {
@@ -198,7 +269,7 @@ async def save_history(conn: AsyncConnection, history: History, now: datetime) -
             }
             for bu, ck in sorted(changes.beneficiaries)
         ]
-        await upsert(conn, risk_beneficiaries, rows, ("creditor_key", "business_unit"), keep=("first_seen",))
+        await upsert_rows(conn, risk_beneficiaries, rows, ("creditor_key", "business_unit"), keep=("first_seen",))
     if changes.names:
         rows = [
             {
@@ -210,7 +281,7 @@ async def save_history(conn: AsyncConnection, history: History, now: datetime) -
             }
             for bu, name, key in sorted(changes.names)
         ]
-        await upsert(conn, risk_names, rows, ("creditor_name", "business_unit", "creditor_key"))
+        await upsert_rows(conn, risk_names, rows, ("creditor_name", "business_unit", "creditor_key"))
     if changes.recents and history.recent_seconds:
         await insert_rows(conn, risk_recent, [recent_row(bu, ck, r) for bu, ck, r in changes.recents])
     history.changes = type(changes)()

@@ -5,19 +5,33 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.money import Money
 from gateway.risk import credit
-from gateway.risk.history import History, bucket_seconds
+from gateway.risk.engine import Policy, RiskEngine
+from gateway.risk.history import Beneficiary, History, NameAccounts, PairStats, Recent, bucket_seconds
 from gateway.risk.model import Candidate
+from gateway.risk.rules import Rule, RuleContext, VelocityRule
 from gateway.risk.store import load_history, prune_history, save_history
 from gateway.status import Status
 from gateway.store import repo
-from gateway.store.tables import credit_limits, credit_reservations, risk_counters
+from gateway.store.tables import (
+    credit_limits,
+    credit_reservations,
+    risk_beneficiaries,
+    risk_counters,
+    risk_names,
+    risk_pairs,
+    risk_recent,
+)
 from tests.support import NOW, insert_instruction
+from tests.support import RISK_FP as FP
+from tests.support import RISK_T0 as T0
+from tests.support import candidate as cand
 
 HOUR = 3600
 SIZES = {bucket_seconds(HOUR), bucket_seconds(86_400)}
@@ -130,3 +144,93 @@ async def test_credit_reservations_never_pass_the_limit_under_concurrency(engine
         limits = await credit.load_limits(conn)
     # limit 10,000.00 - reserved (7 x 1,000 + 5,000) - consumed 1,000 = -3,000.00
     assert limits[("nordic-parts", "EUR")].available_minor == -3000_00
+
+
+def _varied_batch() -> list[Candidate]:
+    """Two units, several debtors, creditors and currencies, names shared and absent, odd timestamps."""
+    out = []
+    for n in range(40):
+        out.append(
+            cand(
+                f"{100 + n * 37}.{n % 100:02d}",
+                currency=("EUR", "USD", "JPY")[n % 3],
+                at=T0 + timedelta(seconds=n * 83, microseconds=(n * 7919) % 1_000_000 if n % 4 else 0),
+                debtor=f"debtor-{n % 3}",
+                creditor=f"creditor-{n % 7}",
+                creditor_name=("Nordic Parts AB", "Ünïcode Lieferant GmbH", "", "Acme")[n % 4],
+                remittance=f"Rechnung {n} — ünïcode",
+                business_unit=("ops", "payroll")[n % 2],
+            )
+        )
+    return out
+
+
+async def _core_history(engine: AsyncEngine) -> History:
+    """Every stored row, read through SQLAlchemy Core into a History (the reference for the driver-level load)."""
+    history = History()
+    async with engine.connect() as conn:
+        for r in await conn.execute(select(risk_counters)):
+            ckey = (r.business_unit, r.subject, r.key, r.currency, r.bucket_seconds)
+            history.counters.setdefault(ckey, {})[r.bucket_start] = [r.count, r.sum_minor]
+        for r in await conn.execute(select(risk_pairs)):
+            history.pairs[(r.business_unit, r.debtor_key, r.creditor_key, r.currency)] = PairStats(r.count, r.amounts)
+        for r in await conn.execute(select(risk_beneficiaries)):
+            history.beneficiaries[(r.business_unit, r.creditor_key)] = Beneficiary(r.first_seen, r.count, r.max_minor)
+        for r in await conn.execute(select(risk_names)):
+            history.names.setdefault((r.business_unit, r.creditor_name), NameAccounts()).accounts[r.creditor_key] = (
+                r.count
+            )
+        for r in await conn.execute(select(risk_recent).order_by(risk_recent.c.id)):
+            history.recent.setdefault((r.business_unit, r.creditor_key), []).append(
+                Recent(r.at, r.instruction_id, r.currency, r.amount_minor, r.remittance)
+            )
+    return history
+
+
+def _state(history: History) -> tuple[Any, ...]:
+    return history.counters, history.pairs, history.beneficiaries, history.names, history.recent
+
+
+async def test_driver_level_load_and_save_round_trip_the_history_core_reads(engine: AsyncEngine) -> None:
+    batch = _varied_batch()
+    written = History(SIZES, 86_400)
+    for i, c in enumerate(batch):
+        written.record(c, learn=i % 5 != 0)
+    async with engine.begin() as conn:
+        await save_history(conn, written, NOW)
+    core = await _core_history(engine)
+    async with engine.connect() as conn:
+        loaded = await load_history(conn, batch, SIZES, 86_400)
+    assert _state(loaded) == _state(written) == _state(core)
+    recent = next(iter(loaded.recent.values()))[0]
+    assert recent.at.tzinfo is not None and recent.at in {c.at for c in batch}
+    # a second save adds to the counters atomically and overwrites what is last-writer-wins
+    for c in batch[:3]:
+        loaded.record(c, learn=True)
+    async with engine.begin() as conn:
+        await save_history(conn, loaded, NOW)
+    async with engine.connect() as conn:
+        again = await load_history(conn, batch, SIZES, 86_400)
+    assert _state(again) == _state(loaded) == _state(await _core_history(engine))
+
+
+async def test_only_the_counters_a_rule_reads_are_recorded_stored_and_loaded(engine: AsyncEngine) -> None:
+    rule = VelocityRule({"limits": [{"subject": "creditor", "window": "1h", "max_count": 5}]}, RuleContext(FP))
+    engine_ = RiskEngine(Policy((rule,)), fingerprints=FP)
+    assert engine_.counters == {("creditor", bucket_seconds(HOUR))} and engine_.bucket_sizes == {150}
+    batch = [cand(at=T0 + timedelta(minutes=i)) for i in range(4)]
+    history = engine_.new_history()
+    for c in batch:
+        history.record(c, learn=True)
+    async with engine.begin() as conn:
+        await save_history(conn, history, NOW)
+    async with engine.connect() as conn:
+        stored = {(r.subject, r.bucket_seconds) for r in await conn.execute(select(risk_counters))}
+        probe = cand(at=T0 + timedelta(minutes=5))
+        loaded = await load_history(conn, [probe], (), 0, counters=engine_.counters)
+    assert stored == {("creditor", 150)}
+    assert loaded.velocity(probe, "creditor", HOUR) == (4, sum(c.amount_minor for c in batch))
+    assert loaded.velocity(probe, "debtor", HOUR) == (0, 0)
+    # a rule that declares only bucket sizes keeps them for both subjects, as before
+    assert set(Rule.counters(rule)) == {("creditor", 150), ("debtor", 150)}
+    assert History([150]).counter_specs == [("creditor", 150), ("debtor", 150)]
