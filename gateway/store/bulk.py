@@ -27,7 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import UTCDateTime
 
-__all__ = ["Converter", "bind_converter", "fetch_rows", "insert_rows", "placeholders", "upsert_rows"]
+__all__ = [
+    "Converter",
+    "bind_converter",
+    "fetch_rows",
+    "insert_rows",
+    "insert_statement",
+    "placeholders",
+    "result_values",
+    "upsert_rows",
+]
 
 Converter = Callable[[Any], Any]
 
@@ -142,9 +151,14 @@ async def fetch_rows(
     as tuples (or row objects) indexed like ``columns``.
     """
     rows: list[Any] = list((await conn.exec_driver_sql(sql, tuple(params))).all())
-    plan = _result_plan(table, columns, conn.dialect)
+    return result_values(rows, table, columns, conn.dialect)
+
+
+def result_values(rows: Sequence[Any], table: Table, columns: tuple[str, ...], dialect: Dialect) -> list[Any]:
+    """Driver rows of ``columns`` of ``table`` valued as Core would value them (see ``fetch_rows``)."""
+    plan = _result_plan(table, columns, dialect)
     if not plan:
-        return rows
+        return list(rows)
     out = []
     for row in rows:
         values = list(row)
@@ -210,9 +224,14 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Mappin
     """Insert ``rows`` (dicts keyed by column name, all with the same keys) in one ``executemany``."""
     if not rows:
         return
+    await conn.exec_driver_sql(*insert_statement(table, rows, conn.dialect))
+
+
+def insert_statement(table: Table, rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> tuple[str, list[tuple]]:
+    """The driver-level ``INSERT`` that ``insert_rows`` sends, and its parameter tuples (``rows`` not empty)."""
     columns = tuple(rows[0])
-    sql, converters = _plan(table, columns, conn.dialect)
-    await conn.exec_driver_sql(sql, _params(converters, columns, rows))
+    sql, converters = _plan(table, columns, dialect)
+    return sql, _params(converters, columns, rows)
 
 
 async def upsert_rows(

@@ -13,17 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Table, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store.bulk import insert_rows
+from gateway.store.bulk import insert_rows, insert_statement, result_values
+from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
 
 __all__ = ["IntakeItem", "IntakeOutcome", "IntakeResult", "IntakeWriter"]
@@ -76,9 +79,11 @@ class IntakeWriter:
         *,
         batch_max: int = 256,
         on_committed: Callable[[int], None] | None = None,
+        one_hop: bool = True,
     ) -> None:
         self.engine = engine
         self.batch_max = batch_max
+        self.one_hop = one_hop  # on SQLite, a batch's statements in one trip to the driver's thread
         self.on_committed = on_committed
         self._queue: asyncio.Queue[IntakeItem] = asyncio.Queue()
         self._last_batch_at = float("-inf")
@@ -153,81 +158,152 @@ class IntakeWriter:
             try:
                 async with self.engine.begin() as conn:
                     return await self._write(conn, batch)
-            except IntegrityError:
+            except (IntegrityError, sqlite3.IntegrityError):  # the second: raised in the one-hop path
                 if attempt == 2:
                     raise
                 log.info("intake batch raced another writer; retrying")
         raise AssertionError("unreachable")
 
     async def _write(self, conn: AsyncConnection, batch: Sequence[IntakeItem]) -> list[IntakeResult]:
+        thread = await sqlite_thread(conn, enabled=self.one_hop)
+        if thread is not None:
+            dialect = conn.dialect
+            return await thread.run(lambda db: self._write_sqlite(db, dialect, batch))
         keys = {item.key for item in batch}
         refs = {item.ref for item in batch}
-        stored: dict[tuple[str, str], Any] = {}
+        units = sorted({bu for bu, _ in keys})
+        # "unit IN (…) AND key IN (…)", not "(unit, key) IN (…)": SQLite answers a row-value IN list
+        # with a scan of the whole index; the cross product is filtered here
+        stored: dict[tuple[str, str], _Prior] = {}
         for row in await conn.execute(
-            select(
-                idempotency_keys.c.business_unit_id,
-                idempotency_keys.c.key,
-                idempotency_keys.c.request_hash,
-                idempotency_keys.c.status_code,
-                idempotency_keys.c.response,
-            ).where(tuple_(idempotency_keys.c.business_unit_id, idempotency_keys.c.key).in_(list(keys)))
+            select(*_PRIOR_COLUMNS).where(
+                idempotency_keys.c.business_unit_id.in_(units),
+                idempotency_keys.c.key.in_(sorted({k for _, k in keys})),
+            )
         ):
-            stored[(row.business_unit_id, row.key)] = row
+            if (row.business_unit_id, row.key) in keys:
+                stored[(row.business_unit_id, row.key)] = _Prior(row.request_hash, row.status_code, row.response)
         taken_refs = {
             (row.business_unit_id, row.reference)
             for row in await conn.execute(
                 select(instructions.c.business_unit_id, instructions.c.reference).where(
-                    tuple_(instructions.c.business_unit_id, instructions.c.reference).in_(list(refs))
+                    instructions.c.business_unit_id.in_(units),
+                    instructions.c.reference.in_(sorted({r for _, r in refs})),
                 )
             )
-        }
-
-        results: list[IntakeResult] = []
-        accepted: list[IntakeItem] = []
-        in_batch: dict[tuple[str, str], IntakeItem] = {}
-        for item in batch:
-            prior = stored.get(item.key)
-            if prior is not None:
-                if prior.request_hash == item.request_hash:
-                    results.append(IntakeResult(IntakeOutcome.REPLAYED, prior.status_code, prior.response))
-                else:
-                    results.append(IntakeResult(IntakeOutcome.KEY_CONFLICT, 409))
-                continue
-            twin = in_batch.get(item.key)
-            if twin is not None:
-                same = twin.request_hash == item.request_hash
-                results.append(
-                    IntakeResult(IntakeOutcome.REPLAYED, 202, twin.response)
-                    if same
-                    else IntakeResult(IntakeOutcome.KEY_CONFLICT, 409)
-                )
-                continue
-            if item.ref in taken_refs:
-                results.append(IntakeResult(IntakeOutcome.DUPLICATE_REFERENCE, 409))
-                continue
-            taken_refs.add(item.ref)
-            in_batch[item.key] = item
-            accepted.append(item)
-            results.append(IntakeResult(IntakeOutcome.CREATED, 202, item.response))
-
+        } & refs
+        results, accepted = _decide(batch, stored, taken_refs)
         if accepted:
-            await insert_rows(conn, instructions, [i.instruction for i in accepted])
-            await insert_rows(conn, instruction_events, [i.event for i in accepted])
-            await insert_rows(conn, outbox, [i.job for i in accepted])
-            await insert_rows(
-                conn,
-                idempotency_keys,
-                [
-                    {
-                        "business_unit_id": i.business_unit_id,
-                        "key": i.idempotency_key,
-                        "request_hash": i.request_hash,
-                        "status_code": 202,
-                        "response": i.response,
-                        "instruction_id": i.instruction["id"],
-                        "created_at": i.instruction["created_at"],
-                    }
-                    for i in accepted
-                ],
-            )
+            for table, rows in _rows(accepted):
+                await insert_rows(conn, table, rows)
         return results
+
+    @staticmethod
+    def _write_sqlite(db: sqlite3.Connection, dialect: Dialect, batch: Sequence[IntakeItem]) -> list[IntakeResult]:
+        """``_write`` as plain ``sqlite3`` calls, run in the driver's thread (one hop for the whole batch)."""
+        keys = {item.key for item in batch}
+        refs = {item.ref for item in batch}
+        units = sorted({bu for bu, _ in keys})
+        key_names = sorted({k for _, k in keys})
+        references = sorted({r for _, r in refs})
+        columns = tuple(c.name for c in _PRIOR_COLUMNS)
+        marks = ", ".join("?" * len(units))
+        rows = db.execute(
+            f"SELECT {', '.join(columns)} FROM idempotency_keys "
+            f"WHERE business_unit_id IN ({marks}) AND key IN ({', '.join('?' * len(key_names))})",
+            [*units, *key_names],
+        ).fetchall()
+        stored = {
+            (bu, key): _Prior(request_hash, status_code, response)
+            for bu, key, request_hash, status_code, response in result_values(rows, idempotency_keys, columns, dialect)
+            if (bu, key) in keys
+        }
+        taken_refs = {
+            (bu, ref)
+            for bu, ref in db.execute(
+                "SELECT business_unit_id, reference FROM instructions "
+                f"WHERE business_unit_id IN ({marks}) AND reference IN ({', '.join('?' * len(references))})",
+                [*units, *references],
+            )
+        } & refs
+        results, accepted = _decide(batch, stored, taken_refs)
+        if accepted:
+            for table, table_rows in _rows(accepted):
+                db.executemany(*insert_statement(table, table_rows, dialect))
+        return results
+
+
+@dataclass(frozen=True, slots=True)
+class _Prior:
+    """A stored idempotency record."""
+
+    request_hash: str
+    status_code: int
+    response: dict[str, Any] | None
+
+
+_PRIOR_COLUMNS = (
+    idempotency_keys.c.business_unit_id,
+    idempotency_keys.c.key,
+    idempotency_keys.c.request_hash,
+    idempotency_keys.c.status_code,
+    idempotency_keys.c.response,
+)
+
+
+def _decide(
+    batch: Sequence[IntakeItem], stored: dict[tuple[str, str], _Prior], taken_refs: set[tuple[str, str]]
+) -> tuple[list[IntakeResult], list[IntakeItem]]:
+    """Each item's outcome, in order, and the items to insert (replays and conflicts insert nothing)."""
+    results: list[IntakeResult] = []
+    accepted: list[IntakeItem] = []
+    in_batch: dict[tuple[str, str], IntakeItem] = {}
+    for item in batch:
+        prior = stored.get(item.key)
+        if prior is not None:
+            if prior.request_hash == item.request_hash:
+                results.append(IntakeResult(IntakeOutcome.REPLAYED, prior.status_code, prior.response))
+            else:
+                results.append(IntakeResult(IntakeOutcome.KEY_CONFLICT, 409))
+            continue
+        twin = in_batch.get(item.key)
+        if twin is not None:
+            same = twin.request_hash == item.request_hash
+            results.append(
+                IntakeResult(IntakeOutcome.REPLAYED, 202, twin.response)
+                if same
+                else IntakeResult(IntakeOutcome.KEY_CONFLICT, 409)
+            )
+            continue
+        if item.ref in taken_refs:
+            results.append(IntakeResult(IntakeOutcome.DUPLICATE_REFERENCE, 409))
+            continue
+        taken_refs.add(item.ref)
+        in_batch[item.key] = item
+        accepted.append(item)
+        results.append(IntakeResult(IntakeOutcome.CREATED, 202, item.response))
+    return results, accepted
+
+
+def _rows(accepted: Sequence[IntakeItem]) -> list[tuple[Table, list[dict[str, Any]]]]:
+    """What the accepted items write, table by table, parents first."""
+    return [
+        (instructions, [i.instruction for i in accepted]),
+        (instruction_events, [i.event for i in accepted]),
+        (outbox, [i.job for i in accepted]),
+        (
+            idempotency_keys,
+            [
+                {
+                    "business_unit_id": i.business_unit_id,
+                    "key": i.idempotency_key,
+                    "request_hash": i.request_hash,
+                    "status_code": 202,
+                    "response": i.response,
+                    "instruction_id": i.instruction["id"],
+                    "created_at": i.instruction["created_at"],
+                }
+                for i in accepted
+            ],
+        ),
+    ]
