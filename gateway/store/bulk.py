@@ -11,12 +11,19 @@ that knows the storage format: SQLite keeps UTC datetimes as
 ``'YYYY-MM-DD HH:MM:SS.ffffff'`` text, JSON as text, booleans as integers;
 asyncpg takes and gives datetimes and (through SQLAlchemy's codec) JSON values.
 Tests write and read the same rows both ways, on SQLite and PostgreSQL.
+
+``fetch_all`` answers several queries in one round trip (SQLite: one trip to
+the driver's thread, ``sqlite_thread``; PostgreSQL: one statement), and
+``execute_all`` sends several statements in one trip to SQLite's thread.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
@@ -25,20 +32,28 @@ from sqlalchemy import JSON, Boolean, Column, Date, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import UTCDateTime
 
 __all__ = [
     "Converter",
+    "Query",
+    "Statement",
     "bind_converter",
+    "execute_all",
+    "fetch_all",
     "fetch_rows",
     "insert_rows",
     "insert_statement",
     "placeholders",
     "result_values",
     "upsert_rows",
+    "upsert_statement",
 ]
 
 Converter = Callable[[Any], Any]
+#: a driver-level statement and its parameter tuples, sent as one ``executemany``
+Statement = tuple[str, list[tuple]]
 
 
 def _identity(value: Any) -> Any:
@@ -154,6 +169,71 @@ async def fetch_rows(
     return result_values(rows, table, columns, conn.dialect)
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A driver-level ``SELECT columns FROM table condition`` whose rows come back valued as ``fetch_rows`` values them.
+
+    ``condition`` is the rest of the statement (``WHERE …``, ``ORDER BY …``) with
+    parameter markers from ``placeholders``, numbered from 1.
+    """
+
+    table: Table
+    columns: tuple[str, ...]
+    condition: str
+    params: Sequence[Any]
+
+    def sql(self, dialect: Dialect) -> str:
+        return _query_sql(self.table, self.columns, self.condition, dialect)
+
+
+@lru_cache(maxsize=256)
+def _query_sql(table: Table, columns: tuple[str, ...], condition: str, dialect: Dialect, row: bool = False) -> str:
+    quote = dialect.identifier_preparer.quote
+    listed = ", ".join(quote(c) for c in columns)
+    return f"SELECT {f'ROW({listed})' if row else listed} FROM {quote(table.name)} {condition}"
+
+
+_MARKER = re.compile(r"\$(\d+)")
+
+
+@lru_cache(maxsize=256)
+def _combined_sql(dialect: Dialect, parts: tuple[tuple[Table, tuple[str, ...], str, int], ...]) -> str:
+    """One PostgreSQL statement answering several queries: a column per query, holding its rows as an array."""
+    arrays, offset = [], 0
+    for table, columns, condition, count in parts:
+        renumbered = _MARKER.sub(lambda m, shift=offset: f"${int(m.group(1)) + shift}", condition)  # numbered on
+        arrays.append(f"ARRAY({_query_sql(table, columns, renumbered, dialect, row=True)})")
+        offset += count
+    return f"SELECT {', '.join(arrays)}"
+
+
+async def fetch_all(conn: AsyncConnection, queries: Sequence[Query], *, one_hop: bool = True) -> list[list[Any]]:
+    """Each query's rows, valued as ``fetch_rows`` values them; with ``one_hop``, all queries in one round trip.
+
+    SQLite (aiosqlite): the queries run one after the other in one trip to the
+    driver's thread. PostgreSQL: one statement with one array of row values
+    per query (``ARRAY(SELECT ROW(…) …)``; order kept, as each subquery orders
+    it). Otherwise, or without ``one_hop``: one ``fetch_rows`` per query.
+    """
+    if not queries:
+        return []
+    dialect = conn.dialect
+    if one_hop and len(queries) > 1 and dialect.name == "postgresql":
+        sql = _combined_sql(dialect, tuple((q.table, q.columns, q.condition, len(q.params)) for q in queries))
+        params = tuple(p for q in queries for p in q.params)
+        arrays = (await conn.exec_driver_sql(sql, params)).one()
+        return [result_values(rows, q.table, q.columns, dialect) for q, rows in zip(queries, arrays, strict=True)]
+    thread = await sqlite_thread(conn, enabled=one_hop)
+    if thread is None:
+        return [await fetch_rows(conn, q.sql(dialect), q.params, q.table, q.columns) for q in queries]
+
+    def run(db: sqlite3.Connection) -> list[list[Any]]:
+        return [db.execute(q.sql(dialect), q.params).fetchall() for q in queries]
+
+    raw = await thread.run(run)
+    return [result_values(rows, q.table, q.columns, dialect) for q, rows in zip(queries, raw, strict=True)]
+
+
 def result_values(rows: Sequence[Any], table: Table, columns: tuple[str, ...], dialect: Dialect) -> list[Any]:
     """Driver rows of ``columns`` of ``table`` valued as Core would value them (see ``fetch_rows``)."""
     plan = _result_plan(table, columns, dialect)
@@ -227,11 +307,28 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Mappin
     await conn.exec_driver_sql(*insert_statement(table, rows, conn.dialect))
 
 
-def insert_statement(table: Table, rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> tuple[str, list[tuple]]:
+def insert_statement(table: Table, rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> Statement:
     """The driver-level ``INSERT`` that ``insert_rows`` sends, and its parameter tuples (``rows`` not empty)."""
     columns = tuple(rows[0])
     sql, converters = _plan(table, columns, dialect)
     return sql, _params(converters, columns, rows)
+
+
+async def execute_all(conn: AsyncConnection, statements: Sequence[Statement], *, one_hop: bool = True) -> None:
+    """Each statement as one ``executemany``, in order; on SQLite all of them in one hop (``one_hop``)."""
+    if not statements:
+        return
+    thread = await sqlite_thread(conn, enabled=one_hop)
+    if thread is None:
+        for sql, params in statements:
+            await conn.exec_driver_sql(sql, params)
+        return
+
+    def run(db: sqlite3.Connection) -> None:
+        for sql, params in statements:
+            db.executemany(sql, params)
+
+    await thread.run(run)
 
 
 async def upsert_rows(
@@ -251,6 +348,19 @@ async def upsert_rows(
     """
     if not rows:
         return
+    await conn.exec_driver_sql(*upsert_statement(table, rows, keys, conn.dialect, add=add, keep=keep))
+
+
+def upsert_statement(
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    dialect: Dialect,
+    *,
+    add: Sequence[str] = (),
+    keep: Sequence[str] = (),
+) -> Statement:
+    """The driver-level upsert that ``upsert_rows`` sends, and its parameter tuples (``rows`` not empty)."""
     columns = tuple(rows[0])
-    sql, converters = _upsert_plan(table, columns, tuple(keys), frozenset(add), frozenset(keep), conn.dialect)
-    await conn.exec_driver_sql(sql, _params(converters, columns, rows))
+    sql, converters = _upsert_plan(table, columns, tuple(keys), frozenset(add), frozenset(keep), dialect)
+    return sql, _params(converters, columns, rows)

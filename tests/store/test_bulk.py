@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.bulk import bind_converter, fetch_rows, insert_rows, placeholders, upsert_rows
+from gateway.store.bulk import (
+    Query,
+    bind_converter,
+    execute_all,
+    fetch_all,
+    fetch_rows,
+    insert_rows,
+    insert_statement,
+    placeholders,
+    upsert_rows,
+    upsert_statement,
+)
+from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import business_units, instruction_events, instructions, risk_beneficiaries, risk_pairs
 
 NOW = datetime(2026, 11, 26, 12, 30, 15, 123456, tzinfo=UTC)
@@ -162,3 +177,79 @@ async def test_fetch_rows_reads_back_what_core_reads(engine: AsyncEngine) -> Non
     assert fetched[0][1] == {"debtor": {"iban": "DE89****3000"}, "creditor": {"wallet": "***x"}}
     assert fetched[0][4] == NOW and fetched[0][4].tzinfo is not None
     assert fetched[1][1] == {} and fetched[1][3] is None and fetched[1][4] == LATER
+
+
+ONE_HOP = pytest.mark.parametrize("one_hop", [True, False], ids=["one-hop", "statement-by-statement"])
+
+
+@ONE_HOP
+async def test_fetch_all_reads_each_query_as_fetch_rows_does(engine: AsyncEngine, one_hop: bool) -> None:
+    keys = ("creditor_key", "debtor_key", "business_unit", "currency")
+    async with engine.begin() as conn:
+        await conn.execute(business_units.insert().values(id="bu_1", name="erp", created_at=NOW))
+        await insert_rows(conn, instructions, [_instruction("ins_1", "REF-1"), _instruction("ins_2", "REF-2")])
+        await upsert_rows(conn, risk_pairs, [_pair("c1", 2, [100, 250], NOW), _pair("c2", 1, [7], LATER)], keys)
+    columns = ("id", "masked", "requested_execution_date", "created_at")
+    pair_columns = ("creditor_key", "amounts", "updated_at")
+    async with engine.connect() as conn:
+        mark = placeholders(conn.dialect, 1)
+        queries = [
+            Query(instructions, columns, "ORDER BY id", ()),
+            Query(risk_pairs, pair_columns, f"WHERE creditor_key = {mark}", ["c2"]),
+            Query(risk_pairs, pair_columns, f"WHERE creditor_key = {mark}", ["none"]),
+            Query(
+                risk_pairs,
+                pair_columns,
+                f"WHERE creditor_key IN ({placeholders(conn.dialect, 2)}) ORDER BY count DESC",
+                ["c1", "c2"],
+            ),
+        ]
+        one_by_one = [await fetch_rows(conn, q.sql(conn.dialect), q.params, q.table, q.columns) for q in queries]
+        fetched = await fetch_all(conn, queries, one_hop=one_hop)
+        assert await fetch_all(conn, [], one_hop=one_hop) == []
+        in_thread = await sqlite_thread(conn, enabled=one_hop) is not None
+    assert in_thread == (one_hop and engine.dialect.name == "sqlite")
+    assert [[tuple(r) for r in rows] for rows in fetched] == [[tuple(r) for r in rows] for rows in one_by_one]
+    assert [r[0] for r in fetched[0]] == ["ins_1", "ins_2"] and fetched[0][0][3] == NOW
+    assert [tuple(r) for r in fetched[1]] == [("c2", [7], LATER)] and fetched[2] == []
+    assert [r[0] for r in fetched[3]] == ["c1", "c2"]  # each query's own order
+
+
+@ONE_HOP
+async def test_execute_all_writes_what_each_statement_writes_inside_the_callers_transaction(
+    engine: AsyncEngine, one_hop: bool
+) -> None:
+    keys = ("creditor_key", "debtor_key", "business_unit", "currency")
+    async with engine.begin() as conn:
+        dialect = conn.dialect
+        await execute_all(
+            conn,
+            [
+                upsert_statement(risk_pairs, [_pair("c1", 1, [100], NOW), _pair("c2", 1, [5], NOW)], keys, dialect),
+                upsert_statement(risk_pairs, [_pair("c1", 2, [100, 250], LATER)], keys, dialect, add=("count",)),
+            ],
+            one_hop=one_hop,
+        )
+    async with engine.connect() as conn:
+        pairs = {r.creditor_key: (r.count, r.amounts, r.updated_at) for r in await conn.execute(select(risk_pairs))}
+    assert pairs == {"c1": (3, [100, 250], LATER), "c2": (1, [5], NOW)}
+    # rolled back with the caller's transaction, like any other statement
+    async with engine.connect() as conn:
+        tx = await conn.begin()
+        await execute_all(
+            conn, [upsert_statement(risk_pairs, [_pair("c3", 1, [1], NOW)], keys, dialect)], one_hop=one_hop
+        )
+        await tx.rollback()
+    # a failing statement fails the call; the caller's rollback undoes the statements before it
+    with pytest.raises((IntegrityError, sqlite3.IntegrityError)):
+        async with engine.begin() as conn:
+            await execute_all(
+                conn,
+                [
+                    upsert_statement(risk_pairs, [_pair("c4", 1, [1], NOW)], keys, dialect),
+                    insert_statement(risk_pairs, [_pair("c1", 1, [1], NOW)], dialect),  # c1 exists: no upsert
+                ],
+                one_hop=one_hop,
+            )
+    async with engine.connect() as conn:
+        assert sorted(r.creditor_key for r in await conn.execute(select(risk_pairs))) == ["c1", "c2"]
