@@ -20,19 +20,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.money import Money
 from gateway.status import Status
+from gateway.store.bulk import Query, fetch_all, placeholders
 from gateway.store.tables import credit_limits, credit_reservations
 
 if TYPE_CHECKING:
     from gateway.risk.engine import CreditLimitSpec
 
-__all__ = ["LimitRow", "limit_view", "load_limits", "reserve", "set_limit", "settle_exposure", "sync_config_limits"]
+__all__ = [
+    "LimitRow",
+    "limit_rows",
+    "limit_view",
+    "limits_query",
+    "load_limits",
+    "reserve",
+    "set_limit",
+    "settle_exposure",
+    "sync_config_limits",
+]
 
 S = Status
 _RELEASE_FROM_RESERVED = frozenset({S.FAILED, S.REJECTED, S.CANCELLED})
@@ -51,12 +64,6 @@ class LimitRow:
     @property
     def available_minor(self) -> int:
         return self.limit_minor - self.reserved_minor - self.consumed_minor
-
-
-def _row(r: Any) -> LimitRow:
-    return LimitRow(
-        r.counterparty, r.currency, r.limit_minor, r.reserved_minor, r.consumed_minor, r.on_exceed, r.source
-    )
 
 
 def limit_view(row: LimitRow) -> dict[str, Any]:
@@ -102,16 +109,36 @@ async def sync_config_limits(conn: AsyncConnection, specs: Iterable[CreditLimitS
     return len(new)
 
 
+_LIMIT_COLUMNS = ("counterparty", "currency", "limit_minor", "reserved_minor", "consumed_minor", "on_exceed", "source")
+
+
+@lru_cache(maxsize=64)
+def _limits_condition(dialect: Dialect, counterparties: int | None) -> str:
+    where = "" if counterparties is None else f"WHERE counterparty IN ({placeholders(dialect, counterparties)}) "
+    return f"{where}ORDER BY counterparty, currency"
+
+
+def limits_query(dialect: Dialect, counterparties: Iterable[str] | None = None) -> Query | None:
+    """The driver-level ``SELECT`` of these counterparties' limits (every limit without); None if none to ask for."""
+    if counterparties is None:
+        return Query(credit_limits, _LIMIT_COLUMNS, _limits_condition(dialect, None), ())
+    names = sorted(set(counterparties))
+    if not names:
+        return None
+    return Query(credit_limits, _LIMIT_COLUMNS, _limits_condition(dialect, len(names)), names)
+
+
+def limit_rows(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, str], LimitRow]:
+    """The rows of a ``limits_query`` by (counterparty, currency)."""
+    return {(r[0], r[1]): LimitRow(*r) for r in rows}
+
+
 async def load_limits(
     conn: AsyncConnection, counterparties: Iterable[str] | None = None
 ) -> dict[tuple[str, str], LimitRow]:
-    query = select(credit_limits).order_by(credit_limits.c.counterparty, credit_limits.c.currency)
-    if counterparties is not None:
-        names = sorted(set(counterparties))
-        if not names:
-            return {}
-        query = query.where(credit_limits.c.counterparty.in_(names))
-    return {(r.counterparty, r.currency): _row(r) for r in await conn.execute(query)}
+    """The limits of these counterparties (every limit without), by (counterparty, currency)."""
+    query = limits_query(conn.dialect, counterparties)
+    return {} if query is None else limit_rows((await fetch_all(conn, [query]))[0])
 
 
 async def set_limit(

@@ -28,10 +28,10 @@ from gateway.ids import new_id
 from gateway.risk import credit
 from gateway.risk.engine import RiskEngine
 from gateway.risk.model import Candidate, Finding, Outcome, Screening
-from gateway.risk.store import load_history, save_history
+from gateway.risk.store import HistoryQueries, save_history
 from gateway.status import Status
 from gateway.store import repo
-from gateway.store.bulk import insert_rows
+from gateway.store.bulk import fetch_all, insert_rows
 from gateway.store.repo import Transition
 from gateway.store.tables import holds, instructions, risk_alerts
 
@@ -49,8 +49,9 @@ RISK_CODES = {Outcome.FLAG: "RISK_FLAG", Outcome.HOLD: "RISK_HOLD", Outcome.REJE
 class Screener:
     """Screens batches of received instructions against the risk engine (see module docstring)."""
 
-    def __init__(self, engine: RiskEngine) -> None:
+    def __init__(self, engine: RiskEngine, *, one_hop: bool = True) -> None:
         self.engine = engine
+        self.one_hop = one_hop  # reads in one round trip, and on SQLite writes in one more (bulk.fetch_all)
 
     def candidate(self, row: dict[str, Any], order: PaymentOrder) -> Candidate:
         c = Candidate.from_order(order, row["created_at"], self.engine.fingerprints)
@@ -61,12 +62,16 @@ class Screener:
         """Evaluate in order, reserve credit, remember; the caller's transaction commits it all."""
         engine = self.engine
         remember = engine.has_rules  # no rule reads history: do not read or write it on the dispatch path
-        history = (
-            await load_history(conn, candidates, (), engine.recent_seconds, counters=engine.counters)
-            if remember
-            else engine.new_history()
+        # the history (no queries without a rule reading it) and the credit limits in one round of reads
+        dialect = conn.dialect
+        reads = HistoryQueries(
+            dialect, candidates if remember else (), (), engine.recent_seconds, counters=engine.counters
         )
-        limits = await credit.load_limits(conn, {c.counterparty for c in candidates if c.counterparty})
+        limits_query = credit.limits_query(dialect, {c.counterparty for c in candidates if c.counterparty})
+        queries = [*reads.queries, *([limits_query] if limits_query else [])]
+        fetched = await fetch_all(conn, queries, one_hop=self.one_hop)
+        history = reads.fill(fetched[: len(reads.queries)])
+        limits = credit.limit_rows(fetched[-1]) if limits_query else {}
         results: list[Screening] = []
         for c in candidates:
             screening = engine.evaluate(c, history)
@@ -82,7 +87,7 @@ class Screener:
                 history.record(c, learn=screening.outcome in (Outcome.PASS, Outcome.FLAG))
             results.append(screening)
         if remember:
-            await save_history(conn, history, now)
+            await save_history(conn, history, now, one_hop=self.one_hop)
         return results
 
     async def screen(

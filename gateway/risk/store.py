@@ -13,16 +13,23 @@ This is the screening hot path, so the statements are driver-level SQL
 SQLAlchemy would convert them), not Core constructs compiled per call. IN lists
 are padded to the next power of two (repeating a value), so a handful of
 statement shapes serve every batch and the drivers' statement caches hit.
+
+Round trips, not the statements, are what is left of the cost (a thread hop
+per statement through aiosqlite, a network round trip through asyncpg), so the
+five queries go as one (``bulk.fetch_all``: on SQLite one trip to the driver's
+thread, on PostgreSQL one statement answering all five) and, on SQLite, the
+writes as one trip too (``bulk.execute_all``). ``one_hop=False`` sends them
+statement by statement (the same rows; tests compare both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, delete
+from sqlalchemy import delete
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,7 +44,16 @@ from gateway.risk.history import (
     Recent,
 )
 from gateway.risk.model import Candidate
-from gateway.store.bulk import bind_converter, fetch_rows, insert_rows, placeholders, upsert_rows
+from gateway.store.bulk import (
+    Query,
+    Statement,
+    bind_converter,
+    execute_all,
+    fetch_all,
+    insert_statement,
+    placeholders,
+    upsert_statement,
+)
 from gateway.store.tables import (
     risk_beneficiaries,
     risk_counters,
@@ -46,7 +62,15 @@ from gateway.store.tables import (
     risk_recent,
 )
 
-__all__ = ["counter_row", "load_history", "prune_history", "recent_row", "save_history"]
+__all__ = [
+    "HistoryQueries",
+    "counter_row",
+    "history_writes",
+    "load_history",
+    "prune_history",
+    "recent_row",
+    "save_history",
+]
 
 
 def _since(candidates: Sequence[Candidate], seconds: int) -> datetime:
@@ -89,13 +113,8 @@ _NAME_COLUMNS = ("business_unit", "creditor_name", "creditor_key", "count")
 _RECENT_COLUMNS = ("business_unit", "creditor_key", "at", "instruction_id", "currency", "amount_minor", "remittance")
 
 
-def _select(table: Table, columns: tuple[str, ...], dialect: Dialect) -> str:
-    quote = dialect.identifier_preparer.quote
-    return f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(table.name)} WHERE "
-
-
 @lru_cache(maxsize=256)
-def _counters_sql(dialect: Dialect, parties: int, units: int, reach: tuple[bool, ...]) -> str:
+def _counters_where(dialect: Dialect, parties: int, units: int, reach: tuple[bool, ...]) -> str:
     """Counters of these keys, per bucket size as far back as it reaches (``reach``: for one subject only?)."""
     mark, quote = _Marks(dialect), dialect.identifier_preparer.quote
     where = f"{quote('key')} IN ({mark(parties)}) AND business_unit IN ({mark(units)})"  # markers in textual order
@@ -103,42 +122,131 @@ def _counters_sql(dialect: Dialect, parties: int, units: int, reach: tuple[bool,
         f"(bucket_seconds = {mark(1)} AND bucket_start >= {mark(1)}" + (f" AND subject = {mark(1)})" if one else ")")
         for one in reach
     ]
-    return _select(risk_counters, _COUNTER_COLUMNS, dialect) + f"{where} AND ({' OR '.join(terms)})"
+    return f"WHERE {where} AND ({' OR '.join(terms)})"
 
 
 @lru_cache(maxsize=256)
-def _pairs_sql(dialect: Dialect, keys: int, units: int) -> str:
+def _pairs_where(dialect: Dialect, keys: int, units: int) -> str:
     mark = _Marks(dialect)
     if dialect.name == "postgresql":  # (creditor, debtor) pairs; SQLite's planner prefers the creditors alone
         match = f"(creditor_key, debtor_key) IN ({', '.join(f'({mark(2)})' for _ in range(keys))})"
     else:
         match = f"creditor_key IN ({mark(keys)})"
-    return _select(risk_pairs, _PAIR_COLUMNS, dialect) + f"{match} AND business_unit IN ({mark(units)})"
+    return f"WHERE {match} AND business_unit IN ({mark(units)})"
 
 
 @lru_cache(maxsize=256)
-def _beneficiaries_sql(dialect: Dialect, creditors: int, units: int) -> str:
+def _beneficiaries_where(dialect: Dialect, creditors: int, units: int) -> str:
     mark = _Marks(dialect)
-    where = f"creditor_key IN ({mark(creditors)}) AND business_unit IN ({mark(units)})"
-    return _select(risk_beneficiaries, _BENEFICIARY_COLUMNS, dialect) + where
+    return f"WHERE creditor_key IN ({mark(creditors)}) AND business_unit IN ({mark(units)})"
 
 
 @lru_cache(maxsize=256)
-def _names_sql(dialect: Dialect, names: int, units: int) -> str:
+def _names_where(dialect: Dialect, names: int, units: int) -> str:
     mark = _Marks(dialect)
-    return (
-        _select(risk_names, _NAME_COLUMNS, dialect)
-        + f"creditor_name IN ({mark(names)}) AND business_unit IN ({mark(units)})"
-    )
+    return f"WHERE creditor_name IN ({mark(names)}) AND business_unit IN ({mark(units)})"
 
 
 @lru_cache(maxsize=256)
-def _recent_sql(dialect: Dialect, creditors: int) -> str:
+def _recent_where(dialect: Dialect, creditors: int) -> str:
     mark = _Marks(dialect)
-    where = (
-        f"creditor_key IN ({mark(creditors)}) AND {dialect.identifier_preparer.quote('at')} >= {mark(1)} ORDER BY id"
-    )
-    return _select(risk_recent, _RECENT_COLUMNS, dialect) + where
+    at = dialect.identifier_preparer.quote("at")
+    return f"WHERE creditor_key IN ({mark(creditors)}) AND {at} >= {mark(1)} ORDER BY id"
+
+
+class HistoryQueries:
+    """The SELECTs that load the history of a batch, and how their rows fill it (see ``load_history``).
+
+    Separate from running them so a caller can send other queries in the same
+    trip (``Screener.evaluate`` adds the credit limits).
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        candidates: Sequence[Candidate],
+        bucket_sizes: Iterable[int],
+        recent_seconds: int,
+        *,
+        counters: Iterable[CounterSpec] | None = None,
+    ) -> None:
+        self.history = History(bucket_sizes, recent_seconds or 86_400, counters=counters)
+        self.queries: list[Query] = []
+        self._fills: list[Callable[[list[Any]], None]] = []
+        if candidates:
+            self._plan(dialect, candidates, recent_seconds)
+
+    def _add(self, query: Query, fill: Callable[[list[Any]], None]) -> None:
+        self.queries.append(query)
+        self._fills.append(fill)
+
+    def fill(self, results: Sequence[list[Any]]) -> History:
+        """The history, filled with each query's rows (``results`` in the order of ``queries``)."""
+        for fill, rows in zip(self._fills, results, strict=True):
+            fill(rows)
+        return self.history
+
+    def _plan(self, dialect: Dialect, candidates: Sequence[Candidate], recent_seconds: int) -> None:
+        history = self.history
+        units = _padded(c.business_unit for c in candidates)
+        creditors = _padded(c.creditor_key for c in candidates)
+        if history.counter_specs:
+            parties = _padded([c.debtor_key for c in candidates] + [c.creditor_key for c in candidates])
+            # each bucket size only as far back as its own windows reach (24 buckets plus the partial one),
+            # not as far as the longest window: an hour's small buckets are not loaded for a whole day
+            reach: list[tuple[int, str | None]] = []
+            for size in history.bucket_sizes:
+                subjects = [s for s, kept in history.counter_specs if kept == size]
+                reach.append((size, None if len(subjects) == len(SUBJECTS) else subjects[0]))
+            reach_params: list[Any] = []
+            for size, subject in reach:
+                reach_params += [size, int(_since(candidates, size * 25).timestamp())]
+                if subject is not None:
+                    reach_params.append(subject)
+            one_subject = tuple(subject is not None for _, subject in reach)
+            where = _counters_where(dialect, len(parties), len(units), one_subject)
+            self._add(Query(risk_counters, _COUNTER_COLUMNS, where, [*parties, *units, *reach_params]), self._counters)
+        if dialect.name == "postgresql":
+            pairs = _padded((c.creditor_key, c.debtor_key) for c in candidates)
+            keys: list[Any] = [k for pair in pairs for k in pair]
+            where = _pairs_where(dialect, len(pairs), len(units))
+        else:
+            keys = creditors
+            where = _pairs_where(dialect, len(creditors), len(units))
+        self._add(Query(risk_pairs, _PAIR_COLUMNS, where, [*keys, *units]), self._pairs)
+        where = _beneficiaries_where(dialect, len(creditors), len(units))
+        self._add(Query(risk_beneficiaries, _BENEFICIARY_COLUMNS, where, [*creditors, *units]), self._beneficiaries)
+        if any(c.creditor_name for c in candidates):
+            names = _padded(c.creditor_name for c in candidates if c.creditor_name)
+            where = _names_where(dialect, len(names), len(units))
+            self._add(Query(risk_names, _NAME_COLUMNS, where, [*names, *units]), self._names)
+        if recent_seconds:
+            since = bind_converter(risk_recent.c.at, dialect)(_since(candidates, recent_seconds))
+            where = _recent_where(dialect, len(creditors))
+            self._add(Query(risk_recent, _RECENT_COLUMNS, where, [*creditors, since]), self._recent)
+
+    def _counters(self, rows: list[Any]) -> None:
+        table = self.history.counters
+        for bu, subject, key, currency, size, start, count, total in rows:
+            table.setdefault((bu, subject, key, currency, size), {})[start] = [count, total]
+
+    def _pairs(self, rows: list[Any]) -> None:
+        for bu, dk, ck, currency, count, amounts in rows:
+            self.history.pairs[(bu, dk, ck, currency)] = PairStats(count, list(amounts))
+
+    def _beneficiaries(self, rows: list[Any]) -> None:
+        for bu, ck, first_seen, count, max_minor in rows:
+            self.history.beneficiaries[(bu, ck)] = Beneficiary(first_seen, count, max_minor)
+
+    def _names(self, rows: list[Any]) -> None:
+        names = self.history.names
+        for bu, name, ck, count in rows:
+            names.setdefault((bu, name), NameAccounts()).accounts[ck] = count
+
+    def _recent(self, rows: list[Any]) -> None:
+        recent = self.history.recent
+        for bu, ck, at, instruction_id, currency, amount_minor, remittance in rows:
+            recent.setdefault((bu, ck), []).append(Recent(at, instruction_id, currency, amount_minor, remittance))
 
 
 async def load_history(
@@ -148,66 +256,16 @@ async def load_history(
     recent_seconds: int,
     *,
     counters: Iterable[CounterSpec] | None = None,
+    one_hop: bool = True,
 ) -> History:
     """The history the rules need for these candidates (see module docstring).
 
     ``counters``: the (subject, bucket size) counters to load (``RiskEngine.counters``);
-    without it, every size in ``bucket_sizes`` for both subjects.
+    without it, every size in ``bucket_sizes`` for both subjects. ``one_hop``: on
+    SQLite, all queries in one trip to the driver's thread (``bulk.fetch_all``).
     """
-    history = History(bucket_sizes, recent_seconds or 86_400, counters=counters)
-    if not candidates:
-        return history
-    dialect = conn.dialect
-    units = _padded(c.business_unit for c in candidates)
-    creditors = _padded(c.creditor_key for c in candidates)
-    if history.counter_specs:
-        parties = _padded([c.debtor_key for c in candidates] + [c.creditor_key for c in candidates])
-        # each bucket size only as far back as its own windows reach (24 buckets plus the partial one),
-        # not as far as the longest window: an hour's small buckets are not loaded for a whole day
-        reach: list[tuple[int, str | None]] = []
-        for size in history.bucket_sizes:
-            subjects = [s for s, kept in history.counter_specs if kept == size]
-            reach.append((size, None if len(subjects) == len(SUBJECTS) else subjects[0]))
-        reach_params: list[Any] = []
-        for size, subject in reach:
-            reach_params += [size, int(_since(candidates, size * 25).timestamp())]
-            if subject is not None:
-                reach_params.append(subject)
-        sql = _counters_sql(dialect, len(parties), len(units), tuple(subject is not None for _, subject in reach))
-        table = history.counters
-        for bu, subject, key, currency, size, start, count, total in await fetch_rows(
-            conn, sql, [*parties, *units, *reach_params], risk_counters, _COUNTER_COLUMNS
-        ):
-            table.setdefault((bu, subject, key, currency, size), {})[start] = [count, total]
-    if dialect.name == "postgresql":
-        pairs = _padded((c.creditor_key, c.debtor_key) for c in candidates)
-        keys: list[Any] = [k for pair in pairs for k in pair]
-        sql = _pairs_sql(dialect, len(pairs), len(units))
-    else:
-        keys = creditors
-        sql = _pairs_sql(dialect, len(creditors), len(units))
-    for bu, dk, ck, currency, count, amounts in await fetch_rows(conn, sql, [*keys, *units], risk_pairs, _PAIR_COLUMNS):
-        history.pairs[(bu, dk, ck, currency)] = PairStats(count, list(amounts))
-    sql = _beneficiaries_sql(dialect, len(creditors), len(units))
-    for bu, ck, first_seen, count, max_minor in await fetch_rows(
-        conn, sql, [*creditors, *units], risk_beneficiaries, _BENEFICIARY_COLUMNS
-    ):
-        history.beneficiaries[(bu, ck)] = Beneficiary(first_seen, count, max_minor)
-    if any(c.creditor_name for c in candidates):
-        names = _padded(c.creditor_name for c in candidates if c.creditor_name)
-        sql = _names_sql(dialect, len(names), len(units))
-        for bu, name, ck, count in await fetch_rows(conn, sql, [*names, *units], risk_names, _NAME_COLUMNS):
-            history.names.setdefault((bu, name), NameAccounts()).accounts[ck] = count
-    if recent_seconds:
-        since = bind_converter(risk_recent.c.at, dialect)(_since(candidates, recent_seconds))
-        sql = _recent_sql(dialect, len(creditors))
-        for bu, ck, at, instruction_id, currency, amount_minor, remittance in await fetch_rows(
-            conn, sql, [*creditors, since], risk_recent, _RECENT_COLUMNS
-        ):
-            history.recent.setdefault((bu, ck), []).append(
-                Recent(at, instruction_id, currency, amount_minor, remittance)
-            )
-    return history
+    reads = HistoryQueries(conn.dialect, candidates, bucket_sizes, recent_seconds, counters=counters)
+    return reads.fill(await fetch_all(conn, reads.queries, one_hop=one_hop))
 
 
 def counter_row(ckey: CounterKey, bucket: int, count: int, total: int) -> dict[str, Any]:
@@ -238,12 +296,13 @@ def recent_row(business_unit: str, creditor_key: str, r: Recent) -> dict[str, An
     }
 
 
-async def save_history(conn: AsyncConnection, history: History, now: datetime) -> None:
-    """Write back what the batch changed (one executemany per table)."""
+def history_writes(history: History, now: datetime, dialect: Dialect) -> list[Statement]:
+    """The statements that write back what the batch changed (one ``executemany`` per table)."""
     changes = history.changes
+    out: list[Statement] = []
     if changes.counters:
         rows = [counter_row(ckey, bucket, n, total) for (ckey, bucket), (n, total) in sorted(changes.counters.items())]
-        await upsert_rows(conn, risk_counters, rows, _PK_COUNTERS, add=("count", "sum_minor"))
+        out.append(upsert_statement(risk_counters, rows, _PK_COUNTERS, dialect, add=("count", "sum_minor")))
     if changes.pairs:
         rows = [
             {
@@ -257,7 +316,8 @@ async def save_history(conn: AsyncConnection, history: History, now: datetime) -
             }
             for bu, dk, ck, cur in sorted(changes.pairs)
         ]
-        await upsert_rows(conn, risk_pairs, rows, ("creditor_key", "debtor_key", "business_unit", "currency"))
+        keys = ("creditor_key", "debtor_key", "business_unit", "currency")
+        out.append(upsert_statement(risk_pairs, rows, keys, dialect))
     if changes.beneficiaries:
         rows = [
             {
@@ -269,7 +329,8 @@ async def save_history(conn: AsyncConnection, history: History, now: datetime) -
             }
             for bu, ck in sorted(changes.beneficiaries)
         ]
-        await upsert_rows(conn, risk_beneficiaries, rows, ("creditor_key", "business_unit"), keep=("first_seen",))
+        keys = ("creditor_key", "business_unit")
+        out.append(upsert_statement(risk_beneficiaries, rows, keys, dialect, keep=("first_seen",)))
     if changes.names:
         rows = [
             {
@@ -281,10 +342,16 @@ async def save_history(conn: AsyncConnection, history: History, now: datetime) -
             }
             for bu, name, key in sorted(changes.names)
         ]
-        await upsert_rows(conn, risk_names, rows, ("creditor_name", "business_unit", "creditor_key"))
+        out.append(upsert_statement(risk_names, rows, ("creditor_name", "business_unit", "creditor_key"), dialect))
     if changes.recents and history.recent_seconds:
-        await insert_rows(conn, risk_recent, [recent_row(bu, ck, r) for bu, ck, r in changes.recents])
-    history.changes = type(changes)()
+        out.append(insert_statement(risk_recent, [recent_row(bu, ck, r) for bu, ck, r in changes.recents], dialect))
+    return out
+
+
+async def save_history(conn: AsyncConnection, history: History, now: datetime, *, one_hop: bool = True) -> None:
+    """Write back what the batch changed (``history_writes``; on SQLite in one hop, see ``load_history``)."""
+    await execute_all(conn, history_writes(history, now, conn.dialect), one_hop=one_hop)
+    history.changes = type(history.changes)()
 
 
 _PK_COUNTERS = ("key", "subject", "business_unit", "currency", "bucket_seconds", "bucket_start")

@@ -26,7 +26,7 @@ def _bench() -> ModuleType:
     return module
 
 
-def _run(capsys: pytest.CaptureFixture[str], db: Path) -> dict:
+def _run(capsys: pytest.CaptureFixture[str], db: Path, *extra: str) -> dict:
     argv = [
         "--stored",
         "2000",
@@ -45,6 +45,7 @@ def _run(capsys: pytest.CaptureFixture[str], db: Path) -> dict:
         "--db-path",
         str(db),
         "--json",
+        *extra,
     ]
     assert _bench().main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -83,4 +84,8 @@ def test_bench_runs_tiny_and_reports_json(tmp_path: Path, capsys: pytest.Capture
     assert second["cached"]
     assert second["history_rows"] == first["history_rows"]
     assert second["census"] == first["census"]
+    # one round trip per statement: the same outcomes
+    third = _run(capsys, db, "--statement-by-statement")
+    assert first["one_hop"] and not third["one_hop"]
+    assert third["census"] == first["census"]
     assert time.monotonic() - started < 20

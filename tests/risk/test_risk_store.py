@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.money import Money
+from gateway.plugins import Plugins
 from gateway.risk import credit
-from gateway.risk.engine import Policy, RiskEngine
+from gateway.risk.engine import load_risk
 from gateway.risk.history import Beneficiary, History, NameAccounts, PairStats, Recent, bucket_seconds
-from gateway.risk.model import Candidate
-from gateway.risk.rules import Rule, RuleContext, VelocityRule
+from gateway.risk.model import Candidate, Outcome
+from gateway.risk.screening import Screener
 from gateway.risk.store import load_history, prune_history, save_history
 from gateway.status import Status
 from gateway.store import repo
+from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import (
     credit_limits,
     credit_reservations,
@@ -28,8 +32,7 @@ from gateway.store.tables import (
     risk_pairs,
     risk_recent,
 )
-from tests.support import NOW, insert_instruction
-from tests.support import RISK_FP as FP
+from tests.support import NOW, REPO, insert_instruction
 from tests.support import RISK_T0 as T0
 from tests.support import candidate as cand
 
@@ -165,25 +168,22 @@ def _varied_batch() -> list[Candidate]:
     return out
 
 
-async def _core_history(engine: AsyncEngine) -> History:
+async def _core_history(conn: AsyncConnection) -> History:
     """Every stored row, read through SQLAlchemy Core into a History (the reference for the driver-level load)."""
     history = History()
-    async with engine.connect() as conn:
-        for r in await conn.execute(select(risk_counters)):
-            ckey = (r.business_unit, r.subject, r.key, r.currency, r.bucket_seconds)
-            history.counters.setdefault(ckey, {})[r.bucket_start] = [r.count, r.sum_minor]
-        for r in await conn.execute(select(risk_pairs)):
-            history.pairs[(r.business_unit, r.debtor_key, r.creditor_key, r.currency)] = PairStats(r.count, r.amounts)
-        for r in await conn.execute(select(risk_beneficiaries)):
-            history.beneficiaries[(r.business_unit, r.creditor_key)] = Beneficiary(r.first_seen, r.count, r.max_minor)
-        for r in await conn.execute(select(risk_names)):
-            history.names.setdefault((r.business_unit, r.creditor_name), NameAccounts()).accounts[r.creditor_key] = (
-                r.count
-            )
-        for r in await conn.execute(select(risk_recent).order_by(risk_recent.c.id)):
-            history.recent.setdefault((r.business_unit, r.creditor_key), []).append(
-                Recent(r.at, r.instruction_id, r.currency, r.amount_minor, r.remittance)
-            )
+    for r in await conn.execute(select(risk_counters)):
+        ckey = (r.business_unit, r.subject, r.key, r.currency, r.bucket_seconds)
+        history.counters.setdefault(ckey, {})[r.bucket_start] = [r.count, r.sum_minor]
+    for r in await conn.execute(select(risk_pairs)):
+        history.pairs[(r.business_unit, r.debtor_key, r.creditor_key, r.currency)] = PairStats(r.count, r.amounts)
+    for r in await conn.execute(select(risk_beneficiaries)):
+        history.beneficiaries[(r.business_unit, r.creditor_key)] = Beneficiary(r.first_seen, r.count, r.max_minor)
+    for r in await conn.execute(select(risk_names)):
+        history.names.setdefault((r.business_unit, r.creditor_name), NameAccounts()).accounts[r.creditor_key] = r.count
+    for r in await conn.execute(select(risk_recent).order_by(risk_recent.c.id)):
+        history.recent.setdefault((r.business_unit, r.creditor_key), []).append(
+            Recent(r.at, r.instruction_id, r.currency, r.amount_minor, r.remittance)
+        )
     return history
 
 
@@ -191,16 +191,22 @@ def _state(history: History) -> tuple[Any, ...]:
     return history.counters, history.pairs, history.beneficiaries, history.names, history.recent
 
 
-async def test_driver_level_load_and_save_round_trip_the_history_core_reads(engine: AsyncEngine) -> None:
+ONE_HOP = pytest.mark.parametrize("one_hop", [True, False], ids=["one-hop", "statement-by-statement"])
+
+
+@ONE_HOP
+async def test_driver_level_load_and_save_round_trip_the_history_core_reads(engine: AsyncEngine, one_hop: bool) -> None:
     batch = _varied_batch()
     written = History(SIZES, 86_400)
     for i, c in enumerate(batch):
         written.record(c, learn=i % 5 != 0)
     async with engine.begin() as conn:
-        await save_history(conn, written, NOW)
-    core = await _core_history(engine)
+        await save_history(conn, written, NOW, one_hop=one_hop)
     async with engine.connect() as conn:
-        loaded = await load_history(conn, batch, SIZES, 86_400)
+        core = await _core_history(conn)
+        loaded = await load_history(conn, batch, SIZES, 86_400, one_hop=one_hop)
+        in_thread = await sqlite_thread(conn, enabled=one_hop) is not None
+    assert in_thread == (one_hop and engine.dialect.name == "sqlite")
     assert _state(loaded) == _state(written) == _state(core)
     recent = next(iter(loaded.recent.values()))[0]
     assert recent.at.tzinfo is not None and recent.at in {c.at for c in batch}
@@ -208,29 +214,64 @@ async def test_driver_level_load_and_save_round_trip_the_history_core_reads(engi
     for c in batch[:3]:
         loaded.record(c, learn=True)
     async with engine.begin() as conn:
-        await save_history(conn, loaded, NOW)
+        await save_history(conn, loaded, NOW, one_hop=one_hop)
     async with engine.connect() as conn:
-        again = await load_history(conn, batch, SIZES, 86_400)
-    assert _state(again) == _state(loaded) == _state(await _core_history(engine))
+        again = await load_history(conn, batch, SIZES, 86_400, one_hop=one_hop)
+        core = await _core_history(conn)
+    assert _state(again) == _state(loaded) == _state(core)
 
 
-async def test_only_the_counters_a_rule_reads_are_recorded_stored_and_loaded(engine: AsyncEngine) -> None:
-    rule = VelocityRule({"limits": [{"subject": "creditor", "window": "1h", "max_count": 5}]}, RuleContext(FP))
-    engine_ = RiskEngine(Policy((rule,)), fingerprints=FP)
-    assert engine_.counters == {("creditor", bucket_seconds(HOUR))} and engine_.bucket_sizes == {150}
-    batch = [cand(at=T0 + timedelta(minutes=i)) for i in range(4)]
-    history = engine_.new_history()
-    for c in batch:
-        history.record(c, learn=True)
+async def test_both_paths_load_the_same_history_for_every_candidate_subset(engine: AsyncEngine) -> None:
+    batch = _varied_batch()
+    written = History(SIZES, 86_400)
+    for i, c in enumerate(batch):
+        written.record(c, learn=i % 3 != 0)
     async with engine.begin() as conn:
-        await save_history(conn, history, NOW)
+        await save_history(conn, written, NOW)
     async with engine.connect() as conn:
-        stored = {(r.subject, r.bucket_seconds) for r in await conn.execute(select(risk_counters))}
-        probe = cand(at=T0 + timedelta(minutes=5))
-        loaded = await load_history(conn, [probe], (), 0, counters=engine_.counters)
-    assert stored == {("creditor", 150)}
-    assert loaded.velocity(probe, "creditor", HOUR) == (4, sum(c.amount_minor for c in batch))
-    assert loaded.velocity(probe, "debtor", HOUR) == (0, 0)
-    # a rule that declares only bucket sizes keeps them for both subjects, as before
-    assert set(Rule.counters(rule)) == {("creditor", 150), ("debtor", 150)}
-    assert History([150]).counter_specs == [("creditor", 150), ("debtor", 150)]
+        for subset in ([batch[0]], [batch[2]], batch[:5], batch[7:8] + batch[30:33], batch, []):
+            one = await load_history(conn, subset, SIZES, 86_400, one_hop=True)
+            each = await load_history(conn, subset, SIZES, 86_400, one_hop=False)
+            assert _state(one) == _state(each)
+            assert bool(one.beneficiaries) == bool(subset)
+        # no recent payments asked for: no recent query on either path
+        assert not (await load_history(conn, batch, SIZES, 0)).recent
+
+
+async def test_screening_gives_the_same_outcomes_and_stored_state_on_both_paths(engine: AsyncEngine) -> None:
+    risk = load_risk(REPO / "config" / "risk.yaml", Plugins(load_entry_points=False).risk_rule_classes(), b"k" * 32)
+    ids = [await insert_instruction(engine) for _ in range(5)]
+    async with engine.begin() as conn:
+        await credit.set_limit(conn, "nordic-parts", "EUR", Money("2500.00", "EUR"), "hold", NOW)
+    batch = _varied_batch()
+    limited = [
+        dataclasses.replace(
+            cand(f"{900 + 50 * n}.00", at=T0 + timedelta(hours=1, minutes=n), remittance=memo, instruction_id=i),
+            counterparty="nordic-parts",
+        )
+        for n, (i, memo) in enumerate(zip(ids, ("Alpha", "Bravo", "Charlie", "Delta", "Echo"), strict=True))
+    ]
+    # single payments, batches, a payment seen again (duplicate), credit limits reserved and passed
+    batches = [[c] for c in batch[:4]] + [batch[4:20], limited[:2], batch[20:] + limited[2:]]
+    batches.append([dataclasses.replace(batch[0], instruction_id="ins-paid-twice")])
+    runs = {}
+    for one_hop in (True, False):
+        screener = Screener(risk, one_hop=one_hop)
+        async with engine.connect() as conn:
+            tx = await conn.begin()
+            outcomes = []
+            for group in batches:
+                for s in await screener.evaluate(conn, group, NOW):
+                    outcomes.append((s.candidate.instruction_id, s.outcome, s.reason_code, s.findings))
+            reserved = sorted(tuple(r) for r in await conn.execute(select(credit_reservations)))
+            stored = (_state(await _core_history(conn)), await credit.load_limits(conn), reserved)
+            await tx.rollback()
+            assert _state(await _core_history(conn)) == _state(History())  # the one-hop writes rolled back too
+        runs[one_hop] = outcomes, stored
+    assert runs[True] == runs[False]
+    outcomes, (_, limits, reserved) = runs[True]
+    # the comparison covers history hits, holds and a passed credit limit, not just quiet passes
+    assert {o for _, o, _, _ in outcomes} >= {Outcome.PASS, Outcome.HOLD}
+    assert sum(code == "CREDIT_LIMIT" for _, _, code, _ in outcomes) == 3 and len(reserved) == 2
+    assert any(f.rule == "duplicate" for _, _, _, findings in outcomes for f in findings)
+    assert limits[("nordic-parts", "EUR")].reserved_minor == (900 + 950) * 100
