@@ -15,17 +15,17 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store.bulk import insert_rows, insert_statement, result_values
+from gateway.store.bulk import insert_statement, result_values
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
 
@@ -89,6 +89,7 @@ class IntakeWriter:
         self._last_batch_at = float("-inf")
         self._writing = False
         self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None  # the writer's own connection (PostgreSQL)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="intake-writer")
@@ -105,6 +106,10 @@ class IntakeWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await conn.close()
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if not item.future.done():
@@ -153,84 +158,115 @@ class IntakeWriter:
 
     async def _write_with_retry(self, batch: Sequence[IntakeItem]) -> list[IntakeResult]:
         # An IntegrityError means another process wrote a conflicting row between
-        # our look-up and our insert; the next attempt's look-up sees it.
+        # our look-up and our insert; the next attempt's look-up sees it. A lost
+        # connection (database restarted) is retried once on a new one: whatever
+        # the lost commit did, the look-up of the retry sees it (a committed
+        # batch comes back as replays of its own responses).
         for attempt in range(3):
             try:
-                async with self.engine.begin() as conn:
+                async with self._transaction() as conn:
                     return await self._write(conn, batch)
             except (IntegrityError, sqlite3.IntegrityError):  # the second: raised in the one-hop path
                 if attempt == 2:
                     raise
                 log.info("intake batch raced another writer; retrying")
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt == 2:
+                    raise
+                log.warning("intake lost its database connection; retrying the batch on a new one")
         raise AssertionError("unreachable")
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction for one batch: on PostgreSQL on the writer's own connection, else from the pool.
+
+        With a pool shared with the dispatcher's concurrent batches, waiting for a
+        free connection was a good part of a batch's time on PostgreSQL. SQLite
+        has one connection, which the writer must share.
+        """
+        if self.engine.dialect.name != "postgresql":
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        if self._conn is None:
+            self._conn = await self.engine.connect()
+        try:
+            async with self._conn.begin():
+                yield self._conn
+        except BaseException:
+            conn, self._conn = self._conn, None  # a fresh one next time (the pool pings it)
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+
     async def _write(self, conn: AsyncConnection, batch: Sequence[IntakeItem]) -> list[IntakeResult]:
+        dialect = conn.dialect
         thread = await sqlite_thread(conn, enabled=self.one_hop)
         if thread is not None:
-            dialect = conn.dialect
             return await thread.run(lambda db: self._write_sqlite(db, dialect, batch))
-        keys = {item.key for item in batch}
-        refs = {item.ref for item in batch}
-        units = sorted({bu for bu, _ in keys})
-        # "unit IN (…) AND key IN (…)", not "(unit, key) IN (…)": SQLite answers a row-value IN list
-        # with a scan of the whole index; the cross product is filtered here
-        stored: dict[tuple[str, str], _Prior] = {}
-        for row in await conn.execute(
-            select(*_PRIOR_COLUMNS).where(
-                idempotency_keys.c.business_unit_id.in_(units),
-                idempotency_keys.c.key.in_(sorted({k for _, k in keys})),
-            )
-        ):
-            if (row.business_unit_id, row.key) in keys:
-                stored[(row.business_unit_id, row.key)] = _Prior(row.request_hash, row.status_code, row.response)
-        taken_refs = {
-            (row.business_unit_id, row.reference)
-            for row in await conn.execute(
-                select(instructions.c.business_unit_id, instructions.c.reference).where(
-                    instructions.c.business_unit_id.in_(units),
-                    instructions.c.reference.in_(sorted({r for _, r in refs})),
-                )
-            )
-        } & refs
-        results, accepted = _decide(batch, stored, taken_refs)
-        if accepted:
-            for table, rows in _rows(accepted):
-                await insert_rows(conn, table, rows)
+        lookups = _Lookups(batch, dialect)
+        results, accepted = _decide(batch, *lookups.found((await conn.exec_driver_sql(*lookups.query)).all()))
+        for table, rows in _rows(accepted):
+            await conn.exec_driver_sql(*insert_statement(table, rows, dialect))
         return results
 
     @staticmethod
     def _write_sqlite(db: sqlite3.Connection, dialect: Dialect, batch: Sequence[IntakeItem]) -> list[IntakeResult]:
         """``_write`` as plain ``sqlite3`` calls, run in the driver's thread (one hop for the whole batch)."""
-        keys = {item.key for item in batch}
-        refs = {item.ref for item in batch}
-        units = sorted({bu for bu, _ in keys})
-        key_names = sorted({k for _, k in keys})
-        references = sorted({r for _, r in refs})
-        columns = tuple(c.name for c in _PRIOR_COLUMNS)
-        marks = ", ".join("?" * len(units))
-        rows = db.execute(
-            f"SELECT {', '.join(columns)} FROM idempotency_keys "
-            f"WHERE business_unit_id IN ({marks}) AND key IN ({', '.join('?' * len(key_names))})",
-            [*units, *key_names],
-        ).fetchall()
-        stored = {
-            (bu, key): _Prior(request_hash, status_code, response)
-            for bu, key, request_hash, status_code, response in result_values(rows, idempotency_keys, columns, dialect)
-            if (bu, key) in keys
-        }
-        taken_refs = {
-            (bu, ref)
-            for bu, ref in db.execute(
-                "SELECT business_unit_id, reference FROM instructions "
-                f"WHERE business_unit_id IN ({marks}) AND reference IN ({', '.join('?' * len(references))})",
-                [*units, *references],
-            )
-        } & refs
-        results, accepted = _decide(batch, stored, taken_refs)
-        if accepted:
-            for table, table_rows in _rows(accepted):
-                db.executemany(*insert_statement(table, table_rows, dialect))
+        lookups = _Lookups(batch, dialect)
+        results, accepted = _decide(batch, *lookups.found(db.execute(*lookups.query).fetchall()))
+        for table, rows in _rows(accepted):
+            db.executemany(*insert_statement(table, rows, dialect))
         return results
+
+
+class _Lookups:
+    """A batch's look-ups, in one statement: the stored idempotency keys and the references already taken.
+
+    SQLite: ``unit IN (…) AND key IN (…)``, not ``(unit, key) IN (…)``, which it
+    answers by scanning the whole index; the cross product is filtered here.
+    PostgreSQL: the pairs are joined from ``unnest`` of array parameters, an
+    index look-up per pair (with ``unit = ANY(…) AND key = ANY(…)`` PostgreSQL 15
+    may use the index for the unit alone and filter every row of it), and the
+    statement has one shape whatever the batch, so it is prepared once.
+    """
+
+    _COLUMNS = ("business_unit_id", "key", "request_hash", "status_code", "response")
+
+    def __init__(self, batch: Sequence[IntakeItem], dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.keys = {item.key for item in batch}
+        self.refs = {item.ref for item in batch}
+        keys_select = "SELECT 'k', t.business_unit_id, t.key, t.request_hash, t.status_code, t.response"
+        refs_select = "SELECT 'r', t.business_unit_id, t.reference, NULL, NULL, NULL"
+        if dialect.paramstyle == "qmark":
+            units = sorted({bu for bu, _ in self.keys})
+            names = sorted({k for _, k in self.keys})
+            references = sorted({r for _, r in self.refs})
+            unit_in = f"t.business_unit_id IN ({', '.join('?' * len(units))})"
+            self.query: tuple[str, tuple[Any, ...]] = (
+                f"{keys_select} FROM idempotency_keys t "
+                f"WHERE {unit_in} AND t.key IN ({', '.join('?' * len(names))}) UNION ALL "
+                f"{refs_select} FROM instructions t "
+                f"WHERE {unit_in} AND t.reference IN ({', '.join('?' * len(references))})",
+                (*units, *names, *units, *references),
+            )
+        else:  # asyncpg
+            self.query = (
+                f"{keys_select} FROM unnest($1::text[], $2::text[]) AS q(unit, key) "
+                "JOIN idempotency_keys t ON t.business_unit_id = q.unit AND t.key = q.key UNION ALL "
+                f"{refs_select} FROM unnest($3::text[], $4::text[]) AS q(unit, ref) "
+                "JOIN instructions t ON t.business_unit_id = q.unit AND t.reference = q.ref",
+                (*map(list, zip(*sorted(self.keys), strict=True)), *map(list, zip(*sorted(self.refs), strict=True))),
+            )
+
+    def found(self, rows: Sequence[Any]) -> tuple[dict[tuple[str, str], _Prior], set[tuple[str, str]]]:
+        """The query's rows as (stored idempotency records by key, references taken)."""
+        stored_rows = [row[1:] for row in rows if row[0] == "k"]
+        values = result_values(stored_rows, idempotency_keys, self._COLUMNS, self.dialect)
+        stored = {(bu, key): _Prior(h, code, resp) for bu, key, h, code, resp in values if (bu, key) in self.keys}
+        taken = {(row[1], row[2]) for row in rows if row[0] == "r"} & self.refs
+        return stored, taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,15 +276,6 @@ class _Prior:
     request_hash: str
     status_code: int
     response: dict[str, Any] | None
-
-
-_PRIOR_COLUMNS = (
-    idempotency_keys.c.business_unit_id,
-    idempotency_keys.c.key,
-    idempotency_keys.c.request_hash,
-    idempotency_keys.c.status_code,
-    idempotency_keys.c.response,
-)
 
 
 def _decide(
@@ -286,7 +313,9 @@ def _decide(
 
 
 def _rows(accepted: Sequence[IntakeItem]) -> list[tuple[Table, list[dict[str, Any]]]]:
-    """What the accepted items write, table by table, parents first."""
+    """What the accepted items write, table by table, parents first (nothing when none)."""
+    if not accepted:
+        return []
     return [
         (instructions, [i.instruction for i in accepted]),
         (instruction_events, [i.event for i in accepted]),

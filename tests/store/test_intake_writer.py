@@ -26,7 +26,7 @@ from gateway.store.intake import IntakeItem, IntakeOutcome, IntakeResult, Intake
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
 from gateway.versioning import parse_as_latest
-from tests.support import NOW, example_instruction
+from tests.support import BACKENDS, NOW, example_instruction
 
 CODEC = InstructionCodec(FieldCipher(parse_key_ring("t:" + "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=")))
 
@@ -143,3 +143,33 @@ async def test_writer_task_group_commits_concurrent_submissions(engine: AsyncEng
     assert {r.outcome for r in results} == {IntakeOutcome.CREATED}
     assert sum(committed) == 50 and len(committed) < 50  # group commits, not one per request
     assert await counts(engine) == [50, 50, 50, 50]
+
+
+@pytest.mark.parametrize("database", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+async def test_writer_recovers_when_postgresql_drops_its_connection(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer keeps its own connection on PostgreSQL; a restarted server must not cost a batch."""
+    async with engine.begin() as conn:
+        bu = await repo.ensure_business_unit(conn, "erp", NOW)
+    writer = IntakeWriter(engine)
+    await writer.start()
+    try:
+        first = await writer.submit(item(bu, "k-1", example_instruction(), "h1"))
+        assert writer._conn is not None
+        pid = (await writer._conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+        await writer._conn.rollback()
+        async with engine.begin() as conn:
+            assert (await conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")).scalar_one() is True
+        second = await writer.submit(item(bu, "k-2", example_instruction(), "h2"))
+        replay = await writer.submit(item(bu, "k-2", example_instruction(), "h2"))
+    finally:
+        await writer.stop()
+    assert (first.outcome, second.outcome, replay.outcome) == (
+        IntakeOutcome.CREATED,
+        IntakeOutcome.CREATED,
+        IntakeOutcome.REPLAYED,
+    )
+    assert writer._conn is None  # released at stop
+    assert "lost its database connection" in caplog.text  # the batch was retried, not failed
+    assert await counts(engine) == [2, 2, 2, 2]
