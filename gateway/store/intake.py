@@ -189,7 +189,12 @@ class IntakeWriter:
                 yield conn
             return
         if self._conn is None:
-            self._conn = await self.engine.connect()
+            conn = await self.engine.connect()
+            # plan the look-up for each batch: a plan cached while the tables were small (a hash join over a
+            # sequential scan) would be kept for the connection's life, and each batch would read the whole table
+            await conn.exec_driver_sql("SET plan_cache_mode = force_custom_plan")
+            await conn.commit()
+            self._conn = conn
         try:
             async with self._conn.begin():
                 yield self._conn
