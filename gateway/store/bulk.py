@@ -15,6 +15,11 @@ Tests write and read the same rows both ways, on SQLite and PostgreSQL.
 ``fetch_all`` answers several queries in one round trip (SQLite: one trip to
 the driver's thread, ``sqlite_thread``; PostgreSQL: one statement), and
 ``execute_all`` sends several statements in one trip to SQLite's thread.
+``run_queries`` and ``run_statements`` are what those trips run, for callers
+that put more work into the same trip (risk screening runs a whole batch in one).
+``write_all`` sends several tables' inserts and upserts (``Write``) in one
+round trip on PostgreSQL too: one statement of data-modifying CTEs, each
+inserting from ``unnest`` of one array per column.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "Converter",
     "Query",
     "Statement",
+    "Write",
     "bind_converter",
     "execute_all",
     "fetch_all",
@@ -47,8 +53,11 @@ __all__ = [
     "insert_statement",
     "placeholders",
     "result_values",
+    "run_queries",
+    "run_statements",
     "upsert_rows",
     "upsert_statement",
+    "write_all",
 ]
 
 Converter = Callable[[Any], Any]
@@ -234,6 +243,12 @@ async def fetch_all(conn: AsyncConnection, queries: Sequence[Query], *, one_hop:
     return [result_values(rows, q.table, q.columns, dialect) for q, rows in zip(queries, raw, strict=True)]
 
 
+def run_queries(db: sqlite3.Connection, queries: Sequence[Query], dialect: Dialect) -> list[list[Any]]:
+    """``fetch_all`` inside SQLite's thread (``SQLiteThread.run``): each query's rows, valued as ``fetch_rows`` does."""
+    raw = [db.execute(q.sql(dialect), q.params).fetchall() for q in queries]
+    return [result_values(rows, q.table, q.columns, dialect) for q, rows in zip(queries, raw, strict=True)]
+
+
 def result_values(rows: Sequence[Any], table: Table, columns: tuple[str, ...], dialect: Dialect) -> list[Any]:
     """Driver rows of ``columns`` of ``table`` valued as Core would value them (see ``fetch_rows``)."""
     plan = _result_plan(table, columns, dialect)
@@ -283,6 +298,17 @@ def _upsert_plan(
     dialect: Dialect,
 ) -> tuple[str, tuple[Converter, ...]]:
     insert, converters = _plan(table, columns, dialect)
+    return f"{insert} {_on_conflict(table, columns, keys, add, keep, dialect)}", converters
+
+
+def _on_conflict(
+    table: Table,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    add: frozenset[str],
+    keep: frozenset[str],
+    dialect: Dialect,
+) -> str:
     quote = dialect.identifier_preparer.quote
     name = quote(table.name)
     sets = []
@@ -293,7 +319,7 @@ def _upsert_plan(
         sets.append(f"{q} = ({name}.{q} + excluded.{q})" if column in add else f"{q} = excluded.{q}")
     conflict = ", ".join(quote(k) for k in keys)
     action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
-    return f"{insert} ON CONFLICT ({conflict}) {action}", converters
+    return f"ON CONFLICT ({conflict}) {action}"
 
 
 def _params(converters: Sequence[Converter], columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[tuple]:
@@ -324,11 +350,13 @@ async def execute_all(conn: AsyncConnection, statements: Sequence[Statement], *,
             await conn.exec_driver_sql(sql, params)
         return
 
-    def run(db: sqlite3.Connection) -> None:
-        for sql, params in statements:
-            db.executemany(sql, params)
+    await thread.run(lambda db: run_statements(db, statements))
 
-    await thread.run(run)
+
+def run_statements(db: sqlite3.Connection, statements: Sequence[Statement]) -> None:
+    """``execute_all`` inside SQLite's thread (``SQLiteThread.run``): each statement as one ``executemany``."""
+    for sql, params in statements:
+        db.executemany(sql, params)
 
 
 async def upsert_rows(
@@ -364,3 +392,73 @@ def upsert_statement(
     columns = tuple(rows[0])
     sql, converters = _upsert_plan(table, columns, tuple(keys), frozenset(add), frozenset(keep), dialect)
     return sql, _params(converters, columns, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Rows for one table, inserted (``insert_statement``) or, with ``keys``, upserted (``upsert_statement``)."""
+
+    table: Table
+    rows: Sequence[Mapping[str, Any]]
+    keys: tuple[str, ...] = ()
+    add: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+
+    def statement(self, dialect: Dialect) -> Statement:
+        """The ``executemany`` that writes these rows (``rows`` not empty)."""
+        if not self.keys:
+            return insert_statement(self.table, self.rows, dialect)
+        return upsert_statement(self.table, self.rows, self.keys, dialect, add=self.add, keep=self.keep)
+
+
+async def write_all(conn: AsyncConnection, writes: Sequence[Write], *, one_hop: bool = True) -> None:
+    """Each write in order (``execute_all``); with ``one_hop`` on PostgreSQL, all of them as one statement.
+
+    The statement has one data-modifying CTE per write, inserting
+    ``SELECT … FROM unnest(<one array per column>) ORDER BY`` the rows' order
+    (serial ids follow it, as they follow ``executemany``'s), with the same
+    ``ON CONFLICT`` clause as ``upsert_statement``. The CTEs run on one
+    snapshot, so no write may depend on another's rows (different tables, no
+    key twice in one write: PostgreSQL refuses to upsert a row twice in one statement).
+    """
+    writes = [w for w in writes if w.rows]
+    if not writes:
+        return
+    dialect = conn.dialect
+    if not (one_hop and len(writes) > 1 and dialect.name == "postgresql"):
+        await execute_all(conn, [w.statement(dialect) for w in writes], one_hop=one_hop)
+        return
+    parts = []
+    params: list[list[Any]] = []
+    for w in writes:
+        columns = tuple(w.rows[0])
+        parts.append((w.table, columns, tuple(w.keys), frozenset(w.add), frozenset(w.keep)))
+        _, converters = _plan(w.table, columns, dialect)
+        params += [list(values) for values in zip(*_params(converters, columns, w.rows), strict=True)]
+    await conn.exec_driver_sql(_combined_write_sql(dialect, tuple(parts)), tuple(params))
+
+
+@lru_cache(maxsize=64)
+def _combined_write_sql(
+    dialect: Dialect,
+    parts: tuple[tuple[Table, tuple[str, ...], tuple[str, ...], frozenset[str], frozenset[str]], ...],
+) -> str:
+    quote = dialect.identifier_preparer.quote
+    ctes, n = [], 1
+    for i, (table, columns, keys, add, keep) in enumerate(parts):
+        arrays, values = [], []
+        for name in columns:
+            kind = table.c[name].type.compile(dialect)
+            json = isinstance(table.c[name].type, JSON)  # sent as text (``_json``), cast in the statement
+            arrays.append(f"${n}::{'TEXT' if json else kind}[]")
+            values.append(f"CAST(u.{quote(name)} AS {kind})" if json else f"u.{quote(name)}")
+            n += 1
+        listed = ", ".join(quote(c) for c in columns)
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({listed}) SELECT {', '.join(values)} "
+            f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS u({listed}, _row) ORDER BY u._row"
+        )
+        if keys:
+            sql += f" {_on_conflict(table, columns, keys, add, keep, dialect)}"
+        ctes.append(f"w{i} AS ({sql})")
+    return f"WITH {', '.join(ctes)} SELECT 1"

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.bulk import (
     Query,
+    Write,
     bind_converter,
     execute_all,
     fetch_all,
@@ -22,9 +23,18 @@ from gateway.store.bulk import (
     placeholders,
     upsert_rows,
     upsert_statement,
+    write_all,
 )
 from gateway.store.sqlite_thread import sqlite_thread
-from gateway.store.tables import business_units, instruction_events, instructions, risk_beneficiaries, risk_pairs
+from gateway.store.tables import (
+    business_units,
+    instruction_events,
+    instructions,
+    risk_beneficiaries,
+    risk_names,
+    risk_pairs,
+    risk_recent,
+)
 
 NOW = datetime(2026, 11, 26, 12, 30, 15, 123456, tzinfo=UTC)
 LATER = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)  # no microseconds
@@ -253,3 +263,50 @@ async def test_execute_all_writes_what_each_statement_writes_inside_the_callers_
             )
     async with engine.connect() as conn:
         assert sorted(r.creditor_key for r in await conn.execute(select(risk_pairs))) == ["c1", "c2"]
+
+
+def _recent(instruction_id: str, at: datetime) -> dict[str, object]:
+    return {
+        "creditor_key": "c1",
+        "business_unit": "erp",
+        "at": at,
+        "instruction_id": instruction_id,
+        "currency": "EUR",
+        "amount_minor": 100,
+        "remittance": f"invoice {instruction_id}",
+    }
+
+
+def _beneficiary(creditor: str, first_seen: datetime, count: int) -> dict[str, object]:
+    return {"creditor_key": creditor, "business_unit": "erp", "first_seen": first_seen, "count": count, "max_minor": 9}
+
+
+@ONE_HOP
+async def test_write_all_stores_what_one_executemany_per_table_stores(engine: AsyncEngine, one_hop: bool) -> None:
+    pair_keys = ("creditor_key", "debtor_key", "business_unit", "currency")
+    beneficiary_keys = ("creditor_key", "business_unit")
+    first = [
+        Write(risk_pairs, [_pair("c1", 1, [100], NOW), _pair("c2", 1, [5], NOW)], pair_keys),
+        Write(risk_beneficiaries, [_beneficiary("c1", NOW, 1)], beneficiary_keys, keep=("first_seen",)),
+        Write(risk_recent, [_recent("ins_b", LATER), _recent("ins_a", NOW)]),  # ids follow the rows' order
+        Write(risk_names, [], ("creditor_name", "business_unit", "creditor_key")),  # nothing to write: skipped
+    ]
+    second = [
+        Write(risk_pairs, [_pair("c1", 2, [100, 250], LATER)], pair_keys, add=("count",)),
+        Write(risk_beneficiaries, [_beneficiary("c1", LATER, 2)], beneficiary_keys, keep=("first_seen",)),
+        Write(risk_recent, [_recent("ins_c", NOW)]),
+    ]
+    async with engine.begin() as conn:
+        await write_all(conn, first, one_hop=one_hop)
+        await write_all(conn, second, one_hop=one_hop)
+        await write_all(conn, [], one_hop=one_hop)
+    async with engine.connect() as conn:
+        tx = await conn.begin()  # rolled back with the caller's transaction, like any other statement
+        await write_all(conn, [Write(risk_recent, [_recent("ins_x", NOW)]), *second[:2]], one_hop=one_hop)
+        await tx.rollback()
+        pairs = {r.creditor_key: (r.count, r.amounts, r.updated_at) for r in await conn.execute(select(risk_pairs))}
+        beneficiaries = [(r.first_seen, r.count) for r in await conn.execute(select(risk_beneficiaries))]
+        recent = [(r.instruction_id, r.at) for r in await conn.execute(select(risk_recent).order_by(risk_recent.c.id))]
+    assert pairs == {"c1": (3, [100, 250], LATER), "c2": (1, [5], NOW)}
+    assert beneficiaries == [(NOW, 2)]
+    assert recent == [("ins_b", LATER), ("ins_a", NOW), ("ins_c", NOW)]
