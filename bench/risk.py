@@ -30,10 +30,12 @@ rows are loaded and decrypted (``Runtime.load_orders``' query), then
 ``Screener.candidate``. Pool payments mix known pairs (history hit), known
 creditors with new debtors, new creditors, outliers, round amounts, duplicates
 of stored recent payments and a credit-limited counterparty. Each measurement is
-one transaction (``conn.begin()``: ``Screener.evaluate``: the history and credit
-limit reads in one round trip, the rules, credit reservation, the history upserts
-in one trip on SQLite; ``--statement-by-statement``: one round trip per statement,
-as before) that is then **rolled back**, so
+one transaction (``conn.begin()``: ``Screener.evaluate``: on SQLite the history
+and credit limit reads, the rules, credit reservation and the history upserts in
+one trip to the driver's thread; on PostgreSQL the reads as one statement, the
+rules, credit reservation, the upserts as one statement;
+``--statement-by-statement``: one round trip per statement, as before) that is
+then **rolled back**, so
 every run starts from the same state; the commit (WAL append + fsync on SQLite)
 is therefore not included (``--commit`` includes it, on a throw-away copy).
 

@@ -17,6 +17,7 @@ come from ``risk.yaml`` (inserted at start-up when absent) and the admin API
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.money import Money
 from gateway.status import Status
-from gateway.store.bulk import Query, fetch_all, placeholders
+from gateway.store.bulk import Query, bind_converter, fetch_all, insert_statement, placeholders
 from gateway.store.tables import credit_limits, credit_reservations
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ __all__ = [
     "limits_query",
     "load_limits",
     "reserve",
+    "reserve_in_sqlite_thread",
     "set_limit",
     "settle_exposure",
     "sync_config_limits",
@@ -201,6 +203,39 @@ async def reserve(
             updated_at=now,
         )
     )
+    return True
+
+
+_RESERVE_SQLITE = (
+    "UPDATE credit_limits SET reserved_minor = (credit_limits.reserved_minor + ?), updated_at = ? "
+    "WHERE credit_limits.counterparty = ? AND credit_limits.currency = ? "
+    "AND credit_limits.limit_minor - credit_limits.reserved_minor - credit_limits.consumed_minor >= ?"
+)
+
+
+def reserve_in_sqlite_thread(
+    db: sqlite3.Connection,
+    dialect: Dialect,
+    instruction_id: str,
+    counterparty: str,
+    currency: str,
+    amount_minor: int,
+    now: datetime,
+) -> bool:
+    """``reserve`` (without ``force``) inside SQLite's thread (``SQLiteThread.run``): the same two statements."""
+    at = bind_converter(credit_limits.c.updated_at, dialect)(now)
+    if not db.execute(_RESERVE_SQLITE, (amount_minor, at, counterparty, currency, amount_minor)).rowcount:
+        return False
+    row = {
+        "instruction_id": instruction_id,
+        "counterparty": counterparty,
+        "currency": currency,
+        "amount_minor": amount_minor,
+        "state": "reserved",
+        "updated_at": now,
+    }
+    sql, params = insert_statement(credit_reservations, [row], dialect)
+    db.execute(sql, params[0])
     return True
 
 

@@ -17,22 +17,25 @@ Outcomes → transitions:
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.ids import new_id
 from gateway.risk import credit
 from gateway.risk.engine import RiskEngine
 from gateway.risk.model import Candidate, Finding, Outcome, Screening
-from gateway.risk.store import HistoryQueries, save_history
+from gateway.risk.store import HistoryQueries, history_writes, save_history
 from gateway.status import Status
 from gateway.store import repo
-from gateway.store.bulk import fetch_all, insert_rows
+from gateway.store.bulk import Query, fetch_all, insert_rows, run_queries, run_statements
 from gateway.store.repo import Transition
+from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import holds, instructions, risk_alerts
 
 if TYPE_CHECKING:
@@ -44,6 +47,23 @@ S = Status
 SOURCE = "dispatcher"  # screening runs in the dispatcher (status-event contract sources)
 CREDIT_LIMIT = "CREDIT_LIMIT"
 RISK_CODES = {Outcome.FLAG: "RISK_FLAG", Outcome.HOLD: "RISK_HOLD", Outcome.REJECT: "RISK_REJECT"}
+
+
+def _limit_to_reserve(
+    c: Candidate, screening: Screening, limits: dict[tuple[str, str], credit.LimitRow]
+) -> credit.LimitRow | None:
+    """The credit limit this payment must reserve under: it has one, and the rules let it through."""
+    if not c.counterparty or screening.outcome not in (Outcome.PASS, Outcome.FLAG):
+        return None
+    return limits.get((c.counterparty, c.currency))
+
+
+def _over_limit(screening: Screening, limit: credit.LimitRow) -> Screening:
+    """The screening of a payment that would take exposure past its limit: the limit's action."""
+    c = screening.candidate
+    reason = f"would take exposure to {c.counterparty} past its {c.currency} limit"
+    over = Finding("credit_limit", 1.0, reason, Outcome(limit.on_exceed))
+    return Screening(c, Outcome(limit.on_exceed), (*screening.findings, over), CREDIT_LIMIT)
 
 
 class Screener:
@@ -59,7 +79,12 @@ class Screener:
         return c if counterparty is None else dataclasses.replace(c, counterparty=counterparty)
 
     async def evaluate(self, conn: AsyncConnection, candidates: Sequence[Candidate], now: datetime) -> list[Screening]:
-        """Evaluate in order, reserve credit, remember; the caller's transaction commits it all."""
+        """Evaluate in order, reserve credit, remember; the caller's transaction commits it all.
+
+        On SQLite (``one_hop``) the whole of it runs in one trip to the driver's
+        thread (``_evaluate_in_sqlite_thread``); otherwise the history and credit
+        limit reads go as one round trip and the writes after the rules.
+        """
         engine = self.engine
         remember = engine.has_rules  # no rule reads history: do not read or write it on the dispatch path
         # the history (no queries without a rule reading it) and the credit limits in one round of reads
@@ -69,25 +94,63 @@ class Screener:
         )
         limits_query = credit.limits_query(dialect, {c.counterparty for c in candidates if c.counterparty})
         queries = [*reads.queries, *([limits_query] if limits_query else [])]
+        thread = await sqlite_thread(conn, enabled=self.one_hop)
+        if thread is not None:
+            return await thread.run(
+                lambda db: self._evaluate_in_sqlite_thread(db, dialect, candidates, reads, queries, now, remember)
+            )
         fetched = await fetch_all(conn, queries, one_hop=self.one_hop)
         history = reads.fill(fetched[: len(reads.queries)])
         limits = credit.limit_rows(fetched[-1]) if limits_query else {}
         results: list[Screening] = []
         for c in candidates:
             screening = engine.evaluate(c, history)
-            limit = limits.get((c.counterparty, c.currency)) if c.counterparty else None
-            if limit is not None and screening.outcome in (Outcome.PASS, Outcome.FLAG):
+            limit = _limit_to_reserve(c, screening, limits)
+            if limit is not None:
                 ok = await credit.reserve(conn, c.instruction_id, c.counterparty or "", c.currency, c.amount_minor, now)
                 if not ok:
-                    action = Outcome(limit.on_exceed)
-                    reason = f"would take exposure to {c.counterparty} past its {c.currency} limit"
-                    over = Finding("credit_limit", 1.0, reason, action)
-                    screening = Screening(c, action, (*screening.findings, over), CREDIT_LIMIT)
+                    screening = _over_limit(screening, limit)
             if remember:
                 history.record(c, learn=screening.outcome in (Outcome.PASS, Outcome.FLAG))
             results.append(screening)
         if remember:
             await save_history(conn, history, now, one_hop=self.one_hop)
+        return results
+
+    def _evaluate_in_sqlite_thread(
+        self,
+        db: sqlite3.Connection,
+        dialect: Dialect,
+        candidates: Sequence[Candidate],
+        reads: HistoryQueries,
+        queries: Sequence[Query],
+        now: datetime,
+        remember: bool,
+    ) -> list[Screening]:
+        """``evaluate``'s reads, rules, credit reservations and writes, run in SQLite's thread (one trip).
+
+        The same steps in the same order as the round-trip path; a single
+        payment no longer waits for the event loop between its reads and its
+        writes (each trip waits for a turn of the loop).
+        """
+        engine = self.engine
+        fetched = run_queries(db, queries, dialect)
+        history = reads.fill(fetched[: len(reads.queries)])
+        limits = credit.limit_rows(fetched[-1]) if len(queries) > len(reads.queries) else {}
+        results: list[Screening] = []
+        for c in candidates:
+            screening = engine.evaluate(c, history)
+            limit = _limit_to_reserve(c, screening, limits)
+            if limit is not None:
+                counterparty = c.counterparty or ""
+                args = (c.instruction_id, counterparty, c.currency, c.amount_minor, now)
+                if not credit.reserve_in_sqlite_thread(db, dialect, *args):
+                    screening = _over_limit(screening, limit)
+            if remember:
+                history.record(c, learn=screening.outcome in (Outcome.PASS, Outcome.FLAG))
+            results.append(screening)
+        if remember:
+            run_statements(db, history_writes(history, now, dialect))
         return results
 
     async def screen(

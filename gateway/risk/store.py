@@ -2,11 +2,12 @@
 
 Five indexed queries load a batch's history (counters, pairs, beneficiaries,
 names, recent payments), whatever the number of stored payments; the writes are
-``executemany`` upserts. Velocity counters are incremented atomically in SQL
-(``count = count + excluded.count``), so several gateway processes on one
-PostgreSQL database never lose a count; pair amounts, beneficiaries and names
-are last-writer-wins (two processes screening the same pair in the same
-instant may drop one amount from the pair's memory; documented in docs/risk.md).
+upserts (one ``executemany`` per table, or one statement: see below). Velocity
+counters are incremented atomically in SQL (``count = count + excluded.count``),
+so several gateway processes on one PostgreSQL database never lose a count;
+pair amounts, beneficiaries and names are last-writer-wins (two processes
+screening the same pair in the same instant may drop one amount from the pair's
+memory; documented in docs/risk.md).
 
 This is the screening hot path, so the statements are driver-level SQL
 (``gateway.store.bulk``: built once per shape and dialect, values converted as
@@ -17,8 +18,9 @@ statement shapes serve every batch and the drivers' statement caches hit.
 Round trips, not the statements, are what is left of the cost (a thread hop
 per statement through aiosqlite, a network round trip through asyncpg), so the
 five queries go as one (``bulk.fetch_all``: on SQLite one trip to the driver's
-thread, on PostgreSQL one statement answering all five) and, on SQLite, the
-writes as one trip too (``bulk.execute_all``). ``one_hop=False`` sends them
+thread, on PostgreSQL one statement answering all five) and the writes as one
+too (``bulk.write_all``: on SQLite one trip, on PostgreSQL one statement of
+data-modifying CTEs over ``unnest`` arrays). ``one_hop=False`` sends them
 statement by statement (the same rows; tests compare both).
 """
 
@@ -47,12 +49,11 @@ from gateway.risk.model import Candidate
 from gateway.store.bulk import (
     Query,
     Statement,
+    Write,
     bind_converter,
-    execute_all,
     fetch_all,
-    insert_statement,
     placeholders,
-    upsert_statement,
+    write_all,
 )
 from gateway.store.tables import (
     risk_beneficiaries,
@@ -65,6 +66,7 @@ from gateway.store.tables import (
 __all__ = [
     "HistoryQueries",
     "counter_row",
+    "history_rows",
     "history_writes",
     "load_history",
     "prune_history",
@@ -296,13 +298,13 @@ def recent_row(business_unit: str, creditor_key: str, r: Recent) -> dict[str, An
     }
 
 
-def history_writes(history: History, now: datetime, dialect: Dialect) -> list[Statement]:
-    """The statements that write back what the batch changed (one ``executemany`` per table)."""
+def history_rows(history: History, now: datetime) -> list[Write]:
+    """What the batch changed, as rows for each table (``bulk.write_all``)."""
     changes = history.changes
-    out: list[Statement] = []
+    out: list[Write] = []
     if changes.counters:
         rows = [counter_row(ckey, bucket, n, total) for (ckey, bucket), (n, total) in sorted(changes.counters.items())]
-        out.append(upsert_statement(risk_counters, rows, _PK_COUNTERS, dialect, add=("count", "sum_minor")))
+        out.append(Write(risk_counters, rows, _PK_COUNTERS, add=("count", "sum_minor")))
     if changes.pairs:
         rows = [
             {
@@ -317,7 +319,7 @@ def history_writes(history: History, now: datetime, dialect: Dialect) -> list[St
             for bu, dk, ck, cur in sorted(changes.pairs)
         ]
         keys = ("creditor_key", "debtor_key", "business_unit", "currency")
-        out.append(upsert_statement(risk_pairs, rows, keys, dialect))
+        out.append(Write(risk_pairs, rows, keys))
     if changes.beneficiaries:
         rows = [
             {
@@ -330,7 +332,7 @@ def history_writes(history: History, now: datetime, dialect: Dialect) -> list[St
             for bu, ck in sorted(changes.beneficiaries)
         ]
         keys = ("creditor_key", "business_unit")
-        out.append(upsert_statement(risk_beneficiaries, rows, keys, dialect, keep=("first_seen",)))
+        out.append(Write(risk_beneficiaries, rows, keys, keep=("first_seen",)))
     if changes.names:
         rows = [
             {
@@ -342,15 +344,20 @@ def history_writes(history: History, now: datetime, dialect: Dialect) -> list[St
             }
             for bu, name, key in sorted(changes.names)
         ]
-        out.append(upsert_statement(risk_names, rows, ("creditor_name", "business_unit", "creditor_key"), dialect))
+        out.append(Write(risk_names, rows, ("creditor_name", "business_unit", "creditor_key")))
     if changes.recents and history.recent_seconds:
-        out.append(insert_statement(risk_recent, [recent_row(bu, ck, r) for bu, ck, r in changes.recents], dialect))
+        out.append(Write(risk_recent, [recent_row(bu, ck, r) for bu, ck, r in changes.recents]))
     return out
 
 
+def history_writes(history: History, now: datetime, dialect: Dialect) -> list[Statement]:
+    """The statements that write back what the batch changed (one ``executemany`` per table)."""
+    return [w.statement(dialect) for w in history_rows(history, now)]
+
+
 async def save_history(conn: AsyncConnection, history: History, now: datetime, *, one_hop: bool = True) -> None:
-    """Write back what the batch changed (``history_writes``; on SQLite in one hop, see ``load_history``)."""
-    await execute_all(conn, history_writes(history, now, conn.dialect), one_hop=one_hop)
+    """Write back what the batch changed (``history_rows``; with ``one_hop`` in one round trip: module docstring)."""
+    await write_all(conn, history_rows(history, now), one_hop=one_hop)
     history.changes = type(history.changes)()
 
 

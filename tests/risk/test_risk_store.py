@@ -238,7 +238,22 @@ async def test_both_paths_load_the_same_history_for_every_candidate_subset(engin
         assert not (await load_history(conn, batch, SIZES, 0)).recent
 
 
-async def test_screening_gives_the_same_outcomes_and_stored_state_on_both_paths(engine: AsyncEngine) -> None:
+async def _count_driver_trips(conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every trip to aiosqlite's thread on ``conn`` from now on (statements, commits, one-hop runs)."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    execute, trips = driver._execute, []
+
+    async def counted(work: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(work)
+        return await execute(work, *args, **kwargs)
+
+    monkeypatch.setattr(driver, "_execute", counted)
+    return trips
+
+
+async def test_screening_gives_the_same_outcomes_and_stored_state_on_both_paths(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     risk = load_risk(REPO / "config" / "risk.yaml", Plugins(load_entry_points=False).risk_rule_classes(), b"k" * 32)
     ids = [await insert_instruction(engine) for _ in range(5)]
     async with engine.begin() as conn:
@@ -259,10 +274,15 @@ async def test_screening_gives_the_same_outcomes_and_stored_state_on_both_paths(
         screener = Screener(risk, one_hop=one_hop)
         async with engine.connect() as conn:
             tx = await conn.begin()
-            outcomes = []
+            trips = await _count_driver_trips(conn, monkeypatch) if engine.dialect.name == "sqlite" else []
+            outcomes, trips_per_batch = [], []
             for group in batches:
+                before = len(trips)
                 for s in await screener.evaluate(conn, group, NOW):
                     outcomes.append((s.candidate.instruction_id, s.outcome, s.reason_code, s.findings))
+                trips_per_batch.append(len(trips) - before)
+            if engine.dialect.name == "sqlite" and one_hop:  # reads, rules, credit, writes: one trip per batch
+                assert trips_per_batch == [1] * len(batches)
             reserved = sorted(tuple(r) for r in await conn.execute(select(credit_reservations)))
             stored = (_state(await _core_history(conn)), await credit.load_limits(conn), reserved)
             await tx.rollback()
