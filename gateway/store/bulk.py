@@ -99,20 +99,6 @@ def _sqlite_bool(value: bool | None) -> int | None:
     return None if value is None else int(value)
 
 
-def _converter(column: Column[Any], dialect: Dialect) -> Converter:
-    sqlite = dialect.name == "sqlite"
-    kind = column.type
-    if isinstance(kind, UTCDateTime):
-        return _sqlite_datetime if sqlite else _pg_datetime
-    if isinstance(kind, JSON):
-        return _json
-    if isinstance(kind, Date):
-        return _sqlite_date if sqlite else _identity
-    if isinstance(kind, Boolean):
-        return _sqlite_bool if sqlite else _identity
-    return _identity
-
-
 # -- reading: what the driver returns → what SQLAlchemy would have returned --------------------
 
 
@@ -139,19 +125,29 @@ def _sqlite_bool_out(value: int | None) -> bool | None:
     return None if value is None else bool(value)
 
 
-def _result_converter(column: Column[Any], dialect: Dialect) -> Converter:
-    sqlite = dialect.name == "sqlite"
-    kind = column.type
-    if isinstance(kind, UTCDateTime):
-        return _sqlite_datetime_out if sqlite else _pg_datetime_out
-    if isinstance(kind, JSON):
-        # SQLite returns the text; SQLAlchemy's asyncpg dialect registers a codec that decodes JSON
-        return _json_out if sqlite else _identity
-    if isinstance(kind, Date):
-        return _sqlite_date_out if sqlite else _identity
-    if isinstance(kind, Boolean):
-        return _sqlite_bool_out if sqlite else _identity
+#: per column type: (sent to SQLite, sent to asyncpg, read from SQLite, read from asyncpg); other types pass as they are
+_CODECS: tuple[tuple[type, Converter, Converter, Converter, Converter], ...] = (
+    (UTCDateTime, _sqlite_datetime, _pg_datetime, _sqlite_datetime_out, _pg_datetime_out),
+    # SQLite returns the text; SQLAlchemy's asyncpg dialect registers a codec that decodes JSON
+    (JSON, _json, _json, _json_out, _identity),
+    (Date, _sqlite_date, _identity, _sqlite_date_out, _identity),
+    (Boolean, _sqlite_bool, _identity, _sqlite_bool_out, _identity),
+)
+
+
+def _codec(column: Column[Any], dialect: Dialect, reading: bool) -> Converter:
+    for kind, *converters in _CODECS:
+        if isinstance(column.type, kind):
+            return converters[2 * reading + (dialect.name != "sqlite")]
     return _identity
+
+
+def _converter(column: Column[Any], dialect: Dialect) -> Converter:
+    return _codec(column, dialect, reading=False)
+
+
+def _result_converter(column: Column[Any], dialect: Dialect) -> Converter:
+    return _codec(column, dialect, reading=True)
 
 
 @lru_cache(maxsize=128)
