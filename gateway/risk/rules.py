@@ -275,7 +275,13 @@ class NewBeneficiaryRule(Rule):
 
 
 class DuplicateRule(Rule):
-    """The same (or nearly the same) payment to the same creditor account within a window."""
+    """The same (or nearly the same) payment to the same creditor account within a window.
+
+    A near duplicate must also name the same documents: when both remittances
+    carry numbers and neither's numbers include the other's (``Invoice 2026-0451``
+    and ``Invoice 2026-0452`` of a payment run), they pay different documents,
+    however alike the text and amounts (``near_same_numbers``, on by default).
+    """
 
     name = "duplicate"
     default_score = 0.9
@@ -284,6 +290,7 @@ class DuplicateRule(Rule):
         "near_tolerance": {"type": "number", "minimum": 0, "maximum": 0.5},
         "near_similarity": {"type": "number", "minimum": 0, "maximum": 1},
         "near_score": {"type": "number", "minimum": 0, "maximum": 1},
+        "near_same_numbers": {"type": "boolean"},
     }
 
     def __init__(self, options: Mapping[str, Any], context: RuleContext) -> None:
@@ -292,6 +299,7 @@ class DuplicateRule(Rule):
         self.tolerance = float(options.get("near_tolerance", 0.01))
         self.similarity = float(options.get("near_similarity", 0.8))
         self.near_score = float(options.get("near_score", 0.6))
+        self.same_numbers = bool(options.get("near_same_numbers", True))
 
     def recent_seconds(self) -> int:
         return self.window
@@ -307,6 +315,7 @@ class DuplicateRule(Rule):
                 near is None
                 and _close(r.amount_minor, c.amount_minor, self.tolerance)
                 and _similar(r.remittance, c.remittance, self.similarity)
+                and (not self.same_numbers or _same_documents(r.remittance, c.remittance))
             ):
                 near = r.instruction_id
         if near is not None:
@@ -325,6 +334,21 @@ def _similar(a: str, b: str, threshold: float) -> bool:
     if not a or not b:
         return False
     return SequenceMatcher(None, a, b).ratio() >= threshold
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+@lru_cache(maxsize=16384)
+def _numbers(text: str) -> frozenset[str]:
+    """The numbers a remittance names, leading zeros dropped (``INV0000451`` and ``Inv. 451`` agree)."""
+    return frozenset(n.lstrip("0") or "0" for n in _NUMBER.findall(text))
+
+
+def _same_documents(a: str, b: str) -> bool:
+    """Whether two remittances may pay the same documents: one names no number, or its numbers include the other's."""
+    na, nb = _numbers(a), _numbers(b)
+    return not na or not nb or na <= nb or nb <= na
 
 
 class RoundAmountRule(Rule):

@@ -300,6 +300,29 @@ def test_duplicate_quiet_for_a_different_payment() -> None:
     assert rule.evaluate(cand("1000.00", remittance="Invoice 2026-0042", creditor="other", at=later), history) is None
 
 
+def test_near_duplicate_must_name_the_same_documents() -> None:
+    rule = duplicate_rule()
+    history = history_for(rule)
+    history.record(cand("1000.00", remittance="INV0000451 PO 4512345", instruction_id="run-1"), learn=True)
+    later = T0 + timedelta(minutes=2)
+    # the next invoice of a payment run: alike in text and amount, but another document
+    assert rule.evaluate(cand("1004.00", remittance="INV0000452 PO 4578912", at=later), history) is None
+    # the same invoice typed again (leading zeros dropped) is still a near duplicate
+    finding = fired(rule, cand("1004.00", remittance="Inv. 451 PO 4512345", at=later), history)
+    assert finding.reason == "nearly the same payment to this account as run-1"
+    # a remittance naming no number cannot tell documents apart: similarity and amount decide
+    history.record(cand("2000.00", remittance="Monthly service fee", instruction_id="fee-1"), learn=True)
+    assert fired(rule, cand("2010.00", remittance="Monthly service fees", at=later), history).score == 0.6
+
+
+def test_near_duplicate_numbers_check_can_be_turned_off() -> None:
+    rule = duplicate_rule(near_same_numbers=False)
+    history = history_for(rule)
+    history.record(cand("1000.00", remittance="INV0000451 PO 4512345", instruction_id="run-1"), learn=True)
+    c = cand("1004.00", remittance="INV0000452 PO 4578912", at=T0 + timedelta(minutes=2))
+    assert fired(rule, c, history).reason == "nearly the same payment to this account as run-1"
+
+
 def test_duplicate_outside_the_window() -> None:
     rule = duplicate_rule(window="2h")
     history = history_for(rule)
@@ -757,7 +780,7 @@ def test_engine_screen_learns_only_what_goes_through() -> None:
     assert first.outcome is Outcome.HOLD  # new_beneficiary's 0.8 reaches hold_at
     assert history.beneficiary(first.candidate) is None
     second = engine.screen(
-        cand("20000.00", creditor="new-account", remittance="Order 2", at=T0 + timedelta(hours=1)), history
+        cand("20000.00", creditor="new-account", remittance="ORDER 1.", at=T0 + timedelta(hours=1)), history
     )
     assert second.outcome is Outcome.HOLD
     assert second.rules() == ["new_beneficiary", "duplicate"]  # still new, and the held attempt is remembered
