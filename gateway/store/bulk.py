@@ -231,12 +231,7 @@ async def fetch_all(conn: AsyncConnection, queries: Sequence[Query], *, one_hop:
     thread = await sqlite_thread(conn, enabled=one_hop)
     if thread is None:
         return [await fetch_rows(conn, q.sql(dialect), q.params, q.table, q.columns) for q in queries]
-
-    def run(db: sqlite3.Connection) -> list[list[Any]]:
-        return [db.execute(q.sql(dialect), q.params).fetchall() for q in queries]
-
-    raw = await thread.run(run)
-    return [result_values(rows, q.table, q.columns, dialect) for q, rows in zip(queries, raw, strict=True)]
+    return await thread.run(lambda db: run_queries(db, queries, dialect))
 
 
 def run_queries(db: sqlite3.Connection, queries: Sequence[Query], dialect: Dialect) -> list[list[Any]]:
