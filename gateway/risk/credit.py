@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.money import Money
 from gateway.status import Status
-from gateway.store.bulk import Query, bind_converter, fetch_all, insert_statement, placeholders
+from gateway.store.bulk import Query, Statement, bind_converter, fetch_all, insert_statement, placeholders
 from gateway.store.tables import credit_limits, credit_reservations
 
 if TYPE_CHECKING:
@@ -169,6 +169,42 @@ async def set_limit(
     return found[(counterparty, currency)]
 
 
+@lru_cache(maxsize=8)
+def _reserve_sql(dialect: Dialect, force: bool) -> str:
+    """Add to the reserved exposure where the limit allows it (``force``: whatever it allows)."""
+    marks = [placeholders(dialect, 1, n) for n in range(1, 6)]
+    sql = (
+        f"UPDATE credit_limits SET reserved_minor = reserved_minor + {marks[0]}, updated_at = {marks[1]} "
+        f"WHERE counterparty = {marks[2]} AND currency = {marks[3]}"
+    )
+    if not force:
+        sql += f" AND limit_minor - reserved_minor - consumed_minor >= {marks[4]}"
+    return sql
+
+
+def _reservation(
+    dialect: Dialect,
+    instruction_id: str,
+    counterparty: str,
+    currency: str,
+    amount_minor: int,
+    now: datetime,
+    force: bool,
+) -> tuple[tuple[str, tuple[Any, ...]], Statement]:
+    """The conditional ``UPDATE`` of the limit and the ``INSERT`` of the reservation (if the update hit a row)."""
+    at = bind_converter(credit_limits.c.updated_at, dialect)(now)
+    params = (amount_minor, at, counterparty, currency) + (() if force else (amount_minor,))
+    row = {
+        "instruction_id": instruction_id,
+        "counterparty": counterparty,
+        "currency": currency,
+        "amount_minor": amount_minor,
+        "state": "reserved",
+        "updated_at": now,
+    }
+    return (_reserve_sql(dialect, force), params), insert_statement(credit_reservations, [row], dialect)
+
+
 async def reserve(
     conn: AsyncConnection,
     instruction_id: str,
@@ -180,37 +216,11 @@ async def reserve(
     force: bool = False,
 ) -> bool:
     """Reserve exposure for a payment; False if it would pass the limit (``force``: finance approved)."""
-    where = [credit_limits.c.counterparty == counterparty, credit_limits.c.currency == currency]
-    if not force:
-        where.append(
-            credit_limits.c.limit_minor - credit_limits.c.reserved_minor - credit_limits.c.consumed_minor
-            >= amount_minor
-        )
-    done = await conn.execute(
-        update(credit_limits)
-        .where(*where)
-        .values(reserved_minor=credit_limits.c.reserved_minor + amount_minor, updated_at=now)
-    )
-    if not done.rowcount:
+    update, insert = _reservation(conn.dialect, instruction_id, counterparty, currency, amount_minor, now, force)
+    if not (await conn.exec_driver_sql(*update)).rowcount:
         return False
-    await conn.execute(
-        credit_reservations.insert().values(
-            instruction_id=instruction_id,
-            counterparty=counterparty,
-            currency=currency,
-            amount_minor=amount_minor,
-            state="reserved",
-            updated_at=now,
-        )
-    )
+    await conn.exec_driver_sql(*insert)
     return True
-
-
-_RESERVE_SQLITE = (
-    "UPDATE credit_limits SET reserved_minor = (credit_limits.reserved_minor + ?), updated_at = ? "
-    "WHERE credit_limits.counterparty = ? AND credit_limits.currency = ? "
-    "AND credit_limits.limit_minor - credit_limits.reserved_minor - credit_limits.consumed_minor >= ?"
-)
 
 
 def reserve_in_sqlite_thread(
@@ -223,19 +233,10 @@ def reserve_in_sqlite_thread(
     now: datetime,
 ) -> bool:
     """``reserve`` (without ``force``) inside SQLite's thread (``SQLiteThread.run``): the same two statements."""
-    at = bind_converter(credit_limits.c.updated_at, dialect)(now)
-    if not db.execute(_RESERVE_SQLITE, (amount_minor, at, counterparty, currency, amount_minor)).rowcount:
+    update, insert = _reservation(dialect, instruction_id, counterparty, currency, amount_minor, now, False)
+    if not db.execute(*update).rowcount:
         return False
-    row = {
-        "instruction_id": instruction_id,
-        "counterparty": counterparty,
-        "currency": currency,
-        "amount_minor": amount_minor,
-        "state": "reserved",
-        "updated_at": now,
-    }
-    sql, params = insert_statement(credit_reservations, [row], dialect)
-    db.execute(sql, params[0])
+    db.executemany(*insert)
     return True
 
 
