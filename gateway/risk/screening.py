@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.ids import new_id
@@ -33,7 +32,7 @@ from gateway.risk.model import Candidate, Finding, Outcome, Screening
 from gateway.risk.store import HistoryQueries, history_writes, save_history
 from gateway.status import Status
 from gateway.store import repo
-from gateway.store.bulk import Query, fetch_all, insert_rows, run_queries, run_statements
+from gateway.store.bulk import fetch_all, insert_rows, run_queries, run_statements
 from gateway.store.repo import Transition
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import holds, instructions, risk_alerts
@@ -82,75 +81,69 @@ class Screener:
         """Evaluate in order, reserve credit, remember; the caller's transaction commits it all.
 
         On SQLite (``one_hop``) the whole of it runs in one trip to the driver's
-        thread (``_evaluate_in_sqlite_thread``); otherwise the history and credit
-        limit reads go as one round trip and the writes after the rules.
+        thread; otherwise the history and credit limit reads go as one round
+        trip, the reservations one by one, and the writes after the rules. Both
+        run the same steps (``_in_order``).
         """
-        engine = self.engine
-        remember = engine.has_rules  # no rule reads history: do not read or write it on the dispatch path
+        remember = self.engine.has_rules  # no rule reads history: do not read or write it on the dispatch path
         # the history (no queries without a rule reading it) and the credit limits in one round of reads
         dialect = conn.dialect
         reads = HistoryQueries(
-            dialect, candidates if remember else (), (), engine.recent_seconds, counters=engine.counters
+            dialect, candidates if remember else (), (), self.engine.recent_seconds, counters=self.engine.counters
         )
         limits_query = credit.limits_query(dialect, {c.counterparty for c in candidates if c.counterparty})
         queries = [*reads.queries, *([limits_query] if limits_query else [])]
         thread = await sqlite_thread(conn, enabled=self.one_hop)
         if thread is not None:
-            return await thread.run(
-                lambda db: self._evaluate_in_sqlite_thread(db, dialect, candidates, reads, queries, now, remember)
-            )
-        fetched = await fetch_all(conn, queries, one_hop=self.one_hop)
-        history = reads.fill(fetched[: len(reads.queries)])
-        limits = credit.limit_rows(fetched[-1]) if limits_query else {}
-        results: list[Screening] = []
-        for c in candidates:
-            screening = engine.evaluate(c, history)
-            limit = _limit_to_reserve(c, screening, limits)
-            if limit is not None:
-                ok = await credit.reserve(conn, c.instruction_id, c.counterparty or "", c.currency, c.amount_minor, now)
-                if not ok:
-                    screening = _over_limit(screening, limit)
-            if remember:
-                history.record(c, learn=screening.outcome in (Outcome.PASS, Outcome.FLAG))
-            results.append(screening)
+
+            def in_thread(db: sqlite3.Connection) -> list[Screening]:
+                steps = self._in_order(candidates, reads, run_queries(db, queries, dialect), remember)
+                try:
+                    c = next(steps)
+                    while True:
+                        args = (c.instruction_id, c.counterparty or "", c.currency, c.amount_minor, now)
+                        c = steps.send(credit.reserve_in_sqlite_thread(db, dialect, *args))
+                except StopIteration as done:
+                    results: list[Screening] = done.value
+                if remember:
+                    run_statements(db, history_writes(reads.history, now, dialect))
+                return results
+
+            return await thread.run(in_thread)
+        steps = self._in_order(candidates, reads, await fetch_all(conn, queries, one_hop=self.one_hop), remember)
+        try:
+            c = next(steps)
+            while True:
+                reserved = await credit.reserve(
+                    conn, c.instruction_id, c.counterparty or "", c.currency, c.amount_minor, now
+                )
+                c = steps.send(reserved)
+        except StopIteration as done:
+            results = done.value
         if remember:
-            await save_history(conn, history, now, one_hop=self.one_hop)
+            await save_history(conn, reads.history, now, one_hop=self.one_hop)
         return results
 
-    def _evaluate_in_sqlite_thread(
-        self,
-        db: sqlite3.Connection,
-        dialect: Dialect,
-        candidates: Sequence[Candidate],
-        reads: HistoryQueries,
-        queries: Sequence[Query],
-        now: datetime,
-        remember: bool,
-    ) -> list[Screening]:
-        """``evaluate``'s reads, rules, credit reservations and writes, run in SQLite's thread (one trip).
+    def _in_order(
+        self, candidates: Sequence[Candidate], reads: HistoryQueries, fetched: Sequence[list[Any]], remember: bool
+    ) -> Generator[Candidate, bool, list[Screening]]:
+        """Evaluate each payment in order (so a batch's payments see each other), the same on every path.
 
-        The same steps in the same order as the round-trip path; a single
-        payment no longer waits for the event loop between its reads and its
-        writes (each trip waits for a turn of the loop).
+        ``fetched``: the rows of the history queries, then of the credit limits
+        (if asked for). Yields each payment that must reserve credit exposure
+        and is sent whether the reservation held; returns the screenings.
         """
-        engine = self.engine
-        fetched = run_queries(db, queries, dialect)
         history = reads.fill(fetched[: len(reads.queries)])
-        limits = credit.limit_rows(fetched[-1]) if len(queries) > len(reads.queries) else {}
+        limits = credit.limit_rows(fetched[-1]) if len(fetched) > len(reads.queries) else {}
         results: list[Screening] = []
         for c in candidates:
-            screening = engine.evaluate(c, history)
+            screening = self.engine.evaluate(c, history)
             limit = _limit_to_reserve(c, screening, limits)
-            if limit is not None:
-                counterparty = c.counterparty or ""
-                args = (c.instruction_id, counterparty, c.currency, c.amount_minor, now)
-                if not credit.reserve_in_sqlite_thread(db, dialect, *args):
-                    screening = _over_limit(screening, limit)
+            if limit is not None and not (yield c):
+                screening = _over_limit(screening, limit)
             if remember:
                 history.record(c, learn=screening.outcome in (Outcome.PASS, Outcome.FLAG))
             results.append(screening)
-        if remember:
-            run_statements(db, history_writes(history, now, dialect))
         return results
 
     async def screen(
