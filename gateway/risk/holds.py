@@ -153,7 +153,8 @@ async def _release(rt: Runtime, conn: AsyncConnection, row: dict[str, Any], orde
             conn, order.id, candidate.counterparty, candidate.currency, candidate.amount_minor, now, force=True
         )
     if rt.risk.has_rules:  # nothing reads history without rules (as in screening)
-        history = await load_history(conn, [candidate], rt.risk.bucket_sizes, 0)
+        # learning reads and writes pairs, beneficiaries and names only: no counters, no recent payments
+        history = await load_history(conn, [candidate], (), 0, counters=())
         history.learn_only(candidate)
         await save_history(conn, history, now)
     await conn.execute(
