@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store.bulk import insert_statement, result_values
+from gateway.store.bulk import Statement, execute_all, insert_statement, result_values, run_statements
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
 
@@ -211,8 +210,7 @@ class IntakeWriter:
             return await thread.run(lambda db: self._write_sqlite(db, dialect, batch))
         lookups = _Lookups(batch, dialect)
         results, accepted = _decide(batch, *lookups.found((await conn.exec_driver_sql(*lookups.query)).all()))
-        for table, rows in _rows(accepted):
-            await conn.exec_driver_sql(*insert_statement(table, rows, dialect))
+        await execute_all(conn, _inserts(accepted, dialect), one_hop=False)
         return results
 
     @staticmethod
@@ -220,8 +218,7 @@ class IntakeWriter:
         """``_write`` as plain ``sqlite3`` calls, run in the driver's thread (one hop for the whole batch)."""
         lookups = _Lookups(batch, dialect)
         results, accepted = _decide(batch, *lookups.found(db.execute(*lookups.query).fetchall()))
-        for table, rows in _rows(accepted):
-            db.executemany(*insert_statement(table, rows, dialect))
+        run_statements(db, _inserts(accepted, dialect))
         return results
 
 
@@ -317,27 +314,25 @@ def _decide(
     return results, accepted
 
 
-def _rows(accepted: Sequence[IntakeItem]) -> list[tuple[Table, list[dict[str, Any]]]]:
+def _inserts(accepted: Sequence[IntakeItem], dialect: Dialect) -> list[Statement]:
     """What the accepted items write, table by table, parents first (nothing when none)."""
     if not accepted:
         return []
+    keys = [
+        {
+            "business_unit_id": i.business_unit_id,
+            "key": i.idempotency_key,
+            "request_hash": i.request_hash,
+            "status_code": 202,
+            "response": i.response,
+            "instruction_id": i.instruction["id"],
+            "created_at": i.instruction["created_at"],
+        }
+        for i in accepted
+    ]
     return [
-        (instructions, [i.instruction for i in accepted]),
-        (instruction_events, [i.event for i in accepted]),
-        (outbox, [i.job for i in accepted]),
-        (
-            idempotency_keys,
-            [
-                {
-                    "business_unit_id": i.business_unit_id,
-                    "key": i.idempotency_key,
-                    "request_hash": i.request_hash,
-                    "status_code": 202,
-                    "response": i.response,
-                    "instruction_id": i.instruction["id"],
-                    "created_at": i.instruction["created_at"],
-                }
-                for i in accepted
-            ],
-        ),
+        insert_statement(instructions, [i.instruction for i in accepted], dialect),
+        insert_statement(instruction_events, [i.event for i in accepted], dialect),
+        insert_statement(outbox, [i.job for i in accepted], dialect),
+        insert_statement(idempotency_keys, keys, dialect),
     ]
