@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib.util
 import itertools
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -177,6 +180,20 @@ def example_instruction(**changes: Any) -> dict[str, Any]:
     body["reference"] = f"INV-{uuid.uuid4().hex[:12].upper()}"
     body.update(changes)
     return body
+
+
+def load_bench(name: str) -> ModuleType:
+    """The benchmark script ``bench/<name>.py`` as a module (loaded once), for tests that run it small."""
+    module_name = f"bench_{name}"
+    found = sys.modules.get(module_name)
+    if found is not None:
+        return found
+    spec = importlib.util.spec_from_file_location(module_name, REPO / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

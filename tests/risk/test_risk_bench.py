@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "risk.py"
-
-
-def _bench() -> ModuleType:
-    found = sys.modules.get("bench_risk")
-    if found is not None:
-        return found
-    spec = importlib.util.spec_from_file_location("bench_risk", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_risk"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+from tests.support import load_bench
 
 
 def _run(capsys: pytest.CaptureFixture[str], db: Path, *extra: str) -> dict:
@@ -47,7 +32,7 @@ def _run(capsys: pytest.CaptureFixture[str], db: Path, *extra: str) -> dict:
         "--json",
         *extra,
     ]
-    assert _bench().main(argv) == 0
+    assert load_bench("risk").main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     return json.loads(lines[-1])
 

@@ -8,33 +8,17 @@ many normal payments. The full-size run (100,000 payments) stays outside the sui
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "risk_quality.py"
-
-
-def load_bench() -> ModuleType:
-    found = sys.modules.get("bench_risk_quality")
-    if found is not None:
-        return found
-    spec = importlib.util.spec_from_file_location("bench_risk_quality", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+from tests.support import load_bench
 
 
 def test_risk_quality_bench_small_run(capsys: pytest.CaptureFixture[str]) -> None:
-    bench = load_bench()
+    bench = load_bench("risk_quality")
     started = time.perf_counter()
     assert bench.main(["--count", "5000", "--json"]) == 0
     elapsed = time.perf_counter() - started
@@ -60,7 +44,7 @@ def test_risk_quality_bench_small_run(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_risk_quality_generator_is_deterministic() -> None:
-    bench = load_bench()
+    bench = load_bench("risk_quality")
     blocklist = {"names": ["Example Blocked Trading Ltd"], "accounts": [{"wallet": "blocked-example-wallet-0001"}]}
     first = bench.generate(2000, 0.05, 11, blocklist)
     second = bench.generate(2000, 0.05, 11, blocklist)
