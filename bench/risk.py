@@ -98,6 +98,7 @@ from gateway.risk.history import History, Recent
 from gateway.risk.model import Candidate, Outcome, Screening
 from gateway.risk.screening import Screener
 from gateway.risk.store import HistoryQueries, counter_row, load_history, recent_row, save_history
+from gateway.runtime import fetch_orders
 from gateway.store.bulk import fetch_all, insert_rows
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
@@ -837,17 +838,12 @@ async def _cached(target: Target, key: str) -> dict[str, Any] | None:
 
 # -- measurement ----------------------------------------------------------------------------
 
-LOAD_QUERY = select(instructions, business_units.c.name.label("business_unit_name")).join(
-    business_units, business_units.c.id == instructions.c.business_unit_id
-)
-
 
 async def load_orders(
     conn: AsyncConnection, codec: InstructionCodec, ids: Sequence[str]
 ) -> list[tuple[dict[str, Any], PaymentOrder]]:
-    """``Runtime.load_orders`` on a given connection: one query, rows decrypted into orders (in id order)."""
-    rows = (await conn.execute(LOAD_QUERY.where(instructions.c.id.in_(list(ids))))).mappings().all()
-    found = {row["id"]: (dict(row), codec.payment_order(row, row["business_unit_name"])) for row in rows}
+    """``Runtime.load_orders`` on a given connection (``fetch_orders``), in id order."""
+    found = await fetch_orders(conn, codec, ids)
     return [found[i] for i in ids]
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.adapter import Adapter, AdapterContext
 from gateway.clock import Clock, system_clock
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from gateway.dispatch import Dispatcher
     from gateway.poller import StatusPoller
 
-__all__ = ["DEV_KEY_ID", "Runtime"]
+__all__ = ["DEV_KEY_ID", "Runtime", "fetch_orders"]
 
 log = logging.getLogger(__name__)
 DEV_KEY_ID = "dev"
@@ -67,6 +67,24 @@ def _build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock
         context = AdapterContext(callback_url=f"{settings.public_url}/v1/partners/{name}/callbacks", clock=clock)
         built[name] = cls.from_settings(block, context)
     return built
+
+
+async def fetch_orders(
+    conn: AsyncConnection, codec: InstructionCodec, instruction_ids: Sequence[str]
+) -> dict[str, tuple[dict[str, Any], PaymentOrder]]:
+    """``Runtime.load_orders`` on a given connection (one query, rows decrypted into orders)."""
+    rows = (
+        (
+            await conn.execute(
+                select(instructions, business_units.c.name.label("business_unit_name"))
+                .join(business_units, business_units.c.id == instructions.c.business_unit_id)
+                .where(instructions.c.id.in_(list(instruction_ids)))
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return {row["id"]: (dict(row), codec.payment_order(row, row["business_unit_name"])) for row in rows}
 
 
 class Runtime:
@@ -167,18 +185,7 @@ class Runtime:
         if not instruction_ids:
             return {}
         async with self.engine.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        select(instructions, business_units.c.name.label("business_unit_name"))
-                        .join(business_units, business_units.c.id == instructions.c.business_unit_id)
-                        .where(instructions.c.id.in_(list(instruction_ids)))
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return {row["id"]: (dict(row), self.codec.payment_order(row, row["business_unit_name"])) for row in rows}
+            return await fetch_orders(conn, self.codec, instruction_ids)
 
     async def load_order(self, instruction_id: str) -> tuple[dict[str, Any], PaymentOrder]:
         """The instruction row and its decrypted ``PaymentOrder``."""
