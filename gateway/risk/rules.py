@@ -187,9 +187,6 @@ class VelocityRule(Rule):
             for item in options.get("limits", [])
         ]
 
-    def bucket_sizes(self) -> Iterable[int]:
-        return {bucket_seconds(window) for _, window, _, _ in self.limits}
-
     def counters(self) -> Iterable[CounterSpec]:
         return {(subject, bucket_seconds(window)) for subject, window, _, _ in self.limits}
 
