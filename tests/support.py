@@ -197,18 +197,17 @@ def load_bench(name: str) -> ModuleType:
 
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+#: rows written directly by tests (not through a gateway) are encrypted with this test-only key
+TEST_CODEC = InstructionCodec(FieldCipher(parse_key_ring("t:" + "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=")))
 
 
 async def insert_instruction(engine: AsyncEngine, business_unit: str = "erp", **changes: Any) -> str:
     """Store the example instruction (status received) directly, as intake would; returns its id."""
-    cipher = FieldCipher(parse_key_ring("t:" + "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE="))
     data = parse_as_latest(contracts(), "instruction", "1.1", example_instruction(**changes), parse_instruction)
     instruction_id = new_id("ins")
     async with engine.begin() as conn:
         bu = await repo.ensure_business_unit(conn, business_unit, NOW)
-        await conn.execute(
-            instructions.insert().values(InstructionCodec(cipher).new_row(instruction_id, bu, data, "1.1", NOW))
-        )
+        await conn.execute(instructions.insert().values(TEST_CODEC.new_row(instruction_id, bu, data, "1.1", NOW)))
         await conn.execute(
             instruction_events.insert().values(
                 repo.event_row(

@@ -16,19 +16,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.contracts import contracts
-from gateway.crypto import FieldCipher, parse_key_ring
 from gateway.ids import new_id
 from gateway.instruction import parse_instruction
 from gateway.status import Decision, Status
 from gateway.store import repo
-from gateway.store.codec import InstructionCodec
 from gateway.store.intake import IntakeItem, IntakeOutcome, IntakeResult, IntakeWriter
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
 from gateway.versioning import parse_as_latest
-from tests.support import BACKENDS, NOW, example_instruction
-
-CODEC = InstructionCodec(FieldCipher(parse_key_ring("t:" + "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=")))
+from tests.support import BACKENDS, NOW, TEST_CODEC, example_instruction
 
 
 def item(bu: str, key: str, body: dict[str, Any], request_hash: str) -> IntakeItem:
@@ -39,7 +35,7 @@ def item(bu: str, key: str, body: dict[str, Any], request_hash: str) -> IntakeIt
         business_unit_id=bu,
         idempotency_key=key,
         request_hash=request_hash,
-        instruction=CODEC.new_row(instruction_id, bu, data, "1.0", NOW, submitted_by="key_1"),
+        instruction=TEST_CODEC.new_row(instruction_id, bu, data, "1.0", NOW, submitted_by="key_1"),
         event=repo.event_row(
             instruction_id, 1, None, Status.RECEIVED, Decision(True, "applied"), source="api", occurred_at=NOW
         ),
