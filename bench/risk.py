@@ -972,7 +972,7 @@ class Bench:
             cands = [self.candidates[k] for k in self.take(BATCH)]
             async with self.transaction() as conn:
                 t0 = time.perf_counter()
-                reads = HistoryQueries(conn.dialect, cands, (), risk.recent_seconds, counters=risk.counters)
+                reads = HistoryQueries(conn.dialect, cands, risk.counters, risk.recent_seconds)
                 limits = credit.limits_query(conn.dialect, {c.counterparty for c in cands if c.counterparty})
                 fetched = await fetch_all(conn, [*reads.queries, *([limits] if limits else [])], one_hop=one_hop)
                 history = reads.fill(fetched[: len(reads.queries)])
@@ -997,7 +997,7 @@ class Bench:
         for lo in range(0, len(self.candidates), BATCH):
             cands = self.candidates[lo : lo + BATCH]
             async with self.engine.connect() as conn:
-                history = await load_history(conn, cands, (), risk.recent_seconds, counters=risk.counters)
+                history = await load_history(conn, cands, risk.counters, risk.recent_seconds)
                 await conn.rollback()
             rows["counters"] += sum(len(b) for b in history.counters.values())
             rows["recent"] += sum(len(v) for v in history.recent.values())

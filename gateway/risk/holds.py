@@ -154,7 +154,7 @@ async def _release(rt: Runtime, conn: AsyncConnection, row: dict[str, Any], orde
         )
     if rt.risk.has_rules:  # nothing reads history without rules (as in screening)
         # learning reads and writes pairs, beneficiaries and names only: no counters, no recent payments
-        history = await load_history(conn, [candidate], (), 0, counters=())
+        history = await load_history(conn, [candidate], (), 0)
         history.learn_only(candidate)
         await save_history(conn, history, now)
     await conn.execute(

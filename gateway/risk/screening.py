@@ -89,7 +89,7 @@ class Screener:
         # the history (no queries without a rule reading it) and the credit limits in one round of reads
         dialect = conn.dialect
         reads = HistoryQueries(
-            dialect, candidates if remember else (), (), self.engine.recent_seconds, counters=self.engine.counters
+            dialect, candidates if remember else (), self.engine.counters, self.engine.recent_seconds
         )
         limits_query = credit.limits_query(dialect, {c.counterparty for c in candidates if c.counterparty})
         queries = [*reads.queries, *([limits_query] if limits_query else [])]

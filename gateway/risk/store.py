@@ -167,12 +167,10 @@ class HistoryQueries:
         self,
         dialect: Dialect,
         candidates: Sequence[Candidate],
-        bucket_sizes: Iterable[int],
+        counters: Iterable[CounterSpec],
         recent_seconds: int,
-        *,
-        counters: Iterable[CounterSpec] | None = None,
     ) -> None:
-        self.history = History(bucket_sizes, recent_seconds or 86_400, counters=counters)
+        self.history = History(recent_seconds=recent_seconds or 86_400, counters=counters)
         self.queries: list[Query] = []
         self._fills: list[Callable[[list[Any]], None]] = []
         if candidates:
@@ -254,19 +252,18 @@ class HistoryQueries:
 async def load_history(
     conn: AsyncConnection,
     candidates: Sequence[Candidate],
-    bucket_sizes: Iterable[int],
+    counters: Iterable[CounterSpec],
     recent_seconds: int,
     *,
-    counters: Iterable[CounterSpec] | None = None,
     one_hop: bool = True,
 ) -> History:
     """The history the rules need for these candidates (see module docstring).
 
-    ``counters``: the (subject, bucket size) counters to load (``RiskEngine.counters``);
-    without it, every size in ``bucket_sizes`` for both subjects. ``one_hop``: on
-    SQLite, all queries in one trip to the driver's thread (``bulk.fetch_all``).
+    ``counters``: the (subject, bucket size) velocity counters to load
+    (``RiskEngine.counters``); ``recent_seconds``: how far back recent payments
+    go (0: none). ``one_hop``: all queries in one round trip (``bulk.fetch_all``).
     """
-    reads = HistoryQueries(conn.dialect, candidates, bucket_sizes, recent_seconds, counters=counters)
+    reads = HistoryQueries(conn.dialect, candidates, counters, recent_seconds)
     return reads.fill(await fetch_all(conn, reads.queries, one_hop=one_hop))
 
 

@@ -16,7 +16,7 @@ from gateway.money import Money
 from gateway.plugins import Plugins
 from gateway.risk import credit
 from gateway.risk.engine import load_risk
-from gateway.risk.history import Beneficiary, History, NameAccounts, PairStats, Recent, bucket_seconds
+from gateway.risk.history import SUBJECTS, Beneficiary, History, NameAccounts, PairStats, Recent, bucket_seconds
 from gateway.risk.model import Candidate, Outcome
 from gateway.risk.screening import Screener
 from gateway.risk.store import load_history, prune_history, save_history
@@ -38,6 +38,7 @@ from tests.support import candidate as cand
 
 HOUR = 3600
 SIZES = {bucket_seconds(HOUR), bucket_seconds(86_400)}
+COUNTERS = {(subject, size) for size in SIZES for subject in SUBJECTS}  # what History(SIZES) keeps
 
 
 def candidate(n: int, amount_minor: int = 100_00, creditor: str = "c1", name: str = "nordic parts") -> Candidate:
@@ -66,7 +67,7 @@ async def test_history_survives_a_round_trip_through_the_store(engine: AsyncEngi
         await save_history(conn, history, NOW)
     probe = candidate(10, 100_00, creditor="c1")
     async with engine.connect() as conn:
-        loaded = await load_history(conn, [probe], SIZES, 86_400)
+        loaded = await load_history(conn, [probe], COUNTERS, 86_400)
     assert loaded.velocity(probe, "creditor", HOUR) == (5, sum(c.amount_minor for c in batch))
     assert loaded.velocity(probe, "debtor", HOUR) == (5, sum(c.amount_minor for c in batch))
     pair = loaded.pair(probe)
@@ -204,7 +205,7 @@ async def test_driver_level_load_and_save_round_trip_the_history_core_reads(engi
         await save_history(conn, written, NOW, one_hop=one_hop)
     async with engine.connect() as conn:
         core = await _core_history(conn)
-        loaded = await load_history(conn, batch, SIZES, 86_400, one_hop=one_hop)
+        loaded = await load_history(conn, batch, COUNTERS, 86_400, one_hop=one_hop)
         in_thread = await sqlite_thread(conn, enabled=one_hop) is not None
     assert in_thread == (one_hop and engine.dialect.name == "sqlite")
     assert _state(loaded) == _state(written) == _state(core)
@@ -216,7 +217,7 @@ async def test_driver_level_load_and_save_round_trip_the_history_core_reads(engi
     async with engine.begin() as conn:
         await save_history(conn, loaded, NOW, one_hop=one_hop)
     async with engine.connect() as conn:
-        again = await load_history(conn, batch, SIZES, 86_400, one_hop=one_hop)
+        again = await load_history(conn, batch, COUNTERS, 86_400, one_hop=one_hop)
         core = await _core_history(conn)
     assert _state(again) == _state(loaded) == _state(core)
 
@@ -230,12 +231,12 @@ async def test_both_paths_load_the_same_history_for_every_candidate_subset(engin
         await save_history(conn, written, NOW)
     async with engine.connect() as conn:
         for subset in ([batch[0]], [batch[2]], batch[:5], batch[7:8] + batch[30:33], batch, []):
-            one = await load_history(conn, subset, SIZES, 86_400, one_hop=True)
-            each = await load_history(conn, subset, SIZES, 86_400, one_hop=False)
+            one = await load_history(conn, subset, COUNTERS, 86_400, one_hop=True)
+            each = await load_history(conn, subset, COUNTERS, 86_400, one_hop=False)
             assert _state(one) == _state(each)
             assert bool(one.beneficiaries) == bool(subset)
         # no recent payments asked for: no recent query on either path
-        assert not (await load_history(conn, batch, SIZES, 0)).recent
+        assert not (await load_history(conn, batch, COUNTERS, 0)).recent
 
 
 async def _count_driver_trips(conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch) -> list[object]:
