@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store.bulk import Statement, execute_all, insert_statement, result_values, run_statements
+from gateway.store.bulk import Statement, execute_all, insert_statement, placeholders, result_values, run_statements
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
 
@@ -245,12 +245,12 @@ class _Lookups:
             units = sorted({bu for bu, _ in self.keys})
             names = sorted({k for _, k in self.keys})
             references = sorted({r for _, r in self.refs})
-            unit_in = f"t.business_unit_id IN ({', '.join('?' * len(units))})"
+            unit_in = f"t.business_unit_id IN ({placeholders(dialect, len(units))})"
             self.query: tuple[str, tuple[Any, ...]] = (
                 f"{keys_select} FROM idempotency_keys t "
-                f"WHERE {unit_in} AND t.key IN ({', '.join('?' * len(names))}) UNION ALL "
+                f"WHERE {unit_in} AND t.key IN ({placeholders(dialect, len(names))}) UNION ALL "
                 f"{refs_select} FROM instructions t "
-                f"WHERE {unit_in} AND t.reference IN ({', '.join('?' * len(references))})",
+                f"WHERE {unit_in} AND t.reference IN ({placeholders(dialect, len(references))})",
                 (*units, *names, *units, *references),
             )
         else:  # asyncpg
