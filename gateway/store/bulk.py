@@ -55,7 +55,6 @@ __all__ = [
     "result_values",
     "run_queries",
     "run_statements",
-    "upsert_rows",
     "upsert_statement",
     "write_all",
 ]
@@ -350,26 +349,6 @@ def run_statements(db: sqlite3.Connection, statements: Sequence[Statement]) -> N
         db.executemany(sql, params)
 
 
-async def upsert_rows(
-    conn: AsyncConnection,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    keys: Sequence[str],
-    *,
-    add: Sequence[str] = (),
-    keep: Sequence[str] = (),
-) -> None:
-    """``INSERT … ON CONFLICT (keys) DO UPDATE`` as one ``executemany`` (SQLite and PostgreSQL alike).
-
-    Columns in ``add`` are incremented by the new row's value (atomically, in
-    SQL), columns in ``keep`` keep the stored value, every other column takes
-    the new value. ``rows`` are dicts keyed by column name, all with the same keys.
-    """
-    if not rows:
-        return
-    await conn.exec_driver_sql(*upsert_statement(table, rows, keys, conn.dialect, add=add, keep=keep))
-
-
 def upsert_statement(
     table: Table,
     rows: Sequence[Mapping[str, Any]],
@@ -379,7 +358,12 @@ def upsert_statement(
     add: Sequence[str] = (),
     keep: Sequence[str] = (),
 ) -> Statement:
-    """The driver-level upsert that ``upsert_rows`` sends, and its parameter tuples (``rows`` not empty)."""
+    """The driver-level ``INSERT … ON CONFLICT (keys) DO UPDATE``, and its parameter tuples (``rows`` not empty).
+
+    Columns in ``add`` are incremented by the new row's value (atomically, in
+    SQL), columns in ``keep`` keep the stored value, every other column takes
+    the new value. ``rows`` are dicts keyed by column name, all with the same keys.
+    """
     columns = tuple(rows[0])
     sql, converters = _upsert_plan(table, columns, tuple(keys), frozenset(add), frozenset(keep), dialect)
     return sql, _params(converters, columns, rows)

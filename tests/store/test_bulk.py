@@ -21,7 +21,6 @@ from gateway.store.bulk import (
     insert_rows,
     insert_statement,
     placeholders,
-    upsert_rows,
     upsert_statement,
     write_all,
 )
@@ -124,12 +123,16 @@ def _pair(creditor: str, count: int, amounts: list[int], at: datetime) -> dict[s
     }
 
 
-async def test_upsert_rows_stores_what_a_core_upsert_stores(engine: AsyncEngine) -> None:
+async def test_upserts_store_what_a_core_upsert_stores(engine: AsyncEngine) -> None:
     keys = ("creditor_key", "debtor_key", "business_unit", "currency")
     later = LATER
     async with engine.begin() as conn:
-        await upsert_rows(conn, risk_pairs, [_pair("c_bulk", 1, [100], NOW)], keys, add=("count",))
-        await upsert_rows(conn, risk_pairs, [_pair("c_bulk", 2, [100, 250], later)], keys, add=("count",))
+        await write_all(
+            conn, [Write(risk_pairs, [_pair("c_bulk", 1, [100], NOW)], keys, add=("count",))], one_hop=False
+        )
+        await write_all(
+            conn, [Write(risk_pairs, [_pair("c_bulk", 2, [100, 250], later)], keys, add=("count",))], one_hop=False
+        )
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         for row in (_pair("c_core", 1, [100], NOW), _pair("c_core", 2, [100, 250], later)):
             stmt = dialect.insert(risk_pairs)
@@ -144,16 +147,12 @@ async def test_upsert_rows_stores_what_a_core_upsert_stores(engine: AsyncEngine)
             await conn.execute(stmt, [row])
         # keep: the stored value stays
         first_seen = {"creditor_key": "c1", "business_unit": "erp", "count": 1, "max_minor": 5}
-        await upsert_rows(
-            conn, risk_beneficiaries, [{**first_seen, "first_seen": NOW}], ("creditor_key", "business_unit")
+        unit_key = ("creditor_key", "business_unit")
+        await write_all(conn, [Write(risk_beneficiaries, [{**first_seen, "first_seen": NOW}], unit_key)], one_hop=False)
+        stored = Write(
+            risk_beneficiaries, [{**first_seen, "first_seen": later, "count": 2}], unit_key, keep=("first_seen",)
         )
-        await upsert_rows(
-            conn,
-            risk_beneficiaries,
-            [{**first_seen, "first_seen": later, "count": 2}],
-            ("creditor_key", "business_unit"),
-            keep=("first_seen",),
-        )
+        await write_all(conn, [stored], one_hop=False)
     async with engine.connect() as conn:
         pairs = {r["creditor_key"]: dict(r) for r in (await conn.execute(select(risk_pairs))).mappings()}
         beneficiary = (await conn.execute(select(risk_beneficiaries))).one()
@@ -198,7 +197,11 @@ async def test_fetch_all_reads_each_query_as_fetch_rows_does(engine: AsyncEngine
     async with engine.begin() as conn:
         await conn.execute(business_units.insert().values(id="bu_1", name="erp", created_at=NOW))
         await insert_rows(conn, instructions, [_instruction("ins_1", "REF-1"), _instruction("ins_2", "REF-2")])
-        await upsert_rows(conn, risk_pairs, [_pair("c1", 2, [100, 250], NOW), _pair("c2", 1, [7], LATER)], keys)
+        await write_all(
+            conn,
+            [Write(risk_pairs, [_pair("c1", 2, [100, 250], NOW), _pair("c2", 1, [7], LATER)], keys)],
+            one_hop=False,
+        )
     columns = ("id", "masked", "requested_execution_date", "created_at")
     pair_columns = ("creditor_key", "amounts", "updated_at")
     async with engine.connect() as conn:
