@@ -20,18 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.db import create_engine
 from gateway.store.migrate import upgrade
-from tests.support import BACKENDS, PG_URL, SHARED_DATA, Database, LiveGateway, start_gateway, stop_gateway
+from tests.support import BACKENDS, PARTNER_FILES, PG_URL, Database, LiveGateway, start_gateway, stop_gateway
 
 # the simulators' fixtures (sim_probe, scenario_file, partner_simulator), as a QA team would load them
 pytest_plugins = ["gateway_simulators.pytest_plugin"]
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """Real partner files written by others (../shared/data); missing is an error, not a skip."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"partner sample files not found at {SHARED_DATA}")
-    return SHARED_DATA
+def partner_files() -> Path:
+    """Real partner files written by others (tests/data/partner-files, see its SOURCES.md)."""
+    if not PARTNER_FILES.is_dir():
+        pytest.fail(f"partner sample files not found at {PARTNER_FILES}")
+    return PARTNER_FILES
 
 
 async def _drop_schema(schema: str) -> None:

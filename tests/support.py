@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.api.app import create_app
@@ -44,13 +45,21 @@ from gateway.store.tables import instruction_events, instructions
 from gateway.versioning import parse_as_latest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+PARTNER_FILES = REPO / "tests" / "data" / "partner-files"
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
 
 #: statuses an instruction may rest in (as the API shows them)
 FINAL = frozenset(status.value for status in TERMINAL)
 
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
+#: the parameter of a test that only means something on PostgreSQL; without a server it is skipped, saying how to run it
+POSTGRESQL_ONLY = pytest.param(
+    "postgresql",
+    marks=pytest.mark.skipif(
+        not PG_URL,
+        reason="PostgreSQL only: to run it, set GATEWAY_TEST_DATABASE_URL (e.g. postgresql+asyncpg://…/test)",
+    ),
+)
 
 
 @dataclass

@@ -41,8 +41,8 @@ CALLBACK_SECRET = "ach-callback-secret-for-tests"
 VALID = ["ppd-debit.ach", "web-debit.ach", "return-WEB.ach", "cor-example.ach"]
 
 
-def nacha(shared_data: Path, name: str) -> str:
-    return (shared_data / "nacha" / name).read_text()
+def nacha(partner_files: Path, name: str) -> str:
+    return (partner_files / "nacha" / name).read_text()
 
 
 def make_order(
@@ -64,14 +64,14 @@ def make_order(
 
 
 @pytest.mark.parametrize("name", VALID)
-def test_valid_real_files_round_trip_byte_for_byte(shared_data: Path, name: str) -> None:
-    text = nacha(shared_data, name)
+def test_valid_real_files_round_trip_byte_for_byte(partner_files: Path, name: str) -> None:
+    text = nacha(partner_files, name)
 
     assert render(read_file(text)) == text
 
 
-def test_multi_batch_file_is_read_entry_by_entry(shared_data: Path) -> None:
-    ach = read_file(nacha(shared_data, "web-debit.ach"))
+def test_multi_batch_file_is_read_entry_by_entry(partner_files: Path) -> None:
+    ach = read_file(nacha(partner_files, "web-debit.ach"))
 
     assert [len(b.entries) for b in ach.batches] == [4, 1, 1]
     assert [b.header.get("sec_code") for b in ach.batches] == ["WEB", "WEB", "PPD"]
@@ -87,23 +87,23 @@ def test_multi_batch_file_is_read_entry_by_entry(shared_data: Path) -> None:
         ("20110805A.ach", "file control batch_count is 000005, the batches give 4"),
     ],
 )
-def test_invalid_real_files_are_refused_with_every_problem(shared_data: Path, name: str, expected: str) -> None:
+def test_invalid_real_files_are_refused_with_every_problem(partner_files: Path, name: str, expected: str) -> None:
     with pytest.raises(NachaError) as caught:
-        read_file(nacha(shared_data, name))
+        read_file(nacha(partner_files, name))
 
     assert any(expected in e.message for e in caught.value.errors), caught.value.errors
     assert isinstance(caught.value, ContractError)
 
 
-def test_check_digit_problem_points_at_the_entry_line(shared_data: Path) -> None:
+def test_check_digit_problem_points_at_the_entry_line(partner_files: Path) -> None:
     with pytest.raises(NachaError) as caught:
-        read_file(nacha(shared_data, "ppd-debit-invalid-entryDetail-checkDigit.ach"))
+        read_file(nacha(partner_files, "ppd-debit-invalid-entryDetail-checkDigit.ach"))
 
     assert [e.pointer for e in caught.value.errors if "check digit" in e.message] == ["/line/3"]
 
 
-def test_return_file_yields_r01_and_r03_with_original_traces(shared_data: Path) -> None:
-    notices = returns_in(read_file(nacha(shared_data, "return-WEB.ach")))
+def test_return_file_yields_r01_and_r03_with_original_traces(partner_files: Path) -> None:
+    notices = returns_in(read_file(nacha(partner_files, "return-WEB.ach")))
 
     assert [(n.kind, n.reason_code, n.original_trace, n.amount_cents) for n in notices] == [
         ("return", "R01", "091400600000001", 12354),
@@ -112,14 +112,14 @@ def test_return_file_yields_r01_and_r03_with_original_traces(shared_data: Path) 
     assert notices[0].reason == "insufficient funds"
 
 
-def test_notification_of_change_is_not_a_return(shared_data: Path) -> None:
-    notices = returns_in(read_file(nacha(shared_data, "cor-example.ach")))
+def test_notification_of_change_is_not_a_return(partner_files: Path) -> None:
+    notices = returns_in(read_file(nacha(partner_files, "cor-example.ach")))
 
     assert [(n.kind, n.reason_code) for n in notices] == [("change", "C01")]
 
 
-def test_tampered_control_total_is_refused(shared_data: Path) -> None:
-    lines = nacha(shared_data, "ppd-debit.ach").split("\n")
+def test_tampered_control_total_is_refused(partner_files: Path) -> None:
+    lines = nacha(partner_files, "ppd-debit.ach").split("\n")
     control = next(i for i, line in enumerate(lines) if line.startswith("8"))
     lines[control] = lines[control][:20] + "000000000001" + lines[control][32:]
 
@@ -457,21 +457,21 @@ async def test_undeliverable_file_stays_pending_and_is_retried(rig: Rig) -> None
     assert first == [] and len(retried) == 1 and len(rig.drop.entries) == 1
 
 
-async def test_drop_refuses_a_file_without_the_api_key(rig: Rig, shared_data: Path) -> None:
+async def test_drop_refuses_a_file_without_the_api_key(rig: Rig, partner_files: Path) -> None:
     session = rig.adapter._client()
     url = f"{rig.adapter.base_url}/files"
 
-    async with session.post(url, data=nacha(shared_data, "ppd-debit.ach"), headers={"Idempotency-Key": "x"}) as resp:
+    async with session.post(url, data=nacha(partner_files, "ppd-debit.ach"), headers={"Idempotency-Key": "x"}) as resp:
         assert resp.status == 401
     assert rig.drop.files == {}
 
 
-async def test_drop_rejects_an_invalid_real_file_with_the_failing_lines(rig: Rig, shared_data: Path) -> None:
+async def test_drop_rejects_an_invalid_real_file_with_the_failing_lines(rig: Rig, partner_files: Path) -> None:
     session = rig.adapter._client()
     headers = {"X-Api-Key": API_KEY, "Idempotency-Key": "bad-1"}
 
     async with session.post(
-        f"{rig.adapter.base_url}/files", data=nacha(shared_data, "short-line.ach"), headers=headers
+        f"{rig.adapter.base_url}/files", data=nacha(partner_files, "short-line.ach"), headers=headers
     ) as r:
         answer = await r.json()
 
@@ -482,8 +482,8 @@ async def test_drop_rejects_an_invalid_real_file_with_the_failing_lines(rig: Rig
 # -- pushed return files (callbacks) ---------------------------------------------------------
 
 
-def test_signed_return_file_callback_parses_to_returned_updates(rig: Rig, shared_data: Path) -> None:
-    body = nacha(shared_data, "return-WEB.ach").encode()
+def test_signed_return_file_callback_parses_to_returned_updates(rig: Rig, partner_files: Path) -> None:
+    body = nacha(partner_files, "return-WEB.ach").encode()
     signature = sign_payload(CALLBACK_SECRET.encode(), body, int(rig.clock().timestamp()))
 
     updates = rig.adapter.parse_callback({"x-signature": signature}, body)
@@ -494,15 +494,15 @@ def test_signed_return_file_callback_parses_to_returned_updates(rig: Rig, shared
     ]
 
 
-def test_callback_with_a_wrong_signature_is_refused_before_parsing(rig: Rig, shared_data: Path) -> None:
-    body = nacha(shared_data, "return-WEB.ach").encode()
+def test_callback_with_a_wrong_signature_is_refused_before_parsing(rig: Rig, partner_files: Path) -> None:
+    body = nacha(partner_files, "return-WEB.ach").encode()
 
     with pytest.raises(SignatureError):
         rig.adapter.parse_callback({"X-Signature": sign_payload(b"another-secret", body)}, body)
 
 
-def test_signed_callback_with_an_invalid_file_is_a_contract_error(rig: Rig, shared_data: Path) -> None:
-    body = nacha(shared_data, "short-line.ach").encode()
+def test_signed_callback_with_an_invalid_file_is_a_contract_error(rig: Rig, partner_files: Path) -> None:
+    body = nacha(partner_files, "short-line.ach").encode()
     signature = sign_payload(CALLBACK_SECRET.encode(), body, int(rig.clock().timestamp()))
 
     with pytest.raises(ContractError):

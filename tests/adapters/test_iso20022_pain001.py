@@ -131,8 +131,8 @@ def test_read_pain001_returns_what_was_built(new_order: OrderFactory) -> None:
     assert order.creditor.account.iban not in repr(tx)
 
 
-def test_real_pain001_v03_sample_is_not_accepted_as_v09(shared_data) -> None:
-    sample = (shared_data / "pain001" / "pain.001.001.03.xml").read_bytes()
+def test_real_pain001_v03_sample_is_not_accepted_as_v09(partner_files) -> None:
+    sample = (partner_files / "pain001" / "pain.001.001.03.xml").read_bytes()
 
     with pytest.raises(ContractError) as caught:
         read_pain001(sample)

@@ -49,8 +49,8 @@ REJECTED_TX = TransactionStatus(
 )
 
 
-def test_parses_real_goldman_sachs_v3_report(shared_data) -> None:
-    body = (shared_data / "pain002" / "gs_pain_002_v3_accepted.xml").read_bytes()
+def test_parses_real_goldman_sachs_v3_report(partner_files) -> None:
+    body = (partner_files / "pain002" / "gs_pain_002_v3_accepted.xml").read_bytes()
 
     parsed = parse_pain002(body)
 
@@ -68,9 +68,9 @@ def test_parses_real_goldman_sachs_v3_report(shared_data) -> None:
 
 
 def test_real_accepted_report_is_an_acknowledgement_identified_by_bank_reference(
-    shared_data,
+    partner_files,
 ) -> None:
-    body = (shared_data / "pain002" / "gs_pain_002_v3_accepted.xml").read_bytes()
+    body = (partner_files / "pain002" / "gs_pain_002_v3_accepted.xml").read_bytes()
 
     (update,) = status_updates(parse_pain002(body))
 

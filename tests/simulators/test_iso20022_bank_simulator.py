@@ -53,9 +53,9 @@ async def test_xsd_invalid_body_gets_400_ff01_naming_the_failure(
     assert client.app[BANK].payments == {}
 
 
-async def test_other_pain001_version_gets_400_ff01(bank_client: BankClient, sign: Sign, shared_data: Any) -> None:
+async def test_other_pain001_version_gets_400_ff01(bank_client: BankClient, sign: Sign, partner_files: Any) -> None:
     client = await bank_client()
-    body = (shared_data / "pain001" / "pain.001.001.03.xml").read_bytes()
+    body = (partner_files / "pain001" / "pain.001.001.03.xml").read_bytes()
 
     resp = await client.post("/pain001", data=body, headers=sign(body))
     report = parse_pain002(await answer(resp))

@@ -202,8 +202,8 @@ async def test_statement_breaks_are_injected_as_the_scenario_says(
 
 
 @pytest.mark.parametrize("name", ["camt053.v2.minimal.xml", "camt053.v4.xml", "camt053.v8.xml"])
-def test_the_statement_reader_reads_real_camt053_files(shared_data: Path, name: str) -> None:
-    (statement,) = read_camt053((shared_data / "camt053" / name).read_bytes())
+def test_the_statement_reader_reads_real_camt053_files(partner_files: Path, name: str) -> None:
+    (statement,) = read_camt053((partner_files / "camt053" / name).read_bytes())
 
     assert statement.statement_id == "253EURNL26VAYB8060476890"
     assert {b.code for b in statement.balances} >= {"OPBD", "CLBD"}

@@ -24,7 +24,7 @@ from gateway.store.intake import IntakeItem, IntakeOutcome, IntakeResult, Intake
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
 from gateway.versioning import parse_as_latest
-from tests.support import BACKENDS, NOW, TEST_CODEC, example_instruction
+from tests.support import NOW, POSTGRESQL_ONLY, TEST_CODEC, example_instruction
 
 
 def item(bu: str, key: str, body: dict[str, Any], request_hash: str) -> IntakeItem:
@@ -141,7 +141,7 @@ async def test_writer_task_group_commits_concurrent_submissions(engine: AsyncEng
     assert await counts(engine) == [50, 50, 50, 50]
 
 
-@pytest.mark.parametrize("database", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+@pytest.mark.parametrize("database", [POSTGRESQL_ONLY], indirect=True)
 async def test_writer_recovers_when_postgresql_drops_its_connection(
     engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
