@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jsonschema import Draft202012Validator
 
-from gateway.contracts import contracts
+from gateway.contracts.registry import contracts
 
 
 def _cases() -> list[tuple[str, str, Any]]:

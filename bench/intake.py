@@ -55,7 +55,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.contracts import contracts
+from gateway.contracts.registry import contracts
 
 HERE = Path(__file__).resolve().parent
 LUA_SCRIPT = HERE / "intake.lua"
@@ -112,8 +112,8 @@ def serve_echo(port: int) -> None:
 def serve_gateway_intake_only(config: str) -> None:
     """``gateway serve`` minus dispatcher and poller: the same app, intake path only (``--intake-only``)."""
     from gateway.api.app import create_app
+    from gateway.api.server import bind, start_app
     from gateway.config import load_settings
-    from gateway.serving import bind, start_app
 
     async def main() -> None:
         settings = load_settings(config)

@@ -85,13 +85,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.accounts import Party, parse_account
-from gateway.adapter import PaymentOrder
 from gateway.config import load_settings
-from gateway.crypto import FieldCipher, parse_key_ring
-from gateway.instruction import InstructionData
-from gateway.money import Money
-from gateway.plugins import Plugins
+from gateway.domain.accounts import Party, parse_account
+from gateway.domain.instruction import InstructionData
+from gateway.domain.money import Money
+from gateway.partners.adapter import PaymentOrder
+from gateway.plugins.manager import Plugins
 from gateway.risk import credit
 from gateway.risk.engine import RiskEngine, fingerprint_key, load_risk
 from gateway.risk.history import History, Recent
@@ -102,6 +101,7 @@ from gateway.runtime import fetch_orders
 from gateway.store.bulk import fetch_all, insert_rows
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
+from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.migrate import head_revision, upgrade
 from gateway.store.tables import (
     business_units,

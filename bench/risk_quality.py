@@ -81,8 +81,8 @@ sys.path.insert(0, str(ROOT))
 
 import holidays  # noqa: E402
 
-from gateway.money import minor_units  # noqa: E402
-from gateway.plugins import Plugins  # noqa: E402
+from gateway.domain.money import minor_units  # noqa: E402
+from gateway.plugins.manager import Plugins  # noqa: E402
 from gateway.risk.engine import RiskEngine, load_risk  # noqa: E402
 from gateway.risk.history import History  # noqa: E402
 from gateway.risk.model import Candidate, Outcome, normalise_name, normalise_text  # noqa: E402

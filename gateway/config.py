@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from gateway.contracts import pointer_of
+from gateway.contracts.registry import pointer_of
 from gateway.errors import ConfigError
 
 __all__ = [

@@ -6,8 +6,15 @@ one middleware (``gateway.api.problems``) and the CLI to exit code 2.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from gateway.domain.errors import (
+    AccountError,
+    CurrencyError,
+    DomainError,
+    FieldError,
+    GatewayError,
+    IdentifierError,
+    MoneyError,
+)
 
 __all__ = [
     "AccountError",
@@ -39,82 +46,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class FieldError:
-    """One failing field: its JSON pointer and what is wrong with it."""
-
-    pointer: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"pointer": self.pointer, "detail": self.message}
-
-
-class GatewayError(Exception):
-    """Root of every error the gateway raises on purpose."""
-
-    default_message = "gateway error"
-    #: HTTP status the API answers with; the CLI always exits 2.
-    status = 500
-    #: short stable slug used in the problem ``type`` URI.
-    slug = "gateway-error"
-
-    def __init__(self, message: str | None = None, *, errors: list[FieldError] | None = None):
-        self.message = message or self.default_message
-        self.errors: list[FieldError] = list(errors or [])
-        super().__init__(self.message)
-
-    @property
-    def title(self) -> str:
-        return self.default_message[:1].upper() + self.default_message[1:]
-
-
 class ConfigError(GatewayError, ValueError):
     """The configuration (file or environment) is invalid."""
 
     default_message = "invalid configuration"
     slug = "invalid-config"
-
-
-class DomainError(GatewayError, ValueError):
-    """A value breaks a domain rule (money, account, party)."""
-
-    default_message = "invalid value"
-    status = 422
-    slug = "invalid-value"
-
-    def __init__(self, message: str | None = None, *, pointer: str = "", **kw: Any):
-        errors = kw.pop("errors", None) or [FieldError(pointer, message or self.default_message)]
-        super().__init__(message, errors=errors)
-        self.pointer = pointer
-
-
-class MoneyError(DomainError):
-    """An amount is not a valid amount of money in its currency."""
-
-    default_message = "invalid amount"
-    slug = "invalid-amount"
-
-
-class CurrencyError(MoneyError):
-    """A currency code is not an active ISO 4217 code."""
-
-    default_message = "unknown currency"
-    slug = "invalid-currency"
-
-
-class AccountError(DomainError):
-    """An account identifier (IBAN, BIC, routing number, wallet) is invalid."""
-
-    default_message = "invalid account"
-    slug = "invalid-account"
-
-
-class IdentifierError(DomainError):
-    """A reference or identifier (ISO 11649 creditor reference, LEI) fails its check digits."""
-
-    default_message = "invalid identifier"
-    slug = "invalid-identifier"
 
 
 class ContractError(GatewayError, ValueError):
@@ -224,9 +160,11 @@ class AdapterError(GatewayError):
     status = 502
     slug = "partner-error"
 
-    def __init__(self, message: str | None = None, *, reason_code: str | None = None):
+    def __init__(self, message: str | None = None, *, reason_code: str | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.reason_code = reason_code
+        #: seconds the partner asked us to wait before the next try (``Retry-After``), if it said
+        self.retry_after = retry_after
 
 
 class TransientPartnerError(AdapterError):
@@ -242,8 +180,7 @@ class TransientPartnerError(AdapterError):
         reason_code: str | None = None,
         retry_after: float | None = None,
     ):
-        super().__init__(message, reason_code=reason_code)
-        self.retry_after = retry_after
+        super().__init__(message, reason_code=reason_code, retry_after=retry_after)
 
 
 class OutcomeUnknownError(TransientPartnerError):

@@ -1,79 +1,8 @@
-"""Hook specifications: every way a plugin can extend the gateway.
+"""Public import path of the hook specifications and markers, for adapter packages.
 
-Grouped by lifecycle phase. Each hook's docstring says when it is called,
-what it may return, and how the answers of several plugins combine. Every hook
-here must be documented in ``docs/hooks.md`` (a test enforces it).
+``from gateway.hookspecs import hookimpl`` is what a plugin writes; the
+specifications live in :mod:`gateway.plugins.hookspecs`.
 """
 
-from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-import pluggy
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-    from typing import Any
-
-    from aiohttp import web
-
-    from gateway.adapter import Adapter
-    from gateway.events import StatusChange
-    from gateway.risk.rules import Rule
-
-__all__ = ["PROJECT", "hookimpl", "hookspec"]
-
-PROJECT = "gateway"
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
-
-
-# -- registration (start-up) ----------------------------------------------------
-
-
-@hookspec
-def gateway_adapter_classes() -> Sequence[type[Adapter]]:
-    """Return the ``Adapter`` subclasses this plugin provides.
-
-    Called once at start-up, after plugins are loaded. Every plugin's answer is
-    collected and the lists are concatenated; two adapters with the same
-    ``name`` are a start-up error. Return an empty list to contribute none.
-    """
-
-
-@hookspec
-def gateway_simulators() -> Mapping[str, Callable[[Mapping[str, Any]], web.Application]]:
-    """Return partner simulators this plugin ships: name → app factory.
-
-    Called by ``gateway simulate NAME``, ``gateway demo`` and the test kit. The
-    factory takes the simulator's settings mapping and returns an aiohttp
-    application. Every plugin's mapping is merged; a duplicate name is an error.
-    By convention a simulator has the name of the adapter it imitates.
-    """
-
-
-@hookspec
-def gateway_risk_rules() -> Sequence[type[Rule]]:
-    """Return the risk rule classes (``gateway.risk.rules.Rule`` subclasses) this plugin provides.
-
-    Called once at start-up, before ``config/risk.yaml`` is checked: each rule's
-    ``options_schema`` becomes part of that file's schema, so a rule is usable by
-    its ``name`` under ``rules:``. Every plugin's answer is concatenated (the
-    built-in rules come through this hook too); two rules with the same name are
-    a start-up error.
-    """
-
-
-# -- instruction lifecycle (runtime) --------------------------------------------
-
-
-@hookspec
-def gateway_status_changed(change: StatusChange) -> None:
-    """Observe a status transition after it has been committed.
-
-    Called once per applied transition (never for ignored ones), after the
-    transaction that recorded it has committed, in the process that made it.
-    Every plugin is called; return values are ignored. Must not block: hand
-    slow work to a task. An exception is logged and does not undo the change.
-    """
+from gateway.plugins.hookspecs import *  # noqa: F403
+from gateway.plugins.hookspecs import __all__ as __all__

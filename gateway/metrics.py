@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from gateway.events import StatusChange
-from gateway.hookspecs import hookimpl
+from gateway.domain.events import StatusChange
+from gateway.plugins.hookspecs import hookimpl
 
 __all__ = ["Metrics"]
 

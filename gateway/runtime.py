@@ -16,28 +16,28 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.adapter import Adapter, AdapterContext
-from gateway.clock import Clock, system_clock
 from gateway.config import Settings
-from gateway.contracts import ContractRegistry, contracts
-from gateway.crypto import FieldCipher, parse_key_ring
+from gateway.contracts.registry import ContractRegistry, contracts
+from gateway.dispatch.routing import load_routing
+from gateway.domain.clock import Clock, system_clock
+from gateway.domain.events import StatusChange
 from gateway.errors import ConfigError, NotFoundError
-from gateway.events import StatusChange
 from gateway.metrics import Metrics
-from gateway.plugins import Plugins
+from gateway.partners.adapter import Adapter, AdapterContext
+from gateway.plugins.manager import Plugins
 from gateway.risk.credit import sync_config_limits
 from gateway.risk.engine import fingerprint_key, load_risk
 from gateway.risk.screening import Screener
-from gateway.routing import load_routing
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
+from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.intake import IntakeWriter
 from gateway.store.tables import business_units, instructions
 
 if TYPE_CHECKING:
-    from gateway.adapter import PaymentOrder
-    from gateway.dispatch import Dispatcher
-    from gateway.poller import StatusPoller
+    from gateway.dispatch.dispatcher import Dispatcher
+    from gateway.dispatch.scheduler import StatusPoller
+    from gateway.partners.adapter import PaymentOrder
 
 __all__ = ["DEV_KEY_ID", "Runtime", "fetch_orders"]
 
@@ -138,8 +138,8 @@ class Runtime:
 
     async def start(self, *, dispatch: bool = True, poll: bool = True) -> None:
         """Start adapters, the intake writer and (optionally) dispatcher and poller."""
-        from gateway.dispatch import Dispatcher
-        from gateway.poller import StatusPoller
+        from gateway.dispatch.dispatcher import Dispatcher
+        from gateway.dispatch.scheduler import StatusPoller
 
         for adapter in self.adapters.values():
             await adapter.start()

@@ -119,9 +119,9 @@ def scenario_file(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 async def partner_simulator() -> AsyncIterator[Callable[..., Awaitable[SimulatorProbe]]]:
     """Factory: start a simulator by name on a loopback port; its probe has ``url``. Stopped afterwards."""
+    from gateway.api.server import RunningApp, bind, start_app
     from gateway.config import load_settings
-    from gateway.plugins import Plugins
-    from gateway.serving import RunningApp, bind, start_app
+    from gateway.plugins.manager import Plugins
 
     running: list[RunningApp] = []
 

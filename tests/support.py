@@ -26,23 +26,24 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.api.app import create_app
-from gateway.clock import system_clock
+from gateway.api.server import RunningApp, bind, start_app
 from gateway.config import Settings, load_settings
-from gateway.contracts import contracts
-from gateway.crypto import FieldCipher, parse_key_ring
-from gateway.ids import new_id
-from gateway.instruction import parse_instruction
-from gateway.money import minor_units
-from gateway.plugins import Plugins
+from gateway.contracts.registry import contracts
+from gateway.contracts.versions import parse_as_latest
+from gateway.devtools.simulators import start_simulators
+from gateway.domain.clock import system_clock
+from gateway.domain.ids import new_id
+from gateway.domain.instruction import parse_instruction
+from gateway.domain.money import minor_units
+from gateway.domain.status import TERMINAL, Decision, Status
+from gateway.plugins.manager import Plugins
 from gateway.risk.model import Candidate, Fingerprinter, normalise_name, normalise_text
 from gateway.runtime import Runtime
-from gateway.serving import RunningApp, bind, start_app, start_simulators
-from gateway.status import TERMINAL, Decision, Status
 from gateway.store import repo
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
+from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.tables import instruction_events, instructions
-from gateway.versioning import parse_as_latest
 
 REPO = Path(__file__).resolve().parents[1]
 PARTNER_FILES = REPO / "tests" / "data" / "partner-files"

@@ -13,6 +13,7 @@ def _pyproject() -> dict:
 
 
 def test_every_package_directory_is_in_the_wheel() -> None:
+    """Python packages and data-only folders (templates, scenarios, contracts) are declared, nothing else."""
     setuptools = _pyproject()["tool"]["setuptools"]
     mapping = {folder: name for name, folder in setuptools["package-dir"].items()}
     found = set()
@@ -20,7 +21,15 @@ def test_every_package_directory_is_in_the_wheel() -> None:
         for init in (REPO / folder).rglob("__init__.py"):
             rel = init.parent.relative_to(REPO / folder)
             found.add(".".join([name, *rel.parts]))
-    assert found == set(setuptools["packages"])
+    declared = set(setuptools["packages"])
+    assert found <= declared
+    for package in declared - found:  # data-only: a folder that exists and has package data declared
+        name, *rest = package.split(".")
+        folder = REPO / setuptools["package-dir"][name] / "/".join(rest)
+        assert folder.is_dir(), package
+        assert any(p.is_file() for p in folder.rglob("*")), package
+    for package in setuptools["package-data"]:
+        assert package in declared, f"package data declared for {package}, which is not a package"
 
 
 def test_builtin_adapters_register_through_the_entry_point_group() -> None:

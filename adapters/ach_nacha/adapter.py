@@ -28,8 +28,10 @@ from typing import Any, ClassVar, Self
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from gateway.accounts import UsAccount
-from gateway.adapter import (
+from gateway.domain.accounts import UsAccount
+from gateway.domain.status import Status
+from gateway.errors import PermanentPartnerError, TransientPartnerError
+from gateway.partners.adapter import (
     Adapter,
     AdapterContext,
     Capabilities,
@@ -38,9 +40,7 @@ from gateway.adapter import (
     StatusUpdate,
     SubmitResult,
 )
-from gateway.crypto import verify_signature
-from gateway.errors import PermanentPartnerError, TransientPartnerError
-from gateway.status import Status
+from gateway.partners.signing import verify_signature
 from gateway_adapters.ach_nacha.calendar import CutoffCalendar
 from gateway_adapters.ach_nacha.nacha import (
     EntryInput,

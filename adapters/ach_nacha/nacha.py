@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import ClassVar
 
-from gateway.accounts import aba_check_digit_ok
+from gateway.domain.accounts import aba_check_digit_ok
 from gateway.errors import ContractError, FieldError
 
 __all__ = [

@@ -30,8 +30,16 @@ from decimal import Decimal
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-from gateway.accounts import WalletAccount, mask
-from gateway.adapter import (
+from gateway.domain.accounts import WalletAccount, mask
+from gateway.domain.money import Money
+from gateway.domain.status import Status
+from gateway.errors import (
+    ContractError,
+    DomainError,
+    PermanentPartnerError,
+    TransientPartnerError,
+)
+from gateway.partners.adapter import (
     Adapter,
     AdapterContext,
     Capabilities,
@@ -40,16 +48,8 @@ from gateway.adapter import (
     StatusUpdate,
     SubmitResult,
 )
-from gateway.crypto import verify_signature
-from gateway.errors import (
-    ContractError,
-    DomainError,
-    PermanentPartnerError,
-    TransientPartnerError,
-)
-from gateway.money import Money
-from gateway.partner_http import PartnerHttp
-from gateway.status import Status
+from gateway.partners.http import PartnerHttp
+from gateway.partners.signing import verify_signature
 from gateway_adapters.card_acquirer.codes import EVENT_STATUSES, PAYOUT_STATUSES, REROUTE, rule_for
 from gateway_adapters.card_acquirer.contracts import (
     ERROR,

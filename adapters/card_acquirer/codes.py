@@ -9,7 +9,7 @@
     with an ISO 20022 reason code;
   * ``reroute`` — *this* acquirer cannot carry the payment, another channel may.
     On submit: ``PermanentPartnerError(reason_code="REROUTE")``; the dispatcher's
-    failover (``gateway.dispatch``) records ``accepted`` with reason ``REROUTE``
+    failover (``gateway.dispatch.dispatcher``) records ``accepted`` with reason ``REROUTE``
     and routes the payment again, skipping this adapter (``rejected NO_ROUTE``
     when no other adapter can carry it). By webhook or poll (the acquirer gave
     up after taking it): status ``failed`` with reason ``REROUTE`` — terminal,
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from gateway.status import Status
+from gateway.domain.status import Status
 
 __all__ = [
     "ERROR_CODES",

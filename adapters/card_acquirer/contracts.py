@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gateway.contracts import ContractRegistry
+from gateway.contracts.registry import ContractRegistry
 
 __all__ = [
     "CONTRACTS_DIR",

@@ -26,8 +26,16 @@ from decimal import Decimal
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-from gateway.accounts import UsAccount, mask
-from gateway.adapter import (
+from gateway.domain.accounts import UsAccount, mask
+from gateway.domain.status import Status
+from gateway.errors import (
+    ContractError,
+    OutcomeUnknownError,
+    PermanentPartnerError,
+    SignatureError,
+    TransientPartnerError,
+)
+from gateway.partners.adapter import (
     Adapter,
     AdapterContext,
     Capabilities,
@@ -36,16 +44,8 @@ from gateway.adapter import (
     StatusUpdate,
     SubmitResult,
 )
-from gateway.crypto import sign_payload, verify_signature
-from gateway.errors import (
-    ContractError,
-    OutcomeUnknownError,
-    PermanentPartnerError,
-    SignatureError,
-    TransientPartnerError,
-)
-from gateway.partner_http import PartnerHttp
-from gateway.status import Status
+from gateway.partners.http import PartnerHttp
+from gateway.partners.signing import sign_payload, verify_signature
 from gateway_adapters.instant_rtp.messages import (
     CONTRACT_DIR,
     ERROR,

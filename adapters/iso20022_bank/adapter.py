@@ -25,8 +25,15 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-from gateway.accounts import IbanAccount, mask
-from gateway.adapter import (
+from gateway.domain.accounts import IbanAccount, mask
+from gateway.domain.status import Status
+from gateway.errors import (
+    ContractError,
+    PermanentPartnerError,
+    SignatureError,
+    TransientPartnerError,
+)
+from gateway.partners.adapter import (
     Adapter,
     AdapterContext,
     Capabilities,
@@ -35,15 +42,8 @@ from gateway.adapter import (
     StatusUpdate,
     SubmitResult,
 )
-from gateway.crypto import sign_payload, verify_signature
-from gateway.errors import (
-    ContractError,
-    PermanentPartnerError,
-    SignatureError,
-    TransientPartnerError,
-)
-from gateway.partner_http import PartnerHttp
-from gateway.status import Status
+from gateway.partners.http import PartnerHttp
+from gateway.partners.signing import sign_payload, verify_signature
 from gateway_adapters.iso20022_bank.pain001 import build_pain001
 from gateway_adapters.iso20022_bank.pain002 import (
     StatusReport,

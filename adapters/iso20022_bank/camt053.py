@@ -17,8 +17,8 @@ from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
+from gateway.domain.money import minor_units
 from gateway.errors import ContractError, FieldError
-from gateway.money import minor_units
 from gateway_adapters.iso20022_bank.safexml import child, children, clean_text, local_name, namespace, parse_xml, text
 
 __all__ = [

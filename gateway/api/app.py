@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from gateway.api import instructions, ops, partners, risk
-from gateway.api.keys import AUTH_CACHE, RUNTIME, SETTINGS
+from gateway.api.appkeys import AUTH_CACHE, RUNTIME, SETTINGS
 from gateway.api.problems import problem_middleware
 from gateway.config import Settings
 from gateway.runtime import Runtime

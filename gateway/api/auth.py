@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from gateway.api.keys import AUTH_CACHE, RUNTIME
+from gateway.api.appkeys import AUTH_CACHE, RUNTIME
 from gateway.errors import AuthenticationError, ForbiddenError
 from gateway.store import repo
 from gateway.store.repo import Principal

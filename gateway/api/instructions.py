@@ -11,9 +11,13 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from gateway.api.appkeys import RUNTIME
 from gateway.api.auth import authenticate
-from gateway.api.keys import RUNTIME
 from gateway.api.paging import page_cursor, page_limit
+from gateway.contracts.versions import VERSION_HEADER, negotiate, parse_as_latest, requested_version
+from gateway.domain.ids import new_id
+from gateway.domain.instruction import parse_instruction
+from gateway.domain.status import Decision, Status
 from gateway.errors import (
     BadRequestError,
     ConflictError,
@@ -24,14 +28,10 @@ from gateway.errors import (
     ServiceUnavailableError,
     UnsupportedMediaTypeError,
 )
-from gateway.ids import new_id
-from gateway.instruction import parse_instruction
-from gateway.status import Decision, Status
 from gateway.store import repo
 from gateway.store.codec import event_view, public_view
 from gateway.store.intake import IntakeItem, IntakeOutcome
 from gateway.store.tables import instruction_events, instructions
-from gateway.versioning import VERSION_HEADER, negotiate, parse_as_latest, requested_version
 
 __all__ = ["routes"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import __version__
-from gateway.contracts import ContractRegistry
-from gateway.versioning import VERSION_HEADER, VersionInfo, compatibility_lines
+from gateway.contracts.registry import ContractRegistry
+from gateway.contracts.versions import VERSION_HEADER, VersionInfo, compatibility_lines
 
 __all__ = ["build_openapi"]
 

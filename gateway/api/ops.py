@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import text
 
-from gateway.api.keys import RUNTIME
+from gateway.api.appkeys import RUNTIME
 from gateway.api.openapi import build_openapi
 from gateway.store import repo
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.keys import RUNTIME
+from gateway.api.appkeys import RUNTIME
+from gateway.dispatch.updates import apply_updates
 from gateway.errors import GatewayError
-from gateway.tracking import apply_updates
 
 __all__ = ["routes"]
 

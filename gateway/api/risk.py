@@ -15,13 +15,13 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
+from gateway.api.appkeys import RUNTIME
 from gateway.api.auth import authenticate
 from gateway.api.instructions import INSTRUCTION_ID_RE, read_json
-from gateway.api.keys import RUNTIME
 from gateway.api.paging import page_cursor, page_limit
-from gateway.contracts import check_body
+from gateway.contracts.registry import check_body
+from gateway.domain.money import Money
 from gateway.errors import BadRequestError, ContractError, DomainError, FieldError, NotFoundError
-from gateway.money import Money
 from gateway.risk import credit
 from gateway.risk.holds import decide_hold, hold_query, hold_view
 from gateway.store.tables import business_units, holds, instructions, risk_alerts

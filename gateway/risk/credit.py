@@ -28,8 +28,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.money import Money
-from gateway.status import Status
+from gateway.domain.money import Money
+from gateway.domain.status import Status
 from gateway.store.bulk import Query, Statement, bind_converter, fetch_all, insert_statement, placeholders
 from gateway.store.tables import credit_limits, credit_reservations
 

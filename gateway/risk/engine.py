@@ -20,8 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.config import check_document, deep_merge, read_yaml_file
+from gateway.domain.money import Money
 from gateway.errors import ConfigError
-from gateway.money import Money
 from gateway.risk.history import CounterSpec, History
 from gateway.risk.model import Candidate, Finding, Fingerprinter, Outcome, Screening, normalise_name
 from gateway.risk.rules import DURATION_SCHEMA, Rule, RuleContext, canonical_account, parse_duration

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.domain.status import Status
 from gateway.errors import ConflictError, ForbiddenError, NotFoundError
 from gateway.risk import credit
 from gateway.risk.store import load_history, save_history
-from gateway.status import Status
 from gateway.store import repo
 from gateway.store.repo import Principal, Transition
 from gateway.store.tables import business_units, holds, instructions, outbox

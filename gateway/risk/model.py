@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from gateway.adapter import PaymentOrder
+    from gateway.partners.adapter import PaymentOrder
 
 __all__ = [
     "Candidate",

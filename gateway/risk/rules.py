@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from gateway.accounts import IbanAccount, UsAccount, WalletAccount
+from gateway.domain.accounts import IbanAccount, UsAccount, WalletAccount
+from gateway.domain.money import minor_units
 from gateway.errors import ConfigError
-from gateway.hookspecs import hookimpl
-from gateway.money import minor_units
+from gateway.plugins.hookspecs import hookimpl
 from gateway.risk.history import SUBJECTS, CounterSpec, History, bucket_seconds
 from gateway.risk.model import Candidate, Finding, Fingerprinter, Outcome, normalise_name
 

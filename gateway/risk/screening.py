@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.ids import new_id
+from gateway.domain.ids import new_id
+from gateway.domain.status import Status
 from gateway.risk import credit
 from gateway.risk.engine import RiskEngine
 from gateway.risk.model import Candidate, Finding, Outcome, Screening
 from gateway.risk.store import HistoryQueries, history_writes, save_history
-from gateway.status import Status
 from gateway.store import repo
 from gateway.store.bulk import fetch_all, insert_rows, run_queries, run_statements
 from gateway.store.repo import Transition
@@ -38,7 +38,7 @@ from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import holds, instructions, risk_alerts
 
 if TYPE_CHECKING:
-    from gateway.adapter import PaymentOrder
+    from gateway.partners.adapter import PaymentOrder
 
 __all__ = ["CREDIT_LIMIT", "SOURCE", "Screener"]
 

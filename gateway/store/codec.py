@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway.accounts import Agent, Party, UltimateParty, parse_account, parse_ultimate_party
-from gateway.adapter import PaymentOrder
-from gateway.crypto import FieldCipher
-from gateway.instruction import InstructionData
-from gateway.money import Money
-from gateway.status import Status
+from gateway.domain.accounts import Agent, Party, UltimateParty, parse_account, parse_ultimate_party
+from gateway.domain.instruction import InstructionData
+from gateway.domain.money import Money
+from gateway.domain.status import Status
+from gateway.partners.adapter import PaymentOrder
+from gateway.store.encryption import FieldCipher
 
 __all__ = ["InstructionCodec"]
 

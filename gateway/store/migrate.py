@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
 
-_SCRIPTS = Path(__file__).resolve().parents[1] / "migrations"
+_SCRIPTS = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(url: str = "") -> Config:

@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.domain.events import StatusChange
+from gateway.domain.ids import new_id
+from gateway.domain.status import Decision, Status, decide
 from gateway.errors import ConfigError, ConflictError, NotFoundError
-from gateway.events import StatusChange
-from gateway.ids import new_id
 from gateway.risk.credit import settle_exposure
-from gateway.status import Decision, Status, decide
 from gateway.store.bulk import insert_rows
 from gateway.store.tables import (
     api_keys,

@@ -114,7 +114,7 @@ instructions = Table(
     Column("currency", String(3), nullable=False),
     Column("status", String(16), nullable=False),
     Column("debtor_name", String(140), nullable=False),
-    Column("debtor_account", Text(), nullable=False),  # AES-GCM, see gateway.crypto
+    Column("debtor_account", Text(), nullable=False),  # AES-GCM, see gateway.store.encryption
     Column("debtor_agent", String(11)),
     Column("creditor_name", String(140), nullable=False),
     Column("creditor_account", Text(), nullable=False),  # AES-GCM

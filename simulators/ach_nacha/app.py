@@ -38,9 +38,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.clock import system_clock
-from gateway.crypto import sign_payload
+from gateway.domain.clock import system_clock
 from gateway.errors import ConfigError
+from gateway.partners.signing import sign_payload
 from gateway_adapters.ach_nacha.adapter import (
     API_KEY_HEADER,
     CALLBACK_URL_HEADER,

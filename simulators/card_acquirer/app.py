@@ -15,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.crypto import sign_payload
 from gateway.errors import ConfigError
+from gateway.partners.signing import sign_payload
 from gateway_simulators.card_acquirer.partner import CardAcquirer
 from gateway_simulators.core import SIMULATOR, ReportLine, create_simulator_app
 

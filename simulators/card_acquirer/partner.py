@@ -21,8 +21,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gateway.domain.money import Money, minor_units
 from gateway.errors import AuthenticationError, ContractError, DomainError, FieldError
-from gateway.money import Money, minor_units
 from gateway_adapters.card_acquirer.contracts import PAYOUT_CREATE, validate
 from gateway_simulators.core.partner import Partner, ReportLine, Statement, Submission, Transaction
 

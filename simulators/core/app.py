@@ -29,8 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.crypto import sign_payload
 from gateway.errors import AuthenticationError, ContractError, SignatureError
+from gateway.partners.signing import sign_payload
 from gateway_simulators.core.engine import Payment, Simulator, SubmissionRecord
 from gateway_simulators.core.partner import Partner, Submission
 from gateway_simulators.core.scenario import (

@@ -28,8 +28,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.accounts import mask
-from gateway.crypto import sign_payload
+from gateway.domain.accounts import mask
+from gateway.partners.signing import sign_payload
 from gateway_simulators.core.journal import Journal
 from gateway_simulators.core.partner import Partner, ReportLine, Statement, StatementEntry, Transaction
 from gateway_simulators.core.scenario import Decision, Delay, Fault, PaymentFields, Scenario

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.accounts import mask
+from gateway.domain.accounts import mask
 
 __all__ = ["Journal", "JournalEntry", "mask_ibans"]
 

@@ -17,8 +17,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from gateway.crypto import verify_signature
 from gateway.errors import ContractError
+from gateway.partners.signing import verify_signature
 
 if TYPE_CHECKING:
     from gateway_simulators.core.settings import CoreSettings

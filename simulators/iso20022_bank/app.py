@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.crypto import sign_payload
+from gateway.partners.signing import sign_payload
 from gateway_adapters.iso20022_bank.pain002 import (
     PaymentInformationStatus,
     StatusReport,

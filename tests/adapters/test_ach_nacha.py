@@ -13,14 +13,14 @@ import jsonschema
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.accounts import Party, UsAccount
 from gateway.adapter import AdapterContext, PaymentOrder
-from gateway.clock import ManualClock
-from gateway.crypto import sign_payload
+from gateway.domain.accounts import Party, UsAccount
+from gateway.domain.clock import ManualClock
+from gateway.domain.money import Money
+from gateway.domain.status import Status
 from gateway.errors import ContractError, SignatureError
-from gateway.money import Money
-from gateway.plugins import Plugins
-from gateway.status import Status
+from gateway.partners.signing import sign_payload
+from gateway.plugins.manager import Plugins
 from gateway_adapters.ach_nacha import AchNachaAdapter
 from gateway_adapters.ach_nacha.calendar import CutoffCalendar, federal_reserve_holidays
 from gateway_adapters.ach_nacha.nacha import (

@@ -13,13 +13,13 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from gateway.accounts import IbanAccount, Party, WalletAccount
 from gateway.adapter import AdapterContext, PaymentOrder, StatusUpdate
-from gateway.crypto import sign_payload
+from gateway.domain.accounts import IbanAccount, Party, WalletAccount
+from gateway.domain.money import Money
+from gateway.domain.status import Status
 from gateway.errors import ConfigError, ContractError, PermanentPartnerError, SignatureError, TransientPartnerError
-from gateway.money import Money
-from gateway.plugins import Plugins
-from gateway.status import Status
+from gateway.partners.signing import sign_payload
+from gateway.plugins.manager import Plugins
 from gateway_adapters.card_acquirer import CardAcquirerAdapter
 from gateway_adapters.card_acquirer.codes import ERROR_CODES, REROUTE
 from gateway_adapters.card_acquirer.contracts import partner_contracts

@@ -12,9 +12,10 @@ import jsonschema
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.accounts import Agent, IbanAccount, Party, UsAccount
 from gateway.adapter import AdapterContext, PaymentOrder
-from gateway.crypto import sign_payload
+from gateway.domain.accounts import Agent, IbanAccount, Party, UsAccount
+from gateway.domain.money import Money
+from gateway.domain.status import Status
 from gateway.errors import (
     ContractError,
     OutcomeUnknownError,
@@ -22,9 +23,8 @@ from gateway.errors import (
     SignatureError,
     TransientPartnerError,
 )
-from gateway.money import Money
-from gateway.plugins import Plugins
-from gateway.status import Status
+from gateway.partners.signing import sign_payload
+from gateway.plugins.manager import Plugins
 from gateway_adapters.instant_rtp import InstantRtpAdapter
 from gateway_adapters.instant_rtp.adapter import NOT_FOUND, never_executed
 from gateway_adapters.instant_rtp.messages import REQUEST, read_error, validate

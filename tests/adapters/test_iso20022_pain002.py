@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.domain.status import Status
 from gateway.errors import ContractError
-from gateway.status import Status
 from gateway_adapters.iso20022_bank.pain002 import (
     PAIN002_NAMESPACE,
     PaymentInformationStatus,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from gateway.domain.status import Status
 from gateway.errors import TransientPartnerError
-from gateway.status import Status
 from gateway_adapters.iso20022_bank.pain002 import (
     PaymentInformationStatus,
     StatusReport,

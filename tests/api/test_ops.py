@@ -8,7 +8,7 @@ from jsonschema import Draft202012Validator
 from gateway.api.app import create_app
 from gateway.api.openapi import build_openapi
 from gateway.config import load_settings
-from gateway.contracts import contracts
+from gateway.contracts.registry import contracts
 from tests.support import LiveGateway, example_instruction
 
 
@@ -59,7 +59,7 @@ async def test_openapi_healthz_and_metrics_are_served(intake_gateway: LiveGatewa
 
 def test_api_reference_in_docs_is_generated_from_the_openapi_document() -> None:
     from gateway.api.openapi import render_markdown
-    from gateway.plugins import Plugins
+    from gateway.plugins.manager import Plugins
     from tests.support import REPO
 
     expected = render_markdown(build_openapi(contracts(), sorted(Plugins().adapter_classes())))

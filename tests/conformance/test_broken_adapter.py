@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.conformance import run_check
-from gateway.plugins import Plugins
+from gateway.devtools.conformance import run_check
+from gateway.plugins.manager import Plugins
 from tests.plugins import broken_adapter
 
 FLAWS = [

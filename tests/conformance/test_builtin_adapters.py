@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.conformance import CHECKS, run_check
+from gateway.devtools.conformance import CHECKS, run_check
 
 BUILTIN = ["iso20022_bank", "card_acquirer", "ach_nacha", "instant_rtp"]
 #: checks that do not apply to an adapter, and why (the kit skips them with this reason)

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.adapter import Adapter, PaymentOrder, SubmitResult
-from gateway.conformance import CHECKS, open_rig, run_check
+from gateway.devtools.conformance import CHECKS, open_rig, run_check
+from gateway.domain.status import Status
 from gateway.errors import OutcomeUnknownError, TransientPartnerError
-from gateway.hookspecs import hookimpl
-from gateway.plugins import Plugins
-from gateway.status import Status
+from gateway.partners.adapter import Adapter, PaymentOrder, SubmitResult
+from gateway.plugins.hookspecs import hookimpl
+from gateway.plugins.manager import Plugins
 from gateway_adapters.instant_rtp import InstantRtpAdapter, create_app
 
 

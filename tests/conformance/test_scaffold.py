@@ -14,9 +14,9 @@ from types import ModuleType
 import pytest
 
 from gateway.cli import main
-from gateway.conformance import CHECKS, run_check
-from gateway.plugins import Plugins
-from gateway.scaffold import scaffold
+from gateway.devtools.conformance import CHECKS, run_check
+from gateway.devtools.scaffold import scaffold
+from gateway.plugins.manager import Plugins
 from tests.support import REPO
 
 NAME = "scaffolded_bank"

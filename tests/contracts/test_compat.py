@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.compat import Change, Effect, breaks, diff
+from gateway.contracts.diff import Change, Effect, breaks, diff
 
 
 def _obj(properties: dict[str, Any], required: list[str] | None = None, closed: bool = True) -> dict[str, Any]:

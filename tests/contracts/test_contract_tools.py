@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.contract_tools import check, load_contracts, render_docs
-from gateway.contracts import contracts
+from gateway.contracts.registry import contracts
+from gateway.contracts.tools import check, load_contracts, render_docs
 from tests.support import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures"

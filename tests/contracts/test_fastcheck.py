@@ -1,4 +1,4 @@
-"""Proof that ``gateway.fastcheck`` gives jsonschema's verdict wherever it claims to.
+"""Proof that ``gateway.contracts.fastcheck`` gives jsonschema's verdict wherever it claims to.
 
 Two independent proofs:
 
@@ -25,7 +25,7 @@ import fastjsonschema
 import pytest
 from jsonschema import Draft202012Validator
 
-from gateway.fastcheck import compile_fast, ineligibility
+from gateway.contracts.fastcheck import compile_fast, ineligibility
 from tests.support import example_instruction
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from gateway.contracts import contracts
+from gateway.contracts.registry import contracts
 from gateway_simulators.card_acquirer import ACQUIRER, signed_webhook
 from gateway_simulators.core import Simulator
 from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from gateway.config import load_settings
-from gateway.contracts import contracts
-from gateway.dispatch import Dispatcher
+from gateway.contracts.registry import contracts
+from gateway.dispatch.dispatcher import Dispatcher
 from gateway.store.tables import outbox
 from gateway_simulators.iso20022_bank import BANK, Bank, signed_status_report
 from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway

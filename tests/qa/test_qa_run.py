@@ -10,7 +10,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import DEFAULT_CONFIG, load_settings
-from gateway.qa import InstructionResult, run_qa, write_junit
+from gateway.devtools.qa import InstructionResult, run_qa, write_junit
 from gateway_simulators.core import scenario_names
 
 

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from gateway.events import StatusChange
-from gateway.hookspecs import hookimpl
+from gateway.domain.events import StatusChange
+from gateway.plugins.hookspecs import hookimpl
 from gateway.store.tables import credit_limits, credit_reservations, outbox
 from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway
 

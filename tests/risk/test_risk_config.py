@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 
 import pytest
 
+from gateway.domain.money import Money
 from gateway.errors import ConfigError
-from gateway.hookspecs import hookimpl
-from gateway.money import Money
-from gateway.plugins import Plugins
+from gateway.plugins.hookspecs import hookimpl
+from gateway.plugins.manager import Plugins
 from gateway.risk.engine import RiskEngine, load_risk
 from gateway.risk.history import History
 from gateway.risk.model import Candidate, Finding, Outcome, normalise_name, normalise_text

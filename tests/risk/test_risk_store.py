@@ -12,15 +12,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.money import Money
-from gateway.plugins import Plugins
+from gateway.domain.money import Money
+from gateway.domain.status import Status
+from gateway.plugins.manager import Plugins
 from gateway.risk import credit
 from gateway.risk.engine import load_risk
 from gateway.risk.history import SUBJECTS, Beneficiary, History, NameAccounts, PairStats, Recent, bucket_seconds
 from gateway.risk.model import Candidate, Outcome
 from gateway.risk.screening import Screener
 from gateway.risk.store import load_history, prune_history, save_history
-from gateway.status import Status
 from gateway.store import repo
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import (

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 from sqlalchemy import func, select
 
-from gateway.dispatch import Dispatcher
-from gateway.hookspecs import hookimpl
+from gateway.dispatch.dispatcher import Dispatcher
+from gateway.plugins.hookspecs import hookimpl
 from gateway.risk.rules import Rule
 from gateway.store.tables import outbox, risk_alerts, risk_counters
 from tests.support import Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway

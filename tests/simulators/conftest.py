@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.accounts import Agent, IbanAccount, Party
 from gateway.adapter import PaymentOrder
-from gateway.crypto import sign_payload
-from gateway.money import Money
+from gateway.domain.accounts import Agent, IbanAccount, Party
+from gateway.domain.money import Money
+from gateway.partners.signing import sign_payload
 from gateway_adapters.iso20022_bank.pain001 import build_pain001
 from gateway_simulators.iso20022_bank import create_app
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.crypto import sign_payload, verify_signature
 from gateway.errors import ConfigError
+from gateway.partners.signing import sign_payload, verify_signature
 from gateway_adapters.iso20022_bank.pain002 import parse_pain002
 from gateway_simulators.core import CoreSettings, Decision, Simulator
 from gateway_simulators.core.scenario import legacy_rules

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.crypto import sign_payload
+from gateway.partners.signing import sign_payload
 from gateway_adapters.iso20022_bank.camt053 import read_camt053
 from gateway_simulators.iso20022_bank import BANK, create_app
 

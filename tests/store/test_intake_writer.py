@@ -15,15 +15,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.contracts import contracts
-from gateway.ids import new_id
-from gateway.instruction import parse_instruction
-from gateway.status import Decision, Status
+from gateway.contracts.registry import contracts
+from gateway.contracts.versions import parse_as_latest
+from gateway.domain.ids import new_id
+from gateway.domain.instruction import parse_instruction
+from gateway.domain.status import Decision, Status
 from gateway.store import repo
 from gateway.store.intake import IntakeItem, IntakeOutcome, IntakeResult, IntakeWriter
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
-from gateway.versioning import parse_as_latest
 from tests.support import NOW, POSTGRESQL_ONLY, TEST_CODEC, example_instruction
 
 

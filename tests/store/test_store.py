@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.status import Status
+from gateway.domain.status import Status
 from gateway.store import repo
 from gateway.store.migrate import current_revision, head_revision
 from gateway.store.tables import instruction_events, instructions, metadata

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.accounts import IbanAccount, UsAccount, WalletAccount, aba_check_digit_ok, mask, parse_account, parse_party
+from gateway.domain.accounts import (
+    IbanAccount,
+    UsAccount,
+    WalletAccount,
+    aba_check_digit_ok,
+    mask,
+    parse_account,
+    parse_party,
+)
 from gateway.errors import AccountError
 
 # Routing numbers with a correct ABA check digit (published Federal Reserve / test numbers).

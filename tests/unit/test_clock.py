@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.clock import ManualClock, OffsetClock
+from gateway.domain.clock import ManualClock, OffsetClock
 
 
 def test_manual_clock_moves_only_when_told() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.contracts import ContractRegistry, contracts
+from gateway.contracts.registry import ContractRegistry, contracts
 from gateway.errors import ContractError
 from tests.support import REPO, example_instruction
 
@@ -94,7 +94,9 @@ def test_shipped_contracts_use_the_proven_fast_check_and_agree_with_jsonschema()
     for message in registry.messages():
         for version in registry.versions(message):
             fast = registry.fast_check(message, version)
-            assert fast is not None, f"{message} {version} lost its fast path: check gateway.fastcheck eligibility"
+            assert fast is not None, (
+                f"{message} {version} lost its fast path: check gateway.contracts.fastcheck eligibility"
+            )
             for example in registry.schema(message, version).get("examples", []):
                 assert fast(example) is registry.validator(message, version).is_valid(example) is True
     bad = example_instruction(amount=1)

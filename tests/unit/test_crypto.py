@@ -6,8 +6,9 @@ import base64
 
 import pytest
 
-from gateway.crypto import DecryptionError, FieldCipher, parse_key_ring, sign_payload, verify_signature
 from gateway.errors import ConfigError, SignatureError
+from gateway.partners.signing import sign_payload, verify_signature
+from gateway.store.encryption import DecryptionError, FieldCipher, parse_key_ring
 
 K1 = base64.b64encode(b"1" * 32).decode()
 K2 = base64.b64encode(b"2" * 32).decode()

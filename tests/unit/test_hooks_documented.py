@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 
-from gateway import hookspecs
-from gateway.adapter import Adapter
-from gateway.plugins import Plugins
+from gateway.partners.adapter import Adapter
+from gateway.plugins import hookspecs
+from gateway.plugins.manager import Plugins
 from tests.support import REPO
 
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from gateway.domain.money import Money, minor_units
 from gateway.errors import CurrencyError, MoneyError
-from gateway.money import Money, minor_units
 
 # Known-good values: (amount, currency, minor units as int)
 GOOD = [

@@ -10,11 +10,11 @@ from typing import Any, Self
 
 import pytest
 
-from gateway.accounts import IbanAccount, Party, UsAccount, WalletAccount
-from gateway.adapter import Adapter, AdapterContext, Capabilities, PaymentOrder, StatusUpdate, SubmitResult
+from gateway.dispatch.routing import CircuitBreaker, Router, RoutingRule, load_routing
+from gateway.domain.accounts import IbanAccount, Party, UsAccount, WalletAccount
+from gateway.domain.money import Money
 from gateway.errors import ConfigError
-from gateway.money import Money
-from gateway.routing import CircuitBreaker, Router, RoutingRule, load_routing
+from gateway.partners.adapter import Adapter, AdapterContext, Capabilities, PaymentOrder, StatusUpdate, SubmitResult
 
 
 def _adapter(name: str, caps: Capabilities) -> Adapter:
@@ -145,7 +145,7 @@ def test_all_eligible_partners_unhealthy_means_wait_not_reject() -> None:
 
 def test_shipped_routing_file_loads() -> None:
     from gateway.config import load_settings
-    from gateway.plugins import Plugins
+    from gateway.plugins.manager import Plugins
 
     settings = load_settings(env={})
     router = load_routing(settings.routing_file, installed=Plugins().adapter_classes())

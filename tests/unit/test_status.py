@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gateway.status import TERMINAL, TRANSITIONS, Status, decide
+from gateway.domain.status import TERMINAL, TRANSITIONS, Status, decide
 
 S = Status
 
@@ -64,7 +64,7 @@ def test_ids_are_ulid_shaped_and_sort_by_creation_time() -> None:
     import re
     import time
 
-    from gateway.ids import new_id
+    from gateway.domain.ids import new_id
 
     alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
     first = new_id("ins")

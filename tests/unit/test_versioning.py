@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.contracts import ContractRegistry, contracts
-from gateway.errors import ContractVersionError, DomainError, FieldError
-from gateway.instruction import parse_instruction
-from gateway.versioning import (
+from gateway.contracts.registry import ContractRegistry, contracts
+from gateway.contracts.versions import (
     VersionInfo,
     compatibility_lines,
     default_version,
@@ -22,6 +20,8 @@ from gateway.versioning import (
     sender_pointer,
     upcast,
 )
+from gateway.domain.instruction import parse_instruction
+from gateway.errors import ContractVersionError, DomainError, FieldError
 from tests.support import example_instruction
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

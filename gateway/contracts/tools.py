@@ -1,0 +1,499 @@
+"""``gateway contracts check|docs|pin``: compatibility check, generated interface docs, business-unit pins.
+
+``check`` compares every version of every message with the version before it
+(``gateway.contracts.diff``) and fails when a version claims ``compatible`` but breaks
+the other side, or when a file's version metadata is inconsistent. ``docs``
+writes one Markdown page per message under ``docs/contracts/``. ``pin`` sets a
+business unit's default ``instruction`` contract version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from gateway.contracts.diff import Change, diff
+from gateway.contracts.registry import ContractRegistry, contracts
+from gateway.errors import GatewayError
+
+__all__ = [
+    "CheckReport",
+    "ContractsInputError",
+    "Step",
+    "check",
+    "check_command",
+    "docs_command",
+    "load_contracts",
+    "pin_command",
+    "render_docs",
+]
+
+_DIRECTIONS = {
+    "request": "sent to the gateway (business units build it; the gateway validates it)",
+    "event": "sent by the gateway (the gateway builds it; receivers validate it)",
+}
+
+
+class ContractsInputError(GatewayError, ValueError):
+    """The contracts folder, a contract file, or a version named on the command line is unusable."""
+
+    default_message = "unusable contracts"
+
+
+def load_contracts(folder: str | Path | None) -> ContractRegistry:
+    """The registry of ``folder`` (default: the shipped contracts), or a one-line ``ContractsInputError``."""
+    if folder is None:
+        return contracts()
+    root = Path(folder)
+    if not root.is_dir():
+        raise ContractsInputError(f"{root} is not a folder of contracts (<message>/<version>.json)")
+    try:
+        registry = ContractRegistry(root)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContractsInputError(f"cannot read the contracts under {root}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ContractsInputError(f"a contract under {root} is not JSON: line {exc.lineno}: {exc.msg}") from None
+    if not registry.messages():
+        raise ContractsInputError(f"no contracts under {root}: expected <message>/<version>.json files")
+    for message in registry.messages():
+        try:
+            registry.versions(message)
+        except ValueError:
+            raise ContractsInputError(f"{message}: versions must be numbers like 1.0 or 2.1") from None
+    return registry
+
+
+# -- check ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    """One version compared with the one before it."""
+
+    message: str
+    old: str
+    new: str
+    direction: str
+    claimed: str
+    changes: list[Change]
+
+    @property
+    def breaking(self) -> list[Change]:
+        return [c for c in self.changes if c.classification(self.direction) == "breaking"]
+
+    @property
+    def verdict(self) -> str:
+        return "breaking" if self.breaking else "compatible"
+
+    @property
+    def ok(self) -> bool:
+        return not (self.claimed == "compatible" and self.breaking)
+
+
+@dataclass
+class CheckReport:
+    """Every step of every message, plus problems with the files' version metadata."""
+
+    steps: list[Step] = field(default_factory=list)
+    #: (message, version, what is wrong)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(s.ok for s in self.steps)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "steps": [
+                {
+                    "message": s.message,
+                    "from": s.old,
+                    "to": s.new,
+                    "direction": s.direction,
+                    "claimed": s.claimed,
+                    "verdict": s.verdict,
+                    "ok": s.ok,
+                    "changes": [
+                        {
+                            "pointer": c.pointer,
+                            "keyword": c.keyword,
+                            "effect": c.effect.value,
+                            "detail": c.detail,
+                            "classification": c.classification(s.direction),
+                        }
+                        for c in s.changes
+                    ],
+                }
+                for s in self.steps
+            ],
+            "problems": [{"message": m, "version": v, "problem": p} for m, v, p in self.problems],
+        }
+
+
+def _iso_date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _metadata_problems(registry: ContractRegistry, message: str) -> list[tuple[str, str]]:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    out: list[tuple[str, str]] = []
+    versions = registry.versions(message)
+    for index, version in enumerate(versions):
+        schema = registry.schema(message, version)
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            out.append((version, f"not a valid JSON Schema 2020-12: {exc.message}"))
+        direction = schema.get("x-direction")
+        if direction not in _DIRECTIONS:
+            out.append((version, "x-direction must be 'request' or 'event'"))
+        claim = schema.get("x-compatibility")
+        if index == 0:
+            if claim not in (None, "initial"):
+                out.append((version, "the first version's x-compatibility must be 'initial'"))
+        else:
+            previous = versions[index - 1]
+            before = registry.schema(message, previous)
+            if before.get("x-direction") != direction:
+                out.append((version, f"x-direction changed from {before.get('x-direction')!r} in {previous}"))
+            if claim not in ("compatible", "breaking"):
+                out.append((version, f"x-compatibility must state 'compatible' or 'breaking' (relative to {previous})"))
+            elif claim == "breaking" and version.split(".")[0] == previous.split(".")[0]:
+                out.append((version, f"a breaking version must start a new major version (after {previous})"))
+        deprecated, sunset = schema.get("x-deprecated"), schema.get("x-sunset")
+        for key, value in (("x-deprecated", deprecated), ("x-sunset", sunset)):
+            if value is not None and _iso_date(value) is None:
+                out.append((version, f"{key} must be an ISO 8601 date (YYYY-MM-DD), not {value!r}"))
+        if sunset is not None and deprecated is None:
+            out.append((version, "x-sunset needs x-deprecated: a version is deprecated before it is retired"))
+        dep, sun = _iso_date(deprecated), _iso_date(sunset)
+        if dep and sun and sun <= dep:
+            out.append((version, "x-sunset must come after x-deprecated"))
+        if deprecated is not None and index == len(versions) - 1:
+            out.append((version, "the newest version cannot be deprecated: there would be nothing to move to"))
+    return out
+
+
+def check(registry: ContractRegistry) -> CheckReport:
+    """Compare every version with the one before it and check the files' version metadata."""
+    report = CheckReport()
+    for message in registry.messages():
+        report.problems += [(message, v, p) for v, p in _metadata_problems(registry, message)]
+        versions = registry.versions(message)
+        for old, new in itertools.pairwise(versions):
+            schema = registry.schema(message, new)
+            direction = schema.get("x-direction", "request")
+            changes = diff(registry.schema(message, old), schema, registry.resources)
+            report.steps.append(Step(message, old, new, direction, schema.get("x-compatibility", "?"), changes))
+    return report
+
+
+def _print_report(report: CheckReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for step in report.steps:
+        mark = "[green]ok[/green]" if step.ok else "[red]FAILS[/red]"
+        title = (
+            f"{step.message} {step.old} → {step.new} ({step.direction}): "
+            f"claims {step.claimed}, is {step.verdict} — {mark}"
+        )
+        if not step.changes:
+            console.print(f"{title}; no schema changes")
+            continue
+        table = Table(title=title, title_justify="left")
+        table.add_column("pointer", overflow="fold")
+        for column in ("keyword", "change", "effect", "classification"):
+            table.add_column(column)
+        for change in step.changes:
+            classification = change.classification(step.direction)
+            style = "red" if classification == "breaking" and not step.ok else ""
+            table.add_row(
+                change.pointer, change.keyword, change.detail, change.effect.value, classification, style=style
+            )
+        console.print(table)
+    for message, version, problem in report.problems:
+        console.print(f"[red]{message} {version}[/red]: {problem}")
+    failed = [s for s in report.steps if not s.ok]
+    if report.ok:
+        console.print(f"contracts check passed: {len(report.steps)} version step(s) compared")
+    else:
+        console.print(
+            f"[red]contracts check failed[/red]: {len(failed)} version(s) claim compatible but break, "
+            f"{len(report.problems)} metadata problem(s)"
+        )
+
+
+async def check_command(args: argparse.Namespace) -> int:
+    """``gateway contracts check``: exit 0 when every claim holds, 1 when one does not."""
+    report = check(load_contracts(args.root))
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        _print_report(report)
+    return 0 if report.ok else 1
+
+
+# -- docs ----------------------------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(value: Any) -> str:
+    return "`" + _cell(value if isinstance(value, str) else json.dumps(value)) + "`"
+
+
+def _ref_name(schema: dict[str, Any]) -> str | None:
+    ref = schema.get("$ref", "")
+    return ref.rsplit("/", 1)[-1] if ref.startswith("#/$defs/") else None
+
+
+def _type_of(schema: dict[str, Any]) -> str:
+    name = _ref_name(schema)
+    if name:
+        return f"`{name}` (below)"
+    if "oneOf" in schema or "anyOf" in schema:
+        branches = schema.get("oneOf") or schema.get("anyOf")
+        return "one of: " + "; ".join(_type_of(b) for b in branches)
+    if "const" in schema:
+        return "constant"
+    if "enum" in schema and "type" not in schema:
+        return "enum"
+    declared = schema.get("type")
+    if declared is None:
+        return "object" if "properties" in schema else "any"
+    types = [declared] if isinstance(declared, str) else declared
+    text = " or ".join(types)
+    if declared == "object" and isinstance(schema.get("additionalProperties"), dict) and "properties" not in schema:
+        text = f"map of {_type_of(schema['additionalProperties'])}"
+    return text
+
+
+def _constraints(schema: dict[str, Any]) -> str:
+    parts: list[str] = []
+    if "enum" in schema:
+        parts.append("one of " + ", ".join(_code(v) for v in schema["enum"]))
+    if "const" in schema:
+        parts.append(f"always {_code(schema['const'])}")
+    lo, hi = schema.get("minLength"), schema.get("maxLength")
+    if lo is not None and hi is not None:
+        parts.append(f"length {lo} to {hi}")
+    elif hi is not None:
+        parts.append(f"at most {hi} characters")
+    elif lo is not None:
+        parts.append(f"at least {lo} characters")
+    for key, label in (
+        ("minimum", "≥"),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "≤"),
+        ("exclusiveMaximum", "<"),
+        ("minItems", "items ≥"),
+        ("maxItems", "items ≤"),
+        ("minProperties", "keys ≥"),
+        ("maxProperties", "keys ≤"),
+    ):
+        if key in schema:
+            parts.append(f"{label} {schema[key]}")
+    if "pattern" in schema:
+        parts.append(f"pattern {_code(schema['pattern'])}")
+    if "format" in schema:
+        parts.append(f"format {schema['format']}")
+    names = schema.get("propertyNames")
+    if isinstance(names, dict) and names.get("maxLength") is not None:
+        parts.append(f"keys at most {names['maxLength']} characters")
+    values = schema.get("additionalProperties")
+    if isinstance(values, dict) and "properties" not in schema and values.get("maxLength") is not None:
+        parts.append(f"values at most {values['maxLength']} characters")
+    if "default" in schema:
+        parts.append(f"default {_code(schema['default'])}")
+    if schema.get("additionalProperties") is False and "properties" in schema and _ref_name(schema) is None:
+        parts.append("closed object")
+    return "; ".join(parts)
+
+
+def _field_rows(schema: dict[str, Any], prefix: str = "") -> list[str]:
+    rows: list[str] = []
+    required = set(schema.get("required", []))
+    for name, prop in schema.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        examples = prop.get("examples")
+        example = _code(examples[0]) if examples else ""
+        rows.append(
+            f"| `{path}` | {_cell(_type_of(prop))} | {'yes' if name in required else 'no'} | "
+            f"{_constraints(prop)} | {_cell(prop.get('description', ''))} | {example} |"
+        )
+        if "properties" in prop and "$ref" not in prop:
+            rows += _field_rows(prop, f"{path}.")
+    return rows
+
+
+_FIELD_HEADER = ["| field | type | required | constraints | description | example |", "|---|---|---|---|---|---|"]
+
+
+def _object_section(title: str, schema: dict[str, Any]) -> list[str]:
+    lines = [title, ""]
+    if schema.get("description"):
+        lines += [schema["description"], ""]
+    branches = schema.get("oneOf") or schema.get("anyOf")
+    if branches:
+        word = "Exactly one" if "oneOf" in schema else "At least one"
+        lines += [f"{word} of these alternatives:", ""]
+        for index, branch in enumerate(branches, 1):
+            keys = ", ".join(f"`{k}`" for k in branch.get("properties", {})) or _type_of(branch)
+            lines += [f"Alternative {index}: {keys} (closed object).", "", *_FIELD_HEADER, *_field_rows(branch), ""]
+        return lines
+    if "properties" in schema:
+        closed = " Closed object: any other field is an error." if schema.get("additionalProperties") is False else ""
+        lines += [f"Type: {_type_of(schema)}.{closed}", "", *_FIELD_HEADER, *_field_rows(schema), ""]
+    else:
+        lines += [f"Type: {_type_of(schema)}. {_constraints(schema)}".rstrip(), ""]
+    return lines
+
+
+def _version_table(registry: ContractRegistry, message: str, direction: str) -> list[str]:
+    from gateway.contracts.versions import VersionInfo, compatibility_lines
+
+    versions = registry.versions(message)
+    default = compatibility_lines(registry, message)[0][-1] if direction == "request" else None
+    lines = ["| version | compatibility | deprecated | sunset | note |", "|---|---|---|---|---|"]
+    for index, version in enumerate(versions):
+        info = VersionInfo.of(registry, message, version)
+        claim = info.compatibility if index == 0 else f"{info.compatibility} with {versions[index - 1]}"
+        notes = []
+        if version == default:
+            notes.append("default when a request names no version")
+        if version == versions[-1]:
+            notes.append("latest")
+        lines.append(f"| {version} | {claim} | {info.deprecated or ''} | {info.sunset or ''} | {', '.join(notes)} |")
+    return lines
+
+
+def _changelog(step: Step) -> list[str]:
+    lines = [
+        f"### {step.old} → {step.new}",
+        "",
+        f"Claimed **{step.claimed}**; `gateway contracts check` finds it **{step.verdict}** for a {step.direction}.",
+        "",
+    ]
+    if not step.changes:
+        return [*lines, "No schema changes (annotations only).", ""]
+    lines += ["| pointer | keyword | change | effect | classification |", "|---|---|---|---|---|"]
+    for c in step.changes:
+        lines.append(
+            f"| `{c.pointer}` | `{c.keyword}` | {_cell(c.detail)} | {c.effect.value} | "
+            f"{c.classification(step.direction)} |"
+        )
+    return [*lines, ""]
+
+
+def render_docs(registry: ContractRegistry) -> dict[str, str]:
+    """One Markdown page per message: every version's fields, examples, and the change log."""
+    report = check(registry)
+    pages: dict[str, str] = {}
+    for message in registry.messages():
+        versions = registry.versions(message)
+        latest = registry.schema(message, versions[-1])
+        direction = latest.get("x-direction", "request")
+        lines = [
+            f"# Contract `{message}`",
+            "",
+            f"<!-- Generated by `gateway contracts docs` from contracts/{message}/*.json; do not edit. -->",
+            "",
+            f"{latest.get('title', message)}: {_DIRECTIONS.get(direction, direction)}. "
+            "Versioning, negotiation and deprecation rules: [README.md](README.md).",
+            "",
+            *_version_table(registry, message, direction),
+            "",
+        ]
+        for version in reversed(versions):
+            schema = registry.schema(message, version)
+            lines += [f"## Version {version}", ""]
+            if schema.get("description"):
+                lines += [schema["description"], ""]
+            lines += [f"Schema: `contracts/{message}/{version}.json` (`$id` {schema.get('$id', 'none')}).", ""]
+            lines += _object_section("### Fields", {k: v for k, v in schema.items() if k != "description"})
+            for name, definition in schema.get("$defs", {}).items():
+                lines += _object_section(f"### `{name}` ({version})", definition)
+            for index, example in enumerate(schema.get("examples", []), 1):
+                lines += [f"### Example {index} ({version})", "", "```json", json.dumps(example, indent=2), "```", ""]
+        steps = [s for s in report.steps if s.message == message]
+        if steps:
+            lines += ["## Change log", ""]
+            for step in reversed(steps):
+                lines += _changelog(step)
+        pages[f"{message}.md"] = "\n".join(lines).rstrip() + "\n"
+    return pages
+
+
+async def docs_command(args: argparse.Namespace) -> int:
+    """``gateway contracts docs``: write the generated pages (README.md there is hand-written and kept)."""
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render_docs(load_contracts(args.root)).items():
+        (out / name).write_text(text, encoding="utf-8")
+        print(out / name, file=sys.stderr)
+    return 0
+
+
+# -- pin -----------------------------------------------------------------------------------------------------------
+
+
+async def pin_command(args: argparse.Namespace) -> int:
+    """``gateway contracts pin``: set (or clear) a business unit's default ``instruction`` contract version."""
+    from sqlalchemy import update
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.config import load_settings
+    from gateway.contracts.versions import VersionInfo
+    from gateway.domain.clock import system_clock
+    from gateway.store.db import create_engine
+    from gateway.store.tables import business_units
+
+    if (args.version is None) == (not args.clear):
+        raise ContractsInputError("give a VERSION to pin, or --clear to remove the pin (not both)")
+    if args.version is not None:
+        registry = contracts()
+        now = system_clock()
+        versions = registry.versions("instruction")
+        served = [v for v in versions if not VersionInfo.of(registry, "instruction", v).retired(now)]
+        if args.version not in served:
+            raise ContractsInputError(
+                f"unknown instruction contract version {args.version}; available: {', '.join(served)}"
+            )
+    settings = load_settings(getattr(args, "config", None))
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(
+                update(business_units)
+                .where(business_units.c.name == args.business_unit)
+                .values(default_contract_version=args.version)
+            )
+    except SQLAlchemyError as exc:
+        raise ContractsInputError(
+            f"cannot update the database ({type(exc).__name__}); check database.url and run `gateway db upgrade`"
+        ) from None
+    finally:
+        await engine.dispose()
+    if result.rowcount == 0:
+        raise ContractsInputError(
+            f"no business unit named {args.business_unit!r}; create it with `gateway keys create --business-unit NAME`"
+        )
+    state = f"pinned to instruction {args.version}" if args.version else "unpinned (gets the default version)"
+    print(f"business unit {args.business_unit} {state}; API keys pick it up within 30 s", file=sys.stderr)
+    return 0

@@ -1,0 +1,210 @@
+"""``gateway demo``: gateway + simulators in-process on a throw-away SQLite database.
+
+Posts N varied instructions through the real HTTP API, waits for their final
+statuses and compares each with the status the simulator's rules predict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from gateway.config import Settings
+from gateway.devtools.harness import list_views, local_gateway, post_all
+from gateway.domain.clock import OffsetClock
+from gateway.domain.status import TERMINAL
+from gateway.plugins.manager import Plugins
+
+__all__ = ["SAMPLE_IBANS", "DemoInstruction", "demo_instructions", "run_demo"]
+
+# Published example IBANs (documentation specimens, not real accounts).
+SAMPLE_IBANS = [
+    "DE89370400440532013000",
+    "NL91ABNA0417164300",
+    "AT611904300234573201",
+    "BE68539007547034",
+    "FR1420041010050500013M02606",
+    "ES9121000418450200051332",
+    "IT60X0542811101000000123456",
+    "SE4550000000058398257466",
+    "FI2112345600000785",
+]
+_CREDITORS = ["Nordic Parts AB", "Iberia Components SL", "Alpen Logistik GmbH", "Lowlands Retail BV", "Tyrrhenian Srl"]
+_REJECT_CODES = ["AC01", "AC04", "AM04", "AG01"]
+
+
+@dataclass(frozen=True)
+class DemoInstruction:
+    body: dict[str, Any]
+    expected: str
+    #: the adapter the routing rules should pick (None: no route)
+    adapter: str | None = None
+
+
+# ABA routing numbers with valid check digits (published Federal Reserve numbers).
+_ROUTING = ["021000021", "011000015", "122105278", "231380104"]
+
+
+def _us_account(rng: random.Random) -> dict[str, str]:
+    return {"number": f"{rng.randint(10**8, 10**12 - 1)}", "routing": rng.choice(_ROUTING)}
+
+
+def demo_instructions(count: int, seed: int, adapters: Collection[str] = ("iso20022_bank",)) -> list[DemoInstruction]:
+    """A mixed batch over the enabled rails, with the final status and adapter each should reach.
+
+    SEPA credit transfers (ISO 20022 bank), wallet payouts (card acquirer), instant
+    USD payments (instant rail), standard USD to US accounts (ACH file), and a few
+    that no rail carries; some of each are rejected by the partner (``REJECT-<code>``).
+    """
+    rng = random.Random(seed)
+    run = uuid.UUID(int=rng.getrandbits(128)).hex[:8].upper()
+    kinds = ["sepa"] * 55 + ["none"] * 5
+    kinds += ["wallet"] * 15 if "card_acquirer" in adapters else []
+    kinds += ["instant"] * 15 if "instant_rtp" in adapters else []
+    kinds += ["ach"] * 10 if "ach_nacha" in adapters else []
+    out: list[DemoInstruction] = []
+    for i in range(count):
+        kind = rng.choice(kinds)
+        creditor = rng.choice(_CREDITORS)
+        reject = kind != "ach" and kind != "none" and rng.random() < 0.15
+        debtor_iban, creditor_iban = rng.sample(SAMPLE_IBANS, 2)
+        body: dict[str, Any] = {
+            "reference": f"DEMO-{run}-{i:06d}",
+            "type": "credit_transfer",
+            "amount": f"{rng.randint(1, 90_000)}.{rng.randint(0, 99):02d}",
+            "currency": "EUR",
+            "debtor": {
+                "name": "HE Appliances Europe GmbH",
+                "account": {"iban": debtor_iban},
+                "agent": {"bic": "COBADEFFXXX"},
+            },
+            "creditor": {"name": creditor, "account": {"iban": creditor_iban}},
+            "remittance_information": f"Invoice {rng.randint(1000, 99999)}",
+            "metadata": {"demo": run, "rail": kind},
+        }
+        adapter: str | None = {
+            "sepa": "iso20022_bank",
+            "wallet": "card_acquirer",
+            "instant": "instant_rtp",
+            "ach": "ach_nacha",
+        }.get(kind)
+        if kind == "sepa":
+            body["type"] = rng.choice(["credit_transfer", "credit_transfer", "payout", "refund"])
+        elif kind == "wallet":
+            body |= {"type": rng.choice(["payout", "refund"]), "currency": rng.choice(["EUR", "USD", "GBP"])}
+            body["creditor"]["account"] = {"wallet": f"wal_{rng.getrandbits(48):012x}"}
+        elif kind in ("instant", "ach"):
+            body |= {"currency": "USD", "urgency": "instant" if kind == "instant" else "standard"}
+            body["debtor"] = {"name": "HE Appliances America Inc", "account": _us_account(rng)}
+            body["creditor"]["account"] = _us_account(rng)
+        elif kind == "none":
+            body["currency"] = "USD"  # USD to an IBAN: no enabled rail carries it, rejected by routing
+        code = rng.choice(_REJECT_CODES)
+        if reject:
+            body["creditor"]["name"] = f"{creditor} REJECT-{code}"
+        expected = "rejected" if reject or kind == "none" else "settled"
+        out.append(DemoInstruction(body, expected, adapter))
+    return out
+
+
+async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = False) -> dict[str, Any]:
+    """Run the demo; the summary's ``ok`` is True only if every status matched its prediction."""
+    from rich.progress import Progress
+
+    started = time.perf_counter()
+    factories = Plugins().simulator_factories()
+    clock = OffsetClock()  # one clock for the gateway and the ACH partner, so cut-offs come by jumping, not waiting
+    apps = {
+        name: factories[name](
+            {k: v for k, v in cfg.items() if k not in ("host", "port")}
+            | ({"clock": clock} if name == "ach_nacha" else {})
+        )
+        for name, cfg in base.section("simulators").items()
+    }
+    ach_overrides = {"partners__ach_nacha__tick_seconds": 0.1} if "ach_nacha" in base.section("partners") else {}
+    items = demo_instructions(count, seed, adapters=base.section("partners"))
+    statuses: dict[str, str] = {}
+    adapters_by_id: dict[str, str | None] = {}
+    async with (
+        local_gateway(
+            base,
+            apps,
+            clock=clock,
+            risk__file=None,  # statuses are predicted from the simulators' rules; screening is shown by its tests
+            dispatch__status_poll_interval_seconds=1,
+            dispatch__status_poll_after_seconds=2,
+            **ach_overrides,
+        ) as local,
+        aiohttp.ClientSession() as session,
+    ):
+        with Progress(disable=quiet, transient=True) as progress:
+            sending = progress.add_task("sending", total=count)
+            ids = await post_all(session, local.url, local.key, items, lambda: progress.advance(sending))
+            waiting = progress.add_task("waiting for final statuses", total=len(ids))
+            deadline = time.monotonic() + 60 + count / 20
+            ach = local.runtime.adapters.get("ach_nacha")
+            while time.monotonic() < deadline:
+                views = await list_views(session, local.url, local.key)
+                others_final = all(
+                    views.get(i, {}).get("status") in TERMINAL for i, item in ids.items() if item.adapter != "ach_nacha"
+                )
+                waiting_for_ach = any(
+                    views.get(i, {}).get("status") == "submitted"
+                    for i, item in ids.items()
+                    if item.adapter == "ach_nacha"
+                )
+                if ach is not None and others_final and waiting_for_ach:
+                    # move time forward to the next ACH cut-off instead of waiting for it
+                    clock.advance_to(ach.calendar.next_cutoff(clock()))  # type: ignore[attr-defined]
+                statuses = {i: v["status"] for i, v in views.items()}
+                adapters_by_id = {i: v["adapter"] for i, v in views.items()}
+                final = sum(1 for i in ids if statuses.get(i) in TERMINAL)
+                progress.update(waiting, completed=final)
+                if final == len(ids):
+                    break
+                await asyncio.sleep(0.2)
+
+    by_status = Counter(statuses.get(i, "missing") for i in ids)
+    mismatched = [
+        i for i, item in ids.items() if statuses.get(i) != item.expected or adapters_by_id.get(i) != item.adapter
+    ]
+    by_adapter: dict[str, Counter[str]] = {}
+    for i in ids:
+        by_adapter.setdefault(adapters_by_id.get(i) or "none", Counter())[statuses.get(i, "missing")] += 1
+    lost = count - sum(1 for i in ids if i in statuses)
+    summary: dict[str, Any] = {
+        "sent": count,
+        "by_status": dict(sorted(by_status.items())),
+        "expected": dict(sorted(Counter(i.expected for i in items).items())),
+        "by_adapter": {a: dict(sorted(c.items())) for a, c in sorted(by_adapter.items())},
+        "mismatched": len(mismatched),
+        "lost": lost,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    summary["ok"] = not mismatched and lost == 0
+    if not quiet:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"gateway demo: {count} instructions, {summary['seconds']} s")
+        table.add_column("status")
+        table.add_column("expected", justify="right")
+        table.add_column("reached", justify="right")
+        for status in sorted(set(summary["expected"]) | set(summary["by_status"])):
+            table.add_row(status, str(summary["expected"].get(status, 0)), str(summary["by_status"].get(status, 0)))
+        Console().print(table)
+        verdict = (
+            "[green]every instruction reached its predicted status[/]"
+            if summary["ok"]
+            else (f"[red]{len(mismatched)} mismatched, {lost} lost[/]")
+        )
+        Console().print(verdict)
+    return summary

@@ -1,0 +1,310 @@
+"""``gateway qa run``: a gateway in-process against a partner simulator playing a scenario.
+
+Like ``gateway demo`` (throw-away SQLite, port-0 sockets, simulators found
+through the plugin hooks), but the simulator plays a QA scenario and the run is
+judged: every instruction must reach the final status the scenario predicts
+(asked from the simulator's ``POST /_sim/predict``), and the partner must have
+booked each payment at most once (its journal: one created payment per
+instruction id and per reference; idempotent retries are fine).
+
+The core never imports a simulator: it talks to it only through its admin API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from gateway.config import Settings
+from gateway.devtools.demo import SAMPLE_IBANS, DemoInstruction
+from gateway.devtools.harness import fetch_statuses, local_gateway, post_all
+from gateway.domain.money import minor_units
+from gateway.errors import ConfigError
+from gateway.plugins.manager import Plugins
+
+__all__ = ["InstructionResult", "qa_instructions", "run_qa", "write_junit"]
+
+#: statuses nothing moves a payment out of (settled may still be returned)
+_FINAL = frozenset({"rejected", "failed", "returned", "cancelled"})
+_DEFAULT_POPULATION: tuple[Mapping[str, Any], ...] = (
+    {"creditor_name": "Nordic Parts AB", "amount": {"min": "10.00", "max": "5000.00"}},
+)
+
+
+@dataclass(frozen=True)
+class InstructionResult:
+    instruction_id: str
+    reference: str
+    expected: str
+    reached: str
+    payments_at_partner: int
+    submissions: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.reached == self.expected and self.payments_at_partner <= 1
+
+    @property
+    def problem(self) -> str | None:
+        if self.payments_at_partner > 1:
+            return f"booked {self.payments_at_partner} times at the partner"
+        if self.reached != self.expected:
+            return f"expected {self.expected}, reached {self.reached}"
+        return None
+
+
+def _amount(spec: Any, currency: str, rng: random.Random) -> str:
+    exponent = minor_units(currency)
+    if isinstance(spec, Mapping):
+        scale = 10**exponent
+        low, high = (int(Decimal(str(spec[k])) * scale) for k in ("min", "max"))
+        value = Decimal(rng.randint(min(low, high), max(low, high))) / scale
+    else:
+        value = Decimal(str(spec if spec is not None else "100"))
+    return f"{value:.{exponent}f}"
+
+
+def qa_instructions(population: Sequence[Mapping[str, Any]], count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` instruction bodies from the scenario's population (templates in turn, ``weight`` times each)."""
+    templates = [t for t in (population or _DEFAULT_POPULATION) for _ in range(int(t.get("weight", 1)))]
+    rng = random.Random(f"qa:{seed}")
+    bodies = []
+    for i in range(count):
+        template = templates[i % len(templates)]
+        currency = str(template.get("currency", "EUR"))
+        debtor, creditor = rng.sample(SAMPLE_IBANS, 2)
+        bodies.append(
+            {
+                "reference": f"QA{seed}-{i:05d}",
+                "type": template.get("type", "credit_transfer"),
+                "amount": _amount(template.get("amount"), currency, rng),
+                "currency": currency,
+                "debtor": {
+                    "name": "HE Appliances Europe GmbH",
+                    "account": {"iban": debtor},
+                    "agent": {"bic": "COBADEFFXXX"},
+                },
+                "creditor": {"name": template["creditor_name"], "account": {"iban": creditor}},
+                "remittance_information": f"QA run {seed} item {i}",
+            }
+        )
+    return bodies
+
+
+def _partner_of(scenario: str, settings: Settings) -> str:
+    """The scenario's ``partner``, else the only configured simulator."""
+    path = Path(scenario)
+    if not path.suffix and not path.exists() and "/" not in scenario:
+        # a shipped scenario by name: data of the simulators package (read, never imported)
+        path = Path(str(resources.files("gateway_simulators") / "scenarios" / f"{scenario}.yaml"))
+    if path.is_file():
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            document = None  # the simulator reports what is wrong with it, with the line
+        if isinstance(document, Mapping) and isinstance(document.get("partner"), str):
+            return str(document["partner"])
+    configured = list(settings.section("simulators"))
+    if len(configured) != 1:
+        raise ConfigError(f"say which partner the scenario is for (--partner); configured: {', '.join(configured)}")
+    return configured[0]
+
+
+def write_junit(path: Path, scenario: str, results: Sequence[InstructionResult], seconds: float) -> None:
+    """JUnit XML: one testcase per instruction, a ``failure`` for each that missed its prediction."""
+    failures = [r for r in results if not r.ok]
+    suites = ET.Element("testsuites", tests=str(len(results)), failures=str(len(failures)), errors="0")
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=f"qa.{scenario}",
+        tests=str(len(results)),
+        failures=str(len(failures)),
+        errors="0",
+        skipped="0",
+        time=f"{seconds:.3f}",
+    )
+    for r in results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"qa.{scenario}",
+            name=f"{r.reference} ({r.instruction_id})",
+            time=f"{r.seconds:.3f}",
+        )
+        if r.problem:
+            failure = ET.SubElement(case, "failure", message=r.problem, type="QaMismatch")
+            failure.text = (
+                f"expected={r.expected} reached={r.reached} "
+                f"payments_at_partner={r.payments_at_partner} submissions={r.submissions}"
+            )
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+
+async def _json(session: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
+    async with session.request(method, url, **kw) as resp:
+        if resp.status >= 400:
+            raise ConfigError(f"simulator refused {method} {url}: HTTP {resp.status} {await resp.text()}")
+        return await resp.json()
+
+
+async def run_qa(
+    base: Settings,
+    scenario: str,
+    *,
+    count: int,
+    seed: int | None = None,
+    partner: str | None = None,
+    junit: Path | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run ``scenario`` with ``count`` instructions; the summary's ``ok`` is the verdict."""
+    started = time.perf_counter()
+    name = partner or _partner_of(scenario, base)
+    factories = Plugins().simulator_factories()
+    if name not in factories:
+        raise ConfigError(f"no simulator named {name!r} is installed ({', '.join(factories) or 'none'})")
+    if name not in base.section("partners"):
+        raise ConfigError(f"partners.{name} is not configured, so the gateway cannot route to it")
+    sim_cfg = {k: v for k, v in base.section("simulators").get(name, {}).items() if k not in ("host", "port")}
+    sim_cfg["scenario"] = scenario
+    if seed is not None:
+        sim_cfg["seed"] = seed
+    sim_app = factories[name](sim_cfg)  # a bad scenario fails here, naming line and field
+
+    async with (
+        local_gateway(
+            base,
+            {name: sim_app},
+            business_unit="qa",
+            risk__file=None,  # QA proves the partner path; a scenario's bursts would trip velocity rules
+            dispatch__idle_poll_seconds=0.05,
+            dispatch__backoff_base_seconds=0.2,
+            dispatch__backoff_max_seconds=2,
+            dispatch__status_poll_interval_seconds=0.5,
+            dispatch__status_poll_after_seconds=1,
+            **{f"partners__{name}__timeout_seconds": 1.5},
+        ) as local,
+        aiohttp.ClientSession() as session,
+    ):
+        url, key, sim_url = local.url, local.key, local.simulator_urls[name]
+        info = await _json(session, "GET", f"{sim_url}/_sim/scenario")
+        used_seed = int(info["seed"])
+        document = info.get("document") or {}
+        bodies = qa_instructions(document.get("population") or (), count, used_seed)
+        asks = [
+            {k: b[k] for k in ("reference", "amount", "currency")} | {"creditor_name": b["creditor"]["name"]}
+            for b in bodies
+        ]
+        predicted = await _json(session, "POST", f"{sim_url}/_sim/predict", json=asks)
+        items = [DemoInstruction(b, p) for b, p in zip(bodies, predicted, strict=True)]
+        posted_at = time.monotonic()
+        ids = await post_all(session, url, key, items)
+        reached_at: dict[str, float] = {}
+        statuses: dict[str, str] = {}
+        deadline = time.monotonic() + 30 + count * 0.2
+        while time.monotonic() < deadline:
+            statuses = await fetch_statuses(session, url, key)
+            for i, item in ids.items():
+                s = statuses.get(i)
+                done = s == item.expected or s in _FINAL
+                if done and i not in reached_at:
+                    reached_at[i] = time.monotonic() - posted_at
+            if len(reached_at) == len(ids):
+                break
+            await asyncio.sleep(0.2)
+        journal = (await _json(session, "GET", f"{sim_url}/_sim/journal"))["entries"]
+
+    created_by_id: Counter[str] = Counter()
+    created_by_ref: Counter[str] = Counter()
+    submissions: Counter[str] = Counter()
+    faults: Counter[str] = Counter()
+    for entry in journal:
+        faults.update(entry.get("faults") or ())
+        if entry["kind"] != "submit":
+            continue
+        submissions[entry.get("instruction_id") or ""] += 1
+        if entry["outcome"] == "created":
+            created_by_id[entry["instruction_id"]] += 1
+            created_by_ref[entry["end_to_end_id"]] += 1
+    results = [
+        InstructionResult(
+            instruction_id=i,
+            reference=item.body["reference"],
+            expected=item.expected,
+            reached=statuses.get(i, "missing"),
+            payments_at_partner=max(created_by_id[i], created_by_ref[item.body["reference"]]),
+            submissions=submissions[i],
+            seconds=reached_at.get(i, time.monotonic() - posted_at),
+        )
+        for i, item in ids.items()
+    ]
+    results.sort(key=lambda r: r.reference)
+    seconds = round(time.perf_counter() - started, 2)
+    failed = [r for r in results if not r.ok]
+    summary: dict[str, Any] = {
+        "scenario": str(info.get("name") or scenario),
+        "partner": name,
+        "seed": used_seed,
+        "sent": count,
+        "passed": len(results) - len(failed),
+        "failed": len(failed) + (count - len(results)),
+        "double_submissions": sum(1 for r in results if r.payments_at_partner > 1),
+        "expected": dict(sorted(Counter(r.expected for r in results).items())),
+        "by_status": dict(sorted(Counter(r.reached for r in results).items())),
+        "faults_injected": dict(sorted(faults.items())),
+        "failures": [
+            {"instruction_id": r.instruction_id, "reference": r.reference, "problem": r.problem} for r in failed
+        ],
+        "seconds": seconds,
+    }
+    summary["ok"] = summary["failed"] == 0
+    if junit is not None:
+        write_junit(junit, summary["scenario"], results, seconds)
+    if not quiet:
+        _print(summary)
+    return summary
+
+
+def _print(summary: Mapping[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"gateway qa run {summary['scenario']} (seed {summary['seed']}): {summary['seconds']} s")
+    table.add_column("final status")
+    table.add_column("predicted", justify="right")
+    table.add_column("reached", justify="right")
+    for status in sorted(set(summary["expected"]) | set(summary["by_status"])):
+        table.add_row(status, str(summary["expected"].get(status, 0)), str(summary["by_status"].get(status, 0)))
+    console.print(table)
+    if summary["faults_injected"]:
+        faults = Table(title="faults injected (journal)")
+        faults.add_column("fault")
+        faults.add_column("times", justify="right")
+        for kind, n in summary["faults_injected"].items():
+            faults.add_row(kind, str(n))
+        console.print(faults)
+    for failure in summary["failures"][:20]:
+        console.print(f"[red]FAIL[/] {failure['reference']} {failure['instruction_id']}: {failure['problem']}")
+    verdict = (
+        f"[green]PASS: {summary['passed']}/{summary['sent']} reached their predicted status, "
+        f"{summary['double_submissions']} double submissions[/]"
+        if summary["ok"]
+        else f"[red]FAIL: {summary['failed']} of {summary['sent']} failed, "
+        f"{summary['double_submissions']} double submissions[/]"
+    )
+    console.print(verdict)

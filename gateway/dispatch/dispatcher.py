@@ -1,0 +1,485 @@
+"""The dispatcher: claims outbox jobs under a lease and carries them to their partners.
+
+Crash-safe by construction: a job is leased, never removed, until its outcome
+is committed; a process that dies mid-job leaves a lease that expires, and the
+next claimer resumes from the instruction's recorded status. The instruction id
+is the partner's idempotency key, so a resumed submit never pays twice.
+
+Jobs are handled in batches, like intake: one query loads a batch, one
+transaction records its screening and routing, the partner calls run
+concurrently, and one transaction records their outcomes. The database sees a
+handful of statements per batch, not per payment, so dispatch does not starve
+intake on SQLite's single writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from gateway.domain.status import Status
+from gateway.errors import (
+    AdapterError,
+    OutcomeUnknownError,
+    PartnerUnreachableError,
+    PermanentPartnerError,
+    TransientPartnerError,
+)
+from gateway.risk.model import Outcome
+from gateway.store import repo
+from gateway.store.repo import OutboxJob, Transition
+from gateway.store.tables import instruction_events
+
+if TYPE_CHECKING:
+    from gateway.partners.adapter import PaymentOrder
+    from gateway.runtime import Runtime
+
+__all__ = ["Dispatcher", "backoff_delay"]
+
+log = logging.getLogger(__name__)
+S = Status
+_SOURCE = "dispatcher"
+
+
+def backoff_delay(
+    attempts: int, base: float, cap: float, retry_after: float | None = None, rng: random.Random | None = None
+) -> float:
+    """Exponential backoff with "equal jitter"; never sooner than the partner's Retry-After."""
+    ceiling = min(cap, base * (2**attempts))
+    delay = ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+    return max(delay, retry_after or 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """A job to try again later (``immediate``: now, e.g. to route a refused payment elsewhere)."""
+
+    job: OutboxJob
+    error: str
+    retry_after: float | None = None
+    immediate: bool = False
+    #: the outcome at the partner is unknown: next time ask before doing anything else
+    resolve: bool = False
+
+
+#: a partner's "I did not execute this; try another rail" (PermanentPartnerError.reason_code)
+REROUTE = "REROUTE"
+#: ``StatusUpdate.partner_status`` of a poll where the partner confirms it never received the payment
+NOT_FOUND = "NOT_FOUND"
+#: outbox job kinds
+DISPATCH, RESOLVE = "dispatch", "resolve"
+
+
+class Dispatcher:
+    """Claims due outbox jobs and processes them in batches with bounded concurrency."""
+
+    def __init__(self, runtime: Runtime, owner: str | None = None) -> None:
+        self.rt = runtime
+        cfg = runtime.settings.section("dispatch")
+        self.owner = owner or runtime.owner
+        self.concurrency = int(cfg.get("concurrency", 32))
+        self.lease = float(cfg.get("lease_seconds", 60))
+        self.max_attempts = int(cfg.get("max_attempts", 8))
+        self.backoff_base = float(cfg.get("backoff_base_seconds", 0.5))
+        self.backoff_max = float(cfg.get("backoff_max_seconds", 300))
+        self.idle = float(cfg.get("idle_poll_seconds", 0.5))
+        self.max_defer = float(cfg.get("max_defer_seconds", 0.25))
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: dict[asyncio.Task[None], int] = {}
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="dispatcher")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let in-flight batches commit (up to ``grace`` seconds), then cancel.
+
+        Cancelling a batch mid-transaction could leave a database connection (and
+        its row locks) behind; a job cut short is safe anyway (its lease expires and
+        another claimer resumes it), but finishing cleanly is better.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._task:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        if self._inflight:
+            _, pending = await asyncio.wait(list(self._inflight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def busy(self) -> int:
+        """Jobs being processed right now."""
+        return sum(self._inflight.values())
+
+    async def _yield_to_intake(self) -> None:
+        """Let intake go first while business units are waiting for their 202s.
+
+        Accepting is what callers wait on; dispatch is asynchronous. Under intake
+        pressure the dispatcher defers, but never for longer than
+        ``dispatch.max_defer_seconds`` at a time, so it keeps a floor of progress
+        and drains the backlog once the burst is over.
+        """
+        deadline = time.monotonic() + self.max_defer
+        while self.rt.writer.under_pressure() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            if self.max_defer > 0:
+                await self._yield_to_intake()
+            if self._stopping:
+                return
+            try:
+                claimed = await self.claim_and_spawn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatcher claim failed; retrying")
+                claimed = 0
+            if claimed == 0 or self.busy >= self.concurrency:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle)
+
+    async def claim(self, limit: int | None = None) -> list[OutboxJob]:
+        now = self.rt.clock()
+        async with self.rt.engine.begin() as conn:
+            return await repo.claim_outbox(
+                conn, self.owner, now, now + timedelta(seconds=self.lease), limit or self.concurrency
+            )
+
+    async def claim_and_spawn(self) -> int:
+        free = self.concurrency - self.busy
+        if free <= 0:
+            return 0
+        jobs = await self.claim(free)
+        if jobs:
+            task = asyncio.create_task(self._guarded(jobs), name=f"dispatch-batch-{jobs[0].id}")
+            self._inflight[task] = len(jobs)
+            task.add_done_callback(self._done)
+        return len(jobs)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(task, None)
+        self.wake()
+
+    async def run_until_idle(self, timeout: float = 30.0) -> None:
+        """Process due jobs until none are left (tests and tools use this without the loop)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            jobs = await self.claim()
+            if not jobs:
+                return
+            await self._guarded(jobs)
+        raise TimeoutError("dispatcher did not become idle")
+
+    async def _guarded(self, jobs: Sequence[OutboxJob]) -> None:
+        try:
+            await self.process(jobs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("dispatch batch of %d failed unexpectedly", len(jobs))
+            try:
+                await self._commit([], [], [_Retry(j, f"internal error: {type(exc).__name__}") for j in jobs])
+            except Exception:
+                log.exception("could not reschedule the batch; its leases will expire")
+
+    async def process(self, jobs: Sequence[OutboxJob]) -> None:
+        """Screen, route and submit a batch of instructions; record every step."""
+        loaded = await self.rt.load_orders([j.instruction_id for j in jobs])
+        screened_out = await self._screen(jobs, loaded)
+        refused = await self._refused_by([i for i, (row, _) in loaded.items() if row["status"] == S.ACCEPTED.value])
+        today = self.rt.clock().date()
+        transitions: list[Transition] = []
+        finished: list[OutboxJob] = []
+        waiting: list[_Retry] = []
+        to_submit: list[tuple[OutboxJob, str, PaymentOrder]] = []
+        to_resolve: list[tuple[OutboxJob, str, PaymentOrder]] = []
+        routed_now: list[tuple[OutboxJob, str, PaymentOrder]] = []
+        for job in jobs:
+            if job.instruction_id not in loaded:
+                finished.append(job)
+                continue
+            if job.instruction_id in screened_out:  # held or rejected by screening: its job is done
+                continue
+            row, order = loaded[job.instruction_id]
+            status = Status(row["status"])
+            if status is S.ROUTED and job.kind == RESOLVE:  # outcome unknown: ask the partner first
+                to_resolve.append((job, row["adapter"], order))
+                continue
+            if status is S.ROUTED:  # resumed after a crash: submit again, same idempotency key
+                to_submit.append((job, row["adapter"], order))
+                continue
+            if status not in (S.RECEIVED, S.ACCEPTED):  # held, submitted or final: nothing to dispatch
+                finished.append(job)
+                continue
+            decision = self.rt.router.decide(
+                order, self.rt.adapters, channel=row["channel"], exclude=refused.get(order.id, ()), today=today
+            )
+            if decision.adapter is None and decision.wait:  # eligible partners exist but are unhealthy
+                waiting.append(_Retry(job, decision.reason))
+            elif decision.adapter is None:
+                transitions.append(
+                    Transition(order.id, S.REJECTED, _SOURCE, reason_code="NO_ROUTE", reason=decision.reason)
+                )
+                finished.append(job)
+            else:
+                transitions.append(
+                    Transition(order.id, S.ROUTED, _SOURCE, adapter=decision.adapter, reason=decision.reason)
+                )
+                routed_now.append((job, decision.adapter, order))
+        if transitions or finished or waiting:
+            records = await self._commit(transitions, finished, waiting)
+            last_by_id = {t.instruction_id: rec for t, rec in zip(transitions, records, strict=False)}
+            for job, adapter, order in routed_now:
+                if last_by_id[order.id].decision:
+                    to_submit.append((job, adapter, order))
+                else:  # cancelled meanwhile: nothing to send
+                    await self._commit([], [job], [])
+        if to_resolve:
+            to_submit += await self._resolve_all(to_resolve)
+        if to_submit:
+            await self._submit_all(to_submit)
+
+    async def _screen(
+        self, jobs: Sequence[OutboxJob], loaded: dict[str, tuple[dict[str, Any], PaymentOrder]]
+    ) -> set[str]:
+        """Risk-screen the batch's received instructions in one transaction; return those that stop here.
+
+        Passed and flagged ones are now ``accepted`` and go on to routing in this
+        batch; held and rejected ones have their jobs finished in the same
+        transaction (approval queues a new job).
+        """
+        received = [
+            loaded[j.instruction_id]
+            for j in jobs
+            if j.instruction_id in loaded and loaded[j.instruction_id][0]["status"] == S.RECEIVED.value
+        ]
+        if not received:
+            return set()
+        now = self.rt.clock()
+        job_of = {j.instruction_id: j.id for j in jobs}
+        async with self.rt.engine.begin() as conn:
+            screenings, records = await self.rt.screener.screen(conn, received, now)
+            stopped = {s.candidate.instruction_id for s in screenings if s.outcome in (Outcome.HOLD, Outcome.REJECT)}
+            await repo.finish_outbox_many(conn, [job_of[i] for i in stopped], self.owner)
+        for s in screenings:
+            self.rt.metrics.risk.labels(s.outcome.value).inc()
+            if s.outcome not in (Outcome.HOLD, Outcome.REJECT):
+                loaded[s.candidate.instruction_id][0]["status"] = S.ACCEPTED.value
+        self.rt.announce(r.change for r in records)
+        return stopped
+
+    async def _refused_by(self, instruction_ids: Sequence[str]) -> dict[str, set[str]]:
+        """Partners that refused each instruction with "route elsewhere" (from its events)."""
+        if not instruction_ids:
+            return {}
+        async with self.rt.engine.connect() as conn:
+            rows = await conn.execute(
+                select(instruction_events.c.instruction_id, instruction_events.c.adapter).where(
+                    instruction_events.c.instruction_id.in_(list(instruction_ids)),
+                    instruction_events.c.reason_code == REROUTE,
+                )
+            )
+            found: dict[str, set[str]] = {}
+            for row in rows:
+                found.setdefault(row.instruction_id, set()).add(row.adapter)
+        return found
+
+    async def _resolve_all(
+        self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]]
+    ) -> list[tuple[OutboxJob, str, PaymentOrder]]:
+        """Ask the partners about payments whose outcome is unknown; return those safe to send again.
+
+        A final status is recorded; "still processing" records the submission;
+        "never received" (or no record) means sending again (same partner, same
+        idempotency key) is safe; no answer means ask again later.
+        """
+        outcomes = await asyncio.gather(*(self._ask(job, adapter, order) for job, adapter, order in batch))
+        transitions: list[Transition] = []
+        finished: list[OutboxJob] = []
+        retries: list[_Retry] = []
+        resend: list[tuple[OutboxJob, str, PaymentOrder]] = []
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                resend.append(item)
+            elif isinstance(outcome, _Retry):
+                retries.append(outcome)
+            else:
+                transitions.append(outcome)
+                finished.append(item[0])
+        if transitions or retries:
+            await self._commit(transitions, finished, retries)
+        return resend
+
+    async def _ask(self, job: OutboxJob, adapter_name: str, order: PaymentOrder) -> Transition | _Retry | None:
+        adapter = self.rt.adapters.get(adapter_name)
+        if adapter is None:
+            return _Retry(job, f"adapter {adapter_name} is not enabled", resolve=True)
+        try:
+            update = await adapter.poll(order)
+        except AdapterError as exc:
+            return _Retry(job, f"status query failed: {exc.message}", exc.retry_after, resolve=True)
+        except Exception as exc:
+            log.exception("adapter %s raised on poll", adapter_name)
+            return _Retry(job, f"status query error: {type(exc).__name__}", resolve=True)
+        if update is None or (update.status is None and update.partner_status == NOT_FOUND):
+            return None  # the partner has no such payment: sending it again cannot pay twice
+        return Transition(
+            order.id,
+            update.status or S.SUBMITTED,  # known to the partner and in progress: it was submitted
+            _SOURCE,
+            adapter=adapter_name,
+            partner_reference=update.partner_reference,
+            partner_status=update.partner_status,
+            reason_code=update.reason_code,
+            reason=update.reason or "outcome resolved by status query",
+        )
+
+    async def _submit_all(self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]]) -> None:
+        outcomes = await asyncio.gather(*(self._submit_one(job, adapter, order) for job, adapter, order in batch))
+        transitions: list[Transition] = []
+        finished: list[OutboxJob] = []
+        retries: list[_Retry] = []
+        for (job, _, _), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, _Retry):
+                retries.append(outcome)
+            elif outcome.status is S.ACCEPTED:  # back to routing (REROUTE, or partner down and never reached)
+                transitions.append(outcome)  # the same job picks the next eligible partner, now
+                retries.append(_Retry(job, f"leaving {outcome.adapter}: {outcome.reason_code}", immediate=True))
+            else:
+                transitions.append(outcome)
+                finished.append(job)
+        await self._commit(transitions, finished, retries)
+
+    async def _submit_one(self, job: OutboxJob, adapter_name: str, order: PaymentOrder) -> Transition | _Retry:
+        adapter = self.rt.adapters.get(adapter_name)
+        if adapter is None:
+            return _Retry(job, f"adapter {adapter_name} is not enabled")
+        breaker = self.rt.router.breaker
+        try:
+            result = await adapter.submit(order)
+        except OutcomeUnknownError as exc:
+            # The request may have reached the partner: never failed, never sent elsewhere on a guess.
+            breaker.record_failure(adapter_name)
+            self.rt.metrics.dispatch.labels(adapter_name, "unknown").inc()
+            return _Retry(job, exc.message, exc.retry_after, resolve=True)
+        except PartnerUnreachableError as exc:
+            # Never reached the partner, so it cannot have paid: once its circuit is open, route elsewhere.
+            breaker.record_failure(adapter_name)
+            self.rt.metrics.dispatch.labels(adapter_name, "unreachable").inc()
+            if breaker.state(adapter_name) == "open":
+                return Transition(
+                    order.id,
+                    S.ACCEPTED,
+                    _SOURCE,
+                    adapter=adapter_name,
+                    reason_code=exc.reason_code or "PARTNER_UNREACHABLE",
+                    reason=f"{exc.message}; circuit open, routing again",
+                )
+            return _Retry(job, exc.message, exc.retry_after)
+        except TransientPartnerError as exc:
+            breaker.record_failure(adapter_name)
+            self.rt.metrics.dispatch.labels(adapter_name, "transient").inc()
+            return _Retry(job, exc.message, exc.retry_after)
+        except PermanentPartnerError as exc:
+            breaker.record_success(adapter_name)  # the partner answered: it is up
+            if exc.reason_code == REROUTE:
+                # The partner confirmed it did not execute and asked for another rail.
+                self.rt.metrics.dispatch.labels(adapter_name, "reroute").inc()
+                return Transition(
+                    order.id, S.ACCEPTED, _SOURCE, adapter=adapter_name, reason_code=REROUTE, reason=exc.message
+                )
+            self.rt.metrics.dispatch.labels(adapter_name, "permanent").inc()
+            return Transition(
+                order.id,
+                S.FAILED,
+                _SOURCE,
+                adapter=adapter_name,
+                reason_code=exc.reason_code or "PARTNER_ERROR",
+                reason=exc.message,
+            )
+        except Exception as exc:  # an adapter bug must not lose the job: retry, then fail
+            log.exception("adapter %s raised on submit", adapter_name)
+            self.rt.metrics.dispatch.labels(adapter_name, "error").inc()
+            return _Retry(job, f"adapter error: {type(exc).__name__}")
+        breaker.record_success(adapter_name)
+        self.rt.metrics.dispatch.labels(adapter_name, result.status.value).inc()
+        return Transition(
+            order.id,
+            result.status,
+            _SOURCE,
+            adapter=adapter_name,
+            partner_reference=result.partner_reference,
+            partner_status=result.partner_status,
+            reason_code=result.reason_code,
+            reason=result.reason,
+        )
+
+    async def _commit(
+        self, transitions: list[Transition], finished: Sequence[OutboxJob], retries: Sequence[_Retry]
+    ) -> list[repo.StatusRecord]:
+        """Record transitions, finish jobs and reschedule retries in one transaction; announce after."""
+        now = self.rt.clock()
+        transitions = list(transitions)
+        finished = list(finished)
+        reschedule: list[tuple[_Retry, float]] = []
+        for retry in retries:
+            attempts = retry.job.attempts + 1
+            if attempts >= self.max_attempts and not retry.resolve:
+                transitions.append(
+                    Transition(
+                        retry.job.instruction_id,
+                        S.FAILED,
+                        _SOURCE,
+                        reason_code="RETRIES_EXHAUSTED",
+                        reason=f"gave up after {attempts} attempts: {retry.error}",
+                    )
+                )
+                finished.append(retry.job)
+            else:
+                delay = (
+                    0.0
+                    if retry.immediate
+                    else backoff_delay(retry.job.attempts, self.backoff_base, self.backoff_max, retry.retry_after)
+                )
+                reschedule.append((retry, delay))
+        async with self.rt.engine.begin() as conn:
+            records = await repo.record_transitions(conn, transitions, now)
+            await repo.finish_outbox_many(conn, [j.id for j in finished], self.owner)
+            for retry, delay in reschedule:
+                await repo.retry_outbox(
+                    conn,
+                    retry.job.id,
+                    self.owner,
+                    now + timedelta(seconds=delay),
+                    retry.error,
+                    kind=RESOLVE if retry.resolve else DISPATCH,
+                )
+        self.rt.announce(r.change for r in records)
+        for retry, delay in reschedule:
+            log.info("dispatch of %s retried in %.2fs: %s", retry.job.instruction_id, delay, retry.error)
+        return records

@@ -1,0 +1,243 @@
+"""Routing: which partner carries an instruction, and why.
+
+Ordered rules (``config/routing.yaml``) map business unit, type, currency,
+creditor country, account kind, amount range, urgency and requested date to a
+preferred partner list. The adapters' declared capabilities filter that list;
+partners whose circuit breaker is open are skipped; partners that already
+refused the payment with "try elsewhere" are excluded. Every decision carries
+its reason (the rule, each partner skipped and why) and is recorded on the
+instruction's events. ``gateway route explain FILE.json`` shows a decision
+without sending anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gateway.config import check_document, read_yaml_file
+from gateway.errors import ConfigError
+from gateway.partners.adapter import Adapter, PaymentOrder
+
+__all__ = ["CircuitBreaker", "RouteDecision", "Router", "RoutingRule", "load_routing"]
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    """One rule: conditions (all must hold; absent means any) and the preferred partners."""
+
+    name: str
+    partners: tuple[str, ...]
+    business_units: frozenset[str] = frozenset()
+    types: frozenset[str] = frozenset()
+    currencies: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
+    account_kinds: frozenset[str] = frozenset()
+    urgency: str | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    requested_within_days: int | None = None
+
+    def matches(self, order: PaymentOrder, today: date) -> bool:
+        account = order.creditor.account
+        checks = (
+            not self.business_units or order.business_unit in self.business_units,
+            not self.types or order.type in self.types,
+            not self.currencies or order.money.currency in self.currencies,
+            not self.countries or account.country in self.countries,
+            not self.account_kinds or account.kind in self.account_kinds,
+            self.urgency is None or order.urgency == self.urgency,
+            self.amount_min is None or order.money.amount >= self.amount_min,
+            self.amount_max is None or order.money.amount <= self.amount_max,
+            self.requested_within_days is None
+            or (order.requested_execution_date or today)
+            <= date.fromordinal(today.toordinal() + self.requested_within_days),
+        )
+        return all(checks)
+
+
+class CircuitBreaker:
+    """Per-partner health: opened by consecutive transient failures, half-open after a pause.
+
+    Closed: traffic flows. After ``failure_threshold`` transient failures in a
+    row it opens for ``open_seconds``; then it is half-open and lets one probe
+    through: a success closes it, a failure opens it again.
+    """
+
+    def __init__(
+        self, failure_threshold: int = 5, open_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.open_seconds = open_seconds
+        self.clock = clock
+        self._failures: dict[str, int] = {}
+        self._opened_at: dict[str, float] = {}
+        self._probing: set[str] = set()
+
+    def state(self, partner: str) -> str:
+        opened = self._opened_at.get(partner)
+        if opened is None:
+            return "closed"
+        if self.clock() - opened < self.open_seconds:
+            return "open"
+        return "half-open"
+
+    def allows(self, partner: str) -> bool:
+        """Whether to send to ``partner`` now (a half-open partner gets one probe at a time)."""
+        state = self.state(partner)
+        if state == "closed":
+            return True
+        if state == "half-open" and partner not in self._probing:
+            self._probing.add(partner)
+            return True
+        return False
+
+    def record_success(self, partner: str) -> None:
+        self._failures.pop(partner, None)
+        self._opened_at.pop(partner, None)
+        self._probing.discard(partner)
+
+    def record_failure(self, partner: str) -> None:
+        self._probing.discard(partner)
+        count = self._failures.get(partner, 0) + 1
+        self._failures[partner] = count
+        if count >= self.failure_threshold or partner in self._opened_at:
+            self._opened_at[partner] = self.clock()
+
+    def snapshot(self) -> dict[str, str]:
+        return {p: self.state(p) for p in sorted(set(self._failures) | set(self._opened_at))}
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """The chosen adapter (or none), the rule that applied, and every partner passed over with why."""
+
+    adapter: str | None
+    rule: str | None = None
+    candidates: tuple[str, ...] = ()
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    #: True when eligible partners exist but are all unhealthy right now: retry later, don't reject
+    wait: bool = False
+
+    @property
+    def reason(self) -> str:
+        how = f"rule {self.rule}" if self.rule else "no rule matched; any capable adapter"
+        skipped = "; ".join(f"{n}: {why}" for n, why in self.skipped.items())
+        if self.adapter:
+            return f"routed to {self.adapter} by {how}" + (f" (skipped {skipped})" if skipped else "")
+        if self.wait:
+            return f"every eligible partner is unhealthy ({skipped}); waiting"
+        return f"no adapter can carry this payment by {how} ({skipped or 'none enabled'})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "adapter": self.adapter,
+            "rule": self.rule,
+            "candidates": list(self.candidates),
+            "skipped": dict(self.skipped),
+            "wait": self.wait,
+            "reason": self.reason,
+        }
+
+
+class Router:
+    """Applies the rules, capabilities, health and exclusions; see the module docstring."""
+
+    def __init__(self, rules: Sequence[RoutingRule] = (), breaker: CircuitBreaker | None = None) -> None:
+        self.rules = tuple(rules)
+        self.breaker = breaker or CircuitBreaker()
+
+    def decide(
+        self,
+        order: PaymentOrder,
+        adapters: Mapping[str, Adapter],
+        *,
+        channel: str | None = None,
+        exclude: Collection[str] = (),
+        today: date | None = None,
+        probe: bool = True,
+    ) -> RouteDecision:
+        """Choose a partner. ``probe=False`` (explain) never takes a half-open probe slot."""
+        today = today or datetime.now().date()
+        rule: RoutingRule | None = None
+        if channel:
+            candidates: tuple[str, ...] = (channel,)
+            how = "channel"
+        else:
+            rule = next((r for r in self.rules if r.matches(order, today)), None)
+            candidates = rule.partners if rule else tuple(sorted(adapters))
+            how = rule.name if rule else None
+        skipped: dict[str, str] = {}
+        unhealthy = False
+        for name in candidates:
+            adapter = adapters.get(name)
+            if adapter is None:
+                skipped[name] = "not enabled" if not channel else "channel is not an enabled adapter"
+                continue
+            if name in exclude:
+                skipped[name] = "refused this payment before (try elsewhere)"
+                continue
+            refusal = adapter.capabilities.refusal(order)
+            if refusal:
+                skipped[name] = refusal
+                continue
+            healthy = self.breaker.allows(name) if probe else self.breaker.state(name) != "open"
+            if not healthy:
+                skipped[name] = f"circuit {self.breaker.state(name)}"
+                unhealthy = True
+                continue
+            return RouteDecision(name, how if not channel else f"channel {channel}", candidates, skipped)
+        label = how if not channel else f"channel {channel}"
+        return RouteDecision(None, label, candidates, skipped, wait=unhealthy)
+
+
+def _rule(raw: Mapping[str, Any]) -> RoutingRule:
+    match = raw.get("match") or {}
+
+    def money(key: str) -> Decimal | None:
+        return Decimal(match[key]) if key in match else None
+
+    return RoutingRule(
+        name=raw["name"],
+        partners=tuple(raw["partners"]),
+        business_units=frozenset(match.get("business_units", ())),
+        types=frozenset(match.get("types", ())),
+        currencies=frozenset(match.get("currencies", ())),
+        countries=frozenset(match.get("countries", ())),
+        account_kinds=frozenset(match.get("account_kinds", ())),
+        urgency=match.get("urgency"),
+        amount_min=money("amount_min"),
+        amount_max=money("amount_max"),
+        requested_within_days=match.get("requested_within_days"),
+    )
+
+
+def load_routing(path: str | Path | None, installed: Collection[str]) -> Router:
+    """Read and check the routing file; no file means "any capable adapter, by name"."""
+    if path is None:
+        return Router()
+    file = Path(path)
+    doc = read_yaml_file(file, "routing file")
+    schema = json.loads(resources.files("gateway.dispatch").joinpath("routing_schema.json").read_text(encoding="utf-8"))
+    check_document(doc, schema, str(file))
+    rules = [_rule(r) for r in doc.get("rules", [])]
+    for i, rule in enumerate(rules):
+        for j, partner in enumerate(rule.partners):
+            if partner not in installed:
+                raise ConfigError(
+                    f"{file}: rules.{i}.partners.{j}: unknown adapter {partner!r} "
+                    f"(installed: {', '.join(sorted(installed)) or 'none'})"
+                )
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{file}: rule names must be unique")
+    cb = doc.get("circuit_breaker") or {}
+    breaker = CircuitBreaker(int(cb.get("failure_threshold", 5)), float(cb.get("open_seconds", 30)))
+    return Router(rules, breaker)

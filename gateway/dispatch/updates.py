@@ -1,0 +1,91 @@
+"""Apply partner status updates (from callbacks or polls) to instructions.
+
+Out-of-order and duplicate updates are safe: each goes through the state
+machine (``gateway.domain.status``) and an update that cannot apply is recorded as
+ignored. An update is only accepted for an instruction that was routed to the
+adapter that reports it.
+
+A return (``returned``) proves the payment settled first. When the partner's
+settlement report was lost or overtaken by the return, the settlement is
+recorded as implied by the return, so ``settled → returned`` applies instead of
+the return being refused as illegal and the payment resting in ``submitted``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.domain.events import StatusChange
+from gateway.domain.status import Status
+from gateway.partners.adapter import StatusUpdate
+from gateway.store import repo
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+__all__ = ["UpdateSummary", "apply_updates"]
+
+log = logging.getLogger(__name__)
+
+_BEFORE_SETTLED = frozenset({Status.ROUTED, Status.SUBMITTED})
+
+
+@dataclass(frozen=True)
+class UpdateSummary:
+    applied: int = 0
+    ignored: int = 0
+    unknown: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"applied": self.applied, "ignored": self.ignored, "unknown": self.unknown}
+
+
+async def apply_updates(rt: Runtime, adapter: str, updates: Sequence[StatusUpdate], *, source: str) -> UpdateSummary:
+    """Record every update in one transaction; announce applied changes after commit."""
+    applied = ignored = unknown = 0
+    changes: list[StatusChange | None] = []
+    now = rt.clock()
+    async with rt.engine.begin() as conn:
+        for update in updates:
+            instruction_id = await repo.find_by_partner(conn, adapter, update.instruction_id, update.partner_reference)
+            if instruction_id is None:
+                unknown += 1
+                log.warning("%s reported a payment this gateway did not route to it", adapter)
+                continue
+            if update.status is None:  # acknowledgement only
+                if update.partner_reference:
+                    await repo.set_partner_reference(conn, instruction_id, update.partner_reference)
+                ignored += 1
+                continue
+            if update.status is Status.RETURNED and await repo.current_status(conn, instruction_id) in _BEFORE_SETTLED:
+                implied = await repo.record_status(
+                    conn,
+                    instruction_id,
+                    Status.SETTLED,
+                    source=source,
+                    now=now,
+                    partner_reference=update.partner_reference,
+                    reason="implied by the partner's return report",
+                )
+                changes.append(implied.change)
+            rec = await repo.record_status(
+                conn,
+                instruction_id,
+                update.status,
+                source=source,
+                now=now,
+                partner_reference=update.partner_reference,
+                partner_status=update.partner_status,
+                reason_code=update.reason_code,
+                reason=update.reason,
+            )
+            changes.append(rec.change)
+            if rec.decision:
+                applied += 1
+            else:
+                ignored += 1
+    rt.announce(changes)
+    return UpdateSummary(applied, ignored, unknown)

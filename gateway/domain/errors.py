@@ -1,0 +1,90 @@
+"""The domain's errors, and the root every gateway error derives from.
+
+``gateway.errors`` re-exports them beside the errors of the other layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "AccountError",
+    "CurrencyError",
+    "DomainError",
+    "FieldError",
+    "GatewayError",
+    "IdentifierError",
+    "MoneyError",
+]
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One failing field: its JSON pointer and what is wrong with it."""
+
+    pointer: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"pointer": self.pointer, "detail": self.message}
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway raises on purpose."""
+
+    default_message = "gateway error"
+    #: HTTP status the API answers with; the CLI always exits 2.
+    status = 500
+    #: short stable slug used in the problem ``type`` URI.
+    slug = "gateway-error"
+
+    def __init__(self, message: str | None = None, *, errors: list[FieldError] | None = None):
+        self.message = message or self.default_message
+        self.errors: list[FieldError] = list(errors or [])
+        super().__init__(self.message)
+
+    @property
+    def title(self) -> str:
+        return self.default_message[:1].upper() + self.default_message[1:]
+
+
+class DomainError(GatewayError, ValueError):
+    """A value breaks a domain rule (money, account, party)."""
+
+    default_message = "invalid value"
+    status = 422
+    slug = "invalid-value"
+
+    def __init__(self, message: str | None = None, *, pointer: str = "", **kw: Any):
+        errors = kw.pop("errors", None) or [FieldError(pointer, message or self.default_message)]
+        super().__init__(message, errors=errors)
+        self.pointer = pointer
+
+
+class MoneyError(DomainError):
+    """An amount is not a valid amount of money in its currency."""
+
+    default_message = "invalid amount"
+    slug = "invalid-amount"
+
+
+class CurrencyError(MoneyError):
+    """A currency code is not an active ISO 4217 code."""
+
+    default_message = "unknown currency"
+    slug = "invalid-currency"
+
+
+class AccountError(DomainError):
+    """An account identifier (IBAN, BIC, routing number, wallet) is invalid."""
+
+    default_message = "invalid account"
+    slug = "invalid-account"
+
+
+class IdentifierError(DomainError):
+    """A reference or identifier (ISO 11649 creditor reference, LEI) fails its check digits."""
+
+    default_message = "invalid identifier"
+    slug = "invalid-identifier"

@@ -1,0 +1,202 @@
+"""The ``Adapter`` interface: what a partner adapter provides to the core.
+
+The core talks to partners only through this interface and the hooks in
+``gateway.plugins.hookspecs``. An adapter is a plugin: its package exposes a module in
+the ``gateway.adapters`` entry-point group whose ``gateway_adapter_classes``
+hookimpl returns its ``Adapter`` subclasses.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from gateway.domain.order import PaymentOrder
+from gateway.domain.status import Status
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = [
+    "Adapter",
+    "AdapterContext",
+    "Capabilities",
+    "ConformanceProfile",
+    "PaymentOrder",
+    "StatusUpdate",
+    "SubmitResult",
+]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an adapter can carry; routing filters on it and the conformance kit checks it.
+
+    Empty sets mean "any".
+    """
+
+    currencies: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
+    account_kinds: frozenset[str] = frozenset({"iban"})
+    types: frozenset[str] = frozenset({"credit_transfer", "payout", "refund"})
+    max_amount: Decimal | None = None
+    instant: bool = False
+
+    def refusal(self, order: PaymentOrder) -> str | None:
+        """Why this adapter cannot carry ``order``, or ``None`` if it can."""
+        if self.currencies and order.money.currency not in self.currencies:
+            return f"currency {order.money.currency} not supported"
+        if order.type not in self.types:
+            return f"type {order.type} not supported"
+        kind = order.creditor.account.kind
+        if kind not in self.account_kinds:
+            return f"{kind} accounts not supported"
+        country = order.creditor.account.country
+        if self.countries and country not in self.countries:
+            return f"creditor country {country} not supported"
+        if self.max_amount is not None and order.money.amount > self.max_amount:
+            return f"amount above {self.max_amount}"
+        if order.urgency == "instant" and not self.instant:
+            return "instant payments not supported"
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "currencies": sorted(self.currencies),
+            "countries": sorted(self.countries),
+            "account_kinds": sorted(self.account_kinds),
+            "types": sorted(self.types),
+            "max_amount": str(self.max_amount) if self.max_amount is not None else None,
+            "instant": self.instant,
+        }
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """The partner's synchronous answer to ``submit``.
+
+    ``status`` is ``submitted`` (partner took it, final status follows),
+    ``settled`` or ``rejected`` (with an ISO-style ``reason_code``).
+    """
+
+    status: Status
+    partner_reference: str
+    reason_code: str | None = None
+    reason: str | None = None
+    partner_status: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """One status the partner reported (callback or poll).
+
+    At least one of ``instruction_id`` and ``partner_reference`` identifies
+    the payment. ``status`` is ``None`` when the partner only acknowledged
+    (e.g. pain.002 ``ACCP``): recorded, but no transition.
+    """
+
+    status: Status | None
+    instruction_id: str | None = None
+    partner_reference: str | None = None
+    partner_status: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    occurred_at: datetime | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    """What the core hands an adapter when it builds it."""
+
+    #: absolute URL the partner must post callbacks to
+    callback_url: str
+    #: the gateway's clock (injectable so tests can move time)
+    clock: Callable[[], datetime] = _utcnow
+
+
+@dataclass(frozen=True)
+class ConformanceProfile:
+    """How the conformance kit (``gateway.devtools.conformance``) drives an adapter against its simulator.
+
+    Returned by ``Adapter.conformance_profile()``; see docs/adapters.md.
+    """
+
+    #: (simulator base URL, a fresh scratch directory) → the adapter's settings
+    adapter_settings: Callable[[str, Path], Mapping[str, Any]]
+    #: the simulator's settings (secrets matching ``adapter_settings``; short delays)
+    simulator_settings: Mapping[str, Any]
+    #: (instruction id, creditor name) → an order the adapter can carry
+    sample_order: Callable[[str, str], PaymentOrder]
+    #: a creditor name that makes the simulator refuse the payment
+    reject_marker: str = "REJECTNOW-AC04"
+    #: the status that refusal ends in (``returned`` for rails that refuse after settling)
+    rejection_status: Status = Status.REJECTED
+    #: the header carrying the partner's callback signature
+    signature_header: str = "X-Signature"
+    #: why the signature check does not apply (a partner that never calls back), or None
+    no_callbacks_reason: str | None = None
+    #: the setting (seconds) bounding one partner request
+    timeout_setting: str = "timeout_seconds"
+    #: for adapters whose ``submit`` only queues: send what is queued (e.g. ``run_cutoff``)
+    deliver: Callable[[Adapter], Awaitable[object]] | None = None
+    #: (running simulator app, order) → payments the partner booked for it; default: the simulator core's journal
+    payments_at_partner: Callable[[web.Application, PaymentOrder], int] | None = None
+
+
+class Adapter(abc.ABC):
+    """A partner adapter. Subclass it, set ``name`` and ``capabilities``, implement the calls."""
+
+    #: unique adapter name; appears in URLs (``/v1/partners/{name}/callbacks``) and config
+    name: ClassVar[str]
+    #: what the adapter can carry (a class default; an instance may narrow it from its settings)
+    capabilities: Capabilities
+    #: partner-side message contracts this adapter speaks: message name → schema file path
+    partner_contracts: ClassVar[Mapping[str, str]] = {}
+    #: JSON Schema (dict) for this adapter's ``partners.<name>`` settings; validated at start-up
+    settings_schema: ClassVar[Mapping[str, Any]] = {"type": "object"}
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
+        """Build the adapter from its ``partners.<name>`` settings."""
+
+    @classmethod
+    def conformance_profile(cls) -> ConformanceProfile | None:
+        """How the conformance kit drives this adapter against its simulator; ``None`` if it cannot."""
+        return None
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections (called once when the gateway starts)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections (called once when the gateway stops)."""
+
+    @abc.abstractmethod
+    async def submit(self, order: PaymentOrder) -> SubmitResult:
+        """Send the payment to the partner with ``order.id`` as idempotency key.
+
+        Raise ``TransientPartnerError`` when a retry may succeed (timeouts,
+        5xx, 429), ``PermanentPartnerError`` when it cannot; a business
+        rejection by the partner is a ``SubmitResult`` with status ``rejected``.
+        """
+
+    @abc.abstractmethod
+    async def poll(self, order: PaymentOrder) -> StatusUpdate | None:
+        """Ask the partner for the payment's current status; ``None`` if it has none yet."""
+
+    @abc.abstractmethod
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
+        """Verify (signature first) and parse a partner callback into status updates.
+
+        Raise ``SignatureError`` for a missing, stale or wrong signature and
+        ``ContractError`` for a body the partner contract rejects.
+        """

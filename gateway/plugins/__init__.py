@@ -1,0 +1,1 @@
+"""Plugins: hook markers, hook specifications and the typed plugin manager."""
