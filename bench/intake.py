@@ -111,9 +111,9 @@ def serve_echo(port: int) -> None:
 
 def serve_gateway_intake_only(config: str) -> None:
     """``gateway serve`` minus dispatcher and poller: the same app, intake path only (``--intake-only``)."""
-    from gateway.api.app import create_app
     from gateway.api.server import bind, start_app
     from gateway.config import load_settings
+    from gateway.runtime import create_app
 
     async def main() -> None:
         settings = load_settings(config)

@@ -26,7 +26,7 @@ PostgreSQL (``--database-url``): everything lives in the schema ``bench_risk``
 (dropped and recreated when stale), nothing else in that database is touched.
 
 **Measurement.** Candidates are built as the dispatcher builds them: the batch's
-rows are loaded and decrypted (``Runtime.load_orders``' query), then
+rows are loaded and decrypted (``Orders.load_many``' query), then
 ``Screener.candidate``. Pool payments mix known pairs (history hit), known
 creditors with new debtors, new creditors, outliers, round amounts, duplicates
 of stored recent payments and a credit-limited counterparty. Each measurement is
@@ -43,7 +43,7 @@ is therefore not included (``--commit`` includes it, on a throw-away copy).
 * batch: 32 instructions per transaction (the dispatcher's batch): batch time / 32.
 
 Baseline, measured interleaved in the same run on the same database: the
-dispatcher's own load of the same instructions (``Runtime.load_orders``: one
+dispatcher's own load of the same instructions (``Orders.load_many``: one
 ``SELECT … WHERE id IN (…)`` joined to business units, plus decryption), also in
 a rolled-back transaction. The ratio is screening / baseline.
 
@@ -93,16 +93,16 @@ from gateway.partners.adapter import PaymentOrder
 from gateway.plugins.manager import Plugins
 from gateway.risk import credit
 from gateway.risk.engine import RiskEngine, fingerprint_key, load_risk
-from gateway.risk.history import History, Recent
+from gateway.risk.history import KEEP_BUCKETS, History, Recent
 from gateway.risk.model import Candidate, Outcome, Screening
 from gateway.risk.screening import Screener
 from gateway.risk.store import HistoryQueries, counter_row, load_history, recent_row, save_history
-from gateway.runtime import fetch_orders
 from gateway.store.bulk import fetch_all, insert_rows
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
 from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.migrate import head_revision, upgrade
+from gateway.store.orders import fetch_orders
 from gateway.store.tables import (
     business_units,
     instructions,
@@ -469,8 +469,8 @@ def make_setup() -> Setup:
     key = fingerprint_key(settings.section("security").get("fingerprint_key"), keys)
     risk = load_risk(settings.risk_file, Plugins().risk_rule_classes(), key)
     codec = InstructionCodec(FieldCipher(keys))
-    # as gateway.poller.StatusPoller.prune_risk_history computes them
-    return Setup(settings, risk, codec, max(risk.bucket_sizes, default=60) * 26, max(risk.recent_seconds, 3600) * 2)
+    # as the scheduler's risk-prune job computes them
+    return Setup(settings, risk, codec, *risk.retention())
 
 
 def _stream_row(id_: str, p: Payment, unit_id: str, currency: str, at: datetime, n: int, status: str) -> dict:
@@ -523,7 +523,7 @@ def _evict_counters(history: History, now: int, keep_from: int | None, archive: 
     for ckey in touched:
         buckets = history.counters[ckey]
         size = ckey[4]
-        cutoff = now - size * 26
+        cutoff = now - size * KEEP_BUCKETS
         old = []
         for b in buckets:
             if b >= cutoff:
@@ -842,7 +842,7 @@ async def _cached(target: Target, key: str) -> dict[str, Any] | None:
 async def load_orders(
     conn: AsyncConnection, codec: InstructionCodec, ids: Sequence[str]
 ) -> list[tuple[dict[str, Any], PaymentOrder]]:
-    """``Runtime.load_orders`` on a given connection (``fetch_orders``), in id order."""
+    """``Orders.load_many`` on a given connection (``fetch_orders``), in id order."""
     found = await fetch_orders(conn, codec, ids)
     return [found[i] for i in ids]
 
@@ -1142,7 +1142,7 @@ def summarize(
         "p90_ms_per_instruction_batch32": r3(e32["p90"]),
         "p99_ms_per_instruction_batch32": r3(e32["p99"]),
         "median_ms_per_instruction_screen_batch32": r3(s32["median"]),
-        "baseline": "Runtime.load_orders (SELECT instructions JOIN business_units WHERE id IN (...), decrypt)",
+        "baseline": "Orders.load_many (SELECT instructions JOIN business_units WHERE id IN (...), decrypt)",
         "baseline_ms": r3(b1["median"]),
         "baseline_ms_per_instruction_batch32": r3(b32["median"]),
         "ratio": ratio(e1["median"], b1["median"]),

@@ -1,6 +1,8 @@
 """Configuration: a YAML file validated against a JSON Schema, then environment overrides.
 
-``config/gateway.yaml`` is the embedded default; ``--config FILE`` picks another.
+Defaults come from the schema (``gateway/config_schema.json``, each key's ``default``): the one
+source of default settings. ``config/gateway.yaml`` is the embedded development configuration;
+``--config FILE`` picks another.
 Environment variables override single settings for deployment (table in
 ``docs/configuration.md``). A typo or a wrong type stops the start with the key named.
 """
@@ -8,6 +10,8 @@ Environment variables override single settings for deployment (table in
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -19,7 +23,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from gateway.contracts.registry import pointer_of
+from gateway.domain.errors import pointer_of
 from gateway.errors import ConfigError
 
 __all__ = [
@@ -46,32 +50,71 @@ ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "GATEWAY_DISPATCH_CONCURRENCY": ("dispatch.concurrency", int),
 }
 
-_DEFAULTS: dict[str, Any] = {
-    "server": {"host": "127.0.0.1", "port": 8080, "public_url": None, "max_body_bytes": 65536},
-    "database": {"url": "sqlite+aiosqlite:///var/gateway.db", "echo": False},
-    "security": {},
-    "intake": {"batch_max": 256},
-    "dispatch": {
-        "concurrency": 32,
-        "lease_seconds": 60,
-        "max_attempts": 8,
-        "backoff_base_seconds": 0.5,
-        "backoff_max_seconds": 300,
-        "idle_poll_seconds": 0.5,
-        "max_defer_seconds": 0.25,
-        "status_poll_interval_seconds": 5,
-        "status_poll_after_seconds": 10,
-    },
-    "routing": {"file": None},
-    "risk": {"file": None, "hold_expiry_check_seconds": 60, "prune_seconds": 600},
-    "partners": {},
-    "simulators": {},
-}
 
-
+@functools.cache
 def _schema() -> dict[str, Any]:
     text = resources.files("gateway").joinpath("config_schema.json").read_text(encoding="utf-8")
     return json.loads(text)
+
+
+def schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The document a schema's ``default`` keywords describe: the one source of default settings.
+
+    Objects with ``properties`` give a mapping of their properties' defaults (an object
+    always exists, so its own defaults can be filled in); a leaf without ``default``
+    is left out (it is optional, or required from the user).
+    """
+    out: dict[str, Any] = {}
+    for key, sub in schema.get("properties", {}).items():
+        if "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        elif sub.get("type") == "object" and "properties" in sub:
+            out[key] = schema_defaults(sub)
+    return out
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """``server.*``: where the API listens and how much it reads."""
+
+    host: str
+    port: int
+    public_url: str | None
+    max_body_bytes: int
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """``intake.*``: the group-committing intake writer."""
+
+    batch_max: int
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """``dispatch.*``: the dispatcher's concurrency, leases and retries, and status polling."""
+
+    concurrency: int
+    lease_seconds: float
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    idle_poll_seconds: float
+    max_defer_seconds: float
+    status_poll_interval_seconds: float
+    status_poll_after_seconds: float
+
+
+@dataclass(frozen=True)
+class RiskJobSettings:
+    """``risk.*`` intervals of the scheduled risk housekeeping."""
+
+    hold_expiry_check_seconds: float
+    prune_seconds: float
+
+
+def _typed(cls: type[Any], section: Mapping[str, Any]) -> Any:
+    return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,6 +145,22 @@ class Settings:
 
     def section(self, name: str) -> Mapping[str, Any]:
         return self.raw.get(name, {})
+
+    @property
+    def server(self) -> ServerSettings:
+        return _typed(ServerSettings, self.raw["server"])  # type: ignore[no-any-return]
+
+    @property
+    def intake(self) -> IntakeSettings:
+        return _typed(IntakeSettings, self.raw["intake"])  # type: ignore[no-any-return]
+
+    @property
+    def dispatch(self) -> DispatchSettings:
+        return _typed(DispatchSettings, self.raw["dispatch"])  # type: ignore[no-any-return]
+
+    @property
+    def risk_jobs(self) -> RiskJobSettings:
+        return _typed(RiskJobSettings, self.raw["risk"])  # type: ignore[no-any-return]
 
     @property
     def host(self) -> str:
@@ -153,7 +212,8 @@ class Settings:
 
 
 def validate_document(doc: Mapping[str, Any], source: str) -> Settings:
-    """Validate a whole configuration document; raise ``ConfigError`` naming the key."""
+    """Validate a whole configuration document (defaults filled in); raise ``ConfigError`` naming the key."""
+    doc = deep_merge(schema_defaults(_schema()), doc)
     validator = Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
@@ -208,7 +268,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raise ConfigError(f"{file}:{where} is not valid YAML") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{file}: the top level must be a mapping")
-    doc = deep_merge(_DEFAULTS, loaded)
+    doc = deep_merge(schema_defaults(_schema()), loaded)
     for var, (dotted, kind) in ENV_OVERRIDES.items():
         if var in env and env[var] != "":
             try:

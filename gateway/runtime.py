@@ -1,45 +1,47 @@
-"""The gateway runtime: the shared objects one gateway process works with.
+"""The composition root: builds the objects one gateway process works with and wires them together.
 
-Opened once (by ``create_app``'s cleanup context, the CLI, or a test), closed
-once. Holds the engine, cipher, contracts, plugins, enabled adapters, the intake
-writer, the dispatcher and the status poller.
+No module of the core imports this one. Each worker gets the narrow services it
+uses (``DispatchServices``, ``SchedulerServices``, ``ApiServices``, ``HoldDesk``,
+``StatusUpdates``, ``Orders``), built here once; nothing reaches back through the
+runtime. Opened once (by ``create_app``'s cleanup context, the CLI, or a test),
+closed once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Iterable
 
+from aiohttp import web
 from jsonschema import Draft202012Validator
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.api.app import build_app
+from gateway.api.appkeys import ApiServices
 from gateway.config import Settings
 from gateway.contracts.registry import ContractRegistry, contracts
+from gateway.dispatch.dispatcher import Dispatcher, DispatchServices
 from gateway.dispatch.routing import load_routing
+from gateway.dispatch.scheduler import Scheduler, SchedulerServices
+from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock, system_clock
-from gateway.domain.events import StatusChange
-from gateway.errors import ConfigError, NotFoundError
+from gateway.errors import ConfigError
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.manager import Plugins
 from gateway.risk.credit import sync_config_limits
 from gateway.risk.engine import fingerprint_key, load_risk
+from gateway.risk.holds import HoldDesk
 from gateway.risk.screening import Screener
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
 from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.intake import IntakeWriter
-from gateway.store.tables import business_units, instructions
+from gateway.store.orders import Orders
 
-if TYPE_CHECKING:
-    from gateway.dispatch.dispatcher import Dispatcher
-    from gateway.dispatch.scheduler import StatusPoller
-    from gateway.partners.adapter import PaymentOrder
-
-__all__ = ["DEV_KEY_ID", "Runtime", "fetch_orders"]
+__all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
 
 log = logging.getLogger(__name__)
 DEV_KEY_ID = "dev"
@@ -69,24 +71,6 @@ def _build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock
     return built
 
 
-async def fetch_orders(
-    conn: AsyncConnection, codec: InstructionCodec, instruction_ids: Sequence[str]
-) -> dict[str, tuple[dict[str, Any], PaymentOrder]]:
-    """``Runtime.load_orders`` on a given connection (one query, rows decrypted into orders)."""
-    rows = (
-        (
-            await conn.execute(
-                select(instructions, business_units.c.name.label("business_unit_name"))
-                .join(business_units, business_units.c.id == instructions.c.business_unit_id)
-                .where(instructions.c.id.in_(list(instruction_ids)))
-            )
-        )
-        .mappings()
-        .all()
-    )
-    return {row["id"]: (dict(row), codec.payment_order(row, row["business_unit_name"])) for row in rows}
-
-
 class Runtime:
     """Everything a gateway process shares; see module docstring."""
 
@@ -101,15 +85,12 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.engine = engine or create_engine(
-            settings.database_url, echo=bool(settings.section("database").get("echo"))
-        )
+        self.engine = engine or create_engine(settings.database_url, echo=bool(settings.section("database")["echo"]))
         self._owns_engine = engine is None
         keys = parse_key_ring(settings.encryption_keys)
         if DEV_KEY_ID in keys and "sqlite" not in self.engine.dialect.name:
             log.warning("the development encryption key is configured on a shared database")
-        self.cipher = FieldCipher(keys)
-        self.codec = InstructionCodec(self.cipher)
+        self.codec = InstructionCodec(FieldCipher(keys))
         self.contracts: ContractRegistry = contracts()
         self.metrics = Metrics()
         self.plugins = plugins or Plugins(extra=extra_plugins)
@@ -124,39 +105,84 @@ class Runtime:
         )
         self.screener = Screener(self.risk)
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
-        self.writer = IntakeWriter(
-            self.engine,
-            batch_max=int(settings.section("intake").get("batch_max", 256)),
-            on_committed=self._on_intake_committed,
+        self.writer = IntakeWriter(self.engine, batch_max=settings.intake.batch_max, on_committed=self._on_committed)
+        self.orders = Orders(self.engine, self.codec)
+        self.updates = StatusUpdates(self.engine, clock, self.plugins.announce)
+        self.holds = HoldDesk(
+            self.engine, clock, self.orders, self.screener, self.risk, self.plugins.announce, self._wake_dispatcher
         )
         self.dispatcher: Dispatcher | None = None
-        self.poller: StatusPoller | None = None
+        self.scheduler: Scheduler | None = None
 
-    def _on_intake_committed(self, count: int) -> None:
+    def _on_committed(self, count: int) -> None:
+        self._wake_dispatcher()
+
+    def _wake_dispatcher(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.wake()
 
-    async def start(self, *, dispatch: bool = True, poll: bool = True) -> None:
-        """Start adapters, the intake writer and (optionally) dispatcher and poller."""
-        from gateway.dispatch.dispatcher import Dispatcher
-        from gateway.dispatch.scheduler import StatusPoller
+    @property
+    def api_services(self) -> ApiServices:
+        """What the API's handlers use."""
+        return ApiServices(
+            engine=self.engine,
+            clock=self.clock,
+            contracts=self.contracts,
+            codec=self.codec,
+            writer=self.writer,
+            metrics=self.metrics,
+            adapters=self.adapters,
+            updates=self.updates,
+            holds=self.holds,
+            announce=self.plugins.announce,
+        )
 
+    def new_dispatcher(self, owner: str | None = None) -> Dispatcher:
+        """A dispatcher over this process's services (``owner`` names its leases; default: this process)."""
+        services = DispatchServices(
+            engine=self.engine,
+            clock=self.clock,
+            orders=self.orders,
+            router=self.router,
+            adapters=self.adapters,
+            screener=self.screener,
+            metrics=self.metrics,
+            announce=self.plugins.announce,
+            intake_busy=self.writer.under_pressure,
+        )
+        return Dispatcher(services, self.settings.dispatch, owner or self.owner)
+
+    def new_scheduler(self) -> Scheduler:
+        """The scheduled jobs (status poll, hold expiry, risk pruning) over this process's services."""
+        services = SchedulerServices(
+            engine=self.engine,
+            clock=self.clock,
+            orders=self.orders,
+            adapters=self.adapters,
+            updates=self.updates,
+            holds=self.holds,
+            risk=self.risk,
+        )
+        return Scheduler(services, self.settings.dispatch, self.settings.risk_jobs)
+
+    async def start(self, *, dispatch: bool = True, poll: bool = True) -> None:
+        """Start adapters, the intake writer and (optionally) the dispatcher and the scheduler."""
         for adapter in self.adapters.values():
             await adapter.start()
         if self.risk.credit_limits:
             async with self.engine.begin() as conn:
                 await sync_config_limits(conn, self.risk.credit_limits, self.clock())
         await self.writer.start()
-        self.dispatcher = Dispatcher(self)
+        self.dispatcher = self.new_dispatcher()
         if dispatch:
             await self.dispatcher.start()
-        self.poller = StatusPoller(self)
+        self.scheduler = self.new_scheduler()
         if poll:
-            self.poller.start()
+            self.scheduler.start()
 
     async def close(self) -> None:
-        if self.poller is not None:
-            await self.poller.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         await self.writer.stop()
@@ -166,30 +192,21 @@ class Runtime:
         if self._owns_engine:
             await self.engine.dispose()
 
-    def announce(self, changes: Iterable[StatusChange | None]) -> None:
-        """Tell plugins about committed transitions (call after commit only)."""
-        for change in changes:
-            if change is not None:
-                self.plugins.status_changed(change)
 
-    def adapter(self, name: str) -> Adapter:
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, dispatch: bool = True, poll: bool = True
+) -> web.Application:
+    """The API app over ``runtime``; without one, it opens (and closes) its own in ``cleanup_ctx``."""
+    if runtime is not None:
+        return build_app(settings, services=runtime.api_services)
+
+    @contextlib.asynccontextmanager
+    async def opened() -> AsyncIterator[ApiServices]:
+        rt = Runtime(settings)
+        await rt.start(dispatch=dispatch, poll=poll)
         try:
-            return self.adapters[name]
-        except KeyError:
-            from gateway.errors import UnknownAdapterError
+            yield rt.api_services
+        finally:
+            await rt.close()
 
-            raise UnknownAdapterError(f"no enabled adapter named {name!r}") from None
-
-    async def load_orders(self, instruction_ids: Sequence[str]) -> dict[str, tuple[dict[str, Any], PaymentOrder]]:
-        """Rows and decrypted ``PaymentOrder``s for the ids that exist, in one query."""
-        if not instruction_ids:
-            return {}
-        async with self.engine.connect() as conn:
-            return await fetch_orders(conn, self.codec, instruction_ids)
-
-    async def load_order(self, instruction_id: str) -> tuple[dict[str, Any], PaymentOrder]:
-        """The instruction row and its decrypted ``PaymentOrder``."""
-        found = await self.load_orders([instruction_id])
-        if instruction_id not in found:
-            raise NotFoundError(f"instruction {instruction_id} not found")
-        return found[instruction_id]
+    return build_app(settings, open_services=opened)

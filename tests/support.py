@@ -25,7 +25,6 @@ import aiohttp
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.api.app import create_app
 from gateway.api.server import RunningApp, bind, start_app
 from gateway.config import Settings, load_settings
 from gateway.contracts.registry import contracts
@@ -38,7 +37,7 @@ from gateway.domain.money import minor_units
 from gateway.domain.status import TERMINAL, Decision, Status
 from gateway.plugins.manager import Plugins
 from gateway.risk.model import Candidate, Fingerprinter, normalise_name, normalise_text
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, create_app
 from gateway.store import repo
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine

@@ -20,8 +20,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from gateway.contracts.registry import pointer_of
 from gateway.domain.accounts import UsAccount
+from gateway.domain.errors import pointer_of
 from gateway.errors import ContractError, FieldError
 from gateway.partners.adapter import PaymentOrder
 

@@ -74,20 +74,6 @@ class StatementRead:
 # -- building -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Entry:
-    amount: Decimal
-    currency: str
-    credit: bool
-    booked_on: date
-    account_servicer_reference: str
-    end_to_end_id: str
-    instruction_id: str
-    counterparty_name: str
-    counterparty_iban: str | None
-    return_reason: str | None
-
-
 def _el(parent: etree._Element, tag: str, value: str | None = None, **attrib: str) -> etree._Element:
     node = etree.SubElement(parent, f"{{{CAMT053_NAMESPACE}}}{tag}", attrib)
     if value is not None:

@@ -1,19 +1,19 @@
-"""``create_app``: the gateway's aiohttp application."""
+"""``build_app``: the gateway's aiohttp application, given the services its handlers use."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
 from gateway.api import instructions, ops, partners, risk
-from gateway.api.appkeys import AUTH_CACHE, RUNTIME, SETTINGS
+from gateway.api.appkeys import AUTH_CACHE, SERVICES, SETTINGS, ApiServices
 from gateway.api.problems import problem_middleware
 from gateway.config import Settings
-from gateway.runtime import Runtime
 
-__all__ = ["create_app"]
+__all__ = ["build_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -27,7 +27,7 @@ def metrics_middleware() -> Callable[[web.Request, Handler], Awaitable[web.Strea
         response = await handler(request)
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        metrics = request.app[RUNTIME].metrics
+        metrics = request.app[SERVICES].metrics
         metrics.http_requests.labels(request.method, route, str(response.status)).inc()
         metrics.http_latency.labels(route).observe(time.perf_counter() - start)
         return response
@@ -35,16 +35,17 @@ def metrics_middleware() -> Callable[[web.Request, Handler], Awaitable[web.Strea
     return middleware
 
 
-def create_app(
+def build_app(
     settings: Settings,
     *,
-    runtime: Runtime | None = None,
-    dispatch: bool = True,
-    poll: bool = True,
+    services: ApiServices | None = None,
+    open_services: Callable[[], AbstractAsyncContextManager[ApiServices]] | None = None,
 ) -> web.Application:
-    """The API app. Without ``runtime`` it opens (and closes) its own in ``cleanup_ctx``."""
+    """The API app over ``services``, or over what ``open_services`` opens at start-up and closes at clean-up."""
+    if (services is None) == (open_services is None):
+        raise TypeError("build_app takes exactly one of services= and open_services=")
     app = web.Application(
-        client_max_size=int(settings.section("server").get("max_body_bytes", 65536)),
+        client_max_size=settings.server.max_body_bytes,
         middlewares=[metrics_middleware(), problem_middleware()],
     )
     app[SETTINGS] = settings
@@ -53,20 +54,15 @@ def create_app(
     app.add_routes(partners.routes)
     app.add_routes(ops.routes)
     app.add_routes(risk.routes)
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        rt = runtime or Runtime(settings)
-        app[RUNTIME] = rt
-        if runtime is None:
-            await rt.start(dispatch=dispatch, poll=poll)
-        try:
-            yield
-        finally:
-            if runtime is None:
-                await rt.close()
-
-    if runtime is not None:
-        app[RUNTIME] = runtime
+    if services is not None:
+        app[SERVICES] = services
     else:
+        assert open_services is not None
+
+        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+            async with open_services() as opened:
+                app[SERVICES] = opened
+                yield
+
         app.cleanup_ctx.append(lifecycle)
     return app

@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Settings
-from gateway.runtime import Runtime
+from gateway.contracts.registry import ContractRegistry
+from gateway.dispatch.updates import StatusUpdates
+from gateway.domain.clock import Clock
+from gateway.domain.events import Announce
+from gateway.errors import UnknownAdapterError
+from gateway.metrics import Metrics
+from gateway.partners.adapter import Adapter
+from gateway.risk.holds import HoldDesk
+from gateway.store.codec import InstructionCodec
+from gateway.store.intake import IntakeWriter
 
-__all__ = ["AUTH_CACHE", "RUNTIME", "SETTINGS"]
+__all__ = ["AUTH_CACHE", "SERVICES", "SETTINGS", "ApiServices"]
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """What the API's handlers work with; the composition root (``gateway.runtime``) builds it."""
+
+    engine: AsyncEngine
+    clock: Clock
+    contracts: ContractRegistry
+    codec: InstructionCodec
+    writer: IntakeWriter
+    metrics: Metrics
+    adapters: Mapping[str, Adapter]
+    updates: StatusUpdates
+    holds: HoldDesk
+    #: tells plugins about committed transitions (e.g. a cancellation)
+    announce: Announce
+
+    def adapter(self, name: str) -> Adapter:
+        """The enabled adapter of that name; ``UnknownAdapterError`` (404) otherwise."""
+        try:
+            return self.adapters[name]
+        except KeyError:
+            raise UnknownAdapterError(f"no enabled adapter named {name!r}") from None
+
 
 SETTINGS = web.AppKey("settings", Settings)
-RUNTIME = web.AppKey("runtime", Runtime)
+SERVICES = web.AppKey("services", ApiServices)
 #: key hash → (expires at, principal or None); see gateway.api.auth
 AUTH_CACHE = web.AppKey("auth_cache", dict)

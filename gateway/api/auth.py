@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from gateway.api.appkeys import AUTH_CACHE, RUNTIME
+from gateway.api.appkeys import AUTH_CACHE, SERVICES
 from gateway.errors import AuthenticationError, ForbiddenError
 from gateway.store import repo
 from gateway.store.repo import Principal
@@ -30,7 +30,7 @@ async def authenticate(request: web.Request, scope: str) -> Principal:
     if hit is not None and hit[0] > now:
         principal = hit[1]
     else:
-        async with request.app[RUNTIME].engine.connect() as conn:
+        async with request.app[SERVICES].engine.connect() as conn:
             principal = await repo.lookup_principal(conn, key_hash)
         if len(cache) > 10_000:
             cache.clear()

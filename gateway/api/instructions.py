@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from gateway.api.appkeys import RUNTIME
+from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
 from gateway.api.paging import page_cursor, page_limit
 from gateway.contracts.versions import VERSION_HEADER, negotiate, parse_as_latest, requested_version
@@ -63,7 +63,7 @@ def _canonical_hash(doc: Any, version: str) -> str:
 @routes.post("/v1/instructions")
 async def create_instruction(request: web.Request) -> web.Response:
     """Accept one instruction: validate, store durably (group commit), answer 202."""
-    rt = request.app[RUNTIME]
+    rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
     key = request.headers.get("Idempotency-Key", "")
     if not _KEY_RE.match(key):
@@ -133,7 +133,7 @@ def _instruction_id(request: web.Request) -> str:
 
 
 async def _load(request: web.Request, business_unit_id: str, instruction_id: str) -> dict[str, Any]:
-    rt = request.app[RUNTIME]
+    rt = request.app[SERVICES]
     async with rt.engine.connect() as conn:
         row = (
             (
@@ -187,7 +187,7 @@ def _parse_bound(name: str, value: str, end: bool) -> datetime:
 @routes.get("/v1/instructions")
 async def list_instructions(request: web.Request) -> web.Response:
     """This business unit's instructions, newest first, filtered, cursor-paginated."""
-    rt = request.app[RUNTIME]
+    rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
     q = request.query
     query = select(instructions).where(instructions.c.business_unit_id == principal.business_unit_id)
@@ -216,7 +216,7 @@ async def list_instructions(request: web.Request) -> web.Response:
 @routes.post("/v1/instructions/{id}/cancel")
 async def cancel_instruction(request: web.Request) -> web.Response:
     """Cancel before submission; afterwards the answer is 409 and nothing changes."""
-    rt = request.app[RUNTIME]
+    rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
     instruction_id = _instruction_id(request)
     await _load(request, principal.business_unit_id, instruction_id)  # 404 for others' ids

@@ -15,7 +15,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
-from gateway.api.appkeys import RUNTIME
+from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
 from gateway.api.instructions import INSTRUCTION_ID_RE, read_json
 from gateway.api.paging import page_cursor, page_limit
@@ -23,7 +23,7 @@ from gateway.contracts.registry import check_body
 from gateway.domain.money import Money
 from gateway.errors import BadRequestError, ContractError, DomainError, FieldError, NotFoundError
 from gateway.risk import credit
-from gateway.risk.holds import decide_hold, hold_query, hold_view
+from gateway.risk.holds import hold_query, hold_view
 from gateway.store.tables import business_units, holds, instructions, risk_alerts
 
 __all__ = ["DECISION_SCHEMA", "LIMIT_SCHEMA", "routes"]
@@ -56,7 +56,7 @@ _LIMIT = Draft202012Validator(LIMIT_SCHEMA)
 @routes.get("/v1/holds")
 async def list_holds(request: web.Request) -> web.Response:
     """Holds, oldest first: ``state=pending`` (default), ``decided`` or ``all``; ``business_unit=NAME``."""
-    rt = request.app[RUNTIME]
+    rt = request.app[SERVICES]
     await authenticate(request, "finance")
     state = request.query.get("state", "pending")
     query = hold_query()
@@ -91,7 +91,7 @@ def _hold_id(request: web.Request) -> str:
 @routes.get("/v1/holds/{id}")
 async def get_hold(request: web.Request) -> web.Response:
     """One hold, pending or decided (who, when, why)."""
-    rt = request.app[RUNTIME]
+    rt = request.app[SERVICES]
     await authenticate(request, "finance")
     instruction_id = _hold_id(request)
     async with rt.engine.connect() as conn:
@@ -102,12 +102,12 @@ async def get_hold(request: web.Request) -> web.Response:
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
-    rt = request.app[RUNTIME]
+    rt = request.app[SERVICES]
     principal = await authenticate(request, "finance")
     instruction_id = _hold_id(request)
     body = await read_json(request)
     check_body(_DECISION, body)
-    view = await decide_hold(rt, principal, instruction_id, approve, body["comment"].strip() or body["comment"])
+    view = await rt.holds.decide(principal, instruction_id, approve, body["comment"].strip() or body["comment"])
     return web.json_response(view)
 
 
@@ -141,7 +141,7 @@ def _alert_view(row: Any) -> dict[str, Any]:
 @routes.get("/v1/alerts")
 async def list_alerts(request: web.Request) -> web.Response:
     """Screening alerts, newest first; filter by ``outcome`` (comma list), ``business_unit``, ``rule``."""
-    rt = request.app[RUNTIME]
+    rt = request.app[SERVICES]
     await authenticate(request, "finance")
     query = select(
         risk_alerts,
@@ -180,7 +180,7 @@ async def list_alerts(request: web.Request) -> web.Response:
 @routes.get("/v1/credit-limits")
 async def list_credit_limits(request: web.Request) -> web.Response:
     """Every credit limit with its exposure (reserved in flight + consumed by settled payments)."""
-    rt = request.app[RUNTIME]
+    rt = request.app[SERVICES]
     await authenticate(request, "finance")
     async with rt.engine.connect() as conn:
         limits = await credit.load_limits(conn)
@@ -190,7 +190,7 @@ async def list_credit_limits(request: web.Request) -> web.Response:
 @routes.put("/v1/credit-limits/{counterparty}/{currency}")
 async def put_credit_limit(request: web.Request) -> web.Response:
     """Create or change a limit (admin scope); exposure already taken stays."""
-    rt = request.app[RUNTIME]
+    rt = request.app[SERVICES]
     await authenticate(request, "admin")
     counterparty = request.match_info["counterparty"]
     currency = request.match_info["currency"]

@@ -145,10 +145,10 @@ async def _wait_for_signal() -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from gateway.api.app import create_app
     from gateway.api.server import bind, start_app
     from gateway.devtools.simulators import start_simulators
     from gateway.plugins.manager import Plugins
+    from gateway.runtime import create_app
 
     settings = _settings(args)
     if args.port is not None:

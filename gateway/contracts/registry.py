@@ -21,18 +21,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from gateway.contracts.fastcheck import compile_fast
+from gateway.domain.errors import pointer_of
 from gateway.errors import ContractError, FieldError
 
-__all__ = ["ContractRegistry", "check_body", "contracts", "pointer_of", "schema_errors"]
-
-
-def _escape(part: object) -> str:
-    return str(part).replace("~", "~0").replace("/", "~1")
-
-
-def pointer_of(path: Any) -> str:
-    """RFC 6901 JSON pointer for a jsonschema error path."""
-    return "".join("/" + _escape(p) for p in path)
+__all__ = ["ContractRegistry", "check_body", "contracts", "schema_errors"]
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -58,11 +50,11 @@ def _field_errors(error: ValidationError) -> Iterator[FieldError]:
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set(error.schema.get("properties", {}))
         for extra in sorted(k for k in error.instance if k not in allowed):
-            yield FieldError(f"{base}/{_escape(extra)}", "unknown field (not in the contract)")
+            yield FieldError(f"{base}/{pointer_of([extra])[1:]}", "unknown field (not in the contract)")
         return
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else ""
-        yield FieldError(f"{base}/{_escape(missing)}", "required field is missing")
+        yield FieldError(f"{base}/{pointer_of([missing])[1:]}", "required field is missing")
         return
     if error.validator == "oneOf" and error.context:
         branch = _closest_branch(error)

@@ -18,11 +18,10 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 from aiohttp import web
 
-from gateway.api.app import create_app
 from gateway.api.server import RunningApp, bind, start_app
 from gateway.config import Settings
 from gateway.domain.clock import Clock, system_clock
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, create_app
 from gateway.store import repo
 from gateway.store.db import create_engine
 from gateway.store.migrate import upgrade

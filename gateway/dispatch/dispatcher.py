@@ -19,13 +19,19 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.config import DispatchSettings
+from gateway.dispatch.routing import Router
+from gateway.domain.clock import Clock
+from gateway.domain.events import Announce
+from gateway.domain.order import PaymentOrder
 from gateway.domain.status import Status
 from gateway.errors import (
     AdapterError,
@@ -34,16 +40,16 @@ from gateway.errors import (
     PermanentPartnerError,
     TransientPartnerError,
 )
+from gateway.metrics import Metrics
+from gateway.partners.adapter import Adapter
 from gateway.risk.model import Outcome
+from gateway.risk.screening import Screener
 from gateway.store import repo
+from gateway.store.orders import Orders
 from gateway.store.repo import OutboxJob, Transition
 from gateway.store.tables import instruction_events
 
-if TYPE_CHECKING:
-    from gateway.partners.adapter import PaymentOrder
-    from gateway.runtime import Runtime
-
-__all__ = ["Dispatcher", "backoff_delay"]
+__all__ = ["DispatchServices", "Dispatcher", "backoff_delay"]
 
 log = logging.getLogger(__name__)
 S = Status
@@ -79,20 +85,36 @@ NOT_FOUND = "NOT_FOUND"
 DISPATCH, RESOLVE = "dispatch", "resolve"
 
 
+@dataclass(frozen=True)
+class DispatchServices:
+    """What the dispatcher works with; the composition root (``gateway.runtime``) builds it."""
+
+    engine: AsyncEngine
+    clock: Clock
+    orders: Orders
+    router: Router
+    adapters: Mapping[str, Adapter]
+    screener: Screener
+    metrics: Metrics
+    #: tells plugins about committed transitions
+    announce: Announce
+    #: true while business units are waiting for their 202s (the dispatcher then defers)
+    intake_busy: Callable[[], bool]
+
+
 class Dispatcher:
     """Claims due outbox jobs and processes them in batches with bounded concurrency."""
 
-    def __init__(self, runtime: Runtime, owner: str | None = None) -> None:
-        self.rt = runtime
-        cfg = runtime.settings.section("dispatch")
-        self.owner = owner or runtime.owner
-        self.concurrency = int(cfg.get("concurrency", 32))
-        self.lease = float(cfg.get("lease_seconds", 60))
-        self.max_attempts = int(cfg.get("max_attempts", 8))
-        self.backoff_base = float(cfg.get("backoff_base_seconds", 0.5))
-        self.backoff_max = float(cfg.get("backoff_max_seconds", 300))
-        self.idle = float(cfg.get("idle_poll_seconds", 0.5))
-        self.max_defer = float(cfg.get("max_defer_seconds", 0.25))
+    def __init__(self, services: DispatchServices, settings: DispatchSettings, owner: str) -> None:
+        self.services = services
+        self.owner = owner
+        self.concurrency = settings.concurrency
+        self.lease = settings.lease_seconds
+        self.max_attempts = settings.max_attempts
+        self.backoff_base = settings.backoff_base_seconds
+        self.backoff_max = settings.backoff_max_seconds
+        self.idle = settings.idle_poll_seconds
+        self.max_defer = settings.max_defer_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[asyncio.Task[None], int] = {}
@@ -142,7 +164,7 @@ class Dispatcher:
         and drains the backlog once the burst is over.
         """
         deadline = time.monotonic() + self.max_defer
-        while self.rt.writer.under_pressure() and time.monotonic() < deadline:
+        while self.services.intake_busy() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
     async def _loop(self) -> None:
@@ -164,8 +186,8 @@ class Dispatcher:
                     await asyncio.wait_for(self._wake.wait(), self.idle)
 
     async def claim(self, limit: int | None = None) -> list[OutboxJob]:
-        now = self.rt.clock()
-        async with self.rt.engine.begin() as conn:
+        now = self.services.clock()
+        async with self.services.engine.begin() as conn:
             return await repo.claim_outbox(
                 conn, self.owner, now, now + timedelta(seconds=self.lease), limit or self.concurrency
             )
@@ -209,10 +231,10 @@ class Dispatcher:
 
     async def process(self, jobs: Sequence[OutboxJob]) -> None:
         """Screen, route and submit a batch of instructions; record every step."""
-        loaded = await self.rt.load_orders([j.instruction_id for j in jobs])
+        loaded = await self.services.orders.load_many([j.instruction_id for j in jobs])
         screened_out = await self._screen(jobs, loaded)
         refused = await self._refused_by([i for i, (row, _) in loaded.items() if row["status"] == S.ACCEPTED.value])
-        today = self.rt.clock().date()
+        today = self.services.clock().date()
         transitions: list[Transition] = []
         finished: list[OutboxJob] = []
         waiting: list[_Retry] = []
@@ -236,8 +258,8 @@ class Dispatcher:
             if status not in (S.RECEIVED, S.ACCEPTED):  # held, submitted or final: nothing to dispatch
                 finished.append(job)
                 continue
-            decision = self.rt.router.decide(
-                order, self.rt.adapters, channel=row["channel"], exclude=refused.get(order.id, ()), today=today
+            decision = self.services.router.decide(
+                order, self.services.adapters, channel=row["channel"], exclude=refused.get(order.id, ()), today=today
             )
             if decision.adapter is None and decision.wait:  # eligible partners exist but are unhealthy
                 waiting.append(_Retry(job, decision.reason))
@@ -280,24 +302,24 @@ class Dispatcher:
         ]
         if not received:
             return set()
-        now = self.rt.clock()
+        now = self.services.clock()
         job_of = {j.instruction_id: j.id for j in jobs}
-        async with self.rt.engine.begin() as conn:
-            screenings, records = await self.rt.screener.screen(conn, received, now)
+        async with self.services.engine.begin() as conn:
+            screenings, records = await self.services.screener.screen(conn, received, now)
             stopped = {s.candidate.instruction_id for s in screenings if s.outcome in (Outcome.HOLD, Outcome.REJECT)}
             await repo.finish_outbox_many(conn, [job_of[i] for i in stopped], self.owner)
         for s in screenings:
-            self.rt.metrics.risk.labels(s.outcome.value).inc()
+            self.services.metrics.risk.labels(s.outcome.value).inc()
             if s.outcome not in (Outcome.HOLD, Outcome.REJECT):
                 loaded[s.candidate.instruction_id][0]["status"] = S.ACCEPTED.value
-        self.rt.announce(r.change for r in records)
+        self.services.announce(r.change for r in records)
         return stopped
 
     async def _refused_by(self, instruction_ids: Sequence[str]) -> dict[str, set[str]]:
         """Partners that refused each instruction with "route elsewhere" (from its events)."""
         if not instruction_ids:
             return {}
-        async with self.rt.engine.connect() as conn:
+        async with self.services.engine.connect() as conn:
             rows = await conn.execute(
                 select(instruction_events.c.instruction_id, instruction_events.c.adapter).where(
                     instruction_events.c.instruction_id.in_(list(instruction_ids)),
@@ -336,7 +358,7 @@ class Dispatcher:
         return resend
 
     async def _ask(self, job: OutboxJob, adapter_name: str, order: PaymentOrder) -> Transition | _Retry | None:
-        adapter = self.rt.adapters.get(adapter_name)
+        adapter = self.services.adapters.get(adapter_name)
         if adapter is None:
             return _Retry(job, f"adapter {adapter_name} is not enabled", resolve=True)
         try:
@@ -376,21 +398,21 @@ class Dispatcher:
         await self._commit(transitions, finished, retries)
 
     async def _submit_one(self, job: OutboxJob, adapter_name: str, order: PaymentOrder) -> Transition | _Retry:
-        adapter = self.rt.adapters.get(adapter_name)
+        adapter = self.services.adapters.get(adapter_name)
         if adapter is None:
             return _Retry(job, f"adapter {adapter_name} is not enabled")
-        breaker = self.rt.router.breaker
+        breaker = self.services.router.breaker
         try:
             result = await adapter.submit(order)
         except OutcomeUnknownError as exc:
             # The request may have reached the partner: never failed, never sent elsewhere on a guess.
             breaker.record_failure(adapter_name)
-            self.rt.metrics.dispatch.labels(adapter_name, "unknown").inc()
+            self.services.metrics.dispatch.labels(adapter_name, "unknown").inc()
             return _Retry(job, exc.message, exc.retry_after, resolve=True)
         except PartnerUnreachableError as exc:
             # Never reached the partner, so it cannot have paid: once its circuit is open, route elsewhere.
             breaker.record_failure(adapter_name)
-            self.rt.metrics.dispatch.labels(adapter_name, "unreachable").inc()
+            self.services.metrics.dispatch.labels(adapter_name, "unreachable").inc()
             if breaker.state(adapter_name) == "open":
                 return Transition(
                     order.id,
@@ -403,17 +425,17 @@ class Dispatcher:
             return _Retry(job, exc.message, exc.retry_after)
         except TransientPartnerError as exc:
             breaker.record_failure(adapter_name)
-            self.rt.metrics.dispatch.labels(adapter_name, "transient").inc()
+            self.services.metrics.dispatch.labels(adapter_name, "transient").inc()
             return _Retry(job, exc.message, exc.retry_after)
         except PermanentPartnerError as exc:
             breaker.record_success(adapter_name)  # the partner answered: it is up
             if exc.reason_code == REROUTE:
                 # The partner confirmed it did not execute and asked for another rail.
-                self.rt.metrics.dispatch.labels(adapter_name, "reroute").inc()
+                self.services.metrics.dispatch.labels(adapter_name, "reroute").inc()
                 return Transition(
                     order.id, S.ACCEPTED, _SOURCE, adapter=adapter_name, reason_code=REROUTE, reason=exc.message
                 )
-            self.rt.metrics.dispatch.labels(adapter_name, "permanent").inc()
+            self.services.metrics.dispatch.labels(adapter_name, "permanent").inc()
             return Transition(
                 order.id,
                 S.FAILED,
@@ -424,10 +446,10 @@ class Dispatcher:
             )
         except Exception as exc:  # an adapter bug must not lose the job: retry, then fail
             log.exception("adapter %s raised on submit", adapter_name)
-            self.rt.metrics.dispatch.labels(adapter_name, "error").inc()
+            self.services.metrics.dispatch.labels(adapter_name, "error").inc()
             return _Retry(job, f"adapter error: {type(exc).__name__}")
         breaker.record_success(adapter_name)
-        self.rt.metrics.dispatch.labels(adapter_name, result.status.value).inc()
+        self.services.metrics.dispatch.labels(adapter_name, result.status.value).inc()
         return Transition(
             order.id,
             result.status,
@@ -443,7 +465,7 @@ class Dispatcher:
         self, transitions: list[Transition], finished: Sequence[OutboxJob], retries: Sequence[_Retry]
     ) -> list[repo.StatusRecord]:
         """Record transitions, finish jobs and reschedule retries in one transaction; announce after."""
-        now = self.rt.clock()
+        now = self.services.clock()
         transitions = list(transitions)
         finished = list(finished)
         reschedule: list[tuple[_Retry, float]] = []
@@ -467,7 +489,7 @@ class Dispatcher:
                     else backoff_delay(retry.job.attempts, self.backoff_base, self.backoff_max, retry.retry_after)
                 )
                 reschedule.append((retry, delay))
-        async with self.rt.engine.begin() as conn:
+        async with self.services.engine.begin() as conn:
             records = await repo.record_transitions(conn, transitions, now)
             await repo.finish_outbox_many(conn, [j.id for j in finished], self.owner)
             for retry, delay in reschedule:
@@ -479,7 +501,7 @@ class Dispatcher:
                     retry.error,
                     kind=RESOLVE if retry.resolve else DISPATCH,
                 )
-        self.rt.announce(r.change for r in records)
+        self.services.announce(r.change for r in records)
         for retry, delay in reschedule:
             log.info("dispatch of %s retried in %.2fs: %s", retry.job.instruction_id, delay, retry.error)
         return records

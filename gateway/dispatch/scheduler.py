@@ -1,8 +1,9 @@
-"""Status polling: an APScheduler job asks partners about payments with no final status.
+"""The scheduler: APScheduler jobs for status polling and housekeeping.
 
-Callbacks usually arrive first; polling covers the ones that never do. Both go
-through ``gateway.dispatch.updates``, so whichever comes first wins and the other is
-recorded as a duplicate.
+Status polling asks partners about payments with no final status. Callbacks
+usually arrive first; polling covers the ones that never do. Both go through
+``gateway.dispatch.updates``, so whichever comes first wins and the other is
+recorded as a duplicate. Beside it: hold expiry and risk-history pruning.
 """
 
 from __future__ import annotations
@@ -10,32 +11,50 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.dispatch.updates import UpdateSummary, apply_updates
+from gateway.config import DispatchSettings, RiskJobSettings
+from gateway.dispatch.updates import StatusUpdates, UpdateSummary
+from gateway.domain.clock import Clock
 from gateway.errors import AdapterError
-from gateway.risk.holds import expire_holds
+from gateway.partners.adapter import Adapter
+from gateway.risk.engine import RiskEngine
+from gateway.risk.holds import HoldDesk
 from gateway.risk.store import prune_history
 from gateway.store import repo
+from gateway.store.orders import Orders
 
-if TYPE_CHECKING:
-    from gateway.runtime import Runtime
-
-__all__ = ["StatusPoller"]
+__all__ = ["Scheduler", "SchedulerServices"]
 
 log = logging.getLogger(__name__)
 
 
-class StatusPoller:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
-        cfg = runtime.settings.section("dispatch")
-        self.interval = float(cfg.get("status_poll_interval_seconds", 5))
-        self.after = float(cfg.get("status_poll_after_seconds", 10))
+@dataclass(frozen=True)
+class SchedulerServices:
+    """What the scheduled jobs work with; the composition root (``gateway.runtime``) builds it."""
+
+    engine: AsyncEngine
+    clock: Clock
+    orders: Orders
+    adapters: Mapping[str, Adapter]
+    updates: StatusUpdates
+    holds: HoldDesk
+    risk: RiskEngine
+
+
+class Scheduler:
+    """Runs the status poll, hold expiry and risk pruning at their intervals."""
+
+    def __init__(self, services: SchedulerServices, dispatch: DispatchSettings, risk: RiskJobSettings) -> None:
+        self.services = services
+        self.interval = dispatch.status_poll_interval_seconds
+        self.after = dispatch.status_poll_after_seconds
+        self.risk_jobs = risk
         self.batch = 100
         self._scheduler: AsyncIOScheduler | None = None
         self._running: asyncio.Task[object] | None = None
@@ -51,10 +70,9 @@ class StatusPoller:
             max_instances=1,
             coalesce=True,
         )
-        risk = self.rt.settings.section("risk")
         for job_id, job, seconds in (
-            ("hold-expiry", self.expire_holds, float(risk.get("hold_expiry_check_seconds", 60))),
-            ("risk-prune", self.prune_risk_history, float(risk.get("prune_seconds", 600))),
+            ("hold-expiry", self.expire_holds, self.risk_jobs.hold_expiry_check_seconds),
+            ("risk-prune", self.prune_risk_history, self.risk_jobs.prune_seconds),
         ):
             self._scheduler.add_job(
                 self._guarded,
@@ -102,19 +120,18 @@ class StatusPoller:
 
     async def expire_holds(self) -> int:
         """Reject holds nobody decided before they expired."""
-        return await expire_holds(self.rt)
+        return await self.services.holds.expire()
 
     async def prune_risk_history(self) -> int:
         """Delete risk counters and recent payments that no configured window reaches any more."""
-        risk = self.rt.risk
-        keep_counters = max(risk.bucket_sizes, default=60) * 26
-        async with self.rt.engine.begin() as conn:
-            return await prune_history(conn, self.rt.clock(), keep_counters, max(risk.recent_seconds, 3600) * 2)
+        keep_counters, keep_recent = self.services.risk.retention()
+        async with self.services.engine.begin() as conn:
+            return await prune_history(conn, self.services.clock(), keep_counters, keep_recent)
 
     async def poll_due(self) -> UpdateSummary:
         """Poll every payment that has waited longer than ``status_poll_after_seconds``."""
-        older_than = self.rt.clock() - timedelta(seconds=self.after)
-        async with self.rt.engine.connect() as conn:
+        older_than = self.services.clock() - timedelta(seconds=self.after)
+        async with self.services.engine.connect() as conn:
             due = await repo.due_for_poll(conn, older_than, self.batch)
         results = await asyncio.gather(*(self.poll_one(i) for i in due))
         total = UpdateSummary()
@@ -123,8 +140,8 @@ class StatusPoller:
         return total
 
     async def poll_one(self, instruction_id: str) -> UpdateSummary:
-        row, order = await self.rt.load_order(instruction_id)
-        adapter = self.rt.adapters.get(row["adapter"] or "")
+        row, order = await self.services.orders.load(instruction_id)
+        adapter = self.services.adapters.get(row["adapter"] or "")
         if adapter is None:
             return UpdateSummary()
         try:
@@ -136,4 +153,4 @@ class StatusPoller:
             return UpdateSummary()
         if update.instruction_id is None and update.partner_reference is None:
             update = dataclasses.replace(update, instruction_id=instruction_id)
-        return await apply_updates(self.rt, adapter.name, [update], source="poll")
+        return await self.services.updates.apply(adapter.name, [update], source="poll")

@@ -16,17 +16,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from gateway.domain.events import StatusChange
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.domain.clock import Clock
+from gateway.domain.events import Announce, StatusChange
 from gateway.domain.status import Status
 from gateway.partners.adapter import StatusUpdate
 from gateway.store import repo
 
-if TYPE_CHECKING:
-    from gateway.runtime import Runtime
-
-__all__ = ["UpdateSummary", "apply_updates"]
+__all__ = ["StatusUpdates", "UpdateSummary"]
 
 log = logging.getLogger(__name__)
 
@@ -43,49 +42,62 @@ class UpdateSummary:
         return {"applied": self.applied, "ignored": self.ignored, "unknown": self.unknown}
 
 
-async def apply_updates(rt: Runtime, adapter: str, updates: Sequence[StatusUpdate], *, source: str) -> UpdateSummary:
-    """Record every update in one transaction; announce applied changes after commit."""
-    applied = ignored = unknown = 0
-    changes: list[StatusChange | None] = []
-    now = rt.clock()
-    async with rt.engine.begin() as conn:
-        for update in updates:
-            instruction_id = await repo.find_by_partner(conn, adapter, update.instruction_id, update.partner_reference)
-            if instruction_id is None:
-                unknown += 1
-                log.warning("%s reported a payment this gateway did not route to it", adapter)
-                continue
-            if update.status is None:  # acknowledgement only
-                if update.partner_reference:
-                    await repo.set_partner_reference(conn, instruction_id, update.partner_reference)
-                ignored += 1
-                continue
-            if update.status is Status.RETURNED and await repo.current_status(conn, instruction_id) in _BEFORE_SETTLED:
-                implied = await repo.record_status(
+class StatusUpdates:
+    """Applies what partners report (callbacks and polls alike)."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock, announce: Announce) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.announce = announce
+
+    async def apply(self, adapter: str, updates: Sequence[StatusUpdate], *, source: str) -> UpdateSummary:
+        """Record every update in one transaction; announce applied changes after commit."""
+        applied = ignored = unknown = 0
+        changes: list[StatusChange | None] = []
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            for update in updates:
+                instruction_id = await repo.find_by_partner(
+                    conn, adapter, update.instruction_id, update.partner_reference
+                )
+                if instruction_id is None:
+                    unknown += 1
+                    log.warning("%s reported a payment this gateway did not route to it", adapter)
+                    continue
+                if update.status is None:  # acknowledgement only
+                    if update.partner_reference:
+                        await repo.set_partner_reference(conn, instruction_id, update.partner_reference)
+                    ignored += 1
+                    continue
+                if (
+                    update.status is Status.RETURNED
+                    and await repo.current_status(conn, instruction_id) in _BEFORE_SETTLED
+                ):
+                    implied = await repo.record_status(
+                        conn,
+                        instruction_id,
+                        Status.SETTLED,
+                        source=source,
+                        now=now,
+                        partner_reference=update.partner_reference,
+                        reason="implied by the partner's return report",
+                    )
+                    changes.append(implied.change)
+                rec = await repo.record_status(
                     conn,
                     instruction_id,
-                    Status.SETTLED,
+                    update.status,
                     source=source,
                     now=now,
                     partner_reference=update.partner_reference,
-                    reason="implied by the partner's return report",
+                    partner_status=update.partner_status,
+                    reason_code=update.reason_code,
+                    reason=update.reason,
                 )
-                changes.append(implied.change)
-            rec = await repo.record_status(
-                conn,
-                instruction_id,
-                update.status,
-                source=source,
-                now=now,
-                partner_reference=update.partner_reference,
-                partner_status=update.partner_status,
-                reason_code=update.reason_code,
-                reason=update.reason,
-            )
-            changes.append(rec.change)
-            if rec.decision:
-                applied += 1
-            else:
-                ignored += 1
-    rt.announce(changes)
-    return UpdateSummary(applied, ignored, unknown)
+                changes.append(rec.change)
+                if rec.decision:
+                    applied += 1
+                else:
+                    ignored += 1
+        self.announce(changes)
+        return UpdateSummary(applied, ignored, unknown)

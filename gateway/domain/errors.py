@@ -16,7 +16,17 @@ __all__ = [
     "GatewayError",
     "IdentifierError",
     "MoneyError",
+    "pointer_of",
 ]
+
+
+def _escape(part: object) -> str:
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def pointer_of(path: Any) -> str:
+    """RFC 6901 JSON pointer of a path (e.g. a jsonschema error's ``absolute_path``)."""
+    return "".join("/" + _escape(p) for p in path)
 
 
 @dataclass(frozen=True)

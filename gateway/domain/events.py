@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.domain.status import Status
 
-__all__ = ["StatusChange"]
+__all__ = ["Announce", "StatusChange"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,3 +22,7 @@ class StatusChange:
     source: str
     occurred_at: datetime
     reason_code: str | None = None
+
+
+#: tells observers about committed transitions (``None`` entries: transitions that were not applied)
+Announce = Callable[[Iterable[StatusChange | None]], None]

@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "Plugins"]
 
 ENTRY_POINT_GROUP = "gateway.adapters"
 #: the gateway's own plugins, registered like any other (built-in adapters come through the entry points)
-DEFAULT_PLUGINS = ("gateway.risk.rules",)
+DEFAULT_PLUGINS = ("gateway.plugins.builtins",)
 log = logging.getLogger(__name__)
 
 
@@ -94,6 +94,12 @@ class Plugins:
                     raise ConfigError(f"two risk rules are named {cls.name!r}")
                 found[cls.name] = cls
         return list(found.values())
+
+    def announce(self, changes: Iterable[StatusChange | None]) -> None:
+        """Tell observers about committed transitions, skipping the ones not applied (call after commit only)."""
+        for change in changes:
+            if change is not None:
+                self.status_changed(change)
 
     def status_changed(self, change: StatusChange) -> None:
         """Tell observers about a committed transition; their errors are logged, not raised."""

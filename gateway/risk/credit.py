@@ -10,7 +10,8 @@ payment reserves its amount with one conditional update::
 The row lock makes the check and the increment one step, on SQLite and on
 PostgreSQL alike, so concurrent intake can never take exposure past the limit.
 A reservation moves to ``consumed`` when the payment settles and is released
-when it fails, is rejected or cancelled, or (once consumed) is returned. Limits
+when it fails, is rejected or cancelled, or (once consumed) is returned: in the
+transaction of the transition itself (``gateway.store.exposure``). Limits
 come from ``risk.yaml`` (inserted at start-up when absent) and the admin API
 (``PUT /v1/credit-limits/{counterparty}/{currency}``), which wins afterwards.
 """
@@ -24,7 +25,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -45,12 +46,10 @@ __all__ = [
     "reserve",
     "reserve_in_sqlite_thread",
     "set_limit",
-    "settle_exposure",
     "sync_config_limits",
 ]
 
 S = Status
-_RELEASE_FROM_RESERVED = frozenset({S.FAILED, S.REJECTED, S.CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,54 +237,3 @@ def reserve_in_sqlite_thread(
         return False
     db.executemany(*insert)
     return True
-
-
-async def settle_exposure(conn: AsyncConnection, changes: Sequence[tuple[str, Status]], now: datetime) -> None:
-    """Move reservations along with applied status changes (called inside ``record_transitions``)."""
-    relevant = {i: s for i, s in changes if s in _RELEASE_FROM_RESERVED or s in (S.SETTLED, S.RETURNED)}
-    if not relevant:
-        return
-    found = await conn.execute(
-        select(credit_reservations).where(
-            credit_reservations.c.instruction_id.in_(sorted(relevant)),
-            credit_reservations.c.state.in_(("reserved", "consumed")),
-        )
-    )
-    moves: list[dict[str, Any]] = []
-    for r in found:
-        status = relevant[r.instruction_id]
-        if r.state == "reserved" and status is S.SETTLED:
-            moves.append(_move(r, "consumed", -r.amount_minor, r.amount_minor))
-        elif r.state == "reserved" and status in _RELEASE_FROM_RESERVED:
-            moves.append(_move(r, "released", -r.amount_minor, 0))
-        elif r.state == "consumed" and status is S.RETURNED:
-            moves.append(_move(r, "released", 0, -r.amount_minor))
-    if not moves:
-        return
-    await conn.execute(
-        update(credit_reservations)
-        .where(credit_reservations.c.instruction_id == bindparam("m_id"))
-        .values(state=bindparam("m_state"), updated_at=now),
-        moves,
-    )
-    await conn.execute(
-        update(credit_limits)
-        .where(credit_limits.c.counterparty == bindparam("m_cp"), credit_limits.c.currency == bindparam("m_cur"))
-        .values(
-            reserved_minor=credit_limits.c.reserved_minor + bindparam("m_reserved"),
-            consumed_minor=credit_limits.c.consumed_minor + bindparam("m_consumed"),
-            updated_at=now,
-        ),
-        moves,
-    )
-
-
-def _move(r: Any, state: str, reserved: int, consumed: int) -> dict[str, Any]:
-    return {
-        "m_id": r.instruction_id,
-        "m_state": state,
-        "m_cp": r.counterparty,
-        "m_cur": r.currency,
-        "m_reserved": reserved,
-        "m_consumed": consumed,
-    }

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gateway.config import check_document, deep_merge, read_yaml_file
 from gateway.domain.money import Money
 from gateway.errors import ConfigError
-from gateway.risk.history import CounterSpec, History
+from gateway.risk.history import KEEP_BUCKETS, CounterSpec, History
 from gateway.risk.model import Candidate, Finding, Fingerprinter, Outcome, Screening, normalise_name
 from gateway.risk.rules import DURATION_SCHEMA, Rule, RuleContext, canonical_account, parse_duration
 
@@ -163,6 +163,14 @@ class RiskEngine:
     @property
     def recent_seconds(self) -> int:
         return max((r.recent_seconds() for p in self.all_policies() for r in p.rules), default=0)
+
+    def retention(self) -> tuple[int, int]:
+        """Seconds of velocity counters and of recent payments worth keeping; older history is pruned.
+
+        Counters: ``KEEP_BUCKETS`` buckets of the largest size a rule reads. Recent
+        payments: twice the longest look-back a rule has, at least two hours.
+        """
+        return max(self.bucket_sizes, default=60) * KEEP_BUCKETS, max(self.recent_seconds, 3600) * 2
 
     def new_history(self) -> History:
         return History(recent_seconds=self.recent_seconds or 86_400, counters=self.counters)

@@ -26,6 +26,7 @@ from datetime import datetime
 from gateway.risk.model import Candidate
 
 __all__ = [
+    "KEEP_BUCKETS",
     "PAIR_MEMORY",
     "SUBJECTS",
     "Beneficiary",
@@ -41,6 +42,9 @@ __all__ = [
 PAIR_MEMORY = 32
 #: buckets per velocity window
 BUCKETS_PER_WINDOW = 24
+#: buckets of one size worth keeping: the ones a window reads, plus the current partial one and one of slack;
+#: older counters are pruned (``prune_after``)
+KEEP_BUCKETS = BUCKETS_PER_WINDOW + 2
 
 #: whose payments a velocity counter counts
 SUBJECTS = ("debtor", "creditor")
@@ -103,18 +107,11 @@ class History:
     """In-memory risk history (see module docstring).
 
     ``counters`` are the (subject, bucket size) pairs kept, as the rules declare
-    them (``Rule.counters``); without it, every size in ``bucket_sizes`` is kept
-    for both subjects.
+    them (``Rule.counters``); none are kept without it.
     """
 
-    def __init__(
-        self,
-        bucket_sizes: Iterable[int] = (),
-        recent_seconds: int = 86_400,
-        *,
-        counters: Iterable[CounterSpec] | None = None,
-    ) -> None:
-        specs = {(s, size) for size in bucket_sizes for s in SUBJECTS} if counters is None else set(counters)
+    def __init__(self, recent_seconds: int = 86_400, *, counters: Iterable[CounterSpec] = ()) -> None:
+        specs = set(counters)
         self.counter_specs: list[CounterSpec] = sorted(specs, key=lambda spec: (spec[1], spec[0]))
         self.bucket_sizes = sorted({size for _, size in specs})
         self.recent_seconds = recent_seconds

@@ -17,25 +17,27 @@ row (who, when, why) and, on approval, the outbox job and the exposure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.domain.clock import Clock
+from gateway.domain.events import Announce
 from gateway.domain.status import Status
 from gateway.errors import ConflictError, ForbiddenError, NotFoundError
 from gateway.risk import credit
+from gateway.risk.engine import RiskEngine
+from gateway.risk.screening import Screener
 from gateway.risk.store import load_history, save_history
 from gateway.store import repo
+from gateway.store.orders import Orders
 from gateway.store.repo import Principal, Transition
 from gateway.store.tables import business_units, holds, instructions, outbox
 
-if TYPE_CHECKING:
-    from gateway.runtime import Runtime
-
-__all__ = ["HOLD_EXPIRED", "HOLD_REJECTED", "decide_hold", "expire_holds", "hold_query", "hold_view"]
+__all__ = ["HOLD_EXPIRED", "HOLD_REJECTED", "HoldDesk", "hold_query", "hold_view"]
 
 S = Status
 HOLD_REJECTED = "HOLD_REJECTED"
@@ -84,12 +86,6 @@ def hold_view(row: Any) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class _Decided:
-    view: dict[str, Any]
-    records: list[repo.StatusRecord]
-
-
 async def _locked_hold(conn: AsyncConnection, instruction_id: str) -> Any:
     query = hold_query().where(holds.c.instruction_id == instruction_id)
     if conn.dialect.name == "postgresql":
@@ -100,100 +96,127 @@ async def _locked_hold(conn: AsyncConnection, instruction_id: str) -> Any:
     return row
 
 
-async def decide_hold(
-    rt: Runtime, principal: Principal, instruction_id: str, approve: bool, comment: str
-) -> dict[str, Any]:
-    """Approve or reject a hold (see module docstring); returns the hold's view after the decision."""
-    order = None
-    if approve:
-        found = await rt.load_orders([instruction_id])
-        if instruction_id in found:
-            row, order = found[instruction_id]
-    now = rt.clock()
-    async with rt.engine.begin() as conn:
-        hold = await _locked_hold(conn, instruction_id)
-        if hold.decision is not None:
-            raise ConflictError(
-                f"this hold was already decided: {hold.decision} at {hold.decided_at:%Y-%m-%d %H:%M} UTC"
-            )
-        submitted_by = await conn.scalar(select(instructions.c.submitted_by).where(instructions.c.id == instruction_id))
-        if submitted_by is not None and submitted_by == principal.key_id:
-            raise ForbiddenError("four eyes: the API key that submitted a payment cannot decide its hold")
-        verb = "approved" if approve else "rejected"
-        reason = f"{verb} by {principal.business_unit} (key {principal.key_id}): {comment}"
-        transition = (
-            Transition(instruction_id, S.ACCEPTED, "operator", reason=reason, actor=principal.key_id)
-            if approve
-            else Transition(
-                instruction_id, S.REJECTED, "operator", reason_code=HOLD_REJECTED, reason=reason, actor=principal.key_id
-            )
-        )
-        records = await repo.record_transitions(conn, [transition], now)
-        if not records[0].decision:
-            raise ConflictError(f"the payment is no longer held (status {records[0].previous.value!r})")
-        await conn.execute(
-            update(holds)
-            .where(holds.c.instruction_id == instruction_id)
-            .values(decision=verb, decided_by=principal.key_id, decided_at=now, comment=comment)
-        )
-        if approve and order is not None:
-            await _release(rt, conn, row, order, now)
-        view = hold_view(await _locked_hold(conn, instruction_id))
-    rt.announce(r.change for r in records)
-    if approve and rt.dispatcher is not None:
-        rt.dispatcher.wake()
-    return view
+class HoldDesk:
+    """Decides holds: finance's approvals and rejections, and the scheduled expiry."""
 
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        orders: Orders,
+        screener: Screener,
+        risk: RiskEngine,
+        announce: Announce,
+        wake_dispatcher: Callable[[], None],
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.orders = orders
+        self.screener = screener
+        self.risk = risk
+        self.announce = announce
+        #: an approved payment has a new dispatch job: tell the dispatcher not to wait for its next poll
+        self.wake_dispatcher = wake_dispatcher
 
-async def _release(rt: Runtime, conn: AsyncConnection, row: dict[str, Any], order: Any, now: datetime) -> None:
-    """Approval: reserve exposure (even past the limit: finance decided), learn, queue for routing."""
-    candidate = rt.screener.candidate(row, order)
-    if candidate.counterparty:  # reserves only where that counterparty has a limit in this currency
-        await credit.reserve(
-            conn, order.id, candidate.counterparty, candidate.currency, candidate.amount_minor, now, force=True
-        )
-    if rt.risk.has_rules:  # nothing reads history without rules (as in screening)
-        # learning reads and writes pairs, beneficiaries and names only: no counters, no recent payments
-        history = await load_history(conn, [candidate], (), 0)
-        history.learn_only(candidate)
-        await save_history(conn, history, now)
-    await conn.execute(
-        outbox.insert().values(instruction_id=order.id, kind="dispatch", available_at=now, attempts=0, created_at=now)
-    )
-
-
-async def expire_holds(rt: Runtime, limit: int = 500) -> int:
-    """Reject undecided holds whose time is up; returns how many were rejected."""
-    now = rt.clock()
-    async with rt.engine.begin() as conn:
-        query = (
-            select(holds.c.instruction_id)
-            .join(instructions, instructions.c.id == holds.c.instruction_id)
-            .where(holds.c.decision.is_(None), holds.c.expires_at <= now, instructions.c.status == S.HELD.value)
-            .order_by(holds.c.instruction_id)
-            .limit(limit)
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(of=holds, skip_locked=True)
-        due = [r.instruction_id for r in await conn.execute(query)]
-        if not due:
-            return 0
-        records = await repo.record_transitions(
-            conn,
-            [
-                Transition(
-                    i, S.REJECTED, "dispatcher", reason_code=HOLD_EXPIRED, reason="hold expired without a decision"
+    async def decide(self, principal: Principal, instruction_id: str, approve: bool, comment: str) -> dict[str, Any]:
+        """Approve or reject a hold (see module docstring); returns the hold's view after the decision."""
+        order = None
+        if approve:
+            found = await self.orders.load_many([instruction_id])
+            if instruction_id in found:
+                row, order = found[instruction_id]
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            hold = await _locked_hold(conn, instruction_id)
+            if hold.decision is not None:
+                raise ConflictError(
+                    f"this hold was already decided: {hold.decision} at {hold.decided_at:%Y-%m-%d %H:%M} UTC"
                 )
-                for i in due
-            ],
-            now,
-        )
-        expired = [i for i, r in zip(due, records, strict=True) if r.decision]
-        if expired:
+            submitted_by = await conn.scalar(
+                select(instructions.c.submitted_by).where(instructions.c.id == instruction_id)
+            )
+            if submitted_by is not None and submitted_by == principal.key_id:
+                raise ForbiddenError("four eyes: the API key that submitted a payment cannot decide its hold")
+            verb = "approved" if approve else "rejected"
+            reason = f"{verb} by {principal.business_unit} (key {principal.key_id}): {comment}"
+            transition = (
+                Transition(instruction_id, S.ACCEPTED, "operator", reason=reason, actor=principal.key_id)
+                if approve
+                else Transition(
+                    instruction_id,
+                    S.REJECTED,
+                    "operator",
+                    reason_code=HOLD_REJECTED,
+                    reason=reason,
+                    actor=principal.key_id,
+                )
+            )
+            records = await repo.record_transitions(conn, [transition], now)
+            if not records[0].decision:
+                raise ConflictError(f"the payment is no longer held (status {records[0].previous.value!r})")
             await conn.execute(
                 update(holds)
-                .where(holds.c.instruction_id.in_(expired))
-                .values(decision="expired", decided_at=now, comment="no decision before expiry")
+                .where(holds.c.instruction_id == instruction_id)
+                .values(decision=verb, decided_by=principal.key_id, decided_at=now, comment=comment)
             )
-    rt.announce(r.change for r in records)
-    return len(expired)
+            if approve and order is not None:
+                await self._release(conn, row, order, now)
+            view = hold_view(await _locked_hold(conn, instruction_id))
+        self.announce(r.change for r in records)
+        if approve:
+            self.wake_dispatcher()
+        return view
+
+    async def _release(self, conn: AsyncConnection, row: dict[str, Any], order: Any, now: datetime) -> None:
+        """Approval: reserve exposure (even past the limit: finance decided), learn, queue for routing."""
+        candidate = self.screener.candidate(row, order)
+        if candidate.counterparty:  # reserves only where that counterparty has a limit in this currency
+            await credit.reserve(
+                conn, order.id, candidate.counterparty, candidate.currency, candidate.amount_minor, now, force=True
+            )
+        if self.risk.has_rules:  # nothing reads history without rules (as in screening)
+            # learning reads and writes pairs, beneficiaries and names only: no counters, no recent payments
+            history = await load_history(conn, [candidate], (), 0)
+            history.learn_only(candidate)
+            await save_history(conn, history, now)
+        await conn.execute(
+            outbox.insert().values(
+                instruction_id=order.id, kind="dispatch", available_at=now, attempts=0, created_at=now
+            )
+        )
+
+    async def expire(self, limit: int = 500) -> int:
+        """Reject undecided holds whose time is up; returns how many were rejected."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            query = (
+                select(holds.c.instruction_id)
+                .join(instructions, instructions.c.id == holds.c.instruction_id)
+                .where(holds.c.decision.is_(None), holds.c.expires_at <= now, instructions.c.status == S.HELD.value)
+                .order_by(holds.c.instruction_id)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(of=holds, skip_locked=True)
+            due = [r.instruction_id for r in await conn.execute(query)]
+            if not due:
+                return 0
+            records = await repo.record_transitions(
+                conn,
+                [
+                    Transition(
+                        i, S.REJECTED, "dispatcher", reason_code=HOLD_EXPIRED, reason="hold expired without a decision"
+                    )
+                    for i in due
+                ],
+                now,
+            )
+            expired = [i for i, r in zip(due, records, strict=True) if r.decision]
+            if expired:
+                await conn.execute(
+                    update(holds)
+                    .where(holds.c.instruction_id.in_(expired))
+                    .values(decision="expired", decided_at=now, comment="no decision before expiry")
+                )
+        self.announce(r.change for r in records)
+        return len(expired)

@@ -28,7 +28,6 @@ import yaml
 from gateway.domain.accounts import IbanAccount, UsAccount, WalletAccount
 from gateway.domain.money import minor_units
 from gateway.errors import ConfigError
-from gateway.plugins.hookspecs import hookimpl
 from gateway.risk.history import SUBJECTS, CounterSpec, History, bucket_seconds
 from gateway.risk.model import Candidate, Finding, Fingerprinter, Outcome, normalise_name
 
@@ -545,9 +544,3 @@ BUILTIN_RULES: tuple[type[Rule], ...] = (
     AccountChangeRule,
     BlocklistRule,
 )
-
-
-@hookimpl
-def gateway_risk_rules() -> list[type[Rule]]:
-    """This module is the plugin that contributes the built-in rules (registered like any other)."""
-    return list(BUILTIN_RULES)

@@ -10,8 +10,8 @@ from typing import Any
 from gateway.domain.accounts import Agent, Party, UltimateParty, parse_account, parse_ultimate_party
 from gateway.domain.instruction import InstructionData
 from gateway.domain.money import Money
+from gateway.domain.order import PaymentOrder
 from gateway.domain.status import Status
-from gateway.partners.adapter import PaymentOrder
 from gateway.store.encryption import FieldCipher
 
 __all__ = ["InstructionCodec"]

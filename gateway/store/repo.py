@@ -16,8 +16,8 @@ from gateway.domain.events import StatusChange
 from gateway.domain.ids import new_id
 from gateway.domain.status import Decision, Status, decide
 from gateway.errors import ConfigError, ConflictError, NotFoundError
-from gateway.risk.credit import settle_exposure
 from gateway.store.bulk import insert_rows
+from gateway.store.exposure import settle_exposure
 from gateway.store.tables import (
     api_keys,
     business_units,

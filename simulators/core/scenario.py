@@ -18,7 +18,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -99,11 +99,6 @@ def _validator() -> Draft202012Validator:
     schema = json.loads((Path(__file__).parent / "scenario.schema.json").read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
-
-
-def scenario_schema() -> dict[str, Any]:
-    """The scenario JSON Schema (for docs and editors)."""
-    return dict(_validator().schema)
 
 
 # -- values -------------------------------------------------------------------------
@@ -510,10 +505,3 @@ def legacy_rules(rules: Sequence[Mapping[str, Any]] | None, *, source: str = "se
     document = {"name": "settings", "rules": converted}
     validate_document(document, source=source)
     return tuple(_rules(converted, source, None, ["rules"]))
-
-
-def iter_faults(scenario: Scenario, decision: Decision | None) -> Iterator[Fault]:
-    """The scenario-wide faults, then the deciding rule's."""
-    yield from scenario.faults
-    if decision is not None:
-        yield from decision.faults

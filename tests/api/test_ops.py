@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
-from gateway.api.app import create_app
 from gateway.api.openapi import build_openapi
 from gateway.config import load_settings
 from gateway.contracts.registry import contracts
+from gateway.runtime import create_app
 from tests.support import LiveGateway, example_instruction
 
 

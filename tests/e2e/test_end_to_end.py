@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from gateway.config import load_settings
 from gateway.contracts.registry import contracts
-from gateway.dispatch.dispatcher import Dispatcher
 from gateway.store.tables import outbox
 from gateway_simulators.iso20022_bank import BANK, Bank, signed_status_report
 from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway
@@ -151,11 +150,11 @@ async def test_dispatcher_crash_between_claim_and_submit_recovers_with_one_submi
     gw = await start_gateway(database, dispatch=False, poll=False, dispatch__lease_seconds=0.5)
     try:
         instruction_id = await submit(gw)
-        crashed = Dispatcher(gw.runtime, owner="process-that-dies")
+        crashed = gw.runtime.new_dispatcher(owner="process-that-dies")
         jobs = await crashed.claim()
         assert [j.instruction_id for j in jobs] == [instruction_id]
         # ...the process dies here: no submit, lease still held
-        survivor = Dispatcher(gw.runtime, owner="survivor")
+        survivor = gw.runtime.new_dispatcher(owner="survivor")
         assert await survivor.claim() == []  # leased: nobody else may take it yet
         await asyncio.sleep(0.6)
         await survivor.run_until_idle()
@@ -184,7 +183,7 @@ async def test_crash_after_submit_before_commit_never_pays_twice(database: Datab
     )
     try:
         instruction_id = await submit(gw)
-        crashed = Dispatcher(gw.runtime, owner="process-that-dies")
+        crashed = gw.runtime.new_dispatcher(owner="process-that-dies")
 
         commits = 0
         real_commit = crashed._commit
@@ -203,16 +202,16 @@ async def test_crash_after_submit_before_commit_never_pays_twice(database: Datab
             await crashed.process(jobs)  # routed, submitted to the bank, then died before recording the answer
         assert (await gw.get_instruction(instruction_id))["status"] == "routed"
         await asyncio.sleep(0.6)  # lease expires
-        await Dispatcher(gw.runtime, owner="survivor").run_until_idle()
+        await gw.runtime.new_dispatcher(owner="survivor").run_until_idle()
         view = await gw.get_instruction(instruction_id)
         assert view["status"] == "submitted"
         payments = bank_of(gw).describe()
         assert len(payments) == 1  # one payment at the bank...
         assert payments[0]["submissions"] == 2  # ...though it was sent twice, with the same idempotency key
         assert view["partner_reference"] == payments[0]["bank_reference"]
-        assert gw.runtime.poller is not None
+        assert gw.runtime.scheduler is not None
         await bank_of(gw).idle()
-        summary = await gw.runtime.poller.poll_due()
+        summary = await gw.runtime.scheduler.poll_due()
         assert summary.applied == 1
         assert (await gw.get_instruction(instruction_id))["status"] == "settled"
     finally:

@@ -179,10 +179,10 @@ async def test_an_undecided_hold_expires_into_a_rejection(database: Database, tm
     try:
         instruction_id = await submit(gw, amount="6000.00")
         await gw.wait_for(instruction_id, held)
-        assert gw.runtime.poller is not None
-        assert await gw.runtime.poller.expire_holds() == 0  # not yet
+        assert gw.runtime.scheduler is not None
+        assert await gw.runtime.scheduler.expire_holds() == 0  # not yet
         await asyncio.sleep(1.1)
-        assert await gw.runtime.poller.expire_holds() == 1
+        assert await gw.runtime.scheduler.expire_holds() == 1
         view = await gw.get_instruction(instruction_id)
         assert view["status"] == "rejected" and view["events"][-1]["reason_code"] == "HOLD_EXPIRED"
         finance = await gw.new_key("group-finance", ("finance",))

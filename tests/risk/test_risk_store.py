@@ -38,7 +38,7 @@ from tests.support import candidate as cand
 
 HOUR = 3600
 SIZES = {bucket_seconds(HOUR), bucket_seconds(86_400)}
-COUNTERS = {(subject, size) for size in SIZES for subject in SUBJECTS}  # what History(SIZES) keeps
+COUNTERS = {(subject, size) for size in SIZES for subject in SUBJECTS}  # debtor and creditor counters at every size
 
 
 def candidate(n: int, amount_minor: int = 100_00, creditor: str = "c1", name: str = "nordic parts") -> Candidate:
@@ -60,7 +60,7 @@ def candidate(n: int, amount_minor: int = 100_00, creditor: str = "c1", name: st
 
 async def test_history_survives_a_round_trip_through_the_store(engine: AsyncEngine) -> None:
     batch = [candidate(i, 100_00 + i) for i in range(5)]
-    history = History(SIZES, 86_400)
+    history = History(86_400, counters=COUNTERS)
     for c in batch:
         history.record(c, learn=True)
     async with engine.begin() as conn:
@@ -85,7 +85,7 @@ async def test_history_survives_a_round_trip_through_the_store(engine: AsyncEngi
 
 async def test_concurrent_batches_never_lose_a_velocity_count(engine: AsyncEngine) -> None:
     async def batch(offset: int) -> None:
-        history = History(SIZES, 0)
+        history = History(0, counters=COUNTERS)
         for i in range(10):
             history.record(candidate(offset + i % 3), learn=False)  # same buckets across batches
         async with engine.begin() as conn:
@@ -101,7 +101,7 @@ async def test_concurrent_batches_never_lose_a_velocity_count(engine: AsyncEngin
 
 
 async def test_pruning_deletes_only_what_no_window_reaches(engine: AsyncEngine) -> None:
-    history = History(SIZES, 86_400)
+    history = History(86_400, counters=COUNTERS)
     history.record(candidate(0), learn=False)
     async with engine.begin() as conn:
         await save_history(conn, history, NOW)
@@ -198,7 +198,7 @@ ONE_HOP = pytest.mark.parametrize("one_hop", [True, False], ids=["one-hop", "sta
 @ONE_HOP
 async def test_driver_level_load_and_save_round_trip_the_history_core_reads(engine: AsyncEngine, one_hop: bool) -> None:
     batch = _varied_batch()
-    written = History(SIZES, 86_400)
+    written = History(86_400, counters=COUNTERS)
     for i, c in enumerate(batch):
         written.record(c, learn=i % 5 != 0)
     async with engine.begin() as conn:
@@ -224,7 +224,7 @@ async def test_driver_level_load_and_save_round_trip_the_history_core_reads(engi
 
 async def test_both_paths_load_the_same_history_for_every_candidate_subset(engine: AsyncEngine) -> None:
     batch = _varied_batch()
-    written = History(SIZES, 86_400)
+    written = History(86_400, counters=COUNTERS)
     for i, c in enumerate(batch):
         written.record(c, learn=i % 3 != 0)
     async with engine.begin() as conn:

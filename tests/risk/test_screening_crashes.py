@@ -15,7 +15,6 @@ from typing import Any
 import yaml
 from sqlalchemy import func, select
 
-from gateway.dispatch.dispatcher import Dispatcher
 from gateway.plugins.hookspecs import hookimpl
 from gateway.risk.rules import Rule
 from gateway.store.tables import outbox, risk_alerts, risk_counters
@@ -58,15 +57,15 @@ async def test_crash_after_screening_routes_without_screening_again(database: Da
     gw = await start_gateway(database, risk__file=path, dispatch=False, poll=False, dispatch__lease_seconds=0.5)
     try:
         instruction_id = await submit(gw, amount="2000.00")
-        crashed = Dispatcher(gw.runtime, owner="process-that-dies")
+        crashed = gw.runtime.new_dispatcher(owner="process-that-dies")
         jobs = await crashed.claim()
-        loaded = await gw.runtime.load_orders([j.instruction_id for j in jobs])
+        loaded = await gw.runtime.orders.load_many([j.instruction_id for j in jobs])
         assert await crashed._screen(jobs, loaded) == set()  # screened and committed: flagged, goes on
         # ...the process dies here, before routing; its lease is still held
         assert await counted(gw) == (1, 1)
         assert (await gw.get_instruction(instruction_id))["status"] == "accepted"
         await asyncio.sleep(0.6)
-        await Dispatcher(gw.runtime, owner="survivor").run_until_idle()
+        await gw.runtime.new_dispatcher(owner="survivor").run_until_idle()
         view = await gw.wait_for(instruction_id)
         assert view["status"] == "settled"
         assert applied(view) == ["received", "accepted", "routed", "submitted", "settled"]
