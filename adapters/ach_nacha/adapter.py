@@ -23,23 +23,24 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from gateway.domain.accounts import UsAccount
-from gateway.domain.status import Status
-from gateway.errors import PermanentPartnerError, TransientPartnerError
-from gateway.partners.adapter import (
-    Adapter,
+from gateway.adapter import (
     AdapterContext,
     Capabilities,
-    ConformanceProfile,
+    HttpAdapter,
     PaymentOrder,
     StatusUpdate,
     SubmitResult,
+    http_settings_schema,
 )
+from gateway.domain.accounts import UsAccount
+from gateway.domain.status import Status
+from gateway.errors import PermanentPartnerError, TransientPartnerError
+from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES, header
 from gateway.partners.signing import verify_signature
 from gateway_adapters.ach_nacha.calendar import CutoffCalendar
 from gateway_adapters.ach_nacha.nacha import (
@@ -58,39 +59,22 @@ log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-Api-Key"
 SIGNATURE_HEADER = "X-Signature"
-CALLBACK_URL_HEADER = "X-Callback-Url"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-_TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 _DEFAULT_MAX_AMOUNT = "99999999.99"  # the entry's amount field holds 10 digits of cents
 _CHECKING_CREDIT = 22
 _ROUTING = {"type": "string", "pattern": "^[0-9]{9}$"}
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)
-
-
-class AchNachaAdapter(Adapter):
+class AchNachaAdapter(HttpAdapter):
     """An ODFI that takes NACHA files at cut-off times and sends return files back."""
 
     name: ClassVar[str] = "ach_nacha"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        currencies=frozenset({"USD"}),
-        account_kinds=frozenset({"us"}),
-        types=frozenset({"credit_transfer", "payout", "refund"}),
-        max_amount=Decimal(_DEFAULT_MAX_AMOUNT),
-        instant=False,
-    )
-    settings_schema: ClassVar[Mapping[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["base_url", "api_key", "callback_secret"],
-        "properties": {
-            "base_url": {"type": "string", "pattern": "^https?://", "minLength": 8},
-            "api_key": {"type": "string", "minLength": 8},
-            "callback_secret": {"type": "string", "minLength": 8},
+    partner_label: ClassVar[str] = "the file drop"
+    account_kinds: ClassVar[frozenset[str]] = frozenset({"us"})
+    payment_types: ClassVar[frozenset[str]] = frozenset({"credit_transfer", "payout", "refund"})
+    settings_schema: ClassVar[Mapping[str, Any]] = http_settings_schema(
+        ["api_key", "callback_secret"],
+        properties={
             "spool_dir": {"type": "string", "minLength": 1, "default": "var/ach"},
             "cutoffs": {
                 "type": "array",
@@ -131,62 +115,57 @@ class AchNachaAdapter(Adapter):
             "sec_code": {"enum": ["PPD", "CCD", "WEB"], "default": "CCD"},
             "entry_description": {"type": "string", "minLength": 1, "maxLength": 10, "default": "PAYMENT"},
             "tick_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10},
-            "signature_tolerance_seconds": {"type": "number", "minimum": 1, "default": 300},
         },
-    }
+    )
+
+    @classmethod
+    def capabilities_from(cls, settings: Mapping[str, Any]) -> Capabilities:
+        """ACH moves US dollars between US accounts, up to the NACHA amount field's limit."""
+        return Capabilities(
+            currencies=frozenset({"USD"}),
+            account_kinds=cls.account_kinds,
+            types=cls.payment_types,
+            max_amount=Decimal(_DEFAULT_MAX_AMOUNT),
+            instant=False,
+        )
 
     def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
-        self.base_url = str(settings["base_url"]).rstrip("/")
+        super().__init__(settings, context)
+        settings = self.settings  # with the schema's defaults
         self._api_key = str(settings["api_key"])
         self._callback_secret = str(settings["callback_secret"]).encode()
-        self.context = context
-        self.spool = Spool(Path(settings.get("spool_dir", "var/ach")))
+        self.spool = Spool(Path(settings["spool_dir"]))
         self.calendar = CutoffCalendar.from_settings(
-            settings.get("cutoffs", ["10:30", "14:45", "17:00"]),
-            settings.get("timezone", "America/New_York"),
-            settings.get("holidays", "federal_reserve"),
+            settings["cutoffs"],
+            settings["timezone"],
+            settings["holidays"],
         )
-        odfi = str(settings.get("odfi_routing", "021000021"))
+        odfi = str(settings["odfi_routing"])
         self.originator = Originator(
-            immediate_destination=str(settings.get("immediate_destination", odfi)),
-            immediate_origin=str(settings.get("immediate_origin", "1234567890")),
-            destination_name=str(settings.get("destination_name", "ODFI")),
-            origin_name=str(settings.get("origin_name", "PARTNER GATEWAY")),
+            immediate_destination=str(settings.get("immediate_destination", odfi)),  # default: the ODFI
+            immediate_origin=str(settings["immediate_origin"]),
+            destination_name=str(settings["destination_name"]),
+            origin_name=str(settings["origin_name"]),
             odfi_routing=odfi,
         )
         self.company = (
-            str(settings.get("company_id", "1234567890")),
-            str(settings.get("company_name", "PARTNER GATEWAY")),
+            str(settings["company_id"]),
+            str(settings["company_name"]),
         )
-        self.originators = {
-            bu: (o["company_id"], o["company_name"]) for bu, o in settings.get("originators", {}).items()
-        }
-        self.sec_code = str(settings.get("sec_code", "CCD"))
-        self.entry_description = str(settings.get("entry_description", "PAYMENT"))
-        self.tick_seconds = float(settings.get("tick_seconds", 30))
-        self.timeout = aiohttp.ClientTimeout(total=float(settings.get("timeout_seconds", 10)))
-        self.signature_tolerance = float(settings.get("signature_tolerance_seconds", 300))
-        self._session: aiohttp.ClientSession | None = None
+        self.originators = {bu: (o["company_id"], o["company_name"]) for bu, o in settings["originators"].items()}
+        self.sec_code = str(settings["sec_code"])
+        self.entry_description = str(settings["entry_description"])
+        self.tick_seconds = float(settings["tick_seconds"])
         self._scheduler: AsyncIOScheduler | None = None
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
         return f"AchNachaAdapter(base_url={self.base_url!r}, spool={str(self.spool.root)!r})"
 
-    @classmethod
-    def conformance_profile(cls) -> ConformanceProfile:
-        from gateway_adapters.ach_nacha.conformance import profile
-
-        return profile()
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
-        return cls(settings, context)
-
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await super().start()
         # APScheduler only ticks; whether a cut-off is due is decided by the gateway's clock
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._scheduler.add_job(
@@ -198,14 +177,7 @@ class AchNachaAdapter(Adapter):
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-        return self._session
+        await super().close()
 
     # -- submit: spool only ----------------------------------------------------------------
 
@@ -313,7 +285,7 @@ class AchNachaAdapter(Adapter):
             "Content-Type": "text/plain",
         }
         try:
-            async with self._client().post(f"{self.base_url}/files", data=record["text"], headers=headers) as resp:
+            async with self.http.session().post(f"{self.base_url}/files", data=record["text"], headers=headers) as resp:
                 answer = await resp.json(content_type=None) if resp.status in (200, 422) else None
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -379,10 +351,12 @@ class AchNachaAdapter(Adapter):
 
     async def _get(self, path: str) -> dict[str, Any] | None:
         try:
-            async with self._client().get(f"{self.base_url}{path}", headers={API_KEY_HEADER: self._api_key}) as resp:
+            async with self.http.session().get(
+                f"{self.base_url}{path}", headers={API_KEY_HEADER: self._api_key}
+            ) as resp:
                 if resp.status == 404:
                     return None
-                if resp.status in _TRANSIENT_HTTP:
+                if resp.status in TRANSIENT_HTTP_STATUSES:
                     raise TransientPartnerError(f"file drop answered HTTP {resp.status}")
                 if resp.status != 200:
                     raise PermanentPartnerError(f"file drop answered HTTP {resp.status}")
@@ -395,7 +369,7 @@ class AchNachaAdapter(Adapter):
         verify_signature(
             self._callback_secret,
             body,
-            _header(headers, SIGNATURE_HEADER),
+            header(headers, SIGNATURE_HEADER),
             tolerance=self.signature_tolerance,
             now=self.context.clock().timestamp(),
         )

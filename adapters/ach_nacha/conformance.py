@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.adapter import Adapter, ConformanceProfile, PaymentOrder
 from gateway.domain.accounts import Party, UsAccount
 from gateway.domain.money import Money
 from gateway.domain.status import Status
-from gateway.partners.adapter import Adapter, ConformanceProfile, PaymentOrder
 
 if TYPE_CHECKING:
     from aiohttp import web

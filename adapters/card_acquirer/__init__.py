@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gateway.plugins.hookspecs import hookimpl
+from gateway.hookspecs import hookimpl
 from gateway_adapters.card_acquirer.adapter import CardAcquirerAdapter
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from gateway.partners.adapter import Adapter
+    from gateway.adapter import Adapter
 
 __all__ = ["CardAcquirerAdapter", "create_app", "gateway_adapter_classes", "gateway_simulators"]
 

@@ -26,10 +26,17 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from urllib.parse import quote
 
+from gateway.adapter import (
+    AdapterContext,
+    HttpAdapter,
+    PaymentOrder,
+    StatusUpdate,
+    SubmitResult,
+    http_settings_schema,
+)
 from gateway.domain.accounts import WalletAccount, mask
 from gateway.domain.money import Money
 from gateway.domain.status import Status
@@ -39,16 +46,7 @@ from gateway.errors import (
     PermanentPartnerError,
     TransientPartnerError,
 )
-from gateway.partners.adapter import (
-    Adapter,
-    AdapterContext,
-    Capabilities,
-    ConformanceProfile,
-    PaymentOrder,
-    StatusUpdate,
-    SubmitResult,
-)
-from gateway.partners.http import PartnerHttp
+from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES, header, retry_after
 from gateway.partners.signing import verify_signature
 from gateway_adapters.card_acquirer.codes import EVENT_STATUSES, PAYOUT_STATUSES, REROUTE, rule_for
 from gateway_adapters.card_acquirer.contracts import (
@@ -65,29 +63,11 @@ __all__ = ["CALLBACK_URL_HEADER", "SIGNATURE_HEADER", "CardAcquirerAdapter"]
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "Acquirer-Signature"
-CALLBACK_URL_HEADER = "X-Callback-Url"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-_TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 _DEFAULT_CURRENCIES = ("EUR", "USD", "GBP")
 _DEFAULT_MAX_AMOUNT = "100000.00"
 #: how long to wait before retrying after the acquirer refused our API key (an operator must fix it)
 _AUTH_RETRY_AFTER = 60.0
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup over any mapping (dict, CIMultiDict, ...)."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value and value.strip().isdigit():
-        return float(value.strip())
-    return None
 
 
 def _json(body: bytes) -> Any:
@@ -97,7 +77,7 @@ def _json(body: bytes) -> Any:
         raise ContractError("body is not JSON") from None
 
 
-class CardAcquirerAdapter(Adapter):
+class CardAcquirerAdapter(HttpAdapter):
     """A card/wallet acquirer: JSON payouts and refunds to wallets, signed webhooks back.
 
     Not ``instant``: the acquirer accepts a payout at once but pays it out
@@ -106,95 +86,22 @@ class CardAcquirerAdapter(Adapter):
     """
 
     name: ClassVar[str] = "card_acquirer"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        currencies=frozenset(_DEFAULT_CURRENCIES),
-        account_kinds=frozenset({"wallet"}),
-        types=frozenset({"payout", "refund"}),
-        max_amount=Decimal(_DEFAULT_MAX_AMOUNT),
-        instant=False,
-    )
+    partner_label: ClassVar[str] = "the acquirer"
+    account_kinds: ClassVar[frozenset[str]] = frozenset({"wallet"})
+    payment_types: ClassVar[frozenset[str]] = frozenset({"payout", "refund"})
+    instant: ClassVar[bool] = False
     partner_contracts: ClassVar[Mapping[str, str]] = contract_files()
-    settings_schema: ClassVar[Mapping[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["base_url", "api_key", "webhook_secret"],
-        "properties": {
-            "base_url": {"type": "string", "pattern": "^https?://", "minLength": 8},
-            "api_key": {"type": "string", "pattern": "^sk_(test|live)_[A-Za-z0-9_]{8,}$"},
-            "webhook_secret": {"type": "string", "minLength": 8},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10},
-            "signature_tolerance_seconds": {"type": "number", "minimum": 1, "default": 300},
-            "currencies": {
-                "type": "array",
-                "items": {"type": "string", "pattern": "^[A-Z]{3}$"},
-                "minItems": 1,
-                "uniqueItems": True,
-                "default": list(_DEFAULT_CURRENCIES),
-            },
-            "max_amount": {
-                "type": ["string", "integer"],
-                "pattern": "^[0-9]{1,18}(\\.[0-9]{1,6})?$",
-                "default": _DEFAULT_MAX_AMOUNT,
-            },
-        },
-    }
+    settings_schema: ClassVar[Mapping[str, Any]] = http_settings_schema(
+        ["api_key", "webhook_secret"],
+        currencies=_DEFAULT_CURRENCIES,
+        max_amount=_DEFAULT_MAX_AMOUNT,
+        properties={"api_key": {"type": "string", "pattern": "^sk_(test|live)_[A-Za-z0-9_]{8,}$"}},
+    )
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        webhook_secret: str,
-        context: AdapterContext,
-        timeout_seconds: float = 10.0,
-        signature_tolerance_seconds: float = 300.0,
-        currencies: frozenset[str] = frozenset(_DEFAULT_CURRENCIES),
-        max_amount: Decimal = Decimal(_DEFAULT_MAX_AMOUNT),
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self._webhook_secret = webhook_secret.encode()
-        self.context = context
-        self.signature_tolerance = float(signature_tolerance_seconds)
-        self.capabilities = Capabilities(
-            currencies=frozenset(currencies),
-            account_kinds=frozenset({"wallet"}),
-            types=frozenset({"payout", "refund"}),
-            max_amount=max_amount,
-            instant=False,
-        )
-        self._http = PartnerHttp("the acquirer", timeout_seconds)
-
-    def __repr__(self) -> str:  # the API key and webhook secret stay out of reprs and therefore logs
-        return f"CardAcquirerAdapter(base_url={self.base_url!r})"
-
-    @classmethod
-    def conformance_profile(cls) -> ConformanceProfile:
-        from gateway_adapters.card_acquirer.conformance import profile
-
-        return profile()
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
-        """Build from ``partners.card_acquirer`` settings (already schema-validated)."""
-        return cls(
-            base_url=str(settings["base_url"]),
-            api_key=str(settings["api_key"]),
-            webhook_secret=str(settings["webhook_secret"]),
-            context=context,
-            timeout_seconds=float(settings.get("timeout_seconds", 10)),
-            signature_tolerance_seconds=float(settings.get("signature_tolerance_seconds", 300)),
-            currencies=frozenset(settings.get("currencies") or _DEFAULT_CURRENCIES),
-            max_amount=Decimal(str(settings.get("max_amount", _DEFAULT_MAX_AMOUNT))),
-        )
-
-    # -- lifecycle ------------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._http.session()
-
-    async def close(self) -> None:
-        await self._http.close()
+    def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
+        super().__init__(settings, context)
+        self._api_key = str(self.settings["api_key"])
+        self._webhook_secret = str(self.settings["webhook_secret"]).encode()
 
     # -- messages -------------------------------------------------------------------
 
@@ -232,7 +139,7 @@ class CardAcquirerAdapter(Adapter):
         return {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json", **extra}
 
     async def _call(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any, bytes]:
-        return await self._http.request(method, url, body, headers)
+        return await self.http.request(method, url, body, headers)
 
     @staticmethod
     def _payout(headers: Mapping[str, str], body: bytes, order: PaymentOrder, what: str) -> dict[str, Any]:
@@ -242,7 +149,7 @@ class CardAcquirerAdapter(Adapter):
         or amount) means we do not know what the acquirer decided; retrying with
         the same Idempotency-Key is safe, acting on it is not.
         """
-        content_type = (_header(headers, "Content-Type") or "").lower()
+        content_type = (header(headers, "Content-Type") or "").lower()
         if "json" not in content_type:
             raise TransientPartnerError(f"acquirer {what} is {content_type or 'untyped'}, not JSON")
         try:
@@ -266,7 +173,7 @@ class CardAcquirerAdapter(Adapter):
         A ``reject`` code comes back as the code with ``None`` for the error: the
         caller turns it into a rejection.
         """
-        retry_after = _retry_after(_header(headers, "Retry-After"))
+        wait = retry_after(headers, self.context.clock())
         try:
             error = _json(body)
             validate(ERROR, error)
@@ -276,10 +183,10 @@ class CardAcquirerAdapter(Adapter):
         rule = rule_for(code)
         if rule is not None and rule.outcome == "retry":
             if code == "invalid_api_key":
-                retry_after = retry_after or _AUTH_RETRY_AFTER
+                wait = wait or _AUTH_RETRY_AFTER
                 log.error("the card acquirer refused the configured API key")
             return code, TransientPartnerError(
-                f"acquirer answered HTTP {status} {code}", reason_code=rule.reason_code, retry_after=retry_after
+                f"acquirer answered HTTP {status} {code}", reason_code=rule.reason_code, retry_after=wait
             )
         if rule is not None and rule.outcome == "reroute":
             return code, PermanentPartnerError(
@@ -287,9 +194,9 @@ class CardAcquirerAdapter(Adapter):
             )
         if rule is not None:
             return code, PermanentPartnerError(f"acquirer declined: {code}", reason_code=rule.reason_code)
-        if status in _TRANSIENT_HTTP:
+        if status in TRANSIENT_HTTP_STATUSES:
             return code, TransientPartnerError(
-                f"acquirer answered HTTP {status}", reason_code=f"HTTP{status}", retry_after=retry_after
+                f"acquirer answered HTTP {status}", reason_code=f"HTTP{status}", retry_after=wait
             )
         if kind == "idempotency_error":
             reason_code = "IDEMPOTENCY_CONFLICT"
@@ -368,7 +275,7 @@ class CardAcquirerAdapter(Adapter):
         verify_signature(
             self._webhook_secret,
             body,
-            _header(headers, SIGNATURE_HEADER),
+            header(headers, SIGNATURE_HEADER),
             tolerance=self.signature_tolerance,
             now=self.context.clock().timestamp(),
         )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gateway.adapter import ConformanceProfile, PaymentOrder
 from gateway.domain.accounts import IbanAccount, Party, WalletAccount
 from gateway.domain.money import Money
-from gateway.partners.adapter import ConformanceProfile, PaymentOrder
 from gateway_adapters.card_acquirer.adapter import SIGNATURE_HEADER
 
 __all__ = ["profile"]

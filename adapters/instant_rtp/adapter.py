@@ -22,11 +22,17 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
-from decimal import Decimal
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from urllib.parse import quote
 
-from gateway.domain.accounts import UsAccount, mask
+from gateway.adapter import (
+    AdapterContext,
+    HttpAdapter,
+    PaymentOrder,
+    StatusUpdate,
+    SubmitResult,
+    http_settings_schema,
+)
 from gateway.domain.status import Status
 from gateway.errors import (
     ContractError,
@@ -35,16 +41,7 @@ from gateway.errors import (
     SignatureError,
     TransientPartnerError,
 )
-from gateway.partners.adapter import (
-    Adapter,
-    AdapterContext,
-    Capabilities,
-    ConformanceProfile,
-    PaymentOrder,
-    StatusUpdate,
-    SubmitResult,
-)
-from gateway.partners.http import PartnerHttp
+from gateway.partners.http import IDEMPOTENCY_HEADER, header, retry_after
 from gateway.partners.signing import sign_payload, verify_signature
 from gateway_adapters.instant_rtp.messages import (
     CONTRACT_DIR,
@@ -70,7 +67,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Signature"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: ``StatusUpdate.partner_status`` of a poll the partner answered "no such payment": it was never executed
 NOT_FOUND = "NOT_FOUND"
 
@@ -96,123 +92,29 @@ def never_executed(update: StatusUpdate | None) -> bool:
     return update is not None and update.status is None and update.partner_status == NOT_FOUND
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup over any mapping (dict, CIMultiDict, ...)."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = (_header(headers, "Retry-After") or "").strip()
-    return float(value) if value.isdigit() else None
-
-
-def _redact(text: str, order: PaymentOrder) -> str:
-    """Mask the order's account numbers wherever a partner message might echo them back."""
-    for party in (order.debtor, order.creditor):
-        if isinstance(party.account, UsAccount):
-            text = text.replace(party.account.number, mask(party.account.number))
-    return text
-
-
-class InstantRtpAdapter(Adapter):
+class InstantRtpAdapter(HttpAdapter):
     """An instant credit transfer rail (RTP style): JSON over HTTPS, signed synchronous answers."""
 
     name: ClassVar[str] = "instant_rtp"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        currencies=frozenset({"USD"}),
-        account_kinds=frozenset({"us"}),
-        types=_TYPES,
-        max_amount=Decimal(_DEFAULT_MAX_AMOUNT),
-        instant=True,
-    )
+    partner_label: ClassVar[str] = "the partner"
+    account_kinds: ClassVar[frozenset[str]] = frozenset({"us"})
+    payment_types: ClassVar[frozenset[str]] = _TYPES
+    instant: ClassVar[bool] = True
     partner_contracts: ClassVar[Mapping[str, str]] = {
         m: str(CONTRACT_DIR / f"{m}.json") for m in (REQUEST, REPORT, ERROR)
     }
-    settings_schema: ClassVar[Mapping[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["base_url", "request_secret", "response_secret"],
-        "properties": {
-            "base_url": {"type": "string", "pattern": "^https?://", "minLength": 8},
-            "request_secret": {"type": "string", "minLength": 8},
-            "response_secret": {"type": "string", "minLength": 8},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 60, "default": 5},
-            "signature_tolerance_seconds": {"type": "number", "minimum": 1, "default": 300},
-            "currencies": {
-                "type": "array",
-                "items": {"type": "string", "pattern": "^[A-Z]{3}$"},
-                "minItems": 1,
-                "uniqueItems": True,
-                "default": ["USD"],
-            },
-            "max_amount": {
-                "type": ["string", "integer"],
-                "pattern": "^[0-9]{1,18}(\\.[0-9]{1,6})?$",
-                "default": _DEFAULT_MAX_AMOUNT,
-            },
-        },
-    }
+    settings_schema: ClassVar[Mapping[str, Any]] = http_settings_schema(
+        ["request_secret", "response_secret"],
+        currencies=["USD"],
+        max_amount=_DEFAULT_MAX_AMOUNT,
+        timeout_seconds=5,
+        timeout_maximum=60,
+    )
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        request_secret: str,
-        response_secret: str,
-        context: AdapterContext,
-        timeout_seconds: float = 5.0,
-        signature_tolerance_seconds: float = 300.0,
-        currencies: frozenset[str] = frozenset({"USD"}),
-        max_amount: Decimal = Decimal(_DEFAULT_MAX_AMOUNT),
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._request_secret = request_secret.encode()
-        self._response_secret = response_secret.encode()
-        self.context = context
-        self.timeout_seconds = float(timeout_seconds)
-        self.signature_tolerance = float(signature_tolerance_seconds)
-        self.capabilities = Capabilities(
-            currencies=frozenset(currencies),
-            account_kinds=frozenset({"us"}),
-            types=_TYPES,
-            max_amount=max_amount,
-            instant=True,
-        )
-        self._http = PartnerHttp("the partner", timeout_seconds)
-
-    def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
-        return f"InstantRtpAdapter(base_url={self.base_url!r})"
-
-    @classmethod
-    def conformance_profile(cls) -> ConformanceProfile:
-        from gateway_adapters.instant_rtp.conformance import profile
-
-        return profile()
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
-        """Build from ``partners.instant_rtp`` settings (already schema-validated)."""
-        return cls(
-            base_url=str(settings["base_url"]),
-            request_secret=str(settings["request_secret"]),
-            response_secret=str(settings["response_secret"]),
-            context=context,
-            timeout_seconds=float(settings.get("timeout_seconds", 5)),
-            signature_tolerance_seconds=float(settings.get("signature_tolerance_seconds", 300)),
-            currencies=frozenset(settings.get("currencies") or ["USD"]),
-            max_amount=Decimal(str(settings.get("max_amount", _DEFAULT_MAX_AMOUNT))),
-        )
-
-    # -- lifecycle ------------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._http.session()
-
-    async def close(self) -> None:
-        await self._http.close()
+    def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
+        super().__init__(settings, context)
+        self._request_secret = str(self.settings["request_secret"]).encode()
+        self._response_secret = str(self.settings["response_secret"]).encode()
 
     # -- HTTP -----------------------------------------------------------------------
 
@@ -221,7 +123,7 @@ class InstantRtpAdapter(Adapter):
     ) -> tuple[int, Mapping[str, str], bytes]:
         """One signed call under the hard deadline; ``lost`` is raised once the request may have left."""
         headers = {**headers, SIGNATURE_HEADER: sign_payload(self._request_secret, body)}
-        return await self._http.request(method, url, body, headers, lost=lost)
+        return await self.http.request(method, url, body, headers, lost=lost)
 
     def _verify(
         self, status: int, headers: Mapping[str, str], body: bytes, *, lost: type[TransientPartnerError]
@@ -231,7 +133,7 @@ class InstantRtpAdapter(Adapter):
             verify_signature(
                 self._response_secret,
                 body,
-                _header(headers, SIGNATURE_HEADER),
+                header(headers, SIGNATURE_HEADER),
                 tolerance=self.signature_tolerance,
                 now=self.context.clock().timestamp(),
             )
@@ -243,7 +145,7 @@ class InstantRtpAdapter(Adapter):
         headers: Mapping[str, str], body: bytes, order: PaymentOrder, *, lost: type[TransientPartnerError]
     ) -> Report:
         """A signed 2xx body read as a report about ``order`` (its id, amount and currency), or ``lost``."""
-        content_type = (_header(headers, "Content-Type") or "").lower()
+        content_type = (header(headers, "Content-Type") or "").lower()
         if "json" not in content_type:
             raise lost(f"partner answer is {content_type or 'untyped'}, not JSON")
         try:
@@ -285,7 +187,7 @@ class InstantRtpAdapter(Adapter):
             body = build_request(order, message_id=f"RTP{now:%Y%m%d%H%M%S}{secrets.token_hex(8)}", created_at=now)
         except ContractError as exc:
             raise PermanentPartnerError(
-                _redact(f"order cannot be expressed as a {REQUEST}: {exc.message}", order), reason_code="FF01"
+                order.redact(f"order cannot be expressed as a {REQUEST}: {exc.message}"), reason_code="FF01"
             ) from None
         url = f"{self.base_url}/v1/payments"
         headers = {IDEMPOTENCY_HEADER: order.id, "Content-Type": "application/json"}
@@ -294,16 +196,18 @@ class InstantRtpAdapter(Adapter):
             raise TransientPartnerError(
                 "partner throttled the request (HTTP 429)",
                 reason_code="HTTP429",
-                retry_after=_retry_after(resp_headers),
+                retry_after=retry_after(resp_headers, self.context.clock()),
             )
         if status >= 500 or status == 408:
-            raise OutcomeUnknownError(f"partner answered HTTP {status}", retry_after=_retry_after(resp_headers))
+            raise OutcomeUnknownError(
+                f"partner answered HTTP {status}", retry_after=retry_after(resp_headers, self.context.clock())
+            )
         self._verify(status, resp_headers, raw, lost=OutcomeUnknownError)
         if not 200 <= status < 300:
             code, description = self._error_detail(raw)
             log.warning("instant_rtp refused %s: HTTP %s %s", order.id, status, code)
             raise PermanentPartnerError(
-                _redact(f"partner refused the request (HTTP {status}): {description}", order),
+                order.redact(f"partner refused the request (HTTP {status}): {description}"),
                 reason_code=code or f"HTTP{status}",
             )
         report = self._report(resp_headers, raw, order, lost=OutcomeUnknownError)
@@ -329,7 +233,9 @@ class InstantRtpAdapter(Adapter):
         lost = TransientPartnerError
         status, headers, raw = await self._exchange("GET", url, b"", {}, lost=lost)
         if status == 429 or status >= 500:
-            raise TransientPartnerError(f"partner answered HTTP {status}", retry_after=_retry_after(headers))
+            raise TransientPartnerError(
+                f"partner answered HTTP {status}", retry_after=retry_after(headers, self.context.clock())
+            )
         self._verify(status, headers, raw, lost=lost)
         if status == 404:
             code, description = self._error_detail(raw)
@@ -353,7 +259,7 @@ class InstantRtpAdapter(Adapter):
         verify_signature(
             self._response_secret,
             body,
-            _header(headers, SIGNATURE_HEADER),
+            header(headers, SIGNATURE_HEADER),
             tolerance=self.signature_tolerance,
             now=self.context.clock().timestamp(),
         )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gateway.adapter import ConformanceProfile, PaymentOrder
 from gateway.domain.accounts import Party, UsAccount
 from gateway.domain.money import Money
-from gateway.partners.adapter import ConformanceProfile, PaymentOrder
 
 __all__ = ["profile"]
 

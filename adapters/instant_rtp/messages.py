@@ -20,10 +20,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from gateway.adapter import PaymentOrder
 from gateway.domain.accounts import UsAccount
 from gateway.domain.errors import pointer_of
 from gateway.errors import ContractError, FieldError
-from gateway.partners.adapter import PaymentOrder
 
 __all__ = [
     "CONTRACT_DIR",

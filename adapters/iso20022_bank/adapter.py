@@ -19,13 +19,17 @@ import dataclasses
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
-from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from urllib.parse import quote
 
-from gateway.domain.accounts import IbanAccount, mask
+from gateway.adapter import (
+    AdapterContext,
+    HttpAdapter,
+    PaymentOrder,
+    StatusUpdate,
+    SubmitResult,
+    http_settings_schema,
+)
 from gateway.domain.status import Status
 from gateway.errors import (
     ContractError,
@@ -33,16 +37,7 @@ from gateway.errors import (
     SignatureError,
     TransientPartnerError,
 )
-from gateway.partners.adapter import (
-    Adapter,
-    AdapterContext,
-    Capabilities,
-    ConformanceProfile,
-    PaymentOrder,
-    StatusUpdate,
-    SubmitResult,
-)
-from gateway.partners.http import PartnerHttp
+from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES, header, retry_after
 from gateway.partners.signing import sign_payload, verify_signature
 from gateway_adapters.iso20022_bank.pain001 import build_pain001
 from gateway_adapters.iso20022_bank.pain002 import (
@@ -58,143 +53,26 @@ __all__ = ["SIGNATURE_HEADER", "Iso20022BankAdapter"]
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Signature"
-CALLBACK_URL_HEADER = "X-Callback-Url"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-_TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 _DEFAULT_MAX_AMOUNT = "999999999.99"
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup over any mapping (dict, CIMultiDict, ...)."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    for key, val in headers.items():
-        if key.lower() == lowered:
-            return val
-    return None
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date, relative to ``now``)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def _redact(text: str, order: PaymentOrder) -> str:
-    """Mask the order's IBANs wherever a bank message might echo them back."""
-    for party in (order.debtor, order.creditor):
-        if isinstance(party.account, IbanAccount):
-            text = text.replace(party.account.iban, mask(party.account.iban))
-    return text
-
-
-class Iso20022BankAdapter(Adapter):
+class Iso20022BankAdapter(HttpAdapter):
     """A bank that takes ISO 20022 pain.001.001.09 and reports with signed pain.002."""
 
     name: ClassVar[str] = "iso20022_bank"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        currencies=frozenset({"EUR"}),
-        account_kinds=frozenset({"iban"}),
-        types=frozenset({"credit_transfer", "payout", "refund"}),
-        max_amount=Decimal(_DEFAULT_MAX_AMOUNT),
-        instant=False,
-    )
+    partner_label: ClassVar[str] = "the bank"
+    account_kinds: ClassVar[frozenset[str]] = frozenset({"iban"})
+    payment_types: ClassVar[frozenset[str]] = frozenset({"credit_transfer", "payout", "refund"})
     partner_contracts: ClassVar[Mapping[str, str]] = {PAIN001_VERSION: str(PAIN001_XSD)}
-    settings_schema: ClassVar[Mapping[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["base_url", "request_secret", "callback_secret"],
-        "properties": {
-            "base_url": {"type": "string", "pattern": "^https?://", "minLength": 8},
-            "request_secret": {"type": "string", "minLength": 8},
-            "callback_secret": {"type": "string", "minLength": 8},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10},
-            "signature_tolerance_seconds": {"type": "number", "minimum": 1, "default": 300},
-            "currencies": {
-                "type": "array",
-                "items": {"type": "string", "pattern": "^[A-Z]{3}$"},
-                "minItems": 1,
-                "uniqueItems": True,
-                "default": ["EUR"],
-            },
-            "max_amount": {
-                "type": ["string", "integer"],
-                "pattern": "^[0-9]{1,18}(\\.[0-9]{1,6})?$",
-                "default": _DEFAULT_MAX_AMOUNT,
-            },
-        },
-    }
+    settings_schema: ClassVar[Mapping[str, Any]] = http_settings_schema(
+        ["request_secret", "callback_secret"], currencies=["EUR"], max_amount=_DEFAULT_MAX_AMOUNT
+    )
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        request_secret: str,
-        callback_secret: str,
-        context: AdapterContext,
-        timeout_seconds: float = 10.0,
-        signature_tolerance_seconds: float = 300.0,
-        currencies: frozenset[str] = frozenset({"EUR"}),
-        max_amount: Decimal = Decimal(_DEFAULT_MAX_AMOUNT),
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._request_secret = request_secret.encode()
-        self._callback_secret = callback_secret.encode()
-        self.context = context
-        self.signature_tolerance = float(signature_tolerance_seconds)
-        # Currencies and limits come from settings, so each instance carries its own.
-        self.capabilities = Capabilities(
-            currencies=frozenset(currencies),
-            account_kinds=frozenset({"iban"}),
-            types=frozenset({"credit_transfer", "payout", "refund"}),
-            max_amount=max_amount,
-            instant=False,
-        )
-        self._http = PartnerHttp("the bank", timeout_seconds)
-
-    def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
-        return f"Iso20022BankAdapter(base_url={self.base_url!r})"
-
-    @classmethod
-    def conformance_profile(cls) -> ConformanceProfile:
-        from gateway_adapters.iso20022_bank.conformance import profile
-
-        return profile()
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
-        """Build from ``partners.iso20022_bank`` settings (already schema-validated)."""
-        return cls(
-            base_url=str(settings["base_url"]),
-            request_secret=str(settings["request_secret"]),
-            callback_secret=str(settings["callback_secret"]),
-            context=context,
-            timeout_seconds=float(settings.get("timeout_seconds", 10)),
-            signature_tolerance_seconds=float(settings.get("signature_tolerance_seconds", 300)),
-            currencies=frozenset(settings.get("currencies") or ["EUR"]),
-            max_amount=Decimal(str(settings.get("max_amount", _DEFAULT_MAX_AMOUNT))),
-        )
-
-    # -- lifecycle ------------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._http.session()
-
-    async def close(self) -> None:
-        await self._http.close()
+    def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
+        super().__init__(settings, context)
+        self._request_secret = str(self.settings["request_secret"]).encode()
+        self._callback_secret = str(self.settings["callback_secret"]).encode()
 
     # -- HTTP -----------------------------------------------------------------------
 
@@ -202,7 +80,7 @@ class Iso20022BankAdapter(Adapter):
         self, method: str, url: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, Mapping[str, str], bytes]:
         headers = {**headers, SIGNATURE_HEADER: sign_payload(self._request_secret, body)}
-        return await self._http.request(method, url, body, headers)
+        return await self.http.request(method, url, body, headers)
 
     def _verify_response(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         """Only a response the bank signed is acted on.
@@ -217,7 +95,7 @@ class Iso20022BankAdapter(Adapter):
             verify_signature(
                 self._callback_secret,
                 body,
-                _header(headers, SIGNATURE_HEADER),
+                header(headers, SIGNATURE_HEADER),
                 tolerance=self.signature_tolerance,
                 now=self.context.clock().timestamp(),
             )
@@ -228,24 +106,24 @@ class Iso20022BankAdapter(Adapter):
 
     def _refusal(self, status: int, headers: Mapping[str, str], body: bytes, order: PaymentOrder) -> Exception:
         """The error for a non-2xx answer: transient for 429/5xx, permanent for the rest."""
-        if status in _TRANSIENT_HTTP:
+        if status in TRANSIENT_HTTP_STATUSES:
             return TransientPartnerError(
                 f"bank answered HTTP {status}",
                 reason_code=f"HTTP{status}",
-                retry_after=_retry_after(_header(headers, "Retry-After"), self.context.clock()),
+                retry_after=retry_after(headers, self.context.clock()),
             )
         self._verify_response(status, headers, body)
         code, message = self._error_detail(headers, body)
         log.warning("bank refused %s: HTTP %s %s", order.id, status, code)
         return PermanentPartnerError(
-            _redact(f"bank refused the payment (HTTP {status}): {message}", order),
+            order.redact(f"bank refused the payment (HTTP {status}): {message}"),
             reason_code=code or f"HTTP{status}",
         )
 
     @staticmethod
     def _error_detail(headers: Mapping[str, str], body: bytes) -> tuple[str | None, str]:
         """(reason code, message) from a pain.002 RJCT or the bank's JSON error body."""
-        content_type = (_header(headers, "Content-Type") or "").lower()
+        content_type = (header(headers, "Content-Type") or "").lower()
         if "json" in content_type:
             try:
                 error = json.loads(body)["error"]
@@ -262,7 +140,7 @@ class Iso20022BankAdapter(Adapter):
         return code, reason or "rejected"
 
     def _report(self, headers: Mapping[str, str], body: bytes, what: str) -> StatusReport:
-        content_type = (_header(headers, "Content-Type") or "").lower()
+        content_type = (header(headers, "Content-Type") or "").lower()
         if "xml" not in content_type:
             # What the bank does not declare as XML is not read as XML (a proxy's page, a mix-up).
             raise TransientPartnerError(f"bank {what} is {content_type or 'untyped'}, not XML")
@@ -316,7 +194,7 @@ class Iso20022BankAdapter(Adapter):
             )
         except ContractError as exc:
             raise PermanentPartnerError(
-                _redact(f"order cannot be expressed as {PAIN001_VERSION}: {exc.message}", order),
+                order.redact(f"order cannot be expressed as {PAIN001_VERSION}: {exc.message}"),
                 reason_code="FF01",
             ) from None
         headers = {
@@ -366,7 +244,7 @@ class Iso20022BankAdapter(Adapter):
         verify_signature(
             self._callback_secret,
             body,
-            _header(headers, SIGNATURE_HEADER),
+            header(headers, SIGNATURE_HEADER),
             tolerance=self.signature_tolerance,
             now=self.context.clock().timestamp(),
         )

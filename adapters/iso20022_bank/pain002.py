@@ -20,9 +20,9 @@ from types import MappingProxyType
 
 from lxml import etree
 
+from gateway.adapter import StatusUpdate
 from gateway.domain.status import Status
 from gateway.errors import ContractError, FieldError
-from gateway.partners.adapter import StatusUpdate
 from gateway_adapters.iso20022_bank.safexml import (
     child,
     children,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from gateway.domain.accounts import Party, UltimateParty
+from gateway.domain.accounts import IbanAccount, Party, UltimateParty, UsAccount, WalletAccount, mask
 from gateway.domain.money import Money
 
 __all__ = ["PaymentOrder"]
@@ -44,3 +44,15 @@ class PaymentOrder:
     purpose: str | None = None
     ultimate_debtor: UltimateParty | None = None
     ultimate_creditor: UltimateParty | None = None
+
+    def redact(self, text: str) -> str:
+        """``text`` with the order's account identifiers masked (a partner message may echo them back)."""
+        for party in (self.debtor, self.creditor):
+            account = party.account
+            if isinstance(account, IbanAccount):
+                text = text.replace(account.iban, mask(account.iban))
+            elif isinstance(account, UsAccount):
+                text = text.replace(account.number, mask(account.number))
+            elif isinstance(account, WalletAccount):
+                text = text.replace(account.wallet, mask(account.wallet))
+        return text

@@ -9,15 +9,18 @@ hookimpl returns its ``Adapter`` subclasses.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Mapping
+import importlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from gateway.config import schema_defaults
 from gateway.domain.order import PaymentOrder
 from gateway.domain.status import Status
+from gateway.partners.http import PartnerHttp
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -27,9 +30,11 @@ __all__ = [
     "AdapterContext",
     "Capabilities",
     "ConformanceProfile",
+    "HttpAdapter",
     "PaymentOrder",
     "StatusUpdate",
     "SubmitResult",
+    "http_settings_schema",
 ]
 
 
@@ -171,8 +176,28 @@ class Adapter(abc.ABC):
 
     @classmethod
     def conformance_profile(cls) -> ConformanceProfile | None:
-        """How the conformance kit drives this adapter against its simulator; ``None`` if it cannot."""
-        return None
+        """How the conformance kit drives this adapter against its simulator; ``None`` if it cannot.
+
+        By convention, ``profile()`` of the ``conformance`` module beside the adapter's
+        module (``my_bank/adapter.py`` → ``my_bank/conformance.py``), or beside the module
+        of the nearest base class that has one; ``None`` without one.
+        """
+        module = None
+        for klass in cls.__mro__:
+            package = klass.__module__.rpartition(".")[0]
+            if klass in (Adapter, HttpAdapter) or not package or not issubclass(klass, Adapter):
+                continue
+            name = f"{package}.conformance"
+            try:
+                module = importlib.import_module(name)
+                break
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
+        if module is None:
+            return None
+        profile = getattr(module, "profile", None)
+        return profile() if callable(profile) else None
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections (called once when the gateway starts)."""
@@ -200,3 +225,108 @@ class Adapter(abc.ABC):
         Raise ``SignatureError`` for a missing, stale or wrong signature and
         ``ContractError`` for a body the partner contract rejects.
         """
+
+
+_SECRET = {"type": "string", "minLength": 8}
+
+
+def http_settings_schema(
+    secrets: Sequence[str],
+    *,
+    currencies: Sequence[str] | None = None,
+    max_amount: str | None = None,
+    timeout_seconds: float = 10,
+    timeout_maximum: float | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``settings_schema`` of an HTTP adapter: what every one takes, and its own ``properties``.
+
+    ``base_url`` and the named ``secrets`` are required; ``timeout_seconds`` and
+    ``signature_tolerance_seconds`` have defaults; ``currencies`` and ``max_amount``
+    are settings (with these defaults) when given. ``properties`` adds or replaces
+    entries (a secret with its own pattern, say).
+    """
+    timeout: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "default": timeout_seconds}
+    if timeout_maximum is not None:
+        timeout["maximum"] = timeout_maximum
+    props: dict[str, Any] = {
+        "base_url": {"type": "string", "pattern": "^https?://", "minLength": 8},
+        **{name: dict(_SECRET) for name in secrets},
+        "timeout_seconds": timeout,
+        "signature_tolerance_seconds": {"type": "number", "minimum": 1, "default": 300},
+    }
+    if currencies is not None:
+        props["currencies"] = {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "minItems": 1,
+            "uniqueItems": True,
+            "default": list(currencies),
+        }
+    if max_amount is not None:
+        props["max_amount"] = {
+            "type": ["string", "integer"],
+            "pattern": "^[0-9]{1,18}(\\.[0-9]{1,6})?$",
+            "default": max_amount,
+        }
+    props.update(properties or {})
+    return {"type": "object", "additionalProperties": False, "required": ["base_url", *secrets], "properties": props}
+
+
+class HttpAdapter(Adapter):
+    """An adapter whose partner speaks HTTP: what every such adapter would otherwise repeat.
+
+    Settings with their ``settings_schema`` defaults filled in (``self.settings``);
+    ``base_url``, ``timeout_seconds`` and ``signature_tolerance_seconds`` read from
+    them; one ``PartnerHttp`` session with the gateway's failure semantics
+    (``self.http``, opened by ``start``, closed by ``close``); capabilities from the
+    ``currencies`` and ``max_amount`` settings and the class's ``account_kinds``,
+    ``payment_types`` and ``instant``; ``from_settings``; and a ``repr`` that names
+    the partner's URL and never a secret. A subclass reads its own settings (its
+    secrets) in ``__init__`` after calling ``super().__init__``.
+    """
+
+    #: how messages name the partner ("the bank did not answer …")
+    partner_label: ClassVar[str] = "the partner"
+    #: the fixed part of ``capabilities``
+    account_kinds: ClassVar[frozenset[str]] = frozenset()
+    payment_types: ClassVar[frozenset[str]] = frozenset()
+    instant: ClassVar[bool] = False
+
+    def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
+        self.settings: Mapping[str, Any] = {**schema_defaults(self.settings_schema), **settings}
+        self.context = context
+        self.base_url = str(self.settings["base_url"]).rstrip("/")
+        self.timeout_seconds = float(self.settings.get("timeout_seconds", 10))
+        self.signature_tolerance = float(self.settings.get("signature_tolerance_seconds", 300))
+        self.capabilities = self.capabilities_from(self.settings)
+        self.http = PartnerHttp(self.partner_label, self.timeout_seconds)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "settings_schema" in cls.__dict__:  # the class default: what the settings' defaults allow
+            cls.capabilities = cls.capabilities_from(schema_defaults(cls.settings_schema))
+
+    @classmethod
+    def capabilities_from(cls, settings: Mapping[str, Any]) -> Capabilities:
+        """What an instance with these settings can carry: currencies and the amount limit are settings."""
+        return Capabilities(
+            currencies=frozenset(settings["currencies"]),
+            account_kinds=cls.account_kinds,
+            types=cls.payment_types,
+            max_amount=Decimal(str(settings["max_amount"])) if settings.get("max_amount") is not None else None,
+            instant=cls.instant,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], context: AdapterContext) -> Self:
+        return cls(settings, context)
+
+    def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    async def start(self) -> None:
+        self.http.session()
+
+    async def close(self) -> None:
+        await self.http.close()

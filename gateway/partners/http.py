@@ -14,12 +14,53 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 
 from gateway.errors import OutcomeUnknownError, PartnerUnreachableError, TransientPartnerError
 
-__all__ = ["PartnerHttp"]
+__all__ = [
+    "CALLBACK_URL_HEADER",
+    "IDEMPOTENCY_HEADER",
+    "TRANSIENT_HTTP_STATUSES",
+    "PartnerHttp",
+    "header",
+    "retry_after",
+]
+
+#: the gateway's instruction id, sent so that a retry never pays twice
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: where the partner should send its status callbacks
+CALLBACK_URL_HEADER = "X-Callback-Url"
+#: HTTP statuses after which a retry with the same idempotency key may succeed
+TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header look-up over any mapping (dict, CIMultiDict, ...)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+def retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
+    """Seconds the partner asked us to wait (``Retry-After``: delta-seconds or an HTTP date after ``now``)."""
+    value = (header(headers, "Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 class PartnerHttp:

@@ -458,7 +458,7 @@ async def test_undeliverable_file_stays_pending_and_is_retried(rig: Rig) -> None
 
 
 async def test_drop_refuses_a_file_without_the_api_key(rig: Rig, partner_files: Path) -> None:
-    session = rig.adapter._client()
+    session = rig.adapter.http.session()
     url = f"{rig.adapter.base_url}/files"
 
     async with session.post(url, data=nacha(partner_files, "ppd-debit.ach"), headers={"Idempotency-Key": "x"}) as resp:
@@ -467,7 +467,7 @@ async def test_drop_refuses_a_file_without_the_api_key(rig: Rig, partner_files: 
 
 
 async def test_drop_rejects_an_invalid_real_file_with_the_failing_lines(rig: Rig, partner_files: Path) -> None:
-    session = rig.adapter._client()
+    session = rig.adapter.http.session()
     headers = {"X-Api-Key": API_KEY, "Idempotency-Key": "bad-1"}
 
     async with session.post(
