@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.api import instructions, ops, partners, risk
+from gateway.api import instructions, keys_admin, ops, partners, risk
 from gateway.api.keys import AUTH_CACHE, RUNTIME, SETTINGS
 from gateway.api.problems import problem_middleware
 from gateway.config import Settings
@@ -53,6 +53,7 @@ def create_app(
     app.add_routes(partners.routes)
     app.add_routes(ops.routes)
     app.add_routes(risk.routes)
+    app.add_routes(keys_admin.routes)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         rt = runtime or Runtime(settings)

@@ -1,4 +1,4 @@
-"""Query parameters shared by the API's list endpoints: page size and cursor."""
+"""Query parameters shared by the API's list endpoints: the allowed names, page size and cursor."""
 
 from __future__ import annotations
 
@@ -7,7 +7,26 @@ from collections.abc import Mapping
 
 from gateway.errors import BadRequestError
 
-__all__ = ["page_cursor", "page_limit"]
+__all__ = ["PAGE_PARAMETERS", "allow_only", "page_cursor", "page_limit"]
+
+#: the query parameters every paginated list takes
+PAGE_PARAMETERS = ("limit", "cursor")
+
+
+def allow_only(query: Mapping[str, str], *names: str) -> None:
+    """400 for a query parameter the endpoint does not take, or one given twice: never silently ignored.
+
+    ``query`` is the request's multi-dict: its ``items()`` hold a repeated name once per occurrence.
+    """
+    allowed = set(names)
+    seen: set[str] = set()
+    for name, _ in query.items():
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) if allowed else "no query parameters"
+            raise BadRequestError(f"unknown query parameter {name!r}; this endpoint takes {takes}")
+        if name in seen:
+            raise BadRequestError(f"query parameter {name!r} is given more than once; send it once")
+        seen.add(name)
 
 
 def page_limit(query: Mapping[str, str], default: int = 50) -> int:
