@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from gateway.dispatch import log_partner_failure
 from gateway.errors import AdapterError
 from gateway.risk.holds import expire_holds
 from gateway.risk.store import prune_history
@@ -130,7 +131,7 @@ class StatusPoller:
         try:
             update = await adapter.poll(order)
         except AdapterError as exc:
-            log.info("poll of %s at %s failed: %s", instruction_id, adapter.name, exc.message)
+            log_partner_failure(adapter.name, instruction_id, "status query", exc.slug, exc.message)
             return UpdateSummary()
         if update is None:
             return UpdateSummary()

@@ -167,9 +167,23 @@ class Runtime:
             await self.engine.dispose()
 
     def announce(self, changes: Iterable[StatusChange | None]) -> None:
-        """Tell plugins about committed transitions (call after commit only)."""
+        """Log and tell plugins about committed transitions (call after commit only): the one place both happen."""
         for change in changes:
             if change is not None:
+                log.info(
+                    "instruction %s %s -> %s%s",
+                    change.instruction_id,
+                    change.previous.value,
+                    change.current.value,
+                    f" ({change.reason_code})" if change.reason_code else "",
+                    extra={
+                        "instruction_id": change.instruction_id,
+                        "previous_status": change.previous.value,
+                        "status": change.current.value,
+                        "reason_code": change.reason_code,
+                        "source": change.source,
+                    },
+                )
                 self.plugins.status_changed(change)
 
     def adapter(self, name: str) -> Adapter:

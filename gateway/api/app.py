@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.api import instructions, keys_admin, ops, partners, risk
+from gateway.api import docs_page, instructions, keys_admin, ops, partners, risk
+from gateway.api.access_log import access_log_middleware
 from gateway.api.keys import AUTH_CACHE, RUNTIME, SETTINGS
 from gateway.api.problems import problem_middleware
 from gateway.config import Settings
@@ -45,7 +46,7 @@ def create_app(
     """The API app. Without ``runtime`` it opens (and closes) its own in ``cleanup_ctx``."""
     app = web.Application(
         client_max_size=int(settings.section("server").get("max_body_bytes", 65536)),
-        middlewares=[metrics_middleware(), problem_middleware()],
+        middlewares=[access_log_middleware(), metrics_middleware(), problem_middleware()],
     )
     app[SETTINGS] = settings
     app[AUTH_CACHE] = {}
@@ -54,6 +55,7 @@ def create_app(
     app.add_routes(ops.routes)
     app.add_routes(risk.routes)
     app.add_routes(keys_admin.routes)
+    app.add_routes(docs_page.routes)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         rt = runtime or Runtime(settings)

@@ -639,6 +639,28 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                     "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
                 }
             },
+            "/docs": {
+                "get": {
+                    "summary": "This document, browsable (Swagger UI, served by the gateway itself)",
+                    "operationId": "docs",
+                    "responses": {"200": {"description": "An HTML page", "content": {"text/html": {}}}},
+                }
+            },
+            "/docs/assets/{name}": {
+                "get": {
+                    "summary": "A file of the browsable reference (Swagger UI, its licence)",
+                    "operationId": "docsAsset",
+                    "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "The file"}, **_problems(404)},
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "Redirects to the browsable reference at /docs",
+                    "operationId": "root",
+                    "responses": {"302": {"description": "Location: /docs"}},
+                }
+            },
         },
     }
 

@@ -17,6 +17,7 @@ row (who, when, why) and, on approval, the outbox job and the exposure.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HOLD_EXPIRED", "HOLD_REJECTED", "decide_hold", "expire_holds", "hold_query", "hold_view"]
 
+log = logging.getLogger(__name__)
 S = Status
 HOLD_REJECTED = "HOLD_REJECTED"
 HOLD_EXPIRED = "HOLD_EXPIRED"
@@ -140,6 +142,7 @@ async def decide_hold(
             await _release(rt, conn, row, order, now)
         view = hold_view(await _locked_hold(conn, instruction_id))
     rt.announce(r.change for r in records)
+    _log_decision(instruction_id, verb, f"by key {principal.key_id} ({principal.business_unit})", principal.key_id)
     if approve and rt.dispatcher is not None:
         rt.dispatcher.wake()
     return view
@@ -196,4 +199,17 @@ async def expire_holds(rt: Runtime, limit: int = 500) -> int:
                 .values(decision="expired", decided_at=now, comment="no decision before expiry")
             )
     rt.announce(r.change for r in records)
+    for instruction_id in expired:
+        _log_decision(instruction_id, "expired", "without a decision", None)
     return len(expired)
+
+
+def _log_decision(instruction_id: str, decision: str, how: str, actor: str | None) -> None:
+    """The one INFO line per hold decision (after its commit)."""
+    log.info(
+        "hold on %s %s %s",
+        instruction_id,
+        decision,
+        how,
+        extra={"instruction_id": instruction_id, "decision": decision, "actor": actor},
+    )
