@@ -14,7 +14,7 @@ from sqlalchemy import Select, select
 
 from gateway.api.auth import authenticate
 from gateway.api.keys import RUNTIME
-from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit
+from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
 from gateway.errors import (
     BadRequestError,
     ConflictError,
@@ -128,9 +128,7 @@ async def create_instruction(request: web.Request) -> web.Response:
 
 def _instruction_id(request: web.Request) -> str:
     value = request.match_info["id"]
-    if not INSTRUCTION_ID_RE.match(value):
-        raise NotFoundError(f"no instruction {value!r}")
-    return value
+    return path_id(value, INSTRUCTION_ID_RE, f"no instruction {value!r}")
 
 
 async def _load(request: web.Request, business_unit_id: str, instruction_id: str) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from jsonschema import Draft202012Validator
 from gateway.api.auth import authenticate, forget_keys
 from gateway.api.instructions import read_json
 from gateway.api.keys import RUNTIME
-from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit
+from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
 from gateway.contracts import check_body
-from gateway.errors import BadRequestError, NotFoundError
+from gateway.errors import BadRequestError
 from gateway.store import repo
 
 __all__ = ["CREATE_SCHEMA", "ROTATE_SCHEMA", "routes"]
@@ -77,9 +77,7 @@ _ROTATE = Draft202012Validator(ROTATE_SCHEMA)
 
 def _key_id(request: web.Request) -> str:
     value = request.match_info["id"]
-    if not KEY_ID_RE.match(value):
-        raise NotFoundError(f"no API key {value!r}")
-    return value
+    return path_id(value, KEY_ID_RE, f"no API key {value!r}")
 
 
 @routes.get("/v1/api-keys")

@@ -1,13 +1,13 @@
-"""Query parameters shared by the API's list endpoints: the allowed names, page size and cursor."""
+"""Parameters shared by the API's endpoints: allowed query names, page size, cursor, ids in paths."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 
-from gateway.errors import BadRequestError
+from gateway.errors import BadRequestError, NotFoundError
 
-__all__ = ["PAGE_PARAMETERS", "allow_only", "page_cursor", "page_limit"]
+__all__ = ["PAGE_PARAMETERS", "allow_only", "page_cursor", "page_limit", "path_id"]
 
 #: the query parameters every paginated list takes
 PAGE_PARAMETERS = ("limit", "cursor")
@@ -46,3 +46,10 @@ def page_cursor(query: Mapping[str, str], pattern: re.Pattern[str]) -> str | Non
     if cursor is not None and not pattern.match(cursor):
         raise BadRequestError("cursor is not one this API returned")
     return cursor
+
+
+def path_id(value: str, pattern: re.Pattern[str], not_found: str) -> str:
+    """An id from the path; one that cannot be an id this API hands out is a 404 saying ``not_found``."""
+    if not pattern.match(value):
+        raise NotFoundError(not_found)
+    return value

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from gateway.api.auth import authenticate
 from gateway.api.instructions import INSTRUCTION_ID_RE, read_json
 from gateway.api.keys import RUNTIME
-from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit
+from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
 from gateway.contracts import check_body
 from gateway.errors import BadRequestError, ContractError, DomainError, FieldError, NotFoundError
 from gateway.money import Money
@@ -84,9 +84,7 @@ async def list_holds(request: web.Request) -> web.Response:
 
 def _hold_id(request: web.Request) -> str:
     value = request.match_info["id"]
-    if not INSTRUCTION_ID_RE.match(value):
-        raise NotFoundError(f"no hold for instruction {value!r}")
-    return value
+    return path_id(value, INSTRUCTION_ID_RE, f"no hold for instruction {value!r}")
 
 
 @routes.get("/v1/holds/{id}")
