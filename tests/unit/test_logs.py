@@ -16,6 +16,8 @@ from gateway.errors import ConfigError
 from gateway.logs import QUIET_LOGGERS, configure_logging
 from gateway.store.db import create_engine
 
+_FLAGS = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
+
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
@@ -23,11 +25,14 @@ def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     quiet = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    flags = {name: getattr(logging, name) for name in _FLAGS}
     try:
         yield
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+        for name, value in flags.items():
+            setattr(logging, name, value)
         for name, old in quiet.items():
             logging.getLogger(name).setLevel(old)
 
