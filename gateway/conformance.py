@@ -1,4 +1,4 @@
-"""Public import path of the adapter conformance kit: ``pytest -p gateway.conformance --adapter NAME``.
+"""Public import path of the adapter conformance kit: ``pytest -p gateway.devtools.conformance --adapter NAME``.
 
 The kit lives in :mod:`gateway.devtools.conformance`; this module re-exports it,
 pytest hooks and fixture included, so the ``-p`` plugin name stays short and stable.

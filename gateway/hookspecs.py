@@ -1,6 +1,6 @@
 """Public import path of the hook specifications and markers, for adapter packages.
 
-``from gateway.hookspecs import hookimpl`` is what a plugin writes; the
+``from gateway.plugins.hookspecs import hookimpl`` is what a plugin writes; the
 specifications live in :mod:`gateway.plugins.hookspecs`.
 """
 

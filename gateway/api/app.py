@@ -8,7 +8,8 @@ from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
-from gateway.api import instructions, ops, partners, risk
+from gateway.api import docs_page, instructions, keys_admin, ops, partners, risk
+from gateway.api.access_log import access_log_middleware
 from gateway.api.appkeys import AUTH_CACHE, SERVICES, SETTINGS, ApiServices
 from gateway.api.problems import problem_middleware
 from gateway.config import Settings
@@ -46,7 +47,7 @@ def build_app(
         raise TypeError("build_app takes exactly one of services= and open_services=")
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[metrics_middleware(), problem_middleware()],
+        middlewares=[access_log_middleware(), metrics_middleware(), problem_middleware()],
     )
     app[SETTINGS] = settings
     app[AUTH_CACHE] = {}
@@ -54,6 +55,8 @@ def build_app(
     app.add_routes(partners.routes)
     app.add_routes(ops.routes)
     app.add_routes(risk.routes)
+    app.add_routes(keys_admin.routes)
+    app.add_routes(docs_page.routes)
     if services is not None:
         app[SERVICES] = services
     else:

@@ -19,8 +19,9 @@ from gateway.partners.adapter import Adapter
 from gateway.risk.holds import HoldDesk
 from gateway.store.codec import InstructionCodec
 from gateway.store.intake import IntakeWriter
+from gateway.store.repo import Principal
 
-__all__ = ["AUTH_CACHE", "SERVICES", "SETTINGS", "ApiServices"]
+__all__ = ["AUTH_CACHE", "PRINCIPAL", "SERVICES", "SETTINGS", "ApiServices"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,5 @@ SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", ApiServices)
 #: key hash → (expires at, principal or None); see gateway.api.auth
 AUTH_CACHE = web.AppKey("auth_cache", dict)
+#: per request: who called, once ``gateway.api.auth.authenticate`` has checked the key (the access log reads it)
+PRINCIPAL = web.RequestKey("principal", Principal)

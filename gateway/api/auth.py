@@ -6,15 +6,21 @@ import time
 
 from aiohttp import web
 
-from gateway.api.appkeys import AUTH_CACHE, SERVICES
+from gateway.api.appkeys import AUTH_CACHE, PRINCIPAL, SERVICES
 from gateway.errors import AuthenticationError, ForbiddenError
 from gateway.store import repo
 from gateway.store.repo import Principal
 
-__all__ = ["CACHE_SECONDS", "authenticate"]
+__all__ = ["CACHE_SECONDS", "authenticate", "forget_keys"]
 
-#: a revoked key stops working within this many seconds
-CACHE_SECONDS = 30.0
+#: a key revoked by another process (the CLI, another gateway) stops working within this many
+#: seconds; one revoked through this process's API stops at once (``forget_keys``)
+CACHE_SECONDS = 5.0
+
+
+def forget_keys(app: web.Application) -> None:
+    """Drop every cached look-up, so a key revoked just now gets 401 on its next request."""
+    app[AUTH_CACHE].clear()
 
 
 async def authenticate(request: web.Request, scope: str) -> Principal:
@@ -30,13 +36,19 @@ async def authenticate(request: web.Request, scope: str) -> Principal:
     if hit is not None and hit[0] > now:
         principal = hit[1]
     else:
-        async with request.app[SERVICES].engine.connect() as conn:
-            principal = await repo.lookup_principal(conn, key_hash)
+        rt = request.app[SERVICES]
+        wall = rt.clock()
+        async with rt.engine.begin() as conn:  # begin: the look-up may note when the key was used
+            principal = await repo.lookup_principal(conn, key_hash, wall)
         if len(cache) > 10_000:
             cache.clear()
-        cache[key_hash] = (now + CACHE_SECONDS, principal)
+        expires = now + CACHE_SECONDS
+        if principal is not None and principal.valid_until is not None:  # a rotated key in its grace period
+            expires = min(expires, now + (principal.valid_until - wall).total_seconds())
+        cache[key_hash] = (expires, principal)
     if principal is None:
         raise AuthenticationError("the API key is not valid (unknown or revoked)")
+    request[PRINCIPAL] = principal
     if scope not in principal.scopes and "admin" not in principal.scopes:
         raise ForbiddenError(f"this API key lacks the {scope!r} scope")
     return principal

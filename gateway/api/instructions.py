@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
-from gateway.api.paging import page_cursor, page_limit
+from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
 from gateway.contracts.versions import VERSION_HEADER, negotiate, parse_as_latest, requested_version
 from gateway.domain.ids import new_id
 from gateway.domain.instruction import parse_instruction
@@ -33,7 +34,7 @@ from gateway.store.codec import event_view, public_view
 from gateway.store.intake import IntakeItem, IntakeOutcome
 from gateway.store.tables import instruction_events, instructions
 
-__all__ = ["routes"]
+__all__ = ["INSTRUCTION_ID_RE", "LIST_PARAMETERS", "list_query", "read_json", "routes"]
 
 routes = web.RouteTableDef()
 
@@ -127,9 +128,7 @@ async def create_instruction(request: web.Request) -> web.Response:
 
 def _instruction_id(request: web.Request) -> str:
     value = request.match_info["id"]
-    if not INSTRUCTION_ID_RE.match(value):
-        raise NotFoundError(f"no instruction {value!r}")
-    return value
+    return path_id(value, INSTRUCTION_ID_RE, f"no instruction {value!r}")
 
 
 async def _load(request: web.Request, business_unit_id: str, instruction_id: str) -> dict[str, Any]:
@@ -180,8 +179,51 @@ def _parse_bound(name: str, value: str, end: bool) -> datetime:
             return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise BadRequestError(f"{name} must be an ISO 8601 date or date-time") from None
+        raise BadRequestError(f"{name} must be an ISO 8601 date or date-time, e.g. 2026-01-31") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+#: the query parameters of ``GET /v1/instructions`` (the OpenAPI document lists the same)
+LIST_PARAMETERS = ("reference", "status", "adapter", "created_from", "created_to", *PAGE_PARAMETERS)
+_ADAPTER_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def list_query(business_unit_id: str, query: Mapping[str, str]) -> tuple[Select[Any], int]:
+    """The statement that lists a business unit's instructions for the filters in ``query``, and the page size.
+
+    Newest first (ids sort by creation time), ``limit + 1`` rows so the caller knows if
+    another page follows. Every bad value is a 400 naming its parameter.
+    """
+    allow_only(query, *LIST_PARAMETERS)
+    stmt = select(instructions).where(instructions.c.business_unit_id == business_unit_id)
+    if "reference" in query:
+        reference = query["reference"]
+        if not 1 <= len(reference) <= 35:
+            raise BadRequestError("reference must be 1-35 characters, as sent in the instruction")
+        stmt = stmt.where(instructions.c.reference == reference)
+    if "status" in query:
+        statuses = [s for s in query["status"].split(",") if s]
+        bad = [s for s in statuses if s not in Status.__members__.values()]
+        if bad or not statuses:
+            raise BadRequestError(f"status must be among {', '.join(s.value for s in Status)} (comma-separated)")
+        stmt = stmt.where(instructions.c.status.in_(statuses))
+    if "adapter" in query:
+        if not _ADAPTER_RE.match(query["adapter"]):
+            raise BadRequestError("adapter must be an adapter name such as iso20022_bank (see `gateway adapters list`)")
+        stmt = stmt.where(instructions.c.adapter == query["adapter"])
+    start = _parse_bound("created_from", query["created_from"], False) if "created_from" in query else None
+    end = _parse_bound("created_to", query["created_to"], True) if "created_to" in query else None
+    if start is not None and end is not None and start > end:
+        raise BadRequestError("created_from is after created_to; swap them")
+    if start is not None:
+        stmt = stmt.where(instructions.c.created_at >= start)
+    if end is not None:
+        stmt = stmt.where(instructions.c.created_at <= end)
+    limit = page_limit(query)
+    cursor = page_cursor(query, INSTRUCTION_ID_RE)
+    if cursor:
+        stmt = stmt.where(instructions.c.id < cursor)
+    return stmt.order_by(instructions.c.id.desc()).limit(limit + 1), limit
 
 
 @routes.get("/v1/instructions")
@@ -189,25 +231,9 @@ async def list_instructions(request: web.Request) -> web.Response:
     """This business unit's instructions, newest first, filtered, cursor-paginated."""
     rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
-    q = request.query
-    query = select(instructions).where(instructions.c.business_unit_id == principal.business_unit_id)
-    if "status" in q:
-        statuses = [s for s in q["status"].split(",") if s]
-        bad = [s for s in statuses if s not in Status.__members__.values()]
-        if bad or not statuses:
-            raise BadRequestError(f"status must be among {', '.join(s.value for s in Status)}")
-        query = query.where(instructions.c.status.in_(statuses))
-    if "created_from" in q:
-        query = query.where(instructions.c.created_at >= _parse_bound("created_from", q["created_from"], False))
-    if "created_to" in q:
-        query = query.where(instructions.c.created_at <= _parse_bound("created_to", q["created_to"], True))
-    limit = page_limit(q)
-    cursor = page_cursor(q, INSTRUCTION_ID_RE)
-    if cursor:
-        query = query.where(instructions.c.id < cursor)
-    query = query.order_by(instructions.c.id.desc()).limit(limit + 1)
+    stmt, limit = list_query(principal.business_unit_id, request.query)
     async with rt.engine.connect() as conn:
-        rows = (await conn.execute(query)).mappings().all()
+        rows = (await conn.execute(stmt)).mappings().all()
     items = [public_view(r) for r in rows[:limit]]
     next_cursor = items[-1]["id"] if len(rows) > limit else None
     return web.json_response({"items": items, "next_cursor": next_cursor})

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import __version__
+from gateway.api.keys_admin import CREATE_SCHEMA, ROTATE_SCHEMA
 from gateway.contracts.registry import ContractRegistry
 from gateway.contracts.versions import VERSION_HEADER, VersionInfo, compatibility_lines
 
@@ -266,6 +267,113 @@ def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) ->
     }
 
 
+def _key_schemas() -> dict[str, Any]:
+    key = {
+        "type": "object",
+        "description": "An API key as an operator sees it: never its secret.",
+        "properties": {
+            "id": {"type": "string"},
+            "business_unit": {"type": "string"},
+            "scopes": {"type": "array", "items": {"enum": ["admin", "finance", "instructions"]}},
+            "prefix": {"type": "string", "description": "the key's first characters, to tell keys apart"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "last_used_at": {"type": ["string", "null"], "format": "date-time", "description": "to the minute"},
+            "revoked_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "when it stopped working (in the future while a rotated key is in its grace period)",
+            },
+            "active": {"type": "boolean"},
+        },
+    }
+    issued = {
+        "allOf": [
+            {"$ref": "#/components/schemas/ApiKey"},
+            {
+                "type": "object",
+                "required": ["key"],
+                "properties": {
+                    "key": {"type": "string", "description": "the secret: shown in this answer only, never again"},
+                    "replaces": {"type": "string", "description": "rotation: the id of the key this one replaces"},
+                    "replaced_key_valid_until": {"type": "string", "format": "date-time"},
+                },
+            },
+        ]
+    }
+    return {"ApiKey": key, "IssuedApiKey": issued, "ApiKeyCreate": CREATE_SCHEMA, "ApiKeyRotate": ROTATE_SCHEMA}
+
+
+def _key_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) -> dict[str, Any]:
+    key = {"$ref": "#/components/schemas/ApiKey"}
+    issued = {
+        "description": "The new key, with its secret (shown once); `Cache-Control: no-store`",
+        "headers": {"Location": {"description": "The new key's URL.", "schema": {"type": "string"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IssuedApiKey"}}},
+    }
+    return {
+        "/v1/api-keys": {
+            "get": {
+                "summary": "API keys of every business unit, newest first (scope admin)",
+                "operationId": "listApiKeys",
+                "security": bearer,
+                "parameters": [
+                    {"name": "state", "in": "query", "schema": {"enum": ["active", "revoked", "all"]}},
+                    {"name": "business_unit", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": _json(_page("ApiKey"), "A page of keys"), **_problems(400, 401, 403)},
+            },
+            "post": {
+                "summary": "Create an API key (scope admin)",
+                "operationId": "createApiKey",
+                "security": bearer,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiKeyCreate"}}},
+                },
+                "responses": {"201": issued, **_problems(400, 401, 403, 415, 422)},
+            },
+        },
+        "/v1/api-keys/{id}": {
+            "get": {
+                "summary": "One API key (scope admin)",
+                "operationId": "getApiKey",
+                "security": bearer,
+                "parameters": [id_param],
+                "responses": {"200": _json(key, "The key"), **_problems(401, 403, 404)},
+            }
+        },
+        "/v1/api-keys/{id}/revoke": {
+            "post": {
+                "summary": "Revoke an API key now (scope admin)",
+                "description": "Its next request gets 401. Revoking a revoked key changes nothing.",
+                "operationId": "revokeApiKey",
+                "security": bearer,
+                "parameters": [id_param],
+                "responses": {"200": _json(key, "The key, revoked"), **_problems(401, 403, 404)},
+            }
+        },
+        "/v1/api-keys/{id}/rotate": {
+            "post": {
+                "summary": "Replace an API key by a new one with the same business unit and scopes (scope admin)",
+                "description": (
+                    "The old key stops at once, or after `grace_seconds` (at most 7 days) so the new one can be "
+                    "deployed first. A revoked key cannot be rotated (409): create a new one."
+                ),
+                "operationId": "rotateApiKey",
+                "security": bearer,
+                "parameters": [id_param],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiKeyRotate"}}},
+                },
+                "responses": {"201": issued, **_problems(400, 401, 403, 404, 409, 415, 422)},
+            }
+        },
+    }
+
+
 def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str, Any]:
     instruction_schemas, instruction_body, version_parameter = _instruction_versions(contracts)
     event = contracts.schema("status-event")
@@ -293,6 +401,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             "schemas": {
                 **instruction_schemas,
                 **_risk_schemas(),
+                **_key_schemas(),
                 "StatusEvent": event,
                 "Accepted": {
                     "type": "object",
@@ -349,6 +458,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
         },
         "paths": {
             **_risk_paths(bearer, id_param),
+            **_key_paths(bearer, id_param),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",
@@ -378,20 +488,41 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                     "summary": "List this business unit's instructions (newest first)",
                     "operationId": "listInstructions",
                     "security": bearer,
+                    "description": (
+                        "Filters combine (AND) and work with cursor paging. A bad value, an unknown "
+                        "parameter or a parameter given twice is a 400 naming it."
+                    ),
                     "parameters": [
+                        {
+                            "name": "reference",
+                            "in": "query",
+                            "schema": {"type": "string", "maxLength": 35},
+                            "description": "the business unit's own reference, exact match",
+                        },
                         {
                             "name": "status",
                             "in": "query",
                             "schema": {"type": "string"},
-                            "description": "comma-separated statuses",
+                            "description": "comma-separated statuses, e.g. `held,failed`",
+                        },
+                        {
+                            "name": "adapter",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "the partner adapter it was routed to, e.g. `iso20022_bank`",
                         },
                         {
                             "name": "created_from",
                             "in": "query",
                             "schema": {"type": "string"},
-                            "description": "ISO date or date-time",
+                            "description": "ISO 8601 date or date-time (UTC if no offset), inclusive",
                         },
-                        {"name": "created_to", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "created_to",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "ISO 8601 date (the whole day) or date-time, inclusive",
+                        },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                         {
                             "name": "cursor",
@@ -508,6 +639,28 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                     "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
                 }
             },
+            "/docs": {
+                "get": {
+                    "summary": "This document, browsable (Swagger UI, served by the gateway itself)",
+                    "operationId": "docs",
+                    "responses": {"200": {"description": "An HTML page", "content": {"text/html": {}}}},
+                }
+            },
+            "/docs/assets/{name}": {
+                "get": {
+                    "summary": "A file of the browsable reference (Swagger UI, its licence)",
+                    "operationId": "docsAsset",
+                    "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "The file"}, **_problems(404)},
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "Redirects to the browsable reference at /docs",
+                    "operationId": "root",
+                    "responses": {"302": {"description": "Location: /docs"}},
+                }
+            },
         },
     }
 
@@ -534,6 +687,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             lines += ["", f"## {method.upper()} `{path}`", "", op["summary"] + "."]
+            if op.get("description"):
+                lines += ["", op["description"]]
             if op.get("security"):
                 lines += ["", "Requires an API key."]
             params = op.get("parameters", [])

@@ -1,13 +1,32 @@
-"""Query parameters shared by the API's list endpoints: page size and cursor."""
+"""Parameters shared by the API's endpoints: allowed query names, page size, cursor, ids in paths."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 
-from gateway.errors import BadRequestError
+from gateway.errors import BadRequestError, NotFoundError
 
-__all__ = ["page_cursor", "page_limit"]
+__all__ = ["PAGE_PARAMETERS", "allow_only", "page_cursor", "page_limit", "path_id"]
+
+#: the query parameters every paginated list takes
+PAGE_PARAMETERS = ("limit", "cursor")
+
+
+def allow_only(query: Mapping[str, str], *names: str) -> None:
+    """400 for a query parameter the endpoint does not take, or one given twice: never silently ignored.
+
+    ``query`` is the request's multi-dict: its ``items()`` hold a repeated name once per occurrence.
+    """
+    allowed = set(names)
+    seen: set[str] = set()
+    for name, _ in query.items():
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) if allowed else "no query parameters"
+            raise BadRequestError(f"unknown query parameter {name!r}; this endpoint takes {takes}")
+        if name in seen:
+            raise BadRequestError(f"query parameter {name!r} is given more than once; send it once")
+        seen.add(name)
 
 
 def page_limit(query: Mapping[str, str], default: int = 50) -> int:
@@ -27,3 +46,10 @@ def page_cursor(query: Mapping[str, str], pattern: re.Pattern[str]) -> str | Non
     if cursor is not None and not pattern.match(cursor):
         raise BadRequestError("cursor is not one this API returned")
     return cursor
+
+
+def path_id(value: str, pattern: re.Pattern[str], not_found: str) -> str:
+    """An id from the path; one that cannot be an id this API hands out is a 404 saying ``not_found``."""
+    if not pattern.match(value):
+        raise NotFoundError(not_found)
+    return value

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
 from gateway.api.instructions import INSTRUCTION_ID_RE, read_json
-from gateway.api.paging import page_cursor, page_limit
+from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
 from gateway.contracts.registry import check_body
 from gateway.domain.money import Money
 from gateway.errors import BadRequestError, ContractError, DomainError, FieldError, NotFoundError
@@ -58,6 +58,7 @@ async def list_holds(request: web.Request) -> web.Response:
     """Holds, oldest first: ``state=pending`` (default), ``decided`` or ``all``; ``business_unit=NAME``."""
     rt = request.app[SERVICES]
     await authenticate(request, "finance")
+    allow_only(request.query, "state", "business_unit", *PAGE_PARAMETERS)
     state = request.query.get("state", "pending")
     query = hold_query()
     if state == "pending":
@@ -83,9 +84,7 @@ async def list_holds(request: web.Request) -> web.Response:
 
 def _hold_id(request: web.Request) -> str:
     value = request.match_info["id"]
-    if not INSTRUCTION_ID_RE.match(value):
-        raise NotFoundError(f"no hold for instruction {value!r}")
-    return value
+    return path_id(value, INSTRUCTION_ID_RE, f"no hold for instruction {value!r}")
 
 
 @routes.get("/v1/holds/{id}")
@@ -155,6 +154,7 @@ async def list_alerts(request: web.Request) -> web.Response:
         )
     )
     q = request.query
+    allow_only(q, "outcome", "business_unit", "rule", *PAGE_PARAMETERS)
     if "outcome" in q:
         outcomes = [o for o in q["outcome"].split(",") if o]
         if not outcomes or set(outcomes) - {"flag", "hold", "reject"}:
@@ -182,6 +182,7 @@ async def list_credit_limits(request: web.Request) -> web.Response:
     """Every credit limit with its exposure (reserved in flight + consumed by settled payments)."""
     rt = request.app[SERVICES]
     await authenticate(request, "finance")
+    allow_only(request.query)
     async with rt.engine.connect() as conn:
         limits = await credit.load_limits(conn)
     return web.json_response({"items": [credit.limit_view(row) for row in limits.values()]})

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.config import Settings, load_settings
 from gateway.errors import GatewayError
+from gateway.logs import configure_logging
 
 __all__ = ["main"]
 
@@ -315,7 +316,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gateway", description="Partner Gateway: payment integration gateway.")
     parser.add_argument("--config", help="YAML config file (default: the embedded config/gateway.yaml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level (never SQL)")
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text (default) or json: one object per line (default from GATEWAY_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("serve", help="run the gateway API, dispatcher and poller")
@@ -444,11 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        # servers log what an operator watches (requests, transitions) at INFO; one-shot commands only problems
+        level = logging.INFO if args.command in ("serve", "simulate") else logging.WARNING
+        configure_logging(args.log_format, args.verbose, level=level)
         return asyncio.run(args.func(args))
     except GatewayError as exc:
         print(f"gateway: {exc.message}", file=sys.stderr)

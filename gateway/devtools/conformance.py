@@ -2,11 +2,11 @@
 
 As a pytest plugin::
 
-    pytest -p gateway.conformance --adapter my_bank [--adapter other_bank]
+    pytest -p gateway.devtools.conformance --adapter my_bank [--adapter other_bank]
 
 adds one test per (adapter, check). From an adapter package's own tests::
 
-    from gateway.conformance import CHECKS, run_check
+    from gateway.devtools.conformance import CHECKS, run_check
 
     @pytest.mark.parametrize("check", sorted(CHECKS))
     async def test_conformance(check: str) -> None:

@@ -49,7 +49,7 @@ from gateway.store.orders import Orders
 from gateway.store.repo import OutboxJob, Transition
 from gateway.store.tables import instruction_events
 
-__all__ = ["DispatchServices", "Dispatcher", "backoff_delay"]
+__all__ = ["DispatchServices", "Dispatcher", "backoff_delay", "log_partner_failure"]
 
 log = logging.getLogger(__name__)
 S = Status
@@ -63,6 +63,19 @@ def backoff_delay(
     ceiling = min(cap, base * (2**attempts))
     delay = ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
     return max(delay, retry_after or 0.0)
+
+
+def log_partner_failure(adapter: str, instruction_id: str, operation: str, outcome: str, detail: str) -> None:
+    """The one INFO line per failed partner call (submit or status query), whatever happens next."""
+    log.info(
+        "partner %s failed on %s of %s (%s): %s",
+        adapter,
+        operation,
+        instruction_id,
+        outcome,
+        detail,
+        extra={"adapter": adapter, "instruction_id": instruction_id, "operation": operation, "outcome": outcome},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +377,7 @@ class Dispatcher:
         try:
             update = await adapter.poll(order)
         except AdapterError as exc:
+            log_partner_failure(adapter_name, order.id, "status query", exc.slug, exc.message)
             return _Retry(job, f"status query failed: {exc.message}", exc.retry_after, resolve=True)
         except Exception as exc:
             log.exception("adapter %s raised on poll", adapter_name)
@@ -397,6 +411,10 @@ class Dispatcher:
                 finished.append(job)
         await self._commit(transitions, finished, retries)
 
+    def _submit_failed(self, adapter_name: str, instruction_id: str, outcome: str, detail: str) -> None:
+        self.services.metrics.dispatch.labels(adapter_name, outcome).inc()
+        log_partner_failure(adapter_name, instruction_id, "submit", outcome, detail)
+
     async def _submit_one(self, job: OutboxJob, adapter_name: str, order: PaymentOrder) -> Transition | _Retry:
         adapter = self.services.adapters.get(adapter_name)
         if adapter is None:
@@ -407,12 +425,12 @@ class Dispatcher:
         except OutcomeUnknownError as exc:
             # The request may have reached the partner: never failed, never sent elsewhere on a guess.
             breaker.record_failure(adapter_name)
-            self.services.metrics.dispatch.labels(adapter_name, "unknown").inc()
+            self._submit_failed(adapter_name, order.id, "unknown", exc.message)
             return _Retry(job, exc.message, exc.retry_after, resolve=True)
         except PartnerUnreachableError as exc:
             # Never reached the partner, so it cannot have paid: once its circuit is open, route elsewhere.
             breaker.record_failure(adapter_name)
-            self.services.metrics.dispatch.labels(adapter_name, "unreachable").inc()
+            self._submit_failed(adapter_name, order.id, "unreachable", exc.message)
             if breaker.state(adapter_name) == "open":
                 return Transition(
                     order.id,
@@ -425,17 +443,17 @@ class Dispatcher:
             return _Retry(job, exc.message, exc.retry_after)
         except TransientPartnerError as exc:
             breaker.record_failure(adapter_name)
-            self.services.metrics.dispatch.labels(adapter_name, "transient").inc()
+            self._submit_failed(adapter_name, order.id, "transient", exc.message)
             return _Retry(job, exc.message, exc.retry_after)
         except PermanentPartnerError as exc:
             breaker.record_success(adapter_name)  # the partner answered: it is up
             if exc.reason_code == REROUTE:
                 # The partner confirmed it did not execute and asked for another rail.
-                self.services.metrics.dispatch.labels(adapter_name, "reroute").inc()
+                self._submit_failed(adapter_name, order.id, "reroute", exc.message)
                 return Transition(
                     order.id, S.ACCEPTED, _SOURCE, adapter=adapter_name, reason_code=REROUTE, reason=exc.message
                 )
-            self.services.metrics.dispatch.labels(adapter_name, "permanent").inc()
+            self._submit_failed(adapter_name, order.id, "permanent", exc.message)
             return Transition(
                 order.id,
                 S.FAILED,

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import DispatchSettings, RiskJobSettings
+from gateway.dispatch.dispatcher import log_partner_failure
 from gateway.dispatch.updates import StatusUpdates, UpdateSummary
 from gateway.domain.clock import Clock
 from gateway.errors import AdapterError
@@ -147,7 +148,7 @@ class Scheduler:
         try:
             update = await adapter.poll(order)
         except AdapterError as exc:
-            log.info("poll of %s at %s failed: %s", instruction_id, adapter.name, exc.message)
+            log_partner_failure(adapter.name, instruction_id, "status query", exc.slug, exc.message)
             return UpdateSummary()
         if update is None:
             return UpdateSummary()

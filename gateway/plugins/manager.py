@@ -28,6 +28,8 @@ ENTRY_POINT_GROUP = "gateway.adapters"
 #: the gateway's own plugins, registered like any other (built-in adapters come through the entry points)
 DEFAULT_PLUGINS = ("gateway.plugins.builtins",)
 log = logging.getLogger(__name__)
+#: one INFO line per applied status transition (its own name, so operators can filter on it)
+transitions_log = logging.getLogger("gateway.transitions")
 
 
 class Plugins:
@@ -96,9 +98,26 @@ class Plugins:
         return list(found.values())
 
     def announce(self, changes: Iterable[StatusChange | None]) -> None:
-        """Tell observers about committed transitions, skipping the ones not applied (call after commit only)."""
+        """Log and tell observers about committed transitions (call after commit only): the one place both happen.
+
+        ``None`` entries (transitions that were not applied) are skipped.
+        """
         for change in changes:
             if change is not None:
+                transitions_log.info(
+                    "instruction %s %s -> %s%s",
+                    change.instruction_id,
+                    change.previous.value,
+                    change.current.value,
+                    f" ({change.reason_code})" if change.reason_code else "",
+                    extra={
+                        "instruction_id": change.instruction_id,
+                        "previous_status": change.previous.value,
+                        "status": change.current.value,
+                        "reason_code": change.reason_code,
+                        "source": change.source,
+                    },
+                )
                 self.status_changed(change)
 
     def status_changed(self, change: StatusChange) -> None:

@@ -17,6 +17,7 @@ row (who, when, why) and, on approval, the outbox job and the exposure.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,7 @@ from gateway.store.tables import business_units, holds, instructions, outbox
 
 __all__ = ["HOLD_EXPIRED", "HOLD_REJECTED", "HoldDesk", "hold_query", "hold_view"]
 
+log = logging.getLogger(__name__)
 S = Status
 HOLD_REJECTED = "HOLD_REJECTED"
 HOLD_EXPIRED = "HOLD_EXPIRED"
@@ -163,6 +165,7 @@ class HoldDesk:
                 await self._release(conn, row, order, now)
             view = hold_view(await _locked_hold(conn, instruction_id))
         self.announce(r.change for r in records)
+        _log_decision(instruction_id, verb, f"by key {principal.key_id} ({principal.business_unit})", principal.key_id)
         if approve:
             self.wake_dispatcher()
         return view
@@ -219,4 +222,17 @@ class HoldDesk:
                     .values(decision="expired", decided_at=now, comment="no decision before expiry")
                 )
         self.announce(r.change for r in records)
+        for instruction_id in expired:
+            _log_decision(instruction_id, "expired", "without a decision", None)
         return len(expired)
+
+
+def _log_decision(instruction_id: str, decision: str, how: str, actor: str | None) -> None:
+    """The one INFO line per hold decision (after its commit)."""
+    log.info(
+        "hold on %s %s %s",
+        instruction_id,
+        decision,
+        how,
+        extra={"instruction_id": instruction_id, "decision": decision, "actor": actor},
+    )

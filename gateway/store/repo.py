@@ -6,10 +6,10 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.events import StatusChange
@@ -27,15 +27,21 @@ from gateway.store.tables import (
 )
 
 __all__ = [
+    "ApiKeyInfo",
     "Principal",
     "StatusRecord",
     "claim_outbox",
     "create_api_key",
     "ensure_business_unit",
     "event_row",
+    "get_api_key",
     "hash_key",
+    "issue_api_key",
+    "list_api_keys",
     "lookup_principal",
     "record_status",
+    "revoke_api_key",
+    "rotate_api_key",
 ]
 
 KEY_PREFIX = "pgw_"
@@ -56,6 +62,8 @@ class Principal:
     business_unit: str
     scopes: frozenset[str]
     default_contract_version: str | None = None
+    #: when the key stops working (set while a rotated key is in its grace period)
+    valid_until: datetime | None = None
 
 
 async def ensure_business_unit(conn: AsyncConnection, name: str, now: datetime) -> str:
@@ -68,18 +76,23 @@ async def ensure_business_unit(conn: AsyncConnection, name: str, now: datetime) 
     return bu_id
 
 
-async def create_api_key(conn: AsyncConnection, business_unit: str, scopes: Sequence[str], now: datetime) -> str:
-    """Create a key for ``business_unit`` (created if new); return the plaintext, shown once."""
+async def issue_api_key(
+    conn: AsyncConnection, business_unit: str, scopes: Sequence[str], now: datetime
+) -> tuple[str, str]:
+    """Create a key for ``business_unit`` (created if new); return its id and the plaintext, shown once."""
     unknown = sorted(set(scopes) - SCOPES)
     if unknown:
         raise ConfigError(f"unknown scope {unknown[0]!r}; choose from {', '.join(sorted(SCOPES))}")
+    if not scopes:
+        raise ConfigError(f"an API key needs at least one scope; choose from {', '.join(sorted(SCOPES))}")
     if not business_unit.strip() or len(business_unit) > 100:
         raise ConfigError("business unit name must be 1-100 characters")
     bu_id = await ensure_business_unit(conn, business_unit, now)
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_id = new_id("key")
     await conn.execute(
         api_keys.insert().values(
-            id=new_id("key"),
+            id=key_id,
             business_unit_id=bu_id,
             key_hash=hash_key(plaintext),
             prefix=plaintext[:10],
@@ -87,32 +100,183 @@ async def create_api_key(conn: AsyncConnection, business_unit: str, scopes: Sequ
             created_at=now,
         )
     )
-    return plaintext
+    return key_id, plaintext
 
 
-async def lookup_principal(conn: AsyncConnection, key_hash: str) -> Principal | None:
+async def create_api_key(conn: AsyncConnection, business_unit: str, scopes: Sequence[str], now: datetime) -> str:
+    """Create a key for ``business_unit`` (created if new); return the plaintext, shown once."""
+    return (await issue_api_key(conn, business_unit, scopes, now))[1]
+
+
+#: ``last_used_at`` is written at most this often per key, so authentication stays a read
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+#: the longest a rotated key may keep working beside its successor
+MAX_ROTATION_GRACE = timedelta(days=7)
+
+
+async def lookup_principal(conn: AsyncConnection, key_hash: str, now: datetime) -> Principal | None:
+    """The principal of a key that is valid at ``now``; notes when it was used (to the minute).
+
+    Caller commits: on a key not used for ``LAST_USED_RESOLUTION`` this writes ``last_used_at``.
+    """
     row = (
         await conn.execute(
             select(
                 api_keys.c.id,
                 api_keys.c.business_unit_id,
                 api_keys.c.scopes,
+                api_keys.c.revoked_at,
+                api_keys.c.last_used_at,
                 business_units.c.name,
                 business_units.c.default_contract_version,
             )
             .join(business_units, business_units.c.id == api_keys.c.business_unit_id)
-            .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+            .where(api_keys.c.key_hash == key_hash, or_(api_keys.c.revoked_at.is_(None), api_keys.c.revoked_at > now))
         )
     ).first()
     if row is None:
         return None
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        await conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=now))
     return Principal(
         key_id=row.id,
         business_unit_id=row.business_unit_id,
         business_unit=row.name,
         scopes=frozenset(s for s in row.scopes.split(",") if s),
         default_contract_version=row.default_contract_version,
+        valid_until=row.revoked_at,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """What an operator may see of an API key: never its secret or hash."""
+
+    id: str
+    business_unit: str
+    scopes: tuple[str, ...]
+    #: the first characters of the key, to tell keys apart (``pgw_`` + 6)
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    #: when it stopped (or, after a rotation with grace, will stop) working
+    revoked_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None or self.revoked_at > now
+
+    def as_dict(self, now: datetime) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": self.id,
+            "business_unit": self.business_unit,
+            "scopes": list(self.scopes),
+            "prefix": self.prefix,
+            "created_at": self.created_at.isoformat(),
+            "last_used_at": iso(self.last_used_at),
+            "revoked_at": iso(self.revoked_at),
+            "active": self.active(now),
+        }
+
+
+KEY_STATES = ("active", "revoked", "all")
+
+
+def _key_query() -> Select[Any]:
+    return select(
+        api_keys.c.id,
+        api_keys.c.scopes,
+        api_keys.c.prefix,
+        api_keys.c.created_at,
+        api_keys.c.last_used_at,
+        api_keys.c.revoked_at,
+        business_units.c.name.label("business_unit"),
+    ).join(business_units, business_units.c.id == api_keys.c.business_unit_id)
+
+
+def _key_info(row: Any) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=row.id,
+        business_unit=row.business_unit,
+        scopes=tuple(s for s in row.scopes.split(",") if s),
+        prefix=row.prefix,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+async def list_api_keys(
+    conn: AsyncConnection,
+    now: datetime,
+    *,
+    business_unit: str | None = None,
+    state: str = "all",
+    before: str | None = None,
+    limit: int | None = None,
+) -> list[ApiKeyInfo]:
+    """API keys, newest first: ``state`` active, revoked or all; ``before`` a key id (paging)."""
+    if state not in KEY_STATES:
+        raise ConfigError(f"state must be one of {', '.join(KEY_STATES)}")
+    query = _key_query()
+    if business_unit is not None:
+        query = query.where(business_units.c.name == business_unit)
+    if state == "active":
+        query = query.where(or_(api_keys.c.revoked_at.is_(None), api_keys.c.revoked_at > now))
+    elif state == "revoked":
+        query = query.where(api_keys.c.revoked_at <= now)
+    if before is not None:
+        query = query.where(api_keys.c.id < before)
+    query = query.order_by(api_keys.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [_key_info(row) for row in await conn.execute(query)]
+
+
+async def get_api_key(conn: AsyncConnection, key_id: str) -> ApiKeyInfo:
+    """One key's information; ``NotFoundError`` if there is no such key."""
+    row = (await conn.execute(_key_query().where(api_keys.c.id == key_id))).first()
+    if row is None:
+        raise NotFoundError(f"no API key {key_id!r}")
+    return _key_info(row)
+
+
+async def revoke_api_key(conn: AsyncConnection, key_id: str, now: datetime) -> ApiKeyInfo:
+    """Stop a key working from ``now`` on (a key already revoked keeps its time); returns it after."""
+    await get_api_key(conn, key_id)
+    await conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, or_(api_keys.c.revoked_at.is_(None), api_keys.c.revoked_at > now))
+        .values(revoked_at=now)
+    )
+    return await get_api_key(conn, key_id)
+
+
+async def rotate_api_key(
+    conn: AsyncConnection, key_id: str, now: datetime, grace: timedelta = timedelta(0)
+) -> tuple[str, ApiKeyInfo]:
+    """A new key for the same business unit and scopes; the old one stops working after ``grace``.
+
+    Returns the new key's plaintext (shown once) and information. Only an active key
+    that is not already on its way out can be rotated (``ConflictError`` otherwise).
+    """
+    if not timedelta(0) <= grace <= MAX_ROTATION_GRACE:
+        raise ConfigError(f"the grace period must be from 0 to {MAX_ROTATION_GRACE.days} days")
+    old = await get_api_key(conn, key_id)
+    if old.revoked_at is not None:
+        when = "was" if old.revoked_at <= now else "is to be"
+        raise ConflictError(
+            f"API key {key_id} {when} revoked at {old.revoked_at:%Y-%m-%d %H:%M:%S} UTC; create a new key instead"
+        )
+    result = await conn.execute(
+        update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=now + grace)
+    )
+    if result.rowcount != 1:  # revoked by someone else meanwhile
+        raise ConflictError(f"API key {key_id} was revoked meanwhile; create a new key instead")
+    new_id_, plaintext = await issue_api_key(conn, old.business_unit, old.scopes, now)
+    return plaintext, await get_api_key(conn, new_id_)
 
 
 def event_row(

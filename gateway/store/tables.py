@@ -100,6 +100,7 @@ api_keys = Table(
     Column("scopes", String(200), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime()),
+    Column("last_used_at", UTCDateTime()),  # to the minute (gateway.store.repo.LAST_USED_RESOLUTION)
 )
 
 instructions = Table(
@@ -140,6 +141,10 @@ instructions = Table(
     Index(None, "business_unit_id", "id"),
     Index(None, "status", "updated_at"),
     Index(None, "adapter", "partner_reference"),
+    # GET /v1/instructions filters, newest first within a business unit
+    Index(None, "business_unit_id", "status", "id"),
+    Index(None, "business_unit_id", "adapter", "id"),
+    Index(None, "business_unit_id", "created_at"),
 )
 
 instruction_events = Table(

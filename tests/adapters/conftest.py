@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.adapter import AdapterContext, PaymentOrder
 from gateway.domain.accounts import Agent, IbanAccount, Party
 from gateway.domain.money import Money
+from gateway.partners.adapter import AdapterContext, PaymentOrder
 from gateway_adapters.iso20022_bank import Iso20022BankAdapter
 from gateway_simulators.iso20022_bank import BANK, Bank, create_app
 

@@ -13,12 +13,12 @@ import jsonschema
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.adapter import AdapterContext, PaymentOrder
 from gateway.domain.accounts import Party, UsAccount
 from gateway.domain.clock import ManualClock
 from gateway.domain.money import Money
 from gateway.domain.status import Status
 from gateway.errors import ContractError, SignatureError
+from gateway.partners.adapter import AdapterContext, PaymentOrder
 from gateway.partners.signing import sign_payload
 from gateway.plugins.manager import Plugins
 from gateway_adapters.ach_nacha import AchNachaAdapter

@@ -13,11 +13,11 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from gateway.adapter import AdapterContext, PaymentOrder, StatusUpdate
 from gateway.domain.accounts import IbanAccount, Party, WalletAccount
 from gateway.domain.money import Money
 from gateway.domain.status import Status
 from gateway.errors import ConfigError, ContractError, PermanentPartnerError, SignatureError, TransientPartnerError
+from gateway.partners.adapter import AdapterContext, PaymentOrder, StatusUpdate
 from gateway.partners.signing import sign_payload
 from gateway.plugins.manager import Plugins
 from gateway_adapters.card_acquirer import CardAcquirerAdapter

@@ -12,7 +12,6 @@ import jsonschema
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.adapter import AdapterContext, PaymentOrder
 from gateway.domain.accounts import Agent, IbanAccount, Party, UsAccount
 from gateway.domain.money import Money
 from gateway.domain.status import Status
@@ -23,6 +22,7 @@ from gateway.errors import (
     SignatureError,
     TransientPartnerError,
 )
+from gateway.partners.adapter import AdapterContext, PaymentOrder
 from gateway.partners.signing import sign_payload
 from gateway.plugins.manager import Plugins
 from gateway_adapters.instant_rtp import InstantRtpAdapter

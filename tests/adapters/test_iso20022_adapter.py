@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.adapter import AdapterContext, PaymentOrder, StatusUpdate
 from gateway.domain.status import Status
 from gateway.errors import OutcomeUnknownError, PermanentPartnerError, SignatureError, TransientPartnerError
+from gateway.partners.adapter import AdapterContext, PaymentOrder, StatusUpdate
 from gateway.plugins.manager import Plugins
 from gateway_adapters.iso20022_bank import Iso20022BankAdapter
 from gateway_adapters.iso20022_bank.pain002 import StatusReport, build_pain002

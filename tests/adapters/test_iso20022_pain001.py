@@ -10,8 +10,8 @@ import pytest
 import xmlschema
 from lxml import etree
 
-from gateway.adapter import PaymentOrder
 from gateway.errors import ContractError
+from gateway.partners.adapter import PaymentOrder
 from gateway_adapters.iso20022_bank.pain001 import build_pain001, read_pain001
 from gateway_adapters.iso20022_bank.schemas import PAIN001_NAMESPACE, PAIN001_XSD
 

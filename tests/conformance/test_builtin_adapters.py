@@ -33,7 +33,7 @@ async def test_builtin_adapter_passes_the_check(adapter: str, check: str) -> Non
 
 def test_kit_runs_as_a_pytest_plugin_with_adapter_option(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "gateway.conformance", "--adapter", "ach_nacha", "-ra", "-q"],
+        [sys.executable, "-m", "pytest", "-p", "gateway.devtools.conformance", "--adapter", "ach_nacha", "-ra", "-q"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -15,10 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.adapter import Adapter, PaymentOrder, StatusUpdate, SubmitResult
 from gateway.domain.status import Status
 from gateway.errors import PermanentPartnerError, TransientPartnerError
-from gateway.hookspecs import hookimpl
+from gateway.partners.adapter import Adapter, PaymentOrder, StatusUpdate, SubmitResult
+from gateway.plugins.hookspecs import hookimpl
 from gateway_adapters.iso20022_bank import Iso20022BankAdapter, create_app
 
 

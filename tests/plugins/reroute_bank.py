@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Self
 
-from gateway.adapter import Adapter, AdapterContext, Capabilities, PaymentOrder, StatusUpdate, SubmitResult
 from gateway.errors import PermanentPartnerError, SignatureError
-from gateway.hookspecs import hookimpl
+from gateway.partners.adapter import Adapter, AdapterContext, Capabilities, PaymentOrder, StatusUpdate, SubmitResult
+from gateway.plugins.hookspecs import hookimpl
 
 SUBMITTED: list[str] = []
 

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.adapter import PaymentOrder
 from gateway.domain.accounts import Agent, IbanAccount, Party
 from gateway.domain.money import Money
+from gateway.partners.adapter import PaymentOrder
 from gateway.partners.signing import sign_payload
 from gateway_adapters.iso20022_bank.pain001 import build_pain001
 from gateway_simulators.iso20022_bank import create_app
