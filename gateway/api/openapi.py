@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway import __version__
 from gateway.api.keys_admin import CREATE_SCHEMA, ROTATE_SCHEMA
+from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
 from gateway.contracts.registry import ContractRegistry
 from gateway.contracts.versions import VERSION_HEADER, VersionInfo, compatibility_lines
 
@@ -94,7 +95,6 @@ def _page(ref: str) -> dict[str, Any]:
 
 
 def _risk_schemas() -> dict[str, Any]:
-    from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
 
     finding = {
         "type": "object",

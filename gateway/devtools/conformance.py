@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
+import xmlschema
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -198,13 +200,9 @@ async def check_capabilities(rig: ConformanceRig) -> Notes:
 
 def _load_contract(path: Path) -> None:
     if path.suffix == ".json":
-        import jsonschema
-
         schema = json.loads(path.read_text(encoding="utf-8"))
         jsonschema.validators.validator_for(schema).check_schema(schema)
     elif path.suffix == ".xsd":
-        import xmlschema
-
         xmlschema.XMLSchema(str(path))
     else:
         path.read_bytes()

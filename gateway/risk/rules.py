@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
+import holidays
 import yaml
 
 from gateway.domain.accounts import IbanAccount, UsAccount, WalletAccount
@@ -425,7 +426,6 @@ class BusinessHoursRule(Rule):
 
 @lru_cache(maxsize=128)
 def _holiday_calendar(country: str, subdivision: str | None, year: int) -> Mapping[date, str]:
-    import holidays
 
     if country not in holidays.list_supported_countries():
         raise ConfigError(f"no public holiday calendar for country {country!r}")
