@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,14 @@ def test_db_upgrade_then_keys_create_prints_only_the_key(config: Path) -> None:
     assert result.stdout.startswith("pgw_") and len(result.stdout.strip().splitlines()) == 1
 
 
-def test_keys_create_before_migration_says_what_to_do(config: Path) -> None:
+def test_keys_create_before_migration_says_what_to_do(config: Path, tmp_path: Path) -> None:
+    result = run("keys", "create", "--business-unit", "erp", config=config)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"gateway: no database at {tmp_path / 'cli.db'} (database.url from {config}): run `gateway db upgrade` first"
+    )
+    assert not (tmp_path / "cli.db").exists()
+    sqlite3.connect(tmp_path / "cli.db").close()  # a database file without the gateway's schema
     result = run("keys", "create", "--business-unit", "erp", config=config)
     assert result.returncode == 2
     assert result.stderr.strip() == "gateway: the database schema is not up to date: run `gateway db upgrade` first"

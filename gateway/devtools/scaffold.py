@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from gateway.errors import GatewayError
+from gateway.plugins.manager import Plugins
 
 __all__ = ["ScaffoldError", "check_name", "files_for", "scaffold"]
 
@@ -56,9 +57,7 @@ def check_name(name: str, *, installed: set[str] | None = None) -> None:
     if len(name) > MAX_NAME_LENGTH:
         raise ScaffoldError(f"adapter name {name!r} is longer than {MAX_NAME_LENGTH} characters")
     if installed is None:
-        from gateway.plugins.manager import Plugins
-
-        installed = set(Plugins().adapter_classes())
+        installed = set(Plugins(strict=False).adapter_classes())
     if name in installed:
         raise ScaffoldError(f"an adapter named {name!r} is already installed (see `gateway adapters list`)")
 
