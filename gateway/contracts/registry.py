@@ -21,6 +21,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from gateway.contracts.fastcheck import compile_fast
+from gateway.contracts.messages import describe
 from gateway.errors import ContractError, FieldError
 
 __all__ = ["ContractRegistry", "check_body", "contracts", "pointer_of", "schema_errors"]
@@ -71,7 +72,7 @@ def _field_errors(error: ValidationError) -> Iterator[FieldError]:
         if sub is not None:
             yield from _field_errors(sub)
             return
-    yield FieldError(base, error.message)
+    yield FieldError(base, describe(error))
 
 
 class ContractRegistry:
