@@ -155,6 +155,7 @@ async def test_four_eyes_and_scopes_guard_hold_decisions(risky: tuple[LiveGatewa
 
     status, problem = await call(gw, "POST", f"/v1/holds/{instruction_id}/approve", both, {"comment": "mine"})
     assert status == 403 and "four eyes" in problem["detail"]
+    assert problem["type"].endswith("/four-eyes") and problem["title"] == "Four-eyes rule: someone else must decide"
     status, problem = await call(gw, "POST", f"/v1/holds/{instruction_id}/approve", gw.key, {"comment": "x"})
     assert status == 403 and "finance" in problem["detail"]
     status, problem = await call(gw, "POST", f"/v1/holds/{instruction_id}/approve", other_finance, {})
