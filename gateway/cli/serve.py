@@ -116,6 +116,8 @@ async def serve_command(args: argparse.Namespace) -> int:
     plugins = Plugins()
     sims_cfg = settings.section("simulators") if args.with_simulators else {}
     gw_sock, sim_socks = _bind_all(settings, sims_cfg)
+    if settings.port == 0:  # port 0 picked a free port: partners' callbacks must go to that one
+        settings = settings.with_overrides(server__port=gw_sock.getsockname()[1])
     settings = follow_simulators(settings, {name: _url(sock) for name, sock in sim_socks.items()})
     demo_key = await create_key(settings, "demo", ["instructions"]) if args.demo else None
     finance_key = await create_key(settings, "finance", ["finance"]) if args.demo else None
