@@ -169,15 +169,15 @@ def console() -> Console:
     return Console()
 
 
-def table(title: str, *columns: str, names: Sequence[str] = ()) -> Table:
+def table(title: str, *columns: str, names: Sequence[str] = (), numbers: Sequence[str] = ()) -> Table:
     """A table readable at 80 columns: the ``names`` columns (what a user types) never wrap or shrink.
 
-    The other columns fold onto several lines when the terminal is narrow.
+    The other columns fold onto several lines when the terminal is narrow; ``numbers`` are right-aligned.
     """
-    out = Table(title=title, title_justify="left", expand=False)
+    out = Table(title=title, title_justify="left")
     for column in columns:
         if column in names:
             out.add_column(column, no_wrap=True, overflow="ignore", min_width=len(column))
         else:
-            out.add_column(column, overflow="fold")
+            out.add_column(column, overflow="fold", justify="right" if column in numbers else "left")
     return out
