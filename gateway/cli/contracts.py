@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from gateway.cli.common import Subparsers, command, console, database, group, load, require_schema, table
 from gateway.contracts.tools import (
     CheckReport,
@@ -13,9 +16,9 @@ from gateway.contracts.tools import (
     check,
     check_pinnable,
     load_contracts,
-    pin,
     write_docs,
 )
+from gateway.store.tables import business_units
 
 __all__ = ["register"]
 
@@ -68,6 +71,16 @@ async def docs_command(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _pin(conn: AsyncConnection, business_unit: str, version: str | None) -> None:
+    result = await conn.execute(
+        update(business_units).where(business_units.c.name == business_unit).values(default_contract_version=version)
+    )
+    if result.rowcount == 0:
+        raise ContractsInputError(
+            f"no business unit named {business_unit!r}; create it with `gateway keys create --business-unit NAME`"
+        )
+
+
 async def pin_command(args: argparse.Namespace) -> int:
     """``gateway contracts pin``: set (or clear) a business unit's default ``instruction`` contract version."""
     if (args.version is None) == (not args.clear):
@@ -76,7 +89,7 @@ async def pin_command(args: argparse.Namespace) -> int:
     async with database(load(args)) as engine:
         await require_schema(engine)
         async with engine.begin() as conn:
-            await pin(conn, args.business_unit, args.version)
+            await _pin(conn, args.business_unit, args.version)
     state = f"pinned to instruction {args.version}" if args.version else "unpinned (gets the default version)"
     print(f"business unit {args.business_unit} {state}; API keys pick it up within 30 s", file=sys.stderr)
     return 0

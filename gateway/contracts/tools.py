@@ -20,14 +20,11 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.contracts.diff import Change, diff
 from gateway.contracts.registry import ContractRegistry, contracts
 from gateway.contracts.versions import VersionInfo, compatibility_lines, served_versions
 from gateway.errors import GatewayError
-from gateway.store.tables import business_units
 
 __all__ = [
     "CheckReport",
@@ -36,7 +33,6 @@ __all__ = [
     "check",
     "check_pinnable",
     "load_contracts",
-    "pin",
     "render_docs",
     "write_docs",
 ]
@@ -415,15 +411,3 @@ def check_pinnable(version: str | None) -> None:
         served = served_versions(contracts(), "instruction", datetime.now(UTC))
         if version not in served:
             raise ContractsInputError(f"unknown instruction contract version {version}; available: {', '.join(served)}")
-
-
-async def pin(conn: AsyncConnection, business_unit: str, version: str | None) -> None:
-    """Set (``None``: clear) a business unit's default ``instruction`` contract version."""
-    check_pinnable(version)
-    result = await conn.execute(
-        update(business_units).where(business_units.c.name == business_unit).values(default_contract_version=version)
-    )
-    if result.rowcount == 0:
-        raise ContractsInputError(
-            f"no business unit named {business_unit!r}; create it with `gateway keys create --business-unit NAME`"
-        )
