@@ -15,7 +15,7 @@ import functools
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,12 @@ class Settings:
 
     raw: Mapping[str, Any]
     source: str
+    #: dotted key → the environment variable that set it (keys not listed come from ``source``)
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def origin(self, dotted: str) -> str:
+        """Where a setting came from: the environment variable that set it, or the config file."""
+        return self.origins.get(dotted, self.source)
 
     def section(self, name: str) -> Mapping[str, Any]:
         return self.raw.get(name, {})
@@ -208,11 +214,34 @@ class Settings:
         doc = copy.deepcopy(dict(self.raw))
         for key, value in dotted.items():
             _set(doc, key.replace("__", "."), value)
-        return validate_document(doc, self.source)
+        origins = {k: v for k, v in self.origins.items() if k not in {d.replace("__", ".") for d in dotted}}
+        return validate_document(doc, self.source, origins)
 
 
-def validate_document(doc: Mapping[str, Any], source: str) -> Settings:
-    """Validate a whole configuration document (defaults filled in); raise ``ConfigError`` naming the key."""
+def _origin_of(dotted: str, source: str, origins: Mapping[str, str]) -> str:
+    """The environment variable that set ``dotted`` (or a key above or below it), else the config file."""
+    for key, var in origins.items():
+        if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
+            return var
+    return source
+
+
+def _url_scheme_message(url: Any) -> str:
+    scheme = str(url).split(":", 1)[0]
+    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
+        return (
+            f"database.url starts with {scheme}://, but the gateway talks to PostgreSQL through asyncpg: "
+            "write postgresql+asyncpg://USER@HOST:5432/DATABASE"
+        )
+    return "database.url must start with postgresql+asyncpg:// (PostgreSQL) or sqlite+aiosqlite:/// (a SQLite file)"
+
+
+def validate_document(doc: Mapping[str, Any], source: str, origins: Mapping[str, str] | None = None) -> Settings:
+    """Validate a whole configuration document, defaults filled in.
+
+    Raise ``ConfigError`` naming the key (and the environment variable that set it).
+    """
+    origins = dict(origins or {})
     doc = deep_merge(schema_defaults(_schema()), doc)
     validator = Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
@@ -223,9 +252,13 @@ def validate_document(doc: Mapping[str, Any], source: str) -> Settings:
             allowed = set(err.schema.get("properties", {}))
             extra = sorted(k for k in err.instance if k not in allowed)
             prefix = f"{where}." if err.absolute_path else ""
-            raise ConfigError(f"{source}: unknown key {prefix}{extra[0]}")
-        raise ConfigError(f"{source}: {where}: {err.message} (at {pointer_of(err.absolute_path)})")
-    return Settings(raw=doc, source=source)
+            key = f"{prefix}{extra[0]}"
+            raise ConfigError(f"{_origin_of(key, source, origins)}: unknown key {key}")
+        blame = _origin_of(where, source, origins)
+        if where == "database.url" and err.validator == "pattern":  # never echo the URL: it may hold a password
+            raise ConfigError(f"{blame}: {_url_scheme_message(err.instance)}")
+        raise ConfigError(f"{blame}: {where}: {err.message} (at {pointer_of(err.absolute_path)})")
+    return Settings(raw=doc, source=source, origins=origins)
 
 
 def read_yaml_file(path: str | Path, what: str) -> dict[str, Any]:
@@ -235,12 +268,52 @@ def read_yaml_file(path: str | Path, what: str) -> dict[str, Any]:
         doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(_not_utf8(file, exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(f"{file}:{mark.line + 1 if mark else '?'}: not valid YAML") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{file}: the top level must be a mapping")
     return doc
+
+
+def _not_utf8(file: Path, exc: UnicodeDecodeError) -> str:
+    return f"{file} is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); save it as UTF-8"
+
+
+def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Apply environment overrides to ``doc``; return dotted key → the variable that set it.
+
+    The named variables in ``ENV_OVERRIDES``, and ``GATEWAY_<SECTION>__<KEY>[__<KEY>…]`` for any
+    setting (the value read as a YAML scalar: ``8801`` is a number, ``true`` a boolean).
+    """
+    origins: dict[str, str] = {}
+    for var, (dotted, kind) in ENV_OVERRIDES.items():
+        if var in env and env[var] != "":
+            try:
+                value = kind(env[var])
+            except ValueError:
+                raise ConfigError(f"{var} must be {kind.__name__}, got {env[var]!r}") from None
+            _set(doc, dotted, value)
+            origins[dotted] = var
+    for var in sorted(env):
+        if not var.startswith("GATEWAY_") or "__" not in var or env[var] == "":
+            continue
+        parts = var.removeprefix("GATEWAY_").lower().split("__")
+        if not all(parts):
+            raise ConfigError(f"{var}: write GATEWAY_<SECTION>__<KEY>, e.g. GATEWAY_SIMULATORS__ACH_NACHA__PORT")
+        try:
+            value = yaml.safe_load(env[var])
+        except yaml.YAMLError:
+            raise ConfigError(f"{var}: {env[var]!r} is not a single value") from None
+        dotted = ".".join(parts)
+        try:
+            _set(doc, dotted, value)
+        except (AttributeError, TypeError):
+            raise ConfigError(f"{var}: {'.'.join(parts[:-1])} is a value, not a section") from None
+        origins[dotted] = var
+    return origins
 
 
 def check_document(doc: Any, schema: Mapping[str, Any], source: str) -> None:
@@ -260,6 +333,8 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(_not_utf8(file, exc)) from None
     try:
         loaded = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -269,11 +344,5 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     if not isinstance(loaded, dict):
         raise ConfigError(f"{file}: the top level must be a mapping")
     doc = deep_merge(schema_defaults(_schema()), loaded)
-    for var, (dotted, kind) in ENV_OVERRIDES.items():
-        if var in env and env[var] != "":
-            try:
-                value = kind(env[var])
-            except ValueError:
-                raise ConfigError(f"{var} must be {kind.__name__}, got {env[var]!r}") from None
-            _set(doc, dotted, value)
-    return validate_document(doc, str(file))
+    origins = _apply_env(doc, env)
+    return validate_document(doc, str(file), origins)

@@ -30,6 +30,7 @@ __all__ = [
     "DuplicateReferenceError",
     "FieldError",
     "ForbiddenError",
+    "FourEyesError",
     "GatewayError",
     "IdempotencyConflictError",
     "IdentifierError",
@@ -98,6 +99,13 @@ class ForbiddenError(GatewayError):
     default_message = "API key lacks the required scope"
     status = 403
     slug = "forbidden"
+
+
+class FourEyesError(ForbiddenError):
+    """The caller would decide a payment it submitted itself; another key must decide it."""
+
+    default_message = "four-eyes rule: someone else must decide"
+    slug = "four-eyes"
 
 
 class NotFoundError(GatewayError, LookupError):

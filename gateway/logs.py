@@ -24,6 +24,8 @@ __all__ = ["FORMATS", "JsonFormatter", "configure_logging"]
 FORMATS = ("text", "json")
 ENV_FORMAT = "GATEWAY_LOG_FORMAT"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: a one-shot command that logs only problems speaks to the person who ran it: no timestamps
+BRIEF_FORMAT = "gateway: %(levelname)s: %(message)s"
 
 #: loggers kept at WARNING whatever the level: they log per statement, per operation or per run
 QUIET_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic", "apscheduler", "aiohttp.access")
@@ -64,7 +66,8 @@ def configure_logging(
     """Log to ``stream`` (stderr) in ``fmt`` (default: ``GATEWAY_LOG_FORMAT``, else ``text``).
 
     ``verbose`` lowers the gateway's level to DEBUG; the libraries in ``QUIET_LOGGERS``
-    stay at WARNING. Calling it again replaces the earlier set-up.
+    stay at WARNING. Text above INFO (a one-shot command) is brief: ``gateway: WARNING: …``.
+    Calling it again replaces the earlier set-up.
     """
     source = "--log-format"
     if fmt is None:
@@ -73,7 +76,10 @@ def configure_logging(
     if fmt not in FORMATS:
         raise ConfigError(f"{source}: unknown log format {fmt!r}; choose text or json")
     handler = _Handler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    brief = not verbose and level > logging.INFO
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else logging.Formatter(BRIEF_FORMAT if brief else TEXT_FORMAT)
+    )
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,14 @@ def test_db_upgrade_then_keys_create_prints_only_the_key(config: Path) -> None:
     assert result.stdout.startswith("pgw_") and len(result.stdout.strip().splitlines()) == 1
 
 
-def test_keys_create_before_migration_says_what_to_do(config: Path) -> None:
+def test_keys_create_before_migration_says_what_to_do(config: Path, tmp_path: Path) -> None:
+    result = run("keys", "create", "--business-unit", "erp", config=config)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"gateway: no database at {tmp_path / 'cli.db'} (database.url from {config}): run `gateway db upgrade` first"
+    )
+    assert not (tmp_path / "cli.db").exists()
+    sqlite3.connect(tmp_path / "cli.db").close()  # a database file without the gateway's schema
     result = run("keys", "create", "--business-unit", "erp", config=config)
     assert result.returncode == 2
     assert result.stderr.strip() == "gateway: the database schema is not up to date: run `gateway db upgrade` first"
@@ -99,5 +107,17 @@ def test_route_explain_shows_the_decision_without_sending(tmp_path: Path) -> Non
     refused = json.loads(run("route", "explain", str(usd), "--json").stdout)
     assert refused["adapter"] is None
     assert refused["skipped"]["iso20022_bank"] == "currency USD not supported"
+    assert refused["reason"] == (
+        "no adapter can carry this payment: no routing rule matched, and none of the candidates can "
+        "(ach_nacha: iban accounts not supported; card_acquirer: type credit_transfer not supported; "
+        "instant_rtp: iban accounts not supported; iso20022_bank: currency USD not supported)"
+    )
     result = run("route", "explain", str(bad))
-    assert result.returncode == 2 and result.stderr.strip().startswith("gateway: /")
+    assert result.returncode == 2
+    # every error, as the API lists them, on one line
+    assert result.stderr.strip() == (
+        f"gateway: {bad} does not match instruction contract 1.1: /reference: required field is missing; "
+        '/amount: amount must be a string, not a JSON number: put it in quotes, e.g. "1250.00"; '
+        "/type: required field is missing; "
+        "/currency: required field is missing; /debtor: required field is missing; /creditor: required field is missing"
+    )

@@ -61,10 +61,14 @@ class Spool:
         self.root = Path(root)
         self.entries_dir = self.root / "entries"
         self.files_dir = self.root / "files"
-        for d in (self.root, self.entries_dir, self.files_dir):
+        self._state_path = self.root / "state.json"
+
+    def _write(self, path: Path, data: dict[str, Any]) -> None:
+        # made on the first write, not on construction: `gateway route explain` builds adapters and writes nothing
+        for d in (self.root, path.parent):
             # account numbers are in here: owner only
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._state_path = self.root / "state.json"
+        _write_atomic(path, data)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -72,7 +76,7 @@ class Spool:
         return _read(self._state_path) or {"sequence": 0, "last_cutoff": None}
 
     def set_state(self, **changes: Any) -> None:
-        _write_atomic(self._state_path, {**self.state(), **changes})
+        self._write(self._state_path, {**self.state(), **changes})
 
     def next_sequence(self) -> int:
         """A new trace sequence (1..9 999 999), durable before it is used: a crash leaves a gap, never a repeat."""
@@ -92,7 +96,7 @@ class Spool:
         return _read(self.entries_dir / f"{self.key(instruction_id)}.json")
 
     def put_entry(self, instruction_id: str, entry: dict[str, Any]) -> None:
-        _write_atomic(self.entries_dir / f"{self.key(instruction_id)}.json", entry)
+        self._write(self.entries_dir / f"{self.key(instruction_id)}.json", entry)
 
     def entries(self) -> Iterator[dict[str, Any]]:
         for path in sorted(self.entries_dir.glob("*.json")):
@@ -109,7 +113,7 @@ class Spool:
         return _read(self.files_dir / f"{file_id}.json")
 
     def put_file(self, record: dict[str, Any]) -> None:
-        _write_atomic(self.files_dir / f"{record['file_id']}.json", record)
+        self._write(self.files_dir / f"{record['file_id']}.json", record)
 
     def files(self) -> list[dict[str, Any]]:
         return [d for p in sorted(self.files_dir.glob("*.json")) if (d := _read(p)) is not None]

@@ -180,7 +180,10 @@ def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) ->
         return {
             "post": {
                 "summary": summary,
-                "description": "Scope `finance`. Four eyes: the key that submitted the payment gets 403.",
+                "description": (
+                    "Scope `finance`. Four eyes: the key that submitted the payment gets 403 "
+                    "with problem type `four-eyes`."
+                ),
                 "operationId": f"{verb}Hold",
                 "security": bearer,
                 "parameters": [id_param],

@@ -21,6 +21,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from gateway.contracts.fastcheck import compile_fast
+from gateway.contracts.messages import describe
 from gateway.domain.errors import pointer_of
 from gateway.errors import ContractError, FieldError
 
@@ -63,7 +64,7 @@ def _field_errors(error: ValidationError) -> Iterator[FieldError]:
         if sub is not None:
             yield from _field_errors(sub)
             return
-    yield FieldError(base, error.message)
+    yield FieldError(base, describe(error))
 
 
 class ContractRegistry:

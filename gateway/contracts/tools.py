@@ -1,4 +1,6 @@
-"""``gateway contracts check|docs|pin``: compatibility check, generated interface docs, business-unit pins.
+"""What ``gateway contracts check|docs|pin`` do: compatibility check, generated interface docs, business-unit pins.
+
+The command-line handlers are in ``gateway.cli.contracts``; these are the library functions they call.
 
 ``check`` compares every version of every message with the version before it
 (``gateway.contracts.diff``) and fails when a version claims ``compatible`` but breaks
@@ -9,17 +11,19 @@ business unit's default ``instruction`` contract version.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
-import sys
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 from gateway.contracts.diff import Change, diff
 from gateway.contracts.registry import ContractRegistry, contracts
+from gateway.contracts.versions import VersionInfo, compatibility_lines, served_versions
 from gateway.errors import GatewayError
 
 __all__ = [
@@ -27,11 +31,10 @@ __all__ = [
     "ContractsInputError",
     "Step",
     "check",
-    "check_command",
-    "docs_command",
+    "check_pinnable",
     "load_contracts",
-    "pin_command",
     "render_docs",
+    "write_docs",
 ]
 
 _DIRECTIONS = {
@@ -145,9 +148,6 @@ def _iso_date(value: Any) -> date | None:
 
 
 def _metadata_problems(registry: ContractRegistry, message: str) -> list[tuple[str, str]]:
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
-
     out: list[tuple[str, str]] = []
     versions = registry.versions(message)
     for index, version in enumerate(versions):
@@ -198,53 +198,6 @@ def check(registry: ContractRegistry) -> CheckReport:
             changes = diff(registry.schema(message, old), schema, registry.resources)
             report.steps.append(Step(message, old, new, direction, schema.get("x-compatibility", "?"), changes))
     return report
-
-
-def _print_report(report: CheckReport) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    for step in report.steps:
-        mark = "[green]ok[/green]" if step.ok else "[red]FAILS[/red]"
-        title = (
-            f"{step.message} {step.old} → {step.new} ({step.direction}): "
-            f"claims {step.claimed}, is {step.verdict} — {mark}"
-        )
-        if not step.changes:
-            console.print(f"{title}; no schema changes")
-            continue
-        table = Table(title=title, title_justify="left")
-        table.add_column("pointer", overflow="fold")
-        for column in ("keyword", "change", "effect", "classification"):
-            table.add_column(column)
-        for change in step.changes:
-            classification = change.classification(step.direction)
-            style = "red" if classification == "breaking" and not step.ok else ""
-            table.add_row(
-                change.pointer, change.keyword, change.detail, change.effect.value, classification, style=style
-            )
-        console.print(table)
-    for message, version, problem in report.problems:
-        console.print(f"[red]{message} {version}[/red]: {problem}")
-    failed = [s for s in report.steps if not s.ok]
-    if report.ok:
-        console.print(f"contracts check passed: {len(report.steps)} version step(s) compared")
-    else:
-        console.print(
-            f"[red]contracts check failed[/red]: {len(failed)} version(s) claim compatible but break, "
-            f"{len(report.problems)} metadata problem(s)"
-        )
-
-
-async def check_command(args: argparse.Namespace) -> int:
-    """``gateway contracts check``: exit 0 when every claim holds, 1 when one does not."""
-    report = check(load_contracts(args.root))
-    if args.json:
-        print(json.dumps(report.as_dict()))
-    else:
-        _print_report(report)
-    return 0 if report.ok else 1
 
 
 # -- docs ----------------------------------------------------------------------------------------------------------
@@ -366,8 +319,6 @@ def _object_section(title: str, schema: dict[str, Any]) -> list[str]:
 
 
 def _version_table(registry: ContractRegistry, message: str, direction: str) -> list[str]:
-    from gateway.contracts.versions import VersionInfo, compatibility_lines
-
     versions = registry.versions(message)
     default = compatibility_lines(registry, message)[0][-1] if direction == "request" else None
     lines = ["| version | compatibility | deprecated | sunset | note |", "|---|---|---|---|---|"]
@@ -440,60 +391,23 @@ def render_docs(registry: ContractRegistry) -> dict[str, str]:
     return pages
 
 
-async def docs_command(args: argparse.Namespace) -> int:
-    """``gateway contracts docs``: write the generated pages (README.md there is hand-written and kept)."""
-    out = Path(args.output)
+def write_docs(registry: ContractRegistry, folder: str | Path) -> list[Path]:
+    """Write the generated pages into ``folder`` (a hand-written README.md there is kept); the files written."""
+    out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in render_docs(load_contracts(args.root)).items():
+    written = []
+    for name, text in render_docs(registry).items():
         (out / name).write_text(text, encoding="utf-8")
-        print(out / name, file=sys.stderr)
-    return 0
+        written.append(out / name)
+    return written
 
 
 # -- pin -----------------------------------------------------------------------------------------------------------
 
 
-async def pin_command(args: argparse.Namespace) -> int:
-    """``gateway contracts pin``: set (or clear) a business unit's default ``instruction`` contract version."""
-    from sqlalchemy import update
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from gateway.config import load_settings
-    from gateway.contracts.versions import VersionInfo
-    from gateway.domain.clock import system_clock
-    from gateway.store.db import create_engine
-    from gateway.store.tables import business_units
-
-    if (args.version is None) == (not args.clear):
-        raise ContractsInputError("give a VERSION to pin, or --clear to remove the pin (not both)")
-    if args.version is not None:
-        registry = contracts()
-        now = system_clock()
-        versions = registry.versions("instruction")
-        served = [v for v in versions if not VersionInfo.of(registry, "instruction", v).retired(now)]
-        if args.version not in served:
-            raise ContractsInputError(
-                f"unknown instruction contract version {args.version}; available: {', '.join(served)}"
-            )
-    settings = load_settings(getattr(args, "config", None))
-    engine = create_engine(settings.database_url)
-    try:
-        async with engine.begin() as conn:
-            result = await conn.execute(
-                update(business_units)
-                .where(business_units.c.name == args.business_unit)
-                .values(default_contract_version=args.version)
-            )
-    except SQLAlchemyError as exc:
-        raise ContractsInputError(
-            f"cannot update the database ({type(exc).__name__}); check database.url and run `gateway db upgrade`"
-        ) from None
-    finally:
-        await engine.dispose()
-    if result.rowcount == 0:
-        raise ContractsInputError(
-            f"no business unit named {args.business_unit!r}; create it with `gateway keys create --business-unit NAME`"
-        )
-    state = f"pinned to instruction {args.version}" if args.version else "unpinned (gets the default version)"
-    print(f"business unit {args.business_unit} {state}; API keys pick it up within 30 s", file=sys.stderr)
-    return 0
+def check_pinnable(version: str | None) -> None:
+    """Raise ``ContractsInputError`` unless ``version`` (``None``: no pin) is an instruction version served today."""
+    if version is not None:
+        served = served_versions(contracts(), "instruction", datetime.now(UTC))
+        if version not in served:
+            raise ContractsInputError(f"unknown instruction contract version {version}; available: {', '.join(served)}")

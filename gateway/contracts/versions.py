@@ -36,6 +36,7 @@ __all__ = [
     "parse_as_latest",
     "requested_version",
     "sender_pointer",
+    "served_versions",
     "upcast",
 ]
 
@@ -111,7 +112,8 @@ def compatibility_lines(registry: ContractRegistry, message: str) -> list[list[s
     return lines
 
 
-def _served(registry: ContractRegistry, message: str, now: datetime) -> list[str]:
+def served_versions(registry: ContractRegistry, message: str, now: datetime) -> list[str]:
+    """The versions of ``message`` not retired at ``now``, oldest first."""
     return list(_served_on(registry, message, now.astimezone(UTC).date()))
 
 
@@ -170,7 +172,7 @@ def negotiate(
 ) -> VersionInfo:
     """The version this request uses: asked for, else the business unit's pin, else the default version."""
     version = requested or pinned or default_version(registry, message, now)
-    served = _served(registry, message, now)
+    served = served_versions(registry, message, now)
     offer = f"available: {', '.join(served)}"
     if version not in registry.versions(message):
         origin = "" if requested else " (this business unit's pinned version)"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from rich.progress import Progress
 
 from gateway.config import Settings
 from gateway.devtools.harness import list_views, local_gateway, post_all
@@ -116,9 +117,10 @@ def demo_instructions(count: int, seed: int, adapters: Collection[str] = ("iso20
 
 
 async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = False) -> dict[str, Any]:
-    """Run the demo; the summary's ``ok`` is True only if every status matched its prediction."""
-    from rich.progress import Progress
+    """Run the demo; the summary's ``ok`` is True only if every status matched its prediction.
 
+    ``quiet``: no progress bar (it is drawn only on a terminal anyway).
+    """
     started = time.perf_counter()
     factories = Plugins().simulator_factories()
     clock = OffsetClock()  # one clock for the gateway and the ACH partner, so cut-offs come by jumping, not waiting
@@ -190,21 +192,4 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
         "seconds": round(time.perf_counter() - started, 2),
     }
     summary["ok"] = not mismatched and lost == 0
-    if not quiet:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"gateway demo: {count} instructions, {summary['seconds']} s")
-        table.add_column("status")
-        table.add_column("expected", justify="right")
-        table.add_column("reached", justify="right")
-        for status in sorted(set(summary["expected"]) | set(summary["by_status"])):
-            table.add_row(status, str(summary["expected"].get(status, 0)), str(summary["by_status"].get(status, 0)))
-        Console().print(table)
-        verdict = (
-            "[green]every instruction reached its predicted status[/]"
-            if summary["ok"]
-            else (f"[red]{len(mismatched)} mismatched, {lost} lost[/]")
-        )
-        Console().print(verdict)
     return summary

@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from rich.progress import Progress
 
 from gateway.config import Settings
 from gateway.devtools.demo import SAMPLE_IBANS, DemoInstruction
@@ -34,7 +35,7 @@ from gateway.domain.money import minor_units
 from gateway.errors import ConfigError
 from gateway.plugins.manager import Plugins
 
-__all__ = ["InstructionResult", "qa_instructions", "run_qa", "write_junit"]
+__all__ = ["InstructionResult", "Scenario", "qa_instructions", "run_qa", "shipped_scenarios", "write_junit"]
 
 #: statuses nothing moves a payment out of (settled may still be returned)
 _FINAL = frozenset({"rejected", "failed", "returned", "cancelled"})
@@ -104,12 +105,36 @@ def qa_instructions(population: Sequence[Mapping[str, Any]], count: int, seed: i
     return bodies
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario shipped with the simulators: ``gateway qa run NAME``."""
+
+    name: str
+    partner: str | None
+    description: str
+
+
+def _scenario_folder() -> Path:
+    # data of the simulators package (read, never imported)
+    return Path(str(resources.files("gateway_simulators") / "scenarios"))
+
+
+def shipped_scenarios() -> list[Scenario]:
+    """Every shipped scenario, by name."""
+    found = []
+    for path in sorted(_scenario_folder().glob("*.yaml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        found.append(
+            Scenario(str(document.get("name") or path.stem), document.get("partner"), document.get("description", ""))
+        )
+    return found
+
+
 def _partner_of(scenario: str, settings: Settings) -> str:
     """The scenario's ``partner``, else the only configured simulator."""
     path = Path(scenario)
     if not path.suffix and not path.exists() and "/" not in scenario:
-        # a shipped scenario by name: data of the simulators package (read, never imported)
-        path = Path(str(resources.files("gateway_simulators") / "scenarios" / f"{scenario}.yaml"))
+        path = _scenario_folder() / f"{scenario}.yaml"  # a shipped scenario by name
     if path.is_file():
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -212,20 +237,24 @@ async def run_qa(
         predicted = await _json(session, "POST", f"{sim_url}/_sim/predict", json=asks)
         items = [DemoInstruction(b, p) for b, p in zip(bodies, predicted, strict=True)]
         posted_at = time.monotonic()
-        ids = await post_all(session, url, key, items)
         reached_at: dict[str, float] = {}
         statuses: dict[str, str] = {}
-        deadline = time.monotonic() + 30 + count * 0.2
-        while time.monotonic() < deadline:
-            statuses = await fetch_statuses(session, url, key)
-            for i, item in ids.items():
-                s = statuses.get(i)
-                done = s == item.expected or s in _FINAL
-                if done and i not in reached_at:
-                    reached_at[i] = time.monotonic() - posted_at
-            if len(reached_at) == len(ids):
-                break
-            await asyncio.sleep(0.2)
+        with Progress(disable=quiet, transient=True) as progress:
+            sending = progress.add_task("sending", total=count)
+            ids = await post_all(session, url, key, items, lambda: progress.advance(sending))
+            waiting = progress.add_task("waiting for final statuses", total=len(ids))
+            deadline = time.monotonic() + 30 + count * 0.2
+            while time.monotonic() < deadline:
+                statuses = await fetch_statuses(session, url, key)
+                for i, item in ids.items():
+                    s = statuses.get(i)
+                    done = s == item.expected or s in _FINAL
+                    if done and i not in reached_at:
+                        reached_at[i] = time.monotonic() - posted_at
+                progress.update(waiting, completed=len(reached_at))
+                if len(reached_at) == len(ids):
+                    break
+                await asyncio.sleep(0.2)
         journal = (await _json(session, "GET", f"{sim_url}/_sim/journal"))["entries"]
 
     created_by_id: Counter[str] = Counter()
@@ -274,37 +303,4 @@ async def run_qa(
     summary["ok"] = summary["failed"] == 0
     if junit is not None:
         write_junit(junit, summary["scenario"], results, seconds)
-    if not quiet:
-        _print(summary)
     return summary
-
-
-def _print(summary: Mapping[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(title=f"gateway qa run {summary['scenario']} (seed {summary['seed']}): {summary['seconds']} s")
-    table.add_column("final status")
-    table.add_column("predicted", justify="right")
-    table.add_column("reached", justify="right")
-    for status in sorted(set(summary["expected"]) | set(summary["by_status"])):
-        table.add_row(status, str(summary["expected"].get(status, 0)), str(summary["by_status"].get(status, 0)))
-    console.print(table)
-    if summary["faults_injected"]:
-        faults = Table(title="faults injected (journal)")
-        faults.add_column("fault")
-        faults.add_column("times", justify="right")
-        for kind, n in summary["faults_injected"].items():
-            faults.add_row(kind, str(n))
-        console.print(faults)
-    for failure in summary["failures"][:20]:
-        console.print(f"[red]FAIL[/] {failure['reference']} {failure['instruction_id']}: {failure['problem']}")
-    verdict = (
-        f"[green]PASS: {summary['passed']}/{summary['sent']} reached their predicted status, "
-        f"{summary['double_submissions']} double submissions[/]"
-        if summary["ok"]
-        else f"[red]FAIL: {summary['failed']} of {summary['sent']} failed, "
-        f"{summary['double_submissions']} double submissions[/]"
-    )
-    console.print(verdict)

@@ -57,7 +57,7 @@ def check_name(name: str, *, installed: set[str] | None = None) -> None:
     if len(name) > MAX_NAME_LENGTH:
         raise ScaffoldError(f"adapter name {name!r} is longer than {MAX_NAME_LENGTH} characters")
     if installed is None:
-        installed = set(Plugins().adapter_classes())
+        installed = set(Plugins(strict=False).adapter_classes())
     if name in installed:
         raise ScaffoldError(f"an adapter named {name!r} is already installed (see `gateway adapters list`)")
 

@@ -128,13 +128,28 @@ class RouteDecision:
 
     @property
     def reason(self) -> str:
-        how = f"rule {self.rule}" if self.rule else "no rule matched; any capable adapter"
-        skipped = "; ".join(f"{n}: {why}" for n, why in self.skipped.items())
+        """One sentence: where the payment goes, or why it goes nowhere, and every partner passed over."""
+        passed = "; ".join(f"{name}: {why}" for name, why in self.skipped.items())
+        channel = self.rule.removeprefix("channel ") if self.rule and self.rule.startswith("channel ") else None
         if self.adapter:
-            return f"routed to {self.adapter} by {how}" + (f" (skipped {skipped})" if skipped else "")
+            if channel:
+                how = ", the channel the instruction asked for"
+            elif self.rule:
+                how = f" by rule {self.rule}"
+            else:
+                how = ", the first capable adapter (no routing rule matched)"
+            return f"routed to {self.adapter}{how}" + (f" (passed over {passed})" if passed else "")
         if self.wait:
-            return f"every eligible partner is unhealthy ({skipped}); waiting"
-        return f"no adapter can carry this payment by {how} ({skipped or 'none enabled'})"
+            return f"every adapter that could carry this payment is unhealthy right now ({passed}); waiting to retry"
+        if channel:
+            why = f"the instruction asked for channel {channel}"
+        elif self.rule:
+            why = f"rule {self.rule} matched"
+        else:
+            why = "no routing rule matched"
+        if not self.candidates:
+            return f"no adapter can carry this payment: {why}, and no adapter is enabled"
+        return f"no adapter can carry this payment: {why}, and none of the candidates can ({passed})"
 
     def as_dict(self) -> dict[str, Any]:
         return {

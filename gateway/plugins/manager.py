@@ -3,6 +3,11 @@
 Built-in adapters are found through the ``gateway.adapters`` entry-point group,
 exactly as third-party packages are. ``GATEWAY_DISABLE_PLUGINS`` (comma-separated
 entry-point names) blocks plugins; ``GATEWAY_TRACE_PLUGINS=1`` logs every hook call.
+
+An installed package whose entry point fails to import is named in one line (distribution,
+entry point, error): ``Plugins()`` refuses to go on (a gateway without one of its adapters
+would route wrongly), ``Plugins(strict=False)`` logs a warning and goes on without it, for
+commands that only list or document what is installed (docs/design-notes.md).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import importlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import pluggy
@@ -22,7 +29,7 @@ from gateway.partners.adapter import Adapter
 from gateway.plugins import hookspecs
 from gateway.risk.rules import Rule
 
-__all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "Plugins"]
+__all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "BrokenPlugin", "PluginLoadError", "Plugins"]
 
 ENTRY_POINT_GROUP = "gateway.adapters"
 #: the gateway's own plugins, registered like any other (built-in adapters come through the entry points)
@@ -32,17 +39,46 @@ log = logging.getLogger(__name__)
 transitions_log = logging.getLogger("gateway.transitions")
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+class PluginLoadError(ConfigError):
+    """An installed plugin package's entry point failed to import."""
+
+    default_message = "a plugin package failed to import"
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An entry point in ``gateway.adapters`` that failed to import, and why."""
+
+    distribution: str
+    entry_point: str
+    value: str
+    error: str
+
+    def __str__(self) -> str:
+        return (
+            f"adapter package {self.distribution} (entry point {self.entry_point} = {self.value}) "
+            f"failed to import: {self.error}; fix or uninstall it, "
+            f"or skip it with GATEWAY_DISABLE_PLUGINS={self.entry_point}"
+        )
+
+
 class Plugins:
     """The gateway's plugins; the core calls hooks only through this class."""
 
-    def __init__(self, *, load_entry_points: bool = True, extra: Iterable[object] = ()) -> None:
+    def __init__(self, *, load_entry_points: bool = True, extra: Iterable[object] = (), strict: bool = True) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        #: entry points that failed to import (only when ``strict=False``; otherwise the first one raises)
+        self.broken: list[BrokenPlugin] = []
         if load_entry_points:
             blocked = {n.strip() for n in os.environ.get("GATEWAY_DISABLE_PLUGINS", "").split(",") if n.strip()}
             for name in blocked:
                 self.pm.set_blocked(name)
-            self.pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            self._load_entry_points(strict)
         for module in DEFAULT_PLUGINS:
             self.pm.register(importlib.import_module(module), name=module)
         for plugin in extra:
@@ -52,6 +88,24 @@ class Plugins:
             self.pm.enable_tracing()
         # A misspelt hookimpl (no matching spec) fails loudly here.
         self.pm.check_pending()
+
+    def _load_entry_points(self, strict: bool) -> None:
+        # pluggy's load_setuptools_entrypoints, except that an import error names its package
+        for dist in metadata.distributions():
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP or self.pm.is_blocked(ep.name) or self.pm.get_plugin(ep.name):
+                    continue
+                try:
+                    plugin = ep.load()
+                except Exception as exc:  # whatever a third-party import raises
+                    name = dist.metadata["Name"] or "?"
+                    broken = BrokenPlugin(f"{name} {dist.version}", ep.name, ep.value, _one_line(exc))
+                    if strict:
+                        raise PluginLoadError(str(broken)) from None
+                    log.warning("%s", broken)
+                    self.broken.append(broken)
+                    continue
+                self.pm.register(plugin, name=ep.name)
 
     def register(self, plugin: object, name: str | None = None) -> None:
         self.pm.register(plugin, name=name)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.domain.clock import Clock
 from gateway.domain.events import Announce
 from gateway.domain.status import Status
-from gateway.errors import ConflictError, ForbiddenError, NotFoundError
+from gateway.errors import ConflictError, FourEyesError, NotFoundError
 from gateway.risk import credit
 from gateway.risk.engine import RiskEngine
 from gateway.risk.screening import Screener
@@ -138,7 +138,10 @@ class HoldDesk:
                 select(instructions.c.submitted_by).where(instructions.c.id == instruction_id)
             )
             if submitted_by is not None and submitted_by == principal.key_id:
-                raise ForbiddenError("four eyes: the API key that submitted a payment cannot decide its hold")
+                raise FourEyesError(
+                    "four eyes: the API key that submitted this payment cannot decide its hold; "
+                    "use a finance key of another person"
+                )
             verb = "approved" if approve else "rejected"
             reason = f"{verb} by {principal.business_unit} (key {principal.key_id}): {comment}"
             transition = (

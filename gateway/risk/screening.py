@@ -65,6 +65,15 @@ def _over_limit(screening: Screening, limit: credit.LimitRow) -> Screening:
     return Screening(c, Outcome(limit.on_exceed), (*screening.findings, over), CREDIT_LIMIT)
 
 
+def _accepted_reason(screening: Screening) -> str:
+    """The reason on the ``accepted`` event screening writes: never "passed" for a payment it is about to hold."""
+    if screening.outcome is Outcome.FLAG:
+        return screening.reason
+    if screening.outcome is Outcome.HOLD:
+        return "screening holds it for review (see the next event)"
+    return "screening passed"
+
+
 class Screener:
     """Screens batches of received instructions against the risk engine (see module docstring)."""
 
@@ -173,7 +182,7 @@ class Screener:
                         S.ACCEPTED,
                         SOURCE,
                         reason_code=code if s.outcome is Outcome.FLAG else None,
-                        reason=s.reason if s.outcome is Outcome.FLAG else "screening passed",
+                        reason=_accepted_reason(s),
                     )
                 )
             if s.outcome is Outcome.HOLD:

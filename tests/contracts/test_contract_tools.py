@@ -115,7 +115,7 @@ def test_the_newest_version_cannot_be_deprecated(tmp_path: Path) -> None:
         (["contracts", "docs", "--root", "/tmp/../nonexistent"], "is not a folder of contracts"),
         (["contracts", "pin", "erp"], "give a VERSION to pin, or --clear"),
         (["contracts", "pin", "erp", "7.0"], "unknown instruction contract version 7.0; available: 1.0, 1.1, 2.0"),
-        (["contracts"], "required: contracts_command"),
+        (["contracts"], "gateway contracts: the following arguments are required: COMMAND"),
     ],
 )
 def test_contracts_user_errors_exit_2_with_one_line(args: list[str], message: str) -> None:

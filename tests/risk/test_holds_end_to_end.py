@@ -87,6 +87,9 @@ async def test_a_held_payment_is_approved_by_finance_and_settles(risky: tuple[Li
     assert applied(view) == ["received", "accepted", "held"]
     assert view["events"][-1]["reason_code"] == "RISK_HOLD"
     assert "new_beneficiary" in view["events"][-1]["reason"]
+    # the history tells the truth: screening did not pass a payment it held
+    assert view["events"][1]["reason"] == "screening holds it for review (see the next event)"
+    assert not any("passed" in (e["reason"] or "") for e in view["events"])
 
     status, page = await call(gw, "GET", "/v1/holds", finance)
     assert status == 200
@@ -155,6 +158,7 @@ async def test_four_eyes_and_scopes_guard_hold_decisions(risky: tuple[LiveGatewa
 
     status, problem = await call(gw, "POST", f"/v1/holds/{instruction_id}/approve", both, {"comment": "mine"})
     assert status == 403 and "four eyes" in problem["detail"]
+    assert problem["type"].endswith("/four-eyes") and problem["title"] == "Four-eyes rule: someone else must decide"
     status, problem = await call(gw, "POST", f"/v1/holds/{instruction_id}/approve", gw.key, {"comment": "x"})
     assert status == 403 and "finance" in problem["detail"]
     status, problem = await call(gw, "POST", f"/v1/holds/{instruction_id}/approve", other_finance, {})

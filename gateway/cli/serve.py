@@ -1,0 +1,145 @@
+"""``gateway serve``: the gateway API, dispatcher and poller (and, for trying it out, the partner simulators)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from gateway.api.server import bind, start_app
+from gateway.cli.common import (
+    Subparsers,
+    UsageError,
+    command,
+    create_key,
+    database,
+    load,
+    require_schema,
+    wait_for_signal,
+)
+from gateway.config import Settings
+from gateway.contracts.registry import contracts
+from gateway.devtools.simulators import start_simulators
+from gateway.errors import ConfigError
+from gateway.plugins.manager import Plugins
+from gateway.runtime import create_app
+
+__all__ = ["follow_simulators", "register"]
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _listen(host: str, port: int, what: str, how_to_move: str) -> socket.socket:
+    try:
+        return bind(host, port)
+    except ConfigError as exc:
+        raise UsageError(f"{what} {exc.message} (is another `gateway serve` running?); {how_to_move}") from None
+
+
+def _bind_all(
+    settings: Settings, simulators: Mapping[str, Mapping[str, Any]]
+) -> tuple[socket.socket, dict[str, socket.socket]]:
+    bound: dict[str, socket.socket] = {}
+    try:
+        for name, cfg in simulators.items():
+            var = f"GATEWAY_SIMULATORS__{name.upper()}__PORT"
+            bound[name] = _listen(
+                str(cfg.get("host", "127.0.0.1")),
+                int(cfg.get("port", 0)),
+                f"simulator {name}",
+                f"move it with {var}=0 (any free port) or simulators.{name}.port in {settings.source}",
+            )
+        gateway = _listen(
+            settings.host,
+            settings.port,
+            "the gateway",
+            f"move it with --port, GATEWAY_PORT or server.port in {settings.source}",
+        )
+    except UsageError:
+        for sock in bound.values():
+            sock.close()
+        raise
+    return gateway, bound
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+def follow_simulators(settings: Settings, urls: Mapping[str, str]) -> Settings:
+    """Point each partner whose ``base_url`` is on this machine at the simulator started for it.
+
+    So a simulator moved to another port (or to port 0) needs one setting, not two.
+    """
+    overrides: dict[str, str] = {}
+    for name, url in urls.items():
+        partner = settings.section("partners").get(name) or {}
+        base = partner.get("base_url")
+        if not base or settings.origin(f"partners.{name}.base_url") != settings.source:
+            continue  # set on purpose through the environment: leave it
+        parts = urlsplit(str(base))
+        if parts.hostname in _LOOPBACK and base != url:
+            overrides[f"partners__{name}__base_url"] = urlunsplit(parts._replace(netloc=urlsplit(url).netloc))
+    return settings.with_overrides(**overrides) if overrides else settings
+
+
+def _try_it(url: str, demo_key: str, finance_key: str) -> str:
+    # the contract's own example, without a fixed execution date that would go stale
+    sample = dict(contracts().schema("instruction", "1.0")["examples"][0], reference="@REF@")
+    sample.pop("requested_execution_date", None)
+    # a fresh reference per run of the line: the shell fills it in between the quotes
+    example = json.dumps(sample).replace("@REF@", "INV-'$(date +%s%N)'")
+    return (
+        f"\nDemo business unit API key: {demo_key}\nAPI: {url}/v1/instructions  (docs: {url}/openapi.json)\n"
+        f"Try it:\n  curl -s -X POST {url}/v1/instructions "
+        f"-H 'Authorization: Bearer {demo_key}' -H 'Content-Type: application/json' "
+        f'-H "Idempotency-Key: $(date +%s%N)" '
+        f"-d '{example}'\n"
+        f"Then: curl -s {url}/v1/instructions -H 'Authorization: Bearer {demo_key}'\n"
+        f"\nFinance API key (holds, alerts; docs/risk.md): {finance_key}\n"
+        f"  curl -s {url}/v1/holds -H 'Authorization: Bearer {finance_key}'\n"
+    )
+
+
+async def serve_command(args: argparse.Namespace) -> int:
+    """``gateway serve``: run until SIGINT or SIGTERM."""
+    settings = load(args)
+    if args.port is not None:
+        settings = settings.with_overrides(server__port=args.port)
+    async with database(settings) as engine:
+        await require_schema(engine)
+    plugins = Plugins()
+    sims_cfg = settings.section("simulators") if args.with_simulators else {}
+    gw_sock, sim_socks = _bind_all(settings, sims_cfg)
+    if settings.port == 0:  # port 0 picked a free port: partners' callbacks must go to that one
+        settings = settings.with_overrides(server__port=gw_sock.getsockname()[1])
+    settings = follow_simulators(settings, {name: _url(sock) for name, sock in sim_socks.items()})
+    demo_key = await create_key(settings, "demo", ["instructions"]) if args.demo else None
+    finance_key = await create_key(settings, "finance", ["finance"]) if args.demo else None
+    sims = await start_simulators(plugins, sims_cfg, sim_socks)
+    gateway = await start_app(create_app(settings), gw_sock)
+    url = settings.public_url
+    print(f"Partner Gateway listening on {url}", file=sys.stderr)
+    for name, app in sims.items():
+        print(f"  simulator {name} on {app.url}", file=sys.stderr)
+    if demo_key and finance_key:
+        print(_try_it(url, demo_key, finance_key), flush=True)
+    try:
+        await wait_for_signal()
+    finally:
+        await gateway.stop()
+        for app in sims.values():
+            await app.stop()
+    return 0
+
+
+def register(subparsers: Subparsers) -> None:
+    p = command(subparsers, "serve", serve_command, help="run the gateway API, dispatcher and poller")
+    p.add_argument("--with-simulators", action="store_true", help="also run the configured partner simulators")
+    p.add_argument("--demo", action="store_true", help="create a demo business unit key and print a curl line")
+    p.add_argument("--port", type=int, help="override server.port")
