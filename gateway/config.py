@@ -47,7 +47,15 @@ ENV_OVERRIDES: dict[str, tuple[str, type]] = {
 }
 
 _DEFAULTS: dict[str, Any] = {
-    "server": {"host": "127.0.0.1", "port": 8080, "public_url": None, "max_body_bytes": 65536},
+    "server": {
+        "host": "127.0.0.1",
+        "port": 8080,
+        "public_url": None,
+        "max_body_bytes": 65536,
+        "header_timeout_seconds": 10,
+        "body_timeout_seconds": 30,
+        "keepalive_timeout_seconds": 75,
+    },
     "database": {"url": "sqlite+aiosqlite:///var/gateway.db", "echo": False},
     "security": {},
     "intake": {"batch_max": 256},

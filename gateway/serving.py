@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api.connections import ConnectionLimits, GuardedRunner
+from gateway.api.keys import SETTINGS
 from gateway.errors import ConfigError
 from gateway.plugins import Plugins
 
@@ -48,7 +50,10 @@ class RunningApp:
 
 
 async def start_app(app: web.Application, sock: socket.socket) -> RunningApp:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    """Serve ``app`` on ``sock``; the gateway's own ``server`` timeouts apply (``ConnectionLimits``)."""
+    settings = app.get(SETTINGS)
+    limits = ConnectionLimits.from_server_settings(settings.section("server") if settings else {})
+    runner = GuardedRunner(app, limits, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return RunningApp(runner, sock)

@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from gateway.api.auth import authenticate
+from gateway.api.bodies import read_json
 from gateway.api.keys import RUNTIME
 from gateway.api.paging import page_cursor, page_limit
 from gateway.errors import (
@@ -22,7 +23,6 @@ from gateway.errors import (
     IdempotencyConflictError,
     NotFoundError,
     ServiceUnavailableError,
-    UnsupportedMediaTypeError,
 )
 from gateway.ids import new_id
 from gateway.instruction import parse_instruction
@@ -40,19 +40,6 @@ routes = web.RouteTableDef()
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 INSTRUCTION_ID_RE = re.compile(r"^ins_[0-9A-Z]{26}$")
 _APPLIED = Decision(True, "applied")
-
-
-async def read_json(request: web.Request) -> Any:
-    """The JSON body, or a 4xx problem (wrong media type, too large, malformed)."""
-    if request.content_type != "application/json":
-        raise UnsupportedMediaTypeError(f"send the body as application/json, not {request.content_type or 'nothing'}")
-    raw = await request.read()  # aiohttp enforces client_max_size → 413
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise BadRequestError("request body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequestError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
 
 
 def _canonical_hash(doc: Any, version: str) -> str:

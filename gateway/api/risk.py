@@ -16,7 +16,8 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
 from gateway.api.auth import authenticate
-from gateway.api.instructions import INSTRUCTION_ID_RE, read_json
+from gateway.api.bodies import read_json
+from gateway.api.instructions import INSTRUCTION_ID_RE
 from gateway.api.keys import RUNTIME
 from gateway.api.paging import page_cursor, page_limit
 from gateway.contracts import check_body
