@@ -22,6 +22,7 @@ from referencing.jsonschema import DRAFT202012
 
 from gateway.errors import ContractError, FieldError
 from gateway.fastcheck import compile_fast
+from gateway.strict_schema import FORMAT_CHECKER, StrictValidator
 
 __all__ = ["ContractRegistry", "check_body", "contracts", "pointer_of", "schema_errors"]
 
@@ -128,11 +129,7 @@ class ContractRegistry:
         key = (message, version or self.latest(message))
         validator = self._validators.get(key)
         if validator is None:
-            validator = Draft202012Validator(
-                self.schema(*key),
-                registry=self._registry,
-                format_checker=Draft202012Validator.FORMAT_CHECKER,
-            )
+            validator = StrictValidator(self.schema(*key), registry=self._registry, format_checker=FORMAT_CHECKER)
             self._validators[key] = validator
         return validator
 
@@ -140,7 +137,7 @@ class ContractRegistry:
         """The compiled pre-check for a contract, or ``None`` where it is not proven equivalent."""
         key = (message, version or self.latest(message))
         if key not in self._fast:
-            self._fast[key] = compile_fast(self.schema(*key), format_checker=Draft202012Validator.FORMAT_CHECKER)
+            self._fast[key] = compile_fast(self.schema(*key), format_checker=FORMAT_CHECKER)
         return self._fast[key]
 
     def errors(self, message: str, instance: Any, version: str | None = None) -> list[FieldError]:

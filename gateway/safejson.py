@@ -37,6 +37,7 @@ __all__ = [
     "JsonLimits",
     "TextError",
     "decode_json",
+    "decode_partner_json",
     "text_problem",
 ]
 
@@ -189,3 +190,11 @@ def decode_json(raw: bytes, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
             if problem is not None:
                 raise TextError(f"{pointer or '/'}: {problem}", errors=[FieldError(pointer, problem)])
     return doc
+
+
+def decode_partner_json(raw: bytes, what: str, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
+    """``decode_json`` for a partner message: every refusal is a ``ContractError`` about ``what``."""
+    try:
+        return decode_json(raw, limits)
+    except (BodyError, TextError) as exc:
+        raise ContractError(f"{what} is not acceptable JSON: {exc.message}", errors=exc.errors) from None

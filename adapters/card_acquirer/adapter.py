@@ -25,7 +25,6 @@ import dataclasses
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
@@ -41,14 +40,17 @@ from gateway.adapter import (
     SubmitResult,
 )
 from gateway.crypto import verify_signature
+from gateway.datetimes import datetime_from_unix
 from gateway.errors import (
     ContractError,
     DomainError,
+    FieldError,
     PermanentPartnerError,
     TransientPartnerError,
 )
 from gateway.money import Money
 from gateway.partner_http import PartnerHttp
+from gateway.safejson import decode_partner_json
 from gateway.status import Status
 from gateway_adapters.card_acquirer.codes import EVENT_STATUSES, PAYOUT_STATUSES, REROUTE, rule_for
 from gateway_adapters.card_acquirer.contracts import (
@@ -91,10 +93,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ContractError("body is not JSON") from None
+    return decode_partner_json(body, "acquirer message")
 
 
 class CardAcquirerAdapter(Adapter):
@@ -376,7 +375,11 @@ class CardAcquirerAdapter(Adapter):
         validate(WEBHOOK_EVENT, event)
         payout = event["data"]["object"]
         update = _update(payout, EVENT_STATUSES[event["type"]])
-        return [dataclasses.replace(update, occurred_at=datetime.fromtimestamp(event["created"], UTC))]
+        try:
+            occurred_at = datetime_from_unix(event["created"])
+        except ValueError as exc:  # the contract bounds it; this is the reader's own guard
+            raise ContractError(str(exc), errors=[FieldError("/created", str(exc))]) from None
+        return [dataclasses.replace(update, occurred_at=occurred_at)]
 
 
 def _update(payout: Mapping[str, Any], status: Status | None = None) -> StatusUpdate:

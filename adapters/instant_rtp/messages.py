@@ -23,7 +23,10 @@ from jsonschema.exceptions import best_match
 from gateway.accounts import UsAccount
 from gateway.adapter import PaymentOrder
 from gateway.contracts import pointer_of
+from gateway.datetimes import parse_datetime
 from gateway.errors import ContractError, FieldError
+from gateway.safejson import decode_partner_json
+from gateway.strict_schema import FORMAT_CHECKER, StrictValidator
 
 __all__ = [
     "CONTRACT_DIR",
@@ -52,7 +55,7 @@ ERROR = "error"
 def _validator(message: str) -> Draft202012Validator:
     schema = json.loads((CONTRACT_DIR / f"{message}.json").read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return StrictValidator(schema, format_checker=FORMAT_CHECKER)
 
 
 def validate(message: str, document: Any) -> None:
@@ -67,10 +70,7 @@ def validate(message: str, document: Any) -> None:
 
 
 def _load(message: str, body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ContractError(f"{message} is not JSON", errors=[FieldError("", "not a JSON document")]) from None
+    document = decode_partner_json(body, message)
     validate(message, document)
     return document
 
@@ -202,7 +202,7 @@ def read_report(body: bytes) -> Report:
         status=doc["status"],
         amount=Decimal(doc["amount"]),
         currency=doc["currency"],
-        created_at=datetime.fromisoformat(doc["created_at"].replace("Z", "+00:00")),
+        created_at=parse_datetime(doc["created_at"]),  # the contract's format check uses the same function
         reason_code=reason.get("code"),
         reason=reason.get("description"),
     )

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
-from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
 from gateway.api.auth import authenticate
@@ -26,6 +25,7 @@ from gateway.money import Money
 from gateway.risk import credit
 from gateway.risk.holds import decide_hold, hold_query, hold_view
 from gateway.store.tables import business_units, holds, instructions, risk_alerts
+from gateway.strict_schema import StrictValidator
 
 __all__ = ["DECISION_SCHEMA", "LIMIT_SCHEMA", "routes"]
 
@@ -50,8 +50,8 @@ LIMIT_SCHEMA: dict[str, Any] = {
         "on_exceed": {"enum": ["hold", "reject"], "default": "hold"},
     },
 }
-_DECISION = Draft202012Validator(DECISION_SCHEMA)
-_LIMIT = Draft202012Validator(LIMIT_SCHEMA)
+_DECISION = StrictValidator(DECISION_SCHEMA)
+_LIMIT = StrictValidator(LIMIT_SCHEMA)
 
 
 @routes.get("/v1/holds")
