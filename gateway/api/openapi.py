@@ -315,7 +315,15 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                         "currency": {"type": "string"},
                         "adapter": {"type": ["string", "null"]},
                         "partner_reference": {"type": ["string", "null"]},
-                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/StatusEvent"}},
+                        "events": {
+                            "type": "array",
+                            "description": "The first 100 events, oldest first",
+                            "items": {"$ref": "#/components/schemas/StatusEvent"},
+                        },
+                        "events_next_cursor": {
+                            "type": ["string", "null"],
+                            "description": "When there are more events: the cursor for GET /v1/instructions/{id}/events",
+                        },
                     },
                 },
                 "Problem": {
@@ -436,6 +444,27 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                             },
                         },
                         **_problems(401, 403, 404),
+                    },
+                }
+            },
+            "/v1/instructions/{id}/events": {
+                "get": {
+                    "summary": "One instruction's events, oldest first, a page at a time",
+                    "operationId": "listInstructionEvents",
+                    "security": bearer,
+                    "parameters": [
+                        id_param,
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+                            "description": "next_cursor of the previous page (or events_next_cursor of the instruction)",
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(_page("StatusEvent"), "A page of events"),
+                        **_problems(400, 401, 403, 404),
                     },
                 }
             },

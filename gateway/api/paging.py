@@ -24,6 +24,6 @@ def page_limit(query: Mapping[str, str], default: int = 50) -> int:
 def page_cursor(query: Mapping[str, str], pattern: re.Pattern[str]) -> str | None:
     """``cursor``: the ``next_cursor`` of an earlier page, checked against the ids it can be (400 otherwise)."""
     cursor = query.get("cursor")
-    if cursor is not None and not pattern.match(cursor):
+    if cursor is not None and not pattern.fullmatch(cursor):
         raise BadRequestError("cursor is not one this API returned")
     return cursor

@@ -84,7 +84,7 @@ async def list_holds(request: web.Request) -> web.Response:
 
 def _hold_id(request: web.Request) -> str:
     value = request.match_info["id"]
-    if not INSTRUCTION_ID_RE.match(value):
+    if not INSTRUCTION_ID_RE.fullmatch(value):
         raise NotFoundError(f"no hold for instruction {value!r}")
     return value
 
@@ -195,9 +195,9 @@ async def put_credit_limit(request: web.Request) -> web.Response:
     await authenticate(request, "admin")
     counterparty = request.match_info["counterparty"]
     currency = request.match_info["currency"]
-    if not _COUNTERPARTY.match(counterparty):
+    if not _COUNTERPARTY.fullmatch(counterparty):
         raise BadRequestError("counterparty must be 1-64 characters [A-Za-z0-9._-]")
-    if not _CURRENCY.match(currency):
+    if not _CURRENCY.fullmatch(currency):
         raise BadRequestError("currency must be an ISO 4217 code like EUR")
     body = await read_json(request)
     check_body(_LIMIT, body)
