@@ -24,7 +24,7 @@ from gateway.errors import ContractError, FieldError
 from gateway.fastcheck import compile_fast
 from gateway.strict_schema import FORMAT_CHECKER, StrictValidator
 
-__all__ = ["ContractRegistry", "check_body", "contracts", "pointer_of", "schema_errors"]
+__all__ = ["ContractRegistry", "check_body", "contracts", "error_message", "pointer_of", "schema_errors"]
 
 
 def _escape(part: object) -> str:
@@ -54,6 +54,20 @@ def _closest_branch(error: ValidationError) -> int | None:
     return -neg_index if best else None
 
 
+#: longest rendering of an offending value that an error message repeats back to the caller
+MAX_ECHO = 80
+
+
+def error_message(error: ValidationError) -> str:
+    """jsonschema's message with the offending value shortened: a 60 KB value is not echoed back."""
+    message = error.message
+    if isinstance(error.instance, str | list | dict):
+        shown = repr(error.instance)
+        if len(shown) > MAX_ECHO:
+            message = message.replace(shown, shown[: MAX_ECHO - 1] + "…")
+    return message if len(message) <= 4 * MAX_ECHO else message[: 4 * MAX_ECHO - 1] + "…"
+
+
 def _field_errors(error: ValidationError) -> Iterator[FieldError]:
     base = pointer_of(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -72,7 +86,7 @@ def _field_errors(error: ValidationError) -> Iterator[FieldError]:
         if sub is not None:
             yield from _field_errors(sub)
             return
-    yield FieldError(base, error.message)
+    yield FieldError(base, error_message(error))
 
 
 class ContractRegistry:

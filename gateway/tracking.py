@@ -46,6 +46,7 @@ class UpdateSummary:
 async def apply_updates(rt: Runtime, adapter: str, updates: Sequence[StatusUpdate], *, source: str) -> UpdateSummary:
     """Record every update in one transaction; announce applied changes after commit."""
     applied = ignored = unknown = 0
+    strangers: list[str] = []  # what the partner named, for one aggregated warning
     changes: list[StatusChange | None] = []
     now = rt.clock()
     async with rt.engine.begin() as conn:
@@ -53,7 +54,7 @@ async def apply_updates(rt: Runtime, adapter: str, updates: Sequence[StatusUpdat
             instruction_id = await repo.find_by_partner(conn, adapter, update.instruction_id, update.partner_reference)
             if instruction_id is None:
                 unknown += 1
-                log.warning("%s reported a payment this gateway did not route to it", adapter)
+                strangers.append(update.instruction_id or update.partner_reference or "?")
                 continue
             if update.status is None:  # acknowledgement only
                 if update.partner_reference:
@@ -88,4 +89,13 @@ async def apply_updates(rt: Runtime, adapter: str, updates: Sequence[StatusUpdat
             else:
                 ignored += 1
     rt.announce(changes)
+    if strangers:
+        shown = ", ".join(repr(s[:40]) for s in strangers[:5]) + (", …" if len(strangers) > 5 else "")
+        log.warning(
+            "%s reported %d payment(s) this gateway did not route to it (%s): %s",
+            adapter,
+            len(strangers),
+            source,
+            shown,
+        )
     return UpdateSummary(applied, ignored, unknown)

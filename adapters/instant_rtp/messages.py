@@ -22,7 +22,7 @@ from jsonschema.exceptions import best_match
 
 from gateway.accounts import UsAccount
 from gateway.adapter import PaymentOrder
-from gateway.contracts import pointer_of
+from gateway.contracts import error_message, pointer_of
 from gateway.datetimes import parse_datetime
 from gateway.errors import ContractError, FieldError
 from gateway.safejson import decode_partner_json
@@ -64,8 +64,8 @@ def validate(message: str, document: Any) -> None:
     if not errors:
         return
     best = best_match(errors)
-    first = FieldError(pointer_of(best.absolute_path), best.message)
-    rest = [FieldError(pointer_of(e.absolute_path), e.message) for e in errors if e is not best]
+    first = FieldError(pointer_of(best.absolute_path), error_message(best))
+    rest = [FieldError(pointer_of(e.absolute_path), error_message(e)) for e in errors if e is not best]
     raise ContractError(f"not a valid {message}: {first.pointer or '/'}: {first.message}", errors=[first, *rest])
 
 
