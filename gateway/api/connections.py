@@ -114,7 +114,7 @@ class GuardedHandler(RequestHandler):
     ) -> web.StreamResponse:
         if status >= 500 or not isinstance(exc, HttpProcessingError):
             return super().handle_error(request, status, exc, message)
-        detail = (getattr(exc, "message", "") or str(exc) or "malformed HTTP request").replace("\n", " ")[:200]
+        detail = " ".join((getattr(exc, "message", "") or str(exc) or "malformed HTTP request").split())[:200]
         log.info("refused a malformed HTTP request from %s: %s", request.remote, detail)
         body = {
             "type": f"{_PROBLEM_BASE}malformed-http",
