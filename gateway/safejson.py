@@ -43,8 +43,9 @@ __all__ = [
 
 #: characters no text field accepts (see the module docstring)
 FORBIDDEN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-#: the same rule as a JSON Schema ``pattern`` (ECMA 262), for documents that describe the API
-TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f\\u202a-\\u202e\\u2066-\\u2069]*$"
+#: the rule as a JSON Schema ``pattern`` (ECMA 262) for API documents; stricter (no tab or line break either),
+#: as instruction fields refuse every control character
+TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f\\u202a-\\u202e\\u2066-\\u2069]*$"
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")

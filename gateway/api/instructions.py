@@ -16,6 +16,7 @@ from gateway.api.auth import authenticate
 from gateway.api.bodies import read_json
 from gateway.api.keys import RUNTIME
 from gateway.api.paging import page_cursor, page_limit
+from gateway.datetimes import parse_datetime
 from gateway.errors import (
     BadRequestError,
     ConflictError,
@@ -200,7 +201,10 @@ def _parse_bound(name: str, value: str, end: bool) -> datetime:
         if len(value) == 10:
             day = date.fromisoformat(value)
             return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
-        parsed = datetime.fromisoformat(value)
+        try:
+            return parse_datetime(value)  # RFC 3339, what the OpenAPI document promises
+        except ValueError:
+            parsed = datetime.fromisoformat(value)  # older clients' ISO 8601 forms (no offset: UTC)
     except ValueError:
         raise BadRequestError(f"{name} must be an ISO 8601 date or date-time") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -8,20 +8,30 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import __version__
+from gateway.api.openapi_bundle import PAYABLE_CURRENCIES, bundle, narrow_instruction, with_text_rule
 from gateway.contracts import ContractRegistry
+from gateway.status import Status
 from gateway.versioning import VERSION_HEADER, VersionInfo, compatibility_lines
 
 __all__ = ["build_openapi"]
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
+INSTRUCTION_ID_PATTERN = "^ins_[0-9A-Z]{26}$"
+_DATE_OR_DATETIME = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+
+
+def _comma_list(values: list[str]) -> str:
+    """A pattern for a comma-separated list of ``values``."""
+    one = "(" + "|".join(values) + ")"
+    return f"^{one}(,{one})*$"
 
 
 def _problems(*codes: int) -> dict[str, Any]:
     return {str(c): _PROBLEM for c in codes}
 
 
-def _instruction_versions(contracts: ContractRegistry) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Schema components, the request body, and the Contract-Version parameter for every instruction version."""
+def _instruction_versions(contracts: ContractRegistry) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Schema components and the request body for every instruction version."""
     versions = contracts.versions("instruction")
     latest = versions[-1]
     default = compatibility_lines(contracts, "instruction")[0][-1]
@@ -29,7 +39,9 @@ def _instruction_versions(contracts: ContractRegistry) -> tuple[dict[str, Any], 
     def component(version: str) -> str:
         return "Instruction" if version == latest else f"Instruction-{version}"
 
-    schemas = {component(v): contracts.schema("instruction", v) for v in reversed(versions)}
+    schemas: dict[str, Any] = {}
+    for v in reversed(versions):
+        schemas.update(narrow_instruction(bundle(contracts.schema("instruction", v), component(v)), component(v)))
     media: dict[str, Any] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{component(default)}"}}}
     notes = []
     for version in reversed(versions):
@@ -38,27 +50,20 @@ def _instruction_versions(contracts: ContractRegistry) -> tuple[dict[str, Any], 
         media[f"application/json; version={version}"] = {"schema": {"$ref": ref}}
         if info.deprecated:
             notes.append(f"{version} is deprecated since {info.deprecated}, retired on {info.sunset or 'a later date'}")
-    parameter = {
-        "name": VERSION_HEADER,
-        "in": "header",
-        "required": False,
-        "description": (
-            f"Instruction contract version: {', '.join(versions)}. Same as the media-type parameter "
-            "`Content-Type: application/json; version=X`; if both are sent they must agree (else 400). "
-            f"Unknown or retired versions are 400. {'; '.join(notes)}."
-        ),
-        "schema": {"type": "string", "enum": versions},
-    }
     body = {
         "required": True,
         "description": (
-            "A payment instruction in the version named by `Contract-Version` or `version=`; with neither, the "
+            "A payment instruction in the version named by the media-type parameter "
+            "(`Content-Type: application/json; version=X`, one media type per version below) or the "
+            f"`{VERSION_HEADER}` header (same meaning; if both are sent they must agree, else 400; the header is "
+            "not listed as a parameter because the body's schema depends on it); with neither, the "
             f"business unit's pinned version, else {default} (the newest version of the oldest compatibility line "
-            "still served, so a new breaking version never changes what an unversioned request means)."
+            "still served, so a new breaking version never changes what an unversioned request means). "
+            f"Versions: {', '.join(versions)}; unknown or retired versions are 400. {'; '.join(notes)}."
         ),
         "content": media,
     }
-    return schemas, body, parameter
+    return schemas, body
 
 
 _RESPONSE_HEADERS = {
@@ -127,7 +132,7 @@ def _risk_schemas() -> dict[str, Any]:
                 "comment": {"type": ["string", "null"]},
             },
         },
-        "HoldDecision": DECISION_SCHEMA,
+        "HoldDecision": with_text_rule(DECISION_SCHEMA),
         "Alert": {
             "type": "object",
             "properties": {
@@ -164,11 +169,18 @@ def _risk_schemas() -> dict[str, Any]:
 
 
 def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) -> dict[str, Any]:
-    page_params = [
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-        {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the last page"},
-        {"name": "business_unit", "in": "query", "schema": {"type": "string"}},
-    ]
+    def page_params(cursor_pattern: str) -> list[dict[str, Any]]:
+        return [
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+            {
+                "name": "cursor",
+                "in": "query",
+                "schema": {"type": "string", "pattern": cursor_pattern},
+                "description": "next_cursor of the last page",
+            },
+            {"name": "business_unit", "in": "query", "schema": {"type": "string"}},
+        ]
+
     hold = {"$ref": "#/components/schemas/Hold"}
     decision_body = {
         "required": True,
@@ -196,7 +208,7 @@ def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) ->
                 "security": bearer,
                 "parameters": [
                     {"name": "state", "in": "query", "schema": {"enum": ["pending", "decided", "all"]}},
-                    *page_params,
+                    *page_params(INSTRUCTION_ID_PATTERN),
                 ],
                 "responses": {"200": _json(_page("Hold"), "A page of holds"), **_problems(400, 401, 403)},
             }
@@ -218,9 +230,14 @@ def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) ->
                 "operationId": "listAlerts",
                 "security": bearer,
                 "parameters": [
-                    {"name": "outcome", "in": "query", "schema": {"type": "string"}, "description": "flag,hold,reject"},
+                    {
+                        "name": "outcome",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": _comma_list(["flag", "hold", "reject"])},
+                        "description": "comma-separated: flag, hold, reject",
+                    },
                     {"name": "rule", "in": "query", "schema": {"type": "string"}, "description": "a rule's name"},
-                    *page_params,
+                    *page_params("^alr_[0-9A-Z]{26}$"),
                 ],
                 "responses": {"200": _json(_page("Alert"), "A page of alerts"), **_problems(400, 401, 403)},
             }
@@ -250,8 +267,19 @@ def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) ->
                 "operationId": "putCreditLimit",
                 "security": bearer,
                 "parameters": [
-                    {"name": "counterparty", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "currency", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "counterparty",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+                    },
+                    {
+                        "name": "currency",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": PAYABLE_CURRENCIES},
+                        "description": "an active ISO 4217 code with minor units",
+                    },
                 ],
                 "requestBody": {
                     "required": True,
@@ -267,10 +295,15 @@ def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) ->
 
 
 def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str, Any]:
-    instruction_schemas, instruction_body, version_parameter = _instruction_versions(contracts)
-    event = contracts.schema("status-event")
+    instruction_schemas, instruction_body = _instruction_versions(contracts)
     bearer = [{"apiKey": []}]
-    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    id_param = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": INSTRUCTION_ID_PATTERN},
+        "description": "an instruction id (`ins_` + 26 characters); anything else is 404",
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -293,7 +326,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             "schemas": {
                 **instruction_schemas,
                 **_risk_schemas(),
-                "StatusEvent": event,
+                **bundle(contracts.schema("status-event"), "StatusEvent"),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -368,9 +401,8 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                             "in": "header",
                             "required": True,
                             "description": "Same key + same body replays the first response; a different body is 409.",
-                            "schema": {"type": "string", "maxLength": 255},
+                            "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
                         },
-                        version_parameter,
                     ],
                     "requestBody": instruction_body,
                     "responses": {
@@ -390,21 +422,26 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                         {
                             "name": "status",
                             "in": "query",
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "pattern": _comma_list([s.value for s in Status])},
                             "description": "comma-separated statuses",
                         },
                         {
                             "name": "created_from",
                             "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "ISO date or date-time",
+                            "schema": _DATE_OR_DATETIME,
+                            "description": "a date (from its start, UTC) or an RFC 3339 date-time",
                         },
-                        {"name": "created_to", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "created_to",
+                            "in": "query",
+                            "schema": _DATE_OR_DATETIME,
+                            "description": "a date (to its end, UTC) or an RFC 3339 date-time",
+                        },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                         {
                             "name": "cursor",
                             "in": "query",
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "pattern": INSTRUCTION_ID_PATTERN},
                             "description": "next_cursor of the previous page",
                         },
                     ],
