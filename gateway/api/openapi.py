@@ -5,6 +5,7 @@ A test checks that every route the app serves is described here.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from gateway import __version__
@@ -98,7 +99,7 @@ def _page(ref: str) -> dict[str, Any]:
 
 
 def _risk_schemas() -> dict[str, Any]:
-    from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
+    from gateway.api.risk import DECISION_SCHEMA
 
     finding = {
         "type": "object",
@@ -164,8 +165,24 @@ def _risk_schemas() -> dict[str, Any]:
                 )
             },
         },
-        "CreditLimitChange": LIMIT_SCHEMA,
+        "CreditLimitChange": _limit_change(),
     }
+
+
+def _limit_change() -> dict[str, Any]:
+    """``LIMIT_SCHEMA`` as far as a schema can say it: the decimals allowed depend on the path's currency."""
+    from gateway.api.risk import LIMIT_SCHEMA
+
+    schema = copy.deepcopy(LIMIT_SCHEMA)
+    schema["properties"]["limit"] = {
+        "type": "string",
+        "pattern": "^[0-9]{1,15}$",
+        "description": (
+            "decimal amount in the path's currency: whole units always; decimals up to the currency's minor "
+            "units are accepted too (EUR 12.50, JPY none; at most 4), more are 422 at /limit"
+        ),
+    }
+    return schema
 
 
 def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ submitted itself (403). Credit limits are changed with the ``admin`` scope.
 from __future__ import annotations
 
 import re
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +21,7 @@ from gateway.api.keys import RUNTIME
 from gateway.api.paging import page_cursor, page_limit
 from gateway.contracts import check_body
 from gateway.errors import BadRequestError, ContractError, DomainError, FieldError, NotFoundError
-from gateway.money import Money, minor_units
+from gateway.money import Money
 from gateway.risk import credit
 from gateway.risk.holds import decide_hold, hold_query, hold_view
 from gateway.store.tables import business_units, holds, instructions, risk_alerts
@@ -202,10 +202,7 @@ async def put_credit_limit(request: web.Request) -> web.Response:
     body = await read_json(request)
     check_body(_LIMIT, body)
     try:
-        # a limit may be given more precisely than the currency's minor units; it is stored rounded
-        # down, the conservative direction (never more exposure than was asked for), and shown back
-        exponent = Decimal(1).scaleb(-minor_units(currency))
-        money = Money(Decimal(body["limit"]).quantize(exponent, rounding=ROUND_DOWN), currency)
+        money = Money(Decimal(body["limit"]), currency)
     except DomainError as exc:
         raise ContractError(f"/limit: {exc.message}", errors=[FieldError("/limit", exc.message)]) from None
     async with rt.engine.begin() as conn:
