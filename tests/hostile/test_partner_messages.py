@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from gateway.config import load_settings
 from gateway.crypto import sign_payload
 from gateway_adapters.iso20022_bank.pain002 import (
     PaymentInformationStatus,
@@ -109,3 +110,26 @@ async def test_a_report_about_601_unknown_payments_logs_one_warning_naming_them(
     warnings = [r for r in no_errors_logged.records if "did not route" in r.getMessage()]
     assert len(warnings) == 1
     assert "601" in warnings[0].getMessage() and "ins_unknown_0000" in warnings[0].getMessage()
+
+
+async def test_a_callback_that_fails_inside_the_gateway_is_counted_and_answered_as_problem(database: Any) -> None:
+    from tests.plugins import crashing_callback
+    from tests.support import start_gateway, stop_gateway
+
+    card = load_settings(env={}).section("partners")["card_acquirer"]
+    gw = await start_gateway(
+        database,
+        simulators=False,
+        dispatch=False,
+        poll=False,
+        extra_plugins=(crashing_callback,),
+        partners__crashing_callbacks=dict(card),
+    )
+    try:
+        resp = await gw.session.post(f"{gw.url}/v1/partners/crashing_callbacks/callbacks", data=b"{}")
+        assert resp.status == 500
+        assert resp.content_type == "application/problem+json"
+        assert "Traceback" not in await resp.text()
+        assert _counted(gw, "crashing_callbacks", "internal") == 1
+    finally:
+        await stop_gateway(gw)
