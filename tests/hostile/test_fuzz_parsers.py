@@ -145,12 +145,14 @@ def _parse(adapter: Adapter, body: bytes) -> list[StatusUpdate] | None:
     header, secret = CALLBACK_SIGNING[adapter.name]
     headers = {header: sign_payload(secret.encode(), body)}
     try:
-        updates = adapter.parse_callback(headers, body)
+        return adapter.parse_callback(headers, body)
     except (SignatureError, ContractError):
         return None
-    assert isinstance(updates, list)
-    assert all(isinstance(u, StatusUpdate) for u in updates)
-    return updates
+
+
+def _read_or_refused(updates: list[StatusUpdate] | None) -> bool:
+    """The parser's answer is a list of status updates, or a documented refusal (``None``)."""
+    return updates is None or (isinstance(updates, list) and all(isinstance(u, StatusUpdate) for u in updates))
 
 
 def _card_seed() -> Any:
@@ -207,7 +209,8 @@ SEEDS: dict[str, Callable[[], bytes]] = {
 def test_every_builtin_adapter_with_callbacks_is_fuzzed() -> None:
     assert set(SEEDS) == set(Plugins().adapter_classes()) & set(CALLBACK_SIGNING)
     for name, seed in SEEDS.items():
-        assert _parse(_adapter(name), seed()) is not None, f"{name}: the seed message must be readable"
+        updates = _parse(_adapter(name), seed())
+        assert updates and _read_or_refused(updates), f"{name}: the seed message must be readable"
 
 
 @pytest.mark.parametrize("name", sorted(SEEDS))
@@ -215,7 +218,7 @@ def test_every_builtin_adapter_with_callbacks_is_fuzzed() -> None:
 @given(data=st.data())
 def test_callback_parser_raises_only_documented_errors_on_mutated_bytes(name: str, data: st.DataObject) -> None:
     body = data.draw(mutated(SEEDS[name]()) | st.binary(max_size=300))
-    _parse(_adapter(name), body)
+    assert _read_or_refused(_parse(_adapter(name), body))
 
 
 @pytest.mark.parametrize("name", ["card_acquirer", "instant_rtp"])
@@ -224,7 +227,7 @@ def test_callback_parser_raises_only_documented_errors_on_mutated_bytes(name: st
 def test_json_callback_parser_raises_only_documented_errors_on_any_field_value(name: str, data: st.DataObject) -> None:
     seed = _card_seed() if name == "card_acquirer" else _instant_seed()
     doc = data.draw(one_field_replaced(seed))
-    _parse(_adapter(name), json.dumps(doc).encode())
+    assert _read_or_refused(_parse(_adapter(name), json.dumps(doc).encode()))
 
 
 @pytest.mark.parametrize("name", sorted(CALLBACK_SIGNING))
