@@ -669,7 +669,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "more than 40 characters, `NaN`/`Infinity`/an overflowing number, a string of more than",
         "65,536 characters or a duplicated key; and `422` (`forbidden-character`) for a string, key",
         "included, with a control character other than tab and line breaks (NUL included), a lone",
-        "surrogate (`\\ud800`) or a bidirectional control (U+202A–U+202E, U+2066–U+2069).",
+        "surrogate (`\\ud800`) or a bidirectional control (U+202A to U+202E, U+2066 to U+2069).",
         "Instruction fields refuse tabs and line breaks too. A body larger than",
         "`server.max_body_bytes` is `413`; one that stops arriving is `408` and the connection is",
         "closed (docs/configuration.md). A request the HTTP parser cannot read is a `400` problem",
