@@ -32,6 +32,7 @@ __all__ = [
     "Settings",
     "check_document",
     "deep_merge",
+    "default_settings",
     "load_settings",
     "read_yaml_file",
 ]
@@ -81,6 +82,10 @@ class ServerSettings:
     port: int
     public_url: str | None
     max_body_bytes: int
+    #: slow or stalled clients: headers, then the body, must arrive within these; idle keep-alive is closed
+    header_timeout_seconds: float
+    body_timeout_seconds: float
+    keepalive_timeout_seconds: float
 
 
 @dataclass(frozen=True)
@@ -323,6 +328,11 @@ def check_document(doc: Any, schema: Mapping[str, Any], source: str) -> None:
         err = errors[0]
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise ConfigError(f"{source}: {where}: {err.message}")
+
+
+def default_settings() -> Settings:
+    """Every setting at its default (the schema's), as for an app that carries no configuration."""
+    return validate_document({}, "(defaults)")
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -39,6 +39,7 @@ __all__ = [
     "OutcomeUnknownError",
     "PartnerUnreachableError",
     "PermanentPartnerError",
+    "RequestTimeoutError",
     "ServiceUnavailableError",
     "SignatureError",
     "TransientPartnerError",
@@ -228,3 +229,11 @@ class PermanentPartnerError(AdapterError):
 
     default_message = "permanent partner failure"
     slug = "partner-permanent"
+
+
+class RequestTimeoutError(GatewayError):
+    """The request body did not arrive in time; the connection is closed."""
+
+    default_message = "request body timed out"
+    status = 408
+    slug = "request-timeout"

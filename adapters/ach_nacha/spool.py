@@ -88,7 +88,7 @@ class Spool:
 
     @staticmethod
     def key(instruction_id: str) -> str:
-        if _SAFE.match(instruction_id):
+        if _SAFE.fullmatch(instruction_id):
             return instruction_id
         return "h" + hashlib.sha256(instruction_id.encode()).hexdigest()[:40]
 

@@ -25,7 +25,6 @@ import dataclasses
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -37,16 +36,25 @@ from gateway.adapter import (
     SubmitResult,
     http_settings_schema,
 )
+from gateway.contracts.safejson import decode_partner_json
 from gateway.domain.accounts import WalletAccount, mask
+from gateway.domain.datetimes import datetime_from_unix
 from gateway.domain.money import Money
 from gateway.domain.status import Status
 from gateway.errors import (
     ContractError,
     DomainError,
+    FieldError,
     PermanentPartnerError,
     TransientPartnerError,
 )
-from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES, header, retry_after
+from gateway.partners.http import (
+    CALLBACK_URL_HEADER,
+    IDEMPOTENCY_HEADER,
+    TRANSIENT_HTTP_STATUSES,
+    header,
+    retry_after,
+)
 from gateway.partners.signing import verify_signature
 from gateway_adapters.card_acquirer.codes import EVENT_STATUSES, PAYOUT_STATUSES, REROUTE, rule_for
 from gateway_adapters.card_acquirer.contracts import (
@@ -71,10 +79,7 @@ _AUTH_RETRY_AFTER = 60.0
 
 
 def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ContractError("body is not JSON") from None
+    return decode_partner_json(body, "acquirer message")
 
 
 class CardAcquirerAdapter(HttpAdapter):
@@ -283,7 +288,11 @@ class CardAcquirerAdapter(HttpAdapter):
         validate(WEBHOOK_EVENT, event)
         payout = event["data"]["object"]
         update = _update(payout, EVENT_STATUSES[event["type"]])
-        return [dataclasses.replace(update, occurred_at=datetime.fromtimestamp(event["created"], UTC))]
+        try:
+            occurred_at = datetime_from_unix(event["created"])
+        except ValueError as exc:  # the contract bounds it; this is the reader's own guard
+            raise ContractError(str(exc), errors=[FieldError("/created", str(exc))]) from None
+        return [dataclasses.replace(update, occurred_at=occurred_at)]
 
 
 def _update(payout: Mapping[str, Any], status: Status | None = None) -> StatusUpdate:

@@ -21,7 +21,11 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from gateway.adapter import PaymentOrder
+from gateway.contracts.messages import error_message
+from gateway.contracts.safejson import decode_partner_json
+from gateway.contracts.strict_schema import FORMAT_CHECKER, StrictValidator
 from gateway.domain.accounts import UsAccount
+from gateway.domain.datetimes import parse_datetime
 from gateway.domain.errors import pointer_of
 from gateway.errors import ContractError, FieldError
 
@@ -52,7 +56,7 @@ ERROR = "error"
 def _validator(message: str) -> Draft202012Validator:
     schema = json.loads((CONTRACT_DIR / f"{message}.json").read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return StrictValidator(schema, format_checker=FORMAT_CHECKER)
 
 
 def validate(message: str, document: Any) -> None:
@@ -61,16 +65,13 @@ def validate(message: str, document: Any) -> None:
     if not errors:
         return
     best = best_match(errors)
-    first = FieldError(pointer_of(best.absolute_path), best.message)
-    rest = [FieldError(pointer_of(e.absolute_path), e.message) for e in errors if e is not best]
+    first = FieldError(pointer_of(best.absolute_path), error_message(best))
+    rest = [FieldError(pointer_of(e.absolute_path), error_message(e)) for e in errors if e is not best]
     raise ContractError(f"not a valid {message}: {first.pointer or '/'}: {first.message}", errors=[first, *rest])
 
 
 def _load(message: str, body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ContractError(f"{message} is not JSON", errors=[FieldError("", "not a JSON document")]) from None
+    document = decode_partner_json(body, message)
     validate(message, document)
     return document
 
@@ -202,7 +203,7 @@ def read_report(body: bytes) -> Report:
         status=doc["status"],
         amount=Decimal(doc["amount"]),
         currency=doc["currency"],
-        created_at=datetime.fromisoformat(doc["created_at"].replace("Z", "+00:00")),
+        created_at=parse_datetime(doc["created_at"]),  # the contract's format check uses the same function
         reason_code=reason.get("code"),
         reason=reason.get("description"),
     )

@@ -163,7 +163,7 @@ class _Reader:
             self.errors.append(FieldError(pointer, f"{(node.text or '')[:20]!r} is not an amount"))
             return None
         currency = node.get("Ccy") or ""
-        if not re.match(r"^[A-Z]{3}$", currency):
+        if not re.fullmatch(r"[A-Z]{3}", currency):
             self.errors.append(FieldError(f"{pointer}/@Ccy", "is not a currency code"))
             return None
         return value, currency
@@ -188,7 +188,7 @@ def read_camt053(body: bytes) -> list[StatementRead]:
     """Every statement in a camt.053 of any version; ``ContractError`` listing every problem."""
     root = parse_xml(body)
     ns = namespace(root)
-    if local_name(root) != "Document" or not _NS_RE.match(ns):
+    if local_name(root) != "Document" or not _NS_RE.fullmatch(ns):
         raise ContractError(
             "not a camt.053 statement",
             errors=[FieldError("/Document", f"expected a camt.053 Document, got {{{ns}}}{local_name(root)}")],

@@ -231,7 +231,7 @@ class _Reader:
 
     def status_code(self, element: etree._Element | None, name: str, pointer: str) -> str | None:
         value = text(element, name)
-        if value is not None and not _STATUS_CODE_RE.match(value):
+        if value is not None and not _STATUS_CODE_RE.fullmatch(value):
             self.fail(f"{pointer}/{name}", f"{value[:20]!r} is not a 4-letter status code")
             return None
         return value
@@ -255,7 +255,7 @@ class _Reader:
         for index, info in enumerate(children(element, "StsRsnInf"), start=1):
             rsn = child(info, "Rsn")
             code = text(rsn, "Cd") or text(rsn, "Prtry")
-            if code is not None and not _REASON_CODE_RE.match(code):
+            if code is not None and not _REASON_CODE_RE.fullmatch(code):
                 self.fail(f"{pointer}/StsRsnInf[{index}]/Rsn/Cd", f"{code[:20]!r} is not a reason code")
                 code = None
             lines = [t.text.strip() for t in children(info, "AddtlInf") if t.text and t.text.strip()]
@@ -278,7 +278,7 @@ class _Reader:
             self.fail(f"{pointer}/OrgnlTxRef/Amt/InstdAmt", f"{(node.text or '')[:20]!r} is not an amount")
             return None, None
         currency = node.get("Ccy")
-        if not currency or not re.match(r"^[A-Z]{3}$", currency):
+        if not currency or not re.fullmatch(r"[A-Z]{3}", currency):
             self.fail(f"{pointer}/OrgnlTxRef/Amt/InstdAmt/@Ccy", "is not a currency code")
             return None, None
         return value, currency
@@ -288,7 +288,7 @@ def parse_pain002(body: bytes) -> StatusReport:
     """Parse a pain.002 of any version; raise ``ContractError`` listing every problem."""
     root = parse_xml(body)
     ns = namespace(root)
-    if local_name(root) != "Document" or (ns and not _PAIN002_NS_RE.match(ns)):
+    if local_name(root) != "Document" or (ns and not _PAIN002_NS_RE.fullmatch(ns)):
         raise ContractError(
             "not a pain.002 status report",
             errors=[FieldError("/Document", f"expected a pain.002 Document, got {{{ns}}}{local_name(root)}")],

@@ -68,10 +68,16 @@ def parse_xml(body: bytes, *, pointer: str = "/Document") -> etree._Element:
         ) from None
     except ParseError as exc:
         raise ContractError("malformed XML", errors=[FieldError(pointer, f"not well-formed XML: {exc}")]) from None
+    except (LookupError, ValueError) as exc:  # an unknown or impossible encoding declaration
+        message = f"unreadable XML: {str(exc)[:80]}"
+        raise ContractError("malformed XML", errors=[FieldError(pointer, message)]) from None
     try:
         root = etree.fromstring(bytes(body), _parser())
     except etree.XMLSyntaxError as exc:
         raise ContractError("malformed XML", errors=[FieldError(pointer, f"not well-formed XML: {exc.msg}")]) from None
+    except (etree.LxmlError, LookupError, ValueError) as exc:
+        message = f"unreadable XML: {str(exc)[:80]}"
+        raise ContractError("malformed XML", errors=[FieldError(pointer, message)]) from None
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise ContractError(

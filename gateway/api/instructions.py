@@ -11,11 +11,14 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
+from gateway.api.bodies import read_json
 from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
 from gateway.contracts.versions import VERSION_HEADER, negotiate, parse_as_latest, requested_version
+from gateway.domain.datetimes import parse_datetime
 from gateway.domain.ids import new_id
 from gateway.domain.instruction import parse_instruction
 from gateway.domain.status import Decision, Status
@@ -27,7 +30,6 @@ from gateway.errors import (
     IdempotencyConflictError,
     NotFoundError,
     ServiceUnavailableError,
-    UnsupportedMediaTypeError,
 )
 from gateway.store import repo
 from gateway.store.codec import event_view, public_view
@@ -41,19 +43,9 @@ routes = web.RouteTableDef()
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 INSTRUCTION_ID_RE = re.compile(r"^ins_[0-9A-Z]{26}$")
 _APPLIED = Decision(True, "applied")
-
-
-async def read_json(request: web.Request) -> Any:
-    """The JSON body, or a 4xx problem (wrong media type, too large, malformed)."""
-    if request.content_type != "application/json":
-        raise UnsupportedMediaTypeError(f"send the body as application/json, not {request.content_type or 'nothing'}")
-    raw = await request.read()  # aiohttp enforces client_max_size → 413
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise BadRequestError("request body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequestError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+_SEQUENCE_RE = re.compile(r"[0-9]{1,9}")
+#: events shown inline in an instruction view; the rest through GET /v1/instructions/{id}/events
+EVENTS_INLINE = 100
 
 
 def _canonical_hash(doc: Any, version: str) -> str:
@@ -67,7 +59,7 @@ async def create_instruction(request: web.Request) -> web.Response:
     rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
     key = request.headers.get("Idempotency-Key", "")
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
         raise BadRequestError("send an Idempotency-Key header (1-255 printable ASCII characters, e.g. a UUID)")
     doc = await read_json(request)
     now = rt.clock()
@@ -131,45 +123,76 @@ def _instruction_id(request: web.Request) -> str:
     return path_id(value, INSTRUCTION_ID_RE, f"no instruction {value!r}")
 
 
+async def _events_page(
+    conn: AsyncConnection, instruction_id: str, reference: str, after: int, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Events after sequence ``after``, oldest first, at most ``limit``; and the cursor of the next page."""
+    rows = (
+        (
+            await conn.execute(
+                select(instruction_events)
+                .where(instruction_events.c.instruction_id == instruction_id, instruction_events.c.sequence > after)
+                .order_by(instruction_events.c.sequence)
+                .limit(limit + 1)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    events = [event_view(e, reference) for e in rows[:limit]]
+    return events, (str(events[-1]["sequence"]) if len(rows) > limit else None)
+
+
+async def _row(conn: AsyncConnection, business_unit_id: str, instruction_id: str) -> Any:
+    row = (
+        (
+            await conn.execute(
+                select(instructions).where(
+                    instructions.c.id == instruction_id,
+                    instructions.c.business_unit_id == business_unit_id,
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        # Another business unit's instruction is "not found", never "forbidden".
+        raise NotFoundError(f"no instruction {instruction_id!r}")
+    return row
+
+
 async def _load(request: web.Request, business_unit_id: str, instruction_id: str) -> dict[str, Any]:
+    """The instruction with its first ``EVENTS_INLINE`` events (``events_next_cursor`` pages on)."""
     rt = request.app[SERVICES]
     async with rt.engine.connect() as conn:
-        row = (
-            (
-                await conn.execute(
-                    select(instructions).where(
-                        instructions.c.id == instruction_id,
-                        instructions.c.business_unit_id == business_unit_id,
-                    )
-                )
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            # Another business unit's instruction is "not found", never "forbidden".
-            raise NotFoundError(f"no instruction {instruction_id!r}")
-        events = (
-            (
-                await conn.execute(
-                    select(instruction_events)
-                    .where(instruction_events.c.instruction_id == instruction_id)
-                    .order_by(instruction_events.c.sequence)
-                )
-            )
-            .mappings()
-            .all()
-        )
+        row = await _row(conn, business_unit_id, instruction_id)
+        events, next_cursor = await _events_page(conn, instruction_id, row["reference"], 0, EVENTS_INLINE)
     view = public_view(row)
-    view["events"] = [event_view(e, row["reference"]) for e in events]
+    view["events"] = events
+    view["events_next_cursor"] = next_cursor
     return view
 
 
 @routes.get("/v1/instructions/{id}")
 async def get_instruction(request: web.Request) -> web.Response:
-    """One instruction with its full event history."""
+    """One instruction with its event history (the first 100 events; more through ``/events``)."""
     principal = await authenticate(request, "instructions")
     return web.json_response(await _load(request, principal.business_unit_id, _instruction_id(request)))
+
+
+@routes.get("/v1/instructions/{id}/events")
+async def list_instruction_events(request: web.Request) -> web.Response:
+    """One instruction's events, oldest first, cursor-paginated (``cursor`` = a sequence number)."""
+    rt = request.app[SERVICES]
+    principal = await authenticate(request, "instructions")
+    instruction_id = _instruction_id(request)
+    limit = page_limit(request.query, default=100)
+    cursor = page_cursor(request.query, _SEQUENCE_RE)
+    async with rt.engine.connect() as conn:
+        row = await _row(conn, principal.business_unit_id, instruction_id)
+        items, next_cursor = await _events_page(conn, instruction_id, row["reference"], int(cursor or 0), limit)
+    return web.json_response({"items": items, "next_cursor": next_cursor})
 
 
 def _parse_bound(name: str, value: str, end: bool) -> datetime:
@@ -177,7 +200,10 @@ def _parse_bound(name: str, value: str, end: bool) -> datetime:
         if len(value) == 10:
             day = date.fromisoformat(value)
             return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
-        parsed = datetime.fromisoformat(value)
+        try:
+            return parse_datetime(value)  # RFC 3339, what the OpenAPI document promises
+        except ValueError:
+            parsed = datetime.fromisoformat(value)  # older clients' ISO 8601 forms (no offset: UTC)
     except ValueError:
         raise BadRequestError(f"{name} must be an ISO 8601 date or date-time, e.g. 2026-01-31") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -213,8 +239,8 @@ def list_query(business_unit_id: str, query: Mapping[str, str]) -> tuple[Select[
         stmt = stmt.where(instructions.c.adapter == query["adapter"])
     start = _parse_bound("created_from", query["created_from"], False) if "created_from" in query else None
     end = _parse_bound("created_to", query["created_to"], True) if "created_to" in query else None
-    if start is not None and end is not None and start > end:
-        raise BadRequestError("created_from is after created_to; swap them")
+    # created_from after created_to is a range with nothing in it: an empty page, as the OpenAPI document
+    # (which cannot compare two parameters) lets a client expect
     if start is not None:
         stmt = stmt.where(instructions.c.created_at >= start)
     if end is not None:
@@ -239,14 +265,30 @@ async def list_instructions(request: web.Request) -> web.Response:
     return web.json_response({"items": items, "next_cursor": next_cursor})
 
 
+async def _refused_cancel_is_latest(conn: AsyncConnection, instruction_id: str) -> bool:
+    """Whether the instruction's newest event is a cancel request that was refused."""
+    latest = (
+        await conn.execute(
+            select(instruction_events.c.status, instruction_events.c.applied)
+            .where(instruction_events.c.instruction_id == instruction_id)
+            .order_by(instruction_events.c.sequence.desc())
+            .limit(1)
+        )
+    ).first()
+    return latest is not None and latest.status == Status.CANCELLED.value and not latest.applied
+
+
 @routes.post("/v1/instructions/{id}/cancel")
 async def cancel_instruction(request: web.Request) -> web.Response:
     """Cancel before submission; afterwards the answer is 409 and nothing changes."""
     rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
     instruction_id = _instruction_id(request)
-    await _load(request, principal.business_unit_id, instruction_id)  # 404 for others' ids
     async with rt.engine.begin() as conn:
+        row = await _row(conn, principal.business_unit_id, instruction_id)  # 404 for others' ids
+        if await _refused_cancel_is_latest(conn, instruction_id):
+            # The refusal is on record already: repeating it must not grow the history (one per status).
+            raise ConflictError(f"an instruction in status {row['status']!r} can no longer be cancelled")
         rec = await repo.record_status(
             conn,
             instruction_id,

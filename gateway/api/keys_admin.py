@@ -25,6 +25,7 @@ from gateway.api.auth import authenticate, forget_keys
 from gateway.api.instructions import read_json
 from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
 from gateway.contracts.registry import check_body
+from gateway.contracts.safejson import TEXT_PATTERN
 from gateway.errors import BadRequestError
 from gateway.store import repo
 
@@ -46,7 +47,8 @@ CREATE_SCHEMA: dict[str, Any] = {
             "type": "string",
             "minLength": 1,
             "maxLength": 100,
-            "pattern": r"\S",
+            # some visible character, and the text rule (no control or bidirectional characters)
+            "pattern": "^(?=.*\\S)" + TEXT_PATTERN.removeprefix("^"),
             "description": "business unit name (created if new)",
         },
         "scopes": {

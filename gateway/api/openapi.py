@@ -5,25 +5,37 @@ A test checks that every route the app serves is described here.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from gateway import __version__
-from gateway.api.keys_admin import CREATE_SCHEMA, ROTATE_SCHEMA
+from gateway.api.keys_admin import CREATE_SCHEMA, KEY_ID_RE, ROTATE_SCHEMA
+from gateway.api.openapi_bundle import PAYABLE_CURRENCIES, bundle, narrow_instruction, with_text_rule
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
 from gateway.contracts.registry import ContractRegistry
+from gateway.contracts.safejson import TEXT_PATTERN
 from gateway.contracts.versions import VERSION_HEADER, VersionInfo, compatibility_lines
+from gateway.domain.status import Status
 
 __all__ = ["build_openapi"]
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
+INSTRUCTION_ID_PATTERN = "^ins_[0-9A-Z]{26}$"
+_DATE_OR_DATETIME = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+
+
+def _comma_list(values: list[str]) -> str:
+    """A pattern for a comma-separated list of ``values``."""
+    one = "(" + "|".join(values) + ")"
+    return f"^{one}(,{one})*$"
 
 
 def _problems(*codes: int) -> dict[str, Any]:
     return {str(c): _PROBLEM for c in codes}
 
 
-def _instruction_versions(contracts: ContractRegistry) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Schema components, the request body, and the Contract-Version parameter for every instruction version."""
+def _instruction_versions(contracts: ContractRegistry) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Schema components and the request body for every instruction version."""
     versions = contracts.versions("instruction")
     latest = versions[-1]
     default = compatibility_lines(contracts, "instruction")[0][-1]
@@ -31,7 +43,9 @@ def _instruction_versions(contracts: ContractRegistry) -> tuple[dict[str, Any], 
     def component(version: str) -> str:
         return "Instruction" if version == latest else f"Instruction-{version}"
 
-    schemas = {component(v): contracts.schema("instruction", v) for v in reversed(versions)}
+    schemas: dict[str, Any] = {}
+    for v in reversed(versions):
+        schemas.update(narrow_instruction(bundle(contracts.schema("instruction", v), component(v)), component(v)))
     media: dict[str, Any] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{component(default)}"}}}
     notes = []
     for version in reversed(versions):
@@ -40,27 +54,20 @@ def _instruction_versions(contracts: ContractRegistry) -> tuple[dict[str, Any], 
         media[f"application/json; version={version}"] = {"schema": {"$ref": ref}}
         if info.deprecated:
             notes.append(f"{version} is deprecated since {info.deprecated}, retired on {info.sunset or 'a later date'}")
-    parameter = {
-        "name": VERSION_HEADER,
-        "in": "header",
-        "required": False,
-        "description": (
-            f"Instruction contract version: {', '.join(versions)}. Same as the media-type parameter "
-            "`Content-Type: application/json; version=X`; if both are sent they must agree (else 400). "
-            f"Unknown or retired versions are 400. {'; '.join(notes)}."
-        ),
-        "schema": {"type": "string", "enum": versions},
-    }
     body = {
         "required": True,
         "description": (
-            "A payment instruction in the version named by `Contract-Version` or `version=`; with neither, the "
+            "A payment instruction in the version named by the media-type parameter "
+            "(`Content-Type: application/json; version=X`, one media type per version below) or the "
+            f"`{VERSION_HEADER}` header (same meaning; if both are sent they must agree, else 400; the header is "
+            "not listed as a parameter because the body's schema depends on it); with neither, the "
             f"business unit's pinned version, else {default} (the newest version of the oldest compatibility line "
-            "still served, so a new breaking version never changes what an unversioned request means)."
+            "still served, so a new breaking version never changes what an unversioned request means). "
+            f"Versions: {', '.join(versions)}; unknown or retired versions are 400. {'; '.join(notes)}."
         ),
         "content": media,
     }
-    return schemas, body, parameter
+    return schemas, body
 
 
 _RESPONSE_HEADERS = {
@@ -128,7 +135,7 @@ def _risk_schemas() -> dict[str, Any]:
                 "comment": {"type": ["string", "null"]},
             },
         },
-        "HoldDecision": DECISION_SCHEMA,
+        "HoldDecision": with_text_rule(DECISION_SCHEMA),
         "Alert": {
             "type": "object",
             "properties": {
@@ -160,16 +167,38 @@ def _risk_schemas() -> dict[str, Any]:
                 )
             },
         },
-        "CreditLimitChange": LIMIT_SCHEMA,
+        "CreditLimitChange": _limit_change(),
     }
 
 
+def _limit_change() -> dict[str, Any]:
+    """``LIMIT_SCHEMA`` as far as a schema can say it: the decimals allowed depend on the path's currency."""
+
+    schema = copy.deepcopy(LIMIT_SCHEMA)
+    schema["properties"]["limit"] = {
+        "type": "string",
+        "pattern": "^[0-9]{1,15}$",
+        "description": (
+            "decimal amount in the path's currency: whole units always; decimals up to the currency's minor "
+            "units are accepted too (EUR 12.50, JPY none; at most 4), more are 422 at /limit"
+        ),
+    }
+    return schema
+
+
 def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) -> dict[str, Any]:
-    page_params = [
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-        {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the last page"},
-        {"name": "business_unit", "in": "query", "schema": {"type": "string"}},
-    ]
+    def page_params(cursor_pattern: str) -> list[dict[str, Any]]:
+        return [
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+            {
+                "name": "cursor",
+                "in": "query",
+                "schema": {"type": "string", "pattern": cursor_pattern},
+                "description": "next_cursor of the last page",
+            },
+            {"name": "business_unit", "in": "query", "schema": {"type": "string"}},
+        ]
+
     hold = {"$ref": "#/components/schemas/Hold"}
     decision_body = {
         "required": True,
@@ -200,7 +229,7 @@ def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) ->
                 "security": bearer,
                 "parameters": [
                     {"name": "state", "in": "query", "schema": {"enum": ["pending", "decided", "all"]}},
-                    *page_params,
+                    *page_params(INSTRUCTION_ID_PATTERN),
                 ],
                 "responses": {"200": _json(_page("Hold"), "A page of holds"), **_problems(400, 401, 403)},
             }
@@ -222,9 +251,14 @@ def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) ->
                 "operationId": "listAlerts",
                 "security": bearer,
                 "parameters": [
-                    {"name": "outcome", "in": "query", "schema": {"type": "string"}, "description": "flag,hold,reject"},
+                    {
+                        "name": "outcome",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": _comma_list(["flag", "hold", "reject"])},
+                        "description": "comma-separated: flag, hold, reject",
+                    },
                     {"name": "rule", "in": "query", "schema": {"type": "string"}, "description": "a rule's name"},
-                    *page_params,
+                    *page_params("^alr_[0-9A-Z]{26}$"),
                 ],
                 "responses": {"200": _json(_page("Alert"), "A page of alerts"), **_problems(400, 401, 403)},
             }
@@ -254,8 +288,19 @@ def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) ->
                 "operationId": "putCreditLimit",
                 "security": bearer,
                 "parameters": [
-                    {"name": "counterparty", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "currency", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "counterparty",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+                    },
+                    {
+                        "name": "currency",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": PAYABLE_CURRENCIES},
+                        "description": "an active ISO 4217 code with minor units",
+                    },
                 ],
                 "requestBody": {
                     "required": True,
@@ -323,7 +368,12 @@ def _key_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) -> 
                     {"name": "state", "in": "query", "schema": {"enum": ["active", "revoked", "all"]}},
                     {"name": "business_unit", "in": "query", "schema": {"type": "string"}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": KEY_ID_RE.pattern},
+                        "description": "next_cursor of the last page",
+                    },
                 ],
                 "responses": {"200": _json(_page("ApiKey"), "A page of keys"), **_problems(400, 401, 403)},
             },
@@ -378,10 +428,15 @@ def _key_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) -> 
 
 
 def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str, Any]:
-    instruction_schemas, instruction_body, version_parameter = _instruction_versions(contracts)
-    event = contracts.schema("status-event")
+    instruction_schemas, instruction_body = _instruction_versions(contracts)
     bearer = [{"apiKey": []}]
-    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    id_param = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": INSTRUCTION_ID_PATTERN},
+        "description": "an instruction id (`ins_` + 26 characters); anything else is 404",
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -405,7 +460,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **instruction_schemas,
                 **_risk_schemas(),
                 **_key_schemas(),
-                "StatusEvent": event,
+                **bundle(contracts.schema("status-event"), "StatusEvent"),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -427,7 +482,15 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                         "currency": {"type": "string"},
                         "adapter": {"type": ["string", "null"]},
                         "partner_reference": {"type": ["string", "null"]},
-                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/StatusEvent"}},
+                        "events": {
+                            "type": "array",
+                            "description": "The first 100 events, oldest first",
+                            "items": {"$ref": "#/components/schemas/StatusEvent"},
+                        },
+                        "events_next_cursor": {
+                            "type": ["string", "null"],
+                            "description": "More events: the cursor for GET /v1/instructions/{id}/events",
+                        },
                     },
                 },
                 "Problem": {
@@ -473,9 +536,8 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                             "in": "header",
                             "required": True,
                             "description": "Same key + same body replays the first response; a different body is 409.",
-                            "schema": {"type": "string", "maxLength": 255},
+                            "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
                         },
-                        version_parameter,
                     ],
                     "requestBody": instruction_body,
                     "responses": {
@@ -499,38 +561,38 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                         {
                             "name": "reference",
                             "in": "query",
-                            "schema": {"type": "string", "maxLength": 35},
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 35, "pattern": TEXT_PATTERN},
                             "description": "the business unit's own reference, exact match",
                         },
                         {
                             "name": "status",
                             "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "comma-separated statuses, e.g. `held,failed`",
+                            "schema": {"type": "string", "pattern": _comma_list([s.value for s in Status])},
+                            "description": "comma-separated statuses",
                         },
                         {
                             "name": "adapter",
                             "in": "query",
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"},
                             "description": "the partner adapter it was routed to, e.g. `iso20022_bank`",
                         },
                         {
                             "name": "created_from",
                             "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "ISO 8601 date or date-time (UTC if no offset), inclusive",
+                            "schema": _DATE_OR_DATETIME,
+                            "description": "a date (from its start, UTC) or an RFC 3339 date-time",
                         },
                         {
                             "name": "created_to",
                             "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "ISO 8601 date (the whole day) or date-time, inclusive",
+                            "schema": _DATE_OR_DATETIME,
+                            "description": "a date (to its end, UTC) or an RFC 3339 date-time",
                         },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                         {
                             "name": "cursor",
                             "in": "query",
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "pattern": INSTRUCTION_ID_PATTERN},
                             "description": "next_cursor of the previous page",
                         },
                     ],
@@ -570,6 +632,27 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                             },
                         },
                         **_problems(401, 403, 404),
+                    },
+                }
+            },
+            "/v1/instructions/{id}/events": {
+                "get": {
+                    "summary": "One instruction's events, oldest first, a page at a time",
+                    "operationId": "listInstructionEvents",
+                    "security": bearer,
+                    "parameters": [
+                        id_param,
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+                            "description": "next_cursor of the last page (or the instruction's events_next_cursor)",
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(_page("StatusEvent"), "A page of events"),
+                        **_problems(400, 401, 403, 404),
                     },
                 }
             },
@@ -735,6 +818,25 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "Every error is `application/problem+json` with `type`, `title`, `status`, `detail`,",
         "`instance` and, for invalid fields, `errors`: a list of `{pointer, detail}` where",
         "`pointer` is the RFC 6901 JSON pointer of the failing field, the most relevant first.",
+        "Values are not echoed back at length: a message shows at most the first 80 characters.",
+        "",
+        "Every JSON body (API requests and partner callbacks) is read by one decoder. It answers",
+        "`400` (`bad-request`, with the pointer where there is one) for a body that is not UTF-8",
+        "(lone surrogates encoded as bytes included), starts with a byte order mark, is malformed,",
+        "is nested more than 32 levels, holds an integer of more than 30 digits, a number literal of",
+        "more than 40 characters, `NaN`/`Infinity`/an overflowing number, a string of more than",
+        "65,536 characters or a duplicated key; and `422` (`forbidden-character`) for a string, key",
+        "included, with a control character other than tab and line breaks (NUL included), a lone",
+        "surrogate (`\\ud800`) or a bidirectional control (U+202A to U+202E, U+2066 to U+2069).",
+        "Instruction fields refuse tabs and line breaks too. A body larger than",
+        "`server.max_body_bytes` is `413`; one that stops arriving is `408` and the connection is",
+        "closed (docs/configuration.md). A request the HTTP parser cannot read is a `400` problem",
+        "(`malformed-http`).",
+        "",
+        "Formats named in the schemas beyond JSON Schema's own: `iban` (ISO 13616, check digits),",
+        "`bic` (ISO 9362, known country), `aba-routing` (ABA check digit), `lei` (ISO 17442 check",
+        "digits), `creditor-reference` (ISO 11649 check digits). Patterns are ECMA-262: `$` is the end",
+        "of the string (a trailing line break does not match) and `\\d` is an ASCII digit.",
         "",
     ]
     return "\n".join(lines)

@@ -43,13 +43,13 @@ def page_limit(query: Mapping[str, str], default: int = 50) -> int:
 def page_cursor(query: Mapping[str, str], pattern: re.Pattern[str]) -> str | None:
     """``cursor``: the ``next_cursor`` of an earlier page, checked against the ids it can be (400 otherwise)."""
     cursor = query.get("cursor")
-    if cursor is not None and not pattern.match(cursor):
+    if cursor is not None and not pattern.fullmatch(cursor):
         raise BadRequestError("cursor is not one this API returned")
     return cursor
 
 
 def path_id(value: str, pattern: re.Pattern[str], not_found: str) -> str:
     """An id from the path; one that cannot be an id this API hands out is a 404 saying ``not_found``."""
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise NotFoundError(not_found)
     return value

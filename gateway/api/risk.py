@@ -12,14 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
-from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
 from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
-from gateway.api.instructions import INSTRUCTION_ID_RE, read_json
+from gateway.api.bodies import read_json
+from gateway.api.instructions import INSTRUCTION_ID_RE
 from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
 from gateway.contracts.registry import check_body
+from gateway.contracts.strict_schema import StrictValidator
 from gateway.domain.money import Money
 from gateway.errors import BadRequestError, ContractError, DomainError, FieldError, NotFoundError
 from gateway.risk import credit
@@ -49,8 +50,8 @@ LIMIT_SCHEMA: dict[str, Any] = {
         "on_exceed": {"enum": ["hold", "reject"], "default": "hold"},
     },
 }
-_DECISION = Draft202012Validator(DECISION_SCHEMA)
-_LIMIT = Draft202012Validator(LIMIT_SCHEMA)
+_DECISION = StrictValidator(DECISION_SCHEMA)
+_LIMIT = StrictValidator(LIMIT_SCHEMA)
 
 
 @routes.get("/v1/holds")
@@ -195,9 +196,9 @@ async def put_credit_limit(request: web.Request) -> web.Response:
     await authenticate(request, "admin")
     counterparty = request.match_info["counterparty"]
     currency = request.match_info["currency"]
-    if not _COUNTERPARTY.match(counterparty):
+    if not _COUNTERPARTY.fullmatch(counterparty):
         raise BadRequestError("counterparty must be 1-64 characters [A-Za-z0-9._-]")
-    if not _CURRENCY.match(currency):
+    if not _CURRENCY.fullmatch(currency):
         raise BadRequestError("currency must be an ISO 4217 code like EUR")
     body = await read_json(request)
     check_body(_LIMIT, body)

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway.api.appkeys import SETTINGS
+from gateway.api.connections import ConnectionLimits, GuardedRunner
+from gateway.config import default_settings
 from gateway.errors import ConfigError
 
 __all__ = ["RunningApp", "bind", "start_app"]
@@ -45,7 +48,10 @@ class RunningApp:
 
 
 async def start_app(app: web.Application, sock: socket.socket) -> RunningApp:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    """Serve ``app`` on ``sock``; the gateway's own ``server`` timeouts apply (``ConnectionLimits``)."""
+    settings = app.get(SETTINGS) or default_settings()  # a simulator app carries no gateway settings
+    limits = ConnectionLimits.from_server_settings(settings.server)
+    runner = GuardedRunner(app, limits, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return RunningApp(runner, sock)

@@ -34,14 +34,14 @@ decides. The guard walks the whole schema (``$defs`` included) and refuses:
 
 Three differences between the libraries are neutralised when compiling:
 
-* ``pattern``: fastjsonschema rewrites every ``$`` to ``\\Z`` (so ``^[A-Z]{3}$``
-  rejects ``"EUR\\n"``) while jsonschema uses ``re.search`` with the pattern as
-  written (``$`` also matches before a final newline). Each ``pattern`` is
-  therefore compiled as a custom format running the same ``re.search``.
+* ``pattern``: fastjsonschema rewrites every ``$`` to ``\\Z`` while the gateway's
+  validator gives patterns their ECMA-262 meaning (``gateway.contracts.strict_schema``:
+  ASCII classes, a final ``$`` at the very end). Each ``pattern`` is therefore
+  compiled as a custom format running the validator's own ``compile_pattern``.
 * ``format``: fastjsonschema's own regexes differ from jsonschema's checkers, so
   each allowed format is mapped to the very ``FormatChecker`` jsonschema is given.
-  (Note: with ``rfc3339-validator`` not installed, jsonschema's checker does not
-  check ``date-time`` at all, and neither does the fast check.)
+  (``gateway.strict_schema.FORMAT_CHECKER`` checks ``date-time`` with
+  ``gateway.datetimes.parse_datetime``; pass it to both.)
 * ``default``: fastjsonschema inserts defaults into the instance unless told not
   to; it is compiled with ``use_default=False`` and annotations are stripped.
 
@@ -58,7 +58,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import FormatChecker
+
+from gateway.contracts.strict_schema import FORMAT_CHECKER, compile_pattern
 
 __all__ = [
     "ANNOTATIONS",
@@ -272,7 +274,7 @@ def _prepare(node: Any, formats: dict[str, Callable[[str], Any]], top: bool) -> 
             out[key] = _prepare(value, formats, False)
         elif key == "pattern":
             name = _PATTERN_FORMAT.format(len(formats))
-            formats[name] = re.compile(value).search  # exactly jsonschema's re.search(pattern, instance)
+            formats[name] = compile_pattern(value).search  # exactly the validator's (gateway.contracts.strict_schema)
             extra.append({"format": name})
         else:  # a copy: fastjsonschema's resolver rewrites "$ref" strings it finds in nested dicts
             out[key] = copy.deepcopy(value)
@@ -303,13 +305,13 @@ def compile_fast(
 
     ``None`` means the schema is not in the proven-equivalent subset (see the module
     docstring); the caller must then use jsonschema. ``format_checker`` must be the
-    checker given to jsonschema (default: ``Draft202012Validator.FORMAT_CHECKER``).
+    checker given to jsonschema (default: ``gateway.strict_schema.FORMAT_CHECKER``).
     The returned function never raises and never modifies the instance; ``False``
     means "not proven valid" — let jsonschema decide and explain.
     """
     if ineligibility(schema) is not None:
         return None
-    checker = format_checker if format_checker is not None else Draft202012Validator.FORMAT_CHECKER
+    checker = format_checker if format_checker is not None else FORMAT_CHECKER
     formats: dict[str, Callable[[str], Any]] = {name: _format(checker, name) for name in FORMATS}
     definition = _prepare(schema, formats, True)
     definition["$schema"] = _DRAFT_07

@@ -13,7 +13,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
-__all__ = ["PATTERN_WORDS", "describe", "field_name"]
+__all__ = ["MAX_ECHO", "PATTERN_WORDS", "describe", "error_message", "field_name"]
 
 #: contract pattern → what it means (completes "FIELD must be …")
 PATTERN_WORDS: Mapping[str, str] = {
@@ -130,4 +130,18 @@ def describe(error: ValidationError) -> str:
     if kind in ("minItems", "maxItems"):
         side = "at least" if kind == "minItems" else "at most"
         return f"{name} must have {side} {value} item{'s' if value != 1 else ''}"
-    return f"{name}: {error.message}"
+    return f"{name}: {error_message(error)}"
+
+
+#: longest rendering of an offending value that an error message repeats back to the caller
+MAX_ECHO = 80
+
+
+def error_message(error: ValidationError) -> str:
+    """jsonschema's message with the offending value shortened: a 60 KB value is not echoed back."""
+    message = error.message
+    if isinstance(error.instance, str | list | dict):
+        shown = repr(error.instance)
+        if len(shown) > MAX_ECHO:
+            message = message.replace(shown, shown[: MAX_ECHO - 1] + "…")
+    return message if len(message) <= 4 * MAX_ECHO else message[: 4 * MAX_ECHO - 1] + "…"

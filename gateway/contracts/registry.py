@@ -22,6 +22,7 @@ from referencing.jsonschema import DRAFT202012
 
 from gateway.contracts.fastcheck import compile_fast
 from gateway.contracts.messages import describe
+from gateway.contracts.strict_schema import FORMAT_CHECKER, StrictValidator
 from gateway.domain.errors import pointer_of
 from gateway.errors import ContractError, FieldError
 
@@ -121,11 +122,7 @@ class ContractRegistry:
         key = (message, version or self.latest(message))
         validator = self._validators.get(key)
         if validator is None:
-            validator = Draft202012Validator(
-                self.schema(*key),
-                registry=self._registry,
-                format_checker=Draft202012Validator.FORMAT_CHECKER,
-            )
+            validator = StrictValidator(self.schema(*key), registry=self._registry, format_checker=FORMAT_CHECKER)
             self._validators[key] = validator
         return validator
 
@@ -133,7 +130,7 @@ class ContractRegistry:
         """The compiled pre-check for a contract, or ``None`` where it is not proven equivalent."""
         key = (message, version or self.latest(message))
         if key not in self._fast:
-            self._fast[key] = compile_fast(self.schema(*key), format_checker=Draft202012Validator.FORMAT_CHECKER)
+            self._fast[key] = compile_fast(self.schema(*key), format_checker=FORMAT_CHECKER)
         return self._fast[key]
 
     def errors(self, message: str, instance: Any, version: str | None = None) -> list[FieldError]:

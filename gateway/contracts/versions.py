@@ -152,7 +152,7 @@ def requested_version(header: str | None, content_type: str | None) -> str | Non
     """The version the sender asked for (header and/or media-type parameter), or ``None``."""
     asked = {"Contract-Version": (header or "").strip() or None, "version=": _media_version(content_type)}
     for source, value in asked.items():
-        if value is not None and not _VERSION_RE.match(value):
+        if value is not None and not _VERSION_RE.fullmatch(value):
             raise ContractVersionError(f"{source} must be a contract version like 1.1, not {value[:20]!r}")
     by_header, by_media = asked.values()
     if by_header and by_media and by_header != by_media:

@@ -53,6 +53,7 @@ class StatusUpdates:
     async def apply(self, adapter: str, updates: Sequence[StatusUpdate], *, source: str) -> UpdateSummary:
         """Record every update in one transaction; announce applied changes after commit."""
         applied = ignored = unknown = 0
+        strangers: list[str] = []  # what the partner named, for one aggregated warning
         changes: list[StatusChange | None] = []
         now = self.clock()
         async with self.engine.begin() as conn:
@@ -62,7 +63,7 @@ class StatusUpdates:
                 )
                 if instruction_id is None:
                     unknown += 1
-                    log.warning("%s reported a payment this gateway did not route to it", adapter)
+                    strangers.append(update.instruction_id or update.partner_reference or "?")
                     continue
                 if update.status is None:  # acknowledgement only
                     if update.partner_reference:
@@ -100,4 +101,13 @@ class StatusUpdates:
                 else:
                     ignored += 1
         self.announce(changes)
+        if strangers:
+            shown = ", ".join(repr(s[:40]) for s in strangers[:5]) + (", …" if len(strangers) > 5 else "")
+            log.warning(
+                "%s reported %d payment(s) this gateway did not route to it (%s): %s",
+                adapter,
+                len(strangers),
+                source,
+                shown,
+            )
         return UpdateSummary(applied, ignored, unknown)

@@ -61,7 +61,7 @@ def mask(value: str, keep: int = 4) -> str:
 
 def aba_check_digit_ok(routing: str) -> bool:
     """ABA routing number checksum: 3·d1 + 7·d2 + 1·d3 + … ≡ 0 (mod 10)."""
-    if not _ROUTING_RE.match(routing):
+    if not _ROUTING_RE.fullmatch(routing):
         return False
     weights = (3, 7, 1) * 3
     return sum(int(d) * w for d, w in zip(routing, weights, strict=True)) % 10 == 0
@@ -105,9 +105,9 @@ class UsAccount:
 
     @classmethod
     def parse(cls, number: str, routing: str, pointer: str) -> UsAccount:
-        if not _US_ACCOUNT_RE.match(number or ""):
+        if not _US_ACCOUNT_RE.fullmatch(number or ""):
             raise AccountError("account number must be 1-17 letters or digits", pointer=f"{pointer}/number")
-        if not _ROUTING_RE.match(routing or ""):
+        if not _ROUTING_RE.fullmatch(routing or ""):
             raise AccountError("routing number must be 9 digits", pointer=f"{pointer}/routing")
         if not aba_check_digit_ok(routing):
             raise AccountError("routing number fails the ABA check digit", pointer=f"{pointer}/routing")
@@ -131,7 +131,7 @@ class WalletAccount:
 
     @classmethod
     def parse(cls, value: str, pointer: str) -> WalletAccount:
-        if not _WALLET_RE.match(value or ""):
+        if not _WALLET_RE.fullmatch(value or ""):
             raise AccountError("wallet id must be 3-64 characters [A-Za-z0-9._:@+-]", pointer=pointer)
         return cls(value)
 

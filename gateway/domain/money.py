@@ -59,7 +59,7 @@ class Money:
             raise MoneyError(f"amount must be a decimal string or Decimal, not {type(amount).__name__}")
         exponent = minor_units(currency)
         if isinstance(amount, str):
-            if not _AMOUNT_RE.match(amount):
+            if not _AMOUNT_RE.fullmatch(amount):
                 raise MoneyError(f"{amount!r} is not a decimal amount like '1250.00'")
             value = Decimal(amount)
         elif isinstance(amount, int):

@@ -36,9 +36,22 @@ def test_openapi_document_describes_every_route() -> None:
 
 def test_openapi_embeds_the_live_instruction_contract() -> None:
     doc = build_openapi(contracts(), [])
+    contract = contracts().schema("instruction")
     schema = doc["components"]["schemas"]["Instruction"]
-    assert schema == contracts().schema("instruction")
-    Draft202012Validator.check_schema(schema)
+    assert set(schema["properties"]) == set(contract["properties"])
+    assert schema["required"] == contract["required"]
+    assert "$id" not in schema and "$defs" not in schema  # bundled: resolvable inside the OpenAPI document
+    # every version's schema resolves with nothing but the document, and its contract's examples fit it
+    latest = contracts().latest("instruction")
+    for version in contracts().versions("instruction"):
+        name = "Instruction" if version == latest else f"Instruction-{version}"
+        bundled = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+        Draft202012Validator.check_schema(bundled)
+        validator = Draft202012Validator(bundled, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        examples = contracts().schema("instruction", version).get("examples", [])
+        assert examples
+        for example in examples:
+            assert not list(validator.iter_errors(example)), (version, example)
 
 
 async def test_openapi_healthz_and_metrics_are_served(intake_gateway: LiveGateway) -> None:

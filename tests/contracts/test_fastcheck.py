@@ -26,12 +26,12 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from gateway.contracts.fastcheck import compile_fast, ineligibility
+from gateway.contracts.strict_schema import FORMAT_CHECKER, StrictValidator
 from tests.support import example_instruction
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = REPO / "tests" / "data" / "json-schema-test-suite" / "tests" / "draft2020-12"
 CONTRACTS = REPO / "contracts"
-FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
 SUITE_FILES = sorted(p.relative_to(SUITE).as_posix() for p in SUITE.rglob("*.json"))
@@ -75,7 +75,7 @@ def _run_suite_file(rel: str) -> collections.Counter[str]:
             counts["skipped"] += len(group["tests"])
             assert ineligibility(schema) is not None, group["description"]
             continue
-        reference = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+        reference = StrictValidator(schema, format_checker=FORMAT_CHECKER)
         for case in group["tests"]:
             where = f"{rel} / {group['description']} / {case['description']}"
             data = case["data"]
@@ -174,15 +174,25 @@ def test_ref_siblings_really_differ_so_the_guard_is_needed() -> None:
     assert compile_fast(schema) is None
 
 
-def test_pattern_dollar_matches_jsonschema_not_fastjsonschema() -> None:
+def test_pattern_dollar_is_the_end_of_the_string_as_in_ecma_262() -> None:
     schema = {"type": "string", "pattern": "^[A-Z]{3}$"}
-    reference = Draft202012Validator(schema)
-    assert reference.is_valid("EUR\n")  # Python's $ matches before a final newline
-    assert not _raw_ok(_raw_fastjsonschema(schema), "EUR\n")  # raw fastjsonschema rewrites $ to \Z
+    assert Draft202012Validator(schema).is_valid("EUR\n")  # plain jsonschema: Python's $ matches before a newline
+    reference = StrictValidator(schema)
+    assert not reference.is_valid("EUR\n")  # the gateway's validator: ECMA-262 $, the very end
     fast = compile_fast(schema)
     assert fast is not None
     for value in ("EUR", "EUR\n", "EUR\n\n", "eur", "EURO", "\nEUR"):
         assert fast(value) == reference.is_valid(value), value
+
+
+def test_pattern_digits_are_ascii_as_in_ecma_262() -> None:
+    schema = {"type": "string", "pattern": "^\\d{1,3}$"}
+    reference = StrictValidator(schema)
+    fast = compile_fast(schema)
+    assert fast is not None
+    for value, valid in (("12", True), ("\u0661\u0662", False), ("\uff11", False)):
+        assert reference.is_valid(value) is valid, value
+        assert fast(value) is valid, value
 
 
 def test_format_uses_jsonschemas_checker() -> None:
@@ -447,7 +457,7 @@ def test_fuzzed_contract_documents_agree(path: Path) -> None:
     schema = json.loads(path.read_text(encoding="utf-8"))
     fast = compile_fast(schema)
     assert fast is not None
-    reference = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+    reference = StrictValidator(schema, format_checker=FORMAT_CHECKER)
     bases = [b for b in _bases(schema, path.parent.name) if reference.is_valid(b)]  # 2.0 changed remittance
     assert bases
     rng = random.Random(f"fastcheck:{path.parent.name}/{path.stem}")
