@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.errors import ConfigError, ConflictError, NotFoundError
 from gateway.events import StatusChange
 from gateway.ids import new_id
+from gateway.ledger.audit import seal_events
+from gateway.ledger.journal import Move, post_transitions
 from gateway.risk.credit import settle_exposure
 from gateway.status import Decision, Status, decide
 from gateway.store.bulk import insert_rows
@@ -196,6 +198,12 @@ async def record_transitions(
             instructions.c.business_unit_id,
             instructions.c.adapter,
             instructions.c.partner_reference,
+            instructions.c.amount_minor,
+            instructions.c.currency,
+            select(business_units.c.name)
+            .where(business_units.c.id == instructions.c.business_unit_id)
+            .scalar_subquery()
+            .label("business_unit"),
         )
         .where(instructions.c.id.in_(ids))
         .order_by(instructions.c.id)
@@ -209,15 +217,29 @@ async def record_transitions(
     original_counts = {i: row["event_count"] for i, row in state.items()}
     events: list[dict[str, Any]] = []
     records: list[StatusRecord] = []
+    moves: list[Move] = []  # what the ledger posts, in this transaction
     for t in transitions:
         row = state[t.instruction_id]
         current = Status(row["status"])
         decision = decide(current, t.status)
         row["event_count"] += 1
         if decision.applied:
+            previous_adapter = row["adapter"]
             row["status"] = t.status.value
             if t.adapter is not None:
                 row["adapter"] = t.adapter
+            moves.append(
+                Move(
+                    t.instruction_id,
+                    row["business_unit"],
+                    row["currency"],
+                    row["amount_minor"],
+                    current,
+                    previous_adapter,
+                    t.status,
+                    row["adapter"],
+                )
+            )
         if t.partner_reference and not row["partner_reference"]:
             row["partner_reference"] = t.partner_reference
         events.append(
@@ -277,7 +299,9 @@ async def record_transitions(
     if conn.dialect.name == "sqlite" and result.rowcount != len(state):
         # Cannot happen with SQLite's single writer; refuse rather than write a gap.
         raise ConflictError("instructions changed during a status update; retry")
+    await seal_events(conn, events)
     await insert_rows(conn, instruction_events, events)
+    await post_transitions(conn, moves, now)
     applied = [(t.instruction_id, t.status) for t, r in zip(transitions, records, strict=True) if r.decision.applied]
     await settle_exposure(conn, applied, now)
     return records
