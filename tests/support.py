@@ -32,6 +32,7 @@ from gateway.contracts import contracts
 from gateway.crypto import FieldCipher, parse_key_ring
 from gateway.ids import new_id
 from gateway.instruction import parse_instruction
+from gateway.ledger.audit import seal_events
 from gateway.money import minor_units
 from gateway.plugins import Plugins
 from gateway.risk.model import Candidate, Fingerprinter, normalise_name, normalise_text
@@ -217,13 +218,11 @@ async def insert_instruction(engine: AsyncEngine, business_unit: str = "erp", **
     async with engine.begin() as conn:
         bu = await repo.ensure_business_unit(conn, business_unit, NOW)
         await conn.execute(instructions.insert().values(TEST_CODEC.new_row(instruction_id, bu, data, "1.1", NOW)))
-        await conn.execute(
-            instruction_events.insert().values(
-                repo.event_row(
-                    instruction_id, 1, None, Status.RECEIVED, Decision(True, "applied"), source="api", occurred_at=NOW
-                )
-            )
+        event = repo.event_row(
+            instruction_id, 1, None, Status.RECEIVED, Decision(True, "applied"), source="api", occurred_at=NOW
         )
+        await seal_events(conn, [event])  # linked into the audit chain, as intake links it
+        await conn.execute(instruction_events.insert().values(event))
     return instruction_id
 
 

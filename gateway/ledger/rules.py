@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import read_yaml_file
-from gateway.ledger.errors import LedgerRulesError
+from gateway.ledger.errors import LedgerError, LedgerRulesError
 from gateway.ledger.model import ACCOUNT_TYPES, Entry, Posting, net_postings
 from gateway.status import Status
 
@@ -182,13 +182,13 @@ class Rules:
         instruction_id: str | None = None,
         memo: str = "",
     ) -> Entry:
-        """The entry an event of ``kind`` posts (``LedgerRulesError`` for a kind no rule knows)."""
+        """The entry an event of ``kind`` posts (``LedgerError`` for a kind no rule knows)."""
         legs = self.events.get(kind)
         if legs is None:
-            raise LedgerRulesError(f"no ledger rule for event kind {kind!r} (known: {', '.join(sorted(self.events))})")
+            raise LedgerError(f"no ledger rule for event kind {kind!r} (known: {', '.join(sorted(self.events))})")
         missing = sorted(self.event_variables[kind] - set(amounts))
         if missing:
-            raise LedgerRulesError(f"event {kind!r} needs amount {missing[0]!r}")
+            raise LedgerError(f"event {kind!r} needs amount {missing[0]!r}")
         values = {"business_unit": business_unit or "unknown", "adapter": adapter or "unknown", "currency": currency}
         lines = net_postings(Posting(leg.account.render(values), currency, leg.amount(amounts)) for leg in legs)
         return Entry(kind, lines, memo or kind, instruction_id, business_unit)
