@@ -65,6 +65,20 @@ def gateway_risk_rules() -> Sequence[type[Rule]]:
     """
 
 
+@hookspec
+def gateway_ledger_rules() -> Mapping[str, Any]:
+    """Return ledger accounts and posting rules for event kinds this plugin introduces.
+
+    Called once at start-up, when ``config/ledger.yaml`` is loaded. The mapping
+    has the shape of that file's ``accounts`` and ``events`` sections
+    (``{"accounts": {pattern: type}, "events": {kind: {"amounts": [...],
+    "legs": [...]}}}``). Every plugin's answer is merged with the file's; an
+    event kind defined twice, or an account pattern given two types, is a
+    start-up error, and so is a rule whose debits and credits could differ.
+    Return an empty mapping to contribute none.
+    """
+
+
 # -- instruction lifecycle (runtime) --------------------------------------------
 
 

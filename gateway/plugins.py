@@ -93,6 +93,10 @@ class Plugins:
                 found[cls.name] = cls
         return list(found.values())
 
+    def ledger_rules(self) -> list[Mapping[str, Any]]:
+        """Every plugin's ledger accounts and event rules (merged and checked by ``gateway.ledger.rules``)."""
+        return [dict(found) for found in reversed(self.pm.hook.gateway_ledger_rules()) if found]
+
     def status_changed(self, change: StatusChange) -> None:
         """Tell observers about a committed transition; their errors are logged, not raised."""
         try:

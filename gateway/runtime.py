@@ -23,6 +23,8 @@ from gateway.contracts import ContractRegistry, contracts
 from gateway.crypto import FieldCipher, parse_key_ring
 from gateway.errors import ConfigError, NotFoundError
 from gateway.events import StatusChange
+from gateway.ledger.journal import bind as bind_ledger
+from gateway.ledger.rules import load_ledger
 from gateway.metrics import Metrics
 from gateway.plugins import Plugins
 from gateway.risk.credit import sync_config_limits
@@ -123,6 +125,8 @@ class Runtime:
             fingerprint_key(settings.section("security").get("fingerprint_key"), keys),
         )
         self.screener = Screener(self.risk)
+        self.ledger = load_ledger(settings, self.plugins.ledger_rules())
+        bind_ledger(self.engine, self.ledger)
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.writer = IntakeWriter(
             self.engine,

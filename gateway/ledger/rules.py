@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.config import read_yaml_file
+from gateway.config import Settings, read_yaml_file
 from gateway.ledger.errors import LedgerError, LedgerRulesError
 from gateway.ledger.model import ACCOUNT_TYPES, Entry, Posting, net_postings
 from gateway.status import Status
 
-__all__ = ["DEFAULT_RULES_FILE", "AccountPattern", "Leg", "Rules", "load_rules", "parse_rules"]
+__all__ = ["DEFAULT_RULES_FILE", "AccountPattern", "Leg", "Rules", "load_ledger", "load_rules", "parse_rules"]
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parents[2] / "config" / "ledger.yaml"
 
@@ -304,3 +304,10 @@ def load_rules(path: str | Path | None = None, plugin_rules: Sequence[Mapping[st
     """The rules of ``path`` (default: the shipped ``config/ledger.yaml``) plus plugins' rules."""
     file = Path(path) if path else DEFAULT_RULES_FILE
     return parse_rules(read_yaml_file(file, "ledger rules"), str(file), plugin_rules)
+
+
+def load_ledger(settings: Settings, plugin_rules: Sequence[Mapping[str, Any]] = ()) -> Rules | None:
+    """The rules a gateway posts by (``ledger.file`` + plugins), or None when ``ledger.enabled`` is false."""
+    if not settings.section("ledger").get("enabled", True):
+        return None
+    return load_rules(settings.ledger_file, plugin_rules)
