@@ -438,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", help="write a JUnit XML report (one testcase per instruction) to this file")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
     p.set_defaults(func=_qa_run)
+    from gateway.ledger.cli import register as register_ledger
+
+    register_ledger(sub)
     return parser
 
 

@@ -135,6 +135,13 @@ class Rules:
             self._types[name] = found
         return found
 
+    def pattern_of(self, name: str) -> AccountPattern:
+        """The chart pattern an account name belongs to (``LedgerRulesError`` if none)."""
+        for pattern in self.chart.values():
+            if pattern.regex.fullmatch(name):
+                return pattern
+        raise LedgerRulesError(f"account {name!r} matches no pattern of the chart")
+
     # -- payments ------------------------------------------------------------------------------
 
     def position(
