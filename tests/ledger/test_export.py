@@ -90,7 +90,7 @@ async def test_a_business_unit_has_its_own_batches_and_json_is_identical_on_reru
 def test_a_mapping_without_an_account_of_the_chart_is_refused() -> None:
     doc = {"version": 1, "default": {"bu:{business_unit}:receivable": {"gl": "1"}}}
     mapping = GLMapping(doc, "map.yaml", load_rules())
-    with pytest.raises(LedgerError, match="map.yaml: no GL account for 'suspense'"):
+    with pytest.raises(LedgerError, match=r"map\.yaml: no GL account for 'suspense'"):
         mapping.lookup("suspense", None)
     with pytest.raises(ConfigError, match="'nope' is not an account pattern"):
         GLMapping({"version": 1, "default": {"nope": {"gl": "1"}}}, "map.yaml", load_rules())
