@@ -11,6 +11,7 @@ from gateway.api import instructions, ops, partners, risk
 from gateway.api.keys import AUTH_CACHE, RUNTIME, SETTINGS
 from gateway.api.problems import problem_middleware
 from gateway.config import Settings
+from gateway.ledger import api as ledger_api
 from gateway.runtime import Runtime
 
 __all__ = ["create_app"]
@@ -53,6 +54,7 @@ def create_app(
     app.add_routes(partners.routes)
     app.add_routes(ops.routes)
     app.add_routes(risk.routes)
+    app.add_routes(ledger_api.routes)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         rt = runtime or Runtime(settings)

@@ -163,6 +163,7 @@ async def _load(request: web.Request, business_unit_id: str, instruction_id: str
         )
     view = public_view(row)
     view["events"] = [event_view(e, row["reference"]) for e in events]
+    view["ledger_entries"] = f"/v1/ledger/entries?instruction_id={instruction_id}"
     return view
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway import __version__
 from gateway.contracts import ContractRegistry
+from gateway.ledger import api as ledger_api
 from gateway.versioning import VERSION_HEADER, VersionInfo, compatibility_lines
 
 __all__ = ["build_openapi"]
@@ -293,6 +294,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             "schemas": {
                 **instruction_schemas,
                 **_risk_schemas(),
+                **ledger_api.openapi_schemas(),
                 "StatusEvent": event,
                 "Accepted": {
                     "type": "object",
@@ -316,6 +318,10 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                         "adapter": {"type": ["string", "null"]},
                         "partner_reference": {"type": ["string", "null"]},
                         "events": {"type": "array", "items": {"$ref": "#/components/schemas/StatusEvent"}},
+                        "ledger_entries": {
+                            "type": "string",
+                            "description": "link to its journal entries (GET /v1/ledger/entries?instruction_id=…)",
+                        },
                     },
                 },
                 "Problem": {
@@ -349,6 +355,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
         },
         "paths": {
             **_risk_paths(bearer, id_param),
+            **ledger_api.openapi_paths(bearer, _problems, _json, _page),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",

@@ -126,15 +126,26 @@ async def account_balances(conn: AsyncConnection, account: str, as_of: datetime 
     return out
 
 
-async def list_accounts(conn: AsyncConnection, business_unit: str | None = None) -> list[Balance]:
-    """Every account's current balance per currency (a business unit's own only, when given)."""
+async def list_accounts(
+    conn: AsyncConnection, business_unit: str | None = None, *, after: str | None = None, limit: int | None = None
+) -> list[Balance]:
+    """Accounts' current balances per currency, by name (a business unit's own only, when given).
+
+    With ``after`` and ``limit``: the accounts named after ``after``, at most ``limit`` of them.
+    """
+    names = select(ledger_accounts.c.name).order_by(ledger_accounts.c.name)
+    if business_unit is not None:
+        names = names.where(ledger_accounts.c.business_unit == business_unit)
+    if after is not None:
+        names = names.where(ledger_accounts.c.name > after)
+    if limit is not None:
+        names = names.limit(limit)
     query = (
         select(ledger_balances, ledger_accounts.c.type, ledger_accounts.c.business_unit)
         .join(ledger_accounts, ledger_accounts.c.name == ledger_balances.c.account)
+        .where(ledger_balances.c.account.in_(names.scalar_subquery()))
         .order_by(ledger_balances.c.account, ledger_balances.c.currency)
     )
-    if business_unit is not None:
-        query = query.where(ledger_accounts.c.business_unit == business_unit)
     return [
         Balance(r.account, r.type, r.currency, int(r.debits), int(r.credits), r.business_unit)
         for r in await conn.execute(query)
