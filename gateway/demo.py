@@ -20,6 +20,7 @@ import aiohttp
 from gateway.clock import OffsetClock
 from gateway.config import Settings
 from gateway.harness import list_views, local_gateway, post_all
+from gateway.ledger.books import ledger_summary
 from gateway.plugins import Plugins
 from gateway.status import TERMINAL
 
@@ -171,6 +172,8 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
                 if final == len(ids):
                     break
                 await asyncio.sleep(0.2)
+        async with local.runtime.engine.connect() as conn:
+            ledger = await ledger_summary(conn)
 
     by_status = Counter(statuses.get(i, "missing") for i in ids)
     mismatched = [
@@ -188,8 +191,9 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
         "mismatched": len(mismatched),
         "lost": lost,
         "seconds": round(time.perf_counter() - started, 2),
+        "ledger": ledger,
     }
-    summary["ok"] = not mismatched and lost == 0
+    summary["ok"] = not mismatched and lost == 0 and ledger["balanced"] and ledger["audit_intact"]
     if not quiet:
         from rich.console import Console
         from rich.table import Table
@@ -201,6 +205,11 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
         for status in sorted(set(summary["expected"]) | set(summary["by_status"])):
             table.add_row(status, str(summary["expected"].get(status, 0)), str(summary["by_status"].get(status, 0)))
         Console().print(table)
+        transit = ", ".join(f"{a} {c} {v}" for a, cur in ledger["in_transit"].items() for c, v in cur.items())
+        Console().print(
+            f"ledger: {ledger['entries']} entries, {'balanced' if ledger['balanced'] else '[red]UNBALANCED[/]'}, "
+            f"audit chains {'intact' if ledger['audit_intact'] else '[red]BROKEN[/]'}; in transit: {transit or 'none'}"
+        )
         verdict = (
             "[green]every instruction reached its predicted status[/]"
             if summary["ok"]

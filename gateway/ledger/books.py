@@ -444,9 +444,29 @@ async def post_event(
     return entry_id
 
 
+async def ledger_summary(conn: AsyncConnection) -> dict[str, Any]:
+    """The books at a glance: balanced per currency, entries, what is in transit with each partner, chains intact."""
+    from gateway.ledger.audit import verify
+    from gateway.ledger.cli import amount_text
+
+    groups = await trial_balance(conn)
+    in_transit: dict[str, dict[str, str]] = {}
+    for rows in groups.values():
+        for b in rows:
+            if b.account.startswith("partner:") and b.account.endswith(":in_transit"):
+                in_transit.setdefault(b.account, {})[b.currency] = amount_text(-b.balance, b.currency)
+    report = await verify(conn)
+    return {
+        "balanced": not any(summarise(groups).values()),
+        "entries": int(await conn.scalar(select(func.count()).select_from(ledger_entries)) or 0),
+        "in_transit": dict(sorted(in_transit.items())),
+        "audit_intact": report.ok,
+    }
+
+
 def summarise(groups: Mapping[str, Sequence[Balance]]) -> dict[str, int]:
     """The sum of every balance per currency (zero in balanced books)."""
     return {cur: sum(b.balance for b in rows) for cur, rows in groups.items()}
 
 
-__all__ += ["closed_through", "position_of", "summarise"]
+__all__ += ["closed_through", "ledger_summary", "position_of", "summarise"]
