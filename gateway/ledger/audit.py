@@ -35,6 +35,7 @@ __all__ = [
     "EVENT_FIELDS",
     "GENESIS",
     "JOURNAL",
+    "JOURNAL_QUERIES",
     "Finding",
     "Head",
     "VerifyReport",
@@ -274,6 +275,8 @@ _POSTING_SQL = (
     "SELECT entry_id, line, account, currency, amount, debits_after, credits_after "
     "FROM ledger_postings ORDER BY entry_id, line"
 )
+#: the journal's rows in chain order, as ``verify`` reads them (entries, then their postings)
+JOURNAL_QUERIES = (_ENTRY_SQL, _POSTING_SQL)
 _BALANCE_SQL = "SELECT account, currency, debits, credits FROM ledger_balances"
 _HEADS_SQL = "SELECT chain, seq, hash, last_at, closed_through FROM audit_heads"
 

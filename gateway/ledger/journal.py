@@ -35,13 +35,23 @@ from gateway.ledger.audit import (
     lock_head,
     lock_head_in_thread,
     move_head_statement,
+    seal_events,
+    seal_events_in_thread,
 )
 from gateway.ledger.model import Entry
 from gateway.ledger.rules import Rules, load_rules
 from gateway.status import Status
-from gateway.store.bulk import Statement, Write, placeholders, run_statements, write_all
+from gateway.store.bulk import (
+    Statement,
+    Write,
+    insert_rows,
+    insert_statement,
+    placeholders,
+    run_statements,
+    write_all,
+)
 from gateway.store.sqlite_thread import sqlite_thread
-from gateway.store.tables import ledger_accounts, ledger_balances, ledger_entries, ledger_postings
+from gateway.store.tables import instruction_events, ledger_accounts, ledger_balances, ledger_entries, ledger_postings
 
 __all__ = [
     "Move",
@@ -51,6 +61,7 @@ __all__ = [
     "period_start",
     "post",
     "post_transitions",
+    "record_events",
     "rules_for",
 ]
 
@@ -128,6 +139,41 @@ async def post_transitions(conn: AsyncConnection, moves: Sequence[Move], now: da
     rules = rules_for(conn)
     if rules is None or not moves:
         return []
+    return await post(conn, _entries_of(rules, moves), now, rules)
+
+
+async def record_events(
+    conn: AsyncConnection, events: Sequence[dict[str, Any]], moves: Sequence[Move], now: datetime
+) -> None:
+    """Link and insert a transaction's instruction events, and post the entries of its applied moves.
+
+    ``record_transitions`` calls this; on SQLite all of it is one trip to the
+    driver's thread (events chain, event rows, journal), elsewhere one
+    statement after the other. The events head is locked before the journal's.
+    """
+    rules = rules_for(conn)
+    entries = _entries_of(rules, moves) if rules is not None else []
+    thread = await sqlite_thread(conn)
+    if thread is None or not events:
+        await seal_events(conn, events)
+        await insert_rows(conn, instruction_events, events)
+        await post(conn, entries, now, rules)
+        return
+    for entry in entries:
+        entry.check()
+    accounts, types = _accounts(entries, rules)
+    dialect = conn.dialect
+
+    def work(db: sqlite3.Connection) -> None:
+        seal_events_in_thread(db, dialect, events)
+        run_statements(db, [insert_statement(instruction_events, events, dialect)])
+        if entries:
+            _post_in_thread(db, dialect, entries, accounts, types, now)
+
+    await thread.run(work)
+
+
+def _entries_of(rules: Rules, moves: Sequence[Move]) -> list[Entry]:
     entries = []
     for m in moves:
         entry = rules.transition(
@@ -142,7 +188,13 @@ async def post_transitions(conn: AsyncConnection, moves: Sequence[Move], now: da
         )
         if entry is not None:
             entries.append(entry)
-    return await post(conn, entries, now, rules)
+    return entries
+
+
+def _accounts(entries: Sequence[Entry], rules: Rules | None) -> tuple[list[str], dict[str, tuple[str, str | None]]]:
+    rules = rules or _shipped_rules()
+    accounts = sorted({p.account for e in entries for p in e.postings})
+    return accounts, {a: rules.account_info(a) for a in accounts}  # refuses an account outside the chart
 
 
 async def post(conn: AsyncConnection, entries: Sequence[Entry], now: datetime, rules: Rules | None = None) -> list[int]:
@@ -156,9 +208,7 @@ async def post(conn: AsyncConnection, entries: Sequence[Entry], now: datetime, r
         return []
     for entry in entries:
         entry.check()
-    rules = rules or rules_for(conn) or _shipped_rules()
-    accounts = sorted({p.account for e in entries for p in e.postings})
-    types = {a: rules.account_info(a) for a in accounts}  # refuses an account outside the chart
+    accounts, types = _accounts(entries, rules or rules_for(conn))
     dialect = conn.dialect
     thread = await sqlite_thread(conn)
     if thread is not None:
@@ -166,7 +216,7 @@ async def post(conn: AsyncConnection, entries: Sequence[Entry], now: datetime, r
     head = await lock_head(conn, JOURNAL)
     sql, params = _balances_query(dialect, accounts)
     balances = (await conn.exec_driver_sql(sql, params)).all()
-    plan = _Plan(head, balances, entries, types, now)
+    plan = _Plan(head, balances, entries, types, now, dialect)
     await write_all(conn, plan.writes())
     await conn.exec_driver_sql(*move_head_statement(head, dialect))
     return plan.ids
@@ -181,8 +231,8 @@ def _post_in_thread(
     now: datetime,
 ) -> list[int]:
     head = lock_head_in_thread(db, dialect, JOURNAL)
-    plan = _Plan(head, db.execute(*_balances_query(dialect, accounts)).fetchall(), entries, types, now)
-    statements: list[Statement] = [w.statement(dialect) for w in plan.writes() if w.rows]
+    plan = _Plan(head, db.execute(*_balances_query(dialect, accounts)).fetchall(), entries, types, now, dialect)
+    statements = plan.statements()
     sql, params = move_head_statement(head, dialect)
     statements.append((sql, [params]))
     run_statements(db, statements)
@@ -197,8 +247,32 @@ def _balances_query(dialect: Dialect, accounts: Sequence[str]) -> tuple[str, tup
     )
 
 
+_ENTRY_COLUMNS = (
+    "id",
+    "kind",
+    "memo",
+    "instruction_id",
+    "business_unit",
+    "booked_at",
+    "original_at",
+    "reverses",
+    "chain_hash",
+)
+_POSTING_COLUMNS = ("entry_id", "line", "account", "currency", "amount", "debits_after", "credits_after")
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(dialect: Dialect, table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(dialect, len(columns))})"
+
+
 class _Plan:
-    """The rows a posting writes, computed under the journal's lock (``head`` moves along)."""
+    """The rows a posting writes, computed under the journal's lock (``head`` moves along).
+
+    Entries and postings are built as the driver's parameter tuples (the hot
+    path: no per-row dicts or converters); on SQLite times are sent as
+    ``canonical_time`` text, which is SQLite's storage format for them.
+    """
 
     def __init__(
         self,
@@ -207,7 +281,9 @@ class _Plan:
         entries: Sequence[Entry],
         types: Mapping[str, tuple[str, str | None]],
         now: datetime,
+        dialect: Dialect,
     ) -> None:
+        self.dialect = dialect
         totals: dict[tuple[str, str], list[int]] = {(r[0], r[1]): [int(r[2]), int(r[3]), int(r[4])] for r in balances}
         known = {r[0] for r in balances}
         self.new_accounts = [
@@ -215,59 +291,46 @@ class _Plan:
             for a, (t, bu) in types.items()
             if a not in known
         ]
+        sqlite = dialect.name == "sqlite"
         booked = _booking_time(now, head)
         booked_text = canonical_time(booked)
         late = now if period_of(booked) != period_of(now) else None  # its period is closed: booked in the next
         seq, chain = head.seq, head.hash
-        self.entries: list[dict[str, Any]] = []
-        self.postings: list[dict[str, Any]] = []
+        self.entries: list[tuple[Any, ...]] = []
+        self.postings: list[tuple[Any, ...]] = []
         self.ids: list[int] = []
         touched: dict[tuple[str, str], int] = {}
         for entry in entries:
             seq += 1
             original = entry.occurred_at or late
+            original_text = canonical_time(original)
+            memo = entry.memo[:200]
             lines = []
             for line, p in enumerate(entry.postings, 1):
-                total = totals.setdefault((p.account, p.currency), [0, 0, 0])
+                key = (p.account, p.currency)
+                total = totals.get(key)
+                if total is None:
+                    total = totals[key] = [0, 0, 0]
                 total[p.amount < 0] += abs(p.amount)
                 total[2] += 1
-                touched[(p.account, p.currency)] = seq
+                touched[key] = seq
                 lines.append((line, p.account, p.currency, p.amount))
-                self.postings.append(
-                    {
-                        "entry_id": seq,
-                        "line": line,
-                        "account": p.account,
-                        "currency": p.currency,
-                        "amount": p.amount,
-                        "debits_after": total[0],
-                        "credits_after": total[1],
-                    }
-                )
+                self.postings.append((seq, line, p.account, p.currency, p.amount, total[0], total[1]))
             fields = (
                 seq,
                 entry.kind,
-                entry.memo[:200],
+                memo,
                 entry.instruction_id,
                 entry.business_unit,
                 booked_text,
-                canonical_time(original),
+                original_text,
                 entry.reverses,
             )
             chain = link(chain, entry_content(fields, lines))
-            self.entries.append(
-                {
-                    "id": seq,
-                    "kind": entry.kind,
-                    "memo": entry.memo[:200],
-                    "instruction_id": entry.instruction_id,
-                    "business_unit": entry.business_unit,
-                    "booked_at": booked,
-                    "original_at": original,
-                    "reverses": entry.reverses,
-                    "chain_hash": chain,
-                }
-            )
+            if sqlite:
+                self.entries.append((*fields, chain))
+            else:
+                self.entries.append((*fields[:5], booked, original, entry.reverses, chain))
             self.ids.append(seq)
         self.balances = [
             {
@@ -282,10 +345,25 @@ class _Plan:
         ]
         head.seq, head.hash, head.last_at = seq, chain, booked
 
-    def writes(self) -> list[Write]:
+    def _small_writes(self) -> list[Write]:
         return [
             Write(ledger_accounts, self.new_accounts, keys=("name",), keep=("type", "business_unit", "created_at")),
-            Write(ledger_entries, self.entries),
-            Write(ledger_postings, self.postings),
             Write(ledger_balances, self.balances, keys=("account", "currency")),
+        ]
+
+    def statements(self) -> list[Statement]:
+        """SQLite: every write as one ``executemany`` each (one hop)."""
+        dialect = self.dialect
+        out: list[Statement] = [
+            (_insert_sql(dialect, "ledger_entries", _ENTRY_COLUMNS), self.entries),
+            (_insert_sql(dialect, "ledger_postings", _POSTING_COLUMNS), self.postings),
+        ]
+        return out + [w.statement(dialect) for w in self._small_writes() if w.rows]
+
+    def writes(self) -> list[Write]:
+        """PostgreSQL: every write, for ``write_all`` (one statement)."""
+        return [
+            Write(ledger_entries, [dict(zip(_ENTRY_COLUMNS, row, strict=True)) for row in self.entries]),
+            Write(ledger_postings, [dict(zip(_POSTING_COLUMNS, row, strict=True)) for row in self.postings]),
+            *self._small_writes(),
         ]

@@ -117,6 +117,9 @@ class Rules:
     event_variables: Mapping[str, frozenset[str]]
     source: str = ""
     _types: dict[str, tuple[str, str | None]] = field(default_factory=dict, compare=False, repr=False)
+    _shapes: dict[tuple[Any, ...], tuple[tuple[tuple[str, int], ...], str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     # -- accounts ------------------------------------------------------------------------------
 
@@ -168,13 +171,21 @@ class Rules:
         adapter: str | None,
     ) -> Entry | None:
         """The entry for an applied ``previous → status`` (None when the books do not change)."""
-        ctx = {"business_unit": business_unit, "currency": currency, "amount": amount}
-        before = self.position(previous, adapter=previous_adapter, **ctx)
-        after = self.position(status, adapter=adapter, **ctx)
-        lines = net_postings([*after, *(Posting(p.account, p.currency, -p.amount) for p in before)])
-        if not lines:
+        key = (previous, status, business_unit, currency, previous_adapter, adapter)
+        shape = self._shapes.get(key)
+        if shape is None:  # the postings of one minor unit; payment positions are linear in the amount
+            ctx = {"business_unit": business_unit, "currency": currency, "amount": 1}
+            before = self.position(previous, adapter=previous_adapter, **ctx)
+            after = self.position(status, adapter=adapter, **ctx)
+            lines = net_postings([*after, *(Posting(p.account, p.currency, -p.amount) for p in before)])
+            shape = (tuple((p.account, p.amount) for p in lines), f"{previous.value} → {status.value}")
+            if len(self._shapes) < 10_000:
+                self._shapes[key] = shape
+        accounts, memo = shape
+        if not accounts:
             return None
-        return Entry("payment", lines, f"{previous.value} → {status.value}", instruction_id, business_unit)
+        postings = tuple(Posting(account, currency, k * amount) for account, k in accounts)
+        return Entry("payment", postings, memo, instruction_id, business_unit)
 
     # -- events --------------------------------------------------------------------------------
 

@@ -15,15 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.errors import ConfigError, ConflictError, NotFoundError
 from gateway.events import StatusChange
 from gateway.ids import new_id
-from gateway.ledger.audit import seal_events
-from gateway.ledger.journal import Move, post_transitions
+from gateway.ledger.journal import Move, record_events
 from gateway.risk.credit import settle_exposure
 from gateway.status import Decision, Status, decide
-from gateway.store.bulk import insert_rows
 from gateway.store.tables import (
     api_keys,
     business_units,
-    instruction_events,
     instructions,
     outbox,
 )
@@ -299,9 +296,7 @@ async def record_transitions(
     if conn.dialect.name == "sqlite" and result.rowcount != len(state):
         # Cannot happen with SQLite's single writer; refuse rather than write a gap.
         raise ConflictError("instructions changed during a status update; retry")
-    await seal_events(conn, events)
-    await insert_rows(conn, instruction_events, events)
-    await post_transitions(conn, moves, now)
+    await record_events(conn, events, moves, now)  # linked into the audit chain, with their ledger entries
     applied = [(t.instruction_id, t.status) for t, r in zip(transitions, records, strict=True) if r.decision.applied]
     await settle_exposure(conn, applied, now)
     return records
