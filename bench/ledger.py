@@ -282,7 +282,6 @@ async def bench_reads(engine: AsyncEngine, reads: int) -> dict[str, Any]:
     now_s, as_of_s, base_s = [], [], []
     async with engine.connect() as conn:
         last = int(await conn.scalar(select(ledger_entries.c.id).order_by(ledger_entries.c.id.desc()).limit(1)) or 0)
-        (hot,) = await books.account_balances(conn, "partner:bank:bank")
         for n in range(reads):
             instant = NOW - timedelta(days=30) + timedelta(seconds=(n * 7919) % max(last, 1))
             t = time.perf_counter()
