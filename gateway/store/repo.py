@@ -296,9 +296,11 @@ async def record_transitions(
     if conn.dialect.name == "sqlite" and result.rowcount != len(state):
         # Cannot happen with SQLite's single writer; refuse rather than write a gap.
         raise ConflictError("instructions changed during a status update; retry")
-    await record_events(conn, events, moves, now)  # linked into the audit chain, with their ledger entries
     applied = [(t.instruction_id, t.status) for t, r in zip(transitions, records, strict=True) if r.decision.applied]
     await settle_exposure(conn, applied, now)
+    # last: the audit chain heads are shared by every writer, so they are locked after the rows
+    # this transaction locks anyway (instructions, credit limits) and held only until the commit
+    await record_events(conn, events, moves, now)  # linked into the audit chain, with their ledger entries
     return records
 
 
