@@ -214,6 +214,11 @@ class Settings:
         """The risk rules file, resolved against the config file's folder (None: no screening rules)."""
         return self._file("risk")
 
+    @property
+    def ledger_file(self) -> Path | None:
+        """The ledger's chart and posting rules, resolved against the config file's folder (None: the shipped file)."""
+        return self._file("ledger")
+
     def with_overrides(self, **dotted: Any) -> Settings:
         """A copy with some dotted keys replaced (``database__url="..."``)."""
         doc = copy.deepcopy(dict(self.raw))

@@ -28,6 +28,7 @@ from gateway.dispatch.scheduler import Scheduler, SchedulerServices
 from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock, system_clock
 from gateway.errors import ConfigError
+from gateway.ledger.rules import load_ledger
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.manager import Plugins
@@ -39,6 +40,7 @@ from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
 from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.intake import IntakeWriter
+from gateway.store.journal import bind as bind_ledger
 from gateway.store.orders import Orders
 
 __all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
@@ -104,6 +106,8 @@ class Runtime:
             fingerprint_key(settings.section("security").get("fingerprint_key"), keys),
         )
         self.screener = Screener(self.risk)
+        self.ledger = load_ledger(settings, self.plugins.ledger_rules())
+        bind_ledger(self.engine, self.ledger)
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.writer = IntakeWriter(self.engine, batch_max=settings.intake.batch_max, on_committed=self._on_committed)
         self.orders = Orders(self.engine, self.codec)

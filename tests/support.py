@@ -39,6 +39,7 @@ from gateway.plugins.manager import Plugins
 from gateway.risk.model import Candidate, Fingerprinter, normalise_name, normalise_text
 from gateway.runtime import Runtime, create_app
 from gateway.store import repo
+from gateway.store.audit import seal_events
 from gateway.store.codec import InstructionCodec
 from gateway.store.db import create_engine
 from gateway.store.encryption import FieldCipher, parse_key_ring
@@ -217,13 +218,11 @@ async def insert_instruction(engine: AsyncEngine, business_unit: str = "erp", **
     async with engine.begin() as conn:
         bu = await repo.ensure_business_unit(conn, business_unit, NOW)
         await conn.execute(instructions.insert().values(TEST_CODEC.new_row(instruction_id, bu, data, "1.1", NOW)))
-        await conn.execute(
-            instruction_events.insert().values(
-                repo.event_row(
-                    instruction_id, 1, None, Status.RECEIVED, Decision(True, "applied"), source="api", occurred_at=NOW
-                )
-            )
+        event = repo.event_row(
+            instruction_id, 1, None, Status.RECEIVED, Decision(True, "applied"), source="api", occurred_at=NOW
         )
+        await seal_events(conn, [event])  # linked into the audit chain, as intake links it
+        await conn.execute(instruction_events.insert().values(event))
     return instruction_id
 
 

@@ -93,6 +93,14 @@ def test_demo_reaches_every_predicted_status_and_loses_nothing() -> None:
     # the mixed batch went through all four rails, each instruction by the adapter its rule names
     assert set(summary["by_adapter"]) == {"iso20022_bank", "card_acquirer", "instant_rtp", "ach_nacha", "none"}
     assert summary["by_adapter"]["none"] == {"rejected": sum(summary["by_adapter"]["none"].values())}
+    # every payment is final, so the books balance and nothing is left in transit with any partner
+    ledger = summary["ledger"]
+    assert ledger["balanced"] and ledger["audit_intact"] and ledger["entries"] >= 3 * summary["by_status"]["settled"]
+    # (instant payments settle synchronously: they never sit in transit)
+    assert set(ledger["in_transit"]) == {
+        f"partner:{a}:in_transit" for a in ("iso20022_bank", "card_acquirer", "ach_nacha")
+    }
+    assert {amount for cur in ledger["in_transit"].values() for amount in cur.values()} == {"0.00"}
 
 
 def test_route_explain_shows_the_decision_without_sending(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time
 from typing import Any
 
 from aiohttp import web
@@ -16,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
 from gateway.api.bodies import read_json
-from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
+from gateway.api.paging import PAGE_PARAMETERS, allow_only, date_bound, page_cursor, page_limit, path_id
 from gateway.contracts.versions import VERSION_HEADER, negotiate, parse_as_latest, requested_version
-from gateway.domain.datetimes import parse_datetime
 from gateway.domain.ids import new_id
 from gateway.domain.instruction import parse_instruction
 from gateway.domain.status import Decision, Status
@@ -171,6 +169,7 @@ async def _load(request: web.Request, business_unit_id: str, instruction_id: str
     view = public_view(row)
     view["events"] = events
     view["events_next_cursor"] = next_cursor
+    view["ledger_entries"] = f"/v1/ledger/entries?instruction_id={instruction_id}"
     return view
 
 
@@ -193,20 +192,6 @@ async def list_instruction_events(request: web.Request) -> web.Response:
         row = await _row(conn, principal.business_unit_id, instruction_id)
         items, next_cursor = await _events_page(conn, instruction_id, row["reference"], int(cursor or 0), limit)
     return web.json_response({"items": items, "next_cursor": next_cursor})
-
-
-def _parse_bound(name: str, value: str, end: bool) -> datetime:
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
-        try:
-            return parse_datetime(value)  # RFC 3339, what the OpenAPI document promises
-        except ValueError:
-            parsed = datetime.fromisoformat(value)  # older clients' ISO 8601 forms (no offset: UTC)
-    except ValueError:
-        raise BadRequestError(f"{name} must be an ISO 8601 date or date-time, e.g. 2026-01-31") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 #: the query parameters of ``GET /v1/instructions`` (the OpenAPI document lists the same)
@@ -237,8 +222,8 @@ def list_query(business_unit_id: str, query: Mapping[str, str]) -> tuple[Select[
         if not _ADAPTER_RE.match(query["adapter"]):
             raise BadRequestError("adapter must be an adapter name such as iso20022_bank (see `gateway adapters list`)")
         stmt = stmt.where(instructions.c.adapter == query["adapter"])
-    start = _parse_bound("created_from", query["created_from"], False) if "created_from" in query else None
-    end = _parse_bound("created_to", query["created_to"], True) if "created_to" in query else None
+    start = date_bound("created_from", query["created_from"], False) if "created_from" in query else None
+    end = date_bound("created_to", query["created_to"], True) if "created_to" in query else None
     # created_from after created_to is a range with nothing in it: an empty page, as the OpenAPI document
     # (which cannot compare two parameters) lets a client expect
     if start is not None:

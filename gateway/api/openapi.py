@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway import __version__
 from gateway.api.keys_admin import CREATE_SCHEMA, KEY_ID_RE, ROTATE_SCHEMA
+from gateway.api.ledger import ACCOUNT_CURSOR, ENTRY_CURSOR
 from gateway.api.openapi_bundle import PAYABLE_CURRENCIES, bundle, narrow_instruction, with_text_rule
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
 from gateway.contracts.registry import ContractRegistry
@@ -461,6 +462,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **_risk_schemas(),
                 **_key_schemas(),
                 **bundle(contracts.schema("status-event"), "StatusEvent"),
+                **_ledger_schemas(),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -490,6 +492,10 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                         "events_next_cursor": {
                             "type": ["string", "null"],
                             "description": "More events: the cursor for GET /v1/instructions/{id}/events",
+                        },
+                        "ledger_entries": {
+                            "type": "string",
+                            "description": "link to its journal entries (GET /v1/ledger/entries?instruction_id=…)",
                         },
                     },
                 },
@@ -525,6 +531,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
         "paths": {
             **_risk_paths(bearer, id_param),
             **_key_paths(bearer, id_param),
+            **_ledger_paths(bearer),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",
@@ -840,3 +847,128 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _ledger_schemas() -> dict[str, Any]:
+    balance = {
+        "type": "object",
+        "properties": {
+            "currency": {"type": "string"},
+            "debits": {"type": "string", "description": "decimal amount"},
+            "credits": {"type": "string"},
+            "balance": {"type": "string", "description": "debits minus credits"},
+            "balance_minor": {"type": "integer", "description": "the balance in minor units"},
+        },
+    }
+    return {
+        "LedgerBalance": balance,
+        "LedgerAccount": {
+            "type": "object",
+            "description": "A ledger account (docs/ledger.md) with its balance per currency.",
+            "properties": {
+                "name": {"type": "string", "examples": ["bu:erp-europe:receivable"]},
+                "type": {"enum": ["asset", "liability", "income", "expense", "equity"]},
+                "business_unit": {"type": ["string", "null"]},
+                "as_of": {"type": ["string", "null"], "format": "date-time"},
+                "balances": {"type": "array", "items": {"$ref": "#/components/schemas/LedgerBalance"}},
+            },
+        },
+        "LedgerEntry": {
+            "type": "object",
+            "description": "A balanced journal entry; a debit is positive, a credit negative.",
+            "properties": {
+                "id": {"type": "integer"},
+                "kind": {"type": "string", "description": "payment, or an event kind (fee, …)"},
+                "memo": {"type": "string", "examples": ["submitted → settled"]},
+                "instruction_id": {"type": ["string", "null"]},
+                "business_unit": {"type": ["string", "null"]},
+                "booked_at": {"type": "string", "format": "date-time"},
+                "original_at": {"type": ["string", "null"], "format": "date-time", "description": "late entries"},
+                "reverses": {"type": ["integer", "null"], "description": "the entry this one corrects"},
+                "postings": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "account": {"type": "string"},
+                            "currency": {"type": "string"},
+                            "amount": {"type": "string"},
+                            "amount_minor": {"type": "integer"},
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def _ledger_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    problems, json_body, page = _problems, _json, _page
+    scope = "Scope `finance` reads every account; a business unit's key only its own (others are 404)."
+    page_params = [
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+    ]
+
+    def cursor(pattern: str) -> dict[str, Any]:
+        return {
+            "name": "cursor",
+            "in": "query",
+            "schema": {"type": "string", "pattern": pattern},
+            "description": "next_cursor of the last page",
+        }
+
+    return {
+        "/v1/ledger/accounts": {
+            "get": {
+                "summary": "Ledger accounts with their current balances, by name",
+                "description": scope,
+                "operationId": "listLedgerAccounts",
+                "security": bearer,
+                "parameters": [*page_params, cursor(ACCOUNT_CURSOR.pattern)],
+                "responses": {"200": json_body(page("LedgerAccount"), "A page of accounts"), **problems(400, 401, 403)},
+            }
+        },
+        "/v1/ledger/accounts/{name}": {
+            "get": {
+                "summary": "One account's balance per currency, now or as of an instant",
+                "description": scope,
+                "operationId": "getLedgerAccount",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": ACCOUNT_CURSOR.pattern},
+                    },
+                    {
+                        "name": "as_of",
+                        "in": "query",
+                        "schema": _DATE_OR_DATETIME,
+                        "description": "an RFC 3339 date-time, or a date (its end, UTC)",
+                    },
+                ],
+                "responses": {
+                    "200": json_body({"$ref": "#/components/schemas/LedgerAccount"}, "The account"),
+                    **problems(400, 401, 403, 404),
+                },
+            }
+        },
+        "/v1/ledger/entries": {
+            "get": {
+                "summary": "Journal entries in journal order",
+                "description": scope + " `from`/`to` bound the booking time (dates: whole days, UTC).",
+                "operationId": "listLedgerEntries",
+                "security": bearer,
+                "parameters": [
+                    {"name": "instruction_id", "in": "query", "schema": {"type": "string", "pattern": TEXT_PATTERN}},
+                    {"name": "account", "in": "query", "schema": {"type": "string", "pattern": TEXT_PATTERN}},
+                    {"name": "from", "in": "query", "schema": _DATE_OR_DATETIME},
+                    {"name": "to", "in": "query", "schema": _DATE_OR_DATETIME},
+                    *page_params,
+                    cursor(ENTRY_CURSOR.pattern),
+                ],
+                "responses": {"200": json_body(page("LedgerEntry"), "A page of entries"), **problems(400, 401, 403)},
+            }
+        },
+    }

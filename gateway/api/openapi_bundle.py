@@ -22,7 +22,7 @@ from typing import Any
 import iso4217
 
 from gateway.contracts.safejson import TEXT_PATTERN
-from gateway.domain.money import validate_currency
+from gateway.domain.money import minor_units, validate_currency
 from gateway.errors import CurrencyError
 
 __all__ = ["PAYABLE_CURRENCIES", "bundle", "narrow_instruction", "with_text_rule"]
@@ -129,8 +129,6 @@ def narrow_instruction(components: dict[str, dict[str, Any]], name: str) -> dict
     are named as formats, documented in docs/api.md; the amount must be positive
     with at most its currency's minor units, as ``if``/``then`` per group of currencies.
     """
-    from gateway.domain.money import minor_units
-
     out = {key: _narrow_fields(value) for key, value in components.items()}
     main = dict(out[name])
     props = dict(main["properties"])

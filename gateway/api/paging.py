@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
 
+from gateway.domain.datetimes import parse_datetime
 from gateway.errors import BadRequestError, NotFoundError
 
-__all__ = ["PAGE_PARAMETERS", "allow_only", "page_cursor", "page_limit", "path_id"]
+__all__ = [
+    "PAGE_PARAMETERS",
+    "allow_only",
+    "date_bound",
+    "page_cursor",
+    "page_limit",
+    "path_id",
+]
 
 #: the query parameters every paginated list takes
 PAGE_PARAMETERS = ("limit", "cursor")
@@ -53,3 +62,18 @@ def path_id(value: str, pattern: re.Pattern[str], not_found: str) -> str:
     if not pattern.fullmatch(value):
         raise NotFoundError(not_found)
     return value
+
+
+def date_bound(name: str, value: str, end: bool) -> datetime:
+    """A date-range query parameter: a date (from its start, or to its ``end``, UTC) or a date-time."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
+        try:
+            return parse_datetime(value)  # RFC 3339, what the OpenAPI document promises
+        except ValueError:
+            parsed = datetime.fromisoformat(value)  # older clients' ISO 8601 forms (no offset: UTC)
+    except ValueError:
+        raise BadRequestError(f"{name} must be an ISO 8601 date or date-time, e.g. 2026-01-31") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -27,6 +27,13 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         label = "none (no route)" if adapter == "none" else adapter
         by_adapter.add_row(label, *(str(counts.get(status, 0)) for status in statuses))
     out.print(by_adapter)
+    ledger = summary.get("ledger")
+    if ledger:
+        transit = ", ".join(f"{a} {c} {v}" for a, cur in ledger["in_transit"].items() for c, v in cur.items())
+        out.print(
+            f"ledger: {ledger['entries']} entries, {'balanced' if ledger['balanced'] else '[red]UNBALANCED[/]'}, "
+            f"audit chains {'intact' if ledger['audit_intact'] else '[red]BROKEN[/]'}; in transit: {transit or 'none'}"
+        )
     if summary["ok"]:
         out.print("[green]every instruction reached its predicted status[/]")
     else:

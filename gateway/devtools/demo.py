@@ -22,6 +22,7 @@ from gateway.config import Settings
 from gateway.devtools.harness import list_views, local_gateway, post_all
 from gateway.domain.clock import OffsetClock
 from gateway.domain.status import TERMINAL
+from gateway.finance.books import ledger_summary
 from gateway.plugins.manager import Plugins
 
 __all__ = ["SAMPLE_IBANS", "DemoInstruction", "demo_instructions", "run_demo"]
@@ -173,6 +174,8 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
                 if final == len(ids):
                     break
                 await asyncio.sleep(0.2)
+        async with local.runtime.engine.connect() as conn:
+            ledger = await ledger_summary(conn)
 
     by_status = Counter(statuses.get(i, "missing") for i in ids)
     mismatched = [
@@ -190,6 +193,7 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
         "mismatched": len(mismatched),
         "lost": lost,
         "seconds": round(time.perf_counter() - started, 2),
+        "ledger": ledger,
     }
-    summary["ok"] = not mismatched and lost == 0
+    summary["ok"] = not mismatched and lost == 0 and ledger["balanced"] and ledger["audit_intact"]
     return summary

@@ -16,7 +16,12 @@ import iso4217
 
 from gateway.domain.errors import CurrencyError, MoneyError
 
-__all__ = ["Money", "minor_units", "validate_currency"]
+__all__ = [
+    "Money",
+    "amount_text",
+    "minor_units",
+    "validate_currency",
+]
 
 _AMOUNT_RE = re.compile(r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,6})?$")
 
@@ -141,3 +146,8 @@ class Money:
 
     def __bool__(self) -> bool:
         return bool(self._amount)
+
+
+def amount_text(minor: int, currency: str) -> str:
+    """Minor units as a decimal amount in the currency's exponent (``12345, EUR`` → ``"123.45"``; signs kept)."""
+    return str(Decimal(minor).scaleb(-minor_units(currency)))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PROJECT",
     "gateway_adapter_classes",
+    "gateway_ledger_rules",
     "gateway_risk_rules",
     "gateway_simulators",
     "gateway_status_changed",
@@ -66,6 +67,20 @@ def gateway_risk_rules() -> Sequence[type[Rule]]:
     its ``name`` under ``rules:``. Every plugin's answer is concatenated (the
     built-in rules come through this hook too); two rules with the same name are
     a start-up error.
+    """
+
+
+@hookspec
+def gateway_ledger_rules() -> Mapping[str, Any]:
+    """Return ledger accounts and posting rules for event kinds this plugin introduces.
+
+    Called once at start-up, when ``config/ledger.yaml`` is loaded. The mapping
+    has the shape of that file's ``accounts`` and ``events`` sections
+    (``{"accounts": {pattern: type}, "events": {kind: {"amounts": [...],
+    "legs": [...]}}}``). Every plugin's answer is merged with the file's; an
+    event kind defined twice, or an account pattern given two types, is a
+    start-up error, and so is a rule whose debits and credits could differ.
+    Return an empty mapping to contribute none.
     """
 
 

@@ -151,6 +151,10 @@ class Plugins:
                 found[cls.name] = cls
         return list(found.values())
 
+    def ledger_rules(self) -> list[Mapping[str, Any]]:
+        """Every plugin's ledger accounts and event rules (merged and checked by ``gateway.ledger.rules``)."""
+        return [dict(found) for found in reversed(self.pm.hook.gateway_ledger_rules()) if found]
+
     def announce(self, changes: Iterable[StatusChange | None]) -> None:
         """Log and tell observers about committed transitions (call after commit only): the one place both happen.
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.store.audit import seal_events, seal_events_in_thread
 from gateway.store.bulk import Statement, execute_all, insert_statement, placeholders, result_values, run_statements
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
@@ -210,6 +211,7 @@ class IntakeWriter:
             return await thread.run(lambda db: self._write_sqlite(db, dialect, batch))
         lookups = _Lookups(batch, dialect)
         results, accepted = _decide(batch, *lookups.found((await conn.exec_driver_sql(*lookups.query)).all()))
+        await seal_events(conn, [i.event for i in accepted])
         await execute_all(conn, _inserts(accepted, dialect), one_hop=False)
         return results
 
@@ -218,6 +220,7 @@ class IntakeWriter:
         """``_write`` as plain ``sqlite3`` calls, run in the driver's thread (one hop for the whole batch)."""
         lookups = _Lookups(batch, dialect)
         results, accepted = _decide(batch, *lookups.found(db.execute(*lookups.query).fetchall()))
+        seal_events_in_thread(db, dialect, [i.event for i in accepted])
         run_statements(db, _inserts(accepted, dialect))
         return results
 

@@ -16,12 +16,11 @@ from gateway.domain.events import StatusChange
 from gateway.domain.ids import new_id
 from gateway.domain.status import Decision, Status, decide
 from gateway.errors import ConfigError, ConflictError, NotFoundError
-from gateway.store.bulk import insert_rows
 from gateway.store.exposure import settle_exposure
+from gateway.store.journal import Move, record_events
 from gateway.store.tables import (
     api_keys,
     business_units,
-    instruction_events,
     instructions,
     outbox,
 )
@@ -360,6 +359,12 @@ async def record_transitions(
             instructions.c.business_unit_id,
             instructions.c.adapter,
             instructions.c.partner_reference,
+            instructions.c.amount_minor,
+            instructions.c.currency,
+            select(business_units.c.name)
+            .where(business_units.c.id == instructions.c.business_unit_id)
+            .scalar_subquery()
+            .label("business_unit"),
         )
         .where(instructions.c.id.in_(ids))
         .order_by(instructions.c.id)
@@ -373,15 +378,29 @@ async def record_transitions(
     original_counts = {i: row["event_count"] for i, row in state.items()}
     events: list[dict[str, Any]] = []
     records: list[StatusRecord] = []
+    moves: list[Move] = []  # what the ledger posts, in this transaction
     for t in transitions:
         row = state[t.instruction_id]
         current = Status(row["status"])
         decision = decide(current, t.status)
         row["event_count"] += 1
         if decision.applied:
+            previous_adapter = row["adapter"]
             row["status"] = t.status.value
             if t.adapter is not None:
                 row["adapter"] = t.adapter
+            moves.append(
+                Move(
+                    t.instruction_id,
+                    row["business_unit"],
+                    row["currency"],
+                    row["amount_minor"],
+                    current,
+                    previous_adapter,
+                    t.status,
+                    row["adapter"],
+                )
+            )
         if t.partner_reference and not row["partner_reference"]:
             row["partner_reference"] = t.partner_reference
         events.append(
@@ -441,9 +460,11 @@ async def record_transitions(
     if conn.dialect.name == "sqlite" and result.rowcount != len(state):
         # Cannot happen with SQLite's single writer; refuse rather than write a gap.
         raise ConflictError("instructions changed during a status update; retry")
-    await insert_rows(conn, instruction_events, events)
     applied = [(t.instruction_id, t.status) for t, r in zip(transitions, records, strict=True) if r.decision.applied]
     await settle_exposure(conn, applied, now)
+    # last: the audit chain heads are shared by every writer, so they are locked after the rows
+    # this transaction locks anyway (instructions, credit limits) and held only until the commit
+    await record_events(conn, events, moves, now)  # linked into the audit chain, with their ledger entries
     return records
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "UTCDateTime",
     "api_keys",
+    "audit_heads",
     "business_units",
     "credit_limits",
     "credit_reservations",
@@ -38,6 +39,12 @@ __all__ = [
     "idempotency_keys",
     "instruction_events",
     "instructions",
+    "ledger_accounts",
+    "ledger_balances",
+    "ledger_entries",
+    "ledger_exports",
+    "ledger_periods",
+    "ledger_postings",
     "metadata",
     "outbox",
     "risk_alerts",
@@ -165,7 +172,11 @@ instruction_events = Table(
     Column("reason", String(500)),
     Column("occurred_at", UTCDateTime(), nullable=False),
     Column("actor", String(64)),  # who decided (an API key id), for human decisions
+    # tamper evidence (gateway.store.audit): position in the events chain and the chain's hash up to this row
+    Column("chain_seq", BigInteger()),
+    Column("chain_hash", String(64)),
     UniqueConstraint("instruction_id", "sequence"),
+    UniqueConstraint("chain_seq"),
 )
 
 outbox = Table(
@@ -311,4 +322,93 @@ credit_reservations = Table(
     Column("amount_minor", BigInteger(), nullable=False),
     Column("state", String(10), nullable=False),  # reserved | consumed | released
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
+# -- ledger (gateway.ledger): double-entry journal, running balances, periods, exports -------
+# Amounts are integers in the currency's minor units; a debit is positive, a credit negative.
+
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("name", String(200), primary_key=True),  # e.g. bu:retail:receivable (config/ledger.yaml)
+    Column("type", String(10), nullable=False),  # asset | liability | income | expense | equity
+    Column("business_unit", String(100)),  # the business unit that may read it, if any
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "business_unit", "name"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=False),  # the entry's place in the journal's chain
+    Column("kind", String(32), nullable=False),  # payment | an event kind (fee, …)
+    Column("memo", String(200), nullable=False),
+    Column("instruction_id", String(40)),
+    Column("business_unit", String(100)),
+    Column("booked_at", UTCDateTime(), nullable=False),  # always in an open period, never before an earlier entry
+    Column("original_at", UTCDateTime()),  # when the event happened, if it was booked later (backfill, late)
+    Column("reverses", BigInteger()),  # the entry this one corrects
+    Column("chain_hash", String(64), nullable=False),
+    Index(None, "instruction_id"),
+    Index(None, "booked_at"),
+    Index(None, "business_unit", "id"),
+)
+
+ledger_postings = Table(
+    "ledger_postings",
+    metadata,
+    Column("entry_id", BigInteger(), ForeignKey("ledger_entries.id"), primary_key=True, autoincrement=False),
+    Column("line", Integer(), primary_key=True, autoincrement=False),
+    Column("account", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger(), nullable=False),
+    # the account's running totals in this currency after this posting (as-of balances read one row)
+    Column("debits_after", BigInteger(), nullable=False),
+    Column("credits_after", BigInteger(), nullable=False),
+    Index(None, "account", "currency", "entry_id"),
+)
+
+ledger_balances = Table(
+    "ledger_balances",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("debits", BigInteger(), nullable=False),
+    Column("credits", BigInteger(), nullable=False),
+    Column("postings", BigInteger(), nullable=False),
+    Column("last_entry_id", BigInteger(), nullable=False),
+)
+
+ledger_periods = Table(
+    "ledger_periods",
+    metadata,
+    Column("period", String(7), primary_key=True),  # YYYY-MM
+    Column("closed_at", UTCDateTime(), nullable=False),
+    Column("closed_by", String(64), nullable=False),
+    Column("last_entry_id", BigInteger(), nullable=False),  # the journal's head when it closed
+)
+
+ledger_exports = Table(
+    "ledger_exports",
+    metadata,
+    Column("scope", String(100), primary_key=True),  # a business unit, or * for all
+    Column("batch", Integer(), primary_key=True, autoincrement=False),  # 1, 2, … per scope
+    Column("period", String(7), nullable=False),
+    Column("first_entry_id", BigInteger(), nullable=False),  # exclusive: the previous batch's last
+    Column("last_entry_id", BigInteger(), nullable=False),
+    Column("entries", Integer(), nullable=False),
+    Column("digests", JSON(), nullable=False),  # {format: sha256 of the file}
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("scope", "period"),
+)
+
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("chain", String(16), primary_key=True),  # events | journal
+    Column("seq", BigInteger(), nullable=False),  # rows in the chain so far
+    Column("hash", String(64), nullable=False),  # the chain's hash after its last row
+    Column("last_at", UTCDateTime()),  # journal: the last entry's booked_at (entries are booked in order)
+    Column("closed_through", String(7)),  # journal: the last closed period (YYYY-MM)
 )
