@@ -7,6 +7,7 @@ import json
 import socket
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,7 +16,6 @@ from gateway.cli.common import (
     Subparsers,
     UsageError,
     command,
-    create_key,
     database,
     load,
     require_schema,
@@ -24,9 +24,12 @@ from gateway.cli.common import (
 from gateway.config import Settings
 from gateway.contracts.registry import contracts
 from gateway.devtools.simulators import start_simulators
+from gateway.domain.clock import system_clock
 from gateway.errors import ConfigError
 from gateway.plugins.manager import Plugins
 from gateway.runtime import create_app
+from gateway.store import repo
+from gateway.store.connect import sqlite_path
 
 __all__ = ["follow_simulators", "register"]
 
@@ -106,6 +109,37 @@ def _try_it(url: str, demo_key: str, finance_key: str) -> str:
     )
 
 
+def _demo_keys_file(settings: Settings) -> Path:
+    """Where ``--demo`` keeps its two keys: beside the SQLite file, or ``var/`` for a server database."""
+    file = sqlite_path(settings.database_url)
+    return (file.parent if file is not None else Path("var")) / "demo-keys.json"
+
+
+async def demo_keys(settings: Settings) -> tuple[str, str]:
+    """The demo business unit's key and the finance key: the ones saved by an earlier ``--demo`` while they
+    still work, new ones (saved, readable by this user only) otherwise — a restart does not pile up keys."""
+    path = _demo_keys_file(settings)
+    wanted = {"demo": ["instructions"], "finance": ["finance"]}
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    keys: dict[str, str] = {}
+    async with database(settings) as engine, engine.begin() as conn:
+        for unit, scopes in wanted.items():
+            key = saved.get(unit) if isinstance(saved, dict) else None
+            principal = await repo.lookup_principal(conn, repo.hash_key(key), system_clock()) if key else None
+            if principal is None or principal.business_unit != unit or set(principal.scopes) != set(scopes):
+                key = await repo.create_api_key(conn, unit, scopes, system_clock())
+            keys[unit] = key
+    if keys != saved:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(keys), encoding="utf-8")
+    print(f"demo keys: {path} (reused while they work; delete the file for new ones)", file=sys.stderr)
+    return keys["demo"], keys["finance"]
+
+
 async def serve_command(args: argparse.Namespace) -> int:
     """``gateway serve``: run until SIGINT or SIGTERM."""
     settings = load(args)
@@ -119,8 +153,7 @@ async def serve_command(args: argparse.Namespace) -> int:
     if settings.port == 0:  # port 0 picked a free port: partners' callbacks must go to that one
         settings = settings.with_overrides(server__port=gw_sock.getsockname()[1])
     settings = follow_simulators(settings, {name: _url(sock) for name, sock in sim_socks.items()})
-    demo_key = await create_key(settings, "demo", ["instructions"]) if args.demo else None
-    finance_key = await create_key(settings, "finance", ["finance"]) if args.demo else None
+    demo_key, finance_key = await demo_keys(settings) if args.demo else (None, None)
     sims = await start_simulators(plugins, sims_cfg, sim_socks)
     gateway = await start_app(create_app(settings), gw_sock)
     url = settings.public_url
