@@ -65,7 +65,7 @@ def test_public_import_paths_for_adapter_packages_keep_working() -> None:
     assert hookspecs.gateway_adapter_classes is specs.gateway_adapter_classes
     assert conformance.run_check is kit.run_check and conformance.CHECKS is kit.CHECKS
     help_text = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "gateway.conformance", "--help"],
+        [sys.executable, "-m", "pytest", "-p", "gateway.devtools.conformance", "--help"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -17,9 +17,9 @@ from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
+from gateway.contracts.safexml import child, children, clean_text, local_name, namespace, parse_xml, text
 from gateway.domain.money import minor_units
 from gateway.errors import ContractError, FieldError
-from gateway_adapters.iso20022_bank.safexml import child, children, clean_text, local_name, namespace, parse_xml, text
 
 __all__ = [
     "CAMT053_NAMESPACE",

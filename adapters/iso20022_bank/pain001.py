@@ -16,10 +16,10 @@ from decimal import Decimal, InvalidOperation
 from lxml import etree
 
 from gateway.adapter import PaymentOrder
+from gateway.contracts.safexml import child, children, clean_text, text
 from gateway.domain.accounts import IbanAccount, Party
 from gateway.domain.money import minor_units
 from gateway.errors import ContractError, FieldError
-from gateway_adapters.iso20022_bank.safexml import child, children, clean_text, text
 from gateway_adapters.iso20022_bank.schemas import PAIN001_NAMESPACE, validate_pain001
 
 __all__ = ["NOT_PROVIDED", "Pain001Message", "Pain001Transaction", "build_pain001", "read_pain001"]

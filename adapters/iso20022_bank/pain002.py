@@ -21,9 +21,7 @@ from types import MappingProxyType
 from lxml import etree
 
 from gateway.adapter import StatusUpdate
-from gateway.domain.status import Status
-from gateway.errors import ContractError, FieldError
-from gateway_adapters.iso20022_bank.safexml import (
+from gateway.contracts.safexml import (
     child,
     children,
     clean_text,
@@ -32,6 +30,8 @@ from gateway_adapters.iso20022_bank.safexml import (
     parse_xml,
     text,
 )
+from gateway.domain.status import Status
+from gateway.errors import ContractError, FieldError
 from gateway_adapters.iso20022_bank.schemas import PAIN001_VERSION
 
 __all__ = [

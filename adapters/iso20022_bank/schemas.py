@@ -15,8 +15,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from gateway.contracts.safexml import parse_xml
 from gateway.errors import ContractError, FieldError
-from gateway_adapters.iso20022_bank.safexml import parse_xml
 
 __all__ = [
     "PAIN001_NAMESPACE",

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar
 
+from gateway.contracts.safexml import parse_xml, text
 from gateway.errors import ContractError
 from gateway_adapters.iso20022_bank.camt053 import build_camt053
 from gateway_adapters.iso20022_bank.pain001 import read_pain001
@@ -22,7 +23,6 @@ from gateway_adapters.iso20022_bank.pain002 import (
     TransactionStatus,
     build_pain002,
 )
-from gateway_adapters.iso20022_bank.safexml import parse_xml, text
 from gateway_simulators.core.partner import Partner, ReportLine, Statement, Submission, Transaction
 
 __all__ = ["Iso20022Bank"]

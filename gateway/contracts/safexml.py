@@ -1,4 +1,5 @@
-"""Safe XML parsing for partner messages: no DTDs, no entities, no network.
+"""Safe XML parsing for untrusted documents (partner messages, statements, ERP files): no DTDs, no entities,
+no network. The XML half of reading what comes in; ``gateway.contracts.safejson`` is the JSON half.
 
 Partner XML is untrusted input. It is screened first by ``defusedxml`` (expat),
 which refuses any DOCTYPE at the declaration, before a single entity is
