@@ -40,8 +40,7 @@ from gateway.adapter import (
 from gateway.domain.accounts import UsAccount
 from gateway.domain.status import Status
 from gateway.errors import PermanentPartnerError, TransientPartnerError
-from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES, header
-from gateway.partners.signing import verify_signature
+from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES
 from gateway_adapters.ach_nacha.calendar import CutoffCalendar
 from gateway_adapters.ach_nacha.nacha import (
     EntryInput,
@@ -366,13 +365,7 @@ class AchNachaAdapter(HttpAdapter):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
         """A pushed return file: signature first, then the NACHA reader (``NachaError`` is a ``ContractError``)."""
-        verify_signature(
-            self._callback_secret,
-            body,
-            header(headers, SIGNATURE_HEADER),
-            tolerance=self.signature_tolerance,
-            now=self.context.clock().timestamp(),
-        )
+        self.verify_signed(self._callback_secret, body, headers, SIGNATURE_HEADER)
         return _return_updates(body)
 
 

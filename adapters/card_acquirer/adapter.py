@@ -55,7 +55,6 @@ from gateway.partners.http import (
     header,
     retry_after,
 )
-from gateway.partners.signing import verify_signature
 from gateway_adapters.card_acquirer.codes import EVENT_STATUSES, PAYOUT_STATUSES, REROUTE, rule_for
 from gateway_adapters.card_acquirer.contracts import (
     ERROR,
@@ -277,13 +276,7 @@ class CardAcquirerAdapter(HttpAdapter):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
         """Verify ``Acquirer-Signature`` (first, with the replay tolerance), then read the event."""
-        verify_signature(
-            self._webhook_secret,
-            body,
-            header(headers, SIGNATURE_HEADER),
-            tolerance=self.signature_tolerance,
-            now=self.context.clock().timestamp(),
-        )
+        self.verify_signed(self._webhook_secret, body, headers, SIGNATURE_HEADER)
         event = _json(body)
         validate(WEBHOOK_EVENT, event)
         payout = event["data"]["object"]

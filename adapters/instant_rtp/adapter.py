@@ -42,7 +42,7 @@ from gateway.errors import (
     TransientPartnerError,
 )
 from gateway.partners.http import IDEMPOTENCY_HEADER, header, retry_after
-from gateway.partners.signing import sign_payload, verify_signature
+from gateway.partners.signing import sign_payload
 from gateway_adapters.instant_rtp.messages import (
     CONTRACT_DIR,
     ERROR,
@@ -130,13 +130,7 @@ class InstantRtpAdapter(HttpAdapter):
     ) -> None:
         """Act only on what the partner signed; anything else says nothing about the payment."""
         try:
-            verify_signature(
-                self._response_secret,
-                body,
-                header(headers, SIGNATURE_HEADER),
-                tolerance=self.signature_tolerance,
-                now=self.context.clock().timestamp(),
-            )
+            self.verify_signed(self._response_secret, body, headers, SIGNATURE_HEADER)
         except SignatureError as exc:
             raise lost(f"partner answer (HTTP {status}) failed the signature check: {exc.message}") from None
 
@@ -256,13 +250,7 @@ class InstantRtpAdapter(HttpAdapter):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
         """The partner answers synchronously and sends no callbacks; a pushed report is still verified first."""
-        verify_signature(
-            self._response_secret,
-            body,
-            header(headers, SIGNATURE_HEADER),
-            tolerance=self.signature_tolerance,
-            now=self.context.clock().timestamp(),
-        )
+        self.verify_signed(self._response_secret, body, headers, SIGNATURE_HEADER)
         return [_update(read_report(body))]
 
 

@@ -38,7 +38,7 @@ from gateway.errors import (
     TransientPartnerError,
 )
 from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES, header, retry_after
-from gateway.partners.signing import sign_payload, verify_signature
+from gateway.partners.signing import sign_payload
 from gateway_adapters.iso20022_bank.pain001 import build_pain001
 from gateway_adapters.iso20022_bank.pain002 import (
     StatusReport,
@@ -92,13 +92,7 @@ class Iso20022BankAdapter(HttpAdapter):
         would let anyone on the path fail a payment the bank may have taken.
         """
         try:
-            verify_signature(
-                self._callback_secret,
-                body,
-                header(headers, SIGNATURE_HEADER),
-                tolerance=self.signature_tolerance,
-                now=self.context.clock().timestamp(),
-            )
+            self.verify_signed(self._callback_secret, body, headers, SIGNATURE_HEADER)
         except SignatureError as exc:
             raise TransientPartnerError(
                 f"bank response (HTTP {status}) failed signature check: {exc.message}"
@@ -241,13 +235,7 @@ class Iso20022BankAdapter(HttpAdapter):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
         """Verify the signature (first), then read the pain.002 into one update per transaction."""
-        verify_signature(
-            self._callback_secret,
-            body,
-            header(headers, SIGNATURE_HEADER),
-            tolerance=self.signature_tolerance,
-            now=self.context.clock().timestamp(),
-        )
+        self.verify_signed(self._callback_secret, body, headers, SIGNATURE_HEADER)
         return [_described(u) for u in status_updates(parse_pain002(body))]
 
 

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from gateway.config import schema_defaults
 from gateway.domain.order import PaymentOrder
 from gateway.domain.status import Status
-from gateway.partners.http import PartnerHttp
+from gateway.partners.http import PartnerHttp, header
+from gateway.partners.signing import verify_signature
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -324,6 +325,17 @@ class HttpAdapter(Adapter):
 
     def __repr__(self) -> str:  # secrets stay out of reprs and therefore logs
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def verify_signed(self, secret: bytes, body: bytes, headers: Mapping[str, str], header_name: str) -> int:
+        """Check the partner's HMAC signature on ``body`` (in ``header_name``) at the adapter's clock and
+        tolerance; returns its timestamp, or raises ``SignatureError`` (missing, malformed, stale or wrong)."""
+        return verify_signature(
+            secret,
+            body,
+            header(headers, header_name),
+            tolerance=self.signature_tolerance,
+            now=self.context.clock().timestamp(),
+        )
 
     async def start(self) -> None:
         self.http.session()
