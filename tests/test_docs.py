@@ -7,6 +7,7 @@ import json
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import yaml
 from gateway.cli import main
 from gateway.cli.main import build_parser
 from gateway.contracts.registry import contracts
+from gateway.contracts.versions import default_version
 from tests.support import REPO
 
 DOCS = REPO / "docs"
@@ -137,14 +139,16 @@ def test_quickstart_needs_no_uuidgen_and_names_what_make_run_starts() -> None:
 
 
 def test_quickstart_instructions_are_valid() -> None:
-    """Every JSON body the quick start posts passes the instruction contract (the shell variables filled in)."""
+    """Every JSON body the quick start posts passes the contract version the API serves by default."""
+    registry = contracts()
+    version = default_version(registry, "instruction", datetime.now(UTC))
     text = _read(DOCS / "quickstart.md")
     bodies = [b for block in _shell_blocks(text) for b in re.findall(r"-d '(\{.*?\})'", block, re.DOTALL)]
 
     assert len(bodies) >= 2
     for body in bodies:
         document = json.loads(body.replace("'\"$REF\"'", "INV-1").replace("'\"$HOLD_REF\"'", "PO-1"))
-        contracts().validate("instruction", document)
+        registry.validate("instruction", document, version)
 
 
 # -- risk -------------------------------------------------------------------------------------------------
