@@ -159,7 +159,7 @@ def test_risk_doc_states_the_shipped_business_hours() -> None:
     shipped = yaml.safe_load(_read(REPO / "config/risk.yaml"))["defaults"]["rules"]["business_hours"]
     text = _read(DOCS / "risk.md")
 
-    assert f"{shipped['start']}–{shipped['end']}" in text
+    assert f"{shipped['start']}\N{EN DASH}{shipped['end']}" in text
     assert shipped["action"] == "flag"
     assert "nights and weekends" in text
 
