@@ -207,6 +207,10 @@ def test_adapters_doc_packaging_names_match_the_scaffold(scaffolded: Path) -> No
     assert project["name"] == "gateway-adapter-my-bank"
     assert f'name = "{project["name"]}"' in text
     assert f'{entry_name} = "{module}"' in text
+    adapter_class = re.search(r"^class (\w+)\(HttpAdapter\)", _read(scaffolded / module / "adapter.py"), re.MULTILINE)
+    assert adapter_class is not None
+    assert f"`{adapter_class[1]}`" in text
+    assert f"`{scaffolded.name}`" in text, "the default directory"
     for stale in ("my-bank-adapter", "my_bank_adapter"):
         assert stale not in text, f"docs/adapters.md still names {stale!r}, which the scaffold does not generate"
 
@@ -217,7 +221,7 @@ def test_adapters_doc_lists_the_files_the_scaffold_writes(scaffolded: Path) -> N
     named = {
         path.replace("NAME", "my_bank")
         for row in re.findall(r"^\| (.+?) \|", section, re.MULTILINE)
-        for path in re.findall(r"`([^`]+)`", row)
+        for path in re.findall(r"`([\w/.-]+)`", row)
     }
     written = {p.relative_to(scaffolded).as_posix() for p in scaffolded.rglob("*") if p.is_file()}
 
