@@ -16,6 +16,7 @@ import yaml
 
 from gateway.cli import main
 from gateway.cli.main import build_parser
+from gateway.cli.serve import _try_it
 from gateway.contracts.registry import contracts
 from gateway.contracts.versions import default_version
 from tests.support import REPO
@@ -136,6 +137,19 @@ def test_quickstart_needs_no_uuidgen_and_names_what_make_run_starts() -> None:
     assert "Finance API key" in text
     assert "business_hours" in text, "the flag a newcomer sees at night and on weekends is not explained"
     assert "Idempotent-Replayed: true" in text
+
+
+def test_quickstart_shows_what_make_run_prints() -> None:
+    """The example output is what ``gateway serve --demo`` prints today, with the keys it shows."""
+    text = _read(DOCS / "quickstart.md")
+    demo_key = re.search(r"^Demo business unit API key: (pgw_\S+)$", text, re.MULTILINE)
+    finance_key = re.search(r"^Finance API key \(.*\): (pgw_\S+)$", text, re.MULTILINE)
+    assert demo_key is not None and finance_key is not None
+
+    printed = _try_it("http://127.0.0.1:8080", demo_key[1], finance_key[1])
+
+    for line in printed.strip().splitlines():
+        assert line in text, f"make run prints {line!r}, the quick start does not show it"
 
 
 def test_quickstart_instructions_are_valid() -> None:
