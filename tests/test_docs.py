@@ -108,6 +108,24 @@ def test_readme_command_table_lists_every_command() -> None:
     assert missing == [], f"README.md's command table lacks {missing} (see `gateway --help`)"
 
 
+def test_readme_command_table_names_only_commands_that_exist() -> None:
+    commands = set(_commands(build_parser(), "gateway"))
+    groups = {" ".join(c.split()[:n]) for c in commands for n in range(1, len(c.split()))}
+    rows = re.findall(r"^\| `(gateway [^`|]+)", _read(REPO / "README.md"), re.MULTILINE)
+
+    named = []
+    for row in rows:
+        words = ["gateway"]
+        for word in row.split()[1:]:
+            if " ".join([*words, word]) not in commands | groups:
+                break
+            words.append(word)
+        named.append(" ".join(words))
+
+    assert len(named) > 15
+    assert [n for n in named if n not in commands] == [], "README.md's command table names commands that do not exist"
+
+
 def test_readme_links_every_doc() -> None:
     readme = _read(REPO / "README.md")
     pages = sorted(p.relative_to(REPO).as_posix() for p in [*DOCS.glob("*.md"), *DOCS.glob("adapters/*.md")])
