@@ -101,6 +101,26 @@ def test_generated_conformance_test_passes(package_dir: Path, plugin: ModuleType
     assert module.NAME == NAME
 
 
+def test_generated_package_tests_run_without_warnings(package_dir: Path) -> None:
+    """`pytest NAME-adapter`, as its README says, in a fresh interpreter: green, and not one warning.
+
+    ``-W error`` turns warnings raised during the tests into failures; warnings printed before the
+    session (a plugin's configuration warning, say) only show in the output, so that is read too.
+    """
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-W", "error", "-p", "no:cacheprovider", package_dir.name],
+        cwd=package_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = run.stdout + run.stderr
+
+    assert run.returncode == 0, output
+    assert f"{len(CHECKS)} passed" in output, output
+    assert "warning" not in output.lower(), output
+
+
 def test_cli_scaffolds_into_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "out"
 
