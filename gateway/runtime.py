@@ -1,8 +1,8 @@
 """The composition root: builds the objects one gateway process works with and wires them together.
 
 No module of the core imports this one. Each worker gets the narrow services it
-uses (``DispatchServices``, ``SchedulerServices``, ``ApiServices``, ``HoldDesk``,
-``StatusUpdates``, ``Orders``), built here once; nothing reaches back through the
+uses (``DispatchServices``, ``SchedulerServices``, ``WebhookServices``, ``ApiServices``,
+``HoldDesk``, ``StatusUpdates``, ``Orders``), built here once; nothing reaches back through the
 runtime. Opened once (by ``create_app``'s cleanup context, the CLI, or a test),
 closed once.
 """
@@ -42,6 +42,7 @@ from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.intake import IntakeWriter
 from gateway.store.journal import bind as bind_ledger
 from gateway.store.orders import Orders
+from gateway.webhooks.worker import WebhookServices, WebhookWorker
 
 __all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
 
@@ -92,7 +93,8 @@ class Runtime:
         keys = parse_key_ring(settings.encryption_keys)
         if DEV_KEY_ID in keys and "sqlite" not in self.engine.dialect.name:
             log.warning("the development encryption key is configured on a shared database")
-        self.codec = InstructionCodec(FieldCipher(keys))
+        self.cipher = FieldCipher(keys)
+        self.codec = InstructionCodec(self.cipher)
         self.contracts: ContractRegistry = contracts()
         self.metrics = Metrics()
         self.plugins = plugins or Plugins(extra=extra_plugins)
@@ -117,6 +119,7 @@ class Runtime:
         )
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
+        self.webhooks: WebhookWorker | None = None
 
     def _on_committed(self, count: int) -> None:
         self._wake_dispatcher()
@@ -139,7 +142,24 @@ class Runtime:
             updates=self.updates,
             holds=self.holds,
             announce=self.plugins.announce,
+            cipher=self.cipher,
+            wake_webhooks=self._wake_webhooks,
         )
+
+    def _wake_webhooks(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.wake()
+
+    def new_webhook_worker(self, owner: str | None = None) -> WebhookWorker:
+        """The webhook delivery worker over this process's services (``owner`` names its leases)."""
+        services = WebhookServices(
+            engine=self.engine,
+            clock=self.clock,
+            cipher=self.cipher,
+            contracts=self.contracts,
+            metrics=self.metrics,
+        )
+        return WebhookWorker(services, self.settings.webhooks, owner or self.owner)
 
     def new_dispatcher(self, owner: str | None = None) -> Dispatcher:
         """A dispatcher over this process's services (``owner`` names its leases; default: this process)."""
@@ -169,8 +189,11 @@ class Runtime:
         )
         return Scheduler(services, self.settings.dispatch, self.settings.risk_jobs)
 
-    async def start(self, *, dispatch: bool = True, poll: bool = True) -> None:
-        """Start adapters, the intake writer and (optionally) the dispatcher and the scheduler."""
+    async def start(self, *, dispatch: bool = True, poll: bool = True, webhooks: bool | None = None) -> None:
+        """Start adapters, the intake writer and (optionally) the dispatcher, the scheduler and the webhook worker.
+
+        ``webhooks`` defaults to ``webhooks.enabled``.
+        """
         for adapter in self.adapters.values():
             await adapter.start()
         if self.risk.credit_limits:
@@ -183,8 +206,13 @@ class Runtime:
         self.scheduler = self.new_scheduler()
         if poll:
             self.scheduler.start()
+        self.webhooks = self.new_webhook_worker()
+        if self.settings.webhooks.enabled if webhooks is None else webhooks:
+            await self.webhooks.start()
 
     async def close(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.dispatcher is not None:
