@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.api.app import build_app
 from gateway.api.appkeys import ApiServices
-from gateway.config import Settings
+from gateway.config import Settings, WebhookSettings
 from gateway.contracts.registry import ContractRegistry, contracts
 from gateway.dispatch.dispatcher import Dispatcher, DispatchServices
 from gateway.dispatch.routing import load_routing
@@ -150,7 +150,7 @@ class Runtime:
         if self.webhooks is not None:
             self.webhooks.wake()
 
-    def new_webhook_worker(self, owner: str | None = None) -> WebhookWorker:
+    def new_webhook_worker(self, owner: str | None = None, settings: WebhookSettings | None = None) -> WebhookWorker:
         """The webhook delivery worker over this process's services (``owner`` names its leases)."""
         services = WebhookServices(
             engine=self.engine,
@@ -159,7 +159,7 @@ class Runtime:
             contracts=self.contracts,
             metrics=self.metrics,
         )
-        return WebhookWorker(services, self.settings.webhooks, owner or self.owner)
+        return WebhookWorker(services, settings or self.settings.webhooks, owner or self.owner)
 
     def new_dispatcher(self, owner: str | None = None) -> Dispatcher:
         """A dispatcher over this process's services (``owner`` names its leases; default: this process)."""

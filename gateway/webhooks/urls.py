@@ -12,7 +12,9 @@ connects (:class:`PublicOnlyResolver`), so a name that later resolves elsewhere
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import re
 import socket
 from typing import Any
 
@@ -23,9 +25,16 @@ from yarl import URL
 from gateway.domain.errors import FieldError
 from gateway.errors import GatewayError
 
-__all__ = ["MAX_URL_LENGTH", "PublicOnlyResolver", "UrlRefused", "check_url", "is_public"]
+__all__ = ["MAX_URL_LENGTH", "URL_PATTERN", "PublicOnlyResolver", "UrlRefused", "check_url", "is_public"]
 
 MAX_URL_LENGTH = 2048
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+#: the URLs an endpoint may have: http(s), a host name or IPv4 address, an optional port, path and query; no
+#: user, password or fragment (the API's schema says the same; whether the host is public is checked after)
+URL_PATTERN = (
+    f"^[hH][tT][tT][pP][sS]?://{_LABEL}(?:\\.{_LABEL})*\\.?(?::{_PORT})?(?:[/?][A-Za-z0-9._~!$&'()*+,;=:@/?%-]*)?$"
+)
 _LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 
@@ -52,6 +61,15 @@ def check_url(url: str, *, allow_private: bool) -> str:
     """``url`` if the gateway may send webhooks to it; ``UrlRefused`` saying why otherwise."""
     if len(url) > MAX_URL_LENGTH:
         raise UrlRefused(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if not re.match("^[hH][tT][tT][pP][sS]?://", url):
+        raise UrlRefused("the URL must start with https:// or http://")
+    # the same test as the API schema's ``pattern`` (whose ``$`` lets one final line break through: dropped)
+    url = url.removesuffix("\n")
+    if not re.fullmatch(URL_PATTERN, url):
+        raise UrlRefused(
+            "the URL must be http(s)://host[:port][/path][?query] with a host name or IPv4 address, "
+            "no user name, password or fragment"
+        )
     try:
         parsed = URL(url)
     except (ValueError, TypeError):
@@ -91,7 +109,8 @@ class PublicOnlyResolver(AbstractResolver):
         found = await self._inner.resolve(host, port, family)
         refused = [r["host"] for r in found if not is_public(r["host"])]
         if refused:
-            raise OSError(f"{host} resolves to {refused[0]}, which is not a public address")
+            # errno and strerror: aiohttp's connection error shows the strerror
+            raise OSError(errno.EACCES, f"{host} resolves to {refused[0]}, which is not a public address")
         return found
 
     async def close(self, *args: Any) -> None:
