@@ -6,8 +6,9 @@ Runs on SQLite and (with GATEWAY_TEST_DATABASE_URL) PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -19,7 +20,7 @@ from gateway.errors import SignatureError
 from gateway.partners.signing import verify_signature
 from gateway.store.tables import webhook_deliveries
 from gateway.webhooks.urls import is_public
-from tests.support import Database, LiveGateway, example_instruction, start_gateway, stop_gateway
+from tests.support import REPO, Database, LiveGateway, example_instruction, start_gateway, stop_gateway
 from tests.webhooks.receiver import Receiver, start_receiver
 
 #: fast retries so a test sees several attempts
@@ -76,6 +77,16 @@ async def wait_until(check: Any, timeout: float = 15) -> Any:
         await asyncio.sleep(0.05)
 
 
+def docs_verify() -> Callable[..., bool]:
+    """The ``verify`` function docs/webhooks.md gives business units, exactly as written there."""
+    text = (REPO / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    found = re.search(r"```python\n(.*?)```", text, re.DOTALL)
+    assert found, "docs/webhooks.md has no Python snippet"
+    namespace: dict[str, Any] = {}
+    exec(compile(found.group(1), "docs/webhooks.md", "exec"), namespace)
+    return namespace["verify"]  # type: ignore[no-any-return]
+
+
 async def test_every_status_change_is_delivered_signed_in_order_with_a_stable_event_id(
     database: Database, receiver: Receiver
 ) -> None:
@@ -105,6 +116,15 @@ async def test_every_status_change_is_delivered_signed_in_order_with_a_stable_ev
     assert settled.doc["status"] == "settled" and settled.event_id == first[-1].event_id
     assert settled.body == first[-1].body
     verify_signature(finals["secret"].encode(), settled.body, settled.headers["Gateway-Signature"])
+    # the receiver's side as docs/webhooks.md shows it
+    verify = docs_verify()
+    header = first[0].headers["Gateway-Signature"]
+    stamp = int(header.split(",")[0].removeprefix("t="))
+    assert all(verify(endpoint["secret"], r.body, r.headers["Gateway-Signature"]) for r in first)
+    assert not verify(finals["secret"], first[0].body, header)
+    assert not verify(endpoint["secret"], first[0].body + b" ", header)
+    assert verify(endpoint["secret"], first[0].body, header, now=stamp + 300)
+    assert not verify(endpoint["secret"], first[0].body, header, now=stamp + 301)  # the 5-minute tolerance
     for r in first:
         assert verify_signature(secret, r.body, r.headers["Gateway-Signature"])  # within the 5-minute tolerance
     with pytest.raises(SignatureError):
@@ -236,6 +256,8 @@ async def test_after_a_rotation_both_secrets_sign_during_the_overlap_then_only_t
     assert len({old, new, newest}) == 3
     assert during.headers["Gateway-Signature"].count("v1=") == 2
     verify_signature(old, during.body, during.headers["Gateway-Signature"])
+    assert docs_verify()(endpoint["secret"], during.body, during.headers["Gateway-Signature"])
+    assert not docs_verify()(endpoint["secret"], after.body, after.headers["Gateway-Signature"])
     verify_signature(new, during.body, during.headers["Gateway-Signature"])
     verify_signature(newest, after.body, after.headers["Gateway-Signature"])
     for stale in (old, new):
