@@ -6,7 +6,6 @@ Runs on SQLite and (with GATEWAY_TEST_DATABASE_URL) PostgreSQL.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -21,17 +20,7 @@ from gateway.store import webhooks as store
 from gateway.store.repo import Transition, record_transitions
 from gateway.store.tables import business_units, instructions, webhook_deliveries
 from tests.support import NOW, TEST_CODEC, Database, insert_instruction, start_gateway, stop_gateway
-from tests.webhooks.receiver import Receiver, start_receiver
-from tests.webhooks.test_webhooks_end_to_end import FAST, create_endpoint, deliveries, submit, wait_until
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rec = await start_receiver()
-    try:
-        yield rec
-    finally:
-        await rec.stop()
+from tests.webhooks.support import FAST, Receiver, create_endpoint, deliveries, submit, wait_until
 
 
 async def _unit_id(engine: AsyncEngine, name: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,61 +20,8 @@ from gateway.errors import SignatureError
 from gateway.partners.signing import verify_signature
 from gateway.store.tables import webhook_deliveries
 from gateway.webhooks.urls import is_public
-from tests.support import REPO, Database, LiveGateway, example_instruction, start_gateway, stop_gateway
-from tests.webhooks.receiver import Receiver, start_receiver
-
-#: fast retries so a test sees several attempts
-FAST = {
-    "webhooks__idle_poll_seconds": 0.05,
-    "webhooks__backoff_base_seconds": 0.05,
-    "webhooks__backoff_max_seconds": 0.2,
-    "webhooks__timeout_seconds": 5,
-}
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rec = await start_receiver()
-    try:
-        yield rec
-    finally:
-        await rec.stop()
-
-
-async def start(database: Database, **overrides: Any) -> LiveGateway:
-    return await start_gateway(database, **{**FAST, **overrides})
-
-
-async def create_endpoint(gw: LiveGateway, url: str, **body: Any) -> dict[str, Any]:
-    async with gw.session.post(
-        f"{gw.url}/v1/webhook-endpoints", json={"url": url, **body}, headers=gw.headers()
-    ) as resp:
-        assert resp.status == 201, await resp.text()
-        assert resp.headers["Cache-Control"] == "no-store"
-        return await resp.json()  # type: ignore[no-any-return]
-
-
-async def submit(gw: LiveGateway, **changes: Any) -> str:
-    resp = await gw.post_instruction(example_instruction(**changes))
-    assert resp.status == 202, await resp.text()
-    return (await resp.json())["id"]  # type: ignore[no-any-return]
-
-
-async def deliveries(gw: LiveGateway, **query: str) -> list[dict[str, Any]]:
-    async with gw.session.get(f"{gw.url}/v1/webhook-deliveries", params=query, headers=gw.headers()) as resp:
-        assert resp.status == 200, await resp.text()
-        return (await resp.json())["items"]  # type: ignore[no-any-return]
-
-
-async def wait_until(check: Any, timeout: float = 15) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from tests.support import REPO, Database, LiveGateway, stop_gateway
+from tests.webhooks.support import Receiver, create_endpoint, deliveries, start, submit, wait_until
 
 
 def docs_verify() -> Callable[..., bool]:
