@@ -438,11 +438,19 @@ async def claim_deliveries(
     )
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True, of=webhook_deliveries)
+    # read first: an idle worker's round then writes nothing (on SQLite a write takes the one writer's lock)
+    due_ids = list((await conn.execute(due)).scalars())
+    if not due_ids:
+        return []
     claimed = [
         r.id
         for r in await conn.execute(
             update(webhook_deliveries)
-            .where(webhook_deliveries.c.id.in_(due.scalar_subquery()))
+            .where(
+                webhook_deliveries.c.id.in_(due_ids),
+                webhook_deliveries.c.status == "pending",
+                or_(webhook_deliveries.c.lease_until.is_(None), webhook_deliveries.c.lease_until < now),
+            )
             .values(lease_owner=owner, lease_until=lease_until)
             .returning(webhook_deliveries.c.id)
         )

@@ -19,7 +19,7 @@ from gateway.partners.signing import verify_signature
 from gateway.store import webhooks as store
 from gateway.store.repo import Transition, record_transitions
 from gateway.store.tables import business_units, instructions, webhook_deliveries
-from tests.support import NOW, TEST_CODEC, Database, insert_instruction, start_gateway, stop_gateway
+from tests.support import NOW, TEST_CODEC, Database, LiveGateway, insert_instruction, start_gateway, stop_gateway
 from tests.webhooks.support import FAST, Receiver, create_endpoint, deliveries, submit, wait_until
 
 
@@ -161,3 +161,28 @@ async def test_a_rotation_overlap_longer_than_seven_days_is_refused(engine: Asyn
             await store.rotate_secret(conn, TEST_CODEC.cipher, endpoint.id, NOW, timedelta(days=7, seconds=1))
         after = await store.get_endpoint(conn, endpoint.id)
     assert secret.startswith("whsec_") and after.previous_secret_until is None
+
+
+async def test_two_workers_racing_send_each_event_once(database: Database, receiver: Receiver) -> None:
+    quiet = {"simulators": False, "dispatch": False, "poll": False, "partners": {}, **FAST}
+    gw = await start_gateway(database, webhooks__enabled=False, **quiet)
+    try:
+        await create_endpoint(gw, receiver.url)
+        ids = [await submit(gw) for _ in range(12)]
+        workers = [gw.runtime.new_webhook_worker(owner=name) for name in ("left", "right")]
+        for worker in workers:
+            await worker.start()
+        try:
+            got = await receiver.wait_for(12)
+            await wait_until(lambda: _all_delivered(gw, 12))
+        finally:
+            for worker in workers:
+                await worker.stop()
+    finally:
+        await stop_gateway(gw)
+    assert sorted(r.event_id for r in got) == sorted(store.event_id(i, 1) for i in ids)
+    assert len(receiver.received) == 12
+
+
+async def _all_delivered(gw: LiveGateway, count: int) -> bool:
+    return len(await deliveries(gw, status="delivered")) == count
