@@ -6,6 +6,7 @@ Runs on SQLite and (with GATEWAY_TEST_DATABASE_URL) PostgreSQL.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -169,7 +170,8 @@ async def test_two_workers_racing_send_each_event_once(database: Database, recei
     try:
         await create_endpoint(gw, receiver.url)
         ids = [await submit(gw) for _ in range(12)]
-        workers = [gw.runtime.new_webhook_worker(owner=name) for name in ("left", "right")]
+        small = replace(gw.runtime.settings.webhooks, batch=2)  # many rounds each, so the two claim side by side
+        workers = [gw.runtime.new_webhook_worker(owner=name, settings=small) for name in ("left", "right")]
         for worker in workers:
             await worker.start()
         try:
@@ -178,10 +180,13 @@ async def test_two_workers_racing_send_each_event_once(database: Database, recei
         finally:
             for worker in workers:
                 await worker.stop()
+        async with gw.runtime.engine.connect() as conn:
+            owners = set((await conn.execute(select(webhook_deliveries.c.lease_owner))).scalars())
     finally:
         await stop_gateway(gw)
     assert sorted(r.event_id for r in got) == sorted(store.event_id(i, 1) for i in ids)
     assert len(receiver.received) == 12
+    assert owners == {None}  # every lease released on delivery
 
 
 async def _all_delivered(gw: LiveGateway, count: int) -> bool:
