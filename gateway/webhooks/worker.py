@@ -181,6 +181,7 @@ class WebhookWorker:
         """Send one delivery and record what happened; whether it was delivered."""
         body = delivery.body.encode()
         status_code: int | None = None
+        permanent = False
         try:
             self.services.contracts.validate("status-event", json.loads(delivery.body), CONTRACT_VERSION)
             check_url(delivery.url, allow_private=self.settings.allow_private_addresses)
@@ -195,8 +196,9 @@ class WebhookWorker:
                 status_code = resp.status
                 await resp.read()
             error = None if 200 <= status_code < 300 else f"the endpoint answered {status_code}"
-        except ContractError as exc:
+        except ContractError as exc:  # never sent, and never will be: no retry helps
             error = f"the event does not fit the status-event contract: {exc}"
+            permanent = True
         except UrlRefused as exc:
             error = str(exc)
         except TimeoutError:
@@ -209,7 +211,7 @@ class WebhookWorker:
                 await record_delivered(conn, delivery.id, delivery.endpoint_id, self.owner, now, status_code or 0)
             self.services.metrics.webhook_deliveries.labels("delivered").inc()
             return True
-        retry_at = self._retry_at(delivery, now)
+        retry_at = None if permanent else self._retry_at(delivery, now)
         async with self.services.engine.begin() as conn:
             disabled = await record_attempt_failure(
                 conn,

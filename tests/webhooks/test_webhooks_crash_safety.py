@@ -191,3 +191,25 @@ async def test_two_workers_racing_send_each_event_once(database: Database, recei
 
 async def _all_delivered(gw: LiveGateway, count: int) -> bool:
     return len(await deliveries(gw, status="delivered")) == count
+
+
+async def test_a_body_that_does_not_fit_the_contract_is_never_sent(database: Database, receiver: Receiver) -> None:
+    quiet = {"simulators": False, "dispatch": False, "poll": False, "partners": {}, **FAST}
+    gw = await start_gateway(database, webhooks__enabled=False, **quiet)
+    try:
+        await create_endpoint(gw, receiver.url)
+        await submit(gw)
+        async with gw.runtime.engine.begin() as conn:
+            body = json.loads(str(await conn.scalar(select(webhook_deliveries.c.body))))
+            body["status"] = "paid"  # not a status of the contract
+            await conn.execute(webhook_deliveries.update().values(body=json.dumps(body)))
+        worker = gw.runtime.new_webhook_worker(owner="checker")
+        try:
+            assert await worker.run_once() == 1
+        finally:
+            await worker.stop()
+        (failed,) = await deliveries(gw, status="failed")
+    finally:
+        await stop_gateway(gw)
+    assert receiver.received == []
+    assert failed["attempts"] == 1 and "status-event contract" in failed["last_error"]
