@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiohttp import web
 from jsonschema import Draft202012Validator
@@ -27,10 +27,12 @@ from gateway.dispatch.routing import load_routing
 from gateway.dispatch.scheduler import Scheduler, SchedulerServices
 from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock, system_clock
+from gateway.domain.events import StatusChange
 from gateway.errors import ConfigError
 from gateway.ledger.rules import load_ledger
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
+from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
 from gateway.risk.credit import sync_config_limits
 from gateway.risk.engine import fingerprint_key, load_risk
@@ -74,6 +76,17 @@ def _build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock
     return built
 
 
+class _WebhookWaker:
+    """A plugin that wakes the webhook worker after each committed status change (its deliveries are due)."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    @hookimpl
+    def gateway_status_changed(self, change: StatusChange) -> None:
+        self._wake()
+
+
 class Runtime:
     """Everything a gateway process shares; see module docstring."""
 
@@ -99,6 +112,8 @@ class Runtime:
         self.metrics = Metrics()
         self.plugins = plugins or Plugins(extra=extra_plugins)
         self.plugins.register(self.metrics, name=f"gateway.metrics.{id(self.metrics)}")
+        self._waker = _WebhookWaker(self._wake_webhooks)
+        self.plugins.register(self._waker, name=f"gateway.webhooks.waker.{id(self._waker)}")
         classes = self.plugins.adapter_classes()
         self.adapters: dict[str, Adapter] = _build_adapters(classes, settings, clock)
         self.router = load_routing(settings.routing_file, installed=classes)
@@ -123,6 +138,7 @@ class Runtime:
 
     def _on_committed(self, count: int) -> None:
         self._wake_dispatcher()
+        self._wake_webhooks()
 
     def _wake_dispatcher(self) -> None:
         if self.dispatcher is not None:
@@ -221,6 +237,7 @@ class Runtime:
         for adapter in self.adapters.values():
             await adapter.close()
         self.plugins.unregister(self.metrics)
+        self.plugins.unregister(self._waker)
         if self._owns_engine:
             await self.engine.dispose()
 
