@@ -118,6 +118,24 @@ class RiskJobSettings:
     prune_seconds: float
 
 
+@dataclass(frozen=True)
+class WebhookSettings:
+    """``webhooks.*``: status webhooks to business units (docs/webhooks.md)."""
+
+    enabled: bool
+    allow_private_addresses: bool
+    timeout_seconds: float
+    retry_for_seconds: float
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    disable_after_failures: int
+    secret_overlap_seconds: int
+    concurrency: int
+    batch: int
+    lease_seconds: float
+    idle_poll_seconds: float
+
+
 def _typed(cls: type[Any], section: Mapping[str, Any]) -> Any:
     return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
 
@@ -172,6 +190,10 @@ class Settings:
     @property
     def risk_jobs(self) -> RiskJobSettings:
         return _typed(RiskJobSettings, self.raw["risk"])  # type: ignore[no-any-return]
+
+    @property
+    def webhooks(self) -> WebhookSettings:
+        return _typed(WebhookSettings, self.raw["webhooks"])  # type: ignore[no-any-return]
 
     @property
     def host(self) -> str:

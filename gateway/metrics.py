@@ -35,6 +35,12 @@ class Metrics:
             "gateway_partner_callbacks", "Partner callbacks received", ["adapter", "result"], registry=r
         )
         self.risk = Counter("gateway_risk_screened", "Risk screening outcomes", ["outcome"], registry=r)
+        self.webhook_deliveries = Counter(
+            "gateway_webhook_deliveries", "Webhook delivery attempts by outcome", ["outcome"], registry=r
+        )
+        self.webhook_endpoints_disabled = Counter(
+            "gateway_webhook_endpoints_disabled", "Webhook endpoints disabled after failing in a row", registry=r
+        )
         self.outbox_depth = Gauge("gateway_outbox_depth", "Jobs waiting in the outbox", registry=r)
 
     @hookimpl

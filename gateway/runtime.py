@@ -1,8 +1,8 @@
 """The composition root: builds the objects one gateway process works with and wires them together.
 
 No module of the core imports this one. Each worker gets the narrow services it
-uses (``DispatchServices``, ``SchedulerServices``, ``ApiServices``, ``HoldDesk``,
-``StatusUpdates``, ``Orders``), built here once; nothing reaches back through the
+uses (``DispatchServices``, ``SchedulerServices``, ``WebhookServices``, ``ApiServices``,
+``HoldDesk``, ``StatusUpdates``, ``Orders``), built here once; nothing reaches back through the
 runtime. Opened once (by ``create_app``'s cleanup context, the CLI, or a test),
 closed once.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiohttp import web
 from jsonschema import Draft202012Validator
@@ -20,17 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.api.app import build_app
 from gateway.api.appkeys import ApiServices
-from gateway.config import Settings
+from gateway.config import Settings, WebhookSettings
 from gateway.contracts.registry import ContractRegistry, contracts
 from gateway.dispatch.dispatcher import Dispatcher, DispatchServices
 from gateway.dispatch.routing import load_routing
 from gateway.dispatch.scheduler import Scheduler, SchedulerServices
 from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock, system_clock
+from gateway.domain.events import StatusChange
 from gateway.errors import ConfigError
 from gateway.ledger.rules import load_ledger
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
+from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
 from gateway.risk.credit import sync_config_limits
 from gateway.risk.engine import fingerprint_key, load_risk
@@ -42,6 +44,7 @@ from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.intake import IntakeWriter
 from gateway.store.journal import bind as bind_ledger
 from gateway.store.orders import Orders
+from gateway.webhooks.worker import WebhookServices, WebhookWorker
 
 __all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
 
@@ -73,6 +76,17 @@ def _build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock
     return built
 
 
+class _WebhookWaker:
+    """A plugin that wakes the webhook worker after each committed status change (its deliveries are due)."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    @hookimpl
+    def gateway_status_changed(self, change: StatusChange) -> None:
+        self._wake()
+
+
 class Runtime:
     """Everything a gateway process shares; see module docstring."""
 
@@ -92,11 +106,14 @@ class Runtime:
         keys = parse_key_ring(settings.encryption_keys)
         if DEV_KEY_ID in keys and "sqlite" not in self.engine.dialect.name:
             log.warning("the development encryption key is configured on a shared database")
-        self.codec = InstructionCodec(FieldCipher(keys))
+        self.cipher = FieldCipher(keys)
+        self.codec = InstructionCodec(self.cipher)
         self.contracts: ContractRegistry = contracts()
         self.metrics = Metrics()
         self.plugins = plugins or Plugins(extra=extra_plugins)
         self.plugins.register(self.metrics, name=f"gateway.metrics.{id(self.metrics)}")
+        self._waker = _WebhookWaker(self._wake_webhooks)
+        self.plugins.register(self._waker, name=f"gateway.webhooks.waker.{id(self._waker)}")
         classes = self.plugins.adapter_classes()
         self.adapters: dict[str, Adapter] = _build_adapters(classes, settings, clock)
         self.router = load_routing(settings.routing_file, installed=classes)
@@ -117,9 +134,11 @@ class Runtime:
         )
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
+        self.webhooks: WebhookWorker | None = None
 
     def _on_committed(self, count: int) -> None:
         self._wake_dispatcher()
+        self._wake_webhooks()
 
     def _wake_dispatcher(self) -> None:
         if self.dispatcher is not None:
@@ -139,7 +158,24 @@ class Runtime:
             updates=self.updates,
             holds=self.holds,
             announce=self.plugins.announce,
+            cipher=self.cipher,
+            wake_webhooks=self._wake_webhooks,
         )
+
+    def _wake_webhooks(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.wake()
+
+    def new_webhook_worker(self, owner: str | None = None, settings: WebhookSettings | None = None) -> WebhookWorker:
+        """The webhook delivery worker over this process's services (``owner`` names its leases)."""
+        services = WebhookServices(
+            engine=self.engine,
+            clock=self.clock,
+            cipher=self.cipher,
+            contracts=self.contracts,
+            metrics=self.metrics,
+        )
+        return WebhookWorker(services, settings or self.settings.webhooks, owner or self.owner)
 
     def new_dispatcher(self, owner: str | None = None) -> Dispatcher:
         """A dispatcher over this process's services (``owner`` names its leases; default: this process)."""
@@ -169,8 +205,11 @@ class Runtime:
         )
         return Scheduler(services, self.settings.dispatch, self.settings.risk_jobs)
 
-    async def start(self, *, dispatch: bool = True, poll: bool = True) -> None:
-        """Start adapters, the intake writer and (optionally) the dispatcher and the scheduler."""
+    async def start(self, *, dispatch: bool = True, poll: bool = True, webhooks: bool | None = None) -> None:
+        """Start adapters, the intake writer and (optionally) the dispatcher, the scheduler and the webhook worker.
+
+        ``webhooks`` defaults to ``webhooks.enabled``.
+        """
         for adapter in self.adapters.values():
             await adapter.start()
         if self.risk.credit_limits:
@@ -183,8 +222,13 @@ class Runtime:
         self.scheduler = self.new_scheduler()
         if poll:
             self.scheduler.start()
+        self.webhooks = self.new_webhook_worker()
+        if self.settings.webhooks.enabled if webhooks is None else webhooks:
+            await self.webhooks.start()
 
     async def close(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.dispatcher is not None:
@@ -193,6 +237,7 @@ class Runtime:
         for adapter in self.adapters.values():
             await adapter.close()
         self.plugins.unregister(self.metrics)
+        self.plugins.unregister(self._waker)
         if self._owns_engine:
             await self.engine.dispose()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter
 from gateway.risk.holds import HoldDesk
 from gateway.store.codec import InstructionCodec
+from gateway.store.encryption import FieldCipher
 from gateway.store.intake import IntakeWriter
 from gateway.store.repo import Principal
 
@@ -39,6 +40,10 @@ class ApiServices:
     holds: HoldDesk
     #: tells plugins about committed transitions (e.g. a cancellation)
     announce: Announce
+    #: encrypts webhook signing secrets at rest
+    cipher: FieldCipher
+    #: tells the webhook worker a delivery is due now (a redelivery)
+    wake_webhooks: Callable[[], None]
 
     def adapter(self, name: str) -> Adapter:
         """The enabled adapter of that name; ``UnknownAdapterError`` (404) otherwise."""

@@ -13,10 +13,15 @@ from gateway.api.keys_admin import CREATE_SCHEMA, KEY_ID_RE, ROTATE_SCHEMA
 from gateway.api.ledger import ACCOUNT_CURSOR, ENTRY_CURSOR
 from gateway.api.openapi_bundle import PAYABLE_CURRENCIES, bundle, narrow_instruction, with_text_rule
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
+from gateway.api.webhooks import CREATE_SCHEMA as WEBHOOK_CREATE_SCHEMA
+from gateway.api.webhooks import DELIVERY_ID_RE, ENDPOINT_ID_RE
+from gateway.api.webhooks import ROTATE_SCHEMA as WEBHOOK_ROTATE_SCHEMA
+from gateway.api.webhooks import UPDATE_SCHEMA as WEBHOOK_UPDATE_SCHEMA
 from gateway.contracts.registry import ContractRegistry
 from gateway.contracts.safejson import TEXT_PATTERN
 from gateway.contracts.versions import VERSION_HEADER, VersionInfo, compatibility_lines
 from gateway.domain.status import Status
+from gateway.store.webhooks import DELIVERY_STATES as WEBHOOK_DELIVERY_STATES
 
 __all__ = ["build_openapi"]
 
@@ -463,6 +468,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **_key_schemas(),
                 **bundle(contracts.schema("status-event"), "StatusEvent"),
                 **_ledger_schemas(),
+                **_webhook_schemas(),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -532,6 +538,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             **_risk_paths(bearer, id_param),
             **_key_paths(bearer, id_param),
             **_ledger_paths(bearer),
+            **_webhook_paths(bearer),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",
@@ -969,6 +976,231 @@ def _ledger_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                     cursor(ENTRY_CURSOR.pattern),
                 ],
                 "responses": {"200": json_body(page("LedgerEntry"), "A page of entries"), **problems(400, 401, 403)},
+            }
+        },
+    }
+
+
+def _webhook_schemas() -> dict[str, Any]:
+    endpoint = {
+        "type": "object",
+        "description": "A business unit's webhook endpoint: never its signing secret.",
+        "properties": {
+            "id": {"type": "string"},
+            "business_unit": {"type": "string"},
+            "url": {"type": "string"},
+            "events": {"type": "array", "items": {"type": "string"}},
+            "enabled": {"type": "boolean"},
+            "disabled_reason": {"type": ["string", "null"]},
+            "consecutive_failures": {"type": "integer", "description": "failed attempts in a row"},
+            "previous_secret_valid_until": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "after a rotation: until when the previous secret signs too",
+            },
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    issued = {
+        "allOf": [
+            {"$ref": "#/components/schemas/WebhookEndpoint"},
+            {
+                "type": "object",
+                "required": ["secret"],
+                "properties": {
+                    "secret": {
+                        "type": "string",
+                        "description": "the signing secret: shown in this answer only, never again",
+                    }
+                },
+            },
+        ]
+    }
+    delivery = {
+        "type": "object",
+        "description": "One status event for one endpoint, and how sending it went.",
+        "properties": {
+            "id": {"type": "string"},
+            "endpoint_id": {"type": "string"},
+            "event_id": {"type": "string", "description": "the Gateway-Event-Id header: the same on every attempt"},
+            "instruction_id": {"type": "string"},
+            "sequence": {"type": "integer", "description": "the event's place in the instruction's history"},
+            "status": {"enum": list(WEBHOOK_DELIVERY_STATES)},
+            "attempts": {"type": "integer"},
+            "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+            "last_status_code": {"type": ["integer", "null"]},
+            "last_error": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    }
+    return {
+        "WebhookEndpoint": endpoint,
+        "IssuedWebhookEndpoint": issued,
+        "WebhookDelivery": delivery,
+        "WebhookEndpointCreate": WEBHOOK_CREATE_SCHEMA,
+        "WebhookEndpointUpdate": WEBHOOK_UPDATE_SCHEMA,
+        "WebhookSecretRotate": WEBHOOK_ROTATE_SCHEMA,
+    }
+
+
+def _webhook_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    scope = "Scope `instructions`: a business unit's own endpoints and deliveries only (others are 404)."
+    endpoint = {"$ref": "#/components/schemas/WebhookEndpoint"}
+    endpoint_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": ENDPOINT_ID_RE.pattern},
+        "description": "a webhook endpoint id (`whe_` + 26 characters); anything else is 404",
+    }
+    with_secret = {
+        "headers": {"Cache-Control": {"description": "no-store", "schema": {"type": "string"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IssuedWebhookEndpoint"}}},
+    }
+
+    def body(ref: str, required: bool) -> dict[str, Any]:
+        return {
+            "required": required,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+        }
+
+    def page(pattern: str) -> list[dict[str, Any]]:
+        return [
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+            {
+                "name": "cursor",
+                "in": "query",
+                "schema": {"type": "string", "pattern": pattern},
+                "description": "next_cursor of the last page",
+            },
+        ]
+
+    return {
+        "/v1/webhook-endpoints": {
+            "get": {
+                "summary": "The business unit's webhook endpoints, newest first",
+                "description": scope,
+                "operationId": "listWebhookEndpoints",
+                "security": bearer,
+                "parameters": page(ENDPOINT_ID_RE.pattern),
+                "responses": {
+                    "200": _json(_page("WebhookEndpoint"), "A page of endpoints"),
+                    **_problems(400, 401, 403),
+                },
+            },
+            "post": {
+                "summary": "Register a webhook endpoint; the answer holds its signing secret, shown once",
+                "description": scope
+                + " The URL must be http(s); unless the gateway allows private addresses (a development setting), "
+                "a host on a loopback, private, link-local or otherwise non-public address is refused (422, "
+                "pointer `/url`). Events: statuses, or `*` for every status change.",
+                "operationId": "createWebhookEndpoint",
+                "security": bearer,
+                "requestBody": body("WebhookEndpointCreate", True),
+                "responses": {
+                    "201": {
+                        "description": "The endpoint, with its secret",
+                        **with_secret,
+                        "headers": {
+                            **with_secret["headers"],
+                            "Location": {"description": "The endpoint's URL.", "schema": {"type": "string"}},
+                        },
+                    },
+                    **_problems(400, 401, 403, 415, 422),
+                },
+            },
+        },
+        "/v1/webhook-endpoints/{id}": {
+            "get": {
+                "summary": "One webhook endpoint",
+                "description": scope,
+                "operationId": "getWebhookEndpoint",
+                "security": bearer,
+                "parameters": [endpoint_id],
+                "responses": {"200": _json(endpoint, "The endpoint"), **_problems(401, 403, 404)},
+            },
+            "patch": {
+                "summary": "Change a webhook endpoint's URL, events or enabled",
+                "description": scope + " Enabling a disabled endpoint clears its failure count; its waiting "
+                "deliveries are sent.",
+                "operationId": "updateWebhookEndpoint",
+                "security": bearer,
+                "parameters": [endpoint_id],
+                "requestBody": body("WebhookEndpointUpdate", True),
+                "responses": {"200": _json(endpoint, "The endpoint"), **_problems(400, 401, 403, 404, 415, 422)},
+            },
+            "delete": {
+                "summary": "Delete a webhook endpoint and its deliveries",
+                "description": scope,
+                "operationId": "deleteWebhookEndpoint",
+                "security": bearer,
+                "parameters": [endpoint_id],
+                "responses": {"204": {"description": "Deleted"}, **_problems(401, 403, 404)},
+            },
+        },
+        "/v1/webhook-endpoints/{id}/rotate-secret": {
+            "post": {
+                "summary": "A new signing secret; the old one also signs during the overlap",
+                "description": scope + " `overlap_seconds` defaults to `webhooks.secret_overlap_seconds`; during "
+                "it every request carries two `v1` signatures. A secret still in an overlap stops at the next "
+                "rotation.",
+                "operationId": "rotateWebhookSecret",
+                "security": bearer,
+                "parameters": [endpoint_id],
+                "requestBody": body("WebhookSecretRotate", False),
+                "responses": {
+                    "200": {"description": "The endpoint, with its new secret", **with_secret},
+                    **_problems(400, 401, 403, 404, 415, 422),
+                },
+            }
+        },
+        "/v1/webhook-deliveries": {
+            "get": {
+                "summary": "The business unit's webhook deliveries, newest first",
+                "description": scope,
+                "operationId": "listWebhookDeliveries",
+                "security": bearer,
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"enum": list(WEBHOOK_DELIVERY_STATES)}},
+                    {
+                        "name": "endpoint_id",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": ENDPOINT_ID_RE.pattern},
+                    },
+                    {
+                        "name": "instruction_id",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": INSTRUCTION_ID_PATTERN},
+                    },
+                    *page(DELIVERY_ID_RE.pattern),
+                ],
+                "responses": {
+                    "200": _json(_page("WebhookDelivery"), "A page of deliveries"),
+                    **_problems(400, 401, 403),
+                },
+            }
+        },
+        "/v1/webhook-deliveries/{id}/redeliver": {
+            "post": {
+                "summary": "Send a delivery again now (same event id, same body)",
+                "description": scope + " Whatever its state; 409 while its endpoint is disabled.",
+                "operationId": "redeliverWebhook",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": DELIVERY_ID_RE.pattern},
+                        "description": "a delivery id (`whd_` + 26 characters); anything else is 404",
+                    }
+                ],
+                "responses": {
+                    "202": _json({"$ref": "#/components/schemas/WebhookDelivery"}, "The delivery, pending"),
+                    **_problems(401, 403, 404, 409),
+                },
             }
         },
     }

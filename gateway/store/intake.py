@@ -15,7 +15,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.store.audit import seal_events, seal_events_in_thread
 from gateway.store.bulk import Statement, execute_all, insert_statement, placeholders, result_values, run_statements
 from gateway.store.sqlite_thread import sqlite_thread
-from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
+from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox, webhook_deliveries
+from gateway.store.webhooks import delivery_rows, enabled_endpoints, enabled_endpoints_in_thread
 
 __all__ = ["IntakeItem", "IntakeOutcome", "IntakeResult", "IntakeWriter"]
 
@@ -212,7 +213,8 @@ class IntakeWriter:
         lookups = _Lookups(batch, dialect)
         results, accepted = _decide(batch, *lookups.found((await conn.exec_driver_sql(*lookups.query)).all()))
         await seal_events(conn, [i.event for i in accepted])
-        await execute_all(conn, _inserts(accepted, dialect), one_hop=False)
+        endpoints = await enabled_endpoints(conn, {i.business_unit_id for i in accepted})
+        await execute_all(conn, _inserts(accepted, dialect, endpoints), one_hop=False)
         return results
 
     @staticmethod
@@ -221,7 +223,8 @@ class IntakeWriter:
         lookups = _Lookups(batch, dialect)
         results, accepted = _decide(batch, *lookups.found(db.execute(*lookups.query).fetchall()))
         seal_events_in_thread(db, dialect, [i.event for i in accepted])
-        run_statements(db, _inserts(accepted, dialect))
+        endpoints = enabled_endpoints_in_thread(db, dialect, {i.business_unit_id for i in accepted})
+        run_statements(db, _inserts(accepted, dialect, endpoints))
         return results
 
 
@@ -317,8 +320,14 @@ def _decide(
     return results, accepted
 
 
-def _inserts(accepted: Sequence[IntakeItem], dialect: Dialect) -> list[Statement]:
-    """What the accepted items write, table by table, parents first (nothing when none)."""
+def _inserts(
+    accepted: Sequence[IntakeItem], dialect: Dialect, endpoints: Mapping[str, Sequence[tuple[str, str]]]
+) -> list[Statement]:
+    """What the accepted items write, table by table, parents first (nothing when none).
+
+    The first event's webhook deliveries (``endpoints``: business unit id → its enabled endpoints) go in
+    the same transaction as the instruction.
+    """
     if not accepted:
         return []
     keys = [
@@ -333,9 +342,12 @@ def _inserts(accepted: Sequence[IntakeItem], dialect: Dialect) -> list[Statement
         }
         for i in accepted
     ]
+    context = {i.instruction["id"]: (i.business_unit_id, i.instruction["reference"]) for i in accepted}
+    deliveries = delivery_rows([i.event for i in accepted], context, endpoints, accepted[0].instruction["created_at"])
     return [
         insert_statement(instructions, [i.instruction for i in accepted], dialect),
         insert_statement(instruction_events, [i.event for i in accepted], dialect),
         insert_statement(outbox, [i.job for i in accepted], dialect),
         insert_statement(idempotency_keys, keys, dialect),
+        *([insert_statement(webhook_deliveries, deliveries, dialect)] if deliveries else []),
     ]

@@ -24,6 +24,7 @@ from gateway.store.tables import (
     instructions,
     outbox,
 )
+from gateway.store.webhooks import insert_deliveries
 
 __all__ = [
     "ApiKeyInfo",
@@ -361,6 +362,7 @@ async def record_transitions(
             instructions.c.partner_reference,
             instructions.c.amount_minor,
             instructions.c.currency,
+            instructions.c.reference,
             select(business_units.c.name)
             .where(business_units.c.id == instructions.c.business_unit_id)
             .scalar_subquery()
@@ -460,6 +462,10 @@ async def record_transitions(
     if conn.dialect.name == "sqlite" and result.rowcount != len(state):
         # Cannot happen with SQLite's single writer; refuse rather than write a gap.
         raise ConflictError("instructions changed during a status update; retry")
+    # the status webhooks of the applied changes: their outbox rows commit (or roll back) with them
+    await insert_deliveries(
+        conn, events, {i: (row["business_unit_id"], row["reference"]) for i, row in state.items()}, now
+    )
     applied = [(t.instruction_id, t.status) for t, r in zip(transitions, records, strict=True) if r.decision.applied]
     await settle_exposure(conn, applied, now)
     # last: the audit chain heads are shared by every writer, so they are locked after the rows

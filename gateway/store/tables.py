@@ -53,6 +53,8 @@ __all__ = [
     "risk_names",
     "risk_pairs",
     "risk_recent",
+    "webhook_deliveries",
+    "webhook_endpoints",
 ]
 
 metadata = MetaData(
@@ -411,4 +413,50 @@ audit_heads = Table(
     Column("hash", String(64), nullable=False),  # the chain's hash after its last row
     Column("last_at", UTCDateTime()),  # journal: the last entry's booked_at (entries are booked in order)
     Column("closed_through", String(7)),  # journal: the last closed period (YYYY-MM)
+)
+
+
+# -- webhooks (gateway.store.webhooks): status events delivered to business units ---------------
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("events", String(200), nullable=False),  # "*" or statuses, comma-separated
+    Column("enabled", Boolean(), nullable=False),
+    Column("disabled_reason", String(200)),
+    Column("secret", Text(), nullable=False),  # AES-GCM, see gateway.store.encryption
+    Column("previous_secret", Text()),  # AES-GCM: still signs until previous_secret_until
+    Column("previous_secret_until", UTCDateTime()),
+    Column("consecutive_failures", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "business_unit_id", "enabled"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("endpoint_id", String(40), ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("business_unit_id", String(40), nullable=False),
+    Column("instruction_id", String(40), nullable=False),
+    Column("sequence", Integer(), nullable=False),  # the event's place in the instruction's history
+    Column("event_id", String(64), nullable=False),  # the same for every attempt and redelivery
+    Column("body", Text(), nullable=False),  # the status-event document, exactly the bytes signed and sent
+    Column("status", String(10), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer(), nullable=False),
+    Column("available_at", UTCDateTime(), nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime()),
+    Column("last_error", String(500)),
+    Column("last_status_code", Integer()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    UniqueConstraint("endpoint_id", "event_id"),
+    Index(None, "status", "available_at"),
+    Index(None, "endpoint_id", "instruction_id", "sequence"),
+    Index(None, "business_unit_id", "status", "id"),
 )

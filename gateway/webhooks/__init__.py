@@ -1,0 +1,1 @@
+"""Status webhooks to business units: endpoint URL rules, signatures and the delivery worker."""
