@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -29,13 +30,26 @@ import yaml
 from rich.progress import Progress
 
 from gateway.config import Settings
-from gateway.devtools.demo import SAMPLE_IBANS, DemoInstruction
+from gateway.contracts.registry import contracts
+from gateway.contracts.versions import default_version, parse_as_latest
+from gateway.devtools.demo import SAMPLE_IBANS, DemoInstruction, us_account
 from gateway.devtools.harness import fetch_statuses, local_gateway, post_all
+from gateway.domain.instruction import parse_instruction, payment_order
 from gateway.domain.money import minor_units
 from gateway.errors import ConfigError
 from gateway.plugins.manager import Plugins
+from gateway.runtime import Runtime
 
-__all__ = ["InstructionResult", "Scenario", "qa_instructions", "run_qa", "shipped_scenarios", "write_junit"]
+__all__ = [
+    "PARTNER_SHAPES",
+    "InstructionResult",
+    "Scenario",
+    "check_routing",
+    "qa_instructions",
+    "run_qa",
+    "shipped_scenarios",
+    "write_junit",
+]
 
 #: statuses nothing moves a payment out of (settled may still be returned)
 _FINAL = frozenset({"rejected", "failed", "returned", "cancelled"})
@@ -78,30 +92,61 @@ def _amount(spec: Any, currency: str, rng: random.Random) -> str:
     return f"{value:.{exponent}f}"
 
 
-def qa_instructions(population: Sequence[Mapping[str, Any]], count: int, seed: int) -> list[dict[str, Any]]:
-    """``count`` instruction bodies from the scenario's population (templates in turn, ``weight`` times each)."""
+#: the payment each built-in partner carries, as config/routing.yaml routes it there (others: SEPA)
+PARTNER_SHAPES: Mapping[str, str] = {
+    "iso20022_bank": "sepa",
+    "card_acquirer": "wallet",
+    "ach_nacha": "ach",
+    "instant_rtp": "instant",
+}
+#: per shape: (default currency, default type)
+_SHAPE_DEFAULTS: Mapping[str, tuple[str, str]] = {
+    "sepa": ("EUR", "credit_transfer"),
+    "wallet": ("EUR", "payout"),
+    "ach": ("USD", "credit_transfer"),
+    "instant": ("USD", "credit_transfer"),
+}
+
+
+def qa_instructions(
+    population: Sequence[Mapping[str, Any]], count: int, seed: int, partner: str = "iso20022_bank"
+) -> list[dict[str, Any]]:
+    """``count`` instruction bodies from the scenario's population (templates in turn, ``weight`` times each).
+
+    The accounts, currency and urgency fit ``partner`` (``PARTNER_SHAPES``): SEPA credit
+    transfers between IBANs for the bank, wallet payouts for the card acquirer, USD between
+    US accounts (valid ABA routing numbers) for the ACH file and, marked instant, for the
+    instant rail. A template's ``currency`` and ``type`` win over the shape's defaults.
+    """
+    shape = PARTNER_SHAPES.get(partner, "sepa")
+    default_currency, default_type = _SHAPE_DEFAULTS[shape]
     templates = [t for t in (population or _DEFAULT_POPULATION) for _ in range(int(t.get("weight", 1)))]
     rng = random.Random(f"qa:{seed}")
     bodies = []
     for i in range(count):
         template = templates[i % len(templates)]
-        currency = str(template.get("currency", "EUR"))
+        currency = str(template.get("currency", default_currency))
         debtor, creditor = rng.sample(SAMPLE_IBANS, 2)
-        bodies.append(
-            {
-                "reference": f"QA{seed}-{i:05d}",
-                "type": template.get("type", "credit_transfer"),
-                "amount": _amount(template.get("amount"), currency, rng),
-                "currency": currency,
-                "debtor": {
-                    "name": "HE Appliances Europe GmbH",
-                    "account": {"iban": debtor},
-                    "agent": {"bic": "COBADEFFXXX"},
-                },
-                "creditor": {"name": template["creditor_name"], "account": {"iban": creditor}},
-                "remittance_information": f"QA run {seed} item {i}",
-            }
-        )
+        body: dict[str, Any] = {
+            "reference": f"QA{seed}-{i:05d}",
+            "type": template.get("type", default_type),
+            "amount": _amount(template.get("amount"), currency, rng),
+            "currency": currency,
+            "debtor": {
+                "name": "HE Appliances Europe GmbH",
+                "account": {"iban": debtor},
+                "agent": {"bic": "COBADEFFXXX"},
+            },
+            "creditor": {"name": template["creditor_name"], "account": {"iban": creditor}},
+            "remittance_information": f"QA run {seed} item {i}",
+        }
+        if shape == "wallet":
+            body["creditor"]["account"] = {"wallet": f"wal_{rng.getrandbits(48):012x}"}
+        elif shape in ("ach", "instant"):
+            body["urgency"] = "instant" if shape == "instant" else "standard"
+            body["debtor"] = {"name": "HE Appliances America Inc", "account": us_account(rng)}
+            body["creditor"]["account"] = us_account(rng)
+        bodies.append(body)
     return bodies
 
 
@@ -130,8 +175,8 @@ def shipped_scenarios() -> list[Scenario]:
     return found
 
 
-def _partner_of(scenario: str, settings: Settings) -> str:
-    """The scenario's ``partner``, else the only configured simulator."""
+def _scenario_partner(scenario: str) -> str | None:
+    """The ``partner`` the scenario names, if it names one (and can be read)."""
     path = Path(scenario)
     if not path.suffix and not path.exists() and "/" not in scenario:
         path = _scenario_folder() / f"{scenario}.yaml"  # a shipped scenario by name
@@ -142,10 +187,49 @@ def _partner_of(scenario: str, settings: Settings) -> str:
             document = None  # the simulator reports what is wrong with it, with the line
         if isinstance(document, Mapping) and isinstance(document.get("partner"), str):
             return str(document["partner"])
+    return None
+
+
+def _partner_of(scenario: str, settings: Settings, asked: str | None = None) -> str:
+    """The partner under test: ``asked`` (``--partner``), else the scenario's, else the only configured simulator.
+
+    A scenario written for one partner is refused for another (its rules and codes are that partner's).
+    """
+    named = _scenario_partner(scenario)
+    if asked and named and asked != named:
+        others = [s.name for s in shipped_scenarios() if s.partner == asked]
+        hint = f"; shipped for {asked}: {', '.join(others)}" if others else ""
+        raise ConfigError(f"scenario {scenario} is for partner {named}, not {asked}{hint}")
+    if asked or named:
+        return str(asked or named)
     configured = list(settings.section("simulators"))
     if len(configured) != 1:
         raise ConfigError(f"say which partner the scenario is for (--partner); configured: {', '.join(configured)}")
     return configured[0]
+
+
+def check_routing(runtime: Runtime, bodies: Sequence[Mapping[str, Any]], partner: str, scenario: str) -> None:
+    """``ConfigError`` (one line) unless the gateway's routing sends every body to ``partner``."""
+    registry = contracts()
+    now = datetime.now(UTC)
+    version = default_version(registry, "instruction", now)  # what intake reads a body without a version as
+    today = now.date()
+    for body in bodies:
+        errors = registry.errors("instruction", body, version)
+        if errors:
+            raise ConfigError(
+                f"scenario {scenario}: the population makes instructions the contract refuses "
+                f"({errors[0].pointer or '/'}: {errors[0].message})"
+            )
+        data = parse_as_latest(registry, "instruction", version, dict(body), parse_instruction)
+        decision = runtime.router.decide(
+            payment_order("ins_qa_route", "qa", data), runtime.adapters, channel=data.channel, today=today, probe=False
+        )
+        if decision.adapter != partner:
+            raise ConfigError(
+                f"scenario {scenario} is for {partner}, but the routing disagrees for {body['reference']}: "
+                f"{decision.reason}"
+            )
 
 
 def write_junit(path: Path, scenario: str, results: Sequence[InstructionResult], seconds: float) -> None:
@@ -198,7 +282,7 @@ async def run_qa(
 ) -> dict[str, Any]:
     """Run ``scenario`` with ``count`` instructions; the summary's ``ok`` is the verdict."""
     started = time.perf_counter()
-    name = partner or _partner_of(scenario, base)
+    name = _partner_of(scenario, base, partner)
     factories = Plugins().simulator_factories()
     if name not in factories:
         raise ConfigError(f"no simulator named {name!r} is installed ({', '.join(factories) or 'none'})")
@@ -226,10 +310,14 @@ async def run_qa(
         aiohttp.ClientSession() as session,
     ):
         url, key, sim_url = local.url, local.key, local.simulator_urls[name]
+        async with session.get(f"{sim_url}/_sim/scenario") as resp:
+            if resp.status == 404:
+                raise ConfigError(f"the {name} simulator does not play scenarios (it has no /_sim/scenario)")
         info = await _json(session, "GET", f"{sim_url}/_sim/scenario")
         used_seed = int(info["seed"])
         document = info.get("document") or {}
-        bodies = qa_instructions(document.get("population") or (), count, used_seed)
+        bodies = qa_instructions(document.get("population") or (), count, used_seed, name)
+        check_routing(local.runtime, bodies, name, str(info.get("name") or scenario))
         asks = [
             {k: b[k] for k in ("reference", "amount", "currency")} | {"creditor_name": b["creditor"]["name"]}
             for b in bodies
