@@ -29,6 +29,8 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         out.print(faults)
     for failure in summary["failures"][:20]:
         out.print(f"[red]FAIL[/] {failure['reference']} {failure['instruction_id']}: {failure['problem']}")
+        if failure.get("why"):
+            out.print(f"     {failure['why']}", markup=False, highlight=False)
     doubles = f"{summary['double_submissions']} double submissions"
     if summary["ok"]:
         out.print(f"[green]PASS: {summary['passed']}/{summary['sent']} reached their predicted status, {doubles}[/]")

@@ -45,6 +45,9 @@ __all__ = [
     "InstructionResult",
     "Scenario",
     "check_routing",
+    "event_line",
+    "explain",
+    "journal_line",
     "qa_instructions",
     "run_qa",
     "shipped_scenarios",
@@ -67,6 +70,8 @@ class InstructionResult:
     payments_at_partner: int
     submissions: int
     seconds: float
+    #: why it ended other than predicted: its last event and the simulator's last journal line about it
+    why: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -259,6 +264,7 @@ def write_junit(path: Path, scenario: str, results: Sequence[InstructionResult],
             failure.text = (
                 f"expected={r.expected} reached={r.reached} "
                 f"payments_at_partner={r.payments_at_partner} submissions={r.submissions}"
+                + (f"\n{r.why}" if r.why else "")
             )
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
 
@@ -268,6 +274,63 @@ async def _json(session: aiohttp.ClientSession, method: str, url: str, **kw: Any
         if resp.status >= 400:
             raise ConfigError(f"simulator refused {method} {url}: HTTP {resp.status} {await resp.text()}")
         return await resp.json()
+
+
+def journal_line(entry: Mapping[str, Any]) -> str:
+    """One simulator journal entry as a line: sequence, direction, exchange, answer, partner status, faults."""
+    parts = [f"#{entry['seq']}", entry["direction"], entry["kind"]]
+    if entry.get("method") or entry.get("path"):
+        parts.append(f"{entry.get('method', '')} {entry.get('path', '')}".strip())
+    if entry.get("http_status") is not None:
+        parts.append(f"HTTP {entry['http_status']}")
+    parts += [str(entry[k]) for k in ("outcome", "partner_status") if entry.get(k)]
+    if entry.get("faults"):
+        parts.append(f"faults={','.join(entry['faults'])}")
+    if entry.get("detail"):
+        parts.append(f"({entry['detail']})")
+    return " ".join(parts)
+
+
+def event_line(event: Mapping[str, Any]) -> str:
+    """One gateway event as a line: status, source, reason code and reason."""
+    line = f"{event['status']} by {event.get('source') or '?'}"
+    if event.get("reason_code"):
+        line += f" {event['reason_code']}"
+    if event.get("reason"):
+        line += f": {event['reason']}"
+    return line
+
+
+async def _events(session: aiohttp.ClientSession, url: str, key: str, instruction_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "200", **({"cursor": cursor} if cursor else {})}
+        page = await _json(
+            session,
+            "GET",
+            f"{url}/v1/instructions/{instruction_id}/events",
+            params=params,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        events += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return events
+
+
+def explain(events: Sequence[Mapping[str, Any]], journal: Sequence[Mapping[str, Any]], reference: str) -> str:
+    """Why a payment ended where it did: its last applied event, and the partner's last word on it."""
+    applied = [e for e in events if e.get("applied")]
+    last = applied[-1] if applied else (events[-1] if events else None)
+    mine = [
+        e
+        for e in journal
+        if e.get("instruction_id") == (last or {}).get("instruction_id") or e.get("end_to_end_id") == reference
+    ]
+    said = f"last event: {event_line(last)}" if last else "no event recorded"
+    heard = f"simulator: {journal_line(mine[-1])}" if mine else "simulator: never heard of it"
+    return f"{said}; {heard}"
 
 
 async def run_qa(
@@ -344,6 +407,11 @@ async def run_qa(
                     break
                 await asyncio.sleep(0.2)
         journal = (await _json(session, "GET", f"{sim_url}/_sim/journal"))["entries"]
+        why = {
+            i: explain(await _events(session, url, key, i), journal, item.body["reference"])
+            for i, item in ids.items()
+            if statuses.get(i) != item.expected
+        }
 
     created_by_id: Counter[str] = Counter()
     created_by_ref: Counter[str] = Counter()
@@ -366,6 +434,7 @@ async def run_qa(
             payments_at_partner=max(created_by_id[i], created_by_ref[item.body["reference"]]),
             submissions=submissions[i],
             seconds=reached_at.get(i, time.monotonic() - posted_at),
+            why=why.get(i),
         )
         for i, item in ids.items()
     ]
@@ -384,7 +453,8 @@ async def run_qa(
         "by_status": dict(sorted(Counter(r.reached for r in results).items())),
         "faults_injected": dict(sorted(faults.items())),
         "failures": [
-            {"instruction_id": r.instruction_id, "reference": r.reference, "problem": r.problem} for r in failed
+            {"instruction_id": r.instruction_id, "reference": r.reference, "problem": r.problem, "why": r.why}
+            for r in failed
         ],
         "seconds": seconds,
     }

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.cli import main
 from gateway.config import load_settings
-from gateway.devtools.qa import PARTNER_SHAPES, check_routing, qa_instructions
+from gateway.devtools.qa import PARTNER_SHAPES, check_routing, explain, qa_instructions
 from gateway.domain.accounts import UsAccount
 from gateway.errors import ConfigError
 from gateway.runtime import Runtime
@@ -92,3 +92,27 @@ def test_cli_refuses_a_population_the_routing_sends_elsewhere(
     assert code == 2
     assert err.startswith("gateway: scenario usd is for iso20022_bank, but the routing disagrees")
     assert "iso20022_bank: currency USD not supported" in err
+
+
+def test_explain_names_the_last_applied_event_and_the_partners_last_word() -> None:
+    events = [
+        {"instruction_id": "ins_1", "status": "submitted", "source": "dispatcher", "applied": True},
+        {"instruction_id": "ins_1", "status": "rejected", "source": "callback", "reason_code": "AC04",
+         "reason": "closed account", "applied": True},
+        {"instruction_id": "ins_1", "status": "settled", "source": "poll", "applied": False},
+    ]  # fmt: skip
+    journal = [
+        {"seq": 3, "direction": "in", "kind": "submit", "method": "POST", "path": "/pain001", "http_status": 200,
+         "outcome": "created", "instruction_id": "ins_1", "faults": []},
+        {"seq": 9, "direction": "out", "kind": "callback", "outcome": "delivered", "partner_status": "RJCT",
+         "end_to_end_id": "QA1-00000", "faults": ["callback_late"]},
+        {"seq": 10, "direction": "in", "kind": "status", "instruction_id": "ins_2", "faults": []},
+    ]  # fmt: skip
+
+    why = explain(events, journal, "QA1-00000")
+
+    assert why == (
+        "last event: rejected by callback AC04: closed account; "
+        "simulator: #9 out callback delivered RJCT faults=callback_late"
+    )
+    assert explain([], [], "QA1-9") == "no event recorded; simulator: never heard of it"

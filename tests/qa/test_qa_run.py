@@ -55,6 +55,24 @@ def test_cli_exits_1_when_a_prediction_is_missed(tmp_path: Path, capsys: pytest.
     summary = json.loads(capsys.readouterr().out)
     assert code == 1
     assert summary["failed"] == 2 and summary["by_status"] == {"failed": 2}
+    for failure in summary["failures"]:
+        assert failure["why"].startswith("last event: failed by dispatcher RETRIES_EXHAUSTED")
+        assert "; simulator: #" in failure["why"] and "HTTP 503 refused faults=http_error" in failure["why"]
+
+
+def test_cli_says_why_without_verbose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the bank refuses every submission for good: each FAIL line is followed by the reason
+    scenario = tmp_path / "down.yaml"
+    scenario.write_text(
+        "name: down\npartner: iso20022_bank\nfaults:\n  - {kind: http_error, status: 503, retry_after: 0, times: 100}\n"
+    )
+
+    code = main(["qa", "run", str(scenario), "--count", "1"])
+
+    out = " ".join(capsys.readouterr().out.split())  # the terminal may wrap the line
+    assert code == 1
+    assert "expected settled, reached failed last event: failed by dispatcher RETRIES_EXHAUSTED" in out
+    assert "simulator: #" in out and "POST /pain001 HTTP 503 refused faults=http_error" in out
 
 
 def test_cli_bad_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
