@@ -10,7 +10,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import DEFAULT_CONFIG, load_settings
-from gateway.devtools.qa import InstructionResult, run_qa, write_junit
+from gateway.devtools.qa import InstructionResult, run_qa, shipped_scenarios, write_junit
 from gateway_simulators.core import scenario_names
 
 
@@ -27,8 +27,30 @@ async def test_every_shipped_scenario_passes(scenario: str, tmp_path: Path) -> N
     assert suite is not None
     assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == (f"qa.{scenario}", "20", "0")
     assert len(suite.findall("testcase")) == 20
-    if scenario in ("flaky-network", "callback-chaos"):
+    if scenario.endswith(("flaky-network", "callback-chaos", "webhook-chaos")):
         assert len(summary["faults_injected"]) >= 5  # the chaos really happened
+    if scenario.endswith("rejections"):
+        assert summary["expected"].get("rejected", 0) >= 10
+    if scenario == "instant-unknown-outcomes":
+        assert summary["faults_injected"].get("reset", 0) >= 1  # answers really were lost
+
+
+def test_every_built_in_partner_has_its_shipped_scenarios() -> None:
+    by_partner: dict[str, set[str]] = {}
+    for s in shipped_scenarios():
+        by_partner.setdefault(s.partner or "any", set()).add(s.name)
+
+    assert {"happy", "flaky-network", "callback-chaos", "rejections", "slow-partner"} <= by_partner["iso20022_bank"]
+    assert {"card-happy", "card-flaky-network", "card-webhook-chaos", "card-rejections", "card-slow-partner"} <= (
+        by_partner["card_acquirer"]
+    )
+    assert {
+        "instant-happy",
+        "instant-flaky-network",
+        "instant-rejections",
+        "instant-slow-partner",
+        "instant-unknown-outcomes",
+    } <= by_partner["instant_rtp"]
 
 
 def test_cli_prints_json_and_exits_0_on_pass(capsys: pytest.CaptureFixture[str]) -> None:
