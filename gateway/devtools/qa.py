@@ -27,6 +27,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from aiohttp import web
 from rich.progress import Progress
 
 from gateway.config import Settings
@@ -44,7 +45,9 @@ __all__ = [
     "PARTNER_SHAPES",
     "InstructionResult",
     "Scenario",
+    "ScenarioCheck",
     "check_routing",
+    "check_scenario",
     "event_line",
     "explain",
     "journal_line",
@@ -213,6 +216,79 @@ def _partner_of(scenario: str, settings: Settings, asked: str | None = None) -> 
     return configured[0]
 
 
+def _plays_scenarios(app: web.Application) -> bool:
+    """Whether a simulator app has the simulator core's scenario admin API (``GET /_sim/scenario``)."""
+    return any(r.canonical == "/_sim/scenario" for r in app.router.resources())
+
+
+@dataclass(frozen=True)
+class ScenarioCheck:
+    """What ``gateway qa scenario check FILE`` found: the scenario's name and partner, or every problem."""
+
+    file: str
+    name: str | None
+    partner: str | None
+    #: one ``FILE:LINE: /pointer: message`` per problem, the best match first
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """1-based line of a top-level ``key`` in YAML ``text`` (None when absent or unreadable)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if isinstance(root, yaml.MappingNode):
+        for k, _ in root.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return int(k.start_mark.line) + 1
+    return None
+
+
+def check_scenario(base: Settings, file: str) -> ScenarioCheck:
+    """Check a scenario file the way ``qa run`` will load it: by its partner's simulator, every error with its line."""
+    path = Path(file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return ScenarioCheck(file, None, None, (f"{file}: cannot read: {exc.strerror}",))
+    except UnicodeDecodeError:
+        return ScenarioCheck(file, None, None, (f"{file}: not UTF-8 text",))
+    partner = _scenario_partner(str(path))
+    factories = Plugins().simulator_factories()
+    configured = base.section("simulators")
+    if partner is not None and partner not in factories:
+        line = _key_line(text, "partner") or "?"
+        installed = ", ".join(factories) or "none"
+        return ScenarioCheck(
+            file,
+            None,
+            partner,
+            (f"{file}:{line}: /partner: no simulator named {partner!r} is installed ({installed})",),
+        )
+    # the rules are the simulator core's, so any simulator that plays scenarios checks one the same way
+    judge = partner or next((n for n in configured if n in factories), None) or next(iter(factories), None)
+    if judge is None:
+        return ScenarioCheck(file, None, partner, (f"{file}: no simulator is installed to check it with",))
+    settings = {k: v for k, v in configured.get(judge, {}).items() if k not in ("host", "port")}
+    try:
+        app = factories[judge](settings | {"scenario": str(path)})
+    except ConfigError as exc:
+        problems = tuple(f"{file}:{e.line or '?'}: {e.pointer or '/'}: {e.message}" for e in exc.errors)
+        return ScenarioCheck(file, None, partner, problems or (str(exc),))
+    if not _plays_scenarios(app):  # built only to load the scenario; never started
+        line = _key_line(text, "partner") or "?"
+        return ScenarioCheck(
+            file, None, partner, (f"{file}:{line}: /partner: the {judge} simulator plays no scenarios",)
+        )
+    document = yaml.safe_load(text)
+    return ScenarioCheck(file, str(document["name"]), partner)
+
+
 def check_routing(runtime: Runtime, bodies: Sequence[Mapping[str, Any]], partner: str, scenario: str) -> None:
     """``ConfigError`` (one line) unless the gateway's routing sends every body to ``partner``."""
     registry = contracts()
@@ -356,6 +432,8 @@ async def run_qa(
     if seed is not None:
         sim_cfg["seed"] = seed
     sim_app = factories[name](sim_cfg)  # a bad scenario fails here, naming line and field
+    if not _plays_scenarios(sim_app):
+        raise ConfigError(f"the {name} simulator plays no scenarios (it has no /_sim/scenario)")
 
     async with (
         local_gateway(
@@ -373,9 +451,6 @@ async def run_qa(
         aiohttp.ClientSession() as session,
     ):
         url, key, sim_url = local.url, local.key, local.simulator_urls[name]
-        async with session.get(f"{sim_url}/_sim/scenario") as resp:
-            if resp.status == 404:
-                raise ConfigError(f"the {name} simulator does not play scenarios (it has no /_sim/scenario)")
         info = await _json(session, "GET", f"{sim_url}/_sim/scenario")
         used_seed = int(info["seed"])
         document = info.get("document") or {}

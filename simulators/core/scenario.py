@@ -373,7 +373,7 @@ def _fail(source: str, root: yaml.Node | None, path: Sequence[Any], message: str
     line = _locate(root, path)
     return ScenarioError(
         f"{source}:{line or '?'}: {pointer or '/'}: {message}",
-        errors=[FieldError(pointer or "/", message)],
+        errors=[FieldError(pointer or "/", message, line)],
         line=line,
         pointer=pointer,
     )
@@ -435,7 +435,7 @@ def validate_document(document: Any, *, source: str = "<scenario>", root: yaml.N
     pointer, message, line = best
     raise ScenarioError(
         f"{source}:{line or '?'}: {pointer or '/'}: {message}",
-        errors=[FieldError(p or "/", m) for p, m, _ in [best, *[x for x in located if x != best]]],
+        errors=[FieldError(p or "/", m, n) for p, m, n in [best, *[x for x in located if x != best]]],
         line=line,
         pointer=pointer,
     )
