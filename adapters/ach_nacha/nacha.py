@@ -34,6 +34,7 @@ __all__ = [
     "Originator",
     "Record",
     "ReturnNotice",
+    "alpha_field",
     "build_file",
     "build_return_file",
     "read_file",
@@ -527,8 +528,8 @@ def build_file(
         record_size="094",
         blocking_factor="10",
         format_code="1",
-        destination_name=_alpha(originator.destination_name, 23),
-        origin_name=_alpha(originator.origin_name, 23),
+        destination_name=alpha_field(originator.destination_name, 23),
+        origin_name=alpha_field(originator.origin_name, 23),
         reference_code="",
     )
     ach = AchFile(header)  # type: ignore[arg-type]
@@ -541,11 +542,11 @@ def build_file(
         service_class = "220" if credits else "225" if debits else "200"
         bh = BatchHeader.make(
             service_class_code=service_class,
-            company_name=_alpha(items[0].company_name, 16),
+            company_name=alpha_field(items[0].company_name, 16),
             discretionary_data="",
-            company_id=_alpha(company_id, 10),
+            company_id=alpha_field(company_id, 10),
             sec_code=sec_code,
-            entry_description=_alpha(entry_description, 10),
+            entry_description=alpha_field(entry_description, 10),
             descriptive_date="",
             effective_date=effective_date.strftime("%y%m%d"),
             settlement_date="",
@@ -559,10 +560,10 @@ def build_file(
                 transaction_code=i.transaction_code,
                 rdfi=i.routing[:8],
                 check_digit=i.routing[8:],
-                account=_alpha(i.account, 17),
+                account=alpha_field(i.account, 17),
                 amount=i.amount_cents,
-                individual_id=_alpha(i.individual_id, 15),
-                name=_alpha(i.name, 22),
+                individual_id=alpha_field(i.individual_id, 15),
+                name=alpha_field(i.name, 22),
                 discretionary_data="",
                 addenda_indicator="1" if i.payment_information else "0",
                 trace_number=i.trace_number,
@@ -572,7 +573,7 @@ def build_file(
                 entry.addenda.append(
                     Addenda.make(  # type: ignore[arg-type]
                         addenda_type="05",
-                        payment_information=_alpha(i.payment_information, 80),
+                        payment_information=alpha_field(i.payment_information, 80),
                         sequence=1,
                         entry_sequence=i.trace_number[-7:],
                     )
@@ -617,7 +618,7 @@ def _close_file(ach: AchFile) -> None:
     ach.final_newline = True
 
 
-def _alpha(text: str, width: int) -> str:
+def alpha_field(text: str, width: int) -> str:
     """Upper-case printable ASCII, cut to ``width``: what every alphanumeric NACHA field holds."""
     clean = "".join(c if " " <= c <= "~" else " " for c in text.upper())
     return clean[:width].rstrip()

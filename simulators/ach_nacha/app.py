@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import re
@@ -68,6 +69,7 @@ from gateway_adapters.ach_nacha.nacha import (
     EntryInput,
     NachaError,
     Originator,
+    alpha_field,
     build_return_file,
     read_file,
     render,
@@ -90,6 +92,8 @@ __all__ = ["ODFI", "FileDrop", "create_app"]
 log = logging.getLogger(__name__)
 
 _RETURN_RULE = re.compile(r"RETURN-(R[0-9]{2})")
+#: the faults a file upload can suffer (the transport layer, and a malformed acknowledgement)
+_FILE_FAULTS = TRANSPORT_FAULTS | {"truncated_body", "wrong_content_type"}
 
 
 def _fields(entry: EntryInput) -> PaymentFields:
@@ -177,14 +181,21 @@ class FileDrop:
         return delay.sample(random.Random(f"{self.seed}:{trace}:delay:{name}"))
 
     def strike(self, file_id: str, *, after: bool) -> list[Fault]:
-        """The transport faults that hit ``POST /files`` for ``file_id`` (seeded; ``times`` per file)."""
+        """The faults that hit ``POST /files`` for ``file_id`` (seeded; ``times`` per file).
+
+        Before the file is taken: ``latency``, ``http_error``, ``reset``. After (the
+        acknowledgement): ``reset``/``hang`` with ``after: true`` (an acknowledgement that
+        never comes), ``truncated_body`` and ``wrong_content_type`` (a malformed one).
+        """
         if self.scenario is None:
             return []
         rng = random.Random(f"{self.seed}:{file_id}:submit:{after}:{self._hits[(file_id, -1)]}")
         self._hits[(file_id, -1)] += 1
         hits = []
         for index, fault in enumerate(self.scenario.faults):
-            if fault.kind not in TRANSPORT_FAULTS or not fault.applies_to("submit"):
+            if fault.kind not in _FILE_FAULTS or not fault.applies_to("submit"):
+                continue
+            if fault.kind in ("truncated_body", "wrong_content_type") and not after:
                 continue
             if fault.kind in ("reset", "hang") and fault.after != after:
                 continue
@@ -458,19 +469,38 @@ async def _post_file(request: web.Request) -> web.Response:
     status, answer = drop.receive(file_id, body, request.headers.get(CALLBACK_URL_HEADER))
     after = drop.strike(file_id, after=True)
     for fault in after:
+        if fault.kind in ("reset", "hang"):
+            drop.record(
+                "in",
+                "file",
+                method="POST",
+                path="/files",
+                message_id=file_id,
+                outcome="dropped",
+                faults=[fault.kind],
+                detail="file taken, acknowledgement lost",
+            )
+            if fault.kind == "hang":
+                await asyncio.sleep(fault.seconds)
+            raise _Reset
+    if after:  # a malformed acknowledgement: the file is taken, the answer unreadable
+        names = [f.kind for f in after]
         drop.record(
             "in",
             "file",
             method="POST",
             path="/files",
             message_id=file_id,
-            outcome="dropped",
-            faults=[fault.kind],
-            detail="file taken, answer lost",
+            http_status=status,
+            outcome="answered",
+            faults=names,
+            detail="file taken, acknowledgement malformed",
         )
-        if fault.kind == "hang":
-            await asyncio.sleep(fault.seconds)
-        raise _Reset
+        text = json.dumps(answer)
+        if "truncated_body" in names:
+            text = text[: len(text) // 2]
+        content_type = "text/html" if "wrong_content_type" in names else "application/json"
+        return web.Response(text=text, status=status, content_type=content_type)
     return web.json_response(answer, status=status)
 
 
@@ -540,8 +570,12 @@ async def _predict(request: web.Request) -> web.Response:
     try:
         items = await request.json()
         fields = [
+            # as the entry will read in the file: upper case, cut to the NACHA field widths
             PaymentFields(
-                str(i["reference"]), Decimal(str(i["amount"])), str(i["currency"]), str(i.get("creditor_name", ""))
+                alpha_field(str(i["reference"]), 15),
+                Decimal(str(i["amount"])),
+                str(i["currency"]),
+                alpha_field(str(i.get("creditor_name", "")), 22),
             )
             for i in items
         ]

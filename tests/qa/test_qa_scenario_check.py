@@ -48,7 +48,7 @@ def test_every_error_is_listed_with_its_line(tmp_path: Path, capsys: pytest.Capt
     [
         ("name: x\n  bad: [\n", ":2: not valid YAML"),
         ("name: x\npartner: nobody\n", ":2: /partner: no simulator named 'nobody' is installed"),
-        ("name: x\nseed: 1\npartner: ach_nacha\n", ":3: /partner: the ach_nacha simulator plays no scenarios"),
+        ("name: x\npartner: ach_nacha\nrules:\n  - {outcome: return}\n", ":4: /rules/0/reason_code: 'reason_code' is"),
         (
             "name: x\nrules:\n  - {match: {amount: {min: '9', max: '1'}}, outcome: settle}\n",
             ":3: /rules/0/match/amount: min 9 is above max 1",
