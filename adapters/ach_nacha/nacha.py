@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import ClassVar
 
@@ -35,6 +35,7 @@ __all__ = [
     "Record",
     "ReturnNotice",
     "alpha_field",
+    "build_change_file",
     "build_file",
     "build_return_file",
     "read_file",
@@ -704,4 +705,28 @@ def build_return_file(
             )
         _close_batch(batch)
     _close_file(ach)
+    return ach
+
+
+def build_change_file(
+    originator: Originator,
+    changes: Sequence[tuple[EntryInput, str, str, str]],
+    *,
+    created_at: datetime,
+    effective_date: date,
+) -> AchFile:
+    """Notifications of change from the RDFI: each (original entry, C-code, corrected data, new trace)
+    as a zero-amount entry with addenda 98; the payment itself stands."""
+    ach = build_return_file(
+        originator,
+        [(replace(orig, amount_cents=0), code, trace) for orig, code, _, trace in changes],
+        created_at=created_at,
+        effective_date=effective_date,
+    )
+    corrected = {trace: data for _, _, data, trace in changes}
+    for batch in ach.batches:
+        for entry in batch.entries:
+            for addenda in entry.addenda:
+                addenda.fields["addenda_type"] = "98"
+                addenda.fields["information"] = alpha_field(corrected[entry.detail.trace_number], 44)
     return ach

@@ -70,6 +70,7 @@ from gateway_adapters.ach_nacha.nacha import (
     NachaError,
     Originator,
     alpha_field,
+    build_change_file,
     build_return_file,
     read_file,
     render,
@@ -114,6 +115,8 @@ class _Booked:
     returned_at: datetime | None = None
     received: int = 1
     outcome: str = "settle"
+    #: a notification of change (C-code) sent after settling; the payment stands
+    change_code: str | None = None
     settle_after: float = 0.2
     return_after: float = 0.2
 
@@ -278,6 +281,7 @@ class FileDrop:
                 now,
                 return_code=decision.reason_code if decision.outcome == "return" else None,
                 outcome=decision.outcome,
+                change_code=decision.reason_code if decision.outcome == "settle" else None,
                 settle_after=self._delay(decision, "settle", entry.trace_number, self.settle_delay),
                 return_after=self._delay(decision, "return", entry.trace_number, self.return_delay),
             )
@@ -307,9 +311,10 @@ class FileDrop:
         return self.files[file_id]
 
     def advance(self) -> list[dict[str, Any]]:
-        """Move every entry along its timeline to the clock's now; the return files this made."""
+        """Move every entry along its timeline to the clock's now; the return (and change) files this made."""
         now = self.clock()
         returned: dict[str | None, list[_Booked]] = {}
+        changed: dict[str | None, list[_Booked]] = {}
         for b in self.entries.values():
             settles = b.outcome != "accept"
             if b.status == "accepted" and settles and now >= b.accepted_at + timedelta(seconds=b.settle_after):
@@ -326,32 +331,50 @@ class FileDrop:
             if b.status == "settled" and b.return_code and due:
                 b.status, b.returned_at = "returned", now
                 returned.setdefault(b.callback_url, []).append(b)
-        made = []
-        for callback_url, items in returned.items():
-            seq = len(self.returns) + 1
-            rdfi = self.rdfi_routing
-            ach = build_return_file(
-                Originator(rdfi, " " + rdfi, "ODFI", "RDFI SIMULATOR", rdfi),
+            elif b.status == "settled" and b.change_code and due:
+                changed.setdefault(b.callback_url, []).append(b)
+        made = [self._file(url, items, now, change=False) for url, items in returned.items()]
+        made += [self._file(url, items, now, change=True) for url, items in changed.items()]
+        for b in (b for items in changed.values() for b in items):
+            b.change_code = None  # notified once
+        return made
+
+    def _file(self, callback_url: str | None, items: list[_Booked], now: datetime, *, change: bool) -> dict[str, Any]:
+        """One return file (or notification-of-change file) for ``items``, kept for ``GET /returns``."""
+        seq = len(self.returns) + 1
+        rdfi = self.rdfi_routing
+        originator = Originator(rdfi, " " + rdfi, "ODFI", "RDFI SIMULATOR", rdfi)
+        traces = [f"{rdfi[:8]}{seq % 1000:03d}{i % 10000:04d}" for i in range(1, len(items) + 1)]
+        if change:
+            ach = build_change_file(
+                originator,
                 [
-                    (b.entry, b.return_code or "R01", f"{rdfi[:8]}{seq % 1000:03d}{i % 10000:04d}")
-                    for i, b in enumerate(items, 1)
+                    (b.entry, b.change_code or "C01", f"CORRECTED {b.change_code}", t)
+                    for b, t in zip(items, traces, strict=True)
                 ],
                 created_at=now,
                 effective_date=now.date(),
             )
-            made.append({"seq": seq, "text": render(ach), "created_at": now.isoformat(), "callback_url": callback_url})
-            self.returns.append(made[-1])
-            for b in items:
-                self.record(
-                    "out",
-                    "return_file",
-                    message_id=f"RET{seq}",
-                    partner_reference=b.entry.trace_number,
-                    end_to_end_id=b.entry.individual_id,
-                    outcome="returned",
-                    partner_status=b.return_code,
-                )
-        return made
+        else:
+            ach = build_return_file(
+                originator,
+                [(b.entry, b.return_code or "R01", t) for b, t in zip(items, traces, strict=True)],
+                created_at=now,
+                effective_date=now.date(),
+            )
+        item = {"seq": seq, "text": render(ach), "created_at": now.isoformat(), "callback_url": callback_url}
+        self.returns.append(item)
+        for b in items:
+            self.record(
+                "out",
+                "return_file",
+                message_id=f"RET{seq}",
+                partner_reference=b.entry.trace_number,
+                end_to_end_id=b.entry.individual_id,
+                outcome="changed" if change else "returned",
+                partner_status=b.change_code if change else b.return_code,
+            )
+        return item
 
     async def push(self, item: dict[str, Any]) -> None:
         """Post a return file to the callback URL, signed; a few attempts with backoff."""

@@ -411,7 +411,8 @@ def _rules(data: Sequence[Mapping[str, Any]], source: str, root: yaml.Node | Non
                 index=index,
                 outcome=raw["outcome"],
                 at=raw.get("at", "callback"),
-                reason_code=raw.get("reason_code") if raw["outcome"] in ("reject", "return") else None,
+                # settle: an optional notification sent after settling, where the partner has one (ACH: C-codes)
+                reason_code=raw.get("reason_code") if raw["outcome"] in ("reject", "return", "settle") else None,
                 amount_min=lo,
                 amount_max=hi,
                 currency=match.get("currency"),

@@ -128,3 +128,31 @@ async def test_upload_faults_are_journaled_and_reset_forgets_everything(aiohttp_
         ("replayed", []),
     ]
     assert after_reset == [] and client.app[ODFI].entries == {}
+
+
+async def test_a_settle_rule_with_a_c_code_sends_a_notification_of_change(aiohttp_client: Any) -> None:
+    clock = ManualClock(datetime(2026, 11, 25, 15, tzinfo=UTC))
+    client: TestClient = await aiohttp_client(create_app(SECRETS | {"clock": clock}))
+    drop = client.app[ODFI]
+    scenario = "name: noc\nrules:\n  - {match: {creditor_name: '(?i)moved'}, outcome: settle, reason_code: C01}\n"
+    await client.put("/_sim/scenario", data=scenario)
+    await upload(client, "F2", nacha_file((1, "INV-1", "Moved Account Inc"), (2, "INV-2", "Acme Inc")))
+
+    clock.advance(1)
+    drop.tick()
+    clock.advance(1)
+    drop.tick()  # notified once only
+
+    notices = [n for r in drop.returns for n in returns_in(read_file(r["text"]))]
+    assert [(n.original_trace, n.reason_code, n.kind, n.amount_cents) for n in notices] == [
+        ("021000020000001", "C01", "change", 0)
+    ]
+    assert notices[0].information == "CORRECTED C01"
+    assert {t: b.status for t, b in drop.entries.items()} == {
+        "021000020000001": "settled",
+        "021000020000002": "settled",
+    }
+    predicted = await client.post(
+        "/_sim/predict", json=[{"reference": "X", "amount": "1", "currency": "USD", "creditor_name": "Moved"}]
+    )
+    assert await predicted.json() == ["settled"]

@@ -88,7 +88,7 @@ def test_bad_scenario_on_the_command_line_exits_2_naming_the_line(
 
 
 def test_unknown_shipped_scenario_is_a_clear_error() -> None:
-    with pytest.raises(ScenarioError, match=r"no scenario named .nope.; shipped: ach-flaky-network, .*, happy"):
+    with pytest.raises(ScenarioError, match=r"no scenario named .nope.; shipped: ach-changes, .*, happy"):
         load_scenario("nope")
 
 
