@@ -397,7 +397,8 @@ async def _events(session: aiohttp.ClientSession, url: str, key: str, instructio
 
 
 def explain(events: Sequence[Mapping[str, Any]], journal: Sequence[Mapping[str, Any]], reference: str) -> str:
-    """Why a payment ended where it did: its last applied event, and the partner's last word on it."""
+    """Why a payment ended where it did: its last applied event, and the simulator's journal line about it
+    (the last exchange a fault struck, else the last exchange)."""
     applied = [e for e in events if e.get("applied")]
     last = applied[-1] if applied else (events[-1] if events else None)
     mine = [
@@ -405,8 +406,10 @@ def explain(events: Sequence[Mapping[str, Any]], journal: Sequence[Mapping[str, 
         for e in journal
         if e.get("instruction_id") == (last or {}).get("instruction_id") or e.get("end_to_end_id") == reference
     ]
+    # the partner's telling word: its last exchange with an injected fault, else its last exchange
+    telling = next((e for e in reversed(mine) if e.get("faults")), mine[-1] if mine else None)
     said = f"last event: {event_line(last)}" if last else "no event recorded"
-    heard = f"simulator: {journal_line(mine[-1])}" if mine else "simulator: never heard of it"
+    heard = f"simulator: {journal_line(telling)}" if telling else "simulator: never heard of it"
     return f"{said}; {heard}"
 
 

@@ -94,7 +94,7 @@ def test_cli_refuses_a_population_the_routing_sends_elsewhere(
     assert "iso20022_bank: currency USD not supported" in err
 
 
-def test_explain_names_the_last_applied_event_and_the_partners_last_word() -> None:
+def test_explain_names_the_last_applied_event_and_the_last_exchange_a_fault_struck() -> None:
     events = [
         {"instruction_id": "ins_1", "status": "submitted", "source": "dispatcher", "applied": True},
         {"instruction_id": "ins_1", "status": "rejected", "source": "callback", "reason_code": "AC04",
@@ -107,6 +107,8 @@ def test_explain_names_the_last_applied_event_and_the_partners_last_word() -> No
         {"seq": 9, "direction": "out", "kind": "callback", "outcome": "delivered", "partner_status": "RJCT",
          "end_to_end_id": "QA1-00000", "faults": ["callback_late"]},
         {"seq": 10, "direction": "in", "kind": "status", "instruction_id": "ins_2", "faults": []},
+        {"seq": 11, "direction": "in", "kind": "status", "method": "GET", "path": "/s", "http_status": 200,
+         "instruction_id": "ins_1", "outcome": "answered", "faults": []},
     ]  # fmt: skip
 
     why = explain(events, journal, "QA1-00000")
@@ -116,3 +118,4 @@ def test_explain_names_the_last_applied_event_and_the_partners_last_word() -> No
         "simulator: #9 out callback delivered RJCT faults=callback_late"
     )
     assert explain([], [], "QA1-9") == "no event recorded; simulator: never heard of it"
+    assert explain(events, journal[:1], "QA1-00000").endswith("simulator: #3 in submit POST /pain001 HTTP 200 created")
