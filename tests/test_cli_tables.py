@@ -42,14 +42,16 @@ def test_adapters_list_fits_80_columns_with_every_name_whole() -> None:
     assert set(ADAPTERS) <= cells(output), output
 
 
-def test_qa_list_shows_every_shipped_scenario_by_the_name_qa_run_takes() -> None:
-    output = run("qa", "list")
+def test_qa_scenarios_list_shows_every_shipped_scenario_by_the_name_qa_run_takes() -> None:
+    output = run("qa", "scenarios", "list")
     assert_fits(output)
     names = {s.name for s in shipped_scenarios()}
-    assert {"happy", "flaky-network", "callback-chaos"} <= names
+    assert {"happy", "flaky-network", "callback-chaos", "card-happy", "instant-happy"} <= names
     assert names <= cells(output), output
-    listed = json.loads(run("qa", "list", "--json"))
-    assert {s["name"] for s in listed} == names and all(s["partner"] == "iso20022_bank" for s in listed)
+    listed = json.loads(run("qa", "scenarios", "list", "--json"))
+    assert {s["name"] for s in listed} == names
+    card = json.loads(run("qa", "scenarios", "list", "--partner", "card_acquirer", "--json"))
+    assert card and all(s["partner"] == "card_acquirer" for s in card)
 
 
 def test_route_explain_fits_80_columns(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import ClassVar
 
@@ -34,6 +34,8 @@ __all__ = [
     "Originator",
     "Record",
     "ReturnNotice",
+    "alpha_field",
+    "build_change_file",
     "build_file",
     "build_return_file",
     "read_file",
@@ -527,8 +529,8 @@ def build_file(
         record_size="094",
         blocking_factor="10",
         format_code="1",
-        destination_name=_alpha(originator.destination_name, 23),
-        origin_name=_alpha(originator.origin_name, 23),
+        destination_name=alpha_field(originator.destination_name, 23),
+        origin_name=alpha_field(originator.origin_name, 23),
         reference_code="",
     )
     ach = AchFile(header)  # type: ignore[arg-type]
@@ -541,11 +543,11 @@ def build_file(
         service_class = "220" if credits else "225" if debits else "200"
         bh = BatchHeader.make(
             service_class_code=service_class,
-            company_name=_alpha(items[0].company_name, 16),
+            company_name=alpha_field(items[0].company_name, 16),
             discretionary_data="",
-            company_id=_alpha(company_id, 10),
+            company_id=alpha_field(company_id, 10),
             sec_code=sec_code,
-            entry_description=_alpha(entry_description, 10),
+            entry_description=alpha_field(entry_description, 10),
             descriptive_date="",
             effective_date=effective_date.strftime("%y%m%d"),
             settlement_date="",
@@ -559,10 +561,10 @@ def build_file(
                 transaction_code=i.transaction_code,
                 rdfi=i.routing[:8],
                 check_digit=i.routing[8:],
-                account=_alpha(i.account, 17),
+                account=alpha_field(i.account, 17),
                 amount=i.amount_cents,
-                individual_id=_alpha(i.individual_id, 15),
-                name=_alpha(i.name, 22),
+                individual_id=alpha_field(i.individual_id, 15),
+                name=alpha_field(i.name, 22),
                 discretionary_data="",
                 addenda_indicator="1" if i.payment_information else "0",
                 trace_number=i.trace_number,
@@ -572,7 +574,7 @@ def build_file(
                 entry.addenda.append(
                     Addenda.make(  # type: ignore[arg-type]
                         addenda_type="05",
-                        payment_information=_alpha(i.payment_information, 80),
+                        payment_information=alpha_field(i.payment_information, 80),
                         sequence=1,
                         entry_sequence=i.trace_number[-7:],
                     )
@@ -617,7 +619,7 @@ def _close_file(ach: AchFile) -> None:
     ach.final_newline = True
 
 
-def _alpha(text: str, width: int) -> str:
+def alpha_field(text: str, width: int) -> str:
     """Upper-case printable ASCII, cut to ``width``: what every alphanumeric NACHA field holds."""
     clean = "".join(c if " " <= c <= "~" else " " for c in text.upper())
     return clean[:width].rstrip()
@@ -703,4 +705,28 @@ def build_return_file(
             )
         _close_batch(batch)
     _close_file(ach)
+    return ach
+
+
+def build_change_file(
+    originator: Originator,
+    changes: Sequence[tuple[EntryInput, str, str, str]],
+    *,
+    created_at: datetime,
+    effective_date: date,
+) -> AchFile:
+    """Notifications of change from the RDFI: each (original entry, C-code, corrected data, new trace)
+    as a zero-amount entry with addenda 98; the payment itself stands."""
+    ach = build_return_file(
+        originator,
+        [(replace(orig, amount_cents=0), code, trace) for orig, code, _, trace in changes],
+        created_at=created_at,
+        effective_date=effective_date,
+    )
+    corrected = {trace: data for _, _, data, trace in changes}
+    for batch in ach.batches:
+        for entry in batch.entries:
+            for addenda in entry.addenda:
+                addenda.fields["addenda_type"] = "98"
+                addenda.fields["information"] = alpha_field(corrected[entry.detail.trace_number], 44)
     return ach

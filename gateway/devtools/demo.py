@@ -25,7 +25,7 @@ from gateway.domain.status import TERMINAL
 from gateway.finance.books import ledger_summary
 from gateway.plugins.manager import Plugins
 
-__all__ = ["SAMPLE_IBANS", "DemoInstruction", "demo_instructions", "run_demo"]
+__all__ = ["SAMPLE_IBANS", "DemoInstruction", "demo_instructions", "run_demo", "us_account"]
 
 # Published example IBANs (documentation specimens, not real accounts).
 SAMPLE_IBANS = [
@@ -55,7 +55,8 @@ class DemoInstruction:
 _ROUTING = ["021000021", "011000015", "122105278", "231380104"]
 
 
-def _us_account(rng: random.Random) -> dict[str, str]:
+def us_account(rng: random.Random) -> dict[str, str]:
+    """A US account number with a published ABA routing number (valid check digit)."""
     return {"number": f"{rng.randint(10**8, 10**12 - 1)}", "routing": rng.choice(_ROUTING)}
 
 
@@ -105,8 +106,8 @@ def demo_instructions(count: int, seed: int, adapters: Collection[str] = ("iso20
             body["creditor"]["account"] = {"wallet": f"wal_{rng.getrandbits(48):012x}"}
         elif kind in ("instant", "ach"):
             body |= {"currency": "USD", "urgency": "instant" if kind == "instant" else "standard"}
-            body["debtor"] = {"name": "HE Appliances America Inc", "account": _us_account(rng)}
-            body["creditor"]["account"] = _us_account(rng)
+            body["debtor"] = {"name": "HE Appliances America Inc", "account": us_account(rng)}
+            body["creditor"]["account"] = us_account(rng)
         elif kind == "none":
             body["currency"] = "USD"  # USD to an IBAN: no enabled rail carries it, rejected by routing
         code = rng.choice(_REJECT_CODES)

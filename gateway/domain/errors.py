@@ -35,6 +35,8 @@ class FieldError:
 
     pointer: str
     message: str
+    #: the 1-based line in the source file (a YAML scenario, a config file), when known
+    line: int | None = None
 
     def as_dict(self) -> dict[str, str]:
         return {"pointer": self.pointer, "detail": self.message}

@@ -22,17 +22,34 @@ Timeline (measured on the simulator's clock, settings ``clock``): an accepted en
 ``settle_delay`` seconds after its file arrived; an entry whose receiver name holds
 ``RETURN-Rnn`` is returned with ``Rnn`` ``return_delay`` seconds after settling, in a
 return file posted (signed with ``callback_secret``) to the file's callback URL.
+
+Scenarios (settings ``scenario`` and ``seed``; ``GET``/``PUT /_sim/scenario``,
+``POST /_sim/predict``) come from the simulator core (``gateway_simulators.core.scenario``):
+each entry is a payment (reference = the entry's individual id, amount, USD, the
+receiver's name) that the first matching rule decides: ``settle`` (the default),
+``return`` with its R-code after the rule's ``return`` delay (late returns: a long
+one), ``accept`` (never settles). Delays are sampled per entry from the scenario's.
+Transport faults (``latency``, ``hang``, ``reset`` before or ``after`` the file was
+taken, ``http_error``) strike ``POST /files`` per file id. The journal is the core's
+(``GET /_sim/journal``: one ``file`` entry per file, one ``submit`` entry per entry,
+``return_file`` and ``callback`` entries). A file-drop partner is not a core
+``Partner``; what it shares with the core is the scenario, the seeds, the faults'
+definitions and the journal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import random
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import aiohttp
@@ -52,9 +69,23 @@ from gateway_adapters.ach_nacha.nacha import (
     EntryInput,
     NachaError,
     Originator,
+    alpha_field,
+    build_change_file,
     build_return_file,
     read_file,
     render,
+)
+from gateway_simulators.core.journal import Journal
+from gateway_simulators.core.scenario import (
+    TRANSPORT_FAULTS,
+    Decision,
+    Delay,
+    Fault,
+    PaymentFields,
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    parse_scenario,
 )
 
 __all__ = ["ODFI", "FileDrop", "create_app"]
@@ -62,6 +93,14 @@ __all__ = ["ODFI", "FileDrop", "create_app"]
 log = logging.getLogger(__name__)
 
 _RETURN_RULE = re.compile(r"RETURN-(R[0-9]{2})")
+#: the faults a file upload can suffer (the transport layer, and a malformed acknowledgement)
+_FILE_FAULTS = TRANSPORT_FAULTS | {"truncated_body", "wrong_content_type"}
+
+
+def _fields(entry: EntryInput) -> PaymentFields:
+    """An entry as scenario rules see it: reference = individual id, USD, the receiver's name."""
+    amount = Decimal(entry.amount_cents) / 100
+    return PaymentFields(entry.individual_id.strip(), amount, "USD", entry.name.strip(), entry.trace_number)
 
 
 @dataclass
@@ -75,6 +114,11 @@ class _Booked:
     settled_at: datetime | None = None
     returned_at: datetime | None = None
     received: int = 1
+    outcome: str = "settle"
+    #: a notification of change (C-code) sent after settling; the payment stands
+    change_code: str | None = None
+    settle_after: float = 0.2
+    return_after: float = 0.2
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -102,27 +146,105 @@ class FileDrop:
     send_callbacks: bool = True
     callback_attempts: int = 4
     rdfi_routing: str = "091000019"
+    scenario: Scenario | None = None
+    seed_setting: int | None = None
     files: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     entries: dict[str, _Booked] = field(default_factory=dict)
     returns: list[dict[str, Any]] = field(default_factory=list)
-    journal: list[dict[str, Any]] = field(default_factory=list)
+    journal: Journal = field(default_factory=Journal)
+    _hits: Counter[tuple[str, int]] = field(default_factory=Counter)
     _pushes: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
 
-    def record(self, **entry: Any) -> None:
-        self.journal.append({"seq": len(self.journal) + 1, "at": self.clock().isoformat(), **entry})
+    @property
+    def seed(self) -> int:
+        """``seed`` setting, else the scenario's, else 0 (as in the simulator core)."""
+        if self.seed_setting is not None:
+            return self.seed_setting
+        return self.scenario.seed if self.scenario is not None and self.scenario.seed is not None else 0
+
+    def decide(self, payment: PaymentFields) -> Decision:
+        """The scenario's first matching rule; else ``RETURN-Rnn`` in the name; else settle."""
+        if self.scenario is not None:
+            found = self.scenario.decide(payment, self.seed)
+            if found is not None:
+                return found
+        rule = _RETURN_RULE.search(payment.creditor_name)
+        return Decision("return", reason_code=rule[1], rule="builtin RETURN-Rnn") if rule else Decision()
+
+    def predict(self, payment: PaymentFields) -> str:
+        """The final gateway status of ``payment`` (pure); an ACH entry is never rejected alone."""
+        return self.decide(payment).final_status
+
+    def _delay(self, decision: Decision, name: str, trace: str, default: float) -> float:
+        delays = dict(self.scenario.delays if self.scenario else {}) | dict(decision.delays)
+        delay: Delay | None = delays.get(name)
+        if delay is None:
+            return default
+        return delay.sample(random.Random(f"{self.seed}:{trace}:delay:{name}"))
+
+    def strike(self, file_id: str, *, after: bool) -> list[Fault]:
+        """The faults that hit ``POST /files`` for ``file_id`` (seeded; ``times`` per file).
+
+        Before the file is taken: ``latency``, ``http_error``, ``reset``. After (the
+        acknowledgement): ``reset``/``hang`` with ``after: true`` (an acknowledgement that
+        never comes), ``truncated_body`` and ``wrong_content_type`` (a malformed one).
+        """
+        if self.scenario is None:
+            return []
+        rng = random.Random(f"{self.seed}:{file_id}:submit:{after}:{self._hits[(file_id, -1)]}")
+        self._hits[(file_id, -1)] += 1
+        hits = []
+        for index, fault in enumerate(self.scenario.faults):
+            if fault.kind not in _FILE_FAULTS or not fault.applies_to("submit"):
+                continue
+            if fault.kind in ("truncated_body", "wrong_content_type") and not after:
+                continue
+            if fault.kind in ("reset", "hang") and fault.after != after:
+                continue
+            if fault.kind in ("latency", "http_error") and after:
+                continue
+            draw = rng.random()
+            if fault.times is not None and self._hits[(file_id, index)] >= fault.times:
+                continue
+            if draw < fault.probability:
+                self._hits[(file_id, index)] += 1
+                hits.append(fault)
+        return hits
+
+    def record(self, direction: str, kind: str, **fields: Any) -> None:
+        self.journal.record(direction, kind, **fields)
+
+    def reset(self) -> None:
+        self.files.clear()
+        self.entries.clear()
+        self.returns.clear()
+        self.journal.reset()
+        self._hits.clear()
 
     def receive(self, file_id: str, text: bytes, callback_url: str | None) -> tuple[int, dict[str, Any]]:
         """Book a file once: (HTTP status, answer); a known file id replays its first answer."""
         if file_id in self.files:
-            self.record(kind="file", file_id=file_id, outcome="replayed")
+            status, _ = self.files[file_id]
+            self.record(
+                "in", "file", method="POST", path="/files", message_id=file_id, http_status=status, outcome="replayed"
+            )
             return self.files[file_id]
         try:
             ach = read_file(text)
         except NachaError as exc:
             answer = {"status": "rejected", "file_id": file_id, "errors": [e.as_dict() for e in exc.errors]}
             self.files[file_id] = (422, answer)
-            self.record(kind="file", file_id=file_id, outcome="rejected", detail=exc.message)
+            self.record(
+                "in",
+                "file",
+                method="POST",
+                path="/files",
+                message_id=file_id,
+                http_status=422,
+                outcome="refused",
+                detail=exc.message,
+            )
             return self.files[file_id]
         now = self.clock()
         booked, duplicates = 0, []
@@ -131,6 +253,14 @@ class FileDrop:
             if d.trace_number in self.entries:
                 self.entries[d.trace_number].received += 1
                 duplicates.append(d.trace_number)
+                self.record(
+                    "in",
+                    "submit",
+                    message_id=file_id,
+                    partner_reference=d.trace_number,
+                    end_to_end_id=d.get("individual_id"),
+                    outcome="replayed",
+                )
                 continue
             entry = EntryInput(
                 company_id=batch.header.get("company_id"),
@@ -143,42 +273,108 @@ class FileDrop:
                 name=d.get("name"),
                 trace_number=d.trace_number,
             )
-            rule = _RETURN_RULE.search(entry.name)
-            self.entries[d.trace_number] = _Booked(entry, file_id, callback_url, now, return_code=rule and rule[1])
+            decision = self.decide(_fields(entry))
+            self.entries[d.trace_number] = _Booked(
+                entry,
+                file_id,
+                callback_url,
+                now,
+                return_code=decision.reason_code if decision.outcome == "return" else None,
+                outcome=decision.outcome,
+                change_code=decision.reason_code if decision.outcome == "settle" else None,
+                settle_after=self._delay(decision, "settle", entry.trace_number, self.settle_delay),
+                return_after=self._delay(decision, "return", entry.trace_number, self.return_delay),
+            )
+            self.record(
+                "in",
+                "submit",
+                message_id=file_id,
+                partner_reference=d.trace_number,
+                end_to_end_id=entry.individual_id,
+                outcome="created",
+                partner_status="accepted",
+                detail=f"rule {decision.rule}: {decision.outcome}",
+            )
             booked += 1
         answer = {"status": "accepted", "file_id": file_id, "entries": booked, "duplicates": duplicates}
         self.files[file_id] = (200, answer)
-        self.record(kind="file", file_id=file_id, outcome="accepted", entries=booked, duplicates=duplicates)
+        self.record(
+            "in",
+            "file",
+            method="POST",
+            path="/files",
+            message_id=file_id,
+            http_status=200,
+            outcome="accepted",
+            detail=f"{booked} entries, {len(duplicates)} duplicates",
+        )
         return self.files[file_id]
 
     def advance(self) -> list[dict[str, Any]]:
-        """Move every entry along its timeline to the clock's now; the return files this made."""
+        """Move every entry along its timeline to the clock's now; the return (and change) files this made."""
         now = self.clock()
         returned: dict[str | None, list[_Booked]] = {}
+        changed: dict[str | None, list[_Booked]] = {}
         for b in self.entries.values():
-            if b.status == "accepted" and now >= b.accepted_at + timedelta(seconds=self.settle_delay):
+            settles = b.outcome != "accept"
+            if b.status == "accepted" and settles and now >= b.accepted_at + timedelta(seconds=b.settle_after):
                 b.status, b.settled_at = "settled", now
-            due = b.settled_at is not None and now >= b.settled_at + timedelta(seconds=self.return_delay)
+                self.record(
+                    "out",
+                    "status",
+                    partner_reference=b.entry.trace_number,
+                    end_to_end_id=b.entry.individual_id,
+                    outcome="settled",
+                    partner_status="settled",
+                )
+            due = b.settled_at is not None and now >= b.settled_at + timedelta(seconds=b.return_after)
             if b.status == "settled" and b.return_code and due:
                 b.status, b.returned_at = "returned", now
                 returned.setdefault(b.callback_url, []).append(b)
-        made = []
-        for callback_url, items in returned.items():
-            seq = len(self.returns) + 1
-            rdfi = self.rdfi_routing
-            ach = build_return_file(
-                Originator(rdfi, " " + rdfi, "ODFI", "RDFI SIMULATOR", rdfi),
+            elif b.status == "settled" and b.change_code and due:
+                changed.setdefault(b.callback_url, []).append(b)
+        made = [self._file(url, items, now, change=False) for url, items in returned.items()]
+        made += [self._file(url, items, now, change=True) for url, items in changed.items()]
+        for b in (b for items in changed.values() for b in items):
+            b.change_code = None  # notified once
+        return made
+
+    def _file(self, callback_url: str | None, items: list[_Booked], now: datetime, *, change: bool) -> dict[str, Any]:
+        """One return file (or notification-of-change file) for ``items``, kept for ``GET /returns``."""
+        seq = len(self.returns) + 1
+        rdfi = self.rdfi_routing
+        originator = Originator(rdfi, " " + rdfi, "ODFI", "RDFI SIMULATOR", rdfi)
+        traces = [f"{rdfi[:8]}{seq % 1000:03d}{i % 10000:04d}" for i in range(1, len(items) + 1)]
+        if change:
+            ach = build_change_file(
+                originator,
                 [
-                    (b.entry, b.return_code or "R01", f"{rdfi[:8]}{seq % 1000:03d}{i % 10000:04d}")
-                    for i, b in enumerate(items, 1)
+                    (b.entry, b.change_code or "C01", f"CORRECTED {b.change_code}", t)
+                    for b, t in zip(items, traces, strict=True)
                 ],
                 created_at=now,
                 effective_date=now.date(),
             )
-            made.append({"seq": seq, "text": render(ach), "created_at": now.isoformat(), "callback_url": callback_url})
-            self.returns.append(made[-1])
-            self.record(kind="return_file", seq=seq, traces=[b.entry.trace_number for b in items])
-        return made
+        else:
+            ach = build_return_file(
+                originator,
+                [(b.entry, b.return_code or "R01", t) for b, t in zip(items, traces, strict=True)],
+                created_at=now,
+                effective_date=now.date(),
+            )
+        item = {"seq": seq, "text": render(ach), "created_at": now.isoformat(), "callback_url": callback_url}
+        self.returns.append(item)
+        for b in items:
+            self.record(
+                "out",
+                "return_file",
+                message_id=f"RET{seq}",
+                partner_reference=b.entry.trace_number,
+                end_to_end_id=b.entry.individual_id,
+                outcome="changed" if change else "returned",
+                partner_status=b.change_code if change else b.return_code,
+            )
+        return item
 
     async def push(self, item: dict[str, Any]) -> None:
         """Post a return file to the callback URL, signed; a few attempts with backoff."""
@@ -195,11 +391,28 @@ class FileDrop:
             }
             try:
                 async with session.post(url, data=body, headers=headers) as resp:
-                    self.record(kind="callback", seq=item["seq"], http_status=resp.status)
+                    outcome = "delivered" if resp.status < 300 else "refused"
+                    self.record(
+                        "out",
+                        "callback",
+                        method="POST",
+                        path=url,
+                        message_id=f"RET{item['seq']}",
+                        http_status=resp.status,
+                        outcome=outcome,
+                    )
                     if resp.status < 500:
                         return
             except aiohttp.ClientError as exc:
-                self.record(kind="callback", seq=item["seq"], outcome="failed", detail=type(exc).__name__)
+                self.record(
+                    "out",
+                    "callback",
+                    method="POST",
+                    path=url,
+                    message_id=f"RET{item['seq']}",
+                    outcome="failed",
+                    detail=type(exc).__name__,
+                )
             await asyncio.sleep(0.05 * 2**attempt)
 
     def tick(self) -> None:
@@ -218,6 +431,20 @@ class FileDrop:
 ODFI = web.AppKey("ach_odfi", FileDrop)
 
 
+class _Reset(Exception):
+    """Drop the connection without an answer (a ``reset`` or ``hang`` fault)."""
+
+
+@web.middleware
+async def _reset_connection(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except _Reset:
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=204)  # the transport is gone: nothing is sent
+
+
 @web.middleware
 async def _auth(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
     if not request.path.startswith("/_sim") and request.headers.get(API_KEY_HEADER) != request.app[ODFI].api_key:
@@ -230,7 +457,73 @@ async def _post_file(request: web.Request) -> web.Response:
     file_id = request.headers.get(IDEMPOTENCY_HEADER)
     if not file_id:
         return web.json_response({"error": f"{IDEMPOTENCY_HEADER} header required"}, status=400)
-    status, answer = drop.receive(file_id, await request.read(), request.headers.get(CALLBACK_URL_HEADER))
+    body = await request.read()
+    before = drop.strike(file_id, after=False)
+    names = [f.kind for f in before]
+    for fault in before:
+        if fault.kind == "latency":
+            await asyncio.sleep(fault.delay.sample(random.Random(f"{drop.seed}:{file_id}:latency")))
+        elif fault.kind == "http_error":
+            drop.record(
+                "in",
+                "file",
+                method="POST",
+                path="/files",
+                message_id=file_id,
+                http_status=fault.status,
+                outcome="refused",
+                faults=names,
+                detail=f"simulated HTTP {fault.status}",
+            )
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return web.json_response({"error": "simulated outage"}, status=fault.status, headers=headers)
+        elif fault.kind == "reset":
+            drop.record(
+                "in",
+                "file",
+                method="POST",
+                path="/files",
+                message_id=file_id,
+                outcome="dropped",
+                faults=names,
+                detail="connection reset before the file was taken",
+            )
+            raise _Reset
+    status, answer = drop.receive(file_id, body, request.headers.get(CALLBACK_URL_HEADER))
+    after = drop.strike(file_id, after=True)
+    for fault in after:
+        if fault.kind in ("reset", "hang"):
+            drop.record(
+                "in",
+                "file",
+                method="POST",
+                path="/files",
+                message_id=file_id,
+                outcome="dropped",
+                faults=[fault.kind],
+                detail="file taken, acknowledgement lost",
+            )
+            if fault.kind == "hang":
+                await asyncio.sleep(fault.seconds)
+            raise _Reset
+    if after:  # a malformed acknowledgement: the file is taken, the answer unreadable
+        names = [f.kind for f in after]
+        drop.record(
+            "in",
+            "file",
+            method="POST",
+            path="/files",
+            message_id=file_id,
+            http_status=status,
+            outcome="answered",
+            faults=names,
+            detail="file taken, acknowledgement malformed",
+        )
+        text = json.dumps(answer)
+        if "truncated_body" in names:
+            text = text[: len(text) // 2]
+        content_type = "text/html" if "wrong_content_type" in names else "application/json"
+        return web.Response(text=text, status=status, content_type=content_type)
     return web.json_response(answer, status=status)
 
 
@@ -263,7 +556,56 @@ async def _sim_files(request: web.Request) -> web.Response:
 
 
 async def _sim_journal(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ODFI].journal)
+    try:
+        entries = request.app[ODFI].journal.select(dict(request.query))
+    except (KeyError, ValueError) as exc:
+        return web.json_response({"error": {"code": "BAD_FILTER", "message": f"unknown filter {exc}"}}, status=400)
+    return web.json_response({"entries": [e.as_dict() for e in entries]})
+
+
+async def _get_scenario(request: web.Request) -> web.Response:
+    drop = request.app[ODFI]
+    scenario = drop.scenario
+    return web.json_response(
+        {
+            "name": scenario.name if scenario else None,
+            "source": scenario.source if scenario else None,
+            "seed": drop.seed,
+            "document": dict(scenario.document) if scenario else None,
+        }
+    )
+
+
+async def _put_scenario(request: web.Request) -> web.Response:
+    drop = request.app[ODFI]
+    try:
+        scenario = parse_scenario(await request.text(), source="PUT /_sim/scenario")
+    except ScenarioError as exc:
+        errors = [{"pointer": e.pointer, "message": e.message, "line": e.line} for e in exc.errors]
+        body = {"code": "INVALID_SCENARIO", "message": exc.message, "line": exc.line, "errors": errors}
+        return web.json_response({"error": body}, status=400)
+    drop.scenario = scenario
+    return web.json_response({"name": scenario.name, "seed": drop.seed})
+
+
+async def _predict(request: web.Request) -> web.Response:
+    drop = request.app[ODFI]
+    try:
+        items = await request.json()
+        fields = [
+            # as the entry will read in the file: upper case, cut to the NACHA field widths
+            PaymentFields(
+                alpha_field(str(i["reference"]), 15),
+                Decimal(str(i["amount"])),
+                str(i["currency"]),
+                alpha_field(str(i.get("creditor_name", "")), 22),
+            )
+            for i in items
+        ]
+    except (ValueError, KeyError, TypeError, InvalidOperation):
+        message = "expected a JSON list of {reference, amount, currency, creditor_name}"
+        return web.json_response({"error": {"code": "BAD_REQUEST", "message": message}}, status=400)
+    return web.json_response([drop.predict(f) for f in fields])
 
 
 async def _sim_advance(request: web.Request) -> web.Response:
@@ -272,18 +614,15 @@ async def _sim_advance(request: web.Request) -> web.Response:
 
 
 async def _sim_reset(request: web.Request) -> web.Response:
-    drop = request.app[ODFI]
-    drop.files.clear()
-    drop.entries.clear()
-    drop.returns.clear()
-    drop.journal.clear()
+    request.app[ODFI].reset()
     return web.json_response({"reset": True})
 
 
 def create_app(settings: Mapping[str, Any]) -> web.Application:
     """The file drop. Settings: ``api_key``, ``callback_secret`` (required, the adapter's values);
     ``settle_delay`` (0.2 s), ``return_delay`` (0.2 s), ``send_callbacks`` (true), ``tick`` (0.05 s),
-    ``callback_attempts`` (4), ``rdfi_routing``, ``clock`` (a callable, for tests)."""
+    ``callback_attempts`` (4), ``rdfi_routing``, ``clock`` (a callable, for tests); ``scenario`` (a
+    shipped scenario's name or a file) and ``seed``."""
     for name in ("api_key", "callback_secret"):
         if not isinstance(settings.get(name), str) or len(settings[name]) < 8:
             raise ConfigError(f"simulators.ach_nacha.{name}: a string of at least 8 characters is required")
@@ -296,9 +635,11 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
         send_callbacks=bool(settings.get("send_callbacks", True)),
         callback_attempts=int(settings.get("callback_attempts", 4)),
         rdfi_routing=str(settings.get("rdfi_routing", "091000019")),
+        scenario=load_scenario(settings["scenario"]) if settings.get("scenario") else None,
+        seed_setting=int(settings["seed"]) if settings.get("seed") is not None else None,
     )
     tick = float(settings.get("tick", 0.05))
-    app = web.Application(middlewares=[_auth])
+    app = web.Application(middlewares=[_reset_connection, _auth])
     app[ODFI] = drop
 
     async def ticker(app: web.Application) -> AsyncIterator[None]:
@@ -326,4 +667,7 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     app.router.add_get("/_sim/journal", _sim_journal)
     app.router.add_post("/_sim/advance", _sim_advance)
     app.router.add_post("/_sim/reset", _sim_reset)
+    app.router.add_get("/_sim/scenario", _get_scenario)
+    app.router.add_put("/_sim/scenario", _put_scenario)
+    app.router.add_post("/_sim/predict", _predict)
     return app

@@ -373,7 +373,7 @@ def _fail(source: str, root: yaml.Node | None, path: Sequence[Any], message: str
     line = _locate(root, path)
     return ScenarioError(
         f"{source}:{line or '?'}: {pointer or '/'}: {message}",
-        errors=[FieldError(pointer or "/", message)],
+        errors=[FieldError(pointer or "/", message, line)],
         line=line,
         pointer=pointer,
     )
@@ -411,7 +411,8 @@ def _rules(data: Sequence[Mapping[str, Any]], source: str, root: yaml.Node | Non
                 index=index,
                 outcome=raw["outcome"],
                 at=raw.get("at", "callback"),
-                reason_code=raw.get("reason_code") if raw["outcome"] in ("reject", "return") else None,
+                # settle: an optional notification sent after settling, where the partner has one (ACH: C-codes)
+                reason_code=raw.get("reason_code") if raw["outcome"] in ("reject", "return", "settle") else None,
                 amount_min=lo,
                 amount_max=hi,
                 currency=match.get("currency"),
@@ -435,7 +436,7 @@ def validate_document(document: Any, *, source: str = "<scenario>", root: yaml.N
     pointer, message, line = best
     raise ScenarioError(
         f"{source}:{line or '?'}: {pointer or '/'}: {message}",
-        errors=[FieldError(p or "/", m) for p, m, _ in [best, *[x for x in located if x != best]]],
+        errors=[FieldError(p or "/", m, n) for p, m, n in [best, *[x for x in located if x != best]]],
         line=line,
         pointer=pointer,
     )

@@ -383,7 +383,7 @@ async def test_crash_after_delivery_resends_the_file_and_the_drop_books_it_once(
 
     assert [f["state"] for f in Spool(rig.spool_dir).files()] == ["delivered"]
     assert [b.received for b in rig.drop.entries.values()] == [1]
-    assert [j["outcome"] for j in rig.drop.journal if j["kind"] == "file"] == ["accepted", "replayed"]
+    assert [j.outcome for j in rig.drop.journal.entries if j.kind == "file"] == ["accepted", "replayed"]
 
 
 async def test_poll_answers_settled_once_the_drop_settled_the_file(rig: Rig) -> None:

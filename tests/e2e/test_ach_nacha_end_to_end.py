@@ -101,7 +101,7 @@ async def test_returned_entry_settles_then_returns_with_its_reason_code(ach_gate
 
     assert applied(view)[-2:] == ["settled", "returned"]
     assert view["events"][-1]["reason_code"] == "R01"
-    assert [j["http_status"] for j in drop_of(ach_gateway).journal if j["kind"] == "callback"] == [200]
+    assert [j.http_status for j in drop_of(ach_gateway).journal.entries if j.kind == "callback"] == [200]
 
 
 async def test_many_payments_and_repeated_cutoffs_book_no_entry_twice(ach_gateway: LiveGateway) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import DEFAULT_CONFIG, load_settings
-from gateway.devtools.qa import InstructionResult, run_qa, write_junit
+from gateway.devtools.qa import InstructionResult, run_qa, shipped_scenarios, write_junit
 from gateway_simulators.core import scenario_names
 
 
@@ -27,8 +27,34 @@ async def test_every_shipped_scenario_passes(scenario: str, tmp_path: Path) -> N
     assert suite is not None
     assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == (f"qa.{scenario}", "20", "0")
     assert len(suite.findall("testcase")) == 20
-    if scenario in ("flaky-network", "callback-chaos"):
-        assert len(summary["faults_injected"]) >= 5  # the chaos really happened
+    if scenario.endswith(("flaky-network", "callback-chaos", "webhook-chaos")):
+        # the chaos really happened (an ACH run uploads a file or two, so fewer exchanges are hit)
+        assert len(summary["faults_injected"]) >= (2 if scenario.startswith("ach-") else 5)
+    if scenario.endswith(("rejections", "returns")):
+        assert summary["expected"].get("rejected", 0) + summary["expected"].get("returned", 0) >= 10
+    if scenario == "instant-unknown-outcomes":
+        assert summary["faults_injected"].get("reset", 0) >= 1  # answers really were lost
+
+
+def test_every_built_in_partner_has_its_shipped_scenarios() -> None:
+    by_partner: dict[str, set[str]] = {}
+    for s in shipped_scenarios():
+        by_partner.setdefault(s.partner or "any", set()).add(s.name)
+
+    assert {"happy", "flaky-network", "callback-chaos", "rejections", "slow-partner"} <= by_partner["iso20022_bank"]
+    assert {"card-happy", "card-flaky-network", "card-webhook-chaos", "card-rejections", "card-slow-partner"} <= (
+        by_partner["card_acquirer"]
+    )
+    assert {
+        "instant-happy",
+        "instant-flaky-network",
+        "instant-rejections",
+        "instant-slow-partner",
+        "instant-unknown-outcomes",
+    } <= by_partner["instant_rtp"]
+    assert {"ach-happy", "ach-flaky-network", "ach-returns", "ach-late-returns", "ach-slow-partner"} <= (
+        by_partner["ach_nacha"]
+    )
 
 
 def test_cli_prints_json_and_exits_0_on_pass(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,6 +81,24 @@ def test_cli_exits_1_when_a_prediction_is_missed(tmp_path: Path, capsys: pytest.
     summary = json.loads(capsys.readouterr().out)
     assert code == 1
     assert summary["failed"] == 2 and summary["by_status"] == {"failed": 2}
+    for failure in summary["failures"]:
+        assert failure["why"].startswith("last event: failed by dispatcher RETRIES_EXHAUSTED")
+        assert "; simulator: #" in failure["why"] and "HTTP 503 refused faults=http_error" in failure["why"]
+
+
+def test_cli_says_why_without_verbose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the bank refuses every submission for good: each FAIL line is followed by the reason
+    scenario = tmp_path / "down.yaml"
+    scenario.write_text(
+        "name: down\npartner: iso20022_bank\nfaults:\n  - {kind: http_error, status: 503, retry_after: 0, times: 100}\n"
+    )
+
+    code = main(["qa", "run", str(scenario), "--count", "1"])
+
+    out = " ".join(capsys.readouterr().out.split())  # the terminal may wrap the line
+    assert code == 1
+    assert "expected settled, reached failed last event: failed by dispatcher RETRIES_EXHAUSTED" in out
+    assert "simulator: #" in out and "POST /pain001 HTTP 503 refused faults=http_error" in out
 
 
 def test_cli_bad_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

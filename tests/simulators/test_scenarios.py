@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
+from gateway_adapters.card_acquirer.codes import ERROR_CODES
+from gateway_adapters.instant_rtp.reasons import REASON_CODES as INSTANT_REASON_CODES
 from gateway_adapters.iso20022_bank.reasons import REASON_CODES
+from gateway_simulators.card_acquirer.partner import FAILURE_CODES
 from gateway_simulators.core import PaymentFields, ScenarioError, load_scenario, parse_scenario, scenario_names
 from gateway_simulators.iso20022_bank import BANK, create_app
 
@@ -85,7 +88,7 @@ def test_bad_scenario_on_the_command_line_exits_2_naming_the_line(
 
 
 def test_unknown_shipped_scenario_is_a_clear_error() -> None:
-    with pytest.raises(ScenarioError, match="no scenario named 'nope'; shipped: callback-chaos"):
+    with pytest.raises(ScenarioError, match=r"no scenario named .nope.; shipped: ach-changes, .*, happy"):
         load_scenario("nope")
 
 
@@ -96,7 +99,8 @@ def test_every_shipped_scenario_loads_and_names_its_partner() -> None:
     for name in names:
         scenario = load_scenario(name)
         assert scenario.name == name
-        assert scenario.partner == "iso20022_bank"
+        assert scenario.partner in BUILT_IN_PARTNERS
+        assert scenario.partner == "iso20022_bank" or name.startswith(f"{SHORT_NAMES[scenario.partner]}-")
         assert scenario.population
 
 
@@ -110,6 +114,28 @@ def test_rejections_scenario_covers_every_reason_code_the_adapter_maps() -> None
     assert ats == {"submit", "callback"}
     assert any(r.outcome == "return" for r in scenario.rules)
 
+
+def test_card_rejections_scenario_covers_every_failure_code_the_adapter_rejects_with() -> None:
+    scenario = load_scenario("card-rejections")
+
+    failure_codes = {FAILURE_CODES.get(r.reason_code or "", "could_not_process") for r in scenario.rules}
+
+    rejecting = {code for code, rule in ERROR_CODES.items() if rule.outcome == "reject"}
+    assert rejecting <= failure_codes
+    assert "processing_unavailable" in failure_codes
+    assert {r.at for r in scenario.rules if r.outcome == "reject"} == {"submit", "callback"}
+    assert any(r.outcome == "return" for r in scenario.rules)
+
+
+def test_instant_rejections_scenario_covers_every_reason_code_the_adapter_knows() -> None:
+    scenario = load_scenario("instant-rejections")
+
+    assert {r.reason_code for r in scenario.rules if r.outcome == "reject"} == set(INSTANT_REASON_CODES)
+
+
+#: the short name a built-in partner's shipped scenarios start with (the bank's have none: they came first)
+SHORT_NAMES = {"card_acquirer": "card", "instant_rtp": "instant", "ach_nacha": "ach"}
+BUILT_IN_PARTNERS = {"iso20022_bank", *SHORT_NAMES}
 
 PREDICT = parse_scenario(
     """

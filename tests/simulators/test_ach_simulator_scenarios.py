@@ -1,0 +1,158 @@
+"""The ACH file-drop simulator plays scenarios: rules per entry, late returns, faults on the upload, journal, reset."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from gateway.domain.clock import ManualClock
+from gateway_adapters.ach_nacha.adapter import API_KEY_HEADER, IDEMPOTENCY_HEADER
+from gateway_adapters.ach_nacha.nacha import EntryInput, Originator, build_file, read_file, render, returns_in
+from gateway_simulators.ach_nacha import ODFI, create_app
+
+API_KEY = "ach-api-key-for-tests"
+SECRETS = {"api_key": API_KEY, "callback_secret": "ach-callback-secret-for-tests", "send_callbacks": False}
+ORIGINATOR = Originator("021000021", "1234567890", "ODFI", "PARTNER GATEWAY", "021000021")
+
+SCENARIO = """\
+name: ach-test
+partner: ach_nacha
+seed: 4
+defaults:
+  delays: {settle: 10}
+rules:
+  - {name: late, match: {creditor_name: "(?i)closed"}, outcome: return, reason_code: R02, delays: {return: 172800}}
+  - {name: held, match: {reference: "^HOLD"}, outcome: accept}
+faults:
+  - {kind: truncated_body, times: 1}
+"""
+
+
+def nacha_file(*entries: tuple[int, str, str]) -> bytes:
+    items = [
+        EntryInput("1234567890", "ACME", 22, "021000021", "12345678", 100 * n, ref, name, f"02100002{n:07d}")
+        for n, ref, name in entries
+    ]
+    ach = build_file(ORIGINATOR, items, created_at=datetime(2026, 11, 25, 10, 30), effective_date=date(2026, 11, 27))
+    return render(ach).encode()
+
+
+async def upload(client: TestClient, file_id: str, body: bytes) -> tuple[int, str, str]:
+    resp = await client.post("/files", data=body, headers={API_KEY_HEADER: API_KEY, IDEMPOTENCY_HEADER: file_id})
+    return resp.status, resp.content_type, await resp.text()
+
+
+async def test_entries_follow_the_rules_and_a_late_return_comes_days_later(aiohttp_client: Any, tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2026, 11, 25, 15, tzinfo=UTC))
+    (tmp_path / "s.yaml").write_text(SCENARIO)
+    settings = SECRETS | {"scenario": str(tmp_path / "s.yaml"), "clock": clock}
+    client: TestClient = await aiohttp_client(create_app(settings))
+    drop = client.app[ODFI]
+    body = nacha_file((1, "INV-1", "Closed Account LLC"), (2, "HOLD-2", "Hudson Supply Co"), (3, "INV-3", "Acme Inc"))
+
+    status, _, _ = await upload(client, "F1", body)  # the acknowledgement is malformed (truncated_body)...
+    again = await upload(client, "F1", body)  # ...the resend with the same file id gets a readable one
+    clock.advance(11)
+    drop.tick()
+    settled = {t: b.status for t, b in drop.entries.items()}
+    clock.advance(172800)
+    drop.tick()
+
+    assert status == 200 and again[0] == 200 and '"status": "accepted"' in again[2]
+    assert settled == {"021000020000001": "settled", "021000020000002": "accepted", "021000020000003": "settled"}
+    assert drop.entries["021000020000001"].status == "returned"
+    notices = returns_in(read_file(drop.returns[0]["text"]))
+    assert [(n.original_trace, n.reason_code) for n in notices] == [("021000020000001", "R02")]
+    created = [e for e in drop.journal.entries if e.kind == "submit" and e.outcome == "created"]
+    assert sorted(e.end_to_end_id or "" for e in created) == ["HOLD-2", "INV-1", "INV-3"]
+    files = [(e.outcome, e.faults) for e in drop.journal.entries if e.kind == "file"]
+    assert files == [("accepted", []), ("answered", ["truncated_body"]), ("replayed", [])]
+
+
+async def test_predict_reads_names_as_the_file_holds_them(aiohttp_client: Any) -> None:
+    client: TestClient = await aiohttp_client(create_app(SECRETS))
+    put = await client.put("/_sim/scenario", data=SCENARIO)
+    asks = [
+        {"reference": "INV-1", "amount": "10.00", "currency": "USD", "creditor_name": "Closed Account LLC"},
+        {"reference": "hold-2", "amount": "10.00", "currency": "USD", "creditor_name": "Hudson"},
+        {"reference": "INV-3", "amount": "10.00", "currency": "USD", "creditor_name": "Acme Inc"},
+    ]
+
+    predicted = await (await client.post("/_sim/predict", json=asks)).json()
+    scenario = await (await client.get("/_sim/scenario")).json()
+
+    assert put.status == 200
+    assert predicted == ["returned", "submitted", "settled"]  # "hold-2" is "HOLD-2" in the file
+    assert (scenario["name"], scenario["seed"]) == ("ach-test", 4)
+
+
+async def test_a_bad_scenario_is_refused_with_its_line_and_changes_nothing(aiohttp_client: Any) -> None:
+    client: TestClient = await aiohttp_client(create_app(SECRETS))
+    await client.put("/_sim/scenario", data=SCENARIO)
+
+    resp = await client.put("/_sim/scenario", data="name: x\nrules:\n  - {outcome: return}\n")
+
+    error = (await resp.json())["error"]
+    assert resp.status == 400
+    assert (error["line"], error["errors"][0]["pointer"]) == (3, "/rules/0/reason_code")
+    assert (await (await client.get("/_sim/scenario")).json())["name"] == "ach-test"
+
+
+async def test_upload_faults_are_journaled_and_reset_forgets_everything(aiohttp_client: Any) -> None:
+    scenario = (
+        "name: down\nfaults:\n  - {kind: http_error, status: 503, retry_after: 2}\n  - {kind: reset, after: true}\n"
+    )
+    client: TestClient = await aiohttp_client(create_app(SECRETS))
+    await client.put("/_sim/scenario", data=scenario)
+    body = nacha_file((1, "INV-1", "Acme Inc"))
+
+    first = await upload(client, "F9", body)
+    try:
+        await upload(client, "F9", body)
+        dropped = False
+    except Exception:  # the connection closes without an answer: the file is taken, the acknowledgement lost
+        dropped = True
+    third = await upload(client, "F9", body)
+    journal = (await (await client.get("/_sim/journal", params={"kind": "file"})).json())["entries"]
+    await client.post("/_sim/reset")
+    after_reset = (await (await client.get("/_sim/journal")).json())["entries"]
+
+    assert first[0] == 503 and dropped and third[0] == 200
+    assert [(e["outcome"], e["faults"]) for e in journal] == [
+        ("refused", ["http_error"]),
+        ("accepted", []),
+        ("dropped", ["reset"]),
+        ("replayed", []),
+    ]
+    assert after_reset == [] and client.app[ODFI].entries == {}
+
+
+async def test_a_settle_rule_with_a_c_code_sends_a_notification_of_change(aiohttp_client: Any) -> None:
+    clock = ManualClock(datetime(2026, 11, 25, 15, tzinfo=UTC))
+    client: TestClient = await aiohttp_client(create_app(SECRETS | {"clock": clock}))
+    drop = client.app[ODFI]
+    scenario = "name: noc\nrules:\n  - {match: {creditor_name: '(?i)moved'}, outcome: settle, reason_code: C01}\n"
+    await client.put("/_sim/scenario", data=scenario)
+    await upload(client, "F2", nacha_file((1, "INV-1", "Moved Account Inc"), (2, "INV-2", "Acme Inc")))
+
+    clock.advance(1)
+    drop.tick()
+    clock.advance(1)
+    drop.tick()  # notified once only
+
+    notices = [n for r in drop.returns for n in returns_in(read_file(r["text"]))]
+    assert [(n.original_trace, n.reason_code, n.kind, n.amount_cents) for n in notices] == [
+        ("021000020000001", "C01", "change", 0)
+    ]
+    assert notices[0].information == "CORRECTED C01"
+    assert {t: b.status for t, b in drop.entries.items()} == {
+        "021000020000001": "settled",
+        "021000020000002": "settled",
+    }
+    predicted = await client.post(
+        "/_sim/predict", json=[{"reference": "X", "amount": "1", "currency": "USD", "creditor_name": "Moved"}]
+    )
+    assert await predicted.json() == ["settled"]
