@@ -99,6 +99,8 @@ def read_camt053_statements(body: bytes) -> list[Statement]:
 
 def _mt940_messages(text: str) -> list[str]:
     starts = [m.start() for m in _MESSAGE_START.finditer(text)]
+    if not starts:
+        return []
     return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 

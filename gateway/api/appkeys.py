@@ -13,6 +13,7 @@ from gateway.contracts.registry import ContractRegistry
 from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock
 from gateway.domain.events import Announce
+from gateway.domain.statements import StatementFormat
 from gateway.errors import UnknownAdapterError
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter
@@ -39,6 +40,8 @@ class ApiServices:
     holds: HoldDesk
     #: tells plugins about committed transitions (e.g. a cancellation)
     announce: Announce
+    #: every statement format the installed adapters read, by name (``gateway_statement_formats``)
+    statement_formats: Mapping[str, StatementFormat]
 
     def adapter(self, name: str) -> Adapter:
         """The enabled adapter of that name; ``UnknownAdapterError`` (404) otherwise."""

@@ -13,6 +13,7 @@ from gateway.api.keys_admin import CREATE_SCHEMA, KEY_ID_RE, ROTATE_SCHEMA
 from gateway.api.ledger import ACCOUNT_CURSOR, ENTRY_CURSOR
 from gateway.api.openapi_bundle import PAYABLE_CURRENCIES, bundle, narrow_instruction, with_text_rule
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
+from gateway.api.statements import FORMAT_PATTERN
 from gateway.contracts.registry import ContractRegistry
 from gateway.contracts.safejson import TEXT_PATTERN
 from gateway.contracts.versions import VERSION_HEADER, VersionInfo, compatibility_lines
@@ -463,6 +464,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **_key_schemas(),
                 **bundle(contracts.schema("status-event"), "StatusEvent"),
                 **_ledger_schemas(),
+                **_recon_schemas(),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -532,6 +534,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             **_risk_paths(bearer, id_param),
             **_key_paths(bearer, id_param),
             **_ledger_paths(bearer),
+            **_recon_paths(bearer),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",
@@ -969,6 +972,71 @@ def _ledger_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                     cursor(ENTRY_CURSOR.pattern),
                 ],
                 "responses": {"200": json_body(page("LedgerEntry"), "A page of entries"), **problems(400, 401, 403)},
+            }
+        },
+    }
+
+
+def _recon_schemas() -> dict[str, Any]:
+    return {
+        "StatementImport": {
+            "type": "object",
+            "description": "What importing one statement file did (docs/reconciliation.md).",
+            "required": ["format", "sha256", "statements", "stored", "lines", "gaps"],
+            "properties": {
+                "format": {"type": "string", "examples": ["camt.053"]},
+                "sha256": {"type": "string", "description": "the file's digest"},
+                "statements": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "source": {"type": "string", "description": "the adapter whose statement it is"},
+                            "statement_id": {"type": "string"},
+                            "format": {"type": "string"},
+                            "lines": {"type": "integer"},
+                            "stored": {"type": "boolean", "description": "false: imported before, nothing added"},
+                            "gap": {"type": ["string", "null"], "description": "statements missing before this one"},
+                        },
+                    },
+                },
+                "stored": {"type": "integer", "description": "statements stored by this import"},
+                "lines": {"type": "integer", "description": "lines stored by this import"},
+                "gaps": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    }
+
+
+def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    report = {"$ref": "#/components/schemas/StatementImport"}
+    return {
+        "/v1/statements": {
+            "post": {
+                "summary": "Import a partner statement file (scope finance)",
+                "description": (
+                    "The body is the file as the partner sent it (camt.053, MT940, NACHA, or a format "
+                    "an installed adapter offers), in any media type. Its own control figures (entry "
+                    "counts, sums, opening + movements = closing) are checked: a file that fails them, "
+                    "or cannot be read, is refused with `422` and one line, and nothing of it is stored. "
+                    "A statement imported before adds nothing (`200`); anything new answers `201`."
+                ),
+                "operationId": "importStatement",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": FORMAT_PATTERN.pattern},
+                        "description": "`auto` (default: recognised from the file), `camt.053`, `mt940`, `nacha`, …",
+                    }
+                ],
+                "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
+                "responses": {
+                    "200": _json(report, "Every statement in the file was imported before; nothing added"),
+                    "201": _json(report, "New statements stored"),
+                    **_problems(400, 401, 403, 408, 409, 413, 422),
+                },
             }
         },
     }

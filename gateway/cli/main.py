@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from gateway.cli import adapters, contracts, db, demo, docs, keys, ledger, qa, route, serve, simulate
+from gateway.cli import adapters, contracts, db, demo, docs, keys, ledger, qa, recon, route, serve, simulate
 from gateway.cli.common import Parser, common_options
 from gateway.errors import GatewayError
 from gateway.logs import configure_logging
@@ -20,7 +20,7 @@ from gateway.logs import configure_logging
 __all__ = ["GROUPS", "build_parser", "main"]
 
 #: the command groups, in the order ``gateway --help`` lists them; each has ``register(subparsers)``
-GROUPS: tuple[ModuleType, ...] = (serve, demo, simulate, keys, db, route, docs, contracts, adapters, qa, ledger)
+GROUPS: tuple[ModuleType, ...] = (serve, demo, simulate, keys, db, route, docs, contracts, adapters, qa, ledger, recon)
 
 
 def build_parser() -> argparse.ArgumentParser:
