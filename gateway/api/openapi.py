@@ -12,12 +12,14 @@ from gateway import __version__
 from gateway.api.keys_admin import CREATE_SCHEMA, KEY_ID_RE, ROTATE_SCHEMA
 from gateway.api.ledger import ACCOUNT_CURSOR, ENTRY_CURSOR
 from gateway.api.openapi_bundle import PAYABLE_CURRENCIES, bundle, narrow_instruction, with_text_rule
+from gateway.api.recon import BREAK_CURSOR, SOURCE_PATTERN
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
 from gateway.api.statements import FORMAT_PATTERN
 from gateway.contracts.registry import ContractRegistry
 from gateway.contracts.safejson import TEXT_PATTERN
 from gateway.contracts.versions import VERSION_HEADER, VersionInfo, compatibility_lines
 from gateway.domain.status import Status
+from gateway.recon.matching import BREAK_KINDS, LINE_ID
 
 __all__ = ["build_openapi"]
 
@@ -1005,6 +1007,33 @@ def _recon_schemas() -> dict[str, Any]:
                 "gaps": {"type": "array", "items": {"type": "string"}},
             },
         },
+        "MatchRun": {
+            "type": "object",
+            "description": "What one run of the matching rules found.",
+            "properties": {
+                "lines": {"type": "integer", "description": "unmatched booked statement lines looked at"},
+                "confirmed": {"type": "integer"},
+                "suggested": {"type": "integer"},
+                "unmatched": {"type": "integer"},
+            },
+        },
+        "Break": {
+            "type": "object",
+            "description": "Something reconciliation could not explain (docs/reconciliation.md).",
+            "properties": {
+                "kind": {"enum": list(BREAK_KINDS)},
+                "id": {"type": "string", "description": "a statement line (`ln_…`) or, when missing, the instruction"},
+                "source": {"type": "string", "description": "the partner (adapter)"},
+                "statement_id": {"type": ["string", "null"]},
+                "instruction_id": {"type": ["string", "null"], "description": "the suggested or missing payment"},
+                "currency": {"type": "string"},
+                "amount": {"type": "string"},
+                "amount_minor": {"type": "integer"},
+                "date": {"type": ["string", "null"], "format": "date"},
+                "age_days": {"type": ["integer", "null"]},
+                "detail": {"type": "string"},
+            },
+        },
     }
 
 
@@ -1036,6 +1065,70 @@ def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                     "200": _json(report, "Every statement in the file was imported before; nothing added"),
                     "201": _json(report, "New statements stored"),
                     **_problems(400, 401, 403, 408, 409, 413, 422),
+                },
+            }
+        },
+        "/v1/recon/run": {
+            "post": {
+                "summary": "Match unmatched statement lines to payments (scope finance)",
+                "description": "Rules in order: instruction id, end-to-end id, partner reference, then amount + "
+                "date + counterparty (suggested only). `source` narrows the run to one partner.",
+                "operationId": "runReconciliation",
+                "security": bearer,
+                "parameters": [
+                    {"name": "source", "in": "query", "schema": {"type": "string", "pattern": SOURCE_PATTERN.pattern}}
+                ],
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/MatchRun"}, "What the run matched"),
+                    **_problems(400, 401, 403, 409),
+                },
+            }
+        },
+        "/v1/recon/breaks": {
+            "get": {
+                "summary": "Open reconciliation breaks, by kind then id (scope finance)",
+                "operationId": "listBreaks",
+                "security": bearer,
+                "parameters": [
+                    {"name": "kind", "in": "query", "schema": {"enum": list(BREAK_KINDS)}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": BREAK_CURSOR.pattern},
+                        "description": "next_cursor of the last page",
+                    },
+                ],
+                "responses": {"200": _json(_page("Break"), "A page of breaks"), **_problems(400, 401, 403)},
+            }
+        },
+        "/v1/recon/matches/{line}/confirm": {
+            "post": {
+                "summary": "Confirm a suggested match (scope finance)",
+                "operationId": "confirmMatch",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "line",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": LINE_ID.pattern},
+                        "description": "the statement line (`ln_<statement>_<line>`); anything else is 404",
+                    }
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "line": {"type": "string"},
+                                "instruction_id": {"type": "string"},
+                                "status": {"const": "confirmed"},
+                            },
+                        },
+                        "The match, confirmed",
+                    ),
+                    **_problems(400, 401, 403, 404, 409),
                 },
             }
         },
