@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 #: what a break can be
-BREAK_KINDS = ("unexpected_line", "return", "change", "suggested_match", "missing_on_statement")
+BREAK_KINDS = ("unexpected_line", "duplicate", "return", "change", "suggested_match", "missing_on_statement")
 #: a statement line's id in the API: ``ln_<statement>_<line>``
 LINE_ID = re.compile(r"^ln_([1-9][0-9]{0,17})_([1-9][0-9]{0,8})$")
 #: the statuses in which a payment may be on a partner's statement
@@ -193,6 +193,12 @@ class _Book:
                 self.by_partner_reference[(p.adapter, p.partner_reference)].append(p)
             self.by_amount[(p.adapter, p.currency)].append(p)
         self.taken: set[str] = set()
+        #: (adapter, id / reference / partner reference) of every payment already matched, in this run or before
+        self.claimed: set[tuple[str, str]] = set()
+
+    def take(self, p: _Payment) -> None:
+        self.taken.add(p.id)
+        self.claimed.update((p.adapter, ref) for ref in (p.id, p.reference, p.partner_reference) if ref)
 
     def open(self, found: Iterable[_Payment | None]) -> list[_Payment]:
         return [p for p in found if p is not None and p.id not in self.taken]
@@ -227,6 +233,9 @@ def _decide(line: _Line, book: _Book, rules: ReconciliationSettings) -> tuple[_P
             return same[0], "suggested", f"{rule} (ambiguous)"
         if len(unique) == 1 and unique[0].currency == line.currency:
             return unique[0], "suggested", f"{rule} (amount differs)"
+    refs = (line.end_to_end_id, line.partner_reference, line.servicer_reference)
+    if any((line.source, ref) in book.claimed for ref in refs if ref):
+        return None  # it names a payment already matched: a duplicate, never guessed onto another payment
     if not line.counterparty or line.day is None:
         return None
     window = timedelta(days=rules.date_window_days)
@@ -249,13 +258,14 @@ async def run_matching(
     async with engine.connect() as conn:
         lines = await _unmatched_lines(conn, source)
         book = _Book(await _unmatched_payments(conn, {line.source for line in lines}))
+        book.claimed = await _matched_references(conn)
     rows: list[dict[str, Any]] = []
     for line in lines:
         decided = _decide(line, book, rules)
         if decided is None:
             continue
         payment, status, rule = decided
-        book.taken.add(payment.id)
+        book.take(payment)
         rows.append(
             {
                 "statement_pk": line.pk,
@@ -314,7 +324,20 @@ def _age(today: date, on: date | None) -> int | None:
     return (today - on).days if on is not None else None
 
 
+async def _matched_references(conn: AsyncConnection) -> set[tuple[str, str]]:
+    """(adapter, id, reference or partner reference) of every matched payment: a line naming one is a duplicate."""
+    rows = (
+        await conn.execute(
+            select(
+                instructions.c.adapter, instructions.c.id, instructions.c.reference, instructions.c.partner_reference
+            ).join(recon_matches, recon_matches.c.instruction_id == instructions.c.id)
+        )
+    ).all()
+    return {(r.adapter, ref) for r in rows for ref in (r.id, r.reference, r.partner_reference) if ref}
+
+
 async def _line_breaks(conn: AsyncConnection, today: date) -> list[Break]:
+    matched = await _matched_references(conn)
     query = (
         select(statement_lines, statements.c.source, statements.c.statement_id, recon_matches)
         .join(statements, statements.c.id == statement_lines.c.statement_pk)
@@ -336,6 +359,8 @@ async def _line_breaks(conn: AsyncConnection, today: date) -> list[Break]:
             kind, detail = "suggested_match", f"{r['rule']}: {r['direction']} {ref_text}"
         else:
             kind = _LINE_BREAK.get(r["kind"], "unexpected_line")
+            if kind == "unexpected_line" and any((r["source"], ref) in matched for ref in refs if ref):
+                kind = "duplicate"  # names a payment another line already matched
             reason = f" {r['reason_code']}" if r["reason_code"] else ""
             original = f" of {r['original_reference']}" if r["original_reference"] else ""
             detail = f"{r['kind']}{reason}{original}: {r['direction']} {ref_text}"

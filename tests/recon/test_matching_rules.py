@@ -82,7 +82,7 @@ async def test_rules_in_order_and_no_line_or_payment_used_twice(engine: AsyncEng
     }
     assert [(b.kind, b.instruction_id) for b in breaks] == [
         ("unexpected_line", None),
-        ("unexpected_line", None),
+        ("duplicate", None),  # names a payment line 1 already took
         ("suggested_match", by_amount),
         ("missing_on_statement", unmatched),
     ]
@@ -101,3 +101,18 @@ async def test_two_payments_a_line_could_be_are_left_for_finance(engine: AsyncEn
     )
     run = await run_matching(engine, RULES, now=NOW)
     assert run.as_dict()["unmatched"] == 1
+
+
+async def test_a_line_naming_a_payment_matched_earlier_is_a_duplicate_not_a_guess(engine: AsyncEngine) -> None:
+    first = await _payment(engine, "INV-X")
+    await _payment(engine, "INV-Y")  # same amount, day and creditor: rule 4 would fit it
+    again = _line(end_to_end_id="INV-X", counterparty_name="Nordic Parts AB")
+    for n, line in enumerate([_line(end_to_end_id="INV-X"), again], start=1):
+        statement = Statement(source="bank", format="test", statement_id=f"D-{n}", currency="EUR", lines=(line,))
+        await store_statements(engine, [statement], digest=str(n) * 64, now=NOW)
+        await run_matching(engine, RULES, now=NOW)
+
+    breaks = await list_breaks(engine, RULES, now=NOW)
+
+    assert list((await _matches(engine)).values()) == [(first, "confirmed", "end-to-end-id")]
+    assert [b.kind for b in breaks] == ["duplicate"]

@@ -110,3 +110,17 @@ async def test_a_settled_payment_left_off_the_statement_is_missing(gateway: Live
 
     assert [(b.kind, b.instruction_id) for b in found] == [("missing_on_statement", views[0]["id"])]
     assert not_yet["items"] == []
+
+
+async def test_a_duplicated_entry_is_a_duplicate_break(gateway: LiveGateway) -> None:
+    views = await _settle(gateway, 2)
+    finance = await gateway.new_key("treasury", ("finance",))
+    twice = {"kind": "duplicate_entry", "match": {"reference": views[1]["reference"]}}
+    await _call(gateway, "POST", "/v1/statements", finance, 201, data=await _bank_statement(gateway, [twice]))
+    run = await _call(gateway, "POST", "/v1/recon/run", finance)
+    found_all = (await _call(gateway, "GET", "/v1/recon/breaks", finance))["items"]
+    assert [b["kind"] for b in found_all] == ["duplicate"]
+    found = found_all[0]
+    assert run == {"lines": 3, "confirmed": 2, "suggested": 0, "unmatched": 1}
+    assert (found["kind"], found["instruction_id"]) == ("duplicate", None)
+    assert views[1]["reference"] in found["detail"]
