@@ -96,6 +96,16 @@ class IntakeSettings:
 
 
 @dataclass(frozen=True)
+class ReconciliationSettings:
+    """``reconciliation.*``: the matching rules' windows and tolerances (docs/reconciliation.md)."""
+
+    date_window_days: int
+    amount_tolerance_minor: int
+    amount_tolerance_bp: int
+    missing_after_days: int
+
+
+@dataclass(frozen=True)
 class DispatchSettings:
     """``dispatch.*``: the dispatcher's concurrency, leases and retries, and status polling."""
 
@@ -182,6 +192,10 @@ class Settings:
     @property
     def intake(self) -> IntakeSettings:
         return _typed(IntakeSettings, self.raw["intake"])  # type: ignore[no-any-return]
+
+    @property
+    def reconciliation(self) -> ReconciliationSettings:
+        return _typed(ReconciliationSettings, self.raw["reconciliation"])  # type: ignore[no-any-return]
 
     @property
     def dispatch(self) -> DispatchSettings:

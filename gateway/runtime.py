@@ -125,6 +125,7 @@ class Runtime:
         self.screener = Screener(self.risk)
         self.ledger = load_ledger(settings, self.plugins.ledger_rules())
         bind_ledger(self.engine, self.ledger)
+        self.statement_formats = self.plugins.statement_formats()
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.writer = IntakeWriter(self.engine, batch_max=settings.intake.batch_max, on_committed=self._on_committed)
         self.orders = Orders(self.engine, self.codec)
@@ -160,6 +161,7 @@ class Runtime:
             announce=self.plugins.announce,
             cipher=self.cipher,
             wake_webhooks=self._wake_webhooks,
+            statement_formats=self.statement_formats,
         )
 
     def _wake_webhooks(self) -> None:

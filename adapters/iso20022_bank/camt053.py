@@ -60,6 +60,7 @@ class BookEntry:
     instruction_ids: tuple[str, ...] = ()
     return_reason: str | None = None
     counterparty_name: str | None = None
+    value_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,14 @@ class StatementRead:
     currency: str | None
     balances: tuple[StatementBalance, ...]
     entries: tuple[BookEntry, ...]
+    #: ``ElctrncSeqNb`` (else ``LglSeqNb``), the bank's running statement number
+    sequence: int | None = None
+    period_from: date | None = None
+    period_to: date | None = None
+    #: ``TxsSummry`` control figures as declared: (entries, credit sum, debit sum), each None if absent
+    declared_entries: int | None = None
+    declared_credits: Decimal | None = None
+    declared_debits: Decimal | None = None
 
 
 # -- building -------------------------------------------------------------------
@@ -175,13 +184,26 @@ class _Reader:
         return value == "CRDT"
 
     def day(self, element: etree._Element | None) -> date | None:
-        raw = text(element, "Dt") or text(element, "DtTm")
+        return self.day_of(text(element, "Dt") or text(element, "DtTm"))
+
+    def day_of(self, raw: str | None) -> date | None:
         if raw is None:
             return None
         try:
             return date.fromisoformat(raw[:10])
         except ValueError:
             return None
+
+
+def _integer(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    try:
+        return Decimal(value) if value is not None else None
+    except InvalidOperation:
+        return None
 
 
 def read_camt053(body: bytes) -> list[StatementRead]:
@@ -242,6 +264,7 @@ def read_camt053(body: bytes) -> list[StatementRead]:
                         counterparty_name=next(
                             (v for tx in details if (v := text(tx, "RltdPties", "Cdtr", "Pty", "Nm"))), None
                         ),
+                        value_on=r.day(child(ntry, "ValDt")),
                     )
                 )
         out.append(
@@ -251,6 +274,12 @@ def read_camt053(body: bytes) -> list[StatementRead]:
                 currency=text(acct, "Ccy"),
                 balances=tuple(balances),
                 entries=tuple(entries),
+                sequence=_integer(text(stmt, "ElctrncSeqNb") or text(stmt, "LglSeqNb")),
+                period_from=r.day_of(text(stmt, "FrToDt", "FrDtTm")),
+                period_to=r.day_of(text(stmt, "FrToDt", "ToDtTm")),
+                declared_entries=_integer(text(stmt, "TxsSummry", "TtlNtries", "NbOfNtries")),
+                declared_credits=_decimal(text(stmt, "TxsSummry", "TtlCdtNtries", "Sum")),
+                declared_debits=_decimal(text(stmt, "TxsSummry", "TtlDbtNtries", "Sum")),
             )
         )
     if r.errors:

@@ -13,6 +13,7 @@ from gateway.contracts.registry import ContractRegistry
 from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock
 from gateway.domain.events import Announce
+from gateway.domain.statements import StatementFormat
 from gateway.errors import UnknownAdapterError
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter
@@ -44,6 +45,8 @@ class ApiServices:
     cipher: FieldCipher
     #: tells the webhook worker a delivery is due now (a redelivery)
     wake_webhooks: Callable[[], None]
+    #: every statement format the installed adapters read, by name (``gateway_statement_formats``)
+    statement_formats: Mapping[str, StatementFormat]
 
     def adapter(self, name: str) -> Adapter:
         """The enabled adapter of that name; ``UnknownAdapterError`` (404) otherwise."""

@@ -12,7 +12,9 @@ from gateway import __version__
 from gateway.api.keys_admin import CREATE_SCHEMA, KEY_ID_RE, ROTATE_SCHEMA
 from gateway.api.ledger import ACCOUNT_CURSOR, ENTRY_CURSOR
 from gateway.api.openapi_bundle import PAYABLE_CURRENCIES, bundle, narrow_instruction, with_text_rule
+from gateway.api.recon import BREAK_CURSOR, SOURCE_PATTERN
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
+from gateway.api.statements import FORMAT_PATTERN
 from gateway.api.webhooks import CREATE_SCHEMA as WEBHOOK_CREATE_SCHEMA
 from gateway.api.webhooks import DELIVERY_ID_RE, ENDPOINT_ID_RE
 from gateway.api.webhooks import ROTATE_SCHEMA as WEBHOOK_ROTATE_SCHEMA
@@ -21,6 +23,7 @@ from gateway.contracts.registry import ContractRegistry
 from gateway.contracts.safejson import TEXT_PATTERN
 from gateway.contracts.versions import VERSION_HEADER, VersionInfo, compatibility_lines
 from gateway.domain.status import Status
+from gateway.recon.matching import BREAK_KINDS, LINE_ID
 from gateway.store.webhooks import DELIVERY_STATES as WEBHOOK_DELIVERY_STATES
 
 __all__ = ["build_openapi"]
@@ -469,6 +472,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **bundle(contracts.schema("status-event"), "StatusEvent"),
                 **_ledger_schemas(),
                 **_webhook_schemas(),
+                **_recon_schemas(),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -539,6 +543,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             **_key_paths(bearer, id_param),
             **_ledger_paths(bearer),
             **_webhook_paths(bearer),
+            **_recon_paths(bearer),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",
@@ -1200,6 +1205,162 @@ def _webhook_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "responses": {
                     "202": _json({"$ref": "#/components/schemas/WebhookDelivery"}, "The delivery, pending"),
                     **_problems(401, 403, 404, 409),
+                },
+            }
+        },
+    }
+
+
+def _recon_schemas() -> dict[str, Any]:
+    return {
+        "StatementImport": {
+            "type": "object",
+            "description": "What importing one statement file did (docs/reconciliation.md).",
+            "required": ["format", "sha256", "statements", "stored", "lines", "gaps"],
+            "properties": {
+                "format": {"type": "string", "examples": ["camt.053"]},
+                "sha256": {"type": "string", "description": "the file's digest"},
+                "statements": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "source": {"type": "string", "description": "the adapter whose statement it is"},
+                            "statement_id": {"type": "string"},
+                            "format": {"type": "string"},
+                            "lines": {"type": "integer"},
+                            "stored": {"type": "boolean", "description": "false: imported before, nothing added"},
+                            "gap": {"type": ["string", "null"], "description": "statements missing before this one"},
+                        },
+                    },
+                },
+                "stored": {"type": "integer", "description": "statements stored by this import"},
+                "lines": {"type": "integer", "description": "lines stored by this import"},
+                "gaps": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "MatchRun": {
+            "type": "object",
+            "description": "What one run of the matching rules found.",
+            "properties": {
+                "lines": {"type": "integer", "description": "unmatched booked statement lines looked at"},
+                "confirmed": {"type": "integer"},
+                "suggested": {"type": "integer"},
+                "unmatched": {"type": "integer"},
+            },
+        },
+        "Break": {
+            "type": "object",
+            "description": "Something reconciliation could not explain (docs/reconciliation.md).",
+            "properties": {
+                "kind": {"enum": list(BREAK_KINDS)},
+                "id": {"type": "string", "description": "a statement line (`ln_…`) or, when missing, the instruction"},
+                "source": {"type": "string", "description": "the partner (adapter)"},
+                "statement_id": {"type": ["string", "null"]},
+                "instruction_id": {"type": ["string", "null"], "description": "the suggested or missing payment"},
+                "currency": {"type": "string"},
+                "amount": {"type": "string"},
+                "amount_minor": {"type": "integer"},
+                "date": {"type": ["string", "null"], "format": "date"},
+                "age_days": {"type": ["integer", "null"]},
+                "detail": {"type": "string"},
+            },
+        },
+    }
+
+
+def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    report = {"$ref": "#/components/schemas/StatementImport"}
+    return {
+        "/v1/statements": {
+            "post": {
+                "summary": "Import a partner statement file (scope finance)",
+                "description": (
+                    "The body is the file as the partner sent it (camt.053, MT940, NACHA, or a format "
+                    "an installed adapter offers), in any media type. Its own control figures (entry "
+                    "counts, sums, opening + movements = closing) are checked: a file that fails them, "
+                    "or cannot be read, is refused with `422` and one line, and nothing of it is stored. "
+                    "A statement imported before adds nothing (`200`); anything new answers `201`."
+                ),
+                "operationId": "importStatement",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": FORMAT_PATTERN.pattern},
+                        "description": "`auto` (default: recognised from the file), `camt.053`, `mt940`, `nacha`, …",
+                    }
+                ],
+                "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
+                "responses": {
+                    "200": _json(report, "Every statement in the file was imported before; nothing added"),
+                    "201": _json(report, "New statements stored"),
+                    **_problems(400, 401, 403, 408, 409, 413, 422),
+                },
+            }
+        },
+        "/v1/recon/run": {
+            "post": {
+                "summary": "Match unmatched statement lines to payments (scope finance)",
+                "description": "Rules in order: instruction id, end-to-end id, partner reference, then amount + "
+                "date + counterparty (suggested only). `source` narrows the run to one partner.",
+                "operationId": "runReconciliation",
+                "security": bearer,
+                "parameters": [
+                    {"name": "source", "in": "query", "schema": {"type": "string", "pattern": SOURCE_PATTERN.pattern}}
+                ],
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/MatchRun"}, "What the run matched"),
+                    **_problems(400, 401, 403, 409),
+                },
+            }
+        },
+        "/v1/recon/breaks": {
+            "get": {
+                "summary": "Open reconciliation breaks, by kind then id (scope finance)",
+                "operationId": "listBreaks",
+                "security": bearer,
+                "parameters": [
+                    {"name": "kind", "in": "query", "schema": {"enum": list(BREAK_KINDS)}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": BREAK_CURSOR.pattern},
+                        "description": "next_cursor of the last page",
+                    },
+                ],
+                "responses": {"200": _json(_page("Break"), "A page of breaks"), **_problems(400, 401, 403)},
+            }
+        },
+        "/v1/recon/matches/{line}/confirm": {
+            "post": {
+                "summary": "Confirm a suggested match (scope finance)",
+                "operationId": "confirmMatch",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "line",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": LINE_ID.pattern},
+                        "description": "the statement line (`ln_<statement>_<line>`); anything else is 404",
+                    }
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "line": {"type": "string"},
+                                "instruction_id": {"type": "string"},
+                                "status": {"const": "confirmed"},
+                            },
+                        },
+                        "The match, confirmed",
+                    ),
+                    **_problems(400, 401, 403, 404, 409),
                 },
             }
         },

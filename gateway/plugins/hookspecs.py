@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from gateway.domain.events import StatusChange
+    from gateway.domain.statements import StatementFormat
     from gateway.partners.adapter import Adapter
     from gateway.risk.rules import Rule
 
@@ -28,6 +29,7 @@ __all__ = [
     "gateway_ledger_rules",
     "gateway_risk_rules",
     "gateway_simulators",
+    "gateway_statement_formats",
     "gateway_status_changed",
     "hookimpl",
     "hookspec",
@@ -81,6 +83,19 @@ def gateway_ledger_rules() -> Mapping[str, Any]:
     event kind defined twice, or an account pattern given two types, is a
     start-up error, and so is a rule whose debits and credits could differ.
     Return an empty mapping to contribute none.
+    """
+
+
+@hookspec
+def gateway_statement_formats() -> Sequence[StatementFormat]:
+    """Return the statement formats this plugin reads (``gateway.domain.statements.StatementFormat``).
+
+    Called when statements are imported (``POST /v1/statements``, ``gateway recon
+    import``). Each format has a ``name`` (``camt.053``, ``mt940``, ``nacha``), the
+    ``source`` (adapter) whose statements it carries, ``sniff(head)`` to recognise
+    a file for ``--format auto`` and ``read(body)`` returning its statements.
+    Every plugin's list is concatenated; two plugins offering the same name is an
+    error. Return an empty list to offer none.
     """
 
 

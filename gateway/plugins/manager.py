@@ -24,6 +24,7 @@ import pluggy
 from aiohttp import web
 
 from gateway.domain.events import StatusChange
+from gateway.domain.statements import StatementFormat
 from gateway.errors import ConfigError
 from gateway.partners.adapter import Adapter
 from gateway.plugins import hookspecs
@@ -150,6 +151,18 @@ class Plugins:
                     raise ConfigError(f"two risk rules are named {cls.name!r}")
                 found[cls.name] = cls
         return list(found.values())
+
+    def statement_formats(self) -> dict[str, StatementFormat]:
+        """Every statement format adapters offer, by name; two plugins offering one name is an error."""
+        found: dict[str, StatementFormat] = {}
+        for batch in reversed(self.pm.hook.gateway_statement_formats()):
+            for fmt in batch or ():
+                if not isinstance(fmt, StatementFormat):
+                    raise ConfigError(f"plugin returned {fmt!r}, which is not a StatementFormat")
+                if fmt.name in found and found[fmt.name] is not fmt:
+                    raise ConfigError(f"two plugins offer the statement format {fmt.name!r}")
+                found[fmt.name] = fmt
+        return dict(sorted(found.items()))
 
     def ledger_rules(self) -> list[Mapping[str, Any]]:
         """Every plugin's ledger accounts and event rules (merged and checked by ``gateway.ledger.rules``)."""

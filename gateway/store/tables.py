@@ -47,12 +47,15 @@ __all__ = [
     "ledger_postings",
     "metadata",
     "outbox",
+    "recon_matches",
     "risk_alerts",
     "risk_beneficiaries",
     "risk_counters",
     "risk_names",
     "risk_pairs",
     "risk_recent",
+    "statement_lines",
+    "statements",
     "webhook_deliveries",
     "webhook_endpoints",
 ]
@@ -459,4 +462,68 @@ webhook_deliveries = Table(
     Index(None, "status", "available_at"),
     Index(None, "endpoint_id", "instruction_id", "sequence"),
     Index(None, "business_unit_id", "status", "id"),
+)
+
+
+# -- reconciliation (gateway.recon): partner statements and what they were matched to ---------
+# Amounts are integers in the currency's minor units; balances signed (credit positive).
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),  # the adapter whose statement it is
+    Column("statement_id", String(100), nullable=False),  # the partner's id for it (unique per source)
+    Column("format", String(20), nullable=False),  # camt.053 | mt940 | nacha | …
+    Column("account", String(40)),  # masked
+    Column("currency", String(3), nullable=False),
+    Column("sequence", BigInteger()),  # the partner's statement number, if it numbers them
+    Column("period_start", Date()),
+    Column("period_end", Date()),
+    Column("opening_minor", BigInteger()),
+    Column("closing_minor", BigInteger()),
+    Column("line_count", Integer(), nullable=False),
+    Column("credits_minor", BigInteger(), nullable=False),
+    Column("debits_minor", BigInteger(), nullable=False),
+    Column("file_sha256", String(64), nullable=False),  # the file it came in
+    Column("imported_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("source", "statement_id"),
+    Index(None, "source", "account", "sequence"),
+)
+
+statement_lines = Table(
+    "statement_lines",
+    metadata,
+    Column("statement_pk", BigInteger(), ForeignKey("statements.id"), primary_key=True, autoincrement=False),
+    Column("line", Integer(), primary_key=True, autoincrement=False),  # 1, 2, … in the statement's order
+    Column("amount_minor", BigInteger(), nullable=False),  # never negative
+    Column("direction", String(6), nullable=False),  # credit | debit
+    Column("currency", String(3), nullable=False),
+    Column("booked_on", Date()),
+    Column("value_on", Date()),
+    Column("end_to_end_id", String(35)),
+    Column("partner_reference", String(35)),
+    Column("servicer_reference", String(35)),
+    Column("counterparty_name", String(140)),
+    Column("counterparty_account", String(40)),  # masked
+    Column("kind", String(8), nullable=False),  # booked | return | change
+    Column("reason_code", String(8)),
+    Column("original_reference", String(35)),
+    Column("text", String(140)),
+    Index(None, "end_to_end_id"),
+    Index(None, "partner_reference"),
+)
+
+recon_matches = Table(
+    "recon_matches",
+    metadata,
+    Column("statement_pk", BigInteger(), ForeignKey("statements.id"), primary_key=True, autoincrement=False),
+    Column("line", Integer(), primary_key=True, autoincrement=False),
+    Column("instruction_id", String(40), nullable=False, unique=True),  # no payment used twice
+    Column("status", String(10), nullable=False),  # confirmed | suggested
+    Column("rule", String(40), nullable=False),  # the rule that found it
+    Column("matched_at", UTCDateTime(), nullable=False),
+    Column("confirmed_by", String(64)),  # a finance key, for a suggested match confirmed by hand
+    Column("confirmed_at", UTCDateTime()),
+    Index(None, "status", "statement_pk"),
 )

@@ -1,0 +1,207 @@
+"""The bank's statement formats: camt.053 (any version) and MT940, as ``Statement`` values.
+
+camt.053 is read by ``camt053.read_camt053``; MT940 by the ``mt-940`` library
+(``mt940``), one message at a time: the library folds every message of a file
+into one object, so the file is cut at each ``:20:`` (transaction reference, the
+tag that opens a message) and each piece is parsed on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+
+import mt940
+
+from gateway.domain.accounts import mask
+from gateway.domain.statements import Statement, StatementFormat, StatementLine, to_minor
+from gateway.errors import ContractError
+from gateway_adapters.iso20022_bank.camt053 import StatementRead, read_camt053
+
+__all__ = ["CAMT053", "MT940", "read_camt053_statements", "read_mt940_statements"]
+
+SOURCE = "iso20022_bank"
+_CAMT_SNIFF = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.[0-9]{2}")
+_MT940_SNIFF = re.compile(rb"^(?:[^\n]*\n){0,6}:20:", re.MULTILINE)
+_MESSAGE_START = re.compile(r"^:20:", re.MULTILINE)
+
+
+def _bounded(value: str | None, size: int) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    return value[:size] or None
+
+
+# -- camt.053 ---------------------------------------------------------------------
+
+
+def _camt_statement(s: StatementRead) -> Statement:
+    opening = next((b for b in s.balances if b.code in ("OPBD", "PRCD")), None)
+    closing = next((b for b in s.balances if b.code == "CLBD"), None)
+    currency = s.currency or (s.entries[0].currency if s.entries else opening.currency if opening else "")
+    problems: list[str] = []
+    for name, balance in (("opening", opening), ("closing", closing)):
+        if balance is not None and balance.currency != currency:
+            problems.append(f"the {name} balance is in {balance.currency}, the statement in {currency}")
+
+    def signed(b: object) -> int | None:
+        if b is None or problems:
+            return None
+        minor = to_minor(b.amount, b.currency)  # type: ignore[attr-defined]
+        return minor if b.credit else -minor  # type: ignore[attr-defined]
+
+    lines = tuple(
+        StatementLine(
+            amount_minor=to_minor(e.amount, e.currency),
+            credit=e.credit,
+            currency=e.currency,
+            booked_on=e.booked_on,
+            value_on=e.value_on,
+            end_to_end_id=_bounded(e.end_to_end_ids[0], 35) if e.end_to_end_ids else None,
+            partner_reference=_bounded(e.instruction_ids[0], 35) if e.instruction_ids else None,
+            servicer_reference=_bounded(e.account_servicer_reference, 35),
+            counterparty_name=_bounded(e.counterparty_name, 140),
+            kind="return" if e.return_reason else "booked",
+            reason_code=e.return_reason,
+        )
+        for e in s.entries
+        if e.status in (None, "BOOK")  # pending and information-only entries are not movements
+    )
+    return Statement(
+        source=SOURCE,
+        format="camt.053",
+        statement_id=s.statement_id,
+        currency=currency,
+        account=mask(s.account) if s.account else None,
+        sequence=s.sequence,
+        period_start=s.period_from,
+        period_end=s.period_to,
+        opening_minor=signed(opening),
+        closing_minor=signed(closing),
+        lines=lines,
+        declared_count=s.declared_entries,
+        declared_credits_minor=to_minor(s.declared_credits, currency) if s.declared_credits is not None else None,
+        declared_debits_minor=to_minor(s.declared_debits, currency) if s.declared_debits is not None else None,
+        problems=tuple(problems),
+    )
+
+
+def read_camt053_statements(body: bytes) -> list[Statement]:
+    """Every statement of a camt.053 file (any version)."""
+    return [_camt_statement(s) for s in read_camt053(body)]
+
+
+# -- MT940 ------------------------------------------------------------------------
+
+
+def _mt940_messages(text: str) -> list[str]:
+    starts = [m.start() for m in _MESSAGE_START.finditer(text)]
+    if not starts:
+        return []
+    return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
+
+
+def _balance(value: object) -> tuple[int, str, date | None] | None:
+    if value is None:
+        return None
+    amount = value.amount  # type: ignore[attr-defined]
+    currency = str(amount.currency)
+    raw = value.date  # type: ignore[attr-defined]
+    on = date(raw.year, raw.month, raw.day) if raw is not None else None
+    return to_minor(Decimal(amount.amount), currency), currency, on
+
+
+def _sequence(number: object) -> int | None:
+    text = str(number or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _mt940_statement(message: str, index: int) -> Statement:
+    parsed = mt940.models.Transactions()
+    parsed.parse(message)
+    data = parsed.data
+    opening = _balance(data.get("final_opening_balance") or data.get("intermediate_opening_balance"))
+    closing = _balance(data.get("final_closing_balance") or data.get("intermediate_closing_balance"))
+    reference = str(data.get("transaction_reference") or "").strip()
+    number = str(data.get("statement_number") or "").strip()
+    page = str(data.get("sequence_number") or "").strip()
+    account = str(data.get("account_identification") or "").strip()
+    if not reference:
+        raise ContractError(f"MT940 message {index}: :20: transaction reference is empty")
+    currency = opening[1] if opening else closing[1] if closing else ""
+    problems = []
+    if opening and closing and opening[1] != closing[1]:
+        problems.append(f"the closing balance is in {closing[1]}, the opening in {opening[1]}")
+    lines = []
+    for t in parsed.transactions:
+        d = t.data
+        amount = d["amount"]
+        value = Decimal(amount.amount)
+        day = d.get("date")
+        entry = d.get("entry_date")
+        reference_61 = str(d.get("customer_reference") or "").strip()
+        lines.append(
+            StatementLine(
+                amount_minor=abs(to_minor(value, str(amount.currency))),
+                credit=value > 0 or (value == 0 and str(d.get("status", "")).endswith("C")),
+                currency=str(amount.currency),
+                booked_on=date(entry.year, entry.month, entry.day) if entry else date(day.year, day.month, day.day),
+                value_on=date(day.year, day.month, day.day) if day else None,
+                partner_reference=None if reference_61 in ("", "NONREF") else reference_61[:35],
+                servicer_reference=_bounded(d.get("bank_reference"), 35),
+                text=_bounded(d.get("transaction_details"), 140),
+            )
+        )
+    # the statement id: the account's statement number (and page) where given, else the :20: reference
+    numbered = number.strip("0") != ""  # Rabobank writes 00000/00: not numbered
+    statement_id = f"{account}/{number}/{page}" if numbered else f"{account}/{reference}"
+    return Statement(
+        source=SOURCE,
+        format="mt940",
+        statement_id=statement_id[:100],
+        currency=currency,
+        account=mask(account) if account else None,
+        sequence=_sequence(number) if numbered else None,
+        period_start=opening[2] if opening else None,
+        period_end=closing[2] if closing else None,
+        opening_minor=opening[0] if opening else None,
+        closing_minor=closing[0] if closing else None,
+        lines=tuple(lines),
+        problems=tuple(problems),
+    )
+
+
+def read_mt940_statements(body: bytes) -> list[Statement]:
+    """Every statement (message) of an MT940 file."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("latin-1")
+    messages = _mt940_messages(text.replace("\r\n", "\n"))
+    if not messages:
+        raise ContractError("not an MT940 file: no :20: tag")
+    return [_mt940_statement(m, i) for i, m in enumerate(messages, start=1)]
+
+
+CAMT053 = StatementFormat(
+    name="camt.053",
+    source=SOURCE,
+    description="ISO 20022 bank-to-customer statement, camt.053.001.02 and later",
+    sniff=lambda head: _CAMT_SNIFF.search(head) is not None,
+    read=read_camt053_statements,
+)
+
+MT940 = StatementFormat(
+    name="mt940",
+    source=SOURCE,
+    description="SWIFT MT940 customer statement (read with the mt-940 library)",
+    sniff=lambda head: _MT940_SNIFF.search(head.replace(b"\r\n", b"\n")) is not None,
+    read=read_mt940_statements,
+)
+
+
+def statement_formats() -> Sequence[StatementFormat]:
+    return [CAMT053, MT940]

@@ -1,0 +1,42 @@
+"""Statements in over HTTP: ``POST /v1/statements`` (scope ``finance``), the file as the body.
+
+The body is the statement file as the partner sent it (camt.053 XML, MT940,
+NACHA, …), in any media type; ``format`` names it or is ``auto`` (recognised
+from the file). A file is stored whole or refused whole (422, one line saying
+why); a statement already imported adds nothing (200), a file with anything new
+answers 201. See docs/reconciliation.md.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from gateway.api.appkeys import SERVICES
+from gateway.api.auth import authenticate
+from gateway.api.bodies import read_body
+from gateway.api.paging import allow_only
+from gateway.errors import BadRequestError
+from gateway.recon.imports import AUTO, import_file
+
+__all__ = ["FORMAT_PATTERN", "routes"]
+
+routes = web.RouteTableDef()
+
+FORMAT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+
+
+@routes.post("/v1/statements")
+async def import_statement(request: web.Request) -> web.Response:
+    """Import one statement file: checked, stored once, sequence gaps reported."""
+    rt = request.app[SERVICES]
+    await authenticate(request, "finance")
+    allow_only(request.query, "format")
+    given = request.query.get("format", AUTO)
+    if not FORMAT_PATTERN.fullmatch(given):
+        raise BadRequestError("format must be auto or a statement format's name (e.g. camt.053, mt940, nacha)")
+    body = await read_body(request)
+    report = await import_file(rt.engine, rt.statement_formats, body, now=rt.clock(), given=given)
+    doc = report.as_dict()
+    return web.json_response(doc, status=201 if doc["stored"] else 200)

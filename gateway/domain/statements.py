@@ -1,0 +1,150 @@
+"""Partner statements as values: what an importer reads, what reconciliation matches.
+
+A ``Statement`` is one account's statement for a period (a camt.053 ``Stmt``, an
+MT940 message, a NACHA file), its lines in integer minor units. Readers live in
+the adapters and offer themselves through the ``gateway_statement_formats`` hook
+as ``StatementFormat`` values; ``check_controls`` checks a statement's own
+figures (opening + movements = closing, one currency, declared count and sum)
+before anything of it is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from gateway.domain.errors import DomainError
+from gateway.domain.money import minor_units
+
+__all__ = [
+    "Statement",
+    "StatementControlError",
+    "StatementFormat",
+    "StatementLine",
+    "check_controls",
+    "to_minor",
+]
+
+
+class StatementControlError(DomainError):
+    """A statement's own control figures do not add up; nothing of it may be stored."""
+
+    default_message = "statement control figures do not add up"
+    slug = "statement-controls"
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """An exact ``Decimal`` amount as an integer count of the currency's minor units; refuses sub-minor digits."""
+    scaled = amount.scaleb(minor_units(currency))
+    if scaled != scaled.to_integral_value():
+        raise StatementControlError(f"{amount} has more decimals than {currency} allows")
+    return int(scaled)
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One booked movement (or a return / notification of change) on a statement."""
+
+    amount_minor: int  # never negative; ``credit`` gives the direction
+    credit: bool
+    currency: str
+    booked_on: date | None = None
+    value_on: date | None = None
+    end_to_end_id: str | None = None
+    partner_reference: str | None = None  # the reference the partner gives the movement (trace, customer ref)
+    servicer_reference: str | None = None  # the account servicer's own reference (AcctSvcrRef, bank ref)
+    counterparty_name: str | None = None
+    counterparty_account: str | None = None  # masked by the reader: last four characters only
+    kind: str = "booked"  # booked | return | change (NACHA notification of change)
+    reason_code: str | None = None  # return or change reason (R01, C01, camt RtrInf)
+    original_reference: str | None = None  # for a return: the reference of the movement returned
+    text: str | None = None  # remittance / narrative, at most 140 characters
+
+    @property
+    def direction(self) -> str:
+        return "credit" if self.credit else "debit"
+
+    @property
+    def signed_minor(self) -> int:
+        return self.amount_minor if self.credit else -self.amount_minor
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One account's statement for a period, as a partner sent it."""
+
+    source: str  # who sent it: the adapter's name (the idempotency scope of ``statement_id``)
+    format: str  # the format it came in (camt.053, mt940, nacha)
+    statement_id: str
+    currency: str
+    account: str | None = None  # masked
+    sequence: int | None = None  # the partner's statement number, if it numbers them
+    period_start: date | None = None
+    period_end: date | None = None
+    opening_minor: int | None = None
+    closing_minor: int | None = None
+    lines: tuple[StatementLine, ...] = ()
+    #: control figures the file declares, checked against the lines (None: not declared)
+    declared_count: int | None = None
+    declared_credits_minor: int | None = None
+    declared_debits_minor: int | None = None
+    #: problems the reader saw that make the figures unusable (e.g. balances in two currencies)
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def credits_minor(self) -> int:
+        return sum(line.amount_minor for line in self.lines if line.credit)
+
+    @property
+    def debits_minor(self) -> int:
+        return sum(line.amount_minor for line in self.lines if not line.credit)
+
+
+def check_controls(statement: Statement) -> None:
+    """Raise ``StatementControlError`` with one line if the statement's figures do not add up."""
+    where = f"statement {statement.statement_id!r}"
+    if not statement.statement_id:
+        raise StatementControlError("a statement has no id")
+    if statement.problems:
+        raise StatementControlError(f"{where}: {statement.problems[0]}")
+    minor_units(statement.currency)  # CurrencyError for a code that is not ISO 4217 (e.g. DEM)
+    for n, line in enumerate(statement.lines, start=1):
+        if line.currency != statement.currency:
+            raise StatementControlError(
+                f"{where}: line {n} is in {line.currency}, the statement in {statement.currency}"
+            )
+        if line.amount_minor < 0:
+            raise StatementControlError(f"{where}: line {n} has a negative amount")
+    if statement.declared_count is not None and statement.declared_count != len(statement.lines):
+        raise StatementControlError(
+            f"{where}: declares {statement.declared_count} entries but holds {len(statement.lines)}"
+        )
+    for name, declared, actual in (
+        ("credits", statement.declared_credits_minor, statement.credits_minor),
+        ("debits", statement.declared_debits_minor, statement.debits_minor),
+    ):
+        if declared is not None and declared != actual:
+            raise StatementControlError(f"{where}: declares {name} of {declared} but its lines sum to {actual}")
+    if statement.opening_minor is not None and statement.closing_minor is not None:
+        expected = statement.opening_minor + statement.credits_minor - statement.debits_minor
+        if expected != statement.closing_minor:
+            raise StatementControlError(
+                f"{where}: opening {statement.opening_minor} + movements "
+                f"{statement.credits_minor - statement.debits_minor} = {expected}, "
+                f"but the closing balance is {statement.closing_minor} (minor units of {statement.currency})"
+            )
+
+
+@dataclass(frozen=True)
+class StatementFormat:
+    """A statement format an adapter reads: its name, how to recognise a file, how to read one."""
+
+    name: str  # e.g. camt.053, mt940, nacha
+    source: str  # the adapter (partner) whose statements these are
+    description: str
+    #: True if the first bytes of a file look like this format (for ``--format auto``)
+    sniff: Callable[[bytes], bool]
+    #: every statement in the file; a ``GatewayError`` (one line) if the file cannot be read
+    read: Callable[[bytes], Sequence[Statement]]

@@ -1,0 +1,1 @@
+"""Reconciliation: partner statements in, matched against the gateway's instructions, breaks out."""

@@ -1,0 +1,63 @@
+"""``gateway recon``: real runs on a SQLite file; a refused file exits 2 with one line and stores nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GATEWAY = [sys.executable, "-m", "gateway.cli"]
+
+
+def run(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [*GATEWAY, "--config", str(config), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cli.db'}\npartners: {{}}\nsimulators: {{}}\n")
+    assert run("db", "upgrade", config=path).returncode == 0
+    return path
+
+
+def test_import_a_real_return_file_once_then_its_lines_are_breaks(config: Path, partner_files: Path) -> None:
+    file = str(partner_files / "nacha" / "return-WEB.ach")
+    first = run("recon", "import", file, config=config)
+    again = json.loads(run("recon", "import", file, "--format", "nacha", "--json", config=config).stdout)
+    matched = json.loads(run("recon", "run", "--json", config=config).stdout)
+    breaks = json.loads(run("recon", "breaks", "--json", config=config).stdout)
+    shown = run("recon", "breaks", "--kind", "return", config=config)
+
+    assert first.returncode == 0 and first.stderr.strip().endswith(
+        "nacha, 1 statements stored (2 lines), 0 already imported"
+    )
+    assert (again["stored"], again["statements"][0]["stored"]) == (0, False)
+    assert matched == {"lines": 0, "confirmed": 0, "suggested": 0, "unmatched": 0}  # returns are not matched here
+    assert [(b["kind"], b["amount"]) for b in breaks["items"]] == [("return", "123.54"), ("return", "45.65")]
+    assert "2 breaks" in shown.stdout and "ln_1_1" in shown.stdout and "R01" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["mt940/rabobank.sta"], "gateway: mt940: statement '1291.99.348EUR/940A110615': opening 47317 + movements"),
+        (["camt053/camt053.v4.xml", "--format", "nacha"], "gateway: not a valid nacha file: "),
+        (["pain001/pain.001.001.03.xml"], "gateway: the file matches no known statement format"),
+        (["nacha/short-line.ach"], "gateway: not a valid nacha file: invalid NACHA file: /line/5: record is 74"),
+    ],
+)
+def test_a_refused_file_exits_2_with_one_line(config: Path, partner_files: Path, args: list[str], message: str) -> None:
+    result = run("recon", "import", str(partner_files / args[0]), *args[1:], config=config)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+    assert json.loads(run("recon", "breaks", "--json", config=config).stdout) == {"items": []}
+
+
+def test_confirming_a_line_with_no_suggestion_exits_2(config: Path) -> None:
+    result = run("recon", "confirm", "ln_1_1", config=config)
+    assert (result.returncode, result.stderr.strip()) == (2, "gateway: statement line ln_1_1 has no suggested match")
