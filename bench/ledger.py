@@ -55,7 +55,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 from gateway.contracts.registry import contracts  # noqa: E402
 from gateway.contracts.versions import parse_as_latest  # noqa: E402
 from gateway.domain.instruction import parse_instruction  # noqa: E402
-from gateway.domain.status import Decision, Status  # noqa: E402
+from gateway.domain.status import Status  # noqa: E402
 from gateway.finance import books  # noqa: E402
 from gateway.ledger.model import Entry, Posting  # noqa: E402
 from gateway.ledger.rules import load_rules  # noqa: E402
@@ -106,22 +106,13 @@ async def intake(engine: AsyncEngine, count: int, bu_id: str) -> list[str]:
         row["reference"] = f"B{n:020d}"
         ids.append(instruction_id)
         items.append(
-            IntakeItem(
+            IntakeItem.received(
                 business_unit_id=bu_id,
                 idempotency_key=f"k{n}",
                 request_hash="h",
                 instruction=row,
-                event=repo.event_row(
-                    instruction_id, 1, None, S.RECEIVED, Decision(True, "applied"), source="api", occurred_at=NOW
-                ),
-                job={
-                    "instruction_id": instruction_id,
-                    "kind": "dispatch",
-                    "available_at": NOW,
-                    "attempts": 0,
-                    "created_at": NOW,
-                },
                 response={"id": instruction_id},
+                now=NOW,
             )
         )
     try:

@@ -78,22 +78,15 @@ async def create_instruction(request: web.Request) -> web.Response:
         "status": Status.RECEIVED.value,
         "created_at": now.isoformat(),
     }
-    item = IntakeItem(
+    item = IntakeItem.received(
         business_unit_id=principal.business_unit_id,
         idempotency_key=key,
         request_hash=_canonical_hash(doc, version),
         instruction=rt.codec.new_row(
             instruction_id, principal.business_unit_id, data, version, now, submitted_by=principal.key_id
         ),
-        event=repo.event_row(instruction_id, 1, None, Status.RECEIVED, _APPLIED, source="api", occurred_at=now),
-        job={
-            "instruction_id": instruction_id,
-            "kind": "dispatch",
-            "available_at": now,
-            "attempts": 0,
-            "created_at": now,
-        },
         response=response,
+        now=now,
     )
     try:
         result = await rt.writer.submit(item)

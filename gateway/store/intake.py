@@ -17,6 +17,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -24,8 +25,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.domain.status import Decision, Status
 from gateway.store.audit import seal_events, seal_events_in_thread
 from gateway.store.bulk import Statement, execute_all, insert_statement, placeholders, result_values, run_statements
+from gateway.store.repo import event_row
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox, webhook_deliveries
 from gateway.store.webhooks import delivery_rows, enabled_endpoints, enabled_endpoints_in_thread
@@ -61,6 +64,37 @@ class IntakeItem:
     job: dict[str, Any]
     response: dict[str, Any]
     future: asyncio.Future[IntakeResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @classmethod
+    def received(
+        cls,
+        *,
+        business_unit_id: str,
+        idempotency_key: str,
+        request_hash: str,
+        instruction: dict[str, Any],
+        response: dict[str, Any],
+        now: datetime,
+    ) -> IntakeItem:
+        """A new instruction as intake writes it: its row, its ``received`` event and its dispatch job."""
+        instruction_id = instruction["id"]
+        return cls(
+            business_unit_id=business_unit_id,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            instruction=instruction,
+            event=event_row(
+                instruction_id, 1, None, Status.RECEIVED, Decision(True, "applied"), source="api", occurred_at=now
+            ),
+            job={
+                "instruction_id": instruction_id,
+                "kind": "dispatch",
+                "available_at": now,
+                "attempts": 0,
+                "created_at": now,
+            },
+            response=response,
+        )
 
     @property
     def key(self) -> tuple[str, str]:

@@ -19,7 +19,6 @@ from gateway.contracts.registry import contracts
 from gateway.contracts.versions import parse_as_latest
 from gateway.domain.ids import new_id
 from gateway.domain.instruction import parse_instruction
-from gateway.domain.status import Decision, Status
 from gateway.store import repo
 from gateway.store.intake import IntakeItem, IntakeOutcome, IntakeResult, IntakeWriter
 from gateway.store.sqlite_thread import sqlite_thread
@@ -31,22 +30,13 @@ def item(bu: str, key: str, body: dict[str, Any], request_hash: str) -> IntakeIt
     data = parse_as_latest(contracts(), "instruction", "1.0", body, parse_instruction)
     instruction_id = new_id("ins")
     response = {"id": instruction_id, "reference": data.reference, "status": "received", "created_at": NOW.isoformat()}
-    return IntakeItem(
+    return IntakeItem.received(
         business_unit_id=bu,
         idempotency_key=key,
         request_hash=request_hash,
         instruction=TEST_CODEC.new_row(instruction_id, bu, data, "1.0", NOW, submitted_by="key_1"),
-        event=repo.event_row(
-            instruction_id, 1, None, Status.RECEIVED, Decision(True, "applied"), source="api", occurred_at=NOW
-        ),
-        job={
-            "instruction_id": instruction_id,
-            "kind": "dispatch",
-            "available_at": NOW,
-            "attempts": 0,
-            "created_at": NOW,
-        },
         response=response,
+        now=NOW,
     )
 
 
