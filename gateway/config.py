@@ -185,27 +185,27 @@ class Settings:
     def section(self, name: str) -> Mapping[str, Any]:
         return self.raw.get(name, {})
 
-    @property
+    @functools.cached_property
     def server(self) -> ServerSettings:
         return _typed(ServerSettings, self.raw["server"])  # type: ignore[no-any-return]
 
-    @property
+    @functools.cached_property
     def intake(self) -> IntakeSettings:
         return _typed(IntakeSettings, self.raw["intake"])  # type: ignore[no-any-return]
 
-    @property
+    @functools.cached_property
     def reconciliation(self) -> ReconciliationSettings:
         return _typed(ReconciliationSettings, self.raw["reconciliation"])  # type: ignore[no-any-return]
 
-    @property
+    @functools.cached_property
     def dispatch(self) -> DispatchSettings:
         return _typed(DispatchSettings, self.raw["dispatch"])  # type: ignore[no-any-return]
 
-    @property
+    @functools.cached_property
     def risk_jobs(self) -> RiskJobSettings:
         return _typed(RiskJobSettings, self.raw["risk"])  # type: ignore[no-any-return]
 
-    @property
+    @functools.cached_property
     def webhooks(self) -> WebhookSettings:
         return _typed(WebhookSettings, self.raw["webhooks"])  # type: ignore[no-any-return]
 
@@ -371,6 +371,7 @@ def check_document(doc: Any, schema: Mapping[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: {where}: {err.message}")
 
 
+@functools.cache
 def default_settings() -> Settings:
     """Every setting at its default (the schema's), as for an app that carries no configuration."""
     return validate_document({}, "(defaults)")

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.api.appkeys import SETTINGS
 from gateway.api.connections import stop_lingering
+from gateway.config import default_settings
 from gateway.contracts.safejson import DEFAULT_LIMITS, JsonLimits, decode_json
 from gateway.errors import BadRequestError, RequestTimeoutError, UnsupportedMediaTypeError
 
@@ -38,9 +39,8 @@ class ClientGoneError(BadRequestError):
 
 
 def _body_timeout(request: web.Request) -> float:
-    settings = request.app.get(SETTINGS)
-    server = settings.section("server") if settings is not None else {}
-    return float(server.get("body_timeout_seconds", 30))
+    settings = request.app.get(SETTINGS) or default_settings()  # a simulator app carries no gateway settings
+    return settings.server.body_timeout_seconds
 
 
 async def read_body(request: web.Request) -> bytes:
