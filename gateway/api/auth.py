@@ -23,8 +23,8 @@ def forget_keys(app: web.Application) -> None:
     app[AUTH_CACHE].clear()
 
 
-async def authenticate(request: web.Request, scope: str) -> Principal:
-    """The caller's principal; 401 without a valid key, 403 without ``scope``."""
+async def authenticate(request: web.Request, scope: str, *others: str) -> Principal:
+    """The caller's principal; 401 without a valid key, 403 without ``scope`` (or one of ``others``)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -49,6 +49,7 @@ async def authenticate(request: web.Request, scope: str) -> Principal:
     if principal is None:
         raise AuthenticationError("the API key is not valid (unknown or revoked)")
     request[PRINCIPAL] = principal
-    if scope not in principal.scopes and "admin" not in principal.scopes:
-        raise ForbiddenError(f"this API key lacks the {scope!r} scope")
+    wanted = (scope, *others)
+    if "admin" not in principal.scopes and not any(s in principal.scopes for s in wanted):
+        raise ForbiddenError(f"this API key lacks the {' or '.join(repr(s) for s in wanted)} scope")
     return principal
