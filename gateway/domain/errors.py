@@ -10,12 +10,19 @@ from typing import Any
 
 __all__ = [
     "AccountError",
+    "CollectionDateError",
+    "CreditorIdentifierError",
     "CurrencyError",
     "DomainError",
     "FieldError",
     "GatewayError",
     "IdentifierError",
+    "MandateError",
+    "MandateIdError",
     "MoneyError",
+    "PreNotificationError",
+    "SequenceTypeError",
+    "SignatureDateError",
     "pointer_of",
 ]
 
@@ -100,3 +107,46 @@ class IdentifierError(DomainError):
 
     default_message = "invalid identifier"
     slug = "invalid-identifier"
+
+
+class MandateError(DomainError):
+    """A SEPA direct debit mandate or its collection breaks a scheme rule."""
+
+    default_message = "invalid mandate"
+    slug = "invalid-mandate"
+
+
+class MandateIdError(MandateError):
+    """A mandate id is empty, longer than 35 characters, or outside the EPC character set."""
+
+    default_message = "invalid mandate id"
+
+
+class SignatureDateError(MandateError):
+    """A mandate's signature date lies in the future (or after the collection)."""
+
+    default_message = "invalid mandate signature date"
+
+
+class SequenceTypeError(MandateError):
+    """A sequence type is not one of FRST, RCUR, OOFF, FNAL."""
+
+    default_message = "invalid sequence type"
+
+
+class CreditorIdentifierError(IdentifierError):
+    """A SEPA creditor identifier (CI, AT-02) fails its format or ISO 7064 MOD 97-10 check."""
+
+    default_message = "invalid creditor identifier"
+
+
+class CollectionDateError(MandateError):
+    """A collection's due date is too early to reach the debtor bank in time (D-1 TARGET2 day)."""
+
+    default_message = "collection due date too early"
+
+
+class PreNotificationError(MandateError):
+    """The debtor was pre-notified later than the agreed number of days before the due date."""
+
+    default_message = "pre-notification too late"
