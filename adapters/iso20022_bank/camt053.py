@@ -1,25 +1,24 @@
 """camt.053 (bank-to-customer statement): build version 8, read any version structurally.
 
 No camt XSD ships with any package this project uses, so — as for pain.002 —
-the reader checks in code the structure it relies on, by local names, for any
-``camt.053.001.NN`` (real files of versions 2, 4 and 8 are read in the tests),
-and reports every problem as a ``FieldError``. The builder writes
+the reader (``camt.read_reports``, shared with camt.054) checks in code the
+structure it relies on, by local names, for any ``camt.053.001.NN`` (real files
+of versions 2, 4 and 8 are read in the tests), and reports every problem as a
+``FieldError``. The builder writes
 ``camt.053.001.08``; the bank simulator uses it for ``/_sim/statements/{date}``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from lxml import etree
 
-from gateway.contracts.safexml import child, children, clean_text, local_name, namespace, parse_xml, text
+from gateway.contracts.safexml import clean_text
 from gateway.domain.money import minor_units
-from gateway.errors import ContractError, FieldError
+from gateway_adapters.iso20022_bank.camt import CAMT053_LAYOUT, BookEntry, StatementBalance, StatementRead, read_reports
 
 __all__ = [
     "CAMT053_NAMESPACE",
@@ -33,51 +32,6 @@ __all__ = [
 
 CAMT053_VERSION = "camt.053.001.08"
 CAMT053_NAMESPACE = f"urn:iso:std:iso:20022:tech:xsd:{CAMT053_VERSION}"
-_NS_RE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.[0-9]{2}$")
-_ROOT = "/Document/BkToCstmrStmt"
-
-
-@dataclass(frozen=True)
-class StatementBalance:
-    code: str
-    amount: Decimal
-    currency: str
-    credit: bool
-    on: date | None = None
-
-
-@dataclass(frozen=True)
-class BookEntry:
-    """One ``Ntry`` (what reconciliation matches against)."""
-
-    amount: Decimal
-    currency: str
-    credit: bool
-    status: str | None = None
-    booked_on: date | None = None
-    account_servicer_reference: str | None = None
-    end_to_end_ids: tuple[str, ...] = ()
-    instruction_ids: tuple[str, ...] = ()
-    return_reason: str | None = None
-    counterparty_name: str | None = None
-    value_on: date | None = None
-
-
-@dataclass(frozen=True)
-class StatementRead:
-    statement_id: str
-    account: str | None
-    currency: str | None
-    balances: tuple[StatementBalance, ...]
-    entries: tuple[BookEntry, ...]
-    #: ``ElctrncSeqNb`` (else ``LglSeqNb``), the bank's running statement number
-    sequence: int | None = None
-    period_from: date | None = None
-    period_to: date | None = None
-    #: ``TxsSummry`` control figures as declared: (entries, credit sum, debit sum), each None if absent
-    declared_entries: int | None = None
-    declared_credits: Decimal | None = None
-    declared_debits: Decimal | None = None
 
 
 # -- building -------------------------------------------------------------------
@@ -158,131 +112,6 @@ def build_camt053(statements: Sequence[object], *, message_id: str, created_at: 
 # -- reading --------------------------------------------------------------------
 
 
-class _Reader:
-    def __init__(self) -> None:
-        self.errors: list[FieldError] = []
-
-    def amount(self, node: etree._Element | None, pointer: str) -> tuple[Decimal, str] | None:
-        if node is None:
-            self.errors.append(FieldError(pointer, "is required"))
-            return None
-        try:
-            value = Decimal((node.text or "").strip())
-        except InvalidOperation:
-            self.errors.append(FieldError(pointer, f"{(node.text or '')[:20]!r} is not an amount"))
-            return None
-        currency = node.get("Ccy") or ""
-        if not re.fullmatch(r"[A-Z]{3}", currency):
-            self.errors.append(FieldError(f"{pointer}/@Ccy", "is not a currency code"))
-            return None
-        return value, currency
-
-    def credit(self, element: etree._Element, pointer: str) -> bool:
-        value = text(element, "CdtDbtInd")
-        if value not in ("CRDT", "DBIT"):
-            self.errors.append(FieldError(f"{pointer}/CdtDbtInd", f"{value!r} is neither CRDT nor DBIT"))
-        return value == "CRDT"
-
-    def day(self, element: etree._Element | None) -> date | None:
-        return self.day_of(text(element, "Dt") or text(element, "DtTm"))
-
-    def day_of(self, raw: str | None) -> date | None:
-        if raw is None:
-            return None
-        try:
-            return date.fromisoformat(raw[:10])
-        except ValueError:
-            return None
-
-
-def _integer(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isdigit() else None
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    try:
-        return Decimal(value) if value is not None else None
-    except InvalidOperation:
-        return None
-
-
 def read_camt053(body: bytes) -> list[StatementRead]:
     """Every statement in a camt.053 of any version; ``ContractError`` listing every problem."""
-    root = parse_xml(body)
-    ns = namespace(root)
-    if local_name(root) != "Document" or not _NS_RE.fullmatch(ns):
-        raise ContractError(
-            "not a camt.053 statement",
-            errors=[FieldError("/Document", f"expected a camt.053 Document, got {{{ns}}}{local_name(root)}")],
-        )
-    doc = child(root, "BkToCstmrStmt")
-    if doc is None:
-        raise ContractError("not a camt.053 statement", errors=[FieldError(_ROOT, "BkToCstmrStmt is missing")])
-    r = _Reader()
-    if text(doc, "GrpHdr", "MsgId") is None:
-        r.errors.append(FieldError(f"{_ROOT}/GrpHdr/MsgId", "is required"))
-    out: list[StatementRead] = []
-    for s_index, stmt in enumerate(children(doc, "Stmt"), start=1):
-        sp = f"{_ROOT}/Stmt[{s_index}]"
-        statement_id = text(stmt, "Id")
-        if statement_id is None:
-            r.errors.append(FieldError(f"{sp}/Id", "is required"))
-        acct = child(stmt, "Acct")
-        if acct is None:
-            r.errors.append(FieldError(f"{sp}/Acct", "is required"))
-        account = text(acct, "Id", "IBAN") or text(acct, "Id", "Othr", "Id")
-        balances: list[StatementBalance] = []
-        for b_index, bal in enumerate(children(stmt, "Bal"), start=1):
-            bp = f"{sp}/Bal[{b_index}]"
-            code = text(bal, "Tp", "CdOrPrtry", "Cd") or text(bal, "Tp", "CdOrPrtry", "Prtry") or ""
-            found = r.amount(child(bal, "Amt"), f"{bp}/Amt")
-            credit = r.credit(bal, bp)
-            if found:
-                balances.append(StatementBalance(code, found[0], found[1], credit, r.day(child(bal, "Dt"))))
-        entries: list[BookEntry] = []
-        for n_index, ntry in enumerate(children(stmt, "Ntry"), start=1):
-            np = f"{sp}/Ntry[{n_index}]"
-            found = r.amount(child(ntry, "Amt"), f"{np}/Amt")
-            credit = r.credit(ntry, np)
-            sts = child(ntry, "Sts")
-            status = text(sts, "Cd") or (
-                sts.text.strip() if sts is not None and sts.text and sts.text.strip() else None
-            )
-            details = [tx for nd in children(ntry, "NtryDtls") for tx in children(nd, "TxDtls")]
-            if found:
-                entries.append(
-                    BookEntry(
-                        amount=found[0],
-                        currency=found[1],
-                        credit=credit,
-                        status=status,
-                        booked_on=r.day(child(ntry, "BookgDt")),
-                        account_servicer_reference=text(ntry, "AcctSvcrRef"),
-                        end_to_end_ids=tuple(v for tx in details if (v := text(tx, "Refs", "EndToEndId"))),
-                        instruction_ids=tuple(v for tx in details if (v := text(tx, "Refs", "InstrId"))),
-                        return_reason=next((v for tx in details if (v := text(tx, "RtrInf", "Rsn", "Cd"))), None),
-                        counterparty_name=next(
-                            (v for tx in details if (v := text(tx, "RltdPties", "Cdtr", "Pty", "Nm"))), None
-                        ),
-                        value_on=r.day(child(ntry, "ValDt")),
-                    )
-                )
-        out.append(
-            StatementRead(
-                statement_id=statement_id or "",
-                account=account,
-                currency=text(acct, "Ccy"),
-                balances=tuple(balances),
-                entries=tuple(entries),
-                sequence=_integer(text(stmt, "ElctrncSeqNb") or text(stmt, "LglSeqNb")),
-                period_from=r.day_of(text(stmt, "FrToDt", "FrDtTm")),
-                period_to=r.day_of(text(stmt, "FrToDt", "ToDtTm")),
-                declared_entries=_integer(text(stmt, "TxsSummry", "TtlNtries", "NbOfNtries")),
-                declared_credits=_decimal(text(stmt, "TxsSummry", "TtlCdtNtries", "Sum")),
-                declared_debits=_decimal(text(stmt, "TxsSummry", "TtlDbtNtries", "Sum")),
-            )
-        )
-    if r.errors:
-        first = r.errors[0]
-        raise ContractError(f"invalid camt.053: {first.pointer}: {first.message}", errors=r.errors)
-    return out
+    return read_reports(body, CAMT053_LAYOUT)

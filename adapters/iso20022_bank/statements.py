@@ -1,6 +1,8 @@
-"""The bank's statement formats: camt.053 (any version) and MT940, as ``Statement`` values.
+"""The bank's statement formats: camt.053 and camt.054 (any version) and MT940, as ``Statement`` values.
 
-camt.053 is read by ``camt053.read_camt053``; MT940 by the ``mt-940`` library
+camt.053 is read by ``camt053.read_camt053``, camt.054 by
+``camt054.read_camt054`` (one ``Statement`` per ``Ntfctn``: no balances, its
+``TxsSummry`` control figures checked where the file has them); MT940 by the ``mt-940`` library
 (``mt940``), one message at a time: the library folds every message of a file
 into one object, so the file is cut at each ``:20:`` (transaction reference, the
 tag that opens a message) and each piece is parsed on its own.
@@ -18,12 +20,22 @@ import mt940
 from gateway.domain.accounts import mask
 from gateway.domain.statements import Statement, StatementFormat, StatementLine, to_minor
 from gateway.errors import ContractError
-from gateway_adapters.iso20022_bank.camt053 import StatementRead, read_camt053
+from gateway_adapters.iso20022_bank.camt import BookEntry, StatementRead
+from gateway_adapters.iso20022_bank.camt053 import read_camt053
+from gateway_adapters.iso20022_bank.camt054 import read_camt054
 
-__all__ = ["CAMT053", "MT940", "read_camt053_statements", "read_mt940_statements"]
+__all__ = [
+    "CAMT053",
+    "CAMT054",
+    "MT940",
+    "read_camt053_statements",
+    "read_camt054_statements",
+    "read_mt940_statements",
+]
 
 SOURCE = "iso20022_bank"
 _CAMT_SNIFF = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.[0-9]{2}")
+_CAMT054_SNIFF = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:camt\.054\.001\.[0-9]{2}")
 _MT940_SNIFF = re.compile(rb"^(?:[^\n]*\n){0,6}:20:", re.MULTILINE)
 _MESSAGE_START = re.compile(r"^:20:", re.MULTILINE)
 
@@ -38,7 +50,25 @@ def _bounded(value: str | None, size: int) -> str | None:
 # -- camt.053 ---------------------------------------------------------------------
 
 
-def _camt_statement(s: StatementRead) -> Statement:
+def _notified(e: BookEntry) -> dict[str, str | None]:
+    """camt.054 line fields from the entry's first transaction: the counterparty by direction, the remittance.
+
+    ``text`` is the creditor reference (SCOR, e.g. ISO 11649 RF) followed by the
+    unstructured remittance, so text matching finds either.
+    """
+    tx = e.details[0] if e.details else None
+    if tx is None:
+        return {"counterparty_name": _bounded(e.counterparty_name, 140)}
+    name, account = (tx.debtor_name, tx.debtor_account) if e.credit else (tx.creditor_name, tx.creditor_account)
+    remittance = " ".join(v for v in (tx.creditor_reference, tx.remittance_text) if v)
+    return {
+        "counterparty_name": _bounded(name, 140),
+        "counterparty_account": mask(account) if account else None,
+        "text": _bounded(remittance, 140),
+    }
+
+
+def _camt_statement(s: StatementRead, fmt: str = "camt.053") -> Statement:
     opening = next((b for b in s.balances if b.code in ("OPBD", "PRCD")), None)
     closing = next((b for b in s.balances if b.code == "CLBD"), None)
     currency = s.currency or (s.entries[0].currency if s.entries else opening.currency if opening else "")
@@ -63,16 +93,16 @@ def _camt_statement(s: StatementRead) -> Statement:
             end_to_end_id=_bounded(e.end_to_end_ids[0], 35) if e.end_to_end_ids else None,
             partner_reference=_bounded(e.instruction_ids[0], 35) if e.instruction_ids else None,
             servicer_reference=_bounded(e.account_servicer_reference, 35),
-            counterparty_name=_bounded(e.counterparty_name, 140),
             kind="return" if e.return_reason else "booked",
             reason_code=e.return_reason,
+            **(_notified(e) if fmt == "camt.054" else {"counterparty_name": _bounded(e.counterparty_name, 140)}),
         )
         for e in s.entries
         if e.status in (None, "BOOK")  # pending and information-only entries are not movements
     )
     return Statement(
         source=SOURCE,
-        format="camt.053",
+        format=fmt,
         statement_id=s.statement_id,
         currency=currency,
         account=mask(s.account) if s.account else None,
@@ -92,6 +122,11 @@ def _camt_statement(s: StatementRead) -> Statement:
 def read_camt053_statements(body: bytes) -> list[Statement]:
     """Every statement of a camt.053 file (any version)."""
     return [_camt_statement(s) for s in read_camt053(body)]
+
+
+def read_camt054_statements(body: bytes) -> list[Statement]:
+    """Every notification of a camt.054 file (any version), as a statement without balances."""
+    return [_camt_statement(s, "camt.054") for s in read_camt054(body)]
 
 
 # -- MT940 ------------------------------------------------------------------------
@@ -194,6 +229,14 @@ CAMT053 = StatementFormat(
     read=read_camt053_statements,
 )
 
+CAMT054 = StatementFormat(
+    name="camt.054",
+    source=SOURCE,
+    description="ISO 20022 bank-to-customer debit/credit notification, camt.054.001.02 and later",
+    sniff=lambda head: _CAMT054_SNIFF.search(head) is not None,
+    read=read_camt054_statements,
+)
+
 MT940 = StatementFormat(
     name="mt940",
     source=SOURCE,
@@ -204,4 +247,4 @@ MT940 = StatementFormat(
 
 
 def statement_formats() -> Sequence[StatementFormat]:
-    return [CAMT053, MT940]
+    return [CAMT053, CAMT054, MT940]

@@ -1,0 +1,311 @@
+"""Reading the bank-to-customer cash management reports (camt.053 statements, camt.054 notifications).
+
+A camt.053 ``Stmt`` and a camt.054 ``Ntfctn`` share their structure (Id,
+sequence numbers, period, account, ``TxsSummry``, ``Ntry`` with ``NtryDtls``);
+only the message and report element names differ, and a notification has no
+balances. ``read_reports`` reads either, of any version (``camt.05N.001.NN``),
+by local names, checking in code the structure it relies on (no camt XSD ships
+with any package this project uses) and reporting every problem as a
+``FieldError``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from lxml import etree
+
+from gateway.contracts.safexml import child, children, local_name, namespace, parse_xml, text
+from gateway.errors import ContractError, FieldError
+
+__all__ = [
+    "CAMT053_LAYOUT",
+    "CAMT054_LAYOUT",
+    "BookEntry",
+    "ReportLayout",
+    "StatementBalance",
+    "StatementRead",
+    "TransactionDetail",
+    "read_reports",
+]
+
+
+@dataclass(frozen=True)
+class ReportLayout:
+    """Where a camt message keeps its reports."""
+
+    name: str  # camt.053, camt.054
+    message: str  # BkToCstmrStmt, BkToCstmrDbtCdtNtfctn
+    report: str  # Stmt, Ntfctn
+    namespace: re.Pattern[str]
+    noun: str  # statement, notification
+
+
+CAMT053_LAYOUT = ReportLayout(
+    "camt.053",
+    "BkToCstmrStmt",
+    "Stmt",
+    re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.[0-9]{2}$"),
+    "statement",
+)
+CAMT054_LAYOUT = ReportLayout(
+    "camt.054",
+    "BkToCstmrDbtCdtNtfctn",
+    "Ntfctn",
+    re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.054\.001\.[0-9]{2}$"),
+    "notification",
+)
+
+
+@dataclass(frozen=True)
+class StatementBalance:
+    code: str
+    amount: Decimal
+    currency: str
+    credit: bool
+    on: date | None = None
+
+
+@dataclass(frozen=True)
+class TransactionDetail:
+    """One ``TxDtls`` of an entry: who paid whom, with which references (accounts out of repr)."""
+
+    end_to_end_id: str | None = None
+    instruction_id: str | None = None
+    amount: Decimal | None = None  # the transaction's own amount, when the bank gives one
+    currency: str | None = None
+    debtor_name: str | None = None
+    debtor_account: str | None = field(default=None, repr=False)
+    creditor_name: str | None = None
+    creditor_account: str | None = field(default=None, repr=False)
+    #: ``Ustrd`` lines joined by a space
+    remittance_text: str | None = None
+    #: ``Strd/CdtrRefInf/Ref`` whose type is ``SCOR`` (an ISO 11649 RF reference, or a national one)
+    creditor_reference: str | None = None
+    #: ``RtrInf``: the return reason code and the bank's text
+    return_reason: str | None = None
+    return_text: str | None = None
+    mandate_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BookEntry:
+    """One ``Ntry`` (what reconciliation matches against)."""
+
+    amount: Decimal
+    currency: str
+    credit: bool
+    status: str | None = None
+    booked_on: date | None = None
+    account_servicer_reference: str | None = None
+    end_to_end_ids: tuple[str, ...] = ()
+    instruction_ids: tuple[str, ...] = ()
+    return_reason: str | None = None
+    counterparty_name: str | None = None
+    value_on: date | None = None
+    #: the bank transaction code ``Domn/Fmly/SubFmlyCd`` path (e.g. PMNT/RDDT/UPDD), when given
+    bank_transaction_code: str | None = None
+    details: tuple[TransactionDetail, ...] = ()
+    #: ``RvslInd``: the entry reverses an earlier one
+    reversal: bool = False
+
+
+@dataclass(frozen=True)
+class StatementRead:
+    statement_id: str
+    account: str | None
+    currency: str | None
+    balances: tuple[StatementBalance, ...]
+    entries: tuple[BookEntry, ...]
+    #: ``ElctrncSeqNb`` (else ``LglSeqNb``), the bank's running statement number
+    sequence: int | None = None
+    period_from: date | None = None
+    period_to: date | None = None
+    #: ``TxsSummry`` control figures as declared: (entries, credit sum, debit sum), each None if absent
+    declared_entries: int | None = None
+    declared_credits: Decimal | None = None
+    declared_debits: Decimal | None = None
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def amount(self, node: etree._Element | None, pointer: str) -> tuple[Decimal, str] | None:
+        if node is None:
+            self.errors.append(FieldError(pointer, "is required"))
+            return None
+        try:
+            value = Decimal((node.text or "").strip())
+        except InvalidOperation:
+            self.errors.append(FieldError(pointer, f"{(node.text or '')[:20]!r} is not an amount"))
+            return None
+        currency = node.get("Ccy") or ""
+        if not re.fullmatch(r"[A-Z]{3}", currency):
+            self.errors.append(FieldError(f"{pointer}/@Ccy", "is not a currency code"))
+            return None
+        return value, currency
+
+    def credit(self, element: etree._Element, pointer: str) -> bool:
+        value = text(element, "CdtDbtInd")
+        if value not in ("CRDT", "DBIT"):
+            self.errors.append(FieldError(f"{pointer}/CdtDbtInd", f"{value!r} is neither CRDT nor DBIT"))
+        return value == "CRDT"
+
+    def day(self, element: etree._Element | None) -> date | None:
+        return self.day_of(text(element, "Dt") or text(element, "DtTm"))
+
+    def day_of(self, raw: str | None) -> date | None:
+        if raw is None:
+            return None
+        try:
+            return date.fromisoformat(raw[:10])
+        except ValueError:
+            return None
+
+
+def _integer(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    try:
+        return Decimal(value) if value is not None else None
+    except InvalidOperation:
+        return None
+
+
+def _party(parties: etree._Element | None, role: str) -> str | None:
+    """A related party's name: ``Dbtr/Nm`` (up to v.04) or ``Dbtr/Pty/Nm`` (v.08 and later)."""
+    return text(parties, role, "Nm") or text(parties, role, "Pty", "Nm")
+
+
+def _account(parties: etree._Element | None, role: str) -> str | None:
+    return text(parties, role, "Id", "IBAN") or text(parties, role, "Id", "Othr", "Id")
+
+
+def _creditor_reference(rmt: etree._Element | None) -> str | None:
+    for strd in children(rmt, "Strd"):
+        ref = child(strd, "CdtrRefInf")
+        if text(ref, "Tp", "CdOrPrtry", "Cd") == "SCOR" and text(ref, "Ref"):
+            return text(ref, "Ref")
+    return None
+
+
+def _detail(tx: etree._Element) -> TransactionDetail:
+    parties = child(tx, "RltdPties")
+    rmt = child(tx, "RmtInf")
+    ustrd = " ".join(" ".join((u.text or "").split()) for u in children(rmt, "Ustrd")).strip()
+    amt = child(tx, "Amt")
+    amount = _decimal((amt.text or "").strip()) if amt is not None else None
+    return TransactionDetail(
+        end_to_end_id=text(tx, "Refs", "EndToEndId"),
+        instruction_id=text(tx, "Refs", "InstrId"),
+        amount=amount,
+        currency=amt.get("Ccy") if amt is not None else None,
+        debtor_name=_party(parties, "Dbtr"),
+        debtor_account=_account(parties, "DbtrAcct"),
+        creditor_name=_party(parties, "Cdtr"),
+        creditor_account=_account(parties, "CdtrAcct"),
+        remittance_text=ustrd or None,
+        creditor_reference=_creditor_reference(rmt),
+        return_reason=text(tx, "RtrInf", "Rsn", "Cd") or text(tx, "RtrInf", "Rsn", "Prtry"),
+        return_text=text(tx, "RtrInf", "AddtlInf"),
+        mandate_id=text(tx, "Refs", "MndtId"),
+    )
+
+
+def _bank_transaction_code(ntry: etree._Element) -> str | None:
+    domain = child(child(ntry, "BkTxCd"), "Domn")
+    parts = [text(domain, "Cd"), text(domain, "Fmly", "Cd"), text(domain, "Fmly", "SubFmlyCd")]
+    return "/".join(p for p in parts if p) or None
+
+
+def read_reports(body: bytes, layout: ReportLayout) -> list[StatementRead]:
+    """Every report (statement or notification) of a camt message of any version; ``ContractError`` listing all."""
+    root = parse_xml(body)
+    ns = namespace(root)
+    what = f"not a {layout.name} {layout.noun}"
+    if local_name(root) != "Document" or not layout.namespace.fullmatch(ns):
+        raise ContractError(
+            what,
+            errors=[FieldError("/Document", f"expected a {layout.name} Document, got {{{ns}}}{local_name(root)}")],
+        )
+    base = f"/Document/{layout.message}"
+    doc = child(root, layout.message)
+    if doc is None:
+        raise ContractError(what, errors=[FieldError(base, f"{layout.message} is missing")])
+    r = _Reader()
+    if text(doc, "GrpHdr", "MsgId") is None:
+        r.errors.append(FieldError(f"{base}/GrpHdr/MsgId", "is required"))
+    out: list[StatementRead] = []
+    for s_index, stmt in enumerate(children(doc, layout.report), start=1):
+        sp = f"{base}/{layout.report}[{s_index}]"
+        statement_id = text(stmt, "Id")
+        if statement_id is None:
+            r.errors.append(FieldError(f"{sp}/Id", "is required"))
+        acct = child(stmt, "Acct")
+        if acct is None:
+            r.errors.append(FieldError(f"{sp}/Acct", "is required"))
+        account = text(acct, "Id", "IBAN") or text(acct, "Id", "Othr", "Id")
+        balances: list[StatementBalance] = []
+        for b_index, bal in enumerate(children(stmt, "Bal"), start=1):
+            bp = f"{sp}/Bal[{b_index}]"
+            code = text(bal, "Tp", "CdOrPrtry", "Cd") or text(bal, "Tp", "CdOrPrtry", "Prtry") or ""
+            found = r.amount(child(bal, "Amt"), f"{bp}/Amt")
+            credit = r.credit(bal, bp)
+            if found:
+                balances.append(StatementBalance(code, found[0], found[1], credit, r.day(child(bal, "Dt"))))
+        entries: list[BookEntry] = []
+        for n_index, ntry in enumerate(children(stmt, "Ntry"), start=1):
+            np = f"{sp}/Ntry[{n_index}]"
+            found = r.amount(child(ntry, "Amt"), f"{np}/Amt")
+            credit = r.credit(ntry, np)
+            sts = child(ntry, "Sts")
+            status = text(sts, "Cd") or (
+                sts.text.strip() if sts is not None and sts.text and sts.text.strip() else None
+            )
+            details = [tx for nd in children(ntry, "NtryDtls") for tx in children(nd, "TxDtls")]
+            if found:
+                entries.append(
+                    BookEntry(
+                        amount=found[0],
+                        currency=found[1],
+                        credit=credit,
+                        status=status,
+                        booked_on=r.day(child(ntry, "BookgDt")),
+                        account_servicer_reference=text(ntry, "AcctSvcrRef"),
+                        end_to_end_ids=tuple(v for tx in details if (v := text(tx, "Refs", "EndToEndId"))),
+                        instruction_ids=tuple(v for tx in details if (v := text(tx, "Refs", "InstrId"))),
+                        return_reason=next((v for tx in details if (v := text(tx, "RtrInf", "Rsn", "Cd"))), None),
+                        counterparty_name=next(
+                            (v for tx in details if (v := _party(child(tx, "RltdPties"), "Cdtr"))), None
+                        ),
+                        value_on=r.day(child(ntry, "ValDt")),
+                        bank_transaction_code=_bank_transaction_code(ntry),
+                        details=tuple(_detail(tx) for tx in details),
+                        reversal=text(ntry, "RvslInd") == "true",
+                    )
+                )
+        out.append(
+            StatementRead(
+                statement_id=statement_id or "",
+                account=account,
+                currency=text(acct, "Ccy"),
+                balances=tuple(balances),
+                entries=tuple(entries),
+                sequence=_integer(text(stmt, "ElctrncSeqNb") or text(stmt, "LglSeqNb")),
+                period_from=r.day_of(text(stmt, "FrToDt", "FrDtTm")),
+                period_to=r.day_of(text(stmt, "FrToDt", "ToDtTm")),
+                declared_entries=_integer(text(stmt, "TxsSummry", "TtlNtries", "NbOfNtries")),
+                declared_credits=_decimal(text(stmt, "TxsSummry", "TtlCdtNtries", "Sum")),
+                declared_debits=_decimal(text(stmt, "TxsSummry", "TtlDbtNtries", "Sum")),
+            )
+        )
+    if r.errors:
+        first = r.errors[0]
+        raise ContractError(f"invalid {layout.name}: {first.pointer}: {first.message}", errors=r.errors)
+    return out
