@@ -2,7 +2,9 @@
 
 Routes: ``POST /pain001`` (a signed pain.001.001.09 with ``Idempotency-Key``
 and optional ``X-Callback-Url``), ``GET /payments/{instruction_id}/status``
-(signed request over the empty body), and the core's admin API under
+(signed request over the empty body), ``POST /pain008`` (SEPA Core direct
+debits, answered with a pain.002; camt.054 notifications at
+``GET /_sim/camt054``, see ``direct_debits``), and the core's admin API under
 ``/_sim/`` (journal, reset, scenario, predict, statements). See
 ``gateway_simulators.core.app`` and docs/qa.md.
 """
@@ -23,6 +25,7 @@ from gateway_adapters.iso20022_bank.pain002 import (
     build_pain002,
 )
 from gateway_simulators.core import SIMULATOR, create_simulator_app
+from gateway_simulators.iso20022_bank.direct_debits import add_direct_debit_routes
 from gateway_simulators.iso20022_bank.partner import Iso20022Bank
 
 __all__ = ["BANK", "create_app", "signed_status_report"]
@@ -43,7 +46,9 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     ``callback_backoff`` (0.05 s, doubled per attempt), ``unavailable_for``
     (the first N submissions get 503 + ``Retry-After: retry_after``).
     """
-    return create_simulator_app(Iso20022Bank(), settings)
+    app = create_simulator_app(Iso20022Bank(), settings)
+    add_direct_debit_routes(app)
+    return app
 
 
 def signed_status_report(
