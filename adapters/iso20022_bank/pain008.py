@@ -30,14 +30,18 @@ from gateway.domain.accounts import Agent, IbanAccount
 from gateway.domain.errors import DomainError
 from gateway.domain.mandate import validate_creditor_id, validate_mandate_id, validate_sequence_type
 from gateway.errors import ContractError, FieldError
+from gateway_adapters.iso20022_bank.pain002 import StatusReport
+from gateway_adapters.iso20022_bank.reasons import RTransaction, classify_r_transaction
 from gateway_adapters.iso20022_bank.schemas import PAIN008_NAMESPACE, validate_pain008
 
 __all__ = [
+    "CollectionStatus",
     "Creditor",
     "DirectDebit",
     "Pain008Message",
     "Pain008Transaction",
     "build_pain008",
+    "collection_statuses",
     "read_pain008",
 ]
 
@@ -356,3 +360,42 @@ def _controls(
         total = sum((i.amount for i in items), Decimal(0))
         if amount_of(ctrl, f"{pointer}/CtrlSum") != total:  # type: ignore[operator]
             errors.append(FieldError(f"{pointer}/CtrlSum", f"declares {ctrl.text}, the transactions sum to {total}"))
+
+
+# -- the bank's answer (pain.002) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CollectionStatus:
+    """What a pain.002 says about one collection: accepted, or rejected before settlement and why."""
+
+    instruction_id: str | None
+    end_to_end_id: str | None
+    status: str  # accepted | rejected
+    outcome: RTransaction | None = None  # set when rejected: a reject or the debtor's refusal
+
+
+def collection_statuses(report: StatusReport) -> list[CollectionStatus]:
+    """Each collection a parsed pain.002 (``pain002.parse_pain002``) answers for, in report order.
+
+    ``RJCT`` (of the transaction, else of its block, else of the group) is an
+    R-transaction before settlement: ``classify_r_transaction(..., settled=False)``.
+    A group ``RJCT`` without transactions (the whole file refused, e.g. FF01)
+    gives one status with no ids. Any other code is an acceptance.
+    """
+    out: list[CollectionStatus] = []
+    for block in report.payments:
+        for tx in block.transactions:
+            code = tx.status
+            reason_code, reason = tx.reason_code, tx.reason
+            if code != "RJCT" and block.status == "RJCT":
+                code, reason_code, reason = "RJCT", block.reason_code, block.reason
+            if code == "RJCT":
+                outcome = classify_r_transaction(reason_code or "", settled=False, text=reason)
+                out.append(CollectionStatus(tx.instruction_id, tx.end_to_end_id, "rejected", outcome))
+            else:
+                out.append(CollectionStatus(tx.instruction_id, tx.end_to_end_id, "accepted"))
+    if not out and report.group_status == "RJCT":
+        outcome = classify_r_transaction(report.group_reason_code or "", settled=False, text=report.group_reason)
+        out.append(CollectionStatus(None, None, "rejected", outcome))
+    return out

@@ -12,7 +12,20 @@ from lxml import etree
 from sepaxml import SepaDD
 
 from gateway.errors import ContractError
-from gateway_adapters.iso20022_bank.pain008 import Creditor, DirectDebit, build_pain008, read_pain008
+from gateway_adapters.iso20022_bank.pain002 import (
+    PaymentInformationStatus,
+    StatusReport,
+    TransactionStatus,
+    build_pain002,
+    parse_pain002,
+)
+from gateway_adapters.iso20022_bank.pain008 import (
+    Creditor,
+    DirectDebit,
+    build_pain008,
+    collection_statuses,
+    read_pain008,
+)
 from gateway_adapters.iso20022_bank.schemas import PAIN008_NAMESPACE, pain008_schema, validate_pain008
 
 NOW = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)
@@ -237,3 +250,65 @@ def test_a_pain008_written_by_sepaxml_reads_with_our_contract() -> None:
         "FRST",
         "MANDATE-1",
     )
+
+
+def test_the_banks_pain002_answers_map_to_collection_statuses() -> None:
+    report = parse_pain002(
+        build_pain002(
+            StatusReport(
+                message_id="RPT-1",
+                created_at=NOW,
+                original_message_id="MSG-OK",
+                original_message_name="pain.008.001.08",
+                payments=(
+                    PaymentInformationStatus(
+                        "MSG-OK-RCUR-20261221",
+                        transactions=(
+                            TransactionStatus("ACCP", "col_0001", "INV-1"),
+                            TransactionStatus("RJCT", "col_0002", "INV-2", "AC04"),
+                            TransactionStatus("RJCT", "col_0003", "INV-3", "MS02", "Debtor refused"),
+                        ),
+                    ),
+                    PaymentInformationStatus(
+                        "MSG-OK-FRST-20261221",
+                        status="RJCT",
+                        reason_code="BE05",
+                        transactions=(TransactionStatus("PDNG", "col_0004", "INV-4"),),
+                    ),
+                ),
+            )
+        )
+    )
+
+    found = [
+        (s.end_to_end_id, s.status, s.outcome and (s.outcome.kind, s.outcome.reason_code, s.outcome.reason))
+        for s in collection_statuses(report)
+    ]
+
+    assert found == [
+        ("INV-1", "accepted", None),
+        ("INV-2", "rejected", ("reject", "AC04", "closed account number")),
+        ("INV-3", "rejected", ("refusal", "MS02", "Debtor refused")),
+        ("INV-4", "rejected", ("reject", "BE05", "creditor identifier incorrect")),
+    ]
+
+
+def test_a_whole_file_refused_is_one_rejected_status_without_ids() -> None:
+    report = parse_pain002(
+        build_pain002(
+            StatusReport(
+                message_id="RPT-2",
+                created_at=NOW,
+                original_message_id="MSG-BAD",
+                original_message_name="pain.008.001.08",
+                group_status="RJCT",
+                group_reason_code="FF01",
+                group_reason="/Document/...: MndtId",
+            )
+        )
+    )
+
+    (status,) = collection_statuses(report)
+
+    assert (status.instruction_id, status.status) == (None, "rejected")
+    assert status.outcome is not None and (status.outcome.kind, status.outcome.reason_code) == ("reject", "FF01")

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from gateway.partners.signing import verify_signature
 from gateway_adapters.iso20022_bank.camt054 import collected_debits, r_transactions, read_camt054
 from gateway_adapters.iso20022_bank.pain002 import parse_pain002
-from gateway_adapters.iso20022_bank.pain008 import Creditor, DirectDebit, build_pain008
+from gateway_adapters.iso20022_bank.pain008 import Creditor, DirectDebit, build_pain008, collection_statuses
 from gateway_adapters.iso20022_bank.statements import read_camt054_statements
 from gateway_simulators.iso20022_bank.direct_debits import DESK
 
@@ -76,6 +76,9 @@ async def test_round_trip_pain008_pain002_then_camt054_with_every_r_transaction(
         ("INV-5", "ACCP", None),
         ("INV-6", "ACCP", None),
     ]
+
+    rejected = [(s.instruction_id, s.outcome) for s in collection_statuses(report) if s.status == "rejected"]
+    assert [(i, o.kind if o else None) for i, o in rejected] == [("col_0002", "reject")]
 
     await client.app[DESK].idle()
     notification = await client.get("/_sim/camt054")
