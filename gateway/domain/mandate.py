@@ -3,7 +3,7 @@
 A ``Mandate`` validates on construction, each step raising one specific
 ``MandateError`` (one line, with the JSON pointer of the failing field):
 
-- mandate id (AT-01): 1–35 characters of the EPC character set
+- mandate id (AT-01): 1 to 35 characters of the EPC character set
   (``a-z A-Z 0-9 / - ? : ( ) . , ' +``), no space, not starting or ending with
   ``/`` and without ``//`` (EPC IG rules for identifiers);
 - signature date (AT-25): not after today;
@@ -91,9 +91,7 @@ def validate_mandate_id(value: str, pointer: str = "/mandate/id") -> str:
         raise MandateIdError(f"mandate id has {len(value)} characters, at most 35 allowed", pointer=pointer)
     if not _MANDATE_ID_CHARS.fullmatch(value):
         bad = next(c for c in value if not _MANDATE_ID_CHARS.fullmatch(c))
-        raise MandateIdError(
-            f"mandate id contains {bad!r}; allowed: a-z A-Z 0-9 / - ? : ( ) . , ' +", pointer=pointer
-        )
+        raise MandateIdError(f"mandate id contains {bad!r}; allowed: a-z A-Z 0-9 / - ? : ( ) . , ' +", pointer=pointer)
     if value.startswith("/") or value.endswith("/") or "//" in value:
         raise MandateIdError("mandate id may not start or end with '/' nor contain '//'", pointer=pointer)
     return value
