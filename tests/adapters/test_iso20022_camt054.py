@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ContractError
+from gateway_adapters.iso20022_bank.camt053 import read_camt053
 from gateway_adapters.iso20022_bank.camt054 import (
     NotificationEntry,
     build_camt054,
@@ -237,3 +238,17 @@ def test_a_file_that_is_not_a_valid_camt054_is_refused_with_a_pointer(body: byte
 
     assert caught.value.errors[0].pointer == pointer
     assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["camt053.v2.minimal.xml", "camt053.v4.xml", "camt053.v8.xml"])
+def test_credit_entries_of_real_camt053_statements_are_incoming_credits_too(partner_files: Path, name: str) -> None:
+    # issue 13: credit entries of camt.053 statements become receipts like camt.054 notifications
+    (credit,) = incoming_credits(read_camt053((partner_files / "camt053" / name).read_bytes()))
+
+    assert (credit.amount, credit.currency, credit.booked_on, credit.value_on) == (
+        Decimal("8.85"),
+        "EUR",
+        date(2014, 12, 31),
+        date(2015, 1, 2),
+    )
+    assert (credit.debtor_name, credit.creditor_reference, credit.rf_valid) == ("NAME NAME", "4654654654654654", False)
