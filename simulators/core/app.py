@@ -43,7 +43,7 @@ from gateway_simulators.core.scenario import (
 )
 from gateway_simulators.core.settings import CoreSettings
 
-__all__ = ["SIMULATOR", "Refusal", "create_simulator_app", "error_middleware"]
+__all__ = ["SIMULATOR", "Refusal", "apply_transport_faults", "create_simulator_app", "error_middleware"]
 
 #: the engine of a simulator app (``app[SIMULATOR]``)
 SIMULATOR = web.AppKey("simulator", Simulator)
@@ -152,6 +152,11 @@ async def _transport(request: web.Request, sim: Simulator, subject: str, faults:
             if request.transport is not None:
                 request.transport.abort()
             raise _Dropped
+
+
+async def apply_transport_faults(request: web.Request, subject: str, faults: Sequence[Fault]) -> None:
+    """The transport faults struck for ``subject``, on a route a partner adds beside the core's (raises to drop)."""
+    await _transport(request, request.app[SIMULATOR], subject, faults)
 
 
 def _names(faults: Sequence[Fault]) -> list[str]:

@@ -29,7 +29,10 @@ What happens to each collection is the scenario's decision, as for payments
   ``MD06``).
 
 Every message in and out is journalled (kinds ``submit-pain008``,
-``camt054``).
+``camt054``). The scenario's transport faults (latency, hang, reset, HTTP
+errors; before or ``after`` the bank took the file) strike ``/pain008`` as they
+strike ``/pain001``: a client that lost the answer resends with the same key
+and gets the replay.
 """
 
 from __future__ import annotations
@@ -55,9 +58,9 @@ from gateway_adapters.iso20022_bank.pain002 import (
 from gateway_adapters.iso20022_bank.pain008 import Pain008Transaction, read_pain008
 from gateway_adapters.iso20022_bank.schemas import PAIN008_VERSION
 from gateway_simulators.core import SIMULATOR
-from gateway_simulators.core.app import Refusal
+from gateway_simulators.core.app import Refusal, apply_transport_faults
 from gateway_simulators.core.engine import Simulator
-from gateway_simulators.core.scenario import Decision, PaymentFields
+from gateway_simulators.core.scenario import TRANSPORT_FAULTS, Decision, PaymentFields
 
 __all__ = ["DESK", "Collection", "DirectDebitDesk", "add_direct_debit_routes"]
 
@@ -175,6 +178,17 @@ def _refusal_body(sim: Simulator, body: bytes, error: ContractError) -> bytes:
     )
 
 
+async def _transport(request: web.Request, record: Any, subject: str, faults: tuple[Any, ...]) -> None:
+    record.faults.extend(f.kind for f in faults)
+    try:
+        await apply_transport_faults(request, subject, faults)
+    except Refusal:
+        raise
+    except Exception:  # the connection was dropped (reset, or a hang that ended)
+        record.outcome = "dropped" if record.outcome != "created" else "created, answer dropped"
+        raise
+
+
 async def post_pain008(request: web.Request) -> web.Response:
     """Take a pain.008: check, deduplicate, decide each collection, answer with a pain.002."""
     sim = request.app[SIMULATOR]
@@ -195,9 +209,17 @@ async def post_pain008(request: web.Request) -> web.Response:
             message = read_pain008(body)
         except ContractError as exc:
             raise Refusal(400, "FF01", exc.message, body=_refusal_body(sim, body, exc)) from None
-        record.message_id = message.message_id
-        record.instruction_id = message.transactions[0].key
-        record.end_to_end_id = message.transactions[0].end_to_end_id
+        first = message.transactions[0]
+        record.message_id, record.instruction_id, record.end_to_end_id = (
+            message.message_id,
+            first.key,
+            first.end_to_end_id,
+        )
+        subject = first.end_to_end_id or first.key
+        decision = sim.decide(desk.fields(first))
+        await _transport(
+            request, record, subject, sim.strike(subject, "submit", decision, kinds=TRANSPORT_FAULTS, after=False)
+        )
         fingerprint = tuple(tx.fingerprint() for tx in message.transactions)
         previous = desk.submissions.get(key)
         if previous is not None:
@@ -233,11 +255,14 @@ async def post_pain008(request: web.Request) -> web.Response:
             )
         )
         desk.submissions[key] = _Submission(fingerprint, answer, 202)
-        record.outcome, record.http_status = "created", 202
+        record.outcome = "created"
+        after = sim.strike(subject, "submit", decision, kinds=TRANSPORT_FAULTS, after=True, purpose="submit-after")
+        await _transport(request, record, subject, after)  # taken, but the answer may still be lost
+        record.http_status = 202
         sim.journal.record("out", "answer-pain002", http_status=202, message_id=message.message_id, body=answer)
         return web.Response(status=202, body=answer, content_type="application/xml")
     except Refusal as refusal:
-        record.http_status, record.outcome = refusal.status, "refused"
+        record.http_status, record.outcome = refusal.status, record.outcome or "refused"
         record.detail = f"{refusal.code}: {refusal.message}"
         raise
 

@@ -186,3 +186,28 @@ async def test_unsigned_or_keyless_submissions_are_refused_and_journalled(bank_c
     ]
     assert {"answer-pain002", "camt054"} <= {e["kind"] for e in journal}
     assert all("NL91ABNA0417164300" not in (e.get("body") or "") for e in journal)  # IBANs masked in the journal
+
+
+async def test_an_answer_lost_after_the_bank_took_the_file_is_replayed_on_resend(bank_client: BankClient) -> None:
+    flaky = {
+        "name": "dd-lost-answer",
+        "faults": [
+            {"kind": "http_error", "status": 503, "after": True, "times": 1},
+            {"kind": "latency", "delay": 0.01},
+        ],
+    }
+    client = await bank_client(scenario=flaky)
+    body = pain008("Paying Debtor GmbH", "Another Debtor AG")
+
+    lost = await client.post("/pain008", data=body, headers=signed(body, key="batch-7"))
+    resent = await client.post("/pain008", data=body, headers=signed(body, key="batch-7"))
+    report = parse_pain002(await answer(resent))
+    journal = (await (await client.get("/_sim/journal?kind=submit-pain008")).json())["entries"]
+
+    assert (lost.status, lost.headers.get("Retry-After"), resent.status) == (503, "1", 202)
+    assert sorted(t.status for t in report.transactions) == ["ACCP", "ACCP"]
+    assert len(client.app[DESK].collections) == 2  # taken once, not twice
+    assert [(e["outcome"], e["http_status"], e["faults"]) for e in journal] == [
+        ("created", 503, ["latency", "http_error"]),
+        ("replayed", 202, ["latency"]),
+    ]
