@@ -17,7 +17,7 @@ InstrId the collection id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -93,9 +93,9 @@ def _check(debits: Sequence[DirectDebit], message_id: str) -> list[FieldError]:
     """Every problem of the batch, each with the pointer of its field (``/debits/N/...``)."""
     errors: list[FieldError] = []
 
-    def guard(fn: object, *args: object) -> None:
+    def guard(fn: Callable[..., object], *args: object) -> None:
         try:
-            fn(*args)  # type: ignore[operator]
+            fn(*args)
         except DomainError as exc:
             errors.extend(exc.errors)
 
@@ -350,7 +350,7 @@ def _controls(
     items: Sequence[Pain008Transaction],
     pointer: str,
     errors: list[FieldError],
-    amount_of: object,
+    amount_of: Callable[[etree._Element | None, str], Decimal],
 ) -> None:
     declared = text(node, "NbOfTxs")
     if declared is not None and declared != str(len(items)):
@@ -358,7 +358,7 @@ def _controls(
     ctrl = child(node, "CtrlSum") if node is not None else None
     if ctrl is not None:
         total = sum((i.amount for i in items), Decimal(0))
-        if amount_of(ctrl, f"{pointer}/CtrlSum") != total:  # type: ignore[operator]
+        if amount_of(ctrl, f"{pointer}/CtrlSum") != total:
             errors.append(FieldError(f"{pointer}/CtrlSum", f"declares {ctrl.text}, the transactions sum to {total}"))
 
 
