@@ -9,8 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.partners.signing import verify_signature
+from gateway.plugins.manager import Plugins
+from gateway.recon.imports import import_file
+from gateway.store.tables import statement_lines
 from gateway_adapters.iso20022_bank.camt054 import collected_debits, r_transactions, read_camt054
 from gateway_adapters.iso20022_bank.pain002 import parse_pain002
 from gateway_adapters.iso20022_bank.pain008 import Creditor, DirectDebit, build_pain008, collection_statuses
@@ -210,4 +215,29 @@ async def test_an_answer_lost_after_the_bank_took_the_file_is_replayed_on_resend
     assert [(e["outcome"], e["http_status"], e["faults"]) for e in journal] == [
         ("created", 503, ["latency", "http_error"]),
         ("replayed", 202, ["latency"]),
+    ]
+
+
+async def test_the_simulators_camt054_imports_as_a_statement_once(bank_client: BankClient, engine: AsyncEngine) -> None:
+    client = await bank_client(scenario="dd-returns", return_delay=0.01)
+    body = pain008("Paying Debtor GmbH", "Empty Account BV", "Refund Claimant SpA")
+    await client.post("/pain008", data=body, headers=signed(body, key="batch-8"))
+    await client.app[DESK].idle()
+    notification = await (await client.get("/_sim/camt054")).read()
+    formats = Plugins().statement_formats()
+
+    first = await import_file(engine, formats, notification, now=NOW)
+    again = await import_file(engine, formats, notification, now=NOW)
+
+    assert (first.format, first.as_dict()["lines"], [s.stored for s in again.statements]) == ("camt.054", 5, [False])
+    async with engine.connect() as conn:
+        kinds = sorted(
+            (r.kind, r.reason_code or "", r.end_to_end_id) for r in (await conn.execute(select(statement_lines))).all()
+        )
+    assert kinds == [
+        ("booked", "", "INV-1"),
+        ("booked", "", "INV-2"),
+        ("booked", "", "INV-3"),
+        ("return", "AM04", "INV-2"),
+        ("return", "MD06", "INV-3"),
     ]
