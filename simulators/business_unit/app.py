@@ -50,10 +50,12 @@ class _ErrorStatus(Exception):
         self.retry_after = fault.retry_after if fault.retry_after is not None else 1
 
 
-async def _transport(request: web.Request, unit: BusinessUnit, receipt: Receipt, faults: tuple[Fault, ...]) -> None:
+async def _transport(
+    request: web.Request, unit: BusinessUnit, receipt: Receipt, subject: str, faults: tuple[tuple[int, Fault], ...]
+) -> None:
     """Play the faults in the order the scenario lists them; an error status or a dropped connection ends it."""
-    subject = receipt.event_id or "-"
-    for fault in faults:
+    for index, fault in faults:
+        unit.played(subject, index)
         receipt.faults.append(fault.kind)
         if fault.kind in ("latency", "hang"):
             await unit.pause(fault, subject)
@@ -76,7 +78,7 @@ async def receive(request: web.Request) -> web.StreamResponse:
         body = await request.content.read(_MAX_BODY + 1)
         if len(body) > _MAX_BODY:
             return _answer(receipt, 413, "bad_request", "the body is too large")
-        await _transport(request, unit, receipt, unit.strike(subject, after=False))
+        await _transport(request, unit, receipt, subject, unit.strike(subject, after=False))
         reason = unit.verify(request.headers, body)
         if reason is not None:
             return _answer(receipt, 401, "refused", reason)
@@ -84,7 +86,7 @@ async def receive(request: web.Request) -> web.StreamResponse:
         reason = unit.take(receipt, body)
         if reason is not None:
             return _answer(receipt, 400, "bad_request", reason)
-        await _transport(request, unit, receipt, unit.strike(subject, after=True))
+        await _transport(request, unit, receipt, subject, unit.strike(subject, after=True))
     except _Dropped:
         receipt.outcome = "dropped"
         return web.Response(status=204)  # the transport is gone: nothing is sent

@@ -198,14 +198,18 @@ class BusinessUnit:
         self.journal.append(receipt)
         return receipt
 
-    def strike(self, subject: str, *, after: bool) -> tuple[Fault, ...]:
-        """The transport faults that hit this request (seeded per event; each at most ``times`` per event)."""
+    def strike(self, subject: str, *, after: bool) -> tuple[tuple[int, Fault], ...]:
+        """The transport faults drawn for this request (seeded per event), in the scenario's order.
+
+        A fault counts against its ``times`` only once it is played (``played``): one that never
+        got its chance (an earlier fault already ended the request) may strike a later attempt.
+        """
         if self.scenario is None:
             return ()
         rng = self._streams.setdefault(
             (subject, str(after)), random.Random(f"{self.seed}:{subject}:{'after' if after else 'before'}")
         )
-        hits: list[Fault] = []
+        hits: list[tuple[int, Fault]] = []
         for index, fault in enumerate(self.scenario.faults):
             if fault.after != after:
                 continue
@@ -213,9 +217,11 @@ class BusinessUnit:
             if fault.times is not None and self._hits[(subject, index)] >= fault.times:
                 continue
             if draw < fault.probability:
-                self._hits[(subject, index)] += 1
-                hits.append(fault)
+                hits.append((index, fault))
         return tuple(hits)
+
+    def played(self, subject: str, index: int) -> None:
+        self._hits[(subject, index)] += 1
 
     def stream(self, subject: str) -> random.Random:
         return self._streams.setdefault((subject, "delay"), random.Random(f"{self.seed}:{subject}:delay"))
