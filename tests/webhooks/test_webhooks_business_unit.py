@@ -1,8 +1,8 @@
 """Issue 15's "done when" for webhooks: the business-unit simulator under faults, and a gateway restart mid-run.
 
 The gateway sends every status change of a run to the business-unit simulator (``gateway simulate
-business_unit``), which answers 5xx, times out, answers slowly and resets connections
-(``bu-flaky-receiver``); the gateway is stopped while deliveries are outstanding and started again
+business_unit``), which answers 5xx, times out, answers slowly and resets connections (a harsher
+``bu-flaky-receiver``); the gateway is stopped while deliveries are outstanding and started again
 on the same database. Then: every status event the database holds a delivery for is in the
 simulator's journal (none lost), every request's signature verified, and each instruction's events,
 ordered by ``sequence``, are the database's history in order. Runs on SQLite and PostgreSQL.
@@ -37,12 +37,27 @@ SETTINGS = {
     "simulators": False,
 }
 COUNT = 6
+#: bu-flaky-receiver, harsher, so that every kind of fault strikes in a run of 30 events (each at most once
+#: per event, as there): a missing kind here would be a chance in thousands, not a flaky test
+HARSH = {
+    "name": "bu-harsh-receiver",
+    "partner": "business_unit",
+    "faults": [
+        {"kind": "latency", "probability": 0.3, "delay": {"distribution": "uniform", "low": 0.01, "high": 0.1}},
+        {"kind": "http_error", "status": 500, "probability": 0.25},
+        {"kind": "http_error", "status": 503, "retry_after": 0, "probability": 0.1},
+        {"kind": "reset", "probability": 0.25},
+        {"kind": "hang", "seconds": 1.5, "probability": 0.25},
+        {"kind": "reset", "after": True, "probability": 0.25},
+        {"kind": "http_error", "status": 502, "after": True, "probability": 0.1},
+    ],
+}
 
 
 @pytest.fixture
 async def business_unit() -> AsyncIterator[RunningApp]:
     factory = Plugins().simulator_factories()["business_unit"]
-    app = await start_app(factory({"scenario": "bu-flaky-receiver"}), bind("127.0.0.1", 0))
+    app = await start_app(factory({"scenario": HARSH}), bind("127.0.0.1", 0))
     try:
         yield app
     finally:
@@ -120,8 +135,10 @@ async def test_no_event_is_lost_under_receiver_faults_and_a_gateway_restart(
     assert recovered == expected
     # the faults really happened, before and after events were taken (so duplicates arrived)
     faults = Counter(kind for r in unit.journal for kind in r.faults)
-    assert faults["http_error"] and faults["reset"] and faults["latency"], faults
+    assert faults["http_error"] and faults["reset"] and faults["hang"] and faults["latency"], faults
     assert any(r.duplicate for r in unit.journal)
+    timed_out = {r.event_id for r in unit.journal if "hang" in r.faults}
+    assert timed_out <= set(unit.events)  # a receiver that did not answer in time got the event later
 
 
 async def _some_taken(unit: BusinessUnit, count: int) -> bool:
