@@ -29,7 +29,7 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from gateway_client.errors import TransportError, problem_error
+from gateway_client.errors import ProblemError, TransportError, problem_error
 
 __all__ = ["DEFAULT_TIMEOUT", "GatewayClient", "RetryPolicy"]
 
@@ -100,7 +100,7 @@ def _comma(value: str | Iterable[str] | None) -> str | None:
 
 
 class GatewayClient:
-    """One business unit's view of one gateway; thread-safe as far as ``requests.Session`` is.
+    """One business unit's view of one gateway (one per thread: a ``requests.Session`` inside).
 
     ``GatewayClient("https://gateway.example", api_key)``; use as a context manager, or
     ``close()`` it, to release its connections.
@@ -175,13 +175,13 @@ class GatewayClient:
                 response = self._session.request(
                     method, url, params=query, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 if last or not (repeatable or _never_sent(exc)):
                     raise TransportError(method, path, attempt, exc) from None
                 self._sleep(self.retry.wait(attempt))
                 continue
             status = response.status_code
-            if status < 400:
+            if 200 <= status < 300:
                 return response
             retry_after = _retry_after(response)
             if not last and status in _RETRY_STATUSES and (repeatable or status in _REFUSED_UNREAD):
@@ -193,7 +193,14 @@ class GatewayClient:
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:  # a proxy's page, say: not the gateway's answer
+            raise ProblemError(
+                response.status_code, "Unexpected answer", detail=f"{method} {path}: the answer is not JSON"
+            ) from None
 
     def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item of a cursor-paged list, fetching the next page when the last one is used up."""

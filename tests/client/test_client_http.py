@@ -327,8 +327,9 @@ def test_an_empty_list_is_one_request(http: responses.RequestsMock, client: Gate
         requests.ConnectionError("Connection reset by peer"),
         requests.ReadTimeout("read timed out"),
         requests.ConnectTimeout("connect timed out"),
+        requests.exceptions.ChunkedEncodingError("connection broken mid-answer"),
     ],
-    ids=["reset", "read-timeout", "connect-timeout"],
+    ids=["reset", "read-timeout", "connect-timeout", "broken-answer"],
 )
 def test_a_network_failure_is_retried_with_the_same_key_and_the_same_body(
     http: responses.RequestsMock, client: GatewayClient, waits: list[float], failure: Exception
@@ -577,3 +578,18 @@ def test_timeouts_can_be_set_and_an_api_key_is_required(http: responses.Requests
     assert http.calls[0].request.req_kwargs["timeout"] == (1, 2)
     with pytest.raises(ValueError, match="api_key"):
         GatewayClient(BASE, "")
+
+
+def test_an_answer_that_is_not_the_gateways_is_a_problem_error_not_a_crash(
+    http: responses.RequestsMock, client: GatewayClient
+) -> None:
+    http.add("GET", BASE + f"/v1/instructions/{INS}", body="<html>captive portal</html>", content_type="text/html")
+    http.add("GET", BASE + f"/v1/webhook-endpoints/{WHE}", status=302, headers={"Location": "http://elsewhere.test/"})
+
+    with pytest.raises(ProblemError, match="not JSON") as html:
+        client.get_instruction(INS)
+    with pytest.raises(ProblemError) as redirect:
+        client.get_webhook_endpoint(WHE)
+
+    assert html.value.status == 200
+    assert redirect.value.status == 302 and len(http.calls) == 2  # redirects are not followed
