@@ -75,9 +75,10 @@ async def receive(request: web.Request) -> web.StreamResponse:
     receipt.delivery_id = request.headers.get(DELIVERY_ID_HEADER)
     subject = receipt.event_id or f"request-{receipt.seq}"
     try:
-        body = await request.content.read(_MAX_BODY + 1)
-        if len(body) > _MAX_BODY:
-            return _answer(receipt, 413, "bad_request", "the body is too large")
+        try:
+            body = await request.read()  # whole, up to client_max_size
+        except web.HTTPRequestEntityTooLarge:
+            return _answer(receipt, 413, "bad_request", f"the body is larger than {_MAX_BODY} bytes")
         await _transport(request, unit, receipt, subject, unit.strike(subject, after=False))
         reason = unit.verify(request.headers, body)
         if reason is not None:

@@ -262,3 +262,13 @@ def test_the_simulator_is_installed_as_a_plugin_and_a_bad_scenario_is_exit_2(
 
     err = capsys.readouterr().err
     assert code == 2 and "transport faults only" in err and len(err.strip().splitlines()) == 1
+
+
+async def test_an_oversized_body_is_refused_unread(start_unit: Any) -> None:
+    unit = await start_unit()
+    headers, _ = event(1, "received")
+
+    assert await unit.post(headers, b"x" * (256 * 1024 + 1)) == 413
+
+    (entry,) = unit.state.journal
+    assert entry.outcome == "bad_request" and not entry.taken and "larger than" in (entry.detail or "")
