@@ -88,10 +88,13 @@ def parse_receiver_scenario(text: str | Mapping[str, Any], *, source: str = "<sc
 
 def load_receiver_scenario(name_or_path: str | Path) -> Scenario:
     """A shipped receiver scenario by name (``bu-flaky-receiver``), or a YAML file by path."""
-    path = SCENARIO_DIR / f"{name_or_path}.yaml"
-    if isinstance(name_or_path, str) and "/" not in name_or_path and path.is_file():
-        return _check_receiver_scenario(load_scenario(path))
-    return _check_receiver_scenario(load_scenario(name_or_path))
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists() and "/" not in str(name_or_path):
+        path = SCENARIO_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            shipped = ", ".join(receiver_scenario_names())
+            raise ScenarioError(f"no business-unit scenario named {str(name_or_path)!r}; shipped: {shipped}")
+    return _check_receiver_scenario(load_scenario(path))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ from gateway_simulators.business_unit import (
     parse_receiver_scenario,
     receiver_scenario_names,
 )
+from gateway_simulators.business_unit.receiver import SCENARIO_DIR
 from gateway_simulators.core import ScenarioError
+from gateway_simulators.core.scenario import SCENARIO_DIR as PARTNER_SCENARIOS
 
 SECRET = "whsec_business_unit_test_secret"
 OLD = "whsec_business_unit_old_secret"
@@ -235,8 +237,11 @@ def test_shipped_receiver_scenarios_load_and_play_only_transport_faults() -> Non
     assert any(f.after for f in flaky.faults) and any(not f.after for f in flaky.faults)
     with pytest.raises(ScenarioError, match="rules are for partner scenarios"):
         parse_receiver_scenario({"name": "x", "rules": [{"outcome": "settle"}]})
-    with pytest.raises(ScenarioError, match="no scenario named"):
+    with pytest.raises(
+        ScenarioError, match=r"no business-unit scenario named 'nope'; shipped: bu-flaky-receiver, bu-happy"
+    ):
         load_receiver_scenario("nope")
+    assert load_receiver_scenario(SCENARIO_DIR / "bu-happy.yaml").name == "bu-happy"
 
 
 @pytest.mark.parametrize(
@@ -258,10 +263,15 @@ def test_the_simulator_is_installed_as_a_plugin_and_a_bad_scenario_is_exit_2(
 ) -> None:
     assert "business_unit" in Plugins().simulator_factories()
 
-    code = main(["simulate", "business_unit", "--scenario", "flaky-network", "--port", "0"])
-
+    partner_file = str(PARTNER_SCENARIOS / "flaky-network.yaml")
+    assert main(["simulate", "business_unit", "--scenario", partner_file, "--port", "0"]) == 2
     err = capsys.readouterr().err
-    assert code == 2 and "transport faults only" in err and len(err.strip().splitlines()) == 1
+    assert "/faults/7/kind: 'truncated_body': a business unit plays transport faults only" in err
+    assert len(err.strip().splitlines()) == 1
+
+    assert main(["simulate", "business_unit", "--scenario", "flaky-network", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "no business-unit scenario named 'flaky-network'; shipped: bu-flaky-receiver, bu-happy" in err
 
 
 async def test_an_oversized_body_is_refused_unread(start_unit: Any) -> None:
