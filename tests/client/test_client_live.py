@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gateway.store.webhooks import event_id
 from gateway_client import AuthError, ConflictError, GatewayClient, NotFoundError, ValidationError, verify
@@ -146,3 +148,58 @@ async def test_webhook_endpoints_and_deliveries_against_a_live_gateway(database:
     assert got["both"] == [got["second"]["id"], created["id"]]
     assert got["bad_url"].status == 422 and got["bad_url"].pointer == "/url"
     assert got["gone"].status == 404
+
+
+def holds_lifecycle(url: str, submitter: str, finance: str, held: list[str]) -> dict[str, Any]:
+    with GatewayClient(url, finance) as client, GatewayClient(url, submitter) as own:
+        pending = list(client.list_holds(state="pending", page_size=1))
+        one = client.get_hold(held[0])
+        with pytest.raises(AuthError) as not_finance:
+            own.approve_hold(held[0], "my own payment")
+        with pytest.raises(ValidationError) as no_comment:
+            client.approve_hold(held[0], "")
+        approved = client.approve_hold(held[0], "known supplier")
+        rejected = client.reject_hold(held[1], "no contract on file")
+        with pytest.raises(ConflictError) as twice:
+            client.reject_hold(held[0], "changed my mind")
+        decided = list(client.list_holds(state="decided"))
+    return {
+        "pending": pending,
+        "one": one,
+        "not_finance": not_finance.value,
+        "no_comment": no_comment.value,
+        "approved": approved,
+        "rejected": rejected,
+        "twice": twice.value,
+        "decided": decided,
+    }
+
+
+async def test_holds_are_listed_and_decided_by_finance_against_a_live_gateway(
+    database: Database, tmp_path: Path
+) -> None:
+    risk = tmp_path / "risk.yaml"
+    rules = {"timezone": "UTC", "hold_expiry": "1h", "rules": {"new_beneficiary": {"large_amount": "5000"}}}
+    risk.write_text(yaml.safe_dump({"defaults": rules}))
+    gw = await start(database, risk__file=str(risk))
+    try:
+        finance = await gw.new_key("group-finance", ("finance",))
+        held = []
+        for _ in range(2):
+            resp = await gw.post_instruction(example_instruction(amount="9000.00"))
+            held.append((await resp.json())["id"])
+        for instruction_id in held:
+            await gw.wait_for(instruction_id, lambda view: view["status"] == "held")
+        got = await asyncio.to_thread(holds_lifecycle, gw.url, gw.key, finance, held)
+        settled = await gw.wait_for(held[0])
+        refused = await gw.wait_for(held[1])
+    finally:
+        await stop_gateway(gw)
+    assert sorted(h["instruction_id"] for h in got["pending"]) == sorted(held)  # two pages of one
+    assert got["one"]["instruction_id"] == held[0] and got["one"]["decision"] is None
+    assert got["not_finance"].status == 403
+    assert got["no_comment"].status == 422 and got["no_comment"].pointer == "/comment"
+    assert got["approved"]["decision"] == "approved" and got["rejected"]["decision"] == "rejected"
+    assert got["twice"].status == 409
+    assert sorted(h["instruction_id"] for h in got["decided"]) == sorted(held)
+    assert settled["status"] == "settled" and refused["status"] == "rejected"
