@@ -39,7 +39,7 @@ async def simulate_command(args: argparse.Namespace) -> int:
 
 def register(subparsers: Subparsers) -> None:
     p = command(subparsers, "simulate", simulate_command, help="serve one partner simulator")
-    p.add_argument("name", help="simulator name (see `gateway adapters list`)")
+    p.add_argument("name", help="simulator name (see `gateway adapters list`), or business_unit (a webhook receiver)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--scenario", help="scenario YAML file, or the name of a shipped one (happy, flaky-network, ...)")
