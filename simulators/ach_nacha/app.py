@@ -15,8 +15,10 @@ Routes (``X-Api-Key`` on all but ``/_sim``):
   the first answer; an entry whose trace number was booked before is not booked again.
 - ``GET /entries/{trace}``: ``{"trace", "status": accepted|settled|returned, "return_code", ...}``.
 - ``GET /returns?since=<seq>``: ``{"files": [{"seq", "text", "created_at"}]}``.
-- ``GET /_sim/entries`` (booked entries, ``received`` counts every copy), ``GET /_sim/files``,
-  ``GET /_sim/journal``, ``POST /_sim/advance``, ``POST /_sim/reset``.
+- ``GET /_sim/entries`` (also ``/_sim/payments``: booked entries, ``received`` counts every copy),
+  ``GET /_sim/files``, ``GET /_sim/journal``, ``GET /_sim/status``, ``POST /_sim/advance``,
+  ``POST /_sim/reset``, ``GET /_sim/statements/{date}`` (the return and change files of that
+  day: a file partner's statements are NACHA files, read by ``gateway recon import``).
 
 Timeline (measured on the simulator's clock, settings ``clock``): an accepted entry settles
 ``settle_delay`` seconds after its file arrived; an entry whose receiver name holds
@@ -48,7 +50,7 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -212,10 +214,37 @@ class FileDrop:
                 hits.append(fault)
         return hits
 
+    def use_scenario(self, scenario: Scenario | None) -> None:
+        """Play ``scenario`` from now on (as the core's ``Simulator.use_scenario``); fault counts start again."""
+        self.scenario = scenario
+        self._hits.clear()
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /_sim/status`` answers (the core's fields, plus files and return files)."""
+        return {
+            "partner": "ach_nacha",
+            "scenario": self.scenario.name if self.scenario else None,
+            "seed": self.seed,
+            "payments": len(self.entries),
+            "pending": len(self._pushes),
+            "journal": len(self.journal.entries),
+            "files": len(self.files),
+            "return_files": len(self.returns),
+        }
+
+    def statements(self, day: date) -> list[dict[str, Any]]:
+        """The return and change files the RDFI side produced on ``day`` (a file partner's statements)."""
+        made = [r for r in self.returns if datetime.fromisoformat(r["created_at"]).date() == day]
+        self.record("out", "statement", detail=f"{day.isoformat()}: {len(made)} return or change files")
+        return [{k: r[k] for k in ("seq", "text", "created_at")} for r in made]
+
     def record(self, direction: str, kind: str, **fields: Any) -> None:
         self.journal.record(direction, kind, **fields)
 
     def reset(self) -> None:
+        """Forget everything; return files still being pushed are not pushed."""
+        for task in list(self._pushes):
+            task.cancel()
         self.files.clear()
         self.entries.clear()
         self.returns.clear()
@@ -421,6 +450,11 @@ class FileDrop:
             self._pushes.add(task)
             task.add_done_callback(self._pushes.discard)
 
+    async def idle(self) -> None:
+        """Wait until every return file being pushed is delivered or given up."""
+        while self._pushes:
+            await asyncio.gather(*list(self._pushes), return_exceptions=True)
+
     async def close(self) -> None:
         for task in list(self._pushes):
             task.cancel()
@@ -584,7 +618,7 @@ async def _put_scenario(request: web.Request) -> web.Response:
         errors = [{"pointer": e.pointer, "message": e.message, "line": e.line} for e in exc.errors]
         body = {"code": "INVALID_SCENARIO", "message": exc.message, "line": exc.line, "errors": errors}
         return web.json_response({"error": body}, status=400)
-    drop.scenario = scenario
+    drop.use_scenario(scenario)
     return web.json_response({"name": scenario.name, "seed": drop.seed})
 
 
@@ -606,6 +640,22 @@ async def _predict(request: web.Request) -> web.Response:
         message = "expected a JSON list of {reference, amount, currency, creditor_name}"
         return web.json_response({"error": {"code": "BAD_REQUEST", "message": message}}, status=400)
     return web.json_response([drop.predict(f) for f in fields])
+
+
+async def _sim_status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ODFI].status())
+
+
+async def _sim_statements(request: web.Request) -> web.Response:
+    drop = request.app[ODFI]
+    drop.tick()
+    raw = request.match_info.get("day") or request.query.get("date", "")
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        message = f"date must be YYYY-MM-DD, not {raw!r}"
+        return web.json_response({"error": {"code": "BAD_DATE", "message": message}}, status=400)
+    return web.json_response({"date": day.isoformat(), "files": drop.statements(day)})
 
 
 async def _sim_advance(request: web.Request) -> web.Response:
@@ -663,6 +713,10 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     app.router.add_get("/entries/{trace}", _get_entry)
     app.router.add_get("/returns", _get_returns)
     app.router.add_get("/_sim/entries", _sim_entries)
+    app.router.add_get("/_sim/payments", _sim_entries)
+    app.router.add_get("/_sim/status", _sim_status)
+    app.router.add_get("/_sim/statements", _sim_statements)
+    app.router.add_get("/_sim/statements/{day}", _sim_statements)
     app.router.add_get("/_sim/files", _sim_files)
     app.router.add_get("/_sim/journal", _sim_journal)
     app.router.add_post("/_sim/advance", _sim_advance)

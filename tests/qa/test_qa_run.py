@@ -27,7 +27,9 @@ async def test_every_shipped_scenario_passes(scenario: str, tmp_path: Path) -> N
     assert suite is not None
     assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == (f"qa.{scenario}", "20", "0")
     assert len(suite.findall("testcase")) == 20
-    if scenario.endswith(("flaky-network", "callback-chaos", "webhook-chaos")):
+    if scenario == "ach-file-chaos":  # acknowledgements lost (reset, hang) and malformed, each file booked once
+        assert {"reset", "hang", "truncated_body", "wrong_content_type"} <= set(summary["faults_injected"])
+    if scenario.endswith(("flaky-network", "callback-chaos", "webhook-chaos", "file-chaos")):
         # the chaos really happened (an ACH run uploads a file or two, so fewer exchanges are hit)
         assert len(summary["faults_injected"]) >= (2 if scenario.startswith("ach-") else 5)
     if scenario.endswith(("rejections", "returns")):
@@ -52,9 +54,15 @@ def test_every_built_in_partner_has_its_shipped_scenarios() -> None:
         "instant-slow-partner",
         "instant-unknown-outcomes",
     } <= by_partner["instant_rtp"]
-    assert {"ach-happy", "ach-flaky-network", "ach-returns", "ach-late-returns", "ach-slow-partner"} <= (
-        by_partner["ach_nacha"]
-    )
+    assert {
+        "ach-happy",
+        "ach-flaky-network",
+        "ach-file-chaos",
+        "ach-returns",
+        "ach-late-returns",
+        "ach-changes",
+        "ach-slow-partner",
+    } <= (by_partner["ach_nacha"])
 
 
 def test_cli_prints_json_and_exits_0_on_pass(capsys: pytest.CaptureFixture[str]) -> None:

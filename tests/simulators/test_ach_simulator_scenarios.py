@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.domain.clock import ManualClock
 from gateway_adapters.ach_nacha.adapter import API_KEY_HEADER, IDEMPOTENCY_HEADER
+from gateway_adapters.ach_nacha.contracts import ENTRY_STATUS, FILE_ACKNOWLEDGEMENT, RETURN_FILES, errors
 from gateway_adapters.ach_nacha.nacha import EntryInput, Originator, build_file, read_file, render, returns_in
 from gateway_simulators.ach_nacha import ODFI, create_app
 
@@ -156,3 +158,36 @@ async def test_a_settle_rule_with_a_c_code_sends_a_notification_of_change(aiohtt
         "/_sim/predict", json=[{"reference": "X", "amount": "1", "currency": "USD", "creditor_name": "Moved"}]
     )
     assert await predicted.json() == ["settled"]
+
+
+async def test_answers_fit_the_partner_contracts_and_statements_are_the_days_return_files(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    clock = ManualClock(datetime(2026, 11, 25, 15, tzinfo=UTC))
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("faults:\n  - {kind: truncated_body, times: 1}\n", ""))
+    settings = SECRETS | {"scenario": str(tmp_path / "s.yaml"), "clock": clock}
+    client: TestClient = await aiohttp_client(create_app(settings))
+    drop = client.app[ODFI]
+    auth = {API_KEY_HEADER: API_KEY}
+
+    _, _, ack = await upload(client, "F1", nacha_file((1, "INV-1", "Closed Account LLC"), (2, "INV-2", "Acme Inc")))
+    _, _, refused = await upload(client, "F2", b"not a nacha file")
+    clock.advance(11)
+    drop.tick()
+    clock.advance(172800)
+    entry = await (await client.get("/entries/021000020000001", headers=auth)).json()
+    returns = await (await client.get("/returns?since=0", headers=auth)).json()
+    day = clock().date().isoformat()
+    statements = await (await client.get(f"/_sim/statements/{day}")).json()
+    none = await (await client.get("/_sim/statements/2026-11-25")).json()
+    bad = await client.get("/_sim/statements/yesterday")
+    status = await (await client.get("/_sim/status")).json()
+
+    assert errors(FILE_ACKNOWLEDGEMENT, json.loads(ack)) == [] and json.loads(ack)["status"] == "accepted"
+    assert errors(FILE_ACKNOWLEDGEMENT, json.loads(refused)) == [] and json.loads(refused)["status"] == "rejected"
+    assert errors(ENTRY_STATUS, entry) == [] and (entry["status"], entry["return_code"]) == ("returned", "R02")
+    assert errors(RETURN_FILES, returns) == [] and len(returns["files"]) == 1
+    assert [f["text"] for f in statements["files"]] == [returns["files"][0]["text"]] and none["files"] == []
+    assert bad.status == 400 and (await bad.json())["error"]["code"] == "BAD_DATE"
+    assert (status["payments"], status["files"], status["return_files"], status["scenario"]) == (2, 2, 1, "ach-test")
+    assert any(e.kind == "statement" for e in drop.journal.entries)
