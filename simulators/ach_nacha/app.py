@@ -48,7 +48,7 @@ import logging
 import random
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -251,12 +251,24 @@ class FileDrop:
         self.journal.reset()
         self._hits.clear()
 
-    def receive(self, file_id: str, text: bytes, callback_url: str | None) -> tuple[int, dict[str, Any]]:
-        """Book a file once: (HTTP status, answer); a known file id replays its first answer."""
+    def receive(
+        self, file_id: str, text: bytes, callback_url: str | None, faults: Sequence[str] = ()
+    ) -> tuple[int, dict[str, Any]]:
+        """Book a file once: (HTTP status, answer); a known file id replays its first answer.
+
+        ``faults``: those that struck the upload on its way in (latency), for the journal.
+        """
         if file_id in self.files:
             status, _ = self.files[file_id]
             self.record(
-                "in", "file", method="POST", path="/files", message_id=file_id, http_status=status, outcome="replayed"
+                "in",
+                "file",
+                method="POST",
+                path="/files",
+                message_id=file_id,
+                http_status=status,
+                outcome="replayed",
+                faults=list(faults),
             )
             return self.files[file_id]
         try:
@@ -270,6 +282,7 @@ class FileDrop:
                 method="POST",
                 path="/files",
                 message_id=file_id,
+                faults=list(faults),
                 http_status=422,
                 outcome="refused",
                 detail=exc.message,
@@ -335,6 +348,7 @@ class FileDrop:
             message_id=file_id,
             http_status=200,
             outcome="accepted",
+            faults=list(faults),
             detail=f"{booked} entries, {len(duplicates)} duplicates",
         )
         return self.files[file_id]
@@ -523,7 +537,7 @@ async def _post_file(request: web.Request) -> web.Response:
                 detail="connection reset before the file was taken",
             )
             raise _Reset
-    status, answer = drop.receive(file_id, body, request.headers.get(CALLBACK_URL_HEADER))
+    status, answer = drop.receive(file_id, body, request.headers.get(CALLBACK_URL_HEADER), names)
     after = drop.strike(file_id, after=True)
     for fault in after:
         if fault.kind in ("reset", "hang"):
