@@ -682,6 +682,15 @@ async def _sim_reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
+def _scenario(setting: Any) -> Scenario | None:
+    """The ``scenario`` setting as the core reads it: a shipped name, a file, a mapping, or a ``Scenario``."""
+    if not setting or isinstance(setting, Scenario):
+        return setting or None
+    if isinstance(setting, Mapping):
+        return parse_scenario(setting, source="simulators.ach_nacha.scenario")
+    return load_scenario(str(setting))
+
+
 def create_app(settings: Mapping[str, Any]) -> web.Application:
     """The file drop. Settings: ``api_key``, ``callback_secret`` (required, the adapter's values);
     ``settle_delay`` (0.2 s), ``return_delay`` (0.2 s), ``send_callbacks`` (true), ``tick`` (0.05 s),
@@ -699,7 +708,7 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
         send_callbacks=bool(settings.get("send_callbacks", True)),
         callback_attempts=int(settings.get("callback_attempts", 4)),
         rdfi_routing=str(settings.get("rdfi_routing", "091000019")),
-        scenario=load_scenario(settings["scenario"]) if settings.get("scenario") else None,
+        scenario=_scenario(settings.get("scenario")),
         seed_setting=int(settings["seed"]) if settings.get("seed") is not None else None,
     )
     tick = float(settings.get("tick", 0.05))
