@@ -137,7 +137,7 @@ def _chart(results: Sequence[InstructionResult], marks: Sequence[FaultMark], sec
             "rect",
             x=_LABEL,
             y=y + 3,
-            width=max(1.0, x(r.seconds) - _LABEL),
+            width=round(max(1.0, x(r.seconds) - _LABEL), 1),
             height=_ROW - 6,
             fill=colour,
             stroke=_FAULT_COLOUR if not r.ok else colour,
