@@ -79,6 +79,7 @@ from gateway_adapters.ach_nacha.nacha import (
 )
 from gateway_simulators.core.journal import Journal
 from gateway_simulators.core.scenario import (
+    CALLBACK_FAULTS,
     TRANSPORT_FAULTS,
     Decision,
     Delay,
@@ -95,8 +96,11 @@ __all__ = ["ODFI", "FileDrop", "create_app"]
 log = logging.getLogger(__name__)
 
 _RETURN_RULE = re.compile(r"RETURN-(R[0-9]{2})")
-#: the faults a file upload can suffer (the transport layer, and a malformed acknowledgement)
+#: the faults a file upload or a status query can suffer (the transport layer, and a malformed answer)
 _FILE_FAULTS = TRANSPORT_FAULTS | {"truncated_body", "wrong_content_type"}
+#: what a return file's push can suffer; forged and replayed copies come before the real one
+_PUSH_FAULTS = CALLBACK_FAULTS - {"callback_out_of_order", "callback_early"}
+_WRONG_KEY = b"not-the-odfi-callback-secret"
 
 
 def _fields(entry: EntryInput) -> PaymentFields:
@@ -211,6 +215,27 @@ class FileDrop:
                 continue
             if draw < fault.probability:
                 self._hits[(file_id, index)] += 1
+                hits.append(fault)
+        return hits
+
+    def strike_layer(self, subject: str, exchange: str, kinds: frozenset[str]) -> list[Fault]:
+        """The faults of ``kinds`` that hit ``exchange`` (``status`` or ``callback``) for ``subject`` (seeded;
+        ``times`` per subject), as the core strikes them per payment."""
+        if self.scenario is None:
+            return []
+        draws = (f"{exchange}:{subject}", -1)
+        rng = random.Random(f"{self.seed}:{subject}:{exchange}:{self._hits[draws]}")
+        self._hits[draws] += 1
+        hits = []
+        for index, fault in enumerate(self.scenario.faults):
+            if fault.kind not in kinds or not fault.applies_to(exchange):
+                continue
+            draw = rng.random()
+            counter = (f"{exchange}:{subject}", index)
+            if fault.times is not None and self._hits[counter] >= fault.times:
+                continue
+            if draw < fault.probability:
+                self._hits[counter] += 1
                 hits.append(fault)
         return hits
 
@@ -420,16 +445,54 @@ class FileDrop:
         return item
 
     async def push(self, item: dict[str, Any]) -> None:
-        """Post a return file to the callback URL, signed; a few attempts with backoff."""
+        """Post a return file to the callback URL, signed; a few attempts with backoff.
+
+        Callback-layer faults (``exchange`` is ``callback`` for them, struck per return file):
+        ``callback_missing`` (never pushed: the gateway can only learn it by asking),
+        ``callback_late`` (pushed after the fault's ``delay``), ``callback_duplicate`` (``copies``
+        times), and ``callback_wrong_key`` / ``callback_replay`` (a copy signed with another key,
+        or with a timestamp ``days`` old, comes first; then the real one, since a return file is
+        the only word the gateway gets of a return).
+        """
         url = item["callback_url"]
         if not url or not self.send_callbacks:
             return
+        subject = f"RET{item['seq']}"
+        faults = self.strike_layer(subject, "callback", _PUSH_FAULTS)
+        names = [f.kind for f in faults]
+        if "callback_missing" in names:
+            self.record("out", "callback", path=url, message_id=subject, outcome="dropped", faults=names)
+            return
+        late = next((f for f in faults if f.kind == "callback_late"), None)
+        if late is not None:
+            await asyncio.sleep(late.delay.sample(random.Random(f"{self.seed}:{subject}:late")))
+        replay = next((f for f in faults if f.kind == "callback_replay"), None)
+        if replay is not None:
+            old = int(self.clock().timestamp() - replay.days * 86400)
+            await self._post(url, item, self.callback_secret, ["callback_replay"], attempts=1, timestamp=old)
+        if "callback_wrong_key" in names:
+            await self._post(url, item, _WRONG_KEY, ["callback_wrong_key"], attempts=1)
+        duplicate = next((f for f in faults if f.kind == "callback_duplicate"), None)
+        for _ in range(duplicate.copies if duplicate else 1):
+            await self._post(url, item, self.callback_secret, [n for n in names if n not in ("callback_wrong_key",
+                             "callback_replay")], attempts=self.callback_attempts)  # fmt: skip
+
+    async def _post(
+        self,
+        url: str,
+        item: dict[str, Any],
+        secret: bytes,
+        faults: list[str],
+        *,
+        attempts: int,
+        timestamp: int | None = None,
+    ) -> None:
         body = item["text"].encode()
         session = self._session or aiohttp.ClientSession()
         self._session = session
-        for attempt in range(self.callback_attempts):
+        for attempt in range(attempts):
             headers = {
-                SIGNATURE_HEADER: sign_payload(self.callback_secret, body, int(self.clock().timestamp())),
+                SIGNATURE_HEADER: sign_payload(secret, body, timestamp or int(self.clock().timestamp())),
                 "Content-Type": "text/plain",
             }
             try:
@@ -443,6 +506,7 @@ class FileDrop:
                         message_id=f"RET{item['seq']}",
                         http_status=resp.status,
                         outcome=outcome,
+                        faults=faults,
                     )
                     if resp.status < 500:
                         return
@@ -454,6 +518,7 @@ class FileDrop:
                     path=url,
                     message_id=f"RET{item['seq']}",
                     outcome="failed",
+                    faults=faults,
                     detail=type(exc).__name__,
                 )
             await asyncio.sleep(0.05 * 2**attempt)
@@ -575,13 +640,50 @@ async def _post_file(request: web.Request) -> web.Response:
     return web.json_response(answer, status=status)
 
 
+async def _answer(request: web.Request, subject: str, answer: Any, status: int = 200, **journal: Any) -> web.Response:
+    """Answer a status query (``GET /entries/…``, ``GET /returns``) under the scenario's ``status``-layer faults:
+    latency, HTTP errors, a reset or hang instead of the answer, or the answer cut short or mislabelled."""
+    drop = request.app[ODFI]
+    # one layer at a time, as the core strikes them: a malformed answer needs an answer to spoil
+    transport = drop.strike_layer(subject, "status", TRANSPORT_FAULTS)
+    names = [f.kind for f in transport]
+    fields = {"method": "GET", "path": request.path, "faults": names, **journal}
+    for fault in transport:
+        if fault.kind == "latency":
+            await asyncio.sleep(fault.delay.sample(random.Random(f"{drop.seed}:{subject}:status-latency")))
+        elif fault.kind == "http_error":
+            drop.record("in", "status", http_status=fault.status, outcome="refused", **fields)
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return web.json_response({"error": "simulated outage"}, status=fault.status, headers=headers)
+        elif fault.kind in ("reset", "hang"):
+            drop.record("in", "status", outcome="dropped", **fields)
+            if fault.kind == "hang":
+                await asyncio.sleep(fault.seconds)
+            raise _Reset
+    names += [f.kind for f in drop.strike_layer(subject, "status", _FILE_FAULTS - TRANSPORT_FAULTS)]
+    drop.record("in", "status", http_status=status, outcome="answered", **fields)
+    text = json.dumps(answer)
+    if "truncated_body" in names:
+        text = text[: len(text) // 2]
+    content_type = "text/html" if "wrong_content_type" in names else "application/json"
+    return web.Response(text=text, status=status, content_type=content_type)
+
+
 async def _get_entry(request: web.Request) -> web.Response:
     drop = request.app[ODFI]
     drop.tick()
-    booked = drop.entries.get(request.match_info["trace"])
+    trace = request.match_info["trace"]
+    booked = drop.entries.get(trace)
     if booked is None:
-        return web.json_response({"error": "unknown trace number"}, status=404)
-    return web.json_response(booked.describe())
+        return await _answer(request, trace, {"error": "unknown trace number"}, 404, partner_reference=trace)
+    return await _answer(
+        request,
+        trace,
+        booked.describe(),
+        partner_reference=trace,
+        end_to_end_id=booked.entry.individual_id,
+        partner_status=booked.status,
+    )
 
 
 async def _get_returns(request: web.Request) -> web.Response:
@@ -592,7 +694,7 @@ async def _get_returns(request: web.Request) -> web.Response:
     except ValueError:
         return web.json_response({"error": "since must be an integer"}, status=400)
     files = [{k: r[k] for k in ("seq", "text", "created_at")} for r in drop.returns if r["seq"] > since]
-    return web.json_response({"files": files})
+    return await _answer(request, "returns", {"files": files})
 
 
 async def _sim_entries(request: web.Request) -> web.Response:

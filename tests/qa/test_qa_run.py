@@ -37,7 +37,12 @@ async def test_every_shipped_scenario_passes(scenario: str, tmp_path: Path) -> N
     assert len(suite.findall("testcase")) == 20
     if scenario == "ach-file-chaos":  # acknowledgements lost (reset, hang) and malformed, each file booked once
         assert {"reset", "hang", "truncated_body", "wrong_content_type"} <= set(summary["faults_injected"])
-    if scenario.endswith(("flaky-network", "callback-chaos", "webhook-chaos", "file-chaos")):
+    if scenario == "ach-return-chaos":  # return files late, duplicated, forged, replayed; status queries faulted
+        assert {"callback_late", "callback_duplicate", "callback_wrong_key", "callback_replay"} <= set(
+            summary["faults_injected"]
+        )
+        assert summary["expected"].get("returned", 0) >= 5
+    if scenario.endswith(("flaky-network", "callback-chaos", "webhook-chaos", "file-chaos", "return-chaos")):
         # the chaos really happened (an ACH run uploads a file or two, so fewer exchanges are hit)
         assert len(summary["faults_injected"]) >= (2 if scenario.startswith("ach-") else 5)
     if scenario.endswith(("rejections", "returns")):
@@ -66,6 +71,7 @@ def test_every_built_in_partner_has_its_shipped_scenarios() -> None:
         "ach-happy",
         "ach-flaky-network",
         "ach-file-chaos",
+        "ach-return-chaos",
         "ach-returns",
         "ach-late-returns",
         "ach-changes",

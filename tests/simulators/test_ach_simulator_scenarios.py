@@ -7,9 +7,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.domain.clock import ManualClock
+from gateway.errors import SignatureError
+from gateway.partners.signing import verify_signature
 from gateway_adapters.ach_nacha.adapter import API_KEY_HEADER, IDEMPOTENCY_HEADER
 from gateway_adapters.ach_nacha.contracts import ENTRY_STATUS, FILE_ACKNOWLEDGEMENT, RETURN_FILES, errors
 from gateway_adapters.ach_nacha.nacha import EntryInput, Originator, build_file, read_file, render, returns_in
@@ -191,3 +195,69 @@ async def test_answers_fit_the_partner_contracts_and_statements_are_the_days_ret
     assert bad.status == 400 and (await bad.json())["error"]["code"] == "BAD_DATE"
     assert (status["payments"], status["files"], status["return_files"], status["scenario"]) == (2, 2, 1, "ach-test")
     assert any(e.kind == "statement" for e in drop.journal.entries)
+
+
+LAYERS = """\
+name: ach-layers
+partner: ach_nacha
+rules:
+  - {match: {creditor_name: "(?i)closed"}, outcome: return, reason_code: R02}
+faults:
+  - {kind: http_error, exchange: status, status: 503, retry_after: 0}
+  - {kind: truncated_body, exchange: status}
+  - {kind: callback_wrong_key}
+  - {kind: callback_replay, days: 3}
+  - {kind: callback_duplicate, copies: 2}
+"""
+
+
+async def test_status_and_return_file_faults_strike_their_own_layer(aiohttp_client: Any, aiohttp_server: Any) -> None:
+    received: list[tuple[str, bytes]] = []
+
+    async def receiver(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:  # the gateway's check, as the adapter makes it
+            verify_signature(SECRETS["callback_secret"].encode(), body, request.headers.get("X-Signature"))
+        except SignatureError:
+            received.append(("refused", body))
+            return web.Response(status=401)
+        received.append(("taken", body))
+        return web.Response(status=204)
+
+    hook = web.Application()
+    hook.router.add_post("/returns", receiver)
+    gateway = await aiohttp_server(hook)
+    settings = SECRETS | {"send_callbacks": True, "scenario": yaml.safe_load(LAYERS), "settle_delay": 0}
+    client: TestClient = await aiohttp_client(create_app(settings | {"return_delay": 0}))
+    drop = client.app[ODFI]
+    auth = {API_KEY_HEADER: API_KEY}
+    body = nacha_file((1, "INV-1", "Closed Account LLC"))
+    await client.post(
+        "/files",
+        data=body,
+        headers={**auth, IDEMPOTENCY_HEADER: "F1", "X-Callback-Url": str(gateway.make_url("/returns"))},
+    )
+
+    first = await client.get("/entries/021000020000001", headers=auth)  # 503 and cut short: one fault each, once
+    second = await client.get("/entries/021000020000001", headers=auth)
+    third = await client.get("/entries/021000020000001", headers=auth)
+    drop.tick()
+    await drop.idle()
+
+    assert first.status == 503 and second.status == 200 and third.status == 200
+    assert (await third.json())["status"] == "returned"
+    assert [(e.http_status, e.faults) for e in drop.journal.select({"kind": "status", "direction": "in"})] == [
+        (503, ["http_error"]),
+        (200, ["truncated_body"]),
+        (200, []),
+    ]
+    # a replayed and a forged copy first (refused), then the real file twice (duplicated)
+    assert [what for what, _ in received] == ["refused", "refused", "taken", "taken"]
+    assert len({b for _, b in received}) == 1
+    pushes = [(e.outcome, e.faults) for e in drop.journal.select({"kind": "callback"})]
+    assert pushes == [
+        ("refused", ["callback_replay"]),
+        ("refused", ["callback_wrong_key"]),
+        ("delivered", ["callback_duplicate"]),
+        ("delivered", ["callback_duplicate"]),
+    ]
