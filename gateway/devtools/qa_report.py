@@ -16,7 +16,7 @@ run (references, reasons, journal lines) is escaped.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -68,7 +68,7 @@ def fault_marks(
     journal: Sequence[Mapping[str, Any]],
     started_at: datetime,
     references: Mapping[str, str],
-    line: Any = None,
+    line: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> list[FaultMark]:
     """Every fault in the simulator ``journal``, placed on the run's clock (``started_at`` is 0 s).
 
