@@ -17,6 +17,7 @@ from gateway.partners.signing import verify_signature
 from gateway_adapters.ach_nacha.adapter import API_KEY_HEADER, IDEMPOTENCY_HEADER
 from gateway_adapters.ach_nacha.contracts import ENTRY_STATUS, FILE_ACKNOWLEDGEMENT, RETURN_FILES, errors
 from gateway_adapters.ach_nacha.nacha import EntryInput, Originator, build_file, read_file, render, returns_in
+from gateway_adapters.ach_nacha.statements import read_nacha_statements
 from gateway_simulators.ach_nacha import ODFI, create_app
 
 API_KEY = "ach-api-key-for-tests"
@@ -192,6 +193,11 @@ async def test_answers_fit_the_partner_contracts_and_statements_are_the_days_ret
     assert errors(ENTRY_STATUS, entry) == [] and (entry["status"], entry["return_code"]) == ("returned", "R02")
     assert errors(RETURN_FILES, returns) == [] and len(returns["files"]) == 1
     assert [f["text"] for f in statements["files"]] == [returns["files"][0]["text"]] and none["files"] == []
+    # what `gateway recon import` reads: the return, with its code and the trace it returns
+    (read,) = read_nacha_statements(statements["files"][0]["text"].encode())
+    assert [(line.kind, line.reason_code, line.original_reference) for line in read.lines] == [
+        ("return", "R02", "021000020000001")
+    ]
     assert bad.status == 400 and (await bad.json())["error"]["code"] == "BAD_DATE"
     assert (status["payments"], status["files"], status["return_files"], status["scenario"]) == (2, 2, 1, "ach-test")
     assert any(e.kind == "statement" for e in drop.journal.entries)
