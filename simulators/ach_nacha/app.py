@@ -49,7 +49,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -257,11 +257,83 @@ class FileDrop:
             "return_files": len(self.returns),
         }
 
-    def statements(self, day: date) -> list[dict[str, Any]]:
-        """The return and change files the RDFI side produced on ``day`` (a file partner's statements)."""
-        made = [r for r in self.returns if datetime.fromisoformat(r["created_at"]).date() == day]
-        self.record("out", "statement", detail=f"{day.isoformat()}: {len(made)} return or change files")
-        return [{k: r[k] for k in ("seq", "text", "created_at")} for r in made]
+    def statements(self, day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``day``'s statement files and the breaks injected into them (a file partner's statements).
+
+        One NACHA return file holding every entry returned that day (what a reconciliation
+        matches returns against), with the scenario's ``statement.breaks`` applied per entry
+        as the core applies them (``missing_entry``, ``wrong_amount``, ``duplicate_entry``,
+        ``unknown_entry``); then the day's notification-of-change files as they were sent.
+        """
+        returned = sorted(
+            (b for b in self.entries.values() if b.returned_at is not None and b.returned_at.date() == day),
+            key=lambda b: b.entry.trace_number,
+        )
+        breaks = self.scenario.breaks if self.scenario else ()
+        items: list[tuple[EntryInput, str]] = []
+        injected: list[dict[str, Any]] = []
+        for b in returned:
+            rng = random.Random(f"{self.seed}:{b.entry.trace_number}:statement:{day}")
+            entry, copies = b.entry, 1
+            for brk in breaks:
+                if brk.kind == "unknown_entry" or (brk.reference and not brk.reference.search(entry.individual_id)):
+                    continue
+                if rng.random() >= brk.probability:
+                    continue
+                injected.append(
+                    {"kind": brk.kind, "reference": entry.individual_id.strip(), "trace": entry.trace_number}
+                )
+                if brk.kind == "missing_entry":
+                    copies = 0
+                    break
+                if brk.kind == "wrong_amount":
+                    entry = replace(entry, amount_cents=entry.amount_cents + int(brk.amount_delta * 100))
+                    injected[-1]["amount_cents"] = entry.amount_cents
+                elif brk.kind == "duplicate_entry":
+                    copies = 2
+            items += [(entry, b.return_code or "R01")] * copies
+        unknown = random.Random(f"{self.seed}:statement:{day}:unknown")
+        for brk in breaks:
+            if brk.kind != "unknown_entry" or unknown.random() >= brk.probability:
+                continue
+            for n in range(brk.count):
+                reference, cents = f"UNKNOWN{day:%m%d}{n + 1}", unknown.randint(100, 999_999)
+                trace = f"{self.rdfi_routing[:8]}{9_000_000 + n:07d}"
+                stranger = EntryInput(
+                    "0000000000",
+                    "UNKNOWN",
+                    22,
+                    self.rdfi_routing,
+                    "000000000",
+                    cents,
+                    reference,
+                    "UNKNOWN PAYEE",
+                    trace,
+                )
+                items.append((stranger, "R03"))
+                injected.append({"kind": "unknown_entry", "reference": reference, "amount_cents": cents})
+        files: list[dict[str, Any]] = []
+        if items:
+            rdfi = self.rdfi_routing
+            ach = build_return_file(
+                Originator(rdfi, " " + rdfi, "ODFI", "RDFI SIMULATOR", rdfi),
+                [(e, code, f"{rdfi[:8]}{i:07d}") for i, (e, code) in enumerate(items, 1)],
+                created_at=self.clock(),
+                effective_date=day,
+            )
+            files.append({"kind": "returns", "text": render(ach), "created_at": self.clock().isoformat()})
+        files += [
+            {"kind": "changes", "text": r["text"], "created_at": r["created_at"]}
+            for r in self.returns
+            if r.get("kind") == "changes" and datetime.fromisoformat(r["created_at"]).date() == day
+        ]
+        self.record(
+            "out",
+            "statement",
+            faults=sorted({i["kind"] for i in injected}),
+            detail=f"{day.isoformat()}: {len(returned)} returns, {len(files)} files, {len(injected)} breaks",
+        )
+        return files, injected
 
     def record(self, direction: str, kind: str, **fields: Any) -> None:
         self.journal.record(direction, kind, **fields)
@@ -430,7 +502,13 @@ class FileDrop:
                 created_at=now,
                 effective_date=now.date(),
             )
-        item = {"seq": seq, "text": render(ach), "created_at": now.isoformat(), "callback_url": callback_url}
+        item = {
+            "seq": seq,
+            "kind": "changes" if change else "returns",
+            "text": render(ach),
+            "created_at": now.isoformat(),
+            "callback_url": callback_url,
+        }
         self.returns.append(item)
         for b in items:
             self.record(
@@ -771,7 +849,11 @@ async def _sim_statements(request: web.Request) -> web.Response:
     except ValueError:
         message = f"date must be YYYY-MM-DD, not {raw!r}"
         return web.json_response({"error": {"code": "BAD_DATE", "message": message}}, status=400)
-    return web.json_response({"date": day.isoformat(), "files": drop.statements(day)})
+    files, injected = drop.statements(day)
+    return web.json_response(
+        {"date": day.isoformat(), "files": files, "breaks": injected},
+        headers={"X-Sim-Breaks": json.dumps(injected)[:8000]},
+    )
 
 
 async def _sim_advance(request: web.Request) -> web.Response:

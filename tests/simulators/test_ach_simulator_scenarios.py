@@ -192,7 +192,8 @@ async def test_answers_fit_the_partner_contracts_and_statements_are_the_days_ret
     assert errors(FILE_ACKNOWLEDGEMENT, json.loads(refused)) == [] and json.loads(refused)["status"] == "rejected"
     assert errors(ENTRY_STATUS, entry) == [] and (entry["status"], entry["return_code"]) == ("returned", "R02")
     assert errors(RETURN_FILES, returns) == [] and len(returns["files"]) == 1
-    assert [f["text"] for f in statements["files"]] == [returns["files"][0]["text"]] and none["files"] == []
+    assert [f["kind"] for f in statements["files"]] == ["returns"] and none["files"] == []
+    assert statements["breaks"] == []
     # what `gateway recon import` reads: the return, with its code and the trace it returns
     (read,) = read_nacha_statements(statements["files"][0]["text"].encode())
     assert [(line.kind, line.reason_code, line.original_reference) for line in read.lines] == [
@@ -267,3 +268,50 @@ async def test_status_and_return_file_faults_strike_their_own_layer(aiohttp_clie
         ("delivered", ["callback_duplicate"]),
         ("delivered", ["callback_duplicate"]),
     ]
+
+
+BREAKS = """\
+name: ach-breaks
+partner: ach_nacha
+rules:
+  - {match: {creditor_name: "(?i)closed"}, outcome: return, reason_code: R02}
+statement:
+  breaks:
+    - {kind: missing_entry, match: {reference: "^INV-1$"}}
+    - {kind: duplicate_entry, match: {reference: "^INV-2$"}}
+    - {kind: wrong_amount, amount_delta: "0.50", match: {reference: "^INV-3$"}}
+    - {kind: unknown_entry, count: 2}
+"""
+
+
+async def test_statement_breaks_strike_the_days_return_file_as_the_core_strikes_statements(
+    aiohttp_client: Any,
+) -> None:
+    clock = ManualClock(datetime(2026, 11, 25, 15, tzinfo=UTC))
+    settings = SECRETS | {"scenario": yaml.safe_load(BREAKS), "clock": clock, "settle_delay": 0, "return_delay": 0}
+    client: TestClient = await aiohttp_client(create_app(settings))
+    entries = [(1, "INV-1", "Closed A"), (2, "INV-2", "Closed B"), (3, "INV-3", "Closed C"), (4, "INV-4", "Closed D")]
+    await upload(client, "F1", nacha_file(*entries))
+    clock.advance(1)
+    client.app[ODFI].tick()
+    clock.advance(1)
+
+    resp = await client.get(f"/_sim/statements/{clock().date().isoformat()}")
+
+    answer = await resp.json()
+    (statement,) = read_nacha_statements(answer["files"][0]["text"].encode())
+    lines = sorted((line.original_reference or "", line.amount_minor) for line in statement.lines)
+    strangers = [cents for trace, cents in lines if trace.startswith("091000019")]
+    assert lines == [
+        ("021000020000002", 200),
+        ("021000020000002", 200),  # duplicate_entry
+        ("021000020000003", 350),  # wrong_amount: 300 + 50 cents
+        ("021000020000004", 400),
+        ("091000019000000", strangers[0]),  # unknown_entry, twice: traces no payment explains
+        ("091000019000001", strangers[1]),
+    ]  # INV-1 is missing (missing_entry)
+    kinds = sorted(b["kind"] for b in answer["breaks"])
+    assert kinds == ["duplicate_entry", "missing_entry", "unknown_entry", "unknown_entry", "wrong_amount"]
+    assert json.loads(resp.headers["X-Sim-Breaks"]) == answer["breaks"]
+    (journaled,) = client.app[ODFI].journal.select({"kind": "statement"})
+    assert journaled.faults == ["duplicate_entry", "missing_entry", "unknown_entry", "wrong_amount"]
