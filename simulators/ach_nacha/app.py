@@ -17,8 +17,8 @@ Routes (``X-Api-Key`` on all but ``/_sim``):
 - ``GET /returns?since=<seq>``: ``{"files": [{"seq", "text", "created_at"}]}``.
 - ``GET /_sim/entries`` (also ``/_sim/payments``: booked entries, ``received`` counts every copy),
   ``GET /_sim/files``, ``GET /_sim/journal``, ``GET /_sim/status``, ``POST /_sim/advance``,
-  ``POST /_sim/reset``, ``GET /_sim/statements/{date}`` (the return and change files of that
-  day: a file partner's statements are NACHA files, read by ``gateway recon import``).
+  ``POST /_sim/reset``, ``GET /_sim/statements/{date}`` (that day's statement: NACHA files,
+  read by ``gateway recon import``).
 
 Timeline (measured on the simulator's clock, settings ``clock``): an accepted entry settles
 ``settle_delay`` seconds after its file arrived; an entry whose receiver name holds
@@ -31,10 +31,15 @@ each entry is a payment (reference = the entry's individual id, amount, USD, the
 receiver's name) that the first matching rule decides: ``settle`` (the default),
 ``return`` with its R-code after the rule's ``return`` delay (late returns: a long
 one), ``accept`` (never settles). Delays are sampled per entry from the scenario's.
-Transport faults (``latency``, ``hang``, ``reset`` before or ``after`` the file was
-taken, ``http_error``) strike ``POST /files`` per file id. The journal is the core's
-(``GET /_sim/journal``: one ``file`` entry per file, one ``submit`` entry per entry,
-``return_file`` and ``callback`` entries). A file-drop partner is not a core
+Faults strike by layer, as the core's do: the upload (``POST /files`` per file id:
+``latency``, ``hang``, ``reset`` before or ``after`` the file was taken, ``http_error``,
+and a malformed acknowledgement: ``truncated_body``, ``wrong_content_type``), the status
+queries (faults with ``exchange: status``, per trace number) and the return-file pushes
+(callback faults, per return file). A day's statement (``GET /_sim/statements/{date}``)
+is one return file of the day's returns with the scenario's statement breaks, and the
+day's change files. The journal is the core's (``GET /_sim/journal``: one ``file`` entry
+per upload, one ``submit`` entry per entry, ``status``, ``return_file``, ``callback`` and
+``statement`` entries). A file-drop partner is not a core
 ``Partner``; what it shares with the core is the scenario, the seeds, the faults'
 definitions and the journal.
 """
