@@ -6,9 +6,17 @@
   ``probe.assert_callbacks_delivered()``, ``probe.assert_fault_injected(kind)``.
 - ``scenario_file`` — a factory writing scenario YAML to a temporary file
   (``scenario_file(text) -> Path``), for ``settings["scenario"]`` or the CLI.
-- ``partner_simulator`` — a factory starting a simulator by name on loopback
-  (``await partner_simulator("iso20022_bank", scenario=..., seed=...)``) and
-  returning its probe; stopped after the test.
+- ``partner_simulator`` — a factory starting any installed simulator by name on
+  loopback (``await partner_simulator("ach_nacha", scenario="ach-file-chaos", seed=3)``)
+  and returning its probe (``probe.url``, ``probe.journal()``); stopped after the test.
+- ``simulator`` — the same for one simulator named by the test's marker::
+
+      @pytest.mark.simulator("card_acquirer", scenario="card-webhook-chaos", seed=7)
+      async def test_my_flow(simulator):
+          ...  # point your system at simulator.url, then assert on simulator.journal(...)
+
+The probe reads any simulator whose engine keeps a journal: those built on
+``gateway_simulators.core`` and the ACH file drop alike.
 """
 
 from __future__ import annotations
@@ -23,14 +31,33 @@ from aiohttp import web
 
 from gateway_simulators.core import SIMULATOR, JournalEntry, Simulator
 
-__all__ = ["SimulatorProbe"]
+__all__ = ["SimulatorProbe", "pytest_configure"]
+
+#: marks a test that wants the ``simulator`` fixture: ``@pytest.mark.simulator(name, **settings)``
+MARKER = "simulator(name, **settings): the simulator the `simulator` fixture starts (settings: scenario, seed, …)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+
+
+def _engine(app: web.Application) -> Any:
+    """The simulator's engine: the core's ``Simulator``, else any app value with a journal (the ACH file drop)."""
+    if SIMULATOR in app:
+        return app[SIMULATOR]
+    for key in app:
+        if callable(getattr(getattr(app[key], "journal", None), "select", None)):
+            return app[key]
+    raise TypeError("not a simulator app: no engine with a journal in it")
 
 
 class SimulatorProbe:
     """Read and assert on one simulator's journal (in-process)."""
 
-    def __init__(self, simulator: Simulator, url: str | None = None) -> None:
+    def __init__(self, simulator: Any, url: str | None = None) -> None:
+        #: the engine (``gateway_simulators.core.Simulator``, or another simulator's state with a ``journal``)
         self.simulator = simulator
+        #: where it listens, when started by ``partner_simulator`` or the ``simulator`` fixture
         self.url = url
 
     @classmethod
@@ -44,7 +71,13 @@ class SimulatorProbe:
             app, url = target.runner.app, target.url
         elif hasattr(target, "app") and not isinstance(target, web.Application):  # TestClient / TestServer
             app = target.app
-        return cls(app[SIMULATOR], url)
+        return cls(_engine(app), url)
+
+    @property
+    def scenario(self) -> str | None:
+        """The name of the scenario the simulator plays."""
+        scenario = getattr(self.simulator, "scenario", None)
+        return scenario.name if scenario is not None else None
 
     def journal(self, **filters: str) -> list[JournalEntry]:
         """Entries matching ``filters`` (as ``GET /_sim/journal``)."""
@@ -52,7 +85,9 @@ class SimulatorProbe:
 
     async def idle(self) -> None:
         """Wait until every scheduled step and callback is done."""
-        await self.simulator.idle()
+        idle = getattr(self.simulator, "idle", None)
+        if idle is not None:
+            await idle()
 
     def payments_created(self, instruction_id: str) -> int:
         """How many payments the partner booked for ``instruction_id`` (idempotent replays not counted)."""
@@ -72,12 +107,17 @@ class SimulatorProbe:
         created = self.journal(kind="submit", outcome="created")
         by_id = Counter(e.instruction_id for e in created)
         by_ref = Counter(e.end_to_end_id for e in created)
-        twice = sorted({k for k, n in by_id.items() if n > 1} | {k for k, n in by_ref.items() if n > 1 and k})
+        # a file partner knows entries by trace number and reference, not by the gateway's instruction id
+        twice = sorted({k for k, n in (by_id + by_ref).items() if k and n > 1})
         assert not twice, f"booked more than once: {twice}"
 
     def assert_callbacks_delivered(self, instruction_ids: Iterable[str] | None = None) -> None:
         """Every callback the partner meant to send (not dropped or forged by a fault) was delivered."""
         wanted = set(instruction_ids) if instruction_ids is not None else None
+        if not isinstance(self.simulator, Simulator):  # a file partner: its callbacks are return files
+            failed = [e.message_id for e in self.journal(kind="callback") if e.outcome != "delivered"]
+            assert not failed, f"return files not delivered: {failed}"
+            return
         undelivered = [
             (p.tx.key, c.status)
             for p in self.simulator.payments.values()
@@ -126,12 +166,27 @@ async def partner_simulator() -> AsyncIterator[Callable[..., Awaitable[Simulator
     running: list[RunningApp] = []
 
     async def start(name: str = "iso20022_bank", **settings: Any) -> SimulatorProbe:
+        factories = Plugins().simulator_factories()
+        if name not in factories:
+            raise pytest.UsageError(f"no simulator named {name!r} is installed ({', '.join(factories) or 'none'})")
         base = dict(load_settings(env={}).section("simulators").get(name, {}))
         cfg = {k: v for k, v in {**base, **settings}.items() if k not in ("host", "port")}
-        app = await start_app(Plugins().simulator_factories()[name](cfg), bind("127.0.0.1", 0))
+        app = await start_app(factories[name](cfg), bind("127.0.0.1", 0))
         running.append(app)
         return SimulatorProbe.of(app)
 
     yield start
     for app in running:
         await app.stop()
+
+
+@pytest.fixture
+async def simulator(
+    request: pytest.FixtureRequest, partner_simulator: Callable[..., Awaitable[SimulatorProbe]]
+) -> SimulatorProbe:
+    """The simulator the test's ``@pytest.mark.simulator(name, scenario=..., seed=...)`` names, started on
+    loopback with the gateway's configured secrets; its probe (``url``, ``journal()``). Stopped afterwards."""
+    marker = request.node.get_closest_marker("simulator")
+    if marker is None or not marker.args:
+        raise pytest.UsageError("the simulator fixture needs @pytest.mark.simulator(NAME, scenario=..., seed=...)")
+    return await partner_simulator(marker.args[0], **marker.kwargs)

@@ -42,6 +42,13 @@ from gateway.domain.status import Status
 from gateway.errors import PermanentPartnerError, TransientPartnerError
 from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES
 from gateway_adapters.ach_nacha.calendar import CutoffCalendar
+from gateway_adapters.ach_nacha.contracts import (
+    ENTRY_STATUS,
+    FILE_ACKNOWLEDGEMENT,
+    RETURN_FILES,
+    contract_files,
+    errors,
+)
 from gateway_adapters.ach_nacha.nacha import (
     EntryInput,
     Originator,
@@ -69,6 +76,7 @@ class AchNachaAdapter(HttpAdapter):
 
     name: ClassVar[str] = "ach_nacha"
     partner_label: ClassVar[str] = "the file drop"
+    partner_contracts: ClassVar[Mapping[str, str]] = contract_files()
     account_kinds: ClassVar[frozenset[str]] = frozenset({"us"})
     payment_types: ClassVar[frozenset[str]] = frozenset({"credit_transfer", "payout", "refund"})
     settings_schema: ClassVar[Mapping[str, Any]] = http_settings_schema(
@@ -290,6 +298,15 @@ class AchNachaAdapter(HttpAdapter):
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("ACH file %s not delivered (will retry): %s", record["file_id"], exc)
             return False
+        problems = errors(FILE_ACKNOWLEDGEMENT, answer) if answer is not None else []
+        if problems or (answer is not None and answer.get("file_id") != record["file_id"]):
+            # a malformed acknowledgement is no acknowledgement: the file may or may not have been
+            # taken, so it stays pending and goes again under the same file id (the ODFI books it once)
+            what = f"{problems[0].pointer or '/'}: {problems[0].message}" if problems else "another file's id"
+            log.warning(
+                "ACH file %s: acknowledgement does not fit the contract (%s); will resend", record["file_id"], what
+            )
+            return False
         if status == 200 and answer and answer.get("status") == "accepted":
             self.spool.put_file({**record, "state": "delivered", "answer": answer})
             return True
@@ -321,7 +338,7 @@ class AchNachaAdapter(HttpAdapter):
                 reason_code="FILE_REJECTED",
                 reason=detail,
             )
-        body = await self._get(f"/entries/{trace}")
+        body = await self._get(f"/entries/{trace}", ENTRY_STATUS)
         if body is None:
             return None
         state = body.get("status")
@@ -341,14 +358,28 @@ class AchNachaAdapter(HttpAdapter):
 
     async def fetch_returns(self, since: int = 0) -> tuple[list[StatusUpdate], int]:
         """Return files produced after sequence ``since``: their status updates and the sequence to ask from next."""
-        body = await self._get(f"/returns?since={since}")
+        body = await self._get(f"/returns?since={since}", RETURN_FILES)
         updates: list[StatusUpdate] = []
         for item in (body or {}).get("files", []):
             updates.extend(_return_updates(item["text"]))
             since = max(since, int(item["seq"]))
         return updates, since
 
-    async def _get(self, path: str) -> dict[str, Any] | None:
+    async def _get(self, path: str, message: str) -> dict[str, Any] | None:
+        """The answer to ``GET path`` checked against contract ``message``; ``None`` on 404.
+
+        An answer that does not fit is no answer (``TransientPartnerError``): ask again later.
+        """
+        body = await self._fetch(path)
+        problems = errors(message, body) if body is not None else []
+        if problems:
+            raise TransientPartnerError(
+                f"file drop answer to GET {path.split('?')[0]} does not fit {message}: "
+                f"{problems[0].pointer or '/'}: {problems[0].message}"
+            )
+        return body
+
+    async def _fetch(self, path: str) -> dict[str, Any] | None:
         try:
             async with self.http.session().get(
                 f"{self.base_url}{path}", headers={API_KEY_HEADER: self._api_key}
@@ -360,6 +391,8 @@ class AchNachaAdapter(HttpAdapter):
                 if resp.status != 200:
                     raise PermanentPartnerError(f"file drop answered HTTP {resp.status}")
                 return await resp.json(content_type=None)
+        except ValueError:
+            raise TransientPartnerError("file drop answered something that is not JSON") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientPartnerError(f"file drop unreachable: {type(exc).__name__}") from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,6 +18,7 @@ from gateway.contracts.tools import (
     check_pinnable,
     load_contracts,
     write_docs,
+    write_partner_docs,
 )
 from gateway.store.tables import business_units
 
@@ -66,8 +68,13 @@ async def check_command(args: argparse.Namespace) -> int:
 
 async def docs_command(args: argparse.Namespace) -> int:
     """``gateway contracts docs``: one Markdown page per message."""
-    for path in write_docs(load_contracts(args.root), args.output):
+    registry = load_contracts(args.root)
+    for path in write_docs(registry, args.output):
         print(path, file=sys.stderr)
+    partners = registry.root / "partners"  # the partners' wire contracts, when the folder has them
+    if partners.is_dir():
+        for path in write_partner_docs(partners, Path(args.output) / "partners"):
+            print(path, file=sys.stderr)
     return 0
 
 
@@ -102,7 +109,12 @@ def register(subparsers: Subparsers) -> None:
     )
     p.add_argument("--root", help="folder of <message>/<version>.json (default: the shipped contracts)")
     p.add_argument("--json", action="store_true", help="print one JSON report object")
-    p = command(contracts, "docs", docs_command, help="write one Markdown page per contract message")
+    p = command(
+        contracts,
+        "docs",
+        docs_command,
+        help="write one Markdown page per contract message, and one per partner's wire contracts (partners/)",
+    )
     p.add_argument("--root", help="folder of <message>/<version>.json (default: the shipped contracts)")
     p.add_argument("--output", default="docs/contracts", help="folder to write (default docs/contracts)")
     p = command(contracts, "pin", pin_command, help="set a business unit's default instruction contract version")

@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.cli.common import Subparsers, command, console, group, load, positive, table
 from gateway.devtools.qa import check_scenario, run_qa, shipped_scenarios
+from gateway.errors import ConfigError
 
 __all__ = ["print_summary", "register"]
 
@@ -39,15 +40,27 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         out.print(f"[red]FAIL: {summary['failed']} of {summary['sent']} failed, {doubles}[/]")
 
 
+def _report_path(option: str, value: str | None) -> Path | None:
+    """A report file to write, checked before the run (its folder must exist)."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_dir() or not path.parent.is_dir():
+        raise ConfigError(f"{option} {value}: name a file in an existing folder")
+    return path
+
+
 async def run_command(args: argparse.Namespace) -> int:
     """``gateway qa run SCENARIO``: exit 0 when every instruction passed, 1 otherwise."""
+    junit, html = _report_path("--junit", args.junit), _report_path("--html", args.html)
     summary = await run_qa(
         load(args),
         args.scenario,
         count=args.count,
         seed=args.seed,
         partner=args.partner,
-        junit=Path(args.junit) if args.junit else None,
+        junit=junit,
+        html=html,
         quiet=args.json,
     )
     if args.json:
@@ -96,6 +109,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--seed", type=int, help="seed for every random choice (default: the scenario's)")
     p.add_argument("--partner", help="simulator to run (default: the scenario's partner)")
     p.add_argument("--junit", help="write a JUnit XML report (one testcase per instruction) to this file")
+    p.add_argument("--html", help="write an HTML report (timeline chart of payments and faults) to this file")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
     scenarios = group(qa, "scenarios", help="the shipped scenarios")
     p = command(scenarios, "list", scenarios_list_command, help="the shipped scenarios and the partner each is for")

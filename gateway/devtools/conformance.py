@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import tempfile
 import time
@@ -457,15 +458,87 @@ async def _react(rig: ConformanceRig, adapter: Adapter, order: PaymentOrder, cas
     )
 
 
+#: faults that change what a status report says; a queueing adapter's delivery answer (a file
+#: acknowledgement) reports no payment, so only the transport and malformed-answer faults apply to it
+_REPORT_FAULT_CASES = frozenset({"wrong_amount", "wrong_currency", "unknown_status"})
+_VERDICTS = frozenset({Status.REJECTED, Status.FAILED, Status.CANCELLED})
+
+
+async def _check_faults_on_delivery(rig: ConformanceRig, engine: Any) -> Notes:
+    """``check_faults`` for an adapter whose submit only queues: the faults strike the delivery.
+
+    Under each fault the delivery must not fail the payment (it may have been taken: the outcome
+    stays unknown), polling must not give a verdict, and a clean delivery afterwards must leave
+    exactly one payment booked at the partner.
+    """
+    normal = await rig.adapter()
+    short = await rig.adapter(**{rig.profile.timeout_setting: HANG_TIMEOUT})
+    for case in FAULT_CASES:
+        if case.name in _REPORT_FAULT_CASES:
+            continue
+        adapter = short if case.short_timeout else normal
+        # each case on a partner that forgot the last: two adapters' spools may name their files alike
+        forgotten = engine.reset()
+        if inspect.isawaitable(forgotten):
+            await forgotten
+        order = rig.order()
+        first = await adapter.submit(order)
+        fault = {"times": _FAULT_TIMES, **case.fault}
+        await _play_scenario(rig, {"name": f"conformance-fault-{case.name.replace('_', '-')}", "faults": [fault]})
+        since = len(engine.journal.entries)
+        what = f"{rig.name}: under fault {case.name} ({dict(case.fault)}) the delivery"
+        try:
+            await rig.deliver(adapter)
+        except TransientPartnerError:
+            pass
+        except PermanentPartnerError as exc:
+            raise AssertionError(
+                f"{what} raised PermanentPartnerError ({exc}): the partner may have taken the payment"
+            ) from None
+        struck = engine.journal.select({"fault": str(fault["kind"]), "since": str(since)})
+        assert struck, (
+            f"{rig.name}: the simulator journal shows no exchange hit by fault {case.name} during the delivery: "
+            "the kit could not inject it, so the reaction says nothing"
+        )
+        known = replace(order, partner_reference=first.partner_reference)
+        try:
+            update = await adapter.poll(known)
+        except TransientPartnerError:
+            update = None
+        verdict = update.status if update is not None else None
+        assert verdict not in _VERDICTS, f"{what} was followed by a poll reporting {verdict}: a verdict from no answer"
+        await _play_scenario(rig, {"name": "conformance-no-faults"})
+        try:
+            await rig.deliver(adapter)
+        except Exception as exc:
+            raise AssertionError(
+                f"{rig.name}: after fault {case.name}, a clean delivery raised {type(exc).__name__} ({exc})"
+            ) from None
+        booked = rig.payments_at_partner(order)
+        assert booked == 1, (
+            f"{rig.name}: after fault {case.name} and a clean delivery, the partner booked {booked} payments "
+            f"for {order.id}, not exactly one (a resent delivery must carry the same idempotency key)"
+        )
+    return []
+
+
 async def check_faults(rig: ConformanceRig) -> Notes:
-    """Under each simulator-core fault on submit, the adapter's reaction is safe; a clean retry books one payment."""
+    """Under each simulator-core fault on submit, the adapter's reaction is safe; a clean retry books one payment.
+
+    For an adapter whose submit only queues (``ConformanceProfile.deliver``), the faults strike the delivery.
+    """
     engine = _core_engine(rig.simulator)
     if engine is None:
         pytest.skip(
-            f"{rig.name}: the simulator is not built on gateway_simulators.core, so the kit cannot inject its faults"
+            f"{rig.name}: the simulator plays no scenarios the kit can swap (no use_scenario and journal), "
+            "so the kit cannot inject its faults"
         )
     if rig.profile.deliver is not None:
-        pytest.skip(f"{rig.name}: submit only queues, so there is no synchronous submit exchange to put faults on")
+        original = engine.scenario
+        try:
+            return await _check_faults_on_delivery(rig, engine)
+        finally:
+            engine.use_scenario(original)
     normal = await rig.adapter()
     short = await rig.adapter(**{rig.profile.timeout_setting: HANG_TIMEOUT})
     original = engine.scenario

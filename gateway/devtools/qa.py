@@ -35,6 +35,7 @@ from gateway.contracts.registry import contracts
 from gateway.contracts.versions import default_version, parse_as_latest
 from gateway.devtools.demo import SAMPLE_IBANS, DemoInstruction, us_account
 from gateway.devtools.harness import fetch_statuses, local_gateway, post_all
+from gateway.devtools.qa_report import fault_marks, write_html
 from gateway.domain.clock import OffsetClock
 from gateway.domain.instruction import parse_instruction, payment_order
 from gateway.domain.money import minor_units
@@ -421,9 +422,13 @@ async def run_qa(
     seed: int | None = None,
     partner: str | None = None,
     junit: Path | None = None,
+    html: Path | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Run ``scenario`` with ``count`` instructions; the summary's ``ok`` is the verdict."""
+    """Run ``scenario`` with ``count`` instructions; the summary's ``ok`` is the verdict.
+
+    ``junit`` and ``html`` name report files to write (JUnit XML; a page with a timeline chart).
+    """
     started = time.perf_counter()
     name = _partner_of(scenario, base, partner)
     factories = Plugins().simulator_factories()
@@ -475,6 +480,7 @@ async def run_qa(
         predicted = await _json(session, "POST", f"{sim_url}/_sim/predict", json=asks)
         items = [DemoInstruction(b, p) for b, p in zip(bodies, predicted, strict=True)]
         posted_at = time.monotonic()
+        posted_wall = datetime.now(UTC)
         reached_at: dict[str, float] = {}
         statuses: dict[str, str] = {}
         with Progress(disable=quiet, transient=True) as progress:
@@ -551,4 +557,7 @@ async def run_qa(
     summary["ok"] = summary["failed"] == 0
     if junit is not None:
         write_junit(junit, summary["scenario"], results, seconds)
+    if html is not None:
+        references = {r.reference: r.instruction_id for r in results}
+        write_html(html, summary, results, fault_marks(journal, posted_wall, references, journal_line))
     return summary

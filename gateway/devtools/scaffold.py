@@ -4,7 +4,9 @@ The package (default directory ``./NAME-adapter``) holds its own ``pyproject.tom
 (distribution ``gateway-adapter-NAME``, entry point ``NAME = "gateway_adapter_NAME"`` in
 the ``gateway.adapters`` group), the plugin package ``gateway_adapter_NAME`` (a signed
 JSON-over-HTTP adapter, its partner contract, its conformance profile and a simulator
-built on ``gateway_simulators.core``), ``tests/test_conformance.py`` and a README.
+built on ``gateway_simulators.core``), ``tests/test_conformance.py``, a README, and ``qa/``: a
+first scenario with the gateway and routing configuration to run it (``gateway --config
+qa/gateway.yaml qa run qa/NAME-happy.yaml``).
 Templates are package data in ``gateway/devtools/scaffold_templates``; see docs/adapters.md.
 """
 
@@ -36,6 +38,9 @@ TEMPLATES: dict[str, str] = {
     "payment-request.json.tmpl": "{package}/contracts/payment-request.json",
     "py.typed.tmpl": "{package}/py.typed",
     "test_conformance.py.tmpl": "tests/test_conformance.py",
+    "qa-gateway.yaml.tmpl": "qa/gateway.yaml",
+    "qa-routing.yaml.tmpl": "qa/routing.yaml",
+    "qa-scenario.yaml.tmpl": "qa/{name}-happy.yaml",
 }
 
 
@@ -75,6 +80,8 @@ def files_for(name: str) -> dict[str, str]:
         "__CLASS__": "".join(w.capitalize() for w in _words(name)),
         "__TITLE__": " ".join(w.upper() if len(w) <= 3 else w.capitalize() for w in _words(name)),
         "__NAME__": name,
+        # scenario names are lowercase letters, digits and dashes
+        "__SCENARIO__": name.replace("_", "-"),
     }
     templates = resources.files("gateway.devtools").joinpath("scaffold_templates")
     out: dict[str, str] = {}
@@ -82,7 +89,7 @@ def files_for(name: str) -> dict[str, str]:
         text = templates.joinpath(template).read_text(encoding="utf-8")
         for placeholder, value in substitutions.items():
             text = text.replace(placeholder, value)
-        out[target.format(package=package)] = text
+        out[target.format(package=package, name=name)] = text
     return out
 
 

@@ -15,8 +15,10 @@ Routes (``X-Api-Key`` on all but ``/_sim``):
   the first answer; an entry whose trace number was booked before is not booked again.
 - ``GET /entries/{trace}``: ``{"trace", "status": accepted|settled|returned, "return_code", ...}``.
 - ``GET /returns?since=<seq>``: ``{"files": [{"seq", "text", "created_at"}]}``.
-- ``GET /_sim/entries`` (booked entries, ``received`` counts every copy), ``GET /_sim/files``,
-  ``GET /_sim/journal``, ``POST /_sim/advance``, ``POST /_sim/reset``.
+- ``GET /_sim/entries`` (also ``/_sim/payments``: booked entries, ``received`` counts every copy),
+  ``GET /_sim/files``, ``GET /_sim/journal``, ``GET /_sim/status``, ``POST /_sim/advance``,
+  ``POST /_sim/reset``, ``GET /_sim/statements/{date}`` (that day's statement: NACHA files,
+  read by ``gateway recon import``).
 
 Timeline (measured on the simulator's clock, settings ``clock``): an accepted entry settles
 ``settle_delay`` seconds after its file arrived; an entry whose receiver name holds
@@ -29,10 +31,15 @@ each entry is a payment (reference = the entry's individual id, amount, USD, the
 receiver's name) that the first matching rule decides: ``settle`` (the default),
 ``return`` with its R-code after the rule's ``return`` delay (late returns: a long
 one), ``accept`` (never settles). Delays are sampled per entry from the scenario's.
-Transport faults (``latency``, ``hang``, ``reset`` before or ``after`` the file was
-taken, ``http_error``) strike ``POST /files`` per file id. The journal is the core's
-(``GET /_sim/journal``: one ``file`` entry per file, one ``submit`` entry per entry,
-``return_file`` and ``callback`` entries). A file-drop partner is not a core
+Faults strike by layer, as the core's do: the upload (``POST /files`` per file id:
+``latency``, ``hang``, ``reset`` before or ``after`` the file was taken, ``http_error``,
+and a malformed acknowledgement: ``truncated_body``, ``wrong_content_type``), the status
+queries (faults with ``exchange: status``, per trace number) and the return-file pushes
+(callback faults, per return file). A day's statement (``GET /_sim/statements/{date}``)
+is one return file of the day's returns with the scenario's statement breaks, and the
+day's change files. The journal is the core's (``GET /_sim/journal``: one ``file`` entry
+per upload, one ``submit`` entry per entry, ``status``, ``return_file``, ``callback`` and
+``statement`` entries). A file-drop partner is not a core
 ``Partner``; what it shares with the core is the scenario, the seeds, the faults'
 definitions and the journal.
 """
@@ -46,9 +53,9 @@ import logging
 import random
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -77,6 +84,7 @@ from gateway_adapters.ach_nacha.nacha import (
 )
 from gateway_simulators.core.journal import Journal
 from gateway_simulators.core.scenario import (
+    CALLBACK_FAULTS,
     TRANSPORT_FAULTS,
     Decision,
     Delay,
@@ -93,8 +101,11 @@ __all__ = ["ODFI", "FileDrop", "create_app"]
 log = logging.getLogger(__name__)
 
 _RETURN_RULE = re.compile(r"RETURN-(R[0-9]{2})")
-#: the faults a file upload can suffer (the transport layer, and a malformed acknowledgement)
+#: the faults a file upload or a status query can suffer (the transport layer, and a malformed answer)
 _FILE_FAULTS = TRANSPORT_FAULTS | {"truncated_body", "wrong_content_type"}
+#: what a return file's push can suffer; forged and replayed copies come before the real one
+_PUSH_FAULTS = CALLBACK_FAULTS - {"callback_out_of_order", "callback_early"}
+_WRONG_KEY = b"not-the-odfi-callback-secret"
 
 
 def _fields(entry: EntryInput) -> PaymentFields:
@@ -212,22 +223,154 @@ class FileDrop:
                 hits.append(fault)
         return hits
 
+    def strike_layer(self, subject: str, exchange: str, kinds: frozenset[str]) -> list[Fault]:
+        """The faults of ``kinds`` that hit ``exchange`` (``status`` or ``callback``) for ``subject`` (seeded;
+        ``times`` per subject), as the core strikes them per payment."""
+        if self.scenario is None:
+            return []
+        draws = (f"{exchange}:{subject}", -1)
+        rng = random.Random(f"{self.seed}:{subject}:{exchange}:{self._hits[draws]}")
+        self._hits[draws] += 1
+        hits = []
+        for index, fault in enumerate(self.scenario.faults):
+            if fault.kind not in kinds or not fault.applies_to(exchange):
+                continue
+            draw = rng.random()
+            counter = (f"{exchange}:{subject}", index)
+            if fault.times is not None and self._hits[counter] >= fault.times:
+                continue
+            if draw < fault.probability:
+                self._hits[counter] += 1
+                hits.append(fault)
+        return hits
+
+    def use_scenario(self, scenario: Scenario | None) -> None:
+        """Play ``scenario`` from now on (as the core's ``Simulator.use_scenario``); fault counts start again."""
+        self.scenario = scenario
+        self._hits.clear()
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /_sim/status`` answers (the core's fields, plus files and return files)."""
+        return {
+            "partner": "ach_nacha",
+            "scenario": self.scenario.name if self.scenario else None,
+            "seed": self.seed,
+            "payments": len(self.entries),
+            "pending": len(self._pushes),
+            "journal": len(self.journal.entries),
+            "files": len(self.files),
+            "return_files": len(self.returns),
+        }
+
+    def statements(self, day: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``day``'s statement files and the breaks injected into them (a file partner's statements).
+
+        One NACHA return file holding every entry returned that day (what a reconciliation
+        matches returns against), with the scenario's ``statement.breaks`` applied per entry
+        as the core applies them (``missing_entry``, ``wrong_amount``, ``duplicate_entry``,
+        ``unknown_entry``); then the day's notification-of-change files as they were sent.
+        """
+        returned = sorted(
+            (b for b in self.entries.values() if b.returned_at is not None and b.returned_at.date() == day),
+            key=lambda b: b.entry.trace_number,
+        )
+        breaks = self.scenario.breaks if self.scenario else ()
+        items: list[tuple[EntryInput, str]] = []
+        injected: list[dict[str, Any]] = []
+        for b in returned:
+            rng = random.Random(f"{self.seed}:{b.entry.trace_number}:statement:{day}")
+            entry, copies = b.entry, 1
+            for brk in breaks:
+                if brk.kind == "unknown_entry" or (brk.reference and not brk.reference.search(entry.individual_id)):
+                    continue
+                if rng.random() >= brk.probability:
+                    continue
+                injected.append(
+                    {"kind": brk.kind, "reference": entry.individual_id.strip(), "trace": entry.trace_number}
+                )
+                if brk.kind == "missing_entry":
+                    copies = 0
+                    break
+                if brk.kind == "wrong_amount":
+                    entry = replace(entry, amount_cents=entry.amount_cents + int(brk.amount_delta * 100))
+                    injected[-1]["amount_cents"] = entry.amount_cents
+                elif brk.kind == "duplicate_entry":
+                    copies = 2
+            items += [(entry, b.return_code or "R01")] * copies
+        unknown = random.Random(f"{self.seed}:statement:{day}:unknown")
+        for brk in breaks:
+            if brk.kind != "unknown_entry" or unknown.random() >= brk.probability:
+                continue
+            for n in range(brk.count):
+                reference, cents = f"UNKNOWN{day:%m%d}{n + 1}", unknown.randint(100, 999_999)
+                trace = f"{self.rdfi_routing[:8]}{9_000_000 + n:07d}"
+                stranger = EntryInput(
+                    "0000000000",
+                    "UNKNOWN",
+                    22,
+                    self.rdfi_routing,
+                    "000000000",
+                    cents,
+                    reference,
+                    "UNKNOWN PAYEE",
+                    trace,
+                )
+                items.append((stranger, "R03"))
+                injected.append({"kind": "unknown_entry", "reference": reference, "amount_cents": cents})
+        files: list[dict[str, Any]] = []
+        if items:
+            rdfi = self.rdfi_routing
+            ach = build_return_file(
+                Originator(rdfi, " " + rdfi, "ODFI", "RDFI SIMULATOR", rdfi),
+                [(e, code, f"{rdfi[:8]}{i:07d}") for i, (e, code) in enumerate(items, 1)],
+                created_at=self.clock(),
+                effective_date=day,
+            )
+            files.append({"kind": "returns", "text": render(ach), "created_at": self.clock().isoformat()})
+        files += [
+            {"kind": "changes", "text": r["text"], "created_at": r["created_at"]}
+            for r in self.returns
+            if r.get("kind") == "changes" and datetime.fromisoformat(r["created_at"]).date() == day
+        ]
+        self.record(
+            "out",
+            "statement",
+            faults=sorted({i["kind"] for i in injected}),
+            detail=f"{day.isoformat()}: {len(returned)} returns, {len(files)} files, {len(injected)} breaks",
+        )
+        return files, injected
+
     def record(self, direction: str, kind: str, **fields: Any) -> None:
         self.journal.record(direction, kind, **fields)
 
     def reset(self) -> None:
+        """Forget everything; return files still being pushed are not pushed."""
+        for task in list(self._pushes):
+            task.cancel()
         self.files.clear()
         self.entries.clear()
         self.returns.clear()
         self.journal.reset()
         self._hits.clear()
 
-    def receive(self, file_id: str, text: bytes, callback_url: str | None) -> tuple[int, dict[str, Any]]:
-        """Book a file once: (HTTP status, answer); a known file id replays its first answer."""
+    def receive(
+        self, file_id: str, text: bytes, callback_url: str | None, faults: Sequence[str] = ()
+    ) -> tuple[int, dict[str, Any]]:
+        """Book a file once: (HTTP status, answer); a known file id replays its first answer.
+
+        ``faults``: those that struck the upload on its way in (latency), for the journal.
+        """
         if file_id in self.files:
             status, _ = self.files[file_id]
             self.record(
-                "in", "file", method="POST", path="/files", message_id=file_id, http_status=status, outcome="replayed"
+                "in",
+                "file",
+                method="POST",
+                path="/files",
+                message_id=file_id,
+                http_status=status,
+                outcome="replayed",
+                faults=list(faults),
             )
             return self.files[file_id]
         try:
@@ -241,6 +384,7 @@ class FileDrop:
                 method="POST",
                 path="/files",
                 message_id=file_id,
+                faults=list(faults),
                 http_status=422,
                 outcome="refused",
                 detail=exc.message,
@@ -306,6 +450,7 @@ class FileDrop:
             message_id=file_id,
             http_status=200,
             outcome="accepted",
+            faults=list(faults),
             detail=f"{booked} entries, {len(duplicates)} duplicates",
         )
         return self.files[file_id]
@@ -362,7 +507,13 @@ class FileDrop:
                 created_at=now,
                 effective_date=now.date(),
             )
-        item = {"seq": seq, "text": render(ach), "created_at": now.isoformat(), "callback_url": callback_url}
+        item = {
+            "seq": seq,
+            "kind": "changes" if change else "returns",
+            "text": render(ach),
+            "created_at": now.isoformat(),
+            "callback_url": callback_url,
+        }
         self.returns.append(item)
         for b in items:
             self.record(
@@ -377,16 +528,54 @@ class FileDrop:
         return item
 
     async def push(self, item: dict[str, Any]) -> None:
-        """Post a return file to the callback URL, signed; a few attempts with backoff."""
+        """Post a return file to the callback URL, signed; a few attempts with backoff.
+
+        Callback-layer faults (``exchange`` is ``callback`` for them, struck per return file):
+        ``callback_missing`` (never pushed: the gateway can only learn it by asking),
+        ``callback_late`` (pushed after the fault's ``delay``), ``callback_duplicate`` (``copies``
+        times), and ``callback_wrong_key`` / ``callback_replay`` (a copy signed with another key,
+        or with a timestamp ``days`` old, comes first; then the real one, since a return file is
+        the only word the gateway gets of a return).
+        """
         url = item["callback_url"]
         if not url or not self.send_callbacks:
             return
+        subject = f"RET{item['seq']}"
+        faults = self.strike_layer(subject, "callback", _PUSH_FAULTS)
+        names = [f.kind for f in faults]
+        if "callback_missing" in names:
+            self.record("out", "callback", path=url, message_id=subject, outcome="dropped", faults=names)
+            return
+        late = next((f for f in faults if f.kind == "callback_late"), None)
+        if late is not None:
+            await asyncio.sleep(late.delay.sample(random.Random(f"{self.seed}:{subject}:late")))
+        replay = next((f for f in faults if f.kind == "callback_replay"), None)
+        if replay is not None:
+            old = int(self.clock().timestamp() - replay.days * 86400)
+            await self._post(url, item, self.callback_secret, ["callback_replay"], attempts=1, timestamp=old)
+        if "callback_wrong_key" in names:
+            await self._post(url, item, _WRONG_KEY, ["callback_wrong_key"], attempts=1)
+        duplicate = next((f for f in faults if f.kind == "callback_duplicate"), None)
+        for _ in range(duplicate.copies if duplicate else 1):
+            await self._post(url, item, self.callback_secret, [n for n in names if n not in ("callback_wrong_key",
+                             "callback_replay")], attempts=self.callback_attempts)  # fmt: skip
+
+    async def _post(
+        self,
+        url: str,
+        item: dict[str, Any],
+        secret: bytes,
+        faults: list[str],
+        *,
+        attempts: int,
+        timestamp: int | None = None,
+    ) -> None:
         body = item["text"].encode()
         session = self._session or aiohttp.ClientSession()
         self._session = session
-        for attempt in range(self.callback_attempts):
+        for attempt in range(attempts):
             headers = {
-                SIGNATURE_HEADER: sign_payload(self.callback_secret, body, int(self.clock().timestamp())),
+                SIGNATURE_HEADER: sign_payload(secret, body, timestamp or int(self.clock().timestamp())),
                 "Content-Type": "text/plain",
             }
             try:
@@ -400,6 +589,7 @@ class FileDrop:
                         message_id=f"RET{item['seq']}",
                         http_status=resp.status,
                         outcome=outcome,
+                        faults=faults,
                     )
                     if resp.status < 500:
                         return
@@ -411,6 +601,7 @@ class FileDrop:
                     path=url,
                     message_id=f"RET{item['seq']}",
                     outcome="failed",
+                    faults=faults,
                     detail=type(exc).__name__,
                 )
             await asyncio.sleep(0.05 * 2**attempt)
@@ -420,6 +611,11 @@ class FileDrop:
             task = asyncio.get_running_loop().create_task(self.push(item))
             self._pushes.add(task)
             task.add_done_callback(self._pushes.discard)
+
+    async def idle(self) -> None:
+        """Wait until every return file being pushed is delivered or given up."""
+        while self._pushes:
+            await asyncio.gather(*list(self._pushes), return_exceptions=True)
 
     async def close(self) -> None:
         for task in list(self._pushes):
@@ -489,7 +685,7 @@ async def _post_file(request: web.Request) -> web.Response:
                 detail="connection reset before the file was taken",
             )
             raise _Reset
-    status, answer = drop.receive(file_id, body, request.headers.get(CALLBACK_URL_HEADER))
+    status, answer = drop.receive(file_id, body, request.headers.get(CALLBACK_URL_HEADER), names)
     after = drop.strike(file_id, after=True)
     for fault in after:
         if fault.kind in ("reset", "hang"):
@@ -527,13 +723,50 @@ async def _post_file(request: web.Request) -> web.Response:
     return web.json_response(answer, status=status)
 
 
+async def _answer(request: web.Request, subject: str, answer: Any, status: int = 200, **journal: Any) -> web.Response:
+    """Answer a status query (``GET /entries/…``, ``GET /returns``) under the scenario's ``status``-layer faults:
+    latency, HTTP errors, a reset or hang instead of the answer, or the answer cut short or mislabelled."""
+    drop = request.app[ODFI]
+    # one layer at a time, as the core strikes them: a malformed answer needs an answer to spoil
+    transport = drop.strike_layer(subject, "status", TRANSPORT_FAULTS)
+    names = [f.kind for f in transport]
+    fields = {"method": "GET", "path": request.path, "faults": names, **journal}
+    for fault in transport:
+        if fault.kind == "latency":
+            await asyncio.sleep(fault.delay.sample(random.Random(f"{drop.seed}:{subject}:status-latency")))
+        elif fault.kind == "http_error":
+            drop.record("in", "status", http_status=fault.status, outcome="refused", **fields)
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return web.json_response({"error": "simulated outage"}, status=fault.status, headers=headers)
+        elif fault.kind in ("reset", "hang"):
+            drop.record("in", "status", outcome="dropped", **fields)
+            if fault.kind == "hang":
+                await asyncio.sleep(fault.seconds)
+            raise _Reset
+    names += [f.kind for f in drop.strike_layer(subject, "status", _FILE_FAULTS - TRANSPORT_FAULTS)]
+    drop.record("in", "status", http_status=status, outcome="answered", **fields)
+    text = json.dumps(answer)
+    if "truncated_body" in names:
+        text = text[: len(text) // 2]
+    content_type = "text/html" if "wrong_content_type" in names else "application/json"
+    return web.Response(text=text, status=status, content_type=content_type)
+
+
 async def _get_entry(request: web.Request) -> web.Response:
     drop = request.app[ODFI]
     drop.tick()
-    booked = drop.entries.get(request.match_info["trace"])
+    trace = request.match_info["trace"]
+    booked = drop.entries.get(trace)
     if booked is None:
-        return web.json_response({"error": "unknown trace number"}, status=404)
-    return web.json_response(booked.describe())
+        return await _answer(request, trace, {"error": "unknown trace number"}, 404, partner_reference=trace)
+    return await _answer(
+        request,
+        trace,
+        booked.describe(),
+        partner_reference=trace,
+        end_to_end_id=booked.entry.individual_id,
+        partner_status=booked.status,
+    )
 
 
 async def _get_returns(request: web.Request) -> web.Response:
@@ -544,7 +777,7 @@ async def _get_returns(request: web.Request) -> web.Response:
     except ValueError:
         return web.json_response({"error": "since must be an integer"}, status=400)
     files = [{k: r[k] for k in ("seq", "text", "created_at")} for r in drop.returns if r["seq"] > since]
-    return web.json_response({"files": files})
+    return await _answer(request, "returns", {"files": files})
 
 
 async def _sim_entries(request: web.Request) -> web.Response:
@@ -584,7 +817,7 @@ async def _put_scenario(request: web.Request) -> web.Response:
         errors = [{"pointer": e.pointer, "message": e.message, "line": e.line} for e in exc.errors]
         body = {"code": "INVALID_SCENARIO", "message": exc.message, "line": exc.line, "errors": errors}
         return web.json_response({"error": body}, status=400)
-    drop.scenario = scenario
+    drop.use_scenario(scenario)
     return web.json_response({"name": scenario.name, "seed": drop.seed})
 
 
@@ -608,6 +841,26 @@ async def _predict(request: web.Request) -> web.Response:
     return web.json_response([drop.predict(f) for f in fields])
 
 
+async def _sim_status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ODFI].status())
+
+
+async def _sim_statements(request: web.Request) -> web.Response:
+    drop = request.app[ODFI]
+    drop.tick()
+    raw = request.match_info.get("day") or request.query.get("date", "")
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        message = f"date must be YYYY-MM-DD, not {raw!r}"
+        return web.json_response({"error": {"code": "BAD_DATE", "message": message}}, status=400)
+    files, injected = drop.statements(day)
+    return web.json_response(
+        {"date": day.isoformat(), "files": files, "breaks": injected},
+        headers={"X-Sim-Breaks": json.dumps(injected)[:8000]},
+    )
+
+
 async def _sim_advance(request: web.Request) -> web.Response:
     request.app[ODFI].tick()
     return web.json_response({"returns": len(request.app[ODFI].returns)})
@@ -616,6 +869,15 @@ async def _sim_advance(request: web.Request) -> web.Response:
 async def _sim_reset(request: web.Request) -> web.Response:
     request.app[ODFI].reset()
     return web.json_response({"reset": True})
+
+
+def _scenario(setting: Any) -> Scenario | None:
+    """The ``scenario`` setting as the core reads it: a shipped name, a file, a mapping, or a ``Scenario``."""
+    if not setting or isinstance(setting, Scenario):
+        return setting or None
+    if isinstance(setting, Mapping):
+        return parse_scenario(setting, source="simulators.ach_nacha.scenario")
+    return load_scenario(str(setting))
 
 
 def create_app(settings: Mapping[str, Any]) -> web.Application:
@@ -635,7 +897,7 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
         send_callbacks=bool(settings.get("send_callbacks", True)),
         callback_attempts=int(settings.get("callback_attempts", 4)),
         rdfi_routing=str(settings.get("rdfi_routing", "091000019")),
-        scenario=load_scenario(settings["scenario"]) if settings.get("scenario") else None,
+        scenario=_scenario(settings.get("scenario")),
         seed_setting=int(settings["seed"]) if settings.get("seed") is not None else None,
     )
     tick = float(settings.get("tick", 0.05))
@@ -663,6 +925,10 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     app.router.add_get("/entries/{trace}", _get_entry)
     app.router.add_get("/returns", _get_returns)
     app.router.add_get("/_sim/entries", _sim_entries)
+    app.router.add_get("/_sim/payments", _sim_entries)
+    app.router.add_get("/_sim/status", _sim_status)
+    app.router.add_get("/_sim/statements", _sim_statements)
+    app.router.add_get("/_sim/statements/{day}", _sim_statements)
     app.router.add_get("/_sim/files", _sim_files)
     app.router.add_get("/_sim/journal", _sim_journal)
     app.router.add_post("/_sim/advance", _sim_advance)

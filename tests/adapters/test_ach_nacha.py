@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.domain.accounts import Party, UsAccount
@@ -34,6 +35,7 @@ from gateway_adapters.ach_nacha.nacha import (
 )
 from gateway_adapters.ach_nacha.spool import Spool
 from gateway_simulators.ach_nacha import ODFI, FileDrop, create_app
+from gateway_simulators.core import parse_scenario
 
 NY = ZoneInfo("America/New_York")
 API_KEY = "ach-api-key-for-tests"
@@ -507,3 +509,67 @@ def test_signed_callback_with_an_invalid_file_is_a_contract_error(rig: Rig, part
 
     with pytest.raises(ContractError):
         rig.adapter.parse_callback({"X-Signature": signature}, body)
+
+
+@pytest.mark.parametrize(
+    ("fault", "acknowledgement"),
+    [
+        ({"kind": "reset", "after": True}, "lost after the drop took the file"),
+        ({"kind": "truncated_body"}, "cut short"),
+        ({"kind": "http_error", "status": 503, "retry_after": 0}, "refused for now"),
+    ],
+)
+async def test_an_acknowledgement_lost_or_malformed_leaves_the_payment_unknown_until_the_resend(
+    rig: Rig, fault: dict[str, Any], acknowledgement: str
+) -> None:
+    order = make_order()
+    submitted = await rig.adapter.submit(order)
+    rig.drop.use_scenario(parse_scenario({"name": "one-bad-ack", "faults": [fault]}))
+    known = replace(order, partner_reference=submitted.partner_reference)
+
+    first = await rig.adapter.run_cutoff()  # the acknowledgement is lost, malformed or a refusal
+    before = await rig.adapter.poll(known)
+    again = await rig.adapter.run_due()  # the same file, the same file id
+    rig.clock.advance(60)
+
+    assert first == [], acknowledgement
+    assert before is None  # no verdict without an acknowledgement
+    assert len(again) == 1 and rig.adapter.spool.files()[0]["state"] == "delivered"
+    files = [e.outcome for e in rig.drop.journal.select({"kind": "file"}) if e.outcome != "dropped"]
+    # the drop took the file the first time (its answer went astray) and answers the resend as before
+    assert files == (["refused", "accepted"] if fault["kind"] == "http_error" else ["accepted", "answered", "replayed"]
+                     if fault["kind"] == "truncated_body" else ["accepted", "replayed"])  # fmt: skip
+    assert [b.received for b in rig.drop.entries.values()] == [1]  # booked once however often it came
+    after = await rig.adapter.poll(known)
+    assert after is not None and after.status is Status.SETTLED
+
+
+async def test_an_acknowledgement_that_breaks_the_contract_is_no_acknowledgement(tmp_path: Path) -> None:
+    answers = [{"status": "accepted", "file_id": "someone-else"}, None]
+    received: list[str] = []
+
+    async def odfi(request: web.Request) -> web.Response:
+        received.append(request.headers["Idempotency-Key"])
+        answer = answers.pop(0) or {"status": "accepted", "file_id": received[-1], "entries": 1, "duplicates": []}
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/files", odfi)
+    server = TestServer(app)
+    await server.start_server()
+    adapter = AchNachaAdapter.from_settings(
+        {"base_url": str(server.make_url("")), "api_key": API_KEY, "callback_secret": CALLBACK_SECRET,
+         "spool_dir": str(tmp_path / "spool")},
+        AdapterContext(callback_url="http://127.0.0.1:9/callbacks"),
+    )  # fmt: skip
+    try:
+        await adapter.submit(make_order())
+        first = await adapter.run_cutoff()
+        state = adapter.spool.files()[0]["state"]
+        second = await adapter.run_due()
+    finally:
+        await adapter.close()
+        await server.close()
+
+    assert first == [] and state == "pending"  # missing fields: not an acknowledgement
+    assert len(second) == 1 and received[0] == received[1]  # sent again under the same file id

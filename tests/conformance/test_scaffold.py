@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -54,6 +56,9 @@ def test_scaffold_writes_the_package(package_dir: Path) -> None:
         f"{PACKAGE}/contracts/payment-request.json",
         f"{PACKAGE}/py.typed",
         "tests/test_conformance.py",
+        "qa/gateway.yaml",
+        "qa/routing.yaml",
+        f"qa/{NAME}-happy.yaml",
     } <= written
 
 
@@ -166,3 +171,33 @@ def test_cli_default_dir_is_name_adapter(tmp_path: Path, monkeypatch: pytest.Mon
 
     assert main(["adapters", "new", "other_bank"]) == 0
     assert (tmp_path / "other_bank-adapter" / "pyproject.toml").is_file()
+
+
+def test_scaffolded_adapter_gets_a_working_qa_run(package_dir: Path, tmp_path: Path) -> None:
+    """`gateway --config qa/gateway.yaml qa run qa/NAME-happy.yaml`, with the package found by its entry point."""
+    site = tmp_path / "site"  # the package on the path, its entry point declared as an installed one would be
+    dist = site / f"{PACKAGE}-0.0.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: 0.0.0\n")
+    (dist / "entry_points.txt").write_text(f"[gateway.adapters]\n{NAME} = {PACKAGE}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package_dir), str(site)])}
+    report = tmp_path / "qa.html"
+    gateway = [sys.executable, "-m", "gateway.cli", "--config", "qa/gateway.yaml"]
+
+    checked = subprocess.run(
+        [*gateway, "qa", "scenario", "check", f"qa/{NAME}-happy.yaml"],
+        cwd=package_dir, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    run = subprocess.run(
+        [*gateway, "qa", "run", f"qa/{NAME}-happy.yaml", "--count", "12", "--json", "--html", str(report)],
+        cwd=package_dir, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = json.loads(run.stdout)
+    assert (summary["ok"], summary["partner"], summary["passed"]) == (True, NAME, 12)
+    assert summary["double_submissions"] == 0
+    assert {"rejected", "returned", "settled"} <= set(summary["expected"])
+    assert summary["faults_injected"].get("reset", 0) >= 1  # answers were lost, and no payment was booked twice
+    assert report.read_text(encoding="utf-8").count('class="payment"') == 12

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.contracts.registry import contracts
-from gateway.contracts.tools import check, load_contracts, render_docs
+from gateway.contracts.tools import check, load_contracts, render_docs, render_partner_docs
 from tests.support import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -182,3 +182,33 @@ def test_pin_sets_and_clears_a_business_units_default_version(config: Path, tmp_
     missing = run("contracts", "pin", "erp-nowhere", "1.1", config=config)
     assert missing.returncode == 2
     assert "no business unit named 'erp-nowhere'" in missing.stderr
+
+
+def test_partner_contract_docs_are_generated_from_the_partner_schemas() -> None:
+    pages = render_partner_docs(REPO / "contracts" / "partners")
+    folder = REPO / "docs" / "contracts" / "partners"
+    assert (
+        {p.name for p in folder.glob("*.md")}
+        == set(pages)
+        == {f"{p.name}.md" for p in (REPO / "contracts" / "partners").iterdir() if p.is_dir() and p.name[0] not in "_."}
+    ), "docs/contracts/partners does not match contracts/partners: run `gateway contracts docs`"
+    for name, text in pages.items():
+        assert (folder / name).read_text() == text, (
+            f"docs/contracts/partners/{name} is stale: run `gateway contracts docs`"
+        )
+
+
+def test_partner_contract_docs_cover_every_message_and_field(tmp_path: Path) -> None:
+    result = run("contracts", "docs", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+    ach = (tmp_path / "partners" / "ach_nacha.md").read_text()
+    rtp = (tmp_path / "partners" / "instant_rtp.md").read_text()
+    card = (tmp_path / "partners" / "card_acquirer.md").read_text()
+    assert "| [`file-acknowledgement`](#file-acknowledgement) | 1.0 |" in ach
+    assert "Exactly one of these alternatives:" in ach and "| `duplicates` | array | yes |" in ach
+    assert "| `return_code` | string or null | no | pattern `^R[0-9]{2}$`" in ach
+    for message in ("payment-request", "payment-report", "error"):  # flat <message>.json files
+        assert f"\n## {message}\n" in rtp
+    for message in ("payout-create", "payout", "webhook-event", "error"):  # <message>/<version>.json files
+        assert f"\n## {message}\n" in card

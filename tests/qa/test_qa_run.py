@@ -13,21 +13,36 @@ from gateway.config import DEFAULT_CONFIG, load_settings
 from gateway.devtools.qa import InstructionResult, run_qa, shipped_scenarios, write_junit
 from gateway_simulators.core import scenario_names
 
+#: each scenario's run takes 1-5 s (20 payments; the ACH clock jumps from cut-off to cut-off): the whole
+#: matrix stays around a minute, and one run that hangs is cut off instead of holding CI
+SCENARIO_TIMEOUT = 60
 
+
+@pytest.mark.qa_scenarios
+@pytest.mark.timeout(SCENARIO_TIMEOUT)
 @pytest.mark.parametrize("scenario", scenario_names())
 async def test_every_shipped_scenario_passes(scenario: str, tmp_path: Path) -> None:
     junit = tmp_path / "qa.xml"
+    partner = next(s.partner for s in shipped_scenarios() if s.name == scenario)
 
-    summary = await run_qa(load_settings(env={}), scenario, count=20, junit=junit, quiet=True)
+    summary = await run_qa(load_settings(env={}), scenario, count=20, partner=partner, junit=junit, quiet=True)
 
     assert summary["ok"], summary["failures"]
+    assert summary["partner"] == partner is not None  # every shipped scenario names the partner it is for
     assert summary["passed"] == 20 and summary["double_submissions"] == 0
     assert summary["by_status"] == summary["expected"]
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
     assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == (f"qa.{scenario}", "20", "0")
     assert len(suite.findall("testcase")) == 20
-    if scenario.endswith(("flaky-network", "callback-chaos", "webhook-chaos")):
+    if scenario == "ach-file-chaos":  # acknowledgements lost (reset, hang) and malformed, each file booked once
+        assert {"reset", "hang", "truncated_body", "wrong_content_type"} <= set(summary["faults_injected"])
+    if scenario == "ach-return-chaos":  # return files late, duplicated, forged, replayed; status queries faulted
+        assert {"callback_late", "callback_duplicate", "callback_wrong_key", "callback_replay"} <= set(
+            summary["faults_injected"]
+        )
+        assert summary["expected"].get("returned", 0) >= 5
+    if scenario.endswith(("flaky-network", "callback-chaos", "webhook-chaos", "file-chaos", "return-chaos")):
         # the chaos really happened (an ACH run uploads a file or two, so fewer exchanges are hit)
         assert len(summary["faults_injected"]) >= (2 if scenario.startswith("ach-") else 5)
     if scenario.endswith(("rejections", "returns")):
@@ -52,9 +67,16 @@ def test_every_built_in_partner_has_its_shipped_scenarios() -> None:
         "instant-slow-partner",
         "instant-unknown-outcomes",
     } <= by_partner["instant_rtp"]
-    assert {"ach-happy", "ach-flaky-network", "ach-returns", "ach-late-returns", "ach-slow-partner"} <= (
-        by_partner["ach_nacha"]
-    )
+    assert {
+        "ach-happy",
+        "ach-flaky-network",
+        "ach-file-chaos",
+        "ach-return-chaos",
+        "ach-returns",
+        "ach-late-returns",
+        "ach-changes",
+        "ach-slow-partner",
+    } <= (by_partner["ach_nacha"])
 
 
 def test_cli_prints_json_and_exits_0_on_pass(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from gateway.cli import main
 from gateway.config import load_settings
-from gateway.devtools.qa import check_scenario
+from gateway.devtools.qa import check_scenario, shipped_scenarios
 from gateway_simulators.core import scenario_names
 from gateway_simulators.core.scenario import SCENARIO_DIR
 
@@ -92,3 +93,16 @@ def test_an_unreadable_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
 
     assert code == 2
     assert capsys.readouterr().err.strip() == f"{tmp_path / 'absent.yaml'}: cannot read: No such file or directory"
+
+
+def test_docs_list_every_shipped_scenario_under_its_partner() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "qa.md").read_text(encoding="utf-8")
+    section = text.split("## Shipped scenarios", 1)[1].split("\n## ", 1)[0]
+    listed: set[tuple[str, str]] = set()
+    partner = ""
+    for row in re.findall(r"^\| *(`?[\w-]*`?) *\| *`([\w-]+)` *\|", section, re.M):
+        partner = row[0].strip("`") or partner  # an empty cell: the partner of the row above
+        listed.add((partner, row[1]))
+
+    shipped = {(s.partner or "any", s.name) for s in shipped_scenarios()}
+    assert listed == shipped, f"docs/qa.md lists {sorted(listed - shipped)}, misses {sorted(shipped - listed)}"

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.domain.clock import ManualClock
+from gateway.errors import SignatureError
+from gateway.partners.signing import verify_signature
 from gateway_adapters.ach_nacha.adapter import API_KEY_HEADER, IDEMPOTENCY_HEADER
+from gateway_adapters.ach_nacha.contracts import ENTRY_STATUS, FILE_ACKNOWLEDGEMENT, RETURN_FILES, errors
 from gateway_adapters.ach_nacha.nacha import EntryInput, Originator, build_file, read_file, render, returns_in
+from gateway_adapters.ach_nacha.statements import read_nacha_statements
 from gateway_simulators.ach_nacha import ODFI, create_app
 
 API_KEY = "ach-api-key-for-tests"
@@ -156,3 +163,155 @@ async def test_a_settle_rule_with_a_c_code_sends_a_notification_of_change(aiohtt
         "/_sim/predict", json=[{"reference": "X", "amount": "1", "currency": "USD", "creditor_name": "Moved"}]
     )
     assert await predicted.json() == ["settled"]
+
+
+async def test_answers_fit_the_partner_contracts_and_statements_are_the_days_return_files(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    clock = ManualClock(datetime(2026, 11, 25, 15, tzinfo=UTC))
+    (tmp_path / "s.yaml").write_text(SCENARIO.replace("faults:\n  - {kind: truncated_body, times: 1}\n", ""))
+    settings = SECRETS | {"scenario": str(tmp_path / "s.yaml"), "clock": clock}
+    client: TestClient = await aiohttp_client(create_app(settings))
+    drop = client.app[ODFI]
+    auth = {API_KEY_HEADER: API_KEY}
+
+    _, _, ack = await upload(client, "F1", nacha_file((1, "INV-1", "Closed Account LLC"), (2, "INV-2", "Acme Inc")))
+    _, _, refused = await upload(client, "F2", b"not a nacha file")
+    clock.advance(11)
+    drop.tick()
+    clock.advance(172800)
+    entry = await (await client.get("/entries/021000020000001", headers=auth)).json()
+    returns = await (await client.get("/returns?since=0", headers=auth)).json()
+    day = clock().date().isoformat()
+    statements = await (await client.get(f"/_sim/statements/{day}")).json()
+    none = await (await client.get("/_sim/statements/2026-11-25")).json()
+    bad = await client.get("/_sim/statements/yesterday")
+    status = await (await client.get("/_sim/status")).json()
+
+    assert errors(FILE_ACKNOWLEDGEMENT, json.loads(ack)) == [] and json.loads(ack)["status"] == "accepted"
+    assert errors(FILE_ACKNOWLEDGEMENT, json.loads(refused)) == [] and json.loads(refused)["status"] == "rejected"
+    assert errors(ENTRY_STATUS, entry) == [] and (entry["status"], entry["return_code"]) == ("returned", "R02")
+    assert errors(RETURN_FILES, returns) == [] and len(returns["files"]) == 1
+    assert [f["kind"] for f in statements["files"]] == ["returns"] and none["files"] == []
+    assert statements["breaks"] == []
+    # what `gateway recon import` reads: the return, with its code and the trace it returns
+    (read,) = read_nacha_statements(statements["files"][0]["text"].encode())
+    assert [(line.kind, line.reason_code, line.original_reference) for line in read.lines] == [
+        ("return", "R02", "021000020000001")
+    ]
+    assert bad.status == 400 and (await bad.json())["error"]["code"] == "BAD_DATE"
+    assert (status["payments"], status["files"], status["return_files"], status["scenario"]) == (2, 2, 1, "ach-test")
+    assert any(e.kind == "statement" for e in drop.journal.entries)
+
+
+LAYERS = """\
+name: ach-layers
+partner: ach_nacha
+rules:
+  - {match: {creditor_name: "(?i)closed"}, outcome: return, reason_code: R02}
+faults:
+  - {kind: http_error, exchange: status, status: 503, retry_after: 0}
+  - {kind: truncated_body, exchange: status}
+  - {kind: callback_wrong_key}
+  - {kind: callback_replay, days: 3}
+  - {kind: callback_duplicate, copies: 2}
+"""
+
+
+async def test_status_and_return_file_faults_strike_their_own_layer(aiohttp_client: Any, aiohttp_server: Any) -> None:
+    received: list[tuple[str, bytes]] = []
+
+    async def receiver(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:  # the gateway's check, as the adapter makes it
+            verify_signature(SECRETS["callback_secret"].encode(), body, request.headers.get("X-Signature"))
+        except SignatureError:
+            received.append(("refused", body))
+            return web.Response(status=401)
+        received.append(("taken", body))
+        return web.Response(status=204)
+
+    hook = web.Application()
+    hook.router.add_post("/returns", receiver)
+    gateway = await aiohttp_server(hook)
+    settings = SECRETS | {"send_callbacks": True, "scenario": yaml.safe_load(LAYERS), "settle_delay": 0}
+    client: TestClient = await aiohttp_client(create_app(settings | {"return_delay": 0}))
+    drop = client.app[ODFI]
+    auth = {API_KEY_HEADER: API_KEY}
+    body = nacha_file((1, "INV-1", "Closed Account LLC"))
+    await client.post(
+        "/files",
+        data=body,
+        headers={**auth, IDEMPOTENCY_HEADER: "F1", "X-Callback-Url": str(gateway.make_url("/returns"))},
+    )
+
+    first = await client.get("/entries/021000020000001", headers=auth)  # 503 and cut short: one fault each, once
+    second = await client.get("/entries/021000020000001", headers=auth)
+    third = await client.get("/entries/021000020000001", headers=auth)
+    drop.tick()
+    await drop.idle()
+
+    assert first.status == 503 and second.status == 200 and third.status == 200
+    assert (await third.json())["status"] == "returned"
+    assert [(e.http_status, e.faults) for e in drop.journal.select({"kind": "status", "direction": "in"})] == [
+        (503, ["http_error"]),
+        (200, ["truncated_body"]),
+        (200, []),
+    ]
+    # a replayed and a forged copy first (refused), then the real file twice (duplicated)
+    assert [what for what, _ in received] == ["refused", "refused", "taken", "taken"]
+    assert len({b for _, b in received}) == 1
+    pushes = [(e.outcome, e.faults) for e in drop.journal.select({"kind": "callback"})]
+    assert pushes == [
+        ("refused", ["callback_replay"]),
+        ("refused", ["callback_wrong_key"]),
+        ("delivered", ["callback_duplicate"]),
+        ("delivered", ["callback_duplicate"]),
+    ]
+
+
+BREAKS = """\
+name: ach-breaks
+partner: ach_nacha
+rules:
+  - {match: {creditor_name: "(?i)closed"}, outcome: return, reason_code: R02}
+statement:
+  breaks:
+    - {kind: missing_entry, match: {reference: "^INV-1$"}}
+    - {kind: duplicate_entry, match: {reference: "^INV-2$"}}
+    - {kind: wrong_amount, amount_delta: "0.50", match: {reference: "^INV-3$"}}
+    - {kind: unknown_entry, count: 2}
+"""
+
+
+async def test_statement_breaks_strike_the_days_return_file_as_the_core_strikes_statements(
+    aiohttp_client: Any,
+) -> None:
+    clock = ManualClock(datetime(2026, 11, 25, 15, tzinfo=UTC))
+    settings = SECRETS | {"scenario": yaml.safe_load(BREAKS), "clock": clock, "settle_delay": 0, "return_delay": 0}
+    client: TestClient = await aiohttp_client(create_app(settings))
+    entries = [(1, "INV-1", "Closed A"), (2, "INV-2", "Closed B"), (3, "INV-3", "Closed C"), (4, "INV-4", "Closed D")]
+    await upload(client, "F1", nacha_file(*entries))
+    clock.advance(1)
+    client.app[ODFI].tick()
+    clock.advance(1)
+
+    resp = await client.get(f"/_sim/statements/{clock().date().isoformat()}")
+
+    answer = await resp.json()
+    (statement,) = read_nacha_statements(answer["files"][0]["text"].encode())
+    lines = sorted((line.original_reference or "", line.amount_minor) for line in statement.lines)
+    strangers = [cents for trace, cents in lines if trace.startswith("091000019")]
+    assert lines == [
+        ("021000020000002", 200),
+        ("021000020000002", 200),  # duplicate_entry
+        ("021000020000003", 350),  # wrong_amount: 300 + 50 cents
+        ("021000020000004", 400),
+        ("091000019000000", strangers[0]),  # unknown_entry, twice: traces no payment explains
+        ("091000019000001", strangers[1]),
+    ]  # INV-1 is missing (missing_entry)
+    kinds = sorted(b["kind"] for b in answer["breaks"])
+    assert kinds == ["duplicate_entry", "missing_entry", "unknown_entry", "unknown_entry", "wrong_amount"]
+    assert json.loads(resp.headers["X-Sim-Breaks"]) == answer["breaks"]
+    (journaled,) = client.app[ODFI].journal.select({"kind": "statement"})
+    assert journaled.faults == ["duplicate_entry", "missing_entry", "unknown_entry", "wrong_amount"]
