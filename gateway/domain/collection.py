@@ -36,6 +36,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: 13-19 digits, possibly grouped by spaces or dashes: what a card number looks like in free text
 _PAN_LIKE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 #: free-text fields, where a card number pasted by mistake would otherwise be stored
+_PAN_MESSAGE = "looks like a card number: send the acquirer's card token, never the number"
 _FREE_TEXT = ("/description", "/metadata/", "/payer/name")
 
 
@@ -125,7 +126,7 @@ def _free_text_problems(node: Any, pointer: str = "") -> list[FieldError]:
         for found in _PAN_LIKE.finditer(node) if pointer.startswith(_FREE_TEXT) else ():
             digits = re.sub(r"\D", "", found.group())
             if luhn.is_valid(digits):
-                return [FieldError(pointer, "looks like a card number: send the acquirer's card token, never the number")]
+                return [FieldError(pointer, _PAN_MESSAGE)]
         return []
     if isinstance(node, Mapping):
         out: list[FieldError] = []
