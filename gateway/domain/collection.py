@@ -147,9 +147,29 @@ def _money(doc: Mapping[str, Any]) -> Money:
     return money
 
 
+#: the payer instrument each kind takes
+_INSTRUMENT = {"card_charge": "card_token", "wallet_charge": "wallet", "direct_debit": "iban"}
+
+
+def _kind_problems(doc: Mapping[str, Any]) -> list[FieldError]:
+    """What does not go with the document's kind: the payer's instrument, the mandate, capture."""
+    kind = doc["kind"]
+    errors = []
+    instrument = _INSTRUMENT[kind]
+    if instrument not in doc["payer"]:
+        errors.append(FieldError(f"/payer/{instrument}", f"a {kind} needs payer.{instrument}"))
+    if kind == "direct_debit" and "mandate" not in doc:
+        errors.append(FieldError("/mandate", "a direct_debit needs the mandate (id, signature_date, sequence_type)"))
+    if kind != "direct_debit" and "mandate" in doc:
+        errors.append(FieldError("/mandate", f"only a direct_debit has a mandate, not a {kind}"))
+    if kind != "card_charge" and "capture" in doc:
+        errors.append(FieldError("/capture", f"only a card_charge is captured; leave capture out of a {kind}"))
+    return errors
+
+
 def parse_collection(doc: Mapping[str, Any]) -> CollectionData:
     """Build ``CollectionData`` from a contract-valid document; ``DomainError`` listing every failing field."""
-    errors = _free_text_problems(doc)
+    errors = _kind_problems(doc) + _free_text_problems(doc)
     money: Money | None = None
     try:
         money = _money(doc["amount"])
