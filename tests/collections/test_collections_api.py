@@ -52,16 +52,18 @@ async def test_same_key_and_body_replays_the_first_answer_and_another_body_is_40
         await stop_gateway(gw)
 
 
+PAN = "4111111111111111"  # the well-known test card number: Luhn-valid
+MANDATE = {"id": "M1", "signature_date": "2026-01-01", "sequence_type": "FRST"}
 BAD_INPUT = [
     ("no amount", lambda b: b.pop("amount"), "/amount"),
     ("zero amount", lambda b: b.update(amount={"value": "0.00", "currency": "EUR"}), "/amount/value"),
     ("too many decimals", lambda b: b.update(amount={"value": "1.001", "currency": "EUR"}), "/amount/value"),
     ("unknown currency", lambda b: b.update(amount={"value": "1.00", "currency": "XXQ"}), "/amount/currency"),
-    ("card number as token", lambda b: b.update(payer={"name": "A", "card_token": "4111111111111111"}), "/payer/card_token"),
+    ("card number as token", lambda b: b.update(payer={"name": "A", "card_token": PAN}), "/payer/card_token"),
     ("card number in description", lambda b: b.update(description="card 4111 1111 1111 1111 thanks"), "/description"),
     ("card number in metadata", lambda b: b.update(metadata={"note": "5555555555554444"}), "/metadata/note"),
     ("wallet charge with a card", lambda b: b.update(kind="wallet_charge"), "/payer/wallet"),
-    ("mandate on a card charge", lambda b: b.update(mandate={"id": "M1", "signature_date": "2026-01-01", "sequence_type": "FRST"}), "/mandate"),
+    ("mandate on a card charge", lambda b: b.update(mandate=MANDATE), "/mandate"),
     ("unknown field", lambda b: b.update(pan="4111111111111111"), "/pan"),
     ("bad kind", lambda b: b.update(kind="cash"), "/kind"),
 ]
