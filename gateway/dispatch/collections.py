@@ -93,14 +93,21 @@ async def _order(services: CollectionServices, collection_id: str) -> tuple[dict
 
 
 class CollectionDispatcher:
-    """Claims collection jobs under a lease and carries them out; ``run_once`` for tests and the CLI."""
+    """Claims collection jobs under a lease and carries them out; ``run_once`` for tests and the CLI.
+
+    Between jobs it also polls the partner about collections whose outcome has not come by webhook
+    within ``dispatch.status_poll_after_seconds`` (every ``status_poll_interval_seconds``), so a lost
+    webhook never leaves a collection waiting for good.
+    """
 
     def __init__(self, services: CollectionServices, settings: DispatchSettings, owner: str) -> None:
         self.services = services
         self.settings = settings
         self.owner = f"{owner}:collections"
+        self.updates = CollectionUpdates(services)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._last_poll = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -115,9 +122,34 @@ class CollectionDispatcher:
                 await self._task
             self._task = None
 
+    async def poll_once(self, limit: int = 100) -> int:
+        """Ask the partner about collections overdue for an outcome; returns how many were asked."""
+        now = self.services.clock()
+        older = now - timedelta(seconds=self.settings.status_poll_after_seconds)
+        async with self.services.engine.connect() as conn:
+            ids = await store.due_for_collection_poll(conn, older, limit)
+        for collection_id in ids:
+            row, order = await _order(self.services, collection_id)
+            name = str(row["adapter"])
+            adapter = self.services.adapters.get(name)
+            try:
+                update = await adapter.poll_collection(order) if adapter is not None else None
+            except AdapterError as exc:
+                log.info("poll of collection %s failed: %s", collection_id, exc)
+                update = None
+            if update is not None:
+                await self.updates.apply(name, [update], source="poll")
+            async with self.services.engine.begin() as conn:
+                await store.touch_collection(conn, collection_id, self.services.clock())
+        return len(ids)
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                if loop.time() - self._last_poll >= self.settings.status_poll_interval_seconds:
+                    self._last_poll = loop.time()
+                    await self.poll_once()
                 done = await self.run_once()
             except asyncio.CancelledError:
                 raise

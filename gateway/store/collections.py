@@ -56,6 +56,7 @@ __all__ = [
     "collection_order",
     "collection_outbox_depth",
     "collection_view",
+    "due_for_collection_poll",
     "find_collection_by_partner",
     "finish_collection_job",
     "finish_refund",
@@ -70,6 +71,7 @@ __all__ = [
     "request_refund",
     "retry_collection_job",
     "store_collection",
+    "touch_collection",
 ]
 
 #: the ledger event kind an applied transition into a status posts (config/ledger.yaml ``events``)
@@ -513,6 +515,28 @@ async def find_collection_by_partner(
         return None
     found = await conn.scalar(select(collections.c.id).where(collections.c.adapter == adapter, or_(*conds)).limit(1))
     return str(found) if found else None
+
+
+async def due_for_collection_poll(conn: AsyncConnection, older_than: datetime, limit: int) -> list[str]:
+    """Collections at a partner with no outcome since ``older_than`` (a lost webhook); not those waiting for
+    their business unit's capture."""
+    rows = await conn.execute(
+        select(collections.c.id)
+        .where(
+            collections.c.status.in_([CollectionStatus.ACCEPTED.value, CollectionStatus.SUBMITTED.value]),
+            collections.c.adapter.is_not(None),
+            collections.c.updated_at < older_than,
+            or_(collections.c.capture != "manual", collections.c.captured_at.is_not(None)),
+        )
+        .order_by(collections.c.updated_at)
+        .limit(limit)
+    )
+    return [r.id for r in rows]
+
+
+async def touch_collection(conn: AsyncConnection, collection_id: str, now: datetime) -> None:
+    """Note that the partner was asked (the next poll waits its interval again)."""
+    await conn.execute(update(collections).where(collections.c.id == collection_id).values(updated_at=now))
 
 
 async def mark_captured(conn: AsyncConnection, collection_id: str, now: datetime) -> bool:

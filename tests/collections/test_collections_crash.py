@@ -66,3 +66,24 @@ async def test_dispatcher_crash_after_the_charge_is_retried_after_its_lease_and_
         assert job.collection_id == collection_id
     finally:
         await stop_gateway(gw)
+
+
+async def test_lost_webhooks_are_made_good_by_polling_the_acquirer(database: Database) -> None:
+    gw = await start(
+        database,
+        sim={"send_callbacks": False},
+        dispatch=False,
+        dispatch__status_poll_after_seconds=0.1,
+    )
+    try:
+        collection_id = (await (await post_collection(gw, card_charge())).json())["id"]
+        dispatcher = gw.runtime.new_collection_dispatcher("test")
+        assert await dispatcher.run_once() == 1
+        await acquirer_of(gw).idle()  # the acquirer captured it, but told nobody
+        await asyncio.sleep(0.15)
+        assert await dispatcher.poll_once() == 1
+        view = await wait_for_collection(gw, collection_id, "collected", timeout=2)
+        assert (view["events"][-1]["source"], view["events"][-1]["partner_status"]) == ("poll", "succeeded")
+        assert await dispatcher.poll_once() == 0  # nothing left to ask about
+    finally:
+        await stop_gateway(gw)
