@@ -186,9 +186,11 @@ class WebhookWorker:
         permanent = False
         try:
             doc = json.loads(delivery.body)
-            message, version = (
-                COLLECTION_CONTRACT if doc.get("subject") == "collection" else ("status-event", CONTRACT_VERSION)
-            )
+        except ValueError:
+            doc = None  # the contract check below refuses it for good
+        is_collection = isinstance(doc, dict) and doc.get("subject") == "collection"
+        message, version = COLLECTION_CONTRACT if is_collection else ("status-event", CONTRACT_VERSION)
+        try:
             self.services.contracts.validate(message, doc, version)
             check_url(delivery.url, allow_private=self.settings.allow_private_addresses)
             headers = {
@@ -203,7 +205,7 @@ class WebhookWorker:
                 await resp.read()
             error = None if 200 <= status_code < 300 else f"the endpoint answered {status_code}"
         except ContractError as exc:  # never sent, and never will be: no retry helps
-            error = f"the event does not fit its contract: {exc}"
+            error = f"the event does not fit the {message} contract: {exc}"
             permanent = True
         except UrlRefused as exc:
             error = str(exc)
