@@ -17,6 +17,7 @@ from tests.support import Database, LiveGateway, start_gateway
 __all__ = [
     "API_KEY",
     "FINAL",
+    "WEBHOOK_SECRET",
     "acquirer_of",
     "card_charge",
     "get_collection",
