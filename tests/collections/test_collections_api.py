@@ -195,8 +195,12 @@ async def test_manual_capture_then_partial_refunds_never_more_than_collected(dat
         await wait_for_collection(gw, collection_id, "collected")
 
         refund_url = f"/v1/collections/{collection_id}/refund"
-        first = await post_collection(gw, {"amount": {"value": "30.00", "currency": "EUR"}}, path=refund_url)
+        thirty = {"amount": {"value": "30.00", "currency": "EUR"}}
+        first = await post_collection(gw, thirty, idempotency_key="refund-1", path=refund_url)
         assert first.status == 202, await first.text()
+        again = await post_collection(gw, thirty, idempotency_key="refund-1", path=refund_url)
+        assert (await again.json())["id"] == (await first.json())["id"]  # the same refund, not a second one
+        assert again.headers["Idempotent-Replayed"] == "true"
         too_much = await post_collection(gw, {"amount": {"value": "70.01", "currency": "EUR"}}, path=refund_url)
         assert too_much.status == 409
         assert [e["pointer"] for e in (await too_much.json())["errors"]] == ["/amount/value"]
