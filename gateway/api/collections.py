@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import Select, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.api.appkeys import SERVICES
@@ -39,6 +39,7 @@ from gateway.errors import (
     FieldError,
     IdempotencyConflictError,
     NotFoundError,
+    ServiceUnavailableError,
 )
 from gateway.store import collections as store
 from gateway.store.collections import CollectionTransition, KeyOutcome
@@ -125,7 +126,9 @@ async def create_collection(request: web.Request) -> web.Response:
             # another request with this key or reference committed between our look-up and our insert:
             # the next look-up sees it (a replay or a conflict)
             if attempt:
-                raise
+                raise ServiceUnavailableError("the store refused the write; nothing was accepted") from None
+        except (DBAPIError, OSError):
+            raise ServiceUnavailableError("the store refused the write; nothing was accepted") from None
     if result.outcome is KeyOutcome.CREATED:
         rt.wake_collections()
         rt.wake_webhooks()
