@@ -434,11 +434,15 @@ class CardAcquirerAdapter(HttpAdapter):
         return _collection_update(self._charge(headers, body, order, "status answer"))
 
     def parse_collection_callback(self, headers: Mapping[str, str], body: bytes) -> list[CollectionUpdate] | None:
-        """Verify ``Acquirer-Signature`` first; a ``charge.*`` event becomes a collection update, others ``None``."""
-        self.verify_signed(self._webhook_secret, body, headers, SIGNATURE_HEADER)
-        event = _json(body)
+        """A ``charge.*`` event (``Acquirer-Signature`` verified before anything is read from it) as a
+        collection update; ``None`` for any other body, which ``parse_callback`` verifies and reads."""
+        try:
+            event = _json(body)
+        except ContractError:
+            return None  # not JSON: parse_callback refuses it, signature first
         if not (isinstance(event, dict) and str(event.get("type", "")).startswith("charge.")):
             return None
+        self.verify_signed(self._webhook_secret, body, headers, SIGNATURE_HEADER)
         validate(CHARGE_EVENT, event)
         update = _collection_update(event["data"]["object"], CHARGE_EVENT_STATUSES[event["type"]])
         try:
