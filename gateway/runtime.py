@@ -22,6 +22,7 @@ from gateway.api.app import build_app
 from gateway.api.appkeys import ApiServices
 from gateway.config import Settings, WebhookSettings
 from gateway.contracts.registry import ContractRegistry, contracts
+from gateway.dispatch.collections import CollectionDispatcher, CollectionServices, CollectionUpdates
 from gateway.dispatch.dispatcher import Dispatcher, DispatchServices
 from gateway.dispatch.routing import load_routing
 from gateway.dispatch.scheduler import Scheduler, SchedulerServices
@@ -133,6 +134,15 @@ class Runtime:
         self.holds = HoldDesk(
             self.engine, clock, self.orders, self.screener, self.risk, self.plugins.announce, self._wake_dispatcher
         )
+        self.collection_services = CollectionServices(
+            engine=self.engine,
+            clock=clock,
+            cipher=self.cipher,
+            adapters=self.adapters,
+            wake_webhooks=self._wake_webhooks,
+        )
+        self.collection_updates = CollectionUpdates(self.collection_services)
+        self.collection_dispatcher: CollectionDispatcher | None = None
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
         self.webhooks: WebhookWorker | None = None
@@ -162,7 +172,17 @@ class Runtime:
             cipher=self.cipher,
             wake_webhooks=self._wake_webhooks,
             statement_formats=self.statement_formats,
+            collection_updates=self.collection_updates,
+            wake_collections=self._wake_collections,
         )
+
+    def _wake_collections(self) -> None:
+        if self.collection_dispatcher is not None:
+            self.collection_dispatcher.wake()
+
+    def new_collection_dispatcher(self, owner: str | None = None) -> CollectionDispatcher:
+        """The collection dispatcher over this process's services (``owner`` names its leases)."""
+        return CollectionDispatcher(self.collection_services, self.settings.dispatch, owner or self.owner)
 
     def _wake_webhooks(self) -> None:
         if self.webhooks is not None:
@@ -219,8 +239,10 @@ class Runtime:
                 await sync_config_limits(conn, self.risk.credit_limits, self.clock())
         await self.writer.start()
         self.dispatcher = self.new_dispatcher()
+        self.collection_dispatcher = self.new_collection_dispatcher()
         if dispatch:
             await self.dispatcher.start()
+            await self.collection_dispatcher.start()
         self.scheduler = self.new_scheduler()
         if poll:
             self.scheduler.start()
@@ -233,6 +255,8 @@ class Runtime:
             await self.webhooks.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.collection_dispatcher is not None:
+            await self.collection_dispatcher.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         await self.writer.stop()

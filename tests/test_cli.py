@@ -90,6 +90,10 @@ def test_demo_reaches_every_predicted_status_and_loses_nothing() -> None:
     assert sum(summary["by_status"].values()) == 60
     assert summary["by_status"] == summary["expected"]
     assert set(summary["by_status"]) == {"settled", "rejected"}
+    # money in: card and wallet charges through the acquirer, each reaching the status it should
+    collections = summary["collections"]
+    assert collections["sent"] >= 3 and collections["mismatched"] == 0
+    assert collections["by_status"] == collections["expected"] and "collected" in collections["by_status"]
     # the mixed batch went through all four rails, each instruction by the adapter its rule names
     assert set(summary["by_adapter"]) == {"iso20022_bank", "card_acquirer", "instant_rtp", "ach_nacha", "none"}
     assert summary["by_adapter"]["none"] == {"rejected": sum(summary["by_adapter"]["none"].values())}

@@ -30,14 +30,19 @@ from urllib.parse import quote
 
 from gateway.adapter import (
     AdapterContext,
+    CollectionOrder,
+    CollectionResult,
+    CollectionUpdate,
     HttpAdapter,
     PaymentOrder,
+    RefundResult,
     StatusUpdate,
     SubmitResult,
     http_settings_schema,
 )
 from gateway.contracts.safejson import decode_partner_json
 from gateway.domain.accounts import WalletAccount, mask
+from gateway.domain.collection_status import CollectionStatus
 from gateway.domain.datetimes import datetime_from_unix
 from gateway.domain.money import Money
 from gateway.domain.status import Status
@@ -55,11 +60,24 @@ from gateway.partners.http import (
     header,
     retry_after,
 )
-from gateway_adapters.card_acquirer.codes import EVENT_STATUSES, PAYOUT_STATUSES, REROUTE, rule_for
+from gateway_adapters.card_acquirer.codes import (
+    CHARGE_EVENT_STATUSES,
+    CHARGE_STATUSES,
+    CHARGEBACK_REASONS,
+    EVENT_STATUSES,
+    PAYOUT_STATUSES,
+    REROUTE,
+    rule_for,
+)
 from gateway_adapters.card_acquirer.contracts import (
+    CHARGE,
+    CHARGE_CREATE,
+    CHARGE_EVENT,
     ERROR,
     PAYOUT,
     PAYOUT_CREATE,
+    REFUND,
+    REFUND_CREATE,
     WEBHOOK_EVENT,
     contract_files,
     validate,
@@ -102,10 +120,13 @@ class CardAcquirerAdapter(HttpAdapter):
         properties={"api_key": {"type": "string", "pattern": "^sk_(test|live)_[A-Za-z0-9_]{8,}$"}},
     )
 
+    collection_kinds: ClassVar[frozenset[str]] = frozenset({"card_charge", "wallet_charge"})
+
     def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
         super().__init__(settings, context)
         self._api_key = str(self.settings["api_key"])
         self._webhook_secret = str(self.settings["webhook_secret"]).encode()
+        self.collection_currencies = frozenset(self.settings["currencies"])
 
     # -- messages -------------------------------------------------------------------
 
@@ -274,6 +295,162 @@ class CardAcquirerAdapter(HttpAdapter):
             raise PermanentPartnerError(f"acquirer refused the status query (HTTP {status})")
         return _update(self._payout(headers, body, order, "status answer"))
 
+    # -- collections: charges, captures, refunds, chargebacks ---------------------------------------
+
+    def charge_request(self, order: CollectionOrder) -> dict[str, Any]:
+        """The ``charge-create`` body for ``order``; ``PermanentPartnerError`` if it cannot be one."""
+        payer = order.payer
+        source: dict[str, str] = {"name": payer.name[:140]}
+        if order.kind == "card_charge" and payer.card_token:
+            source["token"] = payer.card_token
+        elif order.kind == "wallet_charge" and payer.wallet:
+            source["wallet"] = payer.wallet
+        else:
+            raise PermanentPartnerError(f"the acquirer cannot collect a {order.kind}", reason_code="NO_ROUTE")
+        body: dict[str, Any] = {
+            "amount": order.money.minor,
+            "currency": order.money.currency.lower(),
+            "source": source,
+            "capture": order.capture != "manual",
+            "statement_descriptor": order.reference[:22],
+            "metadata": {
+                "collection_id": order.id,
+                "reference": order.reference[:64],
+                "business_unit": order.business_unit[:64],
+            },
+        }
+        if order.description:
+            body["description"] = order.description[:500]
+        try:
+            validate(CHARGE_CREATE, body)
+        except ContractError as exc:
+            message = exc.message.replace(payer.instrument, mask(payer.instrument)) if payer.instrument else exc.message
+            raise PermanentPartnerError(
+                f"collection cannot be expressed as a charge: {message}", reason_code="FF01"
+            ) from None
+        return body
+
+    @staticmethod
+    def _object(headers: Mapping[str, str], body: bytes, message: str, what: str) -> dict[str, Any]:
+        """A ``message`` object the contract accepts, or ``TransientPartnerError`` (we do not know what happened)."""
+        content_type = (header(headers, "Content-Type") or "").lower()
+        if "json" not in content_type:
+            raise TransientPartnerError(f"acquirer {what} is {content_type or 'untyped'}, not JSON")
+        try:
+            obj = _json(body)
+            validate(message, obj)
+        except ContractError as exc:
+            raise TransientPartnerError(f"acquirer {what} is not a valid {message}: {exc.message}") from None
+        return dict(obj)
+
+    def _charge(self, headers: Mapping[str, str], body: bytes, order: CollectionOrder, what: str) -> dict[str, Any]:
+        charge = self._object(headers, body, CHARGE, what)
+        if charge["metadata"]["collection_id"] != order.id:
+            raise TransientPartnerError(f"acquirer {what} is about another collection, not {order.id}")
+        try:
+            money = Money.from_minor(charge["amount"], charge["currency"].upper())
+        except DomainError as exc:
+            raise TransientPartnerError(f"acquirer {what} names an invalid amount: {exc.message}") from None
+        if money != order.money:
+            raise TransientPartnerError(f"acquirer {what} for {order.id} names {money}, not {order.money}")
+        return charge
+
+    async def _charge_call(self, order: CollectionOrder, url: str, payload: bytes | None, key: str) -> CollectionResult:
+        headers = self._headers(
+            **{
+                "Content-Type": "application/json",
+                IDEMPOTENCY_HEADER: key,
+                CALLBACK_URL_HEADER: self.context.callback_url,
+            }
+        )
+        status, resp_headers, body = await self._call("POST", url, payload, headers)
+        if not 200 <= status < 300:
+            code, error = self._refusal(status, resp_headers, body)
+            rule = rule_for(code)
+            if isinstance(error, PermanentPartnerError) and rule is not None and rule.outcome == "reject":
+                log.info("acquirer declined collection %s: %s", order.id, code)
+                return CollectionResult(
+                    CollectionStatus.REJECTED,
+                    "",
+                    reason_code=rule.reason_code,
+                    reason=rule.description,
+                    partner_status=code,
+                )
+            raise error
+        charge = self._charge(resp_headers, body, order, "answer")
+        update = _collection_update(charge)
+        return CollectionResult(
+            status=update.status or CollectionStatus.SUBMITTED,
+            partner_reference=charge["id"],
+            reason_code=update.reason_code,
+            reason=update.reason,
+            partner_status=charge["status"],
+        )
+
+    async def collect(self, order: CollectionOrder) -> CollectionResult:
+        """POST one charge, the collection id as Idempotency-Key: ``pending`` → submitted, ``succeeded`` → collected."""
+        payload = json.dumps(self.charge_request(order), separators=(",", ":")).encode()
+        return await self._charge_call(order, f"{self.base_url}/v1/charges", payload, order.id)
+
+    async def capture(self, order: CollectionOrder) -> CollectionResult:
+        """Capture an authorised charge (idempotent at the acquirer: a second capture answers the same)."""
+        url = f"{self.base_url}/v1/charges/{quote(order.id, safe='')}/capture"
+        return await self._charge_call(order, url, b"{}", f"{order.id}:capture")
+
+    async def refund_collection(self, order: CollectionOrder, refund_id: str, money: Money) -> RefundResult:
+        """POST a refund of the charge (the refund id as Idempotency-Key)."""
+        request = {"amount": money.minor, "metadata": {"refund_id": refund_id, "collection_id": order.id}}
+        validate(REFUND_CREATE, request)
+        headers = self._headers(**{"Content-Type": "application/json", IDEMPOTENCY_HEADER: refund_id})
+        url = f"{self.base_url}/v1/charges/{quote(order.id, safe='')}/refunds"
+        status, resp_headers, body = await self._call(
+            "POST", url, json.dumps(request, separators=(",", ":")).encode(), headers
+        )
+        if not 200 <= status < 300:
+            code, error = self._refusal(status, resp_headers, body)
+            if isinstance(error, TransientPartnerError):
+                raise error
+            return RefundResult(False, reason_code=(code or f"HTTP{status}").upper(), reason=str(error))
+        refund = self._object(resp_headers, body, REFUND, "refund answer")
+        if refund["metadata"]["refund_id"] != refund_id or refund["amount"] != money.minor:
+            raise TransientPartnerError(f"acquirer refund answer is not about refund {refund_id} of {money}")
+        return RefundResult(
+            refund["status"] == "succeeded",
+            partner_reference=refund["id"],
+            reason_code=(refund.get("failure_code") or "").upper() or None,
+        )
+
+    async def poll_collection(self, order: CollectionOrder) -> CollectionUpdate | None:
+        """GET the charge by collection id; ``None`` when the acquirer does not know it (404)."""
+        url = f"{self.base_url}/v1/charges/{quote(order.id, safe='')}"
+        status, headers, body = await self._call("GET", url, None, self._headers())
+        if status == 404:
+            return None
+        if not 200 <= status < 300:
+            _, error = self._refusal(status, headers, body)
+            if isinstance(error, TransientPartnerError):
+                raise error
+            raise PermanentPartnerError(f"acquirer refused the charge query (HTTP {status})")
+        return _collection_update(self._charge(headers, body, order, "status answer"))
+
+    def parse_collection_callback(self, headers: Mapping[str, str], body: bytes) -> list[CollectionUpdate] | None:
+        """A ``charge.*`` event (``Acquirer-Signature`` verified before anything is read from it) as a
+        collection update; ``None`` for any other body, which ``parse_callback`` verifies and reads."""
+        try:
+            event = _json(body)
+        except ContractError:
+            return None  # not JSON: parse_callback refuses it, signature first
+        if not (isinstance(event, dict) and str(event.get("type", "")).startswith("charge.")):
+            return None
+        self.verify_signed(self._webhook_secret, body, headers, SIGNATURE_HEADER)
+        validate(CHARGE_EVENT, event)
+        update = _collection_update(event["data"]["object"], CHARGE_EVENT_STATUSES[event["type"]])
+        try:
+            occurred_at = datetime_from_unix(event["created"])
+        except ValueError as exc:
+            raise ContractError(str(exc), errors=[FieldError("/created", str(exc))]) from None
+        return [dataclasses.replace(update, occurred_at=occurred_at)]
+
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
         """Verify ``Acquirer-Signature`` (first, with the replay tolerance), then read the event."""
         self.verify_signed(self._webhook_secret, body, headers, SIGNATURE_HEADER)
@@ -286,6 +463,28 @@ class CardAcquirerAdapter(HttpAdapter):
         except ValueError as exc:  # the contract bounds it; this is the reader's own guard
             raise ContractError(str(exc), errors=[FieldError("/created", str(exc))]) from None
         return [dataclasses.replace(update, occurred_at=occurred_at)]
+
+
+def _collection_update(charge: Mapping[str, Any], status: CollectionStatus | None = None) -> CollectionUpdate:
+    """The gateway's reading of a charge object (``status`` from the event type when there is one)."""
+    status = CHARGE_STATUSES[charge["status"]] if status is None else status
+    reason_code = reason = None
+    if status is CollectionStatus.REJECTED:
+        code = charge.get("failure_code")
+        rule = rule_for(code)
+        reason_code = rule.reason_code if rule is not None else (code or "MS03").upper()
+        reason = charge.get("failure_message") or (rule.description if rule is not None else code)
+    elif status is CollectionStatus.CHARGED_BACK:
+        reason_code = charge.get("dispute_reason_code") or "CHARGEBACK"
+        reason = f"chargeback: {CHARGEBACK_REASONS.get(reason_code, 'reason code ' + reason_code)}"
+    return CollectionUpdate(
+        status=status,
+        collection_id=charge["metadata"]["collection_id"],
+        partner_reference=charge["id"],
+        partner_status=charge["status"],
+        reason_code=reason_code,
+        reason=reason,
+    )
 
 
 def _update(payout: Mapping[str, Any], status: Status | None = None) -> StatusUpdate:

@@ -18,6 +18,10 @@
 
 - ``EVENT_STATUSES``: webhook ``type`` → gateway status (``None``: acknowledged only).
 - ``PAYOUT_STATUSES``: payout ``status`` → gateway status (``None``: still in flight).
+- ``CHARGE_STATUSES``, ``CHARGE_EVENT_STATUSES``: a charge's ``status`` and webhook ``type`` →
+  collection status (``gateway.domain.collection_status``); a declined charge's ``failure_code``
+  goes through ``ERROR_CODES`` for its reason code; ``CHARGEBACK_REASONS`` names the card
+  scheme's chargeback reason codes.
 """
 
 from __future__ import annotations
@@ -27,9 +31,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
+from gateway.domain.collection_status import CollectionStatus
 from gateway.domain.status import Status
 
 __all__ = [
+    "CHARGEBACK_REASONS",
+    "CHARGE_EVENT_STATUSES",
+    "CHARGE_STATUSES",
     "ERROR_CODES",
     "EVENT_STATUSES",
     "PAYOUT_STATUSES",
@@ -100,3 +108,35 @@ PAYOUT_STATUSES: Mapping[str, Status | None] = MappingProxyType(
 def rule_for(code: str | None) -> CodeRule | None:
     """The rule for an acquirer code, ``None`` for a code not in the table."""
     return ERROR_CODES.get(code or "")
+
+
+#: charge ``status`` → collection status (``None``: still in flight, or authorised awaiting its capture)
+CHARGE_STATUSES: Mapping[str, CollectionStatus | None] = MappingProxyType(
+    {
+        "pending": None,
+        "requires_capture": None,
+        "succeeded": CollectionStatus.COLLECTED,
+        "failed": CollectionStatus.REJECTED,
+        "disputed": CollectionStatus.CHARGED_BACK,
+    }
+)
+
+#: charge webhook ``type`` → collection status
+CHARGE_EVENT_STATUSES: Mapping[str, CollectionStatus | None] = MappingProxyType(
+    {
+        "charge.pending": None,
+        "charge.succeeded": CollectionStatus.COLLECTED,
+        "charge.failed": CollectionStatus.REJECTED,
+        "charge.dispute.created": CollectionStatus.CHARGED_BACK,
+    }
+)
+
+#: card scheme chargeback reason codes the acquirer passes on (Mastercard numbering), for the event's reason
+CHARGEBACK_REASONS: Mapping[str, str] = MappingProxyType(
+    {
+        "4837": "no cardholder authorisation (fraud)",
+        "4853": "cardholder dispute (goods or services not as described or not received)",
+        "4834": "duplicate processing",
+        "4855": "goods or services not provided",
+    }
+)

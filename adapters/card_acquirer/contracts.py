@@ -15,10 +15,15 @@ from typing import Any
 from gateway.contracts.registry import ContractRegistry
 
 __all__ = [
+    "CHARGE",
+    "CHARGE_CREATE",
+    "CHARGE_EVENT",
     "CONTRACTS_DIR",
     "ERROR",
     "PAYOUT",
     "PAYOUT_CREATE",
+    "REFUND",
+    "REFUND_CREATE",
     "WEBHOOK_EVENT",
     "contract_files",
     "partner_contracts",
@@ -29,6 +34,11 @@ __all__ = [
 CONTRACTS_DIR: Path = Path(str(resources.files("gateway_contracts"))) / "partners" / "card_acquirer"
 
 PAYOUT_CREATE = "payout-create"
+CHARGE_CREATE = "charge-create"
+CHARGE = "charge"
+CHARGE_EVENT = "charge-event"
+REFUND_CREATE = "refund-create"
+REFUND = "refund"
 PAYOUT = "payout"
 WEBHOOK_EVENT = "webhook-event"
 ERROR = "error"

@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
-from gateway.api import docs_page, instructions, keys_admin, ops, partners, risk, webhooks
+from gateway.api import collections, docs_page, instructions, keys_admin, ops, partners, risk, webhooks
 from gateway.api import ledger as ledger_api
 from gateway.api import recon as recon_api
 from gateway.api import statements as statements_api
@@ -55,6 +55,7 @@ def build_app(
     app[SETTINGS] = settings
     app[AUTH_CACHE] = {}
     app.add_routes(instructions.routes)
+    app.add_routes(collections.routes)
     app.add_routes(partners.routes)
     app.add_routes(ops.routes)
     app.add_routes(risk.routes)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Settings
 from gateway.contracts.registry import ContractRegistry
+from gateway.dispatch.collections import CollectionUpdates
 from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock
 from gateway.domain.events import Announce
@@ -47,6 +48,10 @@ class ApiServices:
     wake_webhooks: Callable[[], None]
     #: every statement format the installed adapters read, by name (``gateway_statement_formats``)
     statement_formats: Mapping[str, StatementFormat]
+    #: applies partner reports about collections (``None``: this process does not take collections)
+    collection_updates: CollectionUpdates | None = None
+    #: tells the collection dispatcher a job is due now
+    wake_collections: Callable[[], None] = lambda: None
 
     def adapter(self, name: str) -> Adapter:
         """The enabled adapter of that name; ``UnknownAdapterError`` (404) otherwise."""

@@ -11,7 +11,13 @@ from typing import Any
 from gateway import __version__
 from gateway.api.keys_admin import CREATE_SCHEMA, KEY_ID_RE, ROTATE_SCHEMA
 from gateway.api.ledger import ACCOUNT_CURSOR, ENTRY_CURSOR
-from gateway.api.openapi_bundle import PAYABLE_CURRENCIES, bundle, narrow_instruction, with_text_rule
+from gateway.api.openapi_bundle import (
+    PAYABLE_CURRENCIES,
+    bundle,
+    narrow_collection,
+    narrow_instruction,
+    with_text_rule,
+)
 from gateway.api.recon import BREAK_CURSOR, SOURCE_PATTERN
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
 from gateway.api.statements import FORMAT_PATTERN
@@ -22,6 +28,8 @@ from gateway.api.webhooks import UPDATE_SCHEMA as WEBHOOK_UPDATE_SCHEMA
 from gateway.contracts.registry import ContractRegistry
 from gateway.contracts.safejson import TEXT_PATTERN
 from gateway.contracts.versions import VERSION_HEADER, VersionInfo, compatibility_lines
+from gateway.domain.collection import COLLECTION_KINDS
+from gateway.domain.collection_status import CollectionStatus
 from gateway.domain.status import Status
 from gateway.recon.matching import BREAK_KINDS, LINE_ID
 from gateway.store.webhooks import DELIVERY_STATES as WEBHOOK_DELIVERY_STATES
@@ -473,6 +481,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **_ledger_schemas(),
                 **_webhook_schemas(),
                 **_recon_schemas(),
+                **_collection_schemas(contracts),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -544,6 +553,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             **_ledger_paths(bearer),
             **_webhook_paths(bearer),
             **_recon_paths(bearer),
+            **_collection_paths(bearer),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",
@@ -1361,6 +1371,248 @@ def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                         "The match, confirmed",
                     ),
                     **_problems(400, 401, 403, 404, 409),
+                },
+            }
+        },
+    }
+
+
+COLLECTION_ID_PATTERN = "^col_[0-9A-Z]{26}$"
+
+
+def _collection_schemas(contracts: ContractRegistry) -> dict[str, Any]:
+    money = {
+        "type": "object",
+        "required": ["value", "currency"],
+        "properties": {"value": {"type": "string"}, "currency": {"type": "string"}},
+    }
+    return {
+        **narrow_collection(bundle(contracts.schema("collection", "1.0"), "Collection"), "Collection"),
+        **bundle(contracts.schema("collection-event", "1.0"), "CollectionEvent"),
+        "CollectionAccepted": {
+            "type": "object",
+            "required": ["id", "reference", "kind", "status", "created_at"],
+            "properties": {
+                "id": {"type": "string", "pattern": COLLECTION_ID_PATTERN},
+                "reference": {"type": "string"},
+                "kind": {"enum": list(COLLECTION_KINDS)},
+                "status": {"const": "received"},
+                "created_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "CollectionRefund": {
+            "type": "object",
+            "description": "A refund of a collected charge: pending until the acquirer answers, then its outcome.",
+            "required": ["id", "collection_id", "amount", "status", "created_at"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^crf_[0-9A-Z]{26}$"},
+                "collection_id": {"type": "string", "pattern": COLLECTION_ID_PATTERN},
+                "amount": money,
+                "status": {"enum": ["pending", "succeeded", "failed"]},
+                "partner_reference": {"type": ["string", "null"]},
+                "reason_code": {"type": ["string", "null"]},
+                "reason": {"type": ["string", "null"]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "CollectionRefundRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Empty to refund all that is left; else the amount, in the collection's currency.",
+            "properties": {
+                "amount": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["value", "currency"],
+                    "properties": {
+                        "value": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,14})(\\.[0-9]{1,3})?$"},
+                        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                    },
+                }
+            },
+        },
+        "CollectionView": {
+            "type": "object",
+            "description": "A collection as stored; the payer's card token, wallet id or IBAN is masked.",
+            "required": ["id", "reference", "kind", "amount", "status", "payer", "created_at"],
+            "properties": {
+                "id": {"type": "string", "pattern": COLLECTION_ID_PATTERN},
+                "reference": {"type": "string"},
+                "kind": {"enum": list(COLLECTION_KINDS)},
+                "amount": money,
+                "status": {"enum": [s.value for s in CollectionStatus]},
+                "payer": {"type": "object", "additionalProperties": {"type": "string"}},
+                "mandate": {"type": ["object", "null"]},
+                "description": {"type": ["string", "null"]},
+                "capture": {"enum": ["auto", "manual"]},
+                "captured_at": {"type": ["string", "null"], "format": "date-time"},
+                "refunded": {"type": "string", "description": "the amount refunded or being refunded"},
+                "channel": {"type": ["string", "null"]},
+                "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                "contract_version": {"type": "string"},
+                "adapter": {"type": ["string", "null"]},
+                "partner_reference": {"type": ["string", "null"]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+                "events": {
+                    "type": "array",
+                    "description": "The first 100 events, oldest first (GET one collection only)",
+                    "items": {"$ref": "#/components/schemas/CollectionEvent"},
+                },
+                "refunds": {
+                    "type": "array",
+                    "description": "Its refunds, oldest first (GET one collection only)",
+                    "items": {"$ref": "#/components/schemas/CollectionRefund"},
+                },
+                "ledger_entries": {
+                    "type": "string",
+                    "description": "link to its journal entries (GET /v1/ledger/entries?instruction_id=…)",
+                },
+            },
+        },
+    }
+
+
+def _collection_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    id_param = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": COLLECTION_ID_PATTERN},
+        "description": "a collection id (`col_` + 26 characters); anything else is 404",
+    }
+    key_param = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": True,
+        "description": "Same key + same request replays the first response; another request is 409.",
+        "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    }
+    view = {"application/json": {"schema": {"$ref": "#/components/schemas/CollectionView"}}}
+    return {
+        "/v1/collections": {
+            "post": {
+                "summary": "Submit a collection (money in: card or wallet charge, direct debit)",
+                "operationId": "createCollection",
+                "security": bearer,
+                "description": (
+                    "Contract `collection` (docs/contracts/collection.md). Durable before the 202; the dispatcher "
+                    "routes it to an adapter that declares its kind (none: rejected NO_ROUTE). Cards travel as "
+                    "acquirer tokens only; free text that reads like a card number is refused (422)."
+                ),
+                "parameters": [key_param],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Collection"}}},
+                },
+                "responses": {
+                    "202": {
+                        "description": "Accepted and durable",
+                        "headers": {k: v for k, v in _RESPONSE_HEADERS.items() if k != "Location"}
+                        | {"Location": {"description": "The new collection's URL.", "schema": {"type": "string"}}},
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/CollectionAccepted"}}
+                        },
+                    },
+                    **_problems(400, 401, 403, 409, 413, 415, 422, 503),
+                },
+            },
+            "get": {
+                "summary": "List this business unit's collections (newest first)",
+                "operationId": "listCollections",
+                "security": bearer,
+                "description": "Filters combine (AND) and work with cursor paging; a bad value is a 400 naming it.",
+                "parameters": [
+                    {
+                        "name": "reference",
+                        "in": "query",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 35, "pattern": TEXT_PATTERN},
+                        "description": "the business unit's own reference, exact match",
+                    },
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": _comma_list([s.value for s in CollectionStatus])},
+                        "description": "comma-separated statuses",
+                    },
+                    {"name": "kind", "in": "query", "schema": {"enum": list(COLLECTION_KINDS)}},
+                    {
+                        "name": "created_from",
+                        "in": "query",
+                        "schema": _DATE_OR_DATETIME,
+                        "description": "a date (from its start, UTC) or an RFC 3339 date-time",
+                    },
+                    {
+                        "name": "created_to",
+                        "in": "query",
+                        "schema": _DATE_OR_DATETIME,
+                        "description": "a date (to its end, UTC) or an RFC 3339 date-time",
+                    },
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": COLLECTION_ID_PATTERN},
+                        "description": "next_cursor of the previous page",
+                    },
+                ],
+                "responses": {
+                    "200": _json(_page("CollectionView"), "A page"),
+                    **_problems(400, 401, 403),
+                },
+            },
+        },
+        "/v1/collections/{id}": {
+            "get": {
+                "summary": "One collection with its events and refunds",
+                "operationId": "getCollection",
+                "security": bearer,
+                "parameters": [id_param],
+                "responses": {"200": {"description": "The collection", "content": view}, **_problems(401, 403, 404)},
+            }
+        },
+        "/v1/collections/{id}/cancel": {
+            "post": {
+                "summary": "Cancel a collection the dispatcher has not taken yet (else 409)",
+                "operationId": "cancelCollection",
+                "security": bearer,
+                "parameters": [id_param],
+                "responses": {"200": {"description": "Cancelled", "content": view}, **_problems(401, 403, 404, 409)},
+            }
+        },
+        "/v1/collections/{id}/capture": {
+            "post": {
+                "summary": "Capture an authorised card charge sent with capture manual",
+                "operationId": "captureCollection",
+                "security": bearer,
+                "description": "202: the capture goes to the acquirer; asking again answers the same. Else 409.",
+                "parameters": [id_param],
+                "responses": {
+                    "202": {"description": "Capture queued", "content": view},
+                    **_problems(401, 403, 404, 409),
+                },
+            }
+        },
+        "/v1/collections/{id}/refund": {
+            "post": {
+                "summary": "Refund part or all of a collected card or wallet charge",
+                "operationId": "refundCollection",
+                "security": bearer,
+                "description": (
+                    "Never more than the collected amount less earlier refunds (409 naming /amount/value); "
+                    "the refund goes to the acquirer with its own id as idempotency key."
+                ),
+                "parameters": [id_param, key_param],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/CollectionRefundRequest"}}
+                    },
+                },
+                "responses": {
+                    "202": _json({"$ref": "#/components/schemas/CollectionRefund"}, "Refund queued"),
+                    **_problems(400, 401, 403, 404, 409, 413, 415, 422),
                 },
             }
         },

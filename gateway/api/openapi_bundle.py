@@ -25,7 +25,7 @@ from gateway.contracts.safejson import TEXT_PATTERN
 from gateway.domain.money import minor_units, validate_currency
 from gateway.errors import CurrencyError
 
-__all__ = ["PAYABLE_CURRENCIES", "bundle", "narrow_instruction", "with_text_rule"]
+__all__ = ["PAYABLE_CURRENCIES", "bundle", "narrow_collection", "narrow_instruction", "with_text_rule"]
 
 
 def _payable() -> list[str]:
@@ -119,6 +119,64 @@ def _narrow_fields(node: Any) -> Any:
                 keep = {k: v for k, v in props[name].items() if k in ("description", "examples")}
                 narrowed[name] = {**keep, **rule}
         out["properties"] = narrowed
+    return out
+
+
+def _amount_rules() -> tuple[list[str], list[dict[str, Any]]]:
+    """(currencies, if/then rules) saying an amount is positive with at most its currency's minor units."""
+    currencies = list(PAYABLE_CURRENCIES)
+    groups: dict[int, list[str]] = {}
+    for code in PAYABLE_CURRENCIES:
+        groups.setdefault(minor_units(code), []).append(code)
+    rules = []
+    for decimals, codes in sorted(groups.items()):
+        pattern = _AMOUNT_BY_DECIMALS.get(decimals)
+        if pattern is None:
+            currencies = [c for c in currencies if c not in codes]
+            continue
+        rules.append(
+            {
+                "if": {"properties": {"currency": {"enum": codes}}, "required": ["currency"]},
+                "then": {"properties": {"value": {"pattern": pattern}}},
+            }
+        )
+    return currencies, rules
+
+
+#: what goes with each kind of collection (the server checks it after the contract: 422 naming the field)
+_COLLECTION_KINDS: list[dict[str, Any]] = [
+    {
+        "properties": {"kind": {"const": "card_charge"}, "payer": {"required": ["card_token"]}},
+        "not": {"required": ["mandate"]},
+    },
+    {
+        "properties": {"kind": {"const": "wallet_charge"}, "payer": {"required": ["wallet"]}},
+        "not": {"anyOf": [{"required": ["mandate"]}, {"required": ["capture"]}]},
+    },
+    {
+        "properties": {"kind": {"const": "direct_debit"}, "payer": {"required": ["iban"]}},
+        "required": ["mandate"],
+        "not": {"required": ["capture"]},
+    },
+]
+
+
+def narrow_collection(components: dict[str, dict[str, Any]], name: str) -> dict[str, dict[str, Any]]:
+    """The bundled collection components with the server's domain rules written in: the amount, the IBAN
+    checksum (format ``iban``), and which payer instrument, mandate and capture go with each kind."""
+    out = {key: _narrow_fields(value) for key, value in components.items()}
+    main = copy.deepcopy(out[name])
+    amount = main["properties"]["amount"]
+    currencies, rules = _amount_rules()
+    amount["properties"]["currency"] = {**amount["properties"]["currency"], "enum": currencies}
+    amount["properties"]["value"] = {**amount["properties"]["value"], "pattern": _AMOUNT_BY_DECIMALS[3]}
+    amount["allOf"] = rules
+    for variant in main["properties"]["payer"]["oneOf"]:
+        if "iban" in variant["properties"]:
+            variant["properties"]["iban"] = {**variant["properties"]["iban"], **_DOMAIN_FIELDS["iban"]}
+            variant["properties"]["bic"] = {**variant["properties"]["bic"], **_DOMAIN_FIELDS["bic"]}
+    main["oneOf"] = copy.deepcopy(_COLLECTION_KINDS)
+    out[name] = main
     return out
 
 

@@ -6,6 +6,8 @@ from aiohttp import web
 
 from gateway.api.appkeys import SERVICES
 from gateway.api.bodies import read_body
+from gateway.dispatch.collections import CollectionUpdateSummary
+from gateway.dispatch.updates import UpdateSummary
 from gateway.errors import GatewayError
 
 __all__ = ["routes"]
@@ -17,6 +19,9 @@ routes = web.RouteTableDef()
 async def partner_callback(request: web.Request) -> web.Response:
     """Verify (adapter checks the signature first), parse, and apply a partner's status report.
 
+    A report about collections (``Adapter.parse_collection_callback``) goes to the collections;
+    any other to the instructions.
+
     Every outcome is counted in ``gateway_partner_callbacks{adapter,result}``: ``accepted``,
     the problem slug of a refusal (``invalid-signature``, ``contract-violation`` …), or
     ``internal`` for a failure of the gateway itself.
@@ -26,8 +31,13 @@ async def partner_callback(request: web.Request) -> web.Response:
     adapter = rt.adapter(name)
     try:
         body = await read_body(request)
-        updates = adapter.parse_callback(request.headers, body)
-        summary = await rt.updates.apply(name, updates, source="callback")
+        about_collections = adapter.parse_collection_callback(request.headers, body)
+        if about_collections is not None and rt.collection_updates is not None:
+            summary: UpdateSummary | CollectionUpdateSummary = await rt.collection_updates.apply(
+                name, about_collections, source="callback"
+            )
+        else:
+            summary = await rt.updates.apply(name, adapter.parse_callback(request.headers, body), source="callback")
     except GatewayError as exc:
         rt.metrics.callbacks.labels(name, exc.slug).inc()
         raise

@@ -39,6 +39,7 @@ PATTERN_WORDS: Mapping[str, str] = {
     r"^[A-Za-z0-9_-]{1,35}$": "1 to 35 letters, digits, hyphens and underscores",
     r"^[0-9A-Za-z-]{1,17}$": "1 to 17 letters, digits and hyphens",
     r"^[A-Za-z0-9._:@+-]{3,64}$": "3 to 64 letters, digits and . _ : @ + -",
+    r"^tok_[A-Za-z0-9_]{6,60}$": 'the acquirer\'s card token, such as "tok_visa_4242abcd" (never a card number)',
 }
 
 _TYPE_WORDS = {

@@ -1,7 +1,9 @@
 """``gateway demo``: gateway + simulators in-process on a throw-away SQLite database.
 
 Posts N varied instructions through the real HTTP API, waits for their final
-statuses and compares each with the status the simulator's rules predict.
+statuses and compares each with the status the simulator's rules predict; then
+(money in) a tenth as many card and wallet charges, counted by status under
+``collections``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from rich.progress import Progress
 from gateway.config import Settings
 from gateway.devtools.harness import list_views, local_gateway, post_all
 from gateway.domain.clock import OffsetClock
+from gateway.domain.collection_status import COLLECTION_TERMINAL
 from gateway.domain.status import TERMINAL
 from gateway.finance.books import ledger_summary
 from gateway.plugins.manager import Plugins
 
-__all__ = ["SAMPLE_IBANS", "DemoInstruction", "demo_instructions", "run_demo", "us_account"]
+__all__ = ["SAMPLE_IBANS", "DemoInstruction", "demo_collections", "demo_instructions", "run_demo", "us_account"]
 
 # Published example IBANs (documentation specimens, not real accounts).
 SAMPLE_IBANS = [
@@ -118,6 +121,64 @@ def demo_instructions(count: int, seed: int, adapters: Collection[str] = ("iso20
     return out
 
 
+def demo_collections(count: int, seed: int) -> list[tuple[dict[str, Any], str]]:
+    """Card and wallet charges (money in) for the card acquirer, with the status each should reach.
+
+    Some are declined by the payer's side (``REJECT-<code>`` in the payer's name); the rest are collected.
+    """
+    rng = random.Random(f"{seed}:collections")
+    run = uuid.UUID(int=rng.getrandbits(128)).hex[:8].upper()
+    out = []
+    for i in range(count):
+        payer = rng.choice(["Anna Berg", "Ole Lund", "Eva Holm", "Jonas Wik", "Maria Sala"])
+        declined = rng.random() < 0.2
+        if declined:
+            payer += f" REJECT-{rng.choice(['AG01', 'AM04'])}"
+        wallet = rng.random() < 0.3
+        body: dict[str, Any] = {
+            "reference": f"SALE-{run}-{i:05d}",
+            "kind": "wallet_charge" if wallet else "card_charge",
+            "amount": {"value": f"{rng.randint(20, 2500)}.{rng.randint(0, 99):02d}", "currency": "EUR"},
+            "payer": {"name": payer, **({"wallet": f"wal_{rng.getrandbits(48):012x}"} if wallet else {})},
+            "description": rng.choice(["Dishwasher DW-500", "Fridge FR-200", "Oven OV-90", "Washer WM-7"]),
+            "metadata": {"demo": run},
+        }
+        if not wallet:
+            body["payer"]["card_token"] = f"tok_demo_{rng.getrandbits(48):012x}"
+        out.append((body, "rejected" if declined else "collected"))
+    return out
+
+
+async def _run_collections(
+    session: aiohttp.ClientSession, url: str, key: str, items: list[tuple[dict[str, Any], str]], deadline: float
+) -> dict[str, Any]:
+    """Post the charges through the HTTP API, wait for their final statuses, and count them by status."""
+    headers = {"Authorization": f"Bearer {key}"}
+    ids: dict[str, str] = {}
+    for body, expected in items:
+        async with session.post(
+            f"{url}/v1/collections", json=body, headers={**headers, "Idempotency-Key": body["reference"]}
+        ) as resp:
+            if resp.status == 202:
+                ids[(await resp.json())["id"]] = expected
+    statuses: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        for collection_id in ids:
+            if statuses.get(collection_id) in COLLECTION_TERMINAL:
+                continue
+            async with session.get(f"{url}/v1/collections/{collection_id}", headers=headers) as resp:
+                statuses[collection_id] = (await resp.json())["status"]
+        if all(s in COLLECTION_TERMINAL for s in statuses.values()) and len(statuses) == len(ids):
+            break
+        await asyncio.sleep(0.2)
+    return {
+        "sent": len(items),
+        "by_status": dict(sorted(Counter(statuses.get(i, "missing") for i in ids).items())),
+        "expected": dict(sorted(Counter(e for _, e in items).items())),
+        "mismatched": sum(1 for i, expected in ids.items() if statuses.get(i) != expected) + len(items) - len(ids),
+    }
+
+
 async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = False) -> dict[str, Any]:
     """Run the demo; the summary's ``ok`` is True only if every status matched its prediction.
 
@@ -175,6 +236,10 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
                 if final == len(ids):
                     break
                 await asyncio.sleep(0.2)
+        collections: dict[str, Any] = {"sent": 0, "by_status": {}, "expected": {}, "mismatched": 0}
+        if "card_acquirer" in base.section("partners"):
+            charges = demo_collections(max(3, count // 10), seed)
+            collections = await _run_collections(session, local.url, local.key, charges, time.monotonic() + 60)
         async with local.runtime.engine.connect() as conn:
             ledger = await ledger_summary(conn)
 
@@ -194,7 +259,10 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
         "mismatched": len(mismatched),
         "lost": lost,
         "seconds": round(time.perf_counter() - started, 2),
+        "collections": collections,
         "ledger": ledger,
     }
-    summary["ok"] = not mismatched and lost == 0 and ledger["balanced"] and ledger["audit_intact"]
+    summary["ok"] = (
+        not mismatched and lost == 0 and not collections["mismatched"] and ledger["balanced"] and ledger["audit_intact"]
+    )
     return summary

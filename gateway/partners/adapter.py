@@ -18,8 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from gateway.config import schema_defaults
+from gateway.domain.collection import CollectionOrder
+from gateway.domain.collection_status import CollectionStatus
+from gateway.domain.money import Money
 from gateway.domain.order import PaymentOrder
 from gateway.domain.status import Status
+from gateway.errors import PermanentPartnerError
 from gateway.partners.http import PartnerHttp, header
 from gateway.partners.signing import verify_signature
 
@@ -30,9 +34,13 @@ __all__ = [
     "Adapter",
     "AdapterContext",
     "Capabilities",
+    "CollectionOrder",
+    "CollectionResult",
+    "CollectionUpdate",
     "ConformanceProfile",
     "HttpAdapter",
     "PaymentOrder",
+    "RefundResult",
     "StatusUpdate",
     "SubmitResult",
     "http_settings_schema",
@@ -115,6 +123,49 @@ class StatusUpdate:
     occurred_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class CollectionResult:
+    """The partner's synchronous answer to ``collect`` or ``capture``.
+
+    ``status`` is ``submitted`` (the partner took it; the outcome follows, or a manual-capture
+    charge was authorised and waits for its capture), ``collected`` or ``rejected`` (with a
+    ``reason_code``).
+    """
+
+    status: CollectionStatus
+    partner_reference: str
+    reason_code: str | None = None
+    reason: str | None = None
+    partner_status: str | None = None
+
+
+@dataclass(frozen=True)
+class CollectionUpdate:
+    """One collection status the partner reported (webhook or poll): ``collected``, ``rejected``,
+    ``failed``, ``charged_back``, ``returned``; ``None`` when it only acknowledged.
+
+    At least one of ``collection_id`` and ``partner_reference`` identifies the collection.
+    """
+
+    status: CollectionStatus | None
+    collection_id: str | None = None
+    partner_reference: str | None = None
+    partner_status: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """The partner's answer to ``refund_collection``: the refund was paid (``succeeded``) or refused."""
+
+    succeeded: bool
+    partner_reference: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -169,6 +220,11 @@ class Adapter(abc.ABC):
     partner_contracts: ClassVar[Mapping[str, str]] = {}
     #: JSON Schema (dict) for this adapter's ``partners.<name>`` settings; validated at start-up
     settings_schema: ClassVar[Mapping[str, Any]] = {"type": "object"}
+    #: the collection kinds (``card_charge``, ``wallet_charge``, ``direct_debit``) this adapter can collect;
+    #: empty: it collects nothing. Collections are routed only to an adapter that declares their kind.
+    collection_kinds: ClassVar[frozenset[str]] = frozenset()
+    #: currencies it collects in (empty: any)
+    collection_currencies: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     @abc.abstractmethod
@@ -218,6 +274,34 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     async def poll(self, order: PaymentOrder) -> StatusUpdate | None:
         """Ask the partner for the payment's current status; ``None`` if it has none yet."""
+
+    # -- collections (money in): implemented by adapters that declare ``collection_kinds`` --------------
+
+    async def collect(self, order: CollectionOrder) -> CollectionResult:
+        """Ask the partner to collect ``order`` with ``order.id`` as idempotency key.
+
+        Same error contract as ``submit``: ``TransientPartnerError`` when a retry may succeed,
+        ``PermanentPartnerError`` when it cannot; a refusal by the payer's side is a result
+        with status ``rejected``.
+        """
+        raise PermanentPartnerError(f"{self.name} does not collect {order.kind}", reason_code="NO_ROUTE")
+
+    async def capture(self, order: CollectionOrder) -> CollectionResult:
+        """Capture an authorised manual-capture charge (idempotent at the partner)."""
+        raise PermanentPartnerError(f"{self.name} cannot capture", reason_code="NOT_SUPPORTED")
+
+    async def refund_collection(self, order: CollectionOrder, refund_id: str, money: Money) -> RefundResult:
+        """Pay ``money`` of a collected charge back to the payer, ``refund_id`` as idempotency key."""
+        raise PermanentPartnerError(f"{self.name} cannot refund a collection", reason_code="NOT_SUPPORTED")
+
+    async def poll_collection(self, order: CollectionOrder) -> CollectionUpdate | None:
+        """Ask the partner for the collection's current status; ``None`` if it has none (the default)."""
+        return None
+
+    def parse_collection_callback(self, headers: Mapping[str, str], body: bytes) -> list[CollectionUpdate] | None:
+        """Verify (signature first) and parse a partner callback about collections; ``None`` when the body
+        is not about collections (the default), so ``parse_callback`` reads it."""
+        return None
 
     @abc.abstractmethod
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:

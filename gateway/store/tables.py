@@ -33,6 +33,11 @@ __all__ = [
     "api_keys",
     "audit_heads",
     "business_units",
+    "collection_events",
+    "collection_keys",
+    "collection_outbox",
+    "collection_refunds",
+    "collections",
     "credit_limits",
     "credit_reservations",
     "holds",
@@ -526,4 +531,112 @@ recon_matches = Table(
     Column("confirmed_by", String(64)),  # a finance key, for a suggested match confirmed by hand
     Column("confirmed_at", UTCDateTime()),
     Index(None, "status", "statement_pk"),
+)
+
+
+# -- collections (gateway.store.collections): money the enterprise pulls in ----------------------
+# Amounts as decimal text and integer minor units; the payer's instrument (card token, wallet id
+# or IBAN) AES-GCM encrypted, see gateway.store.encryption.
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("reference", String(35), nullable=False),
+    Column("kind", String(16), nullable=False),  # card_charge | wallet_charge | direct_debit
+    Column("amount", String(24), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payer_name", String(140), nullable=False),
+    Column("payer_instrument", Text(), nullable=False),  # AES-GCM
+    Column("masked", JSON(), nullable=False),  # the payer with the instrument masked, for display only
+    Column("mandate", JSON()),  # direct_debit: {"id", "signature_date", "sequence_type"}
+    Column("bic", String(11)),
+    Column("description", String(140)),
+    Column("capture", String(8), nullable=False),  # auto | manual
+    Column("captured_at", UTCDateTime()),  # manual capture: when the business unit asked for it
+    Column("channel", String(64)),
+    Column("metadata", JSON(), nullable=False),
+    Column("contract_version", String(16), nullable=False),
+    Column("adapter", String(64)),
+    Column("partner_reference", String(64)),
+    Column("refunded_minor", BigInteger(), nullable=False),  # refunds asked for (pending or succeeded)
+    Column("event_count", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("submitted_by", String(40)),
+    UniqueConstraint("business_unit_id", "reference"),
+    Index(None, "business_unit_id", "id"),
+    Index(None, "business_unit_id", "status", "id"),
+    Index(None, "business_unit_id", "kind", "id"),
+    Index(None, "business_unit_id", "created_at"),
+    Index(None, "adapter", "partner_reference"),
+)
+
+collection_events = Table(
+    "collection_events",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("collection_id", String(40), ForeignKey("collections.id"), nullable=False),
+    Column("sequence", Integer(), nullable=False),
+    Column("previous_status", String(16)),
+    Column("status", String(16), nullable=False),
+    Column("applied", Boolean(), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("adapter", String(64)),
+    Column("partner_reference", String(64)),
+    Column("partner_status", String(32)),
+    Column("reason_code", String(32)),
+    Column("reason", String(500)),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("actor", String(64)),
+    UniqueConstraint("collection_id", "sequence"),
+)
+
+collection_refunds = Table(
+    "collection_refunds",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("collection_id", String(40), ForeignKey("collections.id"), nullable=False),
+    Column("amount", String(24), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(10), nullable=False),  # pending | succeeded | failed
+    Column("partner_reference", String(64)),
+    Column("reason_code", String(32)),
+    Column("reason", String(500)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "collection_id"),
+)
+
+collection_outbox = Table(
+    "collection_outbox",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("collection_id", String(40), ForeignKey("collections.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # dispatch | capture | refund
+    Column("refund_id", String(40)),  # kind refund: which refund
+    Column("available_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime()),
+    Column("last_error", String(500)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "available_at"),
+)
+
+collection_keys = Table(
+    "collection_keys",
+    metadata,
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),  # of method, path and body: a key is for one request
+    Column("status_code", Integer(), nullable=False),
+    Column("response", JSON(), nullable=False),
+    Column("collection_id", String(40)),
+    Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -54,6 +54,7 @@ __all__ = [
     "insert_deliveries",
     "list_deliveries",
     "list_endpoints",
+    "new_delivery_row",
     "record_attempt_failure",
     "record_delivered",
     "redeliver",
@@ -347,33 +348,48 @@ def delivery_rows(
         if not event["applied"]:
             continue
         unit, reference = context[event["instruction_id"]]
-        listening = [e for e, filt in endpoints.get(unit, ()) if _listens(filt, event["status"])]
+        listening = [(e, filt) for e, filt in endpoints.get(unit, ()) if _listens(filt, event["status"])]
         if not listening:
             continue
         body = json.dumps(event_view(event, reference), separators=(",", ":"), ensure_ascii=False)
-        eid = event_id(event["instruction_id"], event["sequence"])
-        for endpoint_id in listening:
-            rows.append(
-                {
-                    "id": new_id("whd"),
-                    "endpoint_id": endpoint_id,
-                    "business_unit_id": unit,
-                    "instruction_id": event["instruction_id"],
-                    "sequence": event["sequence"],
-                    "event_id": eid,
-                    "body": body,
-                    "status": "pending",
-                    "attempts": 0,
-                    "available_at": now,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "last_error": None,
-                    "last_status_code": None,
-                    "created_at": now,
-                    "delivered_at": None,
-                }
-            )
+        rows += new_delivery_row(listening, unit, event["instruction_id"], event["sequence"], body, now)
     return rows
+
+
+def new_delivery_row(
+    endpoints: Iterable[tuple[str, str]],
+    business_unit_id: str,
+    subject_id: str,
+    sequence: int,
+    body: str,
+    now: datetime,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    """One pending delivery of the ``sequence``-th event of ``subject_id`` (an instruction or a collection id)
+    to each endpoint (``(id, events filter)``) that listens for ``status`` (every one given when ``None``)."""
+    eid = event_id(subject_id, sequence)
+    return [
+        {
+            "id": new_id("whd"),
+            "endpoint_id": endpoint_id,
+            "business_unit_id": business_unit_id,
+            "instruction_id": subject_id,
+            "sequence": sequence,
+            "event_id": eid,
+            "body": body,
+            "status": "pending",
+            "attempts": 0,
+            "available_at": now,
+            "lease_owner": None,
+            "lease_until": None,
+            "last_error": None,
+            "last_status_code": None,
+            "created_at": now,
+            "delivered_at": None,
+        }
+        for endpoint_id, filt in endpoints
+        if status is None or _listens(filt, status)
+    ]
 
 
 async def insert_deliveries(

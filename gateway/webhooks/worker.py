@@ -56,6 +56,8 @@ DELIVERY_ID_HEADER = "Gateway-Delivery-Id"
 CONTRACT_HEADER = "Gateway-Contract"
 #: the version of the ``status-event`` contract the bodies follow
 CONTRACT_VERSION = "1.0"
+#: the contract of a collection's events (bodies with ``"subject": "collection"``)
+COLLECTION_CONTRACT = ("collection-event", "1.0")
 USER_AGENT = "partner-gateway-webhooks/1"
 
 
@@ -183,21 +185,27 @@ class WebhookWorker:
         status_code: int | None = None
         permanent = False
         try:
-            self.services.contracts.validate("status-event", json.loads(delivery.body), CONTRACT_VERSION)
+            doc = json.loads(delivery.body)
+        except ValueError:
+            doc = None  # the contract check below refuses it for good
+        is_collection = isinstance(doc, dict) and doc.get("subject") == "collection"
+        message, version = COLLECTION_CONTRACT if is_collection else ("status-event", CONTRACT_VERSION)
+        try:
+            self.services.contracts.validate(message, doc, version)
             check_url(delivery.url, allow_private=self.settings.allow_private_addresses)
             headers = {
                 "Content-Type": "application/json",
                 SIGNATURE_HEADER: signature_header(delivery.secrets, body, int(time.time())),
                 EVENT_ID_HEADER: delivery.event_id,
                 DELIVERY_ID_HEADER: delivery.id,
-                CONTRACT_HEADER: f"status-event/{CONTRACT_VERSION}",
+                CONTRACT_HEADER: f"{message}/{version}",
             }
             async with self._http().post(delivery.url, data=body, headers=headers, allow_redirects=False) as resp:
                 status_code = resp.status
                 await resp.read()
             error = None if 200 <= status_code < 300 else f"the endpoint answered {status_code}"
         except ContractError as exc:  # never sent, and never will be: no retry helps
-            error = f"the event does not fit the status-event contract: {exc}"
+            error = f"the event does not fit the {message} contract: {exc}"
             permanent = True
         except UrlRefused as exc:
             error = str(exc)

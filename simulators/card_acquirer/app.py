@@ -1,13 +1,17 @@
 """The card acquirer simulator: the core's app with the ``CardAcquirer`` plug-in.
 
 Routes: ``POST /v1/payouts`` (``Authorization: Bearer <api_key>``,
-``Idempotency-Key``, optional ``X-Callback-Url``), ``GET /v1/payouts/{instruction_id}``,
-and the core's admin API under ``/_sim/`` (journal, reset, scenario, predict,
+``Idempotency-Key``, optional ``X-Callback-Url``), ``GET /v1/payouts/{instruction_id}``;
+charges (money in): ``POST /v1/charges`` (same headers; the collection id as key),
+``GET /v1/charges/{collection_id}``, ``POST /v1/charges/{collection_id}/capture`` and
+``POST /v1/charges/{collection_id}/refunds`` (the refund id as Idempotency-Key); and the
+core's admin API under ``/_sim/`` (journal, reset, scenario, predict,
 statements). See ``gateway_simulators.core.app`` and docs/adapters/card_acquirer.md.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,10 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import ConfigError
+from gateway.errors import AuthenticationError, ConfigError, ContractError
 from gateway.partners.signing import sign_payload
+from gateway_adapters.card_acquirer.contracts import REFUND_CREATE, validate
 from gateway_simulators.card_acquirer.partner import CardAcquirer
-from gateway_simulators.core import SIMULATOR, ReportLine, create_simulator_app
+from gateway_simulators.core import SIMULATOR, Refusal, ReportLine, Simulator, create_simulator_app
+from gateway_simulators.core.app import get_status, post_submission
 
 __all__ = ["ACQUIRER", "create_app", "signed_webhook"]
 
@@ -56,7 +62,104 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
         if name not in core:
             alias = next(k for k, v in _ALIASES.items() if v == name)
             raise ConfigError(f"card_acquirer simulator: {alias} is required")
-    return create_simulator_app(CardAcquirer(currencies=frozenset(currencies)), core)
+    app = create_simulator_app(CardAcquirer(currencies=frozenset(currencies)), core)
+    app.router.add_post("/v1/charges", post_submission)
+    app.router.add_get("/v1/charges/{payment_id}", get_status)
+    app.router.add_post("/v1/charges/{payment_id}/capture", capture_charge)
+    app.router.add_post("/v1/charges/{payment_id}/refunds", refund_charge)
+    return app
+
+
+def _acquirer(sim: Simulator) -> CardAcquirer:
+    partner = sim.partner
+    assert isinstance(partner, CardAcquirer)
+    return partner
+
+
+def _authenticate(sim: Simulator, request: web.Request, body: bytes) -> None:
+    try:
+        sim.partner.authenticate(request.headers, body, sim.settings)
+    except AuthenticationError as exc:
+        raise Refusal(401, "UNAUTHENTICATED", exc.message) from None
+
+
+async def capture_charge(request: web.Request) -> web.Response:
+    """Capture an authorised manual-capture charge; a second capture answers the same (idempotent)."""
+    sim = request.app[ACQUIRER]
+    body = await request.read()
+    key = request.match_info["payment_id"]
+    record = sim.journal.record("in", "capture", method="POST", path=request.path, instruction_id=key)
+    try:
+        _authenticate(sim, request, body)
+        payment, charge = sim.payments.get(key), _acquirer(sim).charges.get(key)
+        if payment is None or charge is None:
+            raise Refusal(404, "NOT_FOUND", "no charge with this id")
+        if not charge.manual:
+            raise Refusal(400, "CHARGE_ALREADY_CAPTURED", "the charge was captured when it was created")
+        record.outcome = "replayed" if charge.captured else "created"
+        if not charge.captured:
+            charge.captured = True
+            sim.release(key)
+        out, _ = sim.report([sim.line(payment)], original_message_id=key, subject=payment.tx.reference or key)
+    except Refusal as refusal:
+        record.http_status, record.outcome = refusal.status, "refused"
+        record.detail = f"{refusal.code}: {refusal.message}"
+        raise
+    record.http_status, record.partner_reference = 200, payment.partner_reference
+    return web.Response(status=200, body=out, content_type=sim.partner.content_type)
+
+
+async def refund_charge(request: web.Request) -> web.Response:
+    """Refund part or all of a succeeded charge; never more than its amount less what was refunded."""
+    sim = request.app[ACQUIRER]
+    body = await request.read()
+    key = request.match_info["payment_id"]
+    refund_key = request.headers.get("Idempotency-Key", "").strip()
+    record = sim.journal.record(
+        "in", "refund", method="POST", path=request.path, instruction_id=key, message_id=refund_key, body=body
+    )
+    try:
+        _authenticate(sim, request, body)
+        if not refund_key:
+            raise Refusal(400, "IDEMPOTENCY_KEY_MISSING", "Idempotency-Key header is required")
+        payment, charge = sim.payments.get(key), _acquirer(sim).charges.get(key)
+        if payment is None or charge is None:
+            raise Refusal(404, "NOT_FOUND", "no charge with this id")
+        try:
+            refund = json.loads(body)
+            validate(REFUND_CREATE, refund)
+        except (ValueError, ContractError) as exc:
+            raise Refusal(400, "FF01", f"invalid refund: {exc}") from None
+        fingerprint = json.dumps(refund, sort_keys=True)
+        previous = charge.refunds.get(refund_key)
+        if previous is not None:
+            if previous[0] != fingerprint:
+                raise Refusal(409, "IDEMPOTENCY_CONFLICT", "Idempotency-Key was used for a different refund")
+            record.http_status, record.outcome = 200, "replayed"
+            return web.Response(status=200, body=previous[1], content_type=sim.partner.content_type)
+        if payment.step != "settled":
+            raise Refusal(400, "CHARGE_NOT_CAPTURED", f"a charge in step {payment.step} cannot be refunded")
+        if charge.refunded_minor + refund["amount"] > charge.amount_minor:
+            raise Refusal(400, "AMOUNT_TOO_LARGE", "the refund exceeds what is left of the charge")
+        charge.refunded_minor += refund["amount"]
+        answer = {
+            "id": f"re_{sim.new_id('SIMRF', refund_key)}",
+            "object": "refund",
+            "amount": refund["amount"],
+            "currency": payment.tx.currency.lower(),
+            "charge": f"ch_{payment.partner_reference}",
+            "status": "succeeded",
+            "failure_code": None,
+            "metadata": refund["metadata"],
+        }
+        out = json.dumps(answer).encode()
+        charge.refunds[refund_key] = (fingerprint, out)
+    except Refusal as refusal:
+        record.http_status, record.outcome = refusal.status, "refused"
+        record.detail = f"{refusal.code}: {refusal.message}"
+        raise
+    record.http_status, record.outcome, record.partner_reference = 200, "created", answer["id"]
+    return web.Response(status=200, body=out, content_type=sim.partner.content_type)
 
 
 def signed_webhook(

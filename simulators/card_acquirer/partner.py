@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -23,13 +24,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.domain.money import Money, minor_units
 from gateway.errors import AuthenticationError, ContractError, DomainError, FieldError
-from gateway_adapters.card_acquirer.contracts import PAYOUT_CREATE, validate
+from gateway_adapters.card_acquirer.contracts import CHARGE_CREATE, PAYOUT_CREATE, validate
 from gateway_simulators.core.partner import Partner, ReportLine, Statement, Submission, Transaction
 
 if TYPE_CHECKING:
     from gateway_simulators.core.settings import CoreSettings
 
-__all__ = ["CODES_BY_REFUSAL", "EVENT_TYPES", "FAILURE_CODES", "CardAcquirer", "CurrencyNotSupported"]
+__all__ = [
+    "CHARGE_EVENT_TYPES",
+    "CODES_BY_REFUSAL",
+    "EVENT_TYPES",
+    "FAILURE_CODES",
+    "CardAcquirer",
+    "Charge",
+    "CurrencyNotSupported",
+]
 
 #: scenario reason code → the acquirer's ``failure_code`` (anything else: ``could_not_process``)
 FAILURE_CODES: Mapping[str, str] = MappingProxyType(
@@ -55,6 +64,34 @@ EVENT_TYPES: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: the simulator core's step → charge webhook event type (a returned charge is a chargeback: a dispute)
+CHARGE_EVENT_TYPES: Mapping[str, str] = MappingProxyType(
+    {
+        "received": "charge.pending",
+        "accepted": "charge.pending",
+        "in_process": "charge.pending",
+        "settled": "charge.succeeded",
+        "rejected": "charge.failed",
+        "returned": "charge.dispute.created",
+    }
+)
+
+#: a payout status code (the core's step code) → the charge status it reads as
+_CHARGE_STATUS = {"pending": "pending", "in_transit": "pending", "paid": "succeeded", "failed": "failed"}
+
+
+@dataclass
+class Charge:
+    """What the acquirer keeps about a charge beyond the core's payment: capture and refunds."""
+
+    manual: bool
+    captured: bool
+    amount_minor: int
+    refunded_minor: int = 0
+    #: refund Idempotency-Key → (request fingerprint, answer body)
+    refunds: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
 #: the core's refusal codes → the acquirer's (error type, error code)
 CODES_BY_REFUSAL: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
@@ -66,6 +103,10 @@ CODES_BY_REFUSAL: Mapping[str, tuple[str, str]] = MappingProxyType(
         "TOO_MANY_REQUESTS": ("rate_limit_error", "rate_limited"),
         "UNAVAILABLE": ("api_error", "api_error"),
         "NOT_FOUND": ("invalid_request_error", "resource_missing"),
+        "FF01": ("invalid_request_error", "parameter_invalid"),
+        "AMOUNT_TOO_LARGE": ("invalid_request_error", "amount_too_large"),
+        "CHARGE_NOT_CAPTURED": ("invalid_request_error", "charge_not_captured"),
+        "CHARGE_ALREADY_CAPTURED": ("invalid_request_error", "charge_already_captured"),
     }
 )
 
@@ -89,7 +130,14 @@ def _minor(amount: Decimal, currency: str) -> int:
 
 
 class CardAcquirer(Partner):
-    """``POST /v1/payouts`` in; payout objects, signed ``payout.*`` webhook events and JSON statements out."""
+    """``POST /v1/payouts`` and ``POST /v1/charges`` in; payout and charge objects, signed ``payout.*`` and
+    ``charge.*`` webhook events and JSON statements out.
+
+    A charge rides the core's timeline like a payment: ``settled`` is a captured, succeeded
+    charge, ``rejected`` a declined one, and a scenario's ``return`` is a chargeback after
+    settlement (``charge.dispute.created`` with the rule's ``reason_code`` as the card
+    scheme's reason, e.g. 4837). A manual-capture charge waits, authorised, until captured.
+    """
 
     name: ClassVar[str] = "card_acquirer"
     submit_path: ClassVar[str] = "/v1/payouts"
@@ -107,6 +155,16 @@ class CardAcquirer(Partner):
 
     def __init__(self, *, currencies: frozenset[str] = frozenset({"EUR", "USD", "GBP"})) -> None:
         self.currencies = currencies
+        #: charges by collection id (the core's payment key); everything else is a payout
+        self.charges: dict[str, Charge] = {}
+
+    def reset(self) -> None:
+        self.charges.clear()
+
+    def awaits_release(self, tx: Transaction) -> bool:
+        """An authorised charge with manual capture waits for ``POST /v1/charges/{id}/capture``."""
+        charge = self.charges.get(tx.key)
+        return charge is not None and charge.manual and not charge.captured
 
     def authenticate(self, headers: Mapping[str, str], body: bytes, settings: CoreSettings) -> None:
         """``Authorization: Bearer <api_key>`` (the core's ``request_secret``), compared in constant time."""
@@ -119,6 +177,8 @@ class CardAcquirer(Partner):
             payout = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise ContractError("body is not JSON", errors=[FieldError("", "body is not JSON")]) from None
+        if isinstance(payout, dict) and "source" in payout:
+            return self._read_charge(payout)
         validate(PAYOUT_CREATE, payout)
         currency = payout["currency"].upper()
         try:
@@ -145,6 +205,61 @@ class CardAcquirer(Partner):
                 ),
             ),
         )
+
+    def _read_charge(self, charge: dict[str, Any]) -> Submission:
+        """A ``charge-create`` body as the core's submission: the payer's name is what scenario rules match."""
+        validate(CHARGE_CREATE, charge)
+        currency = charge["currency"].upper()
+        try:
+            money = Money.from_minor(charge["amount"], currency)
+        except DomainError as exc:
+            raise ContractError(exc.message, errors=[FieldError("/currency", exc.message)]) from None
+        if currency not in self.currencies:
+            message = f"charges in {currency} are not supported"
+            raise CurrencyNotSupported(message, errors=[FieldError("/currency", message)])
+        key = charge["metadata"]["collection_id"]
+        self.charges.setdefault(
+            key, Charge(manual=not charge["capture"], captured=False, amount_minor=charge["amount"])
+        )
+        return Submission(
+            message_id=key,
+            transactions=(
+                Transaction(
+                    key=key,
+                    reference=charge["metadata"]["reference"],
+                    amount=money.amount,
+                    currency=currency,
+                    creditor_name=charge["source"]["name"],
+                    message_id=key,
+                    group_id=key,
+                    fingerprint=(json.dumps(charge, sort_keys=True),),
+                ),
+            ),
+        )
+
+    def charge(self, line: ReportLine, *, now: datetime) -> dict[str, Any]:
+        """The charge object for one report line."""
+        info = self.charges[line.key]
+        status = _CHARGE_STATUS.get(line.code, line.code)
+        if line.code == "returned":
+            status = "disputed"
+        elif status == "pending" and info.manual and not info.captured:
+            status = "requires_capture"
+        failure = FAILURE_CODES.get(line.reason_code or "", "could_not_process") if status == "failed" else None
+        return {
+            "id": f"ch_{line.partner_reference}",
+            "object": "charge",
+            "amount": _minor(line.amount, line.currency),
+            "amount_refunded": info.refunded_minor,
+            "currency": line.currency.lower(),
+            "status": status,
+            "captured": not info.manual or info.captured,
+            "failure_code": failure,
+            "failure_message": line.reason if failure else None,
+            "dispute_reason_code": line.reason_code if status == "disputed" else None,
+            "created": int(now.timestamp()),
+            "metadata": {"collection_id": line.key, "reference": line.reference},
+        }
 
     def contract_refusal(self, body: bytes, error: ContractError, *, message_id: str, now: datetime) -> bytes:
         """``invalid_request_error`` naming the first failing field (``currency_not_supported`` for a currency)."""
@@ -179,7 +294,9 @@ class CardAcquirer(Partner):
     def render_report(
         self, lines: Sequence[ReportLine], *, message_id: str, original_message_id: str, now: datetime
     ) -> bytes:
-        """One payout object (a submission carries one payout)."""
+        """One payout or charge object (a submission carries one)."""
+        if lines[0].key in self.charges:
+            return json.dumps(self.charge(lines[0], now=now)).encode()
         return json.dumps(self.payout(lines[0], now=now)).encode()
 
     def render_callback(
@@ -187,13 +304,12 @@ class CardAcquirer(Partner):
     ) -> bytes:
         """A ``payout.*`` webhook event wrapping the payout object."""
         line = lines[0]
-        event = {
-            "id": f"evt_{message_id}",
-            "object": "event",
-            "type": EVENT_TYPES[line.step],
-            "created": int(now.timestamp()),
-            "data": {"object": self.payout(line, now=now)},
-        }
+        if line.key in self.charges:
+            kind, obj = CHARGE_EVENT_TYPES[line.step], self.charge(line, now=now)
+        else:
+            kind, obj = EVENT_TYPES[line.step], self.payout(line, now=now)
+        event = {"id": f"evt_{message_id}", "object": "event", "type": kind, "created": int(now.timestamp())}
+        event["data"] = {"object": obj}
         return json.dumps(event).encode()
 
     def render_statements(self, statements: Sequence[Statement], *, message_id: str, now: datetime) -> bytes:

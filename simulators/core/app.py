@@ -229,7 +229,7 @@ async def _submission(request: web.Request, sim: Simulator, body: bytes, record:
         early = bool(early_faults)
         for payment in payments:
             if payment.step == "accepted":
-                if early:  # the whole timeline, callbacks included, before this answer
+                if early and not sim.partner.awaits_release(payment.tx):  # the whole timeline, before this answer
                     await sim.advance(payment)
                 else:
                     sim.schedule(payment)

@@ -110,6 +110,8 @@ class Simulator:
         self.journal = Journal()
         self.payments: dict[str, Payment] = {}
         self.submissions: dict[str, SubmissionRecord] = {}
+        #: accepted payments waiting for ``release`` (``Partner.awaits_release``), by key
+        self.parked: dict[str, Payment] = {}
         self.outages_served = 0
         self._hits: Counter[tuple[str, str]] = Counter()
         self._streams: dict[tuple[str, str], random.Random] = {}
@@ -160,6 +162,8 @@ class Simulator:
         await self.cancel_tasks()
         self.payments.clear()
         self.submissions.clear()
+        self.parked.clear()
+        self.partner.reset()
         self.journal.reset()
         self._hits.clear()
         self._streams.clear()
@@ -353,8 +357,18 @@ class Simulator:
     # -- the timeline -------------------------------------------------------------------
 
     def schedule(self, payment: Payment) -> None:
-        """Advance an accepted payment to its outcome in the background."""
+        """Advance an accepted payment to its outcome in the background (or park it until ``release``)."""
+        if self.partner.awaits_release(payment.tx):
+            self.parked[payment.tx.key] = payment
+            return
         self.spawn(self.advance(payment))
+
+    def release(self, key: str) -> Payment | None:
+        """Start the timeline of a parked payment; ``None`` if none is parked under ``key``."""
+        payment = self.parked.pop(key, None)
+        if payment is not None:
+            self.spawn(self.advance(payment))
+        return payment
 
     async def advance(self, payment: Payment) -> None:
         subject = payment.tx.reference or payment.tx.key

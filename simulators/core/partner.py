@@ -165,6 +165,14 @@ class Partner(abc.ABC):
     def render_statements(self, statements: Sequence[Statement], *, message_id: str, now: datetime) -> bytes:
         """A statement document holding ``statements`` (one per account and currency)."""
 
+    def awaits_release(self, tx: Transaction) -> bool:
+        """Whether an accepted payment waits for an explicit release before its timeline runs
+        (a card charge authorised for manual capture); ``Simulator.release`` starts it. Default: never."""
+        return False
+
+    def reset(self) -> None:  # noqa: B027 - optional hook
+        """Forget partner-specific state (``POST /_sim/reset``)."""
+
     def error_body(self, code: str, message: str) -> tuple[bytes, str]:
         """(body, content type) of an error that is not a status report; JSON by default."""
         return json.dumps({"error": {"code": code, "message": message}}).encode(), "application/json"
