@@ -61,6 +61,40 @@ class BookEntry:
     return_reason: str | None = None
     counterparty_name: str | None = None
     value_on: date | None = None
+    counterparty_account: str | None = None  # the payer's (credit) or payee's (debit) IBAN or other id
+    remittance_reference: str | None = None  # RmtInf/Strd/CdtrRefInf/Ref (e.g. an ISO 11649 RF reference)
+    remittance_text: str | None = None  # RmtInf/Ustrd, joined
+
+
+def _party(details: list[etree._Element], credit: bool) -> tuple[str | None, str | None]:
+    """The other side of an entry: the debtor of a credit, the creditor of a debit (name, account)."""
+    sides = ("Dbtr", "Cdtr") if credit else ("Cdtr", "Dbtr")
+    for side in sides:
+        for tx in details:
+            name = text(tx, "RltdPties", side, "Pty", "Nm") or text(tx, "RltdPties", side, "Nm")
+            account = text(tx, "RltdPties", f"{side}Acct", "Id", "IBAN") or text(
+                tx, "RltdPties", f"{side}Acct", "Id", "Othr", "Id"
+            )
+            if name or account:
+                return name, account
+    return None, None
+
+
+def _remittance(details: list[etree._Element]) -> tuple[str | None, str | None]:
+    """The structured creditor reference and the unstructured text of an entry's remittance information."""
+    reference = next(
+        (
+            v
+            for tx in details
+            for strd in children(child(tx, "RmtInf"), "Strd")
+            if (v := text(strd, "CdtrRefInf", "Ref"))
+        ),
+        None,
+    )
+    words = [
+        u.text.strip() for tx in details for u in children(child(tx, "RmtInf"), "Ustrd") if u.text and u.text.strip()
+    ]
+    return reference, (" ".join(words) or None)
 
 
 @dataclass(frozen=True)
@@ -249,6 +283,8 @@ def read_camt053(body: bytes) -> list[StatementRead]:
                 sts.text.strip() if sts is not None and sts.text and sts.text.strip() else None
             )
             details = [tx for nd in children(ntry, "NtryDtls") for tx in children(nd, "TxDtls")]
+            party_name, party_account = _party(details, credit)
+            reference, remittance = _remittance(details)
             if found:
                 entries.append(
                     BookEntry(
@@ -261,10 +297,11 @@ def read_camt053(body: bytes) -> list[StatementRead]:
                         end_to_end_ids=tuple(v for tx in details if (v := text(tx, "Refs", "EndToEndId"))),
                         instruction_ids=tuple(v for tx in details if (v := text(tx, "Refs", "InstrId"))),
                         return_reason=next((v for tx in details if (v := text(tx, "RtrInf", "Rsn", "Cd"))), None),
-                        counterparty_name=next(
-                            (v for tx in details if (v := text(tx, "RltdPties", "Cdtr", "Pty", "Nm"))), None
-                        ),
+                        counterparty_name=party_name,
                         value_on=r.day(child(ntry, "ValDt")),
+                        counterparty_account=party_account,
+                        remittance_reference=reference,
+                        remittance_text=remittance or text(ntry, "AddtlNtryInf"),
                     )
                 )
         out.append(

@@ -64,8 +64,11 @@ def _camt_statement(s: StatementRead) -> Statement:
             partner_reference=_bounded(e.instruction_ids[0], 35) if e.instruction_ids else None,
             servicer_reference=_bounded(e.account_servicer_reference, 35),
             counterparty_name=_bounded(e.counterparty_name, 140),
+            counterparty_account=mask(e.counterparty_account)[-40:] if e.counterparty_account else None,
             kind="return" if e.return_reason else "booked",
             reason_code=e.return_reason,
+            text=_bounded(e.remittance_text, 140),
+            remittance_reference=_bounded(e.remittance_reference, 35),
         )
         for e in s.entries
         if e.status in (None, "BOOK")  # pending and information-only entries are not movements

@@ -308,9 +308,7 @@ def parse_rules(doc: Mapping[str, Any], source: str, plugin_rules: Iterable[Mapp
         raise LedgerRulesError(f"{source}: lifecycle.{missing[0]} is missing (use [] for a status that holds nothing)")
     amount = frozenset({"amount"})
     lifecycle = {
-        s: _legs(
-            lifecycle_raw[s.value] or [], chart, amount, f"{source}: lifecycle.{s.value}", s in _NO_ADAPTER, True
-        )
+        s: _legs(lifecycle_raw[s.value] or [], chart, amount, f"{source}: lifecycle.{s.value}", s in _NO_ADAPTER, True)
         for s in Status
     }
     events: dict[str, tuple[Leg, ...]] = {}

@@ -46,7 +46,9 @@ def upgrade() -> None:
             ["business_unit_id"], ["business_units.id"], name="fk_receivables_business_unit_id_business_units"
         ),
         sa.PrimaryKeyConstraint("id", name="pk_receivables"),
-        sa.UniqueConstraint("business_unit_id", "invoice_number", name="uq_receivables_business_unit_id_invoice_number"),
+        sa.UniqueConstraint(
+            "business_unit_id", "invoice_number", name="uq_receivables_business_unit_id_invoice_number"
+        ),
         sa.UniqueConstraint("reservation_id", name="uq_receivables_reservation_id"),
     )
     op.create_index("ix_receivables_structured_reference", "receivables", ["structured_reference"])
@@ -122,9 +124,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name="pk_distributor_reservations"),
     )
-    op.create_index(
-        "ix_distributor_reservations_state_expires_at", "distributor_reservations", ["state", "expires_at"]
-    )
+    op.create_index("ix_distributor_reservations_state_expires_at", "distributor_reservations", ["state", "expires_at"])
     op.create_index(
         "ix_distributor_reservations_distributor_currency", "distributor_reservations", ["distributor", "currency"]
     )
