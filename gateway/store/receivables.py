@@ -516,7 +516,7 @@ async def put_on_account(conn: AsyncConnection, receipt_id: str, distributor: st
 
 
 async def mark_refunded(
-    conn: AsyncConnection, receipt_id: str, business_unit: str, instruction_id: str, now: datetime
+    conn: AsyncConnection, receipt_id: str, business_unit: str, instruction_id: str, amount: int, now: datetime
 ) -> bool:
     """Record that a receipt's unapplied money went back through ``instruction_id``; False if it already had."""
     row = (await conn.execute(select(receipts).where(receipts.c.id == receipt_id))).mappings().first()
@@ -525,7 +525,10 @@ async def mark_refunded(
     if row["state"] == ReceiptState.REFUNDED.value:
         return False
     receipt = dict(row)
-    amount = receipt["unapplied_minor"]
+    if receipt["unapplied_minor"] != amount:
+        raise ConflictError(
+            f"receipt {receipt_id} changed while its refund {instruction_id} was accepted; cancel that instruction"
+        )
     await _take(
         conn,
         receipt,
