@@ -25,6 +25,7 @@ from gateway.api.bodies import read_json
 from gateway.api.paging import allow_only
 from gateway.api.receivables import idempotency_key, money_of, request_hash
 from gateway.contracts.registry import check_body
+from gateway.contracts.safejson import TEXT_PATTERN
 from gateway.domain.ids import new_id
 from gateway.domain.money import Money
 from gateway.domain.receivables import DISTRIBUTOR_RE
@@ -59,7 +60,13 @@ RESERVATION_SCHEMA: dict[str, Any] = {
                 "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
             },
         },
-        "order_reference": {"type": "string", "minLength": 1, "maxLength": 35, "description": "the order it is for"},
+        "order_reference": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 35,
+            "pattern": TEXT_PATTERN,
+            "description": "the order it is for",
+        },
     },
 }
 _LINE = Draft202012Validator(LINE_SCHEMA)

@@ -12,6 +12,7 @@ from gateway import __version__
 from gateway.api.keys_admin import CREATE_SCHEMA, KEY_ID_RE, ROTATE_SCHEMA
 from gateway.api.ledger import ACCOUNT_CURSOR, ENTRY_CURSOR
 from gateway.api.openapi_bundle import PAYABLE_CURRENCIES, bundle, narrow_instruction, with_text_rule
+from gateway.api.openapi_receivables import receivable_paths, receivable_schemas
 from gateway.api.recon import BREAK_CURSOR, SOURCE_PATTERN
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
 from gateway.api.statements import FORMAT_PATTERN
@@ -473,6 +474,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **_ledger_schemas(),
                 **_webhook_schemas(),
                 **_recon_schemas(),
+                **receivable_schemas(),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -544,6 +546,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             **_ledger_paths(bearer),
             **_webhook_paths(bearer),
             **_recon_paths(bearer),
+            **receivable_paths(bearer),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",

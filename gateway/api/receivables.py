@@ -190,15 +190,17 @@ def _field_error(pointer: str, message: str) -> ContractError:
 
 
 async def _check_reservation(conn: Any, principal: Principal, body: dict[str, Any], money: Money) -> Any:
+    """The pending reservation a receivable turns; 409 at ``/reservation_id`` if it cannot."""
+    pointer = [FieldError("/reservation_id", "not a pending reservation for this receivable")]
     row = await get_reservation(conn, body["reservation_id"])
     if row is None or row["business_unit_id"] != principal.business_unit_id:
-        raise _field_error("/reservation_id", f"no credit reservation {body['reservation_id']!r}")
+        raise ConflictError(f"no credit reservation {body['reservation_id']!r} of this business unit", errors=pointer)
     if row["distributor"] != body["distributor"] or row["currency"] != money.currency:
-        raise _field_error(
-            "/reservation_id", f"the reservation is for {row['distributor']} in {row['currency']}, not this receivable"
+        raise ConflictError(
+            f"the reservation is for {row['distributor']} in {row['currency']}, not this receivable", errors=pointer
         )
     if row["state"] != "pending":
-        raise ConflictError(f"credit reservation {row['id']} is {row['state']}; reserve again")
+        raise ConflictError(f"credit reservation {row['id']} is {row['state']}; reserve again", errors=pointer)
     return row
 
 
