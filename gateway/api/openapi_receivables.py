@@ -88,6 +88,16 @@ def _assign_request() -> dict[str, Any]:
     return schema
 
 
+def _refund_request() -> dict[str, Any]:
+    schema = copy.deepcopy(REFUND_SCHEMA)
+    for side in ("debtor", "creditor"):
+        schema["properties"][side] = {
+            **_ref("Instruction.party"),
+            "description": schema["properties"][side]["description"],
+        }
+    return schema
+
+
 def _reservation_request() -> dict[str, Any]:
     schema = copy.deepcopy(RESERVATION_SCHEMA)
     schema["properties"]["amount"] = _MONEY_IN
@@ -175,7 +185,7 @@ def receivable_schemas() -> dict[str, Any]:
         },
         "ReceiptAssignment": _assign_request(),
         "ReceiptOnAccount": copy.deepcopy(ON_ACCOUNT_SCHEMA),
-        "ReceiptRefund": copy.deepcopy(REFUND_SCHEMA),
+        "ReceiptRefund": _refund_request(),
         "CreditLineChange": _line_request(),
         "CreditLine": {
             "type": "object",
