@@ -20,6 +20,13 @@ class Credit:
     servicer_ref: str = "BANKREF"
 
 
+def _balance(code: str, amount: str) -> str:
+    return (
+        f'<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{amount}</Amt>'
+        "<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-12-04</Dt></Dt></Bal>"
+    )
+
+
 def camt053(statement_id: str, credits: list[Credit], *, sequence: int = 1, opening: str = "0.00") -> bytes:
     total = sum(Decimal(c.amount) for c in credits)
     closing = Decimal(opening) + total
@@ -38,11 +45,11 @@ def camt053(statement_id: str, credits: list[Credit], *, sequence: int = 1, open
 <CdtDbtInd>CRDT</CdtDbtInd><RltdPties><Dbtr><Pty><Nm>{escape(c.payer)}</Nm></Pty></Dbtr>{account}</RltdPties>
 <RmtInf>{remittance}</RmtInf></TxDtls></NtryDtls></Ntry>"""
         )
+    created = "<CreDtTm>2026-12-04T18:00:00Z</CreDtTm>"
     return f"""<?xml version="1.0" encoding="UTF-8"?>
-<Document xmlns="{NS}"><BkToCstmrStmt><GrpHdr><MsgId>MSG-{statement_id}</MsgId><CreDtTm>2026-12-04T18:00:00Z</CreDtTm></GrpHdr>
-<Stmt><Id>{statement_id}</Id><ElctrncSeqNb>{sequence}</ElctrncSeqNb><CreDtTm>2026-12-04T18:00:00Z</CreDtTm>
+<Document xmlns="{NS}"><BkToCstmrStmt><GrpHdr><MsgId>MSG-{statement_id}</MsgId>{created}</GrpHdr>
+<Stmt><Id>{statement_id}</Id><ElctrncSeqNb>{sequence}</ElctrncSeqNb>{created}
 <Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>EUR</Ccy></Acct>
-<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{opening}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-12-04</Dt></Dt></Bal>
-<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{closing:.2f}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-12-04</Dt></Dt></Bal>
+{_balance("OPBD", opening)}{_balance("CLBD", f"{closing:.2f}")}
 <TxsSummry><TtlNtries><NbOfNtries>{len(credits)}</NbOfNtries></TtlNtries></TxsSummry>
 {"".join(entries)}</Stmt></BkToCstmrStmt></Document>""".encode()
