@@ -183,3 +183,36 @@ async def test_finance_assigns_puts_on_account_and_refunds_unmatched_receipts(in
     books = await balances(gw.runtime.engine)
     assert books["receipts:unapplied"] == -8000  # only the 80.00 left on account
     assert sum(books.values()) == 0
+
+
+async def test_a_refund_accepted_before_a_crash_is_completed_by_the_retry_never_paid_twice(
+    intake_gateway: LiveGateway,
+) -> None:
+    gw = intake_gateway
+    finance = await gw.new_key("treasury", ("finance", "instructions"))
+    await call(gw, "POST", "/v1/statements", finance, data=camt053("STMT-R", [Credit("33.00", text="?")]), status=201)
+    (receipt,) = (await call(gw, "GET", "/v1/receipts?state=unmatched", finance, status=200))["items"]
+    parties = {
+        "debtor": {"name": "HE Appliances Europe GmbH", "account": {"iban": "DE89370400440532013000"}},
+        "creditor": {"name": "Distributor Nord GmbH", "account": {"iban": "DE44500105175407324931"}},
+    }
+    # the first attempt got as far as intake (the refund instruction is accepted), then the process died
+    doc = {
+        "reference": f"RFD-{receipt['id'][4:]}",
+        "type": "refund",
+        "amount": "33.00",
+        "currency": "EUR",
+        **parties,
+        "remittance_information": {"unstructured": f"Refund of payment {receipt['id']}"},
+    }
+    headers = gw.headers(finance, **{"Idempotency-Key": f"receipt-refund:{receipt['id']}", "Contract-Version": "2.0"})
+    async with gw.session.post(f"{gw.url}/v1/instructions", json=doc, headers=headers) as resp:
+        assert resp.status == 202, await resp.text()
+        accepted = (await resp.json())["id"]
+    assert (await call(gw, "GET", f"/v1/receipts/{receipt['id']}", finance, status=200))["state"] == "unmatched"
+    retried = await call(gw, "POST", f"/v1/receipts/{receipt['id']}/refund", finance, json=parties, status=200)
+    assert (retried["state"], retried["refund_instruction_id"]) == ("refunded", accepted)
+    async with gw.runtime.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(instructions)) == 1
+    books = await balances(gw.runtime.engine)
+    assert books["receipts:unapplied"] == 0 and sum(books.values()) == 0
