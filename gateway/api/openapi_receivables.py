@@ -165,7 +165,7 @@ def receivable_schemas() -> dict[str, Any]:
                 "structured_reference": _NULLABLE_STRING,
                 "text": _NULLABLE_STRING,
                 "source": {"type": "string", "description": "the adapter whose statement it came on"},
-                "statement_line": {"type": "string"},
+                "statement_line": {"type": "string", "description": "the statement line (`ln_…`, as breaks name it)"},
                 "allocations": {
                     "type": "array",
                     "items": {

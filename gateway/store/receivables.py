@@ -247,7 +247,7 @@ async def receipt_view(conn: AsyncConnection, rows: Sequence[Any]) -> list[dict[
                 "structured_reference": r["structured_reference"],
                 "text": r["text"],
                 "source": r["source"],
-                "statement_line": f"{r['statement_pk']}:{r['line']}",
+                "statement_line": f"ln_{r['statement_pk']}_{r['line']}",  # as reconciliation names it
                 "allocations": allocations[r["id"]],
                 "refund_instruction_id": r["refund_instruction_id"],
                 "created_at": r["created_at"].isoformat(),
