@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 from gateway.domain.clock import system_clock
@@ -71,8 +72,12 @@ async def test_reservations_expire_and_overdue_receivables_block_new_ones(intake
     await call(gw, "POST", "/v1/credit-lines/nord/reservations", gw.key, json=_reserve("500.00"), status=200)
     async with gw.runtime.engine.begin() as conn:
         assert await expire_reservations(conn, system_clock()) == 0  # not yet
-    async with gw.runtime.engine.begin() as conn:
-        assert await expire_reservations(conn, system_clock() + timedelta(days=2)) == 1
+    # the scheduler's job, a day and more later (credit_lines.reservation_ttl_seconds: 86400)
+    later = system_clock() + timedelta(days=2)
+    scheduler = gw.runtime.new_scheduler()
+    scheduler.services = dataclasses.replace(scheduler.services, clock=lambda: later)
+    assert await scheduler.expire_credit_reservations() == 1
+    assert await scheduler.expire_credit_reservations() == 0
     line = (await call(gw, "GET", "/v1/credit-lines/nord", finance, status=200))["lines"][0]
     assert line["available"]["value"] == "500.00"
     # an invoice past due by more than the grace (7 days) blocks new reservations
