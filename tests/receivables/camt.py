@@ -34,7 +34,8 @@ def camt053(statement_id: str, credits: list[Credit], *, sequence: int = 1, open
     for n, c in enumerate(credits, start=1):
         remittance = ""
         if c.reference:
-            remittance += f"<Strd><CdtrRefInf><Ref>{escape(c.reference)}</Ref></CdtrRefInf></Strd>"
+            scor = "<Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp>"
+            remittance += f"<Strd><CdtrRefInf>{scor}<Ref>{escape(c.reference)}</Ref></CdtrRefInf></Strd>"
         if c.text:
             remittance += f"<Ustrd>{escape(c.text)}</Ustrd>"
         account = f"<DbtrAcct><Id><IBAN>{c.payer_iban}</IBAN></Id></DbtrAcct>" if c.payer_iban else ""
