@@ -129,6 +129,15 @@ class RiskJobSettings:
 
 
 @dataclass(frozen=True)
+class CreditLineSettings:
+    """``credit_lines.*``: distributor credit reservations (docs/credit-and-rebates.md)."""
+
+    reservation_ttl_seconds: int
+    expiry_check_seconds: float
+    overdue_grace_days: int
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     """``webhooks.*``: status webhooks to business units (docs/webhooks.md)."""
 
@@ -204,6 +213,10 @@ class Settings:
     @functools.cached_property
     def risk_jobs(self) -> RiskJobSettings:
         return _typed(RiskJobSettings, self.raw["risk"])  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def credit_lines(self) -> CreditLineSettings:
+        return _typed(CreditLineSettings, self.raw["credit_lines"])  # type: ignore[no-any-return]
 
     @functools.cached_property
     def webhooks(self) -> WebhookSettings:

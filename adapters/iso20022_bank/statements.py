@@ -51,7 +51,7 @@ def _bounded(value: str | None, size: int) -> str | None:
 
 
 def _notified(e: BookEntry) -> dict[str, str | None]:
-    """camt.054 line fields from the entry's first transaction: the counterparty by direction, the remittance.
+    """camt.053/054 line fields from the entry's first transaction: the counterparty by direction, the remittance.
 
     ``text`` is the creditor reference (SCOR, e.g. ISO 11649 RF) followed by the
     unstructured remittance, so text matching finds either.
@@ -63,8 +63,9 @@ def _notified(e: BookEntry) -> dict[str, str | None]:
     remittance = " ".join(v for v in (tx.creditor_reference, tx.remittance_text) if v)
     return {
         "counterparty_name": _bounded(name, 140),
-        "counterparty_account": mask(account) if account else None,
+        "counterparty_account": mask(account)[-40:] if account else None,
         "text": _bounded(remittance, 140),
+        "remittance_reference": _bounded(tx.creditor_reference, 35),
     }
 
 
@@ -95,7 +96,7 @@ def _camt_statement(s: StatementRead, fmt: str = "camt.053") -> Statement:
             servicer_reference=_bounded(e.account_servicer_reference, 35),
             kind="return" if e.return_reason else "booked",
             reason_code=e.return_reason,
-            **(_notified(e) if fmt == "camt.054" else {"counterparty_name": _bounded(e.counterparty_name, 140)}),
+            **_notified(e),
         )
         for e in s.entries
         if e.status in (None, "BOOK")  # pending and information-only entries are not movements

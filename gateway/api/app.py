@@ -9,7 +9,9 @@ from contextlib import AbstractAsyncContextManager
 from aiohttp import web
 
 from gateway.api import collections, docs_page, instructions, keys_admin, ops, partners, risk, webhooks
+from gateway.api import creditlines as creditlines_api
 from gateway.api import ledger as ledger_api
+from gateway.api import receivables as receivables_api
 from gateway.api import recon as recon_api
 from gateway.api import statements as statements_api
 from gateway.api.access_log import access_log_middleware
@@ -65,6 +67,8 @@ def build_app(
     app.add_routes(webhooks.routes)
     app.add_routes(statements_api.routes)
     app.add_routes(recon_api.routes)
+    app.add_routes(receivables_api.routes)
+    app.add_routes(creditlines_api.routes)
     if services is not None:
         app[SERVICES] = services
     else:

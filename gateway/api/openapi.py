@@ -18,6 +18,7 @@ from gateway.api.openapi_bundle import (
     narrow_instruction,
     with_text_rule,
 )
+from gateway.api.openapi_receivables import receivable_paths, receivable_schemas
 from gateway.api.recon import BREAK_CURSOR, SOURCE_PATTERN
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
 from gateway.api.statements import FORMAT_PATTERN
@@ -482,6 +483,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **_webhook_schemas(),
                 **_recon_schemas(),
                 **_collection_schemas(contracts),
+                **receivable_schemas(),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -554,6 +556,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             **_webhook_paths(bearer),
             **_recon_paths(bearer),
             **_collection_paths(bearer),
+            **receivable_paths(bearer),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",

@@ -12,7 +12,23 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from gateway.cli import adapters, contracts, db, demo, docs, keys, ledger, qa, recon, route, serve, simulate, webhooks
+from gateway.cli import (
+    adapters,
+    contracts,
+    creditlines,
+    db,
+    demo,
+    docs,
+    keys,
+    ledger,
+    qa,
+    receivables,
+    recon,
+    route,
+    serve,
+    simulate,
+    webhooks,
+)
 from gateway.cli.common import Parser, common_options
 from gateway.errors import GatewayError
 from gateway.logs import configure_logging
@@ -34,6 +50,8 @@ GROUPS: tuple[ModuleType, ...] = (
     qa,
     ledger,
     recon,
+    receivables,
+    creditlines,
 )
 
 

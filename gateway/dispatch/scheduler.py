@@ -3,7 +3,8 @@
 Status polling asks partners about payments with no final status. Callbacks
 usually arrive first; polling covers the ones that never do. Both go through
 ``gateway.dispatch.updates``, so whichever comes first wins and the other is
-recorded as a duplicate. Beside it: hold expiry and risk-history pruning.
+recorded as a duplicate. Beside it: hold expiry, risk-history pruning, and the
+expiry of distributor credit reservations nobody turned into a receivable.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import DispatchSettings, RiskJobSettings
+from gateway.config import CreditLineSettings, DispatchSettings, RiskJobSettings
 from gateway.dispatch.dispatcher import log_partner_failure
 from gateway.dispatch.updates import StatusUpdates, UpdateSummary
 from gateway.domain.clock import Clock
@@ -28,6 +29,7 @@ from gateway.risk.engine import RiskEngine
 from gateway.risk.holds import HoldDesk
 from gateway.risk.store import prune_history
 from gateway.store import repo
+from gateway.store.creditlines import expire_reservations
 from gateway.store.orders import Orders
 
 __all__ = ["Scheduler", "SchedulerServices"]
@@ -51,8 +53,15 @@ class SchedulerServices:
 class Scheduler:
     """Runs the status poll, hold expiry and risk pruning at their intervals."""
 
-    def __init__(self, services: SchedulerServices, dispatch: DispatchSettings, risk: RiskJobSettings) -> None:
+    def __init__(
+        self,
+        services: SchedulerServices,
+        dispatch: DispatchSettings,
+        risk: RiskJobSettings,
+        credit: CreditLineSettings | None = None,
+    ) -> None:
         self.services = services
+        self.credit_check_seconds = credit.expiry_check_seconds if credit else 60.0
         self.interval = dispatch.status_poll_interval_seconds
         self.after = dispatch.status_poll_after_seconds
         self.risk_jobs = risk
@@ -74,6 +83,7 @@ class Scheduler:
         for job_id, job, seconds in (
             ("hold-expiry", self.expire_holds, self.risk_jobs.hold_expiry_check_seconds),
             ("risk-prune", self.prune_risk_history, self.risk_jobs.prune_seconds),
+            ("credit-reservation-expiry", self.expire_credit_reservations, self.credit_check_seconds),
         ):
             self._scheduler.add_job(
                 self._guarded,
@@ -122,6 +132,11 @@ class Scheduler:
     async def expire_holds(self) -> int:
         """Reject holds nobody decided before they expired."""
         return await self.services.holds.expire()
+
+    async def expire_credit_reservations(self) -> int:
+        """Release distributor credit reservations that expired before becoming receivables."""
+        async with self.services.engine.begin() as conn:
+            return await expire_reservations(conn, self.services.clock())
 
     async def prune_risk_history(self) -> int:
         """Delete risk counters and recent payments that no configured window reaches any more."""

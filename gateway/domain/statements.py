@@ -61,6 +61,7 @@ class StatementLine:
     reason_code: str | None = None  # return or change reason (R01, C01, camt RtrInf)
     original_reference: str | None = None  # for a return: the reference of the movement returned
     text: str | None = None  # remittance / narrative, at most 140 characters
+    remittance_reference: str | None = None  # structured creditor reference (ISO 11649 RF, camt Strd/CdtrRefInf)
 
     @property
     def direction(self) -> str:

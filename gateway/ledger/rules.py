@@ -36,7 +36,9 @@ __all__ = ["DEFAULT_RULES_FILE", "AccountPattern", "Leg", "Rules", "load_ledger"
 DEFAULT_RULES_FILE = Path(__file__).resolve().parents[2] / "config" / "ledger.yaml"
 
 #: the fields an account template may use, and where they come from
-FIELDS = frozenset({"business_unit", "adapter", "currency"})
+FIELDS = frozenset({"business_unit", "adapter", "currency", "distributor"})
+#: fields only events know (a payment's lifecycle has no distributor)
+_EVENT_ONLY = frozenset({"distributor"})
 #: statuses in which a payment has no partner yet: their rules cannot name ``{adapter}``
 _NO_ADAPTER = frozenset({Status.RECEIVED, Status.ACCEPTED, Status.HELD})
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -199,6 +201,7 @@ class Rules:
         adapter: str | None = None,
         instruction_id: str | None = None,
         memo: str = "",
+        distributor: str | None = None,
     ) -> Entry:
         """The entry an event of ``kind`` posts (``LedgerError`` for a kind no rule knows)."""
         legs = self.events.get(kind)
@@ -207,7 +210,12 @@ class Rules:
         missing = sorted(self.event_variables[kind] - set(amounts))
         if missing:
             raise LedgerError(f"event {kind!r} needs amount {missing[0]!r}")
-        values = {"business_unit": business_unit or "unknown", "adapter": adapter or "unknown", "currency": currency}
+        values = {
+            "business_unit": business_unit or "unknown",
+            "adapter": adapter or "unknown",
+            "currency": currency,
+            "distributor": distributor or "unknown",
+        }
         lines = net_postings(Posting(leg.account.render(values), currency, leg.amount(amounts)) for leg in legs)
         return Entry(kind, lines, memo or kind, instruction_id, business_unit)
 
@@ -234,7 +242,12 @@ class Rules:
 
 
 def _legs(
-    raw: Any, chart: Mapping[str, AccountPattern], variables: frozenset[str], where: str, no_adapter: bool = False
+    raw: Any,
+    chart: Mapping[str, AccountPattern],
+    variables: frozenset[str],
+    where: str,
+    no_adapter: bool = False,
+    lifecycle: bool = False,
 ) -> tuple[Leg, ...]:
     if not isinstance(raw, list):
         raise LedgerRulesError(f"{where}: must be a list of legs ({{debit: ACCOUNT}} or {{credit: ACCOUNT}})")
@@ -252,6 +265,8 @@ def _legs(
             raise LedgerRulesError(f"{at}: account {template!r} is not in the chart (accounts:)")
         if no_adapter and "adapter" in chart[template].fields:
             raise LedgerRulesError(f"{at}: {template!r} names the adapter, which a payment in this status has not got")
+        if lifecycle and _EVENT_ONLY & set(chart[template].fields):
+            raise LedgerRulesError(f"{at}: {template!r} names a distributor, which a payment has not got")
         terms = _expression(item.get("amount", "amount"), variables, at)
         legs.append(Leg(1 if side == "debit" else -1, chart[template], terms))
     debits: dict[str, int] = {}
@@ -293,7 +308,7 @@ def parse_rules(doc: Mapping[str, Any], source: str, plugin_rules: Iterable[Mapp
         raise LedgerRulesError(f"{source}: lifecycle.{missing[0]} is missing (use [] for a status that holds nothing)")
     amount = frozenset({"amount"})
     lifecycle = {
-        s: _legs(lifecycle_raw[s.value] or [], chart, amount, f"{source}: lifecycle.{s.value}", s in _NO_ADAPTER)
+        s: _legs(lifecycle_raw[s.value] or [], chart, amount, f"{source}: lifecycle.{s.value}", s in _NO_ADAPTER, True)
         for s in Status
     }
     events: dict[str, tuple[Leg, ...]] = {}

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.config import ReconciliationSettings
 from gateway.domain.money import amount_text
 from gateway.errors import ConflictError, NotFoundError
+from gateway.store.exposure import release_reconciled
 from gateway.store.tables import instructions, recon_matches, statement_lines, statements
 
 __all__ = [
@@ -280,6 +281,8 @@ async def run_matching(
         try:
             async with engine.begin() as conn:
                 await conn.execute(insert(recon_matches), rows)
+                # a payment confirmed on the bank's statement is final: its credit exposure is released
+                await release_reconciled(conn, [r["instruction_id"] for r in rows if r["status"] == "confirmed"], now)
         except IntegrityError:
             raise ConflictError("another matching run took some of these lines or payments; run it again") from None
     confirmed = sum(1 for r in rows if r["status"] == "confirmed")
@@ -452,4 +455,5 @@ async def confirm_match(engine: AsyncEngine, line: str, *, by: str, now: datetim
         )
         if done.rowcount != 1:
             raise ConflictError(f"the match of statement line {line} is already confirmed")
+        await release_reconciled(conn, [row["instruction_id"]], now)
     return str(row["instruction_id"])

@@ -5,6 +5,14 @@ when its payment settles and is released when it fails, is rejected or
 cancelled, or (once consumed) is returned. ``record_transitions`` calls
 ``settle_exposure`` with the transitions it applied, so the books of the credit
 limits never disagree with the payments' statuses.
+
+A limit is not a lifetime cap: consumed exposure (settled, not yet seen on the
+bank's statement) is released when reconciliation confirms the payment on a
+statement (``release_reconciled``, called by ``gateway.recon.matching`` in the
+transaction that confirms the match). From then on the payment is final on the
+account and the limit is free again. A payment confirmed on a statement while
+its reservation is still ``reserved`` (the statement came before the partner's
+status) is released the same way; its later ``settled`` moves nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.domain.status import Status
 from gateway.store.tables import credit_limits, credit_reservations
 
-__all__ = ["settle_exposure"]
+__all__ = ["release_reconciled", "settle_exposure"]
 
 S = Status
 _RELEASE_FROM_RESERVED = frozenset({S.FAILED, S.REJECTED, S.CANCELLED})
@@ -74,3 +82,38 @@ def _move(r: Any, state: str, reserved: int, consumed: int) -> dict[str, Any]:
         "m_reserved": reserved,
         "m_consumed": consumed,
     }
+
+
+async def release_reconciled(conn: AsyncConnection, instruction_ids: Sequence[str], now: datetime) -> int:
+    """Release the exposure of payments a statement confirms (called with confirmed matches); how many."""
+    if not instruction_ids:
+        return 0
+    found = await conn.execute(
+        select(credit_reservations).where(
+            credit_reservations.c.instruction_id.in_(sorted(set(instruction_ids))),
+            credit_reservations.c.state.in_(("reserved", "consumed")),
+        )
+    )
+    moves = [
+        _move(r, "released", -r.amount_minor, 0) if r.state == "reserved" else _move(r, "released", 0, -r.amount_minor)
+        for r in found
+    ]
+    if not moves:
+        return 0
+    await conn.execute(
+        update(credit_reservations)
+        .where(credit_reservations.c.instruction_id == bindparam("m_id"))
+        .values(state=bindparam("m_state"), updated_at=now),
+        moves,
+    )
+    await conn.execute(
+        update(credit_limits)
+        .where(credit_limits.c.counterparty == bindparam("m_cp"), credit_limits.c.currency == bindparam("m_cur"))
+        .values(
+            reserved_minor=credit_limits.c.reserved_minor + bindparam("m_reserved"),
+            consumed_minor=credit_limits.c.consumed_minor + bindparam("m_consumed"),
+            updated_at=now,
+        ),
+        moves,
+    )
+    return len(moves)

@@ -3,7 +3,9 @@
 ``store_statements`` writes the statements of one file in one transaction. A
 statement already stored under the same ``(source, statement_id)`` is skipped
 (importing a file twice adds nothing); a new one whose sequence number does not
-follow the last one stored for its account is stored and its gap reported.
+follow the last one stored for its account is stored and its gap reported. The
+booked credits of a new statement become receipts (``gateway.store.receivables``)
+in the same transaction: none lost, none twice.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.statements import Statement
 from gateway.errors import ConflictError
+from gateway.store.receivables import record_receipts
 from gateway.store.tables import statement_lines, statements
 
 __all__ = ["StoredStatement", "line_rows", "store_statements"]
@@ -67,6 +70,7 @@ def line_rows(pk: int, statement: Statement) -> list[dict[str, Any]]:
             "reason_code": line.reason_code,
             "original_reference": line.original_reference,
             "text": line.text,
+            "remittance_reference": line.remittance_reference,
         }
         for n, line in enumerate(statement.lines, start=1)
     ]
@@ -123,6 +127,7 @@ async def _store_one(conn: AsyncConnection, s: Statement, digest: str, now: date
     rows = line_rows(pk, s)
     if rows:
         await conn.execute(insert(statement_lines), rows)
+    await record_receipts(conn, pk, s, now)  # credits become receipts in this transaction: none lost, none twice
     return StoredStatement(s.source, s.statement_id, s.format, len(s.lines), stored=True, pk=pk, gap=gap)
 
 

@@ -40,6 +40,8 @@ __all__ = [
     "collections",
     "credit_limits",
     "credit_reservations",
+    "distributor_credit_lines",
+    "distributor_reservations",
     "holds",
     "idempotency_keys",
     "instruction_events",
@@ -52,6 +54,9 @@ __all__ = [
     "ledger_postings",
     "metadata",
     "outbox",
+    "receipt_allocations",
+    "receipts",
+    "receivables",
     "recon_matches",
     "risk_alerts",
     "risk_beneficiaries",
@@ -515,6 +520,7 @@ statement_lines = Table(
     Column("reason_code", String(8)),
     Column("original_reference", String(35)),
     Column("text", String(140)),
+    Column("remittance_reference", String(35)),  # structured creditor reference (ISO 11649 RF), if given
     Index(None, "end_to_end_id"),
     Index(None, "partner_reference"),
 )
@@ -639,4 +645,99 @@ collection_keys = Table(
     Column("response", JSON(), nullable=False),
     Column("collection_id", String(40)),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+
+# -- money in (gateway.store.receivables, gateway.store.creditlines): receivables, receipts, ----
+# distributor credit lines. Separate from credit_limits / credit_reservations, which bound the
+# OUTGOING exposure to a payee (gateway.risk.credit).
+
+receivables = Table(
+    "receivables",
+    metadata,
+    Column("id", String(40), primary_key=True),  # rcv_<ULID>
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("business_unit", String(100), nullable=False),  # its name, as the ledger's accounts use it
+    Column("invoice_number", String(35), nullable=False),
+    Column("distributor", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("paid_minor", BigInteger(), nullable=False),
+    Column("status", String(16), nullable=False),  # open | partially_paid | paid | written_off
+    Column("due_date", Date(), nullable=False),
+    Column("structured_reference", String(35)),  # ISO 11649, compact
+    Column("payer_account", String(40)),  # masked, as statements show the payer's account
+    Column("reservation_id", String(40), unique=True),  # the credit reservation it turned
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("business_unit_id", "invoice_number"),
+    Index(None, "structured_reference"),
+    Index(None, "distributor", "status"),
+    Index(None, "status", "due_date"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", String(40), primary_key=True),  # rct_<ULID>
+    Column("statement_pk", BigInteger(), ForeignKey("statements.id"), nullable=False),
+    Column("line", Integer(), nullable=False),
+    Column("source", String(64), nullable=False),  # the statement's partner (the bank account it arrived on)
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("unapplied_minor", BigInteger(), nullable=False),  # not (yet) applied to a receivable
+    Column("state", String(12), nullable=False),  # unmatched | matched | on_account | refunded
+    Column("distributor", String(64)),  # once known (matched, assigned, put on account)
+    Column("booked_on", Date()),
+    Column("payer_name", String(140)),
+    Column("payer_account", String(40)),  # masked
+    Column("structured_reference", String(35)),
+    Column("text", String(140)),
+    Column("refund_instruction_id", String(40)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("statement_pk", "line"),  # one statement line is one receipt, never two
+    Index(None, "state", "id"),
+)
+
+receipt_allocations = Table(
+    "receipt_allocations",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("receipt_id", String(40), ForeignKey("receipts.id"), nullable=False),
+    Column("receivable_id", String(40), ForeignKey("receivables.id"), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("rule", String(20), nullable=False),  # reference | invoice_text | payer_account | manual
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "receipt_id"),
+    Index(None, "receivable_id"),
+)
+
+distributor_credit_lines = Table(
+    "distributor_credit_lines",
+    metadata,
+    Column("distributor", String(64), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("limit_minor", BigInteger(), nullable=False),
+    Column("receivables_minor", BigInteger(), nullable=False),  # open receivables: amount - paid
+    Column("reserved_minor", BigInteger(), nullable=False),  # pending reservations
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+distributor_reservations = Table(
+    "distributor_reservations",
+    metadata,
+    Column("id", String(40), primary_key=True),  # crr_<ULID>
+    Column("distributor", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("state", String(10), nullable=False),  # pending | converted | expired
+    Column("order_reference", String(35)),
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("receivable_id", String(40)),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "state", "expires_at"),
+    Index(None, "distributor", "currency"),
 )
