@@ -37,6 +37,7 @@ __all__ = [
     "credit_reservations",
     "holds",
     "idempotency_keys",
+    "instruction_batches",
     "instruction_events",
     "instructions",
     "ledger_accounts",
@@ -47,6 +48,7 @@ __all__ = [
     "ledger_postings",
     "metadata",
     "outbox",
+    "payment_files",
     "recon_matches",
     "risk_alerts",
     "risk_beneficiaries",
@@ -149,6 +151,7 @@ instructions = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("submitted_by", String(40)),  # the API key that posted it (four eyes: it may not approve a hold)
+    Column("batch_id", String(40)),  # the batch (bat_…) or ERP file (fil_…) it arrived in, if any
     UniqueConstraint("business_unit_id", "reference"),
     Index(None, "business_unit_id", "id"),
     Index(None, "status", "updated_at"),
@@ -157,6 +160,7 @@ instructions = Table(
     Index(None, "business_unit_id", "status", "id"),
     Index(None, "business_unit_id", "adapter", "id"),
     Index(None, "business_unit_id", "created_at"),
+    Index(None, "batch_id", "status"),
 )
 
 instruction_events = Table(
@@ -526,4 +530,42 @@ recon_matches = Table(
     Column("confirmed_by", String(64)),  # a finance key, for a suggested match confirmed by hand
     Column("confirmed_at", UTCDateTime()),
     Index(None, "status", "statement_pk"),
+)
+
+
+# -- batches and ERP files (gateway.intake): many instructions in one request or one file -----
+
+instruction_batches = Table(
+    "instruction_batches",
+    metadata,
+    Column("id", String(40), primary_key=True),  # bat_… or fil_… (a file's payments are a batch too)
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),  # a file's: "file:" + message id
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer(), nullable=False),
+    Column("response", JSON(), nullable=False),  # the answer, sent again on a replay
+    Column("count", Integer(), nullable=False),  # instructions accepted
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("business_unit_id", "idempotency_key"),
+)
+
+payment_files = Table(
+    "payment_files",
+    metadata,
+    Column("id", String(40), primary_key=True),  # fil_…: also the id of its batch
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("message_id", String(35), nullable=False),  # GrpHdr/MsgId
+    Column("content_sha256", String(64), nullable=False),
+    Column("version", String(20), nullable=False),  # pain.001.001.03 | pain.001.001.09
+    Column("status", String(10), nullable=False),  # accepted | rejected
+    Column("reason", String(500)),  # why a rejected file was refused
+    Column("payments", Integer(), nullable=False),  # transactions in the file
+    Column("control_sum", String(24)),
+    Column("items", JSON(), nullable=False),  # per payment: PmtInfId, EndToEndId, instruction id or refusal
+    Column("source", String(10), nullable=False),  # api | cli | inbox
+    Column("report_at", UTCDateTime()),  # when the pain.002 in the outbox folder was last written
+    Column("report_final", Boolean(), nullable=False),  # every payment final: the report will not change
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("business_unit_id", "message_id"),
+    Index(None, "report_final", "created_at"),
 )
