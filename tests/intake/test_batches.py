@@ -167,6 +167,7 @@ async def test_bad_envelopes_are_4xx_and_store_nothing(intake_gateway: LiveGatew
 
 async def test_another_business_units_batch_is_not_found(intake_gateway: LiveGateway) -> None:
     status, body, _ = await _post(intake_gateway, [example_instruction()])
+    assert status == 202
     other = await intake_gateway.new_key("erp-americas")
     url = f"{intake_gateway.url}/v1/instruction-batches/{body['id']}"
     async with intake_gateway.session.get(url, headers=intake_gateway.headers(other)) as resp:
