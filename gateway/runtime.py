@@ -29,6 +29,8 @@ from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock, system_clock
 from gateway.domain.events import StatusChange
 from gateway.errors import ConfigError
+from gateway.intake.files import FileDesk
+from gateway.intake.jobs import FileJobs
 from gateway.ledger.rules import load_ledger
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
@@ -133,6 +135,8 @@ class Runtime:
         self.holds = HoldDesk(
             self.engine, clock, self.orders, self.screener, self.risk, self.plugins.announce, self._wake_dispatcher
         )
+        self.files = FileDesk(self.engine, clock, self.contracts, self.codec, self.writer, settings.files)
+        self.file_jobs: FileJobs | None = None
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
         self.webhooks: WebhookWorker | None = None
@@ -162,6 +166,7 @@ class Runtime:
             cipher=self.cipher,
             wake_webhooks=self._wake_webhooks,
             statement_formats=self.statement_formats,
+            files=self.files,
         )
 
     def _wake_webhooks(self) -> None:
@@ -224,6 +229,9 @@ class Runtime:
         self.scheduler = self.new_scheduler()
         if poll:
             self.scheduler.start()
+        if poll and self.settings.files.enabled:
+            self.file_jobs = FileJobs(self.files, self.settings.files)
+            self.file_jobs.start()
         self.webhooks = self.new_webhook_worker()
         if self.settings.webhooks.enabled if webhooks is None else webhooks:
             await self.webhooks.start()
@@ -231,6 +239,8 @@ class Runtime:
     async def close(self) -> None:
         if self.webhooks is not None:
             await self.webhooks.stop()
+        if self.file_jobs is not None:
+            await self.file_jobs.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.dispatcher is not None:

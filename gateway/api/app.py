@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from aiohttp import web
 
 from gateway.api import batches, docs_page, instructions, keys_admin, ops, partners, risk, webhooks
+from gateway.api import files as files_api
 from gateway.api import ledger as ledger_api
 from gateway.api import recon as recon_api
 from gateway.api import statements as statements_api
@@ -65,6 +66,7 @@ def build_app(
     app.add_routes(statements_api.routes)
     app.add_routes(recon_api.routes)
     app.add_routes(batches.routes)
+    app.add_routes(files_api.routes)
     if services is not None:
         app[SERVICES] = services
     else:

@@ -491,7 +491,7 @@ async def _taken_references(conn: AsyncConnection, business_unit_id: str, refere
     """Which of ``references`` this business unit has used already (one statement per 30,000)."""
     dialect = conn.dialect
     taken: set[str] = set()
-    unique = sorted(set(references))
+    unique = sorted(set(references))  # none: no statement
     for start in range(0, len(unique), 30_000):
         chunk = unique[start : start + 30_000]
         if dialect.paramstyle == "qmark":

@@ -564,6 +564,7 @@ payment_files = Table(
     Column("items", JSON(), nullable=False),  # per payment: PmtInfId, EndToEndId, instruction id or refusal
     Column("source", String(10), nullable=False),  # api | cli | inbox
     Column("report_at", UTCDateTime()),  # when the pain.002 in the outbox folder was last written
+    Column("report_events", BigInteger()),  # the payments' event count it was written at: more events, write again
     Column("report_final", Boolean(), nullable=False),  # every payment final: the report will not change
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("business_unit_id", "message_id"),

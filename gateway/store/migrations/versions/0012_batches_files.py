@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("items", sa.JSON(), nullable=False),
         sa.Column("source", sa.String(10), nullable=False),
         sa.Column("report_at", UTCDateTime()),
+        sa.Column("report_events", sa.BigInteger()),
         sa.Column("report_final", sa.Boolean(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
