@@ -69,7 +69,16 @@ def _run(url: str, key: str, document: dict[str, Any]) -> tuple[int, dict[str, l
                             "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]
                         }
                     },
-                }
+                },
+                # Likewise a pain.001 (its XSD and control figures): any generated string is a file to refuse.
+                {
+                    "include-operation-id": "submitFile",
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]
+                        }
+                    },
+                },
             ],
         }
     )
