@@ -89,6 +89,17 @@ class _WebhookWaker:
         self._wake()
 
 
+class _FileReportWaker:
+    """A plugin that asks for a round of file status reports soon after status changes (debounced by the jobs)."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    @hookimpl
+    def gateway_status_changed(self, change: StatusChange) -> None:
+        self._wake()
+
+
 class Runtime:
     """Everything a gateway process shares; see module docstring."""
 
@@ -137,6 +148,8 @@ class Runtime:
         )
         self.files = FileDesk(self.engine, clock, self.contracts, self.codec, self.writer, settings.files)
         self.file_jobs: FileJobs | None = None
+        self._file_waker = _FileReportWaker(self._wake_file_reports)
+        self.plugins.register(self._file_waker, name=f"gateway.files.waker.{id(self._file_waker)}")
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
         self.webhooks: WebhookWorker | None = None
@@ -168,6 +181,10 @@ class Runtime:
             statement_formats=self.statement_formats,
             files=self.files,
         )
+
+    def _wake_file_reports(self) -> None:
+        if self.file_jobs is not None:
+            self.file_jobs.wake()
 
     def _wake_webhooks(self) -> None:
         if self.webhooks is not None:
@@ -250,6 +267,7 @@ class Runtime:
             await adapter.close()
         self.plugins.unregister(self.metrics)
         self.plugins.unregister(self._waker)
+        self.plugins.unregister(self._file_waker)
         if self._owns_engine:
             await self.engine.dispose()
 

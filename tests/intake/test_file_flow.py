@@ -75,6 +75,19 @@ async def test_the_outbox_report_follows_payments_to_their_final_status(busy_gat
         assert (await resp.json())["by_status"] == {"rejected": 1, "settled": 2}
 
 
+async def test_status_changes_bring_the_report_forward(database: Database) -> None:
+    """With an hour between scheduled rounds, the status-change hook alone keeps the outbox report current."""
+    gw = await start_gateway(database, files__report_seconds=3600, files__scan_seconds=3600)
+    try:
+        status, body, _ = await post_file(gw, generated_pain001_09(2))
+        assert status == 202
+        path = gw.runtime.files.report_path("erp-europe", body["message_id"], body["id"])
+        _, lines = await _wait_for_report(path, "ACSC")
+        assert [s for _, s, _ in lines] == ["ACSC", "ACSC"]
+    finally:
+        await stop_gateway(gw)
+
+
 async def test_a_report_lost_from_the_outbox_is_written_again(busy_gateway: LiveGateway, partner_files: Path) -> None:
     gw = busy_gateway
     status, body, _ = await post_file(gw, real_pain001_03(partner_files))
