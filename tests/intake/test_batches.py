@@ -172,3 +172,15 @@ async def test_another_business_units_batch_is_not_found(intake_gateway: LiveGat
     url = f"{intake_gateway.url}/v1/instruction-batches/{body['id']}"
     async with intake_gateway.session.get(url, headers=intake_gateway.headers(other)) as resp:
         assert resp.status == 404
+
+
+async def test_a_full_batch_of_10000_is_stored_in_one_go(intake_gateway: LiveGateway) -> None:
+    docs = [example_instruction(reference=f"FULL-{i:05d}") for i in range(10_000)]
+    status, body, _ = await _post(intake_gateway, docs)
+    assert status == 202 and body["accepted"] == 10_000 and body["refused"] == 0
+    assert len({item["id"] for item in body["items"]}) == 10_000
+    counts = await _counts(intake_gateway)
+    assert (counts["instructions"], counts["instruction_events"], counts["outbox"]) == (10_000, 10_000, 10_000)
+    url = f"{intake_gateway.url}/v1/instruction-batches/{body['id']}"
+    async with intake_gateway.session.get(url, headers=intake_gateway.headers()) as resp:
+        assert (await resp.json())["by_status"] == {"received": 10_000}
