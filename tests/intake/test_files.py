@@ -242,3 +242,22 @@ async def test_oversize_and_wrong_media_type(intake_gateway: LiveGateway, partne
     status, _, _ = await get(intake_gateway, "/v1/files/fil_00000000000000000000000000/status-report")
     assert status == 404
     assert (await counts(intake_gateway))["payment_files"] == 0
+
+
+async def test_another_business_units_file_is_not_found_and_its_own_message_ids(
+    intake_gateway: LiveGateway, partner_files: Path
+) -> None:
+    status, body, _ = await post_file(intake_gateway, real_pain001_03(partner_files))
+    assert status == 202
+    other = await intake_gateway.new_key("erp-americas")
+    gw = intake_gateway
+    for path in (f"/v1/files/{body['id']}", f"/v1/files/{body['id']}/status-report"):
+        async with gw.session.get(f"{gw.url}{path}", headers=gw.headers(other)) as resp:
+            assert resp.status == 404
+    # message ids are per business unit: the same file from another unit is its own file
+    headers = intake_gateway.headers(other, **{"Content-Type": "application/xml"})
+    async with intake_gateway.session.post(
+        f"{intake_gateway.url}/v1/files", data=real_pain001_03(partner_files), headers=headers
+    ) as resp:
+        assert resp.status == 202
+        assert (await resp.json())["id"] != body["id"]
