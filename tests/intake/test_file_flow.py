@@ -43,10 +43,11 @@ def _statuses(raw: bytes) -> tuple[str, list[tuple[str, str, str | None]]]:
 
 
 async def _wait_for_report(path: Path, done: str, timeout: float = 20) -> tuple[str, list]:
+    """Until the report's group status is ``done`` and no payment is still in progress (ACCP, ACSP)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         found = _statuses(path.read_bytes()) if path.exists() else ("", [])
-        if found[0] == done:
+        if found[0] == done and all(status in ("ACSC", "RJCT") for _, status, _ in found[1]):
             return found
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"report still says {found}")
@@ -60,14 +61,18 @@ async def test_the_outbox_report_follows_payments_to_their_final_status(busy_gat
     assert status == 202 and body["accepted"] == 3
     path = gw.runtime.files.report_path("erp-europe", body["message_id"], body["id"])
     assert path.exists()  # written at intake: every payment accepted (ACCP)
-    group, lines = await _wait_for_report(path, "PART")  # one rejected by the bank, two settled
+    group, lines = await _wait_for_report(path, "PART")  # one rejected by the bank, two settled: final
     assert sorted(s for _, s, _ in lines) == ["ACSC", "ACSC", "RJCT"]
     assert [code for _, s, code in lines if s == "RJCT"] == ["AC04"]
-    async with gw.runtime.engine.connect() as conn:
-        row = (await conn.execute(select(payment_files))).mappings().one()
-        assert row["report_final"] is True
-        total = await conn.scalar(select(func.sum(instructions.c.event_count)))
-    assert row["report_events"] == total
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:  # the row is updated just after the file is written
+        async with gw.runtime.engine.connect() as conn:
+            row = (await conn.execute(select(payment_files))).mappings().one()
+            total = await conn.scalar(select(func.sum(instructions.c.event_count)))
+        if row["report_final"] or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert row["report_final"] is True and row["report_events"] == total
     # the API says the same
     async with gw.session.get(f"{gw.url}{body['status_report']}", headers=gw.headers()) as resp:
         assert _statuses(await resp.read()) == (group, lines)
