@@ -93,6 +93,19 @@ class IntakeSettings:
     """``intake.*``: the group-committing intake writer."""
 
     batch_max: int
+    batch_max_body_bytes: int
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    """``files.*``: ERP payment files (pain.001 in, pain.002 out; docs/files.md)."""
+
+    max_bytes: int
+    inbox_dir: str
+    outbox_dir: str
+    scan_seconds: float
+    report_seconds: float
+    enabled: bool
 
 
 @dataclass(frozen=True)
@@ -217,6 +230,10 @@ class Settings:
     @functools.cached_property
     def credit_lines(self) -> CreditLineSettings:
         return _typed(CreditLineSettings, self.raw["credit_lines"])  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def files(self) -> FileSettings:
+        return _typed(FileSettings, self.raw["files"])  # type: ignore[no-any-return]
 
     @functools.cached_property
     def webhooks(self) -> WebhookSettings:

@@ -30,6 +30,8 @@ from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock, system_clock
 from gateway.domain.events import StatusChange
 from gateway.errors import ConfigError
+from gateway.intake.files import FileDesk
+from gateway.intake.jobs import FileJobs
 from gateway.ledger.rules import load_ledger
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
@@ -79,6 +81,17 @@ def _build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock
 
 class _WebhookWaker:
     """A plugin that wakes the webhook worker after each committed status change (its deliveries are due)."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    @hookimpl
+    def gateway_status_changed(self, change: StatusChange) -> None:
+        self._wake()
+
+
+class _FileReportWaker:
+    """A plugin that asks for a round of file status reports soon after status changes (debounced by the jobs)."""
 
     def __init__(self, wake: Callable[[], None]) -> None:
         self._wake = wake
@@ -143,6 +156,10 @@ class Runtime:
         )
         self.collection_updates = CollectionUpdates(self.collection_services)
         self.collection_dispatcher: CollectionDispatcher | None = None
+        self.files = FileDesk(self.engine, clock, self.contracts, self.codec, self.writer, settings.files)
+        self.file_jobs: FileJobs | None = None
+        self._file_waker = _FileReportWaker(self._wake_file_reports)
+        self.plugins.register(self._file_waker, name=f"gateway.files.waker.{id(self._file_waker)}")
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
         self.webhooks: WebhookWorker | None = None
@@ -174,6 +191,7 @@ class Runtime:
             statement_formats=self.statement_formats,
             collection_updates=self.collection_updates,
             wake_collections=self._wake_collections,
+            files=self.files,
         )
 
     def _wake_collections(self) -> None:
@@ -183,6 +201,10 @@ class Runtime:
     def new_collection_dispatcher(self, owner: str | None = None) -> CollectionDispatcher:
         """The collection dispatcher over this process's services (``owner`` names its leases)."""
         return CollectionDispatcher(self.collection_services, self.settings.dispatch, owner or self.owner)
+
+    def _wake_file_reports(self) -> None:
+        if self.file_jobs is not None:
+            self.file_jobs.wake()
 
     def _wake_webhooks(self) -> None:
         if self.webhooks is not None:
@@ -246,6 +268,9 @@ class Runtime:
         self.scheduler = self.new_scheduler()
         if poll:
             self.scheduler.start()
+        if poll and self.settings.files.enabled:
+            self.file_jobs = FileJobs(self.files, self.settings.files)
+            self.file_jobs.start()
         self.webhooks = self.new_webhook_worker()
         if self.settings.webhooks.enabled if webhooks is None else webhooks:
             await self.webhooks.start()
@@ -253,6 +278,8 @@ class Runtime:
     async def close(self) -> None:
         if self.webhooks is not None:
             await self.webhooks.stop()
+        if self.file_jobs is not None:
+            await self.file_jobs.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.collection_dispatcher is not None:
@@ -264,6 +291,7 @@ class Runtime:
             await adapter.close()
         self.plugins.unregister(self.metrics)
         self.plugins.unregister(self._waker)
+        self.plugins.unregister(self._file_waker)
         if self._owns_engine:
             await self.engine.dispose()
 

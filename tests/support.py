@@ -159,6 +159,9 @@ async def start_gateway(
     if "ach_nacha" in settings.section("partners") and "partners__ach_nacha__spool_dir" not in overrides:
         # each test its own ACH spool, never the repo's var/
         settings = settings.with_overrides(partners__ach_nacha__spool_dir=tempfile.mkdtemp(prefix="ach-spool-"))
+    for key in ("inbox_dir", "outbox_dir"):  # each test its own file folders, never the repo's var/
+        if f"files__{key}" not in overrides:
+            settings = settings.with_overrides(**{f"files__{key}": tempfile.mkdtemp(prefix=f"files-{key[:-4]}-")})
     engine = database.engine()
     runtime = Runtime(settings, engine=engine, extra_plugins=extra_plugins)
     await runtime.start(dispatch=dispatch, poll=poll)

@@ -16,6 +16,7 @@ from gateway.domain.clock import Clock
 from gateway.domain.events import Announce
 from gateway.domain.statements import StatementFormat
 from gateway.errors import UnknownAdapterError
+from gateway.intake.files import FileDesk
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter
 from gateway.risk.holds import HoldDesk
@@ -48,6 +49,8 @@ class ApiServices:
     wake_webhooks: Callable[[], None]
     #: every statement format the installed adapters read, by name (``gateway_statement_formats``)
     statement_formats: Mapping[str, StatementFormat]
+    #: ERP payment files: pain.001 in, pain.002 status reports out
+    files: FileDesk
     #: applies partner reports about collections (``None``: this process does not take collections)
     collection_updates: CollectionUpdates | None = None
     #: tells the collection dispatcher a job is due now

@@ -32,6 +32,8 @@ from gateway.contracts.versions import VERSION_HEADER, VersionInfo, compatibilit
 from gateway.domain.collection import COLLECTION_KINDS
 from gateway.domain.collection_status import CollectionStatus
 from gateway.domain.status import Status
+from gateway.intake.batch import MAX_ITEMS as MAX_BATCH_ITEMS
+from gateway.intake.pain001 import VERSIONS as PAIN001_VERSIONS
 from gateway.recon.matching import BREAK_KINDS, LINE_ID
 from gateway.store.webhooks import DELIVERY_STATES as WEBHOOK_DELIVERY_STATES
 
@@ -484,6 +486,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **_recon_schemas(),
                 **_collection_schemas(contracts),
                 **receivable_schemas(),
+                **_intake_schemas(),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -557,6 +560,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             **_recon_paths(bearer),
             **_collection_paths(bearer),
             **receivable_paths(bearer),
+            **_intake_paths(bearer, _RESPONSE_HEADERS),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",
@@ -1477,6 +1481,124 @@ def _collection_schemas(contracts: ContractRegistry) -> dict[str, Any]:
     }
 
 
+def _intake_schemas() -> dict[str, Any]:
+    """Batches and ERP files."""
+    problem = {"$ref": "#/components/schemas/Problem"}
+    file_head = {
+        "id": {"type": "string", "description": "`fil_` + 26 characters"},
+        "message_id": {"type": "string", "description": "the file's GrpHdr/MsgId"},
+        "version": {"enum": list(PAIN001_VERSIONS)},
+        "payments": {"type": "integer", "description": "transactions (CdtTrfTxInf) in the file"},
+        "status": {
+            "enum": ["accepted", "rejected"],
+            "description": "`accepted`: at least one payment became an instruction; `rejected`: none did",
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+        "status_report": {"type": "string", "description": "where its pain.002 is (GET)"},
+        "accepted": {"type": "integer", "description": "payments taken in as instructions"},
+        "refused": {"type": "integer", "description": "payments refused on intake (each RJCT in the pain.002)"},
+    }
+    return {
+        "InstructionBatch": {
+            "type": "object",
+            "required": ["instructions"],
+            "properties": {
+                "instructions": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH_ITEMS,
+                    "description": (
+                        "Instruction documents (the `Instruction` schema of the negotiated contract version). "
+                        "Each is validated on its own: an invalid one is answered in `items` with its problem, "
+                        "and does not refuse the others unless `all_or_nothing` is asked."
+                    ),
+                    "items": {},
+                },
+                "all_or_nothing": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "refuse the whole batch (422, nothing stored) if any item is refused",
+                },
+            },
+            "additionalProperties": False,
+        },
+        "BatchAccepted": {
+            "type": "object",
+            "required": ["id", "created_at", "accepted", "refused", "all_or_nothing", "items"],
+            "properties": {
+                "id": {"type": "string", "description": "`bat_` + 26 characters"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "accepted": {"type": "integer"},
+                "refused": {"type": "integer"},
+                "all_or_nothing": {"type": "boolean"},
+                "items": {
+                    "type": "array",
+                    "description": "one per instruction sent, in the order sent",
+                    "items": {
+                        "oneOf": [
+                            {
+                                "type": "object",
+                                "required": ["index", "id", "reference", "status"],
+                                "properties": {
+                                    "index": {"type": "integer"},
+                                    "id": {"type": "string"},
+                                    "reference": {"type": "string"},
+                                    "status": {"const": "received"},
+                                },
+                            },
+                            {
+                                "type": "object",
+                                "required": ["index", "problem"],
+                                "properties": {
+                                    "index": {"type": "integer"},
+                                    "problem": {
+                                        **problem,
+                                        "description": "why it was refused; pointers start /instructions/{index}",
+                                    },
+                                },
+                            },
+                        ]
+                    },
+                },
+            },
+        },
+        "BatchSummary": {
+            "type": "object",
+            "required": ["id", "created_at", "count", "by_status"],
+            "properties": {
+                "id": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "count": {"type": "integer", "description": "instructions the batch holds"},
+                "by_status": {
+                    "type": "object",
+                    "description": "how many of them are in each status now",
+                    "propertyNames": {"enum": [s.value for s in Status]},
+                    "additionalProperties": {"type": "integer"},
+                },
+            },
+        },
+        "FileAccepted": {
+            "type": "object",
+            "required": ["id", "message_id", "version", "payments", "status", "created_at", "accepted", "refused"],
+            "properties": file_head,
+        },
+        "FileView": {
+            "type": "object",
+            "required": ["id", "message_id", "version", "payments", "status", "by_status"],
+            "properties": {
+                **file_head,
+                "reason": {"type": ["string", "null"], "description": "why a rejected file was refused"},
+                "by_status": {
+                    "type": "object",
+                    "description": "the file's instructions in each status now",
+                    "propertyNames": {"enum": [s.value for s in Status]},
+                    "additionalProperties": {"type": "integer"},
+                },
+            },
+        },
+    }
+
+
 def _collection_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
     id_param = {
         "name": "id",
@@ -1616,6 +1738,142 @@ def _collection_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "responses": {
                     "202": _json({"$ref": "#/components/schemas/CollectionRefund"}, "Refund queued"),
                     **_problems(400, 401, 403, 404, 409, 413, 415, 422),
+                },
+            }
+        },
+    }
+
+
+def _intake_paths(bearer: list[dict[str, list[str]]], instruction_headers: dict[str, Any]) -> dict[str, Any]:
+    scope = "Scope `instructions`: a business unit's own batches and files only (others are 404)."
+    key = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": True,
+        "description": "Same key + same body replays the first answer (nothing new is stored); another body is 409.",
+        "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    }
+
+    def path_id(prefix: str, what: str) -> dict[str, Any]:
+        return {
+            "name": "id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": f"^{prefix}_[0-9A-Z]{{26}}$"},
+            "description": f"a {what} id (`{prefix}_` + 26 characters); anything else is 404",
+        }
+
+    xml = {"type": "string", "description": "the pain.001 file as the ERP wrote it"}
+    return {
+        "/v1/instruction-batches": {
+            "post": {
+                "summary": "Submit up to 10,000 instructions at once",
+                "description": scope
+                + " Each instruction is validated on its own by the instruction contract (the version is negotiated "
+                "as for POST /v1/instructions) and answered in `items` with its id or its problem (pointers like "
+                "`/instructions/3/amount`). All the accepted ones are stored in one transaction before the 202. "
+                "With `all_or_nothing` (query or body) one refused item refuses the batch: 422 listing every "
+                "item's problems, nothing stored. More than 10,000 items is one 422 at `/instructions`.",
+                "operationId": "createInstructionBatch",
+                "security": bearer,
+                "parameters": [
+                    key,
+                    {
+                        "name": "all_or_nothing",
+                        "in": "query",
+                        "schema": {"enum": ["true", "false"]},
+                        "description": "as the body's `all_or_nothing`; either one asks for it",
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InstructionBatch"}}},
+                },
+                "responses": {
+                    "202": {
+                        "description": "Stored (the accepted items) and answered item by item",
+                        "headers": {
+                            **instruction_headers,
+                            "Location": {"description": "The batch's URL.", "schema": {"type": "string"}},
+                        },
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchAccepted"}}},
+                    },
+                    **_problems(400, 401, 403, 408, 409, 413, 415, 422, 503),
+                },
+            }
+        },
+        "/v1/instruction-batches/{id}": {
+            "get": {
+                "summary": "A batch: its size and how many of its instructions are in each status",
+                "description": scope,
+                "operationId": "getInstructionBatch",
+                "security": bearer,
+                "parameters": [path_id("bat", "batch")],
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/BatchSummary"}, "The batch now"),
+                    **_problems(400, 401, 403, 404),
+                },
+            }
+        },
+        "/v1/files": {
+            "post": {
+                "summary": "Submit an ERP payment file (pain.001.001.03 or .09)",
+                "description": scope
+                + " The file is read safely (no DTD, no entities, size-limited), validated against the XSD of its "
+                "version, and its control figures (NbOfTxs, CtrlSum; group header and each PmtInf) are checked. "
+                "Each payment becomes an instruction (docs/files.md), all in one transaction. The same file "
+                "again is answered as the first time and stores nothing; another file with a message id used "
+                "before is 409. A file whose control figures do not add up is refused whole: 422 with the "
+                "pointer of the figure, `file_id` and `status_report` (a pain.002 RJCT saying why). The "
+                "Idempotency-Key header is optional: a file is idempotent by message id and content.",
+                "operationId": "submitFile",
+                "security": bearer,
+                "parameters": [
+                    {**key, "required": False, "description": "optional; files are idempotent by MsgId + content"}
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/xml": {"schema": xml}, "text/xml": {"schema": xml}},
+                },
+                "responses": {
+                    "202": {
+                        "description": "Taken in (the payments refused on intake are RJCT in its pain.002)",
+                        "headers": {"Location": {"description": "The file's URL.", "schema": {"type": "string"}}},
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FileAccepted"}}},
+                    },
+                    **_problems(400, 401, 403, 408, 409, 413, 415, 422, 503),
+                },
+            }
+        },
+        "/v1/files/{id}": {
+            "get": {
+                "summary": "A file: its header, payments taken in or refused, and their statuses now",
+                "description": scope,
+                "operationId": "getFile",
+                "security": bearer,
+                "parameters": [path_id("fil", "file")],
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/FileView"}, "The file now"),
+                    **_problems(400, 401, 403, 404),
+                },
+            }
+        },
+        "/v1/files/{id}/status-report": {
+            "get": {
+                "summary": "The file's pain.002.001.03 status report as of now",
+                "description": scope
+                + " TxSts per payment: ACCP (taken in), ACSP (with the bank), ACSC (settled), RJCT (refused, "
+                "rejected, failed, returned or cancelled, with the reason). A copy is kept in the outbox folder "
+                "(files.outbox_dir), rewritten as the payments progress.",
+                "operationId": "getFileStatusReport",
+                "security": bearer,
+                "parameters": [path_id("fil", "file")],
+                "responses": {
+                    "200": {
+                        "description": "The report",
+                        "content": {"application/xml": {"schema": {"type": "string"}}},
+                    },
+                    **_problems(400, 401, 403, 404),
                 },
             }
         },

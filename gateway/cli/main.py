@@ -19,6 +19,7 @@ from gateway.cli import (
     db,
     demo,
     docs,
+    files,
     keys,
     ledger,
     qa,
@@ -52,6 +53,7 @@ GROUPS: tuple[ModuleType, ...] = (
     recon,
     receivables,
     creditlines,
+    files,
 )
 
 

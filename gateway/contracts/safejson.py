@@ -164,6 +164,34 @@ def _walk(value: Any, pointer: str = "") -> Iterator[tuple[str, Any]]:
             yield from _walk(item, f"{pointer}/{index}")
 
 
+def _check_depth(text: str, limits: JsonLimits) -> None:
+    deepest = _depth(text)
+    if deepest > limits.max_depth:
+        raise BodyError(f"JSON nested {deepest} levels deep; at most {limits.max_depth} are accepted")
+
+
+def _clean(value: Any, max_chars: int, depth: int, texts: bool = True) -> bool:
+    """Whether nothing in ``value`` needs reporting (the fast check; ``_walk`` finds the pointer otherwise).
+
+    Builds no pointer for the common case: a large body (a batch of 10,000 instructions) is
+    checked several times faster than by walking it with pointers. ``depth``: how many more
+    levels of arrays and objects may follow (the nesting limit, checked in the same walk).
+    ``texts=False``: the strings' characters are known to be fine (only their length is checked).
+    """
+    if isinstance(value, str):
+        return len(value) <= max_chars and (not texts or FORBIDDEN_TEXT.search(value) is None)
+    if isinstance(value, dict):
+        if depth <= 0 or isinstance(value, _Duplicated):
+            return False
+        return all(
+            _clean(key, max_chars, 0, texts) and _clean(item, max_chars, depth - 1, texts)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return depth > 0 and all(_clean(item, max_chars, depth - 1, texts) for item in value)
+    return not isinstance(value, _Refused)
+
+
 def text_problem(value: str) -> str | None:
     """What is wrong with ``value`` as text (``None`` when nothing is)."""
     bad = FORBIDDEN_TEXT.search(value)
@@ -185,17 +213,20 @@ def decode_json(raw: bytes, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
         raise BodyError(f"body is not UTF-8 (byte {exc.start})") from None
     if text.startswith("\ufeff"):
         raise BodyError("body starts with a byte order mark; send plain UTF-8")
-    deepest = _depth(text)
-    if deepest > limits.max_depth:
-        raise BodyError(f"JSON nested {deepest} levels deep; at most {limits.max_depth} are accepted")
     try:
         # the hooks do not know where they are: they leave markers the walk below reports with their pointer
         doc = _decoder(limits).decode(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
+        _check_depth(text, limits)  # too deep is the first thing to say
+        if isinstance(exc, RecursionError):  # pragma: no cover - the depth check refuses first
+            raise BodyError("JSON nested too deeply") from None
         raise BodyError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:  # pragma: no cover - the depth check above runs first
-        raise BodyError("JSON nested too deeply") from None
-    for pointer, value in _walk(doc):
+    # with no escape in the text, every string is a verbatim piece of it: one search covers them all
+    texts_clean = "\\" not in text and FORBIDDEN_TEXT.search(text) is None
+    if _clean(doc, limits.max_string_chars, limits.max_depth, not texts_clean):
+        return doc
+    _check_depth(text, limits)
+    for pointer, value in _walk(doc):  # something is wrong: find where, with its pointer
         if isinstance(value, _Refused):
             raise BodyError(value.message, pointer=pointer)
         if isinstance(value, _Duplicated):

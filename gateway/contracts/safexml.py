@@ -49,14 +49,17 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def parse_xml(body: bytes, *, pointer: str = "/Document") -> etree._Element:
-    """Parse ``body`` into its root element, or raise ``ContractError`` naming ``pointer``."""
+def parse_xml(body: bytes, *, pointer: str = "/Document", max_bytes: int = MAX_MESSAGE_BYTES) -> etree._Element:
+    """Parse ``body`` into its root element, or raise ``ContractError`` naming ``pointer``.
+
+    ``max_bytes``: the largest document accepted (an ERP file is larger than a partner message).
+    """
     if not isinstance(body, bytes | bytearray):
         raise ContractError("XML body must be bytes", errors=[FieldError(pointer, "body is not bytes")])
-    if len(body) > MAX_MESSAGE_BYTES:
+    if len(body) > max_bytes:
         raise ContractError(
             "XML message too large",
-            errors=[FieldError(pointer, f"message exceeds {MAX_MESSAGE_BYTES} bytes")],
+            errors=[FieldError(pointer, f"message exceeds {max_bytes} bytes")],
         )
     if not body.strip():
         raise ContractError("empty XML message", errors=[FieldError(pointer, "body is empty")])

@@ -8,6 +8,7 @@ versions are upcast first (``gateway.contracts.versions``).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -93,12 +94,41 @@ def _ultimate(doc: Mapping[str, Any], role: str) -> UltimateParty | None:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+#: a control character as ``json.dumps`` writes it (``\n``, ``\u001f``, ``\u007f``), after an even run of backslashes
+_ESCAPED_CONTROL = re.compile(r"(?<!\\)(?:\\\\)*\\(?:[nrtbf]|u00[01][0-9a-fA-F]|u007[fF])")
+
+
+def _has_control(node: Any) -> bool:
+    """Whether any string in ``node`` may hold a control character (``False`` is certain; no pointers built).
+
+    One ``json.dumps`` (C) and one search instead of a walk: every control character comes out
+    escaped. Keys are searched too, so a key with one answers ``True`` and the exact walk decides.
+    """
+    try:
+        text = json.dumps(node)
+    except (TypeError, ValueError):
+        return _has_control_walk(node)
+    return "\\" in text and _ESCAPED_CONTROL.search(text) is not None
+
+
+def _has_control_walk(node: Any) -> bool:
+    if isinstance(node, str):
+        return _CONTROL.search(node) is not None
+    if isinstance(node, Mapping):
+        return any(_has_control_walk(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_has_control_walk(item) for item in node)
+    return False
+
+
 def _control_characters(node: Any, pointer: str = "") -> list[FieldError]:
     """Fields holding control characters (line breaks, tabs, NUL).
 
     No payment message format carries them, and JSON Schema's ``$`` (Python
     ``re``) lets a trailing newline through a pattern, so they are refused here.
     """
+    if not pointer and not _has_control(node):
+        return []
     if isinstance(node, str):
         return (
             [FieldError(pointer, "control characters (line breaks, tabs) are not allowed")]

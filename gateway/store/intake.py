@@ -6,6 +6,12 @@ in a single transaction and then answers every waiting request. A 202 is only
 sent after that commit: accepted means durable. Conflicts (idempotency key
 reuse, duplicate reference) are found with two set-based look-ups per batch,
 so the fast path never reads row by row.
+
+An ``IntakeGroup`` (a batch request or an ERP file: up to 10,000 instructions)
+goes through the same writer but is written alone, in one transaction of its
+own: the group's record (``instruction_batches``, idempotent per key), every
+accepted instruction with its event, outbox row and webhook deliveries, and
+whatever other rows the group brings (a file's row). All or nothing on request.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -30,12 +37,20 @@ from gateway.store.audit import seal_events, seal_events_in_thread
 from gateway.store.bulk import Statement, execute_all, insert_statement, placeholders, result_values, run_statements
 from gateway.store.repo import event_row
 from gateway.store.sqlite_thread import sqlite_thread
-from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox, webhook_deliveries
+from gateway.store.tables import (
+    idempotency_keys,
+    instruction_batches,
+    instruction_events,
+    instructions,
+    outbox,
+    webhook_deliveries,
+)
 from gateway.store.webhooks import delivery_rows, enabled_endpoints, enabled_endpoints_in_thread
 
-__all__ = ["IntakeItem", "IntakeOutcome", "IntakeResult", "IntakeWriter"]
+__all__ = ["GroupResult", "IntakeGroup", "IntakeItem", "IntakeOutcome", "IntakeResult", "IntakeWriter"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class IntakeOutcome(Enum):
@@ -43,6 +58,7 @@ class IntakeOutcome(Enum):
     REPLAYED = "replayed"  # same idempotency key, same body: the first response again
     KEY_CONFLICT = "key_conflict"  # same idempotency key, different body
     DUPLICATE_REFERENCE = "duplicate_reference"
+    REFUSED = "refused"  # a group written all or nothing with an item that could not be: nothing written
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +121,41 @@ class IntakeItem:
         return (self.business_unit_id, self.instruction["reference"])
 
 
+#: a group's answer from its items' outcomes: (HTTP status, body stored for replays)
+Answer = Callable[[list["IntakeResult"]], tuple[int, dict[str, Any]]]
+#: other rows a group writes in its transaction, from its items' outcomes: (table, rows) pairs
+ExtraRows = Callable[[list["IntakeResult"]], list[tuple[Table, list[dict[str, Any]]]]]
+
+
+@dataclass(slots=True)
+class IntakeGroup:
+    """Many instructions of one business unit written in ONE transaction, idempotent per ``idempotency_key``."""
+
+    id: str
+    business_unit_id: str
+    idempotency_key: str
+    request_hash: str
+    items: list[IntakeItem]
+    answer: Answer
+    now: datetime
+    all_or_nothing: bool = False
+    extra: ExtraRows | None = None
+    future: asyncio.Future[GroupResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    """A group's outcome (``CREATED``, ``REPLAYED``, ``KEY_CONFLICT`` or ``REFUSED``) and its items' outcomes.
+
+    ``items`` is empty on a replay or a key conflict (the stored answer says it all).
+    """
+
+    outcome: IntakeOutcome
+    status_code: int
+    response: dict[str, Any] | None
+    items: list[IntakeResult]
+
+
 class IntakeWriter:
     """The single writer task that group-commits intake batches."""
 
@@ -120,7 +171,7 @@ class IntakeWriter:
         self.batch_max = batch_max
         self.one_hop = one_hop  # on SQLite, a batch's statements in one trip to the driver's thread
         self.on_committed = on_committed
-        self._queue: asyncio.Queue[IntakeItem] = asyncio.Queue()
+        self._queue: asyncio.Queue[IntakeItem | IntakeGroup] = asyncio.Queue()
         self._last_batch_at = float("-inf")
         self._writing = False
         self._task: asyncio.Task[None] | None = None
@@ -157,41 +208,84 @@ class IntakeWriter:
         self._queue.put_nowait(item)
         return await item.future
 
+    async def submit_group(self, group: IntakeGroup) -> GroupResult:
+        """Queue a group and wait until it is committed (or refused): written alone, in one transaction."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("intake writer is not running")
+        self._queue.put_nowait(group)
+        return await group.future
+
     def under_pressure(self, window: float = 0.02) -> bool:
         """Whether requests are queued or a batch was written in the last ``window`` seconds."""
         return not self._queue.empty() or time.monotonic() - self._last_batch_at < window
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
+            first = await self._queue.get()
             self._last_batch_at = time.monotonic()
-            while len(batch) < self.batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            self._writing = True
-            try:
-                results = await self._write_with_retry(batch)
-            except asyncio.CancelledError:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(RuntimeError("gateway is shutting down"))
-                raise
-            except Exception as exc:  # database down: every waiter gets the error
-                log.exception("intake batch of %d failed", len(batch))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            finally:
-                self._writing = False
-            created = 0
-            for item, result in zip(batch, results, strict=True):
-                created += result.outcome is IntakeOutcome.CREATED
-                if not item.future.done():
-                    item.future.set_result(result)
-            if created and self.on_committed:
-                self.on_committed(created)
+            held: IntakeGroup | None = None
+            if isinstance(first, IntakeGroup):
+                held, batch = first, []
+            else:
+                batch = [first]
+            while held is None and len(batch) < self.batch_max and not self._queue.empty():
+                entry = self._queue.get_nowait()
+                if isinstance(entry, IntakeGroup):
+                    held = entry  # written after this batch, alone
+                else:
+                    batch.append(entry)
+            if batch:
+                await self._commit_items(batch)
+            if held is not None:
+                await self._commit_group(held)
 
-    async def _write_with_retry(self, batch: Sequence[IntakeItem]) -> list[IntakeResult]:
+    async def _commit_items(self, batch: list[IntakeItem]) -> None:
+        self._writing = True
+        try:
+            results = await self._write_with_retry(lambda conn: self._write(conn, batch))
+        except asyncio.CancelledError:
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(RuntimeError("gateway is shutting down"))
+            raise
+        except Exception as exc:  # database down: every waiter gets the error
+            log.exception("intake batch of %d failed", len(batch))
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        finally:
+            self._writing = False
+        created = 0
+        for item, result in zip(batch, results, strict=True):
+            created += result.outcome is IntakeOutcome.CREATED
+            if not item.future.done():
+                item.future.set_result(result)
+        if created and self.on_committed:
+            self.on_committed(created)
+
+    async def _commit_group(self, group: IntakeGroup) -> None:
+        self._writing = True
+        try:
+            result = await self._write_with_retry(lambda conn: _write_group(conn, group))
+        except asyncio.CancelledError:
+            if not group.future.done():
+                group.future.set_exception(RuntimeError("gateway is shutting down"))
+            raise
+        except Exception as exc:
+            log.exception("intake group %s of %d failed", group.id, len(group.items))
+            if not group.future.done():
+                group.future.set_exception(exc)
+            return
+        finally:
+            self._writing = False
+        if not group.future.done():
+            group.future.set_result(result)
+        created = sum(r.outcome is IntakeOutcome.CREATED for r in result.items)
+        if result.outcome is IntakeOutcome.CREATED and created and self.on_committed:
+            self.on_committed(created)
+
+    async def _write_with_retry(self, write: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         # An IntegrityError means another process wrote a conflicting row between
         # our look-up and our insert; the next attempt's look-up sees it. A lost
         # connection (database restarted) is retried once on a new one: whatever
@@ -200,7 +294,7 @@ class IntakeWriter:
         for attempt in range(3):
             try:
                 async with self._transaction() as conn:
-                    return await self._write(conn, batch)
+                    return await write(conn)
             except (IntegrityError, sqlite3.IntegrityError):  # the second: raised in the one-hop path
                 if attempt == 2:
                     raise
@@ -355,16 +449,21 @@ def _decide(
 
 
 def _inserts(
-    accepted: Sequence[IntakeItem], dialect: Dialect, endpoints: Mapping[str, Sequence[tuple[str, str]]]
+    accepted: Sequence[IntakeItem],
+    dialect: Dialect,
+    endpoints: Mapping[str, Sequence[tuple[str, str]]],
+    *,
+    keys: bool = True,
 ) -> list[Statement]:
     """What the accepted items write, table by table, parents first (nothing when none).
 
     The first event's webhook deliveries (``endpoints``: business unit id → its enabled endpoints) go in
-    the same transaction as the instruction.
+    the same transaction as the instruction. A group's items (``keys=False``) have no idempotency record
+    of their own: the group's record covers them.
     """
     if not accepted:
         return []
-    keys = [
+    key_rows = [
         {
             "business_unit_id": i.business_unit_id,
             "key": i.idempotency_key,
@@ -375,6 +474,7 @@ def _inserts(
             "created_at": i.instruction["created_at"],
         }
         for i in accepted
+        if keys
     ]
     context = {i.instruction["id"]: (i.business_unit_id, i.instruction["reference"]) for i in accepted}
     deliveries = delivery_rows([i.event for i in accepted], context, endpoints, accepted[0].instruction["created_at"])
@@ -382,6 +482,83 @@ def _inserts(
         insert_statement(instructions, [i.instruction for i in accepted], dialect),
         insert_statement(instruction_events, [i.event for i in accepted], dialect),
         insert_statement(outbox, [i.job for i in accepted], dialect),
-        insert_statement(idempotency_keys, keys, dialect),
+        *([insert_statement(idempotency_keys, key_rows, dialect)] if key_rows else []),
         *([insert_statement(webhook_deliveries, deliveries, dialect)] if deliveries else []),
     ]
+
+
+async def _taken_references(conn: AsyncConnection, business_unit_id: str, references: Sequence[str]) -> set[str]:
+    """Which of ``references`` this business unit has used already (one statement per 30,000)."""
+    dialect = conn.dialect
+    taken: set[str] = set()
+    unique = sorted(set(references))  # none: no statement
+    for start in range(0, len(unique), 30_000):
+        chunk = unique[start : start + 30_000]
+        if dialect.paramstyle == "qmark":
+            sql = (
+                "SELECT reference FROM instructions WHERE business_unit_id = ? "
+                f"AND reference IN ({placeholders(dialect, len(chunk))})"
+            )
+            params: tuple[Any, ...] = (business_unit_id, *chunk)
+        else:
+            sql = "SELECT reference FROM instructions WHERE business_unit_id = $1 AND reference = ANY($2::text[])"
+            params = (business_unit_id, chunk)
+        taken.update(row[0] for row in (await conn.exec_driver_sql(sql, params)).all())
+    return taken
+
+
+async def _prior_group(conn: AsyncConnection, group: IntakeGroup) -> _Prior | None:
+    dialect = conn.dialect
+    sql = (
+        "SELECT request_hash, status_code, response FROM instruction_batches "
+        f"WHERE business_unit_id = {placeholders(dialect, 1)} AND idempotency_key = {placeholders(dialect, 1, 2)}"
+    )
+    rows = (await conn.exec_driver_sql(sql, (group.business_unit_id, group.idempotency_key))).all()
+    if not rows:
+        return None
+    values = result_values(rows, instruction_batches, ("request_hash", "status_code", "response"), dialect)
+    return _Prior(*values[0])
+
+
+async def _write_group(conn: AsyncConnection, group: IntakeGroup) -> GroupResult:
+    """One group in ``conn``'s transaction: a replay, a conflict, a refusal (nothing written) or everything."""
+    prior = await _prior_group(conn, group)
+    if prior is not None:
+        if prior.request_hash == group.request_hash:
+            return GroupResult(IntakeOutcome.REPLAYED, prior.status_code, prior.response, [])
+        return GroupResult(IntakeOutcome.KEY_CONFLICT, 409, None, [])
+    taken = await _taken_references(conn, group.business_unit_id, [i.instruction["reference"] for i in group.items])
+    results: list[IntakeResult] = []
+    accepted: list[IntakeItem] = []
+    for item in group.items:
+        reference = item.instruction["reference"]
+        if reference in taken:
+            results.append(IntakeResult(IntakeOutcome.DUPLICATE_REFERENCE, 409))
+            continue
+        taken.add(reference)
+        accepted.append(item)
+        results.append(IntakeResult(IntakeOutcome.CREATED, 202, item.response))
+    if group.all_or_nothing and len(accepted) < len(group.items):
+        return GroupResult(IntakeOutcome.REFUSED, 422, None, results)
+    status_code, response = group.answer(results)
+    record = {
+        "id": group.id,
+        "business_unit_id": group.business_unit_id,
+        "idempotency_key": group.idempotency_key,
+        "request_hash": group.request_hash,
+        "status_code": status_code,
+        "response": response,
+        "count": len(accepted),
+        "created_at": group.now,
+    }
+    dialect = conn.dialect
+    await seal_events(conn, [i.event for i in accepted])
+    endpoints = await enabled_endpoints(conn, {group.business_unit_id}) if accepted else {}
+    extra = group.extra(results) if group.extra else []
+    statements = [
+        insert_statement(instruction_batches, [record], dialect),
+        *_inserts(accepted, dialect, endpoints, keys=False),
+        *(insert_statement(table, rows, dialect) for table, rows in extra if rows),
+    ]
+    await execute_all(conn, statements)
+    return GroupResult(IntakeOutcome.CREATED, status_code, response, results)

@@ -44,6 +44,7 @@ __all__ = [
     "distributor_reservations",
     "holds",
     "idempotency_keys",
+    "instruction_batches",
     "instruction_events",
     "instructions",
     "ledger_accounts",
@@ -54,6 +55,7 @@ __all__ = [
     "ledger_postings",
     "metadata",
     "outbox",
+    "payment_files",
     "receipt_allocations",
     "receipts",
     "receivables",
@@ -159,6 +161,7 @@ instructions = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("submitted_by", String(40)),  # the API key that posted it (four eyes: it may not approve a hold)
+    Column("batch_id", String(40)),  # the batch (bat_…) or ERP file (fil_…) it arrived in, if any
     UniqueConstraint("business_unit_id", "reference"),
     Index(None, "business_unit_id", "id"),
     Index(None, "status", "updated_at"),
@@ -167,6 +170,7 @@ instructions = Table(
     Index(None, "business_unit_id", "status", "id"),
     Index(None, "business_unit_id", "adapter", "id"),
     Index(None, "business_unit_id", "created_at"),
+    Index(None, "batch_id", "status"),
 )
 
 instruction_events = Table(
@@ -740,4 +744,43 @@ distributor_reservations = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index(None, "state", "expires_at"),
     Index(None, "distributor", "currency"),
+)
+
+
+# -- batches and ERP files (gateway.intake): many instructions in one request or one file -----
+
+instruction_batches = Table(
+    "instruction_batches",
+    metadata,
+    Column("id", String(40), primary_key=True),  # bat_… or fil_… (a file's payments are a batch too)
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),  # a file's: "file:" + message id
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer(), nullable=False),
+    Column("response", JSON(), nullable=False),  # the answer, sent again on a replay
+    Column("count", Integer(), nullable=False),  # instructions accepted
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("business_unit_id", "idempotency_key"),
+)
+
+payment_files = Table(
+    "payment_files",
+    metadata,
+    Column("id", String(40), primary_key=True),  # fil_…: also the id of its batch
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("message_id", String(35), nullable=False),  # GrpHdr/MsgId
+    Column("content_sha256", String(64), nullable=False),
+    Column("version", String(20), nullable=False),  # pain.001.001.03 | pain.001.001.09
+    Column("status", String(10), nullable=False),  # accepted | rejected
+    Column("reason", String(500)),  # why a rejected file was refused
+    Column("payments", Integer(), nullable=False),  # transactions in the file
+    Column("control_sum", String(24)),
+    Column("items", JSON(), nullable=False),  # per payment: PmtInfId, EndToEndId, instruction id or refusal
+    Column("source", String(10), nullable=False),  # api | cli | inbox
+    Column("report_at", UTCDateTime()),  # when the pain.002 in the outbox folder was last written
+    Column("report_events", BigInteger()),  # the payments' event count it was written at: more events, write again
+    Column("report_final", Boolean(), nullable=False),  # every payment final: the report will not change
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("business_unit_id", "message_id"),
+    Index(None, "report_final", "created_at"),
 )

@@ -69,7 +69,26 @@ def _run(url: str, key: str, document: dict[str, Any]) -> tuple[int, dict[str, l
                             "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]
                         }
                     },
-                }
+                },
+                # A batch item is checked on its own by the instruction contract (the document declares items as
+                # any JSON): with all_or_nothing, one refused item is a 422 for the whole batch.
+                {
+                    "include-operation-id": "createInstructionBatch",
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]
+                        }
+                    },
+                },
+                # Likewise a pain.001 (its XSD and control figures): any generated string is a file to refuse.
+                {
+                    "include-operation-id": "submitFile",
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]
+                        }
+                    },
+                },
             ],
         }
     )
