@@ -34,6 +34,9 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
+from gateway.reports.folder import ReportFolder
+from gateway.reports.model import Context as ReportContext
+from gateway.reports.schedule import ReportScheduler, load_schedules
 from gateway.risk.credit import sync_config_limits
 from gateway.risk.engine import fingerprint_key, load_risk
 from gateway.risk.holds import HoldDesk
@@ -136,6 +139,10 @@ class Runtime:
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
         self.webhooks: WebhookWorker | None = None
+        self.report_schedules = load_schedules(settings.reports_file)  # checked at start: one line naming the key
+        self.report_folder = ReportFolder(settings.reports_folder)
+        self.report_context = ReportContext(settings.reconciliation)
+        self.reports: ReportScheduler | None = None
 
     def _on_committed(self, count: int) -> None:
         self._wake_dispatcher()
@@ -207,6 +214,17 @@ class Runtime:
         )
         return Scheduler(services, self.settings.dispatch, self.settings.risk_jobs)
 
+    def new_report_scheduler(self) -> ReportScheduler:
+        """Scheduled reports (``reports.file``) and the operational anomaly check (``anomaly.*``)."""
+        return ReportScheduler(
+            self.engine,
+            self.clock,
+            self.report_schedules,
+            self.report_folder,
+            self.report_context,
+            self.settings.anomaly,
+        )
+
     async def start(self, *, dispatch: bool = True, poll: bool = True, webhooks: bool | None = None) -> None:
         """Start adapters, the intake writer and (optionally) the dispatcher, the scheduler and the webhook worker.
 
@@ -222,8 +240,10 @@ class Runtime:
         if dispatch:
             await self.dispatcher.start()
         self.scheduler = self.new_scheduler()
+        self.reports = self.new_report_scheduler()
         if poll:
             self.scheduler.start()
+            self.reports.start()
         self.webhooks = self.new_webhook_worker()
         if self.settings.webhooks.enabled if webhooks is None else webhooks:
             await self.webhooks.start()
@@ -233,6 +253,8 @@ class Runtime:
             await self.webhooks.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.reports is not None:
+            await self.reports.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         await self.writer.stop()

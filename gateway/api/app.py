@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway.api import docs_page, instructions, keys_admin, ops, partners, risk, webhooks
 from gateway.api import ledger as ledger_api
 from gateway.api import recon as recon_api
+from gateway.api import reports as reports_api
 from gateway.api import statements as statements_api
 from gateway.api.access_log import access_log_middleware
 from gateway.api.appkeys import AUTH_CACHE, SERVICES, SETTINGS, ApiServices
@@ -64,6 +65,7 @@ def build_app(
     app.add_routes(webhooks.routes)
     app.add_routes(statements_api.routes)
     app.add_routes(recon_api.routes)
+    app.add_routes(reports_api.routes)
     if services is not None:
         app[SERVICES] = services
     else:
