@@ -38,7 +38,7 @@ from gateway.domain.ids import new_id
 from gateway.reports.model import percentile
 from gateway.store.tables import anomaly_incidents, instruction_events, instructions, outbox, risk_alerts
 
-__all__ = ["METRICS", "AnomalyRun", "Incident", "Verdict", "check_anomalies", "ewma_verdicts"]
+__all__ = ["METRICS", "AnomalyRun", "Incident", "Verdict", "binomial_limit", "check_anomalies", "ewma_verdicts"]
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +58,73 @@ class Verdict:
 
 
 def ewma_verdicts(
-    values: Sequence[float | None], *, alpha: float, sigmas: float, warmup: int, floor: float
+    values: Sequence[float | None],
+    *,
+    alpha: float,
+    sigmas: float,
+    warmup: int,
+    floor: float,
+    counts: Sequence[int] | None = None,
 ) -> list[Verdict]:
-    """Judge every point of a series (None: no data in that bucket) against the EWMA of the points before it."""
+    """Judge every point of a series (None: no data in that bucket) against the EWMA of the points before it.
+
+    Without ``counts``: an EWMA of the values and of their variance; the upper control limit is
+    ``mean + sigmas x standard deviation``. With ``counts`` the values are rates in percent over that
+    many outcomes: the normal rate is the ratio of the EWMAs of events and of outcomes (a quiet hour
+    weighs less than a busy one), and the limit is the share a bucket of that size reaches by chance
+    no more often than ``sigmas`` allows (the binomial tail: rare events are skewed), so one rejection
+    among twelve at night is not an incident while the same share in a busy hour is.
+    """
     out: list[Verdict] = []
     mean: float | None = None
     var = 0.0
+    events = outcomes = 0.0  # EWMAs, for rates
     seen = 0
-    for x in values:
+    for i, x in enumerate(values):
         if x is None:
             out.append(Verdict(False, None, mean, None))
             continue
+        n = counts[i] if counts is not None else 0
         if mean is None:
-            mean, seen = x, 1
+            mean, seen, events, outcomes = x, 1, x * n / 100, float(n)
             out.append(Verdict(False, x, None, None))
             continue
-        limit = mean + sigmas * math.sqrt(var)
+        if counts is not None:
+            limit = binomial_limit(n, mean / 100, sigmas) * 100 if n > 0 else math.inf
+        else:
+            limit = mean + sigmas * math.sqrt(var)
         alarm = seen >= warmup and x > limit and x - mean >= floor
         out.append(Verdict(alarm, x, mean, limit))
-        if not alarm:  # an alarming point does not become the new normal
+        if alarm:  # an alarming point does not become the new normal
+            continue
+        seen += 1
+        if counts is not None:
+            events += alpha * (x * n / 100 - events)
+            outcomes += alpha * (n - outcomes)
+            mean = 100 * events / outcomes if outcomes > 0 else mean
+        else:
             diff = x - mean
             step = alpha * diff
             mean += step
             var = (1 - alpha) * (var + diff * step)
-            seen += 1
     return out
+
+
+def binomial_limit(n: int, p: float, sigmas: float) -> float:
+    """The smallest share k/n with P(X >= k) at most the one-sided normal tail of ``sigmas``, X ~ Binomial(n, p)."""
+    tail = 0.5 * math.erfc(sigmas / math.sqrt(2))
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    log_p, log_q = math.log(p), math.log1p(-p)
+
+    def pmf(k: int) -> float:
+        return math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_p + (n - k) * log_q)
+
+    below = 0.0  # P(X < k)
+    for k in range(n + 1):
+        if 1 - below <= tail:
+            return k / n
+        below += pmf(k)
+    return 1.0
 
 
 @dataclass(frozen=True)
@@ -173,26 +215,32 @@ async def _series_incidents(conn: AsyncConnection, s: AnomalySettings, now: date
             point["settle_s"] += (at - created).total_seconds()
     found: list[Incident] = []
     for (bu, name), points in sorted(counts.items()):
-        finals = [p["settled"] + p["rejected"] + p["failed"] for p in points]
-        series: dict[str, tuple[list[float | None], float, str]] = {
+        finals = [int(p["settled"] + p["rejected"] + p["failed"]) for p in points]
+        series: dict[str, tuple[list[float | None], float, str, list[int] | None]] = {
             "reject_rate": (
                 [100 * p["rejected"] / f if f >= s.min_events else None for p, f in zip(points, finals, strict=True)],
                 s.min_rate_increase_pct,
                 "%",
+                finals,
             ),
             "error_rate": (
                 [100 * p["failed"] / f if f >= s.min_events else None for p, f in zip(points, finals, strict=True)],
                 s.min_rate_increase_pct,
                 "%",
+                finals,
             ),
             "settle_time": (
                 [p["settle_s"] / p["settled"] if p["settled"] >= s.min_events else None for p in points],
                 s.min_settle_increase_seconds,
                 " s",
+                None,
             ),
         }
-        for metric, (values, floor, unit) in series.items():
-            last = ewma_verdicts(values, alpha=s.alpha, sigmas=s.sigmas, warmup=s.warmup_buckets, floor=floor)[-1]
+        for metric, (values, floor, unit, sizes) in series.items():
+            verdicts = ewma_verdicts(
+                values, alpha=s.alpha, sigmas=s.sigmas, warmup=s.warmup_buckets, floor=floor, counts=sizes
+            )
+            last = verdicts[-1]
             if last.alarm and last.value is not None and last.limit is not None and last.mean is not None:
                 found.append(
                     Incident(

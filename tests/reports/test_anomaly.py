@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import AnomalySettings, load_settings
-from gateway.reports.anomaly import check_anomalies, ewma_verdicts
+from gateway.reports.anomaly import binomial_limit, check_anomalies, ewma_verdicts
 from gateway.store.tables import anomaly_incidents, risk_alerts
 from tests.reports.seed import FAILED, REJECTED, SETTLED, store_payments, unknown_outcome
+from tests.support import load_bench
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 HOURS = 12
@@ -58,7 +59,7 @@ async def test_a_reject_spike_opens_one_incident_with_one_alert_until_it_is_over
     await normal_history(engine)
     spike = T0 + timedelta(hours=HOURS)
     await store_payments(
-        engine, business_unit="erp", adapter="instant_rtp", received_at=spike, paths=[SETTLED] * 4 + [REJECTED] * 4
+        engine, business_unit="erp", adapter="instant_rtp", received_at=spike, paths=[SETTLED] * 8 + [REJECTED] * 8
     )
     await store_payments(engine, business_unit="erp", adapter="iso20022_bank", received_at=spike, paths=[SETTLED] * 8)
     after = spike + timedelta(hours=1, minutes=5)
@@ -140,3 +141,25 @@ async def test_unresolved_unknown_outcomes_and_stuck_payments_are_incidents(engi
         ("instant_rtp", "stuck", "1"),
     ]
     assert stuck and len(await alerts(engine)) == len(run.opened)
+
+
+def test_rate_limits_allow_for_the_size_of_the_bucket() -> None:
+    # 3 % of outcomes rejected for a day; then 1 in 12 (8.3 %) in a quiet hour, and 25 in 300 in a busy one
+    history = [3.0] * 24
+    sizes = [100] * 24
+    kwargs = {"alpha": 0.2, "sigmas": 3.0, "warmup": 6, "floor": 5.0}
+    quiet = ewma_verdicts([*history, 100 / 12], counts=[*sizes, 12], **kwargs)[-1]
+    busy = ewma_verdicts([*history, 100 * 25 / 300], counts=[*sizes, 300], **kwargs)[-1]
+    assert (quiet.alarm, busy.alarm) == (False, True)
+    assert quiet.limit is not None and busy.limit is not None and quiet.limit > busy.limit
+    assert binomial_limit(300, 0.03, 3.0) == pytest.approx(0.06, abs=0.01)
+
+
+def test_the_bench_finds_injected_incidents_with_fewer_false_alarms_than_a_fixed_threshold() -> None:
+    bench = load_bench("anomaly")
+    settings_ = load_settings(env={}).anomaly
+    series, injected = bench.simulate(10, 2, 8, 3)
+    ewma = bench.score(series, injected, bench.alarms_ewma, settings_, 10)
+    fixed = bench.score(series, injected, bench.alarms_fixed, settings_, 10)
+    assert len(injected) == 8 and ewma["recall"] >= 0.75
+    assert ewma["false_alarms"] < fixed["false_alarms"]
