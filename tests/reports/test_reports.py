@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import load_settings
@@ -19,8 +21,9 @@ from gateway.reports.anomaly import check_anomalies
 from gateway.reports.folder import ReportFolder, build_report
 from gateway.reports.model import REGISTRY, Context, parse_period
 from gateway.reports.render import render
-from gateway.reports.schedule import load_schedules, period_for
+from gateway.reports.schedule import ReportScheduler, Schedule, load_schedules, period_for
 from gateway.store import repo
+from gateway.store.tables import risk_alerts
 from tests.reports.seed import FAILED, REJECTED, SETTLED, store_payments, unknown_outcome
 from tests.support import Database, start_gateway, stop_gateway
 
@@ -235,3 +238,35 @@ async def test_reports_api_lists_with_cursors_and_serves_each_format(database: D
         }
     finally:
         await stop_gateway(gw)
+
+
+async def test_the_scheduler_runs_reports_by_cron_and_the_anomaly_check_and_survives_a_failing_job(
+    engine: AsyncEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await seed_day(engine)
+    anomaly = load_settings(env={}).with_overrides(anomaly__check_seconds=0.2).anomaly
+    daily = Schedule("daily", "settlement", "15 0 * * *", "previous-day")
+    scheduler = ReportScheduler(engine, lambda: NOW, [daily], ReportFolder(tmp_path), CONTEXT, anomaly)
+    assert daily.trigger().get_next_fire_time(None, NOW) == datetime(2026, 12, 7, 0, 15, tzinfo=UTC)
+    assert (await scheduler.run(daily))["id"] == "settlement.2026-12-05"
+    scheduler.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await anomaly_alerts(engine):  # the interval job ran the check: the unknown outcome is overdue
+            assert asyncio.get_running_loop().time() < deadline, "the anomaly check never ran"
+            await asyncio.sleep(0.1)
+
+        async def broken() -> object:
+            raise RuntimeError("disk full")
+
+        await scheduler._guarded("report broken", broken)  # logged, not raised: it runs again at its next time
+    finally:
+        await scheduler.stop()
+    assert "scheduled report broken failed" in caplog.text
+    assert ReportFolder(tmp_path).ids() == ["settlement.2026-12-05"]
+
+
+async def anomaly_alerts(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(risk_alerts.c.reason_code).where(risk_alerts.c.outcome == "anomaly"))
+        return [r[0] for r in rows]
