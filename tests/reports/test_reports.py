@@ -270,3 +270,20 @@ async def anomaly_alerts(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as conn:
         rows = await conn.execute(select(risk_alerts.c.reason_code).where(risk_alerts.c.outcome == "anomaly"))
         return [r[0] for r in rows]
+
+
+async def test_a_write_killed_halfway_leaves_the_previous_report_whole(engine: AsyncEngine, tmp_path: Path) -> None:
+    await seed_day(engine)
+    folder = ReportFolder(tmp_path)
+    folder.write(await build_report(engine, "risk", "2026-12", NOW, CONTEXT))
+    before = folder.read("risk.2026-12", "json")
+    # a run killed while writing: its half file sits under the temporary name, never under the served one
+    (tmp_path / "risk.2026-12" / "report.json.tmp").write_text('{"id": "risk.2026-12", "sect')
+    (tmp_path / "settlement.2026-11").mkdir()  # a first run killed before its summary: not listed
+    assert folder.read("risk.2026-12", "json") == before and json.loads(before or "")["id"] == "risk.2026-12"
+    assert folder.ids() == ["risk.2026-12"]
+    folder.write(await build_report(engine, "risk", "2026-12", NOW + timedelta(hours=1), CONTEXT))  # the re-run
+    assert (
+        json.loads(folder.read("risk.2026-12", "json") or "")["generated_at"] == (NOW + timedelta(hours=1)).isoformat()
+    )
+    assert not (tmp_path / "risk.2026-12" / "report.json.tmp").exists()
