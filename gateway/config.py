@@ -151,6 +151,25 @@ class CreditLineSettings:
 
 
 @dataclass(frozen=True)
+class AnomalySettings:
+    """``anomaly.*``: operational anomaly detection on per-partner time series (docs/operations.md)."""
+
+    enabled: bool
+    check_seconds: float
+    bucket_minutes: int
+    history_buckets: int
+    alpha: float
+    sigmas: float
+    warmup_buckets: int
+    min_events: int
+    min_rate_increase_pct: float
+    min_settle_increase_seconds: float
+    unknown_after_minutes: float
+    stuck_factor: float
+    stuck_min_minutes: float
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     """``webhooks.*``: status webhooks to business units (docs/webhooks.md)."""
 
@@ -236,6 +255,10 @@ class Settings:
         return _typed(FileSettings, self.raw["files"])  # type: ignore[no-any-return]
 
     @functools.cached_property
+    def anomaly(self) -> AnomalySettings:
+        return _typed(AnomalySettings, self.raw["anomaly"])  # type: ignore[no-any-return]
+
+    @functools.cached_property
     def webhooks(self) -> WebhookSettings:
         return _typed(WebhookSettings, self.raw["webhooks"])  # type: ignore[no-any-return]
 
@@ -284,6 +307,16 @@ class Settings:
     def ledger_file(self) -> Path | None:
         """The ledger's chart and posting rules, resolved against the config file's folder (None: the shipped file)."""
         return self._file("ledger")
+
+    @property
+    def reports_file(self) -> Path | None:
+        """The report schedules file, resolved against the config file's folder (None: nothing scheduled)."""
+        return self._file("reports")
+
+    @property
+    def reports_folder(self) -> Path:
+        """Where reports are written (relative paths: to the working directory, like ``var/gateway.db``)."""
+        return Path(str(self.raw["reports"]["folder"]))
 
     def with_overrides(self, **dotted: Any) -> Settings:
         """A copy with some dotted keys replaced (``database__url="..."``)."""

@@ -37,6 +37,9 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
+from gateway.reports.folder import ReportFolder
+from gateway.reports.model import Context as ReportContext
+from gateway.reports.schedule import ReportScheduler, load_schedules
 from gateway.risk.credit import sync_config_limits
 from gateway.risk.engine import fingerprint_key, load_risk
 from gateway.risk.holds import HoldDesk
@@ -163,6 +166,10 @@ class Runtime:
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
         self.webhooks: WebhookWorker | None = None
+        self.report_schedules = load_schedules(settings.reports_file)  # checked at start: one line naming the key
+        self.report_folder = ReportFolder(settings.reports_folder)
+        self.report_context = ReportContext(settings.reconciliation)
+        self.reports: ReportScheduler | None = None
 
     def _on_committed(self, count: int) -> None:
         self._wake_dispatcher()
@@ -249,6 +256,17 @@ class Runtime:
         )
         return Scheduler(services, self.settings.dispatch, self.settings.risk_jobs, self.settings.credit_lines)
 
+    def new_report_scheduler(self) -> ReportScheduler:
+        """Scheduled reports (``reports.file``) and the operational anomaly check (``anomaly.*``)."""
+        return ReportScheduler(
+            self.engine,
+            self.clock,
+            self.report_schedules,
+            self.report_folder,
+            self.report_context,
+            self.settings.anomaly,
+        )
+
     async def start(self, *, dispatch: bool = True, poll: bool = True, webhooks: bool | None = None) -> None:
         """Start adapters, the intake writer and (optionally) the dispatcher, the scheduler and the webhook worker.
 
@@ -266,8 +284,10 @@ class Runtime:
             await self.dispatcher.start()
             await self.collection_dispatcher.start()
         self.scheduler = self.new_scheduler()
+        self.reports = self.new_report_scheduler()
         if poll:
             self.scheduler.start()
+            self.reports.start()
         if poll and self.settings.files.enabled:
             self.file_jobs = FileJobs(self.files, self.settings.files)
             self.file_jobs.start()
@@ -284,6 +304,8 @@ class Runtime:
             await self.scheduler.stop()
         if self.collection_dispatcher is not None:
             await self.collection_dispatcher.stop()
+        if self.reports is not None:
+            await self.reports.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         await self.writer.stop()

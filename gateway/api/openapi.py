@@ -35,6 +35,9 @@ from gateway.domain.status import Status
 from gateway.intake.batch import MAX_ITEMS as MAX_BATCH_ITEMS
 from gateway.intake.pain001 import VERSIONS as PAIN001_VERSIONS
 from gateway.recon.matching import BREAK_KINDS, LINE_ID
+from gateway.reports.folder import REPORT_ID_RE
+from gateway.reports.model import NAME_RE
+from gateway.reports.render import FORMATS
 from gateway.store.webhooks import DELIVERY_STATES as WEBHOOK_DELIVERY_STATES
 
 __all__ = ["build_openapi"]
@@ -158,14 +161,18 @@ def _risk_schemas() -> dict[str, Any]:
         "HoldDecision": with_text_rule(DECISION_SCHEMA),
         "Alert": {
             "type": "object",
+            "description": (
+                "A screening alert on one payment, or an operational anomaly (outcome `anomaly`, no payment: "
+                "docs/operations.md)."
+            ),
             "properties": {
                 "id": {"type": "string"},
-                "instruction_id": {"type": "string"},
-                "reference": {"type": "string"},
+                "instruction_id": {"type": ["string", "null"]},
+                "reference": {"type": ["string", "null"]},
                 "business_unit": {"type": "string"},
-                "amount": {"type": "string"},
-                "currency": {"type": "string"},
-                "outcome": {"enum": ["flag", "hold", "reject"]},
+                "amount": {"type": ["string", "null"]},
+                "currency": {"type": ["string", "null"]},
+                "outcome": {"enum": ["flag", "hold", "reject", "anomaly"]},
                 "reason_code": {"type": ["string", "null"]},
                 "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
                 "created_at": {"type": "string", "format": "date-time"},
@@ -267,15 +274,18 @@ def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) ->
         "/v1/holds/{id}/reject": decide("reject", "Reject a held payment (final)"),
         "/v1/alerts": {
             "get": {
-                "summary": "Screening alerts (flagged, held, rejected payments), newest first (scope finance)",
+                "summary": (
+                    "Screening alerts (flagged, held, rejected payments) and operational anomalies, "
+                    "newest first (scope finance)"
+                ),
                 "operationId": "listAlerts",
                 "security": bearer,
                 "parameters": [
                     {
                         "name": "outcome",
                         "in": "query",
-                        "schema": {"type": "string", "pattern": _comma_list(["flag", "hold", "reject"])},
-                        "description": "comma-separated: flag, hold, reject",
+                        "schema": {"type": "string", "pattern": _comma_list(["flag", "hold", "reject", "anomaly"])},
+                        "description": "comma-separated: flag, hold, reject, anomaly",
                     },
                     {"name": "rule", "in": "query", "schema": {"type": "string"}, "description": "a rule's name"},
                     *page_params("^alr_[0-9A-Z]{26}$"),
@@ -487,6 +497,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **_collection_schemas(contracts),
                 **receivable_schemas(),
                 **_intake_schemas(),
+                **_report_schemas(),
                 "Accepted": {
                     "type": "object",
                     "required": ["id", "reference", "status", "created_at"],
@@ -561,6 +572,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             **_collection_paths(bearer),
             **receivable_paths(bearer),
             **_intake_paths(bearer, _RESPONSE_HEADERS),
+            **_report_paths(bearer),
             "/v1/instructions": {
                 "post": {
                     "summary": "Submit a payment instruction",
@@ -1875,6 +1887,141 @@ def _intake_paths(bearer: list[dict[str, list[str]]], instruction_headers: dict[
                     },
                     **_problems(400, 401, 403, 404),
                 },
+            }
+        },
+    }
+
+
+def _report_schemas() -> dict[str, Any]:
+    return {
+        "ReportSummary": {
+            "type": "object",
+            "description": "A report written to the reports folder (docs/reports.md).",
+            "required": ["id", "name", "title", "period", "generated_at", "formats"],
+            "properties": {
+                "id": {"type": "string", "pattern": REPORT_ID_RE.pattern, "examples": ["settlement.2026-12"]},
+                "name": {"type": "string", "description": "the report (settlement, risk, reconciliation, partners)"},
+                "title": {"type": "string"},
+                "period": {"type": "string", "description": "a day (2026-12-05), a month (2026-12) or a quarter"},
+                "generated_at": {"type": "string", "format": "date-time"},
+                "formats": {"type": "array", "items": {"enum": list(FORMATS)}},
+            },
+        },
+        "Report": {
+            "type": "object",
+            "description": "A report's content: tables (amounts are decimal strings) and the charts' data.",
+            "required": ["id", "name", "title", "period", "from", "to", "generated_at", "sections", "charts"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "title": {"type": "string"},
+                "period": {"type": "string"},
+                "from": {"type": "string", "format": "date-time"},
+                "to": {"type": "string", "format": "date-time", "description": "exclusive"},
+                "generated_at": {"type": "string", "format": "date-time"},
+                "notes": {"type": "array", "items": {"type": "string"}},
+                "sections": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "title": {"type": "string"},
+                            "columns": {"type": "array", "items": {"type": "string"}},
+                            "rows": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": ["string", "integer", "null"]},
+                                },
+                            },
+                        },
+                    },
+                },
+                "charts": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "title": {"type": "string"},
+                            "unit": {"type": "string"},
+                            "bars": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {"label": {"type": "string"}, "value": {"type": "string"}},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def _report_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    report_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": REPORT_ID_RE.pattern},
+        "description": "`NAME.PERIOD`, e.g. `settlement.2026-12`; anything else is 404",
+    }
+    contents = {
+        "description": "The report",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Report"}},
+            "text/html": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+    return {
+        "/v1/reports": {
+            "get": {
+                "summary": "Reports written (scheduled or by `gateway reports run`), by id (scope finance)",
+                "operationId": "listReports",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": NAME_RE.pattern},
+                        "description": "only this report's periods",
+                    },
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": REPORT_ID_RE.pattern},
+                        "description": "next_cursor of the last page",
+                    },
+                ],
+                "responses": {"200": _json(_page("ReportSummary"), "A page of reports"), **_problems(400, 401, 403)},
+            }
+        },
+        "/v1/reports/{id}": {
+            "get": {
+                "summary": "One report: JSON (default), HTML with its charts, or CSV (scope finance)",
+                "operationId": "getReport",
+                "security": bearer,
+                "parameters": [
+                    report_id,
+                    {"name": "format", "in": "query", "schema": {"enum": list(FORMATS)}, "description": "json default"},
+                ],
+                "responses": {"200": contents, **_problems(400, 401, 403, 404)},
+            }
+        },
+        "/v1/reports/{id}/{format}": {
+            "get": {
+                "summary": "One report in one format, a path a browser can open (scope finance)",
+                "operationId": "getReportFormat",
+                "security": bearer,
+                "parameters": [
+                    report_id,
+                    {"name": "format", "in": "path", "required": True, "schema": {"enum": list(FORMATS)}},
+                ],
+                "responses": {"200": contents, **_problems(400, 401, 403, 404)},
             }
         },
     }

@@ -140,7 +140,7 @@ def _alert_view(row: Any) -> dict[str, Any]:
 
 @routes.get("/v1/alerts")
 async def list_alerts(request: web.Request) -> web.Response:
-    """Screening alerts, newest first; filter by ``outcome`` (comma list), ``business_unit``, ``rule``."""
+    """Screening alerts and operational anomalies, newest first; filter by ``outcome``, ``business_unit``, ``rule``."""
     rt = request.app[SERVICES]
     await authenticate(request, "finance")
     query = select(
@@ -150,7 +150,8 @@ async def list_alerts(request: web.Request) -> web.Response:
         instructions.c.currency,
         business_units.c.name.label("business_unit"),
     ).select_from(
-        risk_alerts.join(instructions, instructions.c.id == risk_alerts.c.instruction_id).join(
+        # an operational anomaly (outcome anomaly) concerns no single payment: no instruction
+        risk_alerts.outerjoin(instructions, instructions.c.id == risk_alerts.c.instruction_id).join(
             business_units, business_units.c.id == risk_alerts.c.business_unit_id
         )
     )
@@ -158,8 +159,8 @@ async def list_alerts(request: web.Request) -> web.Response:
     allow_only(q, "outcome", "business_unit", "rule", *PAGE_PARAMETERS)
     if "outcome" in q:
         outcomes = [o for o in q["outcome"].split(",") if o]
-        if not outcomes or set(outcomes) - {"flag", "hold", "reject"}:
-            raise BadRequestError("outcome must be among flag, hold, reject")
+        if not outcomes or set(outcomes) - {"flag", "hold", "reject", "anomaly"}:
+            raise BadRequestError("outcome must be among flag, hold, reject, anomaly")
         query = query.where(risk_alerts.c.outcome.in_(outcomes))
     if "business_unit" in q:
         query = query.where(business_units.c.name == q["business_unit"])

@@ -25,6 +25,7 @@ from gateway.cli import (
     qa,
     receivables,
     recon,
+    reports,
     route,
     serve,
     simulate,
@@ -54,6 +55,7 @@ GROUPS: tuple[ModuleType, ...] = (
     receivables,
     creditlines,
     files,
+    reports,
 )
 
 

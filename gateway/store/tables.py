@@ -30,6 +30,7 @@ from sqlalchemy.engine import Dialect
 
 __all__ = [
     "UTCDateTime",
+    "anomaly_incidents",
     "api_keys",
     "audit_heads",
     "business_units",
@@ -293,14 +294,33 @@ risk_alerts = Table(
     "risk_alerts",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("instruction_id", String(40), ForeignKey("instructions.id"), nullable=False),
+    # NULL for an operational anomaly (gateway.reports.anomaly), which concerns no single payment
+    Column("instruction_id", String(40), ForeignKey("instructions.id")),
     Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
-    Column("outcome", String(8), nullable=False),  # flag | hold | reject
+    Column("outcome", String(8), nullable=False),  # flag | hold | reject | anomaly
     Column("reason_code", String(32)),
     Column("findings", JSON(), nullable=False),  # [{"rule", "score", "reason"}]
     Column("created_at", UTCDateTime(), nullable=False),
     Index(None, "created_at", "id"),
     Index(None, "instruction_id"),
+)
+
+# One row per operational anomaly incident (gateway.reports.anomaly): opened with one alert, kept open while
+# the series stays out of its control limits, resolved when it comes back; never a second alert while open.
+anomaly_incidents = Table(
+    "anomaly_incidents",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("business_unit_id", String(40), ForeignKey("business_units.id"), nullable=False),
+    Column("partner", String(64), nullable=False),  # an adapter name
+    Column("metric", String(24), nullable=False),  # settle_time | reject_rate | error_rate | unknown_open | stuck
+    Column("alert_id", String(40), nullable=False),  # the risk_alerts row raised when it opened
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Column("value", String(40), nullable=False),  # the last value seen out of limits (Decimal text)
+    Column("limit", String(40), nullable=False),  # the control limit it crossed (Decimal text)
+    Index(None, "business_unit_id", "partner", "metric", "resolved_at"),
 )
 
 holds = Table(

@@ -1,0 +1,3 @@
+"""Periodic reports (``builtin``: settlement, risk, reconciliation, partners) and operational anomaly detection."""
+
+from gateway.reports import builtin as builtin
