@@ -63,6 +63,8 @@ __all__ = [
     "ExportError",
     "Exporter",
     "RunResult",
+    "advance_watermark",
+    "read_watermark",
     "register_dataset",
     "watermarks",
 ]
@@ -472,7 +474,7 @@ def _array(values: Sequence[Any], column: Column) -> pa.Array:
         if pa.types.is_timestamp(kind):  # SQLite keeps UTC instants as naive text
             return text.cast(pa.timestamp(kind.unit)).cast(kind)
         return text.cast(kind)
-    if isinstance(first, int) and pa.types.is_boolean(kind):
+    if type(first) is int and pa.types.is_boolean(kind):
         return pa.array(values, type=pa.int64()).cast(kind)
     return pa.array(values, type=kind)
 
