@@ -119,7 +119,7 @@ def _sql_value(value: Any) -> Any:
 
 
 def seed_sqlite(path: Path, count: int, *, days: int = 3, chunk: int = 50_000) -> None:
-    """Like :func:`seed`, straight through ``sqlite3`` (1M rows in minutes); linked into the audit chain the same way."""
+    """Like :func:`seed`, straight through ``sqlite3`` (1M rows in minutes); linked into the audit chain alike."""
     data = _data()
     template = CODEC.new_row("ins_x", "erp-bench", data, "1.1", NOW)
     dialect = create_engine(f"sqlite+aiosqlite:///{path}").dialect

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 
 from aiohttp import web
 from jsonschema import Draft202012Validator
@@ -24,11 +25,13 @@ from gateway.config import Settings, WebhookSettings
 from gateway.contracts.registry import ContractRegistry, contracts
 from gateway.dispatch.dispatcher import Dispatcher, DispatchServices
 from gateway.dispatch.routing import load_routing
-from gateway.dispatch.scheduler import Scheduler, SchedulerServices
+from gateway.dispatch.scheduler import Job, Scheduler, SchedulerServices
 from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock, system_clock
 from gateway.domain.events import StatusChange
 from gateway.errors import ConfigError
+from gateway.finance.lake import Exporter
+from gateway.finance.stream import EventRelay
 from gateway.ledger.rules import load_ledger
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
@@ -136,6 +139,7 @@ class Runtime:
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
         self.webhooks: WebhookWorker | None = None
+        self.relay: EventRelay | None = None
 
     def _on_committed(self, count: int) -> None:
         self._wake_dispatcher()
@@ -205,7 +209,27 @@ class Runtime:
             holds=self.holds,
             risk=self.risk,
         )
-        return Scheduler(services, self.settings.dispatch, self.settings.risk_jobs)
+        return Scheduler(services, self.settings.dispatch, self.settings.risk_jobs, self._scheduled_jobs())
+
+    def _scheduled_jobs(self) -> list[Job]:
+        """The data-lake export (``export.scheduled``) and the event relay (``event_sinks.enabled``), if on."""
+        jobs = []
+        export = self.settings.export
+        if export.scheduled:
+            exporter = Exporter(self.engine, Path(export.dir), self.clock, chunk_rows=export.chunk_rows)
+
+            async def run_export() -> int:
+                return (await exporter.run()).rows
+
+            jobs.append(Job("data-export", run_export, export.interval_seconds))
+        sinks = self.settings.event_sinks
+        if sinks.enabled:
+            found = self.plugins.event_sinks(self.settings.section("event_sinks"))
+            if not found:
+                raise ConfigError("event_sinks.enabled is true but no sink is configured (set event_sinks.nats_url)")
+            self.relay = EventRelay(self.engine, found, self.clock, batch=sinks.batch)
+            jobs.append(Job("event-sinks", self.relay.publish_due, sinks.interval_seconds))
+        return jobs
 
     async def start(self, *, dispatch: bool = True, poll: bool = True, webhooks: bool | None = None) -> None:
         """Start adapters, the intake writer and (optionally) the dispatcher, the scheduler and the webhook worker.
@@ -233,6 +257,8 @@ class Runtime:
             await self.webhooks.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.relay is not None:
+            await self.relay.close()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         await self.writer.stop()

@@ -3,7 +3,9 @@
 Status polling asks partners about payments with no final status. Callbacks
 usually arrive first; polling covers the ones that never do. Both go through
 ``gateway.dispatch.updates``, so whichever comes first wins and the other is
-recorded as a duplicate. Beside it: hold expiry and risk-history pruning.
+recorded as a duplicate. Beside it: hold expiry and risk-history pruning, and
+the jobs the composition root adds (``extra``: the data-lake export, the event
+relay), each at its own interval.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -30,7 +32,7 @@ from gateway.risk.store import prune_history
 from gateway.store import repo
 from gateway.store.orders import Orders
 
-__all__ = ["Scheduler", "SchedulerServices"]
+__all__ = ["Job", "Scheduler", "SchedulerServices"]
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +50,27 @@ class SchedulerServices:
     risk: RiskEngine
 
 
-class Scheduler:
-    """Runs the status poll, hold expiry and risk pruning at their intervals."""
+@dataclass(frozen=True)
+class Job:
+    """A housekeeping job: its id, the coroutine (returning rows done) and its interval."""
 
-    def __init__(self, services: SchedulerServices, dispatch: DispatchSettings, risk: RiskJobSettings) -> None:
+    id: str
+    run: Callable[[], Awaitable[int]]
+    seconds: float
+
+
+class Scheduler:
+    """Runs the status poll, hold expiry, risk pruning and the ``extra`` jobs at their intervals."""
+
+    def __init__(
+        self,
+        services: SchedulerServices,
+        dispatch: DispatchSettings,
+        risk: RiskJobSettings,
+        extra: Sequence[Job] = (),
+    ) -> None:
         self.services = services
+        self.extra = list(extra)
         self.interval = dispatch.status_poll_interval_seconds
         self.after = dispatch.status_poll_after_seconds
         self.risk_jobs = risk
@@ -74,6 +92,7 @@ class Scheduler:
         for job_id, job, seconds in (
             ("hold-expiry", self.expire_holds, self.risk_jobs.hold_expiry_check_seconds),
             ("risk-prune", self.prune_risk_history, self.risk_jobs.prune_seconds),
+            *((j.id, j.run, j.seconds) for j in self.extra),
         ):
             self._scheduler.add_job(
                 self._guarded,

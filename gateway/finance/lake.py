@@ -23,6 +23,7 @@ definition each, added with :func:`register_dataset`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -56,6 +57,7 @@ from gateway.store.tables import (
 
 __all__ = [
     "DATASETS",
+    "MANIFEST",
     "MANIFEST_VERSION",
     "Column",
     "Dataset",
@@ -581,7 +583,8 @@ class Exporter:
                     or 0
                 )
                 fetched = await _fetch(conn, dataset.rows(after, upper))
-            files = self._write_chunk(dataset, after + 1, upper, fetched)
+            # Parquet encoding and fsync off the event loop: a scheduled export shares it with the API
+            files = await asyncio.to_thread(self._write_chunk, dataset, after + 1, upper, fetched)
             self.crash_point("written")
             async with self.engine.begin() as conn:
                 now = self.clock()
