@@ -14,7 +14,7 @@ The export's time is also shown as a ratio of their sum: the rest is the
 export's own work (chunking, partitioning, checksums, fsync, the watermark).
 The 1M-instruction database is cached under ``var/bench/`` (``--fresh`` rebuilds).
 
-    .venv/bin/python bench/export.py [--json] [--instructions 1000000]
+    .venv/bin/python bench/export.py [--json] [--instructions 1000000] [--fresh] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def baseline_write(rows: list[Any], folder: Path) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    folder = REPO / "var" / "bench"
+    folder = Path(args.cache_dir) if args.cache_dir else REPO / "var" / "bench"
     folder.mkdir(parents=True, exist_ok=True)
     engine = await cached_db(folder / "export.db", args.instructions, args.fresh)
     out = Path(tempfile.mkdtemp(prefix="export-bench-", dir=folder))
@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--instructions", type=int, default=1_000_000)
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached database")
+    parser.add_argument("--cache-dir", help="folder of the cached database (default: var/bench)")
     args = parser.parse_args(argv)
     result = asyncio.run(main_async(args))
     print_table(result)

@@ -73,6 +73,9 @@ def lake_counts(folder: Path) -> dict[str, tuple[int, int]]:
     """Per dataset, DuckDB's (rows, distinct rows) over the whole Hive-partitioned folder."""
     out = {}
     for name, (_, unique) in TABLES.items():
+        if not list(folder.glob(f"dataset={name}/*/*.parquet")):
+            out[name] = (0, 0)
+            continue
         files = str(folder / f"dataset={name}" / "*" / "*.parquet")
         out[name] = query(
             f"SELECT count(*), count(DISTINCT {unique}) FROM read_parquet('{files}', hive_partitioning = true)"
