@@ -1,23 +1,15 @@
 """Status-change events to NATS JetStream through the ``gateway_event_sinks`` hook: none lost, none twice.
 
-Needs a NATS server with JetStream at ``GATEWAY_TEST_NATS_URL`` (default
-``nats://127.0.0.1:4222``). If none answers, a ``nats-server`` on the PATH is
-started for the session; if there is none either, the tests fail (never skip).
+Needs a NATS server with JetStream: the ``nats_url`` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import nats
 import pytest
@@ -33,44 +25,6 @@ from gateway.plugins.sinks import NatsJetStreamSink
 from gateway.store.tables import instruction_events
 from tests.support import Database
 from tests.test_lake import seed
-
-NATS_URL = os.environ.get("GATEWAY_TEST_NATS_URL", "nats://127.0.0.1:4222")
-
-
-def _answers(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="session")
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A reachable NATS server with JetStream: the configured one, or one started here."""
-    if _answers(NATS_URL):
-        yield NATS_URL
-        return
-    binary = shutil.which("nats-server")
-    if binary is None:
-        pytest.fail(f"no NATS server at {NATS_URL} and no nats-server on the PATH to start one")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    store = tmp_path_factory.mktemp("nats")
-    proc = subprocess.Popen([binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)])
-    url = f"nats://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 10
-        while not _answers(url):
-            if time.monotonic() > deadline:
-                pytest.fail(f"nats-server did not start on {url}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from gateway.errors import ConfigError
 from gateway.runtime import Runtime
 from gateway.store.db import create_engine
 from tests.support import load_bench
-from tests.test_event_sinks import nats_url  # noqa: F401  (the fixture)
 from tests.test_lake import lake_counts
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
@@ -75,7 +74,7 @@ def test_export_user_errors_exit_2_with_one_line(config: Path, args: list[str], 
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_export_publish_sends_new_events_to_jetstream(config: Path, nats_url: str) -> None:  # noqa: F811
+def test_export_publish_sends_new_events_to_jetstream(config: Path, nats_url: str) -> None:
     seed(config, 3)
     stream = f"CLI_{config.parent.name[-8:].replace('-', '_')}"
     text = config.read_text() + f"event_sinks:\n  nats_url: {nats_url}\n  nats_stream: {stream}\n"
