@@ -555,6 +555,12 @@ class Exporter:
                 removed.append(str(path.relative_to(self.out_dir)))
         return removed
 
+    @staticmethod
+    async def _count(conn: AsyncConnection, dataset: Dataset, after: int, upper: int) -> int:
+        keys = dataset.keys().subquery()
+        query = select(func.count()).select_from(keys).where(and_(keys.c.k > after, keys.c.k <= upper))
+        return int(await conn.scalar(query) or 0)
+
     async def _upper(self, conn: AsyncConnection, dataset: Dataset, after: int) -> int | None:
         keys = dataset.keys().subquery()
         window = select(keys.c.k).where(keys.c.k > after).order_by(keys.c.k).limit(self.chunk_rows).subquery()
@@ -575,13 +581,7 @@ class Exporter:
                 upper = await self._upper(conn, dataset, after)
                 if upper is None:
                     break
-                keys = dataset.keys().subquery()
-                in_chunk = int(
-                    await conn.scalar(
-                        select(func.count()).select_from(keys).where(and_(keys.c.k > after, keys.c.k <= upper))
-                    )
-                    or 0
-                )
+                in_chunk = await self._count(conn, dataset, after, upper) if progress else 0
                 fetched = await _fetch(conn, dataset.rows(after, upper))
             # Parquet encoding and fsync off the event loop: a scheduled export shares it with the API
             files = await asyncio.to_thread(self._write_chunk, dataset, after + 1, upper, fetched)
