@@ -45,7 +45,10 @@ async def _run(args: argparse.Namespace) -> int:
                     tasks[name] = bar.add_task(name, total=total)
                 bar.update(tasks[name], completed=done, total=total)
 
-            result = await exporter.run(names, progress=progress)
+            try:
+                result = await exporter.run(names, progress=progress)
+            except OSError as exc:  # a full disk, a folder it may not write: nothing recorded, re-run to resume
+                raise UsageError(f"writing the export to {out} failed: {exc}; fix it and run again") from None
     if args.json:
         doc: dict[str, Any] = {
             "folder": str(out),
