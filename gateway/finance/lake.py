@@ -24,6 +24,7 @@ definition each, added with :func:`register_dataset`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -576,29 +577,42 @@ class Exporter:
         total = await self.pending(dataset) if progress else 0
         done_keys = 0
         after = start
-        while True:
-            async with self.engine.connect() as conn:
-                upper = await self._upper(conn, dataset, after)
-                if upper is None:
-                    break
-                in_chunk = await self._count(conn, dataset, after, upper) if progress else 0
-                fetched = await _fetch(conn, dataset.rows(after, upper))
-            # Parquet encoding and fsync off the event loop: a scheduled export shares it with the API
-            files = await asyncio.to_thread(self._write_chunk, dataset, after + 1, upper, fetched)
-            self.crash_point("written")
-            async with self.engine.begin() as conn:
-                now = self.clock()
-                if files:
-                    await conn.execute(insert(export_files), [{**f.__dict__, "created_at": now} for f in files])
-                await advance_watermark(conn, dataset.name, after, upper, len(fetched[1]), now, dataset.version)
-            self.crash_point("recorded")
-            result.rows += len(fetched[1])
-            result.files += [f.path for f in files]
-            result.to_key = after = upper
-            done_keys += in_chunk
-            if progress:
-                progress(dataset.name, done_keys, max(total, done_keys))
+        reading = asyncio.ensure_future(self._read_chunk(dataset, after, counted=progress is not None))
+        try:
+            while (chunk := await reading) is not None:
+                upper, in_chunk, fetched = chunk
+                # read the next chunk while this one is encoded and written (the key range is known already)
+                reading = asyncio.ensure_future(self._read_chunk(dataset, upper, counted=progress is not None))
+                # Parquet encoding and fsync off the event loop: a scheduled export shares it with the API
+                files = await asyncio.to_thread(self._write_chunk, dataset, after + 1, upper, fetched)
+                self.crash_point("written")
+                async with self.engine.begin() as conn:
+                    now = self.clock()
+                    if files:
+                        await conn.execute(insert(export_files), [{**f.__dict__, "created_at": now} for f in files])
+                    await advance_watermark(conn, dataset.name, after, upper, len(fetched[1]), now, dataset.version)
+                self.crash_point("recorded")
+                result.rows += len(fetched[1])
+                result.files += [f.path for f in files]
+                result.to_key = after = upper
+                done_keys += in_chunk
+                if progress:
+                    progress(dataset.name, done_keys, max(total, done_keys))
+        finally:
+            if not reading.done():
+                reading.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await reading  # a read-ahead cut short by a failure: its result (or error) is not wanted
         return result
+
+    async def _read_chunk(self, dataset: Dataset, after: int, *, counted: bool) -> tuple[int, int, _Fetched] | None:
+        """The chunk after ``after``: its last key, its key count (if ``counted``) and its rows; None at the end."""
+        async with self.engine.connect() as conn:
+            upper = await self._upper(conn, dataset, after)
+            if upper is None:
+                return None
+            in_chunk = await self._count(conn, dataset, after, upper) if counted else 0
+            return upper, in_chunk, await _fetch(conn, dataset.rows(after, upper))
 
     def _write_chunk(self, dataset: Dataset, lo: int, hi: int, fetched: _Fetched) -> list[_File]:
         names, rows = fetched
