@@ -187,6 +187,28 @@ class WebhookSettings:
     idle_poll_seconds: float
 
 
+@dataclass(frozen=True)
+class ExportSettings:
+    """``export.*``: the data-lake export (docs/data-export.md)."""
+
+    scheduled: bool
+    interval_seconds: float
+    dir: str
+    chunk_rows: int
+
+
+@dataclass(frozen=True)
+class EventSinkSettings:
+    """``event_sinks.*``: status-change events published to the sinks plugins offer (docs/data-export.md)."""
+
+    enabled: bool
+    interval_seconds: float
+    batch: int
+    nats_url: str | None
+    nats_stream: str
+    nats_subject: str
+
+
 def _typed(cls: type[Any], section: Mapping[str, Any]) -> Any:
     return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
 
@@ -261,6 +283,14 @@ class Settings:
     @functools.cached_property
     def webhooks(self) -> WebhookSettings:
         return _typed(WebhookSettings, self.raw["webhooks"])  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def export(self) -> ExportSettings:
+        return _typed(ExportSettings, self.raw["export"])  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def event_sinks(self) -> EventSinkSettings:
+        return _typed(EventSinkSettings, self.raw["event_sinks"])  # type: ignore[no-any-return]
 
     @property
     def host(self) -> str:

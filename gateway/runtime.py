@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 
 from aiohttp import web
 from jsonschema import Draft202012Validator
@@ -25,11 +26,13 @@ from gateway.contracts.registry import ContractRegistry, contracts
 from gateway.dispatch.collections import CollectionDispatcher, CollectionServices, CollectionUpdates
 from gateway.dispatch.dispatcher import Dispatcher, DispatchServices
 from gateway.dispatch.routing import load_routing
-from gateway.dispatch.scheduler import Scheduler, SchedulerServices
+from gateway.dispatch.scheduler import Job, Scheduler, SchedulerServices
 from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock, system_clock
 from gateway.domain.events import StatusChange
 from gateway.errors import ConfigError
+from gateway.finance.lake import Exporter
+from gateway.finance.stream import EventRelay
 from gateway.intake.files import FileDesk
 from gateway.intake.jobs import FileJobs
 from gateway.ledger.rules import load_ledger
@@ -170,6 +173,7 @@ class Runtime:
         self.report_folder = ReportFolder(settings.reports_folder)
         self.report_context = ReportContext(settings.reconciliation)
         self.reports: ReportScheduler | None = None
+        self.relay: EventRelay | None = None
 
     def _on_committed(self, count: int) -> None:
         self._wake_dispatcher()
@@ -254,7 +258,13 @@ class Runtime:
             holds=self.holds,
             risk=self.risk,
         )
-        return Scheduler(services, self.settings.dispatch, self.settings.risk_jobs, self.settings.credit_lines)
+        return Scheduler(
+            services,
+            self.settings.dispatch,
+            self.settings.risk_jobs,
+            self.settings.credit_lines,
+            self._scheduled_jobs(),
+        )
 
     def new_report_scheduler(self) -> ReportScheduler:
         """Scheduled reports (``reports.file``) and the operational anomaly check (``anomaly.*``)."""
@@ -266,6 +276,26 @@ class Runtime:
             self.report_context,
             self.settings.anomaly,
         )
+
+    def _scheduled_jobs(self) -> list[Job]:
+        """The data-lake export (``export.scheduled``) and the event relay (``event_sinks.enabled``), if on."""
+        jobs = []
+        export = self.settings.export
+        if export.scheduled:
+            exporter = Exporter(self.engine, Path(export.dir), self.clock, chunk_rows=export.chunk_rows)
+
+            async def run_export() -> int:
+                return (await exporter.run()).rows
+
+            jobs.append(Job("data-export", run_export, export.interval_seconds))
+        sinks = self.settings.event_sinks
+        if sinks.enabled:
+            found = self.plugins.event_sinks(self.settings.section("event_sinks"))
+            if not found:
+                raise ConfigError("event_sinks.enabled is true but no sink is configured (set event_sinks.nats_url)")
+            self.relay = EventRelay(self.engine, found, self.clock, batch=sinks.batch)
+            jobs.append(Job("event-sinks", self.relay.publish_due, sinks.interval_seconds))
+        return jobs
 
     async def start(self, *, dispatch: bool = True, poll: bool = True, webhooks: bool | None = None) -> None:
         """Start adapters, the intake writer and (optionally) the dispatcher, the scheduler and the webhook worker.
@@ -306,6 +336,8 @@ class Runtime:
             await self.collection_dispatcher.stop()
         if self.reports is not None:
             await self.reports.stop()
+        if self.relay is not None:
+            await self.relay.close()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         await self.writer.stop()

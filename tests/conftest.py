@@ -8,10 +8,16 @@ but unreachable fails those tests; nothing is skipped silently.
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import text
@@ -107,3 +113,44 @@ async def intake_gateway(database: Database) -> AsyncIterator[LiveGateway]:
         yield gw
     finally:
         await stop_gateway(gw)
+
+
+# -- NATS JetStream (event sinks) -------------------------------------------------------------
+
+NATS_URL = os.environ.get("GATEWAY_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def _answers(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A reachable NATS server with JetStream: the configured one, or one started here."""
+    if _answers(NATS_URL):
+        yield NATS_URL
+        return
+    binary = shutil.which("nats-server")
+    if binary is None:
+        pytest.fail(f"no NATS server at {NATS_URL} and no nats-server on the PATH to start one")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = tmp_path_factory.mktemp("nats")
+    proc = subprocess.Popen([binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)])
+    url = f"nats://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while not _answers(url):
+            if time.monotonic() > deadline:
+                pytest.fail(f"nats-server did not start on {url}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)

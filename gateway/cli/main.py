@@ -19,6 +19,7 @@ from gateway.cli import (
     db,
     demo,
     docs,
+    export,
     files,
     keys,
     ledger,
@@ -56,6 +57,7 @@ GROUPS: tuple[ModuleType, ...] = (
     creditlines,
     files,
     reports,
+    export,
 )
 
 

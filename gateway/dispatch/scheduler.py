@@ -3,8 +3,10 @@
 Status polling asks partners about payments with no final status. Callbacks
 usually arrive first; polling covers the ones that never do. Both go through
 ``gateway.dispatch.updates``, so whichever comes first wins and the other is
-recorded as a duplicate. Beside it: hold expiry, risk-history pruning, and the
-expiry of distributor credit reservations nobody turned into a receivable.
+recorded as a duplicate. Beside it: hold expiry, risk-history pruning, the
+expiry of distributor credit reservations nobody turned into a receivable, and
+the jobs the composition root adds (``extra``: the data-lake export, the event
+relay), each at its own interval.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,7 +34,7 @@ from gateway.store import repo
 from gateway.store.creditlines import expire_reservations
 from gateway.store.orders import Orders
 
-__all__ = ["Scheduler", "SchedulerServices"]
+__all__ = ["Job", "Scheduler", "SchedulerServices"]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,17 @@ class SchedulerServices:
     risk: RiskEngine
 
 
+@dataclass(frozen=True)
+class Job:
+    """A housekeeping job: its id, the coroutine (returning rows done) and its interval."""
+
+    id: str
+    run: Callable[[], Awaitable[int]]
+    seconds: float
+
+
 class Scheduler:
-    """Runs the status poll, hold expiry and risk pruning at their intervals."""
+    """Runs the status poll, hold expiry, risk pruning and the ``extra`` jobs at their intervals."""
 
     def __init__(
         self,
@@ -59,9 +70,11 @@ class Scheduler:
         dispatch: DispatchSettings,
         risk: RiskJobSettings,
         credit: CreditLineSettings | None = None,
+        extra: Sequence[Job] = (),
     ) -> None:
         self.services = services
         self.credit_check_seconds = credit.expiry_check_seconds if credit else 60.0
+        self.extra = list(extra)
         self.interval = dispatch.status_poll_interval_seconds
         self.after = dispatch.status_poll_after_seconds
         self.risk_jobs = risk
@@ -84,6 +97,7 @@ class Scheduler:
             ("hold-expiry", self.expire_holds, self.risk_jobs.hold_expiry_check_seconds),
             ("risk-prune", self.prune_risk_history, self.risk_jobs.prune_seconds),
             ("credit-reservation-expiry", self.expire_credit_reservations, self.credit_check_seconds),
+            *((j.id, j.run, j.seconds) for j in self.extra),
         ):
             self._scheduler.add_job(
                 self._guarded,

@@ -21,11 +21,13 @@ if TYPE_CHECKING:
     from gateway.domain.events import StatusChange
     from gateway.domain.statements import StatementFormat
     from gateway.partners.adapter import Adapter
+    from gateway.plugins.sinks import EventSink
     from gateway.risk.rules import Rule
 
 __all__ = [
     "PROJECT",
     "gateway_adapter_classes",
+    "gateway_event_sinks",
     "gateway_ledger_rules",
     "gateway_risk_rules",
     "gateway_simulators",
@@ -110,4 +112,21 @@ def gateway_status_changed(change: StatusChange) -> None:
     transaction that recorded it has committed, in the process that made it.
     Every plugin is called; return values are ignored. Must not block: hand
     slow work to a task. An exception is logged and does not undo the change.
+    """
+
+
+# -- publishing beyond the gateway (start-up of the event relay) ------------------
+
+
+@hookspec
+def gateway_event_sinks(config: Mapping[str, Any]) -> Sequence[EventSink] | None:
+    """Offer sinks that status-change events are published to (``event_sinks.enabled``).
+
+    Called once when the event relay starts, with the ``event_sinks`` section
+    of the configuration. Return sink objects (``gateway.plugins.sinks.EventSink``:
+    ``name``, ``open``, ``publish``, ``close``), or None to offer none. Every
+    plugin's sinks are used; two sinks with one ``name`` are an error. Each sink
+    has its own cursor over the event history, moved only after ``publish``
+    returns: events arrive in commit order, at least once, each with a
+    ``dedup_id`` that is the same on every delivery (docs/data-export.md).
     """

@@ -28,6 +28,7 @@ from gateway.domain.statements import StatementFormat
 from gateway.errors import ConfigError
 from gateway.partners.adapter import Adapter
 from gateway.plugins import hookspecs
+from gateway.plugins.sinks import EventSink
 from gateway.risk.rules import Rule
 
 __all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "BrokenPlugin", "PluginLoadError", "Plugins"]
@@ -163,6 +164,18 @@ class Plugins:
                     raise ConfigError(f"two plugins offer the statement format {fmt.name!r}")
                 found[fmt.name] = fmt
         return dict(sorted(found.items()))
+
+    def event_sinks(self, config: Mapping[str, Any]) -> list[EventSink]:
+        """Every plugin's event sinks (``event_sinks`` section in); two sinks with one name are an error."""
+        found: dict[str, EventSink] = {}
+        for batch in reversed(self.pm.hook.gateway_event_sinks(config=config)):
+            for sink in batch or ():
+                if not isinstance(sink, EventSink):
+                    raise ConfigError(f"plugin returned {sink!r}, which is not an EventSink")
+                if sink.name in found:
+                    raise ConfigError(f"two event sinks are named {sink.name!r}")
+                found[sink.name] = sink
+        return list(found.values())
 
     def ledger_rules(self) -> list[Mapping[str, Any]]:
         """Every plugin's ledger accounts and event rules (merged and checked by ``gateway.ledger.rules``)."""

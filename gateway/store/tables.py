@@ -43,6 +43,8 @@ __all__ = [
     "credit_reservations",
     "distributor_credit_lines",
     "distributor_reservations",
+    "export_files",
+    "export_watermarks",
     "holds",
     "idempotency_keys",
     "instruction_batches",
@@ -803,4 +805,35 @@ payment_files = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("business_unit_id", "message_id"),
     Index(None, "report_final", "created_at"),
+)
+
+
+# -- data-lake export (gateway.finance.lake) and event sinks (gateway.finance.stream) -----------
+
+export_watermarks = Table(
+    "export_watermarks",
+    metadata,
+    # a dataset (instructions, …), ``_manifest`` (the files already in a manifest) or ``sink:<name>``
+    Column("name", String(80), primary_key=True),
+    Column("key", BigInteger(), nullable=False),  # the last key exported / published (exclusive lower bound)
+    Column("rows", BigInteger(), nullable=False),  # rows exported / events published so far
+    Column("schema_version", Integer()),  # datasets: the version of the schema written
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+export_files = Table(
+    "export_files",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("dataset", String(64), nullable=False),
+    Column("path", String(500), nullable=False, unique=True),  # relative to the export folder
+    Column("partition_date", Date(), nullable=False),
+    Column("first_key", BigInteger(), nullable=False),  # inclusive
+    Column("last_key", BigInteger(), nullable=False),  # inclusive
+    Column("rows", Integer(), nullable=False),
+    Column("bytes", BigInteger(), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("schema_version", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "dataset", "last_key"),
 )
