@@ -34,6 +34,7 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
+from gateway.recon.rules import load_recon_rules
 from gateway.risk.credit import sync_config_limits
 from gateway.risk.engine import fingerprint_key, load_risk
 from gateway.risk.holds import HoldDesk
@@ -126,6 +127,7 @@ class Runtime:
         self.ledger = load_ledger(settings, self.plugins.ledger_rules())
         bind_ledger(self.engine, self.ledger)
         self.statement_formats = self.plugins.statement_formats()
+        self.recon_rules = load_recon_rules(settings)
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.writer = IntakeWriter(self.engine, batch_max=settings.intake.batch_max, on_committed=self._on_committed)
         self.orders = Orders(self.engine, self.codec)
@@ -162,6 +164,7 @@ class Runtime:
             cipher=self.cipher,
             wake_webhooks=self._wake_webhooks,
             statement_formats=self.statement_formats,
+            recon_rules=self.recon_rules,
         )
 
     def _wake_webhooks(self) -> None:

@@ -17,6 +17,7 @@ from gateway.domain.statements import StatementFormat
 from gateway.errors import UnknownAdapterError
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter
+from gateway.recon.rules import ReconRules
 from gateway.risk.holds import HoldDesk
 from gateway.store.codec import InstructionCodec
 from gateway.store.encryption import FieldCipher
@@ -47,6 +48,8 @@ class ApiServices:
     wake_webhooks: Callable[[], None]
     #: every statement format the installed adapters read, by name (``gateway_statement_formats``)
     statement_formats: Mapping[str, StatementFormat]
+    #: the reconciliation rules checked at start (``config/reconciliation.yaml``); None: the shipped file
+    recon_rules: ReconRules | None = None
 
     def adapter(self, name: str) -> Adapter:
         """The enabled adapter of that name; ``UnknownAdapterError`` (404) otherwise."""
