@@ -39,7 +39,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -50,6 +50,7 @@ from gateway.store.tables import (
     instructions,
     recon_match_lines,
     recon_match_payments,
+    recon_matches,
     statement_lines,
     statements,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "PaymentView",
     "decide",
     "line_id",
+    "load_named_elsewhere",
     "load_open_lines",
     "load_open_payments",
     "name_key",
@@ -162,6 +164,8 @@ class _Book:
     by_key: dict[tuple[str, str], list[PaymentView]] = field(default_factory=lambda: defaultdict(list))
     by_amount: dict[tuple[str, str], tuple[list[int], list[PaymentView]]] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)
+    #: (adapter, key) of payments no line may be guessed onto another for: matched, or not settled
+    named_elsewhere: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
     def of(cls, payments: Iterable[PaymentView]) -> _Book:
@@ -175,6 +179,15 @@ class _Book:
             found.sort(key=lambda p: p.amount_minor)
             book.by_amount[key] = ([p.amount_minor for p in found], found)
         return book
+
+    def names_another(self, line: LineView) -> bool:
+        """The line names a payment that is matched already (in this run or before) or not settled."""
+        for ref in line.refs:
+            if (line.source, ref) in self.named_elsewhere:
+                return True
+            if any(p.id in self.taken for p in self.by_key.get((line.source, ref), ())):
+                return True
+        return False
 
     def named(self, source: str, refs: Iterable[str]) -> list[PaymentView]:
         """Open payments any of ``refs`` names (each once)."""
@@ -216,6 +229,8 @@ def _candidates(rule: MatchRule, line: LineView, book: _Book) -> list[PaymentVie
         found = book.named(line.source, line.refs)
     elif rule.remittance:
         found = book.named(line.source, line.words)
+    elif book.names_another(line):
+        return []  # a duplicate or a status mismatch: never guessed onto another payment
     else:
         found = book.near(line.source, line.currency, line.amount_minor, rule)
     return [p for p in found if _fits(rule, line, p)]
@@ -278,9 +293,19 @@ def _many_to_one(rule: MatchRule, lines: Sequence[LineView], book: _Book, used: 
     return out
 
 
-def decide(lines: Sequence[LineView], payments: Iterable[PaymentView], rules: ReconRules) -> list[Decision]:
-    """The matches the rules find, in rule order; no line and no payment in two of them."""
+def decide(
+    lines: Sequence[LineView],
+    payments: Iterable[PaymentView],
+    rules: ReconRules,
+    named_elsewhere: Iterable[tuple[str, str]] = (),
+) -> list[Decision]:
+    """The matches the rules find, in rule order; no line and no payment in two of them.
+
+    ``named_elsewhere``: (adapter, reference) of payments matched before or not
+    settled; a line naming one is never matched to another payment by amount.
+    """
     book = _Book.of(payments)
+    book.named_elsewhere = set(named_elsewhere)
     used: set[str] = set()
     out: list[Decision] = []
 
@@ -399,3 +424,25 @@ async def load_open_payments(conn: AsyncConnection, adapters: Iterable[str]) -> 
         )
         for r in (await conn.execute(query)).all()
     ]
+
+
+async def load_named_elsewhere(conn: AsyncConnection, adapters: Iterable[str], since: datetime) -> set[tuple[str, str]]:
+    """(adapter, id / reference / partner reference) of payments matched, or not settled, since ``since``."""
+    names = sorted(set(adapters))
+    if not names:
+        return set()
+    cols = (instructions.c.adapter, instructions.c.id, instructions.c.reference, instructions.c.partner_reference)
+    matched = (
+        select(*cols)
+        .join(recon_match_payments, recon_match_payments.c.instruction_id == instructions.c.id)
+        .join(recon_matches, recon_matches.c.id == recon_match_payments.c.match_id)
+        .where(instructions.c.adapter.in_(names), recon_matches.c.matched_at >= since)
+    )
+    unsettled = select(*cols).where(
+        instructions.c.adapter.in_(names), instructions.c.status != "settled", instructions.c.updated_at >= since
+    )
+    out: set[tuple[str, str]] = set()
+    for query in (matched, unsettled):
+        for r in (await conn.execute(query)).all():
+            out.update((r[0], ref) for ref in r[1:] if ref)
+    return out

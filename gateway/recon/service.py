@@ -31,6 +31,7 @@ from gateway.recon.matching import (
     PaymentView,
     decide,
     line_id,
+    load_named_elsewhere,
     load_open_lines,
     load_open_payments,
 )
@@ -49,7 +50,10 @@ from gateway.store.tables import (
     statements,
 )
 
-__all__ = ["RunReport", "confirm_match", "match_by_hand", "run_recon", "write_matches"]
+#: how far back a matched (or unsettled) payment keeps lines naming it from being guessed onto another
+NAMED_WINDOW_DAYS = 62
+
+__all__ = ["NAMED_WINDOW_DAYS", "RunReport", "confirm_match", "match_by_hand", "run_recon", "write_matches"]
 
 
 @dataclass
@@ -301,10 +305,12 @@ async def _suggestion_breaks(conn: AsyncConnection, source: str | None) -> list[
     out = []
     for r in (await conn.execute(query)).mappings().all():
         diff = r["difference_minor"]
-        kind = "amount_mismatch" if diff and not r["explains"] else "suggested_match"
+        kind = "amount_mismatch" if diff else "suggested_match"
         detail = f"match m_{r['id']} by rule {r['rule']}"
         if diff:
             detail += f": statement {r['lines_minor']} vs payments {r['payments_minor']} (minor units)"
+            if r["explains"]:
+                detail += f"; confirming posts the difference as {r['explains']}"
         out.append(
             Found(
                 kind=kind,
@@ -431,10 +437,12 @@ async def run_recon(
         lines = await load_open_lines(conn, source)
         if on is not None:
             lines = [x for x in lines if x.day == on]
-        payments = await load_open_payments(conn, {x.source for x in lines})
+        sources = {x.source for x in lines}
+        payments = await load_open_payments(conn, sources)
+        elsewhere = await load_named_elsewhere(conn, sources, now - timedelta(days=NAMED_WINDOW_DAYS))
     report.seconds["load"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    decisions = decide(lines, payments, rules)
+    decisions = decide(lines, payments, rules, elsewhere)
     report.seconds["decide"] = time.perf_counter() - clock
     report.lines = len(lines)
     report.confirmed = sum(1 for d in decisions if d.status == "confirmed")

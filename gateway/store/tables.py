@@ -562,7 +562,7 @@ recon_breaks = Table(
     Column("kind", String(24), nullable=False),  # gateway.recon.breaks.BREAK_KINDS
     Column("subject", String(120), nullable=False),  # ln_… | an instruction id | bu/day/currency
     Column("source", String(64), nullable=False),  # an adapter, or bu:<business unit> for upstream totals
-    Column("state", String(16), nullable=False),  # open | pending_write_off | resolved | matched | written_off
+    Column("state", String(20), nullable=False),  # open | pending_write_off | resolved | matched | written_off
     Column("currency", String(3), nullable=False),
     Column("amount_minor", BigInteger(), nullable=False),  # signed: what sits in suspense or is off
     Column("on_date", Date()),  # the day it is about (line date, settlement day, business day)

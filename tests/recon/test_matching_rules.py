@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.domain.statements import Statement, StatementLine
+from gateway.errors import ConflictError
 from gateway.recon.breaks import list_breaks
 from gateway.recon.rules import load_recon_rules
-from gateway.recon.service import run_recon
+from gateway.recon.service import confirm_match, run_recon
 from gateway.store.statements import store_statements
 from gateway.store.tables import (
     instructions,
@@ -182,20 +183,28 @@ async def test_two_lines_settle_one_payment(engine: AsyncEngine) -> None:
     assert run.as_dict()["unmatched"] == 0 and run.breaks_opened == 0
 
 
-async def test_a_small_fee_is_explained_a_large_difference_is_an_amount_mismatch(engine: AsyncEngine) -> None:
+async def test_a_difference_is_suggested_and_confirming_it_posts_the_fee(engine: AsyncEngine) -> None:
     fee = await _payment(engine, "INV-FEE")
     off = await _payment(engine, "INV-OFF")
     await _statement(engine, "S-F", _line(125250, end_to_end_id="INV-FEE"), _line(150000, end_to_end_id="INV-OFF"))
 
     await run_recon(engine, RULES, now=NOW)
     breaks = await list_breaks(engine)
+    before = await _balance(engine, "fees:bank")
+    paid = await confirm_match(engine, "m_1", by="finance-1", now=NOW)
+    twice = confirm_match(engine, "m_1", by="finance-1", now=NOW)
+    with pytest.raises(ConflictError):
+        await twice
+    await run_recon(engine, RULES, now=NOW)
+    left = await list_breaks(engine)
 
     assert await _matches(engine) == [
         ([1], [fee], "confirmed", "reference-with-fee", 250),
         ([2], [off], "suggested", "reference-amount-differs", 25000),
     ]
-    assert [(b["kind"], b["amount_minor"]) for b in breaks] == [("amount_mismatch", 25000)]
-    assert await _balance(engine, "fees:bank") == 250
+    assert [(b["kind"], b["amount_minor"]) for b in breaks] == [("amount_mismatch", 250), ("amount_mismatch", 25000)]
+    assert (before, paid, await _balance(engine, "fees:bank")) == (0, [fee], 250)
+    assert [(b["kind"], b["amount_minor"]) for b in left] == [("amount_mismatch", 25000)]
 
 
 async def test_two_payments_a_line_could_be_are_left_for_finance(engine: AsyncEngine) -> None:

@@ -88,7 +88,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(24), nullable=False),
         sa.Column("subject", sa.String(120), nullable=False),
         sa.Column("source", sa.String(64), nullable=False),
-        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("state", sa.String(20), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.Column("on_date", sa.Date()),
