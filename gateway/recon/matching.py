@@ -88,7 +88,7 @@ def words(text: str | None) -> tuple[str, ...]:
     return tuple(_WORD.findall(text or ""))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class LineView:
     """A statement line as the rules see it."""
 
@@ -103,10 +103,10 @@ class LineView:
     counterparty: str
     words: tuple[str, ...] = ()
     kind: str = "booked"
+    id: str = field(default="", compare=False)
 
-    @property
-    def id(self) -> str:
-        return line_id(self.pk, self.line)
+    def __post_init__(self) -> None:
+        self.id = line_id(self.pk, self.line)
 
     @property
     def signed_minor(self) -> int:
@@ -114,7 +114,7 @@ class LineView:
         return self.amount_minor if self.direction == "debit" else -self.amount_minor
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class PaymentView:
     """A settled payment not matched yet."""
 
@@ -127,10 +127,17 @@ class PaymentView:
     day: date
     creditor: str
     business_unit: str = ""
+    keys: tuple[str, ...] = field(default=(), compare=False)  # id, reference, partner reference
 
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return tuple(k for k in (self.id, self.reference, self.partner_reference) if k)
+    def __post_init__(self) -> None:
+        self.keys = (
+            (self.id, self.reference, self.partner_reference)
+            if self.partner_reference
+            else (
+                self.id,
+                self.reference,
+            )
+        )
 
 
 @dataclass(slots=True)
@@ -161,7 +168,8 @@ class Decision:
 class _Book:
     """Open payments indexed for every rule; a payment taken by a match leaves them all."""
 
-    by_key: dict[tuple[str, str], list[PaymentView]] = field(default_factory=lambda: defaultdict(list))
+    #: adapter -> id / reference / partner reference -> the payments with it (almost always one)
+    by_key: dict[str, dict[str, list[PaymentView]]] = field(default_factory=dict)
     by_amount: dict[tuple[str, str], tuple[list[int], list[PaymentView]]] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)
     #: (adapter, key) of payments no line may be guessed onto another for: matched, or not settled
@@ -172,8 +180,15 @@ class _Book:
         book = cls()
         buckets: dict[tuple[str, str], list[PaymentView]] = defaultdict(list)
         for p in payments:
+            index = book.by_key.get(p.adapter)
+            if index is None:
+                index = book.by_key[p.adapter] = {}
             for k in p.keys:
-                book.by_key[(p.adapter, k)].append(p)
+                found = index.get(k)
+                if found is None:
+                    index[k] = [p]
+                else:
+                    found.append(p)
             buckets[(p.adapter, p.currency)].append(p)
         for key, found in buckets.items():
             found.sort(key=lambda p: p.amount_minor)
@@ -182,21 +197,29 @@ class _Book:
 
     def names_another(self, line: LineView) -> bool:
         """The line names a payment that is matched already (in this run or before) or not settled."""
+        index = self.by_key.get(line.source, {})
         for ref in line.refs:
             if (line.source, ref) in self.named_elsewhere:
                 return True
-            if any(p.id in self.taken for p in self.by_key.get((line.source, ref), ())):
+            if any(p.id in self.taken for p in index.get(ref, ())):
                 return True
         return False
 
     def named(self, source: str, refs: Iterable[str]) -> list[PaymentView]:
         """Open payments any of ``refs`` names (each once)."""
-        out: dict[str, PaymentView] = {}
+        index = self.by_key.get(source)
+        if index is None:
+            return []
+        taken = self.taken
+        out: list[PaymentView] = []
         for ref in refs:
-            for p in self.by_key.get((source, ref), ()):
-                if p.id not in self.taken:
-                    out[p.id] = p
-        return list(out.values())
+            found = index.get(ref)
+            if found is None:
+                continue
+            for p in found:
+                if p.id not in taken and p not in out:
+                    out.append(p)
+        return out
 
     def near(self, source: str, currency: str, amount: int, rule: MatchRule) -> list[PaymentView]:
         bucket = self.by_amount.get((source, currency))
@@ -212,20 +235,18 @@ class _Book:
 
 
 def _fits(rule: MatchRule, line: LineView, p: PaymentView) -> bool:
-    """Every criterion of ``rule`` other than how the candidate was found (and the amount)."""
+    """Every criterion of ``rule`` other than the reference it was found by (and the amount)."""
     if p.currency != line.currency:
         return False
     if rule.counterparty and (not line.counterparty or p.creditor != line.counterparty):
         return False
     if rule.date_window_days is not None and (line.day is None or abs((p.day - line.day).days) > rule.date_window_days):
         return False
-    if rule.remittance and not set(line.words) & set(p.keys[:2]):
-        return False
-    return not (rule.reference and not set(line.refs) & set(p.keys))
+    return not (rule.remittance and p.id not in line.words and p.reference not in line.words)
 
 
 def _candidates(rule: MatchRule, line: LineView, book: _Book) -> list[PaymentView]:
-    if rule.reference:
+    if rule.reference:  # found by one of the line's references: the reference criterion holds
         found = book.named(line.source, line.refs)
     elif rule.remittance:
         found = book.named(line.source, line.words)
@@ -308,24 +329,21 @@ def decide(
     book.named_elsewhere = set(named_elsewhere)
     used: set[str] = set()
     out: list[Decision] = []
-
-    def take(d: Decision) -> None:
-        used.update(x.id for x in d.lines)
-        book.taken.update(p.id for p in d.payments)
-        out.append(d)
-
+    remaining = list(lines)
     for rule in rules.rules:
         if rule.many_lines:
-            for d in _many_to_one(rule, lines, book, used):
-                take(d)
-            continue
-        pick = _one_to_many if rule.many_payments else _one_to_one
-        for line in lines:
-            if line.id in used:
-                continue
-            found = pick(rule, line, book)
-            if found is not None:
-                take(found)
+            found = _many_to_one(rule, remaining, book, used)
+        else:
+            pick = _one_to_many if rule.many_payments else _one_to_one
+            found = [d for d in (pick(rule, line, book) for line in remaining) if d is not None]
+        for d in found:
+            if any(x.id in used for x in d.lines) or any(p.id in book.taken for p in d.payments):
+                continue  # lost to an earlier decision of the same rule
+            used.update(x.id for x in d.lines)
+            book.taken.update(p.id for p in d.payments)
+            out.append(d)
+        if found:
+            remaining = [x for x in remaining if x.id not in used]
     return out
 
 

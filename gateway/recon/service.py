@@ -440,7 +440,7 @@ async def run_recon(
         sources = {x.source for x in lines}
         payments = await load_open_payments(conn, sources)
         elsewhere = await load_named_elsewhere(conn, sources, now - timedelta(days=NAMED_WINDOW_DAYS))
-    report.seconds["load"] = time.perf_counter() - clock
+    report.seconds["read"] = time.perf_counter() - clock
     clock = time.perf_counter()
     decisions = decide(lines, payments, rules, elsewhere)
     report.seconds["decide"] = time.perf_counter() - clock
