@@ -97,9 +97,10 @@ class IntakeSettings:
 
 @dataclass(frozen=True)
 class ReconciliationSettings:
-    """``reconciliation.*``: where the matching rules are (docs/reconciliation.md)."""
+    """``reconciliation.*``: where the matching rules are, and real-time matching (docs/reconciliation.md)."""
 
     file: str | None
+    realtime: bool
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
+from gateway.recon.realtime import RealtimeRecon
 from gateway.recon.rules import load_recon_rules
 from gateway.risk.credit import sync_config_limits
 from gateway.risk.engine import fingerprint_key, load_risk
@@ -128,6 +129,10 @@ class Runtime:
         bind_ledger(self.engine, self.ledger)
         self.statement_formats = self.plugins.statement_formats()
         self.recon_rules = load_recon_rules(settings)
+        self.realtime_recon: RealtimeRecon | None = None
+        if settings.reconciliation.realtime:
+            self.realtime_recon = RealtimeRecon(self.engine, self.recon_rules, clock)
+            self.plugins.register(self.realtime_recon, name=f"gateway.recon.realtime.{id(self):x}")
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.writer = IntakeWriter(self.engine, batch_max=settings.intake.batch_max, on_committed=self._on_committed)
         self.orders = Orders(self.engine, self.codec)
@@ -243,6 +248,9 @@ class Runtime:
             await adapter.close()
         self.plugins.unregister(self.metrics)
         self.plugins.unregister(self._waker)
+        if self.realtime_recon is not None:
+            self.plugins.unregister(self.realtime_recon)
+            await self.realtime_recon.close()
         if self._owns_engine:
             await self.engine.dispose()
 
