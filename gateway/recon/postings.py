@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gateway.ledger.model import Entry
+from gateway.ledger.model import Entry, Posting
 from gateway.ledger.rules import Rules
 
 __all__ = ["line_entry", "match_entries"]
@@ -30,20 +30,26 @@ def match_entries(
     difference_minor: int,
     explains: str | None,
     match_id: int,
+    shapes: dict[tuple[str, str, str], tuple[tuple[str, int], ...]] | None = None,
 ) -> list[Entry]:
-    """The entries of a confirmed match: ``payments`` are (instruction id, business unit, amount)."""
-    out = [
-        rules.event(
-            "recon_settled",
-            currency=currency,
-            amounts={"amount": amount},
-            business_unit=bu,
-            adapter=source,
-            instruction_id=instruction_id,
-            memo=f"reconciled by match {match_id}",
-        )
-        for instruction_id, bu, amount in payments
-    ]
+    """The entries of a confirmed match: ``payments`` are (instruction id, business unit, amount).
+
+    ``shapes`` caches the settlement's postings of one minor unit per (adapter,
+    currency, business unit) across a run; the legs are linear in the amount, so
+    they scale to every payment (as ``Rules.transition`` does).
+    """
+    shapes = {} if shapes is None else shapes
+    memo = f"reconciled by match {match_id}"
+    out = []
+    for instruction_id, bu, amount in payments:
+        shape = shapes.get((source, currency, bu))
+        if shape is None:
+            unit = rules.event(
+                "recon_settled", currency=currency, amounts={"amount": 1}, adapter=source, business_unit=bu
+            )
+            shape = shapes[(source, currency, bu)] = tuple((p.account, p.amount) for p in unit.postings)
+        postings = tuple(Posting(account, currency, k * amount) for account, k in shape)
+        out.append(Entry("recon_settled", postings, memo, instruction_id, bu))
     if difference_minor:
         kind = "recon_fx" if explains == "fx" else "recon_fee"
         out.append(

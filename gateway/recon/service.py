@@ -95,6 +95,7 @@ async def write_matches(conn: AsyncConnection, decisions: Sequence[Decision], no
     first = await _next_match_id(conn)
     ledger = rules_for(conn)
     matches, links, pays, entries = [], [], [], []
+    shapes: dict[tuple[str, str, str], tuple[tuple[str, int], ...]] = {}
     for n, d in enumerate(decisions):
         mid = first + n
         diff = d.difference_minor * _fee_sign(d.lines[0].direction)
@@ -126,6 +127,7 @@ async def write_matches(conn: AsyncConnection, decisions: Sequence[Decision], no
                     difference_minor=diff if d.rule.explains else 0,
                     explains=d.rule.explains,
                     match_id=mid,
+                    shapes=shapes,
                 )
             )
     await conn.execute(insert(recon_matches), matches)
