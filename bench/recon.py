@@ -36,12 +36,14 @@ import json
 import os
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,8 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import insert  # noqa: E402
 
 from gateway.ledger.rules import load_rules  # noqa: E402
+from gateway.plugins.manager import Plugins  # noqa: E402
+from gateway.recon.imports import import_file  # noqa: E402
 from gateway.recon.matching import LineView, PaymentView, decide  # noqa: E402
 from gateway.recon.rules import load_recon_rules  # noqa: E402
 from gateway.recon.service import run_recon  # noqa: E402
@@ -58,6 +62,8 @@ from gateway.store.db import create_engine  # noqa: E402
 from gateway.store.journal import bind  # noqa: E402
 from gateway.store.migrate import upgrade  # noqa: E402
 from gateway.store.tables import business_units, instructions, statement_lines, statements  # noqa: E402
+from gateway_adapters.iso20022_bank.camt053 import build_camt053  # noqa: E402
+from gateway_simulators.core.partner import Statement, StatementEntry  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
 DAY: date = NOW.date()
@@ -305,13 +311,91 @@ async def sqlite_run(data: Data, ledger: bool) -> dict[str, Any]:
     }
 
 
+def write_camt053(n: int, path: Path) -> int:
+    """A camt.053 (v8) file of one statement with ``n`` booked entries, as the bank simulator renders them."""
+    rng = random.Random(53)
+    entries = []
+    for k in range(n):
+        entries.append(
+            StatementEntry(
+                amount=Decimal(rng.randint(1_00, 50_000_00)) / 100,
+                currency="EUR",
+                credit=False,
+                booked_on=DAY,
+                reference=f"INV-{k:010d}",
+                partner_reference=f"BNK{k:012d}",
+                instruction_id=f"ins_{k:012d}",
+                counterparty_name=f"Creditor {k}",
+            )
+        )
+    outflow = sum((e.amount for e in entries), Decimal(0))
+    statement = Statement(
+        statement_id="BENCH-CAMT-1",
+        account_iban="DE89370400440532013000",
+        currency="EUR",
+        day=DAY,
+        created_at=NOW,
+        opening_balance=outflow,
+        closing_balance=Decimal(0),
+        entries=tuple(entries),
+    )
+    body = build_camt053([statement], message_id="BENCH-CAMT", created_at=NOW)
+    path.write_bytes(body)
+    return len(body)
+
+
+def import_child(path: str) -> None:
+    """Import one file into a fresh SQLite database; print seconds and this process's peak RSS as JSON."""
+
+    async def run() -> dict[str, Any]:
+        folder = Path(tempfile.mkdtemp(prefix="bench-camt-"))
+        engine = create_engine(f"sqlite+aiosqlite:///{folder / 'import.db'}")
+        await upgrade(engine)
+        formats = Plugins().statement_formats()
+        base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        clock = time.perf_counter()
+        body = Path(path).read_bytes()
+        report = await import_file(engine, formats, body, now=NOW)
+        seconds = time.perf_counter() - clock
+        await engine.dispose()
+        return {
+            "seconds": round(seconds, 3),
+            "lines": report.as_dict()["lines"],
+            "rss_before_mb": round(base_rss, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+
+    print(json.dumps(asyncio.run(run())))
+
+
+def camt_import(n: int) -> dict[str, Any]:
+    """Write an ``n``-entry camt.053, import it in a child process (its own peak RSS), report entries/s."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-camt-"))
+    path = folder / "camt053.xml"
+    size = write_camt053(n, path)
+    child = subprocess.run(
+        [sys.executable, __file__, "--import-child", str(path)], capture_output=True, text=True, check=True
+    )
+    doc = json.loads(child.stdout.strip().splitlines()[-1])
+    doc["entries"] = n
+    doc["file_mb"] = round(size / 2**20, 1)
+    doc["entries_per_second"] = round(n / doc["seconds"]) if doc["seconds"] else None
+    path.unlink()
+    return doc
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--no-sqlite", action="store_true", help="only the in-memory decision")
     parser.add_argument("--no-ledger", action="store_true", help="run_recon with the ledger off")
+    parser.add_argument("--camt-entries", type=int, default=0, help="also import a camt.053 of this many entries")
+    parser.add_argument("--import-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.import_child:
+        import_child(args.import_child)
+        return
 
     clock = time.perf_counter()
     data = generate(args.lines)
@@ -339,6 +423,8 @@ def main() -> None:
     }
     if not args.no_sqlite:
         result["sqlite"] = asyncio.run(sqlite_run(data, ledger=not args.no_ledger))
+    if args.camt_entries:
+        result["camt053_import"] = camt_import(args.camt_entries)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["targets"] = {
         "matching_under_10s": (result["sqlite"]["matching_seconds"] if "sqlite" in result else decide_seconds) < 10,
@@ -361,6 +447,15 @@ def main() -> None:
             ("sqlite: write matches + ledger", f"{s['parts_seconds'].get('write', 0):.2f} s", f"ledger {s['ledger']}"),
             ("sqlite: breaks sync", f"{s['parts_seconds'].get('breaks', 0):.2f} s", str(s["report"])),
         ]
+    if "camt053_import" in result:
+        c = result["camt053_import"]
+        rows.append(
+            (
+                f"camt.053 import, {c['entries']} entries ({c['file_mb']} MB)",
+                f"{c['entries_per_second']} /s",
+                f"peak RSS {c['peak_rss_mb']} MB (target >= 50,000/s, < 300 MB)",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>16}  {note}")
