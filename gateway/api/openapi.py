@@ -1323,11 +1323,11 @@ def _recon_schemas() -> dict[str, Any]:
                 "by_age_days": {"type": "object", "additionalProperties": {"type": "integer"}},
             },
         },
-        "BreakReason": REASON_SCHEMA,
-        "BreakOwner": OWNER_SCHEMA,
-        "BreakComment": TEXT_SCHEMA,
-        "HandMatch": HAND_MATCH_SCHEMA,
-        "ControlTotals": CONTROL_TOTALS_SCHEMA,
+        "BreakReason": with_text_rule(REASON_SCHEMA),
+        "BreakOwner": with_text_rule(OWNER_SCHEMA),
+        "BreakComment": with_text_rule(TEXT_SCHEMA),
+        "HandMatch": with_text_rule(HAND_MATCH_SCHEMA),
+        "ControlTotals": with_text_rule(CONTROL_TOTALS_SCHEMA),
     }
 
 
