@@ -444,12 +444,21 @@ async def load_open_payments(conn: AsyncConnection, adapters: Iterable[str]) -> 
     ]
 
 
-async def load_named_elsewhere(conn: AsyncConnection, adapters: Iterable[str], since: datetime) -> set[tuple[str, str]]:
-    """(adapter, id / reference / partner reference) of payments matched, or not settled, since ``since``."""
+async def load_named_elsewhere(
+    conn: AsyncConnection, adapters: Iterable[str], since: datetime
+) -> dict[tuple[str, str], tuple[str, str, bool]]:
+    """(adapter, id / reference / partner reference) → (instruction id, status, matched) of payments matched,
+    or not settled, since ``since``."""
     names = sorted(set(adapters))
     if not names:
-        return set()
-    cols = (instructions.c.adapter, instructions.c.id, instructions.c.reference, instructions.c.partner_reference)
+        return {}
+    cols = (
+        instructions.c.adapter,
+        instructions.c.id,
+        instructions.c.status,
+        instructions.c.reference,
+        instructions.c.partner_reference,
+    )
     matched = (
         select(*cols)
         .join(recon_match_payments, recon_match_payments.c.instruction_id == instructions.c.id)
@@ -459,8 +468,10 @@ async def load_named_elsewhere(conn: AsyncConnection, adapters: Iterable[str], s
     unsettled = select(*cols).where(
         instructions.c.adapter.in_(names), instructions.c.status != "settled", instructions.c.updated_at >= since
     )
-    out: set[tuple[str, str]] = set()
-    for query in (matched, unsettled):
+    out: dict[tuple[str, str], tuple[str, str, bool]] = {}
+    for query, is_matched in ((unsettled, False), (matched, True)):
         for r in (await conn.execute(query)).all():
-            out.update((r[0], ref) for ref in r[1:] if ref)
+            for ref in (r.id, r.reference, r.partner_reference):
+                if ref:
+                    out[(r.adapter, ref)] = (r.id, r.status, is_matched)
     return out

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -191,35 +191,35 @@ async def _unsuspend(
 
 
 async def _named(conn: AsyncConnection, by_source: dict[str, set[str]]) -> dict[tuple[str, str], tuple[str, str, bool]]:
-    """(source, reference) → (instruction id, status, matched) for every payment a reference names."""
+    """(source, reference) → (instruction id, status, matched) for payments a reference names by their
+    instruction id or partner reference (both indexed; a business-unit reference is known from the run)."""
     out: dict[tuple[str, str], tuple[str, str, bool]] = {}
     matched = select(recon_match_payments.c.instruction_id).where(
         recon_match_payments.c.instruction_id == instructions.c.id
     )
     for source, refs in by_source.items():
         names = sorted(refs)
-        for i in range(0, len(names), 300):
-            chunk = names[i : i + 300]
-            rows = await conn.execute(
-                select(
-                    instructions.c.id,
-                    instructions.c.reference,
-                    instructions.c.partner_reference,
-                    instructions.c.status,
-                    matched.exists().label("matched"),
-                ).where(
-                    instructions.c.adapter == source,
-                    or_(
-                        instructions.c.id.in_(chunk),
-                        instructions.c.reference.in_(chunk),
-                        instructions.c.partner_reference.in_(chunk),
-                    ),
+        for i in range(0, len(names), 500):
+            chunk = names[i : i + 500]
+            for where in (
+                instructions.c.id.in_(chunk),
+                and_(instructions.c.adapter == source, instructions.c.partner_reference.in_(chunk)),
+            ):
+                rows = await conn.execute(
+                    select(
+                        instructions.c.id,
+                        instructions.c.adapter,
+                        instructions.c.partner_reference,
+                        instructions.c.status,
+                        matched.exists().label("matched"),
+                    ).where(where)
                 )
-            )
-            for r in rows.all():
-                for ref in (r.id, r.reference, r.partner_reference):
-                    if ref in refs:
-                        out[(source, ref)] = (r.id, r.status, bool(r.matched))
+                for r in rows.all():
+                    if r.adapter != source:
+                        continue
+                    for ref in (r.id, r.partner_reference):
+                        if ref in refs:
+                            out[(source, ref)] = (r.id, r.status, bool(r.matched))
     return out
 
 
@@ -227,7 +227,9 @@ def _signed(amount: int, direction: str) -> int:
     return amount if direction == "debit" else -amount
 
 
-async def _line_breaks(conn: AsyncConnection, source: str | None) -> list[Found]:
+async def _line_breaks(
+    conn: AsyncConnection, source: str | None, known: dict[tuple[str, str], tuple[str, str, bool]]
+) -> list[Found]:
     """Open booked lines nothing matched, and return / change lines, as breaks."""
     query = (
         select(statement_lines, statements.c.source)
@@ -247,9 +249,9 @@ async def _line_breaks(conn: AsyncConnection, source: str | None) -> list[Found]
     wanted: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         for ref in (r["end_to_end_id"], r["partner_reference"], r["servicer_reference"], r["original_reference"]):
-            if ref:
+            if ref and (r["source"], ref) not in known:
                 wanted[r["source"]].add(ref)
-    named = await _named(conn, wanted)
+    named = {**await _named(conn, wanted), **known}
     out = []
     for r in rows:
         refs = [x for x in (r["end_to_end_id"], r["partner_reference"], r["servicer_reference"]) if x]
@@ -407,9 +409,15 @@ async def _upstream_breaks(conn: AsyncConnection) -> list[Found]:
     return out
 
 
-async def find_breaks(conn: AsyncConnection, rules: ReconRules, source: str | None) -> list[Found]:
+async def find_breaks(
+    conn: AsyncConnection,
+    rules: ReconRules,
+    source: str | None,
+    known: dict[tuple[str, str], tuple[str, str, bool]] | None = None,
+) -> list[Found]:
+    """Every break of now; ``known``: what the run knows of payments by (adapter, reference)."""
     found = (
-        await _line_breaks(conn, source)
+        await _line_breaks(conn, source, known or {})
         + await _suggestion_breaks(conn, source)
         + await _missing_breaks(conn, rules, source)
     )
@@ -444,7 +452,7 @@ async def run_recon(
         elsewhere = await load_named_elsewhere(conn, sources, now - timedelta(days=NAMED_WINDOW_DAYS))
     report.seconds["read"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    decisions = decide(lines, payments, rules, elsewhere)
+    decisions = decide(lines, payments, rules, elsewhere.keys())
     report.seconds["decide"] = time.perf_counter() - clock
     report.lines = len(lines)
     report.confirmed = sum(1 for d in decisions if d.status == "confirmed")
@@ -456,7 +464,14 @@ async def run_recon(
             await write_matches(conn, decisions, now)
             report.seconds["write"] = time.perf_counter() - clock
             clock = time.perf_counter()
-            found = await find_breaks(conn, rules, source)
+            known = dict(elsewhere)
+            for d in decisions:  # matched by this run
+                known.update(((p.adapter, k), (p.id, "settled", True)) for p in d.payments for k in p.keys)
+            taken = {p.id for d in decisions for p in d.payments}
+            for p in payments:  # still open
+                if p.id not in taken:
+                    known.update(((p.adapter, k), (p.id, "settled", False)) for k in p.keys)
+            found = await find_breaks(conn, rules, source, known)
             counts = await sync_breaks(conn, found, now=now, scope=source)
             report.seconds["breaks"] = time.perf_counter() - clock
     except IntegrityError:
