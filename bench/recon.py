@@ -294,9 +294,13 @@ async def sqlite_run(data: Data, ledger: bool) -> dict[str, Any]:
             await conn.execute(insert(statement_lines), line_rows[i : i + 20_000])
         del line_rows
     load = time.perf_counter() - clock
+    log(
+        f"sqlite: loaded {len(data.lines)} lines and {len(data.payments) + len(data.rejected)} payments in {load:.1f} s"
+    )
     clock, cpu = time.perf_counter(), time.process_time()
     report = await run_recon(engine, load_recon_rules(), now=NOW)
     total, total_cpu = time.perf_counter() - clock, time.process_time() - cpu
+    log(f"sqlite: run_recon {total:.1f} s ({total_cpu:.1f} s CPU): {report.seconds} {report.as_dict()}")
     await engine.dispose()
     seconds = {k: round(v, 3) for k, v in report.seconds.items()}
     return {
@@ -409,6 +413,7 @@ def main() -> None:
     decisions = decide(data.lines, data.payments, rules, elsewhere(data))
     decide_seconds, decide_cpu = time.perf_counter() - clock, time.process_time() - cpu
     quality = score(data, decisions)
+    log(f"decide {decide_seconds:.1f} s ({decide_cpu:.1f} s CPU), dict-join {baseline:.2f} s: {quality}")
     result: dict[str, Any] = {
         "lines": len(data.lines),
         "payments": len(data.payments) + len(data.rejected),
