@@ -110,12 +110,10 @@ class FileSettings:
 
 @dataclass(frozen=True)
 class ReconciliationSettings:
-    """``reconciliation.*``: the matching rules' windows and tolerances (docs/reconciliation.md)."""
+    """``reconciliation.*``: where the matching rules are, and real-time matching (docs/reconciliation.md)."""
 
-    date_window_days: int
-    amount_tolerance_minor: int
-    amount_tolerance_bp: int
-    missing_after_days: int
+    file: str | None
+    realtime: bool
 
 
 @dataclass(frozen=True)
@@ -332,6 +330,11 @@ class Settings:
     def risk_file(self) -> Path | None:
         """The risk rules file, resolved against the config file's folder (None: no screening rules)."""
         return self._file("risk")
+
+    @property
+    def reconciliation_file(self) -> Path | None:
+        """The reconciliation rules, resolved against the config file's folder (None: the shipped file)."""
+        return self._file("reconciliation")
 
     @property
     def ledger_file(self) -> Path | None:

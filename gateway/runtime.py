@@ -40,6 +40,8 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
+from gateway.recon.realtime import RealtimeRecon
+from gateway.recon.rules import load_recon_rules
 from gateway.reports.folder import ReportFolder
 from gateway.reports.model import Context as ReportContext
 from gateway.reports.schedule import ReportScheduler, load_schedules
@@ -146,6 +148,11 @@ class Runtime:
         self.ledger = load_ledger(settings, self.plugins.ledger_rules())
         bind_ledger(self.engine, self.ledger)
         self.statement_formats = self.plugins.statement_formats()
+        self.recon_rules = load_recon_rules(settings)
+        self.realtime_recon: RealtimeRecon | None = None
+        if settings.reconciliation.realtime:
+            self.realtime_recon = RealtimeRecon(self.engine, self.recon_rules, clock)
+            self.plugins.register(self.realtime_recon, name=f"gateway.recon.realtime.{id(self):x}")
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.writer = IntakeWriter(self.engine, batch_max=settings.intake.batch_max, on_committed=self._on_committed)
         self.orders = Orders(self.engine, self.codec)
@@ -203,6 +210,7 @@ class Runtime:
             collection_updates=self.collection_updates,
             wake_collections=self._wake_collections,
             files=self.files,
+            recon_rules=self.recon_rules,
         )
 
     def _wake_collections(self) -> None:
@@ -346,6 +354,9 @@ class Runtime:
         self.plugins.unregister(self.metrics)
         self.plugins.unregister(self._waker)
         self.plugins.unregister(self._file_waker)
+        if self.realtime_recon is not None:
+            self.plugins.unregister(self.realtime_recon)
+            await self.realtime_recon.close()
         if self._owns_engine:
             await self.engine.dispose()
 

@@ -19,6 +19,7 @@ from gateway.errors import UnknownAdapterError
 from gateway.intake.files import FileDesk
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter
+from gateway.recon.rules import ReconRules
 from gateway.risk.holds import HoldDesk
 from gateway.store.codec import InstructionCodec
 from gateway.store.encryption import FieldCipher
@@ -55,6 +56,8 @@ class ApiServices:
     collection_updates: CollectionUpdates | None = None
     #: tells the collection dispatcher a job is due now
     wake_collections: Callable[[], None] = lambda: None
+    #: the reconciliation rules checked at start (``config/reconciliation.yaml``); None: the shipped file
+    recon_rules: ReconRules | None = None
 
     def adapter(self, name: str) -> Adapter:
         """The enabled adapter of that name; ``UnknownAdapterError`` (404) otherwise."""

@@ -19,7 +19,17 @@ from gateway.api.openapi_bundle import (
     with_text_rule,
 )
 from gateway.api.openapi_receivables import receivable_paths, receivable_schemas
-from gateway.api.recon import BREAK_CURSOR, SOURCE_PATTERN
+from gateway.api.recon import (
+    BREAK_CURSOR,
+    BREAK_ID,
+    CONTROL_TOTALS_SCHEMA,
+    HAND_MATCH_SCHEMA,
+    MATCH_REF,
+    OWNER_SCHEMA,
+    REASON_SCHEMA,
+    SOURCE_PATTERN,
+    TEXT_SCHEMA,
+)
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
 from gateway.api.statements import FORMAT_PATTERN
 from gateway.api.webhooks import CREATE_SCHEMA as WEBHOOK_CREATE_SCHEMA
@@ -34,7 +44,7 @@ from gateway.domain.collection_status import CollectionStatus
 from gateway.domain.status import Status
 from gateway.intake.batch import MAX_ITEMS as MAX_BATCH_ITEMS
 from gateway.intake.pain001 import VERSIONS as PAIN001_VERSIONS
-from gateway.recon.matching import BREAK_KINDS, LINE_ID
+from gateway.recon.breaks import BREAK_KINDS, BREAK_STATES
 from gateway.reports.folder import REPORT_ID_RE
 from gateway.reports.model import NAME_RE
 from gateway.reports.render import FORMATS
@@ -1270,36 +1280,115 @@ def _recon_schemas() -> dict[str, Any]:
         },
         "MatchRun": {
             "type": "object",
-            "description": "What one run of the matching rules found.",
+            "description": "What one reconciliation run did (docs/reconciliation.md).",
+            "required": ["lines", "confirmed", "suggested", "unmatched", "breaks_opened", "breaks_closed"],
             "properties": {
                 "lines": {"type": "integer", "description": "unmatched booked statement lines looked at"},
-                "confirmed": {"type": "integer"},
-                "suggested": {"type": "integer"},
-                "unmatched": {"type": "integer"},
+                "confirmed": {"type": "integer", "description": "matches confirmed by the rules"},
+                "suggested": {"type": "integer", "description": "matches waiting for finance"},
+                "unmatched": {"type": "integer", "description": "lines no rule matched"},
+                "breaks_opened": {"type": "integer"},
+                "breaks_closed": {"type": "integer", "description": "open breaks the rules explain now"},
             },
         },
         "Break": {
             "type": "object",
-            "description": "Something reconciliation could not explain (docs/reconciliation.md).",
+            "description": "Something reconciliation could not explain, and its workflow (docs/reconciliation.md).",
+            "required": ["id", "kind", "state", "subject", "source", "currency", "amount", "age_days", "detail"],
             "properties": {
+                "id": {"type": "string", "pattern": BREAK_ID.pattern},
                 "kind": {"enum": list(BREAK_KINDS)},
-                "id": {"type": "string", "description": "a statement line (`ln_…`) or, when missing, the instruction"},
-                "source": {"type": "string", "description": "the partner (adapter)"},
-                "statement_id": {"type": ["string", "null"]},
-                "instruction_id": {"type": ["string", "null"], "description": "the suggested or missing payment"},
+                "state": {"enum": list(BREAK_STATES)},
+                "subject": {
+                    "type": "string",
+                    "description": "a statement line (`ln_…`), a match (`m_…`), an instruction id, or bu/day/currency",
+                },
+                "source": {"type": "string", "description": "the partner (adapter), or `bu:<business unit>`"},
                 "currency": {"type": "string"},
-                "amount": {"type": "string"},
-                "amount_minor": {"type": "integer"},
+                "amount": {"type": "string", "description": "signed (money out is positive); a mismatch's difference"},
                 "date": {"type": ["string", "null"], "format": "date"},
-                "age_days": {"type": ["integer", "null"]},
+                "age_days": {"type": "integer", "description": "days since the break was opened"},
                 "detail": {"type": "string"},
+                "instruction_id": {"type": ["string", "null"]},
+                "owner": {"type": ["string", "null"]},
+                "opened_at": {"type": "string", "format": "date-time"},
+                "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                "closed_by": {"type": ["string", "null"]},
+                "reason": {"type": ["string", "null"]},
+                "write_off_requested_by": {
+                    "type": ["string", "null"],
+                    "description": "who asked for a write-off above the threshold (another person approves)",
+                },
+                "comments": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "by": {"type": "string"},
+                            "at": {"type": "string", "format": "date-time"},
+                            "text": {"type": "string"},
+                        },
+                    },
+                },
             },
         },
+        "ReconSummary": {
+            "type": "object",
+            "description": "Matched share of statement lines, open breaks by kind and by age.",
+            "required": [
+                "statement_lines",
+                "matched_lines",
+                "matched_percent",
+                "open_breaks",
+                "by_kind",
+                "by_age_days",
+            ],
+            "properties": {
+                "statement_lines": {"type": "integer"},
+                "matched_lines": {"type": "integer"},
+                "matched_percent": {"type": "number"},
+                "open_breaks": {"type": "integer"},
+                "by_kind": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "by_age_days": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        },
+        "BreakReason": with_text_rule(REASON_SCHEMA),
+        "BreakOwner": with_text_rule(OWNER_SCHEMA),
+        "BreakComment": with_text_rule(TEXT_SCHEMA),
+        "HandMatch": with_text_rule(HAND_MATCH_SCHEMA),
+        "ControlTotals": with_text_rule(CONTROL_TOTALS_SCHEMA),
     }
 
 
 def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
     report = {"$ref": "#/components/schemas/StatementImport"}
+    brk = {"$ref": "#/components/schemas/Break"}
+    break_param = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": BREAK_ID.pattern},
+        "description": "the break (`brk_<number>`); anything else is 404",
+    }
+
+    def action(operation: str, summary: str, body: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "summary": f"{summary} (scope finance)",
+                "operationId": operation,
+                "security": bearer,
+                "parameters": [break_param],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+                },
+                "responses": {
+                    "200": _json(brk, "The break after it"),
+                    **_problems(400, 401, 403, 404, 409, 415, 422),
+                },
+            }
+        }
+
     return {
         "/v1/statements": {
             "post": {
@@ -1331,27 +1420,32 @@ def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
         },
         "/v1/recon/run": {
             "post": {
-                "summary": "Match unmatched statement lines to payments (scope finance)",
-                "description": "Rules in order: instruction id, end-to-end id, partner reference, then amount + "
-                "date + counterparty (suggested only). `source` narrows the run to one partner.",
+                "summary": "Run reconciliation: match, post to the ledger, sync the breaks (scope finance)",
+                "description": "The rules of `config/reconciliation.yaml` in order (docs/reconciliation.md). "
+                "`source` narrows the run to one partner, `date` to statement lines of that day.",
                 "operationId": "runReconciliation",
                 "security": bearer,
                 "parameters": [
-                    {"name": "source", "in": "query", "schema": {"type": "string", "pattern": SOURCE_PATTERN.pattern}}
+                    {"name": "source", "in": "query", "schema": {"type": "string", "pattern": SOURCE_PATTERN.pattern}},
+                    {"name": "date", "in": "query", "schema": {"type": "string", "format": "date"}},
                 ],
                 "responses": {
-                    "200": _json({"$ref": "#/components/schemas/MatchRun"}, "What the run matched"),
+                    "200": _json({"$ref": "#/components/schemas/MatchRun"}, "What the run did"),
                     **_problems(400, 401, 403, 409),
                 },
             }
         },
         "/v1/recon/breaks": {
             "get": {
-                "summary": "Open reconciliation breaks, by kind then id (scope finance)",
+                "summary": "Reconciliation breaks, oldest first (scope finance)",
+                "description": "`state`: `open` (default: open or pending a second person's write-off), "
+                "one state, or `all`.",
                 "operationId": "listBreaks",
                 "security": bearer,
                 "parameters": [
                     {"name": "kind", "in": "query", "schema": {"enum": list(BREAK_KINDS)}},
+                    {"name": "state", "in": "query", "schema": {"enum": [*BREAK_STATES, "all"]}},
+                    {"name": "source", "in": "query", "schema": {"type": "string", "pattern": "^[a-z0-9_:.-]{1,64}$"}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                     {
                         "name": "cursor",
@@ -1363,33 +1457,91 @@ def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "responses": {"200": _json(_page("Break"), "A page of breaks"), **_problems(400, 401, 403)},
             }
         },
-        "/v1/recon/matches/{line}/confirm": {
+        "/v1/recon/breaks/{id}": {
+            "get": {
+                "summary": "A break with its comments (scope finance)",
+                "operationId": "getBreak",
+                "security": bearer,
+                "parameters": [break_param],
+                "responses": {"200": _json(brk, "The break"), **_problems(400, 401, 403, 404)},
+            }
+        },
+        "/v1/recon/breaks/{id}/assign": action("assignBreak", "Give a break an owner", "BreakOwner"),
+        "/v1/recon/breaks/{id}/comments": action("commentBreak", "Comment on a break", "BreakComment"),
+        "/v1/recon/breaks/{id}/resolve": action(
+            "resolveBreak",
+            "Close a break with a reason; a line in suspense is 409 (match it or write it off)",
+            "BreakReason",
+        ),
+        "/v1/recon/breaks/{id}/write-off": action(
+            "writeOffBreak",
+            "Write a line's suspense off to `write_off:{adapter}`. Above the threshold of "
+            "`config/reconciliation.yaml` the first call leaves it `pending_write_off` and another finance "
+            "key must call again (the same key: 403 `four-eyes`)",
+            "BreakReason",
+        ),
+        "/v1/recon/breaks/{id}/match": action(
+            "matchBreak",
+            "Match a break's statement line to settled payments by hand (the difference is posted as a fee)",
+            "HandMatch",
+        ),
+        "/v1/recon/matches/{ref}/confirm": {
             "post": {
-                "summary": "Confirm a suggested match (scope finance)",
+                "summary": "Confirm a suggested match and post it to the ledger (scope finance)",
                 "operationId": "confirmMatch",
                 "security": bearer,
                 "parameters": [
                     {
-                        "name": "line",
+                        "name": "ref",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string", "pattern": LINE_ID.pattern},
-                        "description": "the statement line (`ln_<statement>_<line>`); anything else is 404",
+                        "schema": {"type": "string", "pattern": MATCH_REF.pattern},
+                        "description": "the match (`m_<id>`) or one of its statement lines (`ln_<statement>_<line>`)",
                     }
                 ],
                 "responses": {
                     "200": _json(
                         {
                             "type": "object",
+                            "required": ["match", "instruction_ids", "status"],
                             "properties": {
-                                "line": {"type": "string"},
-                                "instruction_id": {"type": "string"},
+                                "match": {"type": "string"},
+                                "instruction_ids": {"type": "array", "items": {"type": "string"}},
                                 "status": {"const": "confirmed"},
                             },
                         },
                         "The match, confirmed",
                     ),
                     **_problems(400, 401, 403, 404, 409),
+                },
+            }
+        },
+        "/v1/recon/summary": {
+            "get": {
+                "summary": "Matched share and open breaks by kind and age (scope finance)",
+                "operationId": "reconSummary",
+                "security": bearer,
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/ReconSummary"}, "The summary"),
+                    **_problems(400, 401, 403),
+                },
+            }
+        },
+        "/v1/control-totals": {
+            "post": {
+                "summary": "A business unit's day: count and sum per currency (scope instructions or finance)",
+                "description": "Stored per business unit, day and currency (sending them again replaces them); "
+                "the next reconciliation run compares them with the gateway's own totals of payments received "
+                "that day (UTC) and opens an `upstream_total_mismatch` break for a difference.",
+                "operationId": "postControlTotals",
+                "security": bearer,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ControlTotals"}}},
+                },
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/ControlTotals"}, "The totals, stored"),
+                    **_problems(400, 401, 403, 409, 415, 422),
                 },
             }
         },

@@ -1,79 +1,368 @@
-"""Reconciliation over HTTP (scope ``finance``): run the matching rules, list breaks, confirm a match.
+"""Reconciliation over HTTP (scope ``finance``): runs, breaks and their workflow, matches, control totals.
 
-``POST /v1/recon/run`` matches every unmatched statement line it can
-(``source`` narrows it to one partner); ``GET /v1/recon/breaks`` lists what is
-left — lines nothing explains, returns and notifications of change, suggested
-matches waiting for finance, settled payments missing from their partner's
-statements — in a stable order, paged; ``POST /v1/recon/matches/{line}/confirm``
-confirms a suggested match. See docs/reconciliation.md.
+``POST /v1/recon/run`` matches what the rules of ``config/reconciliation.yaml``
+explain and syncs the breaks (``source`` / ``date`` narrow it);
+``GET /v1/recon/breaks`` pages the stored breaks (open by default) by id;
+``/v1/recon/breaks/{id}/…`` assigns, comments, resolves, matches by hand or
+writes off (four eyes above the threshold); ``POST /v1/recon/matches/{ref}/confirm``
+confirms a suggested match; ``GET /v1/recon/summary`` is the matched share and
+the breaks by kind and age; ``POST /v1/control-totals`` takes what a business
+unit says it sent. See docs/reconciliation.md.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.api.appkeys import SERVICES, SETTINGS
+from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
-from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit
-from gateway.errors import BadRequestError
-from gateway.recon.matching import BREAK_KINDS, confirm_match, list_breaks, run_matching
+from gateway.api.bodies import read_json
+from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
+from gateway.contracts.registry import check_body
+from gateway.contracts.strict_schema import StrictValidator
+from gateway.domain.errors import CurrencyError
+from gateway.domain.money import minor_units
+from gateway.errors import BadRequestError, ConflictError, ContractError, FieldError
+from gateway.recon.breaks import (
+    BREAK_KINDS,
+    BREAK_STATES,
+    OPEN_STATES,
+    add_comment,
+    assign_break,
+    break_view,
+    get_break,
+    list_breaks,
+    resolve_break,
+    summary,
+    write_off_break,
+)
+from gateway.recon.rules import ReconRules, load_recon_rules
+from gateway.recon.service import confirm_match, match_by_hand, run_recon
+from gateway.store.tables import control_totals
 
-__all__ = ["BREAK_CURSOR", "SOURCE_PATTERN", "routes"]
+__all__ = [
+    "BREAK_CURSOR",
+    "BREAK_ID",
+    "CONTROL_TOTALS_SCHEMA",
+    "HAND_MATCH_SCHEMA",
+    "MATCH_REF",
+    "OWNER_SCHEMA",
+    "REASON_SCHEMA",
+    "SOURCE_PATTERN",
+    "TEXT_SCHEMA",
+    "routes",
+]
 
 routes = web.RouteTableDef()
 
 SOURCE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-BREAK_CURSOR = re.compile(r"^(" + "|".join(BREAK_KINDS) + r")/[A-Za-z0-9_]{1,60}$")
+BREAK_ID = re.compile(r"^brk_[1-9][0-9]{0,17}$")
+BREAK_CURSOR = re.compile(r"^[1-9][0-9]{0,17}$")
+MATCH_REF = re.compile(r"^(m_[1-9][0-9]{0,17}|ln_[1-9][0-9]{0,17}_[1-9][0-9]{0,8})$")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+REASON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["reason"],
+    "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 200, "description": "why (kept)"}},
+}
+OWNER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["owner"],
+    "properties": {"owner": {"type": "string", "minLength": 1, "maxLength": 64, "description": "who works on it"}},
+}
+TEXT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["text"],
+    "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 1000}},
+}
+HAND_MATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["instruction_ids"],
+    "properties": {
+        "instruction_ids": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1, "maxLength": 40},
+            "description": "the settled payments the break's statement line pays (the difference is a fee)",
+        }
+    },
+}
+CONTROL_TOTALS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["date", "totals"],
+    "properties": {
+        "business_unit": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "default: the calling key's business unit; another one needs scope finance",
+        },
+        "date": {"type": "string", "format": "date", "description": "the business day (UTC) the totals are for"},
+        "totals": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 200,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["currency", "count", "amount"],
+                "properties": {
+                    "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                    "count": {"type": "integer", "minimum": 0, "maximum": 100000000},
+                    "amount": {"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,4})?$"},
+                },
+            },
+        },
+    },
+}
+_REASON = StrictValidator(REASON_SCHEMA)
+_OWNER = StrictValidator(OWNER_SCHEMA)
+_TEXT = StrictValidator(TEXT_SCHEMA)
+_HAND = StrictValidator(HAND_MATCH_SCHEMA)
+_TOTALS = StrictValidator(CONTROL_TOTALS_SCHEMA)
+
+
+def _rules(request: web.Request) -> ReconRules:
+    return request.app[SERVICES].recon_rules or load_recon_rules()
+
+
+def _break_id(request: web.Request) -> str:
+    return path_id(request.match_info["id"], BREAK_ID, "no such break (ids look like brk_<number>)")
+
+
+def _day(value: str, name: str) -> date:
+    try:
+        if not _DAY.fullmatch(value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequestError(f"{name} must be a date (YYYY-MM-DD)") from None
 
 
 @routes.post("/v1/recon/run")
 async def run(request: web.Request) -> web.Response:
-    """Run the matching rules over every unmatched statement line (of one ``source``, if given)."""
+    """Match what the rules explain, post it to the ledger, and sync the breaks."""
     rt = request.app[SERVICES]
     await authenticate(request, "finance")
-    allow_only(request.query, "source")
+    allow_only(request.query, "source", "date")
     source = request.query.get("source")
     if source is not None and not SOURCE_PATTERN.fullmatch(source):
         raise BadRequestError("source must be an adapter's name (e.g. iso20022_bank)")
-    found = await run_matching(rt.engine, request.app[SETTINGS].reconciliation, now=rt.clock(), source=source)
-    return web.json_response(found.as_dict())
+    on = _day(request.query["date"], "date") if "date" in request.query else None
+    report = await run_recon(rt.engine, _rules(request), now=rt.clock(), source=source, on=on)
+    return web.json_response(report.as_dict())
 
 
 @routes.get("/v1/recon/breaks")
 async def breaks(request: web.Request) -> web.Response:
-    """Open breaks by kind, then id; ``kind`` narrows them."""
+    """Breaks by id (oldest first); ``state`` (default ``open``: open or pending write-off), ``kind``, ``source``."""
     rt = request.app[SERVICES]
     await authenticate(request, "finance")
-    allow_only(request.query, "kind", *PAGE_PARAMETERS)
+    allow_only(request.query, "kind", "state", "source", *PAGE_PARAMETERS)
     kind = request.query.get("kind")
     if kind is not None and kind not in BREAK_KINDS:
         raise BadRequestError(f"kind must be one of {', '.join(BREAK_KINDS)}")
+    state = request.query.get("state", "open")
+    if state not in (*BREAK_STATES, "all"):
+        raise BadRequestError(f"state must be one of {', '.join(BREAK_STATES)} or all")
+    states = OPEN_STATES if state == "open" else BREAK_STATES if state == "all" else (state,)
+    source = request.query.get("source")
+    if source is not None and not re.fullmatch(r"^[a-z0-9_:.-]{1,64}$", source):
+        raise BadRequestError("source must be an adapter's name or bu:<business unit>")
     limit = page_limit(request.query)
     cursor = page_cursor(request.query, BREAK_CURSOR)
-    found = await list_breaks(rt.engine, request.app[SETTINGS].reconciliation, now=rt.clock())
-    if kind is not None:
-        found = [b for b in found if b.kind == kind]
-    if cursor is not None:
-        after_kind, after_id = cursor.split("/", 1)
-        after = (BREAK_KINDS.index(after_kind), after_id)
-        found = [b for b in found if (BREAK_KINDS.index(b.kind), b.id) > after]
+    found = await list_breaks(
+        rt.engine, states=states, kind=kind, source=source, after=int(cursor or 0), limit=limit + 1
+    )
+    today = rt.clock().date()
     page = found[:limit]
     return web.json_response(
         {
-            "items": [b.as_dict() for b in page],
-            "next_cursor": f"{page[-1].kind}/{page[-1].id}" if len(found) > limit else None,
+            "items": [break_view(r, today) for r in page],
+            "next_cursor": str(page[-1]["id"]) if len(found) > limit else None,
         }
     )
 
 
-@routes.post("/v1/recon/matches/{line}/confirm")
-async def confirm(request: web.Request) -> web.Response:
-    """Confirm the suggested match of a statement line (``ln_<statement>_<line>``)."""
+@routes.get("/v1/recon/breaks/{id}")
+async def one_break(request: web.Request) -> web.Response:
+    """A break with its comments."""
+    rt = request.app[SERVICES]
+    await authenticate(request, "finance")
+    allow_only(request.query)
+    row, comments = await get_break(rt.engine, _break_id(request))
+    return web.json_response(break_view(row, rt.clock().date(), comments))
+
+
+async def _after(request: web.Request, break_id: str) -> web.Response:
+    rt = request.app[SERVICES]
+    row, comments = await get_break(rt.engine, break_id)
+    return web.json_response(break_view(row, rt.clock().date(), comments))
+
+
+@routes.post("/v1/recon/breaks/{id}/assign")
+async def assign(request: web.Request) -> web.Response:
+    """Give a break an owner."""
     rt = request.app[SERVICES]
     principal = await authenticate(request, "finance")
     allow_only(request.query)
-    line = request.match_info["line"]
-    instruction_id = await confirm_match(rt.engine, line, by=principal.key_id, now=rt.clock())
-    return web.json_response({"line": line, "instruction_id": instruction_id, "status": "confirmed"})
+    break_id = _break_id(request)
+    body = await read_json(request)
+    check_body(_OWNER, body)
+    await assign_break(rt.engine, break_id, body["owner"], by=principal.key_id, now=rt.clock())
+    return await _after(request, break_id)
+
+
+@routes.post("/v1/recon/breaks/{id}/comments")
+async def comment(request: web.Request) -> web.Response:
+    """Add a comment to a break."""
+    rt = request.app[SERVICES]
+    principal = await authenticate(request, "finance")
+    allow_only(request.query)
+    break_id = _break_id(request)
+    body = await read_json(request)
+    check_body(_TEXT, body)
+    await add_comment(rt.engine, break_id, body["text"], by=principal.key_id, now=rt.clock())
+    return await _after(request, break_id)
+
+
+@routes.post("/v1/recon/breaks/{id}/resolve")
+async def resolve(request: web.Request) -> web.Response:
+    """Close a break with a reason (a line in suspense must be matched or written off instead)."""
+    rt = request.app[SERVICES]
+    principal = await authenticate(request, "finance")
+    allow_only(request.query)
+    break_id = _break_id(request)
+    body = await read_json(request)
+    check_body(_REASON, body)
+    await resolve_break(rt.engine, break_id, body["reason"], by=principal.key_id, now=rt.clock())
+    return await _after(request, break_id)
+
+
+@routes.post("/v1/recon/breaks/{id}/write-off")
+async def write_off(request: web.Request) -> web.Response:
+    """Write a line's suspense off; above the threshold the first call asks and a second person approves."""
+    rt = request.app[SERVICES]
+    principal = await authenticate(request, "finance")
+    allow_only(request.query)
+    break_id = _break_id(request)
+    body = await read_json(request)
+    check_body(_REASON, body)
+    await write_off_break(rt.engine, break_id, body["reason"], _rules(request), by=principal.key_id, now=rt.clock())
+    return await _after(request, break_id)
+
+
+@routes.post("/v1/recon/breaks/{id}/match")
+async def hand_match(request: web.Request) -> web.Response:
+    """Match a break's statement line to settled payments by hand."""
+    rt = request.app[SERVICES]
+    principal = await authenticate(request, "finance")
+    allow_only(request.query)
+    break_id = _break_id(request)
+    body = await read_json(request)
+    check_body(_HAND, body)
+    await match_by_hand(rt.engine, break_id, body["instruction_ids"], by=principal.key_id, now=rt.clock())
+    return await _after(request, break_id)
+
+
+@routes.post("/v1/recon/matches/{ref}/confirm")
+async def confirm(request: web.Request) -> web.Response:
+    """Confirm a suggested match (``m_<id>``, or a statement line of it ``ln_<statement>_<line>``)."""
+    rt = request.app[SERVICES]
+    principal = await authenticate(request, "finance")
+    allow_only(request.query)
+    ref = path_id(request.match_info["ref"], MATCH_REF, "no such match (m_<id> or ln_<statement>_<line>)")
+    paid = await confirm_match(rt.engine, ref, by=principal.key_id, now=rt.clock())
+    return web.json_response({"match": ref, "instruction_ids": paid, "status": "confirmed"})
+
+
+@routes.get("/v1/recon/summary")
+async def recon_summary(request: web.Request) -> web.Response:
+    """Matched share of statement lines; open breaks by kind and by age."""
+    rt = request.app[SERVICES]
+    await authenticate(request, "finance")
+    allow_only(request.query)
+    return web.json_response(await summary(rt.engine, rt.clock().date()))
+
+
+@routes.post("/v1/control-totals")
+async def post_control_totals(request: web.Request) -> web.Response:
+    """What a business unit says it sent on a day: count and sum per currency (the next run compares)."""
+    rt = request.app[SERVICES]
+    principal = await authenticate(request, "instructions", "finance")
+    allow_only(request.query)
+    body = await read_json(request)
+    check_body(_TOTALS, body)
+    unit = body.get("business_unit", principal.business_unit)
+    if unit != principal.business_unit and "finance" not in principal.scopes and "admin" not in principal.scopes:
+        raise ContractError(
+            "/business_unit: only a finance key sends another business unit's totals",
+            errors=[FieldError("/business_unit", "not this key's business unit")],
+        )
+    day = _day(body["date"], "/date")
+    rows = []
+    for i, t in enumerate(body["totals"]):
+        where = f"/totals/{i}"
+        try:
+            digits = minor_units(t["currency"])
+            scaled = Decimal(t["amount"]).scaleb(digits)
+        except (CurrencyError, InvalidOperation):
+            raise ContractError(
+                f"{where}/currency: not a currency", errors=[FieldError(f"{where}/currency", "unknown")]
+            ) from None
+        if scaled != scaled.to_integral_value():
+            msg = f"more decimals than {t['currency']} has"
+            raise ContractError(f"{where}/amount: {msg}", errors=[FieldError(f"{where}/amount", msg)])
+        rows.append((t["currency"], t["count"], int(scaled)))
+    if len({c for c, _, _ in rows}) != len(rows):
+        raise ContractError("/totals: one entry per currency", errors=[FieldError("/totals", "a currency twice")])
+    now = rt.clock()
+    try:
+        await _store_totals(rt.engine, unit, day, rows, principal.key_id, now)
+    except IntegrityError:
+        raise ConflictError("the same totals are being sent concurrently; send them again") from None
+    return web.json_response({"business_unit": unit, "date": day.isoformat(), "totals": body["totals"]})
+
+
+async def _store_totals(
+    engine: AsyncEngine, unit: str, day: date, rows: list[tuple[str, int, int]], by: str, now: datetime
+) -> None:
+    """Insert or replace a business unit's totals of a day (sending them again changes nothing)."""
+    async with engine.begin() as conn:
+        for currency, count, total in rows:
+            key = (
+                (control_totals.c.business_unit == unit)
+                & (control_totals.c.day == day)
+                & (control_totals.c.currency == currency)
+            )
+            done = await conn.execute(
+                update(control_totals).where(key).values(count=count, sum_minor=total, received_at=now, received_by=by)
+            )
+            if done.rowcount == 0:
+                await conn.execute(
+                    insert(control_totals).values(
+                        business_unit=unit,
+                        day=day,
+                        currency=currency,
+                        count=count,
+                        sum_minor=total,
+                        received_at=now,
+                        received_by=by,
+                    )
+                )

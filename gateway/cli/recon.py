@@ -1,7 +1,8 @@
-"""``gateway recon …``: statements in, matching, breaks (docs/reconciliation.md).
+"""``gateway recon …``: statements in, reconciliation runs, breaks and their workflow (docs/reconciliation.md).
 
 User errors exit 2 with one line (``GatewayError``, as every command): a file
-that is unreadable or whose control figures do not add up is refused whole.
+that is unreadable or whose control figures do not add up is refused whole, a
+wrong key of ``config/reconciliation.yaml`` is named.
 """
 
 from __future__ import annotations
@@ -10,14 +11,31 @@ import argparse
 import getpass
 import json
 import sys
+from datetime import date
 from pathlib import Path
 
 from gateway.cli.common import Subparsers, command, console, database, group, load, require_schema, table
+from gateway.config import Settings
 from gateway.domain.clock import system_clock
 from gateway.errors import ConfigError
+from gateway.ledger.rules import Rules, load_ledger
 from gateway.plugins.manager import Plugins
+from gateway.recon.breaks import (
+    BREAK_KINDS,
+    BREAK_STATES,
+    OPEN_STATES,
+    add_comment,
+    assign_break,
+    break_view,
+    list_breaks,
+    resolve_break,
+    summary,
+    write_off_break,
+)
 from gateway.recon.imports import AUTO, import_file
-from gateway.recon.matching import BREAK_KINDS, confirm_match, list_breaks, run_matching
+from gateway.recon.rules import ReconRules, load_recon_rules
+from gateway.recon.service import confirm_match, match_by_hand, run_recon
+from gateway.store.journal import bind
 
 __all__ = ["register"]
 
@@ -27,6 +45,22 @@ def _read(path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _who() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _setup(args: argparse.Namespace) -> tuple[Settings, ReconRules]:
+    settings = load(args)
+    return settings, load_recon_rules(settings)
 
 
 async def _import(args: argparse.Namespace) -> int:
@@ -52,53 +86,93 @@ async def _import(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    settings, rules = _setup(args)
+    async with database(settings) as engine:
+        await require_schema(engine)
+        bind(engine, _ledger(settings))
+        found = await run_recon(engine, rules, now=system_clock(), source=args.partner, on=args.date)
+        totals = await summary(engine, system_clock().date())
+    doc = {**found.as_dict(), "summary": totals}
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    print(
+        f"{doc['lines']} statement lines: {doc['confirmed']} matched, {doc['suggested']} suggested,"
+        f" {doc['unmatched']} unmatched; breaks: {doc['breaks_opened']} opened, {doc['breaks_closed']} closed",
+        file=sys.stderr,
+    )
+    _print_summary(totals)
+    return 0
+
+
+def _ledger(settings: Settings) -> Rules | None:
+    return load_ledger(settings, Plugins().ledger_rules())
+
+
+def _print_summary(doc: dict[str, object]) -> None:
+    shown = table(
+        f"reconciliation: {doc['matched_percent']} % of {doc['statement_lines']} statement lines matched,"
+        f" {doc['open_breaks']} open breaks",
+        "kind",
+        "open",
+        names=("kind",),
+        numbers=("open",),
+    )
+    for kind, n in doc["by_kind"].items():  # type: ignore[attr-defined]
+        shown.add_row(kind, str(n))
+    console().print(shown)
+    ages = table("open breaks by age (days)", "age", "open", names=("age",), numbers=("open",))
+    for bucket, n in doc["by_age_days"].items():  # type: ignore[attr-defined]
+        ages.add_row(bucket, str(n))
+    console().print(ages)
+
+
+async def _summary(args: argparse.Namespace) -> int:
     settings = load(args)
     async with database(settings) as engine:
         await require_schema(engine)
-        found = await run_matching(engine, settings.reconciliation, now=system_clock(), source=args.partner)
-    doc = found.as_dict()
+        doc = await summary(engine, system_clock().date())
     if args.json:
         print(json.dumps(doc))
     else:
-        print(
-            f"{doc['lines']} statement lines: {doc['confirmed']} matched, {doc['suggested']} suggested,"
-            f" {doc['unmatched']} unmatched",
-            file=sys.stderr,
-        )
+        _print_summary(doc)
     return 0
 
 
 async def _breaks(args: argparse.Namespace) -> int:
     settings = load(args)
+    states = OPEN_STATES if args.state == "open" else BREAK_STATES if args.state == "all" else (args.state,)
     async with database(settings) as engine:
         await require_schema(engine)
-        found = await list_breaks(engine, settings.reconciliation, now=system_clock())
-    found = [b for b in found if args.kind is None or b.kind == args.kind]
+        rows = await list_breaks(engine, states=states, kind=args.kind, source=args.partner, limit=100_000)
+    today = system_clock().date()
+    found = [break_view(r, today) for r in rows]
     if args.json:
-        print(json.dumps({"items": [b.as_dict() for b in found]}))
+        print(json.dumps({"items": found}))
         return 0
     shown = table(
         f"{len(found)} breaks",
         "id",
         "kind",
+        "state",
         "source",
         "amount",
-        "date",
         "age",
+        "owner",
         "detail",
         names=("id",),
         numbers=("amount", "age"),
     )
     for b in found:
-        view = b.as_dict()
         shown.add_row(
-            b.id,
-            b.kind,
-            b.source,
-            f"{view['amount']} {b.currency}",
-            view["date"] or "",
-            "" if b.age_days is None else str(b.age_days),
-            b.detail,
+            b["id"],
+            b["kind"],
+            b["state"],
+            b["source"],
+            f"{b['amount']} {b['currency']}",
+            str(b["age_days"]),
+            b["owner"] or "",
+            b["detail"],
         )
     console().print(shown)
     return 0
@@ -108,8 +182,33 @@ async def _confirm(args: argparse.Namespace) -> int:
     settings = load(args)
     async with database(settings) as engine:
         await require_schema(engine)
-        instruction_id = await confirm_match(engine, args.line, by=f"cli:{getpass.getuser()}", now=system_clock())
-    print(f"{args.line} confirmed as {instruction_id}", file=sys.stderr)
+        bind(engine, _ledger(settings))
+        paid = await confirm_match(engine, args.match, by=_who(), now=system_clock())
+    print(f"{args.match} confirmed: {', '.join(paid)}", file=sys.stderr)
+    return 0
+
+
+async def _act(args: argparse.Namespace) -> int:
+    settings, rules = _setup(args)
+    now = system_clock()
+    async with database(settings) as engine:
+        await require_schema(engine)
+        bind(engine, _ledger(settings))
+        if args.recon_command == "resolve":
+            await resolve_break(engine, args.id, args.reason, by=_who(), now=now)
+            said = "resolved"
+        elif args.recon_command == "write-off":
+            said = await write_off_break(engine, args.id, args.reason, rules, by=_who(), now=now)
+        elif args.recon_command == "assign":
+            await assign_break(engine, args.id, args.owner, by=_who(), now=now)
+            said = f"owned by {args.owner}"
+        elif args.recon_command == "comment":
+            await add_comment(engine, args.id, args.text, by=_who(), now=now)
+            said = "commented"
+        else:
+            match_id = await match_by_hand(engine, args.id, args.instruction_ids, by=_who(), now=now)
+            said = f"matched by hand (m_{match_id})"
+    print(f"{args.id}: {said}", file=sys.stderr)
     return 0
 
 
@@ -123,13 +222,35 @@ def register(subparsers: Subparsers) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command(recon, "run", _run, help="match unmatched statement lines to payments by the rules")
+    p = command(recon, "run", _run, help="match statement lines to payments by the rules, post them, sync the breaks")
     p.add_argument("--partner", help="only this partner's (adapter's) statements")
+    p.add_argument("--date", type=_day, help="only statement lines of this day (YYYY-MM-DD)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command(recon, "breaks", _breaks, help="what reconciliation could not explain, oldest kinds first")
+    p = command(recon, "summary", _summary, help="matched share of statement lines, open breaks by kind and age")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command(recon, "breaks", _breaks, help="the stored breaks, oldest first")
     p.add_argument("--kind", choices=BREAK_KINDS, help="only breaks of this kind")
+    p.add_argument("--state", default="open", choices=(*BREAK_STATES, "all"), help="default: open")
+    p.add_argument("--partner", help="only this partner's breaks")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = command(recon, "confirm", _confirm, help="confirm the suggested match of a statement line (ln_…)")
-    p.add_argument("line", help="the statement line's id, as breaks shows it")
+    p = command(recon, "confirm", _confirm, help="confirm a suggested match (m_… or a statement line ln_…)")
+    p.add_argument("match", help="the match's id or one of its lines, as breaks shows them")
+
+    p = command(recon, "resolve", _act, help="close a break with a reason")
+    p.add_argument("id", help="the break (brk_…)")
+    p.add_argument("--reason", required=True)
+    p = command(recon, "write-off", _act, help="write a break's suspense off (four eyes above the threshold)")
+    p.add_argument("id", help="the break (brk_…)")
+    p.add_argument("--reason", required=True)
+    p = command(recon, "assign", _act, help="give a break an owner")
+    p.add_argument("id", help="the break (brk_…)")
+    p.add_argument("owner")
+    p = command(recon, "comment", _act, help="add a comment to a break")
+    p.add_argument("id", help="the break (brk_…)")
+    p.add_argument("text")
+    p = command(recon, "match", _act, help="match a break's statement line to settled payments by hand")
+    p.add_argument("id", help="the break (brk_…)")
+    p.add_argument("instruction_ids", nargs="+", help="the payments the line pays")

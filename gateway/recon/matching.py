@@ -1,107 +1,123 @@
-"""Matching statement lines to the gateway's payments, and the breaks left over.
+"""Matching statement lines to the gateway's payments by the rules of ``config/reconciliation.yaml``.
 
-Rules are tried in order for each booked statement line not matched yet; a line
-and a payment are each used at most once (``recon_matches`` has the line as its
-key and the instruction id unique):
+The rules are tried in order (``gateway.recon.rules``); within a rule every
+criterion must hold. For each statement line not matched yet a rule looks for
+the settled payments it could be:
 
-1. ``instruction-id`` — the line carries the gateway's instruction id (camt
-   ``InstrId``/``EndToEndId``, an MT940 or NACHA reference);
-2. ``end-to-end-id`` — the line's end-to-end id is the business unit's reference
-   of a payment sent through that partner;
-3. ``partner-reference`` — the line's partner or servicer reference is the one
-   the partner gave the payment when it took it;
-4. ``amount-date-counterparty`` — one payment through that partner, in the same
-   currency, within the amount tolerance, within the date window, to the same
-   counterparty name.
+- ``reference``: one of the line's references (end-to-end id, partner or
+  servicer reference) is the payment's instruction id, business-unit reference
+  or partner reference (through the same partner);
+- ``remittance``: a word of the line's remittance text is the payment's
+  instruction id or reference;
+- ``counterparty`` + ``date_window_days``: the creditor's name and a settlement
+  day within the window;
+- ``amount``: exact, or within the rule's tolerance (absolute and %, the larger).
 
-A match by reference with the same amount and currency is ``confirmed``; a
-reference match whose amount differs, a reference shared by several payments,
-and every match by rule 4 are ``suggested`` and wait for finance to confirm.
-What is left are breaks: statement lines nothing explains, returns and
-notifications of change, suggested matches, and settled payments missing from
-their partner's statements.
+A rule with ``payments: many`` takes every open payment sharing the reference
+(an ACH batch, a card payout) as one group whose total is compared with the
+line (1:N); ``lines: many`` adds up every open line naming one payment (N:1).
+
+A match is ``confirmed`` when it is unambiguous (one candidate, or one group)
+and its amounts are equal, or differ within the tolerance of a rule that says
+what explains the difference (``explains: fee | fx``); otherwise — several
+candidates of which one has the exact amount, a difference nothing explains,
+or a rule that only suggests — it is ``suggested`` for finance to confirm.
+
+A line and a payment are each in one match at most: the decision keeps them
+apart in memory, and the primary keys of ``recon_match_lines`` and
+``recon_match_payments`` refuse a second use whatever runs concurrently.
+
+A match is written with its ledger entries in one transaction
+(``gateway.recon.postings``): settlement moves from the partner's book account
+to the reconciled bank account, a difference is an adjustment.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
-from sqlalchemy import and_, exists, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import and_, exists, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.config import ReconciliationSettings
-from gateway.domain.money import amount_text
-from gateway.errors import ConflictError, NotFoundError
-from gateway.store.exposure import release_reconciled
-from gateway.store.tables import instructions, recon_matches, statement_lines, statements
+from gateway.recon.rules import MatchRule, ReconRules
+from gateway.store.tables import (
+    business_units,
+    instructions,
+    recon_match_lines,
+    recon_match_payments,
+    recon_matches,
+    statement_lines,
+    statements,
+)
 
 __all__ = [
-    "BREAK_KINDS",
     "LINE_ID",
-    "Break",
-    "MatchRun",
-    "confirm_match",
+    "Decision",
+    "LineView",
+    "PaymentView",
+    "decide",
     "line_id",
-    "list_breaks",
-    "run_matching",
+    "load_named_elsewhere",
+    "load_open_lines",
+    "load_open_payments",
+    "name_key",
+    "words",
 ]
 
-#: what a break can be
-BREAK_KINDS = ("unexpected_line", "duplicate", "return", "change", "suggested_match", "missing_on_statement")
 #: a statement line's id in the API: ``ln_<statement>_<line>``
 LINE_ID = re.compile(r"^ln_([1-9][0-9]{0,17})_([1-9][0-9]{0,8})$")
-#: the statuses in which a payment may be on a partner's statement
-_ON_STATEMENT = ("submitted", "settled", "returned")
-_LINE_BREAK = {"booked": "unexpected_line", "return": "return", "change": "change"}
+_WORD = re.compile(r"[A-Za-z0-9_-]{4,40}")
 
 
 def line_id(statement_pk: int, line: int) -> str:
     return f"ln_{statement_pk}_{line}"
 
 
-def _name(value: str | None) -> str:
+def name_key(value: str | None) -> str:
+    """A counterparty name compared without case or spacing."""
     return " ".join((value or "").casefold().split())
 
 
-@dataclass(frozen=True)
-class MatchRun:
-    """What one run of the rules found."""
-
-    lines: int  # unmatched booked lines looked at
-    confirmed: int
-    suggested: int
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "lines": self.lines,
-            "confirmed": self.confirmed,
-            "suggested": self.suggested,
-            "unmatched": self.lines - self.confirmed - self.suggested,
-        }
+def words(text: str | None) -> tuple[str, ...]:
+    """The words of a remittance text that could be a reference."""
+    return tuple(_WORD.findall(text or ""))
 
 
-@dataclass(frozen=True)
-class _Line:
+@dataclass(slots=True, eq=False)
+class LineView:
+    """A statement line as the rules see it."""
+
     pk: int
     line: int
     source: str
-    amount_minor: int
+    amount_minor: int  # never negative
+    direction: str  # debit | credit
     currency: str
     day: date | None
-    end_to_end_id: str | None
-    partner_reference: str | None
-    servicer_reference: str | None
+    refs: tuple[str, ...]
     counterparty: str
+    words: tuple[str, ...] = ()
+    kind: str = "booked"
+    id: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        self.id = line_id(self.pk, self.line)
+
+    @property
+    def signed_minor(self) -> int:
+        """Money out of the account is positive (what an outgoing payment is)."""
+        return self.amount_minor if self.direction == "debit" else -self.amount_minor
 
 
-@dataclass(frozen=True)
-class _Payment:
+@dataclass(slots=True, eq=False)
+class PaymentView:
+    """A settled payment not matched yet."""
+
     id: str
     reference: str
     partner_reference: str | None
@@ -110,22 +126,256 @@ class _Payment:
     currency: str
     day: date
     creditor: str
+    business_unit: str = ""
+    keys: tuple[str, ...] = field(default=(), compare=False)  # id, reference, partner reference
+
+    def __post_init__(self) -> None:
+        self.keys = (
+            (self.id, self.reference, self.partner_reference)
+            if self.partner_reference
+            else (
+                self.id,
+                self.reference,
+            )
+        )
 
 
-def _tolerance(rules: ReconciliationSettings, amount: int) -> int:
-    return max(rules.amount_tolerance_minor, amount * rules.amount_tolerance_bp // 10_000)
+@dataclass(slots=True)
+class Decision:
+    """One match the rules found: lines, payments, how sure, and the difference."""
+
+    rule: MatchRule
+    lines: list[LineView]
+    payments: list[PaymentView]
+    status: str
+    lines_minor: int
+    payments_minor: int
+
+    @property
+    def difference_minor(self) -> int:
+        return self.lines_minor - self.payments_minor
+
+    @property
+    def source(self) -> str:
+        return self.lines[0].source
+
+    @property
+    def currency(self) -> str:
+        return self.lines[0].currency
 
 
-async def _unmatched_lines(conn: AsyncConnection, source: str | None) -> list[_Line]:
+@dataclass
+class _Book:
+    """Open payments indexed for every rule; a payment taken by a match leaves them all."""
+
+    #: adapter -> id / reference / partner reference -> the payments with it (almost always one)
+    by_key: dict[str, dict[str, list[PaymentView]]] = field(default_factory=dict)
+    by_amount: dict[tuple[str, str], tuple[list[int], list[PaymentView]]] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
+    #: (adapter, key) of payments no line may be guessed onto another for: matched, or not settled
+    named_elsewhere: set[tuple[str, str]] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, payments: Iterable[PaymentView]) -> _Book:
+        book = cls()
+        buckets: dict[tuple[str, str], list[PaymentView]] = defaultdict(list)
+        for p in payments:
+            index = book.by_key.get(p.adapter)
+            if index is None:
+                index = book.by_key[p.adapter] = {}
+            for k in p.keys:
+                found = index.get(k)
+                if found is None:
+                    index[k] = [p]
+                else:
+                    found.append(p)
+            buckets[(p.adapter, p.currency)].append(p)
+        for key, found in buckets.items():
+            found.sort(key=lambda p: p.amount_minor)
+            book.by_amount[key] = ([p.amount_minor for p in found], found)
+        return book
+
+    def names_another(self, line: LineView) -> bool:
+        """The line names a payment that is matched already (in this run or before) or not settled."""
+        index = self.by_key.get(line.source, {})
+        for ref in line.refs:
+            if (line.source, ref) in self.named_elsewhere:
+                return True
+            if any(p.id in self.taken for p in index.get(ref, ())):
+                return True
+        return False
+
+    def named(self, source: str, refs: Iterable[str]) -> list[PaymentView]:
+        """Open payments any of ``refs`` names (each once)."""
+        index = self.by_key.get(source)
+        if index is None:
+            return []
+        taken = self.taken
+        out: list[PaymentView] = []
+        for ref in refs:
+            found = index.get(ref)
+            if found is None:
+                continue
+            for p in found:
+                if p.id not in taken and p not in out:
+                    out.append(p)
+        return out
+
+    def near(self, source: str, currency: str, amount: int, rule: MatchRule) -> list[PaymentView]:
+        bucket = self.by_amount.get((source, currency))
+        if bucket is None:
+            return []
+        amounts, found = bucket
+        if rule.any_amount:
+            lo, hi = 0, len(found)
+        else:
+            slack = max(rule.tolerance_minor, amount * rule.tolerance_bp // 10_000 + 1)
+            lo, hi = bisect_left(amounts, amount - slack), bisect_right(amounts, amount + slack)
+        return [p for p in found[lo:hi] if p.id not in self.taken]
+
+
+def _fits(rule: MatchRule, line: LineView, p: PaymentView) -> bool:
+    """Every criterion of ``rule`` other than the reference it was found by (and the amount)."""
+    if p.currency != line.currency:
+        return False
+    if rule.counterparty and (not line.counterparty or p.creditor != line.counterparty):
+        return False
+    if rule.date_window_days is not None and (line.day is None or abs((p.day - line.day).days) > rule.date_window_days):
+        return False
+    return not (rule.remittance and p.id not in line.words and p.reference not in line.words)
+
+
+def _candidates(rule: MatchRule, line: LineView, book: _Book) -> list[PaymentView]:
+    if rule.reference:  # found by one of the line's references: the reference criterion holds
+        found = book.named(line.source, line.refs)
+    elif rule.remittance:
+        found = book.named(line.source, line.words)
+    elif book.names_another(line):
+        return []  # a duplicate or a status mismatch: never guessed onto another payment
+    else:
+        found = book.near(line.source, line.currency, line.amount_minor, rule)
+    return [p for p in found if _fits(rule, line, p)]
+
+
+def _status(rule: MatchRule, unambiguous: bool, difference: int) -> str:
+    if rule.best == "suggested" or not unambiguous:
+        return "suggested"
+    if difference == 0 or rule.explains:
+        return "confirmed"
+    return "suggested"
+
+
+def _one_to_one(rule: MatchRule, line: LineView, book: _Book) -> Decision | None:
+    found = _candidates(rule, line, book)
+    if not found:
+        return None
+    amount = line.amount_minor
+    if len(found) == 1:
+        p = found[0]
+        if not rule.accepts(amount - p.amount_minor, p.amount_minor):
+            return None
+        status = _status(rule, True, amount - p.amount_minor)
+        return Decision(rule, [line], [p], status, amount, p.amount_minor)
+    exact = [p for p in found if p.amount_minor == amount]
+    if len(exact) == 1:  # ambiguous: one of several has the exact amount
+        return Decision(rule, [line], exact, "suggested", amount, amount)
+    return None
+
+
+def _one_to_many(rule: MatchRule, line: LineView, book: _Book) -> Decision | None:
+    for ref in line.refs:  # the batch's reference: every open payment carrying it
+        group = [p for p in book.named(line.source, (ref,)) if p.currency == line.currency]
+        if len(group) < 2 or not all(_fits(rule, line, p) for p in group):
+            continue
+        total = sum(p.amount_minor for p in group)
+        if rule.accepts(line.amount_minor - total, total):
+            return Decision(
+                rule, [line], group, _status(rule, True, line.amount_minor - total), line.amount_minor, total
+            )
+    return None
+
+
+def _many_to_one(rule: MatchRule, lines: Sequence[LineView], book: _Book, used: set[str]) -> list[Decision]:
+    """Lines naming the same single payment, added up."""
+    groups: dict[str, tuple[PaymentView, list[LineView]]] = {}
+    for line in lines:
+        if line.id in used:
+            continue
+        found = _candidates(rule, line, book)
+        if len(found) == 1:
+            groups.setdefault(found[0].id, (found[0], []))[1].append(line)
+    out = []
+    for p, group in groups.values():
+        if len(group) < 2:
+            continue
+        total = sum(x.amount_minor for x in group)
+        if rule.accepts(total - p.amount_minor, p.amount_minor):
+            out.append(Decision(rule, group, [p], _status(rule, True, total - p.amount_minor), total, p.amount_minor))
+    return out
+
+
+def decide(
+    lines: Sequence[LineView],
+    payments: Iterable[PaymentView],
+    rules: ReconRules,
+    named_elsewhere: Iterable[tuple[str, str]] = (),
+) -> list[Decision]:
+    """The matches the rules find, in rule order; no line and no payment in two of them.
+
+    ``named_elsewhere``: (adapter, reference) of payments matched before or not
+    settled; a line naming one is never matched to another payment by amount.
+    """
+    book = _Book.of(payments)
+    book.named_elsewhere = set(named_elsewhere)
+    used: set[str] = set()
+    out: list[Decision] = []
+    remaining = list(lines)
+    for rule in rules.rules:
+        if rule.many_lines:
+            found = _many_to_one(rule, remaining, book, used)
+        else:
+            pick = _one_to_many if rule.many_payments else _one_to_one
+            found = [d for d in (pick(rule, line, book) for line in remaining) if d is not None]
+        for d in found:
+            if any(x.id in used for x in d.lines) or any(p.id in book.taken for p in d.payments):
+                continue  # lost to an earlier decision of the same rule
+            used.update(x.id for x in d.lines)
+            book.taken.update(p.id for p in d.payments)
+            out.append(d)
+        if found:
+            remaining = [x for x in remaining if x.id not in used]
+    return out
+
+
+# -- loading what is open ------------------------------------------------------------------------
+
+
+async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> list[LineView]:
+    """Booked statement lines in no match yet, in statement order."""
     query = (
-        select(statement_lines, statements.c.source)
+        select(
+            statement_lines.c.statement_pk,
+            statement_lines.c.line,
+            statements.c.source,
+            statement_lines.c.amount_minor,
+            statement_lines.c.direction,
+            statement_lines.c.currency,
+            statement_lines.c.value_on,
+            statement_lines.c.booked_on,
+            statement_lines.c.end_to_end_id,
+            statement_lines.c.partner_reference,
+            statement_lines.c.servicer_reference,
+            statement_lines.c.counterparty_name,
+            statement_lines.c.text,
+            statement_lines.c.kind,
+        )
         .join(statements, statements.c.id == statement_lines.c.statement_pk)
         .where(
             statement_lines.c.kind == "booked",
             ~exists().where(
                 and_(
-                    recon_matches.c.statement_pk == statement_lines.c.statement_pk,
-                    recon_matches.c.line == statement_lines.c.line,
+                    recon_match_lines.c.statement_pk == statement_lines.c.statement_pk,
+                    recon_match_lines.c.line == statement_lines.c.line,
                 )
             ),
         )
@@ -133,327 +383,95 @@ async def _unmatched_lines(conn: AsyncConnection, source: str | None) -> list[_L
     )
     if source is not None:
         query = query.where(statements.c.source == source)
+    out = []
+    for r in (await conn.execute(query)).all():
+        refs = tuple(x for x in (r.end_to_end_id, r.partner_reference, r.servicer_reference) if x)
+        out.append(
+            LineView(
+                r.statement_pk,
+                r.line,
+                r.source,
+                r.amount_minor,
+                r.direction,
+                r.currency,
+                r.value_on or r.booked_on,
+                refs,
+                name_key(r.counterparty_name),
+                words(r.text),
+                r.kind,
+            )
+        )
+    return out
+
+
+async def load_open_payments(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:
+    """Settled payments through ``adapters`` in no match yet."""
+    names = sorted(set(adapters))
+    if not names:
+        return []
+    query = (
+        select(
+            instructions.c.id,
+            instructions.c.reference,
+            instructions.c.partner_reference,
+            instructions.c.adapter,
+            instructions.c.amount_minor,
+            instructions.c.currency,
+            instructions.c.updated_at,
+            instructions.c.creditor_name,
+            business_units.c.name.label("business_unit"),
+        )
+        .join(business_units, business_units.c.id == instructions.c.business_unit_id)
+        .where(
+            instructions.c.adapter.in_(names),
+            instructions.c.status == "settled",
+            ~exists().where(recon_match_payments.c.instruction_id == instructions.c.id),
+        )
+    )
     return [
-        _Line(
-            pk=r.statement_pk,
-            line=r.line,
-            source=r.source,
-            amount_minor=r.amount_minor,
-            currency=r.currency,
-            day=r.value_on or r.booked_on,
-            end_to_end_id=r.end_to_end_id,
-            partner_reference=r.partner_reference,
-            servicer_reference=r.servicer_reference,
-            counterparty=_name(r.counterparty_name),
+        PaymentView(
+            r.id,
+            r.reference,
+            r.partner_reference,
+            r.adapter,
+            r.amount_minor,
+            r.currency,
+            r.updated_at.date(),
+            name_key(r.creditor_name),
+            r.business_unit,
         )
         for r in (await conn.execute(query)).all()
     ]
 
 
-async def _unmatched_payments(conn: AsyncConnection, adapters: Iterable[str]) -> list[_Payment]:
-    query = select(
+async def load_named_elsewhere(
+    conn: AsyncConnection, adapters: Iterable[str], since: datetime
+) -> dict[tuple[str, str], tuple[str, str, bool]]:
+    """(adapter, id / reference / partner reference) → (instruction id, status, matched) of payments matched,
+    or not settled, since ``since``."""
+    names = sorted(set(adapters))
+    if not names:
+        return {}
+    cols = (
+        instructions.c.adapter,
         instructions.c.id,
+        instructions.c.status,
         instructions.c.reference,
         instructions.c.partner_reference,
-        instructions.c.adapter,
-        instructions.c.amount_minor,
-        instructions.c.currency,
-        instructions.c.updated_at,
-        instructions.c.creditor_name,
-    ).where(
-        instructions.c.adapter.in_(sorted(set(adapters))),
-        instructions.c.status.in_(_ON_STATEMENT),
-        ~exists().where(recon_matches.c.instruction_id == instructions.c.id),
     )
-    return [
-        _Payment(
-            id=r.id,
-            reference=r.reference,
-            partner_reference=r.partner_reference,
-            adapter=r.adapter,
-            amount_minor=r.amount_minor,
-            currency=r.currency,
-            day=r.updated_at.date(),
-            creditor=_name(r.creditor_name),
-        )
-        for r in (await conn.execute(query)).all()
-    ]
-
-
-class _Book:
-    """The payments still open, indexed for each rule; a payment taken by a match leaves every index."""
-
-    def __init__(self, payments: list[_Payment]) -> None:
-        self.by_id = {p.id: p for p in payments}
-        self.by_reference: dict[tuple[str, str], list[_Payment]] = defaultdict(list)
-        self.by_partner_reference: dict[tuple[str, str], list[_Payment]] = defaultdict(list)
-        self.by_amount: dict[tuple[str, str], list[_Payment]] = defaultdict(list)
-        for p in payments:
-            self.by_reference[(p.adapter, p.reference)].append(p)
-            if p.partner_reference:
-                self.by_partner_reference[(p.adapter, p.partner_reference)].append(p)
-            self.by_amount[(p.adapter, p.currency)].append(p)
-        self.taken: set[str] = set()
-        #: (adapter, id / reference / partner reference) of every payment already matched, in this run or before
-        self.claimed: set[tuple[str, str]] = set()
-
-    def take(self, p: _Payment) -> None:
-        self.taken.add(p.id)
-        self.claimed.update((p.adapter, ref) for ref in (p.id, p.reference, p.partner_reference) if ref)
-
-    def open(self, found: Iterable[_Payment | None]) -> list[_Payment]:
-        return [p for p in found if p is not None and p.id not in self.taken]
-
-
-def _decide(line: _Line, book: _Book, rules: ReconciliationSettings) -> tuple[_Payment, str, str] | None:
-    """(payment, status, rule) for a line, or None."""
-    by_reference: list[tuple[str, list[_Payment]]] = [
-        (
-            "instruction-id",
-            book.open([book.by_id.get(line.partner_reference or ""), book.by_id.get(line.end_to_end_id or "")]),
-        ),
-        ("end-to-end-id", book.open(book.by_reference.get((line.source, line.end_to_end_id or ""), []))),
-        (
-            "partner-reference",
-            book.open(
-                [
-                    *book.by_partner_reference.get((line.source, line.partner_reference or ""), []),
-                    *book.by_partner_reference.get((line.source, line.servicer_reference or ""), []),
-                ]
-            ),
-        ),
-    ]
-    for rule, found in by_reference:
-        unique = list({p.id: p for p in found}.values())
-        if not unique:
-            continue
-        same = [p for p in unique if p.currency == line.currency and p.amount_minor == line.amount_minor]
-        if len(unique) == 1 and same:
-            return unique[0], "confirmed", rule
-        if len(same) == 1:
-            return same[0], "suggested", f"{rule} (ambiguous)"
-        if len(unique) == 1 and unique[0].currency == line.currency:
-            return unique[0], "suggested", f"{rule} (amount differs)"
-    refs = (line.end_to_end_id, line.partner_reference, line.servicer_reference)
-    if any((line.source, ref) in book.claimed for ref in refs if ref):
-        return None  # it names a payment already matched: a duplicate, never guessed onto another payment
-    if not line.counterparty or line.day is None:
-        return None
-    window = timedelta(days=rules.date_window_days)
-    near = [
-        p
-        for p in book.open(book.by_amount.get((line.source, line.currency), []))
-        if abs(p.amount_minor - line.amount_minor) <= _tolerance(rules, p.amount_minor)
-        and abs(p.day - line.day) <= window
-        and p.creditor == line.counterparty
-    ]
-    if len(near) == 1:
-        return near[0], "suggested", "amount-date-counterparty"
-    return None
-
-
-async def run_matching(
-    engine: AsyncEngine, rules: ReconciliationSettings, *, now: datetime, source: str | None = None
-) -> MatchRun:
-    """Match every unmatched booked statement line (of ``source``, or all) that a rule explains."""
-    async with engine.connect() as conn:
-        lines = await _unmatched_lines(conn, source)
-        book = _Book(await _unmatched_payments(conn, {line.source for line in lines}))
-        book.claimed = await _matched_references(conn)
-    rows: list[dict[str, Any]] = []
-    for line in lines:
-        decided = _decide(line, book, rules)
-        if decided is None:
-            continue
-        payment, status, rule = decided
-        book.take(payment)
-        rows.append(
-            {
-                "statement_pk": line.pk,
-                "line": line.line,
-                "instruction_id": payment.id,
-                "status": status,
-                "rule": rule,
-                "matched_at": now,
-            }
-        )
-    if rows:
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(insert(recon_matches), rows)
-                # a payment confirmed on the bank's statement is final: its credit exposure is released
-                await release_reconciled(conn, [r["instruction_id"] for r in rows if r["status"] == "confirmed"], now)
-        except IntegrityError:
-            raise ConflictError("another matching run took some of these lines or payments; run it again") from None
-    confirmed = sum(1 for r in rows if r["status"] == "confirmed")
-    return MatchRun(lines=len(lines), confirmed=confirmed, suggested=len(rows) - confirmed)
-
-
-# -- breaks ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Break:
-    """Something finance has to look at."""
-
-    kind: str
-    id: str  # a statement line (ln_…) or, for a missing payment, the instruction id
-    source: str
-    currency: str
-    amount_minor: int
-    on: date | None
-    age_days: int | None
-    detail: str
-    instruction_id: str | None = None
-    statement_id: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "id": self.id,
-            "source": self.source,
-            "statement_id": self.statement_id,
-            "instruction_id": self.instruction_id,
-            "currency": self.currency,
-            "amount": amount_text(self.amount_minor, self.currency),
-            "amount_minor": self.amount_minor,
-            "date": self.on.isoformat() if self.on else None,
-            "age_days": self.age_days,
-            "detail": self.detail,
-        }
-
-
-def _age(today: date, on: date | None) -> int | None:
-    return (today - on).days if on is not None else None
-
-
-async def _matched_references(conn: AsyncConnection) -> set[tuple[str, str]]:
-    """(adapter, id, reference or partner reference) of every matched payment: a line naming one is a duplicate."""
-    rows = (
-        await conn.execute(
-            select(
-                instructions.c.adapter, instructions.c.id, instructions.c.reference, instructions.c.partner_reference
-            ).join(recon_matches, recon_matches.c.instruction_id == instructions.c.id)
-        )
-    ).all()
-    return {(r.adapter, ref) for r in rows for ref in (r.id, r.reference, r.partner_reference) if ref}
-
-
-async def _line_breaks(conn: AsyncConnection, today: date) -> list[Break]:
-    matched = await _matched_references(conn)
-    query = (
-        select(statement_lines, statements.c.source, statements.c.statement_id, recon_matches)
-        .join(statements, statements.c.id == statement_lines.c.statement_pk)
-        .outerjoin(
-            recon_matches,
-            and_(
-                recon_matches.c.statement_pk == statement_lines.c.statement_pk,
-                recon_matches.c.line == statement_lines.c.line,
-            ),
-        )
-        .where((recon_matches.c.instruction_id.is_(None)) | (recon_matches.c.status == "suggested"))
+    matched = (
+        select(*cols)
+        .join(recon_match_payments, recon_match_payments.c.instruction_id == instructions.c.id)
+        .join(recon_matches, recon_matches.c.id == recon_match_payments.c.match_id)
+        .where(instructions.c.adapter.in_(names), recon_matches.c.matched_at >= since)
     )
-    out = []
-    for r in (await conn.execute(query)).mappings().all():
-        on = r["value_on"] or r["booked_on"]
-        refs = [r["end_to_end_id"], r["partner_reference"], r["servicer_reference"]]
-        ref_text = ", ".join(x for x in refs if x) or "no reference"
-        if r["instruction_id"] is not None:
-            kind, detail = "suggested_match", f"{r['rule']}: {r['direction']} {ref_text}"
-        else:
-            kind = _LINE_BREAK.get(r["kind"], "unexpected_line")
-            if kind == "unexpected_line" and any((r["source"], ref) in matched for ref in refs if ref):
-                kind = "duplicate"  # names a payment another line already matched
-            reason = f" {r['reason_code']}" if r["reason_code"] else ""
-            original = f" of {r['original_reference']}" if r["original_reference"] else ""
-            detail = f"{r['kind']}{reason}{original}: {r['direction']} {ref_text}"
-        out.append(
-            Break(
-                kind=kind,
-                id=line_id(r["statement_pk"], r["line"]),
-                source=r["source"],
-                currency=r["currency"],
-                amount_minor=r["amount_minor"],
-                on=on,
-                age_days=_age(today, on),
-                detail=detail[:200],
-                instruction_id=r["instruction_id"],
-                statement_id=r["statement_id"],
-            )
-        )
-    return out
-
-
-async def _missing_breaks(conn: AsyncConnection, rules: ReconciliationSettings, today: date) -> list[Break]:
-    latest = {
-        r.source: r.last
-        for r in (
-            await conn.execute(
-                select(
-                    statements.c.source,
-                    func.max(func.coalesce(statements.c.period_end, statements.c.period_start)).label("last"),
-                ).group_by(statements.c.source)
-            )
-        ).all()
-        if r.last is not None
-    }
-    out = []
-    for source, last in sorted(latest.items()):
-        cutoff = last - timedelta(days=rules.missing_after_days)
-        query = select(
-            instructions.c.id, instructions.c.amount_minor, instructions.c.currency, instructions.c.updated_at
-        ).where(
-            instructions.c.adapter == source,
-            instructions.c.status == "settled",
-            ~exists().where(recon_matches.c.instruction_id == instructions.c.id),
-        )
+    unsettled = select(*cols).where(
+        instructions.c.adapter.in_(names), instructions.c.status != "settled", instructions.c.updated_at >= since
+    )
+    out: dict[tuple[str, str], tuple[str, str, bool]] = {}
+    for query, is_matched in ((unsettled, False), (matched, True)):
         for r in (await conn.execute(query)).all():
-            settled_on = r.updated_at.date()
-            if settled_on > cutoff:
-                continue
-            out.append(
-                Break(
-                    kind="missing_on_statement",
-                    id=r.id,
-                    source=source,
-                    currency=r.currency,
-                    amount_minor=r.amount_minor,
-                    on=settled_on,
-                    age_days=_age(today, settled_on),
-                    detail=f"settled on {settled_on}, on no statement of {source} through {last}",
-                    instruction_id=r.id,
-                )
-            )
+            for ref in (r.id, r.reference, r.partner_reference):
+                if ref:
+                    out[(r.adapter, ref)] = (r.id, r.status, is_matched)
     return out
-
-
-async def list_breaks(engine: AsyncEngine, rules: ReconciliationSettings, *, now: datetime) -> list[Break]:
-    """Every open break, in a stable order (kind, then id)."""
-    today = now.date()
-    async with engine.connect() as conn:
-        found = await _line_breaks(conn, today) + await _missing_breaks(conn, rules, today)
-    return sorted(found, key=lambda b: (BREAK_KINDS.index(b.kind), b.id))
-
-
-async def confirm_match(engine: AsyncEngine, line: str, *, by: str, now: datetime) -> str:
-    """Confirm the suggested match of a statement line; the instruction id it was matched to."""
-    found = LINE_ID.fullmatch(line)
-    if found is None:
-        raise NotFoundError(f"{line[:60]!r} is not a statement line id (ln_<statement>_<line>)")
-    pk, number = int(found.group(1)), int(found.group(2))
-    key = and_(recon_matches.c.statement_pk == pk, recon_matches.c.line == number)
-    async with engine.begin() as conn:
-        row = (await conn.execute(select(recon_matches).where(key))).mappings().first()
-        if row is None:
-            raise NotFoundError(f"statement line {line} has no suggested match")
-        if row["status"] != "suggested":
-            raise ConflictError(f"the match of statement line {line} is already confirmed")
-        done = await conn.execute(
-            update(recon_matches)
-            .where(key, recon_matches.c.status == "suggested")
-            .values(status="confirmed", confirmed_by=by[:64], confirmed_at=now)
-        )
-        if done.rowcount != 1:
-            raise ConflictError(f"the match of statement line {line} is already confirmed")
-        await release_reconciled(conn, [row["instruction_id"]], now)
-    return str(row["instruction_id"])

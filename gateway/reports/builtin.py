@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.domain.money import amount_text
-from gateway.recon.matching import BREAK_KINDS, list_breaks
+from gateway.recon.breaks import BREAK_KINDS, list_breaks
 from gateway.reports.model import Chart, Context, Period, Report, Section, percentile, register
 from gateway.store.tables import (
     business_units,
@@ -22,6 +22,7 @@ from gateway.store.tables import (
     instruction_events,
     instructions,
     outbox,
+    recon_match_lines,
     recon_matches,
     risk_alerts,
     statement_lines,
@@ -211,13 +212,15 @@ async def reconciliation(engine: AsyncEngine, period: Period, now: datetime, con
             await conn.execute(
                 select(statements.c.source, statements.c.currency, recon_matches.c.status, func.count())
                 .select_from(
-                    statement_lines.join(statements, statements.c.id == statement_lines.c.statement_pk).outerjoin(
-                        recon_matches,
+                    statement_lines.join(statements, statements.c.id == statement_lines.c.statement_pk)
+                    .outerjoin(
+                        recon_match_lines,
                         and_(
-                            recon_matches.c.statement_pk == statement_lines.c.statement_pk,
-                            recon_matches.c.line == statement_lines.c.line,
+                            recon_match_lines.c.statement_pk == statement_lines.c.statement_pk,
+                            recon_match_lines.c.line == statement_lines.c.line,
                         ),
                     )
+                    .outerjoin(recon_matches, recon_matches.c.id == recon_match_lines.c.match_id)
                 )
                 .where(statements.c.imported_at >= period.start, statements.c.imported_at < period.end)
                 .group_by(statements.c.source, statements.c.currency, recon_matches.c.status)
@@ -240,19 +243,19 @@ async def reconciliation(engine: AsyncEngine, period: Period, now: datetime, con
                 _pct(counts["confirmed"], total),
             )
         )
-    breaks = await list_breaks(engine, context.reconciliation, now=now)
+    breaks = await list_breaks(engine, limit=1_000_000)
     by_kind: dict[str, Counter[str]] = defaultdict(Counter)
     amounts: dict[tuple[str, str], int] = defaultdict(int)
     for b in breaks:
-        by_kind[b.kind][_bucket(b.age_days)] += 1
-        amounts[(b.kind, b.currency)] += b.amount_minor
+        by_kind[b["kind"]][_bucket((now.date() - b["opened_at"].date()).days)] += 1
+        amounts[(b["kind"], b["currency"])] += b["amount_minor"]
     buckets = [name for name, _ in AGE_BUCKETS]
     kind_rows = [(kind, sum(by_kind[kind].values()), *(by_kind[kind][n] for n in buckets)) for kind in BREAK_KINDS]
     amount_rows = [(kind, cur, amount_text(minor, cur)) for (kind, cur), minor in sorted(amounts.items())]
     report = Report("reconciliation", "Reconciliation: matched share and open breaks", period, now)
     report.notes.append(
         "Matched share covers statement lines imported in the period; breaks are every break open when the "
-        "report was made (age in days since the line's booking or the payment's submission)."
+        "report was made (age in days since the break was opened)."
     )
     report.sections.append(
         Section(

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -39,6 +40,7 @@ __all__ = [
     "collection_outbox",
     "collection_refunds",
     "collections",
+    "control_totals",
     "credit_limits",
     "credit_reservations",
     "distributor_credit_lines",
@@ -62,6 +64,10 @@ __all__ = [
     "receipt_allocations",
     "receipts",
     "receivables",
+    "recon_break_comments",
+    "recon_breaks",
+    "recon_match_lines",
+    "recon_match_payments",
     "recon_matches",
     "risk_alerts",
     "risk_beneficiaries",
@@ -554,15 +560,87 @@ statement_lines = Table(
 recon_matches = Table(
     "recon_matches",
     metadata,
-    Column("statement_pk", BigInteger(), ForeignKey("statements.id"), primary_key=True, autoincrement=False),
-    Column("line", Integer(), primary_key=True, autoincrement=False),
-    Column("instruction_id", String(40), nullable=False, unique=True),  # no payment used twice
+    Column("id", BigInteger(), primary_key=True, autoincrement=False),  # given by the run: max + 1
+    Column("source", String(64), nullable=False),
     Column("status", String(10), nullable=False),  # confirmed | suggested
-    Column("rule", String(40), nullable=False),  # the rule that found it
+    Column("rule", String(60), nullable=False),  # the rule that found it (config/reconciliation.yaml)
+    Column("currency", String(3), nullable=False),
+    Column("lines_minor", BigInteger(), nullable=False),  # the statement lines' total
+    Column("payments_minor", BigInteger(), nullable=False),  # the payments' total
+    Column("difference_minor", BigInteger(), nullable=False),  # lines - payments (a fee, FX, a mismatch)
+    Column("explains", String(8)),  # fee | fx: the adjustment the rule says the difference is
     Column("matched_at", UTCDateTime(), nullable=False),
     Column("confirmed_by", String(64)),  # a finance key, for a suggested match confirmed by hand
     Column("confirmed_at", UTCDateTime()),
-    Index(None, "status", "statement_pk"),
+    Index(None, "status", "id"),
+)
+
+# a statement line and a payment are each in at most one match: the primary keys enforce it
+recon_match_lines = Table(
+    "recon_match_lines",
+    metadata,
+    Column("statement_pk", BigInteger(), primary_key=True, autoincrement=False),
+    Column("line", Integer(), primary_key=True, autoincrement=False),
+    Column("match_id", BigInteger(), ForeignKey("recon_matches.id"), nullable=False, index=True),
+    ForeignKeyConstraint(["statement_pk", "line"], ["statement_lines.statement_pk", "statement_lines.line"]),
+)
+
+recon_match_payments = Table(
+    "recon_match_payments",
+    metadata,
+    Column("instruction_id", String(40), primary_key=True),
+    Column("match_id", BigInteger(), ForeignKey("recon_matches.id"), nullable=False, index=True),
+)
+
+recon_breaks = Table(
+    "recon_breaks",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(24), nullable=False),  # gateway.recon.breaks.BREAK_KINDS
+    Column("subject", String(120), nullable=False),  # ln_… | an instruction id | bu/day/currency
+    Column("source", String(64), nullable=False),  # an adapter, or bu:<business unit> for upstream totals
+    Column("state", String(20), nullable=False),  # open | pending_write_off | resolved | matched | written_off
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),  # signed: what sits in suspense or is off
+    Column("on_date", Date()),  # the day it is about (line date, settlement day, business day)
+    Column("detail", String(200), nullable=False),
+    Column("statement_pk", BigInteger()),
+    Column("line", Integer()),
+    Column("instruction_id", String(40)),
+    Column("match_id", BigInteger()),
+    Column("owner", String(64)),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime()),
+    Column("closed_by", String(64)),
+    Column("reason", String(200)),
+    Column("write_off_by", String(64)),  # who asked for the write-off (the first person)
+    Column("suspense_entry", BigInteger()),  # the ledger entry that put the line in suspense
+    Column("closing_entry", BigInteger()),  # the write-off's or the hand match's ledger entry
+    UniqueConstraint("kind", "subject"),
+    Index(None, "state", "kind", "id"),
+)
+
+recon_break_comments = Table(
+    "recon_break_comments",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("break_id", BigInteger(), ForeignKey("recon_breaks.id"), nullable=False, index=True),
+    Column("by", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("text", String(1000), nullable=False),
+)
+
+# what a business unit says it sent, per day and currency (upstream control totals)
+control_totals = Table(
+    "control_totals",
+    metadata,
+    Column("business_unit", String(64), primary_key=True),
+    Column("day", Date(), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("count", Integer(), nullable=False),
+    Column("sum_minor", BigInteger(), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("received_by", String(64), nullable=False),
 )
 
 

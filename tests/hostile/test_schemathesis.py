@@ -89,6 +89,12 @@ def _run(url: str, key: str, document: dict[str, Any]) -> tuple[int, dict[str, l
                         }
                     },
                 },
+                # Control totals: that a three-letter code is an ISO 4217 currency, and that an amount has
+                # no more decimals than that currency, are domain rules the schema does not carry: 422.
+                {
+                    "include-operation-id": "postControlTotals",
+                    "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "409", "422"]}},
+                },
             ],
         }
     )

@@ -31,15 +31,30 @@ def test_import_a_real_return_file_once_then_its_lines_are_breaks(config: Path, 
     again = json.loads(run("recon", "import", file, "--format", "nacha", "--json", config=config).stdout)
     matched = json.loads(run("recon", "run", "--json", config=config).stdout)
     breaks = json.loads(run("recon", "breaks", "--json", config=config).stdout)
-    shown = run("recon", "breaks", "--kind", "return", config=config)
+    shown = run("recon", "breaks", "--kind", "unexpected_line", config=config)
+    summary = run("recon", "summary", config=config)
+    assigned = run("recon", "assign", breaks["items"][0]["id"], "ana", config=config)
+    resolved = run("recon", "resolve", breaks["items"][0]["id"], "--reason", "known", config=config)
 
     assert first.returncode == 0 and first.stderr.strip().endswith(
         "nacha, 1 statements stored (2 lines), 0 already imported"
     )
     assert (again["stored"], again["statements"][0]["stored"]) == (0, False)
-    assert matched == {"lines": 0, "confirmed": 0, "suggested": 0, "unmatched": 0}  # returns are not matched here
-    assert [(b["kind"], b["amount"]) for b in breaks["items"]] == [("return", "123.54"), ("return", "45.65")]
-    assert "2 breaks" in shown.stdout and "ln_1_1" in shown.stdout and "R01" in shown.stdout
+    assert {k: matched[k] for k in ("lines", "confirmed", "breaks_opened")} == {
+        "lines": 0,
+        "confirmed": 0,
+        "breaks_opened": 2,
+    }  # returns of payments this gateway does not know: unexpected lines, in suspense
+    assert matched["summary"]["by_kind"]["unexpected_line"] == 2
+    assert [(b["kind"], b["amount"]) for b in breaks["items"]] == [
+        ("unexpected_line", "123.54"),
+        ("unexpected_line", "-45.65"),
+    ]
+    assert "2 breaks" in shown.stdout and "brk_1" in shown.stdout and "return" in shown.stdout
+    assert "2 open" in summary.stdout and "0-1" in summary.stdout and "unexpected_li" in summary.stdout
+    assert assigned.returncode == 0 and resolved.returncode == 2
+    assert resolved.stderr.startswith("gateway: break brk_1's line sits in suspense")
+    assert resolved.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -61,3 +76,12 @@ def test_a_refused_file_exits_2_with_one_line(config: Path, partner_files: Path,
 def test_confirming_a_line_with_no_suggestion_exits_2(config: Path) -> None:
     result = run("recon", "confirm", "ln_1_1", config=config)
     assert (result.returncode, result.stderr.strip()) == (2, "gateway: statement line ln_1_1 has no suggested match")
+
+
+def test_a_wrong_rules_file_stops_the_run_with_the_key_named(config: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "reconciliation.yaml"
+    rules.write_text("version: 1\nrules:\n  - name: ref\n    reference: true\n    amount: {percent: 5}\n")
+    config.write_text(config.read_text() + f"reconciliation:\n  file: {rules}\n")
+    result = run("recon", "run", config=config)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"gateway: {rules}: rules.0.amount: ")

@@ -1,13 +1,32 @@
-"""Reconciliation end to end: payments settled by the bank simulator, its camt.053 imported and matched."""
+"""Reconciliation end to end: payments settled by the bank simulator, its camt.053 with injected breaks imported,
+matched, posted to the ledger, and the breaks worked through the API (four eyes on large write-offs)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from gateway.config import ReconciliationSettings
-from gateway.recon.matching import list_breaks
-from tests.support import LiveGateway, example_instruction
+import pytest
+from sqlalchemy import select
+
+from gateway.recon.rules import DEFAULT_RECON_FILE
+from gateway.store.tables import ledger_entries, ledger_postings
+from tests.support import Database, LiveGateway, example_instruction, start_gateway, stop_gateway
+
+
+@pytest.fixture
+async def recon_gateway(database: Database, tmp_path: Path) -> AsyncIterator[LiveGateway]:
+    """A gateway whose rules call a settled payment missing as soon as a statement leaves it out."""
+    rules = tmp_path / "reconciliation.yaml"
+    text = DEFAULT_RECON_FILE.read_text(encoding="utf-8").replace("missing_after_days: 2", "missing_after_days: 0")
+    rules.write_text(text.replace('default: "100.00"', 'default: "10.00"'), encoding="utf-8")
+    gw = await start_gateway(database, reconciliation__file=str(rules))
+    try:
+        yield gw
+    finally:
+        await stop_gateway(gw)
 
 
 async def _call(gw: LiveGateway, method: str, path: str, key: str, status: int = 200, **kw: Any) -> Any:
@@ -39,88 +58,148 @@ async def _bank_statement(gw: LiveGateway, breaks: list[dict[str, Any]]) -> byte
         return await resp.read()
 
 
-async def test_a_days_statement_matches_every_settled_payment_by_reference(gateway: LiveGateway) -> None:
-    views = await _settle(gateway, 3)
-    finance = await gateway.new_key("treasury", ("finance",))
-    body = await _bank_statement(gateway, [])
-
-    imported = await _call(gateway, "POST", "/v1/statements", finance, 201, data=body)
-    run = await _call(gateway, "POST", "/v1/recon/run", finance)
-    again = await _call(gateway, "POST", "/v1/recon/run?source=iso20022_bank", finance)
-    breaks = await _call(gateway, "GET", "/v1/recon/breaks", finance)
-
-    assert (imported["format"], imported["lines"]) == ("camt.053", 3)
-    assert run == {"lines": 3, "confirmed": 3, "suggested": 0, "unmatched": 0}
-    assert again == {"lines": 0, "confirmed": 0, "suggested": 0, "unmatched": 0}
-    assert breaks == {"items": [], "next_cursor": None}
-    assert len({v["id"] for v in views}) == 3
+async def _balances(gw: LiveGateway, instruction_ids: list[str], *accounts: str) -> dict[str, int]:
+    """Each account's balance from the entries of these payments."""
+    async with gw.runtime.engine.connect() as conn:
+        rows = await conn.execute(
+            select(ledger_postings.c.account, ledger_postings.c.amount)
+            .join(ledger_entries, ledger_entries.c.id == ledger_postings.c.entry_id)
+            .where(ledger_entries.c.instruction_id.in_(instruction_ids), ledger_postings.c.account.in_(accounts))
+        )
+        out = dict.fromkeys(accounts, 0)
+        for account, amount in rows.all():
+            out[account] += amount
+        return out
 
 
-async def test_an_entry_no_payment_explains_is_a_break_and_nothing_else_is(gateway: LiveGateway) -> None:
-    await _settle(gateway, 2)
-    finance = await gateway.new_key("treasury", ("finance",))
-    body = await _bank_statement(gateway, [{"kind": "unknown_entry", "count": 2}])
-
-    await _call(gateway, "POST", "/v1/statements", finance, 201, data=body)
-    run = await _call(gateway, "POST", "/v1/recon/run", finance)
-    first = await _call(gateway, "GET", "/v1/recon/breaks?limit=1", finance)
-    rest = await _call(gateway, "GET", f"/v1/recon/breaks?cursor={first['next_cursor']}", finance)
-    wrong = await _call(gateway, "GET", "/v1/recon/breaks?kind=late", finance, 400)
-
-    assert run["confirmed"] == 2 and run["unmatched"] == 2
-    found = first["items"] + rest["items"]
-    assert [b["kind"] for b in found] == ["unexpected_line", "unexpected_line"]
-    assert {b["detail"].split(" UNKNOWN-")[0] for b in found} == {"booked: credit", "booked: debit"}
-    assert rest["next_cursor"] is None and wrong["status"] == 400
+def _minor(amount: str) -> int:
+    return int(amount.replace(".", ""))
 
 
-async def test_a_wrong_amount_is_a_suggested_match_finance_confirms(gateway: LiveGateway) -> None:
-    views = await _settle(gateway, 1)
-    finance = await gateway.new_key("treasury", ("finance",))
-    body = await _bank_statement(gateway, [{"kind": "wrong_amount"}])
-    await _call(gateway, "POST", "/v1/statements", finance, 201, data=body)
-
-    run = await _call(gateway, "POST", "/v1/recon/run", finance)
-    (suggested,) = (await _call(gateway, "GET", "/v1/recon/breaks?kind=suggested_match", finance))["items"]
-    confirmed = await _call(gateway, "POST", f"/v1/recon/matches/{suggested['id']}/confirm", finance)
-    twice = await _call(gateway, "POST", f"/v1/recon/matches/{suggested['id']}/confirm", finance, 409)
-    unknown = await _call(gateway, "POST", "/v1/recon/matches/ln_99_1/confirm", finance, 404)
-    after = await _call(gateway, "GET", "/v1/recon/breaks", finance)
-
-    assert run == {"lines": 1, "confirmed": 0, "suggested": 1, "unmatched": 0}
-    assert suggested["instruction_id"] == views[0]["id"]
-    assert suggested["detail"].startswith("instruction-id (amount differs): debit INV-")
-    assert confirmed == {"line": suggested["id"], "instruction_id": views[0]["id"], "status": "confirmed"}
-    assert twice["status"] == 409 and unknown["status"] == 404
-    assert after["items"] == []
+async def _account(gw: LiveGateway, account: str) -> int:
+    async with gw.runtime.engine.connect() as conn:
+        rows = await conn.scalars(select(ledger_postings.c.amount).where(ledger_postings.c.account == account))
+        return sum(rows.all())
 
 
-async def test_a_settled_payment_left_off_the_statement_is_missing(gateway: LiveGateway) -> None:
-    views = await _settle(gateway, 2)
-    finance = await gateway.new_key("treasury", ("finance",))
-    body = await _bank_statement(gateway, [{"kind": "missing_entry", "match": {"reference": views[0]["reference"]}}])
-    await _call(gateway, "POST", "/v1/statements", finance, 201, data=body)
-    await _call(gateway, "POST", "/v1/recon/run", finance)
-    rules = ReconciliationSettings(
-        date_window_days=3, amount_tolerance_minor=0, amount_tolerance_bp=0, missing_after_days=0
+async def test_a_day_with_every_injected_break_finds_them_all_and_nothing_else(recon_gateway: LiveGateway) -> None:
+    gw = recon_gateway
+    views = await _settle(gw, 6)
+    finance = await gw.new_key("treasury", ("finance",))
+    injected = [
+        {"kind": "missing_entry", "match": {"reference": views[0]["reference"]}},
+        {"kind": "wrong_amount", "amount_delta": "40.00", "match": {"reference": views[1]["reference"]}},
+        {"kind": "duplicate_entry", "match": {"reference": views[2]["reference"]}},
+        {"kind": "unknown_entry", "count": 1},
+    ]
+    await _call(gw, "POST", "/v1/statements", finance, 201, data=await _bank_statement(gw, injected))
+
+    run = await _call(gw, "POST", "/v1/recon/run", finance)
+    again = await _call(gw, "POST", "/v1/recon/run?source=iso20022_bank", finance)
+    found = (await _call(gw, "GET", "/v1/recon/breaks", finance))["items"]
+    summary = await _call(gw, "GET", "/v1/recon/summary", finance)
+
+    matched = [v["id"] for v in views[2:]]
+    assert run == {
+        "lines": 7,
+        "confirmed": 4,
+        "suggested": 1,
+        "unmatched": 2,
+        "breaks_opened": 4,
+        "breaks_closed": 0,
+    }
+    assert (again["breaks_opened"], again["breaks_closed"]) == (0, 0), again
+    assert sorted((b["kind"], b["instruction_id"]) for b in found) == sorted(
+        [
+            ("missing_on_statement", views[0]["id"]),
+            ("amount_mismatch", None),
+            ("duplicate", views[2]["id"]),
+            ("unexpected_line", None),
+        ]
+    )
+    assert summary["by_kind"]["duplicate"] == 1 and summary["open_breaks"] == 4
+    assert summary["matched_lines"] == 5 and summary["statement_lines"] == 7
+    # the matched day: nothing of those payments is in transit, nor waiting between callback and statement
+    books = await _balances(gw, matched, "partner:iso20022_bank:in_transit", "partner:iso20022_bank:bank")
+    assert books == {"partner:iso20022_bank:in_transit": 0, "partner:iso20022_bank:bank": 0}
+    # the two unexplained lines (duplicate, unknown) sit in suspense; the bank account as the statement says
+    suspense = sum(_minor(b["amount"]) for b in found if b["kind"] in ("duplicate", "unexpected_line"))
+    assert await _account(gw, "suspense") == suspense
+    reconciled = await _account(gw, "partner:iso20022_bank:bank_reconciled")
+    assert reconciled == -sum(_minor(v["amount"]) for v in views[2:]) - suspense
+
+
+async def test_breaks_are_worked_through_and_large_write_offs_need_a_second_person(
+    recon_gateway: LiveGateway,
+) -> None:
+    gw = recon_gateway
+    views = await _settle(gw, 2)
+    first = await gw.new_key("treasury", ("finance",))
+    second = await gw.new_key("treasury", ("finance",))
+    injected = [
+        {"kind": "missing_entry", "match": {"reference": views[0]["reference"]}},
+        {"kind": "unknown_entry", "count": 2},
+    ]
+    await _call(gw, "POST", "/v1/statements", first, 201, data=await _bank_statement(gw, injected))
+    await _call(gw, "POST", "/v1/recon/run", first)
+    found = (await _call(gw, "GET", "/v1/recon/breaks?kind=unexpected_line", first))["items"]
+    big, other = sorted(found, key=lambda b: -abs(float(b["amount"])))
+    assert abs(float(big["amount"])) > 10
+
+    owned = await _call(gw, "POST", f"/v1/recon/breaks/{big['id']}/assign", first, json={"owner": "ana"})
+    noted = await _call(gw, "POST", f"/v1/recon/breaks/{big['id']}/comments", first, json={"text": "asked the bank"})
+    refused = await _call(gw, "POST", f"/v1/recon/breaks/{big['id']}/resolve", first, 409, json={"reason": "x"})
+    asked = await _call(gw, "POST", f"/v1/recon/breaks/{big['id']}/write-off", first, json={"reason": "bank error"})
+    self_ok = await _call(gw, "POST", f"/v1/recon/breaks/{big['id']}/write-off", first, 403, json={"reason": "me"})
+    done = await _call(gw, "POST", f"/v1/recon/breaks/{big['id']}/write-off", second, json={"reason": "agreed"})
+    after = await _call(gw, "POST", f"/v1/recon/breaks/{big['id']}/write-off", second, 409, json={"reason": "again"})
+    by_hand = await _call(
+        gw, "POST", f"/v1/recon/breaks/{other['id']}/match", first, json={"instruction_ids": [views[0]["id"]]}
+    )
+    rerun = await _call(gw, "POST", "/v1/recon/run", first)
+    left = (await _call(gw, "GET", "/v1/recon/breaks", first))["items"]
+    missing = await _call(gw, "GET", "/v1/recon/breaks/brk_999999", first, 404)
+    empty = await _call(gw, "POST", f"/v1/recon/breaks/{big['id']}/comments", first, 422, json={"text": ""})
+
+    assert owned["owner"] == "ana" and [c["text"] for c in noted["comments"]] == ["owner: ana", "asked the bank"]
+    assert refused["status"] == 409 and "suspense" in refused["detail"]
+    assert (asked["state"], asked["write_off_requested_by"]) == ("pending_write_off", asked["write_off_requested_by"])
+    assert self_ok["type"].endswith("four-eyes")
+    assert done["state"] == "written_off" and after["status"] == 409
+    assert by_hand["state"] == "matched"
+    # the missing payment's break closed when the line was matched to it by hand; nothing is open
+    assert rerun["breaks_closed"] == 1 and left == [] and missing["status"] == 404 and empty["status"] == 422
+    assert await _account(gw, "suspense") == 0
+    assert await _account(gw, "write_off:iso20022_bank") == _minor(big["amount"])
+
+
+async def test_upstream_control_totals_that_differ_are_a_break_until_they_agree(recon_gateway: LiveGateway) -> None:
+    gw = recon_gateway
+    views = await _settle(gw, 2)
+    finance = await gw.new_key("treasury", ("finance",))
+    today = datetime.now(UTC).date().isoformat()
+    total = sum(int(v["amount"].replace(".", "")) for v in views)
+    right = {"currency": "EUR", "count": 2, "amount": f"{total // 100}.{total % 100:02d}"}
+
+    wrong = await _call(
+        gw, "POST", "/v1/control-totals", gw.key, json={"date": today, "totals": [{**right, "count": 3}]}
+    )
+    opened = await _call(gw, "POST", "/v1/recon/run", finance)
+    (brk,) = (await _call(gw, "GET", "/v1/recon/breaks", finance))["items"]
+    await _call(gw, "POST", "/v1/control-totals", gw.key, json={"date": today, "totals": [right]})
+    closed = await _call(gw, "POST", "/v1/recon/run", finance)
+    bad = await _call(
+        gw, "POST", "/v1/control-totals", gw.key, 422, json={"date": today, "totals": [{**right, "amount": "1.001"}]}
+    )
+    other = await _call(
+        gw, "POST", "/v1/control-totals", gw.key, 422, json={"business_unit": "x", "date": today, "totals": [right]}
     )
 
-    found = await list_breaks(gateway.runtime.engine, rules, now=datetime.now(UTC))
-    not_yet = await _call(gateway, "GET", "/v1/recon/breaks", finance)  # within missing_after_days (2)
-
-    assert [(b.kind, b.instruction_id) for b in found] == [("missing_on_statement", views[0]["id"])]
-    assert not_yet["items"] == []
-
-
-async def test_a_duplicated_entry_is_a_duplicate_break(gateway: LiveGateway) -> None:
-    views = await _settle(gateway, 2)
-    finance = await gateway.new_key("treasury", ("finance",))
-    twice = {"kind": "duplicate_entry", "match": {"reference": views[1]["reference"]}}
-    await _call(gateway, "POST", "/v1/statements", finance, 201, data=await _bank_statement(gateway, [twice]))
-    run = await _call(gateway, "POST", "/v1/recon/run", finance)
-    found_all = (await _call(gateway, "GET", "/v1/recon/breaks", finance))["items"]
-    assert [b["kind"] for b in found_all] == ["duplicate"]
-    found = found_all[0]
-    assert run == {"lines": 3, "confirmed": 2, "suggested": 0, "unmatched": 1}
-    assert (found["kind"], found["instruction_id"]) == ("duplicate", None)
-    assert views[1]["reference"] in found["detail"]
+    assert wrong["business_unit"] == "erp-europe" and opened["breaks_opened"] == 1
+    assert (brk["kind"], brk["source"], brk["subject"]) == (
+        "upstream_total_mismatch",
+        "bu:erp-europe",
+        f"erp-europe/{today}/EUR",
+    )
+    assert closed["breaks_closed"] == 1
+    assert "/totals/0/amount" in bad["detail"] and "/business_unit" in other["detail"]

@@ -1,0 +1,69 @@
+"""The ledger entries reconciliation posts (rules ``recon_*`` in ``config/ledger.yaml``).
+
+- a confirmed match: ``recon_settled`` for each settled payment (from the
+  partner's book account, where the callback put it, to the reconciled bank
+  account), and the difference the rule explains as ``recon_fee`` or ``recon_fx``;
+- a statement line nothing explains: ``recon_suspense`` (its signed amount: money
+  out is positive), taken out again by ``recon_unsuspense`` when it is matched,
+  or written off by ``recon_write_off``.
+
+Entries are built here and posted by the caller in the transaction that records
+the match or the break (``gateway.store.journal.post``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gateway.ledger.model import Entry, Posting
+from gateway.ledger.rules import Rules
+
+__all__ = ["line_entry", "match_entries"]
+
+
+def match_entries(
+    rules: Rules,
+    *,
+    source: str,
+    currency: str,
+    payments: Iterable[tuple[str, str, int]],
+    difference_minor: int,
+    explains: str | None,
+    match_id: int,
+    shapes: dict[tuple[str, str, str], tuple[tuple[str, int], ...]] | None = None,
+) -> list[Entry]:
+    """The entries of a confirmed match: ``payments`` are (instruction id, business unit, amount).
+
+    ``shapes`` caches the settlement's postings of one minor unit per (adapter,
+    currency, business unit) across a run; the legs are linear in the amount, so
+    they scale to every payment (as ``Rules.transition`` does).
+    """
+    shapes = {} if shapes is None else shapes
+    memo = f"reconciled by match {match_id}"
+    out = []
+    for instruction_id, bu, amount in payments:
+        shape = shapes.get((source, currency, bu))
+        if shape is None:
+            unit = rules.event(
+                "recon_settled", currency=currency, amounts={"amount": 1}, adapter=source, business_unit=bu
+            )
+            shape = shapes[(source, currency, bu)] = tuple((p.account, p.amount) for p in unit.postings)
+        postings = tuple(Posting(account, currency, k * amount) for account, k in shape)
+        out.append(Entry("recon_settled", postings, memo, instruction_id, bu))
+    if difference_minor:
+        kind = "recon_fx" if explains == "fx" else "recon_fee"
+        out.append(
+            rules.event(
+                kind,
+                currency=currency,
+                amounts={"amount": difference_minor},
+                adapter=source,
+                memo=f"difference of match {match_id}",
+            )
+        )
+    return out
+
+
+def line_entry(rules: Rules, kind: str, *, source: str, currency: str, signed_minor: int, memo: str) -> Entry:
+    """``recon_suspense`` / ``recon_unsuspense`` / ``recon_write_off`` of a statement line's signed amount."""
+    return rules.event(kind, currency=currency, amounts={"amount": signed_minor}, adapter=source, memo=memo)

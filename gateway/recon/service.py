@@ -1,0 +1,655 @@
+"""A reconciliation run, and the hand work on matches: confirm a suggestion, match a break by hand.
+
+``run_recon`` loads the open statement lines and settled payments, lets the
+rules decide (``gateway.recon.matching``), and in ONE transaction writes the
+matches with their ledger entries and syncs the breaks (``gateway.recon.breaks``):
+a crash leaves either all of a run or none of it, and a concurrent run that took
+the same line or payment makes this one fail on the primary keys and roll back
+(run it again).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.errors import BadRequestError, ConflictError, NotFoundError
+from gateway.ledger.rules import Rules
+from gateway.recon.breaks import SUSPENSE_KINDS, Found, parse_break_id, sync_breaks
+from gateway.recon.matching import (
+    LINE_ID,
+    Decision,
+    LineView,
+    PaymentView,
+    decide,
+    line_id,
+    load_named_elsewhere,
+    load_open_lines,
+    load_open_payments,
+)
+from gateway.recon.postings import line_entry, match_entries
+from gateway.recon.rules import MatchRule, ReconRules
+from gateway.store.exposure import release_reconciled
+from gateway.store.journal import post, rules_for
+from gateway.store.tables import (
+    business_units,
+    control_totals,
+    instructions,
+    recon_breaks,
+    recon_match_lines,
+    recon_match_payments,
+    recon_matches,
+    statement_lines,
+    statements,
+)
+
+#: how far back a matched (or unsettled) payment keeps lines naming it from being guessed onto another
+NAMED_WINDOW_DAYS = 62
+
+__all__ = ["NAMED_WINDOW_DAYS", "RunReport", "confirm_match", "match_by_hand", "run_recon", "write_matches"]
+
+
+@dataclass
+class RunReport:
+    """What one run did, and how long its parts took."""
+
+    lines: int = 0  # open booked lines looked at
+    confirmed: int = 0
+    suggested: int = 0
+    matched_lines: int = 0
+    breaks_opened: int = 0
+    breaks_closed: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "confirmed": self.confirmed,
+            "suggested": self.suggested,
+            "unmatched": self.lines - self.matched_lines,
+            "breaks_opened": self.breaks_opened,
+            "breaks_closed": self.breaks_closed,
+        }
+
+
+async def _next_match_id(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(select(func.coalesce(func.max(recon_matches.c.id), 0)))) + 1
+
+
+def _fee_sign(direction: str) -> int:
+    # money out: the bank took more than the payments -> fee; money in: it paid out less -> fee
+    return 1 if direction == "debit" else -1
+
+
+async def write_matches(conn: AsyncConnection, decisions: Sequence[Decision], now: datetime) -> None:
+    """Insert matches, their lines and payments, and the ledger entries of the confirmed ones."""
+    if not decisions:
+        return
+    first = await _next_match_id(conn)
+    ledger = rules_for(conn)
+    matches, links, pays, entries = [], [], [], []
+    shapes: dict[tuple[str, str, str], tuple[tuple[str, int], ...]] = {}
+    for n, d in enumerate(decisions):
+        mid = first + n
+        diff = d.difference_minor * _fee_sign(d.lines[0].direction)
+        matches.append(
+            {
+                "id": mid,
+                "source": d.source,
+                "status": d.status,
+                "rule": d.rule.name,
+                "currency": d.currency,
+                "lines_minor": d.lines_minor,
+                "payments_minor": d.payments_minor,
+                "difference_minor": diff,
+                "explains": d.rule.explains,
+                "matched_at": now,
+                "confirmed_by": None,
+                "confirmed_at": None,
+            }
+        )
+        links.extend({"statement_pk": x.pk, "line": x.line, "match_id": mid} for x in d.lines)
+        pays.extend({"instruction_id": p.id, "match_id": mid} for p in d.payments)
+        if d.status == "confirmed" and ledger is not None:
+            entries.extend(
+                match_entries(
+                    ledger,
+                    source=d.source,
+                    currency=d.currency,
+                    payments=[(p.id, p.business_unit, p.amount_minor) for p in d.payments],
+                    difference_minor=diff if d.rule.explains else 0,
+                    explains=d.rule.explains,
+                    match_id=mid,
+                    shapes=shapes,
+                )
+            )
+    await conn.execute(insert(recon_matches), matches)
+    await conn.execute(insert(recon_match_lines), links)
+    await conn.execute(insert(recon_match_payments), pays)
+    # a payment confirmed on the bank's statement is final: its outgoing credit exposure is released
+    await release_reconciled(conn, [p.id for d in decisions if d.status == "confirmed" for p in d.payments], now)
+    await _unsuspend(conn, [(x.pk, x.line) for d in decisions for x in d.lines], ledger, now)
+    if entries:
+        await post(conn, entries, now, ledger)
+
+
+async def _unsuspend(
+    conn: AsyncConnection, keys: Sequence[tuple[int, int]], ledger: Rules | None, now: datetime
+) -> None:
+    """Lines that sat in suspense and are matched now: out of suspense, their breaks ``matched``."""
+    if not keys:
+        return
+    wanted = set(keys)
+    pks = sorted({pk for pk, _ in keys})
+    rows = []
+    for i in range(0, len(pks), 500):
+        rows.extend(
+            (
+                await conn.execute(
+                    select(recon_breaks).where(
+                        recon_breaks.c.statement_pk.in_(pks[i : i + 500]),
+                        recon_breaks.c.state.in_(("open", "pending_write_off")),
+                        recon_breaks.c.suspense_entry.is_not(None),
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
+    rows = [r for r in rows if (r["statement_pk"], r["line"]) in wanted]
+    for r in rows:
+        entry_ids: list[int] = []
+        if ledger is not None:
+            entry = line_entry(
+                ledger,
+                "recon_unsuspense",
+                source=r["source"],
+                currency=r["currency"],
+                signed_minor=r["amount_minor"],
+                memo=f"matched: {r['subject']}",
+            )
+            entry_ids = await post(conn, [entry], now, ledger)
+        await conn.execute(
+            update(recon_breaks)
+            .where(recon_breaks.c.id == r["id"])
+            .values(
+                state="matched",
+                closed_at=now,
+                closed_by="recon",
+                reason="matched",
+                closing_entry=entry_ids[0] if entry_ids else None,
+            )
+        )
+
+
+# -- finding the breaks ----------------------------------------------------------------------------
+
+
+async def _named(conn: AsyncConnection, by_source: dict[str, set[str]]) -> dict[tuple[str, str], tuple[str, str, bool]]:
+    """(source, reference) → (instruction id, status, matched) for payments a reference names by their
+    instruction id or partner reference (both indexed; a business-unit reference is known from the run)."""
+    out: dict[tuple[str, str], tuple[str, str, bool]] = {}
+    matched = select(recon_match_payments.c.instruction_id).where(
+        recon_match_payments.c.instruction_id == instructions.c.id
+    )
+    for source, refs in by_source.items():
+        names = sorted(refs)
+        for i in range(0, len(names), 500):
+            chunk = names[i : i + 500]
+            for where in (
+                instructions.c.id.in_(chunk),
+                and_(instructions.c.adapter == source, instructions.c.partner_reference.in_(chunk)),
+            ):
+                rows = await conn.execute(
+                    select(
+                        instructions.c.id,
+                        instructions.c.adapter,
+                        instructions.c.partner_reference,
+                        instructions.c.status,
+                        matched.exists().label("matched"),
+                    ).where(where)
+                )
+                for r in rows.all():
+                    if r.adapter != source:
+                        continue
+                    for ref in (r.id, r.partner_reference):
+                        if ref in refs:
+                            out[(source, ref)] = (r.id, r.status, bool(r.matched))
+    return out
+
+
+def _signed(amount: int, direction: str) -> int:
+    return amount if direction == "debit" else -amount
+
+
+async def _line_breaks(
+    conn: AsyncConnection, source: str | None, known: dict[tuple[str, str], tuple[str, str, bool]]
+) -> list[Found]:
+    """Open booked lines nothing matched, and return / change lines, as breaks."""
+    query = (
+        select(statement_lines, statements.c.source)
+        .join(statements, statements.c.id == statement_lines.c.statement_pk)
+        .outerjoin(
+            recon_match_lines,
+            and_(
+                recon_match_lines.c.statement_pk == statement_lines.c.statement_pk,
+                recon_match_lines.c.line == statement_lines.c.line,
+            ),
+        )
+        .where(recon_match_lines.c.match_id.is_(None))
+    )
+    if source is not None:
+        query = query.where(statements.c.source == source)
+    rows = (await conn.execute(query)).mappings().all()
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        for ref in (r["end_to_end_id"], r["partner_reference"], r["servicer_reference"], r["original_reference"]):
+            if ref and (r["source"], ref) not in known:
+                wanted[r["source"]].add(ref)
+    named = {**await _named(conn, wanted), **known}
+    out = []
+    for r in rows:
+        refs = [x for x in (r["end_to_end_id"], r["partner_reference"], r["servicer_reference"]) if x]
+        if r["kind"] == "return" and r["original_reference"]:
+            refs.insert(0, r["original_reference"])
+        hit = next((named[(r["source"], ref)] for ref in refs if (r["source"], ref) in named), None)
+        ref_text = ", ".join(refs) or "no reference"
+        base = {
+            "subject": line_id(r["statement_pk"], r["line"]),
+            "source": r["source"],
+            "currency": r["currency"],
+            "amount_minor": _signed(r["amount_minor"], r["direction"]),
+            "on": r["value_on"] or r["booked_on"],
+            "statement_pk": r["statement_pk"],
+            "line": r["line"],
+            "instruction_id": hit[0] if hit else None,
+        }
+        if r["kind"] == "change":
+            out.append(
+                Found(kind="notification_of_change", detail=f"change {r['reason_code'] or ''}: {ref_text}", **base)
+            )
+        elif r["kind"] == "return":
+            if hit and hit[1] == "settled":
+                detail = f"settled here, returned there ({r['reason_code'] or 'no reason'}): {ref_text}"
+                out.append(Found(kind="status_mismatch", detail=detail, **base))
+            elif not hit:
+                out.append(
+                    Found(
+                        kind="unexpected_line", detail=f"return of nothing known: {ref_text}", **base, in_suspense=True
+                    )
+                )
+        elif hit is None:
+            out.append(Found(kind="unexpected_line", detail=f"{r['direction']} {ref_text}", **base, in_suspense=True))
+        elif hit[2]:
+            detail = f"{r['direction']} {ref_text}: {hit[0]} is already matched to another line"
+            out.append(Found(kind="duplicate", detail=detail, **base, in_suspense=True))
+        elif hit[1] != "settled":
+            detail = f"{r['direction']} there, {hit[1]} here: {ref_text}"
+            out.append(Found(kind="status_mismatch", detail=detail, **base, in_suspense=True))
+        else:
+            detail = f"{r['direction']} {ref_text}: names {hit[0]} but no rule's amount criteria hold"
+            out.append(Found(kind="unexpected_line", detail=detail, **base, in_suspense=True))
+    return out
+
+
+async def _suggestion_breaks(conn: AsyncConnection, source: str | None) -> list[Found]:
+    query = (
+        select(recon_matches, func.min(recon_match_lines.c.statement_pk).label("pk"))
+        .join(recon_match_lines, recon_match_lines.c.match_id == recon_matches.c.id)
+        .where(recon_matches.c.status == "suggested")
+        .group_by(*recon_matches.c)
+    )
+    if source is not None:
+        query = query.where(recon_matches.c.source == source)
+    out = []
+    for r in (await conn.execute(query)).mappings().all():
+        diff = r["difference_minor"]
+        kind = "amount_mismatch" if diff else "suggested_match"
+        detail = f"match m_{r['id']} by rule {r['rule']}"
+        if diff:
+            detail += f": statement {r['lines_minor']} vs payments {r['payments_minor']} (minor units)"
+            if r["explains"]:
+                detail += f"; confirming posts the difference as {r['explains']}"
+        out.append(
+            Found(
+                kind=kind,
+                subject=f"m_{r['id']}",
+                source=r["source"],
+                currency=r["currency"],
+                amount_minor=diff,
+                on=None,
+                detail=detail,
+                match_id=r["id"],
+            )
+        )
+    return out
+
+
+async def _missing_breaks(conn: AsyncConnection, rules: ReconRules, source: str | None) -> list[Found]:
+    query = select(
+        statements.c.source, func.max(func.coalesce(statements.c.period_end, statements.c.period_start)).label("last")
+    ).group_by(statements.c.source)
+    latest = {r.source: r.last for r in (await conn.execute(query)).all() if r.last is not None}
+    out = []
+    for src, last in sorted(latest.items()):
+        if source is not None and src != source:
+            continue
+        cutoff = last - timedelta(days=rules.missing_after_days)
+        rows = await conn.execute(
+            select(instructions.c.id, instructions.c.amount_minor, instructions.c.currency, instructions.c.updated_at)
+            .outerjoin(recon_match_payments, recon_match_payments.c.instruction_id == instructions.c.id)
+            .where(
+                instructions.c.adapter == src,
+                instructions.c.status == "settled",
+                recon_match_payments.c.match_id.is_(None),
+            )
+        )
+        for r in rows.all():
+            settled_on = r.updated_at.date()
+            if settled_on > cutoff:
+                continue
+            out.append(
+                Found(
+                    kind="missing_on_statement",
+                    subject=r.id,
+                    source=src,
+                    currency=r.currency,
+                    amount_minor=r.amount_minor,
+                    on=settled_on,
+                    detail=f"settled on {settled_on}, on no statement of {src} through {last}",
+                    instruction_id=r.id,
+                )
+            )
+    return out
+
+
+async def own_totals(conn: AsyncConnection, business_unit: str, day: date) -> dict[str, tuple[int, int]]:
+    """currency → (count, sum) of what the business unit sent the gateway on ``day`` (UTC)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    rows = await conn.execute(
+        select(instructions.c.currency, func.count(), func.coalesce(func.sum(instructions.c.amount_minor), 0))
+        .join(business_units, business_units.c.id == instructions.c.business_unit_id)
+        .where(
+            business_units.c.name == business_unit,
+            instructions.c.created_at >= start,
+            instructions.c.created_at < start + timedelta(days=1),
+        )
+        .group_by(instructions.c.currency)
+    )
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows.all()}
+
+
+async def _upstream_breaks(conn: AsyncConnection) -> list[Found]:
+    said: dict[tuple[str, date], dict[str, tuple[int, int]]] = defaultdict(dict)
+    for r in (await conn.execute(select(control_totals))).mappings().all():
+        said[(r["business_unit"], r["day"])][r["currency"]] = (r["count"], r["sum_minor"])
+    out = []
+    for (bu, day), theirs in sorted(said.items()):
+        ours = await own_totals(conn, bu, day)
+        for currency, (count, total) in sorted(theirs.items()):
+            mine = ours.get(currency, (0, 0))
+            if mine == (count, total):
+                continue
+            out.append(
+                Found(
+                    kind="upstream_total_mismatch",
+                    subject=f"{bu}/{day.isoformat()}/{currency}",
+                    source=f"bu:{bu}"[:64],
+                    currency=currency,
+                    amount_minor=total - mine[1],
+                    on=day,
+                    detail=f"{bu} says {count} payments, {total} minor units; the gateway has {mine[0]}, {mine[1]}",
+                )
+            )
+    return out
+
+
+async def find_breaks(
+    conn: AsyncConnection,
+    rules: ReconRules,
+    source: str | None,
+    known: dict[tuple[str, str], tuple[str, str, bool]] | None = None,
+) -> list[Found]:
+    """Every break of now; ``known``: what the run knows of payments by (adapter, reference)."""
+    found = (
+        await _line_breaks(conn, source, known or {})
+        + await _suggestion_breaks(conn, source)
+        + await _missing_breaks(conn, rules, source)
+    )
+    if source is None:
+        found += await _upstream_breaks(conn)
+    return found
+
+
+# -- the run ----------------------------------------------------------------------------------------
+
+
+async def run_recon(
+    engine: AsyncEngine,
+    rules: ReconRules,
+    *,
+    now: datetime,
+    source: str | None = None,
+    on: date | None = None,
+) -> RunReport:
+    """Match what the rules explain, post it, and sync the breaks: all in one transaction.
+
+    ``source`` narrows the run to one partner; ``on`` to statement lines of that day.
+    """
+    report = RunReport()
+    clock = time.perf_counter()
+    async with engine.connect() as conn:
+        lines = await load_open_lines(conn, source)
+        if on is not None:
+            lines = [x for x in lines if x.day == on]
+        sources = {x.source for x in lines}
+        payments = await load_open_payments(conn, sources)
+        elsewhere = await load_named_elsewhere(conn, sources, now - timedelta(days=NAMED_WINDOW_DAYS))
+    report.seconds["read"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    decisions = decide(lines, payments, rules, elsewhere.keys())
+    report.seconds["decide"] = time.perf_counter() - clock
+    report.lines = len(lines)
+    report.confirmed = sum(1 for d in decisions if d.status == "confirmed")
+    report.suggested = len(decisions) - report.confirmed
+    report.matched_lines = sum(len(d.lines) for d in decisions)
+    clock = time.perf_counter()
+    try:
+        async with engine.begin() as conn:
+            await write_matches(conn, decisions, now)
+            report.seconds["write"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            known = dict(elsewhere)
+            for d in decisions:  # matched by this run
+                known.update(((p.adapter, k), (p.id, "settled", True)) for p in d.payments for k in p.keys)
+            taken = {p.id for d in decisions for p in d.payments}
+            for p in payments:  # still open
+                if p.id not in taken:
+                    known.update(((p.adapter, k), (p.id, "settled", False)) for k in p.keys)
+            found = await find_breaks(conn, rules, source, known)
+            counts = await sync_breaks(conn, found, now=now, scope=source)
+            report.seconds["breaks"] = time.perf_counter() - clock
+    except IntegrityError:
+        raise ConflictError("another reconciliation run took some of these lines or payments; run it again") from None
+    report.breaks_opened, report.breaks_closed = counts["opened"], counts["closed"]
+    return report
+
+
+# -- by hand ---------------------------------------------------------------------------------------
+
+
+def _line_key(text: str) -> tuple[int, int]:
+    found = LINE_ID.fullmatch(text)
+    if found is None:
+        raise NotFoundError(f"{text[:60]!r} is not a statement line id (ln_<statement>_<line>)")
+    return int(found.group(1)), int(found.group(2))
+
+
+async def _confirm(conn: AsyncConnection, match_id: int, *, by: str, now: datetime) -> list[str]:
+    row = (await conn.execute(select(recon_matches).where(recon_matches.c.id == match_id))).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no match m_{match_id}")
+    if row["status"] != "suggested":
+        raise ConflictError(f"match m_{match_id} is already confirmed")
+    done = await conn.execute(
+        update(recon_matches)
+        .where(recon_matches.c.id == match_id, recon_matches.c.status == "suggested")
+        .values(status="confirmed", confirmed_by=by[:64], confirmed_at=now)
+    )
+    if done.rowcount != 1:
+        raise ConflictError(f"match m_{match_id} is already confirmed")
+    pays = (
+        await conn.execute(
+            select(instructions.c.id, business_units.c.name, instructions.c.amount_minor)
+            .join(recon_match_payments, recon_match_payments.c.instruction_id == instructions.c.id)
+            .join(business_units, business_units.c.id == instructions.c.business_unit_id)
+            .where(recon_match_payments.c.match_id == match_id)
+            .order_by(instructions.c.id)
+        )
+    ).all()
+    await release_reconciled(conn, [r[0] for r in pays], now)
+    ledger = rules_for(conn)
+    if ledger is not None:
+        entries = match_entries(
+            ledger,
+            source=row["source"],
+            currency=row["currency"],
+            payments=[(r[0], r[1], r[2]) for r in pays],
+            difference_minor=row["difference_minor"],
+            explains=row["explains"],
+            match_id=match_id,
+        )
+        await post(conn, entries, now, ledger)
+    await conn.execute(
+        update(recon_breaks)
+        .where(
+            recon_breaks.c.match_id == match_id,
+            recon_breaks.c.state.in_(("open", "pending_write_off")),
+        )
+        .values(state="matched", closed_at=now, closed_by=by[:64], reason="confirmed by hand")
+    )
+    return [r[0] for r in pays]
+
+
+async def confirm_match(engine: AsyncEngine, ref: str, *, by: str, now: datetime) -> list[str]:
+    """Confirm a suggested match (``m_<id>``, or one of its lines ``ln_…``); the payments it settles.
+
+    The ledger entries (settlement, and the difference as a fee unless the rule
+    named FX) are posted in the same transaction.
+    """
+    async with engine.begin() as conn:
+        if ref.startswith("m_") and ref[2:].isdigit() and len(ref) < 22:
+            match_id = int(ref[2:])
+        else:
+            pk, number = _line_key(ref)
+            match_id = await conn.scalar(
+                select(recon_match_lines.c.match_id).where(
+                    recon_match_lines.c.statement_pk == pk, recon_match_lines.c.line == number
+                )
+            )
+            if match_id is None:
+                raise NotFoundError(f"statement line {ref} has no suggested match")
+        return await _confirm(conn, int(match_id), by=by, now=now)
+
+
+async def match_by_hand(
+    engine: AsyncEngine, break_id: str, instruction_ids: Iterable[str], *, by: str, now: datetime
+) -> int:
+    """Match a line break's statement line to settled payments finance names; the match id.
+
+    The difference between the line and the payments is posted as a fee.
+    """
+    pk = parse_break_id(break_id)
+    ids = sorted(set(instruction_ids))
+    if not ids or len(ids) > 1000:
+        raise BadRequestError("name 1 to 1000 payments (instruction ids) for the line")
+    try:
+        async with engine.begin() as conn:
+            row = (await conn.execute(select(recon_breaks).where(recon_breaks.c.id == pk))).mappings().first()
+            if row is None:
+                raise NotFoundError(f"no break {break_id}")
+            if row["state"] not in ("open", "pending_write_off"):
+                raise ConflictError(f"break {break_id} is already {row['state']}")
+            if row["statement_pk"] is None or row["kind"] not in SUSPENSE_KINDS:
+                raise ConflictError(f"break {break_id} ({row['kind']}) is no unexplained statement line to match")
+            line = (
+                (
+                    await conn.execute(
+                        select(statement_lines).where(
+                            statement_lines.c.statement_pk == row["statement_pk"], statement_lines.c.line == row["line"]
+                        )
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            rows = (
+                (
+                    await conn.execute(
+                        select(instructions, business_units.c.name.label("bu"))
+                        .join(business_units, business_units.c.id == instructions.c.business_unit_id)
+                        .where(instructions.c.id.in_(ids))
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            if len(rows) != len(ids):
+                missing = sorted(set(ids) - {r["id"] for r in rows})
+                raise NotFoundError(f"no payment {missing[0]}")
+            for r in rows:
+                if r["status"] != "settled" or r["adapter"] != row["source"] or r["currency"] != line["currency"]:
+                    raise ConflictError(
+                        f"{r['id']} is {r['status']} through {r['adapter']} in {r['currency']}: only settled payments "
+                        f"through {row['source']} in {line['currency']} match this line"
+                    )
+            view = LineView(
+                line["statement_pk"],
+                line["line"],
+                row["source"],
+                line["amount_minor"],
+                line["direction"],
+                line["currency"],
+                line["value_on"] or line["booked_on"],
+                (),
+                "",
+            )
+            pays = [
+                PaymentView(
+                    r["id"],
+                    r["reference"],
+                    r["partner_reference"],
+                    r["adapter"],
+                    r["amount_minor"],
+                    r["currency"],
+                    r["updated_at"].date(),
+                    "",
+                    r["bu"],
+                )
+                for r in rows
+            ]
+            total = sum(p.amount_minor for p in pays)
+            decision = Decision(
+                MatchRule(name="by-hand", reference=True, any_amount=True, explains="fee"),
+                [view],
+                pays,
+                "confirmed",
+                view.amount_minor,
+                total,
+            )
+            mid = await _next_match_id(conn)
+            await write_matches(conn, [decision], now)
+            await conn.execute(
+                update(recon_matches).where(recon_matches.c.id == mid).values(confirmed_by=by[:64], confirmed_at=now)
+            )
+            return mid
+    except IntegrityError:
+        raise ConflictError("one of these payments or the line is already matched") from None
