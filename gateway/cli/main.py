@@ -12,7 +12,22 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from gateway.cli import adapters, contracts, db, demo, docs, keys, ledger, qa, recon, route, serve, simulate, webhooks
+from gateway.cli import (
+    adapters,
+    contracts,
+    db,
+    demo,
+    docs,
+    keys,
+    ledger,
+    migrate,
+    qa,
+    recon,
+    route,
+    serve,
+    simulate,
+    webhooks,
+)
 from gateway.cli.common import Parser, common_options
 from gateway.errors import GatewayError
 from gateway.logs import configure_logging
@@ -34,6 +49,7 @@ GROUPS: tuple[ModuleType, ...] = (
     qa,
     ledger,
     recon,
+    migrate,
 )
 
 
