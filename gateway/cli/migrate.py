@@ -43,6 +43,7 @@ from gateway.finance.migration import (
     FileResult,
     FileSource,
     Validator,
+    check_file,
     import_file,
     load_mapping,
 )
@@ -89,6 +90,8 @@ async def _import(args: argparse.Namespace) -> int:
     if args.mapping and args.format != "csv":
         raise UsageError("--mapping is for --format csv (JSON records are in the instruction contract's shape)")
     sources = [FileSource.open(Path(name), args.format) for name in args.files]
+    for source in sources:
+        check_file(source, mapping)
     keys = parse_key_ring(settings.encryption_keys)
     fingerprints = Fingerprinter(fingerprint_key(settings.section("security").get("fingerprint_key"), keys))
     validator = Validator(mapping, system_clock())

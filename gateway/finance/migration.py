@@ -57,6 +57,7 @@ __all__ = [
     "Parsed",
     "Rejection",
     "Validator",
+    "check_file",
     "fresh",
     "import_file",
     "instruction_doc",
@@ -96,7 +97,7 @@ CSV_FIELDS: tuple[str, ...] = (
     "remittance_information",
 )
 _REQUIRED = ("reference", "amount", "currency", "status", "created_at", "debtor_name", "creditor_name")
-_MAPPING_KEYS = frozenset({"columns", "statuses", "date_format", "defaults"})
+_MAPPING_KEYS = frozenset({"columns", "statuses", "date_format", "defaults", "delimiter"})
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class ColumnMapping:
     date_format: str | None = None
     #: values for fields the file lacks (e.g. ``type: payout``)
     defaults: Mapping[str, str] = field(default_factory=dict)
+    #: the CSV field separator
+    delimiter: str = ","
 
     def header(self, name: str) -> str:
         return self.columns.get(name, name)
@@ -141,7 +144,11 @@ def load_mapping(path: str | Path | None) -> ColumnMapping:
     date_format = doc.get("date_format")
     if date_format is not None and not isinstance(date_format, str):
         raise ConfigError(f"{path}: date_format must be a strptime format such as '%d.%m.%Y'")
+    delimiter = doc.get("delimiter", ",")
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ConfigError(f"{path}: delimiter must be one character, such as ';'")
     return ColumnMapping(
+        delimiter=delimiter,
         columns=sections["columns"],
         statuses={k.lower(): v for k, v in sections["statuses"].items()},
         date_format=date_format,
@@ -193,25 +200,43 @@ def read_records(source: FileSource, mapping: ColumnMapping, skip: int = 0) -> I
         yield from _json_records(source.path, skip)
 
 
+def _columns(path: Path, header: Sequence[str], mapping: ColumnMapping) -> dict[str, int]:
+    """Canonical field → its column index; ``ConfigError`` when a required column is missing."""
+    index = {name: i for i, name in enumerate(header)}
+    wanted: dict[str, int] = {}
+    for name in CSV_FIELDS:
+        column = mapping.header(name)
+        if column in index:
+            wanted[name] = index[column]
+        elif name in _REQUIRED and name not in mapping.defaults:
+            raise ConfigError(
+                f"{path}: no column {column!r} for {name} (give a --mapping file naming it; see docs/go-live.md)"
+            )
+    return wanted
+
+
+def check_file(source: FileSource, mapping: ColumnMapping) -> None:
+    """Refuse a file that cannot be imported as a whole (a CSV without a required column) before anything runs."""
+    if source.format != "csv":
+        return
+    with source.path.open(newline="", encoding="utf-8-sig") as f:
+        try:
+            header = next(csv.reader(f, delimiter=mapping.delimiter), [])
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source.path}: not a readable CSV file ({exc})") from None
+    _columns(source.path, header, mapping)
+
+
 def _csv_records(path: Path, mapping: ColumnMapping, skip: int) -> Iterator[Record]:
     with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, delimiter=mapping.delimiter)
         try:
             header = next(reader)
         except StopIteration:
             return
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not a readable CSV file ({exc})") from None
-        index = {name: i for i, name in enumerate(header)}
-        wanted: dict[str, int] = {}
-        for name in CSV_FIELDS:
-            column = mapping.header(name)
-            if column in index:
-                wanted[name] = index[column]
-            elif name in _REQUIRED and name not in mapping.defaults:
-                raise ConfigError(
-                    f"{path}: no column {column!r} for {name} (give a --mapping file naming it; see docs/go-live.md)"
-                )
+        wanted = _columns(path, header, mapping)
         width = len(header)
         seen = 0
         while True:
