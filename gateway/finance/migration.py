@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import read_yaml_file
 from gateway.contracts.registry import contracts
-from gateway.domain.accounts import mask
+from gateway.domain.accounts import Account
 from gateway.domain.clock import system_clock
 from gateway.domain.errors import DomainError
 from gateway.domain.instruction import InstructionData, parse_instruction
@@ -50,6 +50,7 @@ __all__ = [
     "CSV_FIELDS",
     "FINAL_STATUSES",
     "FORMATS",
+    "AccountKeys",
     "Checkpoint",
     "ColumnMapping",
     "FileResult",
@@ -358,20 +359,16 @@ def _instant(value: Any, name: str, date_format: str | None) -> datetime:
 
 
 def _content_hash(data: InstructionData, created_at: datetime) -> str:
-    canonical = json.dumps(
-        [
-            data.type,
-            str(data.money.amount),
-            data.money.currency,
-            data.debtor.account.as_dict(),
-            data.creditor.account.as_dict(),
-            data.remittance_information or data.creditor_reference or "",
-            created_at.isoformat(),
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
+    parts = (
+        data.type,
+        str(data.money.amount),
+        data.money.currency,
+        *data.debtor.account.as_dict().items(),
+        *data.creditor.account.as_dict().items(),
+        data.remittance_information or data.creditor_reference or "",
+        created_at.isoformat(),
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 class Validator:
@@ -488,7 +485,32 @@ def fresh(chunk: Sequence[Parsed], refs: set[str], hashes: set[str]) -> tuple[li
     return new, dup
 
 
-def _candidate(business_unit: str, p: Parsed, fingerprints: Fingerprinter) -> Candidate:
+class AccountKeys:
+    """Risk fingerprints of accounts and normalised names, remembered: history pays the same accounts again."""
+
+    def __init__(self, fingerprints: Fingerprinter) -> None:
+        self._fingerprints = fingerprints
+        self._keys: dict[Account, str] = {}
+        self._names: dict[str, str] = {}
+
+    def key(self, account: Account) -> str:
+        found = self._keys.get(account)
+        if found is None:
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            found = self._keys[account] = self._fingerprints.account(account.as_dict())
+        return found
+
+    def name(self, name: str) -> str:
+        found = self._names.get(name)
+        if found is None:
+            if len(self._names) > 100_000:
+                self._names.clear()
+            found = self._names[name] = normalise_name(name)
+        return found
+
+
+def _candidate(business_unit: str, p: Parsed, keys: AccountKeys) -> Candidate:
     data = p.data
     return Candidate(
         instruction_id=f"migrated:{data.reference}",
@@ -498,16 +520,12 @@ def _candidate(business_unit: str, p: Parsed, fingerprints: Fingerprinter) -> Ca
         currency=data.money.currency,
         amount=data.money.amount,
         amount_minor=data.money.minor,
-        debtor_key=fingerprints.account(data.debtor.account.as_dict()),
-        creditor_key=fingerprints.account(data.creditor.account.as_dict()),
-        debtor_name=normalise_name(data.debtor.name),
-        creditor_name=normalise_name(data.creditor.name),
+        debtor_key=keys.key(data.debtor.account),
+        creditor_key=keys.key(data.creditor.account),
+        debtor_name=keys.name(data.debtor.name),
+        creditor_name=keys.name(data.creditor.name),
         remittance=normalise_text(data.remittance_information),
     )
-
-
-def _masked(account: Mapping[str, str]) -> dict[str, str]:
-    return {k: (mask(v) if k in ("iban", "number", "wallet") else v) for k, v in account.items()}
 
 
 async def store_chunk(
@@ -516,7 +534,7 @@ async def store_chunk(
     source: FileSource,
     new: Sequence[Parsed],
     checkpoint: Checkpoint,
-    fingerprints: Fingerprinter,
+    keys: AccountKeys,
     now: datetime,
 ) -> None:
     """Write one chunk's new payments, what they teach the risk history, and the file's checkpoint.
@@ -527,9 +545,8 @@ async def store_chunk(
     learned: list[Candidate] = []
     for p in new:
         data = p.data
-        c = _candidate(business_unit, p, fingerprints)
         if p.status == Status.SETTLED:
-            learned.append(c)
+            learned.append(_candidate(business_unit, p, keys))
         rows.append(
             {
                 "business_unit": business_unit,
@@ -541,13 +558,10 @@ async def store_chunk(
                 "currency": data.money.currency,
                 "status": p.status,
                 "debtor_name": data.debtor.name,
-                "debtor_key": c.debtor_key,
+                "debtor_key": keys.key(data.debtor.account),
                 "creditor_name": data.creditor.name,
-                "creditor_key": c.creditor_key,
-                "masked": {
-                    "debtor": _masked(data.debtor.account.as_dict()),
-                    "creditor": _masked(data.creditor.account.as_dict()),
-                },
+                "creditor_key": keys.key(data.creditor.account),
+                "masked": {"debtor": data.debtor.account.masked(), "creditor": data.creditor.account.masked()},
                 "remittance_information": data.remittance_information,
                 "created_at": p.created_at,
                 "status_at": p.status_at,
@@ -619,6 +633,7 @@ async def import_file(
     checkpoint = Checkpoint() if dry_run else stored
     state = "dry run" if dry_run else ("resumed" if stored.rows_done else "imported")
     result = FileResult(source, checkpoint, state)
+    keys = AccountKeys(fingerprints)
     progress(checkpoint.rows_done)
     # a dry run writes nothing, so it remembers the run's references itself; a real run finds them in the table
     run_refs: set[str] = set()
@@ -648,11 +663,11 @@ async def import_file(
                 new, dup = fresh(parsed, refs, hashes)
                 checkpoint.imported += len(new)
                 checkpoint.duplicates += len(dup)
-                await store_chunk(conn, business_unit, source, new, checkpoint, fingerprints, clock())
+                await store_chunk(conn, business_unit, source, new, checkpoint, keys, clock())
         progress(checkpoint.rows_done)
     if not dry_run:
         checkpoint.finished = True
         async with engine.begin() as conn:
-            await store_chunk(conn, business_unit, source, [], checkpoint, fingerprints, clock())
+            await store_chunk(conn, business_unit, source, [], checkpoint, keys, clock())
     progress(checkpoint.rows_done, checkpoint.rows_done)
     return result
