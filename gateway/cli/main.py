@@ -18,6 +18,7 @@ from gateway.cli import (
     db,
     demo,
     docs,
+    golive,
     keys,
     ledger,
     migrate,
@@ -50,6 +51,7 @@ GROUPS: tuple[ModuleType, ...] = (
     ledger,
     recon,
     migrate,
+    golive,
 )
 
 
