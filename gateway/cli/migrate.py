@@ -196,6 +196,15 @@ def _show(args: argparse.Namespace, results: list[FileResult]) -> None:
         out.print(f"… and {len(rejections) - len(shown):,} more" + ("" if args.report else ": see --report FILE.csv"))
 
 
+def _chunk_size(value: str) -> int:
+    """``--chunk-size``: 1 to 10,000 rows (a chunk's references are looked up in one query, under PostgreSQL's
+    limit of bind parameters)."""
+    number = positive(value)
+    if number > 10_000:
+        raise argparse.ArgumentTypeError("must be at most 10000")
+    return number
+
+
 def register(subparsers: Subparsers) -> None:
     commands = group(
         subparsers, "migrate", help="import the payment history of the system the gateway replaces (docs/go-live.md)"
@@ -213,6 +222,10 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--dry-run", action="store_true", help="check every row and report; write nothing")
     p.add_argument("--report", metavar="FILE", help="write every rejected row (file, line, reference, reason) as CSV")
     p.add_argument(
-        "--chunk-size", type=positive, default=5000, metavar="N", help="rows per transaction and checkpoint (5000)"
+        "--chunk-size",
+        type=_chunk_size,
+        default=5000,
+        metavar="N",
+        help="rows per transaction and checkpoint, 1 to 10000 (5000)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")

@@ -226,6 +226,8 @@ def gateway(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (["{csv}", "--business-unit", "erp", "--format", "csv", "--mapping", "{bad_mapping}"], "not a column"),
         (["{renamed}", "--business-unit", "erp", "--format", "csv"], "no column 'reference'"),
         (["{csv}", "--business-unit", "erp", "--format", "csv", "--chunk-size", "0"], "at least 1"),
+        (["{csv}", "--business-unit", "erp", "--format", "csv", "--chunk-size", "20000"], "at most 10000"),
+        (["{csv}", "--business-unit", "erp", "--format", "json", "--mapping", "{bad_mapping}"], "not a column"),
     ],
 )
 def test_bad_command_lines_exit_2_with_one_line(config: Path, tmp_path: Path, args: list[str], message: str) -> None:
