@@ -20,6 +20,7 @@ plus a final status and its dates.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -172,14 +173,24 @@ class FileSource:
     @classmethod
     def open(cls, path: Path, fmt: str) -> FileSource:
         digest = hashlib.sha256()
+        text = codecs.getincrementaldecoder("utf-8")()  # refused whole, before anything is written
         lines = 0
         last = b"\n"
         try:
             with path.open("rb") as f:
                 while block := f.read(1 << 20):
                     digest.update(block)
+                    try:
+                        text.decode(block)
+                    except UnicodeDecodeError as exc:
+                        line = lines + block[: exc.start].count(b"\n") + 1
+                        raise ConfigError(f"{path}: not UTF-8 text near line {line} (export it as UTF-8)") from None
                     lines += block.count(b"\n")
                     last = block[-1:]
+                try:
+                    text.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    raise ConfigError(f"{path}: not UTF-8 text at its end (export it as UTF-8)") from None
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
         lines += last != b"\n"
@@ -273,7 +284,7 @@ def _json_records(path: Path, skip: int) -> Iterator[Record]:
         if start == "[":
             try:
                 items = json.load(f)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 raise ConfigError(f"{path}: not valid JSON ({exc})") from None
             for position, item in enumerate(items, 1):
                 if position > skip:
@@ -290,6 +301,9 @@ def _json_records(path: Path, skip: int) -> Iterator[Record]:
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield number, f"not valid JSON: {exc.msg}"
+                continue
+            except RecursionError:
+                yield number, "not valid JSON: nested too deeply"
                 continue
             yield number, item if isinstance(item, dict) else "not a JSON object"
 

@@ -228,13 +228,20 @@ def gateway(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (["{csv}", "--business-unit", "erp", "--format", "csv", "--chunk-size", "0"], "at least 1"),
         (["{csv}", "--business-unit", "erp", "--format", "csv", "--chunk-size", "20000"], "at most 10000"),
         (["{csv}", "--business-unit", "erp", "--format", "json", "--mapping", "{bad_mapping}"], "not a column"),
+        (["{latin1}", "--business-unit", "erp", "--format", "csv"], "not UTF-8 text near line 2"),
     ],
 )
 def test_bad_command_lines_exit_2_with_one_line(config: Path, tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "h.csv").write_text(MIXED)
     (tmp_path / "renamed.csv").write_text(MIXED.replace("reference,", "Ref,", 1))
     (tmp_path / "bad.yaml").write_text("columns:\n  colour: Farbe\n")
-    names = {"csv": tmp_path / "h.csv", "renamed": tmp_path / "renamed.csv", "bad_mapping": tmp_path / "bad.yaml"}
+    (tmp_path / "latin1.csv").write_bytes(MIXED.replace("Supplier AG", "Zulieferer Müller").encode("latin-1"))
+    names = {
+        "latin1": tmp_path / "latin1.csv",
+        "csv": tmp_path / "h.csv",
+        "renamed": tmp_path / "renamed.csv",
+        "bad_mapping": tmp_path / "bad.yaml",
+    }
     result = gateway(config, *(a.format(**names) for a in args))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
