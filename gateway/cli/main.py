@@ -21,8 +21,10 @@ from gateway.cli import (
     docs,
     export,
     files,
+    golive,
     keys,
     ledger,
+    migrate,
     qa,
     receivables,
     recon,
@@ -58,6 +60,8 @@ GROUPS: tuple[ModuleType, ...] = (
     files,
     reports,
     export,
+    migrate,
+    golive,
 )
 
 

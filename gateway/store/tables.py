@@ -59,6 +59,8 @@ __all__ = [
     "ledger_periods",
     "ledger_postings",
     "metadata",
+    "migrated_payments",
+    "migration_checkpoints",
     "outbox",
     "payment_files",
     "receipt_allocations",
@@ -914,4 +916,48 @@ export_files = Table(
     Column("schema_version", Integer(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index(None, "dataset", "last_key"),
+)
+
+# -- go-live: history migrated from the system the gateway replaces (docs/go-live.md) --------------
+
+migrated_payments = Table(
+    "migrated_payments",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("business_unit", String(100), nullable=False),
+    Column("reference", String(35), nullable=False),
+    Column("content_hash", String(64), nullable=False),  # sha256 of the payment's canonical content
+    Column("type", String(20), nullable=False),
+    Column("amount", String(24), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),  # a final status (settled, rejected, failed, returned, cancelled)
+    Column("debtor_name", String(140), nullable=False),
+    Column("debtor_key", String(32), nullable=False),  # keyed fingerprint (risk), never the account
+    Column("creditor_name", String(140), nullable=False),
+    Column("creditor_key", String(32), nullable=False),
+    Column("masked", JSON(), nullable=False),  # masked accounts, for display only
+    Column("remittance_information", String(140)),
+    Column("created_at", UTCDateTime(), nullable=False),  # when the old system took it
+    Column("status_at", UTCDateTime(), nullable=False),  # when it reached its final status
+    Column("source_file", String(64), nullable=False),  # sha256 of the file it came from
+    Column("line", Integer(), nullable=False),  # its line (CSV) or record (JSON) there
+    Column("imported_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("business_unit", "reference"),
+    UniqueConstraint("business_unit", "content_hash"),
+)
+
+migration_checkpoints = Table(
+    "migration_checkpoints",
+    metadata,
+    Column("business_unit", String(100), primary_key=True),
+    Column("file_sha256", String(64), primary_key=True),
+    Column("file_name", String(255), nullable=False),
+    Column("format", String(8), nullable=False),
+    Column("rows_done", Integer(), nullable=False),  # data rows consumed, committed with the chunk that did them
+    Column("imported", Integer(), nullable=False),
+    Column("duplicates", Integer(), nullable=False),
+    Column("rejected", Integer(), nullable=False),
+    Column("finished", Boolean(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

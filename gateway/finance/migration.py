@@ -1,0 +1,687 @@
+"""History migration: payments the old system made, imported with their final statuses (docs/go-live.md).
+
+A migrated payment is *history*, never an instruction: it goes to ``migrated_payments``,
+not ``instructions``, so nothing in the dispatch path (outbox, dispatcher, webhooks) can
+ever pick it up and send it. Each row is checked as the API checks an instruction — the
+newest instruction contract (reference, type, amount pattern, party shapes) and then the
+domain (ISO 4217 currency and minor units, IBAN checksums via schwifty, ABA check digits) —
+plus a final status and its dates.
+
+- **de-duplication**: by reference and by content hash (the payment without its
+  reference: type, amount, currency, both accounts, remittance, when it was made), across
+  files and runs and inside one file; a duplicate is counted, never imported twice;
+- **resumable**: the file is read in chunks; each chunk's payments, its risk history and the
+  file's checkpoint (``migration_checkpoints``: rows consumed, keyed by the file's SHA-256)
+  commit in one transaction, so a run killed at any point is continued by re-running it;
+- **risk**: settled payments teach the risk history what is usual (known beneficiaries,
+  debtor → creditor pairs, the accounts behind a creditor name), so long-standing suppliers
+  are not new beneficiaries on day one. Accounts are kept only as keyed fingerprints and masks.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.config import read_yaml_file
+from gateway.contracts.registry import contracts
+from gateway.domain.accounts import Account
+from gateway.domain.clock import system_clock
+from gateway.domain.errors import DomainError
+from gateway.domain.instruction import InstructionData, parse_instruction
+from gateway.domain.status import TERMINAL, Status
+from gateway.errors import ConfigError
+from gateway.risk.model import Candidate, Fingerprinter, normalise_name, normalise_text
+from gateway.risk.store import load_history, save_history
+from gateway.store.bulk import Write, insert_rows, write_all
+from gateway.store.tables import migrated_payments, migration_checkpoints
+
+__all__ = [
+    "CSV_FIELDS",
+    "FINAL_STATUSES",
+    "FORMATS",
+    "AccountKeys",
+    "Checkpoint",
+    "ColumnMapping",
+    "FileResult",
+    "FileSource",
+    "Parsed",
+    "Rejection",
+    "Validator",
+    "check_file",
+    "fresh",
+    "import_file",
+    "instruction_doc",
+    "known",
+    "load_mapping",
+    "read_checkpoint",
+    "read_records",
+    "store_chunk",
+]
+
+FORMATS = ("csv", "json")
+
+#: the statuses history may rest in (a payment still in flight is not history: finish it in the old system)
+FINAL_STATUSES: frozenset[str] = frozenset(s.value for s in TERMINAL)
+
+#: the CSV columns, by their canonical names (a mapping file renames them; docs/go-live.md)
+CSV_FIELDS: tuple[str, ...] = (
+    "reference",
+    "type",
+    "amount",
+    "currency",
+    "status",
+    "created_at",
+    "status_at",
+    "debtor_name",
+    "debtor_iban",
+    "debtor_bic",
+    "debtor_account_number",
+    "debtor_routing",
+    "debtor_wallet",
+    "creditor_name",
+    "creditor_iban",
+    "creditor_bic",
+    "creditor_account_number",
+    "creditor_routing",
+    "creditor_wallet",
+    "remittance_information",
+)
+_REQUIRED = ("reference", "amount", "currency", "status", "created_at", "debtor_name", "creditor_name")
+_MAPPING_KEYS = frozenset({"columns", "statuses", "date_format", "defaults", "delimiter"})
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """How an old system's CSV export maps onto the canonical columns (``--mapping FILE``)."""
+
+    #: canonical field → the CSV header that holds it
+    columns: Mapping[str, str] = field(default_factory=dict)
+    #: the old system's status words → a final status (compared case-insensitively)
+    statuses: Mapping[str, str] = field(default_factory=dict)
+    #: ``strptime`` format of the dates, when they are not ISO 8601
+    date_format: str | None = None
+    #: values for fields the file lacks (e.g. ``type: payout``)
+    defaults: Mapping[str, str] = field(default_factory=dict)
+    #: the CSV field separator
+    delimiter: str = ","
+
+    def header(self, name: str) -> str:
+        return self.columns.get(name, name)
+
+
+def load_mapping(path: str | Path | None) -> ColumnMapping:
+    """Read and check a column-mapping YAML file; ``None``: the canonical column names."""
+    if path is None:
+        return ColumnMapping()
+    doc = read_yaml_file(Path(path), "mapping file")
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the mapping file must be a mapping with columns:, statuses:, date_format:")
+    unknown = sorted(set(doc) - _MAPPING_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_MAPPING_KEYS))})")
+    sections: dict[str, dict[str, str]] = {}
+    for key in ("columns", "statuses", "defaults"):
+        value = doc.get(key) or {}
+        if not isinstance(value, dict) or not all(isinstance(v, str | int) for v in value.values()):
+            raise ConfigError(f"{path}: {key}: must map names to text")
+        sections[key] = {str(k): str(v) for k, v in value.items()}
+    for name in [*sections["columns"], *sections["defaults"]]:
+        if name not in CSV_FIELDS:
+            raise ConfigError(f"{path}: {name!r} is not a column the import knows (see docs/go-live.md)")
+    for word, status in sections["statuses"].items():
+        if status not in FINAL_STATUSES:
+            raise ConfigError(f"{path}: statuses: {word!r} maps to {status!r}, not a final status")
+    date_format = doc.get("date_format")
+    if date_format is not None and not isinstance(date_format, str):
+        raise ConfigError(f"{path}: date_format must be a strptime format such as '%d.%m.%Y'")
+    delimiter = doc.get("delimiter", ",")
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ConfigError(f"{path}: delimiter must be one character, such as ';'")
+    return ColumnMapping(
+        delimiter=delimiter,
+        columns=sections["columns"],
+        statuses={k.lower(): v for k, v in sections["statuses"].items()},
+        date_format=date_format,
+        defaults=sections["defaults"],
+    )
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """One input file: its identity (SHA-256 of its bytes) and an estimate of its records (for progress)."""
+
+    path: Path
+    format: str
+    sha256: str
+    records: int
+
+    @classmethod
+    def open(cls, path: Path, fmt: str) -> FileSource:
+        digest = hashlib.sha256()
+        text = codecs.getincrementaldecoder("utf-8")()  # refused whole, before anything is written
+        lines = 0
+        last = b"\n"
+        try:
+            with path.open("rb") as f:
+                while block := f.read(1 << 20):
+                    digest.update(block)
+                    try:
+                        text.decode(block)
+                    except UnicodeDecodeError as exc:
+                        line = lines + block[: exc.start].count(b"\n") + 1
+                        raise ConfigError(f"{path}: not UTF-8 text near line {line} (export it as UTF-8)") from None
+                    lines += block.count(b"\n")
+                    last = block[-1:]
+                try:
+                    text.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    raise ConfigError(f"{path}: not UTF-8 text at its end (export it as UTF-8)") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        lines += last != b"\n"
+        return cls(path, fmt, digest.hexdigest(), max(0, lines - 1) if fmt == "csv" else lines)
+
+
+#: a record as read: its line (CSV, JSON Lines) or position (JSON array), and its fields or why it is unreadable
+Record = tuple[int, dict[str, Any] | str]
+
+
+def read_records(source: FileSource, mapping: ColumnMapping, skip: int = 0) -> Iterator[Record]:
+    """The file's records in order, after the first ``skip`` (a checkpoint's ``rows_done``).
+
+    Raise ``ConfigError`` when the file as a whole is unusable (missing CSV columns, not JSON).
+    """
+    if source.format == "csv":
+        yield from _csv_records(source.path, mapping, skip)
+    else:
+        yield from _json_records(source.path, skip)
+
+
+def _columns(path: Path, header: Sequence[str], mapping: ColumnMapping) -> dict[str, int]:
+    """Canonical field → its column index; ``ConfigError`` when a required column is missing."""
+    index = {name: i for i, name in enumerate(header)}
+    wanted: dict[str, int] = {}
+    for name in CSV_FIELDS:
+        column = mapping.header(name)
+        if column in index:
+            wanted[name] = index[column]
+        elif name in _REQUIRED and name not in mapping.defaults:
+            raise ConfigError(
+                f"{path}: no column {column!r} for {name} (give a --mapping file naming it; see docs/go-live.md)"
+            )
+    return wanted
+
+
+def check_file(source: FileSource, mapping: ColumnMapping) -> None:
+    """Refuse a file that cannot be imported as a whole (a CSV without a required column) before anything runs."""
+    if source.format != "csv":
+        return
+    with source.path.open(newline="", encoding="utf-8-sig") as f:
+        try:
+            header = next(csv.reader(f, delimiter=mapping.delimiter), [])
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source.path}: not a readable CSV file ({exc})") from None
+    _columns(source.path, header, mapping)
+
+
+def _csv_records(path: Path, mapping: ColumnMapping, skip: int) -> Iterator[Record]:
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=mapping.delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not a readable CSV file ({exc})") from None
+        wanted = _columns(path, header, mapping)
+        width = len(header)
+        seen = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                seen += 1
+                if seen > skip:
+                    yield reader.line_num, f"unreadable CSV: {exc}"
+                continue
+            if not row:
+                continue
+            seen += 1
+            if seen <= skip:
+                continue
+            if len(row) != width:
+                yield reader.line_num, f"{len(row)} columns, the header has {width}"
+                continue
+            fields = dict(mapping.defaults)
+            for name, i in wanted.items():
+                value = row[i].strip()
+                if value:
+                    fields[name] = value
+            yield reader.line_num, fields
+
+
+def _json_records(path: Path, skip: int) -> Iterator[Record]:
+    with path.open(encoding="utf-8") as f:
+        start = f.read(1 << 12).lstrip()[:1]
+        f.seek(0)
+        if start == "[":
+            try:
+                items = json.load(f)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+            for position, item in enumerate(items, 1):
+                if position > skip:
+                    yield position, item if isinstance(item, dict) else "not a JSON object"
+            return
+        seen = 0
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            seen += 1
+            if seen <= skip:
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, f"not valid JSON: {exc.msg}"
+                continue
+            except RecursionError:
+                yield number, "not valid JSON: nested too deeply"
+                continue
+            yield number, item if isinstance(item, dict) else "not a JSON object"
+
+
+# -- validating ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    line: int
+    reference: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A valid historical payment, ready to store."""
+
+    line: int
+    data: InstructionData
+    status: str
+    created_at: datetime
+    status_at: datetime
+    content_hash: str
+
+
+def _party_doc(fields: Mapping[str, Any], role: str) -> dict[str, Any]:
+    account: dict[str, str] = {}
+    if f"{role}_iban" in fields:
+        account["iban"] = fields[f"{role}_iban"]
+    elif f"{role}_wallet" in fields:
+        account["wallet"] = fields[f"{role}_wallet"]
+    else:
+        for key, name in (("number", "account_number"), ("routing", "routing")):
+            if f"{role}_{name}" in fields:
+                account[key] = fields[f"{role}_{name}"]
+    party: dict[str, Any] = {"name": fields.get(f"{role}_name", ""), "account": account}
+    if f"{role}_bic" in fields:
+        party["agent"] = {"bic": fields[f"{role}_bic"]}
+    return party
+
+
+def instruction_doc(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The instruction contract document of a flat (CSV) record."""
+    doc: dict[str, Any] = {
+        "reference": fields.get("reference", ""),
+        "type": fields.get("type", "credit_transfer"),
+        "amount": fields.get("amount", ""),
+        "currency": fields.get("currency", ""),
+        "debtor": _party_doc(fields, "debtor"),
+        "creditor": _party_doc(fields, "creditor"),
+    }
+    if "remittance_information" in fields:
+        doc["remittance_information"] = {"unstructured": fields["remittance_information"]}
+    return doc
+
+
+def _instant(value: Any, name: str, date_format: str | None) -> datetime:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} is missing")
+    try:
+        at = datetime.strptime(value, date_format) if date_format else datetime.fromisoformat(value)
+    except ValueError:
+        shown = f"'{date_format}'" if date_format else "ISO 8601 (2026-03-31 or 2026-03-31T14:05:00Z)"
+        raise ValueError(f"{name} {value[:40]!r} is not a date in {shown}") from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _content_hash(data: InstructionData, created_at: datetime) -> str:
+    parts = (
+        data.type,
+        str(data.money.amount),
+        data.money.currency,
+        *data.debtor.account.as_dict().items(),
+        *data.creditor.account.as_dict().items(),
+        data.remittance_information or data.creditor_reference or "",
+        created_at.isoformat(),
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+class Validator:
+    """Checks records one by one: the newest instruction contract, the domain, a final status, its dates."""
+
+    def __init__(self, mapping: ColumnMapping, now: datetime) -> None:
+        registry = contracts()
+        self._registry = registry
+        self._version = registry.latest("instruction")
+        self._fast: Callable[[Any], bool] | None = registry.fast_check("instruction", self._version)
+        self.mapping = mapping
+        self._now = now
+
+    def __call__(self, line: int, record: dict[str, Any] | str) -> Parsed | Rejection:
+        if isinstance(record, str):
+            return Rejection(line, "", record)
+        flat = "debtor" not in record
+        if flat:
+            doc = instruction_doc(record)
+            extra = record
+        else:
+            extra = {k: record.pop(k) for k in ("status", "created_at", "status_at") if k in record}
+            doc = record
+        reference = str(doc.get("reference", ""))[:35]
+        try:
+            return self._parse(line, doc, extra, reference)
+        except ValueError as exc:
+            return Rejection(line, reference, str(exc))
+
+    def _parse(self, line: int, doc: dict[str, Any], extra: Mapping[str, Any], reference: str) -> Parsed:
+        if self._fast is None or not self._fast(doc):
+            errors = self._registry.errors("instruction", doc, self._version)
+            if errors:
+                first = errors[0]
+                raise ValueError(f"{first.pointer or '/'}: {first.message}")
+        try:
+            data = parse_instruction(doc)
+        except DomainError as exc:
+            first = exc.errors[0]
+            raise ValueError(f"{first.pointer or '/'}: {first.message}") from None
+        word = str(extra.get("status", ""))
+        status = self.mapping.statuses.get(word.lower(), word.lower())
+        if status not in FINAL_STATUSES:
+            raise ValueError(
+                f"status {word[:20]!r} is not final ({', '.join(sorted(FINAL_STATUSES))}; map it in the mapping file)"
+            )
+        created_at = _instant(extra.get("created_at"), "created_at", self.mapping.date_format)
+        status_at = (
+            _instant(extra["status_at"], "status_at", self.mapping.date_format)
+            if extra.get("status_at")
+            else created_at
+        )
+        if created_at > self._now:
+            raise ValueError("created_at is in the future: history only")
+        if status_at < created_at:
+            raise ValueError("status_at is before created_at")
+        return Parsed(line, data, status, created_at, status_at, _content_hash(data, created_at))
+
+
+# -- storing ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Checkpoint:
+    """How far one file got for one business unit (one ``migration_checkpoints`` row)."""
+
+    rows_done: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    finished: bool = False
+
+
+async def read_checkpoint(conn: AsyncConnection, business_unit: str, sha256: str) -> Checkpoint:
+    t = migration_checkpoints
+    row = (
+        await conn.execute(
+            select(t.c.rows_done, t.c.imported, t.c.duplicates, t.c.rejected, t.c.finished).where(
+                t.c.business_unit == business_unit, t.c.file_sha256 == sha256
+            )
+        )
+    ).first()
+    return Checkpoint(*row) if row else Checkpoint()
+
+
+async def known(conn: AsyncConnection, business_unit: str, chunk: Sequence[Parsed]) -> tuple[set[str], set[str]]:
+    """References and content hashes of ``chunk`` already imported for the business unit."""
+    t = migrated_payments
+    # two lookups, each on its unique index (an OR of both makes SQLite scan the table)
+    references = await conn.execute(
+        select(t.c.reference).where(
+            t.c.business_unit == business_unit, t.c.reference.in_([p.data.reference for p in chunk])
+        )
+    )
+    hashes = await conn.execute(
+        select(t.c.content_hash).where(
+            t.c.business_unit == business_unit, t.c.content_hash.in_([p.content_hash for p in chunk])
+        )
+    )
+    return set(references.scalars()), set(hashes.scalars())
+
+
+def fresh(chunk: Sequence[Parsed], refs: set[str], hashes: set[str]) -> tuple[list[Parsed], list[Parsed]]:
+    """Split ``chunk`` into payments new to ``refs``/``hashes`` and duplicates; adds the new ones to both."""
+    new: list[Parsed] = []
+    dup: list[Parsed] = []
+    for p in chunk:
+        if p.data.reference in refs or p.content_hash in hashes:
+            dup.append(p)
+        else:
+            refs.add(p.data.reference)
+            hashes.add(p.content_hash)
+            new.append(p)
+    return new, dup
+
+
+class AccountKeys:
+    """Risk fingerprints of accounts and normalised names, remembered: history pays the same accounts again."""
+
+    def __init__(self, fingerprints: Fingerprinter) -> None:
+        self._fingerprints = fingerprints
+        self._keys: dict[Account, str] = {}
+        self._names: dict[str, str] = {}
+
+    def key(self, account: Account) -> str:
+        found = self._keys.get(account)
+        if found is None:
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            found = self._keys[account] = self._fingerprints.account(account.as_dict())
+        return found
+
+    def name(self, name: str) -> str:
+        found = self._names.get(name)
+        if found is None:
+            if len(self._names) > 100_000:
+                self._names.clear()
+            found = self._names[name] = normalise_name(name)
+        return found
+
+
+def _candidate(business_unit: str, p: Parsed, keys: AccountKeys) -> Candidate:
+    data = p.data
+    return Candidate(
+        instruction_id=f"migrated:{data.reference}",
+        business_unit=business_unit,
+        at=p.created_at,
+        type=data.type,
+        currency=data.money.currency,
+        amount=data.money.amount,
+        amount_minor=data.money.minor,
+        debtor_key=keys.key(data.debtor.account),
+        creditor_key=keys.key(data.creditor.account),
+        debtor_name=keys.name(data.debtor.name),
+        creditor_name=keys.name(data.creditor.name),
+        remittance=normalise_text(data.remittance_information),
+    )
+
+
+async def store_chunk(
+    conn: AsyncConnection,
+    business_unit: str,
+    source: FileSource,
+    new: Sequence[Parsed],
+    checkpoint: Checkpoint,
+    keys: AccountKeys,
+    now: datetime,
+) -> None:
+    """Write one chunk's new payments, what they teach the risk history, and the file's checkpoint.
+
+    The caller runs it in one transaction: all three commit together or not at all.
+    """
+    rows: list[dict[str, Any]] = []
+    learned: list[Candidate] = []
+    for p in new:
+        data = p.data
+        if p.status == Status.SETTLED:
+            learned.append(_candidate(business_unit, p, keys))
+        rows.append(
+            {
+                "business_unit": business_unit,
+                "reference": data.reference,
+                "content_hash": p.content_hash,
+                "type": data.type,
+                "amount": str(data.money.amount),
+                "amount_minor": data.money.minor,
+                "currency": data.money.currency,
+                "status": p.status,
+                "debtor_name": data.debtor.name,
+                "debtor_key": keys.key(data.debtor.account),
+                "creditor_name": data.creditor.name,
+                "creditor_key": keys.key(data.creditor.account),
+                "masked": {"debtor": data.debtor.account.masked(), "creditor": data.creditor.account.masked()},
+                "remittance_information": data.remittance_information,
+                "created_at": p.created_at,
+                "status_at": p.status_at,
+                "source_file": source.sha256,
+                "line": p.line,
+                "imported_at": now,
+            }
+        )
+    if rows:
+        await insert_rows(conn, migrated_payments, rows)
+    if learned:
+        history = await load_history(conn, learned, (), 0)
+        for c in learned:
+            history.learn_only(c)
+        await save_history(conn, history, now)
+    row = {
+        "business_unit": business_unit,
+        "file_sha256": source.sha256,
+        "file_name": source.path.name[-255:],
+        "format": source.format,
+        "rows_done": checkpoint.rows_done,
+        "imported": checkpoint.imported,
+        "duplicates": checkpoint.duplicates,
+        "rejected": checkpoint.rejected,
+        "finished": checkpoint.finished,
+        "updated_at": now,
+    }
+    await write_all(conn, [Write(migration_checkpoints, [row], ("business_unit", "file_sha256"))])
+
+
+# -- one file -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    """What importing one file did (``checkpoint``: counts over every run of it) and this run's rejections."""
+
+    source: FileSource
+    checkpoint: Checkpoint
+    state: str  # imported | resumed | already imported | dry run
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def _no_progress(done: int, total: int | None = None) -> None:
+    return None
+
+
+async def import_file(
+    engine: AsyncEngine,
+    business_unit: str,
+    source: FileSource,
+    validator: Validator,
+    fingerprints: Fingerprinter,
+    *,
+    chunk_size: int = 5000,
+    dry_run: bool = False,
+    progress: Callable[..., None] = _no_progress,
+    clock: Callable[[], datetime] = system_clock,
+) -> FileResult:
+    """Import one file, continuing from its checkpoint; a dry run reads it all and writes nothing.
+
+    ``progress(done, total=None)`` is called with the records consumed so far after each chunk.
+    """
+    async with engine.connect() as conn:
+        stored = await read_checkpoint(conn, business_unit, source.sha256)
+    if stored.finished and not dry_run:
+        progress(stored.rows_done, stored.rows_done)
+        return FileResult(source, stored, "already imported")
+    checkpoint = Checkpoint() if dry_run else stored
+    state = "dry run" if dry_run else ("resumed" if stored.rows_done else "imported")
+    result = FileResult(source, checkpoint, state)
+    keys = AccountKeys(fingerprints)
+    progress(checkpoint.rows_done)
+    # a dry run writes nothing, so it remembers the run's references itself; a real run finds them in the table
+    run_refs: set[str] = set()
+    run_hashes: set[str] = set()
+    records = read_records(source, validator.mapping, checkpoint.rows_done)
+    while batch := list(islice(records, chunk_size)):
+        parsed: list[Parsed] = []
+        for line, record in batch:
+            outcome = validator(line, record)
+            if isinstance(outcome, Rejection):
+                result.rejections.append(outcome)
+            else:
+                parsed.append(outcome)
+        checkpoint.rows_done += len(batch)
+        checkpoint.rejected += len(batch) - len(parsed)
+        if dry_run:
+            async with engine.connect() as conn:
+                refs, hashes = await known(conn, business_unit, parsed) if parsed else (set(), set())
+            run_refs |= refs
+            run_hashes |= hashes
+            new, dup = fresh(parsed, run_refs, run_hashes)
+            checkpoint.imported += len(new)
+            checkpoint.duplicates += len(dup)
+        else:
+            async with engine.begin() as conn:
+                refs, hashes = await known(conn, business_unit, parsed) if parsed else (set(), set())
+                new, dup = fresh(parsed, refs, hashes)
+                checkpoint.imported += len(new)
+                checkpoint.duplicates += len(dup)
+                await store_chunk(conn, business_unit, source, new, checkpoint, keys, clock())
+        progress(checkpoint.rows_done)
+    if not dry_run:
+        checkpoint.finished = True
+        async with engine.begin() as conn:
+            await store_chunk(conn, business_unit, source, [], checkpoint, keys, clock())
+    progress(checkpoint.rows_done, checkpoint.rows_done)
+    return result
