@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.api.app import build_app
 from gateway.api.appkeys import ApiServices
+from gateway.console.app import mount as mount_console
 from gateway.config import Settings, WebhookSettings
 from gateway.contracts.registry import ContractRegistry, contracts
 from gateway.dispatch.dispatcher import Dispatcher, DispatchServices
@@ -249,7 +250,9 @@ def create_app(
 ) -> web.Application:
     """The API app over ``runtime``; without one, it opens (and closes) its own in ``cleanup_ctx``."""
     if runtime is not None:
-        return build_app(settings, services=runtime.api_services)
+        app = build_app(settings, services=runtime.api_services)
+        mount_console(app)
+        return app
 
     @contextlib.asynccontextmanager
     async def opened() -> AsyncIterator[ApiServices]:
@@ -260,4 +263,6 @@ def create_app(
         finally:
             await rt.close()
 
-    return build_app(settings, open_services=opened)
+    app = build_app(settings, open_services=opened)
+    mount_console(app)
+    return app
