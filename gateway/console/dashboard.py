@@ -57,11 +57,12 @@ def bars(values: list[tuple[str, int]], width: float = 480, height: float = 120)
 async def figures(conn: AsyncConnection, business_unit_id: str | None, now: datetime, finance: bool) -> dict[str, Any]:
     """The dashboard's numbers, for one business unit or (``None``) all."""
     scope: list[Any] = [] if business_unit_id is None else [instructions.c.business_unit_id == business_unit_id]
-    by_status = dict(
-        (await conn.execute(select(instructions.c.status, func.count()).where(*scope).group_by(instructions.c.status)))
-        .tuples()
-        .all()
-    )
+    by_status: dict[str, int] = {
+        status: int(count)
+        for status, count in await conn.execute(
+            select(instructions.c.status, func.count()).where(*scope).group_by(instructions.c.status)
+        )
+    }
     waiting = [*scope, instructions.c.status.in_(_WAITING)]
     backlog = int(await conn.scalar(select(func.count()).select_from(instructions).where(*waiting)) or 0)
     oldest = await conn.scalar(select(func.min(instructions.c.created_at)).where(*waiting))

@@ -57,7 +57,7 @@ async def search(p: Page) -> web.StreamResponse:
     async with p.rt.engine.connect() as conn:
         rows = (await conn.execute(query.order_by(instructions.c.id.desc()).limit(PAGE_SIZE))).mappings().all()
     items = [{**public_view(r), "business_unit": r["business_unit"]} for r in rows]
-    return p.render("payments.html", items=items, q=q, status=status, statuses=[s.value for s in Status])
+    return p.render("payments.html", items=items, q=q, chosen=status, statuses=[s.value for s in Status])
 
 
 async def _load(p: Page, instruction_id: str) -> dict[str, Any]:

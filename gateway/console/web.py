@@ -39,6 +39,16 @@ _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 
+
+def masked(account: object) -> str:
+    """A stored masked account (``{"iban": "SE45…7466"}``) as text; never a full number (only masks are stored)."""
+    if isinstance(account, Mapping):
+        return " ".join(str(v) for v in account.values() if v)
+    return "" if account is None else str(account)
+
+
+_ENV.filters["masked"] = masked
+
 #: the console's sections: (path, label, scopes that see it); later sections add a line here
 SECTIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/console/", "Dashboard", frozenset({"instructions", "finance", "admin"})),
