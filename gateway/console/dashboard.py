@@ -127,7 +127,6 @@ async def dashboard(p: Page) -> web.StreamResponse:
         fig=fig,
         oldest=age_text(fig["oldest_age_seconds"]),
         hourly=bars(fig["hourly"]),
-        status_bars=bars(list(fig["by_status"].items())),
         partners=sorted(p.rt.adapters),
         finance=finance,
     )
