@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from sqlalchemy import update
 
 from gateway.store.tables import console_sessions
 from tests.console.support import ConsoleUser, csrf_of
-from tests.support import Database, LiveGateway, example_instruction, start_gateway, stop_gateway
+from tests.support import REPO, Database, LiveGateway, example_instruction, start_gateway, stop_gateway
 
 CREDITOR_IBAN = "SE4550000000058398257466"  # the contract example's creditor
 
@@ -212,3 +213,24 @@ async def test_the_live_stream_sends_figures_and_ends_with_the_session(gw: LiveG
         await user.post("/console/", "/console/sign-out")
         lines = [(await asyncio.wait_for(stream.content.readline(), 5)).decode() for _ in range(6)]
         assert "event: ended\n" in lines
+
+
+def test_templates_have_no_inline_script_style_or_handler_and_nothing_from_elsewhere() -> None:
+    """What the CSP forbids is not written in the first place (the browser test checks the policy itself)."""
+    folder = REPO / "gateway" / "console" / "templates"
+    templates = sorted(folder.glob("*.html"))
+    assert len(templates) >= 9
+    for path in templates:
+        text = path.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)", text), path.name
+        assert not re.search(r"\sstyle=|<style|\son[a-z]+=", text), path.name
+        assert not re.search(r"(src|href)=\"(https?:)?//", text), path.name
+    static = {p.name for p in (REPO / "gateway" / "console" / "static").iterdir()}
+    assert static == {"console.css", "console.js"}
+
+
+async def test_the_static_assets_are_served_from_the_package(gw: LiveGateway) -> None:
+    for name, kind in (("console.css", "text/css"), ("console.js", "javascript")):
+        async with gw.session.get(f"{gw.url}/console/static/{name}") as resp:
+            assert resp.status == 200 and kind in resp.headers["Content-Type"]
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
