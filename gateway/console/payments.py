@@ -6,17 +6,20 @@ found" (404), also when its URL is typed in. Finance and admin keys see every un
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 
 from gateway.api.instructions import INSTRUCTION_ID_RE
+from gateway.api.paging import date_bound
 from gateway.api.webhooks import DELIVERY_ID_RE
 from gateway.console.web import PREFIX, Page, can, page, redirect, unit_filter
-from gateway.domain.money import amount_text
+from gateway.domain.errors import DomainError
+from gateway.domain.money import Money, amount_text
 from gateway.domain.status import Status
-from gateway.errors import ConflictError, NotFoundError
+from gateway.errors import BadRequestError, ConflictError, NotFoundError
 from gateway.finance import books
 from gateway.store import repo
 from gateway.store import webhooks as hooks
@@ -29,6 +32,7 @@ routes = web.RouteTableDef()
 
 #: rows on one search page
 PAGE_SIZE = 50
+_FILTERS = ("q", "status", "partner", "business_unit", "currency", "amount_from", "amount_to", "from", "to")
 
 
 def _scoped(query: Any, unit: str | None) -> Any:
@@ -38,26 +42,52 @@ def _scoped(query: Any, unit: str | None) -> Any:
 @routes.get(PREFIX + "/payments")
 @page("instructions", "finance", "admin")
 async def search(p: Page) -> web.StreamResponse:
-    """Newest first; ``q`` is a reference or a payment id, ``status`` one status."""
-    q = p.request.query.get("q", "").strip()[:64]
-    status = p.request.query.get("status", "")
+    """Newest first: reference or id, status, partner, business unit, currency and amount range, dates."""
+    f = {name: p.request.query.get(name, "").strip()[:64] for name in _FILTERS}
+    unit = unit_filter(p.session)
     query = _scoped(
         select(instructions, business_units.c.name.label("business_unit")).join(
             business_units, business_units.c.id == instructions.c.business_unit_id
         ),
-        unit_filter(p.session),
+        unit,
     )
-    if q:
-        column = instructions.c.id if INSTRUCTION_ID_RE.fullmatch(q) else instructions.c.reference
-        query = query.where(column == q)
-    if status in Status.__members__.values():
-        query = query.where(instructions.c.status == status)
-    else:
-        status = ""
+    if f["q"]:
+        column = instructions.c.id if INSTRUCTION_ID_RE.fullmatch(f["q"]) else instructions.c.reference
+        query = query.where(column == f["q"])
+    if f["status"]:
+        if f["status"] not in Status.__members__.values():
+            raise BadRequestError("status: choose one from the list")
+        query = query.where(instructions.c.status == f["status"])
+    if f["partner"]:
+        query = query.where(instructions.c.adapter == f["partner"])
+    if f["business_unit"] and unit is None:
+        query = query.where(business_units.c.name == f["business_unit"])
+    if f["currency"]:
+        query = query.where(instructions.c.currency == f["currency"].upper())
+    for name, op in (("amount_from", "__ge__"), ("amount_to", "__le__")):
+        if f[name]:
+            if not f["currency"]:
+                raise BadRequestError("amount: choose a currency too (amounts compare within one currency)")
+            try:
+                minor = Money(Decimal(f[name]), f["currency"].upper()).minor
+            except (InvalidOperation, DomainError):
+                raise BadRequestError(f"{name.replace('_', ' ')}: a decimal amount like 1250.00") from None
+            query = query.where(getattr(instructions.c.amount_minor, op)(minor))
+    if f["from"]:
+        query = query.where(instructions.c.created_at >= date_bound("from", f["from"], False))
+    if f["to"]:
+        query = query.where(instructions.c.created_at <= date_bound("to", f["to"], True))
     async with p.rt.engine.connect() as conn:
         rows = (await conn.execute(query.order_by(instructions.c.id.desc()).limit(PAGE_SIZE))).mappings().all()
     items = [{**public_view(r), "business_unit": r["business_unit"]} for r in rows]
-    return p.render("payments.html", items=items, q=q, chosen=status, statuses=[s.value for s in Status])
+    return p.render(
+        "payments.html",
+        items=items,
+        f=f,
+        all_units=unit is None,
+        partners=sorted(p.rt.adapters),
+        statuses=[s.value for s in Status],
+    )
 
 
 async def _load(p: Page, instruction_id: str) -> dict[str, Any]:

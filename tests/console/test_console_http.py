@@ -234,3 +234,28 @@ async def test_the_static_assets_are_served_from_the_package(gw: LiveGateway) ->
         async with gw.session.get(f"{gw.url}/console/static/{name}") as resp:
             assert resp.status == 200 and kind in resp.headers["Content-Type"]
             assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_finance_searches_payments_by_unit_currency_amount_and_dates(gw: LiveGateway, user: ConsoleUser) -> None:
+    small = await submit(gw, amount="10.00")
+    large = await submit(gw, await gw.new_key("erp-americas"), amount="900.00")
+    await user.sign_in(await gw.new_key("group-finance", ("finance",)))
+    today = gw.runtime.clock().date().isoformat()
+
+    async def found(query: str) -> set[str]:
+        status, html = await user.page(f"/console/payments?{query}")
+        assert status == 200, html
+        return {i for i in (small, large) if f"/console/payments/{i}" in html}
+
+    assert await found("") == {small, large}  # finance sees every unit's
+    assert await found("business_unit=erp-americas") == {large}
+    assert await found("currency=EUR&amount_from=100") == {large}
+    assert await found("currency=EUR&amount_to=10.00") == {small}
+    assert await found(f"from={today}&to={today}") == {small, large}
+    assert await found("to=2000-01-01") == set()
+    status, html = await user.page("/console/payments?amount_from=100")
+    assert status == 400 and "choose a currency" in html
+    status, html = await user.page("/console/payments?currency=EUR&amount_from=1.234")
+    assert status == 400 and "amount from" in html
+    status, html = await user.page("/console/payments?from=yesterday")
+    assert status == 400 and "ISO 8601" in html
