@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from gateway.store.tables import console_sessions
+from gateway.store.tables import console_sessions, webhook_deliveries
 from tests.console.support import ConsoleUser, csrf_of
 from tests.support import REPO, Database, LiveGateway, example_instruction, start_gateway, stop_gateway
 
@@ -259,3 +259,44 @@ async def test_finance_searches_payments_by_unit_currency_amount_and_dates(gw: L
     assert status == 400 and "amount from" in html
     status, html = await user.page("/console/payments?from=yesterday")
     assert status == 400 and "ISO 8601" in html
+
+
+async def test_a_webhook_delivery_is_redelivered_from_the_payment_page(database: Database) -> None:
+    gw = await start_gateway(
+        database,
+        simulators=False,
+        dispatch=False,
+        poll=False,
+        partners={},
+        webhooks__enabled=False,  # no worker: the delivery waits where the test can see it
+        webhooks__allow_private_addresses=True,
+    )
+    user = ConsoleUser.open(gw.url)
+    try:
+        async with gw.session.post(
+            f"{gw.url}/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/hook"}, headers=gw.headers()
+        ) as r:
+            assert r.status == 201, await r.text()
+        instruction_id = await submit(gw)
+        async with gw.runtime.engine.connect() as conn:
+            (delivery,) = (
+                await conn.execute(
+                    select(webhook_deliveries).where(webhook_deliveries.c.instruction_id == instruction_id)
+                )
+            ).all()
+        await user.sign_in(gw.key)
+        page = f"/console/payments/{instruction_id}"
+        status, html = await user.page(page)
+        assert status == 200 and delivery.id in html
+        resp = await user.post(page, f"{page}/deliveries/{delivery.id}/redeliver")
+        assert resp.status == 303 and resp.headers["Location"].endswith("?n=redelivered")
+        async with gw.runtime.engine.connect() as conn:
+            again = (await conn.execute(select(webhook_deliveries).where(webhook_deliveries.c.id == delivery.id))).one()
+        assert again.status == "pending" and again.available_at >= delivery.available_at
+        # a delivery of another payment, through this payment's URL: not found, nothing changes
+        other = await submit(gw)
+        resp = await user.post(page, f"/console/payments/{other}/deliveries/{delivery.id}/redeliver")
+        assert resp.status == 404
+    finally:
+        await user.close()
+        await stop_gateway(gw)
