@@ -300,3 +300,25 @@ async def test_a_webhook_delivery_is_redelivered_from_the_payment_page(database:
     finally:
         await user.close()
         await stop_gateway(gw)
+
+
+async def test_finance_reads_the_trial_balance_now_and_as_of_a_date(gateway: LiveGateway) -> None:
+    gw = gateway  # with the bank simulator and the dispatcher: a payment that settles is posted
+    await gw.wait_for(await submit(gw, amount="10.00"))
+    user = ConsoleUser.open(gw.url)
+    try:
+        await _trial_balance(gw, user)
+    finally:
+        await user.close()
+
+
+async def _trial_balance(gw: LiveGateway, user: ConsoleUser) -> None:
+    await user.sign_in(await gw.new_key("group-finance", ("finance",)))
+    status, html = await user.page("/console/ledger")
+    assert status == 200 and "<caption>EUR" in html
+    total = re.search(r"Sum \(zero when the books balance\)</th><td class=\"num\">([^<]+)</td>", html)
+    assert total is not None and total.group(1) == "0.00"
+    status, html = await user.page("/console/ledger?as_of=2000-01-01")
+    assert status == 200 and "No posting yet" in html
+    status, html = await user.page("/console/ledger?as_of=31.12.2026")
+    assert status == 400 and "2026-12-31" in html
