@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.api.app import build_app
 from gateway.api.appkeys import ApiServices
-from gateway.console.app import mount as mount_console
 from gateway.config import Settings, WebhookSettings
+from gateway.console.app import mount as mount_console
 from gateway.contracts.registry import ContractRegistry, contracts
 from gateway.dispatch.dispatcher import Dispatcher, DispatchServices
 from gateway.dispatch.routing import load_routing

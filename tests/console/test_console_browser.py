@@ -165,6 +165,7 @@ async def test_two_finance_users_decide_a_hold_four_eyes(
     await page.get_by_role("link", name="Holds", exact=True).click()
     hold = page.locator("section.hold", has=page.locator(f'a[href="/console/payments/{instruction_id}"]'))
     await expect(hold).to_be_visible(timeout=15_000)
+    await expect(hold).to_contain_text("new_beneficiary")  # the findings, for the decision
     await page.screenshot(path=str(shots / "console-holds.png"), full_page=True)
     await hold.get_by_label("Why").fill("my own payment")
     await hold.get_by_role("button", name="Approve").click()
