@@ -163,6 +163,7 @@ class Runtime:
             cipher=self.cipher,
             wake_webhooks=self._wake_webhooks,
             statement_formats=self.statement_formats,
+            partner_health=self.router.breaker.snapshot,
         )
 
     def _wake_webhooks(self) -> None:

@@ -47,6 +47,8 @@ class ApiServices:
     wake_webhooks: Callable[[], None]
     #: every statement format the installed adapters read, by name (``gateway_statement_formats``)
     statement_formats: Mapping[str, StatementFormat]
+    #: each partner's circuit breaker that is not plainly closed, by name: "open" or "half-open" (the console)
+    partner_health: Callable[[], Mapping[str, str]] = dict
 
     def adapter(self, name: str) -> Adapter:
         """The enabled adapter of that name; ``UnknownAdapterError`` (404) otherwise."""

@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.api.appkeys import SETTINGS
+from gateway.api.appkeys import SETTINGS, ApiServices
 from gateway.api.instructions import INSTRUCTION_ID_RE
 from gateway.console import sessions
 from gateway.console.web import PREFIX, Page, can, page, unit_filter
@@ -105,6 +105,12 @@ async def figures(conn: AsyncConnection, business_unit_id: str | None, now: date
     return out
 
 
+def partner_states(rt: ApiServices) -> list[tuple[str, str]]:
+    """Every enabled partner with its circuit breaker's state: closed, open or half-open."""
+    health = rt.partner_health()
+    return [(name, health.get(name, "closed")) for name in sorted(rt.adapters)]
+
+
 def age_text(seconds: int | None) -> str:
     if seconds is None:
         return "none waiting"
@@ -127,7 +133,7 @@ async def dashboard(p: Page) -> web.StreamResponse:
         fig=fig,
         oldest=age_text(fig["oldest_age_seconds"]),
         hourly=bars(fig["hourly"]),
-        partners=sorted(p.rt.adapters),
+        partners=partner_states(p.rt),
         finance=finance,
     )
 
@@ -158,6 +164,7 @@ async def live(request: web.Request) -> web.StreamResponse:
                 "oldest": age_text(fig["oldest_age_seconds"]),
                 **{f"status-{k}": v for k, v in fig["by_status"].items()},
             }
+            data.update({f"partner-{name}": state for name, state in partner_states(page_.rt)})
             if finance:
                 data["pending-holds"] = fig["pending_holds"]
                 data["alerts-24h"] = fig["alerts_24h"]

@@ -322,3 +322,23 @@ async def _trial_balance(gw: LiveGateway, user: ConsoleUser) -> None:
     assert status == 200 and "No posting yet" in html
     status, html = await user.page("/console/ledger?as_of=31.12.2026")
     assert status == 400 and "2026-12-31" in html
+
+
+async def test_the_dashboard_shows_each_partners_circuit_breaker_live(gateway: LiveGateway) -> None:
+    gw = gateway
+    user = ConsoleUser.open(gw.url)
+    try:
+        await user.sign_in(gw.key)
+        status, html = await user.page("/console/")
+        assert status == 200 and 'data-field="partner-iso20022_bank">closed<' in html
+        breaker = gw.runtime.router.breaker
+        for _ in range(breaker.failure_threshold):
+            breaker.record_failure("iso20022_bank")
+        _, html = await user.page("/console/")
+        assert 'data-field="partner-iso20022_bank">open<' in html
+        async with user.http.get(f"{gw.url}/console/live") as stream:
+            assert (await stream.content.readline()).decode() == "event: figures\n"
+            data = json.loads((await stream.content.readline()).decode().removeprefix("data: "))
+        assert data["partner-iso20022_bank"] == "open" and data["partner-card_acquirer"] == "closed"
+    finally:
+        await user.close()

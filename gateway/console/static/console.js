@@ -13,6 +13,9 @@
           if (el.textContent !== text) {
             el.textContent = text;
             el.classList.add("changed");
+            if (el.classList.contains("breaker")) {
+              el.className = "breaker changed b-" + text;
+            }
           }
         });
       });
