@@ -69,7 +69,7 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loc
     )
     base = load_settings(env={})
     sim_cfg = {k: v for k, v in base.section("simulators")["iso20022_bank"].items() if k not in ("host", "port")}
-    bank = Plugins().simulator_factories()["iso20022_bank"](sim_cfg | {"settle_delay": 2.0})
+    bank = Plugins().simulator_factories()["iso20022_bank"](sim_cfg | {"settle_delay": 5.0})
     async with local_gateway(
         base,
         {"iso20022_bank": bank},
@@ -139,16 +139,19 @@ async def test_sign_in_find_a_payment_and_watch_it_settle_live(
 ) -> None:
     page = await context.new_page()
     violations = csp_reports(page)
-    instruction_id = await submit(gateway, gateway.key)
     await sign_in(page, gateway, gateway.key)
+    instruction_id = await submit(gateway, gateway.key)
+    await page.reload()
     await page.screenshot(path=str(shots / "console-dashboard.png"), full_page=True)
     await page.get_by_role("link", name="Payments").click()
     await page.get_by_label("Reference or payment id").fill(instruction_id)
     await page.keyboard.press("Enter")  # the search form, by keyboard
     await page.get_by_role("link", name=instruction_id).click()
     status = page.locator("#payment-status")
+    shown = await status.text_content()
+    assert shown != "settled", "the bank settles after 5 s: the page must open before"
     # the page was rendered before settlement; the server-sent events bring the new status in
-    await expect(status).to_have_text("settled", timeout=20_000)
+    await expect(status).to_have_text("settled", timeout=30_000)
     await page.screenshot(path=str(shots / "console-payment.png"), full_page=True)
     await page.reload()
     await expect(page.locator("ol.timeline li").last).to_contain_text("settled")
