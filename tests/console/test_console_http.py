@@ -307,21 +307,17 @@ async def test_finance_reads_the_trial_balance_now_and_as_of_a_date(gateway: Liv
     await gw.wait_for(await submit(gw, amount="10.00"))
     user = ConsoleUser.open(gw.url)
     try:
-        await _trial_balance(gw, user)
+        await user.sign_in(await gw.new_key("group-finance", ("finance",)))
+        status, html = await user.page("/console/ledger")
+        assert status == 200 and "<caption>EUR" in html
+        total = re.search(r"Sum \(zero when the books balance\)</th><td class=\"num\">([^<]+)</td>", html)
+        assert total is not None and total.group(1) == "0.00"
+        status, html = await user.page("/console/ledger?as_of=2000-01-01")
+        assert status == 200 and "No posting yet" in html
+        status, html = await user.page("/console/ledger?as_of=31.12.2026")
+        assert status == 400 and "2026-12-31" in html
     finally:
         await user.close()
-
-
-async def _trial_balance(gw: LiveGateway, user: ConsoleUser) -> None:
-    await user.sign_in(await gw.new_key("group-finance", ("finance",)))
-    status, html = await user.page("/console/ledger")
-    assert status == 200 and "<caption>EUR" in html
-    total = re.search(r"Sum \(zero when the books balance\)</th><td class=\"num\">([^<]+)</td>", html)
-    assert total is not None and total.group(1) == "0.00"
-    status, html = await user.page("/console/ledger?as_of=2000-01-01")
-    assert status == 200 and "No posting yet" in html
-    status, html = await user.page("/console/ledger?as_of=31.12.2026")
-    assert status == 400 and "2026-12-31" in html
 
 
 async def test_the_dashboard_shows_each_partners_circuit_breaker_live(gateway: LiveGateway) -> None:
