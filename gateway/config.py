@@ -89,6 +89,14 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """``console.*``: the operations console (docs/console.md)."""
+
+    idle_timeout_seconds: int
+    live_interval_seconds: float
+
+
+@dataclass(frozen=True)
 class IntakeSettings:
     """``intake.*``: the group-committing intake writer."""
 
@@ -249,6 +257,10 @@ class Settings:
     @functools.cached_property
     def server(self) -> ServerSettings:
         return _typed(ServerSettings, self.raw["server"])  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def console(self) -> ConsoleSettings:
+        return _typed(ConsoleSettings, self.raw["console"])  # type: ignore[no-any-return]
 
     @functools.cached_property
     def intake(self) -> IntakeSettings:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.api.app import build_app
 from gateway.api.appkeys import ApiServices
 from gateway.config import Settings, WebhookSettings
+from gateway.console.app import mount as mount_console
 from gateway.contracts.registry import ContractRegistry, contracts
 from gateway.dispatch.collections import CollectionDispatcher, CollectionServices, CollectionUpdates
 from gateway.dispatch.dispatcher import Dispatcher, DispatchServices
@@ -211,6 +212,7 @@ class Runtime:
             wake_collections=self._wake_collections,
             files=self.files,
             recon_rules=self.recon_rules,
+            partner_health=self.router.breaker.snapshot,
         )
 
     def _wake_collections(self) -> None:
@@ -366,7 +368,9 @@ def create_app(
 ) -> web.Application:
     """The API app over ``runtime``; without one, it opens (and closes) its own in ``cleanup_ctx``."""
     if runtime is not None:
-        return build_app(settings, services=runtime.api_services)
+        app = build_app(settings, services=runtime.api_services)
+        mount_console(app)
+        return app
 
     @contextlib.asynccontextmanager
     async def opened() -> AsyncIterator[ApiServices]:
@@ -377,4 +381,6 @@ def create_app(
         finally:
             await rt.close()
 
-    return build_app(settings, open_services=opened)
+    app = build_app(settings, open_services=opened)
+    mount_console(app)
+    return app

@@ -97,3 +97,21 @@ def test_no_module_of_the_core_imports_the_composition_root(module: str) -> None
             if isinstance(node, ast.ImportFrom) and node.module == module:
                 importers.append(rel)
     assert importers == []
+
+
+def test_the_console_sits_between_the_composition_root_and_the_api() -> None:
+    """gateway/console uses the API's services and rules; nothing below it imports it (docs/architecture.md)."""
+    text = (REPO / "pyproject.toml").read_text()
+    layers = re.search(r'type = "layers"\nlayers = \[(.*?)\]', text, re.S)
+    assert layers is not None
+    names = re.findall(r'"([^"]+)"', layers.group(1))
+    assert names.index("gateway.runtime") < names.index("gateway.console") < names.index("gateway.api")
+    importers = []
+    for path in sorted(GATEWAY.rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        if rel.startswith(("gateway/cli/", "gateway/devtools/", "gateway/console/")) or rel == "gateway/runtime.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gateway.console"):
+                importers.append(rel)
+    assert importers == []

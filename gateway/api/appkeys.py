@@ -58,6 +58,8 @@ class ApiServices:
     wake_collections: Callable[[], None] = lambda: None
     #: the reconciliation rules checked at start (``config/reconciliation.yaml``); None: the shipped file
     recon_rules: ReconRules | None = None
+    #: each partner's circuit breaker that is not plainly closed, by name: "open" or "half-open" (the console)
+    partner_health: Callable[[], Mapping[str, str]] = dict
 
     def adapter(self, name: str) -> Adapter:
         """The enabled adapter of that name; ``UnknownAdapterError`` (404) otherwise."""

@@ -961,3 +961,17 @@ migration_checkpoints = Table(
     Column("finished", Boolean(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+#: operations console sessions (gateway/console/sessions.py): the cookie holds a random token, the
+#: table only its SHA-256, the API key's hash (the session dies with its key) and the CSRF token
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the cookie's token
+    Column("key_hash", String(64), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+)

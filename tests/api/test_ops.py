@@ -19,6 +19,8 @@ def _served_routes(app: web.Application) -> set[tuple[str, str]]:
             continue
         resource = route.resource
         assert resource is not None
+        if resource.canonical == "/console" or resource.canonical.startswith("/console/"):
+            continue  # the operations console's HTML pages are not the API (docs/console.md)
         out.add((resource.canonical, route.method.lower()))
     return out
 

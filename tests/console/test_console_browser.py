@@ -1,0 +1,243 @@
+"""The console in a real browser: Playwright driving Debian's chromium against an in-process gateway.
+
+One gateway (gateway/devtools/harness.py: the ISO 20022 bank simulator on loopback, risk
+screening on) and one browser serve the whole module; each test has its own browser
+context (its own cookies). Screenshots go to a temporary folder, or to docs/img when
+GATEWAY_CONSOLE_SCREENSHOTS=docs (how docs/console.md's pictures are made).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+import yaml
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from sqlalchemy import select
+
+from gateway.config import load_settings
+from gateway.devtools.harness import LocalGateway, local_gateway
+from gateway.plugins.manager import Plugins
+from gateway.store import repo
+from gateway.store.tables import holds, instructions
+from tests.support import PG_URL, REPO, example_instruction
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+CREDITOR_IBAN = "SE4550000000058398257466"  # the contract example's creditor
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        message = (
+            "Debian's chromium is not installed (apt-get install -y chromium); the console's browser tests need it"
+        )
+        if PG_URL:  # CI: a missing browser fails, as a missing PostgreSQL does
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("GATEWAY_CONSOLE_SCREENSHOTS") == "docs":
+        return REPO / "docs" / "img"
+    return tmp_path_factory.mktemp("console-shots")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalGateway]:
+    risk = tmp_path_factory.mktemp("risk") / "risk.yaml"
+    risk.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {
+                    "timezone": "UTC",
+                    "hold_expiry": "1h",
+                    "rules": {"new_beneficiary": {"large_amount": "5000"}},
+                }
+            }
+        )
+    )
+    base = load_settings(env={})
+    sim_cfg = {k: v for k, v in base.section("simulators")["iso20022_bank"].items() if k not in ("host", "port")}
+    bank = Plugins().simulator_factories()["iso20022_bank"](sim_cfg | {"settle_delay": 5.0})
+    async with local_gateway(
+        base,
+        {"iso20022_bank": bank},
+        business_unit="erp-europe",
+        risk__file=str(risk),
+        dispatch__idle_poll_seconds=0.05,
+        console__live_interval_seconds=0.3,
+    ) as local:
+        yield local
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    executable = _chromium()
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield ctx
+    finally:
+        await ctx.close()
+
+
+async def new_key(gw: LocalGateway, unit: str, *scopes: str) -> str:
+    async with gw.runtime.engine.begin() as conn:
+        return await repo.create_api_key(conn, unit, scopes or ("instructions",), gw.runtime.clock())
+
+
+async def submit(gw: LocalGateway, key: str, **changes: Any) -> str:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{gw.url}/v1/instructions",
+            json=example_instruction(**changes),
+            headers={"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex},
+        ) as resp,
+    ):
+        assert resp.status == 202, await resp.text()
+        return str((await resp.json())["id"])
+
+
+async def sign_in(page: Page, gw: LocalGateway, key: str) -> None:
+    await page.goto(f"{gw.url}/console/")
+    await expect(page).to_have_url(f"{gw.url}/console/sign-in")
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
+def csp_reports(page: Page) -> list[str]:
+    """Console messages about the Content-Security-Policy (a refused inline script would show here)."""
+    found: list[str] = []
+    page.on("console", lambda msg: found.append(msg.text) if "Content Security Policy" in msg.text else None)
+    return found
+
+
+async def test_sign_in_find_a_payment_and_watch_it_settle_live(
+    gateway: LocalGateway, context: BrowserContext, shots: Path
+) -> None:
+    page = await context.new_page()
+    violations = csp_reports(page)
+    await sign_in(page, gateway, gateway.key)
+    instruction_id = await submit(gateway, gateway.key)
+    await page.reload()
+    await page.screenshot(path=str(shots / "console-dashboard.png"), full_page=True)
+    await page.get_by_role("link", name="Payments").click()
+    await page.get_by_label("Reference or payment id").fill(instruction_id)
+    await page.keyboard.press("Enter")  # the search form, by keyboard
+    await page.get_by_role("link", name=instruction_id).click()
+    status = page.locator("#payment-status")
+    shown = await status.text_content()
+    assert shown != "settled", "the bank settles after 5 s: the page must open before"
+    # the page was rendered before settlement; the server-sent events bring the new status in
+    await expect(status).to_have_text("settled", timeout=30_000)
+    await page.screenshot(path=str(shots / "console-payment.png"), full_page=True)
+    await page.reload()
+    await expect(page.locator("ol.timeline li").last).to_contain_text("settled")
+    assert violations == []
+
+
+async def test_two_finance_users_decide_a_hold_four_eyes(
+    gateway: LocalGateway, context: BrowserContext, browser: Browser, shots: Path
+) -> None:
+    submitter = await new_key(gateway, "treasury", "instructions", "finance")
+    instruction_id = await submit(gateway, submitter, amount="9000.00")  # a large new beneficiary: held
+    page = await context.new_page()
+    await sign_in(page, gateway, submitter)
+    await page.get_by_role("link", name="Holds", exact=True).click()
+    hold = page.locator("section.hold", has=page.locator(f'a[href="/console/payments/{instruction_id}"]'))
+    await expect(hold).to_be_visible(timeout=15_000)
+    await expect(hold).to_contain_text("new_beneficiary")  # the findings, for the decision
+    await page.screenshot(path=str(shots / "console-holds.png"), full_page=True)
+    await hold.get_by_label("Why").fill("my own payment")
+    await hold.get_by_role("button", name="Approve").click()
+    await expect(page.get_by_role("alert")).to_contain_text("four eyes")  # one alone cannot
+    second = await browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        other = await second.new_page()
+        await sign_in(other, gateway, await new_key(gateway, "group-finance", "finance"))
+        await other.goto(f"{gateway.url}/console/holds")
+        hold = other.locator("section.hold", has=other.locator(f'a[href="/console/payments/{instruction_id}"]'))
+        await hold.get_by_label("Why").fill("known supplier, checked by phone")
+        await hold.get_by_role("button", name="Approve").click()
+        await expect(other.get_by_role("status")).to_contain_text("approved")
+        await expect(other.locator("table").last).to_contain_text("known supplier, checked by phone")
+    finally:
+        await second.close()
+    async with gateway.runtime.engine.connect() as conn:
+        decided = (await conn.execute(select(holds).where(holds.c.instruction_id == instruction_id))).one()
+        row = (
+            await conn.execute(
+                select(instructions.c.status, instructions.c.submitted_by).where(instructions.c.id == instruction_id)
+            )
+        ).one()
+    assert decided.decision == "approved" and decided.decided_by.startswith("key_")
+    assert decided.decided_by != row.submitted_by  # the second pair of eyes decided
+    assert row.status != "held"  # released to routing
+
+
+async def test_a_business_unit_cannot_open_another_units_payment(
+    gateway: LocalGateway, context: BrowserContext
+) -> None:
+    theirs = await submit(gateway, await new_key(gateway, "erp-americas"))
+    page = await context.new_page()
+    await sign_in(page, gateway, gateway.key)
+    await page.goto(f"{gateway.url}/console/payments")
+    await expect(page.get_by_role("link", name=theirs)).to_have_count(0)
+    response = await page.goto(f"{gateway.url}/console/payments/{theirs}")  # typed in by URL
+    assert response is not None and response.status == 404
+    await expect(page.get_by_role("alert")).to_contain_text("no payment")
+    response = await page.goto(f"{gateway.url}/console/holds")
+    assert response is not None and response.status == 403
+
+
+async def test_csp_and_escaping_hold_and_sign_out_ends_it(gateway: LocalGateway, browser: Browser, shots: Path) -> None:
+    name = "<script>window.pwned = 1</script>"
+    instruction_id = await submit(gateway, gateway.key, creditor={"name": name, "account": {"iban": CREDITOR_IBAN}})
+    phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = await phone.new_page()
+        violations = csp_reports(page)
+        await sign_in(page, gateway, gateway.key)
+        response = await page.goto(f"{gateway.url}/console/payments/{instruction_id}")
+        assert response is not None
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        await expect(page.get_by_text(name)).to_be_visible()  # shown as text
+        assert await page.evaluate("window.pwned") is None  # never run
+        assert CREDITOR_IBAN not in await page.content()
+        # an inline script injected into the page is refused by the policy
+        await page.evaluate(
+            "() => { const s = document.createElement('script'); s.textContent = 'window.inlined = 1';"
+            " document.body.appendChild(s); }"
+        )
+        assert await page.evaluate("window.inlined") is None
+        assert violations, "the refused inline script was reported"
+        await page.screenshot(path=str(shots / "console-phone.png"), full_page=True)
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await page.goto(f"{gateway.url}/console/payments/{instruction_id}")
+        await expect(page).to_have_url(f"{gateway.url}/console/sign-in")
+    finally:
+        await phone.close()
