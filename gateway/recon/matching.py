@@ -41,13 +41,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.recon.rules import MatchRule, ReconRules
 from gateway.store.tables import (
     business_units,
     instructions,
+    receipts,
     recon_match_lines,
     recon_match_payments,
     recon_matches,
@@ -66,6 +67,7 @@ __all__ = [
     "load_open_lines",
     "load_open_payments",
     "name_key",
+    "not_a_receipt",
     "words",
 ]
 
@@ -350,6 +352,20 @@ def decide(
 # -- loading what is open ------------------------------------------------------------------------
 
 
+def not_a_receipt() -> ColumnElement[bool]:
+    """Statement lines that are not an explained receipt (money in, matched to receivables or put on account).
+
+    A credit nobody could match stays an ``unexpected_line`` until finance assigns its receipt.
+    """
+    return ~exists().where(
+        and_(
+            receipts.c.statement_pk == statement_lines.c.statement_pk,
+            receipts.c.line == statement_lines.c.line,
+            receipts.c.state != "unmatched",
+        )
+    )
+
+
 async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> list[LineView]:
     """Booked statement lines in no match yet, in statement order."""
     query = (
@@ -378,6 +394,7 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
                     recon_match_lines.c.line == statement_lines.c.line,
                 )
             ),
+            not_a_receipt(),
         )
         .order_by(statement_lines.c.statement_pk, statement_lines.c.line)
     )

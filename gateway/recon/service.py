@@ -34,6 +34,7 @@ from gateway.recon.matching import (
     load_named_elsewhere,
     load_open_lines,
     load_open_payments,
+    not_a_receipt,
 )
 from gateway.recon.postings import line_entry, match_entries
 from gateway.recon.rules import MatchRule, ReconRules
@@ -244,7 +245,7 @@ async def _line_breaks(
                 recon_match_lines.c.line == statement_lines.c.line,
             ),
         )
-        .where(recon_match_lines.c.match_id.is_(None))
+        .where(recon_match_lines.c.match_id.is_(None), not_a_receipt())
     )
     if source is not None:
         query = query.where(statements.c.source == source)

@@ -126,3 +126,22 @@ async def test_order_on_credit_to_receipt_restores_credit_with_balanced_books(in
     assert books["distributor:nord:receivable"] == 0 and books["receipts:unapplied"] == 0
     assert books["partner:iso20022_bank:bank"] == 145000 == -books["bu:erp-europe:revenue"]
     assert sum(books.values()) == 0
+
+
+async def test_a_credit_that_became_a_receipt_is_no_reconciliation_break(intake_gateway: LiveGateway) -> None:
+    """Money in is matched to receivables; reconciliation does not call the same credit an unexpected line."""
+    gw = intake_gateway
+    finance = await gw.new_key("treasury", ("finance",))
+    body = receivable("INV-7001", "80.00", structured_reference="RF18539007547034")
+    await call(gw, "POST", "/v1/receivables", gw.key, json=body, status=201)
+    statement = camt053(
+        "STMT-RCT",
+        [Credit("80.00", reference="RF18 5390 0754 7034", text="INV-7001"), Credit("12.34", text="nobody knows")],
+    )
+    await call(gw, "POST", "/v1/statements", finance, data=statement, status=201)
+    await call(gw, "POST", "/v1/recon/run", finance, status=200)
+    breaks = (await call(gw, "GET", "/v1/recon/breaks?state=all", finance, status=200))["items"]
+    # the matched receipt is explained; the credit nobody could match waits as a break (and in finance's queue)
+    assert [(b["kind"], b["subject"]) for b in breaks] == [("unexpected_line", "ln_1_2")], breaks
+    books = await balances(gw.runtime.engine)
+    assert books["suspense"] == -1234 and sum(books.values()) == 0

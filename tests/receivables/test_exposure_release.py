@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import load_settings
 from gateway.domain.money import Money
 from gateway.domain.statements import Statement, StatementLine
 from gateway.domain.status import Status
-from gateway.recon.matching import run_matching
+from gateway.recon.breaks import BREAK_STATES, list_breaks
+from gateway.recon.rules import load_recon_rules
+from gateway.recon.service import run_recon
 from gateway.risk import credit
 from gateway.store import repo
 from gateway.store.statements import store_statements
@@ -53,13 +54,17 @@ async def test_a_confirmed_statement_match_releases_settled_and_in_flight_exposu
         await conn.execute(instructions.update().values(adapter="iso20022_bank"))
     statement = Statement("iso20022_bank", "camt.053", "S-1", "EUR", lines=(_debit(settled), _debit(in_flight)))
     await store_statements(engine, [statement], digest="0" * 64, now=NOW)
-    run = await run_matching(engine, load_settings(env={}).reconciliation, now=NOW)
-    assert run.confirmed == 2
-    assert await _exposure(engine) == (0, 0, {settled: "released", in_flight: "released"})
-    # the later settlement of the one still in flight moves nothing: the limit is free again
+    run = await run_recon(engine, load_recon_rules(), now=NOW)
+    # only settled payments are matched: the one still in flight is a status-mismatch break for now
+    assert (run.confirmed, run.breaks_opened) == (1, 1)
+    assert await _exposure(engine) == (1250_00, 0, {settled: "released", in_flight: "reserved"})
     async with engine.begin() as conn:
         await repo.record_status(conn, in_flight, Status.SETTLED, source="dispatcher", now=NOW)
-    assert (await _exposure(engine))[:2] == (0, 0)
+    assert await _exposure(engine) == (0, 1250_00, {settled: "released", in_flight: "consumed"})
+    run = await run_recon(engine, load_recon_rules(), now=NOW)
+    assert run.confirmed == 1
+    assert [b["state"] for b in await list_breaks(engine, states=BREAK_STATES)] == ["matched"]
+    assert await _exposure(engine) == (0, 0, {settled: "released", in_flight: "released"})
     another = await insert_instruction(engine)
     async with engine.begin() as conn:
         assert await credit.reserve(conn, another, "nordic-parts", "EUR", 3000_00, NOW)
