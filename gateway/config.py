@@ -111,6 +111,8 @@ class DispatchSettings:
 
     concurrency: int
     lease_seconds: float
+    heartbeat_seconds: float
+    dead_after_seconds: float
     max_attempts: int
     backoff_base_seconds: float
     backoff_max_seconds: float

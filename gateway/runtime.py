@@ -44,6 +44,7 @@ from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.intake import IntakeWriter
 from gateway.store.journal import bind as bind_ledger
 from gateway.store.orders import Orders
+from gateway.store.processes import Heartbeat
 from gateway.webhooks.worker import WebhookServices, WebhookWorker
 
 __all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
@@ -136,6 +137,13 @@ class Runtime:
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
         self.webhooks: WebhookWorker | None = None
+        self.heartbeat = Heartbeat(
+            self.engine,
+            clock,
+            self.owner,
+            interval=settings.dispatch.heartbeat_seconds,
+            dead_after=settings.dispatch.dead_after_seconds,
+        )
 
     def _on_committed(self, count: int) -> None:
         self._wake_dispatcher()
@@ -218,6 +226,8 @@ class Runtime:
             async with self.engine.begin() as conn:
                 await sync_config_limits(conn, self.risk.credit_limits, self.clock())
         await self.writer.start()
+        # before claiming anything: take over what dead processes (e.g. this one before a kill -9) held
+        await self.heartbeat.start()
         self.dispatcher = self.new_dispatcher()
         if dispatch:
             await self.dispatcher.start()
@@ -235,6 +245,7 @@ class Runtime:
             await self.scheduler.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        await self.heartbeat.stop()
         await self.writer.stop()
         for adapter in self.adapters.values():
             await adapter.close()

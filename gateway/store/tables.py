@@ -47,6 +47,7 @@ __all__ = [
     "ledger_postings",
     "metadata",
     "outbox",
+    "processes",
     "recon_matches",
     "risk_alerts",
     "risk_beneficiaries",
@@ -197,6 +198,18 @@ outbox = Table(
     Column("last_error", String(500)),
     Column("created_at", UTCDateTime(), nullable=False),
     Index(None, "available_at"),
+)
+
+# gateway processes alive on this database (gateway.store.processes): a process whose heartbeat
+# stops is dead, and the claims (lease_owner) it holds are released at once, not when their lease ends
+processes = Table(
+    "processes",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the lease_owner its claims carry
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("heartbeat_at", UTCDateTime(), nullable=False),
 )
 
 idempotency_keys = Table(

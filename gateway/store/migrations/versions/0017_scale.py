@@ -1,0 +1,34 @@
+"""Process heartbeats: a dead process's claims are taken over in seconds.
+
+Revision ID: 0017
+Revises: 0007
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from gateway.store.tables import UTCDateTime
+
+revision = "0017"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "processes",
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("started_at", UTCDateTime(), nullable=False),
+        sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_processes"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("processes")

@@ -1,0 +1,131 @@
+"""Process heartbeats: a dead process's claims are taken over in seconds; a live one's never.
+
+The "other process" is a row in ``processes`` plus a dispatcher claiming under its id,
+so the test controls exactly when it stops beating (or which pid it had).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from gateway.store.processes import register_process
+from gateway.store.tables import outbox, processes
+from gateway_simulators.iso20022_bank import BANK, Bank
+from tests.support import FINAL, Database, LiveGateway, example_instruction, start_gateway, stop_gateway
+
+FAST = {"dispatch__heartbeat_seconds": 0.2, "dispatch__dead_after_seconds": 1.0, "dispatch__lease_seconds": 600}
+
+
+def bank_of(gw: LiveGateway) -> Bank:
+    return gw.simulators["iso20022_bank"].runner.app[BANK]
+
+
+async def submit(gw: LiveGateway) -> str:
+    resp = await gw.post_instruction(example_instruction())
+    assert resp.status == 202, await resp.text()
+    return str((await resp.json())["id"])
+
+
+async def register_other(gw: LiveGateway, process_id: str, *, host: str, pid: int) -> None:
+    """A process that is not this one, as its own start would have registered it."""
+    async with gw.runtime.engine.begin() as conn:
+        await register_process(conn, process_id, gw.runtime.clock())
+        await conn.execute(update(processes).where(processes.c.id == process_id).values(host=host, pid=pid))
+
+
+async def owners(gw: LiveGateway) -> list[str | None]:
+    async with gw.runtime.engine.connect() as conn:
+        return [r.lease_owner for r in await conn.execute(select(outbox.c.lease_owner))]
+
+
+async def test_a_silent_process_claims_are_taken_over_within_seconds(database: Database) -> None:
+    gw = await start_gateway(database, dispatch=False, poll=False, **FAST)
+    try:
+        instruction_id = await submit(gw)
+        dead = "elsewhere:4242:dead"
+        await register_other(gw, dead, host="elsewhere", pid=4242)
+        assert [j.instruction_id for j in await gw.runtime.new_dispatcher(owner=dead).claim()] == [instruction_id]
+        # ...that process stops beating (killed); its lease would hold for 600 s
+        survivor = gw.runtime.new_dispatcher()
+        assert await survivor.claim() == []
+        started = time.monotonic()
+        while await owners(gw) == [dead]:
+            assert time.monotonic() - started < 3.0, "a dead process's claim was not taken over within 3 s"
+            await asyncio.sleep(0.05)
+        assert await owners(gw) == [None]
+        async with gw.runtime.engine.connect() as conn:
+            assert (await conn.scalar(select(processes.c.id).where(processes.c.id == dead))) is None
+        await survivor.run_until_idle()
+        await bank_of(gw).idle()
+        view = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
+        assert view["status"] == "settled"
+        assert [p["submissions"] for p in bank_of(gw).describe()] == [1]
+    finally:
+        await stop_gateway(gw)
+
+
+async def test_a_live_process_claim_is_never_taken(database: Database) -> None:
+    gw = await start_gateway(database, dispatch=False, poll=False, **FAST)
+    try:
+        instruction_id = await submit(gw)
+        live = "elsewhere:4343:live"
+        await register_other(gw, live, host="elsewhere", pid=4343)
+        await gw.runtime.new_dispatcher(owner=live).claim()
+
+        async def keep_beating() -> None:
+            while True:
+                async with gw.runtime.engine.begin() as conn:
+                    await conn.execute(
+                        update(processes).where(processes.c.id == live).values(heartbeat_at=gw.runtime.clock())
+                    )
+                await asyncio.sleep(0.2)
+
+        beating = asyncio.create_task(keep_beating())
+        try:
+            await asyncio.sleep(3.0)  # three times dead_after_seconds, fifteen heartbeat rounds of ours
+            assert await owners(gw) == [live]
+            assert await gw.runtime.new_dispatcher().claim() == []
+        finally:
+            beating.cancel()
+        assert (await gw.get_instruction(instruction_id))["status"] == "received"  # nobody else worked on it
+    finally:
+        await stop_gateway(gw)
+
+
+async def test_a_restart_on_the_same_host_takes_over_a_killed_pid_at_once(database: Database) -> None:
+    gw = await start_gateway(database, dispatch=False, poll=False, dispatch__lease_seconds=600)
+    try:
+        await submit(gw)
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        pid = int(gone.stdout)
+        killed = f"{os.uname().nodename}:{pid}:killed"
+        # killed a moment ago: its heartbeat is fresh, but its pid no longer exists on this host
+        await register_other(gw, killed, host=os.uname().nodename, pid=pid)
+        await gw.runtime.new_dispatcher(owner=killed).claim()
+        released = await gw.runtime.heartbeat.reap()  # what a (re)starting process does before it claims
+        assert released == {"outbox": 1, "webhook_deliveries": 0}
+        assert await owners(gw) == [None]
+        assert len(await gw.runtime.new_dispatcher().claim()) == 1
+    finally:
+        await stop_gateway(gw)
+
+
+async def test_unregistered_owners_and_stale_clock_rows_are_left_to_their_lease(database: Database) -> None:
+    gw = await start_gateway(database, dispatch=False, poll=False, **FAST)
+    try:
+        await submit(gw)
+        await gw.runtime.new_dispatcher(owner="a-tool-not-a-process").claim()
+        async with gw.runtime.engine.begin() as conn:
+            # another runtime in this very process is alive whatever its heartbeat says
+            await register_process(conn, "same-process-runtime", gw.runtime.clock() - timedelta(hours=1))
+        assert await gw.runtime.heartbeat.reap() == {}
+        assert await owners(gw) == ["a-tool-not-a-process"]
+    finally:
+        await stop_gateway(gw)
