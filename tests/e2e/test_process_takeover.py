@@ -12,13 +12,15 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from gateway.store.processes import register_process
 from gateway.store.tables import outbox, processes
 from gateway_simulators.iso20022_bank import BANK, Bank
-from tests.support import FINAL, Database, LiveGateway, example_instruction, start_gateway, stop_gateway
+from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway
 
 FAST = {"dispatch__heartbeat_seconds": 0.2, "dispatch__dead_after_seconds": 1.0, "dispatch__lease_seconds": 600}
 
@@ -127,5 +129,49 @@ async def test_unregistered_owners_and_stale_clock_rows_are_left_to_their_lease(
             await register_process(conn, "same-process-runtime", gw.runtime.clock() - timedelta(hours=1))
         assert await gw.runtime.heartbeat.reap() == {}
         assert await owners(gw) == ["a-tool-not-a-process"]
+    finally:
+        await stop_gateway(gw)
+
+
+class ProcessDied(Exception):
+    """Stands in for a kill -9 at one exact point of the dispatcher's code."""
+
+
+async def test_a_payment_sent_just_before_a_kill_shows_its_submission_when_the_status_query_answers_first(
+    database: Database,
+) -> None:
+    gw = await start_gateway(
+        database,
+        dispatch=False,
+        poll=False,
+        sim_overrides={"iso20022_bank": {"send_callbacks": False}},
+        dispatch__status_poll_after_seconds=0,
+    )
+    try:
+        instruction_id = await submit(gw)
+        crashed = gw.runtime.new_dispatcher(owner="process-that-dies")
+        commits = 0
+        real_commit = crashed._commit
+
+        async def die_at_second_commit(*args: Any, **kwargs: Any) -> Any:
+            nonlocal commits
+            commits += 1
+            if commits == 2:  # the first commit records the routing; the second would record the submission
+                raise ProcessDied
+            return await real_commit(*args, **kwargs)
+
+        crashed._commit = die_at_second_commit  # type: ignore[method-assign]
+        with pytest.raises(ProcessDied):
+            await crashed.process(await crashed.claim())
+        assert (await gw.get_instruction(instruction_id))["status"] == "routed"
+        await bank_of(gw).idle()  # the bank settles what it was sent
+        assert gw.runtime.scheduler is not None
+        summary = await gw.runtime.scheduler.poll_due()  # the status query answers before any resubmission
+        assert summary.applied == 1
+        view = await gw.get_instruction(instruction_id)
+        assert applied(view) == ["received", "accepted", "routed", "submitted", "settled"]
+        submitted = next(e for e in view["events"] if e["status"] == "submitted")
+        assert submitted["reason"] == "implied by the partner's report on the payment"
+        assert [p["submissions"] for p in bank_of(gw).describe()] == [1]
     finally:
         await stop_gateway(gw)
