@@ -93,6 +93,11 @@ class IntakeSettings:
     """``intake.*``: the group-committing intake writer."""
 
     batch_max: int
+    max_queue: int
+    max_wait_seconds: float
+    rate_per_second: float | None
+    burst: int
+    rate_limits: dict[str, Any]
 
 
 @dataclass(frozen=True)
