@@ -213,7 +213,7 @@ class Runtime:
             holds=self.holds,
             risk=self.risk,
         )
-        return Scheduler(services, self.settings.dispatch, self.settings.risk_jobs)
+        return Scheduler(services, self.settings.dispatch, self.settings.risk_jobs, owner=self.owner)
 
     async def start(self, *, dispatch: bool = True, poll: bool = True, webhooks: bool | None = None) -> None:
         """Start adapters, the intake writer and (optionally) the dispatcher, the scheduler and the webhook worker.

@@ -4,6 +4,10 @@ Status polling asks partners about payments with no final status. Callbacks
 usually arrive first; polling covers the ones that never do. Both go through
 ``gateway.dispatch.updates``, so whichever comes first wins and the other is
 recorded as a duplicate. Beside it: hold expiry and risk-history pruning.
+
+With several processes on one database each job runs once per interval, not once
+per process: a run first takes the job's lease (``gateway.store.processes.take_job_lease``)
+and is skipped if another live process holds it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from gateway.risk.holds import HoldDesk
 from gateway.risk.store import prune_history
 from gateway.store import repo
 from gateway.store.orders import Orders
+from gateway.store.processes import take_job_lease
 
 __all__ = ["Scheduler", "SchedulerServices"]
 
@@ -51,8 +56,16 @@ class SchedulerServices:
 class Scheduler:
     """Runs the status poll, hold expiry and risk pruning at their intervals."""
 
-    def __init__(self, services: SchedulerServices, dispatch: DispatchSettings, risk: RiskJobSettings) -> None:
+    def __init__(
+        self,
+        services: SchedulerServices,
+        dispatch: DispatchSettings,
+        risk: RiskJobSettings,
+        owner: str | None = None,
+    ) -> None:
         self.services = services
+        #: the process running the jobs (its job leases carry it); ``None``: no leases, run every time
+        self.owner = owner
         self.interval = dispatch.status_poll_interval_seconds
         self.after = dispatch.status_poll_after_seconds
         self.risk_jobs = risk
@@ -78,7 +91,7 @@ class Scheduler:
             self._scheduler.add_job(
                 self._guarded,
                 "interval",
-                args=[job_id, job],
+                args=[job_id, job, seconds],
                 seconds=seconds,
                 id=job_id,
                 max_instances=1,
@@ -101,14 +114,29 @@ class Scheduler:
         """The scheduler's job: one round of polling, tracked so ``stop`` can let it finish."""
         self._running = asyncio.current_task()
         try:
-            await self.poll_due()
+            if await self._leased("status-poll", self.interval):
+                await self.poll_due()
         finally:
             self._running = None
 
-    async def _guarded(self, name: str, job: Callable[[], Awaitable[int]]) -> None:
+    async def _leased(self, name: str, seconds: float) -> bool:
+        """Whether this process runs ``name`` this time (it holds the job's lease for 1.5 intervals)."""
+        if self.owner is None:
+            return True
+        now = self.services.clock()
+        try:
+            async with self.services.engine.begin() as conn:
+                return await take_job_lease(conn, name, self.owner, now, now + timedelta(seconds=seconds * 1.5))
+        except Exception:
+            log.exception("could not take the lease of scheduled job %s; skipping this run", name)
+            return False
+
+    async def _guarded(self, name: str, job: Callable[[], Awaitable[int]], seconds: float = 0.0) -> None:
         """Run a housekeeping job; its failure is logged and retried at the next interval."""
         self._others.add(asyncio.current_task())  # type: ignore[arg-type]
         try:
+            if not await self._leased(name, seconds):
+                return
             done = await job()
             if done:
                 log.info("%s: %d rows", name, done)

@@ -5,7 +5,7 @@ Every gateway process registers itself in ``processes`` (its id is the
 Each beat also looks for the dead: a registered process with no heartbeat for
 ``dispatch.dead_after_seconds``, or, on this host, one whose pid no longer exists
 (a kill -9 and restart is noticed at once). Their claims in every leased table
-(``LEASED_TABLES``: outbox jobs, webhook deliveries) are released so any live
+(``LEASED_TABLES``: outbox jobs, webhook deliveries, scheduled jobs' leases) are released so any live
 claimer resumes them, and their rows are removed.
 
 A claim whose owner is not registered (a tool or test naming its own owner) is
@@ -22,11 +22,12 @@ import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.clock import Clock
-from gateway.store.tables import outbox, processes, webhook_deliveries
+from gateway.store.tables import job_leases, outbox, processes, webhook_deliveries
 
 __all__ = [
     "LEASED_TABLES",
@@ -35,6 +36,7 @@ __all__ = [
     "dead_processes",
     "register_process",
     "release_claims",
+    "take_job_lease",
     "unregister_process",
 ]
 
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 
 #: tables whose rows are claimed with ``lease_owner``/``lease_until``; a dead owner's claims are released in each.
 #: A new claimed queue (e.g. another outbox) is taken over by adding its table here.
-LEASED_TABLES: tuple[Table, ...] = (outbox, webhook_deliveries)
+LEASED_TABLES: tuple[Table, ...] = (outbox, webhook_deliveries, job_leases)
 
 
 def _pid_exists(pid: int) -> bool:
@@ -109,6 +111,30 @@ async def release_claims(
         )
         released[table.name] = int(result.rowcount)
     return released
+
+
+async def take_job_lease(conn: AsyncConnection, name: str, owner: str, now: datetime, until: datetime) -> bool:
+    """Whether ``owner`` may run the scheduled job ``name`` now: it holds (or just took) the job's lease.
+
+    With several processes each job then runs once per interval, by one of them; the
+    holder renews its lease on every run, and another takes over once it expires (or
+    at once when the holder is found dead, ``job_leases`` being one of ``LEASED_TABLES``).
+    """
+    result = await conn.execute(
+        update(job_leases)
+        .where(
+            job_leases.c.name == name,
+            or_(job_leases.c.lease_owner == owner, job_leases.c.lease_until.is_(None), job_leases.c.lease_until < now),
+        )
+        .values(lease_owner=owner, lease_until=until)
+    )
+    if result.rowcount:
+        return True
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(job_leases)
+    created = await conn.execute(
+        insert.values(name=name, lease_owner=owner, lease_until=until).on_conflict_do_nothing(index_elements=["name"])
+    )
+    return bool(created.rowcount)
 
 
 class Heartbeat:

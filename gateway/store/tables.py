@@ -39,6 +39,7 @@ __all__ = [
     "idempotency_keys",
     "instruction_events",
     "instructions",
+    "job_leases",
     "ledger_accounts",
     "ledger_balances",
     "ledger_entries",
@@ -210,6 +211,16 @@ processes = Table(
     Column("pid", Integer(), nullable=False),
     Column("started_at", UTCDateTime(), nullable=False),
     Column("heartbeat_at", UTCDateTime(), nullable=False),
+)
+
+# one lease per scheduled job (gateway.store.processes.take_job_lease): with several processes a job runs once
+# per interval, by whichever process holds its lease
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime()),
 )
 
 idempotency_keys = Table(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from gateway.store.processes import register_process
+from gateway.store.processes import register_process, take_job_lease
 from gateway.store.tables import outbox, processes
 from gateway_simulators.iso20022_bank import BANK, Bank
 from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway
@@ -112,7 +112,7 @@ async def test_a_restart_on_the_same_host_takes_over_a_killed_pid_at_once(databa
         await register_other(gw, killed, host=os.uname().nodename, pid=pid)
         await gw.runtime.new_dispatcher(owner=killed).claim()
         released = await gw.runtime.heartbeat.reap()  # what a (re)starting process does before it claims
-        assert released == {"outbox": 1, "webhook_deliveries": 0}
+        assert released == {"outbox": 1, "webhook_deliveries": 0, "job_leases": 0}
         assert await owners(gw) == [None]
         assert len(await gw.runtime.new_dispatcher().claim()) == 1
     finally:
@@ -173,5 +173,44 @@ async def test_a_payment_sent_just_before_a_kill_shows_its_submission_when_the_s
         submitted = next(e for e in view["events"] if e["status"] == "submitted")
         assert submitted["reason"] == "implied by the partner's report on the payment"
         assert [p["submissions"] for p in bank_of(gw).describe()] == [1]
+    finally:
+        await stop_gateway(gw)
+
+
+async def test_a_scheduled_job_runs_once_across_processes_and_moves_on_when_its_holder_dies(
+    database: Database,
+) -> None:
+    gw = await start_gateway(database, dispatch=False, poll=False, **FAST)
+    try:
+        here, there = gw.runtime.new_scheduler(), gw.runtime.new_scheduler()
+        there.owner = "elsewhere:4545:other"
+        await register_other(gw, there.owner, host="elsewhere", pid=4545)
+        runs: list[str | None] = []
+
+        def job_of(scheduler: Any) -> Any:
+            async def job() -> int:
+                runs.append(scheduler.owner)
+                return 0
+
+            return job
+
+        for scheduler in (here, there, here, there):  # both processes' timers fire, twice each
+            await scheduler._guarded("risk-prune", job_of(scheduler), 60)
+        assert runs == [here.owner, here.owner]  # once per round, by the lease's holder
+        # the holder's lease ends (here: 90 s later): the other process takes the job over
+        later = gw.runtime.clock() + timedelta(seconds=91)
+        async with gw.runtime.engine.begin() as conn:
+            assert not await take_job_lease(conn, "risk-prune", there.owner, gw.runtime.clock(), later)
+            assert await take_job_lease(conn, "risk-prune", there.owner, later, later + timedelta(seconds=90))
+        # a holder found dead releases it at once
+        async with gw.runtime.engine.begin() as conn:
+            await conn.execute(
+                update(processes)
+                .where(processes.c.id == there.owner)
+                .values(heartbeat_at=gw.runtime.clock() - timedelta(minutes=5))
+            )
+        assert (await gw.runtime.heartbeat.reap())["job_leases"] == 1
+        await here._guarded("risk-prune", job_of(here), 60)
+        assert runs == [here.owner, here.owner, here.owner]
     finally:
         await stop_gateway(gw)

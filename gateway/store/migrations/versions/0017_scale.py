@@ -1,4 +1,4 @@
-"""Process heartbeats: a dead process's claims are taken over in seconds.
+"""Process heartbeats (a dead process's claims are taken over in seconds) and scheduled jobs' leases.
 
 Revision ID: 0017
 Revises: 0007
@@ -28,7 +28,15 @@ def upgrade() -> None:
         sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_processes"),
     )
+    op.create_table(
+        "job_leases",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("lease_owner", sa.String(64)),
+        sa.Column("lease_until", UTCDateTime()),
+        sa.PrimaryKeyConstraint("name", name="pk_job_leases"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("job_leases")
     op.drop_table("processes")
