@@ -166,7 +166,7 @@ class Heartbeat:
         self._task = asyncio.create_task(self._loop(), name="heartbeat")
 
     async def stop(self) -> None:
-        """Stop beating and unregister (a clean stop has released or finished its claims)."""
+        """Stop beating, release whatever this process still holds (its workers have stopped), unregister."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -174,6 +174,7 @@ class Heartbeat:
             self._task = None
         with contextlib.suppress(Exception):
             async with self.engine.begin() as conn:
+                await release_claims(conn, [self.process_id], self.tables)
                 await unregister_process(conn, self.process_id)
 
     async def reap(self) -> dict[str, int]:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select, update
 
 from gateway.store.processes import register_process, take_job_lease
-from gateway.store.tables import outbox, processes
+from gateway.store.tables import job_leases, outbox, processes
 from gateway_simulators.iso20022_bank import BANK, Bank
 from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway
 
@@ -214,3 +214,20 @@ async def test_a_scheduled_job_runs_once_across_processes_and_moves_on_when_its_
         assert runs == [here.owner, here.owner, here.owner]
     finally:
         await stop_gateway(gw)
+
+
+async def test_a_clean_stop_hands_over_what_the_process_held_at_once(database: Database) -> None:
+    gw = await start_gateway(database, dispatch=False, poll=False)
+    await submit(gw)
+    owner = gw.runtime.owner
+    await gw.runtime.new_dispatcher().claim()  # e.g. a batch cut short by the stop's grace period
+    await gw.runtime.new_scheduler()._guarded("hold-expiry", gw.runtime.new_scheduler().expire_holds, 60)
+    await stop_gateway(gw)
+    engine = database.engine()
+    try:
+        async with engine.connect() as conn:
+            assert [r.lease_owner for r in await conn.execute(select(outbox.c.lease_owner))] == [None]
+            assert [r.lease_owner for r in await conn.execute(select(job_leases.c.lease_owner))] == [None]
+            assert (await conn.scalar(select(processes.c.id).where(processes.c.id == owner))) is None
+    finally:
+        await engine.dispose()
