@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiohttp import web
 from jsonschema import Draft202012Validator
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.api.app import build_app
 from gateway.api.appkeys import ApiServices
@@ -44,7 +44,7 @@ from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.intake import IntakeWriter
 from gateway.store.journal import bind as bind_ledger
 from gateway.store.orders import Orders
-from gateway.store.processes import Heartbeat
+from gateway.store.processes import Heartbeat, share_circuits
 from gateway.webhooks.worker import WebhookServices, WebhookWorker
 
 __all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
@@ -143,7 +143,11 @@ class Runtime:
             self.owner,
             interval=settings.dispatch.heartbeat_seconds,
             dead_after=settings.dispatch.dead_after_seconds,
+            on_beat=self._share_circuits,
         )
+
+    async def _share_circuits(self, conn: AsyncConnection) -> None:
+        await share_circuits(conn, self.router.breaker.share)
 
     def _on_committed(self, count: int) -> None:
         self._wake_dispatcher()

@@ -5,8 +5,10 @@ Every gateway process registers itself in ``processes`` (its id is the
 Each beat also looks for the dead: a registered process with no heartbeat for
 ``dispatch.dead_after_seconds``, or, on this host, one whose pid no longer exists
 (a kill -9 and restart is noticed at once). Their claims in every leased table
-(``LEASED_TABLES``: outbox jobs, webhook deliveries, scheduled jobs' leases) are released so any live
-claimer resumes them, and their rows are removed.
+(``LEASED_TABLES``: outbox jobs, webhook deliveries, scheduled jobs' leases) are
+released so any live claimer resumes them, and their rows are removed. A beat
+also shares the partners' circuit breakers (``share_circuits``), so the
+processes agree on a partner's health within a beat.
 
 A claim whose owner is not registered (a tool or test naming its own owner) is
 never released here; it waits for its lease as before. A live process's claim
@@ -19,15 +21,15 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Table, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.clock import Clock
-from gateway.store.tables import job_leases, outbox, processes, webhook_deliveries
+from gateway.store.tables import circuit_states, job_leases, outbox, processes, webhook_deliveries
 
 __all__ = [
     "LEASED_TABLES",
@@ -36,6 +38,7 @@ __all__ = [
     "dead_processes",
     "register_process",
     "release_claims",
+    "share_circuits",
     "take_job_lease",
     "unregister_process",
 ]
@@ -137,6 +140,29 @@ async def take_job_lease(conn: AsyncConnection, name: str, owner: str, now: date
     return bool(created.rowcount)
 
 
+#: partner -> (opened at, changed at) in wall-clock seconds; see ``gateway.dispatch.routing.CircuitBreaker.share``
+Circuits = Mapping[str, tuple[float | None, float]]
+
+
+async def share_circuits(conn: AsyncConnection, exchange: Callable[[Circuits], Circuits]) -> None:
+    """Hand the stored circuit states to ``exchange``; store what it returns as newer."""
+
+    def seconds(value: datetime | None) -> float | None:
+        return None if value is None else value.timestamp()
+
+    def instant(value: float | None) -> datetime | None:
+        return None if value is None else datetime.fromtimestamp(value, UTC)
+
+    rows = await conn.execute(select(circuit_states))
+    shared = {r.partner: (seconds(r.opened_at), r.changed_at.timestamp()) for r in rows}
+    for partner, (opened, changed) in exchange(shared).items():
+        values = {"opened_at": instant(opened), "changed_at": instant(changed)}
+        if partner in shared:
+            await conn.execute(update(circuit_states).where(circuit_states.c.partner == partner).values(**values))
+        else:
+            await conn.execute(circuit_states.insert().values(partner=partner, **values))
+
+
 class Heartbeat:
     """Keeps this process registered and takes over the claims of dead ones."""
 
@@ -149,6 +175,7 @@ class Heartbeat:
         interval: float,
         dead_after: float,
         tables: Sequence[Table] = LEASED_TABLES,
+        on_beat: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -156,6 +183,8 @@ class Heartbeat:
         self.interval = interval
         self.dead_after = dead_after
         self.tables = tuple(tables)
+        #: also done on every beat, in its transaction (the runtime shares the circuit breakers here)
+        self.on_beat = on_beat
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -200,6 +229,8 @@ class Heartbeat:
             try:
                 async with self.engine.begin() as conn:
                     await beat(conn, self.process_id, self.clock())
+                    if self.on_beat is not None:
+                        await self.on_beat(conn)
                 await self.reap()
             except asyncio.CancelledError:
                 raise

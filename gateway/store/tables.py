@@ -33,6 +33,7 @@ __all__ = [
     "api_keys",
     "audit_heads",
     "business_units",
+    "circuit_states",
     "credit_limits",
     "credit_reservations",
     "holds",
@@ -221,6 +222,15 @@ job_leases = Table(
     Column("name", String(64), primary_key=True),
     Column("lease_owner", String(64)),
     Column("lease_until", UTCDateTime()),
+)
+
+# partners' circuit breakers, shared by the processes (gateway.dispatch.routing.CircuitBreaker.share)
+circuit_states = Table(
+    "circuit_states",
+    metadata,
+    Column("partner", String(64), primary_key=True),
+    Column("opened_at", UTCDateTime()),  # null: closed
+    Column("changed_at", UTCDateTime(), nullable=False),
 )
 
 idempotency_keys = Table(

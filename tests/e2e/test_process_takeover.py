@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from gateway.store.processes import register_process, take_job_lease
+from gateway.dispatch.routing import CircuitBreaker
+from gateway.store.processes import register_process, share_circuits, take_job_lease
 from gateway.store.tables import job_leases, outbox, processes
 from gateway_simulators.iso20022_bank import BANK, Bank
 from tests.support import FINAL, Database, LiveGateway, applied, example_instruction, start_gateway, stop_gateway
@@ -231,3 +232,37 @@ async def test_a_clean_stop_hands_over_what_the_process_held_at_once(database: D
             assert (await conn.scalar(select(processes.c.id).where(processes.c.id == owner))) is None
     finally:
         await engine.dispose()
+
+
+async def test_processes_agree_on_a_partner_circuit_within_a_heartbeat(database: Database) -> None:
+    gw = await start_gateway(database, dispatch=False, poll=False, **FAST)
+    try:
+        here = gw.runtime.router.breaker
+        there = CircuitBreaker(failure_threshold=1, open_seconds=60)  # another process's breaker
+        there.record_failure("iso20022_bank")
+        assert there.state("iso20022_bank") == "open" and here.state("iso20022_bank") == "closed"
+        async with gw.runtime.engine.begin() as conn:
+            await share_circuits(conn, there.share)
+
+        async def until(check: Any) -> None:
+            started = time.monotonic()
+            while not check():
+                assert time.monotonic() - started < 2.0, "not shared within 2 s"
+                await asyncio.sleep(0.05)
+
+        await until(lambda: here.state("iso20022_bank") == "open")  # this process adopted it on a beat
+        assert not here.allows("iso20022_bank")
+        here.record_success("iso20022_bank")  # e.g. a probe went through here later: closed for everyone
+
+        async def closed_there() -> bool:
+            async with gw.runtime.engine.begin() as conn:
+                await share_circuits(conn, there.share)
+            return there.state("iso20022_bank") == "closed"
+
+        started = time.monotonic()
+        while not await closed_there():
+            assert time.monotonic() - started < 2.0, "the close was not shared within 2 s"
+            await asyncio.sleep(0.05)
+        assert here.state("iso20022_bank") == "closed"
+    finally:
+        await stop_gateway(gw)

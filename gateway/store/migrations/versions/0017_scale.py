@@ -1,4 +1,4 @@
-"""Process heartbeats (a dead process's claims are taken over in seconds) and scheduled jobs' leases.
+"""Process heartbeats, scheduled jobs' leases and shared circuit breakers (issue 18).
 
 Revision ID: 0017
 Revises: 0007
@@ -35,8 +35,16 @@ def upgrade() -> None:
         sa.Column("lease_until", UTCDateTime()),
         sa.PrimaryKeyConstraint("name", name="pk_job_leases"),
     )
+    op.create_table(
+        "circuit_states",
+        sa.Column("partner", sa.String(64), nullable=False),
+        sa.Column("opened_at", UTCDateTime()),
+        sa.Column("changed_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("partner", name="pk_circuit_states"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("circuit_states")
     op.drop_table("job_leases")
     op.drop_table("processes")
