@@ -102,6 +102,11 @@ class IntakeSettings:
 
     batch_max: int
     batch_max_body_bytes: int
+    max_queue: int
+    max_wait_seconds: float
+    rate_per_second: float | None
+    burst: int
+    rate_limits: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,8 @@ class DispatchSettings:
 
     concurrency: int
     lease_seconds: float
+    heartbeat_seconds: float
+    dead_after_seconds: float
     max_attempts: int
     backoff_base_seconds: float
     backoff_max_seconds: float

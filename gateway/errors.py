@@ -39,6 +39,7 @@ __all__ = [
     "OutcomeUnknownError",
     "PartnerUnreachableError",
     "PermanentPartnerError",
+    "RateLimitedError",
     "RequestTimeoutError",
     "ServiceUnavailableError",
     "SignatureError",
@@ -160,6 +161,23 @@ class ServiceUnavailableError(GatewayError):
     default_message = "service unavailable"
     status = 503
     slug = "unavailable"
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None):
+        super().__init__(message)
+        #: seconds the caller should wait before trying again (the ``Retry-After`` header), if known
+        self.retry_after = retry_after
+
+
+class RateLimitedError(GatewayError):
+    """The business unit sent more than its rate limit allows; nothing was accepted."""
+
+    default_message = "rate limit exceeded"
+    status = 429
+    slug = "rate-limited"
+
+    def __init__(self, message: str | None = None, *, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class AdapterError(GatewayError):

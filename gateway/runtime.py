@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 from jsonschema import Draft202012Validator
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.api.app import build_app
 from gateway.api.appkeys import ApiServices
@@ -56,6 +56,7 @@ from gateway.store.encryption import FieldCipher, parse_key_ring
 from gateway.store.intake import IntakeWriter
 from gateway.store.journal import bind as bind_ledger
 from gateway.store.orders import Orders
+from gateway.store.processes import Heartbeat, share_circuits
 from gateway.webhooks.worker import WebhookServices, WebhookWorker
 
 __all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
@@ -182,6 +183,17 @@ class Runtime:
         self.report_context = ReportContext(settings.reconciliation)
         self.reports: ReportScheduler | None = None
         self.relay: EventRelay | None = None
+        self.heartbeat = Heartbeat(
+            self.engine,
+            clock,
+            self.owner,
+            interval=settings.dispatch.heartbeat_seconds,
+            dead_after=settings.dispatch.dead_after_seconds,
+            on_beat=self._share_circuits,
+        )
+
+    async def _share_circuits(self, conn: AsyncConnection) -> None:
+        await share_circuits(conn, self.router.breaker.share)
 
     def _on_committed(self, count: int) -> None:
         self._wake_dispatcher()
@@ -274,6 +286,7 @@ class Runtime:
             self.settings.risk_jobs,
             self.settings.credit_lines,
             self._scheduled_jobs(),
+            owner=self.owner,
         )
 
     def new_report_scheduler(self) -> ReportScheduler:
@@ -318,6 +331,8 @@ class Runtime:
             async with self.engine.begin() as conn:
                 await sync_config_limits(conn, self.risk.credit_limits, self.clock())
         await self.writer.start()
+        # before claiming anything: take over what dead processes (e.g. this one before a kill -9) held
+        await self.heartbeat.start()
         self.dispatcher = self.new_dispatcher()
         self.collection_dispatcher = self.new_collection_dispatcher()
         if dispatch:
@@ -350,6 +365,7 @@ class Runtime:
             await self.relay.close()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        await self.heartbeat.stop()
         await self.writer.stop()
         for adapter in self.adapters.values():
             await adapter.close()

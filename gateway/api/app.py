@@ -17,8 +17,9 @@ from gateway.api import recon as recon_api
 from gateway.api import reports as reports_api
 from gateway.api import statements as statements_api
 from gateway.api.access_log import access_log_middleware
-from gateway.api.appkeys import AUTH_CACHE, SERVICES, SETTINGS, ApiServices
+from gateway.api.appkeys import AUTH_CACHE, RATE_LIMITER, SERVICES, SETTINGS, ApiServices
 from gateway.api.problems import problem_middleware
+from gateway.api.ratelimit import RateLimiter
 from gateway.config import Settings
 
 __all__ = ["build_app"]
@@ -58,6 +59,7 @@ def build_app(
     )
     app[SETTINGS] = settings
     app[AUTH_CACHE] = {}
+    app[RATE_LIMITER] = RateLimiter(settings.intake)
     app.add_routes(instructions.routes)
     app.add_routes(collections.routes)
     app.add_routes(partners.routes)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.api.ratelimit import RateLimiter
 from gateway.config import Settings
 from gateway.contracts.registry import ContractRegistry
 from gateway.dispatch.collections import CollectionUpdates
@@ -73,5 +74,7 @@ SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", ApiServices)
 #: key hash → (expires at, principal or None); see gateway.api.auth
 AUTH_CACHE = web.AppKey("auth_cache", dict)
+#: per business unit token buckets of intake (gateway.api.ratelimit)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 #: per request: who called, once ``gateway.api.auth.authenticate`` has checked the key (the access log reads it)
 PRINCIPAL = web.RequestKey("principal", Principal)

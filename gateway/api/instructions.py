@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.api.appkeys import SERVICES
+from gateway.api.appkeys import RATE_LIMITER, SERVICES, SETTINGS
 from gateway.api.auth import authenticate
 from gateway.api.bodies import read_json
 from gateway.api.paging import PAGE_PARAMETERS, allow_only, date_bound, page_cursor, page_limit, path_id
@@ -59,6 +59,11 @@ async def create_instruction(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key", "")
     if not _KEY_RE.fullmatch(key):
         raise BadRequestError("send an Idempotency-Key header (1-255 printable ASCII characters, e.g. a UUID)")
+    intake = request.app[SETTINGS].intake
+    behind = rt.writer.overloaded(intake.max_queue, intake.max_wait_seconds)
+    if behind is not None:
+        raise ServiceUnavailableError("intake is overloaded; nothing was accepted, retry later", retry_after=behind)
+    request.app[RATE_LIMITER].check(principal.business_unit)
     doc = await read_json(request)
     now = rt.clock()
     contract = negotiate(

@@ -604,7 +604,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                             "headers": _RESPONSE_HEADERS,
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
                         },
-                        **_problems(400, 401, 403, 409, 413, 415, 422, 503),
+                        **_problems(400, 401, 403, 409, 413, 415, 422, 429, 503),
                     },
                 },
                 "get": {

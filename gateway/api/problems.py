@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,6 +62,9 @@ def problem_middleware() -> Callable[[web.Request, Handler], Awaitable[web.Strea
             return await handler(request)
         except GatewayError as exc:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after is not None:
+                headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
             return problem_response(
                 exc.status,
                 exc.title,

@@ -80,6 +80,8 @@ class CircuitBreaker:
         self._failures: dict[str, int] = {}
         self._opened_at: dict[str, float] = {}
         self._probing: set[str] = set()
+        #: wall-clock time of each partner's last open or close here, to agree with other processes (``share``)
+        self._changed: dict[str, float] = {}
 
     def state(self, partner: str) -> str:
         opened = self._opened_at.get(partner)
@@ -101,7 +103,8 @@ class CircuitBreaker:
 
     def record_success(self, partner: str) -> None:
         self._failures.pop(partner, None)
-        self._opened_at.pop(partner, None)
+        if self._opened_at.pop(partner, None) is not None:
+            self._changed[partner] = time.time()
         self._probing.discard(partner)
 
     def record_failure(self, partner: str) -> None:
@@ -110,6 +113,32 @@ class CircuitBreaker:
         self._failures[partner] = count
         if count >= self.failure_threshold or partner in self._opened_at:
             self._opened_at[partner] = self.clock()
+            self._changed[partner] = time.time()
+
+    def share(self, shared: Mapping[str, tuple[float | None, float]]) -> dict[str, tuple[float | None, float]]:
+        """Agree with other processes: ``shared`` is partner → (opened at, changed at), wall-clock seconds.
+
+        The newest change wins: a circuit another process opened (or closed) later than
+        this one's last change is adopted here; what changed here later is returned,
+        for the caller to store for the others (``gateway.store.processes.share_circuits``).
+        """
+        now_wall, now = time.time(), self.clock()
+        newer: dict[str, tuple[float | None, float]] = {}
+        for partner in set(shared) | set(self._changed):
+            mine = self._changed.get(partner)
+            theirs = shared.get(partner)
+            if theirs is not None and (mine is None or theirs[1] > mine):
+                opened_wall, changed = theirs
+                self._changed[partner] = changed
+                if opened_wall is None:
+                    self._opened_at.pop(partner, None)
+                    self._failures.pop(partner, None)
+                else:
+                    self._opened_at[partner] = now - (now_wall - opened_wall)
+            elif mine is not None and (theirs is None or mine > theirs[1]):
+                opened = self._opened_at.get(partner)
+                newer[partner] = (None if opened is None else now_wall - (now - opened), mine)
+        return newer
 
     def snapshot(self) -> dict[str, str]:
         return {p: self.state(p) for p in sorted(set(self._failures) | set(self._opened_at))}

@@ -7,6 +7,10 @@ recorded as a duplicate. Beside it: hold expiry, risk-history pruning, the
 expiry of distributor credit reservations nobody turned into a receivable, and
 the jobs the composition root adds (``extra``: the data-lake export, the event
 relay), each at its own interval.
+
+With several processes on one database each job runs once per interval, not once
+per process: a run first takes the job's lease (``gateway.store.processes.take_job_lease``)
+and is skipped if another live process holds it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from gateway.risk.store import prune_history
 from gateway.store import repo
 from gateway.store.creditlines import expire_reservations
 from gateway.store.orders import Orders
+from gateway.store.processes import take_job_lease
 
 __all__ = ["Job", "Scheduler", "SchedulerServices"]
 
@@ -71,10 +76,13 @@ class Scheduler:
         risk: RiskJobSettings,
         credit: CreditLineSettings | None = None,
         extra: Sequence[Job] = (),
+        owner: str | None = None,
     ) -> None:
         self.services = services
         self.credit_check_seconds = credit.expiry_check_seconds if credit else 60.0
         self.extra = list(extra)
+        #: the process running the jobs (its job leases carry it); ``None``: no leases, run every time
+        self.owner = owner
         self.interval = dispatch.status_poll_interval_seconds
         self.after = dispatch.status_poll_after_seconds
         self.risk_jobs = risk
@@ -102,7 +110,7 @@ class Scheduler:
             self._scheduler.add_job(
                 self._guarded,
                 "interval",
-                args=[job_id, job],
+                args=[job_id, job, seconds],
                 seconds=seconds,
                 id=job_id,
                 max_instances=1,
@@ -125,14 +133,29 @@ class Scheduler:
         """The scheduler's job: one round of polling, tracked so ``stop`` can let it finish."""
         self._running = asyncio.current_task()
         try:
-            await self.poll_due()
+            if await self._leased("status-poll", self.interval):
+                await self.poll_due()
         finally:
             self._running = None
 
-    async def _guarded(self, name: str, job: Callable[[], Awaitable[int]]) -> None:
+    async def _leased(self, name: str, seconds: float) -> bool:
+        """Whether this process runs ``name`` this time (it holds the job's lease for 1.5 intervals)."""
+        if self.owner is None:
+            return True
+        now = self.services.clock()
+        try:
+            async with self.services.engine.begin() as conn:
+                return await take_job_lease(conn, name, self.owner, now, now + timedelta(seconds=seconds * 1.5))
+        except Exception:
+            log.exception("could not take the lease of scheduled job %s; skipping this run", name)
+            return False
+
+    async def _guarded(self, name: str, job: Callable[[], Awaitable[int]], seconds: float = 0.0) -> None:
         """Run a housekeeping job; its failure is logged and retried at the next interval."""
         self._others.add(asyncio.current_task())  # type: ignore[arg-type]
         try:
+            if not await self._leased(name, seconds):
+                return
             done = await job()
             if done:
                 log.info("%s: %d rows", name, done)

@@ -9,6 +9,12 @@ A return (``returned``) proves the payment settled first. When the partner's
 settlement report was lost or overtaken by the return, the settlement is
 recorded as implied by the return, so ``settled → returned`` applies instead of
 the return being refused as illegal and the payment resting in ``submitted``.
+
+Likewise a partner's outcome proves the payment was submitted: when it arrives
+for a payment still ``routed`` (the gateway sent it, then was killed before it
+recorded the submission, and the status query or callback answers first), the
+submission is recorded as implied, in the same transaction, so the history shows
+every state the payment passed through (``routed → submitted → settled``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ __all__ = ["StatusUpdates", "UpdateSummary"]
 log = logging.getLogger(__name__)
 
 _BEFORE_SETTLED = frozenset({Status.ROUTED, Status.SUBMITTED})
+#: what only a partner that has the payment can report
+_PARTNER_OUTCOMES = frozenset({Status.SETTLED, Status.REJECTED, Status.FAILED, Status.RETURNED})
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,20 @@ class StatusUpdates:
                         await repo.set_partner_reference(conn, instruction_id, update.partner_reference)
                     ignored += 1
                     continue
-                if (
-                    update.status is Status.RETURNED
-                    and await repo.current_status(conn, instruction_id) in _BEFORE_SETTLED
-                ):
+                current = await repo.current_status(conn, instruction_id)
+                if current is Status.ROUTED and update.status in _PARTNER_OUTCOMES:
+                    submitted = await repo.record_status(
+                        conn,
+                        instruction_id,
+                        Status.SUBMITTED,
+                        source=source,
+                        now=now,
+                        partner_reference=update.partner_reference,
+                        reason="implied by the partner's report on the payment",
+                    )
+                    changes.append(submitted.change)
+                    current = Status.SUBMITTED
+                if update.status is Status.RETURNED and current in _BEFORE_SETTLED:
                     implied = await repo.record_status(
                         conn,
                         instruction_id,

@@ -215,6 +215,18 @@ class IntakeWriter:
         self._queue.put_nowait(group)
         return await group.future
 
+    def overloaded(self, max_queue: int, max_wait: float) -> float | None:
+        """Seconds to suggest in Retry-After if the writer has fallen behind, else ``None``.
+
+        Behind: more than ``max_queue`` requests waiting, or the batch being written
+        started more than ``max_wait`` seconds ago (the database is slow or stuck).
+        """
+        queued = self._queue.qsize()
+        busy_for = time.monotonic() - self._last_batch_at if self._writing else 0.0
+        if queued > max_queue or busy_for > max_wait:
+            return max(1.0, busy_for)
+        return None
+
     def under_pressure(self, window: float = 0.02) -> bool:
         """Whether requests are queued or a batch was written in the last ``window`` seconds."""
         return not self._queue.empty() or time.monotonic() - self._last_batch_at < window

@@ -35,6 +35,7 @@ __all__ = [
     "api_keys",
     "audit_heads",
     "business_units",
+    "circuit_states",
     "collection_events",
     "collection_keys",
     "collection_outbox",
@@ -52,6 +53,7 @@ __all__ = [
     "instruction_batches",
     "instruction_events",
     "instructions",
+    "job_leases",
     "ledger_accounts",
     "ledger_balances",
     "ledger_entries",
@@ -63,6 +65,7 @@ __all__ = [
     "migration_checkpoints",
     "outbox",
     "payment_files",
+    "processes",
     "receipt_allocations",
     "receipts",
     "receivables",
@@ -222,6 +225,37 @@ outbox = Table(
     Column("last_error", String(500)),
     Column("created_at", UTCDateTime(), nullable=False),
     Index(None, "available_at"),
+)
+
+# gateway processes alive on this database (gateway.store.processes): a process whose heartbeat
+# stops is dead, and the claims (lease_owner) it holds are released at once, not when their lease ends
+processes = Table(
+    "processes",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the lease_owner its claims carry
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("heartbeat_at", UTCDateTime(), nullable=False),
+)
+
+# one lease per scheduled job (gateway.store.processes.take_job_lease): with several processes a job runs once
+# per interval, by whichever process holds its lease
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime()),
+)
+
+# partners' circuit breakers, shared by the processes (gateway.dispatch.routing.CircuitBreaker.share)
+circuit_states = Table(
+    "circuit_states",
+    metadata,
+    Column("partner", String(64), primary_key=True),
+    Column("opened_at", UTCDateTime()),  # null: closed
+    Column("changed_at", UTCDateTime(), nullable=False),
 )
 
 idempotency_keys = Table(
