@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.console import admin, dashboard, holds, ledger, payments, signin
+from gateway.console import admin, dashboard, holds, ledger, payments, recon, signin
 from gateway.console.web import PREFIX, STATIC, redirect, security_headers
 
 __all__ = ["mount"]
 
-SECTION_ROUTES = (signin.routes, dashboard.routes, payments.routes, holds.routes, ledger.routes, admin.routes)
+SECTION_ROUTES = (signin.routes, dashboard.routes, payments.routes, holds.routes, ledger.routes, recon.routes, admin.routes)
 
 
 async def _to_dashboard(request: web.Request) -> web.StreamResponse:
