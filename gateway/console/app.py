@@ -13,7 +13,15 @@ from gateway.console.web import PREFIX, STATIC, redirect, security_headers
 
 __all__ = ["mount"]
 
-SECTION_ROUTES = (signin.routes, dashboard.routes, payments.routes, holds.routes, ledger.routes, recon.routes, admin.routes)
+SECTION_ROUTES = (
+    signin.routes,
+    dashboard.routes,
+    payments.routes,
+    holds.routes,
+    ledger.routes,
+    recon.routes,
+    admin.routes,
+)
 
 
 async def _to_dashboard(request: web.Request) -> web.StreamResponse:

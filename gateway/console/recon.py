@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gateway.api.recon import BREAK_ID, BREAK_CURSOR
+from gateway.api.recon import BREAK_CURSOR, BREAK_ID
 from gateway.console.dashboard import bars
 from gateway.console.web import PREFIX, Page, page, redirect
 from gateway.domain.money import amount_text
@@ -143,7 +143,7 @@ async def act(p: Page) -> web.StreamResponse:
         notice = "resolved"
     elif action == "write-off":
         state = await write_off_break(engine, break_id, _text(form, "reason", "reason", 200), _rules(p), by=by, now=now)
-        notice = "write-off asked: another finance person approves it" if state == "pending_write_off" else "written off"
+        notice = "written off" if state == "written_off" else "write-off asked: another finance person approves it"
     elif action == "match":
         ids = [i for i in re.split(r"[\s,]+", form.get("instruction_ids", "")) if i]
         if not 1 <= len(ids) <= 1000 or any(len(i) > 40 for i in ids):
