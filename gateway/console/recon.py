@@ -106,7 +106,7 @@ async def one_break(p: Page) -> web.StreamResponse:
         is_open=row["state"] in OPEN_STATES,
         in_suspense=row["suspense_entry"] is not None,
         can_match=row["statement_pk"] is not None and row["kind"] in SUSPENSE_KINDS,
-        match_ref=f"m_{row['match_id']}" if row["kind"] == "suggested_match" and row["match_id"] else "",
+        match_ref=f"m_{row['match_id']}" if row["match_id"] else "",
         four_eyes=abs(row["amount_minor"]) > threshold,
         threshold=amount_text(threshold, row["currency"]),
         asked_by_me=row["write_off_by"] is not None and row["write_off_by"] == me[:64],
@@ -152,8 +152,8 @@ async def act(p: Page) -> web.StreamResponse:
         notice = "matched"
     else:
         row, _ = await get_break(engine, break_id)
-        if row["kind"] != "suggested_match" or not row["match_id"]:
-            raise BadRequestError("only a suggested match is confirmed")
+        if not row["match_id"]:
+            raise BadRequestError("this break has no suggested match to confirm")
         await confirm_match(engine, f"m_{row['match_id']}", by=by, now=now)
         notice = "match confirmed"
     return redirect(f"{PREFIX}/recon/breaks/{break_id}?{urlencode({'n': notice})}")

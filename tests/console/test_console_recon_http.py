@@ -180,3 +180,22 @@ async def test_a_large_write_off_needs_a_second_person_and_a_line_is_matched_by_
     async with gw.runtime.engine.connect() as conn:
         suspense = await conn.scalars(select(ledger_postings.c.amount).where(ledger_postings.c.account == "suspense"))
         assert sum(suspense.all()) == 0  # one line written off, the other matched: nothing left in suspense
+
+
+async def test_a_suggested_match_is_confirmed_from_its_break(gw: LiveGateway) -> None:
+    finance = await gw.new_key("treasury", ("finance",))
+    await reconciled_day(gw, finance, 2, [{"kind": "wrong_amount", "amount_delta": "4.00", "match": 0}])
+    (suggested,) = (await _call(gw, "GET", "/v1/recon/breaks?kind=amount_mismatch", finance))["items"]
+    user = await signed_in(gw, finance)
+    page = f"/console/recon/breaks/{suggested['id']}"
+    try:
+        _, offer = await user.page(page)
+        confirmed = await user.post(page, f"{page}/confirm")
+        _, after = await user.page(confirmed.headers["Location"])
+        twice = await user.post("/console/recon", f"{page}/confirm")
+    finally:
+        await user.close()
+
+    assert "Confirm the suggested match" in offer and "its amounts differ" in offer
+    assert confirmed.status == 303 and "Done: match confirmed" in after and 'id="break-state">matched' in after
+    assert twice.status == 409  # already confirmed: refused, nothing posted twice
