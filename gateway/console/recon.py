@@ -9,12 +9,12 @@ asked cannot complete it) and confirm a suggested match.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from gateway.api.recon import BREAK_CURSOR, BREAK_ID
-from gateway.console.dashboard import bars
 from gateway.console.web import PREFIX, Page, page, redirect
 from gateway.domain.money import amount_text
 from gateway.errors import BadRequestError, NotFoundError
@@ -43,6 +43,22 @@ routes = web.RouteTableDef()
 PAGE_SIZE = 100
 _SOURCE = re.compile(r"^[a-z0-9_:.-]{1,64}$")
 _ACTIONS = ("assign", "comment", "resolve", "match", "write-off", "confirm")
+
+
+@dataclass(frozen=True)
+class HBar:
+    """One row of a horizontal bar chart (SVG units: 480 wide, 24 a row, bars from x=180)."""
+
+    label: str
+    value: int
+    y: int
+    width: float
+
+
+def hbars(values: list[tuple[str, int]], width: float = 260) -> list[HBar]:
+    """Rows for ``(label, value)`` pairs, the longest bar ``width`` long (labels left of the bars)."""
+    top = max((v for _, v in values), default=0) or 1
+    return [HBar(label, value, 4 + 24 * i, round(width * value / top, 2)) for i, (label, value) in enumerate(values)]
 
 
 def _rules(p: Page) -> ReconRules:
@@ -74,8 +90,8 @@ async def breaks_page(p: Page) -> web.StreamResponse:
     return p.render(
         "recon.html",
         facts=facts,
-        by_kind=bars([(k.replace("_", " "), n) for k, n in facts["by_kind"].items()]),
-        by_age=bars(list(facts["by_age_days"].items())),
+        by_kind=hbars([(k.replace("_", " "), n) for k, n in facts["by_kind"].items()]),
+        by_age=hbars([(f"{days} days", n) for days, n in facts["by_age_days"].items()]),
         breaks=[break_view(r, today) for r in shown],
         next_after=str(shown[-1]["id"]) if len(found) > PAGE_SIZE else "",
         f={"kind": kind, "state": state, "source": source},

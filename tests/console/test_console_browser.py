@@ -8,10 +8,12 @@ GATEWAY_CONSOLE_SCREENSHOTS=docs (how docs/console.md's pictures are made).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +243,81 @@ async def test_csp_and_escaping_hold_and_sign_out_ends_it(gateway: LocalGateway,
         await expect(page).to_have_url(f"{gateway.url}/console/sign-in")
     finally:
         await phone.close()
+
+
+async def settled(gw: LocalGateway, key: str, instruction_id: str) -> dict[str, Any]:
+    """The payment once the bank settled it (its settle delay is 5 s)."""
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
+        for _ in range(300):
+            async with http.get(f"{gw.url}/v1/instructions/{instruction_id}") as resp:
+                view = await resp.json()
+            if view["status"] == "settled":
+                return dict(view)
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{instruction_id} is still {view['status']}")
+
+
+async def reconcile_today(gw: LocalGateway, finance: str, breaks: list[dict[str, Any]]) -> None:
+    """The bank simulator's statement of today with ``breaks`` injected, imported and reconciled."""
+    sim = gw.simulator_urls["iso20022_bank"]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sim}/_sim/scenario") as resp:
+            scenario = (await resp.json())["document"] or {"name": "recon"}
+        scenario["statement"] = {"opening_balance": "1000000.00", "breaks": breaks}
+        async with http.put(f"{sim}/_sim/scenario", json=scenario) as resp:
+            assert resp.status == 200, await resp.text()
+        async with http.get(f"{sim}/_sim/statements/{datetime.now(UTC).date().isoformat()}") as resp:
+            statement = await resp.read()
+        auth = {"Authorization": f"Bearer {finance}"}
+        async with http.post(f"{gw.url}/v1/statements", data=statement, headers=auth) as resp:
+            assert resp.status == 201, await resp.text()
+        async with http.post(f"{gw.url}/v1/recon/run", headers=auth) as resp:
+            assert resp.status == 200, await resp.text()
+
+
+async def test_finance_resolves_a_reconciliation_break_in_the_console(
+    gateway: LocalGateway, context: BrowserContext, shots: Path
+) -> None:
+    finance = await new_key(gateway, "treasury", "finance")
+    views = [await settled(gateway, gateway.key, await submit(gateway, gateway.key)) for _ in range(2)]
+    await reconcile_today(
+        gateway,
+        finance,
+        [
+            {"kind": "wrong_amount", "amount_delta": "0.40", "match": {"reference": views[0]["reference"]}},
+            {"kind": "unknown_entry", "count": 1},
+        ],
+    )
+    page = await context.new_page()
+    violations = csp_reports(page)
+    await sign_in(page, gateway, finance)
+    await page.get_by_role("link", name="Reconciliation").click()
+    await expect(page.get_by_role("heading", name="Reconciliation")).to_be_visible()
+    await expect(page.locator("figure.chart svg")).to_have_count(2)
+    await page.screenshot(path=str(shots / "console-recon.png"), full_page=True)
+    await page.get_by_label("Kind", exact=True).select_option("amount_mismatch")
+    await page.get_by_role("button", name="Filter").click()
+    rows = page.locator("tbody tr")
+    await expect(rows).to_have_count(1)
+    await rows.first.get_by_role("link").click()
+    await expect(page.locator("#break-state")).to_have_text("open")
+    break_id = page.url.rsplit("/", 1)[1]
+    await page.get_by_label("Owner").fill("ana")
+    await page.get_by_role("button", name="Assign").click()
+    await expect(page.get_by_role("status")).to_contain_text("assigned")
+    await page.get_by_label("Comment").fill("40 cents short: the bank's charge, agreed by phone")
+    await page.get_by_role("button", name="Comment", exact=True).click()
+    await expect(page.locator("ul.comments")).to_contain_text("agreed by phone")
+    await page.screenshot(path=str(shots / "console-recon-break.png"), full_page=True)
+    await page.get_by_label("Resolution reason").fill("bank charge, booked by hand")
+    await page.get_by_role("button", name="Resolve").click()
+    await expect(page.locator("#break-state")).to_have_text("resolved")
+    await expect(page.get_by_role("button", name="Resolve")).to_have_count(0)
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {finance}"}) as http,
+        http.get(f"{gateway.url}/v1/recon/breaks/{break_id}") as resp,
+    ):
+        stored = await resp.json()
+    assert (stored["state"], stored["owner"], stored["reason"]) == ("resolved", "ana", "bank charge, booked by hand")
+    assert stored["closed_by"].startswith("key_") and len(stored["comments"]) == 2
+    assert violations == []
