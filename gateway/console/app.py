@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.console import admin, dashboard, holds, ledger, payments, recon, signin
+from gateway.console import admin, dashboard, holds, ledger, payments, recon, reports, signin
 from gateway.console.web import PREFIX, STATIC, redirect, security_headers
 
 __all__ = ["mount"]
@@ -20,6 +20,7 @@ SECTION_ROUTES = (
     holds.routes,
     ledger.routes,
     recon.routes,
+    reports.routes,
     admin.routes,
 )
 

@@ -56,6 +56,7 @@ SECTIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/console/holds", "Holds", frozenset({"finance", "admin"})),
     ("/console/ledger", "Ledger", frozenset({"finance", "admin"})),
     ("/console/recon", "Reconciliation", frozenset({"finance", "admin"})),
+    ("/console/reports", "Reports", frozenset({"finance", "admin"})),
     ("/console/admin/keys", "API keys", frozenset({"admin"})),
     ("/console/admin/webhooks", "Webhooks", frozenset({"admin"})),
 )
