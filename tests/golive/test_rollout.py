@@ -109,3 +109,48 @@ async def test_canary_sends_its_share_by_reference_and_the_rest_the_other_way(
                 assert "instant_rtp: rollout canary 50% for erp-europe" in routed["reason"]
     finally:
         await stop_gateway(gw)
+
+
+async def test_admin_api_lists_and_sets_modes_with_problems_for_bad_input(database: Database) -> None:
+    gw = await start_gateway(database, simulators=False)
+    try:
+        admin = await gw.new_key(BU, ("admin",))
+        url = f"{gw.url}/v1/rollout"
+
+        async def call(method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
+            kwargs: dict[str, Any] = {"headers": gw.headers(key)}
+            if body is not None:
+                kwargs["json"] = body
+            async with gw.session.request(method, f"{url}{path}", **kwargs) as resp:
+                return resp.status, await resp.json()
+
+        assert await call("GET", "", admin) == (200, {"default": "live", "items": []})
+        assert (await call("GET", "", gw.key))[0] == 403  # an instructions key is not an operator
+        assert (await call("PUT", f"/{BU}/ach_nacha", gw.key, {"mode": "off"}))[0] == 403
+        status, problem = await call("PUT", f"/{BU}/ach_nacha", admin, {"mode": "canary"})
+        assert status == 422 and problem["errors"][0]["pointer"] == "/percent"
+        status, problem = await call("PUT", f"/{BU}/ach_nacha", admin, {"mode": "off", "percent": 5})
+        assert status == 422 and problem["errors"][0]["pointer"] == "/percent"
+        status, problem = await call("PUT", f"/{BU}/ach_nacha", admin, {"mode": "sideways"})
+        assert status == 422 and problem["errors"][0]["pointer"] == "/mode"
+        assert (await call("PUT", f"/{BU}/carrier_pigeon", admin, {"mode": "off"}))[0] == 404
+        assert (await call("PUT", "/nobody/ach_nacha", admin, {"mode": "off"}))[0] == 404
+
+        status, changed = await call("PUT", f"/{BU}/ach_nacha", admin, {"mode": "canary", "percent": 30})
+        assert status == 200
+        assert (changed["business_unit"], changed["partner"], changed["mode"], changed["percent"]) == (
+            BU,
+            "ach_nacha",
+            "canary",
+            30,
+        )
+        assert changed["updated_by"].startswith("api:key_")
+        status, listed = await call("GET", "", admin)
+        assert status == 200 and listed["items"] == [changed]
+        async with gw.runtime.engine.connect() as conn:
+            log = await changes(conn, BU)
+        assert [(c["from_mode"], c["to_mode"], c["to_percent"], c["changed_by"]) for c in log] == [
+            ("live", "canary", 30, changed["updated_by"])
+        ]  # the refused requests wrote nothing
+    finally:
+        await stop_gateway(gw)
