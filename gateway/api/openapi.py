@@ -31,7 +31,7 @@ from gateway.api.recon import (
     TEXT_SCHEMA,
 )
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
-from gateway.api.rollout import BUSINESS_UNIT_PATTERN, MODE_SCHEMA, PARTNER_PATTERN
+from gateway.api.rollout import BUSINESS_UNIT_PATTERN, DOCUMENTED_MODE_SCHEMA, MODE_SCHEMA, PARTNER_PATTERN
 from gateway.api.statements import FORMAT_PATTERN
 from gateway.api.webhooks import CREATE_SCHEMA as WEBHOOK_CREATE_SCHEMA
 from gateway.api.webhooks import DELIVERY_ID_RE, ENDPOINT_ID_RE
@@ -238,7 +238,7 @@ def _rollout_schemas() -> dict[str, Any]:
                 "updated_by": {"type": "string", "description": "cli:<os user> or api:<key id>"},
             },
         },
-        "RolloutModeChange": copy.deepcopy(MODE_SCHEMA),
+        "RolloutModeChange": copy.deepcopy(DOCUMENTED_MODE_SCHEMA),
     }
 
 

@@ -24,7 +24,7 @@ from gateway.errors import BadRequestError, ContractError, FieldError, NotFoundE
 from gateway.store.rollout import DEFAULT, MODES, RolloutMode, parse_mode, set_mode, table_modes
 from gateway.store.tables import business_units
 
-__all__ = ["BUSINESS_UNIT_PATTERN", "MODE_SCHEMA", "PARTNER_PATTERN", "routes"]
+__all__ = ["BUSINESS_UNIT_PATTERN", "DOCUMENTED_MODE_SCHEMA", "MODE_SCHEMA", "PARTNER_PATTERN", "routes"]
 
 routes = web.RouteTableDef()
 
@@ -40,6 +40,13 @@ MODE_SCHEMA: dict[str, Any] = {
     },
 }
 _MODE = StrictValidator(MODE_SCHEMA)
+#: what the OpenAPI document says: the schema plus its cross-field rule (canary needs a percent, others take none)
+DOCUMENTED_MODE_SCHEMA: dict[str, Any] = {
+    **MODE_SCHEMA,
+    "if": {"properties": {"mode": {"const": "canary"}}},
+    "then": {"required": ["percent"]},
+    "else": {"not": {"required": ["percent"]}},
+}
 
 
 def _view(business_unit: str, partner: str, mode: RolloutMode, at: datetime, who: str) -> dict[str, Any]:
@@ -78,10 +85,13 @@ async def put_rollout(request: web.Request) -> web.Response:
         raise BadRequestError("partner must be an adapter name (lower case, digits, _)")
     body = await read_json(request)
     check_body(_MODE, body)
-    try:
-        mode = parse_mode(body["mode"], body.get("percent"))
-    except ValueError as exc:
-        raise ContractError(f"/percent: {exc}", errors=[FieldError("/percent", str(exc))]) from None
+    percent = body.get("percent")
+    if (body["mode"] == "canary") != (percent is not None):
+        why = "canary needs a percent (1-99)"
+        if percent is not None:
+            why = f"percent applies only to canary, not to {body['mode']}"
+        raise ContractError(f"/percent: {why}", errors=[FieldError("/percent", why)])
+    mode = parse_mode(body["mode"], None if percent is None else int(percent))  # 30.0 is the integer 30 in JSON
     if partner not in rt.adapters:
         raise NotFoundError(f"no enabled adapter named {partner!r}")
     async with rt.engine.connect() as conn:
