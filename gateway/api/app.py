@@ -15,6 +15,7 @@ from gateway.api import ledger as ledger_api
 from gateway.api import receivables as receivables_api
 from gateway.api import recon as recon_api
 from gateway.api import reports as reports_api
+from gateway.api import rollout as rollout_api
 from gateway.api import statements as statements_api
 from gateway.api.access_log import access_log_middleware
 from gateway.api.appkeys import AUTH_CACHE, RATE_LIMITER, SERVICES, SETTINGS, ApiServices
@@ -73,6 +74,7 @@ def build_app(
     app.add_routes(recon_api.routes)
     app.add_routes(receivables_api.routes)
     app.add_routes(creditlines_api.routes)
+    app.add_routes(rollout_api.routes)
     app.add_routes(batches.routes)
     app.add_routes(files_api.routes)
     app.add_routes(reports_api.routes)

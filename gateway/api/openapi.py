@@ -31,6 +31,7 @@ from gateway.api.recon import (
     TEXT_SCHEMA,
 )
 from gateway.api.risk import DECISION_SCHEMA, LIMIT_SCHEMA
+from gateway.api.rollout import BUSINESS_UNIT_PATTERN, DOCUMENTED_MODE_SCHEMA, MODE_SCHEMA, PARTNER_PATTERN
 from gateway.api.statements import FORMAT_PATTERN
 from gateway.api.webhooks import CREATE_SCHEMA as WEBHOOK_CREATE_SCHEMA
 from gateway.api.webhooks import DELIVERY_ID_RE, ENDPOINT_ID_RE
@@ -221,6 +222,84 @@ def _limit_change() -> dict[str, Any]:
         ),
     }
     return schema
+
+
+def _rollout_schemas() -> dict[str, Any]:
+    return {
+        "RolloutMode": {
+            "type": "object",
+            "required": ["business_unit", "partner", "mode", "percent", "updated_at", "updated_by"],
+            "properties": {
+                "business_unit": {"type": "string"},
+                "partner": {"type": "string"},
+                "mode": {"enum": list(MODE_SCHEMA["properties"]["mode"]["enum"])},
+                "percent": {"type": ["integer", "null"], "description": "canary's share (1-99); null otherwise"},
+                "updated_at": {"type": "string", "format": "date-time"},
+                "updated_by": {"type": "string", "description": "cli:<os user> or api:<key id>"},
+            },
+        },
+        "RolloutModeChange": copy.deepcopy(DOCUMENTED_MODE_SCHEMA),
+    }
+
+
+def _rollout_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    mode = {"$ref": "#/components/schemas/RolloutMode"}
+    return {
+        "/v1/rollout": {
+            "get": {
+                "summary": "Staged rollout modes per business unit and partner (scope admin)",
+                "description": "Every stored mode; a business unit and partner not listed is `default` (live).",
+                "operationId": "listRollout",
+                "security": bearer,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["default", "items"],
+                            "properties": {"default": {"const": "live"}, "items": {"type": "array", "items": mode}},
+                        },
+                        "Every stored mode",
+                    ),
+                    **_problems(400, 401, 403),
+                },
+            }
+        },
+        "/v1/rollout/{business_unit}/{partner}": {
+            "put": {
+                "summary": "Set a business unit and partner's rollout mode (scope admin), audited",
+                "description": (
+                    "off | shadow | canary (with `percent`) | live. Payments already routed keep their route; "
+                    "new ones follow the new mode. 422 at /percent: canary without a percent, or a percent "
+                    "on another mode."
+                ),
+                "operationId": "putRollout",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "business_unit",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": BUSINESS_UNIT_PATTERN},
+                    },
+                    {
+                        "name": "partner",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": PARTNER_PATTERN},
+                        "description": "an enabled adapter",
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RolloutModeChange"}}},
+                },
+                "responses": {
+                    "200": _json(mode, "The mode now"),
+                    **_problems(400, 401, 403, 404, 415, 422),
+                },
+            }
+        },
+    }
 
 
 def _risk_paths(bearer: list[dict[str, list[str]]], id_param: dict[str, Any]) -> dict[str, Any]:
@@ -499,6 +578,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             "schemas": {
                 **instruction_schemas,
                 **_risk_schemas(),
+                **_rollout_schemas(),
                 **_key_schemas(),
                 **bundle(contracts.schema("status-event"), "StatusEvent"),
                 **_ledger_schemas(),
@@ -575,6 +655,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
         },
         "paths": {
             **_risk_paths(bearer, id_param),
+            **_rollout_paths(bearer),
             **_key_paths(bearer, id_param),
             **_ledger_paths(bearer),
             **_webhook_paths(bearer),

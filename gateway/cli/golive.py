@@ -21,6 +21,7 @@ from gateway.cli.common import Subparsers, UsageError, command, console, databas
 from gateway.config import Settings
 from gateway.runtime import DEV_KEY_ID
 from gateway.store.encryption import parse_key_ring
+from gateway.store.rollout import modes_for
 from gateway.store.tables import business_units, migration_checkpoints, webhook_endpoints
 
 __all__ = ["register"]
@@ -131,6 +132,20 @@ async def _history(conn: AsyncConnection, business_unit: str) -> Check:
     return Check("history imported", "pass", f"{imported:,} payments from {files} file(s)")
 
 
+async def _rollout(conn: AsyncConnection, settings: Settings, business_unit: str) -> Check:
+    partners = sorted(settings.section("partners"))
+    stored = (await modes_for(conn, [business_unit])).get(business_unit, {})
+    unset = [p for p in partners if p not in stored]
+    if not partners or unset:
+        names = ", ".join(unset) or "none configured"
+        return Check(
+            "rollout mode set",
+            "fail",
+            f"no mode set for {names}: `gateway rollout set {business_unit} PARTNER off|shadow|canary|live`",
+        )
+    return Check("rollout mode set", "pass", ", ".join(f"{p}: {stored[p]}" for p in partners))
+
+
 async def _check(args: argparse.Namespace) -> int:
     settings = load(args)
     bu = args.business_unit
@@ -148,11 +163,7 @@ async def _check(args: argparse.Namespace) -> int:
                 _dev_secrets(settings),
                 await _webhooks(conn, bu),
                 await _history(conn, bu),
-                Check(
-                    "rollout mode set",
-                    "fail",
-                    "staged rollout (off | shadow | canary | live per partner) is not built in this version",
-                ),
+                await _rollout(conn, settings, bu),
             ]
     ok = not any(c.state == "fail" for c in checks)
     if args.json:

@@ -29,6 +29,7 @@ from gateway.cli import (
     receivables,
     recon,
     reports,
+    rollout,
     route,
     serve,
     simulate,
@@ -62,6 +63,7 @@ GROUPS: tuple[ModuleType, ...] = (
     export,
     migrate,
     golive,
+    rollout,
 )
 
 

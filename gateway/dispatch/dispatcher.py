@@ -47,6 +47,7 @@ from gateway.risk.screening import Screener
 from gateway.store import repo
 from gateway.store.orders import Orders
 from gateway.store.repo import OutboxJob, Transition
+from gateway.store.rollout import modes_for
 from gateway.store.tables import instruction_events
 
 __all__ = ["DispatchServices", "Dispatcher", "backoff_delay", "log_partner_failure"]
@@ -247,6 +248,8 @@ class Dispatcher:
         loaded = await self.services.orders.load_many([j.instruction_id for j in jobs])
         screened_out = await self._screen(jobs, loaded)
         refused = await self._refused_by([i for i, (row, _) in loaded.items() if row["status"] == S.ACCEPTED.value])
+        async with self.services.engine.connect() as conn:  # read once per batch: new modes apply to new routes
+            rollout = await modes_for(conn, {order.business_unit for _, order in loaded.values()})
         today = self.services.clock().date()
         transitions: list[Transition] = []
         finished: list[OutboxJob] = []
@@ -272,7 +275,12 @@ class Dispatcher:
                 finished.append(job)
                 continue
             decision = self.services.router.decide(
-                order, self.services.adapters, channel=row["channel"], exclude=refused.get(order.id, ()), today=today
+                order,
+                self.services.adapters,
+                channel=row["channel"],
+                exclude=refused.get(order.id, ()),
+                today=today,
+                rollout=rollout.get(order.business_unit),
             )
             if decision.adapter is None and decision.wait:  # eligible partners exist but are unhealthy
                 waiting.append(_Retry(job, decision.reason))

@@ -4,7 +4,9 @@ Ordered rules (``config/routing.yaml``) map business unit, type, currency,
 creditor country, account kind, amount range, urgency and requested date to a
 preferred partner list. The adapters' declared capabilities filter that list;
 partners whose circuit breaker is open are skipped; partners that already
-refused the payment with "try elsewhere" are excluded. Every decision carries
+refused the payment with "try elsewhere" are excluded; partners the business
+unit's staged rollout keeps out (``off``, ``shadow``, or outside a canary's
+share by reference hash) are skipped (``gateway.store.rollout``). Every decision carries
 its reason (the rule, each partner skipped and why) and is recorded on the
 instruction's events. ``gateway route explain FILE.json`` shows a decision
 without sending anything.
@@ -25,6 +27,7 @@ from typing import Any
 from gateway.config import check_document, read_yaml_file
 from gateway.errors import ConfigError
 from gateway.partners.adapter import Adapter, PaymentOrder
+from gateway.store.rollout import RolloutMode, canary_takes
 
 __all__ = ["CircuitBreaker", "RouteDecision", "Router", "RoutingRule", "load_routing"]
 
@@ -207,8 +210,12 @@ class Router:
         exclude: Collection[str] = (),
         today: date | None = None,
         probe: bool = True,
+        rollout: Mapping[str, RolloutMode] | None = None,
     ) -> RouteDecision:
-        """Choose a partner. ``probe=False`` (explain) never takes a half-open probe slot."""
+        """Choose a partner. ``probe=False`` (explain) never takes a half-open probe slot.
+
+        ``rollout`` is the business unit's partner → mode; a partner not in it is live.
+        """
         today = today or datetime.now().date()
         rule: RoutingRule | None = None
         if channel:
@@ -228,6 +235,10 @@ class Router:
             if name in exclude:
                 skipped[name] = "refused this payment before (try elsewhere)"
                 continue
+            held_back = _rollout_holds_back(order, (rollout or {}).get(name))
+            if held_back:
+                skipped[name] = held_back
+                continue
             refusal = adapter.capabilities.refusal(order)
             if refusal:
                 skipped[name] = refusal
@@ -240,6 +251,17 @@ class Router:
             return RouteDecision(name, how if not channel else f"channel {channel}", candidates, skipped)
         label = how if not channel else f"channel {channel}"
         return RouteDecision(None, label, candidates, skipped, wait=unhealthy)
+
+
+def _rollout_holds_back(order: PaymentOrder, mode: RolloutMode | None) -> str | None:
+    """Why the business unit's rollout keeps this payment from the partner, or ``None``."""
+    if mode is None or mode.mode == "live":
+        return None
+    if mode.mode == "canary":
+        if canary_takes(order.reference, mode.percent or 0):
+            return None
+        return f"rollout canary {mode.percent}% for {order.business_unit}: this reference is outside the canary"
+    return f"rollout {mode.mode} for {order.business_unit}"
 
 
 def _rule(raw: Mapping[str, Any]) -> RoutingRule:

@@ -80,6 +80,8 @@ __all__ = [
     "risk_names",
     "risk_pairs",
     "risk_recent",
+    "rollout_changes",
+    "rollout_modes",
     "statement_lines",
     "statements",
     "webhook_deliveries",
@@ -1008,4 +1010,31 @@ console_sessions = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("last_seen_at", UTCDateTime(), nullable=False),
     Column("ended_at", UTCDateTime()),
+)
+
+#: staged rollout (gateway/store/rollout.py): a mode per business unit and partner; no row means live
+rollout_modes = Table(
+    "rollout_modes",
+    metadata,
+    Column("business_unit", String(100), primary_key=True),
+    Column("partner", String(64), primary_key=True),
+    Column("mode", String(8), nullable=False),  # off | shadow | canary | live
+    Column("percent", Integer()),  # canary only: 1..99
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(100), nullable=False),
+)
+
+#: every rollout change, append-only (who, when, from, to)
+rollout_changes = Table(
+    "rollout_changes",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("business_unit", String(100), nullable=False),
+    Column("partner", String(64), nullable=False),
+    Column("from_mode", String(8), nullable=False),
+    Column("from_percent", Integer()),
+    Column("to_mode", String(8), nullable=False),
+    Column("to_percent", Integer()),
+    Column("changed_by", String(100), nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
 )

@@ -107,5 +107,20 @@ def test_the_checklist_names_what_fails_and_exits_1_until_it_passes(tmp_path: Pa
     assert run(config, "webhooks", "disable", endpoints[0]["id"]).returncode == 0
     assert run(config, "webhooks", "create", "--business-unit", "erp", "--url", receiver).returncode == 0
     third = run(config, "golive", "check", "--business-unit", "erp")
-    assert third.returncode == 1  # the rollout check fails until staged rollout exists
+    assert third.returncode == 1  # development secrets and the rollout mode still fail
     assert "1 endpoint(s) answer" in third.stdout and "not ready" in third.stdout
+
+    checked = run(config, "golive", "check", "--business-unit", "erp", "--json")
+    rollout = {c["name"]: c for c in json.loads(checked.stdout)["checks"]}
+    assert rollout["rollout mode set"]["state"] == "fail"
+    assert "no mode set for card_acquirer: `gateway rollout set erp PARTNER" in rollout["rollout mode set"]["detail"]
+    canary = run(config, "rollout", "set", "erp", "card_acquirer", "canary", "--percent", "10")
+    assert canary.returncode == 0, canary.stderr
+    assert canary.stdout.strip().startswith("erp/card_acquirer: live -> canary 10%")
+    checked = run(config, "golive", "check", "--business-unit", "erp", "--json")
+    fourth = {c["name"]: c for c in json.loads(checked.stdout)["checks"]}
+    assert fourth["rollout mode set"] == {
+        "name": "rollout mode set",
+        "state": "pass",
+        "detail": "card_acquirer: canary 10%",
+    }
