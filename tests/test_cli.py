@@ -141,6 +141,5 @@ def test_a_database_schema_that_is_no_identifier_is_one_line(tmp_path: Path) -> 
     result = run("db", "upgrade", config=path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "gateway: database schema 'Bad-Name': use lower-case letters, digits and _ only"
-        f" (database.url from {path})"
+        f"gateway: database schema 'Bad-Name': use lower-case letters, digits and _ only (database.url from {path})"
     )

@@ -252,6 +252,7 @@ async def test_kill9_under_load_loses_nothing_and_pays_once(
             assert sum(b.debits - b.credits for b in rows_) == 0, currency
     await engine.dispose()
     print(
-        f"\nkill9 ({len(ports)} process(es), {db_url.split(':')[0]}): {COUNT} instructions, {KILLS} kills; restarts listening after {max(restarts):.2f} s at most; "
+        f"\nkill9 ({len(ports)} process(es), {db_url.split(':')[0]}): {COUNT} instructions, {KILLS} kills; "
+        f"restarts listening after {max(restarts):.2f} s at most; "
         f"all final {drained:.1f} s after the load ended"
     )

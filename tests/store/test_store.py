@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.domain.status import Status
 from gateway.errors import ConfigError
 from gateway.store import repo
+from gateway.store.db import create_engine
 from gateway.store.migrate import current_revision, head_revision
 from gateway.store.tables import instruction_events, instructions, metadata
-from gateway.store.db import create_engine
 from tests.support import NOW, Database, insert_instruction
 
 
