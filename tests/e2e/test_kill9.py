@@ -116,7 +116,8 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield started
     for proc in started:
         if proc.poll() is None:
-            proc.kill()
+            # each was started in a session of its own: its group holds any worker it started too
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
