@@ -133,3 +133,13 @@ def test_route_explain_shows_the_decision_without_sending(tmp_path: Path) -> Non
         "/type: required field is missing; "
         "/currency: required field is missing; /debtor: required field is missing; /creditor: required field is missing"
     )
+
+
+def test_a_database_schema_that_is_no_identifier_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("database:\n  url: postgresql+asyncpg://gw@127.0.0.1:9/gateway?schema=Bad-Name\n")
+    result = run("db", "upgrade", config=path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"gateway: database schema 'Bad-Name': use lower-case letters, digits and _ only (database.url from {path})"
+    )

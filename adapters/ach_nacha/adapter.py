@@ -193,7 +193,7 @@ class AchNachaAdapter(HttpAdapter):
         account = order.creditor.account
         if not isinstance(account, UsAccount):
             raise PermanentPartnerError("ACH needs a US account number and routing number")
-        async with self._lock:
+        async with self._lock, self.spool.exclusive():
             known = self.spool.entry(order.id)
             if known is None:
                 company_id, company_name = self.originators.get(order.business_unit, self.company)
@@ -218,29 +218,34 @@ class AchNachaAdapter(HttpAdapter):
     # -- cut-offs ----------------------------------------------------------------------------
 
     async def run_due(self) -> list[str]:
-        """The scheduler's tick: run the cut-off if one passed since the last run, else retry undelivered files."""
-        now = self.context.clock()
-        due = self.calendar.last_cutoff(now)
-        last = self.spool.state().get("last_cutoff")
-        if last is None:
-            # never ran: only a cut-off after the oldest spooled entry is due
-            queued = [e["queued_at"] for e in self.spool.pending_entries()]
-            last = min(queued) if queued else now.isoformat()
-        if due is not None and due > datetime.fromisoformat(last):
-            return await self.run_cutoff(now)
-        async with self._lock:
+        """The scheduler's tick: run the cut-off if one passed since the last run, else retry undelivered files.
+
+        Decided while holding the spool's lock: of several processes sharing the spool, one runs the cut-off.
+        """
+        async with self._lock, self.spool.exclusive():
+            now = self.context.clock()
+            due = self.calendar.last_cutoff(now)
+            last = self.spool.state().get("last_cutoff")
+            if last is None:
+                # never ran: only a cut-off after the oldest spooled entry is due
+                queued = [e["queued_at"] for e in self.spool.pending_entries()]
+                last = min(queued) if queued else now.isoformat()
+            if due is not None and due > datetime.fromisoformat(last):
+                return await self._cutoff(now)
             return await self._deliver_pending()
 
     async def run_cutoff(self, now: datetime | None = None) -> list[str]:
         """File every spooled entry (one file, one batch per originating company) and deliver; the file ids sent."""
-        now = now or self.context.clock()
-        async with self._lock:
-            self._finish_filing()
-            pending = self.spool.pending_entries()
-            if pending:
-                self._make_file(pending, now)
-            self.spool.set_state(last_cutoff=(self.calendar.last_cutoff(now) or now).isoformat())
-            return await self._deliver_pending()
+        async with self._lock, self.spool.exclusive():
+            return await self._cutoff(now or self.context.clock())
+
+    async def _cutoff(self, now: datetime) -> list[str]:
+        self._finish_filing()
+        pending = self.spool.pending_entries()
+        if pending:
+            self._make_file(pending, now)
+        self.spool.set_state(last_cutoff=(self.calendar.last_cutoff(now) or now).isoformat())
+        return await self._deliver_pending()
 
     def _make_file(self, pending: list[dict[str, Any]], now: datetime) -> None:
         local = now.astimezone(self.calendar.timezone)

@@ -11,16 +11,26 @@ An entry belongs to a file once its ``file_id`` is set; a file is written *befor
 entries are marked, and a run first finishes what a crashed run left (marks the entries
 of every file it finds, delivers every pending file), so an entry is filed once and a
 file, resent with its id as idempotency key, is booked once.
+
+Several gateway processes on one machine may share a spool directory: every change
+(a new trace sequence, an entry, a cut-off run with its delivery) happens while the
+process holds ``.lock`` (an exclusive ``flock``), so two processes never build a file
+from the same entries, never hand out one trace number twice and never both send one file.
+The kernel drops the lock of a killed process. Processes on different machines each
+need a spool directory of their own (``flock`` over a network filesystem is not trusted).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +65,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 class Spool:
-    """Entries and files on disk; one adapter process per directory (it is not locked across processes)."""
+    """Entries and files on disk, shared safely by the processes of one machine (see ``exclusive``)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -69,6 +79,22 @@ class Spool:
             # account numbers are in here: owner only
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
         _write_atomic(path, data)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, poll_seconds: float = 0.02) -> AsyncIterator[None]:
+        """Hold the spool's lock across processes; waits without blocking the event loop."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(poll_seconds)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     # -- state ---------------------------------------------------------------------------
 

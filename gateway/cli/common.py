@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Settings, load_settings
 from gateway.domain.clock import system_clock
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.store import repo
 from gateway.store.connect import describe_connect_error, sqlite_path
 from gateway.store.db import create_engine
@@ -138,6 +138,8 @@ async def database(settings: Settings, *, create: bool = False) -> AsyncIterator
         engine = create_engine(url)
     except OSError as exc:
         raise UsageError(describe_connect_error(exc, url, origin)) from None
+    except ConfigError as exc:
+        raise UsageError(f"{exc.message} (database.url from {origin})") from None
     try:
         try:
             async with engine.connect():

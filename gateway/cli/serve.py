@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import socket
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +21,7 @@ from gateway.cli.common import (
     command,
     database,
     load,
+    positive,
     require_schema,
     wait_for_signal,
 )
@@ -140,32 +144,75 @@ async def demo_keys(settings: Settings) -> tuple[str, str]:
     return keys["demo"], keys["finance"]
 
 
+def _worker_args(args: argparse.Namespace, port: int, fd: int) -> list[str]:
+    """The command line of one more worker: this one's options, on the socket already listening."""
+    cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--listen-fd", str(fd)]
+    if getattr(args, "config", None):
+        cmd += ["--config", str(args.config)]
+    if getattr(args, "verbose", False):
+        cmd.append("-v")
+    if getattr(args, "log_format", None):
+        cmd += ["--log-format", args.log_format]
+    return cmd
+
+
+async def _respawn_dead(workers: list[subprocess.Popen[bytes]], cmd: list[str], fd: int, stop: asyncio.Event) -> None:
+    """A worker that died (killed, out of memory) is started again; its claims were taken over meanwhile."""
+    while not stop.is_set():
+        for i, proc in enumerate(workers):
+            if proc.poll() is not None:
+                print(f"worker {proc.pid} ended ({proc.returncode}); starting another", file=sys.stderr)
+                workers[i] = subprocess.Popen(cmd, pass_fds=(fd,))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
 async def serve_command(args: argparse.Namespace) -> int:
     """``gateway serve``: run until SIGINT or SIGTERM."""
     settings = load(args)
     if args.port is not None:
         settings = settings.with_overrides(server__port=args.port)
+    if args.workers > 1 and settings.database_url.startswith("sqlite"):
+        raise UsageError("--workers above 1 needs PostgreSQL: SQLite has one writer, so run one process")
+    if args.workers > 1 and (args.with_simulators or args.demo):
+        raise UsageError("--workers above 1 is not for trying out: run the simulators with `gateway simulate NAME`")
     async with database(settings) as engine:
         await require_schema(engine)
     plugins = Plugins()
     sims_cfg = settings.section("simulators") if args.with_simulators else {}
-    gw_sock, sim_socks = _bind_all(settings, sims_cfg)
+    if args.listen_fd is not None:  # a worker started by `--workers`: the socket is its parent's
+        gw_sock, sim_socks = socket.socket(fileno=args.listen_fd), {}
+    else:
+        gw_sock, sim_socks = _bind_all(settings, sims_cfg)
     if settings.port == 0:  # port 0 picked a free port: partners' callbacks must go to that one
         settings = settings.with_overrides(server__port=gw_sock.getsockname()[1])
     settings = follow_simulators(settings, {name: _url(sock) for name, sock in sim_socks.items()})
     demo_key, finance_key = await demo_keys(settings) if args.demo else (None, None)
     sims = await start_simulators(plugins, sims_cfg, sim_socks)
+    # more workers share the listening socket (the kernel spreads connections); each has its own heartbeat
+    cmd = _worker_args(args, settings.port, gw_sock.fileno())
+    workers = [subprocess.Popen(cmd, pass_fds=(gw_sock.fileno(),)) for _ in range(args.workers - 1)]
     gateway = await start_app(create_app(settings), gw_sock)
     url = settings.public_url
-    print(f"Partner Gateway listening on {url}", file=sys.stderr)
+    if args.listen_fd is None:
+        more = f" ({args.workers} worker processes)" if args.workers > 1 else ""
+        print(f"Partner Gateway listening on {url}{more}", file=sys.stderr)
     for name, app in sims.items():
         print(f"  simulator {name} on {app.url}", file=sys.stderr)
     if demo_key and finance_key:
         print(_try_it(url, demo_key, finance_key), flush=True)
+    stop = asyncio.Event()
+    respawn = asyncio.create_task(_respawn_dead(workers, cmd, gw_sock.fileno(), stop))
     try:
         await wait_for_signal()
     finally:
+        stop.set()
+        await respawn
+        for proc in workers:
+            proc.terminate()
         await gateway.stop()
+        for proc in workers:
+            await asyncio.to_thread(proc.wait)
         for app in sims.values():
             await app.stop()
     return 0
@@ -176,3 +223,10 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--with-simulators", action="store_true", help="also run the configured partner simulators")
     p.add_argument("--demo", action="store_true", help="create a demo business unit key and print a curl line")
     p.add_argument("--port", type=int, help="override server.port")
+    p.add_argument(
+        "--workers",
+        type=positive,
+        default=1,
+        help="processes sharing the port and the work (PostgreSQL only; default 1)",
+    )
+    p.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # how --workers hands a worker the socket

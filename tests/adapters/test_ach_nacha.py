@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -345,6 +348,38 @@ async def test_entry_spooled_before_a_crash_is_delivered_once_after_restart(rig:
     await successor.run_cutoff()
 
     assert [(t, b.received) for t, b in rig.drop.entries.items()] == [(result.partner_reference, 1)]
+
+
+async def test_two_spoolers_on_one_spool_never_both_send_a_file(rig: Rig) -> None:
+    # two gateway processes sharing the spool directory: each spools, both reach the cut-off at once
+    other = rig.make()
+    for n in range(10):
+        await (rig.adapter if n % 2 else other).submit(make_order(id=f"ins_two_{n:04d}"))
+    at_new_york(rig.clock, 23, 10, 31)
+
+    sent = await asyncio.gather(rig.adapter.run_due(), other.run_due(), rig.adapter.run_cutoff(), other.run_cutoff())
+
+    assert sorted(f for s in sent for f in s) == [f["file_id"] for f in Spool(rig.spool_dir).files()]
+    assert [j.outcome for j in rig.drop.journal.entries if j.kind == "file"] == ["accepted"]
+    assert sorted(b.received for b in rig.drop.entries.values()) == [1] * 10
+
+
+def _take_sequences(spool_dir: str, count: int) -> list[int]:
+    async def take() -> list[int]:
+        spool, got = Spool(spool_dir), []
+        for _ in range(count):
+            async with spool.exclusive(poll_seconds=0.001):
+                got.append(spool.next_sequence())
+        return got
+
+    return asyncio.run(take())
+
+
+def test_processes_sharing_a_spool_never_hand_out_one_trace_number_twice(tmp_path: Path) -> None:
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        taken = list(pool.map(_take_sequences, [str(tmp_path)] * 2, [150, 150]))
+
+    assert sorted(taken[0] + taken[1]) == list(range(1, 301))
 
 
 async def test_crash_between_writing_a_file_and_marking_its_entries_files_each_entry_once(

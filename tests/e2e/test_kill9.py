@@ -1,7 +1,9 @@
 """kill -9 under load: nothing lost, nothing stuck, nothing paid twice, the ledger balanced.
 
 The bank simulator runs in its own process (``gateway simulate``), the gateway as
-``gateway serve`` on a SQLite file. A load generator offers instructions with client
+``gateway serve``: one process on a SQLite file, and, when ``GATEWAY_TEST_DATABASE_URL``
+is set, two processes sharing a PostgreSQL schema (``database.url`` ending ``?schema=…``),
+both taking instructions and dispatching, killed in turn. A load generator offers instructions with client
 retries on the same Idempotency-Key while the gateway is killed with SIGKILL at random
 moments and restarted. CI runs it small (``KILL9_COUNT``/``KILL9_KILLS``, defaults 300
 and 4; every payment final within ``KILL9_FINAL_SECONDS``, default 45, of the load's end);
@@ -32,13 +34,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from gateway.finance.books import trial_balance
 from gateway.store.db import create_engine
 from gateway.store.migrate import upgrade
 from gateway.store.tables import instruction_events, instructions
-from tests.support import example_instruction
+from tests.support import BACKENDS, PG_URL, example_instruction
 
 pytestmark = pytest.mark.slow
 
@@ -114,18 +116,44 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield started
     for proc in started:
         if proc.poll() is None:
-            proc.kill()
+            # each was started in a session of its own: its group holds any worker it started too
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
+@pytest.fixture(params=BACKENDS)
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A SQLite file, or a PostgreSQL schema of its own named in the URL (``gateway serve`` takes only a URL)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+        return
+    assert PG_URL is not None
+    schema = f"k9_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}schema={schema}"
+    finally:
+        async with admin.begin() as conn:  # the gateways are killed by now (`processes` ends first)
+            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        await admin.dispose()
+
+
 async def test_kill9_under_load_loses_nothing_and_pays_once(
-    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+    tmp_path: Path, db_url: str, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    db_url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
     engine = create_engine(db_url)
     await upgrade(engine)
-    port, bank_port = free_port(), free_port()
-    config = write_config(tmp_path, db_url, port, bank_port)
+    # PostgreSQL: two gateways share the database, both taking instructions and dispatching
+    ports = [free_port() for _ in range(1 if db_url.startswith("sqlite") else 2)]
+    bank_port = free_port()
+    configs = []
+    for i, port in enumerate(ports):
+        (tmp_path / f"g{i}").mkdir()
+        configs.append(write_config(tmp_path / f"g{i}", db_url, port, bank_port))
+    config = configs[0]
     log = tmp_path / "processes.log"
     key = subprocess.run(
         [GATEWAY, "--config", str(config), "keys", "create", "--business-unit", "kill9"],
@@ -135,9 +163,10 @@ async def test_kill9_under_load_loses_nothing_and_pays_once(
     ).stdout.strip()
     processes.append(spawn([GATEWAY, "--config", str(config), "simulate", "iso20022_bank"], log))
     await wait_listening(bank_port)
-    gateway = [spawn([GATEWAY, "--config", str(config), "serve"], log)]
-    processes.append(gateway[0])
-    await wait_listening(port)
+    gateway = [spawn([GATEWAY, "--config", str(c), "serve"], log) for c in configs]
+    processes.extend(gateway)
+    for port in ports:
+        await wait_listening(port)
 
     accepted: dict[str, str] = {}  # idempotency key -> instruction id, from 202s only
     bodies = [(str(uuid.uuid4()), example_instruction()) for _ in range(COUNT)]
@@ -145,7 +174,8 @@ async def test_kill9_under_load_loses_nothing_and_pays_once(
     for item in bodies:
         queue.put_nowait(item)
 
-    async def client(session: aiohttp.ClientSession) -> None:
+    async def client(session: aiohttp.ClientSession, n: int) -> None:
+        port = ports[n % len(ports)]
         while not queue.empty():
             idem, body = queue.get_nowait()
             while True:  # a client retries on the same Idempotency-Key until it has its answer
@@ -169,15 +199,16 @@ async def test_kill9_under_load_loses_nothing_and_pays_once(
     async def killer() -> None:
         for _ in range(KILLS):
             await asyncio.sleep(rng.uniform(0.3, 2.0))
-            gateway[0].send_signal(signal.SIGKILL)
-            gateway[0].wait()
-            gateway[0] = spawn([GATEWAY, "--config", str(config), "serve"], log)
-            processes.append(gateway[0])
-            restarts.append(await wait_listening(port))
+            victim = rng.randrange(len(ports))  # two processes: a kill leaves the other one working
+            gateway[victim].send_signal(signal.SIGKILL)
+            gateway[victim].wait()
+            gateway[victim] = spawn([GATEWAY, "--config", str(configs[victim]), "serve"], log)
+            processes.append(gateway[victim])
+            restarts.append(await wait_listening(ports[victim]))
 
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        await asyncio.gather(killer(), *(client(session) for _ in range(CLIENTS)))
+        await asyncio.gather(killer(), *(client(session, n) for n in range(CLIENTS)))
     load_end = time.monotonic()
     assert len(restarts) == KILLS
 
@@ -222,6 +253,7 @@ async def test_kill9_under_load_loses_nothing_and_pays_once(
             assert sum(b.debits - b.credits for b in rows_) == 0, currency
     await engine.dispose()
     print(
-        f"\nkill9: {COUNT} instructions, {KILLS} kills; restarts listening after {max(restarts):.2f} s at most; "
+        f"\nkill9 ({len(ports)} process(es), {db_url.split(':')[0]}): {COUNT} instructions, {KILLS} kills; "
+        f"restarts listening after {max(restarts):.2f} s at most; "
         f"all final {drained:.1f} s after the load ended"
     )

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.domain.status import Status
+from gateway.errors import ConfigError
 from gateway.store import repo
+from gateway.store.db import create_engine
 from gateway.store.migrate import current_revision, head_revision
 from gateway.store.tables import instruction_events, instructions, metadata
-from tests.support import NOW, insert_instruction
+from tests.support import NOW, Database, insert_instruction
 
 
 async def test_migrations_create_exactly_the_declared_tables(engine: AsyncEngine) -> None:
@@ -70,3 +73,20 @@ async def test_concurrent_status_reports_apply_exactly_once(engine: AsyncEngine)
     history = await _history(engine, instruction_id)
     assert [seq for seq, _, _ in history] == list(range(1, 15))
     assert sum(1 for _, _, outcome in history if outcome == "applied") == 5
+
+
+async def test_a_schema_named_in_the_url_holds_the_tables_on_postgresql(database: Database) -> None:
+    # a `gateway serve` process is configured by URL alone: `?schema=` is how it shares a database
+    if database.schema is None:
+        with pytest.raises(ConfigError, match="PostgreSQL only"):
+            create_engine(f"{database.url}?schema=gw")
+        return
+    engine = create_engine(f"{database.url}?schema={database.schema}")
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT current_schema()")) == database.schema
+            assert await conn.scalar(select(func.count()).select_from(instructions)) == 0
+    finally:
+        await engine.dispose()
+    with pytest.raises(ConfigError, match="lower-case letters"):
+        create_engine(f"{database.url}?schema=x;DROP")

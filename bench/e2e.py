@@ -1,0 +1,338 @@
+"""End-to-end benchmark: instructions accepted and *settled* per second, with the bank in its own process.
+
+``gateway serve`` and the ISO 20022 bank simulator (``gateway simulate iso20022_bank``)
+run as separate processes on a fresh database; a load generator (this process, asyncio)
+offers instructions **open loop** at fixed rates (default 100, 200 and 400 per second for
+20 s each): a request is sent on schedule whether or not earlier ones were answered, so a
+slow gateway shows as a growing backlog and latency, not as a lower offered rate.
+
+Per rate it reports settled/s sustained during the phase, the backlog growth (accepted
+but not yet settled, per second), and accepted→settled p50/p99 (the 202 seen by the
+client to the ``settled`` event the bank's callback produced). Between phases the backlog
+drains (bounded), so phases do not blend. In the same run, ``intake`` measures accepted/s
+of a gateway that only takes instructions (``partners: {}``: nothing is sent to a bank),
+closed loop at 64 connections; the report gives settled/s at the highest rate ÷ intake.
+
+    .venv/bin/python bench/e2e.py                          # SQLite, ≈ 2-3 minutes
+    .venv/bin/python bench/e2e.py --json                   # + one JSON object, last stdout line
+    .venv/bin/python bench/e2e.py --rates 100,200 --seconds 10
+    .venv/bin/python bench/e2e.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test --workers 2
+
+With a PostgreSQL URL the bench works in a throw-away schema ``bench_<random>`` (named in
+the URL with ``?schema=``), dropped afterwards. All traffic stays on 127.0.0.1.
+Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import select, text
+
+from gateway.contracts.registry import contracts
+from gateway.store.db import create_engine
+from gateway.store.tables import instruction_events
+
+GATEWAY = str(Path(sys.executable).with_name("gateway"))
+SECRETS = {"request_secret": "bench-only-bank-request-secret", "callback_secret": "bench-only-bank-callback-secret"}
+
+
+def example_instruction() -> dict[str, Any]:
+    """The contract's own example (instruction 1.0) with a fresh reference."""
+    body: dict[str, Any] = dict(contracts().schema("instruction", "1.0")["examples"][0])
+    body["reference"] = f"INV-{uuid.uuid4().hex[:12].upper()}"
+    return body
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(folder: Path, db_url: str, port: int, bank_port: int, *, with_bank: bool) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    partners = (
+        f"""partners:
+  iso20022_bank:
+    base_url: "http://127.0.0.1:{bank_port}"
+    request_secret: {SECRETS["request_secret"]}
+    callback_secret: {SECRETS["callback_secret"]}
+    currencies: [EUR]
+"""
+        if with_bank
+        else "partners: {}\n"
+    )
+    path = folder / "gateway.yaml"
+    path.write_text(
+        f"""
+security:
+  encryption_keys: "bench:dGVzdC1vbmx5LWluc2VjdXJlLWtleS0zMi1ieXRlcyE="
+database: {{url: "{db_url}"}}
+server: {{host: 127.0.0.1, port: {port}, public_url: "http://127.0.0.1:{port}"}}
+ledger: {{enabled: true}}
+{partners}simulators:
+  iso20022_bank:
+    host: 127.0.0.1
+    port: {bank_port}
+    request_secret: {SECRETS["request_secret"]}
+    callback_secret: {SECRETS["callback_secret"]}
+    callback_delay: 0.05
+    settle_delay: 0.2
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def wait_listening(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise SystemExit(f"bench: nothing listening on port {port} after {timeout} s")
+
+
+def prepare(config: Path) -> str:
+    """Migrate the database and make an API key (the CLI, as an operator would)."""
+    subprocess.run([GATEWAY, "--config", str(config), "db", "upgrade"], check=True, capture_output=True)
+    return subprocess.run(
+        [GATEWAY, "--config", str(config), "keys", "create", "--business-unit", "bench"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+class Load:
+    """Posts instructions; remembers when each 202 arrived (wall clock, to compare with the event times)."""
+
+    def __init__(self, session: aiohttp.ClientSession, port: int, key: str) -> None:
+        self.session, self.port, self.key = session, port, key
+        self.accepted: dict[str, float] = {}  # instruction id -> wall-clock time of its 202
+        self.refused = 0
+
+    async def post(self) -> None:
+        idem = str(uuid.uuid4())
+        for _ in range(50):  # retried on the same key after a 429/503 or a dropped connection
+            try:
+                async with self.session.post(
+                    f"http://127.0.0.1:{self.port}/v1/instructions",
+                    json=example_instruction(),
+                    headers={"Authorization": f"Bearer {self.key}", "Idempotency-Key": idem},
+                ) as resp:
+                    if resp.status in (200, 201, 202):
+                        self.accepted[(await resp.json())["id"]] = time.time()
+                        return
+                    self.refused += 1
+            except (TimeoutError, aiohttp.ClientError):
+                self.refused += 1
+            await asyncio.sleep(0.1)
+
+    async def open_loop(self, rate: float, seconds: float) -> None:
+        tasks = []
+        start = time.monotonic()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(self.post()))
+        await asyncio.gather(*tasks)
+
+    async def closed_loop(self, connections: int, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                await self.post()
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+
+
+async def settled_times(engine: Any) -> dict[str, float]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(instruction_events.c.instruction_id, instruction_events.c.occurred_at).where(
+                instruction_events.c.status == "settled", instruction_events.c.applied.is_(True)
+            )
+        )
+        return {r.instruction_id: r.occurred_at.replace(tzinfo=r.occurred_at.tzinfo or UTC).timestamp() for r in rows}
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    rates = [float(r) for r in args.rates.split(",")]
+    log = tmp / "processes.log"
+    procs: list[subprocess.Popen[bytes]] = []
+    schema = None
+    if args.database_url:
+        schema = f"bench_{secrets.token_hex(6)}"
+        admin = create_engine(args.database_url)
+        async with admin.begin() as conn:
+            await conn.execute(text(f"CREATE SCHEMA {schema}"))
+        await admin.dispose()
+    sep = "&" if args.database_url and "?" in args.database_url else "?"
+
+    def url(name: str) -> str:
+        if args.database_url:
+            return f"{args.database_url}{sep}schema={schema}"
+        return f"sqlite+aiosqlite:///{tmp / name / 'gateway.db'}"
+
+    result: dict[str, Any] = {"rates": [], "database": "postgresql" if args.database_url else "sqlite"}
+    result["workers"] = args.workers
+    try:
+        # -- end to end ------------------------------------------------------------------------------
+        port, bank_port = free_port(), free_port()
+        config = write_config(tmp / "e2e", url("e2e"), port, bank_port, with_bank=True)
+        key = prepare(config)
+        procs.append(spawn([GATEWAY, "--config", str(config), "simulate", "iso20022_bank"], log))
+        await wait_listening(bank_port)
+        serve = [GATEWAY, "--config", str(config), "serve"] + (
+            ["--workers", str(args.workers)] if args.workers > 1 else []
+        )
+        procs.append(spawn(serve, log))
+        await wait_listening(port)
+        engine = create_engine(url("e2e"))
+        connector = aiohttp.TCPConnector(limit=512)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+            load = Load(session, port, key)
+            for rate in rates:
+                before = set(load.accepted)
+                settled_before = len(await settled_times(engine))
+                t0 = time.time()
+                await load.open_loop(rate, args.seconds)
+                t1 = time.time()
+                settled_end = await settled_times(engine)
+                mine = {i: t for i, t in load.accepted.items() if i not in before}
+                # drain (bounded) so the next rate starts from an empty backlog
+                drain_deadline = time.monotonic() + args.drain
+                settled = settled_end
+                while time.monotonic() < drain_deadline and not set(mine) <= set(settled):
+                    await asyncio.sleep(0.5)
+                    settled = await settled_times(engine)
+                latencies = [settled[i] - t for i, t in mine.items() if i in settled]
+                in_phase = sum(1 for t in settled_end.values() if t0 <= t <= t1)
+                backlog = len(load.accepted) - len(settled_end)
+                backlog_start = len(before) - settled_before
+                row = {
+                    "offered_per_s": rate,
+                    "accepted": len(mine),
+                    "accepted_per_s": round(len(mine) / (t1 - t0), 1),
+                    "settled_per_s": round(in_phase / (t1 - t0), 1),
+                    "backlog_growth_per_s": round((backlog - backlog_start) / (t1 - t0), 1),
+                    "p50_s": None if not latencies else round(statistics.median(latencies), 3),
+                    "p99_s": None if not latencies else round(pct(latencies, 0.99) or 0, 3),
+                    "unsettled_after_drain": len(set(mine) - set(settled)),
+                }
+                result["rates"].append(row)
+                print(f"  offered {rate:.0f}/s: {row}", file=sys.stderr)
+        await engine.dispose()
+        for proc in reversed(procs):
+            stop(proc)
+        procs.clear()
+        # -- intake only, same machine, same run ---------------------------------------------------
+        if args.database_url:  # a fresh schema: the intake gateway starts from an empty database too
+            admin = create_engine(args.database_url)
+            async with admin.begin() as conn:
+                await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+                await conn.execute(text(f"CREATE SCHEMA {schema}"))
+            await admin.dispose()
+        port = free_port()
+        config = write_config(tmp / "intake", url("intake"), port, free_port(), with_bank=False)
+        key = prepare(config)
+        procs.append(spawn([GATEWAY, "--config", str(config), "serve"], log))
+        await wait_listening(port)
+        connector = aiohttp.TCPConnector(limit=512)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+            load = Load(session, port, key)
+            t0 = time.monotonic()
+            await load.closed_loop(64, args.intake_seconds)
+            result["intake_accepted_per_s"] = round(len(load.accepted) / (time.monotonic() - t0), 1)
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        if schema:
+            admin = create_engine(args.database_url)
+            async with admin.begin() as conn:
+                await conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            await admin.dispose()
+    top = max((r["settled_per_s"] for r in result["rates"]), default=0)
+    result["max_settled_per_s"] = top
+    result["settled_vs_intake"] = (
+        round(top / result["intake_accepted_per_s"], 2) if result["intake_accepted_per_s"] else None
+    )
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="100,200,400", help="offered instructions per second, comma-separated")
+    parser.add_argument("--seconds", type=float, default=20, help="length of each rate's phase")
+    parser.add_argument("--drain", type=float, default=20, help="longest wait for the backlog after a phase")
+    parser.add_argument("--intake-seconds", type=float, default=10, help="length of the intake-only measurement")
+    parser.add_argument("--database-url", help="a PostgreSQL URL (default: a SQLite file in a temporary folder)")
+    parser.add_argument("--workers", type=int, default=1, help="`gateway serve --workers N` (PostgreSQL)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        result = asyncio.run(run(args, Path(tmp)))
+    print(f"end to end ({result['database']}, {args.workers} process(es)), open loop, {args.seconds:.0f} s per rate")
+    heads = ("offered/s", "accepted/s", "settled/s", "backlog/s", "p50 s", "p99 s", "open")
+    print(" ".join(f"{h:>11}" for h in heads))
+    for r in result["rates"]:
+        print(
+            f"{r['offered_per_s']:>11.0f} {r['accepted_per_s']:>11} {r['settled_per_s']:>11} "
+            f"{r['backlog_growth_per_s']:>11} {r['p50_s']!s:>11} {r['p99_s']!s:>11} {r['unsettled_after_drain']:>11}"
+        )
+    print(
+        f"intake only: {result['intake_accepted_per_s']} accepted/s; "
+        f"best settled/s ÷ intake = {result['settled_vs_intake']}"
+    )
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
