@@ -11,7 +11,8 @@ Routes (added to the bank simulator app):
   another body is ``409``; a collection id (InstrId) seen before is ``409``.
 - ``GET /camt054`` (signed request over the empty body, signed answer: what
   the adapter polls) and ``GET /_sim/camt054`` (unsigned, for people) — a
-  camt.054.001.08 notification of every movement so far on the creditor's account (``?since=N`` skips the first N movements;
+  camt.054.001.08 notification of every movement so far on the creditor's
+  account (``?since=N`` skips the first N movements;
   ``ElctrncSeqNb`` is the number of movements notified); ``GET
   /_sim/direct-debits`` lists the collections; ``POST
   /_sim/direct-debits/reset`` forgets them.
