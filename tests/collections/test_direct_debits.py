@@ -143,7 +143,7 @@ async def test_pain002_reject_and_refusal_before_settlement_are_rejected_with_th
 async def test_a_due_date_that_cannot_be_met_is_rejected_with_the_reason_and_never_sent(database: Database) -> None:
     gw = await start(database)
     try:
-        too_late = await submit(gw, direct_debit("Paying Debtor GmbH", metadata={"due_date": "2026-01-02"}))
+        too_late = await submit(gw, direct_debit("Paying Debtor GmbH", metadata={"due_date": "2026-02-02"}))
 
         view = await wait_for_collection(gw, too_late)
 
