@@ -186,9 +186,9 @@ async def test_dispatcher_crash_after_the_pain008_is_retried_after_its_lease_and
     try:
         collection_id = await submit(gw, direct_debit("Paying Debtor GmbH", "42.00"))
         engine, now = gw.runtime.engine, system_clock()
-        # the dispatcher that crashes: leases the job (0.3 s), routes it, sends the pain.008, and dies
+        # the dispatcher that crashes: leases the job (2 s), routes it, sends the pain.008, and dies
         async with engine.begin() as conn:
-            (job,) = await store.claim_collection_jobs(conn, "crashed", now, now + timedelta(seconds=0.3), 10)
+            (job,) = await store.claim_collection_jobs(conn, "crashed", now, now + timedelta(seconds=2), 10)
             await store.record_collection_transitions(
                 conn,
                 [CollectionTransition(collection_id, CollectionStatus.ACCEPTED, "dispatcher", adapter="iso20022_bank")],
@@ -202,7 +202,7 @@ async def test_dispatcher_crash_after_the_pain008_is_retried_after_its_lease_and
 
         survivor = gw.runtime.new_collection_dispatcher("survivor")
         assert await survivor.run_once() == 0  # the lease still holds
-        await asyncio.sleep(0.4)
+        await asyncio.sleep((now + timedelta(seconds=2.1) - system_clock()).total_seconds())
         assert await survivor.run_once() == 1  # lease expired: the job is retried with the same key
         await desk_of(gw).idle()
         assert await survivor.poll_once() == 1
