@@ -74,9 +74,7 @@ def applied(view: dict[str, Any]) -> list[str]:
 
 async def entries_for(gw: LiveGateway, collection_id: str) -> list[str]:
     async with gw.runtime.engine.connect() as conn:
-        rows = await conn.execute(
-            select(ledger_entries.c.kind).where(ledger_entries.c.instruction_id == collection_id)
-        )
+        rows = await conn.execute(select(ledger_entries.c.kind).where(ledger_entries.c.instruction_id == collection_id))
         return sorted(r.kind for r in rows)
 
 
