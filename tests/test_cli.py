@@ -94,6 +94,8 @@ def test_demo_reaches_every_predicted_status_and_loses_nothing() -> None:
     collections = summary["collections"]
     assert collections["sent"] >= 3 and collections["mismatched"] == 0
     assert collections["by_status"] == collections["expected"] and "collected" in collections["by_status"]
+    # and SEPA direct debits through the bank (pain.008 out, pain.002 and camt.054 back)
+    assert collections["by_kind"]["direct_debit"] >= 3
     # the mixed batch went through all four rails, each instruction by the adapter its rule names
     assert set(summary["by_adapter"]) == {"iso20022_bank", "card_acquirer", "instant_rtp", "ach_nacha", "none"}
     assert summary["by_adapter"]["none"] == {"rejected": sum(summary["by_adapter"]["none"].values())}

@@ -8,6 +8,14 @@ Wire protocol (what the bank, and its simulator, speak):
 - ``GET {base_url}/payments/{instruction id}/status`` (signature over the empty
   body) answers a pain.002 with the current status, 404 if unknown.
 - The bank posts pain.002 callbacks to ``X-Callback-Url``.
+- SEPA Core direct debits (``direct_debit`` collections, when a creditor is
+  configured): ``POST {base_url}/pain008`` with one pain.008.001.08 per
+  collection (``Idempotency-Key``, ``InstrId`` and ``EndToEndId``: the
+  collection id), answered with a signed pain.002 (``ACCP`` or ``RJCT`` +
+  reason); what happens later (collected, refused, returned, refunded) is read
+  from the creditor account's camt.054 notification at ``GET
+  {base_url}{notifications_path}`` (signed request over the empty body, signed
+  answer), fetched when the dispatcher polls a collection.
 
 Everything the bank sends is signed with ``callback_secret``; the adapter acts
 only on what it can verify.
@@ -18,20 +26,34 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 from gateway.adapter import (
     AdapterContext,
+    CollectionOrder,
+    CollectionResult,
+    CollectionUpdate,
     HttpAdapter,
     PaymentOrder,
     StatusUpdate,
     SubmitResult,
     http_settings_schema,
 )
+from gateway.domain.collection_status import CollectionStatus
+from gateway.domain.errors import MandateError
+from gateway.domain.mandate import (
+    DEFAULT_PRE_NOTIFICATION_DAYS,
+    earliest_due_date,
+    schedule_collection,
+    validate_creditor_id,
+)
 from gateway.domain.status import Status
 from gateway.errors import (
+    ConfigError,
     ContractError,
     PermanentPartnerError,
     SignatureError,
@@ -39,14 +61,17 @@ from gateway.errors import (
 )
 from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES, header, retry_after
 from gateway.partners.signing import sign_payload
+from gateway_adapters.iso20022_bank.camt import StatementRead
+from gateway_adapters.iso20022_bank.camt054 import collected_debits, r_transactions, read_camt054
 from gateway_adapters.iso20022_bank.pain001 import build_pain001
 from gateway_adapters.iso20022_bank.pain002 import (
     StatusReport,
     parse_pain002,
     status_updates,
 )
-from gateway_adapters.iso20022_bank.reasons import describe_reason
-from gateway_adapters.iso20022_bank.schemas import PAIN001_VERSION, PAIN001_XSD
+from gateway_adapters.iso20022_bank.pain008 import Creditor, DirectDebit, build_pain008, collection_statuses
+from gateway_adapters.iso20022_bank.reasons import describe_reason, refund_admissible, refund_deadline
+from gateway_adapters.iso20022_bank.schemas import PAIN001_VERSION, PAIN001_XSD, PAIN008_VERSION, PAIN008_XSD
 
 __all__ = ["SIGNATURE_HEADER", "Iso20022BankAdapter"]
 
@@ -56,6 +81,20 @@ SIGNATURE_HEADER = "X-Signature"
 
 _DEFAULT_MAX_AMOUNT = "999999999.99"
 
+#: ISO 20022 reason for a collection whose dates cannot be met (``DT01`` invalid date)
+DATE_REJECT_CODE = "DT01"
+
+#: the adapter's own settings for direct debits (all optional: without a creditor it collects nothing)
+_DIRECT_DEBIT_SETTINGS: dict[str, Any] = {
+    "creditor_name": {"type": "string", "minLength": 1, "maxLength": 70},
+    "creditor_iban": {"type": "string", "minLength": 15, "maxLength": 34},
+    "creditor_id": {"type": "string", "minLength": 8, "maxLength": 35},
+    "creditor_bic": {"type": "string", "pattern": "^[A-Z0-9]{8}([A-Z0-9]{3})?$"},
+    "pre_notification_days": {"type": "integer", "minimum": 0, "maximum": 60, "default": DEFAULT_PRE_NOTIFICATION_DAYS},
+    "notifications_path": {"type": "string", "pattern": "^/", "default": "/camt054"},
+    "notifications_cache_seconds": {"type": "number", "minimum": 0, "default": 1},
+}
+
 
 class Iso20022BankAdapter(HttpAdapter):
     """A bank that takes ISO 20022 pain.001.001.09 and reports with signed pain.002."""
@@ -64,15 +103,27 @@ class Iso20022BankAdapter(HttpAdapter):
     partner_label: ClassVar[str] = "the bank"
     account_kinds: ClassVar[frozenset[str]] = frozenset({"iban"})
     payment_types: ClassVar[frozenset[str]] = frozenset({"credit_transfer", "payout", "refund"})
-    partner_contracts: ClassVar[Mapping[str, str]] = {PAIN001_VERSION: str(PAIN001_XSD)}
+    partner_contracts: ClassVar[Mapping[str, str]] = {
+        PAIN001_VERSION: str(PAIN001_XSD),
+        PAIN008_VERSION: str(PAIN008_XSD),
+    }
     settings_schema: ClassVar[Mapping[str, Any]] = http_settings_schema(
-        ["request_secret", "callback_secret"], currencies=["EUR"], max_amount=_DEFAULT_MAX_AMOUNT
+        ["request_secret", "callback_secret"],
+        currencies=["EUR"],
+        max_amount=_DEFAULT_MAX_AMOUNT,
+        properties=_DIRECT_DEBIT_SETTINGS,
     )
 
     def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
         super().__init__(settings, context)
         self._request_secret = str(self.settings["request_secret"]).encode()
         self._callback_secret = str(self.settings["callback_secret"]).encode()
+        self._creditor = _creditor(self.settings)
+        if self._creditor is not None:  # direct debits need the creditor's account and identifier
+            self.collection_kinds = frozenset({"direct_debit"})
+            self.collection_currencies = frozenset({"EUR"})
+        self._pre_notification_days = int(self.settings["pre_notification_days"])
+        self._notifications: tuple[float, list[StatementRead]] | None = None
 
     # -- HTTP -----------------------------------------------------------------------
 
@@ -238,9 +289,203 @@ class Iso20022BankAdapter(HttpAdapter):
         self.verify_signed(self._callback_secret, body, headers, SIGNATURE_HEADER)
         return [_described(u) for u in status_updates(parse_pain002(body))]
 
+    # -- direct debits (collections) ------------------------------------------------
+
+    def direct_debit(self, order: CollectionOrder, today: date) -> DirectDebit:
+        """The pain.008 transaction for ``order`` submitted ``today``.
+
+        The due date is ``metadata.due_date`` when the business unit asked for one, else the
+        earliest the scheme allows (D-1 TARGET2 business day, ``pre_notification_days`` of notice).
+        ``MandateError`` when the dates cannot be met (due date too early, mandate signed after it).
+        """
+        assert self._creditor is not None and order.mandate is not None and order.payer.iban is not None
+        mandate = order.mandate
+        asked = order.metadata.get("due_date")
+        if asked:
+            try:
+                due_on = date.fromisoformat(asked)
+            except ValueError:
+                raise MandateError(
+                    f"due date {asked!r} is not a date (YYYY-MM-DD)", pointer="/metadata/due_date"
+                ) from None
+        else:
+            due_on = earliest_due_date(today, pre_notification_days=self._pre_notification_days)
+        schedule_collection(
+            due_on,
+            mandate.sequence_type,
+            today=today,
+            signed_on=mandate.signature_date,
+            pre_notification_days=self._pre_notification_days,
+            pointer="/metadata/due_date",
+        )
+        text = " ".join(part for part in (order.reference, order.description) if part)
+        return DirectDebit(
+            collection_id=order.id,
+            reference=order.id,
+            amount=order.money.amount,
+            currency=order.money.currency,
+            due_on=due_on,
+            sequence_type=mandate.sequence_type,
+            mandate_id=mandate.id,
+            mandate_signed_on=mandate.signature_date,
+            debtor_name=order.payer.name[:70],
+            debtor_iban=order.payer.iban.iban,
+            debtor_bic=order.payer.bic,
+            creditor=self._creditor,
+            remittance_information=text[:140] or None,
+        )
+
+    async def collect(self, order: CollectionOrder) -> CollectionResult:
+        """POST one pain.008 (the collection id as Idempotency-Key, InstrId and EndToEndId).
+
+        ``ACCP`` → ``submitted`` (the outcome comes with camt.054, see ``poll_collection``); ``RJCT`` →
+        ``rejected`` with its reason code; impossible dates → ``rejected`` ``DT01`` without asking the
+        bank; 429/5xx and transport errors → ``TransientPartnerError``; other refusals → permanent.
+        """
+        if self._creditor is None or order.kind != "direct_debit":
+            raise PermanentPartnerError(f"{self.name} does not collect {order.kind}", reason_code="NOT_SUPPORTED")
+        if order.mandate is None or order.payer.iban is None:
+            raise PermanentPartnerError("a direct debit needs the payer's IBAN and a mandate", reason_code="MD01")
+        now = self.context.clock()
+        try:
+            debit = self.direct_debit(order, now.date())
+        except MandateError as exc:
+            log.info("direct debit %s cannot be collected: %s", order.id, exc.message)
+            return CollectionResult(
+                CollectionStatus.REJECTED, "", reason_code=DATE_REJECT_CODE, reason=exc.message, partner_status="DATES"
+            )
+        try:
+            body = build_pain008([debit], message_id=order.id[:35], created_at=now)
+        except ContractError as exc:
+            raise PermanentPartnerError(
+                f"collection cannot be expressed as {PAIN008_VERSION}: {exc.message}", reason_code="FF01"
+            ) from None
+        headers = {"Content-Type": "application/xml; charset=utf-8", IDEMPOTENCY_HEADER: order.id}
+        status, resp_headers, resp_body = await self._call("POST", f"{self.base_url}/pain008", body, headers)
+        if not 200 <= status < 300:
+            raise self._collection_refusal(status, resp_headers, resp_body, order)
+        self._verify_response(status, resp_headers, resp_body)
+        report = self._report(resp_headers, resp_body, "answer")
+        own = [s for s in collection_statuses(report) if s.instruction_id in (order.id, None)]
+        if not own:
+            raise TransientPartnerError(f"bank answer does not mention collection {order.id}")
+        answer = own[0]
+        reference = next(
+            (t.account_servicer_reference for t in report.transactions if t.instruction_id == order.id), None
+        )
+        if answer.status == "rejected" and answer.outcome is not None:
+            log.info("bank rejected direct debit %s: %s", order.id, answer.outcome.reason_code)
+            return CollectionResult(
+                CollectionStatus.REJECTED,
+                reference or report.message_id,
+                reason_code=answer.outcome.reason_code or None,
+                reason=answer.outcome.reason,
+                partner_status=f"RJCT {answer.outcome.kind}",
+            )
+        log.info("bank took direct debit %s as %s", order.id, reference)
+        return CollectionResult(CollectionStatus.SUBMITTED, reference or report.message_id, partner_status="ACCP")
+
+    def _collection_refusal(
+        self, status: int, headers: Mapping[str, str], body: bytes, order: CollectionOrder
+    ) -> Exception:
+        if status in TRANSIENT_HTTP_STATUSES:
+            return TransientPartnerError(
+                f"bank answered HTTP {status}",
+                reason_code=f"HTTP{status}",
+                retry_after=retry_after(headers, self.context.clock()),
+            )
+        self._verify_response(status, headers, body)
+        code, message = self._error_detail(headers, body)
+        log.warning("bank refused direct debit %s: HTTP %s %s", order.id, status, code)
+        return PermanentPartnerError(
+            f"bank refused the direct debit (HTTP {status}): {message}", reason_code=code or f"HTTP{status}"
+        )
+
+    async def notifications(self) -> list[StatementRead]:
+        """The creditor account's camt.054 (signed request, signed answer), fetched at most once per
+        ``notifications_cache_seconds`` so a poll round over many collections asks the bank once."""
+        now = time.monotonic()
+        if self._notifications is not None and now - self._notifications[0] < float(
+            self.settings["notifications_cache_seconds"]
+        ):
+            return self._notifications[1]
+        url = f"{self.base_url}{self.settings['notifications_path']}"
+        status, headers, body = await self._call("GET", url, b"", {})
+        if status in TRANSIENT_HTTP_STATUSES:
+            raise TransientPartnerError(f"bank answered HTTP {status} for camt.054", reason_code=f"HTTP{status}")
+        self._verify_response(status, headers, body)
+        if not 200 <= status < 300:
+            raise PermanentPartnerError(f"bank refused the camt.054 request (HTTP {status})")
+        try:
+            reports = read_camt054(body)
+        except ContractError as exc:
+            raise TransientPartnerError(f"bank notification is not a valid camt.054: {exc.message}") from None
+        self._notifications = (now, reports)
+        return reports
+
+    async def poll_collection(self, order: CollectionOrder) -> CollectionUpdate | None:
+        """What the camt.054 notifications say about a direct debit: its latest outcome, or ``None``."""
+        if order.kind != "direct_debit" or self._creditor is None:
+            return None
+        return collection_update(order, await self.notifications())
+
 
 def _described(update: StatusUpdate) -> StatusUpdate:
     """Fill in a readable reason for a reason code the bank sent without text."""
     if update.reason_code and not update.reason:
         return dataclasses.replace(update, reason=describe_reason(update.reason_code, None))
     return update
+
+
+def _creditor(settings: Mapping[str, Any]) -> Creditor | None:
+    """The configured creditor (name, IBAN, CI) direct debits are collected for; ``None`` if not set."""
+    names = ("creditor_name", "creditor_iban", "creditor_id")
+    given = [n for n in names if settings.get(n)]
+    if not given:
+        return None
+    if len(given) != len(names):
+        missing = ", ".join(n for n in names if n not in given)
+        raise ConfigError(f"partners.iso20022_bank: direct debits need {missing} too")
+    return Creditor(
+        name=str(settings["creditor_name"]),
+        iban=str(settings["creditor_iban"]).replace(" ", "").upper(),
+        creditor_id=validate_creditor_id(str(settings["creditor_id"]), pointer="/creditor_id"),
+        bic=settings.get("creditor_bic"),
+    )
+
+
+def collection_update(order: CollectionOrder, reports: Sequence[StatementRead]) -> CollectionUpdate | None:
+    """The latest outcome of ``order`` in camt.054 ``reports``: returned (an R-transaction after settlement:
+    return, or refund MD06/MD01 with its window) over rejected (before settlement) over collected."""
+    collected = [
+        c
+        for c in collected_debits(reports)
+        if c.instruction_id == order.id and (c.amount, c.currency) == (order.money.amount, order.money.currency)
+    ]
+    r_txs = [r for r in r_transactions(reports) if r.instruction_id == order.id]
+    settled_on = collected[0].booked_on if collected else None
+    for r in [r for r in r_txs if r.settled] or [r for r in r_txs if not r.settled]:
+        outcome = r.outcome
+        reason = outcome.reason
+        if outcome.kind == "refund":
+            reason = _refund_window(reason, outcome.reason_code, settled_on or r.booked_on, r.booked_on)
+        return CollectionUpdate(
+            CollectionStatus(outcome.status),
+            collection_id=order.id,
+            partner_status=outcome.kind,
+            reason_code=outcome.reason_code or None,
+            reason=reason,
+        )
+    if collected:
+        return CollectionUpdate(CollectionStatus.COLLECTED, collection_id=order.id, partner_status="BOOK")
+    return None
+
+
+def _refund_window(reason: str, code: str, settled_on: date | None, claimed_on: date | None) -> str:
+    """The reason of a refund with its window: claimed within 8 weeks (MD06) or 13 months (MD01), or late."""
+    if settled_on is None or claimed_on is None:
+        return reason
+    deadline = refund_deadline(code, settled_on)
+    window = "8-week" if code == "MD06" else "13-month"
+    timely = "within" if refund_admissible(code, settled_on, claimed_on) else "after"
+    return f"{reason} (refund claimed {claimed_on.isoformat()}, {timely} the {window} window ending {deadline})"

@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.accounts import IbanAccount
@@ -80,6 +80,9 @@ LEDGER_KINDS: Mapping[CollectionStatus, str] = {
     CollectionStatus.CHARGED_BACK: "collection_charged_back",
     CollectionStatus.RETURNED: "collection_returned",
 }
+
+#: how long after its creation a collected direct debit is still asked about (the 13-month refund window, and some)
+DIRECT_DEBIT_RETURN_HORIZON = timedelta(days=426)
 
 
 def _instrument_context(collection_id: str) -> str:
@@ -519,11 +522,19 @@ async def find_collection_by_partner(
 
 async def due_for_collection_poll(conn: AsyncConnection, older_than: datetime, limit: int) -> list[str]:
     """Collections at a partner with no outcome since ``older_than`` (a lost webhook); not those waiting for
-    their business unit's capture."""
+    their business unit's capture. Collected direct debits too, for 14 months after their creation: their
+    R-transactions (returns, refunds within 8 weeks / 13 months) are learnt by polling the bank's camt.054."""
     rows = await conn.execute(
         select(collections.c.id)
         .where(
-            collections.c.status.in_([CollectionStatus.ACCEPTED.value, CollectionStatus.SUBMITTED.value]),
+            or_(
+                collections.c.status.in_([CollectionStatus.ACCEPTED.value, CollectionStatus.SUBMITTED.value]),
+                and_(
+                    collections.c.status == CollectionStatus.COLLECTED.value,
+                    collections.c.kind == "direct_debit",
+                    collections.c.created_at > older_than - DIRECT_DEBIT_RETURN_HORIZON,
+                ),
+            ),
             collections.c.adapter.is_not(None),
             collections.c.updated_at < older_than,
             or_(collections.c.capture != "manual", collections.c.captured_at.is_not(None)),

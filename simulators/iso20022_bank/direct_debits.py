@@ -9,8 +9,10 @@ Routes (added to the bank simulator app):
   ``202`` with a pain.002 answering each collection ``ACCP`` or ``RJCT`` +
   reason. The same key and body again replay the answer; the same key with
   another body is ``409``; a collection id (InstrId) seen before is ``409``.
-- ``GET /_sim/camt054`` — a camt.054.001.08 notification of every movement so
-  far on the creditor's account (``?since=N`` skips the first N movements;
+- ``GET /camt054`` (signed request over the empty body, signed answer: what
+  the adapter polls) and ``GET /_sim/camt054`` (unsigned, for people) — a
+  camt.054.001.08 notification of every movement so far on the creditor's
+  account (``?since=N`` skips the first N movements;
   ``ElctrncSeqNb`` is the number of movements notified); ``GET
   /_sim/direct-debits`` lists the collections; ``POST
   /_sim/direct-debits/reset`` forgets them.
@@ -288,6 +290,18 @@ async def get_camt054(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/xml")
 
 
+async def get_signed_camt054(request: web.Request) -> web.Response:
+    """The partner route: the same notification, for a caller that signs its request (the adapter)."""
+    sim = request.app[SIMULATOR]
+    try:
+        sim.partner.authenticate(request.headers, b"", sim.settings)
+    except SignatureError as exc:
+        raise Refusal(401, "SIGNATURE_INVALID", exc.message) from None
+    except AuthenticationError as exc:
+        raise Refusal(401, "UNAUTHENTICATED", exc.message) from None
+    return await get_camt054(request)
+
+
 async def list_collections(request: web.Request) -> web.Response:
     desk = request.app[DESK]
     return web.json_response(
@@ -325,5 +339,6 @@ def add_direct_debit_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(lifetime)
     app.router.add_post("/pain008", post_pain008)
     app.router.add_get("/_sim/camt054", get_camt054)
+    app.router.add_get("/camt054", get_signed_camt054)
     app.router.add_get("/_sim/direct-debits", list_collections)
     app.router.add_post("/_sim/direct-debits/reset", reset_collections)

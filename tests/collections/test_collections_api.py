@@ -113,6 +113,7 @@ async def test_direct_debit_with_no_adapter_declaring_it_is_rejected_with_a_reas
             kind="direct_debit",
             payer={"name": "Nordic Parts AB", "iban": "DE89370400440532013000"},
             mandate={"id": "MNDT-0042", "signature_date": "2026-01-15", "sequence_type": "FRST"},
+            channel="card_acquirer",  # the bank collects direct debits; the card acquirer does not
         )
         resp = await post_collection(gw, body)
         assert resp.status == 202, await resp.text()
