@@ -113,7 +113,7 @@ async def test_a_restart_on_the_same_host_takes_over_a_killed_pid_at_once(databa
         await register_other(gw, killed, host=os.uname().nodename, pid=pid)
         await gw.runtime.new_dispatcher(owner=killed).claim()
         released = await gw.runtime.heartbeat.reap()  # what a (re)starting process does before it claims
-        assert released == {"outbox": 1, "webhook_deliveries": 0, "job_leases": 0}
+        assert released == {"outbox": 1, "collection_outbox": 0, "webhook_deliveries": 0, "job_leases": 0}
         assert await owners(gw) == [None]
         assert len(await gw.runtime.new_dispatcher().claim()) == 1
     finally:
