@@ -84,6 +84,12 @@ class Program:
         cap = self.caps.get(currency)
         return None if cap is None else self._minor(cap, currency)
 
+    def accrual(self, volume_minor: int, total_minor: int, accrued_minor: int, currency: str) -> int:
+        """What ``volume_minor`` more (the period now at ``total_minor``) accrues: at the tier reached, to the cap."""
+        add = _round(Decimal(volume_minor) * self.rate_at(total_minor, currency))
+        cap = self.cap_minor(currency)
+        return add if cap is None else max(0, min(add, cap - accrued_minor))
+
     def amount(self, volume_minor: int, currency: str) -> int:
         """The period's rebate on ``volume_minor`` (capped), in minor units."""
         return rebate_amount(self, volume_minor, currency)
@@ -156,17 +162,17 @@ def _choice(doc: Mapping[str, Any], key: str, at: str, options: Sequence[str], d
 
 def _amount(value: Any, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int)) or not _AMOUNT_RE.match(str(value)):
-        raise _fail(where, f"must be an amount in major units as a string, e.g. \"10000.00\" (got {value!r})")
+        raise _fail(where, f'must be an amount in major units as a string, e.g. "10000.00" (got {value!r})')
     return Decimal(str(value))
 
 
 def _rate(value: Any, where: str) -> Decimal:
     if not isinstance(value, str) or not _PERCENT_RE.match(value):
-        raise _fail(where, f"must be a percentage such as \"2.5%\" (got {value!r})")
+        raise _fail(where, f'must be a percentage such as "2.5%" (got {value!r})')
     try:
         return Decimal(value[:-1]) / 100
     except InvalidOperation:
-        raise _fail(where, f"must be a percentage such as \"2.5%\" (got {value!r})") from None
+        raise _fail(where, f'must be a percentage such as "2.5%" (got {value!r})') from None
 
 
 def _program(doc: Any, at: str, groups: Mapping[str, tuple[str, ...]]) -> Program:
@@ -258,7 +264,8 @@ def parse_programs(doc: Mapping[str, Any], source: str = "rebates") -> dict[str,
             other = taken.setdefault((name, program.basis), program.id)
             if other != program.id:
                 raise _fail(
-                    f"{source}: programs[{i}]", f"distributor {name!r} is already in {other!r} on {program.basis} volume"
+                    f"{source}: programs[{i}]",
+                    f"distributor {name!r} is already in {other!r} on {program.basis} volume",
                 )
         programs[program.id] = program
     return programs

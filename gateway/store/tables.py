@@ -869,6 +869,7 @@ rebate_accruals = Table(
     Column("final_minor", BigInteger()),  # set by the settlement
     Column("credited_minor", BigInteger()),  # netted against open receivables (credit note)
     Column("allocations", JSON()),  # the credit note's [receivable id, minor units]
+    Column("instruction_id", String(40)),  # the payout instruction (settlement by payout)
     Column("settled_at", UTCDateTime()),  # once set, the row never changes again
     Column("updated_at", UTCDateTime(), nullable=False),
     Index(None, "period", "settled_at"),

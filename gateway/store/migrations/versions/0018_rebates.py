@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("final_minor", sa.BigInteger()),
         sa.Column("credited_minor", sa.BigInteger()),
         sa.Column("allocations", sa.JSON()),
+        sa.Column("instruction_id", sa.String(40)),
         sa.Column("settled_at", UTCDateTime()),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("program", "distributor", "period", "currency", name="pk_rebate_accruals"),
