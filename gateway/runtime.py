@@ -57,6 +57,7 @@ from gateway.store.intake import IntakeWriter
 from gateway.store.journal import bind as bind_ledger
 from gateway.store.orders import Orders
 from gateway.store.processes import Heartbeat, share_circuits
+from gateway.store.rebates import bind_programs, load_programs
 from gateway.webhooks.worker import WebhookServices, WebhookWorker
 
 __all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
@@ -149,6 +150,8 @@ class Runtime:
         self.screener = Screener(self.risk)
         self.ledger = load_ledger(settings, self.plugins.ledger_rules())
         bind_ledger(self.engine, self.ledger)
+        self.rebate_programs = load_programs(settings.rebates_file)
+        bind_programs(self.engine, self.rebate_programs)
         self.statement_formats = self.plugins.statement_formats()
         self.recon_rules = load_recon_rules(settings)
         self.realtime_recon: RealtimeRecon | None = None

@@ -68,6 +68,7 @@ class Program:
     settlement: str  # credit_note | payout
     tiers: tuple[Tier, ...]
     caps: Mapping[str, Decimal]  # currency -> major units
+    payout: Mapping[str, Any] | None = None  # business_unit, debtor, creditors (settlement: payout)
 
     def _minor(self, major: Decimal, currency: str) -> int:
         return int((major * (10 ** minor_units(currency))).to_integral_value(ROUND_HALF_UP))
@@ -178,7 +179,7 @@ def _rate(value: Any, where: str) -> Decimal:
 def _program(doc: Any, at: str, groups: Mapping[str, tuple[str, ...]]) -> Program:
     if not isinstance(doc, dict):
         raise _fail(at, "must be a mapping")
-    known = {"id", "distributors", "group", "period", "basis", "tiers", "tier_mode", "caps", "settlement"}
+    known = {"id", "distributors", "group", "period", "basis", "tiers", "tier_mode", "caps", "settlement", "payout"}
     for key in doc:
         if key not in known:
             raise _fail(f"{at}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
@@ -215,16 +216,43 @@ def _program(doc: Any, at: str, groups: Mapping[str, tuple[str, ...]]) -> Progra
         except CurrencyError as exc:
             raise _fail(f"{at}.caps.{cur}", str(exc)) from None
         caps[cur] = _amount(value, f"{at}.caps.{cur}")
+    settlement = _choice(doc, "settlement", at, SETTLEMENTS, "credit_note")
+    payout = _payout(doc.get("payout"), f"{at}.payout", names) if settlement == "payout" else None
     return Program(
+        payout=payout,
         id=pid,
         distributors=names,
         period=_choice(doc, "period", at, PERIODS),
         basis=_choice(doc, "basis", at, BASES),
         kind=_choice(doc, "tier_mode", at, KINDS, "retroactive"),
-        settlement=_choice(doc, "settlement", at, SETTLEMENTS, "credit_note"),
+        settlement=settlement,
         tiers=tuple(tiers),
         caps=caps,
     )
+
+
+def _payout(doc: Any, at: str, names: Sequence[str]) -> dict[str, Any]:
+    """The payout instructions' business unit, debtor and one creditor per distributor.
+
+    The parties are instruction-contract parties ({name, account: {iban}}); the
+    contract checks them when the settlement builds the instruction.
+    """
+    if not isinstance(doc, dict):
+        raise _fail(at, "settlement: payout needs payout: {business_unit, debtor, creditors}")
+    for key in doc:
+        if key not in ("business_unit", "debtor", "creditors"):
+            raise _fail(f"{at}.{key}", "unknown key (known: business_unit, creditors, debtor)")
+    if not isinstance(doc.get("business_unit"), str) or not doc["business_unit"]:
+        raise _fail(f"{at}.business_unit", "must name the business unit that pays the rebates")
+    if not isinstance(doc.get("debtor"), dict):
+        raise _fail(f"{at}.debtor", "must be a party {name, account: {iban}}")
+    creditors = doc.get("creditors")
+    if not isinstance(creditors, dict):
+        raise _fail(f"{at}.creditors", "must map each distributor to a party {name, account: {iban}}")
+    for name in names:
+        if not isinstance(creditors.get(name), dict):
+            raise _fail(f"{at}.creditors.{name}", "missing: the party the distributor's rebate is paid to")
+    return dict(doc)
 
 
 def _names(value: Any, where: str) -> tuple[str, ...]:
