@@ -75,7 +75,7 @@ def payout_reference(distributor: str, period: str, currency: str) -> str:
     if len(reference) <= 35:
         return reference
     digest = hashlib.sha256(reference.encode()).hexdigest()[:10].upper()
-    return f"REB-{distributor[:10]}-{digest}-{period}-{currency}"
+    return f"REB-{distributor[:8]}-{digest}-{period}-{currency}"
 
 
 async def _book(
