@@ -91,6 +91,9 @@ async def _settle(args: argparse.Namespace) -> int:
         await require_schema(engine)
         bind(engine, load_ledger(settings, Plugins().ledger_rules()))
         bind_programs(engine, programs)
+        # payout instructions store encrypted accounts: the keys are needed only when a program pays out
+        payouts = any(p.settlement == "payout" for p in programs.values())
+        codec = InstructionCodec(FieldCipher(parse_key_ring(settings.encryption_keys))) if payouts else None
         writer = IntakeWriter(engine)
         await writer.start()
         try:
@@ -100,7 +103,7 @@ async def _settle(args: argparse.Namespace) -> int:
                 args.period,
                 system_clock,
                 contracts=contracts(),
-                codec=InstructionCodec(FieldCipher(parse_key_ring(settings.encryption_keys))),
+                codec=codec,
                 writer=writer,
                 dry_run=args.dry_run,
             )

@@ -89,11 +89,12 @@ async def _pay(
     final: int,
     now: datetime,
     contracts: ContractRegistry,
-    codec: InstructionCodec,
+    codec: InstructionCodec | None,
     writer: IntakeWriter,
 ) -> str:
     """Submit the row's payout instruction through normal intake; its id (the one accepted before, on a re-run)."""
-    assert program.payout is not None
+    if program.payout is None or codec is None:
+        raise ConfigError(f"rebates program {program.id} settles by payout: give it payout parties and encryption keys")
     cur, dist = row["currency"], row["distributor"]
     amount = Money.from_minor(final, cur)
     doc = {
@@ -141,7 +142,7 @@ async def settle_period(
     clock: Callable[[], datetime],
     *,
     contracts: ContractRegistry,
-    codec: InstructionCodec,
+    codec: InstructionCodec | None,
     writer: IntakeWriter,
     dry_run: bool = False,
 ) -> list[dict[str, Any]]:
