@@ -183,7 +183,7 @@ class Runtime:
         self.webhooks: WebhookWorker | None = None
         self.report_schedules = load_schedules(settings.reports_file)  # checked at start: one line naming the key
         self.report_folder = ReportFolder(settings.reports_folder)
-        self.report_context = ReportContext(settings.reconciliation)
+        self.report_context = ReportContext(settings.reconciliation, self.rebate_programs)
         self.reports: ReportScheduler | None = None
         self.relay: EventRelay | None = None
         self.heartbeat = Heartbeat(

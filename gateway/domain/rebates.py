@@ -70,20 +70,21 @@ class Program:
     caps: Mapping[str, Decimal]  # currency -> major units
     payout: Mapping[str, Any] | None = None  # business_unit, debtor, creditors (settlement: payout)
 
-    def _minor(self, major: Decimal, currency: str) -> int:
+    def to_minor(self, major: Decimal, currency: str) -> int:
+        """Major units of ``currency`` (a tier start, a cap) in minor units."""
         return int((major * (10 ** minor_units(currency))).to_integral_value(ROUND_HALF_UP))
 
     def rate_at(self, volume_minor: int, currency: str) -> Decimal:
         """The rate of the tier ``volume_minor`` has reached (0 below the first tier)."""
         rate = Decimal(0)
         for tier in self.tiers:
-            if volume_minor >= self._minor(tier.start, currency):
+            if volume_minor >= self.to_minor(tier.start, currency):
                 rate = tier.rate
         return rate
 
     def cap_minor(self, currency: str) -> int | None:
         cap = self.caps.get(currency)
-        return None if cap is None else self._minor(cap, currency)
+        return None if cap is None else self.to_minor(cap, currency)
 
     def accrual(self, volume_minor: int, total_minor: int, accrued_minor: int, currency: str) -> int:
         """What ``volume_minor`` more (the period now at ``total_minor``) accrues: at the tier reached, to the cap."""
@@ -107,7 +108,7 @@ def rebate_amount(program: Program, volume_minor: int, currency: str) -> int:
         raw = Decimal(volume_minor) * program.rate_at(volume_minor, currency)
     else:
         raw = Decimal(0)
-        starts = [program._minor(t.start, currency) for t in program.tiers]
+        starts = [program.to_minor(t.start, currency) for t in program.tiers]
         for i, tier in enumerate(program.tiers):
             low = starts[i]
             high = starts[i + 1] if i + 1 < len(starts) else None

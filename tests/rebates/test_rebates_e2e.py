@@ -17,6 +17,8 @@ from gateway.domain.clock import system_clock
 from gateway.domain.rebates import period_of
 from gateway.finance import rebates as desk
 from gateway.finance.rebates import settle_period
+from gateway.reports.folder import build_report
+from gateway.reports.render import render
 from gateway.store.tables import instructions, ledger_entries, rebate_accruals, receivables
 from tests.receivables.support import balances, call, receivable
 from tests.support import LiveGateway, start_gateway, stop_gateway
@@ -140,6 +142,21 @@ async def test_a_quarter_crosses_a_tier_accrues_settles_once_and_pays_out(rebate
         )
     assert (nord["volume_minor"], nord["final_minor"]) == (1100000, 22000)
     assert sum((await balances(gw.runtime.engine)).values()) == 0
+
+    # the statements: one per distributor, as CSV and as HTML with the volume against the tiers
+    report = await build_report(gw.runtime.engine, "rebates", period, system_clock(), gw.runtime.report_context)
+    assert [s.name for s in report.sections] == ["statement-nord", "statement-sud"]
+    nord_row = report.sections[0].as_dict()["rows"][0]
+    assert (nord_row["volume"], nord_row["final"], nord_row["state"], nord_row["reference"]) == (
+        "11000.00",
+        "220.00",
+        "settled",
+        f"REB-nord-{period}-EUR",
+    )
+    csv_text = render(report, "csv")
+    assert "statement-sud" in csv_text and "140.00" in csv_text
+    html = render(report, "html")
+    assert html.count("<svg") == 2 and "volume against the tiers of nord-q" in html
 
 
 async def test_a_payout_accepted_before_a_crash_is_booked_by_the_next_run_not_paid_twice(
