@@ -228,6 +228,7 @@ class Runtime:
             files=self.files,
             recon_rules=self.recon_rules,
             partner_health=self.router.breaker.snapshot,
+            rebate_programs=self.rebate_programs,
         )
 
     def _wake_collections(self) -> None:

@@ -177,3 +177,32 @@ async def test_a_payout_accepted_before_a_crash_is_booked_by_the_next_run_not_pa
     assert settled[0]["action"] == "settled" and settled[0]["instruction_id"] == first
     assert (await _counts(gw))[1] == made  # the same instruction, not a second one
     assert sum((await balances(rt.engine)).values()) == 0
+
+
+async def test_the_api_lists_and_settles_once_with_problems_for_bad_input(rebates_gateway: LiveGateway) -> None:
+    gw = rebates_gateway
+    period = period_of("quarter", system_clock())
+    finance = await gw.new_key("erp-europe", ("finance",))
+    await call(gw, "POST", "/v1/receivables", gw.key, json=receivable("S-7", "2000.00", distributor="sud"), status=201)
+    listed = await call(gw, "GET", f"/v1/rebates?period={period}", finance, status=200)
+    assert [(v["distributor"], v["final"], v["settled"]) for v in listed["items"]] == [("sud", "20.00", False)]
+    await call(gw, "GET", "/v1/rebates?period=2026-Q9", finance, status=400)
+    await call(gw, "GET", f"/v1/rebates?period={period}", gw.key, status=403)  # scope finance only
+
+    url = f"{gw.url}/v1/rebates/settle"
+
+    async def post(body: Any, key: str | None) -> tuple[int, Any, str | None]:
+        headers = gw.headers(finance, **({"Idempotency-Key": key} if key else {}))
+        async with gw.session.post(url, json=body, headers=headers) as resp:
+            return resp.status, await resp.json(content_type=None), resp.headers.get("Idempotent-Replayed")
+
+    assert (await post({"period": period}, None))[0] == 400
+    status, problem, _ = await post({"period": "2026-Q5"}, "k-bad")
+    assert status == 422 and problem["errors"][0]["pointer"] == "/period"
+    status, first, _ = await post({"period": period}, "k-1")
+    assert status == 200 and [(v["action"], v["credited"]) for v in first["items"]] == [("settled", "20.00")]
+    status, replay, replayed = await post({"period": period}, "k-1")
+    assert (status, replayed, replay) == (200, "true", first)
+    status, again, _ = await post({"period": period}, "k-2")
+    assert [v["action"] for v in again["items"]] == ["already_settled"]
+    assert sum((await balances(gw.runtime.engine)).values()) == 0
