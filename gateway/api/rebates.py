@@ -32,7 +32,7 @@ __all__ = ["routes"]
 
 routes = web.RouteTableDef()
 
-PERIOD_PATTERN = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$"
+PERIOD_PATTERN = r"^2[0-9]{3}-(Q[1-4]|0[1-9]|1[0-2])$"
 
 SETTLE_REQUEST: dict[str, Any] = {
     "type": "object",

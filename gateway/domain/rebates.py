@@ -43,7 +43,7 @@ PERIODS = ("month", "quarter")
 SETTLEMENTS = ("credit_note", "payout")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_PERIOD_RE = re.compile(r"^(\d{4})-(?:Q([1-4])|(0[1-9]|1[0-2]))$")
+_PERIOD_RE = re.compile(r"^(2\d{3})-(?:Q([1-4])|(0[1-9]|1[0-2]))$")  # years 2000-2999
 _PERCENT_RE = re.compile(r"^(0|[1-9][0-9]?|100)(\.[0-9]{1,4})?%$")
 _AMOUNT_RE = re.compile(r"^(0|[1-9][0-9]{0,15})(\.[0-9]{1,6})?$")
 
@@ -127,7 +127,7 @@ def parse_period(text: str) -> tuple[str, datetime, datetime]:
     """``2026-Q4`` or ``2026-11`` → (kind, start, end) in UTC (end exclusive); ValueError otherwise."""
     m = _PERIOD_RE.match(text or "")
     if m is None:
-        raise ValueError(f"period {text!r}: use YYYY-Qn (a quarter) or YYYY-MM (a month)")
+        raise ValueError(f"period {text!r}: use YYYY-Qn (a quarter) or YYYY-MM (a month), year 2000-2999")
     year = int(m.group(1))
     if m.group(2):
         first = (int(m.group(2)) - 1) * 3 + 1

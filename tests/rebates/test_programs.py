@@ -56,7 +56,7 @@ def test_periods() -> None:
     assert parse_period("2026-02")[0] == "month"
     _, start, _ = parse_period("2026-11")
     assert (period_of("quarter", start), period_of("month", start)) == ("2026-Q4", "2026-11")
-    for bad in ("2026-Q5", "2026-13", "26-Q1", "", "2026-q1"):
+    for bad in ("2026-Q5", "2026-13", "26-Q1", "", "2026-q1", "0000-Q1", "9999-12"):
         with pytest.raises(ValueError, match="YYYY-Qn"):
             parse_period(bad)
 
