@@ -361,6 +361,11 @@ class Settings:
         return self._file("ledger")
 
     @property
+    def rebates_file(self) -> Path | None:
+        """The rebate programs file, resolved against the config file's folder (None: no programs)."""
+        return self._file("rebates")
+
+    @property
     def reports_file(self) -> Path | None:
         """The report schedules file, resolved against the config file's folder (None: nothing scheduled)."""
         return self._file("reports")

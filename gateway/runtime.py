@@ -57,6 +57,7 @@ from gateway.store.intake import IntakeWriter
 from gateway.store.journal import bind as bind_ledger
 from gateway.store.orders import Orders
 from gateway.store.processes import Heartbeat, share_circuits
+from gateway.store.rebates import bind_programs, load_programs
 from gateway.webhooks.worker import WebhookServices, WebhookWorker
 
 __all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
@@ -149,6 +150,8 @@ class Runtime:
         self.screener = Screener(self.risk)
         self.ledger = load_ledger(settings, self.plugins.ledger_rules())
         bind_ledger(self.engine, self.ledger)
+        self.rebate_programs = load_programs(settings.rebates_file)
+        bind_programs(self.engine, self.rebate_programs)
         self.statement_formats = self.plugins.statement_formats()
         self.recon_rules = load_recon_rules(settings)
         self.realtime_recon: RealtimeRecon | None = None
@@ -180,7 +183,7 @@ class Runtime:
         self.webhooks: WebhookWorker | None = None
         self.report_schedules = load_schedules(settings.reports_file)  # checked at start: one line naming the key
         self.report_folder = ReportFolder(settings.reports_folder)
-        self.report_context = ReportContext(settings.reconciliation)
+        self.report_context = ReportContext(settings.reconciliation, self.rebate_programs)
         self.reports: ReportScheduler | None = None
         self.relay: EventRelay | None = None
         self.heartbeat = Heartbeat(
@@ -225,6 +228,7 @@ class Runtime:
             files=self.files,
             recon_rules=self.recon_rules,
             partner_health=self.router.breaker.snapshot,
+            rebate_programs=self.rebate_programs,
         )
 
     def _wake_collections(self) -> None:

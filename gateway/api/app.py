@@ -12,6 +12,7 @@ from gateway.api import batches, collections, docs_page, instructions, keys_admi
 from gateway.api import creditlines as creditlines_api
 from gateway.api import files as files_api
 from gateway.api import ledger as ledger_api
+from gateway.api import rebates as rebates_api
 from gateway.api import receivables as receivables_api
 from gateway.api import recon as recon_api
 from gateway.api import reports as reports_api
@@ -75,6 +76,7 @@ def build_app(
     app.add_routes(receivables_api.routes)
     app.add_routes(creditlines_api.routes)
     app.add_routes(rollout_api.routes)
+    app.add_routes(rebates_api.routes)
     app.add_routes(batches.routes)
     app.add_routes(files_api.routes)
     app.add_routes(reports_api.routes)

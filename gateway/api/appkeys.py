@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,6 +15,7 @@ from gateway.dispatch.collections import CollectionUpdates
 from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock
 from gateway.domain.events import Announce
+from gateway.domain.rebates import Program
 from gateway.domain.statements import StatementFormat
 from gateway.errors import UnknownAdapterError
 from gateway.intake.files import FileDesk
@@ -61,6 +62,8 @@ class ApiServices:
     recon_rules: ReconRules | None = None
     #: each partner's circuit breaker that is not plainly closed, by name: "open" or "half-open" (the console)
     partner_health: Callable[[], Mapping[str, str]] = dict
+    #: the rebate programs checked at start (``rebates.file``); none: nothing accrues
+    rebate_programs: Mapping[str, Program] = field(default_factory=dict)
 
     def adapter(self, name: str) -> Adapter:
         """The enabled adapter of that name; ``UnknownAdapterError`` (404) otherwise."""

@@ -18,7 +18,7 @@ from gateway.api.openapi_bundle import (
     narrow_instruction,
     with_text_rule,
 )
-from gateway.api.openapi_receivables import receivable_paths, receivable_schemas
+from gateway.api.openapi_receivables import rebate_paths, rebate_schemas, receivable_paths, receivable_schemas
 from gateway.api.recon import (
     BREAK_CURSOR,
     BREAK_ID,
@@ -586,6 +586,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                 **_recon_schemas(),
                 **_collection_schemas(contracts),
                 **receivable_schemas(),
+                **rebate_schemas(),
                 **_intake_schemas(),
                 **_report_schemas(),
                 "Accepted": {
@@ -662,6 +663,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             **_recon_paths(bearer),
             **_collection_paths(bearer),
             **receivable_paths(bearer),
+            **rebate_paths(bearer),
             **_intake_paths(bearer, _RESPONSE_HEADERS),
             **_report_paths(bearer),
             "/v1/instructions": {

@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.api.creditlines import LINE_SCHEMA, RESERVATION_SCHEMA
 from gateway.api.openapi_bundle import PAYABLE_CURRENCIES
+from gateway.api.rebates import PERIOD_PATTERN, SETTLE_REQUEST
 from gateway.api.receivables import (
     ASSIGN_SCHEMA,
     ON_ACCOUNT_SCHEMA,
@@ -410,6 +411,95 @@ def receivable_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "responses": {
                     "200": _json(_ref("CreditDecision"), "The decision"),
                     **_problems(400, 401, 403, 404, 409, 413, 415, 422),
+                },
+            }
+        },
+    }
+
+
+def rebate_schemas() -> dict[str, Any]:
+    """Components: rebate rows and the settlement request (docs/credit-and-rebates.md)."""
+    text, maybe = {"type": "string"}, _NULLABLE_STRING
+    line = {
+        "type": "object",
+        "required": ["program", "distributor", "period", "currency", "volume", "accrued", "settled"],
+        "description": "One program, distributor, period and currency; amounts are decimal strings",
+        "properties": {
+            "program": text,
+            "distributor": text,
+            "period": text,
+            "currency": text,
+            "volume": text,
+            "rate": maybe,
+            "accrued": text,
+            "final": {**maybe, "description": "what the settlement posts(ed): the tiers on the whole volume, capped"},
+            "true_up": {**maybe, "description": "final - accrued"},
+            "settlement": {"type": ["string", "null"], "enum": ["credit_note", "payout", None]},
+            "settled": {"type": "boolean"},
+            "settled_at": maybe,
+            "credited": maybe,
+            "instruction_id": maybe,
+            "reference": text,
+            "action": {
+                "enum": ["settled", "already_settled", "would_settle", "no_program"],
+                "description": "settlement responses only",
+            },
+        },
+    }
+    return {
+        "RebateLine": line,
+        "RebateLines": {
+            "type": "object",
+            "required": ["period", "items"],
+            "properties": {"period": text, "items": {"type": "array", "items": _ref("RebateLine")}},
+        },
+        "RebateSettleRequest": copy.deepcopy(SETTLE_REQUEST),
+    }
+
+
+def rebate_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """The paths of rebates (scope finance)."""
+    idempotency = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": True,
+        "description": "Same key + same body replays the first response; a different body is 409.",
+        "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    }
+    return {
+        "/v1/rebates": {
+            "get": {
+                "summary": "A period's rebate rows with the final amounts the settlement would post (scope finance)",
+                "description": "One row per program, distributor and currency: a handful per period, not paged.",
+                "operationId": "listRebates",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "period",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": PERIOD_PATTERN},
+                        "description": "YYYY-Qn (a quarter) or YYYY-MM (a month)",
+                    }
+                ],
+                "responses": {"200": _json(_ref("RebateLines"), "The rows"), **_problems(400, 401, 403)},
+            }
+        },
+        "/v1/rebates/settle": {
+            "post": {
+                "summary": "Settle a period: true-ups, credit notes or payouts through intake, once (scope finance)",
+                "description": (
+                    "Each open row is settled in its own transaction; a settled row never changes again, so a "
+                    "second settlement posts nothing and creates nothing. 409 when a program's payout parties "
+                    "are refused by the instruction contract."
+                ),
+                "operationId": "settleRebates",
+                "security": bearer,
+                "parameters": [idempotency],
+                "requestBody": _body(_ref("RebateSettleRequest")),
+                "responses": {
+                    "200": _json(_ref("RebateLines"), "Every row of the period, with its action"),
+                    **_problems(400, 401, 403, 409, 413, 415, 422, 503),
                 },
             }
         },

@@ -18,6 +18,7 @@ from gateway.reports.folder import ReportFolder, build_report
 from gateway.reports.model import REGISTRY, Context, parse_period
 from gateway.reports.render import FORMATS, render
 from gateway.reports.schedule import load_schedules
+from gateway.store.rebates import load_programs
 
 __all__ = ["register"]
 
@@ -27,7 +28,13 @@ async def _run(args: argparse.Namespace) -> int:
     parse_period(args.period)  # a bad period is one line before any connection
     async with database(settings) as engine:
         await require_schema(engine)
-        report = await build_report(engine, args.name, args.period, system_clock(), Context(settings.reconciliation))
+        report = await build_report(
+            engine,
+            args.name,
+            args.period,
+            system_clock(),
+            Context(settings.reconciliation, load_programs(settings.rebates_file)),
+        )
     folder = ReportFolder(settings.reports_folder)
     folder.write(report)
     if args.format:

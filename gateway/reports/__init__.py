@@ -1,3 +1,4 @@
-"""Periodic reports (``builtin``: settlement, risk, reconciliation, partners) and operational anomaly detection."""
+"""Periodic reports (``builtin``: settlement, risk, reconciliation, partners; ``rebates``) and anomaly detection."""
 
 from gateway.reports import builtin as builtin
+from gateway.reports import rebates as rebates

@@ -9,7 +9,7 @@ currency's minor units, never floats.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import ReconciliationSettings
+from gateway.domain.rebates import Program
 from gateway.errors import ConfigError
 
 __all__ = [
@@ -169,6 +170,7 @@ class Context:
     """What a report may read besides the connection."""
 
     reconciliation: ReconciliationSettings
+    rebates: Mapping[str, Program] = field(default_factory=dict)  # the rebate programs (the ``rebates`` report)
 
 
 Builder = Callable[[AsyncEngine, Period, datetime, Context], Awaitable[Report]]

@@ -17,8 +17,8 @@ is matched at once by three rules in order:
 What no rule places waits in finance's queue (state ``unmatched``): assign it
 (``assign``), leave it on a distributor's account (``put_on_account``) or pay it
 back (``mark_refunded``, after the payout instruction is accepted). Every step
-posts its ledger entry and moves the distributor's credit line in the same
-transaction.
+posts its ledger entry, moves the distributor's credit line and accrues the
+distributor's rebate (``gateway.store.rebates``) in the same transaction.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from gateway.domain.statements import Statement
 from gateway.errors import ConflictError, ContractError, FieldError, NotFoundError
 from gateway.store.creditlines import OPEN_STATUSES, adjust_receivables, money_view
 from gateway.store.journal import post, rules_for
+from gateway.store.rebates import accrue
 from gateway.store.tables import idempotency_keys, receipt_allocations, receipts, receivables
 
 __all__ = [
@@ -189,6 +190,15 @@ async def insert_receivable(conn: AsyncConnection, row: dict[str, Any], now: dat
         distributor=row["distributor"],
     )
     await adjust_receivables(conn, row["distributor"], row["currency"], row["amount_minor"], now)
+    await accrue(
+        conn,
+        "invoiced",
+        row["distributor"],
+        row["currency"],
+        row["amount_minor"],
+        now,
+        f"invoice {row['invoice_number']} ({row['id']})",
+    )
 
 
 async def find_receivables(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Any]:
@@ -360,6 +370,15 @@ async def apply_allocations(
             distributor=target["distributor"],
         )
         await adjust_receivables(conn, target["distributor"], target["currency"], -a.amount_minor, now)
+        await accrue(
+            conn,
+            "collected",
+            target["distributor"],
+            target["currency"],
+            a.amount_minor,
+            now,
+            f"receipt {receipt['id']} applied to invoice {target['invoice_number']}",
+        )
         total += a.amount_minor
     return total
 

@@ -66,6 +66,7 @@ __all__ = [
     "outbox",
     "payment_files",
     "processes",
+    "rebate_accruals",
     "receipt_allocations",
     "receipts",
     "receivables",
@@ -853,6 +854,27 @@ receipt_allocations = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Index(None, "receipt_id"),
     Index(None, "receivable_id"),
+)
+
+# -- rebates (gateway.store.rebates, docs/credit-and-rebates.md): what each distributor's volume
+# earned per program, period and currency, accrued as it arrived and settled once.
+
+rebate_accruals = Table(
+    "rebate_accruals",
+    metadata,
+    Column("program", String(64), primary_key=True),
+    Column("distributor", String(64), primary_key=True),
+    Column("period", String(7), primary_key=True),  # YYYY-MM or YYYY-Qn
+    Column("currency", String(3), primary_key=True),
+    Column("volume_minor", BigInteger(), nullable=False),
+    Column("accrued_minor", BigInteger(), nullable=False),  # posted as rebate_accrued so far
+    Column("final_minor", BigInteger()),  # set by the settlement
+    Column("credited_minor", BigInteger()),  # netted against open receivables (credit note)
+    Column("allocations", JSON()),  # the credit note's [receivable id, minor units]
+    Column("instruction_id", String(40)),  # the payout instruction (settlement by payout)
+    Column("settled_at", UTCDateTime()),  # once set, the row never changes again
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "period", "settled_at"),
 )
 
 distributor_credit_lines = Table(
