@@ -12,13 +12,15 @@ with any package this project uses) and reporting every problem as a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import BinaryIO
 
 from lxml import etree
 
-from gateway.contracts.safexml import child, children, local_name, namespace, parse_xml, text
+from gateway.contracts.safexml import child, children, iterparse_safe, local_name, namespace, parse_xml, text
 from gateway.errors import ContractError, FieldError
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "StatementRead",
     "TransactionDetail",
     "read_reports",
+    "stream_reports",
 ]
 
 
@@ -224,16 +227,80 @@ def _bank_transaction_code(ntry: etree._Element) -> str | None:
     return "/".join(p for p in parts if p) or None
 
 
+def _entry(r: _Reader, ntry: etree._Element, np: str) -> BookEntry | None:
+    """One ``Ntry`` as a ``BookEntry``; ``None`` (its problems noted in ``r``) if its amount is unreadable."""
+    found = r.amount(child(ntry, "Amt"), f"{np}/Amt")
+    credit = r.credit(ntry, np)
+    if not found:
+        return None
+    sts = child(ntry, "Sts")
+    status = text(sts, "Cd") or (sts.text.strip() if sts is not None and sts.text and sts.text.strip() else None)
+    details = [tx for nd in children(ntry, "NtryDtls") for tx in children(nd, "TxDtls")]
+    return BookEntry(
+        amount=found[0],
+        currency=found[1],
+        credit=credit,
+        status=status,
+        booked_on=r.day(child(ntry, "BookgDt")),
+        account_servicer_reference=text(ntry, "AcctSvcrRef"),
+        end_to_end_ids=tuple(v for tx in details if (v := text(tx, "Refs", "EndToEndId"))),
+        instruction_ids=tuple(v for tx in details if (v := text(tx, "Refs", "InstrId"))),
+        return_reason=next((v for tx in details if (v := text(tx, "RtrInf", "Rsn", "Cd"))), None),
+        counterparty_name=next((v for tx in details if (v := _party(child(tx, "RltdPties"), "Cdtr"))), None),
+        value_on=r.day(child(ntry, "ValDt")),
+        bank_transaction_code=_bank_transaction_code(ntry),
+        details=tuple(_detail(tx) for tx in details),
+        reversal=text(ntry, "RvslInd") == "true",
+    )
+
+
+def _report(r: _Reader, stmt: etree._Element, sp: str, entries: tuple[BookEntry, ...]) -> StatementRead:
+    """A report's header (id, account, balances, control figures) with ``entries``."""
+    statement_id = text(stmt, "Id")
+    if statement_id is None:
+        r.errors.append(FieldError(f"{sp}/Id", "is required"))
+    acct = child(stmt, "Acct")
+    if acct is None:
+        r.errors.append(FieldError(f"{sp}/Acct", "is required"))
+    account = text(acct, "Id", "IBAN") or text(acct, "Id", "Othr", "Id")
+    balances: list[StatementBalance] = []
+    for b_index, bal in enumerate(children(stmt, "Bal"), start=1):
+        bp = f"{sp}/Bal[{b_index}]"
+        code = text(bal, "Tp", "CdOrPrtry", "Cd") or text(bal, "Tp", "CdOrPrtry", "Prtry") or ""
+        found = r.amount(child(bal, "Amt"), f"{bp}/Amt")
+        credit = r.credit(bal, bp)
+        if found:
+            balances.append(StatementBalance(code, found[0], found[1], credit, r.day(child(bal, "Dt"))))
+    return StatementRead(
+        statement_id=statement_id or "",
+        account=account,
+        currency=text(acct, "Ccy"),
+        balances=tuple(balances),
+        entries=entries,
+        sequence=_integer(text(stmt, "ElctrncSeqNb") or text(stmt, "LglSeqNb")),
+        period_from=r.day_of(text(stmt, "FrToDt", "FrDtTm")),
+        period_to=r.day_of(text(stmt, "FrToDt", "ToDtTm")),
+        declared_entries=_integer(text(stmt, "TxsSummry", "TtlNtries", "NbOfNtries")),
+        declared_credits=_decimal(text(stmt, "TxsSummry", "TtlCdtNtries", "Sum")),
+        declared_debits=_decimal(text(stmt, "TxsSummry", "TtlDbtNtries", "Sum")),
+    )
+
+
+def check_root(root: etree._Element, layout: ReportLayout) -> None:
+    """``ContractError`` unless ``root`` is a ``Document`` of the layout's namespace."""
+    ns = namespace(root)
+    if local_name(root) != "Document" or not layout.namespace.fullmatch(ns):
+        raise ContractError(
+            f"not a {layout.name} {layout.noun}",
+            errors=[FieldError("/Document", f"expected a {layout.name} Document, got {{{ns}}}{local_name(root)}")],
+        )
+
+
 def read_reports(body: bytes, layout: ReportLayout) -> list[StatementRead]:
     """Every report (statement or notification) of a camt message of any version; ``ContractError`` listing all."""
     root = parse_xml(body)
-    ns = namespace(root)
+    check_root(root, layout)
     what = f"not a {layout.name} {layout.noun}"
-    if local_name(root) != "Document" or not layout.namespace.fullmatch(ns):
-        raise ContractError(
-            what,
-            errors=[FieldError("/Document", f"expected a {layout.name} Document, got {{{ns}}}{local_name(root)}")],
-        )
     base = f"/Document/{layout.message}"
     doc = child(root, layout.message)
     if doc is None:
@@ -244,68 +311,70 @@ def read_reports(body: bytes, layout: ReportLayout) -> list[StatementRead]:
     out: list[StatementRead] = []
     for s_index, stmt in enumerate(children(doc, layout.report), start=1):
         sp = f"{base}/{layout.report}[{s_index}]"
-        statement_id = text(stmt, "Id")
-        if statement_id is None:
-            r.errors.append(FieldError(f"{sp}/Id", "is required"))
-        acct = child(stmt, "Acct")
-        if acct is None:
-            r.errors.append(FieldError(f"{sp}/Acct", "is required"))
-        account = text(acct, "Id", "IBAN") or text(acct, "Id", "Othr", "Id")
-        balances: list[StatementBalance] = []
-        for b_index, bal in enumerate(children(stmt, "Bal"), start=1):
-            bp = f"{sp}/Bal[{b_index}]"
-            code = text(bal, "Tp", "CdOrPrtry", "Cd") or text(bal, "Tp", "CdOrPrtry", "Prtry") or ""
-            found = r.amount(child(bal, "Amt"), f"{bp}/Amt")
-            credit = r.credit(bal, bp)
-            if found:
-                balances.append(StatementBalance(code, found[0], found[1], credit, r.day(child(bal, "Dt"))))
-        entries: list[BookEntry] = []
-        for n_index, ntry in enumerate(children(stmt, "Ntry"), start=1):
-            np = f"{sp}/Ntry[{n_index}]"
-            found = r.amount(child(ntry, "Amt"), f"{np}/Amt")
-            credit = r.credit(ntry, np)
-            sts = child(ntry, "Sts")
-            status = text(sts, "Cd") or (
-                sts.text.strip() if sts is not None and sts.text and sts.text.strip() else None
-            )
-            details = [tx for nd in children(ntry, "NtryDtls") for tx in children(nd, "TxDtls")]
-            if found:
-                entries.append(
-                    BookEntry(
-                        amount=found[0],
-                        currency=found[1],
-                        credit=credit,
-                        status=status,
-                        booked_on=r.day(child(ntry, "BookgDt")),
-                        account_servicer_reference=text(ntry, "AcctSvcrRef"),
-                        end_to_end_ids=tuple(v for tx in details if (v := text(tx, "Refs", "EndToEndId"))),
-                        instruction_ids=tuple(v for tx in details if (v := text(tx, "Refs", "InstrId"))),
-                        return_reason=next((v for tx in details if (v := text(tx, "RtrInf", "Rsn", "Cd"))), None),
-                        counterparty_name=next(
-                            (v for tx in details if (v := _party(child(tx, "RltdPties"), "Cdtr"))), None
-                        ),
-                        value_on=r.day(child(ntry, "ValDt")),
-                        bank_transaction_code=_bank_transaction_code(ntry),
-                        details=tuple(_detail(tx) for tx in details),
-                        reversal=text(ntry, "RvslInd") == "true",
-                    )
-                )
-        out.append(
-            StatementRead(
-                statement_id=statement_id or "",
-                account=account,
-                currency=text(acct, "Ccy"),
-                balances=tuple(balances),
-                entries=tuple(entries),
-                sequence=_integer(text(stmt, "ElctrncSeqNb") or text(stmt, "LglSeqNb")),
-                period_from=r.day_of(text(stmt, "FrToDt", "FrDtTm")),
-                period_to=r.day_of(text(stmt, "FrToDt", "ToDtTm")),
-                declared_entries=_integer(text(stmt, "TxsSummry", "TtlNtries", "NbOfNtries")),
-                declared_credits=_decimal(text(stmt, "TxsSummry", "TtlCdtNtries", "Sum")),
-                declared_debits=_decimal(text(stmt, "TxsSummry", "TtlDbtNtries", "Sum")),
-            )
-        )
+        head = _report(r, stmt, sp, ())
+        entries = (_entry(r, ntry, f"{sp}/Ntry[{n}]") for n, ntry in enumerate(children(stmt, "Ntry"), start=1))
+        out.append(replace(head, entries=tuple(e for e in entries if e is not None)))
     if r.errors:
         first = r.errors[0]
         raise ContractError(f"invalid {layout.name}: {first.pointer}: {first.message}", errors=r.errors)
     return out
+
+
+def _raise_first(r: _Reader, layout: ReportLayout) -> None:
+    if r.errors:
+        first = r.errors[0]
+        raise ContractError(f"invalid {layout.name}: {first.pointer}: {first.message}", errors=r.errors)
+
+
+def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[StatementRead | BookEntry]:
+    """A camt message read as it streams: each report's header (no entries), then that report's entries.
+
+    Memory stays bounded whatever the file's size: each ``Ntry`` is read and
+    dropped from the tree as soon as it ends. The header is yielded when the
+    report's first entry ends (``Bal`` and ``TxsSummry`` come before ``Ntry``), or
+    at its end when it has none. The first problem raises ``ContractError``;
+    what was yielded before it must then be thrown away.
+    """
+    r = _Reader()
+    base = f"/Document/{layout.message}"
+    ready: etree._Element | None = None  # the report whose header was yielded
+    s_index = n_index = 0
+    checked = False
+    for _event, element in iterparse_safe(source, tags=(layout.report, "Ntry", "GrpHdr")):
+        if not checked:
+            check_root(element.getroottree().getroot(), layout)
+            checked = True
+        name = local_name(element)
+        if name == "Ntry":
+            stmt = element.getparent()
+            if stmt is None or local_name(stmt) != layout.report:
+                continue  # an Ntry elsewhere is not this layout's entry
+            if ready is not stmt:
+                s_index, n_index, ready = s_index + 1, 0, stmt
+                yield _report(r, stmt, f"{base}/{layout.report}[{s_index}]", ())
+                _raise_first(r, layout)
+            n_index += 1
+            entry = _entry(r, element, f"{base}/{layout.report}[{s_index}]/Ntry[{n_index}]")
+            _raise_first(r, layout)
+            element.clear()
+            while element.getprevious() is not None:  # the header and earlier entries: done with
+                del stmt[0]
+            if entry is not None:
+                yield entry
+        elif name == layout.report:
+            if ready is not element:
+                s_index += 1
+                yield _report(r, element, f"{base}/{layout.report}[{s_index}]", ())
+                _raise_first(r, layout)
+            ready = None
+            parent = element.getparent()
+            element.clear()
+            if parent is not None:
+                parent.remove(element)
+        elif name == "GrpHdr" and text(element, "MsgId") is None:
+            r.errors.append(FieldError(f"{base}/GrpHdr/MsgId", "is required"))
+            _raise_first(r, layout)
+    if not checked:
+        raise ContractError(
+            f"not a {layout.name} {layout.noun}", errors=[FieldError(base, f"{layout.message} is missing")]
+        )
