@@ -181,13 +181,18 @@ def _decimal(value: str | None) -> Decimal | None:
         return None
 
 
-def _party(parties: etree._Element | None, role: str) -> str | None:
-    """A related party's name: ``Dbtr/Nm`` (up to v.04) or ``Dbtr/Pty/Nm`` (v.08 and later)."""
-    return text(parties, role, "Nm") or text(parties, role, "Pty", "Nm")
+def _name(party: etree._Element | None) -> str | None:
+    """A party's name: ``Nm`` (up to v.04) or ``Pty/Nm`` (v.08 and later)."""
+    if party is None:
+        return None
+    k = _kids(party)
+    return _value(_first(k, "Nm")) or text(_first(k, "Pty"), "Nm")
 
 
-def _account(parties: etree._Element | None, role: str) -> str | None:
-    return text(parties, role, "Id", "IBAN") or text(parties, role, "Id", "Othr", "Id")
+def _account_id(account: etree._Element | None) -> str | None:
+    if account is None:
+        return None
+    return text(account, "Id", "IBAN") or text(account, "Id", "Othr", "Id")
 
 
 def _creditor_reference(rmt: etree._Element | None) -> str | None:
@@ -198,59 +203,97 @@ def _creditor_reference(rmt: etree._Element | None) -> str | None:
     return None
 
 
-def _detail(tx: etree._Element) -> TransactionDetail:
-    parties = child(tx, "RltdPties")
-    rmt = child(tx, "RmtInf")
+_Kids = dict[str, list[etree._Element]]
+
+
+def _kids(element: etree._Element | None) -> _Kids:
+    """The children of ``element`` by local name, in one pass (an entry is read in one walk, not one per field)."""
+    out: _Kids = {}
+    if element is not None:
+        for node in element:
+            tag = node.tag
+            if isinstance(tag, str):
+                out.setdefault(tag.rpartition("}")[2], []).append(node)
+    return out
+
+
+def _first(kids: _Kids, name: str) -> etree._Element | None:
+    found = kids.get(name)
+    return found[0] if found else None
+
+
+def _value(node: etree._Element | None) -> str | None:
+    if node is None or node.text is None:
+        return None
+    return node.text.strip() or None
+
+
+def _detail(tx: etree._Element) -> tuple[TransactionDetail, str | None]:
+    """One ``TxDtls``, and its return reason's code (``RtrInf/Rsn/Cd``, the entry's return reason)."""
+    k = _kids(tx)
+    refs = _kids(_first(k, "Refs"))
+    pk = _kids(_first(k, "RltdPties"))
+    rmt = _first(k, "RmtInf")
+    rtr = _first(k, "RtrInf")
     ustrd = " ".join(" ".join((u.text or "").split()) for u in children(rmt, "Ustrd")).strip()
-    amt = child(tx, "Amt")
+    amt = _first(k, "Amt")
     amount = _decimal((amt.text or "").strip()) if amt is not None else None
-    return TransactionDetail(
-        end_to_end_id=text(tx, "Refs", "EndToEndId"),
-        instruction_id=text(tx, "Refs", "InstrId"),
+    code = text(rtr, "Rsn", "Cd") if rtr is not None else None
+    detail = TransactionDetail(
+        end_to_end_id=_value(_first(refs, "EndToEndId")),
+        instruction_id=_value(_first(refs, "InstrId")),
         amount=amount,
         currency=amt.get("Ccy") if amt is not None else None,
-        debtor_name=_party(parties, "Dbtr"),
-        debtor_account=_account(parties, "DbtrAcct"),
-        creditor_name=_party(parties, "Cdtr"),
-        creditor_account=_account(parties, "CdtrAcct"),
+        debtor_name=_name(_first(pk, "Dbtr")),
+        debtor_account=_account_id(_first(pk, "DbtrAcct")),
+        creditor_name=_name(_first(pk, "Cdtr")),
+        creditor_account=_account_id(_first(pk, "CdtrAcct")),
         remittance_text=ustrd or None,
-        creditor_reference=_creditor_reference(rmt),
-        return_reason=text(tx, "RtrInf", "Rsn", "Cd") or text(tx, "RtrInf", "Rsn", "Prtry"),
-        return_text=text(tx, "RtrInf", "AddtlInf"),
-        mandate_id=text(tx, "Refs", "MndtId"),
+        creditor_reference=_creditor_reference(rmt) if rmt is not None else None,
+        return_reason=(code or text(rtr, "Rsn", "Prtry")) if rtr is not None else None,
+        return_text=text(rtr, "AddtlInf") if rtr is not None else None,
+        mandate_id=_value(_first(refs, "MndtId")),
     )
+    return detail, code
 
 
-def _bank_transaction_code(ntry: etree._Element) -> str | None:
-    domain = child(child(ntry, "BkTxCd"), "Domn")
-    parts = [text(domain, "Cd"), text(domain, "Fmly", "Cd"), text(domain, "Fmly", "SubFmlyCd")]
+def _bank_transaction_code(btc: etree._Element | None) -> str | None:
+    domain = child(btc, "Domn")
+    if domain is None:
+        return None
+    fmly = _kids(child(domain, "Fmly"))
+    parts = [text(domain, "Cd"), _value(_first(fmly, "Cd")), _value(_first(fmly, "SubFmlyCd"))]
     return "/".join(p for p in parts if p) or None
 
 
 def _entry(r: _Reader, ntry: etree._Element, np: str) -> BookEntry | None:
     """One ``Ntry`` as a ``BookEntry``; ``None`` (its problems noted in ``r``) if its amount is unreadable."""
-    found = r.amount(child(ntry, "Amt"), f"{np}/Amt")
-    credit = r.credit(ntry, np)
+    k = _kids(ntry)
+    found = r.amount(_first(k, "Amt"), f"{np}/Amt")
+    indicator = _value(_first(k, "CdtDbtInd"))
+    if indicator not in ("CRDT", "DBIT"):
+        r.errors.append(FieldError(f"{np}/CdtDbtInd", f"{indicator!r} is neither CRDT nor DBIT"))
     if not found:
         return None
-    sts = child(ntry, "Sts")
+    sts = _first(k, "Sts")
     status = text(sts, "Cd") or (sts.text.strip() if sts is not None and sts.text and sts.text.strip() else None)
-    details = [tx for nd in children(ntry, "NtryDtls") for tx in children(nd, "TxDtls")]
+    read = [_detail(tx) for nd in k.get("NtryDtls", ()) for tx in children(nd, "TxDtls")]
+    details = tuple(d for d, _ in read)
     return BookEntry(
         amount=found[0],
         currency=found[1],
-        credit=credit,
+        credit=indicator == "CRDT",
         status=status,
-        booked_on=r.day(child(ntry, "BookgDt")),
-        account_servicer_reference=text(ntry, "AcctSvcrRef"),
-        end_to_end_ids=tuple(v for tx in details if (v := text(tx, "Refs", "EndToEndId"))),
-        instruction_ids=tuple(v for tx in details if (v := text(tx, "Refs", "InstrId"))),
-        return_reason=next((v for tx in details if (v := text(tx, "RtrInf", "Rsn", "Cd"))), None),
-        counterparty_name=next((v for tx in details if (v := _party(child(tx, "RltdPties"), "Cdtr"))), None),
-        value_on=r.day(child(ntry, "ValDt")),
-        bank_transaction_code=_bank_transaction_code(ntry),
-        details=tuple(_detail(tx) for tx in details),
-        reversal=text(ntry, "RvslInd") == "true",
+        booked_on=r.day(_first(k, "BookgDt")),
+        account_servicer_reference=_value(_first(k, "AcctSvcrRef")),
+        end_to_end_ids=tuple(d.end_to_end_id for d in details if d.end_to_end_id),
+        instruction_ids=tuple(d.instruction_id for d in details if d.instruction_id),
+        return_reason=next((code for _, code in read if code), None),
+        counterparty_name=next((d.creditor_name for d in details if d.creditor_name), None),
+        value_on=r.day(_first(k, "ValDt")),
+        bank_transaction_code=_bank_transaction_code(_first(k, "BkTxCd")),
+        details=details,
+        reversal=_value(_first(k, "RvslInd")) == "true",
     )
 
 

@@ -118,11 +118,11 @@ def check_header(statement: Statement) -> None:
 
 def check_line(statement: Statement, n: int, line: StatementLine) -> None:
     """The checks of line ``n`` of ``statement``."""
-    where = f"statement {statement.statement_id!r}"
     if line.currency != statement.currency:
+        where = f"statement {statement.statement_id!r}"
         raise StatementControlError(f"{where}: line {n} is in {line.currency}, the statement in {statement.currency}")
     if line.amount_minor < 0:
-        raise StatementControlError(f"{where}: line {n} has a negative amount")
+        raise StatementControlError(f"statement {statement.statement_id!r}: line {n} has a negative amount")
 
 
 def check_totals(statement: Statement, count: int, credits_minor: int, debits_minor: int) -> None:
