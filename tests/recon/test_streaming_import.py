@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.plugins.manager import Plugins
 from gateway.recon.imports import StatementFileError, import_file
 from gateway.store.tables import statement_lines, statements
+from tests.support import load_bench
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from statements import write_camt053
+write_camt053 = load_bench("statements").write_camt053
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 FORMATS = Plugins().statement_formats()
