@@ -358,14 +358,14 @@ def import_child(path: str) -> None:
         formats = Plugins().statement_formats()
         base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         clock = time.perf_counter()
-        body = Path(path).read_bytes()
-        report = await import_file(engine, formats, body, now=NOW)
+        report = await import_file(engine, formats, Path(path), now=NOW)
         seconds = time.perf_counter() - clock
         await engine.dispose()
         return {
             "seconds": round(seconds, 3),
             "lines": report.as_dict()["lines"],
             "rss_before_mb": round(base_rss, 1),
+            "database": "sqlite",
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
 

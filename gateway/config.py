@@ -127,6 +127,7 @@ class ReconciliationSettings:
 
     file: str | None
     realtime: bool
+    statement_max_bytes: int
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,15 @@ with any package this project uses) and reporting every problem as a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import BinaryIO
 
 from lxml import etree
 
-from gateway.contracts.safexml import child, children, local_name, namespace, parse_xml, text
+from gateway.contracts.safexml import child, children, iterparse_safe, local_name, namespace, parse_xml, text
 from gateway.errors import ContractError, FieldError
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "StatementRead",
     "TransactionDetail",
     "read_reports",
+    "stream_reports",
 ]
 
 
@@ -178,13 +181,18 @@ def _decimal(value: str | None) -> Decimal | None:
         return None
 
 
-def _party(parties: etree._Element | None, role: str) -> str | None:
-    """A related party's name: ``Dbtr/Nm`` (up to v.04) or ``Dbtr/Pty/Nm`` (v.08 and later)."""
-    return text(parties, role, "Nm") or text(parties, role, "Pty", "Nm")
+def _name(party: etree._Element | None) -> str | None:
+    """A party's name: ``Nm`` (up to v.04) or ``Pty/Nm`` (v.08 and later)."""
+    if party is None:
+        return None
+    k = _kids(party)
+    return _value(_first(k, "Nm")) or text(_first(k, "Pty"), "Nm")
 
 
-def _account(parties: etree._Element | None, role: str) -> str | None:
-    return text(parties, role, "Id", "IBAN") or text(parties, role, "Id", "Othr", "Id")
+def _account_id(account: etree._Element | None) -> str | None:
+    if account is None:
+        return None
+    return text(account, "Id", "IBAN") or text(account, "Id", "Othr", "Id")
 
 
 def _creditor_reference(rmt: etree._Element | None) -> str | None:
@@ -195,45 +203,147 @@ def _creditor_reference(rmt: etree._Element | None) -> str | None:
     return None
 
 
-def _detail(tx: etree._Element) -> TransactionDetail:
-    parties = child(tx, "RltdPties")
-    rmt = child(tx, "RmtInf")
+_Kids = dict[str, list[etree._Element]]
+
+
+def _kids(element: etree._Element | None) -> _Kids:
+    """The children of ``element`` by local name, in one pass (an entry is read in one walk, not one per field)."""
+    out: _Kids = {}
+    if element is not None:
+        for node in element:
+            tag = node.tag
+            if isinstance(tag, str):
+                out.setdefault(tag.rpartition("}")[2], []).append(node)
+    return out
+
+
+def _first(kids: _Kids, name: str) -> etree._Element | None:
+    found = kids.get(name)
+    return found[0] if found else None
+
+
+def _value(node: etree._Element | None) -> str | None:
+    if node is None or node.text is None:
+        return None
+    return node.text.strip() or None
+
+
+def _detail(tx: etree._Element) -> tuple[TransactionDetail, str | None]:
+    """One ``TxDtls``, and its return reason's code (``RtrInf/Rsn/Cd``, the entry's return reason)."""
+    k = _kids(tx)
+    refs = _kids(_first(k, "Refs"))
+    pk = _kids(_first(k, "RltdPties"))
+    rmt = _first(k, "RmtInf")
+    rtr = _first(k, "RtrInf")
     ustrd = " ".join(" ".join((u.text or "").split()) for u in children(rmt, "Ustrd")).strip()
-    amt = child(tx, "Amt")
+    amt = _first(k, "Amt")
     amount = _decimal((amt.text or "").strip()) if amt is not None else None
-    return TransactionDetail(
-        end_to_end_id=text(tx, "Refs", "EndToEndId"),
-        instruction_id=text(tx, "Refs", "InstrId"),
+    code = text(rtr, "Rsn", "Cd") if rtr is not None else None
+    detail = TransactionDetail(
+        end_to_end_id=_value(_first(refs, "EndToEndId")),
+        instruction_id=_value(_first(refs, "InstrId")),
         amount=amount,
         currency=amt.get("Ccy") if amt is not None else None,
-        debtor_name=_party(parties, "Dbtr"),
-        debtor_account=_account(parties, "DbtrAcct"),
-        creditor_name=_party(parties, "Cdtr"),
-        creditor_account=_account(parties, "CdtrAcct"),
+        debtor_name=_name(_first(pk, "Dbtr")),
+        debtor_account=_account_id(_first(pk, "DbtrAcct")),
+        creditor_name=_name(_first(pk, "Cdtr")),
+        creditor_account=_account_id(_first(pk, "CdtrAcct")),
         remittance_text=ustrd or None,
-        creditor_reference=_creditor_reference(rmt),
-        return_reason=text(tx, "RtrInf", "Rsn", "Cd") or text(tx, "RtrInf", "Rsn", "Prtry"),
-        return_text=text(tx, "RtrInf", "AddtlInf"),
-        mandate_id=text(tx, "Refs", "MndtId"),
+        creditor_reference=_creditor_reference(rmt) if rmt is not None else None,
+        return_reason=(code or text(rtr, "Rsn", "Prtry")) if rtr is not None else None,
+        return_text=text(rtr, "AddtlInf") if rtr is not None else None,
+        mandate_id=_value(_first(refs, "MndtId")),
+    )
+    return detail, code
+
+
+def _bank_transaction_code(btc: etree._Element | None) -> str | None:
+    domain = child(btc, "Domn")
+    if domain is None:
+        return None
+    fmly = _kids(child(domain, "Fmly"))
+    parts = [text(domain, "Cd"), _value(_first(fmly, "Cd")), _value(_first(fmly, "SubFmlyCd"))]
+    return "/".join(p for p in parts if p) or None
+
+
+def _entry(r: _Reader, ntry: etree._Element, np: str) -> BookEntry | None:
+    """One ``Ntry`` as a ``BookEntry``; ``None`` (its problems noted in ``r``) if its amount is unreadable."""
+    k = _kids(ntry)
+    found = r.amount(_first(k, "Amt"), f"{np}/Amt")
+    indicator = _value(_first(k, "CdtDbtInd"))
+    if indicator not in ("CRDT", "DBIT"):
+        r.errors.append(FieldError(f"{np}/CdtDbtInd", f"{indicator!r} is neither CRDT nor DBIT"))
+    if not found:
+        return None
+    sts = _first(k, "Sts")
+    status = text(sts, "Cd") or (sts.text.strip() if sts is not None and sts.text and sts.text.strip() else None)
+    read = [_detail(tx) for nd in k.get("NtryDtls", ()) for tx in children(nd, "TxDtls")]
+    details = tuple(d for d, _ in read)
+    return BookEntry(
+        amount=found[0],
+        currency=found[1],
+        credit=indicator == "CRDT",
+        status=status,
+        booked_on=r.day(_first(k, "BookgDt")),
+        account_servicer_reference=_value(_first(k, "AcctSvcrRef")),
+        end_to_end_ids=tuple(d.end_to_end_id for d in details if d.end_to_end_id),
+        instruction_ids=tuple(d.instruction_id for d in details if d.instruction_id),
+        return_reason=next((code for _, code in read if code), None),
+        counterparty_name=next((d.creditor_name for d in details if d.creditor_name), None),
+        value_on=r.day(_first(k, "ValDt")),
+        bank_transaction_code=_bank_transaction_code(_first(k, "BkTxCd")),
+        details=details,
+        reversal=_value(_first(k, "RvslInd")) == "true",
     )
 
 
-def _bank_transaction_code(ntry: etree._Element) -> str | None:
-    domain = child(child(ntry, "BkTxCd"), "Domn")
-    parts = [text(domain, "Cd"), text(domain, "Fmly", "Cd"), text(domain, "Fmly", "SubFmlyCd")]
-    return "/".join(p for p in parts if p) or None
+def _report(r: _Reader, stmt: etree._Element, sp: str, entries: tuple[BookEntry, ...]) -> StatementRead:
+    """A report's header (id, account, balances, control figures) with ``entries``."""
+    statement_id = text(stmt, "Id")
+    if statement_id is None:
+        r.errors.append(FieldError(f"{sp}/Id", "is required"))
+    acct = child(stmt, "Acct")
+    if acct is None:
+        r.errors.append(FieldError(f"{sp}/Acct", "is required"))
+    account = text(acct, "Id", "IBAN") or text(acct, "Id", "Othr", "Id")
+    balances: list[StatementBalance] = []
+    for b_index, bal in enumerate(children(stmt, "Bal"), start=1):
+        bp = f"{sp}/Bal[{b_index}]"
+        code = text(bal, "Tp", "CdOrPrtry", "Cd") or text(bal, "Tp", "CdOrPrtry", "Prtry") or ""
+        found = r.amount(child(bal, "Amt"), f"{bp}/Amt")
+        credit = r.credit(bal, bp)
+        if found:
+            balances.append(StatementBalance(code, found[0], found[1], credit, r.day(child(bal, "Dt"))))
+    return StatementRead(
+        statement_id=statement_id or "",
+        account=account,
+        currency=text(acct, "Ccy"),
+        balances=tuple(balances),
+        entries=entries,
+        sequence=_integer(text(stmt, "ElctrncSeqNb") or text(stmt, "LglSeqNb")),
+        period_from=r.day_of(text(stmt, "FrToDt", "FrDtTm")),
+        period_to=r.day_of(text(stmt, "FrToDt", "ToDtTm")),
+        declared_entries=_integer(text(stmt, "TxsSummry", "TtlNtries", "NbOfNtries")),
+        declared_credits=_decimal(text(stmt, "TxsSummry", "TtlCdtNtries", "Sum")),
+        declared_debits=_decimal(text(stmt, "TxsSummry", "TtlDbtNtries", "Sum")),
+    )
+
+
+def check_root(root: etree._Element, layout: ReportLayout) -> None:
+    """``ContractError`` unless ``root`` is a ``Document`` of the layout's namespace."""
+    ns = namespace(root)
+    if local_name(root) != "Document" or not layout.namespace.fullmatch(ns):
+        raise ContractError(
+            f"not a {layout.name} {layout.noun}",
+            errors=[FieldError("/Document", f"expected a {layout.name} Document, got {{{ns}}}{local_name(root)}")],
+        )
 
 
 def read_reports(body: bytes, layout: ReportLayout) -> list[StatementRead]:
     """Every report (statement or notification) of a camt message of any version; ``ContractError`` listing all."""
     root = parse_xml(body)
-    ns = namespace(root)
+    check_root(root, layout)
     what = f"not a {layout.name} {layout.noun}"
-    if local_name(root) != "Document" or not layout.namespace.fullmatch(ns):
-        raise ContractError(
-            what,
-            errors=[FieldError("/Document", f"expected a {layout.name} Document, got {{{ns}}}{local_name(root)}")],
-        )
     base = f"/Document/{layout.message}"
     doc = child(root, layout.message)
     if doc is None:
@@ -244,68 +354,70 @@ def read_reports(body: bytes, layout: ReportLayout) -> list[StatementRead]:
     out: list[StatementRead] = []
     for s_index, stmt in enumerate(children(doc, layout.report), start=1):
         sp = f"{base}/{layout.report}[{s_index}]"
-        statement_id = text(stmt, "Id")
-        if statement_id is None:
-            r.errors.append(FieldError(f"{sp}/Id", "is required"))
-        acct = child(stmt, "Acct")
-        if acct is None:
-            r.errors.append(FieldError(f"{sp}/Acct", "is required"))
-        account = text(acct, "Id", "IBAN") or text(acct, "Id", "Othr", "Id")
-        balances: list[StatementBalance] = []
-        for b_index, bal in enumerate(children(stmt, "Bal"), start=1):
-            bp = f"{sp}/Bal[{b_index}]"
-            code = text(bal, "Tp", "CdOrPrtry", "Cd") or text(bal, "Tp", "CdOrPrtry", "Prtry") or ""
-            found = r.amount(child(bal, "Amt"), f"{bp}/Amt")
-            credit = r.credit(bal, bp)
-            if found:
-                balances.append(StatementBalance(code, found[0], found[1], credit, r.day(child(bal, "Dt"))))
-        entries: list[BookEntry] = []
-        for n_index, ntry in enumerate(children(stmt, "Ntry"), start=1):
-            np = f"{sp}/Ntry[{n_index}]"
-            found = r.amount(child(ntry, "Amt"), f"{np}/Amt")
-            credit = r.credit(ntry, np)
-            sts = child(ntry, "Sts")
-            status = text(sts, "Cd") or (
-                sts.text.strip() if sts is not None and sts.text and sts.text.strip() else None
-            )
-            details = [tx for nd in children(ntry, "NtryDtls") for tx in children(nd, "TxDtls")]
-            if found:
-                entries.append(
-                    BookEntry(
-                        amount=found[0],
-                        currency=found[1],
-                        credit=credit,
-                        status=status,
-                        booked_on=r.day(child(ntry, "BookgDt")),
-                        account_servicer_reference=text(ntry, "AcctSvcrRef"),
-                        end_to_end_ids=tuple(v for tx in details if (v := text(tx, "Refs", "EndToEndId"))),
-                        instruction_ids=tuple(v for tx in details if (v := text(tx, "Refs", "InstrId"))),
-                        return_reason=next((v for tx in details if (v := text(tx, "RtrInf", "Rsn", "Cd"))), None),
-                        counterparty_name=next(
-                            (v for tx in details if (v := _party(child(tx, "RltdPties"), "Cdtr"))), None
-                        ),
-                        value_on=r.day(child(ntry, "ValDt")),
-                        bank_transaction_code=_bank_transaction_code(ntry),
-                        details=tuple(_detail(tx) for tx in details),
-                        reversal=text(ntry, "RvslInd") == "true",
-                    )
-                )
-        out.append(
-            StatementRead(
-                statement_id=statement_id or "",
-                account=account,
-                currency=text(acct, "Ccy"),
-                balances=tuple(balances),
-                entries=tuple(entries),
-                sequence=_integer(text(stmt, "ElctrncSeqNb") or text(stmt, "LglSeqNb")),
-                period_from=r.day_of(text(stmt, "FrToDt", "FrDtTm")),
-                period_to=r.day_of(text(stmt, "FrToDt", "ToDtTm")),
-                declared_entries=_integer(text(stmt, "TxsSummry", "TtlNtries", "NbOfNtries")),
-                declared_credits=_decimal(text(stmt, "TxsSummry", "TtlCdtNtries", "Sum")),
-                declared_debits=_decimal(text(stmt, "TxsSummry", "TtlDbtNtries", "Sum")),
-            )
-        )
+        head = _report(r, stmt, sp, ())
+        entries = (_entry(r, ntry, f"{sp}/Ntry[{n}]") for n, ntry in enumerate(children(stmt, "Ntry"), start=1))
+        out.append(replace(head, entries=tuple(e for e in entries if e is not None)))
     if r.errors:
         first = r.errors[0]
         raise ContractError(f"invalid {layout.name}: {first.pointer}: {first.message}", errors=r.errors)
     return out
+
+
+def _raise_first(r: _Reader, layout: ReportLayout) -> None:
+    if r.errors:
+        first = r.errors[0]
+        raise ContractError(f"invalid {layout.name}: {first.pointer}: {first.message}", errors=r.errors)
+
+
+def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[StatementRead | BookEntry]:
+    """A camt message read as it streams: each report's header (no entries), then that report's entries.
+
+    Memory stays bounded whatever the file's size: each ``Ntry`` is read and
+    dropped from the tree as soon as it ends. The header is yielded when the
+    report's first entry ends (``Bal`` and ``TxsSummry`` come before ``Ntry``), or
+    at its end when it has none. The first problem raises ``ContractError``;
+    what was yielded before it must then be thrown away.
+    """
+    r = _Reader()
+    base = f"/Document/{layout.message}"
+    ready: etree._Element | None = None  # the report whose header was yielded
+    s_index = n_index = 0
+    checked = False
+    for _event, element in iterparse_safe(source, tags=(layout.report, "Ntry", "GrpHdr")):
+        if not checked:
+            check_root(element.getroottree().getroot(), layout)
+            checked = True
+        name = local_name(element)
+        if name == "Ntry":
+            stmt = element.getparent()
+            if stmt is None or local_name(stmt) != layout.report:
+                continue  # an Ntry elsewhere is not this layout's entry
+            if ready is not stmt:
+                s_index, n_index, ready = s_index + 1, 0, stmt
+                yield _report(r, stmt, f"{base}/{layout.report}[{s_index}]", ())
+                _raise_first(r, layout)
+            n_index += 1
+            entry = _entry(r, element, f"{base}/{layout.report}[{s_index}]/Ntry[{n_index}]")
+            _raise_first(r, layout)
+            element.clear()
+            while element.getprevious() is not None:  # the header and earlier entries: done with
+                del stmt[0]
+            if entry is not None:
+                yield entry
+        elif name == layout.report:
+            if ready is not element:
+                s_index += 1
+                yield _report(r, element, f"{base}/{layout.report}[{s_index}]", ())
+                _raise_first(r, layout)
+            ready = None
+            parent = element.getparent()
+            element.clear()
+            if parent is not None:
+                parent.remove(element)
+        elif name == "GrpHdr" and text(element, "MsgId") is None:
+            r.errors.append(FieldError(f"{base}/GrpHdr/MsgId", "is required"))
+            _raise_first(r, layout)
+    if not checked:
+        raise ContractError(
+            f"not a {layout.name} {layout.noun}", errors=[FieldError(base, f"{layout.message} is missing")]
+        )

@@ -11,16 +11,24 @@ tag that opens a message) and each piece is parsed on its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from decimal import Decimal
+from typing import BinaryIO
 
 import mt940
 
 from gateway.domain.accounts import mask
 from gateway.domain.statements import Statement, StatementFormat, StatementLine, to_minor
 from gateway.errors import ContractError
-from gateway_adapters.iso20022_bank.camt import BookEntry, StatementRead
+from gateway_adapters.iso20022_bank.camt import (
+    CAMT053_LAYOUT,
+    CAMT054_LAYOUT,
+    BookEntry,
+    ReportLayout,
+    StatementRead,
+    stream_reports,
+)
 from gateway_adapters.iso20022_bank.camt053 import read_camt053
 from gateway_adapters.iso20022_bank.camt054 import read_camt054
 
@@ -31,6 +39,8 @@ __all__ = [
     "read_camt053_statements",
     "read_camt054_statements",
     "read_mt940_statements",
+    "stream_camt053_statements",
+    "stream_camt054_statements",
 ]
 
 SOURCE = "iso20022_bank"
@@ -69,10 +79,32 @@ def _notified(e: BookEntry) -> dict[str, str | None]:
     }
 
 
-def _camt_statement(s: StatementRead, fmt: str = "camt.053") -> Statement:
+def _camt_line(e: BookEntry) -> StatementLine:
+    return StatementLine(
+        amount_minor=to_minor(e.amount, e.currency),
+        credit=e.credit,
+        currency=e.currency,
+        booked_on=e.booked_on,
+        value_on=e.value_on,
+        end_to_end_id=_bounded(e.end_to_end_ids[0], 35) if e.end_to_end_ids else None,
+        partner_reference=_bounded(e.instruction_ids[0], 35) if e.instruction_ids else None,
+        servicer_reference=_bounded(e.account_servicer_reference, 35),
+        kind="return" if e.return_reason else "booked",
+        reason_code=e.return_reason,
+        **_notified(e),
+    )
+
+
+def _booked(e: BookEntry) -> bool:
+    return e.status in (None, "BOOK")  # pending and information-only entries are not movements
+
+
+def _camt_statement(s: StatementRead, fmt: str = "camt.053", first: BookEntry | None = None) -> Statement:
+    """``s`` as a ``Statement``; ``first``: its first entry, when ``s`` comes without its entries (streamed)."""
+    first = first or (s.entries[0] if s.entries else None)
     opening = next((b for b in s.balances if b.code in ("OPBD", "PRCD")), None)
     closing = next((b for b in s.balances if b.code == "CLBD"), None)
-    currency = s.currency or (s.entries[0].currency if s.entries else opening.currency if opening else "")
+    currency = s.currency or (first.currency if first else opening.currency if opening else "")
     problems: list[str] = []
     for name, balance in (("opening", opening), ("closing", closing)):
         if balance is not None and balance.currency != currency:
@@ -84,23 +116,6 @@ def _camt_statement(s: StatementRead, fmt: str = "camt.053") -> Statement:
         minor = to_minor(b.amount, b.currency)  # type: ignore[attr-defined]
         return minor if b.credit else -minor  # type: ignore[attr-defined]
 
-    lines = tuple(
-        StatementLine(
-            amount_minor=to_minor(e.amount, e.currency),
-            credit=e.credit,
-            currency=e.currency,
-            booked_on=e.booked_on,
-            value_on=e.value_on,
-            end_to_end_id=_bounded(e.end_to_end_ids[0], 35) if e.end_to_end_ids else None,
-            partner_reference=_bounded(e.instruction_ids[0], 35) if e.instruction_ids else None,
-            servicer_reference=_bounded(e.account_servicer_reference, 35),
-            kind="return" if e.return_reason else "booked",
-            reason_code=e.return_reason,
-            **_notified(e),
-        )
-        for e in s.entries
-        if e.status in (None, "BOOK")  # pending and information-only entries are not movements
-    )
     return Statement(
         source=SOURCE,
         format=fmt,
@@ -112,12 +127,40 @@ def _camt_statement(s: StatementRead, fmt: str = "camt.053") -> Statement:
         period_end=s.period_to,
         opening_minor=signed(opening),
         closing_minor=signed(closing),
-        lines=lines,
+        lines=tuple(_camt_line(e) for e in s.entries if _booked(e)),
         declared_count=s.declared_entries,
         declared_credits_minor=to_minor(s.declared_credits, currency) if s.declared_credits is not None else None,
         declared_debits_minor=to_minor(s.declared_debits, currency) if s.declared_debits is not None else None,
         problems=tuple(problems),
     )
+
+
+def _stream_camt(source: BinaryIO, layout: ReportLayout, fmt: str) -> Iterator[Statement | StatementLine]:
+    """Each report's ``Statement`` (no lines yet), then its lines, as the file streams."""
+    pending: StatementRead | None = None
+    for item in stream_reports(source, layout):
+        if isinstance(item, StatementRead):
+            if pending is not None:
+                yield _camt_statement(pending, fmt)
+            pending = item
+            continue
+        if pending is not None:
+            yield _camt_statement(pending, fmt, first=item)
+            pending = None
+        if _booked(item):
+            yield _camt_line(item)
+    if pending is not None:
+        yield _camt_statement(pending, fmt)
+
+
+def stream_camt053_statements(source: BinaryIO) -> Iterator[Statement | StatementLine]:
+    """A camt.053 file of any size, streamed: each statement (no lines), then its lines."""
+    return _stream_camt(source, CAMT053_LAYOUT, "camt.053")
+
+
+def stream_camt054_statements(source: BinaryIO) -> Iterator[Statement | StatementLine]:
+    """A camt.054 file of any size, streamed: each notification (no lines), then its lines."""
+    return _stream_camt(source, CAMT054_LAYOUT, "camt.054")
 
 
 def read_camt053_statements(body: bytes) -> list[Statement]:
@@ -228,6 +271,7 @@ CAMT053 = StatementFormat(
     description="ISO 20022 bank-to-customer statement, camt.053.001.02 and later",
     sniff=lambda head: _CAMT_SNIFF.search(head) is not None,
     read=read_camt053_statements,
+    stream=stream_camt053_statements,
 )
 
 CAMT054 = StatementFormat(
@@ -236,6 +280,7 @@ CAMT054 = StatementFormat(
     description="ISO 20022 bank-to-customer debit/credit notification, camt.054.001.02 and later",
     sniff=lambda head: _CAMT054_SNIFF.search(head) is not None,
     read=read_camt054_statements,
+    stream=stream_camt054_statements,
 )
 
 MT940 = StatementFormat(

@@ -1481,7 +1481,9 @@ def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                     "an installed adapter offers), in any media type. Its own control figures (entry "
                     "counts, sums, opening + movements = closing) are checked: a file that fails them, "
                     "or cannot be read, is refused with `422` and one line, and nothing of it is stored. "
-                    "A statement imported before adds nothing (`200`); anything new answers `201`."
+                    "A statement imported before adds nothing (`200`); anything new answers `201`. "
+                    "The body may be up to `reconciliation.statement_max_bytes` (default 32 MiB; `413` "
+                    "beyond it); larger files are imported with `gateway recon import FILE`, which streams them."
                 ),
                 "operationId": "importStatement",
                 "security": bearer,

@@ -13,10 +13,11 @@ import re
 
 from aiohttp import web
 
-from gateway.api.appkeys import SERVICES
+from gateway.api.appkeys import SERVICES, SETTINGS
 from gateway.api.auth import authenticate
 from gateway.api.bodies import read_body
 from gateway.api.paging import allow_only
+from gateway.config import default_settings
 from gateway.errors import BadRequestError
 from gateway.recon.imports import AUTO, import_file
 
@@ -36,7 +37,8 @@ async def import_statement(request: web.Request) -> web.Response:
     given = request.query.get("format", AUTO)
     if not FORMAT_PATTERN.fullmatch(given):
         raise BadRequestError("format must be auto or a statement format's name (e.g. camt.053, mt940, nacha)")
-    body = await read_body(request)
+    settings = request.app.get(SETTINGS) or default_settings()
+    body = await read_body(request.clone(client_max_size=settings.reconciliation.statement_max_bytes))
     report = await import_file(rt.engine, rt.statement_formats, body, now=rt.clock(), given=given)
     doc = report.as_dict()
     return web.json_response(doc, status=201 if doc["stored"] else 200)

@@ -40,11 +40,14 @@ from gateway.store.journal import bind
 __all__ = ["register"]
 
 
-def _read(path: str) -> bytes:
+def _readable(path: str) -> Path:
+    """``path`` if it is a file this process can read (statement files are streamed from it, never read whole)."""
     try:
-        return Path(path).read_bytes()
+        with Path(path).open("rb"):
+            pass
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return Path(path)
 
 
 def _who() -> str:
@@ -65,7 +68,7 @@ def _setup(args: argparse.Namespace) -> tuple[Settings, ReconRules]:
 
 async def _import(args: argparse.Namespace) -> int:
     settings = load(args)
-    body = _read(args.file)
+    body = _readable(args.file)
     formats = Plugins().statement_formats()
     async with database(settings) as engine:
         await require_schema(engine)

@@ -10,10 +10,11 @@ before anything of it is stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import BinaryIO
 
 from gateway.domain.errors import DomainError
 from gateway.domain.money import minor_units
@@ -24,6 +25,9 @@ __all__ = [
     "StatementFormat",
     "StatementLine",
     "check_controls",
+    "check_header",
+    "check_line",
+    "check_totals",
     "to_minor",
 ]
 
@@ -103,39 +107,51 @@ class Statement:
         return sum(line.amount_minor for line in self.lines if not line.credit)
 
 
-def check_controls(statement: Statement) -> None:
-    """Raise ``StatementControlError`` with one line if the statement's figures do not add up."""
-    where = f"statement {statement.statement_id!r}"
+def check_header(statement: Statement) -> None:
+    """The checks of a statement that need none of its lines."""
     if not statement.statement_id:
         raise StatementControlError("a statement has no id")
     if statement.problems:
-        raise StatementControlError(f"{where}: {statement.problems[0]}")
+        raise StatementControlError(f"statement {statement.statement_id!r}: {statement.problems[0]}")
     minor_units(statement.currency)  # CurrencyError for a code that is not ISO 4217 (e.g. DEM)
-    for n, line in enumerate(statement.lines, start=1):
-        if line.currency != statement.currency:
-            raise StatementControlError(
-                f"{where}: line {n} is in {line.currency}, the statement in {statement.currency}"
-            )
-        if line.amount_minor < 0:
-            raise StatementControlError(f"{where}: line {n} has a negative amount")
-    if statement.declared_count is not None and statement.declared_count != len(statement.lines):
-        raise StatementControlError(
-            f"{where}: declares {statement.declared_count} entries but holds {len(statement.lines)}"
-        )
+
+
+def check_line(statement: Statement, n: int, line: StatementLine) -> None:
+    """The checks of line ``n`` of ``statement``."""
+    if line.currency != statement.currency:
+        where = f"statement {statement.statement_id!r}"
+        raise StatementControlError(f"{where}: line {n} is in {line.currency}, the statement in {statement.currency}")
+    if line.amount_minor < 0:
+        raise StatementControlError(f"statement {statement.statement_id!r}: line {n} has a negative amount")
+
+
+def check_totals(statement: Statement, count: int, credits_minor: int, debits_minor: int) -> None:
+    """The control figures (declared count and sums, opening + movements = closing) against the lines' totals."""
+    where = f"statement {statement.statement_id!r}"
+    if statement.declared_count is not None and statement.declared_count != count:
+        raise StatementControlError(f"{where}: declares {statement.declared_count} entries but holds {count}")
     for name, declared, actual in (
-        ("credits", statement.declared_credits_minor, statement.credits_minor),
-        ("debits", statement.declared_debits_minor, statement.debits_minor),
+        ("credits", statement.declared_credits_minor, credits_minor),
+        ("debits", statement.declared_debits_minor, debits_minor),
     ):
         if declared is not None and declared != actual:
             raise StatementControlError(f"{where}: declares {name} of {declared} but its lines sum to {actual}")
     if statement.opening_minor is not None and statement.closing_minor is not None:
-        expected = statement.opening_minor + statement.credits_minor - statement.debits_minor
+        expected = statement.opening_minor + credits_minor - debits_minor
         if expected != statement.closing_minor:
             raise StatementControlError(
                 f"{where}: opening {statement.opening_minor} + movements "
-                f"{statement.credits_minor - statement.debits_minor} = {expected}, "
+                f"{credits_minor - debits_minor} = {expected}, "
                 f"but the closing balance is {statement.closing_minor} (minor units of {statement.currency})"
             )
+
+
+def check_controls(statement: Statement) -> None:
+    """Raise ``StatementControlError`` with one line if the statement's figures do not add up."""
+    check_header(statement)
+    for n, line in enumerate(statement.lines, start=1):
+        check_line(statement, n, line)
+    check_totals(statement, len(statement.lines), statement.credits_minor, statement.debits_minor)
 
 
 @dataclass(frozen=True)
@@ -149,3 +165,6 @@ class StatementFormat:
     sniff: Callable[[bytes], bool]
     #: every statement in the file; a ``GatewayError`` (one line) if the file cannot be read
     read: Callable[[bytes], Sequence[Statement]]
+    #: the file read as it streams (any size, bounded memory): each ``Statement`` without its lines, then
+    #: its lines; ``None`` if the format is only read whole
+    stream: Callable[[BinaryIO], Iterator[Statement | StatementLine]] | None = None

@@ -9,17 +9,20 @@ figures (``gateway.domain.statements.check_controls``).
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.domain.errors import DomainError
 from gateway.domain.statements import Statement, StatementFormat, check_controls
-from gateway.errors import ContractError, GatewayError
-from gateway.store.statements import StoredStatement, store_statements
+from gateway.errors import ConflictError, ContractError, GatewayError
+from gateway.store.statements import StoredStatement, store_statements, store_streamed
 
 __all__ = ["AUTO", "ImportReport", "StatementFileError", "detect_format", "import_file", "read_file"]
 
@@ -98,19 +101,74 @@ def read_file(fmt: StatementFormat, body: bytes) -> list[Statement]:
     return found
 
 
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(SNIFF_BYTES)
+
+
+def _refused(fmt: StatementFormat, exc: GatewayError) -> StatementFileError:
+    if isinstance(exc, DomainError):
+        return StatementFileError(f"{fmt.name}: {_one_line(exc)}")
+    return StatementFileError(f"not a valid {fmt.name} file: {_one_line(exc)}", errors=exc.errors)
+
+
+async def _stream(
+    engine: AsyncEngine, fmt: StatementFormat, source: BinaryIO, digest: str, now: datetime
+) -> list[StoredStatement]:
+    if fmt.stream is None:
+        raise StatementFileError(f"the {fmt.name} format cannot be streamed")
+    try:
+        stored = await store_streamed(engine, fmt.stream(source), digest=digest, now=now)
+    except ConflictError:
+        raise
+    except GatewayError as exc:
+        raise _refused(fmt, exc) from None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError) as exc:
+        raise StatementFileError(f"not a valid {fmt.name} file: {_one_line(exc)}") from None
+    if not stored:
+        raise StatementFileError(f"the {fmt.name} file holds no statement")
+    return stored
+
+
 async def import_file(
     engine: AsyncEngine,
     formats: Mapping[str, StatementFormat],
-    body: bytes,
+    body: bytes | Path,
     *,
     now: datetime,
     given: str = AUTO,
 ) -> ImportReport:
-    """Read, check and store one statement file; the same statement twice adds nothing."""
-    fmt = detect_format(formats, body, given)
-    found = read_file(fmt, body)
-    digest = hashlib.sha256(body).hexdigest()
-    stored = await store_statements(engine, found, digest=digest, now=now)
+    """Read, check and store one statement file (its bytes, or a path); the same statement twice adds nothing.
+
+    A format that streams (``StatementFormat.stream``: camt.053, camt.054) is read
+    as it is stored, with bounded memory, whatever the file's size; a file given
+    by path is then never read whole. Either way nothing of the file is stored
+    unless all of it reads and adds up.
+    """
+    if isinstance(body, Path):
+        fmt = detect_format(formats, _head(body), given)
+        digest = _digest(body)
+        if fmt.stream is not None:
+            with body.open("rb") as source:
+                stored = await _stream(engine, fmt, source, digest, now)
+        else:
+            found = read_file(fmt, body.read_bytes())
+            stored = await store_statements(engine, found, digest=digest, now=now)
+    else:
+        fmt = detect_format(formats, body, given)
+        digest = hashlib.sha256(body).hexdigest()
+        if fmt.stream is not None:
+            stored = await _stream(engine, fmt, io.BytesIO(body), digest, now)
+        else:
+            stored = await store_statements(engine, read_file(fmt, body), digest=digest, now=now)
     report = ImportReport(fmt.name, digest, stored)
     for gap in report.gaps:
         log.warning("statement sequence gap: %s", gap)

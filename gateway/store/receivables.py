@@ -403,10 +403,15 @@ async def _match_new(conn: AsyncConnection, receipt: dict[str, Any], now: dateti
     )
 
 
-async def record_receipts(conn: AsyncConnection, statement_pk: int, statement: Statement, now: datetime) -> int:
-    """Turn the booked credit lines of a statement just stored into receipts, book and match them; how many."""
+async def record_receipts(
+    conn: AsyncConnection, statement_pk: int, statement: Statement, now: datetime, *, first: int = 1
+) -> int:
+    """Turn the booked credit lines of a statement just stored into receipts, book and match them; how many.
+
+    ``first``: the line number of ``statement.lines[0]`` (a streamed statement is stored a chunk at a time).
+    """
     made = 0
-    for n, line in enumerate(statement.lines, start=1):
+    for n, line in enumerate(statement.lines, start=first):
         if not line.credit or line.kind != "booked" or line.amount_minor <= 0:
             continue
         receipt = {

@@ -10,21 +10,31 @@ in the same transaction: none lost, none twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.domain.statements import Statement
+from gateway.domain.statements import (
+    Statement,
+    StatementControlError,
+    StatementLine,
+    check_header,
+    check_line,
+    check_totals,
+)
 from gateway.errors import ConflictError
 from gateway.store.receivables import record_receipts
 from gateway.store.tables import statement_lines, statements
 
-__all__ = ["StoredStatement", "line_rows", "store_statements"]
+__all__ = ["CHUNK_LINES", "StoredStatement", "line_rows", "store_statements", "store_streamed"]
+
+#: lines written per INSERT when a statement streams in
+CHUNK_LINES = 10_000
 
 
 @dataclass(frozen=True)
@@ -50,30 +60,31 @@ class StoredStatement:
         }
 
 
-def line_rows(pk: int, statement: Statement) -> list[dict[str, Any]]:
-    """The ``statement_lines`` rows of a statement stored under ``pk``."""
-    return [
-        {
-            "statement_pk": pk,
-            "line": n,
-            "amount_minor": line.amount_minor,
-            "direction": line.direction,
-            "currency": line.currency,
-            "booked_on": line.booked_on,
-            "value_on": line.value_on,
-            "end_to_end_id": line.end_to_end_id,
-            "partner_reference": line.partner_reference,
-            "servicer_reference": line.servicer_reference,
-            "counterparty_name": line.counterparty_name,
-            "counterparty_account": line.counterparty_account,
-            "kind": line.kind,
-            "reason_code": line.reason_code,
-            "original_reference": line.original_reference,
-            "text": line.text,
-            "remittance_reference": line.remittance_reference,
-        }
-        for n, line in enumerate(statement.lines, start=1)
-    ]
+def _line_row(pk: int, n: int, line: StatementLine) -> dict[str, Any]:
+    return {
+        "statement_pk": pk,
+        "line": n,
+        "amount_minor": line.amount_minor,
+        "direction": "credit" if line.credit else "debit",
+        "currency": line.currency,
+        "booked_on": line.booked_on,
+        "value_on": line.value_on,
+        "end_to_end_id": line.end_to_end_id,
+        "partner_reference": line.partner_reference,
+        "servicer_reference": line.servicer_reference,
+        "counterparty_name": line.counterparty_name,
+        "counterparty_account": line.counterparty_account,
+        "kind": line.kind,
+        "reason_code": line.reason_code,
+        "original_reference": line.original_reference,
+        "text": line.text,
+        "remittance_reference": line.remittance_reference,
+    }
+
+
+def line_rows(pk: int, statement: Statement, first: int = 1) -> list[dict[str, Any]]:
+    """The ``statement_lines`` rows of a statement stored under ``pk`` (its first line numbered ``first``)."""
+    return [_line_row(pk, n, line) for n, line in enumerate(statement.lines, start=first)]
 
 
 async def _gap(conn: AsyncConnection, s: Statement) -> str | None:
@@ -95,15 +106,15 @@ async def _gap(conn: AsyncConnection, s: Statement) -> str | None:
     return f"{missing} of {s.source} account {s.account or '(none)'} not imported"
 
 
-async def _store_one(conn: AsyncConnection, s: Statement, digest: str, now: datetime) -> StoredStatement:
-    existing = await conn.scalar(
+async def _existing(conn: AsyncConnection, s: Statement) -> int | None:
+    return await conn.scalar(
         select(statements.c.id).where(
             and_(statements.c.source == s.source, statements.c.statement_id == s.statement_id)
         )
     )
-    if existing is not None:
-        return StoredStatement(s.source, s.statement_id, s.format, len(s.lines), stored=False, pk=existing)
-    gap = await _gap(conn, s)
+
+
+async def _insert_header(conn: AsyncConnection, s: Statement, digest: str, now: datetime) -> int:
     result = await conn.execute(
         insert(statements).values(
             source=s.source,
@@ -123,12 +134,110 @@ async def _store_one(conn: AsyncConnection, s: Statement, digest: str, now: date
             imported_at=now,
         )
     )
-    pk = int(result.inserted_primary_key[0])
+    return int(result.inserted_primary_key[0])
+
+
+async def _store_one(conn: AsyncConnection, s: Statement, digest: str, now: datetime) -> StoredStatement:
+    existing = await _existing(conn, s)
+    if existing is not None:
+        return StoredStatement(s.source, s.statement_id, s.format, len(s.lines), stored=False, pk=existing)
+    gap = await _gap(conn, s)
+    pk = await _insert_header(conn, s, digest, now)
     rows = line_rows(pk, s)
     if rows:
         await conn.execute(insert(statement_lines), rows)
     await record_receipts(conn, pk, s, now)  # credits become receipts in this transaction: none lost, none twice
     return StoredStatement(s.source, s.statement_id, s.format, len(s.lines), stored=True, pk=pk, gap=gap)
+
+
+class _Streamed:
+    """One statement being stored as its lines stream in: checked line by line, totals checked at its end."""
+
+    def __init__(self, head: Statement, pk: int | None, existing: bool, gap: str | None) -> None:
+        self.head, self.pk, self.existing, self.gap = head, pk, existing, gap
+        self.count = self.credits = self.debits = 0
+        self.batch: list[StatementLine] = []
+
+    def add(self, line: StatementLine) -> None:
+        self.count += 1
+        check_line(self.head, self.count, line)
+        if line.credit:
+            self.credits += line.amount_minor
+        else:
+            self.debits += line.amount_minor
+        if not self.existing:
+            self.batch.append(line)
+
+    async def flush(self, conn: AsyncConnection, now: datetime) -> None:
+        if not self.batch or self.pk is None:
+            return
+        chunk = replace(self.head, lines=tuple(self.batch))
+        first = self.count - len(self.batch) + 1
+        self.batch = []
+        await conn.execute(insert(statement_lines), line_rows(self.pk, chunk, first))
+        await record_receipts(conn, self.pk, chunk, now, first=first)
+
+    async def finish(self, conn: AsyncConnection, now: datetime) -> StoredStatement:
+        await self.flush(conn, now)
+        check_totals(self.head, self.count, self.credits, self.debits)
+        h = self.head
+        if not self.existing:
+            await conn.execute(
+                update(statements)
+                .where(statements.c.id == self.pk)
+                .values(line_count=self.count, credits_minor=self.credits, debits_minor=self.debits)
+            )
+        return StoredStatement(h.source, h.statement_id, h.format, self.count, not self.existing, self.pk, self.gap)
+
+
+async def _store_stream(
+    conn: AsyncConnection, items: Iterable[Statement | StatementLine], digest: str, now: datetime, chunk: int
+) -> list[StoredStatement]:
+    out: list[StoredStatement] = []
+    current: _Streamed | None = None
+    for item in items:
+        if isinstance(item, Statement):
+            if current is not None:
+                out.append(await current.finish(conn, now))
+            check_header(item)
+            if item.lines:
+                raise StatementControlError(f"statement {item.statement_id!r}: streamed with its lines inside")
+            existing = await _existing(conn, item)
+            if existing is not None:
+                current = _Streamed(item, existing, True, None)
+            else:
+                gap = await _gap(conn, item)
+                current = _Streamed(item, await _insert_header(conn, item, digest, now), False, gap)
+            continue
+        if current is None:
+            raise StatementControlError("a statement line comes before any statement")
+        current.add(item)
+        if len(current.batch) >= chunk:
+            await current.flush(conn, now)
+    if current is not None:
+        out.append(await current.finish(conn, now))
+    return out
+
+
+async def store_streamed(
+    engine: AsyncEngine,
+    items: Iterable[Statement | StatementLine],
+    *,
+    digest: str,
+    now: datetime,
+    chunk: int = CHUNK_LINES,
+) -> list[StoredStatement]:
+    """Store a streamed file (each ``Statement`` without lines, then its lines) in one transaction.
+
+    Lines are written ``chunk`` at a time; each statement's totals are checked
+    when its last line has been read. Any error (the reader's, a control figure)
+    rolls the whole file back: all of it or nothing, as ``store_statements``.
+    """
+    try:
+        async with engine.begin() as conn:
+            return await _store_stream(conn, items, digest, now, chunk)
+    except IntegrityError:
+        raise ConflictError("the same statement is being imported concurrently; import it again") from None
 
 
 async def store_statements(

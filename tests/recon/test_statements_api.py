@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.support import LiveGateway
+from tests.support import Database, LiveGateway, load_bench, start_gateway, stop_gateway
+
+write_camt053 = load_bench("statements").write_camt053
 
 
 async def _post(gw: LiveGateway, body: bytes, key: str, query: str = "", status: int = 201) -> Any:
@@ -42,3 +44,26 @@ async def test_a_business_unit_key_may_not_import_statements(intake_gateway: Liv
     body = (partner_files / "nacha/return-WEB.ach").read_bytes()
     problem = await _post(intake_gateway, body, intake_gateway.key, status=403)
     assert problem["status"] == 403
+
+
+async def test_a_camt053_beyond_the_xml_message_limit_streams_in_and_the_configured_limit_is_a_413(
+    database: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "camt053.xml"
+    size = write_camt053(6_000, path)  # ~3.4 MB: more than parse_xml's 2 MiB, less than the limit set here
+    gw = await start_gateway(
+        database,
+        simulators=False,
+        dispatch=False,
+        poll=False,
+        partners={},
+        reconciliation__statement_max_bytes=size + 1024,
+    )
+    try:
+        finance = await gw.new_key("treasury", ("finance",))
+        done = await _post(gw, path.read_bytes(), finance)
+        assert (done["format"], done["stored"], done["lines"]) == ("camt.053", 1, 6_000)
+        too_big = await _post(gw, path.read_bytes() + b" " * 2048, finance, status=413)
+        assert too_big["status"] == 413
+    finally:
+        await stop_gateway(gw)

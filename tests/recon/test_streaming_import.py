@@ -1,0 +1,183 @@
+"""Streaming camt import: large files with bounded memory, all or nothing, hostile XML refused."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.plugins.manager import Plugins
+from gateway.recon.imports import StatementFileError, import_file
+from gateway.store.tables import statement_lines, statements
+from tests.support import load_bench
+
+write_camt053 = load_bench("statements").write_camt053
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+FORMATS = Plugins().statement_formats()
+NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
+
+
+async def _counts(engine: AsyncEngine) -> tuple[int, int]:
+    async with engine.connect() as conn:
+        return (
+            int(await conn.scalar(select(func.count()).select_from(statements)) or 0),
+            int(await conn.scalar(select(func.count()).select_from(statement_lines)) or 0),
+        )
+
+
+def _entry(amount: str, ref: str, mark: str = "DBIT") -> str:
+    return (
+        f'<Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>{mark}</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>'
+        f"<BookgDt><Dt>2026-12-01</Dt></BookgDt><AcctSvcrRef>{ref}</AcctSvcrRef>"
+        f"<NtryDtls><TxDtls><Refs><EndToEndId>E2E-{ref}</EndToEndId></Refs></TxDtls></NtryDtls></Ntry>"
+    )
+
+
+def _stmt(sid: str, opening: str, closing: str, entries: list[str], count: int | None = None) -> str:
+    summary = f"<TxsSummry><TtlNtries><NbOfNtries>{count}</NbOfNtries></TtlNtries></TxsSummry>" if count else ""
+    bal = "".join(
+        f'<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">{v}</Amt>'
+        f"<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-12-01</Dt></Dt></Bal>"
+        for code, v in (("OPBD", opening), ("CLBD", closing))
+    )
+    acct = "<Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>EUR</Ccy></Acct>"
+    return f"<Stmt><Id>{sid}</Id>{acct}{bal}{summary}{''.join(entries)}</Stmt>"
+
+
+def _doc(*stmts: str, prolog: str = "") -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>{prolog}<Document xmlns="{NS}"><BkToCstmrStmt>'
+        f"<GrpHdr><MsgId>STREAM-1</MsgId></GrpHdr>{''.join(stmts)}</BkToCstmrStmt></Document>"
+    ).encode()
+
+
+def test_the_streamed_read_gives_what_the_whole_file_read_gives(partner_files: Path) -> None:
+    fmt = FORMATS["camt.053"]
+    assert fmt.stream is not None
+    body = _doc(
+        _stmt("S-1", "100.00", "70.00", [_entry("10.00", "A1"), _entry("20.00", "A2")], count=2),
+        _stmt("S-2", "70.00", "75.50", [_entry("5.50", "B1", "CRDT")]),
+        _stmt("S-3", "75.50", "75.50", []),
+    )
+    whole = list(fmt.read(body))
+    streamed = list(fmt.stream(io.BytesIO(body)))
+    heads = whole
+    rebuilt = []
+    for item in streamed:
+        if hasattr(item, "statement_id"):
+            rebuilt.append([item, []])
+        else:
+            rebuilt[-1][1].append(item)
+    assert [h.statement_id for h, _ in rebuilt] == ["S-1", "S-2", "S-3"]
+    for (head, lines), s in zip(rebuilt, heads, strict=True):
+        assert head.lines == ()
+        assert tuple(lines) == s.lines
+        assert (head.opening_minor, head.closing_minor, head.declared_count) == (
+            s.opening_minor,
+            s.closing_minor,
+            s.declared_count,
+        )
+    # a real vendored v8 file reads the same both ways too
+    real = (partner_files / "camt053/camt053.v8.xml").read_bytes()
+    lines = [i for i in fmt.stream(io.BytesIO(real)) if not hasattr(i, "statement_id")]
+    assert tuple(lines) == tuple(line for s in fmt.read(real) for line in s.lines)
+
+
+async def test_a_large_file_streams_from_disk_in_chunks_and_stores_every_line(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.xml"
+    size = write_camt053(25_000, path)  # more than two chunks of lines, 14 MB: beyond parse_xml's 2 MiB
+    assert size > 2 * 1024 * 1024
+    report = await import_file(engine, FORMATS, path, now=NOW)
+    assert report.as_dict()["lines"] == 25_000
+    assert await _counts(engine) == (1, 25_000)
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(statements))).mappings().one()
+        last = await conn.scalar(select(func.max(statement_lines.c.line)))
+    assert (row["line_count"], row["credits_minor"], row["closing_minor"]) == (25_000, 0, 0)
+    assert row["debits_minor"] == row["opening_minor"] and last == 25_000
+    again = await import_file(engine, FORMATS, path, now=NOW)
+    assert again.as_dict()["stored"] == 0 and await _counts(engine) == (1, 25_000)
+
+
+async def test_a_closing_balance_that_does_not_add_up_at_the_end_stores_nothing(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.xml"
+    write_camt053(25_000, path)  # the first chunks are written before the end shows the figures are wrong
+    body = path.read_bytes().replace(
+        b'<Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">0.00<', b'<Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">0.01<'
+    )
+    path.write_bytes(body)
+    with pytest.raises(StatementFileError, match="closing balance is 1"):
+        await import_file(engine, FORMATS, path, now=NOW)
+    assert await _counts(engine) == (0, 0)
+
+
+async def test_a_good_statement_followed_by_a_bad_one_stores_neither(engine: AsyncEngine) -> None:
+    body = _doc(
+        _stmt("S-1", "100.00", "90.00", [_entry("10.00", "A1")]),
+        _stmt("S-2", "90.00", "80.00", [_entry("10.00", "B1"), _entry("1.00", "B2")], count=2),
+    )
+    with pytest.raises(StatementFileError, match="S-2"):
+        await import_file(engine, FORMATS, body, now=NOW)
+    assert await _counts(engine) == (0, 0)
+    declared = _doc(_stmt("S-3", "100.00", "90.00", [_entry("10.00", "C1")], count=3))
+    with pytest.raises(StatementFileError, match="declares 3 entries but holds 1"):
+        await import_file(engine, FORMATS, declared, now=NOW)
+    assert await _counts(engine) == (0, 0)
+
+
+async def test_a_file_cut_off_midway_stores_nothing(engine: AsyncEngine, tmp_path: Path) -> None:
+    path = tmp_path / "cut.xml"
+    write_camt053(25_000, path)
+    body = path.read_bytes()
+    path.write_bytes(body[: len(body) * 3 // 4])
+    with pytest.raises(StatementFileError, match=r"not a valid camt\.053 file"):
+        await import_file(engine, FORMATS, path, now=NOW)
+    assert await _counts(engine) == (0, 0)
+
+
+LAUGHS = (
+    '<!DOCTYPE Document [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+    '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>'
+)
+EXTERNAL = '<!DOCTYPE Document [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _doc(_stmt("S-1", "1.00", "1.00", [_entry("0.00", "&d;")]), prolog=LAUGHS),
+        _doc(_stmt("S-1", "1.00", "1.00", [_entry("0.00", "&x;")]), prolog=EXTERNAL),
+        _doc(_stmt("S-1", "1.00", "1.00", []), prolog='<!DOCTYPE Document SYSTEM "http://127.0.0.1:9/x.dtd">'),
+        _doc(_stmt("S-1", "1.00", "1.00", [_entry("0.00", "&undeclared;")])),
+        _doc(_stmt("S-1", "1.00", "1.00", [_entry("0.00", "<X>" * 5000 + "</X>" * 5000)])),
+    ],
+    ids=["entity-expansion", "external-entity", "external-dtd", "undeclared-entity", "deep-nesting"],
+)
+async def test_hostile_xml_is_refused_by_the_streaming_reader(engine: AsyncEngine, body: bytes) -> None:
+    with pytest.raises(StatementFileError, match=r"not a valid camt\.053 file") as refused:
+        await import_file(engine, FORMATS, body, now=NOW, given="camt.053")
+    assert "passwd" not in str(refused.value) and "root:" not in str(refused.value)
+    assert await _counts(engine) == (0, 0)
+
+
+async def test_a_camt054_streams_too(engine: AsyncEngine, partner_files: Path) -> None:
+    fmt = FORMATS["camt.054"]
+    assert fmt.stream is not None
+    files = sorted((partner_files / "camt054").glob("*.xml")) if (partner_files / "camt054").is_dir() else []
+    body = _doc(_stmt("N-1", "0", "0", [])).replace(b"camt.053.001.08", b"camt.054.001.08")
+    body = body.replace(b"BkToCstmrStmt", b"BkToCstmrDbtCdtNtfctn").replace(b"Stmt>", b"Ntfctn>")
+    items = list(fmt.stream(io.BytesIO(body)))
+    assert [getattr(i, "statement_id", None) for i in items] == ["N-1"]
+    for path in files:
+        whole = [line for s in fmt.read(path.read_bytes()) for line in s.lines]
+        streamed = [i for i in fmt.stream(io.BytesIO(path.read_bytes())) if not hasattr(i, "statement_id")]
+        assert streamed == whole
