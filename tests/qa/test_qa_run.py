@@ -94,9 +94,10 @@ def test_cli_exits_1_when_a_prediction_is_missed(tmp_path: Path, capsys: pytest.
         "name: broken\npartner: iso20022_bank\n"
         "faults:\n  - {kind: http_error, status: 503, retry_after: 0, times: 100}\n"
     )
+    for shipped in DEFAULT_CONFIG.parent.glob("*.yaml"):  # the files gateway.yaml names, beside it
+        (tmp_path / shipped.name).write_text(shipped.read_text())
     settings = tmp_path / "gateway.yaml"
     settings.write_text(DEFAULT_CONFIG.read_text().replace("max_attempts: 8", "max_attempts: 2"))
-    (tmp_path / "routing.yaml").write_text((DEFAULT_CONFIG.parent / "routing.yaml").read_text())
 
     code = main(["--config", str(settings), "qa", "run", str(scenario), "--count", "2", "--json"])
 
