@@ -40,6 +40,17 @@ _BEFORE_SETTLED = frozenset({Status.ROUTED, Status.SUBMITTED})
 _PARTNER_OUTCOMES = frozenset({Status.SETTLED, Status.REJECTED, Status.FAILED, Status.RETURNED})
 
 
+def _implied(current: Status, reported: Status) -> list[tuple[Status, str]]:
+    """The statuses a partner's report proves the payment passed through, not yet recorded (in order)."""
+    implied: list[tuple[Status, str]] = []
+    if current is Status.ROUTED and reported in _PARTNER_OUTCOMES:
+        implied.append((Status.SUBMITTED, "implied by the partner's report on the payment"))
+        current = Status.SUBMITTED
+    if reported is Status.RETURNED and current in _BEFORE_SETTLED:
+        implied.append((Status.SETTLED, "implied by the partner's return report"))
+    return implied
+
+
 @dataclass(frozen=True)
 class UpdateSummary:
     applied: int = 0
@@ -66,40 +77,26 @@ class StatusUpdates:
         now = self.clock()
         async with self.engine.begin() as conn:
             for update in updates:
-                instruction_id = await repo.find_by_partner(
-                    conn, adapter, update.instruction_id, update.partner_reference
-                )
-                if instruction_id is None:
+                found = await repo.find_by_partner(conn, adapter, update.instruction_id, update.partner_reference)
+                if found is None:
                     unknown += 1
                     strangers.append(update.instruction_id or update.partner_reference or "?")
                     continue
+                instruction_id, current = found
                 if update.status is None:  # acknowledgement only
                     if update.partner_reference:
                         await repo.set_partner_reference(conn, instruction_id, update.partner_reference)
                     ignored += 1
                     continue
-                current = await repo.current_status(conn, instruction_id)
-                if current is Status.ROUTED and update.status in _PARTNER_OUTCOMES:
-                    submitted = await repo.record_status(
-                        conn,
-                        instruction_id,
-                        Status.SUBMITTED,
-                        source=source,
-                        now=now,
-                        partner_reference=update.partner_reference,
-                        reason="implied by the partner's report on the payment",
-                    )
-                    changes.append(submitted.change)
-                    current = Status.SUBMITTED
-                if update.status is Status.RETURNED and current in _BEFORE_SETTLED:
+                for status, reason in _implied(current, update.status):
                     implied = await repo.record_status(
                         conn,
                         instruction_id,
-                        Status.SETTLED,
+                        status,
                         source=source,
                         now=now,
                         partner_reference=update.partner_reference,
-                        reason="implied by the partner's return report",
+                        reason=reason,
                     )
                     changes.append(implied.change)
                 rec = await repo.record_status(

@@ -507,14 +507,6 @@ async def record_status(
     return record
 
 
-async def current_status(conn: AsyncConnection, instruction_id: str) -> Status | None:
-    """The instruction's status now (``None`` if there is no such instruction)."""
-    value = (
-        await conn.execute(select(instructions.c.status).where(instructions.c.id == instruction_id))
-    ).scalar_one_or_none()
-    return Status(value) if value is not None else None
-
-
 async def set_partner_reference(conn: AsyncConnection, instruction_id: str, partner_reference: str) -> None:
     await conn.execute(
         update(instructions)
@@ -525,8 +517,8 @@ async def set_partner_reference(conn: AsyncConnection, instruction_id: str, part
 
 async def find_by_partner(
     conn: AsyncConnection, adapter: str, instruction_id: str | None, partner_reference: str | None
-) -> str | None:
-    """The id of the instruction a partner update is about, only if it went to that adapter."""
+) -> tuple[str, Status] | None:
+    """The instruction a partner update is about and its status now, only if it went to that adapter."""
     conds = []
     if instruction_id:
         conds.append(instructions.c.id == instruction_id)
@@ -534,8 +526,14 @@ async def find_by_partner(
         conds.append(instructions.c.partner_reference == partner_reference)
     if not conds:
         return None
-    found = await conn.scalar(select(instructions.c.id).where(instructions.c.adapter == adapter, or_(*conds)).limit(1))
-    return str(found) if found else None
+    found = (
+        await conn.execute(
+            select(instructions.c.id, instructions.c.status)
+            .where(instructions.c.adapter == adapter, or_(*conds))
+            .limit(1)
+        )
+    ).first()
+    return (str(found.id), Status(found.status)) if found else None
 
 
 # -- outbox ----------------------------------------------------------------------
