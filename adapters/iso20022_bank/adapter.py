@@ -149,8 +149,15 @@ class Iso20022BankAdapter(HttpAdapter):
                 f"bank response (HTTP {status}) failed signature check: {exc.message}"
             ) from None
 
-    def _refusal(self, status: int, headers: Mapping[str, str], body: bytes, order: PaymentOrder) -> Exception:
-        """The error for a non-2xx answer: transient for 429/5xx, permanent for the rest."""
+    def _refusal(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        order: PaymentOrder | CollectionOrder,
+    ) -> Exception:
+        """The error for a non-2xx answer to a payment or a direct debit: transient for 429/5xx,
+        permanent for the rest (a payment's account identifiers masked in the message)."""
         if status in TRANSIENT_HTTP_STATUSES:
             return TransientPartnerError(
                 f"bank answered HTTP {status}",
@@ -159,11 +166,13 @@ class Iso20022BankAdapter(HttpAdapter):
             )
         self._verify_response(status, headers, body)
         code, message = self._error_detail(headers, body)
-        log.warning("bank refused %s: HTTP %s %s", order.id, status, code)
-        return PermanentPartnerError(
-            order.redact(f"bank refused the payment (HTTP {status}): {message}"),
-            reason_code=code or f"HTTP{status}",
-        )
+        if isinstance(order, CollectionOrder):
+            log.warning("bank refused direct debit %s: HTTP %s %s", order.id, status, code)
+            text = f"bank refused the direct debit (HTTP {status}): {message}"
+        else:
+            log.warning("bank refused %s: HTTP %s %s", order.id, status, code)
+            text = order.redact(f"bank refused the payment (HTTP {status}): {message}")
+        return PermanentPartnerError(text, reason_code=code or f"HTTP{status}")
 
     @staticmethod
     def _error_detail(headers: Mapping[str, str], body: bytes) -> tuple[str | None, str]:
@@ -363,7 +372,7 @@ class Iso20022BankAdapter(HttpAdapter):
         headers = {"Content-Type": "application/xml; charset=utf-8", IDEMPOTENCY_HEADER: order.id}
         status, resp_headers, resp_body = await self._call("POST", f"{self.base_url}/pain008", body, headers)
         if not 200 <= status < 300:
-            raise self._collection_refusal(status, resp_headers, resp_body, order)
+            raise self._refusal(status, resp_headers, resp_body, order)
         self._verify_response(status, resp_headers, resp_body)
         report = self._report(resp_headers, resp_body, "answer")
         own = [s for s in collection_statuses(report) if s.instruction_id in (order.id, None)]
@@ -384,22 +393,6 @@ class Iso20022BankAdapter(HttpAdapter):
             )
         log.info("bank took direct debit %s as %s", order.id, reference)
         return CollectionResult(CollectionStatus.SUBMITTED, reference or report.message_id, partner_status="ACCP")
-
-    def _collection_refusal(
-        self, status: int, headers: Mapping[str, str], body: bytes, order: CollectionOrder
-    ) -> Exception:
-        if status in TRANSIENT_HTTP_STATUSES:
-            return TransientPartnerError(
-                f"bank answered HTTP {status}",
-                reason_code=f"HTTP{status}",
-                retry_after=retry_after(headers, self.context.clock()),
-            )
-        self._verify_response(status, headers, body)
-        code, message = self._error_detail(headers, body)
-        log.warning("bank refused direct debit %s: HTTP %s %s", order.id, status, code)
-        return PermanentPartnerError(
-            f"bank refused the direct debit (HTTP {status}): {message}", reason_code=code or f"HTTP{status}"
-        )
 
     async def notifications(self) -> list[StatementRead]:
         """The creditor account's camt.054 (signed request, signed answer), fetched at most once per
