@@ -53,6 +53,7 @@ from gateway.domain.mandate import (
 )
 from gateway.domain.status import Status
 from gateway.errors import (
+    AdapterError,
     ConfigError,
     ContractError,
     PermanentPartnerError,
@@ -123,7 +124,7 @@ class Iso20022BankAdapter(HttpAdapter):
             self.collection_kinds = frozenset({"direct_debit"})
             self.collection_currencies = frozenset({"EUR"})
         self._pre_notification_days = int(self.settings["pre_notification_days"])
-        self._notifications: tuple[float, list[StatementRead]] | None = None
+        self._notifications: tuple[float, list[StatementRead] | AdapterError] | None = None
 
     # -- HTTP -----------------------------------------------------------------------
 
@@ -396,12 +397,25 @@ class Iso20022BankAdapter(HttpAdapter):
 
     async def notifications(self) -> list[StatementRead]:
         """The creditor account's camt.054 (signed request, signed answer), fetched at most once per
-        ``notifications_cache_seconds`` so a poll round over many collections asks the bank once."""
+        ``notifications_cache_seconds`` so a poll round over many collections asks the bank once.
+        A failed fetch is remembered for as long, so a bank outage costs one request per round too."""
         now = time.monotonic()
         if self._notifications is not None and now - self._notifications[0] < float(
             self.settings["notifications_cache_seconds"]
         ):
-            return self._notifications[1]
+            answer = self._notifications[1]
+            if isinstance(answer, AdapterError):
+                raise answer.with_traceback(None)
+            return answer
+        try:
+            reports = await self._fetch_notifications()
+        except AdapterError as exc:
+            self._notifications = (now, exc)
+            raise
+        self._notifications = (now, reports)
+        return reports
+
+    async def _fetch_notifications(self) -> list[StatementRead]:
         url = f"{self.base_url}{self.settings['notifications_path']}"
         status, headers, body = await self._call("GET", url, b"", {})
         if status in TRANSIENT_HTTP_STATUSES:
@@ -413,7 +427,6 @@ class Iso20022BankAdapter(HttpAdapter):
             reports = read_camt054(body)
         except ContractError as exc:
             raise TransientPartnerError(f"bank notification is not a valid camt.054: {exc.message}") from None
-        self._notifications = (now, reports)
         return reports
 
     async def poll_collection(self, order: CollectionOrder) -> CollectionUpdate | None:
