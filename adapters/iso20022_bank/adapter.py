@@ -53,6 +53,7 @@ from gateway.domain.mandate import (
 )
 from gateway.domain.status import Status
 from gateway.errors import (
+    AdapterError,
     ConfigError,
     ContractError,
     PermanentPartnerError,
@@ -123,7 +124,7 @@ class Iso20022BankAdapter(HttpAdapter):
             self.collection_kinds = frozenset({"direct_debit"})
             self.collection_currencies = frozenset({"EUR"})
         self._pre_notification_days = int(self.settings["pre_notification_days"])
-        self._notifications: tuple[float, list[StatementRead]] | None = None
+        self._notifications: tuple[float, list[StatementRead] | AdapterError] | None = None
 
     # -- HTTP -----------------------------------------------------------------------
 
@@ -149,8 +150,15 @@ class Iso20022BankAdapter(HttpAdapter):
                 f"bank response (HTTP {status}) failed signature check: {exc.message}"
             ) from None
 
-    def _refusal(self, status: int, headers: Mapping[str, str], body: bytes, order: PaymentOrder) -> Exception:
-        """The error for a non-2xx answer: transient for 429/5xx, permanent for the rest."""
+    def _refusal(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        order: PaymentOrder | CollectionOrder,
+    ) -> Exception:
+        """The error for a non-2xx answer to a payment or a direct debit: transient for 429/5xx,
+        permanent for the rest (a payment's account identifiers masked in the message)."""
         if status in TRANSIENT_HTTP_STATUSES:
             return TransientPartnerError(
                 f"bank answered HTTP {status}",
@@ -159,11 +167,13 @@ class Iso20022BankAdapter(HttpAdapter):
             )
         self._verify_response(status, headers, body)
         code, message = self._error_detail(headers, body)
-        log.warning("bank refused %s: HTTP %s %s", order.id, status, code)
-        return PermanentPartnerError(
-            order.redact(f"bank refused the payment (HTTP {status}): {message}"),
-            reason_code=code or f"HTTP{status}",
-        )
+        if isinstance(order, CollectionOrder):
+            log.warning("bank refused direct debit %s: HTTP %s %s", order.id, status, code)
+            text = f"bank refused the direct debit (HTTP {status}): {message}"
+        else:
+            log.warning("bank refused %s: HTTP %s %s", order.id, status, code)
+            text = order.redact(f"bank refused the payment (HTTP {status}): {message}")
+        return PermanentPartnerError(text, reason_code=code or f"HTTP{status}")
 
     @staticmethod
     def _error_detail(headers: Mapping[str, str], body: bytes) -> tuple[str | None, str]:
@@ -363,7 +373,7 @@ class Iso20022BankAdapter(HttpAdapter):
         headers = {"Content-Type": "application/xml; charset=utf-8", IDEMPOTENCY_HEADER: order.id}
         status, resp_headers, resp_body = await self._call("POST", f"{self.base_url}/pain008", body, headers)
         if not 200 <= status < 300:
-            raise self._collection_refusal(status, resp_headers, resp_body, order)
+            raise self._refusal(status, resp_headers, resp_body, order)
         self._verify_response(status, resp_headers, resp_body)
         report = self._report(resp_headers, resp_body, "answer")
         own = [s for s in collection_statuses(report) if s.instruction_id in (order.id, None)]
@@ -385,30 +395,27 @@ class Iso20022BankAdapter(HttpAdapter):
         log.info("bank took direct debit %s as %s", order.id, reference)
         return CollectionResult(CollectionStatus.SUBMITTED, reference or report.message_id, partner_status="ACCP")
 
-    def _collection_refusal(
-        self, status: int, headers: Mapping[str, str], body: bytes, order: CollectionOrder
-    ) -> Exception:
-        if status in TRANSIENT_HTTP_STATUSES:
-            return TransientPartnerError(
-                f"bank answered HTTP {status}",
-                reason_code=f"HTTP{status}",
-                retry_after=retry_after(headers, self.context.clock()),
-            )
-        self._verify_response(status, headers, body)
-        code, message = self._error_detail(headers, body)
-        log.warning("bank refused direct debit %s: HTTP %s %s", order.id, status, code)
-        return PermanentPartnerError(
-            f"bank refused the direct debit (HTTP {status}): {message}", reason_code=code or f"HTTP{status}"
-        )
-
     async def notifications(self) -> list[StatementRead]:
         """The creditor account's camt.054 (signed request, signed answer), fetched at most once per
-        ``notifications_cache_seconds`` so a poll round over many collections asks the bank once."""
+        ``notifications_cache_seconds`` so a poll round over many collections asks the bank once.
+        A failed fetch is remembered for as long, so a bank outage costs one request per round too."""
         now = time.monotonic()
         if self._notifications is not None and now - self._notifications[0] < float(
             self.settings["notifications_cache_seconds"]
         ):
-            return self._notifications[1]
+            answer = self._notifications[1]
+            if isinstance(answer, AdapterError):
+                raise answer.with_traceback(None)
+            return answer
+        try:
+            reports = await self._fetch_notifications()
+        except AdapterError as exc:
+            self._notifications = (now, exc)
+            raise
+        self._notifications = (now, reports)
+        return reports
+
+    async def _fetch_notifications(self) -> list[StatementRead]:
         url = f"{self.base_url}{self.settings['notifications_path']}"
         status, headers, body = await self._call("GET", url, b"", {})
         if status in TRANSIENT_HTTP_STATUSES:
@@ -420,7 +427,6 @@ class Iso20022BankAdapter(HttpAdapter):
             reports = read_camt054(body)
         except ContractError as exc:
             raise TransientPartnerError(f"bank notification is not a valid camt.054: {exc.message}") from None
-        self._notifications = (now, reports)
         return reports
 
     async def poll_collection(self, order: CollectionOrder) -> CollectionUpdate | None:

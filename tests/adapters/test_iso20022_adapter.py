@@ -370,3 +370,21 @@ async def test_no_full_iban_in_logs_or_errors(
         assert iban not in str(caught.value)
         assert iban not in listing
         assert iban[-4:] in listing  # masked, not dropped
+
+
+async def test_a_failed_camt054_fetch_is_remembered_for_the_cache_window(
+    make_adapter: AdapterFactory, serve: Serve
+) -> None:
+    asked: list[str] = []
+
+    async def down(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.Response(status=503)
+
+    adapter = make_adapter(str((await serve(down)).make_url("")), notifications_cache_seconds=60)
+
+    for _ in range(3):
+        with pytest.raises(TransientPartnerError, match="HTTP 503"):
+            await adapter.notifications()
+
+    assert asked == ["/camt054"]
