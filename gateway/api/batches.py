@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from gateway.api.appkeys import SERVICES, SETTINGS
 from gateway.api.auth import authenticate
-from gateway.api.bodies import read_body
+from gateway.api.bodies import idempotency_key, read_body
 from gateway.api.paging import allow_only, path_id
 from gateway.api.problems import PROBLEM_BASE
 from gateway.config import default_settings
@@ -33,12 +33,11 @@ from gateway.intake.batch import MAX_ITEMS, prepare
 from gateway.store.intake import GroupResult, IntakeGroup, IntakeOutcome, IntakeResult
 from gateway.store.tables import instruction_batches, instructions
 
-__all__ = ["BATCH_ID_RE", "IDEMPOTENCY_KEY_RE", "problem_body", "routes", "submit_group"]
+__all__ = ["BATCH_ID_RE", "problem_body", "routes", "submit_group"]
 
 routes = web.RouteTableDef()
 
 BATCH_ID_RE = re.compile(r"^bat_[0-9A-Z]{26}$")
-IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _FLAG = {"true": True, "false": False}
 
 
@@ -110,9 +109,7 @@ async def create_batch(request: web.Request) -> web.Response:
     """Accept up to 10,000 instructions: each validated on its own, all stored in ONE transaction, 202."""
     rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
-    key = request.headers.get("Idempotency-Key", "")
-    if not IDEMPOTENCY_KEY_RE.fullmatch(key):
-        raise BadRequestError("send an Idempotency-Key header (1-255 printable ASCII characters, e.g. a UUID)")
+    key = idempotency_key(request)
     if request.content_type != "application/json":
         raise UnsupportedMediaTypeError(f"send the body as application/json, not {request.content_type or 'nothing'}")
     settings = request.app.get(SETTINGS) or default_settings()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from aiohttp import web
@@ -26,9 +27,20 @@ from gateway.config import default_settings
 from gateway.contracts.safejson import DEFAULT_LIMITS, JsonLimits, decode_json
 from gateway.errors import BadRequestError, RequestTimeoutError, UnsupportedMediaTypeError
 
-__all__ = ["ClientGoneError", "read_body", "read_json"]
+__all__ = ["IDEMPOTENCY_KEY_RE", "ClientGoneError", "idempotency_key", "read_body", "read_json"]
 
 log = logging.getLogger(__name__)
+
+#: what an Idempotency-Key header may hold: 1-255 printable ASCII characters
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def idempotency_key(request: web.Request) -> str:
+    """The request's Idempotency-Key header; a 400 when it is missing or malformed."""
+    key = request.headers.get("Idempotency-Key", "")
+    if not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise BadRequestError("send an Idempotency-Key header (1-255 printable ASCII characters, e.g. a UUID)")
+    return key
 
 
 class ClientGoneError(BadRequestError):

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
-from gateway.api.bodies import read_json
+from gateway.api.bodies import idempotency_key, read_json
 from gateway.api.paging import PAGE_PARAMETERS, allow_only, date_bound, page_cursor, page_limit, path_id
 from gateway.contracts.versions import VERSION_HEADER, negotiate, parse_as_latest, requested_version
 from gateway.domain.collection import COLLECTION_KINDS, parse_collection
@@ -49,19 +49,11 @@ __all__ = ["COLLECTION_ID_RE", "LIST_PARAMETERS", "routes"]
 
 routes = web.RouteTableDef()
 
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 COLLECTION_ID_RE = re.compile(r"^col_[0-9A-Z]{26}$")
 EVENTS_INLINE = 100
 #: the query parameters of ``GET /v1/collections`` (the OpenAPI document lists the same)
 LIST_PARAMETERS = ("reference", "status", "kind", "created_from", "created_to", *PAGE_PARAMETERS)
 _AMOUNT_RE = re.compile(r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?$")
-
-
-def _idempotency_key(request: web.Request) -> str:
-    key = request.headers.get("Idempotency-Key", "")
-    if not _KEY_RE.fullmatch(key):
-        raise BadRequestError("send an Idempotency-Key header (1-255 printable ASCII characters, e.g. a UUID)")
-    return key
 
 
 def _request_hash(request: web.Request, doc: Any, version: str) -> str:
@@ -90,7 +82,7 @@ async def create_collection(request: web.Request) -> web.Response:
     """Accept one collection: validate, store durably, answer 202; the dispatcher takes it from there."""
     rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     doc = await read_json(request)
     now = rt.clock()
     contract = negotiate(
@@ -334,7 +326,7 @@ async def refund_collection(request: web.Request) -> web.Response:
     rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
     collection_id = _collection_id(request)
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     doc = await read_json(request)
     request_hash = _request_hash(request, doc, "1.0")
     now = rt.clock()

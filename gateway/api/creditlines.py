@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.api.appkeys import SERVICES, SETTINGS
 from gateway.api.auth import authenticate
-from gateway.api.bodies import read_json
+from gateway.api.bodies import idempotency_key, read_json
 from gateway.api.paging import allow_only
-from gateway.api.receivables import idempotency_key, money_of, request_hash
+from gateway.api.receivables import money_of, request_hash
 from gateway.contracts.registry import check_body
 from gateway.contracts.safejson import TEXT_PATTERN
 from gateway.domain.ids import new_id

@@ -6,8 +6,7 @@ from aiohttp import web
 
 from gateway.api.appkeys import SERVICES, SETTINGS
 from gateway.api.auth import authenticate
-from gateway.api.batches import IDEMPOTENCY_KEY_RE
-from gateway.api.bodies import read_body
+from gateway.api.bodies import IDEMPOTENCY_KEY_RE, read_body
 from gateway.api.paging import allow_only, path_id
 from gateway.config import default_settings
 from gateway.errors import BadRequestError, UnsupportedMediaTypeError

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.api.appkeys import RATE_LIMITER, SERVICES, SETTINGS
 from gateway.api.auth import authenticate
-from gateway.api.bodies import read_json
+from gateway.api.bodies import idempotency_key, read_json
 from gateway.api.paging import PAGE_PARAMETERS, allow_only, date_bound, page_cursor, page_limit, path_id
 from gateway.contracts.versions import VERSION_HEADER, negotiate, parse_as_latest, requested_version
 from gateway.domain.ids import new_id
@@ -38,7 +38,6 @@ __all__ = ["INSTRUCTION_ID_RE", "LIST_PARAMETERS", "list_query", "read_json", "r
 
 routes = web.RouteTableDef()
 
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 INSTRUCTION_ID_RE = re.compile(r"^ins_[0-9A-Z]{26}$")
 _APPLIED = Decision(True, "applied")
 _SEQUENCE_RE = re.compile(r"[0-9]{1,9}")
@@ -56,9 +55,7 @@ async def create_instruction(request: web.Request) -> web.Response:
     """Accept one instruction: validate, store durably (group commit), answer 202."""
     rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
-    key = request.headers.get("Idempotency-Key", "")
-    if not _KEY_RE.fullmatch(key):
-        raise BadRequestError("send an Idempotency-Key header (1-255 printable ASCII characters, e.g. a UUID)")
+    key = idempotency_key(request)
     intake = request.app[SETTINGS].intake
     behind = rt.writer.overloaded(intake.max_queue, intake.max_wait_seconds)
     if behind is not None:

@@ -19,9 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
-from gateway.api.bodies import read_json
+from gateway.api.bodies import idempotency_key, read_json
 from gateway.api.paging import allow_only
-from gateway.api.receivables import idempotency_key
 from gateway.contracts.registry import check_body
 from gateway.domain.rebates import parse_period
 from gateway.errors import BadRequestError, ConfigError, ConflictError, ContractError, FieldError

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
-from gateway.api.bodies import read_json
+from gateway.api.bodies import idempotency_key, read_json
 from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
 from gateway.contracts.registry import check_body
 from gateway.contracts.versions import parse_as_latest
@@ -54,13 +54,11 @@ from gateway.store.tables import receipts, receivables
 
 __all__ = [
     "ASSIGN_SCHEMA",
-    "IDEMPOTENCY_KEY_RE",
     "ON_ACCOUNT_SCHEMA",
     "RECEIPT_ID_RE",
     "RECEIVABLE_ID_RE",
     "RECEIVABLE_SCHEMA",
     "REFUND_SCHEMA",
-    "idempotency_key",
     "money_of",
     "request_hash",
     "routes",
@@ -68,7 +66,6 @@ __all__ = [
 
 routes = web.RouteTableDef()
 
-IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 RECEIVABLE_ID_RE = re.compile(r"^rcv_[0-9A-Z]{26}$")
 RECEIPT_ID_RE = re.compile(r"^rct_[0-9A-Z]{26}$")
 _INVOICE = r"^[A-Za-z0-9][A-Za-z0-9/._-]{0,34}$"
@@ -146,13 +143,6 @@ _ASSIGN = Draft202012Validator(ASSIGN_SCHEMA)
 _ON_ACCOUNT = Draft202012Validator(ON_ACCOUNT_SCHEMA)
 _REFUND = Draft202012Validator(REFUND_SCHEMA)
 _FINANCE_SCOPES = frozenset({"finance", "admin"})
-
-
-def idempotency_key(request: web.Request) -> str:
-    key = request.headers.get("Idempotency-Key", "")
-    if not IDEMPOTENCY_KEY_RE.fullmatch(key):
-        raise BadRequestError("send an Idempotency-Key header (1-255 printable ASCII characters, e.g. a UUID)")
-    return key
 
 
 def request_hash(request: web.Request, body: Any) -> str:

@@ -210,6 +210,19 @@ async def one_break(request: web.Request) -> web.Response:
     return web.json_response(break_view(row, rt.clock().date(), comments))
 
 
+async def _break_request(request: web.Request, validator: StrictValidator) -> tuple[str, str, dict[str, Any]]:
+    """Authenticate (scope ``finance``), refuse query parameters, check the break id and the body.
+
+    Returns the caller's key id, the break id and the checked body.
+    """
+    principal = await authenticate(request, "finance")
+    allow_only(request.query)
+    break_id = _break_id(request)
+    body = await read_json(request)
+    check_body(validator, body)
+    return principal.key_id, break_id, body
+
+
 async def _after(request: web.Request, break_id: str) -> web.Response:
     rt = request.app[SERVICES]
     row, comments = await get_break(rt.engine, break_id)
@@ -220,12 +233,8 @@ async def _after(request: web.Request, break_id: str) -> web.Response:
 async def assign(request: web.Request) -> web.Response:
     """Give a break an owner."""
     rt = request.app[SERVICES]
-    principal = await authenticate(request, "finance")
-    allow_only(request.query)
-    break_id = _break_id(request)
-    body = await read_json(request)
-    check_body(_OWNER, body)
-    await assign_break(rt.engine, break_id, body["owner"], by=principal.key_id, now=rt.clock())
+    by, break_id, body = await _break_request(request, _OWNER)
+    await assign_break(rt.engine, break_id, body["owner"], by=by, now=rt.clock())
     return await _after(request, break_id)
 
 
@@ -233,12 +242,8 @@ async def assign(request: web.Request) -> web.Response:
 async def comment(request: web.Request) -> web.Response:
     """Add a comment to a break."""
     rt = request.app[SERVICES]
-    principal = await authenticate(request, "finance")
-    allow_only(request.query)
-    break_id = _break_id(request)
-    body = await read_json(request)
-    check_body(_TEXT, body)
-    await add_comment(rt.engine, break_id, body["text"], by=principal.key_id, now=rt.clock())
+    by, break_id, body = await _break_request(request, _TEXT)
+    await add_comment(rt.engine, break_id, body["text"], by=by, now=rt.clock())
     return await _after(request, break_id)
 
 
@@ -246,12 +251,8 @@ async def comment(request: web.Request) -> web.Response:
 async def resolve(request: web.Request) -> web.Response:
     """Close a break with a reason (a line in suspense must be matched or written off instead)."""
     rt = request.app[SERVICES]
-    principal = await authenticate(request, "finance")
-    allow_only(request.query)
-    break_id = _break_id(request)
-    body = await read_json(request)
-    check_body(_REASON, body)
-    await resolve_break(rt.engine, break_id, body["reason"], by=principal.key_id, now=rt.clock())
+    by, break_id, body = await _break_request(request, _REASON)
+    await resolve_break(rt.engine, break_id, body["reason"], by=by, now=rt.clock())
     return await _after(request, break_id)
 
 
@@ -259,12 +260,8 @@ async def resolve(request: web.Request) -> web.Response:
 async def write_off(request: web.Request) -> web.Response:
     """Write a line's suspense off; above the threshold the first call asks and a second person approves."""
     rt = request.app[SERVICES]
-    principal = await authenticate(request, "finance")
-    allow_only(request.query)
-    break_id = _break_id(request)
-    body = await read_json(request)
-    check_body(_REASON, body)
-    await write_off_break(rt.engine, break_id, body["reason"], _rules(request), by=principal.key_id, now=rt.clock())
+    by, break_id, body = await _break_request(request, _REASON)
+    await write_off_break(rt.engine, break_id, body["reason"], _rules(request), by=by, now=rt.clock())
     return await _after(request, break_id)
 
 
@@ -272,12 +269,8 @@ async def write_off(request: web.Request) -> web.Response:
 async def hand_match(request: web.Request) -> web.Response:
     """Match a break's statement line to settled payments by hand."""
     rt = request.app[SERVICES]
-    principal = await authenticate(request, "finance")
-    allow_only(request.query)
-    break_id = _break_id(request)
-    body = await read_json(request)
-    check_body(_HAND, body)
-    await match_by_hand(rt.engine, break_id, body["instruction_ids"], by=principal.key_id, now=rt.clock())
+    by, break_id, body = await _break_request(request, _HAND)
+    await match_by_hand(rt.engine, break_id, body["instruction_ids"], by=by, now=rt.clock())
     return await _after(request, break_id)
 
 
