@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.domain.clock import Clock
 from gateway.domain.money import minor_units
 from gateway.errors import GatewayError
+from gateway.store.audit import EVENT_FIELDS
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import (
     export_files,
@@ -230,26 +231,7 @@ register_dataset(
             select(
                 instruction_events.c.chain_seq.label("_key"),
                 instruction_events.c.occurred_at.label("_date"),
-                *(
-                    instruction_events.c[n]
-                    for n in (
-                        "chain_seq",
-                        "instruction_id",
-                        "sequence",
-                        "previous_status",
-                        "status",
-                        "applied",
-                        "outcome",
-                        "source",
-                        "adapter",
-                        "partner_reference",
-                        "partner_status",
-                        "reason_code",
-                        "reason",
-                        "occurred_at",
-                        "actor",
-                    )
-                ),
+                *(instruction_events.c[n] for n in ("chain_seq", *EVENT_FIELDS)),
             )
             .where(instruction_events.c.chain_seq > lo, instruction_events.c.chain_seq <= hi)
             .order_by(instruction_events.c.chain_seq)

@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.domain.money import amount_text
-from gateway.recon.breaks import BREAK_KINDS, list_breaks
+from gateway.recon.breaks import BREAK_KINDS, OPEN_STATES
 from gateway.reports.model import Chart, Context, Period, Report, Section, percentile, register
 from gateway.store.tables import (
     business_units,
@@ -22,6 +22,7 @@ from gateway.store.tables import (
     instruction_events,
     instructions,
     outbox,
+    recon_breaks,
     recon_match_lines,
     recon_matches,
     risk_alerts,
@@ -243,12 +244,19 @@ async def reconciliation(engine: AsyncEngine, period: Period, now: datetime, con
                 _pct(counts["confirmed"], total),
             )
         )
-    breaks = await list_breaks(engine, limit=1_000_000)
+    async with engine.connect() as conn:
+        breaks = (
+            await conn.execute(
+                select(
+                    recon_breaks.c.kind, recon_breaks.c.currency, recon_breaks.c.amount_minor, recon_breaks.c.opened_at
+                ).where(recon_breaks.c.state.in_(OPEN_STATES))
+            )
+        ).all()
     by_kind: dict[str, Counter[str]] = defaultdict(Counter)
     amounts: dict[tuple[str, str], int] = defaultdict(int)
-    for b in breaks:
-        by_kind[b["kind"]][_bucket((now.date() - b["opened_at"].date()).days)] += 1
-        amounts[(b["kind"], b["currency"])] += b["amount_minor"]
+    for kind, currency, amount_minor, opened_at in breaks:
+        by_kind[kind][_bucket((now.date() - opened_at.date()).days)] += 1
+        amounts[(kind, currency)] += amount_minor
     buckets = [name for name, _ in AGE_BUCKETS]
     kind_rows = [(kind, sum(by_kind[kind].values()), *(by_kind[kind][n] for n in buckets)) for kind in BREAK_KINDS]
     amount_rows = [(kind, cur, amount_text(minor, cur)) for (kind, cur), minor in sorted(amounts.items())]
