@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from gateway.domain.status import Decision
+from gateway.domain.status import Decision, decide_in
 
 __all__ = ["CANCELLABLE", "COLLECTION_TERMINAL", "COLLECTION_TRANSITIONS", "CollectionStatus", "decide_collection"]
 
@@ -68,15 +68,7 @@ _RANK: dict[CollectionStatus, int] = {
     C.CHARGED_BACK: 4,
 }
 
-_APPLIED = Decision(True, "applied")
-
 
 def decide_collection(current: CollectionStatus, requested: CollectionStatus) -> Decision:
     """Decide whether ``current → requested`` is applied; never raises."""
-    if requested in COLLECTION_TRANSITIONS[current]:
-        return _APPLIED
-    if requested == current:
-        return Decision(False, "duplicate")
-    if _RANK[requested] < _RANK[current]:
-        return Decision(False, "stale")
-    return Decision(False, "illegal")
+    return decide_in(COLLECTION_TRANSITIONS, _RANK, current, requested)

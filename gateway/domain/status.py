@@ -8,10 +8,14 @@ the caller records that as an ignored event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
-__all__ = ["TERMINAL", "TRANSITIONS", "Decision", "Status", "decide"]
+__all__ = ["TERMINAL", "TRANSITIONS", "Decision", "Status", "decide", "decide_in"]
+
+_T = TypeVar("_T")
 
 
 class Status(StrEnum):
@@ -79,12 +83,17 @@ class Decision:
 _APPLIED = Decision(True, "applied")
 
 
-def decide(current: Status, requested: Status) -> Decision:
-    """Decide whether ``current → requested`` is applied; never raises."""
-    if requested in TRANSITIONS[current]:
+def decide_in(transitions: Mapping[_T, frozenset[_T]], rank: Mapping[_T, int], current: _T, requested: _T) -> Decision:
+    """Decide ``current → requested`` in one state machine (its table and happy-path ranks); never raises."""
+    if requested in transitions[current]:
         return _APPLIED
     if requested == current:
         return Decision(False, "duplicate")
-    if _RANK[requested] < _RANK[current]:
+    if rank[requested] < rank[current]:
         return Decision(False, "stale")
     return Decision(False, "illegal")
+
+
+def decide(current: Status, requested: Status) -> Decision:
+    """Decide whether ``current → requested`` is applied; never raises."""
+    return decide_in(TRANSITIONS, _RANK, current, requested)

@@ -33,6 +33,7 @@ from gateway.errors import NotFoundError
 from gateway.ledger.model import Entry
 from gateway.store.encryption import FieldCipher
 from gateway.store.journal import post, rules_for
+from gateway.store.repo import event_row
 from gateway.store.tables import (
     business_units,
     collection_events,
@@ -228,31 +229,23 @@ def _event_row(
     status: CollectionStatus,
     decision: Decision,
     *,
-    source: str,
-    occurred_at: datetime,
-    adapter: str | None = None,
-    partner_reference: str | None = None,
     partner_status: str | None = None,
     reason_code: str | None = None,
-    reason: str | None = None,
-    actor: str | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    return {
-        "collection_id": collection_id,
-        "sequence": sequence,
-        "previous_status": previous.value if previous else None,
-        "status": status.value,
-        "applied": decision.applied,
-        "outcome": decision.reason,
-        "source": source,
-        "adapter": adapter,
-        "partner_reference": partner_reference,
-        "partner_status": (partner_status or None) and partner_status[:32],
-        "reason_code": (reason_code or None) and reason_code[:32],
-        "reason": (reason or None) and reason[:500],
-        "occurred_at": occurred_at,
-        "actor": actor,
-    }
+    """``repo.event_row`` keyed by ``collection_id``; partner status and reason code cut to their 32 columns."""
+    row = event_row(
+        collection_id,
+        sequence,
+        previous,
+        status,
+        decision,
+        partner_status=(partner_status or None) and partner_status[:32],
+        reason_code=(reason_code or None) and reason_code[:32],
+        **fields,
+    )
+    row["collection_id"] = row.pop("instruction_id")
+    return row
 
 
 # -- intake ---------------------------------------------------------------------------------------

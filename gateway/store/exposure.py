@@ -55,6 +55,11 @@ async def settle_exposure(conn: AsyncConnection, changes: Sequence[tuple[str, St
             moves.append(_move(r, "released", 0, -r.amount_minor))
     if not moves:
         return
+    await _apply(conn, moves, now)
+
+
+async def _apply(conn: AsyncConnection, moves: list[dict[str, Any]], now: datetime) -> None:
+    """Write the reservations' new states and the limits' deltas (one executemany each)."""
     await conn.execute(
         update(credit_reservations)
         .where(credit_reservations.c.instruction_id == bindparam("m_id"))
@@ -100,20 +105,5 @@ async def release_reconciled(conn: AsyncConnection, instruction_ids: Sequence[st
     ]
     if not moves:
         return 0
-    await conn.execute(
-        update(credit_reservations)
-        .where(credit_reservations.c.instruction_id == bindparam("m_id"))
-        .values(state=bindparam("m_state"), updated_at=now),
-        moves,
-    )
-    await conn.execute(
-        update(credit_limits)
-        .where(credit_limits.c.counterparty == bindparam("m_cp"), credit_limits.c.currency == bindparam("m_cur"))
-        .values(
-            reserved_minor=credit_limits.c.reserved_minor + bindparam("m_reserved"),
-            consumed_minor=credit_limits.c.consumed_minor + bindparam("m_consumed"),
-            updated_at=now,
-        ),
-        moves,
-    )
+    await _apply(conn, moves, now)
     return len(moves)

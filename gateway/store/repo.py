@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
@@ -282,8 +283,8 @@ async def rotate_api_key(
 def event_row(
     instruction_id: str,
     sequence: int,
-    previous: Status | None,
-    status: Status,
+    previous: StrEnum | None,
+    status: StrEnum,
     decision: Decision,
     *,
     source: str,
