@@ -10,6 +10,7 @@ import copy
 import importlib.util
 import itertools
 import os
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -273,3 +274,20 @@ def candidate(
         remittance=normalise_text(remittance),
         creditor_account=dict(creditor_account or {"wallet": creditor}),
     )
+
+
+GATEWAY_CLI = [sys.executable, "-m", "gateway.cli"]
+
+
+def run_cli(*args: str, config: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``gateway --config CONFIG ARGS…`` in a fresh process with a bare environment; its output captured."""
+    cmd = [*GATEWAY_CLI, "--config", str(config), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"}, cwd=cwd)
+
+
+def cli_config(tmp_path: Path) -> Path:
+    """A ``gateway.yaml`` on a new SQLite file in ``tmp_path``, upgraded by ``gateway db upgrade``."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cli.db'}\npartners: {{}}\nsimulators: {{}}\n")
+    assert run_cli("db", "upgrade", config=path).returncode == 0
+    return path

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,23 +12,13 @@ from gateway.config import load_settings
 from gateway.errors import ConfigError
 from gateway.runtime import Runtime
 from gateway.store.db import create_engine
-from tests.support import load_bench
+from tests.support import cli_config, load_bench, run_cli
 from tests.test_lake import lake_counts
-
-GATEWAY = [sys.executable, "-m", "gateway.cli"]
-
-
-def run(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [*GATEWAY, "--config", str(config), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "gateway.yaml"
-    path.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cli.db'}\npartners: {{}}\nsimulators: {{}}\n")
-    assert run("db", "upgrade", config=path).returncode == 0
-    return path
+    return cli_config(tmp_path)
 
 
 def seed(config: Path, count: int) -> None:
@@ -47,17 +35,17 @@ def seed(config: Path, count: int) -> None:
 def test_export_run_writes_each_row_once_and_status_shows_the_watermarks(config: Path, tmp_path: Path) -> None:
     seed(config, 9)
     out = tmp_path / "lake"
-    first = run("export", "run", "--to", str(out), "--json", config=config)
+    first = run_cli("export", "run", "--to", str(out), "--json", config=config)
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
     assert doc["datasets"]["instructions"]["rows"] == 9 and doc["manifest"]
-    seed_more = run("export", "run", "--to", str(out), "--dataset", "instructions", config=config)
+    seed_more = run_cli("export", "run", "--to", str(out), "--dataset", "instructions", config=config)
     assert seed_more.returncode == 0 and "instructions: 0 rows" in seed_more.stderr
     assert lake_counts(out)["instructions"] == (9, 9)
-    status = run("export", "status", "--json", config=config)
+    status = run_cli("export", "status", "--json", config=config)
     marks = json.loads(status.stdout)
     assert marks["instructions"]["rows"] == 9 and marks["instruction_events"]["rows"] == 9
-    table = run("export", "status", config=config)
+    table = run_cli("export", "status", config=config)
     assert table.returncode == 0 and "instructions" in table.stdout and "_manifest" in table.stdout
 
 
@@ -69,7 +57,7 @@ def test_export_run_writes_each_row_once_and_status_shows_the_watermarks(config:
     ],
 )
 def test_export_user_errors_exit_2_with_one_line(config: Path, args: list[str], message: str) -> None:
-    result = run(*args, config=config)
+    result = run_cli(*args, config=config)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
@@ -79,8 +67,8 @@ def test_export_publish_sends_new_events_to_jetstream(config: Path, nats_url: st
     stream = f"CLI_{config.parent.name[-8:].replace('-', '_')}"
     text = config.read_text() + f"event_sinks:\n  nats_url: {nats_url}\n  nats_stream: {stream}\n"
     config.write_text(text + f"  nats_subject: cli{stream.lower()}\n")
-    first = run("export", "publish", config=config)
-    again = run("export", "publish", config=config)
+    first = run_cli("export", "publish", config=config)
+    again = run_cli("export", "publish", config=config)
     assert first.returncode == 0, first.stderr
     assert f"published 3 event(s) to nats:{stream}" in first.stderr and "published 0 event(s)" in again.stderr
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,22 +16,12 @@ from gateway.runtime import Runtime
 from gateway.store import repo
 from gateway.store.db import create_engine
 from gateway.store.journal import bind
-from tests.support import NOW, insert_instruction
-
-GATEWAY = [sys.executable, "-m", "gateway.cli"]
-
-
-def run(*args: str, config: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [*GATEWAY, "--config", str(config), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"}, cwd=cwd)
+from tests.support import NOW, cli_config, insert_instruction, run_cli
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "gateway.yaml"
-    path.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cli.db'}\npartners: {{}}\nsimulators: {{}}\n")
-    assert run("db", "upgrade", config=path).returncode == 0
-    return path
+    return cli_config(tmp_path)
 
 
 def _settle_some(config: Path, count: int, *, ledger: bool = True) -> None:
@@ -54,7 +42,7 @@ def _settle_some(config: Path, count: int, *, ledger: bool = True) -> None:
 
 
 def test_rules_check_shows_what_each_transition_posts(config: Path) -> None:
-    result = run("ledger", "rules", "check", "--json", config=config)
+    result = run_cli("ledger", "rules", "check", "--json", config=config)
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     settled = next(t for t in doc["transitions"] if (t["from"], t["to"]) == ("submitted", "settled"))
@@ -65,7 +53,7 @@ def test_an_unbalanceable_rule_is_refused_with_one_line(config: Path, tmp_path: 
     bad = tmp_path / "ledger.yaml"
     shipped = (Path(__file__).resolve().parents[2] / "config" / "ledger.yaml").read_text()
     bad.write_text(shipped.replace('      - credit: "partner:{adapter}:bank"\n', "", 1))
-    result = run("ledger", "rules", "check", "--file", str(bad), config=config)
+    result = run_cli("ledger", "rules", "check", "--file", str(bad), config=config)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"gateway: {bad}: events.fee.legs: debits and credits differ by 1 * amount, "
@@ -78,22 +66,22 @@ def test_an_unbalanceable_rule_is_refused_with_one_line(config: Path, tmp_path: 
 
 def test_trial_balance_backfill_and_close(config: Path) -> None:
     _settle_some(config, 2, ledger=False)  # moved before the ledger existed
-    empty = json.loads(run("ledger", "trial-balance", "--json", config=config).stdout)
+    empty = json.loads(run_cli("ledger", "trial-balance", "--json", config=config).stdout)
     assert empty["currencies"] == {}
-    first = run("ledger", "backfill", config=config)
+    first = run_cli("ledger", "backfill", config=config)
     assert first.returncode == 0 and first.stderr.strip() == "2 instructions checked, 2 entries posted"
-    assert run("ledger", "backfill", config=config).stderr.strip() == "2 instructions checked, 0 entries posted"
+    assert run_cli("ledger", "backfill", config=config).stderr.strip() == "2 instructions checked, 0 entries posted"
     _settle_some(config, 1)
-    doc = json.loads(run("ledger", "trial-balance", "--json", config=config).stdout)
+    doc = json.loads(run_cli("ledger", "trial-balance", "--json", config=config).stdout)
     assert doc["balanced"] and doc["currencies"]["EUR"]["total"] == 0
     accounts = {a["account"]: a["balance"] for a in doc["currencies"]["EUR"]["accounts"]}
     assert accounts["bu:erp:receivable"] == 3 * 125_000 and accounts["partner:bank:in_transit"] == 0
-    before = json.loads(run("ledger", "trial-balance", "--as-of", "2026-11-25", "--json", config=config).stdout)
+    before = json.loads(run_cli("ledger", "trial-balance", "--as-of", "2026-11-25", "--json", config=config).stdout)
     assert before["currencies"] == {}
-    table = run("ledger", "trial-balance", config=config)
+    table = run_cli("ledger", "trial-balance", config=config)
     assert "trial balance EUR" in table.stdout and "3750.00" in table.stdout
-    assert run("ledger", "close", "2026-11", config=config).stderr.strip() == "period 2026-11 closed"
-    assert run("ledger", "close", "2026-11", config=config).stderr.strip() == "period 2026-11 was already closed"
+    assert run_cli("ledger", "close", "2026-11", config=config).stderr.strip() == "period 2026-11 closed"
+    assert run_cli("ledger", "close", "2026-11", config=config).stderr.strip() == "period 2026-11 was already closed"
 
 
 @pytest.mark.parametrize(
@@ -107,7 +95,7 @@ def test_trial_balance_backfill_and_close(config: Path) -> None:
     ],
 )
 def test_user_errors_exit_2_with_one_line(config: Path, args: list[str], message: str) -> None:
-    result = run(*args, config=config)
+    result = run_cli(*args, config=config)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith(message)
@@ -115,22 +103,22 @@ def test_user_errors_exit_2_with_one_line(config: Path, args: list[str], message
 
 def test_export_writes_a_numbered_batch_and_a_rerun_says_it_is_identical(config: Path, tmp_path: Path) -> None:
     _settle_some(config, 2)
-    assert run("ledger", "close", "2026-11", config=config).returncode == 0
-    first = run("ledger", "export", "--period", "2026-11", "--output-dir", str(tmp_path), config=config)
+    assert run_cli("ledger", "close", "2026-11", config=config).returncode == 0
+    first = run_cli("ledger", "export", "--period", "2026-11", "--output-dir", str(tmp_path), config=config)
     assert first.returncode == 0, first.stderr
     assert "batch 1 (* 2026-11): 6 entries" in first.stderr
-    again = run("ledger", "export", "--period", "2026-11", "--output-dir", str(tmp_path), config=config)
+    again = run_cli("ledger", "export", "--period", "2026-11", "--output-dir", str(tmp_path), config=config)
     assert again.returncode == 0 and "re-run, identical to the first run" in again.stderr
     assert (tmp_path / "gl-all-2026-11-batch0001.csv").read_text().count("\n") == 13
 
 
 def test_audit_verify_exits_1_naming_the_tampered_row(config: Path, tmp_path: Path) -> None:
     _settle_some(config, 2)
-    clean = run("audit", "verify", config=config)
+    clean = run_cli("audit", "verify", config=config)
     assert clean.returncode == 0 and clean.stderr.strip() == "audit chains intact: 10 events rows, 6 journal rows"
     with sqlite3.connect(tmp_path / "cli.db") as db:
         db.execute("UPDATE ledger_postings SET amount = amount * 10 WHERE entry_id = 4 AND line = 1")
-    result = run("audit", "verify", config=config)
+    result = run_cli("audit", "verify", config=config)
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == (
         "TAMPERED: journal chain at position 4: ledger_entries row id=4 was changed "

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -16,8 +14,8 @@ from gateway.store.db import create_engine
 from gateway.store.rebates import bind_programs, load_programs
 from gateway.store.receivables import insert_receivable
 from gateway.store.tables import ledger_entries
+from tests.support import run_cli
 
-GATEWAY = [sys.executable, "-m", "gateway.cli"]
 NOW = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
 PROGRAMS = """
 version: 1
@@ -33,11 +31,6 @@ programs:
 """
 
 
-def run(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [*GATEWAY, "--config", str(config), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
-
-
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     (tmp_path / "rebates.yaml").write_text(PROGRAMS)
@@ -46,7 +39,7 @@ def config(tmp_path: Path) -> Path:
         f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cli.db'}\npartners: {{}}\nsimulators: {{}}\n"
         "rebates:\n  file: rebates.yaml\n"
     )
-    assert run("db", "upgrade", config=path).returncode == 0
+    assert run_cli("db", "upgrade", config=path).returncode == 0
     return path
 
 
@@ -94,27 +87,27 @@ async def _entries(config: Path) -> int:
 async def test_show_then_settle_once(config: Path) -> None:
     await _invoice(config, "INV-1", 60000)
     await _invoice(config, "INV-2", 50000)  # 1100.00: the 2% tier, on the whole month
-    done = run("rebates", "show", "--period", "2026-11", "--json", config=config)
+    done = run_cli("rebates", "show", "--period", "2026-11", "--json", config=config)
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)["items"]
     assert [(v["volume"], v["accrued"], v["final"], v["true_up"], v["settled"]) for v in shown] == [
         ("1100.00", "16.00", "22.00", "6.00", False)
     ]
-    table = run("rebates", "show", "--period", "2026-11", config=config)
+    table = run_cli("rebates", "show", "--period", "2026-11", config=config)
     assert table.returncode == 0 and "nord-m" in table.stdout
-    dry = run("rebates", "settle", "--period", "2026-11", "--dry-run", "--json", config=config)
+    dry = run_cli("rebates", "settle", "--period", "2026-11", "--dry-run", "--json", config=config)
     assert [v["action"] for v in json.loads(dry.stdout)["items"]] == ["would_settle"]
     before = await _entries(config)
-    first = run("rebates", "settle", "--period", "2026-11", "--json", config=config)
+    first = run_cli("rebates", "settle", "--period", "2026-11", "--json", config=config)
     assert first.returncode == 0, first.stderr
     [line] = json.loads(first.stdout)["items"]
     assert (line["action"], line["final"], line["credited"]) == ("settled", "22.00", "22.00")
     after = await _entries(config)
     assert after == before + 2  # the true-up and one credit note entry
-    second = run("rebates", "settle", "--period", "2026-11", config=config)
+    second = run_cli("rebates", "settle", "--period", "2026-11", config=config)
     assert second.returncode == 0 and "0 rows settled" in second.stderr
     assert await _entries(config) == after
-    empty = json.loads(run("rebates", "show", "--period", "2026-10", "--json", config=config).stdout)
+    empty = json.loads(run_cli("rebates", "show", "--period", "2026-10", "--json", config=config).stdout)
     assert empty == {"items": []}
 
 
@@ -127,13 +120,13 @@ async def test_show_then_settle_once(config: Path) -> None:
     ],
 )
 def test_bad_input_exits_2_with_one_line(config: Path, args: list[str], message: str) -> None:
-    done = run(*args, config=config)
+    done = run_cli(*args, config=config)
     assert done.returncode == 2 and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_a_bad_program_file_exits_2_naming_the_key(config: Path) -> None:
     (config.parent / "rebates.yaml").write_text(PROGRAMS.replace("period: month", "period: week"))
-    done = run("rebates", "settle", "--period", "2026-11", config=config)
+    done = run_cli("rebates", "settle", "--period", "2026-11", config=config)
     assert done.returncode == 2 and "programs[0].period: must be one of month, quarter" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

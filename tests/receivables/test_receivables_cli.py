@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -13,22 +11,14 @@ import pytest
 from gateway.store import repo
 from gateway.store.db import create_engine
 from gateway.store.receivables import insert_receivable
+from tests.support import cli_config, run_cli
 
-GATEWAY = [sys.executable, "-m", "gateway.cli"]
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
-
-
-def run(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [*GATEWAY, "--config", str(config), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "gateway.yaml"
-    path.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cli.db'}\npartners: {{}}\nsimulators: {{}}\n")
-    assert run("db", "upgrade", config=path).returncode == 0
-    return path
+    return cli_config(tmp_path)
 
 
 async def _receivable(config: Path, invoice: str, amount_minor: int, due: date) -> str:
@@ -64,18 +54,20 @@ async def test_credit_lines_set_and_show_count_open_receivables(config: Path) ->
     await _receivable(config, "INV-1", 300_00, date(2020, 1, 31))
     rid = await _receivable(config, "INV-2", 200_00, date(2099, 1, 31))
     made = json.loads(
-        run("credit-lines", "set", "nord", "--currency", "EUR", "--limit", "1000.00", "--json", config=config).stdout
+        run_cli(
+            "credit-lines", "set", "nord", "--currency", "EUR", "--limit", "1000.00", "--json", config=config
+        ).stdout
     )
     assert (
         made["lines"][0]["open_receivables"]["value"] == "500.00" and made["lines"][0]["available"]["value"] == "500.00"
     )
-    shown = run("credit-lines", "show", "nord", config=config)
+    shown = run_cli("credit-lines", "show", "nord", config=config)
     assert shown.returncode == 0 and "1000.00" in shown.stdout and "500.00" in shown.stdout
-    listed = json.loads(run("receivables", "list", "--overdue", "--json", config=config).stdout)
+    listed = json.loads(run_cli("receivables", "list", "--overdue", "--json", config=config).stdout)
     assert [r["invoice_number"] for r in listed["items"]] == ["INV-1"]
-    one = json.loads(run("receivables", "show", rid, "--json", config=config).stdout)
+    one = json.loads(run_cli("receivables", "show", rid, "--json", config=config).stdout)
     assert (one["invoice_number"], one["status"], one["overdue"]) == ("INV-2", "open", False)
-    table = run("receivables", "list", "--distributor", "nord", config=config)
+    table = run_cli("receivables", "list", "--distributor", "nord", config=config)
     assert table.returncode == 0 and "2 receivables" in table.stdout and "INV-2" in table.stdout
 
 
@@ -98,6 +90,6 @@ async def test_credit_lines_set_and_show_count_open_receivables(config: Path) ->
     ],
 )
 def test_bad_input_exits_2_with_one_line(config: Path, args: list[str], message: str) -> None:
-    result = run(*args, config=config)
+    result = run_cli(*args, config=config)
     assert result.returncode == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr

@@ -3,38 +3,28 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-GATEWAY = [sys.executable, "-m", "gateway.cli"]
-
-
-def run(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [*GATEWAY, "--config", str(config), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+from tests.support import cli_config, run_cli
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "gateway.yaml"
-    path.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cli.db'}\npartners: {{}}\nsimulators: {{}}\n")
-    assert run("db", "upgrade", config=path).returncode == 0
-    return path
+    return cli_config(tmp_path)
 
 
 def test_import_a_real_return_file_once_then_its_lines_are_breaks(config: Path, partner_files: Path) -> None:
     file = str(partner_files / "nacha" / "return-WEB.ach")
-    first = run("recon", "import", file, config=config)
-    again = json.loads(run("recon", "import", file, "--format", "nacha", "--json", config=config).stdout)
-    matched = json.loads(run("recon", "run", "--json", config=config).stdout)
-    breaks = json.loads(run("recon", "breaks", "--json", config=config).stdout)
-    shown = run("recon", "breaks", "--kind", "unexpected_line", config=config)
-    summary = run("recon", "summary", config=config)
-    assigned = run("recon", "assign", breaks["items"][0]["id"], "ana", config=config)
-    resolved = run("recon", "resolve", breaks["items"][0]["id"], "--reason", "known", config=config)
+    first = run_cli("recon", "import", file, config=config)
+    again = json.loads(run_cli("recon", "import", file, "--format", "nacha", "--json", config=config).stdout)
+    matched = json.loads(run_cli("recon", "run", "--json", config=config).stdout)
+    breaks = json.loads(run_cli("recon", "breaks", "--json", config=config).stdout)
+    shown = run_cli("recon", "breaks", "--kind", "unexpected_line", config=config)
+    summary = run_cli("recon", "summary", config=config)
+    assigned = run_cli("recon", "assign", breaks["items"][0]["id"], "ana", config=config)
+    resolved = run_cli("recon", "resolve", breaks["items"][0]["id"], "--reason", "known", config=config)
 
     assert first.returncode == 0 and first.stderr.strip().endswith(
         "nacha, 1 statements stored (2 lines), 0 already imported"
@@ -67,14 +57,14 @@ def test_import_a_real_return_file_once_then_its_lines_are_breaks(config: Path, 
     ],
 )
 def test_a_refused_file_exits_2_with_one_line(config: Path, partner_files: Path, args: list[str], message: str) -> None:
-    result = run("recon", "import", str(partner_files / args[0]), *args[1:], config=config)
+    result = run_cli("recon", "import", str(partner_files / args[0]), *args[1:], config=config)
     assert result.returncode == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
-    assert json.loads(run("recon", "breaks", "--json", config=config).stdout) == {"items": []}
+    assert json.loads(run_cli("recon", "breaks", "--json", config=config).stdout) == {"items": []}
 
 
 def test_confirming_a_line_with_no_suggestion_exits_2(config: Path) -> None:
-    result = run("recon", "confirm", "ln_1_1", config=config)
+    result = run_cli("recon", "confirm", "ln_1_1", config=config)
     assert (result.returncode, result.stderr.strip()) == (2, "gateway: statement line ln_1_1 has no suggested match")
 
 
@@ -82,6 +72,6 @@ def test_a_wrong_rules_file_stops_the_run_with_the_key_named(config: Path, tmp_p
     rules = tmp_path / "reconciliation.yaml"
     rules.write_text("version: 1\nrules:\n  - name: ref\n    reference: true\n    amount: {percent: 5}\n")
     config.write_text(config.read_text() + f"reconciliation:\n  file: {rules}\n")
-    result = run("recon", "run", config=config)
+    result = run_cli("recon", "run", config=config)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"gateway: {rules}: rules.0.amount: ")
