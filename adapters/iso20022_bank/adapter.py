@@ -304,29 +304,20 @@ class Iso20022BankAdapter(HttpAdapter):
     def direct_debit(self, order: CollectionOrder, today: date) -> DirectDebit:
         """The pain.008 transaction for ``order`` submitted ``today``.
 
-        The due date is ``metadata.due_date`` when the business unit asked for one, else the
-        earliest the scheme allows (D-1 TARGET2 business day, ``pre_notification_days`` of notice).
+        The due date is the one the business unit asked for (``due_date``), else the earliest
+        the scheme allows (D-1 TARGET2 business day, ``pre_notification_days`` of notice).
         ``MandateError`` when the dates cannot be met (due date too early, mandate signed after it).
         """
         assert self._creditor is not None and order.mandate is not None and order.payer.iban is not None
         mandate = order.mandate
-        asked = order.metadata.get("due_date")
-        if asked:
-            try:
-                due_on = date.fromisoformat(asked)
-            except ValueError:
-                raise MandateError(
-                    f"due date {asked!r} is not a date (YYYY-MM-DD)", pointer="/metadata/due_date"
-                ) from None
-        else:
-            due_on = earliest_due_date(today, pre_notification_days=self._pre_notification_days)
+        due_on = order.due_date or earliest_due_date(today, pre_notification_days=self._pre_notification_days)
         schedule_collection(
             due_on,
             mandate.sequence_type,
             today=today,
             signed_on=mandate.signature_date,
             pre_notification_days=self._pre_notification_days,
-            pointer="/metadata/due_date",
+            pointer="/due_date",
         )
         text = " ".join(part for part in (order.reference, order.description) if part)
         return DirectDebit(

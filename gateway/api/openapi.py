@@ -1643,7 +1643,9 @@ def _collection_schemas(contracts: ContractRegistry) -> dict[str, Any]:
         "properties": {"value": {"type": "string"}, "currency": {"type": "string"}},
     }
     return {
-        **narrow_collection(bundle(contracts.schema("collection", "1.0"), "Collection"), "Collection"),
+        **narrow_collection(
+            bundle(contracts.schema("collection", contracts.latest("collection")), "Collection"), "Collection"
+        ),
         **bundle(contracts.schema("collection-event", "1.0"), "CollectionEvent"),
         "CollectionAccepted": {
             "type": "object",
@@ -1700,6 +1702,11 @@ def _collection_schemas(contracts: ContractRegistry) -> dict[str, Any]:
                 "status": {"enum": [s.value for s in CollectionStatus]},
                 "payer": {"type": "object", "additionalProperties": {"type": "string"}},
                 "mandate": {"type": ["object", "null"]},
+                "due_date": {
+                    "type": ["string", "null"],
+                    "format": "date",
+                    "description": "direct_debit: the debit day asked for; null for the earliest the scheme allows",
+                },
                 "description": {"type": ["string", "null"]},
                 "capture": {"enum": ["auto", "manual"]},
                 "captured_at": {"type": ["string", "null"], "format": "date-time"},

@@ -147,11 +147,11 @@ def _amount_rules() -> tuple[list[str], list[dict[str, Any]]]:
 _COLLECTION_KINDS: list[dict[str, Any]] = [
     {
         "properties": {"kind": {"const": "card_charge"}, "payer": {"required": ["card_token"]}},
-        "not": {"required": ["mandate"]},
+        "not": {"anyOf": [{"required": ["mandate"]}, {"required": ["due_date"]}]},
     },
     {
         "properties": {"kind": {"const": "wallet_charge"}, "payer": {"required": ["wallet"]}},
-        "not": {"anyOf": [{"required": ["mandate"]}, {"required": ["capture"]}]},
+        "not": {"anyOf": [{"required": ["mandate"]}, {"required": ["capture"]}, {"required": ["due_date"]}]},
     },
     {
         "properties": {"kind": {"const": "direct_debit"}, "payer": {"required": ["iban"]}},

@@ -13,14 +13,11 @@ unit says it sent. See docs/reconciliation.md.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.api.appkeys import SERVICES
 from gateway.api.auth import authenticate
@@ -28,8 +25,6 @@ from gateway.api.bodies import read_json
 from gateway.api.paging import PAGE_PARAMETERS, allow_only, page_cursor, page_limit, path_id
 from gateway.contracts.registry import check_body
 from gateway.contracts.strict_schema import StrictValidator
-from gateway.domain.errors import CurrencyError
-from gateway.domain.money import minor_units
 from gateway.errors import BadRequestError, ConflictError, ContractError, FieldError
 from gateway.recon.breaks import (
     BREAK_KINDS,
@@ -44,9 +39,9 @@ from gateway.recon.breaks import (
     summary,
     write_off_break,
 )
+from gateway.recon.controls import checked_totals, store_totals
 from gateway.recon.rules import ReconRules, load_recon_rules
 from gateway.recon.service import confirm_match, match_by_hand, run_recon
-from gateway.store.tables import control_totals
 
 __all__ = [
     "BREAK_CURSOR",
@@ -309,53 +304,9 @@ async def post_control_totals(request: web.Request) -> web.Response:
             errors=[FieldError("/business_unit", "not this key's business unit")],
         )
     day = _day(body["date"], "/date")
-    rows = []
-    for i, t in enumerate(body["totals"]):
-        where = f"/totals/{i}"
-        try:
-            digits = minor_units(t["currency"])
-            scaled = Decimal(t["amount"]).scaleb(digits)
-        except (CurrencyError, InvalidOperation):
-            raise ContractError(
-                f"{where}/currency: not a currency", errors=[FieldError(f"{where}/currency", "unknown")]
-            ) from None
-        if scaled != scaled.to_integral_value():
-            msg = f"more decimals than {t['currency']} has"
-            raise ContractError(f"{where}/amount: {msg}", errors=[FieldError(f"{where}/amount", msg)])
-        rows.append((t["currency"], t["count"], int(scaled)))
-    if len({c for c, _, _ in rows}) != len(rows):
-        raise ContractError("/totals: one entry per currency", errors=[FieldError("/totals", "a currency twice")])
-    now = rt.clock()
+    rows = checked_totals(unit, day, body["totals"])
     try:
-        await _store_totals(rt.engine, unit, day, rows, principal.key_id, now)
+        await store_totals(rt.engine, rows, principal.key_id, rt.clock())
     except IntegrityError:
         raise ConflictError("the same totals are being sent concurrently; send them again") from None
     return web.json_response({"business_unit": unit, "date": day.isoformat(), "totals": body["totals"]})
-
-
-async def _store_totals(
-    engine: AsyncEngine, unit: str, day: date, rows: list[tuple[str, int, int]], by: str, now: datetime
-) -> None:
-    """Insert or replace a business unit's totals of a day (sending them again changes nothing)."""
-    async with engine.begin() as conn:
-        for currency, count, total in rows:
-            key = (
-                (control_totals.c.business_unit == unit)
-                & (control_totals.c.day == day)
-                & (control_totals.c.currency == currency)
-            )
-            done = await conn.execute(
-                update(control_totals).where(key).values(count=count, sum_minor=total, received_at=now, received_by=by)
-            )
-            if done.rowcount == 0:
-                await conn.execute(
-                    insert(control_totals).values(
-                        business_unit=unit,
-                        day=day,
-                        currency=currency,
-                        count=count,
-                        sum_minor=total,
-                        received_at=now,
-                        received_by=by,
-                    )
-                )

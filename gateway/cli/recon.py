@@ -17,6 +17,7 @@ from pathlib import Path
 from gateway.cli.common import Subparsers, command, console, database, group, load, require_schema, table
 from gateway.config import Settings
 from gateway.domain.clock import system_clock
+from gateway.domain.money import amount_text
 from gateway.errors import ConfigError
 from gateway.ledger.rules import Rules, load_ledger
 from gateway.plugins.manager import Plugins
@@ -32,6 +33,7 @@ from gateway.recon.breaks import (
     summary,
     write_off_break,
 )
+from gateway.recon.controls import read_totals_file, store_totals
 from gateway.recon.imports import AUTO, import_file
 from gateway.recon.rules import ReconRules, load_recon_rules
 from gateway.recon.service import confirm_match, match_by_hand, run_recon
@@ -105,6 +107,41 @@ async def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     _print_summary(totals)
+    return 0
+
+
+async def _control_totals(args: argparse.Namespace) -> int:
+    settings = load(args)
+    totals = read_totals_file(_readable(args.file), business_unit=args.business_unit)
+    async with database(settings) as engine:
+        await require_schema(engine)
+        await store_totals(engine, totals, by=_who(), now=system_clock())
+    doc = [
+        {
+            "business_unit": t.business_unit,
+            "date": t.day.isoformat(),
+            "currency": t.currency,
+            "count": t.count,
+            "amount": amount_text(t.sum_minor, t.currency),
+        }
+        for t in totals
+    ]
+    if args.json:
+        print(json.dumps({"stored": len(doc), "totals": doc}))
+        return 0
+    shown = table(
+        f"{args.file}: {len(doc)} control totals stored (the next run compares them)",
+        "business unit",
+        "date",
+        "currency",
+        "count",
+        "amount",
+        names=("business unit",),
+        numbers=("count", "amount"),
+    )
+    for d in doc:
+        shown.add_row(d["business_unit"], d["date"], d["currency"], str(d["count"]), d["amount"])
+    console().print(shown)
     return 0
 
 
@@ -228,6 +265,20 @@ def register(subparsers: Subparsers) -> None:
     p = command(recon, "run", _run, help="match statement lines to payments by the rules, post them, sync the breaks")
     p.add_argument("--partner", help="only this partner's (adapter's) statements")
     p.add_argument("--date", type=_day, help="only statement lines of this day (YYYY-MM-DD)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command(
+        recon,
+        "control-totals",
+        _control_totals,
+        help="store what business units say they sent (CSV or JSON file; all of it or nothing)",
+    )
+    p.add_argument(
+        "file", help="CSV (business_unit,date,currency,count,amount) or JSON (POST /v1/control-totals bodies)"
+    )
+    p.add_argument(
+        "--business-unit", help="the business unit of every row (then the CSV needs no business_unit column)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command(recon, "summary", _summary, help="matched share of statement lines, open breaks by kind and age")

@@ -213,6 +213,15 @@ def _instruction_2_0(doc: Doc) -> Doc:
     return {**doc, "remittance_information": {"unstructured": doc["remittance_information"]}}
 
 
+@_upcaster("collection", "1.1", moved=(("/due_date", "/metadata/due_date"),))
+def _collection_1_1(doc: Doc) -> Doc:
+    """A 1.0 direct debit's ``metadata.due_date`` (the documented stand-in) becomes ``due_date``."""
+    asked = (doc.get("metadata") or {}).get("due_date")
+    if doc.get("kind") != "direct_debit" or asked is None or "due_date" in doc:
+        return doc
+    return {**doc, "due_date": asked}
+
+
 def has_upcaster(message: str, version: str) -> bool:
     """Whether a step from the version before ``version`` exists (every breaking request version needs one)."""
     return (message, version) in _STEPS

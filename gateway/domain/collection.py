@@ -95,6 +95,8 @@ class CollectionData:
     description: str | None = None
     capture: str = "auto"
     mandate: Mandate | None = None
+    #: direct_debit only: the day the business unit asked the payer to be debited (else the earliest)
+    due_date: date | None = None
     channel: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
 
@@ -115,6 +117,8 @@ class CollectionOrder:
     description: str | None = None
     capture: str = "auto"
     mandate: Mandate | None = None
+    #: direct_debit only: the asked debit day; ``None`` for the earliest the scheme allows
+    due_date: date | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -162,6 +166,8 @@ def _kind_problems(doc: Mapping[str, Any]) -> list[FieldError]:
         errors.append(FieldError("/mandate", "a direct_debit needs the mandate (id, signature_date, sequence_type)"))
     if kind != "direct_debit" and "mandate" in doc:
         errors.append(FieldError("/mandate", f"only a direct_debit has a mandate, not a {kind}"))
+    if kind != "direct_debit" and "due_date" in doc:
+        errors.append(FieldError("/due_date", f"only a direct_debit has a due date, not a {kind}"))
     if kind != "card_charge" and "capture" in doc:
         errors.append(FieldError("/capture", f"only a card_charge is captured; leave capture out of a {kind}"))
     return errors
@@ -170,6 +176,11 @@ def _kind_problems(doc: Mapping[str, Any]) -> list[FieldError]:
 def parse_collection(doc: Mapping[str, Any]) -> CollectionData:
     """Build ``CollectionData`` from a contract-valid document; ``DomainError`` listing every failing field."""
     errors = _kind_problems(doc) + _free_text_problems(doc)
+    due_date: date | None = None
+    try:
+        due_date = date.fromisoformat(doc["due_date"]) if doc.get("due_date") else None
+    except ValueError:
+        errors.append(FieldError("/due_date", f"{doc['due_date']!r} is not a date (YYYY-MM-DD)"))
     money: Money | None = None
     try:
         money = _money(doc["amount"])
@@ -204,6 +215,7 @@ def parse_collection(doc: Mapping[str, Any]) -> CollectionData:
         description=doc.get("description"),
         capture=doc.get("capture", "auto") if doc["kind"] == "card_charge" else "auto",
         mandate=mandate,
+        due_date=due_date,
         channel=doc.get("channel"),
         metadata=dict(doc.get("metadata") or {}),
     )

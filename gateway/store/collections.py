@@ -115,6 +115,7 @@ def new_collection_row(
         "payer_instrument": cipher.encrypt(data.payer.instrument, _instrument_context(collection_id)),
         "masked": data.payer.masked(),
         "mandate": data.mandate.as_dict() if data.mandate else None,
+        "due_date": data.due_date,
         "bic": data.payer.bic,
         "description": data.description,
         "capture": data.capture,
@@ -156,6 +157,7 @@ def collection_order(cipher: FieldCipher, row: Mapping[str, Any], business_unit:
         mandate=Mandate(mandate["id"], date.fromisoformat(mandate["signature_date"]), mandate["sequence_type"])
         if mandate
         else None,
+        due_date=row["due_date"],
         metadata=dict(row["metadata"] or {}),
     )
 
@@ -173,6 +175,7 @@ def collection_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "payer": row["masked"],
         "mandate": row["mandate"],
+        "due_date": row["due_date"].isoformat() if row["due_date"] else None,
         "description": row["description"],
         "capture": row["capture"],
         "captured_at": row["captured_at"].isoformat() if row["captured_at"] else None,

@@ -702,6 +702,7 @@ collections = Table(
     Column("payer_instrument", Text(), nullable=False),  # AES-GCM
     Column("masked", JSON(), nullable=False),  # the payer with the instrument masked, for display only
     Column("mandate", JSON()),  # direct_debit: {"id", "signature_date", "sequence_type"}
+    Column("due_date", Date()),  # direct_debit: the debit day asked for (contract 1.1); NULL = the earliest
     Column("bic", String(11)),
     Column("description", String(140)),
     Column("capture", String(8), nullable=False),  # auto | manual

@@ -64,6 +64,7 @@ BAD_INPUT = [
     ("card number in metadata", lambda b: b.update(metadata={"note": "5555555555554444"}), "/metadata/note"),
     ("wallet charge with a card", lambda b: b.update(kind="wallet_charge"), "/payer/wallet"),
     ("mandate on a card charge", lambda b: b.update(mandate=MANDATE), "/mandate"),
+    ("due date on a card charge", lambda b: b.update(due_date="2027-01-04"), "/due_date"),
     ("unknown field", lambda b: b.update(pan="4111111111111111"), "/pan"),
     ("bad kind", lambda b: b.update(kind="cash"), "/kind"),
 ]

@@ -18,7 +18,7 @@ from gateway.store.collections import CollectionTransition
 from gateway.store.tables import ledger_entries
 from gateway_simulators.core import SIMULATOR, Simulator
 from gateway_simulators.iso20022_bank.direct_debits import DESK, DirectDebitDesk
-from tests.collections.support import post_collection, trial_balance, wait_for_collection
+from tests.collections.support import get_collection, post_collection, trial_balance, wait_for_collection
 from tests.support import Database, LiveGateway, start_gateway, stop_gateway
 
 BANK_SIM = {
@@ -141,15 +141,63 @@ async def test_pain002_reject_and_refusal_before_settlement_are_rejected_with_th
 async def test_a_due_date_that_cannot_be_met_is_rejected_with_the_reason_and_never_sent(database: Database) -> None:
     gw = await start(database)
     try:
-        too_late = await submit(gw, direct_debit("Paying Debtor GmbH", metadata={"due_date": "2026-02-02"}))
+        too_late = await submit(gw, direct_debit("Paying Debtor GmbH", due_date="2026-02-02"))
 
         view = await wait_for_collection(gw, too_late)
 
-        assert view["status"] == "rejected"
+        assert view["status"] == "rejected" and view["due_date"] == "2026-02-02"
         last = view["events"][-1]
         assert last["reason_code"] == "DT01"
         assert "needs submission by" in last["reason"] and "D-1 TARGET2" in last["reason"]
         assert pain008_submissions(gw, too_late) == []  # the bank never saw it
+    finally:
+        await stop_gateway(gw)
+
+
+async def post_versioned(gw: LiveGateway, body: dict[str, Any], version: str) -> Any:
+    headers = gw.headers(**{"Idempotency-Key": uuid.uuid4().hex, "Contract-Version": version})
+    return await gw.session.post(f"{gw.url}/v1/collections", json=body, headers=headers)
+
+
+async def test_the_due_date_asked_for_is_the_one_the_bank_gets_and_1_0_metadata_still_counts(
+    database: Database,
+) -> None:
+    gw = await start(database)
+    try:
+        today = system_clock().date()
+        asked = today + timedelta(days=45 + (7 - (today + timedelta(days=45)).weekday()) % 7)  # a Monday
+        current = await submit(gw, direct_debit("Paying Debtor GmbH", due_date=asked.isoformat()))
+        old_style = await post_versioned(
+            gw, direct_debit("Paying Debtor GmbH", metadata={"due_date": asked.isoformat()}), "1.0"
+        )
+        assert old_style.status == 202, await old_style.text()
+        legacy = str((await old_style.json())["id"])
+        # 1.1 has a field for it: the same key in metadata is only metadata there
+        plain = await submit(gw, direct_debit("Paying Debtor GmbH", metadata={"due_date": "not a date"}))
+
+        for collection_id in (current, legacy, plain):
+            await wait_for_collection(gw, collection_id, "collected")
+        got = {c.tx.instruction_id: c.tx.due_on for c in desk_of(gw).collections.values()}
+
+        assert got[current] == got[legacy] == asked.isoformat()
+        assert got[plain] < asked.isoformat()  # the earliest the scheme allows
+        assert (await get_collection(gw, current))["due_date"] == asked.isoformat()
+        assert (await get_collection(gw, legacy))["contract_version"] == "1.0"
+    finally:
+        await stop_gateway(gw)
+
+
+async def test_a_bad_due_date_is_a_problem_in_the_senders_own_terms(database: Database) -> None:
+    gw = await start(database, dispatch=False)
+    try:
+        v11 = await post_collection(gw, direct_debit("Paying Debtor GmbH", due_date="2026-02-30"))
+        v10 = await post_versioned(gw, direct_debit("Paying Debtor GmbH", metadata={"due_date": "soon"}), "1.0")
+        unknown_in_10 = await post_versioned(gw, direct_debit("Paying Debtor GmbH", due_date="2027-01-04"), "1.0")
+
+        assert v11.status in (400, 422) and "/due_date" in str(await v11.json())
+        assert v10.status == 422
+        assert [e["pointer"] for e in (await v10.json())["errors"]] == ["/metadata/due_date"]
+        assert unknown_in_10.status in (400, 422) and "/due_date" in str(await unknown_in_10.json())
     finally:
         await stop_gateway(gw)
 

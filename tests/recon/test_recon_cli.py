@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,80 @@ def test_a_wrong_rules_file_stops_the_run_with_the_key_named(config: Path, tmp_p
     result = run_cli("recon", "run", config=config)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"gateway: {rules}: rules.0.amount: ")
+
+
+def test_control_totals_from_a_file_become_upstream_breaks_until_a_corrected_file_agrees(
+    config: Path, tmp_path: Path
+) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    sent = tmp_path / "totals.csv"
+    sent.write_text(
+        "business_unit,date,currency,count,amount,comment\n"
+        f"erp-europe,{today},EUR,2,250.00,ignored column\n"
+        f"erp-europe,{today},USD,0,0.00,\n"
+        f"erp-us,{today},USD,1,10.5,\n",
+        encoding="utf-8",
+    )
+    stored = json.loads(run_cli("recon", "control-totals", str(sent), "--json", config=config).stdout)
+    again = run_cli("recon", "control-totals", str(sent), config=config)
+    opened = json.loads(run_cli("recon", "run", "--json", config=config).stdout)
+    breaks = json.loads(run_cli("recon", "breaks", "--kind", "upstream_total_mismatch", "--json", config=config).stdout)
+    corrected = tmp_path / "corrected.json"
+    corrected.write_text(
+        json.dumps(
+            [
+                {"date": today, "totals": [{"currency": "EUR", "count": 0, "amount": "0"}]},
+                {"business_unit": "erp-us", "date": today, "totals": [{"currency": "USD", "count": 0, "amount": "0"}]},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    fixed = run_cli("recon", "control-totals", str(corrected), "--business-unit", "erp-europe", config=config)
+    closed = json.loads(run_cli("recon", "run", "--json", config=config).stdout)
+
+    assert stored["stored"] == 3
+    assert {(t["business_unit"], t["currency"], t["amount"]) for t in stored["totals"]} == {
+        ("erp-europe", "EUR", "250.00"),
+        ("erp-europe", "USD", "0.00"),
+        ("erp-us", "USD", "10.50"),
+    }
+    assert again.returncode == 0 and "3 control totals stored" in again.stdout
+    # the gateway took nothing in today: the two non-zero totals differ, the zero one agrees
+    assert opened["breaks_opened"] == 2
+    assert sorted((b["source"], b["subject"]) for b in breaks["items"]) == [
+        ("bu:erp-europe", f"erp-europe/{today}/EUR"),
+        ("bu:erp-us", f"erp-us/{today}/USD"),
+    ]
+    assert fixed.returncode == 0, fixed.stderr
+    assert closed["breaks_closed"] == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "business_unit,date,currency,count,amount\nerp-europe,2026-12-01,EUR,1,1.001\n",
+            "/line/2/amount: more decimals",
+        ),
+        (
+            "business_unit,date,currency,count,amount\nerp-europe,2026-12-01,EUR,1,1\nx,2026-13-01,EUR,1,1\n",
+            "/line/3/date",
+        ),
+        ("business_unit,date,currency,count\n", "the header row lacks amount"),
+        ("business_unit,date,currency,count,amount\nerp-europe,2026-12-01,XXQ,1,1\n", "/line/2/currency"),
+        ("business_unit,date,currency,count,amount\na,2026-12-01,EUR,1,1\na,2026-12-01,EUR,2,2\n", "a second time"),
+        ('{"date": "2026-12-01", "totals": [{"currency": "EUR", "count": -1, "amount": "1"}]}', "/totals/0/count"),
+    ],
+)
+def test_a_bad_control_totals_file_exits_2_naming_the_line_and_stores_nothing(
+    config: Path, tmp_path: Path, text: str, message: str
+) -> None:
+    sent = tmp_path / "totals.txt"
+    sent.write_text(text, encoding="utf-8")
+
+    result = run_cli("recon", "control-totals", str(sent), "--business-unit", "erp-europe", config=config)
+    after = json.loads(run_cli("recon", "run", "--json", config=config).stdout)
+
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert after["breaks_opened"] == 0  # nothing of the file was stored
