@@ -1,16 +1,17 @@
-"""Tamper evidence: the instruction event history and the journal are hash chains.
+"""Tamper evidence: the instruction and collection event histories and the journal are hash chains.
 
-Each chain (``events``, ``journal``) has a head row in ``audit_heads``: how many
+Each chain (``events``, ``collections``, ``journal``) has a head row in ``audit_heads``: how many
 rows it holds and the hash after the last one. A transaction that appends rows
 locks the head (``FOR UPDATE`` on PostgreSQL; SQLite has one writer), numbers
 its rows after it, links each one (``hash = sha256(previous hash + row)``) and
 moves the head, all before it commits. So the chains' order is commit order,
 and several gateway processes on one PostgreSQL database extend one chain each,
 never forking it (the cost: appends to a chain are serialised, as commits to
-one ledger must be anyway). Heads are always locked ``events`` before
-``journal``, so two transactions never wait on each other in a cycle.
+one ledger must be anyway). Heads are always locked ``events``, then
+``collections``, then ``journal``, so two transactions never wait on each other
+in a cycle (a collection's transition seals its events before it posts).
 
-``verify`` recomputes both chains from the rows and names the first row that
+``verify`` recomputes the chains from the rows and names the first row that
 was changed, deleted or inserted behind the gateway's back (see docs/ledger.md).
 """
 
@@ -32,6 +33,8 @@ from gateway.store.bulk import placeholders
 from gateway.store.sqlite_thread import sqlite_thread
 
 __all__ = [
+    "COLLECTIONS",
+    "COLLECTION_EVENT_FIELDS",
     "EVENTS",
     "EVENT_FIELDS",
     "GENESIS",
@@ -51,7 +54,7 @@ __all__ = [
     "verify",
 ]
 
-EVENTS, JOURNAL = "events", "journal"
+EVENTS, COLLECTIONS, JOURNAL = "events", "collections", "journal"
 GENESIS = "0" * 64
 #: the columns of an event row that its hash covers, in order
 EVENT_FIELDS = (
@@ -70,6 +73,13 @@ EVENT_FIELDS = (
     "occurred_at",
     "actor",
 )
+#: the same for a collection's event row (``collection_events``): its own chain, the same content
+COLLECTION_EVENT_FIELDS = ("collection_id", *EVENT_FIELDS[1:])
+#: the event table and field names each event chain covers
+_EVENT_CHAINS = {
+    EVENTS: ("instruction_events", EVENT_FIELDS),
+    COLLECTIONS: ("collection_events", COLLECTION_EVENT_FIELDS),
+}
 
 
 def canonical_time(value: datetime | None) -> str | None:
@@ -87,9 +97,9 @@ def link(previous: str, content: str) -> str:
     return hashlib.sha256((previous + content).encode()).hexdigest()
 
 
-def event_content(row: Mapping[str, Any]) -> str:
-    """An event row's canonical content (``repr`` of its hashed fields, normalised)."""
-    values = [row[f] for f in EVENT_FIELDS]
+def event_content(row: Mapping[str, Any], fields: Sequence[str] = EVENT_FIELDS) -> str:
+    """An event row's canonical content (``repr`` of its hashed ``fields``, normalised)."""
+    values = [row[f] for f in fields]
     values[4] = int(values[4])
     values[12] = canonical_time(values[12])
     return repr(tuple(values))
@@ -149,33 +159,39 @@ def move_head_statement(head: Head, dialect: Dialect) -> tuple[str, tuple[Any, .
 
 def _chain_events(head: Head, events: Sequence[dict[str, Any]]) -> None:
     seq, current = head.seq, head.hash
+    fields = _EVENT_CHAINS[head.chain][1]
     for event in events:
         seq += 1
-        current = link(current, event_content(event))
+        current = link(current, event_content(event, fields))
         event["chain_seq"] = seq
         event["chain_hash"] = current
     head.seq, head.hash = seq, current
 
 
-async def seal_events(conn: AsyncConnection, events: Sequence[dict[str, Any]]) -> None:
-    """Number and link event rows (adds ``chain_seq`` and ``chain_hash`` to each) before they are inserted."""
+async def seal_events(conn: AsyncConnection, events: Sequence[dict[str, Any]], chain: str = EVENTS) -> None:
+    """Number and link event rows (adds ``chain_seq`` and ``chain_hash`` to each) before they are inserted.
+
+    ``chain`` is ``EVENTS`` (instruction events) or ``COLLECTIONS`` (collection events).
+    """
     if not events:
         return
     thread = await sqlite_thread(conn)
     if thread is not None:
         dialect = conn.dialect
-        await thread.run(lambda db: seal_events_in_thread(db, dialect, events))
+        await thread.run(lambda db: seal_events_in_thread(db, dialect, events, chain))
         return
-    head = await lock_head(conn, EVENTS)
+    head = await lock_head(conn, chain)
     _chain_events(head, events)
     await conn.exec_driver_sql(*move_head_statement(head, conn.dialect))
 
 
-def seal_events_in_thread(db: sqlite3.Connection, dialect: Dialect, events: Sequence[dict[str, Any]]) -> None:
+def seal_events_in_thread(
+    db: sqlite3.Connection, dialect: Dialect, events: Sequence[dict[str, Any]], chain: str = EVENTS
+) -> None:
     """``seal_events`` inside SQLite's thread (intake's one hop)."""
     if not events:
         return
-    head = lock_head_in_thread(db, dialect, EVENTS)
+    head = lock_head_in_thread(db, dialect, chain)
     _chain_events(head, events)
     db.execute(*move_head_statement(head, dialect))
 
@@ -263,11 +279,16 @@ class _ChainWalk:
             find(Finding(self.chain, "changed", "the chain's head", head.seq, "it does not match the last row"))
 
 
-_EVENT_SQL = (
-    "SELECT id, chain_seq, chain_hash, " + ", ".join(EVENT_FIELDS) + " FROM instruction_events "
-    "WHERE chain_seq IS NOT NULL ORDER BY chain_seq"
-)
-_LOOSE_EVENTS_SQL = "SELECT id, instruction_id, sequence FROM instruction_events WHERE chain_seq IS NULL ORDER BY id"
+def _event_sql(chain: str) -> tuple[str, str]:
+    """The queries of an event chain's rows in chain order, and of its rows outside the chain."""
+    table, fields = _EVENT_CHAINS[chain]
+    return (
+        f"SELECT id, chain_seq, chain_hash, {', '.join(fields)} FROM {table} "
+        "WHERE chain_seq IS NOT NULL ORDER BY chain_seq",
+        f"SELECT id, {fields[0]}, sequence FROM {table} WHERE chain_seq IS NULL ORDER BY id",
+    )
+
+
 _ENTRY_SQL = (
     "SELECT id, kind, memo, instruction_id, business_unit, booked_at, original_at, reverses, chain_hash "
     "FROM ledger_entries ORDER BY id"
@@ -301,8 +322,13 @@ class _Verifier:
         self.report = report
         self.as_text = as_text  # a stored datetime → canonical_time text (None: stored as that text already)
 
-    def events(self, rows: Iterable[Sequence[Any]], loose: Iterable[Sequence[Any]]) -> None:
-        walk = _ChainWalk(EVENTS, self.report, self.heads[EVENTS])
+    def events(self, rows: Iterable[Sequence[Any]], loose: Iterable[Sequence[Any]], chain: str = EVENTS) -> None:
+        table = _EVENT_CHAINS[chain][0]
+
+        def name(row: Sequence[Any]) -> str:
+            return f"{table} row id={row[0]} ({row[3]} #{row[4]})"
+
+        walk = _ChainWalk(chain, self.report, self.heads[chain])
         as_text = self.as_text
         sha = hashlib.sha256
         previous, expected, last, count = walk.previous, walk.expected, walk.head.seq, 0
@@ -321,14 +347,14 @@ class _Verifier:
                     continue
             walk.previous, walk.expected, walk.count = previous, expected, count
             if last_row is not None:
-                walk.last_name = _event_name(last_row)
-            walk.add(position, row[2], content, _event_name(row))
+                walk.last_name = name(last_row)
+            walk.add(position, row[2], content, name(row))
             previous, expected, count, last_row = walk.previous, walk.expected, walk.count, None
         walk.previous, walk.expected, walk.count = previous, expected, count
         if last_row is not None:
-            walk.last_name = _event_name(last_row)
+            walk.last_name = name(last_row)
         for row in loose:
-            walk.add(None, None, "", f"instruction_events row id={row[0]} ({row[1]} #{row[2]})")
+            walk.add(None, None, "", f"{table} row id={row[0]} ({row[1]} #{row[2]})")
         walk.finish()
 
     def journal(
@@ -398,10 +424,6 @@ class _Verifier:
                 break
 
 
-def _event_name(row: Sequence[Any]) -> str:
-    return f"instruction_events row id={row[0]} ({row[3]} #{row[4]})"
-
-
 def _orphan(posting: Sequence[Any]) -> Finding:
     where = f"ledger_postings row (entry {posting[0]}, line {posting[1]})"
     return Finding(JOURNAL, "inserted", where, posting[0], "its entry does not exist")
@@ -412,14 +434,16 @@ def _heads(rows: Iterable[Sequence[Any]]) -> dict[str, Head]:
 
 
 async def verify(conn: AsyncConnection) -> VerifyReport:
-    """Recompute both chains from the rows; the report names every row that is not what the chain says."""
+    """Recompute the chains from the rows; the report names every row that is not what the chain says."""
     report = VerifyReport()
     thread = await sqlite_thread(conn)
     if thread is not None:
 
         def run(db: sqlite3.Connection) -> VerifyReport:
             v = _Verifier(_heads(db.execute(_HEADS_SQL)), report, None)
-            v.events(db.execute(_EVENT_SQL), db.execute(_LOOSE_EVENTS_SQL).fetchall())
+            for chain in _EVENT_CHAINS:
+                rows_sql, loose_sql = _event_sql(chain)
+                v.events(db.execute(rows_sql), db.execute(loose_sql).fetchall(), chain)
             postings = db.cursor().execute(_POSTING_SQL)
             v.journal(db.execute(_ENTRY_SQL), postings, db.execute(_BALANCE_SQL).fetchall())
             return report
@@ -428,8 +452,10 @@ async def verify(conn: AsyncConnection) -> VerifyReport:
     # PostgreSQL: stream each query (server-side cursors) in chain order
     heads = _heads((await conn.exec_driver_sql(_HEADS_SQL)).all())
     v = _Verifier(heads, report, canonical_time)
-    loose = (await conn.exec_driver_sql(_LOOSE_EVENTS_SQL)).all()
-    v.events(await _all(conn, _EVENT_SQL), loose)
+    for chain in _EVENT_CHAINS:
+        rows_sql, loose_sql = _event_sql(chain)
+        loose = (await conn.exec_driver_sql(loose_sql)).all()
+        v.events(await _all(conn, rows_sql), loose, chain)
     balances = (await conn.exec_driver_sql(_BALANCE_SQL)).all()
     v.journal(await _all(conn, _ENTRY_SQL), await _all(conn, _POSTING_SQL), balances)
     return report

@@ -31,6 +31,7 @@ from gateway.domain.money import Money, amount_text
 from gateway.domain.status import Decision
 from gateway.errors import NotFoundError
 from gateway.ledger.model import Entry
+from gateway.store.audit import COLLECTIONS, seal_events
 from gateway.store.encryption import FieldCipher
 from gateway.store.journal import post, rules_for
 from gateway.store.repo import event_row
@@ -337,6 +338,7 @@ async def store_collection(
         row["id"], 1, None, CollectionStatus.RECEIVED, Decision(True, "applied"), source="api", occurred_at=now
     )
     await conn.execute(insert(collections).values(**row))
+    await seal_events(conn, [event], COLLECTIONS)
     await conn.execute(insert(collection_events).values(**event))
     await _enqueue(conn, row["id"], "dispatch", now)
     await remember_key(conn, bu, key, request_hash, 202, response, row["id"], now)
@@ -461,6 +463,7 @@ async def record_collection_transitions(
                 updated_at=now,
             )
         )
+    await seal_events(conn, events, COLLECTIONS)  # before the postings: heads lock collections, then journal
     await conn.execute(insert(collection_events), events)
     await _insert_deliveries(
         conn, events, {i: (row["business_unit_id"], row["reference"]) for i, row in state.items()}, now

@@ -743,7 +743,11 @@ collection_events = Table(
     Column("reason", String(500)),
     Column("occurred_at", UTCDateTime(), nullable=False),
     Column("actor", String(64)),
+    # tamper evidence (gateway.store.audit): position in the collections chain and the chain's hash after it
+    Column("chain_seq", BigInteger()),
+    Column("chain_hash", String(64)),
     UniqueConstraint("collection_id", "sequence"),
+    UniqueConstraint("chain_seq"),
 )
 
 collection_refunds = Table(

@@ -8,11 +8,15 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.domain.collection import parse_collection
+from gateway.domain.collection_status import CollectionStatus
+from gateway.domain.ids import new_id
 from gateway.domain.status import Decision, Status
+from gateway.store import collections as collection_store
 from gateway.store import repo
 from gateway.store.audit import verify
-from gateway.store.tables import instruction_events, instructions, ledger_entries, ledger_postings
-from tests.support import NOW, insert_instruction
+from gateway.store.tables import collection_events, instruction_events, instructions, ledger_entries, ledger_postings
+from tests.support import NOW, TEST_CODEC, insert_instruction
 
 S = Status
 
@@ -26,6 +30,41 @@ async def _history(engine: AsyncEngine) -> list[str]:
                 await repo.record_status(conn, instruction_id, status, source="test", now=NOW, adapter="bank")
         ids.append(instruction_id)
     return ids
+
+
+async def _collections(engine: AsyncEngine) -> None:
+    """Two direct debits through their statuses: 8 events in the collections chain."""
+    doc = {
+        "kind": "direct_debit",
+        "amount": {"value": "25.00", "currency": "EUR"},
+        "payer": {"name": "Debtor", "iban": "DE89370400440532013000"},
+        "mandate": {"id": "M1", "signature_date": "2026-01-15", "sequence_type": "RCUR"},
+    }
+    for n in range(2):
+        collection_id = new_id("col")
+        data = parse_collection({**doc, "reference": f"COL-{n}"})
+        async with engine.begin() as conn:
+            bu = await repo.ensure_business_unit(conn, "erp", NOW)
+            row = collection_store.new_collection_row(TEST_CODEC.cipher, collection_id, bu, data, "1.1", NOW)
+            await collection_store.store_collection(
+                conn, row=row, key=f"k{n}", request_hash="h", response={"id": collection_id}, now=NOW
+            )
+        for status in (CollectionStatus.ACCEPTED, CollectionStatus.SUBMITTED, CollectionStatus.COLLECTED):
+            async with engine.begin() as conn:
+                await collection_store.record_collection_transitions(
+                    conn, [collection_store.CollectionTransition(collection_id, status, source="test")], NOW
+                )
+
+
+async def change_a_collection_event(conn: AsyncConnection) -> str:
+    event_id = await conn.scalar(select(collection_events.c.id).where(collection_events.c.chain_seq == 6))
+    await conn.execute(update(collection_events).where(collection_events.c.id == event_id).values(status="returned"))
+    return f"collections chain at position 6: collection_events row id={event_id}"
+
+
+async def delete_a_collection_event(conn: AsyncConnection) -> str:
+    await conn.execute(delete(collection_events).where(collection_events.c.chain_seq == 3))
+    return "collections chain at position 3: the row at position 3 was deleted"
 
 
 async def _event_id(conn: AsyncConnection, position: int) -> int:
@@ -110,6 +149,8 @@ TAMPERING: dict[str, Callable[[AsyncConnection], Awaitable[str]]] = {
         delete_an_entry,
         insert_an_entry,
         change_a_running_total,
+        change_a_collection_event,
+        delete_a_collection_event,
     )
 }
 
@@ -117,9 +158,10 @@ TAMPERING: dict[str, Callable[[AsyncConnection], Awaitable[str]]] = {
 @pytest.mark.parametrize("tamper", list(TAMPERING))
 async def test_verify_names_the_first_row_changed_deleted_or_inserted(engine: AsyncEngine, tamper: str) -> None:
     await _history(engine)
+    await _collections(engine)
     async with engine.connect() as conn:
         clean = await verify(conn)
-    assert clean.ok and clean.checked == {"events": 15, "journal": 9}
+    assert clean.ok and clean.checked == {"events": 15, "collections": 8, "journal": 11}
     async with engine.begin() as conn:
         expected = await TAMPERING[tamper](conn)
     async with engine.connect() as conn:
