@@ -128,6 +128,8 @@ class ReconciliationSettings:
     file: str | None
     realtime: bool
     statement_max_bytes: int
+    fetch_seconds: float
+    fetch_days: int
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
+from gateway.recon.fetch import StatementFetcher
 from gateway.recon.realtime import RealtimeRecon
 from gateway.recon.rules import load_recon_rules
 from gateway.reports.folder import ReportFolder
@@ -153,6 +154,9 @@ class Runtime:
         self.rebate_programs = load_programs(settings.rebates_file)
         bind_programs(self.engine, self.rebate_programs)
         self.statement_formats = self.plugins.statement_formats()
+        self.statement_fetcher = StatementFetcher(
+            self.engine, clock, self.adapters, self.statement_formats, days=settings.reconciliation.fetch_days
+        )
         self.recon_rules = load_recon_rules(settings)
         self.realtime_recon: RealtimeRecon | None = None
         if settings.reconciliation.realtime:
@@ -305,7 +309,8 @@ class Runtime:
         )
 
     def _scheduled_jobs(self) -> list[Job]:
-        """The data-lake export (``export.scheduled``) and the event relay (``event_sinks.enabled``), if on."""
+        """The data-lake export (``export.scheduled``), the statement fetch (``reconciliation.fetch_seconds``)
+        and the event relay (``event_sinks.enabled``), if on."""
         jobs = []
         export = self.settings.export
         if export.scheduled:
@@ -315,6 +320,9 @@ class Runtime:
                 return (await exporter.run()).rows
 
             jobs.append(Job("data-export", run_export, export.interval_seconds))
+        recon = self.settings.reconciliation
+        if recon.fetch_seconds > 0 and self.statement_fetcher.sources():
+            jobs.append(Job("statement-fetch", self.statement_fetcher.run, recon.fetch_seconds))
         sinks = self.settings.event_sinks
         if sinks.enabled:
             found = self.plugins.event_sinks(self.settings.section("event_sinks"))
