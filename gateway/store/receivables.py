@@ -46,7 +46,14 @@ from gateway.errors import ConflictError, ContractError, FieldError, NotFoundErr
 from gateway.store.creditlines import OPEN_STATUSES, adjust_receivables, money_view
 from gateway.store.journal import post, rules_for
 from gateway.store.rebates import accrue
-from gateway.store.tables import idempotency_keys, receipt_allocations, receipts, receivables, statements
+from gateway.store.tables import (
+    collections,
+    idempotency_keys,
+    receipt_allocations,
+    receipts,
+    receivables,
+    statements,
+)
 
 __all__ = [
     "apply_allocations",
@@ -404,9 +411,14 @@ async def _match_new(conn: AsyncConnection, receipt: dict[str, Any], now: dateti
 
 
 async def _already_received(conn: AsyncConnection, statement: Statement, line: StatementLine) -> bool:
-    """Whether this credit is one a report of another kind already brought (a camt.054 notification, then
-    the day's camt.053): same bank, same account servicer's reference, same amount. Such a line is stored
-    with its statement but is not a second receipt."""
+    """Whether this credit is money the gateway already knows: one a report of another kind already
+    brought (a camt.054 notification, then the day's camt.053: same bank, same account servicer's
+    reference, same amount), or a direct debit it collected (its instruction id is one of our
+    collections: the collection's money, booked by its own status). Such a line is stored with its
+    statement but is not a receipt."""
+    ours = [r for r in {line.partner_reference, line.end_to_end_id} if r and r.startswith("col_")]
+    if ours and (await conn.execute(select(collections.c.id).where(collections.c.id.in_(ours)))).first():
+        return True
     if not line.servicer_reference:
         return False
     found = await conn.execute(
