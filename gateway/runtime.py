@@ -61,13 +61,14 @@ from gateway.store.processes import Heartbeat, share_circuits
 from gateway.store.rebates import bind_programs, load_programs
 from gateway.webhooks.worker import WebhookServices, WebhookWorker
 
-__all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
+__all__ = ["DEV_KEY_ID", "Runtime", "build_adapters", "create_app"]
 
 log = logging.getLogger(__name__)
 DEV_KEY_ID = "dev"
 
 
-def _build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock: Clock) -> dict[str, Adapter]:
+def build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock: Clock) -> dict[str, Adapter]:
+    """The configured adapters (``partners.<name>``), each checked against its settings schema; not started."""
     partners = settings.section("partners")
     unknown = sorted(set(partners) - set(classes))
     if unknown:
@@ -141,7 +142,7 @@ class Runtime:
         self._waker = _WebhookWaker(self._wake_webhooks)
         self.plugins.register(self._waker, name=f"gateway.webhooks.waker.{id(self._waker)}")
         classes = self.plugins.adapter_classes()
-        self.adapters: dict[str, Adapter] = _build_adapters(classes, settings, clock)
+        self.adapters: dict[str, Adapter] = build_adapters(classes, settings, clock)
         self.router = load_routing(settings.routing_file, installed=classes)
         self.risk = load_risk(
             settings.risk_file,

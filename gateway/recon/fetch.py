@@ -169,4 +169,3 @@ class StatementFetcher:
             lines=doc["lines"],
             gaps=tuple(found.gaps),
         )
-

@@ -1,0 +1,128 @@
+"""Money in on the bank simulator, and statements fetched: injected transfers in camt.054 and camt.053,
+control figures that add up, refusals naming the field, and ``gateway recon fetch`` against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.domain.statements import check_controls
+from gateway_adapters.iso20022_bank.statements import read_camt053_statements, read_camt054_statements
+from tests.support import cli_config, run_cli
+
+PAYER = {"payer_name": "Distributor Nord GmbH", "payer_iban": "DE44500105175407324931", "currency": "EUR"}
+
+
+async def _bank(partner_simulator: Callable[..., Awaitable[object]]) -> str:
+    probe = await partner_simulator("iso20022_bank")
+    return str(probe.url)  # type: ignore[attr-defined]
+
+
+async def _post(url: str, body: object) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http, http.post(f"{url}/_sim/incoming-transfers", json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def _get(url: str, path: str) -> bytes:
+    async with aiohttp.ClientSession() as http, http.get(f"{url}{path}") as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.read()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**PAYER, "amount": "10.001"}, "amount"),
+        ({**PAYER, "amount": "-5.00"}, "amount"),
+        ({**PAYER, "amount": 5}, "amount"),
+        ({**PAYER, "amount": "5.00", "currency": "XXY"}, "currency"),
+        ({**PAYER, "amount": "5.00", "payer_iban": "DE00500105175407324931"}, "payer_iban"),
+        ({**PAYER, "amount": "5.00", "creditor_reference": "RF00 1234"}, "creditor_reference"),
+        ({**PAYER, "amount": "5.00", "value_date": "2026-02-30"}, "value_date"),
+        ({**PAYER, "amount": "5.00", "colour": "red"}, "colour"),
+        ({"amount": "5.00"}, "payer_name"),
+    ],
+)
+async def test_a_bad_transfer_is_refused_naming_the_field_and_books_nothing(
+    partner_simulator: Callable[..., Awaitable[object]], body: dict, field: str
+) -> None:
+    url = await _bank(partner_simulator)
+    status, answer = await _post(url, body)
+    assert (status, answer["error"]["field"]) == (400, field), answer
+    assert json.loads(await _get(url, "/_sim/incoming-transfers")) == []
+
+
+async def test_injected_transfers_are_notified_one_by_one_and_on_the_days_statement(
+    partner_simulator: Callable[..., Awaitable[object]],
+) -> None:
+    url = await _bank(partner_simulator)
+    today = datetime.now(UTC).date()
+    first = {**PAYER, "amount": "1450.00", "creditor_reference": "RF18 5390 0754 7034", "end_to_end_id": "E2E-1"}
+    status, one = await _post(url, first)
+    assert status == 201 and one["movement"] == 1 and one["payer_iban"].endswith("4931")
+    status, two = await _post(url, {"payer_name": "Someone", "amount": "0.99", "remittance_text": "INV-2 INV-3"})
+    assert status == 201 and two["movement"] == 2
+
+    notes = read_camt054_statements(await _get(url, "/_sim/camt054?after=0"))
+    assert [(n.statement_id, n.sequence, len(n.lines)) for n in notes] == [("SIMNTF-1-1", 1, 1), ("SIMNTF-2-2", 2, 1)]
+    assert [n.statement_id for n in read_camt054_statements(await _get(url, "/_sim/camt054?after=1"))] == ["SIMNTF-2-2"]
+    (statement,) = read_camt053_statements(await _get(url, f"/_sim/statements/{today}"))
+    check_controls(statement)  # balances and TxsSummry add up
+    assert (statement.declared_count, statement.declared_credits_minor, statement.declared_debits_minor) == (
+        2,
+        145099,
+        0,
+    )
+    assert statement.closing_minor - statement.opening_minor == 145099
+    line = statement.lines[0]
+    assert (line.credit, line.amount_minor, line.end_to_end_id, line.remittance_reference) == (
+        True,
+        145000,
+        "E2E-1",
+        "RF18539007547034",
+    )
+    assert line.counterparty_name == "Distributor Nord GmbH" and line.counterparty_account.endswith("4931")
+    assert line.servicer_reference == one["servicer_reference"] == notes[0].lines[0].servicer_reference
+    assert statement.lines[1].text == "INV-2 INV-3"
+
+
+def _config(tmp_path: Path, bank: str) -> Path:
+    path = cli_config(tmp_path)
+    text = path.read_text().replace("partners: {}", "")
+    path.write_text(
+        text
+        + "partners:\n  iso20022_bank:\n"
+        + f"    base_url: {bank}\n"
+        + "    request_secret: dev-only-insecure-bank-request-secret\n"
+        + "    callback_secret: dev-only-insecure-bank-callback-secret\n"
+    )
+    return path
+
+
+async def test_gateway_recon_fetch_imports_once_and_names_a_partner_that_fetches_nothing(
+    partner_simulator: Callable[..., Awaitable[object]], tmp_path: Path
+) -> None:
+    url = await _bank(partner_simulator)
+    await _post(url, {**PAYER, "amount": "80.00", "remittance_text": "INV-7001"})
+    config = _config(tmp_path, url)
+
+    # the command runs in another process; the simulator answers from this test's event loop meanwhile
+    first = await asyncio.to_thread(run_cli, "recon", "fetch", "--json", config=config)
+    again = await asyncio.to_thread(run_cli, "recon", "fetch", "--partner", "iso20022_bank", "--json", config=config)
+    wrong = await asyncio.to_thread(run_cli, "recon", "fetch", "--partner", "card_acquirer", config=config)
+
+    assert first.returncode == 0, first.stderr
+    doc = json.loads(first.stdout)
+    assert (doc["stored"], doc["lines"], doc["failed"]) == (1, 1, 0)
+    assert {f["outcome"] for f in doc["files"]} == {"stored", "empty"}
+    assert again.returncode == 0 and json.loads(again.stdout)["stored"] == 0
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().splitlines() == [
+        "gateway: partner 'card_acquirer' fetches no statements (partners that do: iso20022_bank)"
+    ]
