@@ -130,6 +130,8 @@ class ReconciliationSettings:
     statement_max_bytes: int
     fetch_seconds: float
     fetch_days: int
+    inbox_dir: str | None
+    inbox_scan_seconds: float
 
 
 @dataclass(frozen=True)

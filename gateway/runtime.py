@@ -41,7 +41,7 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
-from gateway.recon.fetch import StatementFetcher
+from gateway.recon.fetch import StatementFetcher, StatementInbox
 from gateway.recon.realtime import RealtimeRecon
 from gateway.recon.rules import load_recon_rules
 from gateway.reports.folder import ReportFolder
@@ -157,6 +157,10 @@ class Runtime:
         self.statement_formats = self.plugins.statement_formats()
         self.statement_fetcher = StatementFetcher(
             self.engine, clock, self.adapters, self.statement_formats, days=settings.reconciliation.fetch_days
+        )
+        inbox = settings.reconciliation.inbox_dir
+        self.statement_inbox = (
+            StatementInbox(self.engine, clock, self.statement_formats, Path(inbox)) if inbox else None
         )
         self.recon_rules = load_recon_rules(settings)
         self.realtime_recon: RealtimeRecon | None = None
@@ -324,6 +328,8 @@ class Runtime:
         recon = self.settings.reconciliation
         if recon.fetch_seconds > 0 and self.statement_fetcher.sources():
             jobs.append(Job("statement-fetch", self.statement_fetcher.run, recon.fetch_seconds))
+        if self.statement_inbox is not None:
+            jobs.append(Job("statement-inbox", self.statement_inbox.run, recon.inbox_scan_seconds))
         sinks = self.settings.event_sinks
         if sinks.enabled:
             found = self.plugins.event_sinks(self.settings.section("event_sinks"))

@@ -7,6 +7,10 @@ statement twice adds nothing, and a run that dies half-way is simply run again.
 
 The job (``statement-fetch``, every ``reconciliation.fetch_seconds``) runs on the scheduler under a
 job lease: once per interval across processes. ``gateway recon fetch`` runs it by hand.
+
+``StatementInbox`` is the folder beside it (``reconciliation.inbox_dir``, job ``statement-inbox``):
+statement files dropped there by another system are imported the same way, the format recognised
+from the file, then moved to ``done/`` or, refused, to ``failed/`` with a ``.reason.txt``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,10 +28,11 @@ from gateway.domain.clock import Clock
 from gateway.domain.statements import FetchedFile, StatementFetch, StatementFormat
 from gateway.errors import AdapterError, ConfigError, GatewayError
 from gateway.partners.adapter import Adapter
-from gateway.recon.imports import EmptyStatementFileError, import_file
+from gateway.recon.imports import AUTO, EmptyStatementFileError, import_file
+from gateway.store.inbox import move_aside, reason_text, settled_files
 from gateway.store.tables import statements
 
-__all__ = ["FetchReport", "FetchedOutcome", "StatementFetcher"]
+__all__ = ["FetchReport", "FetchedOutcome", "StatementFetcher", "StatementInbox"]
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +170,56 @@ class StatementFetcher:
         return FetchedOutcome(
             adapter.name,
             fetched.name,
+            "stored" if doc["stored"] else "known",
+            statements=doc["stored"],
+            lines=doc["lines"],
+            gaps=tuple(found.gaps),
+        )
+
+
+class StatementInbox:
+    """A folder other systems drop statement files into; each is imported once and moved aside."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock, formats: Mapping[str, StatementFormat], folder: Path) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.formats = formats
+        self.folder = folder
+
+    async def run(self) -> int:
+        """The scheduled job: how many files were taken (imported or refused)."""
+        return len(await self.scan())
+
+    async def scan(self) -> list[FetchedOutcome]:
+        """Import every settled file of the folder (none if it does not exist); move it to done/ or failed/."""
+        if not self.folder.is_dir():
+            return []
+        out = []
+        for path in settled_files(self.folder.iterdir()):
+            taken = await self._take(path)
+            if taken is not None:
+                out.append(taken)
+        return out
+
+    async def _take(self, path: Path) -> FetchedOutcome | None:
+        try:
+            found = await import_file(self.engine, self.formats, path, now=self.clock(), given=AUTO)
+        except GatewayError as exc:
+            if exc.status >= 500 or exc.status == 409:  # the store is busy or unavailable: the next scan
+                log.warning("statement inbox: %s not taken (%s); trying again at the next scan", path, exc.message)
+                return None
+            move_aside(path, "failed", reason_text(exc))
+            log.info("statement inbox: %s refused: %s", path.name, exc.message)
+            return FetchedOutcome("inbox", path.name, "refused", error=exc.message)
+        except OSError as exc:
+            log.warning("statement inbox: %s could not be read (%s); trying again at the next scan", path, exc)
+            return None
+        move_aside(path, "done", None)
+        doc = found.as_dict()
+        log.info("statement inbox: %s: %d statements stored (%d lines)", path.name, doc["stored"], doc["lines"])
+        return FetchedOutcome(
+            "inbox",
+            path.name,
             "stored" if doc["stored"] else "known",
             statements=doc["stored"],
             lines=doc["lines"],

@@ -1,19 +1,29 @@
 """Money in on the bank simulator, and statements fetched: injected transfers in camt.054 and camt.053,
-control figures that add up, refusals naming the field, and ``gateway recon fetch`` against the simulator."""
+control figures that add up, refusals naming the field, ``gateway recon fetch`` against the simulator,
+and the statement inbox folder."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.domain.clock import system_clock
 from gateway.domain.statements import check_controls
+from gateway.plugins.manager import Plugins
+from gateway.recon.fetch import StatementInbox
+from gateway.store.tables import receipts
 from gateway_adapters.iso20022_bank.statements import read_camt053_statements, read_camt054_statements
+from tests.receivables.camt import Credit, camt053
 from tests.support import cli_config, run_cli
 
 PAYER = {"payer_name": "Distributor Nord GmbH", "payer_iban": "DE44500105175407324931", "currency": "EUR"}
@@ -126,3 +136,31 @@ async def test_gateway_recon_fetch_imports_once_and_names_a_partner_that_fetches
     assert wrong.stderr.strip().splitlines() == [
         "gateway: partner 'card_acquirer' fetches no statements (partners that do: iso20022_bank)"
     ]
+
+
+async def test_the_statement_inbox_imports_each_file_once_and_moves_it_aside(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    good = camt053("STMT-INBOX-1", [Credit("12.34", text="nobody knows")])
+    (inbox / "day1.xml").write_bytes(good)
+    (inbox / "again.xml").write_bytes(good)  # the same statement under another name
+    (inbox / "bad.txt").write_bytes(b"not a statement at all")
+    (inbox / ".hidden.xml").write_bytes(good)  # still being written by a careful writer: never taken
+    old = time.time() - 10
+    for path in inbox.iterdir():
+        os.utime(path, (old, old))
+    (inbox / "fresh.xml").write_bytes(good)  # changed a moment ago: taken at a later scan
+
+    scan = StatementInbox(engine, system_clock, Plugins().statement_formats(), inbox)
+    taken = {f.name: (f.outcome, f.statements) for f in await scan.scan()}
+
+    # oldest name first: again.xml brings the statement, day1.xml is the same one again
+    assert taken == {"again.xml": ("stored", 1), "bad.txt": ("refused", 0), "day1.xml": ("known", 0)}
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == ["again.xml", "day1.xml"]
+    assert sorted(p.name for p in (inbox / "failed").iterdir()) == ["bad.txt", "bad.txt.reason.txt"]
+    assert "no known statement format" in (inbox / "failed" / "bad.txt.reason.txt").read_text()
+    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == [".hidden.xml", "fresh.xml"]
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(receipts))).scalar_one() == 1
