@@ -14,7 +14,6 @@ from datetime import timedelta
 import pytest
 
 from gateway.domain.clock import system_clock
-
 from tests.receivables.support import balances, call, receivable
 from tests.support import Database, LiveGateway, start_gateway, stop_gateway
 
