@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -85,6 +86,8 @@ def write_camt053(n: int, path: Path) -> int:
     second = body.index("<Ntry>", first + 1)
     template = body[first:second]
     head, tail = body[:first], body[last:]
+    # the builder's TxsSummry counts the two sample entries; the file's own figures are its balances
+    head = re.sub(r"<TxsSummry>.*?</TxsSummry>", "", head, flags=re.DOTALL)
     # the head's balances already hold the real figures: opening = all entries' debits, closing 0
     with path.open("w", encoding="utf-8") as out:
         out.write(head)

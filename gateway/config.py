@@ -128,6 +128,10 @@ class ReconciliationSettings:
     file: str | None
     realtime: bool
     statement_max_bytes: int
+    fetch_seconds: float
+    fetch_days: int
+    inbox_dir: str | None
+    inbox_scan_seconds: float
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
+from gateway.recon.fetch import StatementFetcher, StatementInbox
 from gateway.recon.realtime import RealtimeRecon
 from gateway.recon.rules import load_recon_rules
 from gateway.reports.folder import ReportFolder
@@ -60,13 +61,14 @@ from gateway.store.processes import Heartbeat, share_circuits
 from gateway.store.rebates import bind_programs, load_programs
 from gateway.webhooks.worker import WebhookServices, WebhookWorker
 
-__all__ = ["DEV_KEY_ID", "Runtime", "create_app"]
+__all__ = ["DEV_KEY_ID", "Runtime", "build_adapters", "create_app"]
 
 log = logging.getLogger(__name__)
 DEV_KEY_ID = "dev"
 
 
-def _build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock: Clock) -> dict[str, Adapter]:
+def build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock: Clock) -> dict[str, Adapter]:
+    """The configured adapters (``partners.<name>``), each checked against its settings schema; not started."""
     partners = settings.section("partners")
     unknown = sorted(set(partners) - set(classes))
     if unknown:
@@ -140,7 +142,7 @@ class Runtime:
         self._waker = _WebhookWaker(self._wake_webhooks)
         self.plugins.register(self._waker, name=f"gateway.webhooks.waker.{id(self._waker)}")
         classes = self.plugins.adapter_classes()
-        self.adapters: dict[str, Adapter] = _build_adapters(classes, settings, clock)
+        self.adapters: dict[str, Adapter] = build_adapters(classes, settings, clock)
         self.router = load_routing(settings.routing_file, installed=classes)
         self.risk = load_risk(
             settings.risk_file,
@@ -153,6 +155,13 @@ class Runtime:
         self.rebate_programs = load_programs(settings.rebates_file)
         bind_programs(self.engine, self.rebate_programs)
         self.statement_formats = self.plugins.statement_formats()
+        self.statement_fetcher = StatementFetcher(
+            self.engine, clock, self.adapters, self.statement_formats, days=settings.reconciliation.fetch_days
+        )
+        inbox = settings.reconciliation.inbox_dir
+        self.statement_inbox = (
+            StatementInbox(self.engine, clock, self.statement_formats, Path(inbox)) if inbox else None
+        )
         self.recon_rules = load_recon_rules(settings)
         self.realtime_recon: RealtimeRecon | None = None
         if settings.reconciliation.realtime:
@@ -305,7 +314,8 @@ class Runtime:
         )
 
     def _scheduled_jobs(self) -> list[Job]:
-        """The data-lake export (``export.scheduled``) and the event relay (``event_sinks.enabled``), if on."""
+        """The data-lake export (``export.scheduled``), the statement fetch (``reconciliation.fetch_seconds``)
+        and the event relay (``event_sinks.enabled``), if on."""
         jobs = []
         export = self.settings.export
         if export.scheduled:
@@ -315,6 +325,11 @@ class Runtime:
                 return (await exporter.run()).rows
 
             jobs.append(Job("data-export", run_export, export.interval_seconds))
+        recon = self.settings.reconciliation
+        if recon.fetch_seconds > 0 and self.statement_fetcher.sources():
+            jobs.append(Job("statement-fetch", self.statement_fetcher.run, recon.fetch_seconds))
+        if self.statement_inbox is not None:
+            jobs.append(Job("statement-inbox", self.statement_inbox.run, recon.inbox_scan_seconds))
         sinks = self.settings.event_sinks
         if sinks.enabled:
             found = self.plugins.event_sinks(self.settings.section("event_sinks"))

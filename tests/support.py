@@ -163,6 +163,8 @@ async def start_gateway(
     for key in ("inbox_dir", "outbox_dir"):  # each test its own file folders, never the repo's var/
         if f"files__{key}" not in overrides:
             settings = settings.with_overrides(**{f"files__{key}": tempfile.mkdtemp(prefix=f"files-{key[:-4]}-")})
+    if "reconciliation__inbox_dir" not in overrides:
+        settings = settings.with_overrides(reconciliation__inbox_dir=tempfile.mkdtemp(prefix="statements-inbox-"))
     engine = database.engine()
     runtime = Runtime(settings, engine=engine, extra_plugins=extra_plugins)
     await runtime.start(dispatch=dispatch, poll=poll)

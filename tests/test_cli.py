@@ -96,6 +96,12 @@ def test_demo_reaches_every_predicted_status_and_loses_nothing() -> None:
     assert collections["by_status"] == collections["expected"] and "collected" in collections["by_status"]
     # and SEPA direct debits through the bank (pain.008 out, pain.002 and camt.054 back)
     assert collections["by_kind"]["direct_debit"] >= 3
+    # and invoices paid by transfers the bank simulator received, fetched as the scheduled job fetches them:
+    # paid by reference or invoice number (matched), over-paid (on account), nobody's (finance's queue)
+    receipts = summary["receipts"]
+    assert receipts["sent"] >= 4 and receipts["mismatched"] == 0 and receipts["gaps"] == []
+    assert receipts["by_status"] == receipts["expected"]
+    assert set(receipts["by_status"]) == {"matched", "on_account", "unmatched"}
     # the mixed batch went through all four rails, each instruction by the adapter its rule names
     assert set(summary["by_adapter"]) == {"iso20022_bank", "card_acquirer", "instant_rtp", "ach_nacha", "none"}
     assert summary["by_adapter"]["none"] == {"rejected": sum(summary["by_adapter"]["none"].values())}

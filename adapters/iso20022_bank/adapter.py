@@ -51,6 +51,7 @@ from gateway.domain.mandate import (
     schedule_collection,
     validate_creditor_id,
 )
+from gateway.domain.statements import FetchedFile, StatementFetch
 from gateway.domain.status import Status
 from gateway.errors import (
     AdapterError,
@@ -93,6 +94,7 @@ _DIRECT_DEBIT_SETTINGS: dict[str, Any] = {
     "creditor_bic": {"type": "string", "pattern": "^[A-Z0-9]{8}([A-Z0-9]{3})?$"},
     "pre_notification_days": {"type": "integer", "minimum": 0, "maximum": 60, "default": DEFAULT_PRE_NOTIFICATION_DAYS},
     "notifications_path": {"type": "string", "pattern": "^/", "default": "/camt054"},
+    "statements_path": {"type": "string", "pattern": "^/", "default": "/camt053"},
     "notifications_cache_seconds": {"type": "number", "minimum": 0, "default": 1},
 }
 
@@ -108,6 +110,7 @@ class Iso20022BankAdapter(HttpAdapter):
         PAIN001_VERSION: str(PAIN001_XSD),
         PAIN008_VERSION: str(PAIN008_XSD),
     }
+    statement_sources: ClassVar[frozenset[str]] = frozenset({"camt.053", "camt.054"})
     settings_schema: ClassVar[Mapping[str, Any]] = http_settings_schema(
         ["request_secret", "callback_secret"],
         currencies=["EUR"],
@@ -407,18 +410,36 @@ class Iso20022BankAdapter(HttpAdapter):
         return reports
 
     async def _fetch_notifications(self) -> list[StatementRead]:
-        url = f"{self.base_url}{self.settings['notifications_path']}"
-        status, headers, body = await self._call("GET", url, b"", {})
-        if status in TRANSIENT_HTTP_STATUSES:
-            raise TransientPartnerError(f"bank answered HTTP {status} for camt.054", reason_code=f"HTTP{status}")
-        self._verify_response(status, headers, body)
-        if not 200 <= status < 300:
-            raise PermanentPartnerError(f"bank refused the camt.054 request (HTTP {status})")
+        body = await self._fetch(f"{self.base_url}{self.settings['notifications_path']}", "camt.054")
         try:
             reports = read_camt054(body)
         except ContractError as exc:
             raise TransientPartnerError(f"bank notification is not a valid camt.054: {exc.message}") from None
         return reports
+
+    async def fetch_statements(self, request: StatementFetch) -> list[FetchedFile]:
+        """The camt.053 of each closed day asked for, then the camt.054 notifications after the last one stored.
+
+        Signed requests, signed answers (``statements_path?date=``, ``notifications_path?after=``: one
+        ``Ntfctn`` per movement, numbered, so each is stored once and a missing one is a gap).
+        """
+        files = []
+        for day in request.closed_days():
+            url = f"{self.base_url}{self.settings['statements_path']}?date={day.isoformat()}"
+            files.append(FetchedFile("camt.053", f"camt.053 {day.isoformat()}", await self._fetch(url, "camt.053")))
+        after = int(request.after.get("camt.054", 0))
+        url = f"{self.base_url}{self.settings['notifications_path']}?after={after}"
+        files.append(FetchedFile("camt.054", f"camt.054 after {after}", await self._fetch(url, "camt.054")))
+        return files
+
+    async def _fetch(self, url: str, what: str) -> bytes:
+        status, headers, body = await self._call("GET", url, b"", {})
+        if status in TRANSIENT_HTTP_STATUSES:
+            raise TransientPartnerError(f"bank answered HTTP {status} for {what}", reason_code=f"HTTP{status}")
+        self._verify_response(status, headers, body)
+        if not 200 <= status < 300:
+            raise PermanentPartnerError(f"bank refused the {what} request (HTTP {status})")
+        return body
 
     async def poll_collection(self, order: CollectionOrder) -> CollectionUpdate | None:
         """What the camt.054 notifications say about a direct debit: its latest outcome, or ``None``."""

@@ -56,6 +56,18 @@ def _balance(stmt: etree._Element, code: str, amount: Decimal, currency: str, on
     _el(_el(bal, "Dt"), "Dt", on.isoformat())
 
 
+def _summary(stmt: etree._Element, entries: Sequence[object], currency: str) -> None:
+    """``TxsSummry``: the number of entries and the count and sum of credits and of debits (control figures)."""
+    places = minor_units(currency)
+    summary = _el(stmt, "TxsSummry")
+    _el(_el(summary, "TtlNtries"), "NbOfNtries", str(len(entries)))
+    for tag, side in (("TtlCdtNtries", True), ("TtlDbtNtries", False)):
+        part = [e.amount for e in entries if e.credit is side]  # type: ignore[attr-defined]
+        node = _el(summary, tag)
+        _el(node, "NbOfNtries", str(len(part)))
+        _el(node, "Sum", f"{sum(part, Decimal(0)):.{places}f}")
+
+
 def build_camt053(statements: Sequence[object], *, message_id: str, created_at: datetime) -> bytes:
     """A camt.053.001.08 document; ``statements`` are ``gateway_simulators.core.Statement``-shaped objects."""
     root = etree.Element(f"{{{CAMT053_NAMESPACE}}}Document", nsmap={None: CAMT053_NAMESPACE})
@@ -77,18 +89,20 @@ def build_camt053(statements: Sequence[object], *, message_id: str, created_at: 
         _el(acct, "Ccy", currency)
         _balance(stmt, "OPBD", s.opening_balance, currency, day)  # type: ignore[attr-defined]
         _balance(stmt, "CLBD", s.closing_balance, currency, day)  # type: ignore[attr-defined]
+        _summary(stmt, s.entries, currency)  # type: ignore[attr-defined]
         for e in s.entries:  # type: ignore[attr-defined]
+            incoming = bool(getattr(e, "incoming", False))
             ntry = _el(stmt, "Ntry")
             _amount(ntry, "Amt", e.amount, e.currency)
             _el(ntry, "CdtDbtInd", "CRDT" if e.credit else "DBIT")
             _el(_el(ntry, "Sts"), "Cd", "BOOK")
             _el(_el(ntry, "BookgDt"), "Dt", e.booked_on.isoformat())
-            _el(_el(ntry, "ValDt"), "Dt", e.booked_on.isoformat())
+            _el(_el(ntry, "ValDt"), "Dt", (getattr(e, "value_on", None) or e.booked_on).isoformat())
             _el(ntry, "AcctSvcrRef", e.partner_reference[:35])
             family = _el(_el(_el(ntry, "BkTxCd"), "Domn"), "Cd", "PMNT").getparent()
             assert family is not None
             fmly = _el(family, "Fmly")
-            _el(fmly, "Cd", "ICDT")
+            _el(fmly, "Cd", "RCDT" if incoming else "ICDT")  # received / issued credit transfer
             _el(fmly, "SubFmlyCd", "RRTN" if e.credit and e.reason_code else "ESCT")
             tx = _el(_el(ntry, "NtryDtls"), "TxDtls")
             refs = _el(tx, "Refs")
@@ -100,10 +114,20 @@ def build_camt053(statements: Sequence[object], *, message_id: str, created_at: 
             _el(tx, "CdtDbtInd", "CRDT" if e.credit else "DBIT")
             if e.counterparty_name or e.counterparty_iban:
                 parties = _el(tx, "RltdPties")
+                party, account = ("Dbtr", "DbtrAcct") if incoming else ("Cdtr", "CdtrAcct")
                 if e.counterparty_name:
-                    _el(_el(_el(parties, "Cdtr"), "Pty"), "Nm", clean_text(e.counterparty_name, 140))
+                    _el(_el(_el(parties, party), "Pty"), "Nm", clean_text(e.counterparty_name, 140))
                 if e.counterparty_iban:
-                    _el(_el(_el(parties, "CdtrAcct"), "Id"), "IBAN", e.counterparty_iban)
+                    _el(_el(_el(parties, account), "Id"), "IBAN", e.counterparty_iban)
+            text, reference = getattr(e, "remittance_text", None), getattr(e, "creditor_reference", None)
+            if text or reference:
+                rmt = _el(tx, "RmtInf")
+                if text:
+                    _el(rmt, "Ustrd", clean_text(text, 140))
+                if reference:
+                    ref = _el(_el(rmt, "Strd"), "CdtrRefInf")
+                    _el(_el(_el(ref, "Tp"), "CdOrPrtry"), "Cd", "SCOR")
+                    _el(ref, "Ref", reference[:35])
             if e.credit and e.reason_code:
                 _el(_el(_el(tx, "RtrInf"), "Rsn"), "Cd", e.reason_code)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -45,9 +45,11 @@ __all__ = [
     "CAMT054_VERSION",
     "CollectedDebit",
     "IncomingCredit",
+    "Notification",
     "NotificationEntry",
     "RTransactionEntry",
     "build_camt054",
+    "build_camt054_notifications",
     "collected_debits",
     "incoming_credits",
     "r_transactions",
@@ -83,6 +85,7 @@ class NotificationEntry:
     creditor_reference: str | None = None
     reason_code: str | None = None
     reason_text: str | None = None
+    value_on: date | None = None  # the value date, when it is not the booking date
 
     @property
     def credit(self) -> bool:
@@ -95,6 +98,15 @@ _FAMILY = {
     "rejected": ("RDDT", "UPDD"),
     "credit_transfer": ("RCDT", "ESCT"),  # SEPA credit transfer received
 }
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One ``Ntfctn`` to write: its entries, its id and its electronic sequence number."""
+
+    entries: Sequence[NotificationEntry]
+    notification_id: str
+    sequence: int | None = None
 
 
 def build_camt054(
@@ -113,6 +125,26 @@ def build_camt054(
     A ``rejected`` entry (R-transaction before settlement) is written with
     status ``INFO``: nothing was booked; every other entry is ``BOOK``.
     """
+    return build_camt054_notifications(
+        [Notification(entries, notification_id, sequence)],
+        account_iban=account_iban,
+        currency=currency,
+        message_id=message_id,
+        created_at=created_at,
+        version=version,
+    )
+
+
+def build_camt054_notifications(
+    notifications: Sequence[Notification],
+    *,
+    account_iban: str,
+    currency: str,
+    message_id: str,
+    created_at: datetime,
+    version: str = CAMT054_VERSION,
+) -> bytes:
+    """A camt.054 message of several notifications on one account (``build_camt054`` writes one)."""
     ns = f"urn:iso:std:iso:20022:tech:xsd:{version}"
     v8 = int(version.rsplit(".", 1)[-1]) >= 8
 
@@ -134,74 +166,76 @@ def build_camt054(
     header = el(doc, "GrpHdr")
     el(header, "MsgId", message_id[:35])
     el(header, "CreDtTm", created_at.replace(microsecond=0).isoformat())
-    ntfctn = el(doc, "Ntfctn")
-    el(ntfctn, "Id", notification_id[:35])
-    if sequence is not None:
-        el(ntfctn, "ElctrncSeqNb", str(sequence))
-    el(ntfctn, "CreDtTm", created_at.replace(microsecond=0).isoformat())
-    acct = el(ntfctn, "Acct")
-    el(el(acct, "Id"), "IBAN", account_iban)
-    el(acct, "Ccy", currency)
-    booked = [e for e in entries if e.kind != "rejected"]
-    summary = el(ntfctn, "TxsSummry")
-    total = el(summary, "TtlNtries")
-    el(total, "NbOfNtries", str(len(booked)))
-    for tag, side in (("TtlCdtNtries", True), ("TtlDbtNtries", False)):
-        part = [e for e in booked if e.credit is side]
-        node = el(summary, tag)
-        el(node, "NbOfNtries", str(len(part)))
-        el(node, "Sum", f"{sum((e.amount for e in part), Decimal(0)):.{minor_units(currency)}f}")
-    for e in entries:
-        ntry = el(ntfctn, "Ntry")
-        amount(ntry, "Amt", e.amount, e.currency)
-        el(ntry, "CdtDbtInd", "CRDT" if e.credit else "DBIT")
-        status = "INFO" if e.kind == "rejected" else "BOOK"
-        if v8:  # EntryStatus1Choice from version 8; a bare code before
-            el(el(ntry, "Sts"), "Cd", status)
-        else:
-            el(ntry, "Sts", status)
-        el(el(ntry, "BookgDt"), "Dt", e.booked_on.isoformat())
-        el(el(ntry, "ValDt"), "Dt", e.booked_on.isoformat())
-        el(ntry, "AcctSvcrRef", e.servicer_reference[:35])
-        family, sub = _FAMILY[e.kind]
-        domn = el(el(ntry, "BkTxCd"), "Domn")
-        el(domn, "Cd", "PMNT")
-        fmly = el(domn, "Fmly")
-        el(fmly, "Cd", family)
-        el(fmly, "SubFmlyCd", sub)
-        tx = el(el(ntry, "NtryDtls"), "TxDtls")
-        refs = el(tx, "Refs")
-        el(refs, "AcctSvcrRef", e.servicer_reference[:35])
-        if e.instruction_id:
-            el(refs, "InstrId", e.instruction_id[:35])
-        el(refs, "EndToEndId", e.end_to_end_id[:35])
-        if e.mandate_id:
-            el(refs, "MndtId", e.mandate_id[:35])
-        amount(tx, "Amt", e.amount, e.currency)
-        el(tx, "CdtDbtInd", "CRDT" if e.credit else "DBIT")
-        if e.debtor_name or e.debtor_iban or e.creditor_name or e.creditor_iban:
-            parties = el(tx, "RltdPties")
-            if e.debtor_name:
-                party(parties, "Dbtr", e.debtor_name)
-            if e.debtor_iban:
-                el(el(el(parties, "DbtrAcct"), "Id"), "IBAN", e.debtor_iban)
-            if e.creditor_name:
-                party(parties, "Cdtr", e.creditor_name)
-            if e.creditor_iban:
-                el(el(el(parties, "CdtrAcct"), "Id"), "IBAN", e.creditor_iban)
-        if e.remittance_text or e.creditor_reference:
-            rmt = el(tx, "RmtInf")
-            if e.remittance_text:
-                el(rmt, "Ustrd", clean_text(e.remittance_text, 140))
-            if e.creditor_reference:
-                ref = el(el(rmt, "Strd"), "CdtrRefInf")
-                el(el(el(ref, "Tp"), "CdOrPrtry"), "Cd", "SCOR")
-                el(ref, "Ref", e.creditor_reference)
-        if e.reason_code:
-            rtr = el(tx, "RtrInf")
-            el(el(rtr, "Rsn"), "Cd", e.reason_code)
-            if e.reason_text:
-                el(rtr, "AddtlInf", clean_text(e.reason_text, 105))
+    for note in notifications:
+        ntfctn = el(doc, "Ntfctn")
+        entries, notification_id, sequence = note.entries, note.notification_id, note.sequence
+        el(ntfctn, "Id", notification_id[:35])
+        if sequence is not None:
+            el(ntfctn, "ElctrncSeqNb", str(sequence))
+        el(ntfctn, "CreDtTm", created_at.replace(microsecond=0).isoformat())
+        acct = el(ntfctn, "Acct")
+        el(el(acct, "Id"), "IBAN", account_iban)
+        el(acct, "Ccy", currency)
+        booked = [e for e in entries if e.kind != "rejected"]
+        summary = el(ntfctn, "TxsSummry")
+        total = el(summary, "TtlNtries")
+        el(total, "NbOfNtries", str(len(booked)))
+        for tag, side in (("TtlCdtNtries", True), ("TtlDbtNtries", False)):
+            part = [e for e in booked if e.credit is side]
+            node = el(summary, tag)
+            el(node, "NbOfNtries", str(len(part)))
+            el(node, "Sum", f"{sum((e.amount for e in part), Decimal(0)):.{minor_units(currency)}f}")
+        for e in entries:
+            ntry = el(ntfctn, "Ntry")
+            amount(ntry, "Amt", e.amount, e.currency)
+            el(ntry, "CdtDbtInd", "CRDT" if e.credit else "DBIT")
+            status = "INFO" if e.kind == "rejected" else "BOOK"
+            if v8:  # EntryStatus1Choice from version 8; a bare code before
+                el(el(ntry, "Sts"), "Cd", status)
+            else:
+                el(ntry, "Sts", status)
+            el(el(ntry, "BookgDt"), "Dt", e.booked_on.isoformat())
+            el(el(ntry, "ValDt"), "Dt", (e.value_on or e.booked_on).isoformat())
+            el(ntry, "AcctSvcrRef", e.servicer_reference[:35])
+            family, sub = _FAMILY[e.kind]
+            domn = el(el(ntry, "BkTxCd"), "Domn")
+            el(domn, "Cd", "PMNT")
+            fmly = el(domn, "Fmly")
+            el(fmly, "Cd", family)
+            el(fmly, "SubFmlyCd", sub)
+            tx = el(el(ntry, "NtryDtls"), "TxDtls")
+            refs = el(tx, "Refs")
+            el(refs, "AcctSvcrRef", e.servicer_reference[:35])
+            if e.instruction_id:
+                el(refs, "InstrId", e.instruction_id[:35])
+            el(refs, "EndToEndId", e.end_to_end_id[:35])
+            if e.mandate_id:
+                el(refs, "MndtId", e.mandate_id[:35])
+            amount(tx, "Amt", e.amount, e.currency)
+            el(tx, "CdtDbtInd", "CRDT" if e.credit else "DBIT")
+            if e.debtor_name or e.debtor_iban or e.creditor_name or e.creditor_iban:
+                parties = el(tx, "RltdPties")
+                if e.debtor_name:
+                    party(parties, "Dbtr", e.debtor_name)
+                if e.debtor_iban:
+                    el(el(el(parties, "DbtrAcct"), "Id"), "IBAN", e.debtor_iban)
+                if e.creditor_name:
+                    party(parties, "Cdtr", e.creditor_name)
+                if e.creditor_iban:
+                    el(el(el(parties, "CdtrAcct"), "Id"), "IBAN", e.creditor_iban)
+            if e.remittance_text or e.creditor_reference:
+                rmt = el(tx, "RmtInf")
+                if e.remittance_text:
+                    el(rmt, "Ustrd", clean_text(e.remittance_text, 140))
+                if e.creditor_reference:
+                    ref = el(el(rmt, "Strd"), "CdtrRefInf")
+                    el(el(el(ref, "Tp"), "CdOrPrtry"), "Cd", "SCOR")
+                    el(ref, "Ref", e.creditor_reference)
+            if e.reason_code:
+                rtr = el(tx, "RtrInf")
+                el(el(rtr, "Rsn"), "Cd", e.reason_code)
+                if e.reason_text:
+                    el(rtr, "AddtlInf", clean_text(e.reason_text, 105))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 

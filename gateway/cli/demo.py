@@ -27,6 +27,13 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         label = "none (no route)" if adapter == "none" else adapter
         by_adapter.add_row(label, *(str(counts.get(status, 0)) for status in statuses))
     out.print(by_adapter)
+    receipts = summary.get("receipts") or {}
+    if receipts.get("sent"):
+        reached = ", ".join(f"{state} {n}" for state, n in receipts["by_status"].items())
+        out.print(
+            f"money in: {receipts['sent']} transfers on the bank simulator, {receipts['statements']} statements"
+            f" fetched; receipts: {reached or 'none'}"
+        )
     ledger = summary.get("ledger")
     if ledger:
         transit = ", ".join(f"{a} {c} {v}" for a, cur in ledger["in_transit"].items() for c, v in cur.items())

@@ -34,10 +34,13 @@ from gateway.recon.breaks import (
     write_off_break,
 )
 from gateway.recon.controls import read_totals_file, store_totals
+from gateway.recon.fetch import StatementFetcher
 from gateway.recon.imports import AUTO, import_file
 from gateway.recon.rules import ReconRules, load_recon_rules
 from gateway.recon.service import confirm_match, match_by_hand, run_recon
+from gateway.runtime import build_adapters
 from gateway.store.journal import bind
+from gateway.store.rebates import bind_programs, load_programs
 
 __all__ = ["register"]
 
@@ -88,6 +91,52 @@ async def _import(args: argparse.Namespace) -> int:
     for gap in report.gaps:
         print(f"gap: {gap}", file=sys.stderr)
     return 0
+
+
+async def _fetch(args: argparse.Namespace) -> int:
+    """``gateway recon fetch``: the scheduled statement fetch, now (exit 1 when a file was refused or a
+    partner could not be asked)."""
+    settings = load(args)
+    plugins = Plugins()
+    adapters = build_adapters(plugins.adapter_classes(), settings, system_clock)
+    async with database(settings) as engine:
+        await require_schema(engine)
+        # receipts are booked and rebates accrue as the server would book them
+        bind(engine, load_ledger(settings, plugins.ledger_rules()))
+        bind_programs(engine, load_programs(settings.rebates_file))
+        fetcher = StatementFetcher(
+            engine, system_clock, adapters, plugins.statement_formats(), days=settings.reconciliation.fetch_days
+        )
+        if args.partner is not None and args.partner not in fetcher.sources():
+            await fetcher.fetch(args.partner)  # ConfigError: one line naming the partners that fetch
+        for adapter in adapters.values():
+            await adapter.start()
+        try:
+            report = await fetcher.fetch(args.partner)
+        finally:
+            for adapter in adapters.values():
+                await adapter.close()
+    doc = report.as_dict()
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        shown = table(
+            f"statement fetch: {doc['stored']} statements stored ({doc['lines']} lines)",
+            "partner",
+            "file",
+            "outcome",
+            "statements",
+            "lines",
+            names=("partner", "file"),
+            numbers=("statements", "lines"),
+        )
+        for f in report.files:
+            outcome = f"{f.outcome}: {f.error}" if f.error else f.outcome
+            shown.add_row(f.partner, f.name, outcome, str(f.statements), str(f.lines))
+        console().print(shown)
+    for gap in doc["gaps"]:
+        print(f"gap: {gap}", file=sys.stderr)
+    return 1 if doc["failed"] else 0
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -260,6 +309,10 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument(
         "--format", default=AUTO, help=f"{AUTO} (default: recognised from the file), camt.053, mt940, nacha, …"
     )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = command(recon, "fetch", _fetch, help="fetch statements and notifications from the partners now, import them")
+    p.add_argument("--partner", help="only this partner (an adapter that fetches statements)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command(recon, "run", _run, help="match statement lines to payments by the rules, post them, sync the breaks")

@@ -3,7 +3,8 @@
 Posts N varied instructions through the real HTTP API, waits for their final
 statuses and compares each with the status the simulator's rules predict; then
 (money in) a tenth as many card and wallet charges, counted by status under
-``collections``.
+``collections``, and as many invoices paid by transfers the bank simulator receives, fetched
+as the scheduled statement fetch does and counted by receipt state under ``receipts``.
 """
 
 from __future__ import annotations
@@ -15,25 +16,32 @@ import uuid
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 from rich.progress import Progress
+from sqlalchemy import func, select
+from stdnum.iso7064 import mod_97_10
 
 from gateway.config import Settings
-from gateway.devtools.harness import list_views, local_gateway, post_all
+from gateway.devtools.harness import LocalGateway, list_views, local_gateway, post_all
 from gateway.domain.clock import OffsetClock
 from gateway.domain.collection_status import COLLECTION_TERMINAL
 from gateway.domain.status import TERMINAL
 from gateway.finance.books import ledger_summary
 from gateway.plugins.manager import Plugins
+from gateway.store.tables import receipts
 
 __all__ = [
     "SAMPLE_IBANS",
     "DemoInstruction",
+    "DemoTransfer",
     "demo_collections",
     "demo_direct_debits",
     "demo_instructions",
+    "demo_transfers",
+    "rf_reference",
     "run_demo",
     "us_account",
 ]
@@ -219,6 +227,85 @@ async def _run_collections(
     }
 
 
+@dataclass(frozen=True)
+class DemoTransfer:
+    """Money in: an invoice the demo registers (``None``: nobody's), the transfer its payer sends for it on
+    the bank simulator, and what the receipt made from it should become."""
+
+    invoice: dict[str, Any] | None
+    transfer: dict[str, Any]
+    expected: str  # matched | on_account | unmatched
+
+
+def rf_reference(body: str) -> str:
+    """The ISO 11649 creditor reference (``RF`` + check digits + ``body``) of ``body``."""
+    return f"RF{mod_97_10.calc_check_digits(body + 'RF')}{body}"
+
+
+def demo_transfers(count: int, seed: int) -> list[DemoTransfer]:
+    """``count`` invoices and transfers, in turn: paid by RF reference, paid by the invoice number in the
+    text, over-paid (the excess stays on account), and a transfer nobody's invoice explains."""
+    rng = random.Random(f"{seed}:receipts")
+    out = []
+    for n in range(count):
+        distributor = ("nord", "sud")[n % 2]
+        amount = str(Decimal(rng.randint(10_000, 500_000)).scaleb(-2))
+        number = f"DEMO-INV-{seed}-{n + 1:03d}"
+        reference = rf_reference(f"{seed}{n + 1:05d}")
+        invoice = {
+            "invoice_number": number,
+            "distributor": distributor,
+            "amount": {"value": amount, "currency": "EUR"},
+            "due_date": "2099-12-31",
+            "structured_reference": reference,
+        }
+        payer = {"payer_name": f"Distributor {distributor.title()} GmbH", "currency": "EUR"}
+        step = n % 4
+        if step == 0:
+            out.append(DemoTransfer(invoice, {**payer, "amount": amount, "creditor_reference": reference}, "matched"))
+        elif step == 1:
+            text = f"payment {number} thank you"
+            out.append(DemoTransfer(invoice, {**payer, "amount": amount, "remittance_text": text}, "matched"))
+        elif step == 2:
+            more = str(Decimal(amount) + Decimal("25.00"))
+            transfer = {**payer, "amount": more, "creditor_reference": reference}
+            out.append(DemoTransfer(invoice, transfer, "on_account"))
+        else:
+            transfer = {"payer_name": "Unknown Payer Ltd", "amount": amount, "remittance_text": "see our letter"}
+            out.append(DemoTransfer(None, transfer, "unmatched"))
+    return out
+
+
+async def _run_transfers(
+    session: aiohttp.ClientSession, local: LocalGateway, items: list[DemoTransfer]
+) -> dict[str, Any]:
+    """Register the invoices, inject the transfers on the bank simulator, fetch its statements the way the
+    scheduled job does, and count the receipts by state."""
+    headers = {"Authorization": f"Bearer {local.key}"}
+    for item in items:
+        if item.invoice is not None:
+            key = {"Idempotency-Key": item.invoice["invoice_number"]}
+            async with session.post(f"{local.url}/v1/receivables", json=item.invoice, headers={**headers, **key}):
+                pass
+    bank = local.simulator_urls["iso20022_bank"]
+    for item in items:
+        async with session.post(f"{bank}/_sim/incoming-transfers", json=item.transfer):
+            pass
+    fetched = await local.runtime.statement_fetcher.fetch(partner="iso20022_bank")
+    async with local.runtime.engine.connect() as conn:
+        rows = await conn.execute(select(receipts.c.state, func.count()).group_by(receipts.c.state))
+        by_status = {state: int(n) for state, n in rows}
+    expected = Counter(i.expected for i in items)
+    return {
+        "sent": len(items),
+        "by_status": dict(sorted(by_status.items())),
+        "expected": dict(sorted(expected.items())),
+        "mismatched": sum(abs(expected.get(s, 0) - by_status.get(s, 0)) for s in {*expected, *by_status}),
+        "statements": fetched.stored,
+        "gaps": fetched.as_dict()["gaps"],
+    }
+
+
 async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = False) -> dict[str, Any]:
     """Run the demo; the summary's ``ok`` is True only if every status matched its prediction.
 
@@ -258,6 +345,9 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
             charges += demo_direct_debits(max(3, count // 20), seed)
         if charges:
             collections = await _run_collections(session, local.url, local.key, charges, time.monotonic() + 60)
+        receipts_in: dict[str, Any] = {"sent": 0, "by_status": {}, "expected": {}, "mismatched": 0}
+        if "iso20022_bank" in partners and "iso20022_bank" in local.simulator_urls:
+            receipts_in = await _run_transfers(session, local, demo_transfers(max(4, count // 10), seed))
         with Progress(disable=quiet, transient=True) as progress:
             sending = progress.add_task("sending", total=count)
             ids = await post_all(session, local.url, local.key, items, lambda: progress.advance(sending))
@@ -304,9 +394,15 @@ async def run_demo(base: Settings, *, count: int, seed: int = 7, quiet: bool = F
         "lost": lost,
         "seconds": round(time.perf_counter() - started, 2),
         "collections": collections,
+        "receipts": receipts_in,
         "ledger": ledger,
     }
     summary["ok"] = (
-        not mismatched and lost == 0 and not collections["mismatched"] and ledger["balanced"] and ledger["audit_intact"]
+        not mismatched
+        and lost == 0
+        and not collections["mismatched"]
+        and not receipts_in["mismatched"]
+        and ledger["balanced"]
+        and ledger["audit_intact"]
     )
     return summary

@@ -65,6 +65,7 @@ async def local_gateway(
             "server__host": "127.0.0.1",
             "server__port": port,
             "server__public_url": None,
+            "reconciliation__inbox_dir": str(Path(tmp) / "statements"),  # never the repo's var/
         }
         for name, url in sim_urls.items():
             if name in base.section("partners"):

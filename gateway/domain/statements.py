@@ -10,9 +10,9 @@ before anything of it is stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import BinaryIO
 
@@ -20,8 +20,10 @@ from gateway.domain.errors import DomainError
 from gateway.domain.money import minor_units
 
 __all__ = [
+    "FetchedFile",
     "Statement",
     "StatementControlError",
+    "StatementFetch",
     "StatementFormat",
     "StatementLine",
     "check_controls",
@@ -168,3 +170,31 @@ class StatementFormat:
     #: the file read as it streams (any size, bounded memory): each ``Statement`` without its lines, then
     #: its lines; ``None`` if the format is only read whole
     stream: Callable[[BinaryIO], Iterator[Statement | StatementLine]] | None = None
+
+
+@dataclass(frozen=True)
+class StatementFetch:
+    """What the gateway asks an adapter to fetch (``Adapter.fetch_statements``): which days, and from where on.
+
+    End-of-day statements are asked only for days that are over (``closed_days``): a day's statement
+    imported before the day ends would be stored once, incomplete. Notifications are asked from the
+    one after the highest sequence stored (``after``).
+    """
+
+    today: date  # the gateway's day (UTC)
+    days: int  # how many closed days back to ask end-of-day statements for
+    #: per format: the highest statement sequence of this source already stored (0: none)
+    after: Mapping[str, int] = field(default_factory=dict)
+
+    def closed_days(self) -> list[date]:
+        """The ``days`` days before ``today``, oldest first."""
+        return [self.today - timedelta(days=n) for n in range(self.days, 0, -1)]
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """A statement file an adapter fetched from its partner, as the partner sent it."""
+
+    format: str  # the name of a statement format (``camt.053``) the import reads it with
+    name: str  # what it is, for the report and the log: ``camt.053 2026-12-04``
+    body: bytes = field(repr=False)

@@ -23,8 +23,6 @@ import contextlib
 import logging
 import os
 import re
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +48,7 @@ from gateway.intake.batch import MAX_ITEMS, prepare
 from gateway.intake.pain001 import PaymentFile, read_pain001
 from gateway.intake.pain002 import ReportLine, build_report, tx_status
 from gateway.store.codec import InstructionCodec
+from gateway.store.inbox import move_aside, reason_text, settled_files
 from gateway.store.intake import GroupResult, IntakeGroup, IntakeOutcome, IntakeResult, IntakeWriter
 from gateway.store.tables import business_units, instruction_events, instructions, payment_files
 
@@ -60,8 +59,6 @@ log = logging.getLogger(__name__)
 FILE_ID_RE = re.compile(r"^fil_[0-9A-Z]{26}$")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _ISO_REASON = re.compile(r"^[A-Z0-9]{4}$")
-#: a file younger than this (seconds since its last change) may still be being written; the next scan takes it
-_SETTLE_SECONDS = 1.0
 _FINAL = frozenset(s.value for s in TERMINAL)
 #: the reason of a file none of whose payments could be taken in (each one's reason is in the report)
 ALL_REFUSED = "every payment of the file was refused (see its status report)"
@@ -366,7 +363,7 @@ class FileDesk:
             unit = units.get(folder.name)
             if unit is None:
                 continue
-            for path in _settled_files(folder.iterdir()):
+            for path in settled_files(folder.iterdir(), (".xml",)):
                 taken += await self._take(path, unit)
         return taken
 
@@ -381,16 +378,16 @@ class FileDesk:
             if exc.status >= 500:  # the store is unavailable: the file stays for the next scan
                 log.warning("inbox file %s not taken (%s); trying again at the next scan", path, exc.message)
                 return 0
-            _move(path, "failed", _reason_text(exc))
+            move_aside(path, "failed", reason_text(exc))
             log.info("inbox file %s refused: %s", path, exc.message)
             return 1
         except OSError as exc:
             log.warning("inbox file %s could not be read (%s); trying again at the next scan", path, exc)
             return 0
         if answer.status_code >= 400:
-            _move(path, "failed", f"{answer.body.get('detail', 'refused')}\nfile: {answer.body.get('file_id')}\n")
+            move_aside(path, "failed", f"{answer.body.get('detail', 'refused')}\nfile: {answer.body.get('file_id')}\n")
         else:
-            _move(path, "done", None)
+            move_aside(path, "done", None)
         log.info("inbox file %s taken in as %s (%s)", path, answer.body.get("id"), answer.body.get("status"))
         return 1
 
@@ -470,33 +467,3 @@ def _write_atomically(path: Path, body: bytes) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
-
-
-def _settled_files(entries: Iterable[Path]) -> list[Path]:
-    """Regular ``*.xml`` files not changed for a second (still being written otherwise), oldest name first."""
-    now = time.time()
-    found = []
-    for path in entries:
-        if path.name.startswith(".") or path.suffix.lower() != ".xml" or not path.is_file():
-            continue
-        with contextlib.suppress(OSError):
-            if now - path.stat().st_mtime >= _SETTLE_SECONDS:
-                found.append(path)
-    return sorted(found)
-
-
-def _reason_text(exc: GatewayError) -> str:
-    lines = [exc.message, *(f"{e.pointer}: {e.message}" for e in exc.errors)]
-    return "\n".join(lines) + "\n"
-
-
-def _move(path: Path, where: str, reason: str | None) -> None:
-    """Move a processed inbox file to ``done/`` or ``failed/`` (never over another), with its reason file."""
-    folder = path.parent / where
-    folder.mkdir(exist_ok=True)
-    target = folder / path.name
-    if target.exists():
-        target = folder / f"{path.stem}.{int(time.time() * 1000)}{path.suffix}"
-    os.replace(path, target)
-    if reason is not None:
-        (folder / f"{target.name}.reason.txt").write_text(reason, encoding="utf-8")

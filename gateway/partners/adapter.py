@@ -22,6 +22,7 @@ from gateway.domain.collection import CollectionOrder
 from gateway.domain.collection_status import CollectionStatus
 from gateway.domain.money import Money
 from gateway.domain.order import PaymentOrder
+from gateway.domain.statements import FetchedFile, StatementFetch
 from gateway.domain.status import Status
 from gateway.errors import PermanentPartnerError
 from gateway.partners.http import PartnerHttp, header
@@ -225,6 +226,9 @@ class Adapter(abc.ABC):
     collection_kinds: ClassVar[frozenset[str]] = frozenset()
     #: currencies it collects in (empty: any)
     collection_currencies: ClassVar[frozenset[str]] = frozenset()
+    #: the statement formats (``camt.053``, ``camt.054``) it fetches from its partner itself
+    #: (``fetch_statements``); empty: none, statements come only as uploads
+    statement_sources: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     @abc.abstractmethod
@@ -302,6 +306,20 @@ class Adapter(abc.ABC):
         """Verify (signature first) and parse a partner callback about collections; ``None`` when the body
         is not about collections (the default), so ``parse_callback`` reads it."""
         return None
+
+    # -- statements: implemented by adapters that declare ``statement_sources`` ------------------------
+
+    async def fetch_statements(self, request: StatementFetch) -> list[FetchedFile]:
+        """Fetch the statement files ``request`` asks for from the partner, each as the partner sent it.
+
+        Called by the gateway's scheduled statement fetch (``reconciliation.fetch_seconds``), once per
+        run across processes; every file goes through the same import as an upload (format named by
+        ``FetchedFile.format``, one of ``statement_sources``), so a file fetched twice adds nothing.
+        Return only what the partner has (no file for a day without a statement). Raise
+        ``TransientPartnerError`` / ``PermanentPartnerError`` when the partner cannot be asked; the
+        run logs it and tries again at its next interval. Default: nothing.
+        """
+        return []
 
     @abc.abstractmethod
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:

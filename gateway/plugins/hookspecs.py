@@ -93,11 +93,14 @@ def gateway_statement_formats() -> Sequence[StatementFormat]:
     """Return the statement formats this plugin reads (``gateway.domain.statements.StatementFormat``).
 
     Called when statements are imported (``POST /v1/statements``, ``gateway recon
-    import``). Each format has a ``name`` (``camt.053``, ``mt940``, ``nacha``), the
+    import``, the scheduled fetch and the statement inbox). Each format has a
+    ``name`` (``camt.053``, ``mt940``, ``nacha``), the
     ``source`` (adapter) whose statements it carries, ``sniff(head)`` to recognise
     a file for ``--format auto`` and ``read(body)`` returning its statements.
     Every plugin's list is concatenated; two plugins offering the same name is an
-    error. Return an empty list to offer none.
+    error. Return an empty list to offer none. Files the gateway fetches itself
+    (``Adapter.fetch_statements``, the ``statement-fetch`` job) and files dropped in
+    the statement inbox are read with these formats too.
     """
 
 

@@ -24,7 +24,15 @@ from gateway.domain.statements import Statement, StatementFormat, check_controls
 from gateway.errors import ConflictError, ContractError, GatewayError
 from gateway.store.statements import StoredStatement, store_statements, store_streamed
 
-__all__ = ["AUTO", "ImportReport", "StatementFileError", "detect_format", "import_file", "read_file"]
+__all__ = [
+    "AUTO",
+    "EmptyStatementFileError",
+    "ImportReport",
+    "StatementFileError",
+    "detect_format",
+    "import_file",
+    "read_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,12 @@ class StatementFileError(ContractError):
 
     default_message = "statement file refused"
     slug = "statement-refused"
+
+
+class EmptyStatementFileError(StatementFileError):
+    """A statement file of a known format that holds no statement (nothing to store, nothing wrong with it)."""
+
+    default_message = "the statement file holds no statement"
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,7 @@ def read_file(fmt: StatementFormat, body: bytes) -> list[Statement]:
         # a third-party parser (mt-940) fails on malformed input with its own exceptions
         raise StatementFileError(f"not a valid {fmt.name} file: {_one_line(exc)}") from None
     if not found:
-        raise StatementFileError(f"the {fmt.name} file holds no statement")
+        raise EmptyStatementFileError(f"the {fmt.name} file holds no statement")
     for s in found:
         try:
             check_controls(s)
@@ -134,7 +148,7 @@ async def _stream(
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError) as exc:
         raise StatementFileError(f"not a valid {fmt.name} file: {_one_line(exc)}") from None
     if not stored:
-        raise StatementFileError(f"the {fmt.name} file holds no statement")
+        raise EmptyStatementFileError(f"the {fmt.name} file holds no statement")
     return stored
 
 

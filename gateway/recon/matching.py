@@ -355,12 +355,23 @@ def decide(
 def not_a_receipt() -> ColumnElement[bool]:
     """Statement lines that are not an explained receipt (money in, matched to receivables or put on account).
 
-    A credit nobody could match stays an ``unexpected_line`` until finance assigns its receipt.
+    A credit nobody could match stays an ``unexpected_line`` until finance assigns its receipt. The same
+    credit brought again by a report of another kind (a notification, then the day's statement: same
+    bank reference and amount, no second receipt) is explained with it. The query must join ``statements``.
     """
     return ~exists().where(
         and_(
             receipts.c.statement_pk == statement_lines.c.statement_pk,
             receipts.c.line == statement_lines.c.line,
+            receipts.c.state != "unmatched",
+        )
+    ) & ~exists().where(
+        and_(
+            statement_lines.c.direction == "credit",
+            receipts.c.source == statements.c.source,
+            receipts.c.servicer_reference == statement_lines.c.servicer_reference,
+            receipts.c.amount_minor == statement_lines.c.amount_minor,
+            receipts.c.currency == statement_lines.c.currency,
             receipts.c.state != "unmatched",
         )
     )

@@ -41,12 +41,19 @@ from gateway.domain.receivables import (
     structured_reference,
     tokens_of,
 )
-from gateway.domain.statements import Statement
+from gateway.domain.statements import Statement, StatementLine
 from gateway.errors import ConflictError, ContractError, FieldError, NotFoundError
 from gateway.store.creditlines import OPEN_STATUSES, adjust_receivables, money_view
 from gateway.store.journal import post, rules_for
 from gateway.store.rebates import accrue
-from gateway.store.tables import idempotency_keys, receipt_allocations, receipts, receivables
+from gateway.store.tables import (
+    collections,
+    idempotency_keys,
+    receipt_allocations,
+    receipts,
+    receivables,
+    statements,
+)
 
 __all__ = [
     "apply_allocations",
@@ -403,6 +410,32 @@ async def _match_new(conn: AsyncConnection, receipt: dict[str, Any], now: dateti
     )
 
 
+async def _already_received(conn: AsyncConnection, statement: Statement, line: StatementLine) -> bool:
+    """Whether this credit is money the gateway already knows: one a report of another kind already
+    brought (a camt.054 notification, then the day's camt.053: same bank, same account servicer's
+    reference, same amount), or a direct debit it collected (its instruction id is one of our
+    collections: the collection's money, booked by its own status). Such a line is stored with its
+    statement but is not a receipt."""
+    ours = [r for r in {line.partner_reference, line.end_to_end_id} if r and r.startswith("col_")]
+    if ours and (await conn.execute(select(collections.c.id).where(collections.c.id.in_(ours)))).first():
+        return True
+    if not line.servicer_reference:
+        return False
+    found = await conn.execute(
+        select(receipts.c.id)
+        .join(statements, statements.c.id == receipts.c.statement_pk)
+        .where(
+            receipts.c.source == statement.source,
+            receipts.c.servicer_reference == line.servicer_reference,
+            receipts.c.currency == line.currency,
+            receipts.c.amount_minor == line.amount_minor,
+            statements.c.format != statement.format,
+        )
+        .limit(1)
+    )
+    return found.first() is not None
+
+
 async def record_receipts(
     conn: AsyncConnection, statement_pk: int, statement: Statement, now: datetime, *, first: int = 1
 ) -> int:
@@ -413,6 +446,8 @@ async def record_receipts(
     made = 0
     for n, line in enumerate(statement.lines, start=first):
         if not line.credit or line.kind != "booked" or line.amount_minor <= 0:
+            continue
+        if await _already_received(conn, statement, line):
             continue
         receipt = {
             "id": new_id("rct"),
@@ -430,6 +465,7 @@ async def record_receipts(
             "structured_reference": _reference(line.remittance_reference),
             "text": line.text,
             "refund_instruction_id": None,
+            "servicer_reference": line.servicer_reference,
             "created_at": now,
             "updated_at": now,
         }

@@ -844,8 +844,12 @@ receipts = Table(
     Column("refund_instruction_id", String(40)),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # the bank's reference of the credit (AcctSvcrRef): the same credit on a notification and on the
+    # day's statement is one receipt (gateway.store.receivables.record_receipts)
+    Column("servicer_reference", String(35)),
     UniqueConstraint("statement_pk", "line"),  # one statement line is one receipt, never two
     Index(None, "state", "id"),
+    Index(None, "source", "servicer_reference"),
 )
 
 receipt_allocations = Table(

@@ -526,6 +526,8 @@ class Simulator:
         for entry in entries:
             account = accounts.get(entry.instruction_id, "") or next(iter(accounts.values()), "")
             by_account.setdefault((account, entry.currency), []).append(entry)
+        for account, entry in self.partner.statement_entries(day):  # money in: no break strikes it
+            by_account.setdefault((account, entry.currency), []).append(entry)
         opening = self.scenario.opening_balance if self.scenario else Decimal("1000000.00")
         statements = []
         for (account, currency), items in sorted(by_account.items()):

@@ -95,6 +95,11 @@ class StatementEntry:
     reason_code: str | None = None
     #: the injected reconciliation break this entry carries, if any
     injected: str | None = None
+    #: a credit transfer received (money in): the counterparty is the payer (``Dbtr``), not a creditor
+    incoming: bool = False
+    value_on: date | None = None
+    remittance_text: str | None = None
+    creditor_reference: str | None = None  # structured (SCOR), e.g. an ISO 11649 RF reference
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,11 @@ class Partner(abc.ABC):
     @abc.abstractmethod
     def render_statements(self, statements: Sequence[Statement], *, message_id: str, now: datetime) -> bytes:
         """A statement document holding ``statements`` (one per account and currency)."""
+
+    def statement_entries(self, day: date) -> Sequence[tuple[str, StatementEntry]]:
+        """Movements of ``day`` that are not payments the core holds, as (account IBAN, entry): e.g. credit
+        transfers received on the account. They come after the scenario's breaks. Default: none."""
+        return ()
 
     def awaits_release(self, tx: Transaction) -> bool:
         """Whether an accepted payment waits for an explicit release before its timeline runs

@@ -50,7 +50,7 @@ from gateway.contracts.safexml import parse_xml, text
 from gateway.domain.accounts import mask
 from gateway.domain.mandate import settlement_date
 from gateway.errors import AuthenticationError, ContractError, SignatureError
-from gateway_adapters.iso20022_bank.camt054 import NotificationEntry, build_camt054
+from gateway_adapters.iso20022_bank.camt054 import Notification, NotificationEntry, build_camt054_notifications
 from gateway_adapters.iso20022_bank.pain002 import (
     PaymentInformationStatus,
     StatusReport,
@@ -269,22 +269,34 @@ async def post_pain008(request: web.Request) -> web.Response:
         raise
 
 
+def _notifications(sim: Simulator, movements: list[NotificationEntry], since: int) -> list[Notification]:
+    """One notification per movement after the first ``since``: movement n is ``SIMNTF-n-n``, sequence n —
+    what ``?since=n-1`` answered when it was the last, so each has one id however it is asked for."""
+    return [Notification((m,), f"SIMNTF-{n}-{n}", n) for n, m in enumerate(movements[since:], start=since + 1)]
+
+
 async def get_camt054(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     desk = request.app[DESK]
-    raw = request.query.get("since", "0")
+    after = request.query.get("after")
+    raw = request.query.get("since", "0") if after is None else after
     if not raw.isdigit():
-        return web.json_response({"error": {"code": "BAD_SINCE", "message": "since must be a count >= 0"}}, status=400)
+        name = "since" if after is None else "after"
+        return web.json_response(
+            {"error": {"code": f"BAD_{name.upper()}", "message": f"{name} must be a count >= 0"}}, status=400
+        )
     since = int(raw)
-    entries = desk.movements[since:]
-    body = build_camt054(
-        entries,
+    total = len(desk.movements)
+    if after is None:  # one notification of every movement after the first ``since``
+        notes = [Notification(tuple(desk.movements[since:]), f"SIMNTF-{since + 1}-{total}", total)]
+    else:  # one notification per movement after the ``after``-th (what the gateway's scheduled fetch asks)
+        notes = _notifications(sim, desk.movements, since)
+    body = build_camt054_notifications(
+        notes,
         account_iban=CREDITOR_ACCOUNT,
         currency="EUR",
-        message_id=sim.new_id("SIMNTF", f"msg:{len(desk.movements)}:{since}"),
-        notification_id=f"SIMNTF-{since + 1}-{len(desk.movements)}",
+        message_id=sim.new_id("SIMNTF", f"msg:{total}:{since}" + ("" if after is None else ":each")),
         created_at=datetime.now(UTC),
-        sequence=len(desk.movements),
     )
     sim.journal.record("out", "camt054", method="GET", path=request.path, http_status=200, body=body)
     return web.Response(body=body, content_type="application/xml")
@@ -327,9 +339,9 @@ async def reset_collections(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
-def add_direct_debit_routes(app: web.Application) -> None:
-    """Give a bank simulator app its direct debit desk and routes."""
-    desk = DirectDebitDesk(app[SIMULATOR])
+def add_direct_debit_routes(app: web.Application, movements: list[NotificationEntry] | None = None) -> None:
+    """Give a bank simulator app its direct debit desk and routes (``movements``: the account's, shared)."""
+    desk = DirectDebitDesk(app[SIMULATOR], movements=[] if movements is None else movements)
     app[DESK] = desk
 
     async def lifetime(app: web.Application) -> Any:

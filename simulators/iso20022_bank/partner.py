@@ -10,12 +10,13 @@ settlement is a ``RJCT`` flagged ``RTRN``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import ClassVar
 
 from gateway.contracts.safexml import parse_xml, text
 from gateway.errors import ContractError
 from gateway_adapters.iso20022_bank.camt053 import build_camt053
+from gateway_adapters.iso20022_bank.camt054 import NotificationEntry
 from gateway_adapters.iso20022_bank.pain001 import read_pain001
 from gateway_adapters.iso20022_bank.pain002 import (
     PaymentInformationStatus,
@@ -23,7 +24,14 @@ from gateway_adapters.iso20022_bank.pain002 import (
     TransactionStatus,
     build_pain002,
 )
-from gateway_simulators.core.partner import Partner, ReportLine, Statement, Submission, Transaction
+from gateway_simulators.core.partner import (
+    Partner,
+    ReportLine,
+    Statement,
+    StatementEntry,
+    Submission,
+    Transaction,
+)
 
 __all__ = ["Iso20022Bank"]
 
@@ -43,6 +51,36 @@ class Iso20022Bank(Partner):
         "rejected": "RJCT",
         "returned": "RJCT",  # flagged RTRN in the report
     }
+
+    def __init__(self) -> None:
+        #: every movement on the enterprise's own account, in order: direct debits collected or returned
+        #: (``direct_debits``) and credit transfers received (``incoming``); the camt.054 notifies them
+        self.movements: list[NotificationEntry] = []
+
+    def statement_entries(self, day: date) -> Sequence[tuple[str, StatementEntry]]:
+        """The credit transfers received and booked on ``day``: ``CRDT`` entries of that day's camt.053."""
+        return [
+            (
+                m.creditor_iban or "",
+                StatementEntry(
+                    amount=m.amount,
+                    currency=m.currency,
+                    credit=True,
+                    booked_on=m.booked_on,
+                    reference=m.end_to_end_id,
+                    partner_reference=m.servicer_reference,
+                    instruction_id="",
+                    counterparty_name=m.debtor_name or "",
+                    counterparty_iban=m.debtor_iban,
+                    incoming=True,
+                    value_on=m.value_on,
+                    remittance_text=m.remittance_text,
+                    creditor_reference=m.creditor_reference,
+                ),
+            )
+            for m in self.movements
+            if m.kind == "credit_transfer" and m.booked_on == day
+        ]
 
     def read_submission(self, body: bytes) -> Submission:
         message = read_pain001(body)

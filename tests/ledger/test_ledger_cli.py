@@ -115,7 +115,10 @@ def test_export_writes_a_numbered_batch_and_a_rerun_says_it_is_identical(config:
 def test_audit_verify_exits_1_naming_the_tampered_row(config: Path, tmp_path: Path) -> None:
     _settle_some(config, 2)
     clean = run_cli("audit", "verify", config=config)
-    assert clean.returncode == 0 and clean.stderr.strip() == "audit chains intact: 10 events rows, 0 collections rows, 6 journal rows"
+    assert (
+        clean.returncode == 0
+        and clean.stderr.strip() == "audit chains intact: 10 events rows, 0 collections rows, 6 journal rows"
+    )
     with sqlite3.connect(tmp_path / "cli.db") as db:
         db.execute("UPDATE ledger_postings SET amount = amount * 10 WHERE entry_id = 4 AND line = 1")
     result = run_cli("audit", "verify", config=config)
