@@ -63,7 +63,10 @@ def write_feed(path: Path, rows: list[dict[str, str]]) -> None:
 def cli_config(tmp_path: Path, database: Database) -> Path:
     url = database.url if database.schema is None else f"{database.url}?schema={database.schema}"
     file = tmp_path / "cli.yaml"
-    file.write_text(f"database:\n  url: {url}\npartners: {{}}\nsimulators: {{}}\n")
+    file.write_text(
+        f"database:\n  url: {url}\npartners: {{}}\nsimulators: {{}}\n"
+        "security:\n  encryption_keys: 't1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY='\n"
+    )
     return file
 
 
