@@ -6,13 +6,14 @@ through the ``gateway.adapters`` entry point.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from gateway.adapter import AdapterContext
+from gateway.adapter import AdapterContext, PaymentOrder
 from gateway.dispatch.routing import Router, RoutingRule, load_routing
 from gateway.domain.accounts import UsAccount
 from gateway.domain.status import Status
@@ -33,9 +34,9 @@ def build(tmp_path: Path, **settings: object) -> LegacyFileAdapter:
     )
 
 
-def us_order(instruction_id: str = "ins_1", reference: str = "R1"):  # noqa: ANN201 - a PaymentOrder
+def us_order(instruction_id: str = "ins_1", reference: str = "R1") -> PaymentOrder:
     base = order("USD", UsAccount("000123456789", "021000021"))
-    return type(base)(**{**base.__dict__, "id": instruction_id, "reference": reference})
+    return dataclasses.replace(base, id=instruction_id, reference=reference)
 
 
 def test_registered_through_the_entry_point_like_every_built_in() -> None:
@@ -155,5 +156,5 @@ def test_routing_hands_off_what_the_rollout_keeps_from_a_partner(tmp_path: Path)
 
 
 def test_an_unknown_handoff_adapter_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="rollout.handoff_adapter: unknown adapter 'carrier_pigeon'"):
+    with pytest.raises(ConfigError, match=r"rollout\.handoff_adapter: unknown adapter 'carrier_pigeon'"):
         load_routing(None, installed={"legacy_file": LegacyFileAdapter}, handoff="carrier_pigeon")

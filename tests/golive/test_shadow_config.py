@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gateway.adapter import AdapterContext
@@ -27,7 +25,7 @@ LIVE_RTP = "http://127.0.0.1:8704"
                 "rollout__shadow_sandboxes": {
                     "instant_rtp": {"base_url": LIVE_RTP, "request_secret": "s" * 12, "response_secret": "r" * 12}
                 }
-            },  # fmt: skip
+            },
             "rollout.shadow_sandboxes.instant_rtp.base_url: the same as partners.instant_rtp.base_url",
         ),
         (
@@ -35,7 +33,7 @@ LIVE_RTP = "http://127.0.0.1:8704"
                 "rollout__shadow_sandboxes": {
                     "ach_nacha": {"base_url": "http://127.0.0.1:9999", "api_key": "k" * 12, "callback_secret": "c" * 12}
                 }
-            },  # fmt: skip
+            },
             "rollout.shadow_sandboxes.ach_nacha.spool_dir: the same as partners.ach_nacha.spool_dir",
         ),
         (
