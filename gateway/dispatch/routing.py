@@ -263,16 +263,16 @@ class Router:
             if name in exclude:
                 skipped[name] = "refused this payment before (try elsewhere)"
                 continue
+            refusal = adapter.capabilities.refusal(order)
+            if refusal:  # before the rollout: a partner that could never carry it hands nothing off
+                skipped[name] = refusal
+                continue
             held_back = _rollout_holds_back(order, modes.get(name))
             if held_back:
                 skipped[name] = held_back
                 handoff = self._handoff_for(order, adapters, exclude)
                 if handoff is not None:
                     return RouteDecision(handoff, label, candidates, skipped, handoff=True, shadow=shadow)
-                continue
-            refusal = adapter.capabilities.refusal(order)
-            if refusal:
-                skipped[name] = refusal
                 continue
             healthy = self.breaker.allows(name) if probe else self.breaker.state(name) != "open"
             if not healthy:

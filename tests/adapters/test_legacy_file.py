@@ -158,3 +158,12 @@ def test_routing_hands_off_what_the_rollout_keeps_from_a_partner(tmp_path: Path)
 def test_an_unknown_handoff_adapter_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"rollout\.handoff_adapter: unknown adapter 'carrier_pigeon'"):
         load_routing(None, installed={"legacy_file": LegacyFileAdapter}, handoff="carrier_pigeon")
+
+
+def test_a_partner_that_could_not_carry_the_payment_hands_nothing_off(tmp_path: Path) -> None:
+    adapters = {**ADAPTERS, "legacy_file": build(tmp_path)}
+    router = Router([RoutingRule("any", ("rtp", "bank"))], handoff="legacy_file")
+    eur = order()  # rtp carries USD only: its rollout mode does not matter for this payment
+    decision = router.decide(eur, adapters, rollout={"rtp": RolloutMode("off")})
+    assert (decision.adapter, decision.handoff) == ("bank", False)
+    assert decision.skipped == {"rtp": "currency EUR not supported"}
