@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from gateway.adapter import AdapterContext
+from gateway.cli.golive import _rollout as golive_rollout_check
 from gateway.dispatch.shadow import ShadowRunner, agrees
 from gateway.domain.clock import system_clock
 from gateway.domain.status import Status
 from gateway.errors import ConfigError
 from gateway.plugins.manager import Plugins
 from gateway.runtime import Runtime
+from gateway.store.rollout import RolloutMode, set_mode
 from tests.support import Database, make_settings
 from tests.unit.test_routing import order
 
@@ -93,3 +95,19 @@ async def test_an_order_the_partner_format_cannot_hold_is_recorded_invalid_and_e
 )
 def test_what_counts_as_agreeing(legacy: Status, expected: str | None, agree: bool) -> None:
     assert agrees(legacy, expected) is agree
+
+
+async def test_the_golive_checklist_does_not_ask_a_rollout_mode_for_the_handoff(database: Database) -> None:
+    settings = make_settings(
+        database,
+        partners={"legacy_file": {"dir": "/nonexistent"}, "instant_rtp": {"base_url": LIVE_RTP}},
+        rollout__handoff_adapter="legacy_file",
+    )
+    engine = database.engine()
+    try:
+        await set_mode(engine, "erp", "instant_rtp", RolloutMode("shadow"), "alice", system_clock())
+        async with engine.connect() as conn:
+            check = await golive_rollout_check(conn, settings, "erp")
+    finally:
+        await engine.dispose()
+    assert (check.state, check.detail) == ("pass", "instant_rtp: shadow")
