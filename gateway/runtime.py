@@ -21,13 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.api.app import build_app
 from gateway.api.appkeys import ApiServices
-from gateway.config import Settings, WebhookSettings
+from gateway.config import Settings, WebhookSettings, schema_defaults
 from gateway.console.app import mount as mount_console
 from gateway.contracts.registry import ContractRegistry, contracts
 from gateway.dispatch.collections import CollectionDispatcher, CollectionServices, CollectionUpdates
 from gateway.dispatch.dispatcher import Dispatcher, DispatchServices
 from gateway.dispatch.routing import load_routing
 from gateway.dispatch.scheduler import Job, Scheduler, SchedulerServices
+from gateway.dispatch.shadow import ShadowRunner
 from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock, system_clock
 from gateway.domain.events import StatusChange
@@ -92,6 +93,41 @@ def build_adapters(classes: dict[str, type[Adapter]], settings: Settings, clock:
     return built
 
 
+def _build_sandboxes(
+    classes: dict[str, type[Adapter]], settings: Settings, adapters: dict[str, Adapter], clock: Clock
+) -> dict[str, Adapter]:
+    """The shadow sandboxes (``rollout.shadow_sandboxes``): a second instance of a partner's adapter, never live.
+
+    Refused at start-up (``ConfigError``) when the partner is not enabled, when the sandbox's
+    settings break the adapter's schema, or when its ``base_url`` or any ``*_dir`` setting is
+    the live adapter's (a shared spool would let the live cut-off send shadow payments).
+    """
+    partners = settings.section("partners")
+    built: dict[str, Adapter] = {}
+    for name, block in (settings.section("rollout").get("shadow_sandboxes") or {}).items():
+        where = f"rollout.shadow_sandboxes.{name}"
+        if name not in adapters:
+            raise ConfigError(f"{where}: {name} is not an enabled adapter (configure partners.{name} first)")
+        cls = classes[name]
+        errors = sorted(
+            Draft202012Validator(dict(cls.settings_schema)).iter_errors(dict(block)),
+            key=lambda e: list(e.absolute_path),
+        )
+        if errors:
+            raise ConfigError(".".join([where, *(str(p) for p in errors[0].absolute_path)]) + f": {errors[0].message}")
+        defaults = schema_defaults(cls.settings_schema)
+        live = {**defaults, **dict(partners[name] or {})}
+        sandbox = {**defaults, **dict(block)}
+        for key in sorted(k for k in sandbox if k == "base_url" or k.endswith("_dir")):
+            if sandbox.get(key) == live.get(key):
+                raise ConfigError(
+                    f"{where}.{key}: the same as partners.{name}.{key}: a sandbox must not be the live one"
+                )
+        context = AdapterContext(callback_url=f"{settings.public_url}/v1/partners/{name}/callbacks", clock=clock)
+        built[name] = cls.from_settings(dict(block), context)
+    return built
+
+
 class _WebhookWaker:
     """A plugin that wakes the webhook worker after each committed status change (its deliveries are due)."""
 
@@ -143,7 +179,13 @@ class Runtime:
         self.plugins.register(self._waker, name=f"gateway.webhooks.waker.{id(self._waker)}")
         classes = self.plugins.adapter_classes()
         self.adapters: dict[str, Adapter] = build_adapters(classes, settings, clock)
-        self.router = load_routing(settings.routing_file, installed=classes)
+        rollout = settings.section("rollout")
+        handoff = rollout.get("handoff_adapter")
+        self.router = load_routing(settings.routing_file, installed=classes, handoff=handoff)
+        if handoff is not None and handoff not in self.adapters:
+            raise ConfigError(f"rollout.handoff_adapter: {handoff} is not enabled (configure partners.{handoff})")
+        self.sandboxes = _build_sandboxes(classes, settings, self.adapters, clock)
+        self.shadow = ShadowRunner(self.adapters, self.sandboxes, clock)
         self.risk = load_risk(
             settings.risk_file,
             self.plugins.risk_rule_classes(),
@@ -279,6 +321,7 @@ class Runtime:
             metrics=self.metrics,
             announce=self.plugins.announce,
             intake_busy=self.writer.under_pressure,
+            shadow=self.shadow,
         )
         return Dispatcher(services, self.settings.dispatch, owner or self.owner)
 
@@ -344,7 +387,7 @@ class Runtime:
 
         ``webhooks`` defaults to ``webhooks.enabled``.
         """
-        for adapter in self.adapters.values():
+        for adapter in [*self.adapters.values(), *self.sandboxes.values()]:
             await adapter.start()
         if self.risk.credit_limits:
             async with self.engine.begin() as conn:
@@ -386,7 +429,7 @@ class Runtime:
             await self.dispatcher.stop()
         await self.heartbeat.stop()
         await self.writer.stop()
-        for adapter in self.adapters.values():
+        for adapter in [*self.adapters.values(), *self.sandboxes.values()]:
             await adapter.close()
         self.plugins.unregister(self.metrics)
         self.plugins.unregister(self._waker)

@@ -33,13 +33,14 @@ from gateway.adapter import (
     Capabilities,
     HttpAdapter,
     PaymentOrder,
+    RenderedMessage,
     StatusUpdate,
     SubmitResult,
     http_settings_schema,
 )
 from gateway.domain.accounts import UsAccount
 from gateway.domain.status import Status
-from gateway.errors import PermanentPartnerError, TransientPartnerError
+from gateway.errors import ContractError, PermanentPartnerError, TransientPartnerError
 from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES
 from gateway_adapters.ach_nacha.calendar import CutoffCalendar
 from gateway_adapters.ach_nacha.contracts import (
@@ -187,6 +188,41 @@ class AchNachaAdapter(HttpAdapter):
         await super().close()
 
     # -- submit: spool only ----------------------------------------------------------------
+
+    def render(self, order: PaymentOrder) -> RenderedMessage:
+        """The NACHA file this payment would go out in alone (trace sequence 0: nothing is spooled)."""
+        account = order.creditor.account
+        if not isinstance(account, UsAccount):
+            raise PermanentPartnerError("ACH needs a US account number and routing number")
+        company_id, company_name = self.originators.get(order.business_unit, self.company)
+        entry = {
+            "company_id": company_id,
+            "company_name": company_name,
+            "routing": account.routing,
+            "account": account.number,
+            "amount_cents": int(order.money.amount.scaleb(2)),
+            "reference": order.reference,
+            "name": order.creditor.name,
+            "trace_number": f"{self.originator.odfi_routing[:8]}0000000",
+            "payment_information": order.remittance_information,
+        }
+        local = self.context.clock().astimezone(self.calendar.timezone)
+        try:
+            text = render(
+                build_file(
+                    self.originator,
+                    [_entry_input(entry)],
+                    created_at=local,
+                    effective_date=self.calendar.effective_date(local),
+                    sec_code=self.sec_code,
+                    entry_description=self.entry_description,
+                )
+            )
+        except (ContractError, ValueError) as exc:
+            raise PermanentPartnerError(
+                order.redact(f"order cannot be expressed as a NACHA entry: {exc}"), reason_code="FF01"
+            ) from None
+        return RenderedMessage("NACHA", "text/plain", text.encode("ascii", "replace"))
 
     async def submit(self, order: PaymentOrder) -> SubmitResult:
         """Spool the entry for the next cut-off; the same instruction id always gets the same trace number."""

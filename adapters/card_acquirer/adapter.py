@@ -36,6 +36,7 @@ from gateway.adapter import (
     HttpAdapter,
     PaymentOrder,
     RefundResult,
+    RenderedMessage,
     StatusUpdate,
     SubmitResult,
     http_settings_schema,
@@ -235,6 +236,12 @@ class CardAcquirerAdapter(HttpAdapter):
 
     # -- Adapter API ----------------------------------------------------------------
 
+    def render(self, order: PaymentOrder) -> RenderedMessage:
+        """The ``payout-create`` body the acquirer would receive, valid against its contract."""
+        return RenderedMessage(
+            PAYOUT_CREATE, "application/json", json.dumps(self.payout_request(order), separators=(",", ":")).encode()
+        )
+
     async def submit(self, order: PaymentOrder) -> SubmitResult:
         """POST one payout; map the answer by the code tables.
 
@@ -244,7 +251,7 @@ class CardAcquirerAdapter(HttpAdapter):
         ``PermanentPartnerError(reason_code="REROUTE")``: the dispatcher sends the
         payment back to routing, which skips this adapter.
         """
-        payload = json.dumps(self.payout_request(order), separators=(",", ":")).encode()
+        payload = self.render(order).body
         headers = self._headers(
             **{
                 "Content-Type": "application/json",

@@ -29,6 +29,7 @@ from gateway.adapter import (
     AdapterContext,
     HttpAdapter,
     PaymentOrder,
+    RenderedMessage,
     StatusUpdate,
     SubmitResult,
     http_settings_schema,
@@ -166,6 +167,17 @@ class InstantRtpAdapter(HttpAdapter):
 
     # -- Adapter API ----------------------------------------------------------------
 
+    def render(self, order: PaymentOrder) -> RenderedMessage:
+        """The payment request the partner would receive, valid against its contract (``FF01`` if it cannot be)."""
+        now = self.context.clock()
+        try:
+            body = build_request(order, message_id=f"RTP{now:%Y%m%d%H%M%S}{secrets.token_hex(8)}", created_at=now)
+        except ContractError as exc:
+            raise PermanentPartnerError(
+                order.redact(f"order cannot be expressed as a {REQUEST}: {exc.message}"), reason_code="FF01"
+            ) from None
+        return RenderedMessage(REQUEST, "application/json", body)
+
     async def submit(self, order: PaymentOrder) -> SubmitResult:
         """POST the payment; ``ACSC`` → ``settled``, ``RJCT`` → ``rejected`` (+ reason code), pending → ``submitted``.
 
@@ -176,13 +188,7 @@ class InstantRtpAdapter(HttpAdapter):
         another signed 4xx (the partner refused the request itself) →
         ``PermanentPartnerError`` with the partner's error code.
         """
-        now = self.context.clock()
-        try:
-            body = build_request(order, message_id=f"RTP{now:%Y%m%d%H%M%S}{secrets.token_hex(8)}", created_at=now)
-        except ContractError as exc:
-            raise PermanentPartnerError(
-                order.redact(f"order cannot be expressed as a {REQUEST}: {exc.message}"), reason_code="FF01"
-            ) from None
+        body = self.render(order).body
         url = f"{self.base_url}/v1/payments"
         headers = {IDEMPOTENCY_HEADER: order.id, "Content-Type": "application/json"}
         status, resp_headers, raw = await self._exchange("POST", url, body, headers, lost=OutcomeUnknownError)

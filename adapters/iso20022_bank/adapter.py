@@ -39,6 +39,7 @@ from gateway.adapter import (
     CollectionUpdate,
     HttpAdapter,
     PaymentOrder,
+    RenderedMessage,
     StatusUpdate,
     SubmitResult,
     http_settings_schema,
@@ -235,14 +236,8 @@ class Iso20022BankAdapter(HttpAdapter):
 
     # -- Adapter API ----------------------------------------------------------------
 
-    async def submit(self, order: PaymentOrder) -> SubmitResult:
-        """POST one pain.001; map the bank's signed pain.002 answer to a ``SubmitResult``.
-
-        2xx + ACTC/ACSP/... → ``submitted``; 2xx + ACSC → ``settled``; 2xx + RJCT →
-        ``rejected`` with the ISO reason code. 429/5xx, timeouts and connection
-        errors → ``TransientPartnerError``; other 4xx → ``PermanentPartnerError``
-        with the bank's reason code; an order the XSD rejects never leaves.
-        """
+    def render(self, order: PaymentOrder) -> RenderedMessage:
+        """The pain.001 the bank would receive, valid against its XSD (``PermanentPartnerError`` FF01 if not)."""
         now = self.context.clock()
         try:
             body = build_pain001(
@@ -255,6 +250,17 @@ class Iso20022BankAdapter(HttpAdapter):
                 order.redact(f"order cannot be expressed as {PAIN001_VERSION}: {exc.message}"),
                 reason_code="FF01",
             ) from None
+        return RenderedMessage(PAIN001_VERSION, "application/xml; charset=utf-8", body)
+
+    async def submit(self, order: PaymentOrder) -> SubmitResult:
+        """POST one pain.001; map the bank's signed pain.002 answer to a ``SubmitResult``.
+
+        2xx + ACTC/ACSP/... → ``submitted``; 2xx + ACSC → ``settled``; 2xx + RJCT →
+        ``rejected`` with the ISO reason code. 429/5xx, timeouts and connection
+        errors → ``TransientPartnerError``; other 4xx → ``PermanentPartnerError``
+        with the bank's reason code; an order the XSD rejects never leaves.
+        """
+        body = self.render(order).body
         headers = {
             "Content-Type": "application/xml; charset=utf-8",
             IDEMPOTENCY_HEADER: order.id,

@@ -133,7 +133,8 @@ async def _history(conn: AsyncConnection, business_unit: str) -> Check:
 
 
 async def _rollout(conn: AsyncConnection, settings: Settings, business_unit: str) -> Check:
-    partners = sorted(settings.section("partners"))
+    handoff = settings.section("rollout").get("handoff_adapter")  # the old system: not a partner to roll out
+    partners = sorted(p for p in settings.section("partners") if p != handoff)
     stored = (await modes_for(conn, [business_unit])).get(business_unit, {})
     unset = [p for p in partners if p not in stored]
     if not partners or unset:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +41,20 @@ from gateway.cli.common import (
     table,
 )
 from gateway.domain.clock import system_clock
+from gateway.errors import ContractError
 from gateway.finance.migration import (
+    FINAL_STATUSES,
     FORMATS,
+    ColumnMapping,
     FileResult,
     FileSource,
+    RecordReader,
     Validator,
     check_file,
     import_file,
     load_mapping,
 )
+from gateway.intake.pain001 import read_pain001
 from gateway.risk.engine import fingerprint_key
 from gateway.risk.model import Fingerprinter
 from gateway.store import repo
@@ -78,6 +86,43 @@ def _write_report(path: Path, results: list[FileResult]) -> None:
         raise UsageError(f"cannot write --report {path}: {exc.strerror or exc}") from None
 
 
+def _pain001_history(
+    source: FileSource, status: str, max_bytes: int, now: datetime
+) -> list[tuple[int, dict[str, Any]]]:
+    """A pain.001's payments as history records: the instruction document, ``status``, and its dates.
+
+    ``created_at`` is the file's ``GrpHdr/CreDtTm``; ``status_at`` its requested execution date
+    when that is after the file's day and not in the future, else ``created_at``. The record's
+    line is the payment's position in the file (1, 2, …). A file the XSD refuses, or whose
+    control figures do not add up, is refused whole (exit 2).
+    """
+    try:
+        parsed = read_pain001(source.path.read_bytes(), max_bytes=max_bytes)
+    except ContractError as exc:
+        raise UsageError(f"{source.path}: {exc.message}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {source.path}: {exc.strerror or exc}") from None
+    if parsed.mismatch is not None:
+        raise UsageError(f"{source.path}: {parsed.mismatch.pointer}: {parsed.mismatch.reason}")
+    created = parsed.created_at
+    records: list[tuple[int, dict[str, Any]]] = []
+    for position, payment in enumerate(parsed.payments, 1):
+        doc: dict[str, Any] = {**payment.document, "status": status, "created_at": created}
+        executed = doc.get("requested_execution_date")
+        if executed and created[:10] < executed <= now.date().isoformat():
+            doc["status_at"] = f"{executed}T00:00:00+00:00"
+        records.append((position, doc))
+    return records
+
+
+def _pain001_reader(history: dict[Path, list[tuple[int, dict[str, Any]]]]) -> RecordReader:
+    def read(source: FileSource, mapping: ColumnMapping, skip: int) -> Iterator[tuple[int, dict[str, Any] | str]]:
+        for position, doc in history[source.path][skip:]:
+            yield position, dict(doc)  # the validator takes the record apart
+
+    return read
+
+
 async def _import(args: argparse.Namespace) -> int:
     settings = load(args)
     bu = args.business_unit.strip()
@@ -89,9 +134,19 @@ async def _import(args: argparse.Namespace) -> int:
     mapping = load_mapping(args.mapping)
     if args.mapping and args.format != "csv":
         raise UsageError("--mapping is for --format csv (JSON records are in the instruction contract's shape)")
+    if args.status is not None and args.format != "pain001":
+        raise UsageError("--status is for --format pain001 (CSV and JSON rows carry their own status)")
+    status = (args.status or "settled").lower()
+    if status not in FINAL_STATUSES:
+        raise UsageError(f"--status must be a final status ({', '.join(sorted(FINAL_STATUSES))}), not {status!r}")
     sources = [FileSource.open(Path(name), args.format) for name in args.files]
     for source in sources:
         check_file(source, mapping)
+    reader: RecordReader | None = None
+    if args.format == "pain001":
+        history = {s.path: _pain001_history(s, status, settings.files.max_bytes, system_clock()) for s in sources}
+        sources = [dataclasses.replace(s, records=len(history[s.path])) for s in sources]
+        reader = _pain001_reader(history)
     keys = parse_key_ring(settings.encryption_keys)
     fingerprints = Fingerprinter(fingerprint_key(settings.section("security").get("fingerprint_key"), keys))
     validator = Validator(mapping, system_clock())
@@ -128,6 +183,7 @@ async def _import(args: argparse.Namespace) -> int:
                         chunk_size=args.chunk_size,
                         dry_run=args.dry_run,
                         progress=advance,
+                        reader=reader,
                     )
                 )
     if args.report:
@@ -215,9 +271,16 @@ def register(subparsers: Subparsers) -> None:
         _import,
         help="import historical payments with their final statuses: never dispatched, resumable (docs/go-live.md)",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="CSV or JSON (array or JSON Lines) files, in order")
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help="CSV, JSON (array or JSON Lines) or pain.001 files, in order"
+    )
     p.add_argument("--business-unit", required=True, metavar="NAME", help="the business unit the history belongs to")
-    p.add_argument("--format", required=True, choices=FORMATS, help="csv or json")
+    p.add_argument("--format", required=True, choices=FORMATS, help="csv, json or pain001 (.03 or .09)")
+    p.add_argument(
+        "--status",
+        metavar="STATUS",
+        help="pain001 only: the final status of every payment in the files (a pain.001 carries none; default settled)",
+    )
     p.add_argument("--mapping", metavar="FILE", help="CSV column-mapping YAML (docs/go-live.md)")
     p.add_argument("--dry-run", action="store_true", help="check every row and report; write nothing")
     p.add_argument("--report", metavar="FILE", help="write every rejected row (file, line, reference, reason) as CSV")

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import DispatchSettings
 from gateway.dispatch.routing import Router
+from gateway.dispatch.shadow import ShadowRunner
 from gateway.domain.clock import Clock
 from gateway.domain.events import Announce
 from gateway.domain.order import PaymentOrder
@@ -48,6 +49,7 @@ from gateway.store import repo
 from gateway.store.orders import Orders
 from gateway.store.repo import OutboxJob, Transition
 from gateway.store.rollout import modes_for
+from gateway.store.shadow import record_outcomes
 from gateway.store.tables import instruction_events
 
 __all__ = ["DispatchServices", "Dispatcher", "backoff_delay", "log_partner_failure"]
@@ -114,6 +116,8 @@ class DispatchServices:
     announce: Announce
     #: true while business units are waiting for their 202s (the dispatcher then defers)
     intake_busy: Callable[[], bool]
+    #: rehearses payments with partners in shadow mode (docs/go-live.md); None: shadow partners are only skipped
+    shadow: ShadowRunner | None = None
 
 
 class Dispatcher:
@@ -257,6 +261,7 @@ class Dispatcher:
         to_submit: list[tuple[OutboxJob, str, PaymentOrder]] = []
         to_resolve: list[tuple[OutboxJob, str, PaymentOrder]] = []
         routed_now: list[tuple[OutboxJob, str, PaymentOrder]] = []
+        rehearse: list[tuple[PaymentOrder, str]] = []
         for job in jobs:
             if job.instruction_id not in loaded:
                 finished.append(job)
@@ -294,6 +299,7 @@ class Dispatcher:
                     Transition(order.id, S.ROUTED, _SOURCE, adapter=decision.adapter, reason=decision.reason)
                 )
                 routed_now.append((job, decision.adapter, order))
+                rehearse += [(order, partner) for partner in decision.shadow]
         if transitions or finished or waiting:
             records = await self._commit(transitions, finished, waiting)
             last_by_id = {t.instruction_id: rec for t, rec in zip(transitions, records, strict=False)}
@@ -306,6 +312,17 @@ class Dispatcher:
             to_submit += await self._resolve_all(to_resolve)
         if to_submit:
             await self._submit_all(to_submit)
+        if rehearse and self.services.shadow is not None:
+            await self._rehearse(self.services.shadow, rehearse)
+
+    async def _rehearse(self, shadow: ShadowRunner, work: Sequence[tuple[PaymentOrder, str]]) -> None:
+        """Shadow partners render (and maybe sandbox) what was routed; outcomes stored, never raised."""
+        try:
+            outcomes = await shadow.rehearse_all(work)
+            async with self.services.engine.begin() as conn:
+                await record_outcomes(conn, outcomes)
+        except Exception:
+            log.exception("shadow rehearsal of %d payment(s) failed; the payments are unaffected", len(work))
 
     async def _screen(
         self, jobs: Sequence[OutboxJob], loaded: dict[str, tuple[dict[str, Any], PaymentOrder]]

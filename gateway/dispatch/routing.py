@@ -6,7 +6,11 @@ preferred partner list. The adapters' declared capabilities filter that list;
 partners whose circuit breaker is open are skipped; partners that already
 refused the payment with "try elsewhere" are excluded; partners the business
 unit's staged rollout keeps out (``off``, ``shadow``, or outside a canary's
-share by reference hash) are skipped (``gateway.store.rollout``). Every decision carries
+share by reference hash) are skipped (``gateway.store.rollout``), and when a
+hand-off adapter is configured (``rollout.handoff_adapter``, e.g. ``legacy_file``)
+the payment a partner is kept from goes to it instead: the old system pays it.
+Partners in ``shadow`` mode that could carry the payment are named on the
+decision (``shadow``), for the dispatcher's rehearsal. Every decision carries
 its reason (the rule, each partner skipped and why) and is recorded on the
 instruction's events. ``gateway route explain FILE.json`` shows a decision
 without sending anything.
@@ -157,6 +161,10 @@ class RouteDecision:
     skipped: Mapping[str, str] = field(default_factory=dict)
     #: True when eligible partners exist but are all unhealthy right now: retry later, don't reject
     wait: bool = False
+    #: True when ``adapter`` is the rollout's hand-off (the old system), taking what a partner was kept from
+    handoff: bool = False
+    #: partners in shadow mode that could carry the payment: rehearsed, never sent to (docs/go-live.md)
+    shadow: tuple[str, ...] = ()
 
     @property
     def reason(self) -> str:
@@ -164,6 +172,8 @@ class RouteDecision:
         passed = "; ".join(f"{name}: {why}" for name, why in self.skipped.items())
         channel = self.rule.removeprefix("channel ") if self.rule and self.rule.startswith("channel ") else None
         if self.adapter:
+            if self.handoff:
+                return f"routed to {self.adapter}, the rollout's hand-off to the old system (passed over {passed})"
             if channel:
                 how = ", the channel the instruction asked for"
             elif self.rule:
@@ -190,6 +200,8 @@ class RouteDecision:
             "candidates": list(self.candidates),
             "skipped": dict(self.skipped),
             "wait": self.wait,
+            "handoff": self.handoff,
+            "shadow": list(self.shadow),
             "reason": self.reason,
         }
 
@@ -197,9 +209,13 @@ class RouteDecision:
 class Router:
     """Applies the rules, capabilities, health and exclusions; see the module docstring."""
 
-    def __init__(self, rules: Sequence[RoutingRule] = (), breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self, rules: Sequence[RoutingRule] = (), breaker: CircuitBreaker | None = None, handoff: str | None = None
+    ) -> None:
         self.rules = tuple(rules)
         self.breaker = breaker or CircuitBreaker()
+        #: the adapter taking the payments the staged rollout keeps from a partner (None: the rule's next partner)
+        self.handoff = handoff
 
     def decide(
         self,
@@ -223,8 +239,20 @@ class Router:
             how = "channel"
         else:
             rule = next((r for r in self.rules if r.matches(order, today)), None)
-            candidates = rule.partners if rule else tuple(sorted(adapters))
+            # the hand-off is the old system, not a partner to pick by name when no rule matched
+            candidates = rule.partners if rule else tuple(sorted(a for a in adapters if a != self.handoff))
             how = rule.name if rule else None
+        modes = rollout or {}
+        shadow = tuple(
+            name
+            for name in candidates
+            if (mode := modes.get(name)) is not None
+            and mode.mode == "shadow"
+            and name in adapters
+            and name not in exclude
+            and adapters[name].capabilities.refusal(order) is None
+        )
+        label = how if not channel else f"channel {channel}"
         skipped: dict[str, str] = {}
         unhealthy = False
         for name in candidates:
@@ -235,22 +263,34 @@ class Router:
             if name in exclude:
                 skipped[name] = "refused this payment before (try elsewhere)"
                 continue
-            held_back = _rollout_holds_back(order, (rollout or {}).get(name))
+            refusal = adapter.capabilities.refusal(order)
+            if refusal:  # before the rollout: a partner that could never carry it hands nothing off
+                skipped[name] = refusal
+                continue
+            held_back = _rollout_holds_back(order, modes.get(name))
             if held_back:
                 skipped[name] = held_back
-                continue
-            refusal = adapter.capabilities.refusal(order)
-            if refusal:
-                skipped[name] = refusal
+                handoff = self._handoff_for(order, adapters, exclude)
+                if handoff is not None:
+                    return RouteDecision(handoff, label, candidates, skipped, handoff=True, shadow=shadow)
                 continue
             healthy = self.breaker.allows(name) if probe else self.breaker.state(name) != "open"
             if not healthy:
                 skipped[name] = f"circuit {self.breaker.state(name)}"
                 unhealthy = True
                 continue
-            return RouteDecision(name, how if not channel else f"channel {channel}", candidates, skipped)
-        label = how if not channel else f"channel {channel}"
-        return RouteDecision(None, label, candidates, skipped, wait=unhealthy)
+            return RouteDecision(name, label, candidates, skipped, shadow=shadow)
+        return RouteDecision(None, label, candidates, skipped, wait=unhealthy, shadow=shadow)
+
+    def _handoff_for(
+        self, order: PaymentOrder, adapters: Mapping[str, Adapter], exclude: Collection[str]
+    ) -> str | None:
+        """The hand-off adapter when it is configured, enabled and able to carry ``order``; else ``None``."""
+        name = self.handoff
+        adapter = adapters.get(name) if name else None
+        if name is None or adapter is None or name in exclude or adapter.capabilities.refusal(order) is not None:
+            return None
+        return name
 
 
 def _rollout_holds_back(order: PaymentOrder, mode: RolloutMode | None) -> str | None:
@@ -285,10 +325,18 @@ def _rule(raw: Mapping[str, Any]) -> RoutingRule:
     )
 
 
-def load_routing(path: str | Path | None, installed: Collection[str]) -> Router:
-    """Read and check the routing file; no file means "any capable adapter, by name"."""
+def load_routing(path: str | Path | None, installed: Collection[str], handoff: str | None = None) -> Router:
+    """Read and check the routing file; no file means "any capable adapter, by name".
+
+    ``handoff`` is ``rollout.handoff_adapter``: it must be an installed adapter.
+    """
+    if handoff is not None and handoff not in installed:
+        raise ConfigError(
+            f"rollout.handoff_adapter: unknown adapter {handoff!r} "
+            f"(installed: {', '.join(sorted(installed)) or 'none'})"
+        )
     if path is None:
-        return Router()
+        return Router(handoff=handoff)
     file = Path(path)
     doc = read_yaml_file(file, "routing file")
     schema = json.loads(resources.files("gateway.dispatch").joinpath("routing_schema.json").read_text(encoding="utf-8"))
@@ -306,4 +354,4 @@ def load_routing(path: str | Path | None, installed: Collection[str]) -> Router:
         raise ConfigError(f"{file}: rule names must be unique")
     cb = doc.get("circuit_breaker") or {}
     breaker = CircuitBreaker(int(cb.get("failure_threshold", 5)), float(cb.get("open_seconds", 30)))
-    return Router(rules, breaker)
+    return Router(rules, breaker, handoff)

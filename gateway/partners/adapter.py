@@ -42,6 +42,7 @@ __all__ = [
     "HttpAdapter",
     "PaymentOrder",
     "RefundResult",
+    "RenderedMessage",
     "StatusUpdate",
     "SubmitResult",
     "http_settings_schema",
@@ -167,6 +168,16 @@ class RefundResult:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class RenderedMessage:
+    """A payment in the partner's own format, already checked against the partner's contract (``Adapter.render``)."""
+
+    #: the partner message or file format, e.g. ``pain.001.001.09``, ``payout-create``, ``NACHA``
+    message: str
+    media_type: str
+    body: bytes
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -274,6 +285,15 @@ class Adapter(abc.ABC):
         5xx, 429), ``PermanentPartnerError`` when it cannot; a business
         rejection by the partner is a ``SubmitResult`` with status ``rejected``.
         """
+
+    def render(self, order: PaymentOrder) -> RenderedMessage | None:
+        """The payment as this partner would receive it, checked against the partner's contract; sends nothing.
+
+        Used by shadow mode (docs/go-live.md). Raise ``PermanentPartnerError`` (with its reason
+        code) when the order cannot be expressed in the partner's format or breaks its contract;
+        return ``None`` (the default) when the adapter cannot render without sending.
+        """
+        return None
 
     @abc.abstractmethod
     async def poll(self, order: PaymentOrder) -> StatusUpdate | None:

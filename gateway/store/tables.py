@@ -83,6 +83,7 @@ __all__ = [
     "risk_recent",
     "rollout_changes",
     "rollout_modes",
+    "shadow_outcomes",
     "statement_lines",
     "statements",
     "webhook_deliveries",
@@ -1068,4 +1069,24 @@ rollout_changes = Table(
     Column("to_percent", Integer()),
     Column("changed_by", String(100), nullable=False),
     Column("changed_at", UTCDateTime(), nullable=False),
+)
+
+#: what a partner in shadow mode would have done with a payment that went the legacy way (docs/go-live.md)
+shadow_outcomes = Table(
+    "shadow_outcomes",
+    metadata,
+    Column("instruction_id", String(40), primary_key=True),
+    Column("partner", String(64), primary_key=True),
+    Column("business_unit", String(100), nullable=False),
+    Column("reference", String(35), nullable=False),
+    # rendered | not_rendered | invalid | sandbox_submitted | sandbox_settled | sandbox_rejected | sandbox_error
+    Column("outcome", String(24), nullable=False),
+    # the status the new path points to: submitted | settled | rejected | failed; None when it cannot say
+    Column("expected_status", String(16)),
+    Column("message", String(64)),  # the partner format rendered, e.g. pain.001.001.09
+    Column("message_sha256", String(64)),
+    Column("reason_code", String(32)),
+    Column("detail", String(500)),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Index("ix_shadow_outcomes_business_unit_partner", "business_unit", "partner"),
 )
