@@ -36,7 +36,7 @@ def _program_view(program: Program) -> dict[str, Any]:
         "basis": program.basis,
         "kind": program.kind,
         "settlement": program.settlement,
-        "tiers": [f"from {t.start:f}: {t.rate * 100:f}%" for t in program.tiers],
+        "tiers": [f"from {t.start:f}: {(t.rate * 100).normalize():f}%" for t in program.tiers],
         "caps": [f"{amount:f} {currency}" for currency, amount in sorted(program.caps.items())],
     }
 
