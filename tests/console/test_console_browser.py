@@ -469,3 +469,35 @@ async def test_admin_drives_the_bank_simulator_from_the_qa_page(
     view = await settled(gateway, gateway.key, instruction_id)  # the dispatcher's retry went through
     assert view["status"] == "settled"
     assert violations == []
+
+
+async def test_the_new_pages_read_at_phone_width_and_at_1280(gateway: LocalGateway, browser: Browser) -> None:
+    admin = await new_key(gateway, "it-ops", "admin")
+    for width, height in ((390, 844), (1280, 900)):
+        ctx = await browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 500)
+        try:
+            page = await ctx.new_page()
+            violations = csp_reports(page)
+            await sign_in(page, gateway, admin)
+            # a long fault and the journal's bodies must wrap or scroll in their own box, never the page
+            await page.goto(f"{gateway.url}/console/qa")
+            bank = page.locator("#sim-iso20022_bank")
+            await bank.get_by_label("Fault", exact=True).select_option("callback_late")
+            await bank.get_by_label("Seconds (latency, late callback, hang)").fill("2.5")
+            await bank.get_by_role("button", name="Inject fault").click()
+            await expect(page.locator("#sim-iso20022_bank ul.faults")).to_contain_text("callback_late")
+            for path, heading in (
+                ("/console/qa", "QA: partner simulators"),
+                ("/console/qa/iso20022_bank/journal", "Journal of iso20022_bank"),
+                ("/console/rebates", "Rebates"),
+                ("/console/admin/rollout", "Staged rollout"),
+            ):
+                await page.goto(f"{gateway.url}{path}")
+                await expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+                await no_sideways_scroll(page)
+            await page.goto(f"{gateway.url}/console/qa")
+            await page.locator("#sim-iso20022_bank").get_by_role("button", name="Clear faults of iso20022_bank").click()
+            await expect(page.locator("#sim-iso20022_bank ul.faults")).to_have_count(0)
+            assert violations == []
+        finally:
+            await ctx.close()
