@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -442,11 +442,20 @@ class Runtime:
 
 
 def create_app(
-    settings: Settings, *, runtime: Runtime | None = None, dispatch: bool = True, poll: bool = True
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    dispatch: bool = True,
+    poll: bool = True,
+    simulators: Mapping[str, str] | None = None,
 ) -> web.Application:
-    """The API app over ``runtime``; without one, it opens (and closes) its own in ``cleanup_ctx``."""
+    """The API app over ``runtime``; without one, it opens (and closes) its own in ``cleanup_ctx``.
+
+    ``simulators``: the partner simulators this process started, name → base URL (development:
+    the console's QA page drives them).
+    """
     if runtime is not None:
-        app = build_app(settings, services=runtime.api_services)
+        app = build_app(settings, services=runtime.api_services, simulators=simulators)
         mount_console(app)
         return app
 
@@ -459,6 +468,6 @@ def create_app(
         finally:
             await rt.close()
 
-    app = build_app(settings, open_services=opened)
+    app = build_app(settings, open_services=opened, simulators=simulators)
     mount_console(app)
     return app

@@ -136,9 +136,14 @@ async def start_gateway(
     sim_overrides: dict[str, Any] | None = None,
     extra_simulators: dict[str, dict[str, Any]] | None = None,
     extra_plugins: tuple[object, ...] = (),
+    qa_console: bool = False,
     **overrides: Any,
 ) -> LiveGateway:
-    """Start simulators (port 0) and a gateway wired to them; the caller must ``stop_gateway``."""
+    """Start simulators (port 0) and a gateway wired to them; the caller must ``stop_gateway``.
+
+    ``qa_console``: the gateway knows its simulators, as ``gateway serve --with-simulators`` does
+    (development: the console's QA page drives them).
+    """
     base = load_settings(env={})
     sims_cfg = {n: {**c, **(sim_overrides or {}).get(n, {})} for n, c in base.section("simulators").items()}
     if not simulators:
@@ -169,7 +174,8 @@ async def start_gateway(
     runtime = Runtime(settings, engine=engine, extra_plugins=extra_plugins)
     await runtime.start(dispatch=dispatch, poll=poll)
     sims = await start_simulators(Plugins(), sims_cfg, socks)
-    app = await start_app(create_app(settings, runtime=runtime), gw_sock)
+    dev = {name: sim.url for name, sim in sims.items()} if qa_console else None
+    app = await start_app(create_app(settings, runtime=runtime, simulators=dev), gw_sock)
     session = aiohttp.ClientSession()
     async with engine.begin() as conn:
         key = await repo.create_api_key(conn, "erp-europe", ["instructions"], system_clock())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
@@ -19,7 +19,7 @@ from gateway.api import reports as reports_api
 from gateway.api import rollout as rollout_api
 from gateway.api import statements as statements_api
 from gateway.api.access_log import access_log_middleware
-from gateway.api.appkeys import AUTH_CACHE, RATE_LIMITER, SERVICES, SETTINGS, ApiServices
+from gateway.api.appkeys import AUTH_CACHE, RATE_LIMITER, SERVICES, SETTINGS, SIMULATORS, ApiServices
 from gateway.api.problems import problem_middleware
 from gateway.api.ratelimit import RateLimiter
 from gateway.config import Settings
@@ -51,8 +51,12 @@ def build_app(
     *,
     services: ApiServices | None = None,
     open_services: Callable[[], AbstractAsyncContextManager[ApiServices]] | None = None,
+    simulators: Mapping[str, str] | None = None,
 ) -> web.Application:
-    """The API app over ``services``, or over what ``open_services`` opens at start-up and closes at clean-up."""
+    """The API app over ``services``, or over what ``open_services`` opens at start-up and closes at clean-up.
+
+    ``simulators``: the partner simulators this process started (name → base URL); development only.
+    """
     if (services is None) == (open_services is None):
         raise TypeError("build_app takes exactly one of services= and open_services=")
     app = web.Application(
@@ -61,6 +65,7 @@ def build_app(
     )
     app[SETTINGS] = settings
     app[AUTH_CACHE] = {}
+    app[SIMULATORS] = dict(simulators or {})
     app[RATE_LIMITER] = RateLimiter(settings.intake)
     app.add_routes(instructions.routes)
     app.add_routes(collections.routes)

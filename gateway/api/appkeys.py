@@ -28,7 +28,7 @@ from gateway.store.encryption import FieldCipher
 from gateway.store.intake import IntakeWriter
 from gateway.store.repo import Principal
 
-__all__ = ["AUTH_CACHE", "PRINCIPAL", "SERVICES", "SETTINGS", "ApiServices"]
+__all__ = ["AUTH_CACHE", "PRINCIPAL", "SERVICES", "SETTINGS", "SIMULATORS", "ApiServices"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,9 @@ SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", ApiServices)
 #: key hash → (expires at, principal or None); see gateway.api.auth
 AUTH_CACHE = web.AppKey("auth_cache", dict)
+#: the partner simulators this process started, name → base URL (``gateway serve --with-simulators``,
+#: ``gateway demo``, the harness): the mark of development. Empty otherwise, and the console's QA page is then 404
+SIMULATORS = web.AppKey("simulators", dict)
 #: per business unit token buckets of intake (gateway.api.ratelimit)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 #: per request: who called, once ``gateway.api.auth.authenticate`` has checked the key (the access log reads it)

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from gateway.api.appkeys import SERVICES
+from gateway.api.appkeys import SERVICES, ApiServices
 from gateway.api.auth import authenticate
 from gateway.api.bodies import read_json
 from gateway.api.paging import allow_only
@@ -24,7 +24,15 @@ from gateway.errors import BadRequestError, ContractError, FieldError, NotFoundE
 from gateway.store.rollout import DEFAULT, MODES, RolloutMode, parse_mode, set_mode, table_modes
 from gateway.store.tables import business_units
 
-__all__ = ["BUSINESS_UNIT_PATTERN", "DOCUMENTED_MODE_SCHEMA", "MODE_SCHEMA", "PARTNER_PATTERN", "routes"]
+__all__ = [
+    "BUSINESS_UNIT_PATTERN",
+    "DOCUMENTED_MODE_SCHEMA",
+    "MODE_SCHEMA",
+    "PARTNER_PATTERN",
+    "change_mode",
+    "check_names",
+    "routes",
+]
 
 routes = web.RouteTableDef()
 
@@ -72,6 +80,36 @@ async def list_rollout(request: web.Request) -> web.Response:
     return web.json_response({"default": DEFAULT.mode, "items": items})
 
 
+def check_names(business_unit: str, partner: str) -> None:
+    """A business unit and a partner named as the API takes them; ``BadRequestError`` otherwise."""
+    if not re.fullmatch(BUSINESS_UNIT_PATTERN, business_unit):
+        raise BadRequestError("business_unit must be 1-100 characters [A-Za-z0-9._-]")
+    if not re.fullmatch(PARTNER_PATTERN, partner):
+        raise BadRequestError("partner must be an adapter name (lower case, digits, _)")
+
+
+async def change_mode(
+    rt: ApiServices, business_unit: str, partner: str, mode: RolloutMode, who: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Set one business unit and partner's mode, audited (who, when, from, to, why); the API and the console use it.
+
+    404 for a partner that is not an enabled adapter or an unknown business unit; the answer is
+    the new mode's view with ``from`` (the mode before, as text).
+    """
+    check_names(business_unit, partner)
+    if partner not in rt.adapters:
+        raise NotFoundError(f"no enabled adapter named {partner!r}")
+    async with rt.engine.connect() as conn:
+        known = (
+            await conn.execute(select(business_units.c.id).where(business_units.c.name == business_unit))
+        ).scalar_one_or_none()
+    if known is None:
+        raise NotFoundError(f"no business unit named {business_unit!r}")
+    now = rt.clock()
+    before, _ = await set_mode(rt.engine, business_unit, partner, mode, who, now, reason)
+    return {**_view(business_unit, partner, mode, now, who), "from": str(before)}
+
+
 @routes.put("/v1/rollout/{business_unit}/{partner}")
 async def put_rollout(request: web.Request) -> web.Response:
     """Set one business unit and partner's mode (admin scope), audited."""
@@ -79,10 +117,7 @@ async def put_rollout(request: web.Request) -> web.Response:
     principal = await authenticate(request, "admin")
     business_unit = request.match_info["business_unit"]
     partner = request.match_info["partner"]
-    if not re.fullmatch(BUSINESS_UNIT_PATTERN, business_unit):
-        raise BadRequestError("business_unit must be 1-100 characters [A-Za-z0-9._-]")
-    if not re.fullmatch(PARTNER_PATTERN, partner):
-        raise BadRequestError("partner must be an adapter name (lower case, digits, _)")
+    check_names(business_unit, partner)
     body = await read_json(request)
     check_body(_MODE, body)
     percent = body.get("percent")
@@ -92,14 +127,6 @@ async def put_rollout(request: web.Request) -> web.Response:
             why = f"percent applies only to canary, not to {body['mode']}"
         raise ContractError(f"/percent: {why}", errors=[FieldError("/percent", why)])
     mode = parse_mode(body["mode"], None if percent is None else int(percent))  # 30.0 is the integer 30 in JSON
-    if partner not in rt.adapters:
-        raise NotFoundError(f"no enabled adapter named {partner!r}")
-    async with rt.engine.connect() as conn:
-        known = (
-            await conn.execute(select(business_units.c.id).where(business_units.c.name == business_unit))
-        ).scalar_one_or_none()
-    if known is None:
-        raise NotFoundError(f"no business unit named {business_unit!r}")
-    now, who = rt.clock(), f"api:{principal.key_id}"
-    await set_mode(rt.engine, business_unit, partner, mode, who, now)
-    return web.json_response(_view(business_unit, partner, mode, now, who))
+    view = await change_mode(rt, business_unit, partner, mode, f"api:{principal.key_id}")
+    view.pop("from")
+    return web.json_response(view)

@@ -192,7 +192,9 @@ async def serve_command(args: argparse.Namespace) -> int:
     # more workers share the listening socket (the kernel spreads connections); each has its own heartbeat
     cmd = _worker_args(args, settings.port, gw_sock.fileno())
     workers = [subprocess.Popen(cmd, pass_fds=(gw_sock.fileno(),)) for _ in range(args.workers - 1)]
-    gateway = await start_app(create_app(settings), gw_sock)
+    # the simulators started here mark development: the console's QA page drives them (docs/console.md)
+    sim_urls = {name: app.url for name, app in sims.items()}
+    gateway = await start_app(create_app(settings, simulators=sim_urls), gw_sock)
     url = settings.public_url
     if args.listen_fd is None:
         more = f" ({args.workers} worker processes)" if args.workers > 1 else ""

@@ -1,14 +1,14 @@
 """``mount``: the console's routes, static files and security headers on the gateway's app.
 
 Each section is one module with a ``routes`` table and its templates; a later section
-(reconciliation, reports, rollout, QA) adds its module here and a line to ``web.SECTIONS``.
+adds its module here and a line to ``web.SECTIONS``.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.console import admin, dashboard, holds, ledger, payments, recon, reports, signin
+from gateway.console import admin, dashboard, holds, ledger, payments, qa, rebates, recon, reports, rollout, signin
 from gateway.console.web import PREFIX, STATIC, redirect, security_headers
 
 __all__ = ["mount"]
@@ -21,7 +21,10 @@ SECTION_ROUTES = (
     ledger.routes,
     recon.routes,
     reports.routes,
+    rebates.routes,
     admin.routes,
+    rollout.routes,
+    qa.routes,
 )
 
 

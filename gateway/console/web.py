@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from gateway.api.appkeys import SERVICES, ApiServices
+from gateway.api.appkeys import SERVICES, SIMULATORS, ApiServices
 from gateway.console import sessions
 from gateway.console.sessions import Session
 from gateway.errors import GatewayError
@@ -57,9 +57,14 @@ SECTIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/console/ledger", "Ledger", frozenset({"finance", "admin"})),
     ("/console/recon", "Reconciliation", frozenset({"finance", "admin"})),
     ("/console/reports", "Reports", frozenset({"finance", "admin"})),
+    ("/console/rebates", "Rebates", frozenset({"finance", "admin"})),
     ("/console/admin/keys", "API keys", frozenset({"admin"})),
     ("/console/admin/webhooks", "Webhooks", frozenset({"admin"})),
+    ("/console/admin/rollout", "Rollout", frozenset({"admin"})),
+    ("/console/qa", "QA", frozenset({"admin"})),
 )
+#: sections that exist only in development (this process started partner simulators: ``SIMULATORS``)
+DEVELOPMENT_ONLY = frozenset({"/console/qa"})
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -88,7 +93,12 @@ def unit_filter(session: Session) -> str | None:
 def render(
     request: web.Request, template: str, session: Session | None, status: int = 200, **context: Any
 ) -> web.Response:
-    nav = [(path, label) for path, label, scopes in SECTIONS if session is not None and can(session, *scopes)]
+    development = bool(request.app[SIMULATORS])
+    nav = [
+        (path, label)
+        for path, label, scopes in SECTIONS
+        if session is not None and can(session, *scopes) and (development or path not in DEVELOPMENT_ONLY)
+    ]
     text = _ENV.get_template(template).render(
         session=session, nav=nav, path=request.path, csrf=session.csrf if session else "", **context
     )

@@ -86,7 +86,7 @@ async def local_gateway(
             for name, app in simulators.items():
                 running.append(await start_app(app, sim_socks[name]))
             await runtime.start()
-            running.append(await start_app(create_app(settings, runtime=runtime), gw_sock))
+            running.append(await start_app(create_app(settings, runtime=runtime, simulators=sim_urls), gw_sock))
             yield LocalGateway(f"http://127.0.0.1:{port}", key, sim_urls, settings, runtime)
         finally:
             for app in reversed(running):  # the gateway first, then its partners

@@ -38,6 +38,7 @@ from gateway.store.journal import post, rules_for
 from gateway.store.tables import rebate_accruals, receivables
 
 __all__ = [
+    "accrual_periods",
     "accrual_rows",
     "accrue",
     "bind_programs",
@@ -148,6 +149,13 @@ async def accrual_rows(conn: AsyncConnection, period: str) -> list[dict[str, Any
         select(rebate_accruals).where(c.period == period).order_by(c.program, c.distributor, c.currency)
     )
     return [dict(r) for r in rows.mappings()]
+
+
+async def accrual_periods(conn: AsyncConnection, limit: int = 40) -> list[str]:
+    """The periods that have rows, newest first (quarters and months as written: ``2026-Q4``, ``2026-11``)."""
+    c = rebate_accruals.c
+    rows = await conn.scalars(select(c.period).distinct().order_by(c.period.desc()).limit(limit))
+    return list(rows)
 
 
 async def _credit_note(

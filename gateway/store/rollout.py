@@ -95,9 +95,15 @@ async def modes_for(conn: AsyncConnection, business_units: Collection[str]) -> d
 
 
 async def set_mode(
-    engine: AsyncEngine, business_unit: str, partner: str, mode: RolloutMode, who: str, now: datetime
+    engine: AsyncEngine,
+    business_unit: str,
+    partner: str,
+    mode: RolloutMode,
+    who: str,
+    now: datetime,
+    reason: str | None = None,
 ) -> tuple[RolloutMode, RolloutMode]:
-    """Store the mode and append the change, in one transaction; returns (from, to).
+    """Store the mode and append the change (with ``reason``, if given), in one transaction; returns (from, to).
 
     Payments already routed keep their route: only routing decisions made after
     the commit read the new mode.
@@ -127,15 +133,20 @@ async def set_mode(
                 to_percent=mode.percent,
                 changed_by=who,
                 changed_at=now,
+                reason=reason,
             )
         )
     return before, mode
 
 
-async def changes(conn: AsyncConnection, business_unit: str | None = None) -> list[Mapping[str, object]]:
-    """The change log, oldest first."""
+async def changes(
+    conn: AsyncConnection, business_unit: str | None = None, *, newest: int | None = None
+) -> list[Mapping[str, object]]:
+    """The change log, oldest first (``newest``: only the last that many, newest first)."""
     t = rollout_changes
-    query = select(t).order_by(t.c.id)
+    query = select(t).order_by(t.c.id if newest is None else t.c.id.desc())
     if business_unit is not None:
         query = query.where(t.c.business_unit == business_unit)
+    if newest is not None:
+        query = query.limit(newest)
     return [dict(r) for r in (await conn.execute(query)).mappings()]

@@ -1056,7 +1056,7 @@ rollout_modes = Table(
     Column("updated_by", String(100), nullable=False),
 )
 
-#: every rollout change, append-only (who, when, from, to)
+#: every rollout change, append-only (who, when, from, to, and why when the change came with a reason)
 rollout_changes = Table(
     "rollout_changes",
     metadata,
@@ -1069,6 +1069,7 @@ rollout_changes = Table(
     Column("to_percent", Integer()),
     Column("changed_by", String(100), nullable=False),
     Column("changed_at", UTCDateTime(), nullable=False),
+    Column("reason", String(500)),  # the console requires one; the CLI and API may give none
 )
 
 #: what a partner in shadow mode would have done with a payment that went the legacy way (docs/go-live.md)

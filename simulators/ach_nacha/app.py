@@ -82,6 +82,7 @@ from gateway_adapters.ach_nacha.nacha import (
     read_file,
     render,
 )
+from gateway_simulators.core.app import catalogue_routes
 from gateway_simulators.core.journal import Journal
 from gateway_simulators.core.scenario import (
     CALLBACK_FAULTS,
@@ -936,4 +937,5 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     app.router.add_get("/_sim/scenario", _get_scenario)
     app.router.add_put("/_sim/scenario", _put_scenario)
     app.router.add_post("/_sim/predict", _predict)
+    app.router.add_routes(catalogue_routes("ach_nacha"))
     return app

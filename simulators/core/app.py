@@ -13,6 +13,8 @@ Admin (for QA and tests, unsigned):
   ``direction``, ``outcome``, ``fault``, ``since``
 - ``POST /_sim/reset`` — forget everything, stop pending timelines
 - ``GET /_sim/scenario``, ``PUT /_sim/scenario`` — read or swap the scenario (YAML or JSON body)
+- ``GET /_sim/scenarios`` — the shipped scenarios for this partner and the fault kinds
+  (``GET /_sim/scenarios/{name}``: one, with its document, to ``PUT`` as the scenario)
 - ``POST /_sim/predict`` — final statuses for ``[{reference, amount, currency, creditor_name}]``
 - ``GET /_sim/statements/{date}`` (or ``/_sim/statements?date=``) — that day's statement document
 - ``GET /_sim/status`` — pending background work, counts
@@ -34,16 +36,25 @@ from gateway.partners.signing import sign_payload
 from gateway_simulators.core.engine import Payment, Simulator, SubmissionRecord
 from gateway_simulators.core.partner import Partner, Submission
 from gateway_simulators.core.scenario import (
+    FAULT_KINDS,
     PAYLOAD_FAULTS,
     TRANSPORT_FAULTS,
     Fault,
     PaymentFields,
     ScenarioError,
     parse_scenario,
+    shipped_for,
 )
 from gateway_simulators.core.settings import CoreSettings
 
-__all__ = ["SIMULATOR", "Refusal", "apply_transport_faults", "create_simulator_app", "error_middleware"]
+__all__ = [
+    "SIMULATOR",
+    "Refusal",
+    "apply_transport_faults",
+    "catalogue_routes",
+    "create_simulator_app",
+    "error_middleware",
+]
 
 #: the engine of a simulator app (``app[SIMULATOR]``)
 SIMULATOR = web.AppKey("simulator", Simulator)
@@ -421,6 +432,30 @@ async def status(request: web.Request) -> web.Response:
     )
 
 
+def catalogue_routes(partner: str) -> list[web.RouteDef]:
+    """``GET /_sim/scenarios`` (shipped scenarios for ``partner``, fault kinds) and ``/_sim/scenarios/{name}``."""
+
+    async def list_scenarios(request: web.Request) -> web.Response:
+        shipped = await asyncio.to_thread(shipped_for, partner)
+        return web.json_response(
+            {
+                "partner": partner,
+                "scenarios": [{"name": s["name"], "description": s["description"]} for s in shipped],
+                "fault_kinds": list(FAULT_KINDS),
+            }
+        )
+
+    async def one_scenario(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        for shipped in await asyncio.to_thread(shipped_for, partner):
+            if shipped["name"] == name:
+                return web.json_response(shipped)
+        message = f"no shipped scenario {name[:64]!r} for {partner}"
+        return web.json_response({"error": {"code": "NOT_FOUND", "message": message}}, status=404)
+
+    return [web.get("/_sim/scenarios", list_scenarios), web.get("/_sim/scenarios/{name}", one_scenario)]
+
+
 def create_simulator_app(partner: Partner, settings: Mapping[str, Any] | CoreSettings) -> web.Application:
     """A simulator for ``partner``; ``settings`` as in ``CoreSettings`` (``ConfigError`` on bad ones)."""
     parsed = settings if isinstance(settings, CoreSettings) else CoreSettings.from_mapping(settings, name=partner.name)
@@ -445,4 +480,5 @@ def create_simulator_app(partner: Partner, settings: Mapping[str, Any] | CoreSet
     app.router.add_get("/_sim/statements", get_statement)
     app.router.add_get("/_sim/statements/{day}", get_statement)
     app.router.add_get("/_sim/status", status)
+    app.router.add_routes(catalogue_routes(partner.name))
     return app

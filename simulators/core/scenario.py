@@ -14,6 +14,7 @@ payments give the same decisions, run after run.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -33,6 +34,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from gateway.errors import ConfigError, FieldError
 
 __all__ = [
+    "FAULT_KINDS",
     "SCENARIO_DIR",
     "Decision",
     "Delay",
@@ -45,6 +47,7 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "scenario_names",
+    "shipped_for",
 ]
 
 #: the scenarios shipped with the package (``gateway simulate NAME --scenario happy``)
@@ -74,6 +77,12 @@ CALLBACK_FAULTS = frozenset(
 )
 TRANSPORT_FAULTS = frozenset({"latency", "hang", "reset", "http_error"})
 PAYLOAD_FAULTS = frozenset({"truncated_body", "wrong_content_type", "wrong_amount", "wrong_currency", "unknown_status"})
+#: every fault kind, by layer (transport, payload, callback): what ``GET /_sim/scenarios`` offers to inject
+FAULT_KINDS = (
+    *sorted(TRANSPORT_FAULTS),
+    *sorted(PAYLOAD_FAULTS),
+    *sorted(CALLBACK_FAULTS),
+)
 
 
 class ScenarioError(ConfigError):
@@ -300,6 +309,24 @@ class Scenario:
 def scenario_names() -> list[str]:
     """Names of the scenarios shipped with the package."""
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+@cache
+def _shipped_documents() -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """Every shipped scenario's name and document, read once (package data: they do not change at run time)."""
+    return tuple(
+        (name, yaml.safe_load((SCENARIO_DIR / f"{name}.yaml").read_text(encoding="utf-8")) or {})
+        for name in scenario_names()
+    )
+
+
+def shipped_for(partner: str) -> list[dict[str, Any]]:
+    """The shipped scenarios written for ``partner`` (or for no partner in particular): name, description, document."""
+    return [
+        {"name": name, "description": document.get("description", ""), "document": copy.deepcopy(dict(document))}
+        for name, document in _shipped_documents()
+        if document.get("partner") in (None, partner)
+    ]
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:

@@ -26,7 +26,9 @@ from sqlalchemy import select
 
 from gateway.config import load_settings
 from gateway.devtools.harness import LocalGateway, local_gateway
+from gateway.domain.rebates import period_of
 from gateway.plugins.manager import Plugins
+from gateway.reports.folder import ReportFolder, build_report
 from gateway.store import repo
 from gateway.store.tables import holds, instructions
 from tests.support import PG_URL, REPO, example_instruction
@@ -69,6 +71,8 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loc
             }
         )
     )
+    programs = tmp_path_factory.mktemp("rebates") / "rebates.yaml"
+    programs.write_text((REPO / "tests" / "data" / "console" / "rebates.yaml").read_text(encoding="utf-8"))
     base = load_settings(env={})
     sim_cfg = {k: v for k, v in base.section("simulators")["iso20022_bank"].items() if k not in ("host", "port")}
     bank = Plugins().simulator_factories()["iso20022_bank"](sim_cfg | {"settle_delay": 5.0})
@@ -77,7 +81,10 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loc
         {"iso20022_bank": bank},
         business_unit="erp-europe",
         risk__file=str(risk),
+        rebates__file=str(programs),
+        reports__folder=str(tmp_path_factory.mktemp("reports")),
         dispatch__idle_poll_seconds=0.05,
+        dispatch__backoff_base_seconds=0.1,
         console__live_interval_seconds=0.3,
     ) as local:
         yield local
@@ -321,3 +328,176 @@ async def test_finance_resolves_a_reconciliation_break_in_the_console(
     assert (stored["state"], stored["owner"], stored["reason"]) == ("resolved", "ana", "bank charge, booked by hand")
     assert stored["closed_by"].startswith("key_") and len(stored["comments"]) == 2
     assert violations == []
+
+
+async def no_sideways_scroll(page: Page) -> None:
+    """The page itself never scrolls sideways (wide tables scroll inside their own box)."""
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    viewport = await page.evaluate("window.innerWidth")
+    assert width <= viewport, f"the page is {width} px wide in a {viewport} px window"
+
+
+async def test_admin_changes_a_rollout_mode_by_keyboard_at_phone_width(
+    gateway: LocalGateway, browser: Browser, shots: Path
+) -> None:
+    admin = await new_key(gateway, "it-ops", "admin")
+    await new_key(gateway, "erp-asia")  # a unit of its own: the other tests' payments keep their routes
+    phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = await phone.new_page()
+        violations = csp_reports(page)
+        await sign_in(page, gateway, admin)
+        await page.get_by_role("link", name="Rollout").click()
+        await expect(page.get_by_role("heading", name="Staged rollout")).to_be_visible()
+        await expect(page.locator('[data-cell="erp-asia/iso20022_bank"]')).to_have_text("live (default)")
+        await no_sideways_scroll(page)
+        # the whole form by keyboard: each control found by its label, Tab to the next, Enter submits
+        await page.get_by_label("Business unit").focus()
+        await page.keyboard.type("erp-asia")  # a select takes typed letters
+        await expect(page.get_by_label("Business unit")).to_have_value("erp-asia")
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_label("Partner")).to_be_focused()
+        await page.get_by_label("Partner").select_option("iso20022_bank")
+        await page.keyboard.press("Tab")
+        await page.get_by_label("Mode", exact=True).select_option("canary")
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_label("Canary percent (1-99)")).to_be_focused()
+        await page.keyboard.type("25")
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_label("Reason")).to_be_focused()
+        await page.keyboard.type("a quarter of Asia's payments first, agreed with treasury")
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("status")).to_contain_text("erp-asia/iso20022_bank: live to canary 25%")
+        await expect(page.locator('[data-cell="erp-asia/iso20022_bank"]')).to_have_text("canary 25%")
+        history = page.locator("table.history tbody tr").first
+        await expect(history).to_contain_text("agreed with treasury")
+        await expect(history).to_contain_text("console:key_")
+        await no_sideways_scroll(page)
+        await page.screenshot(path=str(shots / "console-rollout-phone.png"), full_page=True)
+        assert violations == []
+    finally:
+        await phone.close()
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin}"}) as http,
+        http.get(f"{gateway.url}/v1/rollout") as resp,
+    ):
+        items = (await resp.json())["items"]
+    assert {(i["business_unit"], i["mode"], i["percent"]) for i in items} >= {("erp-asia", "canary", 25)}
+
+
+async def test_finance_reads_a_periods_rebates_and_downloads_the_statement(
+    gateway: LocalGateway, context: BrowserContext, shots: Path
+) -> None:
+    rt = gateway.runtime
+    period = period_of("quarter", rt.clock())
+    for invoice, amount in (("CON-1", "6000.00"), ("CON-2", "5000.00")):  # 11 000 EUR crosses the 2% tier
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{gateway.url}/v1/receivables",
+                json={
+                    "invoice_number": invoice,
+                    "distributor": "dist-nord",
+                    "amount": {"value": amount, "currency": "EUR"},
+                    "due_date": "2026-12-31",
+                },
+                headers={"Authorization": f"Bearer {gateway.key}", "Idempotency-Key": uuid.uuid4().hex},
+            ) as resp,
+        ):
+            assert resp.status == 201, await resp.text()
+    report = await build_report(rt.engine, "rebates", period, rt.clock(), rt.report_context)
+    ReportFolder(gateway.settings.reports_folder).write(report)
+    page = await context.new_page()
+    violations = csp_reports(page)
+    await sign_in(page, gateway, await new_key(gateway, "group-finance", "finance"))
+    await page.get_by_role("link", name="Rebates").click()
+    await expect(page.get_by_label("Period")).to_have_value(period)  # the current quarter
+    row = page.locator("table.accruals tbody tr", has_text="nord-quarterly")
+    await expect(row).to_contain_text("11000.00")
+    await expect(row).to_contain_text("220.00")  # 2% of the whole volume: what settling would post
+    await expect(page.locator("table.programs")).to_contain_text("from 10000.00: 2%")
+    await no_sideways_scroll(page)
+    await page.screenshot(path=str(shots / "console-rebates.png"), full_page=True)
+    async with page.expect_download() as download_info:
+        await page.locator(".report-links").get_by_role("link", name="CSV").click()
+    download = await download_info.value
+    assert download.suggested_filename == f"rebates.{period}.csv"
+    csv = Path(await download.path()).read_text(encoding="utf-8")
+    assert "nord-quarterly" in csv and "11000.00" in csv
+    await page.get_by_label("Period").fill("2001-Q1")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_text("No accrual in 2001-Q1")).to_be_visible()
+    assert violations == []
+
+
+async def test_admin_drives_the_bank_simulator_from_the_qa_page(
+    gateway: LocalGateway, context: BrowserContext, shots: Path
+) -> None:
+    page = await context.new_page()
+    violations = csp_reports(page)
+    await sign_in(page, gateway, await new_key(gateway, "qa-team", "admin"))
+    await page.get_by_role("link", name="QA").click()
+    bank = page.locator("#sim-iso20022_bank")
+    await expect(bank.get_by_role("heading", name="iso20022_bank")).to_be_visible()
+    await bank.get_by_label("Scenario for iso20022_bank").select_option("happy")
+    await bank.get_by_role("button", name="Switch scenario").click()
+    await expect(page.get_by_role("status")).to_contain_text("iso20022_bank plays happy")
+    await expect(page.locator("#scenario-iso20022_bank")).to_have_text("happy")
+    await bank.get_by_label("Fault", exact=True).select_option("http_error")
+    await bank.get_by_label("Exchange (transport and payload faults)").select_option("submit")
+    await bank.get_by_label("HTTP status (http_error)").select_option("503")
+    await bank.get_by_role("button", name="Inject fault").click()
+    await expect(page.get_by_role("status")).to_contain_text("injects http_error")
+    await expect(bank.locator("ul.faults")).to_contain_text('"kind": "http_error"')
+    await no_sideways_scroll(page)
+    await page.screenshot(path=str(shots / "console-qa.png"), full_page=True)
+    # a payment meets the fault: the bank's journal (read through the console) shows the 503 it answered
+    instruction_id = await submit(gateway, gateway.key)
+    journal = f"{gateway.url}/console/qa/iso20022_bank/journal?instruction_id={instruction_id}&kind=submit"
+    for _ in range(100):
+        await page.goto(journal)
+        if await page.locator("table.journal tbody tr", has_text="http_error").count():
+            break
+        await asyncio.sleep(0.1)
+    struck = page.locator("table.journal tbody tr", has_text="http_error").first
+    await expect(struck).to_contain_text("503")
+    await struck.locator("summary").click()  # the body, as the simulator journals it (IBANs masked), as text
+    await page.get_by_role("link", name="Back to the simulators").click()
+    await page.locator("#sim-iso20022_bank").get_by_role("button", name="Clear faults of iso20022_bank").click()
+    await expect(page.get_by_role("status")).to_contain_text("faults cleared")
+    await expect(page.locator("#sim-iso20022_bank ul.faults")).to_have_count(0)
+    view = await settled(gateway, gateway.key, instruction_id)  # the dispatcher's retry went through
+    assert view["status"] == "settled"
+    assert violations == []
+
+
+async def test_the_new_pages_read_at_phone_width_and_at_1280(gateway: LocalGateway, browser: Browser) -> None:
+    admin = await new_key(gateway, "it-ops", "admin")
+    for width, height in ((390, 844), (1280, 900)):
+        ctx = await browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 500)
+        try:
+            page = await ctx.new_page()
+            violations = csp_reports(page)
+            await sign_in(page, gateway, admin)
+            # a long fault and the journal's bodies must wrap or scroll in their own box, never the page
+            await page.goto(f"{gateway.url}/console/qa")
+            bank = page.locator("#sim-iso20022_bank")
+            await bank.get_by_label("Fault", exact=True).select_option("callback_late")
+            await bank.get_by_label("Seconds (latency, late callback, hang)").fill("2.5")
+            await bank.get_by_role("button", name="Inject fault").click()
+            await expect(page.locator("#sim-iso20022_bank ul.faults")).to_contain_text("callback_late")
+            for path, heading in (
+                ("/console/qa", "QA: partner simulators"),
+                ("/console/qa/iso20022_bank/journal", "Journal of iso20022_bank"),
+                ("/console/rebates", "Rebates"),
+                ("/console/admin/rollout", "Staged rollout"),
+            ):
+                await page.goto(f"{gateway.url}{path}")
+                await expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+                await no_sideways_scroll(page)
+            await page.goto(f"{gateway.url}/console/qa")
+            await page.locator("#sim-iso20022_bank").get_by_role("button", name="Clear faults of iso20022_bank").click()
+            await expect(page.locator("#sim-iso20022_bank ul.faults")).to_have_count(0)
+            assert violations == []
+        finally:
+            await ctx.close()
