@@ -12,7 +12,11 @@ In one run, on one SQLite file, it measures:
                  with raw ``sqlite3`` ``executemany`` in one transaction into the same file,
                  after the gateway has stopped (nothing else holds the file).
 
-and prints both with their ratio (medians over ``--rounds``). Between rounds the bench
+and prints both with their ratio (medians over ``--rounds``), and both again per CPU
+second: the gateway process's CPU time over the request (every thread, from ``/proc``)
+and the baseline's own, so that runs on a shared, loaded machine stay comparable; the
+client's CPU per instruction is printed apart (the body is built before the clock starts,
+the answer decoded after it stops). Between rounds the bench
 waits until the gateway is idle: its dispatcher rejects each accepted instruction
 (``partners: {}``, ``NO_ROUTE``) in the background, and that work must not be timed
 as the next batch's.
