@@ -12,7 +12,11 @@ In one run, on one SQLite file, it measures:
                  with raw ``sqlite3`` ``executemany`` in one transaction into the same file,
                  after the gateway has stopped (nothing else holds the file).
 
-and prints both with their ratio (medians over ``--rounds``). Between rounds the bench
+and prints both with their ratio (medians over ``--rounds``), and both again per CPU
+second: the gateway process's CPU time over the request (every thread, from ``/proc``)
+and the baseline's own, so that runs on a shared, loaded machine stay comparable; the
+client's CPU per instruction is printed apart (the body is built before the clock starts,
+the answer decoded after it stops). Between rounds the bench
 waits until the gateway is idle: its dispatcher rejects each accepted instruction
 (``partners: {}``, ``NO_ROUTE``) in the background, and that work must not be timed
 as the next batch's.
@@ -185,8 +189,18 @@ def batch_body(prefix: str, size: int) -> bytes:
     return json.dumps({"instructions": docs}, separators=(",", ":")).encode()
 
 
-def post_batch(port: int, key: str, body: bytes) -> tuple[float, dict[str, Any]]:
-    """One batch over a fresh connection; seconds from sending to the whole answer, and the answer."""
+@dataclass
+class Posted:
+    """One batch sent: wall seconds from the first byte sent to the whole answer, CPU seconds, the answer."""
+
+    elapsed: float
+    server_cpu: float  # the gateway process (every thread) while the request was open
+    client_cpu: float  # this process: sending the body, reading the answer (decoding it is not timed)
+    answer: dict[str, Any]
+
+
+def post_batch(port: int, key: str, body: bytes, server: Server | None = None) -> Posted:
+    """One batch over a fresh connection (see ``Posted``)."""
     conn = http.client.HTTPConnection(HOST, port, timeout=300)
     headers = {
         "Authorization": f"Bearer {key}",
@@ -195,16 +209,20 @@ def post_batch(port: int, key: str, body: bytes) -> tuple[float, dict[str, Any]]
     }
     try:
         conn.connect()
+        server_before = server.cpu_seconds() if server else 0.0
+        client_before = time.process_time()
         start = time.perf_counter()
         conn.request("POST", PATH, body=body, headers=headers)
         resp = conn.getresponse()
         raw = resp.read()
         elapsed = time.perf_counter() - start
+        client_cpu = time.process_time() - client_before
+        server_cpu = server.cpu_seconds() - server_before if server else 0.0
     finally:
         conn.close()
     if resp.status != 202:
         raise BenchError(f"the batch was answered {resp.status}: {raw[:500]!r}")
-    return elapsed, json.loads(raw)
+    return Posted(elapsed, server_cpu, client_cpu, json.loads(raw))
 
 
 def copy_rows(db_file: Path, batch_id: str) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
@@ -230,8 +248,10 @@ def copy_rows(db_file: Path, batch_id: str) -> list[tuple[str, list[str], list[t
         db.close()
 
 
-def executemany_once(db_file: Path, plan: list[tuple[str, list[str], list[tuple[Any, ...]]]], tag: str) -> float:
-    """The batch's rows again under new ids (``tag`` in front), one transaction of raw executemany; seconds."""
+def executemany_once(
+    db_file: Path, plan: list[tuple[str, list[str], list[tuple[Any, ...]]]], tag: str
+) -> tuple[float, float]:
+    """The batch's rows again under new ids (``tag`` in front), one transaction of raw executemany; (wall, CPU) s."""
     renamed = []
     for sql, columns, rows in plan:
         fix = {
@@ -253,12 +273,13 @@ def executemany_once(db_file: Path, plan: list[tuple[str, list[str], list[tuple[
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
+        cpu = time.process_time()
         start = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
         for sql, rows in renamed:
             db.executemany(sql, rows)
         db.execute("COMMIT")
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
     finally:
         db.close()
 
@@ -267,6 +288,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     run_id = secrets.token_hex(2).upper()
     gateway_rates: list[float] = []
     base_rates: list[float] = []
+    gateway_cpu: list[float] = []  # server CPU seconds per batch
+    client_cpu: list[float] = []
+    base_cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="gateway-bench-batch-") as tmp:
         workdir = Path(tmp)
         db_file = workdir / "gateway.db"
@@ -285,24 +309,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 wait_idle(server)
             for round_no in range(1, args.rounds + 1):
                 body = batch_body(f"B{run_id}R{round_no}", args.size)
-                elapsed, answer = post_batch(port, key, body)
+                posted = post_batch(port, key, body, server)
+                answer, elapsed = posted.answer, posted.elapsed
                 if answer["accepted"] != args.size:
                     raise BenchError(f"only {answer['accepted']} of {args.size} accepted: {answer['items'][:2]}")
                 batch_ids.append(answer["id"])
                 gateway_rates.append(args.size / elapsed)
-                log(f"round {round_no}/{args.rounds}: gateway {args.size / elapsed:,.0f}/s ({elapsed * 1000:.0f} ms)")
+                gateway_cpu.append(posted.server_cpu)
+                client_cpu.append(posted.client_cpu)
+                log(
+                    f"round {round_no}/{args.rounds}: gateway {args.size / elapsed:,.0f}/s ({elapsed * 1000:.0f} ms; "
+                    f"server CPU {posted.server_cpu * 1000:.0f} ms, client CPU {posted.client_cpu * 1000:.0f} ms)"
+                )
                 drained = wait_idle(server)
                 log(f"  gateway idle again after {drained:.1f}s")
         finally:
             server.stop()
         plan = copy_rows(db_file, batch_ids[-1])
         for round_no in range(1, args.rounds + 1):
-            elapsed = executemany_once(db_file, plan, f"x{round_no}")
+            elapsed, cpu = executemany_once(db_file, plan, f"x{round_no}")
             base_rates.append(args.size / elapsed)
-            log(f"round {round_no}/{args.rounds}: executemany {args.size / elapsed:,.0f}/s ({elapsed * 1000:.0f} ms)")
+            base_cpu.append(cpu)
+            log(
+                f"round {round_no}/{args.rounds}: executemany {args.size / elapsed:,.0f}/s "
+                f"({elapsed * 1000:.0f} ms; CPU {cpu * 1000:.0f} ms)"
+            )
     gateway = statistics.median(gateway_rates)
     baseline = statistics.median(base_rates)
     ratio = gateway / baseline if baseline else 0.0
+    # per CPU second: what each would do with a core to itself (the VM is shared; wall time is not)
+    gateway_per_cpu = args.size / max(statistics.median(gateway_cpu), 1e-9)
+    base_per_cpu = args.size / max(statistics.median(base_cpu), 1e-9)
     return {
         "bench": "batch",
         "backend": "sqlite",
@@ -313,6 +350,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio": round(ratio, 3),
         "gateway_rounds": [round(r) for r in gateway_rates],
         "executemany_rounds": [round(r) for r in base_rates],
+        "gateway_per_cpu_s": round(gateway_per_cpu),
+        "executemany_per_cpu_s": round(base_per_cpu),
+        "cpu_ratio": round(gateway_per_cpu / base_per_cpu, 3),
+        "gateway_cpu_us_per_item": round(statistics.median(gateway_cpu) / args.size * 1e6, 1),
+        "client_cpu_us_per_item": round(statistics.median(client_cpu) / args.size * 1e6, 1),
+        "executemany_cpu_us_per_item": round(statistics.median(base_cpu) / args.size * 1e6, 1),
+        "loadavg_1m": round(os.getloadavg()[0], 1),
         "tables": list(TABLES),
         "target_per_s": TARGET_RATE,
         "target_ratio": TARGET_RATIO,
@@ -326,9 +370,16 @@ def print_table(summary: dict[str, Any]) -> None:
         ("batch endpoint (gateway serve)", f"{summary['gateway_per_s']:,}/s", f">= {TARGET_RATE:,}/s"),
         (f"raw executemany ({', '.join(TABLES)})", f"{summary['executemany_per_s']:,}/s", ""),
         ("ratio gateway / executemany", f"{summary['ratio']:.2f}", f">= {TARGET_RATIO}"),
+        ("per CPU second: batch endpoint (server process)", f"{summary['gateway_per_cpu_s']:,}/s", ""),
+        ("per CPU second: raw executemany", f"{summary['executemany_per_cpu_s']:,}/s", ""),
+        ("ratio per CPU second", f"{summary['cpu_ratio']:.2f}", ""),
+        ("client CPU per instruction (sending, not decoding)", f"{summary['client_cpu_us_per_item']} us", ""),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"batch intake, SQLite, {summary['size']:,} instructions per batch, median of {summary['rounds']} rounds")
+    print(
+        f"batch intake, SQLite, {summary['size']:,} instructions per batch, median of {summary['rounds']} rounds "
+        f"({summary['cpus']} CPUs, load average {summary['loadavg_1m']})"
+    )
     for name, value, target in rows:
         print(f"  {name:<{width}}  {value:>12}  {target}")
     print(f"  targets met: {'yes' if summary['meets_targets'] else 'NO'}")

@@ -29,8 +29,9 @@ from gateway.errors import (
     ServiceUnavailableError,
     UnsupportedMediaTypeError,
 )
-from gateway.intake.batch import MAX_ITEMS, prepare
+from gateway.intake.batch import MAX_ITEMS, collector_paused, prepare
 from gateway.store.intake import GroupResult, IntakeGroup, IntakeOutcome, IntakeResult
+from gateway.store.repo import Principal
 from gateway.store.tables import instruction_batches, instructions
 
 __all__ = ["BATCH_ID_RE", "problem_body", "routes", "submit_group"]
@@ -107,13 +108,19 @@ def _instructions(doc: Any) -> list[Any]:
 @routes.post("/v1/instruction-batches")
 async def create_batch(request: web.Request) -> web.Response:
     """Accept up to 10,000 instructions: each validated on its own, all stored in ONE transaction, 202."""
-    rt = request.app[SERVICES]
     principal = await authenticate(request, "instructions")
     key = idempotency_key(request)
     if request.content_type != "application/json":
         raise UnsupportedMediaTypeError(f"send the body as application/json, not {request.content_type or 'nothing'}")
     settings = request.app.get(SETTINGS) or default_settings()
     raw = await read_body(request.clone(client_max_size=settings.intake.batch_max_body_bytes))
+    with collector_paused():
+        return await _take_in(request, principal, key, raw)
+
+
+async def _take_in(request: web.Request, principal: Principal, key: str, raw: bytes) -> web.Response:
+    """The batch ``raw``: decoded, each item prepared, the group written; the answer."""
+    rt = request.app[SERVICES]
     doc = decode_json(raw, DEFAULT_LIMITS)
     docs = _instructions(doc)
     all_or_nothing = _all_or_nothing(request, doc)
@@ -136,6 +143,8 @@ async def create_batch(request: web.Request) -> web.Response:
         submitted_by=principal.key_id,
         group_id=batch_id,
         now=now,
+        # no backslash in the body: no string in it holds a control character (decode_json refused the rest)
+        plain_text=b"\\" not in raw,
     )
     refused_early = bool(prepared.problems)
     if all_or_nothing and refused_early:

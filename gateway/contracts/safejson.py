@@ -24,7 +24,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,22 +174,44 @@ def _clean(value: Any, max_chars: int, depth: int, texts: bool = True) -> bool:
     """Whether nothing in ``value`` needs reporting (the fast check; ``_walk`` finds the pointer otherwise).
 
     Builds no pointer for the common case: a large body (a batch of 10,000 instructions) is
-    checked several times faster than by walking it with pointers. ``depth``: how many more
-    levels of arrays and objects may follow (the nesting limit, checked in the same walk).
-    ``texts=False``: the strings' characters are known to be fine (only their length is checked).
+    checked several times faster than by walking it with pointers, and without recursion.
+    ``depth``: how many more levels of arrays and objects may follow (the nesting limit,
+    checked in the same walk). ``texts=False``: the strings' characters are known to be fine
+    (only their length is checked). Anything else than plain JSON values (a refused number,
+    an object with a duplicate key) is not clean.
     """
-    if isinstance(value, str):
-        return len(value) <= max_chars and (not texts or FORBIDDEN_TEXT.search(value) is None)
-    if isinstance(value, dict):
-        if depth <= 0 or isinstance(value, _Duplicated):
+    search = FORBIDDEN_TEXT.search if texts else None
+    if type(value) is str:
+        return len(value) <= max_chars and (search is None or search(value) is None)
+    pending = [(value, depth)]
+    while pending:
+        node, left = pending.pop()
+        kind = type(node)
+        if kind is dict:
+            items: Iterable[tuple[Any, Any]] = node.items()
+        elif kind is list:
+            items = ((None, item) for item in node)
+        elif kind in _SCALARS:
+            continue
+        else:  # _Refused, _Duplicated
             return False
-        return all(
-            _clean(key, max_chars, 0, texts) and _clean(item, max_chars, depth - 1, texts)
-            for key, item in value.items()
-        )
-    if isinstance(value, list):
-        return depth > 0 and all(_clean(item, max_chars, depth - 1, texts) for item in value)
-    return not isinstance(value, _Refused)
+        if left <= 0:
+            return False
+        left -= 1
+        for key, item in items:
+            if key is not None and (len(key) > max_chars or (search is not None and search(key) is not None)):
+                return False
+            kind = type(item)
+            if kind is str:
+                if len(item) > max_chars or (search is not None and search(item) is not None):
+                    return False
+            elif kind not in _SCALARS:
+                pending.append((item, left))
+    return True
+
+
+#: the types of JSON's numbers, booleans and null as the decoder gives them (never reported)
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def text_problem(value: str) -> str | None:

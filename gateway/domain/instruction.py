@@ -145,11 +145,28 @@ def _control_characters(node: Any, pointer: str = "") -> list[FieldError]:
     return []
 
 
-def parse_instruction(doc: Mapping[str, Any]) -> InstructionData:
+def parse_instruction(doc: Mapping[str, Any], *, plain_text: bool = False) -> InstructionData:
     """Build ``InstructionData`` from a contract-valid document in the newest shape.
 
-    Raise ``DomainError`` listing every failing field.
+    Raise ``DomainError`` listing every failing field. ``plain_text``: the caller knows
+    that no string in ``doc`` holds a control character (``decode_json`` of a body
+    without a single backslash: JSON text cannot carry one unescaped, and the decoder
+    refuses the rest), so they are not looked for again.
     """
+    try:
+        if plain_text or not _has_control(doc):
+            # the common case: nothing wrong, each field parsed once, in order
+            return _instruction(
+                doc,
+                _money(doc),
+                parse_party(doc["debtor"], "/debtor"),
+                parse_party(doc["creditor"], "/creditor"),
+                _ultimate(doc, "ultimate_debtor"),
+                _ultimate(doc, "ultimate_creditor"),
+                _creditor_reference(doc.get("remittance_information") or {}),
+            )
+    except DomainError:
+        pass  # something is wrong: find every failing field
     errors: list[FieldError] = _control_characters(doc)
     money = _collect(errors, lambda: _money(doc))
     debtor = _collect(errors, lambda: parse_party(doc["debtor"], "/debtor"))
@@ -160,6 +177,19 @@ def parse_instruction(doc: Mapping[str, Any]) -> InstructionData:
     creditor_reference = _collect(errors, lambda: _creditor_reference(remittance))
     if errors or money is None or debtor is None or creditor is None:
         raise DomainError(errors[0].message, pointer=errors[0].pointer, errors=errors)
+    return _instruction(doc, money, debtor, creditor, ultimate_debtor, ultimate_creditor, creditor_reference)
+
+
+def _instruction(
+    doc: Mapping[str, Any],
+    money: Money,
+    debtor: Party,
+    creditor: Party,
+    ultimate_debtor: UltimateParty | None,
+    ultimate_creditor: UltimateParty | None,
+    creditor_reference: str | None,
+) -> InstructionData:
+    remittance: Mapping[str, Any] = doc.get("remittance_information") or {}
     raw_date = doc.get("requested_execution_date")
     return InstructionData(
         reference=doc["reference"],

@@ -48,7 +48,16 @@ def validate_currency(code: str) -> str:
 
 def minor_units(code: str) -> int:
     """Number of decimals the currency allows (EUR 2, JPY 0, BHD 3)."""
-    return int(_currency(validate_currency(code)).exponent)
+    exponent = _EXPONENTS.get(code) if isinstance(code, str) else None
+    if exponent is None:
+        exponent = _EXPONENTS[code] = int(_currency(validate_currency(code)).exponent)
+    return exponent
+
+
+#: minor units of the currencies seen so far (valid codes only: a few hundred at most)
+_EXPONENTS: dict[str, int] = {}
+#: the quantum of each number of minor units (``Decimal('0.01')`` for 2)
+_QUANTA = {exponent: Decimal(1).scaleb(-exponent) for exponent in range(7)}
 
 
 class Money:
@@ -76,7 +85,7 @@ class Money:
         else:
             raise MoneyError(f"amount must be a decimal string or Decimal, not {type(amount).__name__}")
         try:
-            quantised = value.quantize(Decimal(1).scaleb(-exponent))
+            quantised = value.quantize(_QUANTA.get(exponent) or Decimal(1).scaleb(-exponent))
         except InvalidOperation as exc:
             raise MoneyError(f"{amount} is too large") from exc
         if quantised != value:

@@ -9,26 +9,58 @@ group-committing writer (``IntakeWriter.submit_group``) for ONE transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from gateway.contracts.registry import ContractRegistry
 from gateway.contracts.versions import parse_as_latest
-from gateway.domain.ids import new_id
-from gateway.domain.instruction import parse_instruction
+from gateway.domain.ids import new_ids
+from gateway.domain.instruction import InstructionData, parse_instruction
 from gateway.domain.status import Status
 from gateway.errors import ContractError, DomainError, FieldError, GatewayError
 from gateway.store.codec import InstructionCodec
 from gateway.store.intake import IntakeItem
 
-__all__ = ["MAX_ITEMS", "Prepared", "prepare"]
+__all__ = ["MAX_ITEMS", "Prepared", "collector_paused", "prepare"]
 
 #: most instructions in one batch request or one file
 MAX_ITEMS = 10_000
 #: documents prepared between two yields to the event loop (a 10,000-item batch must not stall other requests)
 _SLICE = 500
+_RECEIVED = Status.RECEIVED.value
+
+
+_pausing = 0  # groups being taken in with the collector paused
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector off while a group is decoded, prepared and written.
+
+    A group of 10,000 documents makes a few hundred thousand objects that all live until it
+    is written; the collector, started every few hundred allocations, would walk them again
+    and again (a third of a batch's CPU time, measured). Nothing here makes reference cycles,
+    and what the group leaves is freed by reference counting; the collector resumes when the
+    last group in progress is done (groups overlap when one waits for the writer). Where
+    something else has turned the collector off, it is left off.
+    """
+    global _pausing
+    if not _pausing and not gc.isenabled():
+        yield
+        return
+    _pausing += 1
+    gc.disable()
+    try:
+        yield
+    finally:
+        _pausing -= 1
+        if not _pausing:
+            gc.enable()
 
 
 @dataclass(slots=True)
@@ -59,40 +91,57 @@ async def prepare(
     group_id: str,
     now: datetime,
     prefix: str = "/instructions",
+    plain_text: bool = False,
 ) -> Prepared:
-    """Validate and parse every document; the valid ones become intake items of group ``group_id``."""
+    """Validate and parse every document; the valid ones become intake items of group ``group_id``.
+
+    ``plain_text``: no string in ``docs`` holds a control character (``parse_instruction``).
+    The documents go in slices of a few hundred, the event loop served between two; each
+    slice's ids come from one ``new_ids`` and its accounts are encrypted in one go (``new_rows``).
+    """
     out = Prepared()
-    for index, doc in enumerate(docs):
-        if index and index % _SLICE == 0:
+    fast = contracts.fast_check("instruction", version)
+    parse = partial(parse_instruction, plain_text=plain_text)
+    for start in range(0, len(docs), _SLICE):
+        if start:
             await asyncio.sleep(0)
-        pointer = f"{prefix}/{index}"
-        if not isinstance(doc, dict):
-            out.problems[index] = ContractError(
-                f"{pointer}: an instruction is an object", errors=[FieldError(pointer, "expected an object")]
-            )
-            continue
-        errors = contracts.errors("instruction", doc, version)
-        if errors:
-            out.problems[index] = _prefixed(ContractError(errors[0].message, errors=errors), pointer)
-            continue
-        try:
-            data = parse_as_latest(contracts, "instruction", version, doc, parse_instruction)
-        except DomainError as exc:
-            out.problems[index] = _prefixed(exc, pointer)
-            continue
-        instruction_id = new_id("ins")
-        row = codec.new_row(instruction_id, business_unit_id, data, version, now, submitted_by=submitted_by)
-        row["batch_id"] = group_id
-        response = {"id": instruction_id, "reference": data.reference, "status": Status.RECEIVED.value}
-        out.items.append(
-            IntakeItem.received(
-                business_unit_id=business_unit_id,
-                idempotency_key=f"{group_id}/{index}",
-                request_hash="",
-                instruction=row,
-                response=response,
-                now=now,
-            )
+        parsed: list[tuple[int, InstructionData]] = []
+        for index in range(start, min(start + _SLICE, len(docs))):
+            doc = docs[index]
+            pointer = f"{prefix}/{index}"
+            if not isinstance(doc, dict):
+                out.problems[index] = ContractError(
+                    f"{pointer}: an instruction is an object", errors=[FieldError(pointer, "expected an object")]
+                )
+                continue
+            if fast is None or not fast(doc):  # the compiled pre-check says yes to a valid document; else jsonschema
+                errors = contracts.errors("instruction", doc, version)
+                if errors:
+                    out.problems[index] = _prefixed(ContractError(errors[0].message, errors=errors), pointer)
+                    continue
+            try:
+                parsed.append((index, parse_as_latest(contracts, "instruction", version, doc, parse)))
+            except DomainError as exc:
+                out.problems[index] = _prefixed(exc, pointer)
+        ids = new_ids("ins", len(parsed))
+        rows = codec.new_rows(
+            [(instruction_id, data) for instruction_id, (_, data) in zip(ids, parsed, strict=True)],
+            business_unit_id,
+            version,
+            now,
+            submitted_by,
         )
-        out.index.append(index)
+        for (index, data), row in zip(parsed, rows, strict=True):
+            row["batch_id"] = group_id
+            out.items.append(
+                IntakeItem.received(
+                    business_unit_id=business_unit_id,
+                    idempotency_key=f"{group_id}/{index}",
+                    request_hash="",
+                    instruction=row,
+                    response={"id": row["id"], "reference": data.reference, "status": _RECEIVED},
+                    now=now,
+                )
+            )
+            out.index.append(index)
     return out

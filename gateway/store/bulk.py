@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, Date, Table
@@ -313,7 +314,36 @@ def _on_conflict(
 
 
 def _params(converters: Sequence[Converter], columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[tuple]:
-    return [tuple(conv(row[name]) for conv, name in zip(converters, columns, strict=True)) for row in rows]
+    """``rows`` as parameter tuples in ``columns`` order, each value through its column's converter.
+
+    Values are picked in C (``itemgetter``); only the columns whose converter does something are
+    converted, column by column, and a value that is the very object of the row before (a batch's
+    ``created_at``, ``None``) is converted once.
+    """
+    if not rows:
+        return []
+    get = itemgetter(*columns)
+    values = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
+    converting = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
+    if not converting:
+        return values
+    by_column = list(zip(*values, strict=True))
+    for i, conv in converting:
+        by_column[i] = _converted(conv, by_column[i])
+    return list(zip(*by_column, strict=True))
+
+
+_UNSEEN = object()
+
+
+def _converted(conv: Converter, column: Sequence[Any]) -> list[Any]:
+    out = []
+    last, converted = _UNSEEN, None
+    for value in column:
+        if value is not last:
+            last, converted = value, conv(value)
+        out.append(converted)
+    return out
 
 
 async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -57,9 +57,22 @@ class FieldCipher:
         self.active_kid = next(iter(keys))
 
     def encrypt(self, plaintext: str, context: str) -> str:
-        nonce = os.urandom(12)
-        ct = self._keys[self.active_kid].encrypt(nonce, plaintext.encode(), context.encode())
-        return f"{self.active_kid}${base64.b64encode(nonce + ct).decode()}"
+        return self.encrypt_many([(plaintext, context)])[0]
+
+    def encrypt_many(self, fields: Sequence[tuple[str, str]]) -> list[str]:
+        """``encrypt`` of each (plaintext, context) pair: the same tokens, one read of random bits for all nonces.
+
+        Each field still has its own random 96-bit nonce (drawn from ``os.urandom`` together) and its own AAD.
+        """
+        aead = self._keys[self.active_kid].encrypt
+        nonces = os.urandom(12 * len(fields))
+        prefix = f"{self.active_kid}$"
+        b64 = base64.b64encode
+        out = []
+        for k, (plaintext, context) in enumerate(fields):
+            nonce = nonces[12 * k : 12 * k + 12]
+            out.append(prefix + b64(nonce + aead(nonce, plaintext.encode(), context.encode())).decode())
+        return out
 
     def decrypt(self, token: str, context: str) -> str:
         kid, _, b64 = token.partition("$")

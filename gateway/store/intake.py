@@ -51,6 +51,7 @@ __all__ = ["GroupResult", "IntakeGroup", "IntakeItem", "IntakeOutcome", "IntakeR
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_APPLIED = Decision(True, "applied")
 
 
 class IntakeOutcome(Enum):
@@ -99,9 +100,7 @@ class IntakeItem:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             instruction=instruction,
-            event=event_row(
-                instruction_id, 1, None, Status.RECEIVED, Decision(True, "applied"), source="api", occurred_at=now
-            ),
+            event=event_row(instruction_id, 1, None, Status.RECEIVED, _APPLIED, source="api", occurred_at=now),
             job={
                 "instruction_id": instruction_id,
                 "kind": "dispatch",

@@ -25,7 +25,7 @@ import fastjsonschema
 import pytest
 from jsonschema import Draft202012Validator
 
-from gateway.contracts.fastcheck import compile_fast, ineligibility
+from gateway.contracts.fastcheck import compile_fast, exclusive, ineligibility
 from gateway.contracts.strict_schema import FORMAT_CHECKER, StrictValidator
 from tests.support import example_instruction
 
@@ -152,6 +152,51 @@ def test_guard_admits_every_shipped_contract() -> None:
         schema = json.loads(path.read_text(encoding="utf-8"))
         assert ineligibility(schema) is None, path
         assert compile_fast(schema) is not None, path
+
+
+def _closed(required: list[str], *allowed: str) -> dict[str, Any]:
+    props = {name: {"type": "string"} for name in (*required, *allowed)}
+    return {"type": "object", "additionalProperties": False, "required": required, "properties": props}
+
+
+ONE_OF_SHAPES: list[tuple[str, list[Any], bool]] = [
+    ("the account forms", [_closed(["iban"]), _closed(["number", "routing"]), _closed(["wallet"])], True),
+    ("a required member the other allows both ways", [_closed(["a"], "b"), _closed(["b"], "a")], False),
+    ("one shape inside the other", [_closed(["a"]), _closed(["a"], "b")], False),
+    ("open object", [_closed(["a"]), {**_closed(["b"]), "additionalProperties": True}], False),
+    ("not typed as an object", [_closed(["a"]), {k: v for k, v in _closed(["b"]).items() if k != "type"}], False),
+    ("nothing required", [_closed([]), _closed(["b"])], False),
+    ("patternProperties", [_closed(["a"]), {**_closed(["b"]), "patternProperties": {"^a$": {}}}], False),
+    ("a $ref branch", [_closed(["a"]), {"$ref": "#/$defs/b"}], False),
+]
+
+
+@pytest.mark.parametrize(("case", "branches", "expected"), ONE_OF_SHAPES, ids=[c for c, _, _ in ONE_OF_SHAPES])
+def test_one_of_is_compiled_as_any_of_only_when_the_branches_exclude_each_other(
+    case: str, branches: list[Any], expected: bool
+) -> None:
+    assert exclusive(branches) is expected, case
+    schema = {"oneOf": copy.deepcopy(branches), "$defs": {"b": _closed(["b"], "a")}}
+    fast = compile_fast(schema)
+    if fast is None:  # the guard refuses the schema anyway
+        assert case == "patternProperties" and ineligibility(schema) is not None
+        return
+    reference = StrictValidator(schema, format_checker=FORMAT_CHECKER)
+    instances: list[Any] = [
+        {"a": "x"},
+        {"b": "x"},
+        {"a": "x", "b": "y"},
+        {"iban": "x"},
+        {"number": "1", "routing": "2"},
+        {"iban": "x", "wallet": "w"},
+        {"wallet": "w"},
+        {},
+        "a",
+        None,
+        [],
+    ]
+    for instance in instances:  # where two branches hold, oneOf says no, and so must the fast check
+        assert fast(instance) == reference.is_valid(instance), (case, instance)
 
 
 def _raw_fastjsonschema(schema: dict[str, Any]) -> Any:

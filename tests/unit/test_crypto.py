@@ -64,3 +64,18 @@ def test_signature_verifies_and_rejects_forgery_and_replay() -> None:
         verify_signature(b"secret", body, None)
     with pytest.raises(SignatureError, match="timestamp"):
         verify_signature(b"secret", body, "v1=abc")
+
+
+def test_encrypt_many_gives_tokens_encrypt_could_have_given() -> None:
+    cipher = FieldCipher(parse_key_ring(f"k1:{K1}"))
+    fields = [(f'{{"iban": "DE8937040044053201300{i}"}}', f"instruction:ins_{i}:debtor") for i in range(50)]
+    tokens = cipher.encrypt_many(fields)
+    assert [cipher.decrypt(t, context) for t, (_, context) in zip(tokens, fields, strict=True)] == [
+        plain for plain, _ in fields
+    ]
+    assert all(t.startswith("k1$") for t in tokens)
+    nonces = {base64.b64decode(t[3:])[:12] for t in tokens}
+    assert len(nonces) == len(fields)  # a nonce of its own for every field
+    with pytest.raises(DecryptionError):  # each bound to its own context
+        cipher.decrypt(tokens[0], fields[1][1])
+    assert cipher.encrypt_many([]) == []
