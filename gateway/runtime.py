@@ -41,6 +41,7 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
+from gateway.recon.csvformat import mappings_by_name
 from gateway.recon.realtime import RealtimeRecon
 from gateway.recon.rules import load_recon_rules
 from gateway.reports.folder import ReportFolder
@@ -153,6 +154,7 @@ class Runtime:
         self.rebate_programs = load_programs(settings.rebates_file)
         bind_programs(self.engine, self.rebate_programs)
         self.statement_formats = self.plugins.statement_formats()
+        self.csv_mappings = mappings_by_name(settings.csv_mapping_files)  # checked at start: one line naming the key
         self.recon_rules = load_recon_rules(settings)
         self.realtime_recon: RealtimeRecon | None = None
         if settings.reconciliation.realtime:
@@ -223,6 +225,7 @@ class Runtime:
             cipher=self.cipher,
             wake_webhooks=self._wake_webhooks,
             statement_formats=self.statement_formats,
+            csv_mappings=self.csv_mappings,
             collection_updates=self.collection_updates,
             wake_collections=self._wake_collections,
             files=self.files,

@@ -32,6 +32,7 @@ from gateway.recon.breaks import (
     summary,
     write_off_break,
 )
+from gateway.recon.csvformat import load_mapping
 from gateway.recon.imports import AUTO, import_file
 from gateway.recon.rules import ReconRules, load_recon_rules
 from gateway.recon.service import confirm_match, match_by_hand, run_recon
@@ -72,7 +73,8 @@ async def _import(args: argparse.Namespace) -> int:
     formats = Plugins().statement_formats()
     async with database(settings) as engine:
         await require_schema(engine)
-        report = await import_file(engine, formats, body, now=system_clock(), given=args.format)
+        mapping = load_mapping(_readable(args.mapping)) if args.mapping else None
+        report = await import_file(engine, formats, body, now=system_clock(), given=args.format, mapping=mapping)
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -221,8 +223,9 @@ def register(subparsers: Subparsers) -> None:
     p = command(recon, "import", _import, help="import a statement file: all of it or nothing, each statement once")
     p.add_argument("file", help="the statement file")
     p.add_argument(
-        "--format", default=AUTO, help=f"{AUTO} (default: recognised from the file), camt.053, mt940, nacha, …"
+        "--format", default=AUTO, help=f"{AUTO} (default: recognised from the file), camt.053, mt940, nacha, csv, …"
     )
+    p.add_argument("--mapping", help="a CSV statement's column mapping (YAML; implies --format csv)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command(recon, "run", _run, help="match statement lines to payments by the rules, post them, sync the breaks")

@@ -160,7 +160,7 @@ async def test_a_balanced_mt940_imports_and_a_gap_in_the_sequence_is_reported(en
 def test_a_file_no_format_recognises_is_refused_in_one_line() -> None:
     with pytest.raises(StatementFileError, match="matches no known statement format"):
         detect_format(FORMATS, b"date,amount\n2026-12-01,10.00\n")
-    with pytest.raises(StatementFileError, match="unknown statement format 'csv'"):
+    with pytest.raises(StatementFileError, match="the csv format needs a column mapping"):
         detect_format(FORMATS, b"x", "csv")
 
 
