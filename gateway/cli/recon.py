@@ -13,6 +13,7 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from gateway.cli.common import Subparsers, command, console, database, group, load, require_schema, table
 from gateway.config import Settings
@@ -35,7 +36,7 @@ from gateway.recon.breaks import (
 from gateway.recon.csvformat import load_mapping
 from gateway.recon.imports import AUTO, import_file
 from gateway.recon.rules import ReconRules, load_recon_rules
-from gateway.recon.service import confirm_match, match_by_hand, run_recon
+from gateway.recon.service import confirm_match, match_by_hand, reject_match, run_recon
 from gateway.store.journal import bind
 
 __all__ = ["register"]
@@ -95,11 +96,16 @@ async def _run(args: argparse.Namespace) -> int:
     async with database(settings) as engine:
         await require_schema(engine)
         bind(engine, _ledger(settings))
-        found = await run_recon(engine, rules, now=system_clock(), source=args.partner, on=args.date)
+        found = await run_recon(
+            engine, rules, now=system_clock(), source=args.partner, on=args.date, dry_run=args.dry_run
+        )
         totals = await summary(engine, system_clock().date())
     doc = {**found.as_dict(), "summary": totals}
     if args.json:
         print(json.dumps(doc))
+        return 0
+    if args.dry_run:
+        _print_preview(doc)
         return 0
     print(
         f"{doc['lines']} statement lines: {doc['confirmed']} matched, {doc['suggested']} suggested,"
@@ -107,6 +113,37 @@ async def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     _print_summary(totals)
+    return 0
+
+
+def _print_preview(doc: dict[str, Any]) -> None:
+    print(
+        f"dry run, nothing written: {doc['lines']} statement lines: {doc['confirmed']} would match,"
+        f" {doc['suggested']} would be suggested, {doc['unmatched']} unmatched;"
+        f" breaks: {doc['breaks_opened']} would open, {doc['breaks_closed']} would close",
+        file=sys.stderr,
+    )
+    shown = table("would match", "match", "status", "rule", "lines", "payments", "difference")
+    for m in doc["matches"]:
+        shown.add_row(
+            m["match"], m["status"], m["rule"], " ".join(m["lines"]), " ".join(m["payments"]), m["difference"]
+        )
+    console().print(shown)
+    opened = table("breaks that would open", "kind", "subject", "amount", "detail")
+    for b in doc["breaks_to_open"]:
+        opened.add_row(b["kind"], b["subject"], f"{b['amount']} {b['currency']}", b["detail"])
+    console().print(opened)
+
+
+async def _reject(args: argparse.Namespace) -> int:
+    settings = load(args)
+    async with database(settings) as engine:
+        await require_schema(engine)
+        done = await reject_match(engine, args.match, args.reason, by=_who(), now=system_clock())
+    print(
+        f"{done['match']} rejected: {', '.join(done['lines'])} and {', '.join(done['payments'])} are free again",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -231,6 +268,9 @@ def register(subparsers: Subparsers) -> None:
     p = command(recon, "run", _run, help="match statement lines to payments by the rules, post them, sync the breaks")
     p.add_argument("--partner", help="only this partner's (adapter's) statements")
     p.add_argument("--date", type=_day, help="only statement lines of this day (YYYY-MM-DD)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="report what would match and which breaks would open; write nothing"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command(recon, "summary", _summary, help="matched share of statement lines, open breaks by kind and age")
@@ -244,6 +284,9 @@ def register(subparsers: Subparsers) -> None:
 
     p = command(recon, "confirm", _confirm, help="confirm a suggested match (m_… or a statement line ln_…)")
     p.add_argument("match", help="the match's id or one of its lines, as breaks shows them")
+    p = command(recon, "reject", _reject, help="reject a suggested match: its line and payments are free again")
+    p.add_argument("match", help="the match's id or one of its lines, as breaks shows them")
+    p.add_argument("--reason", required=True)
 
     p = command(recon, "resolve", _act, help="close a break with a reason")
     p.add_argument("id", help="the break (brk_…)")

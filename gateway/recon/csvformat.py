@@ -194,7 +194,9 @@ def _decode(m: CsvMapping, body: bytes) -> str:
         text = body.decode(m.encoding)
     except UnicodeDecodeError as exc:
         line = body[: exc.start].count(b"\n") + 1
-        raise CsvStatementError(f"line {line}: byte {body[exc.start]:#04x} is not {m.encoding} (the mapping's encoding)") from None
+        raise CsvStatementError(
+            f"line {line}: byte {body[exc.start]:#04x} is not {m.encoding} (the mapping's encoding)"
+        ) from None
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise CsvStatementError(f"line {line}: holds a NUL character; not a text file")
@@ -275,7 +277,9 @@ class _Reader:
                     flag = _cell(row, self.at["direction"])
                     marks = m.columns["direction"]
                     if flag not in (marks["debit"], marks["credit"]):
-                        raise ValueError(f"direction {flag[:20]!r} is neither {marks['debit']!r} nor {marks['credit']!r}")
+                        raise ValueError(
+                            f"direction {flag[:20]!r} is neither {marks['debit']!r} nor {marks['credit']!r}"
+                        )
                     value = -value if flag == marks["debit"] else value
                 elif m.sign == "positive_is_debit":
                     value = -value

@@ -34,10 +34,11 @@ to the reconciled bank account, a difference is an adjustment.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -68,6 +69,7 @@ __all__ = [
     "load_open_payments",
     "name_key",
     "not_a_receipt",
+    "pairing_fingerprint",
     "words",
 ]
 
@@ -316,16 +318,31 @@ def _many_to_one(rule: MatchRule, lines: Sequence[LineView], book: _Book, used: 
     return out
 
 
+def pairing_fingerprint(lines: Iterable[LineView], payments: Iterable[PaymentView]) -> str:
+    """What a pairing is made of, as one hash: its lines (id, amount, direction) and payments (id, amount,
+    currency, references). A rejected pairing with the same fingerprint is never suggested again; a change
+    to any of these (another amount, a partner reference learnt later) makes it a new pairing."""
+    parts = sorted(f"L|{x.id}|{x.amount_minor}|{x.direction}" for x in lines)
+    parts += sorted(
+        f"P|{p.id}|{p.amount_minor}|{p.currency}|{p.reference}|{p.partner_reference or ''}" for p in payments
+    )
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def decide(
     lines: Sequence[LineView],
     payments: Iterable[PaymentView],
     rules: ReconRules,
     named_elsewhere: Iterable[tuple[str, str]] = (),
+    rejected: Collection[str] = (),
 ) -> list[Decision]:
     """The matches the rules find, in rule order; no line and no payment in two of them.
 
     ``named_elsewhere``: (adapter, reference) of payments matched before or not
     settled; a line naming one is never matched to another payment by amount.
+    ``rejected``: fingerprints (``pairing_fingerprint``) of pairings finance
+    rejected; a rule that finds one again passes, and the line stays open for
+    the rules after it.
     """
     book = _Book.of(payments)
     book.named_elsewhere = set(named_elsewhere)
@@ -338,6 +355,8 @@ def decide(
         else:
             pick = _one_to_many if rule.many_payments else _one_to_one
             found = [d for d in (pick(rule, line, book) for line in remaining) if d is not None]
+        if rejected:
+            found = [d for d in found if pairing_fingerprint(d.lines, d.payments) not in rejected]
         for d in found:
             if any(x.id in used for x in d.lines) or any(p.id in book.taken for p in d.payments):
                 continue  # lost to an earlier decision of the same rule

@@ -24,7 +24,16 @@ from gateway.recon.service import run_recon
 from gateway.reports.model import Period, Report, Section
 from gateway.reports.render import render_csv
 from gateway.store.tables import instructions, statement_lines, statements
-from tests.support import REPO, Database, LiveGateway, cli_config, insert_instruction, run_cli, start_gateway, stop_gateway
+from tests.support import (
+    REPO,
+    Database,
+    LiveGateway,
+    cli_config,
+    insert_instruction,
+    run_cli,
+    start_gateway,
+    stop_gateway,
+)
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 FORMATS = Plugins().statement_formats()
@@ -116,7 +125,7 @@ async def test_the_us_example_reads_debit_and_credit_columns_and_has_no_control_
 async def test_a_file_that_fails_is_refused_with_one_line_and_nothing_stored(
     engine: AsyncEngine, body: bytes, message: str
 ) -> None:
-    with pytest.raises(StatementFileError, match="^csv: |^not a valid csv file: ") as refused:
+    with pytest.raises(StatementFileError, match=r"^csv: |^not a valid csv file: ") as refused:
         await import_file(engine, FORMATS, body, now=NOW, mapping=DE)
 
     assert message in refused.value.message
@@ -127,21 +136,44 @@ async def test_a_file_that_fails_is_refused_with_one_line_and_nothing_stored(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,Caf\xe9".encode("latin-1")
-         + b",x,1,2,1.00,\n", "line 2: byte 0xe9 is not utf-8-sig"),
-        (b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,a\x00b,x,1,2,1.00,\n",
-         "line 2: holds a NUL character"),
-        (b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,"
-         + b"A" * 200_000 + b",x,1,2,1.00,\n", "field larger than field limit"),
-        (b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,"
-         + b"A" * 9_000 + b",x,1,2,1.00,\n", "a record over 8192 characters"),
-        (b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,"
-         + b"," * 500 + b"\n", "more than 200"),
-        (b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,a,x,1,2,1.00,2.00\n",
-         "exactly one of the debit and credit"),
+        (
+            "Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,Caf\xe9".encode(
+                "latin-1"
+            )
+            + b",x,1,2,1.00,\n",
+            "line 2: byte 0xe9 is not utf-8-sig",
+        ),
+        (
+            b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,a\x00b,x,1,2,1.00,\n",
+            "line 2: holds a NUL character",
+        ),
+        (
+            b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,"
+            + b"A" * 200_000
+            + b",x,1,2,1.00,\n",
+            "field larger than field limit",
+        ),
+        (
+            b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,"
+            + b"A" * 9_000
+            + b",x,1,2,1.00,\n",
+            "a record over 8192 characters",
+        ),
+        (
+            b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,"
+            + b"," * 500
+            + b"\n",
+            "more than 200",
+        ),
+        (
+            b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,a,x,1,2,1.00,2.00\n",
+            "exactly one of the debit and credit",
+        ),
         (b"Date,Description\n12/01/2026,a\n", "the header has no column 'Posting Date'"),
-        (b"Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,\"a,x,1,2,1.00,\n",
-         "not CSV as mapped"),
+        (
+            b'Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\n12/01/2026,"a,x,1,2,1.00,\n',
+            "not CSV as mapped",
+        ),
     ],
     ids=["encoding", "nul", "huge-field", "long-record", "many-fields", "debit-and-credit", "header", "quote"],
 )
@@ -188,10 +220,15 @@ def test_a_formula_in_a_counterparty_name_is_kept_as_text_and_never_exported_as_
     ],
 )
 def test_a_wrong_mapping_is_one_line_naming_the_key(change: dict[str, Any], message: str) -> None:
-    doc: dict[str, Any] = {"version": 1, "source": "bank", "currency": "EUR", "columns": {"booking_date": "D", "amount": "A"}}
+    doc: dict[str, Any] = {
+        "version": 1,
+        "source": "bank",
+        "currency": "EUR",
+        "columns": {"booking_date": "D", "amount": "A"},
+    }
     doc.update(change)
     doc = {k: v for k, v in doc.items() if v is not None}
-    with pytest.raises(ConfigError, match="^m.yaml: ") as wrong:
+    with pytest.raises(ConfigError, match=r"^m\.yaml: ") as wrong:
         parse_mapping(doc, "m.yaml")
     assert message in wrong.value.message
 
