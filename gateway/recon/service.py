@@ -33,6 +33,7 @@ from gateway.recon.matching import (
     decide,
     line_id,
     load_named_elsewhere,
+    load_open_collections,
     load_open_lines,
     load_open_payments,
     not_a_receipt,
@@ -44,6 +45,7 @@ from gateway.store.exposure import release_reconciled
 from gateway.store.journal import post, rules_for
 from gateway.store.tables import (
     business_units,
+    collections,
     control_totals,
     instructions,
     recon_breaks,
@@ -118,7 +120,7 @@ async def write_matches(conn: AsyncConnection, decisions: Sequence[Decision], no
     first = await _next_match_id(conn)
     ledger = rules_for(conn)
     matches, links, pays, entries = [], [], [], []
-    shapes: dict[tuple[str, str, str], tuple[tuple[str, int], ...]] = {}
+    shapes: dict[tuple[str, str, str, str], tuple[tuple[str, int], ...]] = {}
     for n, d in enumerate(decisions):
         mid = first + n
         row = _match_row(mid, d, now)
@@ -132,7 +134,7 @@ async def write_matches(conn: AsyncConnection, decisions: Sequence[Decision], no
                     ledger,
                     source=d.source,
                     currency=d.currency,
-                    payments=[(p.id, p.business_unit, p.amount_minor) for p in d.payments],
+                    payments=[(p.id, p.business_unit, p.amount_minor, p.kind) for p in d.payments],
                     difference_minor=diff if d.rule.explains else 0,
                     explains=d.rule.explains,
                     match_id=mid,
@@ -500,6 +502,8 @@ async def run_recon(
             lines = [x for x in lines if x.day == on]
         sources = {x.source for x in lines}
         payments = await load_open_payments(conn, sources)
+        if any(x.items for x in lines):  # a card payout batch settles charges too
+            payments += await load_open_collections(conn, {x.source for x in lines if x.items})
         elsewhere = await load_named_elsewhere(conn, sources, now - timedelta(days=NAMED_WINDOW_DAYS))
         rejected = set((await conn.scalars(select(recon_rejections.c.fingerprint))).all())
     report.seconds["read"] = time.perf_counter() - clock
@@ -537,10 +541,12 @@ def _known(
     """(adapter, reference) → (payment, status, matched) as the run leaves them."""
     known = dict(elsewhere)
     for d in decisions:  # matched by this run
-        known.update(((p.adapter, k), (p.id, "settled", True)) for p in d.payments for k in p.keys)
+        known.update(
+            ((p.adapter, k), (p.id, "settled", True)) for p in d.payments if p.kind == "payment" for k in p.keys
+        )
     taken = {p.id for d in decisions for p in d.payments}
     for p in payments:  # still open
-        if p.id not in taken:
+        if p.id not in taken and p.kind == "payment":
             known.update(((p.adapter, k), (p.id, "settled", False)) for k in p.keys)
     return known
 
@@ -611,23 +617,15 @@ async def _confirm(conn: AsyncConnection, match_id: int, *, by: str, now: dateti
     )
     if done.rowcount != 1:
         raise ConflictError(f"match m_{match_id} is already confirmed")
-    pays = (
-        await conn.execute(
-            select(instructions.c.id, business_units.c.name, instructions.c.amount_minor)
-            .join(recon_match_payments, recon_match_payments.c.instruction_id == instructions.c.id)
-            .join(business_units, business_units.c.id == instructions.c.business_unit_id)
-            .where(recon_match_payments.c.match_id == match_id)
-            .order_by(instructions.c.id)
-        )
-    ).all()
-    await release_reconciled(conn, [r[0] for r in pays], now)
+    pays = await _match_views(conn, match_id, now)
+    await release_reconciled(conn, [p.id for p in pays if p.kind == "payment"], now)
     ledger = rules_for(conn)
     if ledger is not None:
         entries = match_entries(
             ledger,
             source=row["source"],
             currency=row["currency"],
-            payments=[(r[0], r[1], r[2]) for r in pays],
+            payments=[(p.id, p.business_unit, p.amount_minor, p.kind) for p in pays],
             difference_minor=row["difference_minor"],
             explains=row["explains"],
             match_id=match_id,
@@ -641,7 +639,56 @@ async def _confirm(conn: AsyncConnection, match_id: int, *, by: str, now: dateti
         )
         .values(state="matched", closed_at=now, closed_by=by[:64], reason="confirmed by hand")
     )
-    return [r[0] for r in pays]
+    return [p.id for p in pays]
+
+
+async def _match_views(conn: AsyncConnection, match_id: int, now: datetime) -> list[PaymentView]:
+    """The payments (and charges, chargebacks) of a stored match, as the rules saw them; by id."""
+    ids = list(
+        (
+            await conn.scalars(
+                select(recon_match_payments.c.instruction_id).where(recon_match_payments.c.match_id == match_id)
+            )
+        ).all()
+    )
+    out = []
+    for table, kind_of in ((instructions, None), (collections, "collection")):
+        wanted = sorted({i.removesuffix("/cb") for i in ids}) if kind_of else sorted(ids)
+        rows = await conn.execute(
+            select(
+                table.c.id,
+                table.c.reference,
+                table.c.partner_reference,
+                table.c.adapter,
+                table.c.amount_minor,
+                table.c.currency,
+                business_units.c.name,
+            )
+            .join(business_units, business_units.c.id == table.c.business_unit_id)
+            .where(table.c.id.in_(wanted))
+        )
+        for r in rows.all():
+            kinds = (
+                [("payment", r.id)]
+                if kind_of is None
+                else [(k, v) for k, v in (("charge", r.id), ("chargeback", f"{r.id}/cb")) if v in ids]
+            )
+            for kind, view_id in kinds:
+                out.append(
+                    PaymentView(
+                        view_id,
+                        r.reference,
+                        r.partner_reference,
+                        r.adapter or "",
+                        r.amount_minor,
+                        r.currency,
+                        now.date(),
+                        "",
+                        r.name,
+                        kind=kind,
+                    )
+                )
+    return sorted(out, key=lambda p: p.id)
 
 
 async def confirm_match(engine: AsyncEngine, ref: str, *, by: str, now: datetime) -> list[str]:
@@ -807,19 +854,7 @@ async def reject_match(engine: AsyncEngine, ref: str, reason: str, *, by: str, n
                 .where(recon_match_lines.c.match_id == match_id)
             )
         ).all()
-        pays = (
-            await conn.execute(
-                select(
-                    instructions.c.id,
-                    instructions.c.reference,
-                    instructions.c.partner_reference,
-                    instructions.c.amount_minor,
-                    instructions.c.currency,
-                )
-                .join(recon_match_payments, recon_match_payments.c.instruction_id == instructions.c.id)
-                .where(recon_match_payments.c.match_id == match_id)
-            )
-        ).all()
+        pays = await _match_views(conn, match_id, now)
         fingerprint = pairing_fingerprint(
             [
                 LineView(
@@ -827,12 +862,7 @@ async def reject_match(engine: AsyncEngine, ref: str, reason: str, *, by: str, n
                 )
                 for r in links
             ],
-            [
-                PaymentView(
-                    p.id, p.reference, p.partner_reference, row["source"], p.amount_minor, p.currency, now.date(), ""
-                )
-                for p in pays
-            ],
+            pays,
         )
         await conn.execute(delete(recon_match_lines).where(recon_match_lines.c.match_id == match_id))
         await conn.execute(delete(recon_match_payments).where(recon_match_payments.c.match_id == match_id))

@@ -412,8 +412,8 @@ async def record_receipts(
     """
     made = 0
     for n, line in enumerate(statement.lines, start=first):
-        if not line.credit or line.kind != "booked" or line.amount_minor <= 0:
-            continue
+        if not line.credit or line.kind != "booked" or line.amount_minor <= 0 or line.items:
+            continue  # an itemised line (a card payout batch) is explained by its items, not a receipt
         receipt = {
             "id": new_id("rct"),
             "statement_pk": statement_pk,

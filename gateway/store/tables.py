@@ -638,7 +638,7 @@ recon_rejections = Table(
 )
 
 #: what one statement line is made of, when its file says so (a card acquirer's payout batch): each item a
-#: payment or charge it settles (``reference``: the gateway's id), its gross amount (money out positive) and fee
+#: payment or charge it settles (``reference``: the gateway's id), its gross amount and its fee
 statement_line_items = Table(
     "statement_line_items",
     metadata,
@@ -648,7 +648,7 @@ statement_line_items = Table(
     Column("kind", String(12), nullable=False),  # payout | charge | chargeback | refund
     Column("reference", String(64), nullable=False),
     Column("partner_reference", String(64)),
-    Column("amount_minor", BigInteger(), nullable=False),  # signed: money out of our balance positive
+    Column("amount_minor", BigInteger(), nullable=False),  # gross, signed as the line: credit (money in) positive
     Column("fee_minor", BigInteger(), nullable=False),
     ForeignKeyConstraint(["statement_pk", "line"], ["statement_lines.statement_pk", "statement_lines.line"]),
 )
