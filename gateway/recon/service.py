@@ -491,8 +491,8 @@ async def run_recon(
     """Match what the rules explain, post it, and sync the breaks: all in one transaction.
 
     ``source`` narrows the run to one partner; ``on`` to statement lines of that day.
-    ``dry_run``: decide and find the breaks the same way, through a read-only
-    connection, and report them; nothing is written (no transaction is begun).
+    ``dry_run``: decide and find the breaks the same way, through connections
+    that only read, and report them; nothing is written.
     """
     report = RunReport(dry_run=dry_run)
     clock = time.perf_counter()
@@ -560,7 +560,7 @@ async def _preview(
     source: str | None,
     now: datetime,
 ) -> None:
-    """A dry run's report: the matches and the breaks a run would write, read through one connection."""
+    """A dry run's report: the matches and the breaks a run would write, found by reading only."""
     async with engine.connect() as conn:
         first = await _next_match_id(conn)
         rows = [_match_row(first + n, d, now) for n, d in enumerate(decisions)]

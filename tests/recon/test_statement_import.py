@@ -35,8 +35,8 @@ def _mt940(number: int, opening: str, movements: list[tuple[str, str, str]], clo
 
 
 def test_every_format_the_adapters_offer_is_known() -> None:
-    assert set(FORMATS) == {"camt.053", "camt.054", "mt940", "nacha"}
-    assert {f.source for f in FORMATS.values()} == {"iso20022_bank", "ach_nacha"}
+    assert set(FORMATS) == {"camt.053", "camt.054", "mt940", "nacha", "card_settlement"}
+    assert {f.source for f in FORMATS.values()} == {"iso20022_bank", "ach_nacha", "card_acquirer"}
 
 
 @pytest.mark.parametrize(
