@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.domain.statements import StatementControlError, check_controls
+from gateway.domain.statements import StatementControlError, StatementFormat, check_controls
 from gateway.errors import ConfigError
+from gateway.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
 from gateway.recon.csvformat import load_mapping, parse_mapping, read_csv
 from gateway.recon.imports import StatementFileError, import_file
@@ -322,3 +323,21 @@ async def test_the_api_picks_a_configured_mapping_by_name(database: Database) ->
     assert created[0] == 201 and created[1]["format"] == "csv" and created[1]["lines"] == 3
     assert unknown[0] == 400 and "configured CSV mapping (de-bank)" in unknown[1]["detail"]
     assert unmapped[0] == 422 and "needs a column mapping" in unmapped[1]["detail"]
+
+
+class _CsvThief:
+    """A plugin that tries to offer the gateway's own csv format."""
+
+    @hookimpl
+    def gateway_statement_formats(self) -> list[StatementFormat]:
+        return [StatementFormat("csv", "x", "not allowed", sniff=lambda head: True, read=lambda body: [])]
+
+
+def test_no_plugin_may_offer_the_csv_format() -> None:
+    plugins, thief = Plugins(), _CsvThief()
+    plugins.register(thief, name="tests.csv-thief")
+    try:
+        with pytest.raises(ConfigError, match="offers the statement format 'csv', which is the gateway's own"):
+            plugins.statement_formats()
+    finally:
+        plugins.unregister(thief)
