@@ -166,16 +166,17 @@ async def test_a_confirmed_match_cannot_be_rejected(engine: AsyncEngine) -> None
 def test_cli_dry_run_and_reject(tmp_path: Path, partner_files: Path) -> None:
     config = cli_config(tmp_path)
     run_cli("recon", "import", str(partner_files / "nacha" / "return-WEB.ach"), config=config)
+    before = hashlib.sha256((tmp_path / "cli.db").read_bytes()).hexdigest()
 
     dry = run_cli("recon", "run", "--dry-run", config=config)
     dry_json = json.loads(run_cli("recon", "run", "--dry-run", "--json", config=config).stdout)
-    breaks_before = json.loads(run_cli("recon", "breaks", "--json", config=config).stdout)
+    after = hashlib.sha256((tmp_path / "cli.db").read_bytes()).hexdigest()
     unknown = run_cli("recon", "reject", "m_99", "--reason", "x", config=config)
 
     assert dry.returncode == 0 and dry.stderr.startswith("dry run, nothing written:")
     assert "2 would open" in dry.stderr
     assert [b["kind"] for b in dry_json["breaks_to_open"]] == ["unexpected_line", "unexpected_line"]
-    assert breaks_before["items"] == []  # nothing was written
+    assert after == before  # the database file, byte for byte
     assert unknown.returncode == 2 and unknown.stderr.strip() == "gateway: no match m_99"
 
 
