@@ -132,6 +132,7 @@ class ReconciliationSettings:
     fetch_days: int
     inbox_dir: str | None
     inbox_scan_seconds: float
+    csv_mappings: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,15 @@ class Settings:
     def reconciliation_file(self) -> Path | None:
         """The reconciliation rules, resolved against the config file's folder (None: the shipped file)."""
         return self._file("reconciliation")
+
+    @property
+    def csv_mapping_files(self) -> dict[str, Path]:
+        """``reconciliation.csv_mappings``: mapping name → its YAML file, resolved against the config file's folder."""
+        base = Path(self.source).resolve().parent
+        return {
+            name: path if (path := Path(file)).is_absolute() else base / path
+            for name, file in self.reconciliation.csv_mappings.items()
+        }
 
     @property
     def ledger_file(self) -> Path | None:

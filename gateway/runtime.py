@@ -42,6 +42,7 @@ from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, AdapterContext
 from gateway.plugins.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
+from gateway.recon.csvformat import mappings_by_name
 from gateway.recon.fetch import StatementFetcher, StatementInbox
 from gateway.recon.realtime import RealtimeRecon
 from gateway.recon.rules import load_recon_rules
@@ -204,6 +205,7 @@ class Runtime:
         self.statement_inbox = (
             StatementInbox(self.engine, clock, self.statement_formats, Path(inbox)) if inbox else None
         )
+        self.csv_mappings = mappings_by_name(settings.csv_mapping_files)  # checked at start: one line naming the key
         self.recon_rules = load_recon_rules(settings)
         self.realtime_recon: RealtimeRecon | None = None
         if settings.reconciliation.realtime:
@@ -274,6 +276,7 @@ class Runtime:
             cipher=self.cipher,
             wake_webhooks=self._wake_webhooks,
             statement_formats=self.statement_formats,
+            csv_mappings=self.csv_mappings,
             collection_updates=self.collection_updates,
             wake_collections=self._wake_collections,
             files=self.files,

@@ -12,13 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.hookspecs import hookimpl
 from gateway_adapters.card_acquirer.adapter import CardAcquirerAdapter
+from gateway_adapters.card_acquirer.statements import statement_formats
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from gateway.adapter import Adapter
+    from gateway.domain.statements import StatementFormat
 
-__all__ = ["CardAcquirerAdapter", "create_app", "gateway_adapter_classes", "gateway_simulators"]
+__all__ = [
+    "CardAcquirerAdapter",
+    "create_app",
+    "gateway_adapter_classes",
+    "gateway_simulators",
+    "gateway_statement_formats",
+]
 
 
 def create_app(settings: Mapping[str, Any]) -> web.Application:
@@ -36,3 +44,8 @@ def gateway_adapter_classes() -> Sequence[type[Adapter]]:
 @hookimpl
 def gateway_simulators() -> Mapping[str, Callable[[Mapping[str, Any]], web.Application]]:
     return {"card_acquirer": create_app}
+
+
+@hookimpl
+def gateway_statement_formats() -> Sequence[StatementFormat]:
+    return statement_formats()

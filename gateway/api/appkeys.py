@@ -21,6 +21,7 @@ from gateway.errors import UnknownAdapterError
 from gateway.intake.files import FileDesk
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter
+from gateway.recon.csvformat import CsvMapping
 from gateway.recon.rules import ReconRules
 from gateway.risk.holds import HoldDesk
 from gateway.store.codec import InstructionCodec
@@ -52,6 +53,8 @@ class ApiServices:
     wake_webhooks: Callable[[], None]
     #: every statement format the installed adapters read, by name (``gateway_statement_formats``)
     statement_formats: Mapping[str, StatementFormat]
+    #: CSV statement column mappings by name (``reconciliation.csv_mappings``), for ``?mapping=NAME``
+    csv_mappings: Mapping[str, CsvMapping]
     #: ERP payment files: pain.001 in, pain.002 status reports out
     files: FileDesk
     #: applies partner reports about collections (``None``: this process does not take collections)

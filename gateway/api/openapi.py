@@ -1372,6 +1372,55 @@ def _recon_schemas() -> dict[str, Any]:
                 "unmatched": {"type": "integer", "description": "lines no rule matched"},
                 "breaks_opened": {"type": "integer"},
                 "breaks_closed": {"type": "integer", "description": "open breaks the rules explain now"},
+                "dry_run": {"const": True, "description": "only on a dry run: nothing was written"},
+                "matches": {
+                    "type": "array",
+                    "description": "dry run: the matches a run would write, with the ids it would give them",
+                    "items": {
+                        "type": "object",
+                        "required": [
+                            "match",
+                            "status",
+                            "rule",
+                            "lines",
+                            "payments",
+                            "lines_amount",
+                            "payments_amount",
+                            "difference",
+                        ],
+                        "properties": {
+                            "match": {"type": "string"},
+                            "status": {"enum": ["confirmed", "suggested"]},
+                            "rule": {"type": "string"},
+                            "lines": {"type": "array", "items": {"type": "string"}},
+                            "payments": {"type": "array", "items": {"type": "string"}},
+                            "lines_amount": {"type": "string"},
+                            "payments_amount": {"type": "string"},
+                            "difference": {"type": "string", "description": "money out positive: a fee, FX"},
+                        },
+                    },
+                },
+                "breaks_to_open": {
+                    "type": "array",
+                    "description": "dry run: the breaks a run would open",
+                    "items": {
+                        "type": "object",
+                        "required": ["kind", "subject", "source", "amount", "currency", "detail"],
+                        "properties": {
+                            "kind": {"enum": list(BREAK_KINDS)},
+                            "subject": {"type": "string"},
+                            "source": {"type": "string"},
+                            "amount": {"type": "string"},
+                            "currency": {"type": "string"},
+                            "detail": {"type": "string"},
+                        },
+                    },
+                },
+                "breaks_to_close": {
+                    "type": "array",
+                    "description": "dry run: the open breaks a run would close",
+                    "items": {"type": "string", "pattern": BREAK_ID.pattern},
+                },
             },
         },
         "Break": {
@@ -1477,8 +1526,9 @@ def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
             "post": {
                 "summary": "Import a partner statement file (scope finance)",
                 "description": (
-                    "The body is the file as the partner sent it (camt.053, MT940, NACHA, or a format "
-                    "an installed adapter offers), in any media type. Its own control figures (entry "
+                    "The body is the file as the partner sent it (camt.053, MT940, NACHA, the card acquirer's "
+                    "settlement report, or a format an installed adapter offers), in any media type; a CSV "
+                    "statement through a column mapping configured by name (`mapping`). Its own control figures (entry "
                     "counts, sums, opening + movements = closing) are checked: a file that fails them, "
                     "or cannot be read, is refused with `422` and one line, and nothing of it is stored. "
                     "A statement imported before adds nothing (`200`); anything new answers `201`. "
@@ -1492,8 +1542,16 @@ def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                         "name": "format",
                         "in": "query",
                         "schema": {"type": "string", "pattern": FORMAT_PATTERN.pattern},
-                        "description": "`auto` (default: recognised from the file), `camt.053`, `mt940`, `nacha`, …",
-                    }
+                        "description": "`auto` (default: recognised from the file), `camt.053`, `mt940`, `nacha`, "
+                        "`card_settlement`, `csv` (with `mapping`), …",
+                    },
+                    {
+                        "name": "mapping",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,31}$"},
+                        "description": "a CSV statement's column mapping, by its name in `reconciliation.csv_mappings` "
+                        "(implies `format=csv`; `400` for a name not configured)",
+                    },
                 ],
                 "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
                 "responses": {
@@ -1507,15 +1565,18 @@ def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
             "post": {
                 "summary": "Run reconciliation: match, post to the ledger, sync the breaks (scope finance)",
                 "description": "The rules of `config/reconciliation.yaml` in order (docs/reconciliation.md). "
-                "`source` narrows the run to one partner, `date` to statement lines of that day.",
+                "`source` narrows the run to one partner, `date` to statement lines of that day. "
+                "`dry_run=true` reports what the run would match and which breaks it would open or close, "
+                "and writes nothing.",
                 "operationId": "runReconciliation",
                 "security": bearer,
                 "parameters": [
                     {"name": "source", "in": "query", "schema": {"type": "string", "pattern": SOURCE_PATTERN.pattern}},
                     {"name": "date", "in": "query", "schema": {"type": "string", "format": "date"}},
+                    {"name": "dry_run", "in": "query", "schema": {"enum": ["true", "false"]}},
                 ],
                 "responses": {
-                    "200": _json({"$ref": "#/components/schemas/MatchRun"}, "What the run did"),
+                    "200": _json({"$ref": "#/components/schemas/MatchRun"}, "What the run did (or would do)"),
                     **_problems(400, 401, 403, 409),
                 },
             }
@@ -1598,6 +1659,46 @@ def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                         "The match, confirmed",
                     ),
                     **_problems(400, 401, 403, 404, 409),
+                },
+            }
+        },
+        "/v1/recon/matches/{ref}/reject": {
+            "post": {
+                "summary": "Reject a suggested match: its lines and payments are free again (scope finance)",
+                "description": "Only a suggested match (a confirmed one is posted: `409`). The match is kept as "
+                "`rejected`, its break resolved with the reason, and the same pairing (the same lines with the "
+                "same payments, amounts and references) is never suggested again.",
+                "operationId": "rejectMatch",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "ref",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": MATCH_REF.pattern},
+                        "description": "the match (`m_<id>`) or one of its statement lines (`ln_<statement>_<line>`)",
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BreakReason"}}},
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["match", "status", "lines", "payments", "reason"],
+                            "properties": {
+                                "match": {"type": "string"},
+                                "status": {"const": "rejected"},
+                                "lines": {"type": "array", "items": {"type": "string"}},
+                                "payments": {"type": "array", "items": {"type": "string"}},
+                                "reason": {"type": "string"},
+                            },
+                        },
+                        "The match, rejected",
+                    ),
+                    **_problems(400, 401, 403, 404, 409, 415, 422),
                 },
             }
         },

@@ -5,7 +5,8 @@ explain and syncs the breaks (``source`` / ``date`` narrow it);
 ``GET /v1/recon/breaks`` pages the stored breaks (open by default) by id;
 ``/v1/recon/breaks/{id}/…`` assigns, comments, resolves, matches by hand or
 writes off (four eyes above the threshold); ``POST /v1/recon/matches/{ref}/confirm``
-confirms a suggested match; ``GET /v1/recon/summary`` is the matched share and
+confirms a suggested match, ``…/reject`` rejects one (``dry_run=true`` on a run
+reports what it would do and writes nothing); ``GET /v1/recon/summary`` is the matched share and
 the breaks by kind and age; ``POST /v1/control-totals`` takes what a business
 unit says it sent. See docs/reconciliation.md.
 """
@@ -41,7 +42,7 @@ from gateway.recon.breaks import (
 )
 from gateway.recon.controls import checked_totals, store_totals
 from gateway.recon.rules import ReconRules, load_recon_rules
-from gateway.recon.service import confirm_match, match_by_hand, run_recon
+from gateway.recon.service import confirm_match, match_by_hand, reject_match, run_recon
 
 __all__ = [
     "BREAK_CURSOR",
@@ -155,12 +156,15 @@ async def run(request: web.Request) -> web.Response:
     """Match what the rules explain, post it to the ledger, and sync the breaks."""
     rt = request.app[SERVICES]
     await authenticate(request, "finance")
-    allow_only(request.query, "source", "date")
+    allow_only(request.query, "source", "date", "dry_run")
     source = request.query.get("source")
     if source is not None and not SOURCE_PATTERN.fullmatch(source):
         raise BadRequestError("source must be an adapter's name (e.g. iso20022_bank)")
     on = _day(request.query["date"], "date") if "date" in request.query else None
-    report = await run_recon(rt.engine, _rules(request), now=rt.clock(), source=source, on=on)
+    dry = request.query.get("dry_run", "false")
+    if dry not in ("true", "false"):
+        raise BadRequestError("dry_run must be true or false", errors=[FieldError("dry_run", "true or false")])
+    report = await run_recon(rt.engine, _rules(request), now=rt.clock(), source=source, on=on, dry_run=dry == "true")
     return web.json_response(report.as_dict())
 
 
@@ -278,6 +282,18 @@ async def confirm(request: web.Request) -> web.Response:
     ref = path_id(request.match_info["ref"], MATCH_REF, "no such match (m_<id> or ln_<statement>_<line>)")
     paid = await confirm_match(rt.engine, ref, by=principal.key_id, now=rt.clock())
     return web.json_response({"match": ref, "instruction_ids": paid, "status": "confirmed"})
+
+
+@routes.post("/v1/recon/matches/{ref}/reject")
+async def reject(request: web.Request) -> web.Response:
+    """Reject a suggested match: its lines and payments are free again, the same pairing never suggested again."""
+    rt = request.app[SERVICES]
+    principal = await authenticate(request, "finance")
+    allow_only(request.query)
+    ref = path_id(request.match_info["ref"], MATCH_REF, "no such match (m_<id> or ln_<statement>_<line>)")
+    body = await read_json(request)
+    check_body(_REASON, body)
+    return web.json_response(await reject_match(rt.engine, ref, body["reason"], by=principal.key_id, now=rt.clock()))
 
 
 @routes.get("/v1/recon/summary")

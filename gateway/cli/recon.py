@@ -13,6 +13,7 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from gateway.cli.common import Subparsers, command, console, database, group, load, require_schema, table
 from gateway.config import Settings
@@ -34,10 +35,11 @@ from gateway.recon.breaks import (
     write_off_break,
 )
 from gateway.recon.controls import read_totals_file, store_totals
+from gateway.recon.csvformat import load_mapping
 from gateway.recon.fetch import StatementFetcher
 from gateway.recon.imports import AUTO, import_file
 from gateway.recon.rules import ReconRules, load_recon_rules
-from gateway.recon.service import confirm_match, match_by_hand, run_recon
+from gateway.recon.service import confirm_match, match_by_hand, reject_match, run_recon
 from gateway.runtime import build_adapters
 from gateway.store.journal import bind
 from gateway.store.rebates import bind_programs, load_programs
@@ -77,7 +79,8 @@ async def _import(args: argparse.Namespace) -> int:
     formats = Plugins().statement_formats()
     async with database(settings) as engine:
         await require_schema(engine)
-        report = await import_file(engine, formats, body, now=system_clock(), given=args.format)
+        mapping = load_mapping(_readable(args.mapping)) if args.mapping else None
+        report = await import_file(engine, formats, body, now=system_clock(), given=args.format, mapping=mapping)
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -144,11 +147,16 @@ async def _run(args: argparse.Namespace) -> int:
     async with database(settings) as engine:
         await require_schema(engine)
         bind(engine, _ledger(settings))
-        found = await run_recon(engine, rules, now=system_clock(), source=args.partner, on=args.date)
+        found = await run_recon(
+            engine, rules, now=system_clock(), source=args.partner, on=args.date, dry_run=args.dry_run
+        )
         totals = await summary(engine, system_clock().date())
     doc = {**found.as_dict(), "summary": totals}
     if args.json:
         print(json.dumps(doc))
+        return 0
+    if args.dry_run:
+        _print_preview(doc)
         return 0
     print(
         f"{doc['lines']} statement lines: {doc['confirmed']} matched, {doc['suggested']} suggested,"
@@ -191,6 +199,37 @@ async def _control_totals(args: argparse.Namespace) -> int:
     for d in doc:
         shown.add_row(d["business_unit"], d["date"], d["currency"], str(d["count"]), d["amount"])
     console().print(shown)
+    return 0
+
+
+def _print_preview(doc: dict[str, Any]) -> None:
+    print(
+        f"dry run, nothing written: {doc['lines']} statement lines: {doc['confirmed']} would match,"
+        f" {doc['suggested']} would be suggested, {doc['unmatched']} unmatched;"
+        f" breaks: {doc['breaks_opened']} would open, {doc['breaks_closed']} would close",
+        file=sys.stderr,
+    )
+    shown = table("would match", "match", "status", "rule", "lines", "payments", "difference")
+    for m in doc["matches"]:
+        shown.add_row(
+            m["match"], m["status"], m["rule"], " ".join(m["lines"]), " ".join(m["payments"]), m["difference"]
+        )
+    console().print(shown)
+    opened = table("breaks that would open", "kind", "subject", "amount", "detail")
+    for b in doc["breaks_to_open"]:
+        opened.add_row(b["kind"], b["subject"], f"{b['amount']} {b['currency']}", b["detail"])
+    console().print(opened)
+
+
+async def _reject(args: argparse.Namespace) -> int:
+    settings = load(args)
+    async with database(settings) as engine:
+        await require_schema(engine)
+        done = await reject_match(engine, args.match, args.reason, by=_who(), now=system_clock())
+    print(
+        f"{done['match']} rejected: {', '.join(done['lines'])} and {', '.join(done['payments'])} are free again",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -307,8 +346,9 @@ def register(subparsers: Subparsers) -> None:
     p = command(recon, "import", _import, help="import a statement file: all of it or nothing, each statement once")
     p.add_argument("file", help="the statement file")
     p.add_argument(
-        "--format", default=AUTO, help=f"{AUTO} (default: recognised from the file), camt.053, mt940, nacha, …"
+        "--format", default=AUTO, help=f"{AUTO} (default: recognised from the file), camt.053, mt940, nacha, csv, …"
     )
+    p.add_argument("--mapping", help="a CSV statement's column mapping (YAML; implies --format csv)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command(recon, "fetch", _fetch, help="fetch statements and notifications from the partners now, import them")
@@ -318,6 +358,9 @@ def register(subparsers: Subparsers) -> None:
     p = command(recon, "run", _run, help="match statement lines to payments by the rules, post them, sync the breaks")
     p.add_argument("--partner", help="only this partner's (adapter's) statements")
     p.add_argument("--date", type=_day, help="only statement lines of this day (YYYY-MM-DD)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="report what would match and which breaks would open; write nothing"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command(
@@ -345,6 +388,9 @@ def register(subparsers: Subparsers) -> None:
 
     p = command(recon, "confirm", _confirm, help="confirm a suggested match (m_… or a statement line ln_…)")
     p.add_argument("match", help="the match's id or one of its lines, as breaks shows them")
+    p = command(recon, "reject", _reject, help="reject a suggested match: its line and payments are free again")
+    p.add_argument("match", help="the match's id or one of its lines, as breaks shows them")
+    p.add_argument("--reason", required=True)
 
     p = command(recon, "resolve", _act, help="close a break with a reason")
     p.add_argument("id", help="the break (brk_…)")

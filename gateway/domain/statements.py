@@ -21,6 +21,7 @@ from gateway.domain.money import minor_units
 
 __all__ = [
     "FetchedFile",
+    "LineItem",
     "Statement",
     "StatementControlError",
     "StatementFetch",
@@ -50,6 +51,17 @@ def to_minor(amount: Decimal, currency: str) -> int:
 
 
 @dataclass(frozen=True)
+class LineItem:
+    """What a statement line is made of, when its file itemises it (a card acquirer's payout batch)."""
+
+    kind: str  # charge | chargeback | payout | payout_return
+    reference: str  # the gateway's id of the charge (collection) or payout (instruction)
+    amount_minor: int  # gross, signed as the line: credit (money to us) positive
+    fee_minor: int  # what the partner kept for it (never negative)
+    partner_reference: str | None = None
+
+
+@dataclass(frozen=True)
 class StatementLine:
     """One booked movement (or a return / notification of change) on a statement."""
 
@@ -68,6 +80,9 @@ class StatementLine:
     original_reference: str | None = None  # for a return: the reference of the movement returned
     text: str | None = None  # remittance / narrative, at most 140 characters
     remittance_reference: str | None = None  # structured creditor reference (ISO 11649 RF, camt Strd/CdtrRefInf)
+    #: the transactions the line settles and their fees, if the file itemises them: the items' gross less
+    #: their fees is the line's amount (``check_line``)
+    items: tuple[LineItem, ...] = ()
 
     @property
     def direction(self) -> str:
@@ -125,6 +140,14 @@ def check_line(statement: Statement, n: int, line: StatementLine) -> None:
         raise StatementControlError(f"{where}: line {n} is in {line.currency}, the statement in {statement.currency}")
     if line.amount_minor < 0:
         raise StatementControlError(f"statement {statement.statement_id!r}: line {n} has a negative amount")
+    if line.items:
+        gross = sum(i.amount_minor for i in line.items)
+        fees = sum(i.fee_minor for i in line.items)
+        if any(i.fee_minor < 0 for i in line.items) or gross - fees != line.signed_minor:
+            raise StatementControlError(
+                f"statement {statement.statement_id!r}: line {n}: its items' gross {gross} less fees {fees}"
+                f" is not its amount {line.signed_minor} (minor units of {statement.currency})"
+            )
 
 
 def check_totals(statement: Statement, count: int, credits_minor: int, debits_minor: int) -> None:

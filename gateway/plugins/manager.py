@@ -160,6 +160,8 @@ class Plugins:
             for fmt in batch or ():
                 if not isinstance(fmt, StatementFormat):
                     raise ConfigError(f"plugin returned {fmt!r}, which is not a StatementFormat")
+                if fmt.name == "csv":  # read through a column mapping (gateway.recon.csvformat), never a plugin
+                    raise ConfigError("a plugin offers the statement format 'csv', which is the gateway's own")
                 if fmt.name in found and found[fmt.name] is not fmt:
                     raise ConfigError(f"two plugins offer the statement format {fmt.name!r}")
                 found[fmt.name] = fmt

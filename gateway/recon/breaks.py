@@ -41,6 +41,7 @@ __all__ = [
     "BREAK_KINDS",
     "BREAK_STATES",
     "OPEN_STATES",
+    "BreakPlan",
     "Found",
     "add_comment",
     "assign_break",
@@ -48,6 +49,7 @@ __all__ = [
     "get_break",
     "list_breaks",
     "parse_break_id",
+    "plan_breaks",
     "resolve_break",
     "summary",
     "sync_breaks",
@@ -88,8 +90,19 @@ class Found:
     in_suspense: bool = False  # a booked line: post it to suspense when the break opens
 
 
-async def sync_breaks(conn: AsyncConnection, found: list[Found], *, now: datetime, scope: str | None) -> dict[str, int]:
-    """Open the new breaks, close those whose cause is gone (``scope``: only one source's); counts."""
+@dataclass(frozen=True)
+class BreakPlan:
+    """What syncing the breaks with ``found`` does: the breaks it opens and the open ones it closes."""
+
+    new: list[Found]
+    #: (id, kind, subject) of open breaks whose cause is gone
+    closed: list[tuple[int, str, str]]
+    #: subject -> the suspense entry an open break of it already has (kept when its kind changes)
+    carried: dict[str, int]
+
+
+async def plan_breaks(conn: AsyncConnection, found: list[Found], *, scope: str | None) -> BreakPlan:
+    """Which breaks ``found`` opens and which open ones it closes; reads only (a dry run shows this)."""
     query = select(recon_breaks.c.id, recon_breaks.c.kind, recon_breaks.c.subject, recon_breaks.c.suspense_entry).where(
         recon_breaks.c.state.in_(OPEN_STATES)
     )
@@ -97,7 +110,7 @@ async def sync_breaks(conn: AsyncConnection, found: list[Found], *, now: datetim
         query = query.where(recon_breaks.c.source == scope)
     open_rows = (await conn.execute(query)).all()
     seen = {(f.kind, f.subject) for f in found}
-    closed_ids = [r.id for r in open_rows if (r.kind, r.subject) not in seen]
+    closed = [(r.id, r.kind, r.subject) for r in open_rows if (r.kind, r.subject) not in seen]
     # a line whose break changes kind (unexpected -> duplicate) keeps the suspense it is already in
     carried = {r.subject: r.suspense_entry for r in open_rows if (r.kind, r.subject) not in seen and r.suspense_entry}
     ever = set()
@@ -110,7 +123,14 @@ async def sync_breaks(conn: AsyncConnection, found: list[Found], *, now: datetim
                 )
             )
             ever.update((r.kind, r.subject) for r in rows.all())
-    new = [f for f in found if (f.kind, f.subject) not in ever]
+    return BreakPlan([f for f in found if (f.kind, f.subject) not in ever], closed, carried)
+
+
+async def sync_breaks(conn: AsyncConnection, found: list[Found], *, now: datetime, scope: str | None) -> dict[str, int]:
+    """Open the new breaks, close those whose cause is gone (``scope``: only one source's); counts."""
+    plan = await plan_breaks(conn, found, scope=scope)
+    new, carried = plan.new, plan.carried
+    closed_ids = [c[0] for c in plan.closed]
     rules = rules_for(conn)
     rows: list[dict[str, Any]] = []
     entries = []

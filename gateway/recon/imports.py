@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.domain.errors import DomainError
 from gateway.domain.statements import Statement, StatementFormat, check_controls
 from gateway.errors import ConflictError, ContractError, GatewayError
+from gateway.recon.csvformat import CSV_FORMAT, CsvMapping, csv_format
 from gateway.store.statements import StoredStatement, store_statements, store_streamed
 
 __all__ = [
@@ -77,8 +78,20 @@ class ImportReport:
         }
 
 
-def detect_format(formats: Mapping[str, StatementFormat], body: bytes, given: str = AUTO) -> StatementFormat:
-    """The format named, or the one that recognises the file's first bytes; ``StatementFileError`` otherwise."""
+def detect_format(
+    formats: Mapping[str, StatementFormat], body: bytes, given: str = AUTO, mapping: CsvMapping | None = None
+) -> StatementFormat:
+    """The format named, or the one that recognises the file's first bytes; ``StatementFileError`` otherwise.
+
+    A CSV file says nothing of its bank: it is read as ``csv`` only through a
+    column mapping (``mapping``), never recognised by ``auto``.
+    """
+    if mapping is not None:
+        if given not in (AUTO, CSV_FORMAT):
+            raise StatementFileError(f"a column mapping reads csv files, not {given}")
+        return csv_format(mapping)
+    if given == CSV_FORMAT:
+        raise StatementFileError("the csv format needs a column mapping (--mapping FILE, or ?mapping=NAME)")
     if given != AUTO:
         if given not in formats:
             raise StatementFileError(f"unknown statement format {given!r}; known: {', '.join(formats) or 'none'}")
@@ -159,6 +172,7 @@ async def import_file(
     *,
     now: datetime,
     given: str = AUTO,
+    mapping: CsvMapping | None = None,
 ) -> ImportReport:
     """Read, check and store one statement file (its bytes, or a path); the same statement twice adds nothing.
 
@@ -168,7 +182,7 @@ async def import_file(
     unless all of it reads and adds up.
     """
     if isinstance(body, Path):
-        fmt = detect_format(formats, _head(body), given)
+        fmt = detect_format(formats, _head(body), given, mapping)
         digest = _digest(body)
         if fmt.stream is not None:
             with body.open("rb") as source:
@@ -177,7 +191,7 @@ async def import_file(
             found = read_file(fmt, body.read_bytes())
             stored = await store_statements(engine, found, digest=digest, now=now)
     else:
-        fmt = detect_format(formats, body, given)
+        fmt = detect_format(formats, body, given, mapping)
         digest = hashlib.sha256(body).hexdigest()
         if fmt.stream is not None:
             stored = await _stream(engine, fmt, io.BytesIO(body), digest, now)

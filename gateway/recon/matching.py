@@ -34,10 +34,11 @@ to the reconciled bank account, a difference is an adjustment.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -47,27 +48,33 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.recon.rules import MatchRule, ReconRules
 from gateway.store.tables import (
     business_units,
+    collections,
     instructions,
     receipts,
     recon_match_lines,
     recon_match_payments,
     recon_matches,
+    statement_line_items,
     statement_lines,
     statements,
 )
 
 __all__ = [
+    "ITEM_SIGNS",
     "LINE_ID",
     "Decision",
+    "ItemView",
     "LineView",
     "PaymentView",
     "decide",
     "line_id",
     "load_named_elsewhere",
+    "load_open_collections",
     "load_open_lines",
     "load_open_payments",
     "name_key",
     "not_a_receipt",
+    "pairing_fingerprint",
     "words",
 ]
 
@@ -90,6 +97,21 @@ def words(text: str | None) -> tuple[str, ...]:
     return tuple(_WORD.findall(text or ""))
 
 
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """One transaction an itemised line settles (``statement_line_items``): gross signed as the line, credit
+    positive."""
+
+    kind: str  # charge | chargeback | payout | payout_return
+    reference: str
+    amount_minor: int
+    fee_minor: int
+
+
+#: an item's kind -> the sign of the gateway's amount in it, credit (money in) positive
+ITEM_SIGNS = {"charge": 1, "chargeback": -1, "payout": -1, "payout_return": 1}
+
+
 @dataclass(slots=True, eq=False)
 class LineView:
     """A statement line as the rules see it."""
@@ -106,6 +128,8 @@ class LineView:
     words: tuple[str, ...] = ()
     kind: str = "booked"
     id: str = field(default="", compare=False)
+    #: what the line settles, if its file itemises it (a card payout batch): matched item by item
+    items: tuple[ItemView, ...] = ()
 
     def __post_init__(self) -> None:
         self.id = line_id(self.pk, self.line)
@@ -130,6 +154,8 @@ class PaymentView:
     creditor: str
     business_unit: str = ""
     keys: tuple[str, ...] = field(default=(), compare=False)  # id, reference, partner reference
+    #: payment (an instruction), charge (a collected collection) or chargeback (``<collection id>/cb``)
+    kind: str = "payment"
 
     def __post_init__(self) -> None:
         self.keys = (
@@ -176,12 +202,18 @@ class _Book:
     taken: set[str] = field(default_factory=set)
     #: (adapter, key) of payments no line may be guessed onto another for: matched, or not settled
     named_elsewhere: set[tuple[str, str]] = field(default_factory=set)
+    #: charges and chargebacks (collections), found only through the items of an itemised line
+    collections: list[PaymentView] = field(default_factory=list)
+    _items: dict[tuple[str, str, str], PaymentView] | None = None
 
     @classmethod
     def of(cls, payments: Iterable[PaymentView]) -> _Book:
         book = cls()
         buckets: dict[tuple[str, str], list[PaymentView]] = defaultdict(list)
         for p in payments:
+            if p.kind != "payment":
+                book.collections.append(p)
+                continue
             index = book.by_key.get(p.adapter)
             if index is None:
                 index = book.by_key[p.adapter] = {}
@@ -222,6 +254,19 @@ class _Book:
                 if p.id not in taken and p not in out:
                     out.append(p)
         return out
+
+    def item(self, source: str, item: ItemView) -> PaymentView | None:
+        """The open payment, charge or chargeback an item names (``None``: none, or taken)."""
+        if self._items is None:
+            self._items = {}
+            for p in self.collections:
+                self._items[(p.adapter, p.kind, p.id.removesuffix("/cb"))] = p
+            for adapter, index in self.by_key.items():
+                for key, found in index.items():
+                    if len(found) == 1:
+                        self._items[(adapter, "payout", key)] = found[0]
+        found = self._items.get((source, item.kind, item.reference))
+        return None if found is None or found.id in self.taken else found
 
     def near(self, source: str, currency: str, amount: int, rule: MatchRule) -> list[PaymentView]:
         bucket = self.by_amount.get((source, currency))
@@ -297,6 +342,31 @@ def _one_to_many(rule: MatchRule, line: LineView, book: _Book) -> Decision | Non
     return None
 
 
+def _itemised(rule: MatchRule, line: LineView, book: _Book) -> Decision | None:
+    """A line that itemises what it settles (a card payout batch): every item must name an open payment,
+    charge or chargeback; the declared fees are the difference, so the rule must ``explain`` it as a fee.
+
+    Confirmed when every item's gross is the gateway's amount (and the rule does not only suggest),
+    suggested otherwise; one item naming nothing open leaves the line unmatched.
+    """
+    if rule.explains != "fee":
+        return None
+    group: list[PaymentView] = []
+    exact = True
+    gross = 0  # the gateway's amounts, credit positive
+    for item in line.items:
+        p = book.item(line.source, item)
+        if p is None or p in group or p.currency != line.currency:
+            return None
+        sign = ITEM_SIGNS.get(item.kind, 0)
+        exact = exact and sign * p.amount_minor == item.amount_minor
+        gross += sign * p.amount_minor
+        group.append(p)
+    payments_minor = gross if line.direction == "credit" else -gross
+    status = "confirmed" if exact and rule.best != "suggested" else "suggested"
+    return Decision(rule, [line], group, status, line.amount_minor, payments_minor)
+
+
 def _many_to_one(rule: MatchRule, lines: Sequence[LineView], book: _Book, used: set[str]) -> list[Decision]:
     """Lines naming the same single payment, added up."""
     groups: dict[str, tuple[PaymentView, list[LineView]]] = {}
@@ -316,16 +386,31 @@ def _many_to_one(rule: MatchRule, lines: Sequence[LineView], book: _Book, used: 
     return out
 
 
+def pairing_fingerprint(lines: Iterable[LineView], payments: Iterable[PaymentView]) -> str:
+    """What a pairing is made of, as one hash: its lines (id, amount, direction) and payments (id, amount,
+    currency, references). A rejected pairing with the same fingerprint is never suggested again; a change
+    to any of these (another amount, a partner reference learnt later) makes it a new pairing."""
+    parts = sorted(f"L|{x.id}|{x.amount_minor}|{x.direction}" for x in lines)
+    parts += sorted(
+        f"P|{p.id}|{p.amount_minor}|{p.currency}|{p.reference}|{p.partner_reference or ''}" for p in payments
+    )
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def decide(
     lines: Sequence[LineView],
     payments: Iterable[PaymentView],
     rules: ReconRules,
     named_elsewhere: Iterable[tuple[str, str]] = (),
+    rejected: Collection[str] = (),
 ) -> list[Decision]:
     """The matches the rules find, in rule order; no line and no payment in two of them.
 
     ``named_elsewhere``: (adapter, reference) of payments matched before or not
     settled; a line naming one is never matched to another payment by amount.
+    ``rejected``: fingerprints (``pairing_fingerprint``) of pairings finance
+    rejected; a rule that finds one again passes, and the line stays open for
+    the rules after it.
     """
     book = _Book.of(payments)
     book.named_elsewhere = set(named_elsewhere)
@@ -334,10 +419,21 @@ def decide(
     remaining = list(lines)
     for rule in rules.rules:
         if rule.many_lines:
-            found = _many_to_one(rule, remaining, book, used)
+            found = _many_to_one(rule, [x for x in remaining if not x.items], book, used)
         else:
             pick = _one_to_many if rule.many_payments else _one_to_one
-            found = [d for d in (pick(rule, line, book) for line in remaining) if d is not None]
+            found = [
+                d
+                for d in (
+                    (_itemised(rule, line, book) if rule.many_payments else None)
+                    if line.items
+                    else pick(rule, line, book)
+                    for line in remaining
+                )
+                if d is not None
+            ]
+        if rejected:
+            found = [d for d in found if pairing_fingerprint(d.lines, d.payments) not in rejected]
         for d in found:
             if any(x.id in used for x in d.lines) or any(p.id in book.taken for p in d.payments):
                 continue  # lost to an earlier decision of the same rule
@@ -411,6 +507,7 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
     )
     if source is not None:
         query = query.where(statements.c.source == source)
+    items = await _open_items(conn)
     out = []
     for r in (await conn.execute(query)).all():
         refs = tuple(x for x in (r.end_to_end_id, r.partner_reference, r.servicer_reference) if x)
@@ -427,8 +524,83 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
                 name_key(r.counterparty_name),
                 words(r.text),
                 r.kind,
+                items=items.get((r.statement_pk, r.line), ()),
             )
         )
+    return out
+
+
+async def _open_items(conn: AsyncConnection) -> dict[tuple[int, int], tuple[ItemView, ...]]:
+    """The items of itemised lines in no match yet, by line."""
+    query = (
+        select(statement_line_items)
+        .where(
+            ~exists().where(
+                and_(
+                    recon_match_lines.c.statement_pk == statement_line_items.c.statement_pk,
+                    recon_match_lines.c.line == statement_line_items.c.line,
+                )
+            )
+        )
+        .order_by(statement_line_items.c.statement_pk, statement_line_items.c.line, statement_line_items.c.item)
+    )
+    out: dict[tuple[int, int], list[ItemView]] = defaultdict(list)
+    for r in (await conn.execute(query)).mappings().all():
+        out[(r["statement_pk"], r["line"])].append(
+            ItemView(r["kind"], r["reference"], r["amount_minor"], r["fee_minor"])
+        )
+    return {k: tuple(v) for k, v in out.items()}
+
+
+async def load_open_collections(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:
+    """Collected charges (and chargebacks) through ``adapters`` in no match yet, for itemised lines."""
+    names = sorted(set(adapters))
+    if not names:
+        return []
+    taken = select(recon_match_payments.c.instruction_id)
+    rows = await conn.execute(
+        select(
+            collections.c.id,
+            collections.c.reference,
+            collections.c.partner_reference,
+            collections.c.adapter,
+            collections.c.amount_minor,
+            collections.c.currency,
+            collections.c.updated_at,
+            collections.c.payer_name,
+            collections.c.status,
+            business_units.c.name.label("business_unit"),
+        )
+        .join(business_units, business_units.c.id == collections.c.business_unit_id)
+        .where(collections.c.adapter.in_(names), collections.c.status.in_(("collected", "charged_back")))
+    )
+    found = rows.all()
+    ids = [r.id for r in found] + [f"{r.id}/cb" for r in found if r.status == "charged_back"]
+    matched: set[str] = set()
+    for i in range(0, len(ids), 500):
+        matched.update(
+            (await conn.scalars(taken.where(recon_match_payments.c.instruction_id.in_(ids[i : i + 500])))).all()
+        )
+    out = []
+    for r in found:
+        views = [(r.id, "charge")] + ([(f"{r.id}/cb", "chargeback")] if r.status == "charged_back" else [])
+        for view_id, kind in views:
+            if view_id in matched:
+                continue
+            out.append(
+                PaymentView(
+                    view_id,
+                    r.reference,
+                    r.partner_reference,
+                    r.adapter,
+                    r.amount_minor,
+                    r.currency,
+                    r.updated_at.date(),
+                    name_key(r.payer_name),
+                    r.business_unit,
+                    kind=kind,
+                )
+            )
     return out
 
 

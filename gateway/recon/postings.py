@@ -20,19 +20,26 @@ from gateway.ledger.rules import Rules
 
 __all__ = ["line_entry", "match_entries"]
 
+#: what a matched payment's kind posts, and the sign of its amount in it
+_EVENTS = {"payment": ("recon_settled", 1), "charge": ("recon_collected", 1), "chargeback": ("recon_collected", -1)}
+
 
 def match_entries(
     rules: Rules,
     *,
     source: str,
     currency: str,
-    payments: Iterable[tuple[str, str, int]],
+    payments: Iterable[tuple[str, str, int] | tuple[str, str, int, str]],
     difference_minor: int,
     explains: str | None,
     match_id: int,
-    shapes: dict[tuple[str, str, str], tuple[tuple[str, int], ...]] | None = None,
+    shapes: dict[tuple[str, str, str, str], tuple[tuple[str, int], ...]] | None = None,
 ) -> list[Entry]:
-    """The entries of a confirmed match: ``payments`` are (instruction id, business unit, amount).
+    """The entries of a confirmed match: ``payments`` are (instruction id, business unit, amount[, kind]).
+
+    A payment (an instruction) posts ``recon_settled``; a charge of an itemised line
+    (a collection, money in) posts ``recon_collected`` from the partner's receivable
+    to the reconciled account, a chargeback deducted from it the same negated.
 
     ``shapes`` caches the settlement's postings of one minor unit per (adapter,
     currency, business unit) across a run; the legs are linear in the amount, so
@@ -41,15 +48,14 @@ def match_entries(
     shapes = {} if shapes is None else shapes
     memo = f"reconciled by match {match_id}"
     out = []
-    for instruction_id, bu, amount in payments:
-        shape = shapes.get((source, currency, bu))
+    for instruction_id, bu, amount, *kind in payments:
+        event, sign = _EVENTS[kind[0] if kind else "payment"]
+        shape = shapes.get((event, source, currency, bu))
         if shape is None:
-            unit = rules.event(
-                "recon_settled", currency=currency, amounts={"amount": 1}, adapter=source, business_unit=bu
-            )
-            shape = shapes[(source, currency, bu)] = tuple((p.account, p.amount) for p in unit.postings)
-        postings = tuple(Posting(account, currency, k * amount) for account, k in shape)
-        out.append(Entry("recon_settled", postings, memo, instruction_id, bu))
+            unit = rules.event(event, currency=currency, amounts={"amount": 1}, adapter=source, business_unit=bu)
+            shape = shapes[(event, source, currency, bu)] = tuple((p.account, p.amount) for p in unit.postings)
+        postings = tuple(Posting(account, currency, k * sign * amount) for account, k in shape)
+        out.append(Entry(event, postings, memo, instruction_id.removesuffix("/cb"), bu))
     if difference_minor:
         kind = "recon_fx" if explains == "fx" else "recon_fee"
         out.append(

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.errors import BadRequestError, ConflictError, NotFoundError
+from gateway.domain.money import amount_text
+from gateway.errors import BadRequestError, ConflictError, FieldError, NotFoundError
 from gateway.ledger.rules import Rules
-from gateway.recon.breaks import SUSPENSE_KINDS, Found, parse_break_id, sync_breaks
+from gateway.recon.breaks import SUSPENSE_KINDS, Found, parse_break_id, plan_breaks, sync_breaks
 from gateway.recon.matching import (
     LINE_ID,
     Decision,
@@ -32,9 +33,11 @@ from gateway.recon.matching import (
     decide,
     line_id,
     load_named_elsewhere,
+    load_open_collections,
     load_open_lines,
     load_open_payments,
     not_a_receipt,
+    pairing_fingerprint,
 )
 from gateway.recon.postings import line_entry, match_entries
 from gateway.recon.rules import MatchRule, ReconRules
@@ -42,12 +45,14 @@ from gateway.store.exposure import release_reconciled
 from gateway.store.journal import post, rules_for
 from gateway.store.tables import (
     business_units,
+    collections,
     control_totals,
     instructions,
     recon_breaks,
     recon_match_lines,
     recon_match_payments,
     recon_matches,
+    recon_rejections,
     statement_lines,
     statements,
 )
@@ -55,7 +60,15 @@ from gateway.store.tables import (
 #: how far back a matched (or unsettled) payment keeps lines naming it from being guessed onto another
 NAMED_WINDOW_DAYS = 62
 
-__all__ = ["NAMED_WINDOW_DAYS", "RunReport", "confirm_match", "match_by_hand", "run_recon", "write_matches"]
+__all__ = [
+    "NAMED_WINDOW_DAYS",
+    "RunReport",
+    "confirm_match",
+    "match_by_hand",
+    "reject_match",
+    "run_recon",
+    "write_matches",
+]
 
 
 @dataclass
@@ -69,9 +82,14 @@ class RunReport:
     breaks_opened: int = 0
     breaks_closed: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    #: a dry run: what it would have done, nothing written
+    dry_run: bool = False
+    would_match: list[dict[str, Any]] = field(default_factory=list)
+    would_open: list[dict[str, Any]] = field(default_factory=list)
+    would_close: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "lines": self.lines,
             "confirmed": self.confirmed,
             "suggested": self.suggested,
@@ -79,6 +97,11 @@ class RunReport:
             "breaks_opened": self.breaks_opened,
             "breaks_closed": self.breaks_closed,
         }
+        if self.dry_run:
+            doc.update(
+                dry_run=True, matches=self.would_match, breaks_to_open=self.would_open, breaks_to_close=self.would_close
+            )
+        return doc
 
 
 async def _next_match_id(conn: AsyncConnection) -> int:
@@ -97,26 +120,12 @@ async def write_matches(conn: AsyncConnection, decisions: Sequence[Decision], no
     first = await _next_match_id(conn)
     ledger = rules_for(conn)
     matches, links, pays, entries = [], [], [], []
-    shapes: dict[tuple[str, str, str], tuple[tuple[str, int], ...]] = {}
+    shapes: dict[tuple[str, str, str, str], tuple[tuple[str, int], ...]] = {}
     for n, d in enumerate(decisions):
         mid = first + n
-        diff = d.difference_minor * _fee_sign(d.lines[0].direction)
-        matches.append(
-            {
-                "id": mid,
-                "source": d.source,
-                "status": d.status,
-                "rule": d.rule.name,
-                "currency": d.currency,
-                "lines_minor": d.lines_minor,
-                "payments_minor": d.payments_minor,
-                "difference_minor": diff,
-                "explains": d.rule.explains,
-                "matched_at": now,
-                "confirmed_by": None,
-                "confirmed_at": None,
-            }
-        )
+        row = _match_row(mid, d, now)
+        diff = row["difference_minor"]
+        matches.append(row)
         links.extend({"statement_pk": x.pk, "line": x.line, "match_id": mid} for x in d.lines)
         pays.extend({"instruction_id": p.id, "match_id": mid} for p in d.payments)
         if d.status == "confirmed" and ledger is not None:
@@ -125,7 +134,7 @@ async def write_matches(conn: AsyncConnection, decisions: Sequence[Decision], no
                     ledger,
                     source=d.source,
                     currency=d.currency,
-                    payments=[(p.id, p.business_unit, p.amount_minor) for p in d.payments],
+                    payments=[(p.id, p.business_unit, p.amount_minor, p.kind) for p in d.payments],
                     difference_minor=diff if d.rule.explains else 0,
                     explains=d.rule.explains,
                     match_id=mid,
@@ -232,9 +241,13 @@ def _signed(amount: int, direction: str) -> int:
 
 
 async def _line_breaks(
-    conn: AsyncConnection, source: str | None, known: dict[tuple[str, str], tuple[str, str, bool]]
+    conn: AsyncConnection,
+    source: str | None,
+    known: dict[tuple[str, str], tuple[str, str, bool]],
+    pending: frozenset[tuple[int, int]] = frozenset(),
 ) -> list[Found]:
-    """Open booked lines nothing matched, and return / change lines, as breaks."""
+    """Open booked lines nothing matched, and return / change lines, as breaks (``pending``: lines a dry run
+    would match, as if they were)."""
     query = (
         select(statement_lines, statements.c.source)
         .join(statements, statements.c.id == statement_lines.c.statement_pk)
@@ -250,6 +263,8 @@ async def _line_breaks(
     if source is not None:
         query = query.where(statements.c.source == source)
     rows = (await conn.execute(query)).mappings().all()
+    if pending:
+        rows = [r for r in rows if (r["statement_pk"], r["line"]) not in pending]
     wanted: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         for ref in (r["end_to_end_id"], r["partner_reference"], r["servicer_reference"], r["original_reference"]):
@@ -301,7 +316,48 @@ async def _line_breaks(
     return out
 
 
-async def _suggestion_breaks(conn: AsyncConnection, source: str | None) -> list[Found]:
+def _suggestion(match_id: int, row: Mapping[str, Any]) -> Found:
+    diff = row["difference_minor"]
+    kind = "amount_mismatch" if diff else "suggested_match"
+    detail = f"match m_{match_id} by rule {row['rule']}"
+    if diff:
+        detail += f": statement {row['lines_minor']} vs payments {row['payments_minor']} (minor units)"
+        if row["explains"]:
+            detail += f"; confirming posts the difference as {row['explains']}"
+    return Found(
+        kind=kind,
+        subject=f"m_{match_id}",
+        source=row["source"],
+        currency=row["currency"],
+        amount_minor=diff,
+        on=None,
+        detail=detail,
+        match_id=match_id,
+    )
+
+
+def _match_row(match_id: int, d: Decision, now: datetime) -> dict[str, Any]:
+    """The ``recon_matches`` row of a decision."""
+    return {
+        "id": match_id,
+        "source": d.source,
+        "status": d.status,
+        "rule": d.rule.name,
+        "currency": d.currency,
+        "lines_minor": d.lines_minor,
+        "payments_minor": d.payments_minor,
+        "difference_minor": d.difference_minor * _fee_sign(d.lines[0].direction),
+        "explains": d.rule.explains,
+        "matched_at": now,
+        "confirmed_by": None,
+        "confirmed_at": None,
+    }
+
+
+async def _suggestion_breaks(
+    conn: AsyncConnection, source: str | None, pending: Sequence[Mapping[str, Any]] = ()
+) -> list[Found]:
+    """Suggested matches as breaks (``pending``: match rows a dry run would write)."""
     query = (
         select(recon_matches, func.min(recon_match_lines.c.statement_pk).label("pk"))
         .join(recon_match_lines, recon_match_lines.c.match_id == recon_matches.c.id)
@@ -310,31 +366,13 @@ async def _suggestion_breaks(conn: AsyncConnection, source: str | None) -> list[
     )
     if source is not None:
         query = query.where(recon_matches.c.source == source)
-    out = []
-    for r in (await conn.execute(query)).mappings().all():
-        diff = r["difference_minor"]
-        kind = "amount_mismatch" if diff else "suggested_match"
-        detail = f"match m_{r['id']} by rule {r['rule']}"
-        if diff:
-            detail += f": statement {r['lines_minor']} vs payments {r['payments_minor']} (minor units)"
-            if r["explains"]:
-                detail += f"; confirming posts the difference as {r['explains']}"
-        out.append(
-            Found(
-                kind=kind,
-                subject=f"m_{r['id']}",
-                source=r["source"],
-                currency=r["currency"],
-                amount_minor=diff,
-                on=None,
-                detail=detail,
-                match_id=r["id"],
-            )
-        )
-    return out
+    rows = [*(await conn.execute(query)).mappings().all(), *(r for r in pending if r["status"] == "suggested")]
+    return [_suggestion(r["id"], r) for r in rows if source is None or r["source"] == source]
 
 
-async def _missing_breaks(conn: AsyncConnection, rules: ReconRules, source: str | None) -> list[Found]:
+async def _missing_breaks(
+    conn: AsyncConnection, rules: ReconRules, source: str | None, taken: frozenset[str] = frozenset()
+) -> list[Found]:
     query = select(
         statements.c.source, func.max(func.coalesce(statements.c.period_end, statements.c.period_start)).label("last")
     ).group_by(statements.c.source)
@@ -355,7 +393,7 @@ async def _missing_breaks(conn: AsyncConnection, rules: ReconRules, source: str 
         )
         for r in rows.all():
             settled_on = r.updated_at.date()
-            if settled_on > cutoff:
+            if settled_on > cutoff or r.id in taken:
                 continue
             out.append(
                 Found(
@@ -418,12 +456,20 @@ async def find_breaks(
     rules: ReconRules,
     source: str | None,
     known: dict[tuple[str, str], tuple[str, str, bool]] | None = None,
+    pending: Sequence[Mapping[str, Any]] = (),
+    pending_decisions: Sequence[Decision] = (),
 ) -> list[Found]:
-    """Every break of now; ``known``: what the run knows of payments by (adapter, reference)."""
+    """Every break of now; ``known``: what the run knows of payments by (adapter, reference).
+
+    A dry run passes the matches it would write (``pending`` rows, ``pending_decisions``): the breaks are
+    found as if they were written.
+    """
+    lines = frozenset((x.pk, x.line) for d in pending_decisions for x in d.lines)
+    taken = frozenset(p.id for d in pending_decisions for p in d.payments)
     found = (
-        await _line_breaks(conn, source, known or {})
-        + await _suggestion_breaks(conn, source)
-        + await _missing_breaks(conn, rules, source)
+        await _line_breaks(conn, source, known or {}, lines)
+        + await _suggestion_breaks(conn, source, pending)
+        + await _missing_breaks(conn, rules, source, taken)
     )
     if source is None:
         found += await _upstream_breaks(conn)
@@ -440,12 +486,15 @@ async def run_recon(
     now: datetime,
     source: str | None = None,
     on: date | None = None,
+    dry_run: bool = False,
 ) -> RunReport:
     """Match what the rules explain, post it, and sync the breaks: all in one transaction.
 
     ``source`` narrows the run to one partner; ``on`` to statement lines of that day.
+    ``dry_run``: decide and find the breaks the same way, through connections
+    that only read, and report them; nothing is written.
     """
-    report = RunReport()
+    report = RunReport(dry_run=dry_run)
     clock = time.perf_counter()
     async with engine.connect() as conn:
         lines = await load_open_lines(conn, source)
@@ -453,28 +502,28 @@ async def run_recon(
             lines = [x for x in lines if x.day == on]
         sources = {x.source for x in lines}
         payments = await load_open_payments(conn, sources)
+        if any(x.items for x in lines):  # a card payout batch settles charges too
+            payments += await load_open_collections(conn, {x.source for x in lines if x.items})
         elsewhere = await load_named_elsewhere(conn, sources, now - timedelta(days=NAMED_WINDOW_DAYS))
+        rejected = set((await conn.scalars(select(recon_rejections.c.fingerprint))).all())
     report.seconds["read"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    decisions = decide(lines, payments, rules, elsewhere.keys())
+    decisions = decide(lines, payments, rules, elsewhere.keys(), rejected)
     report.seconds["decide"] = time.perf_counter() - clock
     report.lines = len(lines)
     report.confirmed = sum(1 for d in decisions if d.status == "confirmed")
     report.suggested = len(decisions) - report.confirmed
     report.matched_lines = sum(len(d.lines) for d in decisions)
+    known = _known(elsewhere, decisions, payments)
+    if dry_run:
+        await _preview(engine, rules, report, decisions, known, source, now)
+        return report
     clock = time.perf_counter()
     try:
         async with engine.begin() as conn:
             await write_matches(conn, decisions, now)
             report.seconds["write"] = time.perf_counter() - clock
             clock = time.perf_counter()
-            known = dict(elsewhere)
-            for d in decisions:  # matched by this run
-                known.update(((p.adapter, k), (p.id, "settled", True)) for p in d.payments for k in p.keys)
-            taken = {p.id for d in decisions for p in d.payments}
-            for p in payments:  # still open
-                if p.id not in taken:
-                    known.update(((p.adapter, k), (p.id, "settled", False)) for k in p.keys)
             found = await find_breaks(conn, rules, source, known)
             counts = await sync_breaks(conn, found, now=now, scope=source)
             report.seconds["breaks"] = time.perf_counter() - clock
@@ -482,6 +531,67 @@ async def run_recon(
         raise ConflictError("another reconciliation run took some of these lines or payments; run it again") from None
     report.breaks_opened, report.breaks_closed = counts["opened"], counts["closed"]
     return report
+
+
+def _known(
+    elsewhere: Mapping[tuple[str, str], tuple[str, str, bool]],
+    decisions: Sequence[Decision],
+    payments: Sequence[PaymentView],
+) -> dict[tuple[str, str], tuple[str, str, bool]]:
+    """(adapter, reference) → (payment, status, matched) as the run leaves them."""
+    known = dict(elsewhere)
+    for d in decisions:  # matched by this run
+        known.update(
+            ((p.adapter, k), (p.id, "settled", True)) for p in d.payments if p.kind == "payment" for k in p.keys
+        )
+    taken = {p.id for d in decisions for p in d.payments}
+    for p in payments:  # still open
+        if p.id not in taken and p.kind == "payment":
+            known.update(((p.adapter, k), (p.id, "settled", False)) for k in p.keys)
+    return known
+
+
+async def _preview(
+    engine: AsyncEngine,
+    rules: ReconRules,
+    report: RunReport,
+    decisions: Sequence[Decision],
+    known: dict[tuple[str, str], tuple[str, str, bool]],
+    source: str | None,
+    now: datetime,
+) -> None:
+    """A dry run's report: the matches and the breaks a run would write, found by reading only."""
+    async with engine.connect() as conn:
+        first = await _next_match_id(conn)
+        rows = [_match_row(first + n, d, now) for n, d in enumerate(decisions)]
+        found = await find_breaks(conn, rules, source, known, rows, decisions)
+        plan = await plan_breaks(conn, found, scope=source)
+    for row, d in zip(rows, decisions, strict=True):
+        report.would_match.append(
+            {
+                "match": f"m_{row['id']}",
+                "status": d.status,
+                "rule": d.rule.name,
+                "lines": [x.id for x in d.lines],
+                "payments": [p.id for p in d.payments],
+                "lines_amount": amount_text(d.lines_minor, d.currency),
+                "payments_amount": amount_text(d.payments_minor, d.currency),
+                "difference": amount_text(row["difference_minor"], d.currency),
+            }
+        )
+    report.would_open = [
+        {
+            "kind": f.kind,
+            "subject": f.subject,
+            "source": f.source,
+            "amount": amount_text(f.amount_minor, f.currency),
+            "currency": f.currency,
+            "detail": f.detail[:200],
+        }
+        for f in plan.new
+    ]
+    report.would_close = [f"brk_{c[0]}" for c in plan.closed]
+    report.breaks_opened, report.breaks_closed = len(plan.new), len(plan.closed)
 
 
 # -- by hand ---------------------------------------------------------------------------------------
@@ -507,23 +617,15 @@ async def _confirm(conn: AsyncConnection, match_id: int, *, by: str, now: dateti
     )
     if done.rowcount != 1:
         raise ConflictError(f"match m_{match_id} is already confirmed")
-    pays = (
-        await conn.execute(
-            select(instructions.c.id, business_units.c.name, instructions.c.amount_minor)
-            .join(recon_match_payments, recon_match_payments.c.instruction_id == instructions.c.id)
-            .join(business_units, business_units.c.id == instructions.c.business_unit_id)
-            .where(recon_match_payments.c.match_id == match_id)
-            .order_by(instructions.c.id)
-        )
-    ).all()
-    await release_reconciled(conn, [r[0] for r in pays], now)
+    pays = await _match_views(conn, match_id, now)
+    await release_reconciled(conn, [p.id for p in pays if p.kind == "payment"], now)
     ledger = rules_for(conn)
     if ledger is not None:
         entries = match_entries(
             ledger,
             source=row["source"],
             currency=row["currency"],
-            payments=[(r[0], r[1], r[2]) for r in pays],
+            payments=[(p.id, p.business_unit, p.amount_minor, p.kind) for p in pays],
             difference_minor=row["difference_minor"],
             explains=row["explains"],
             match_id=match_id,
@@ -537,7 +639,56 @@ async def _confirm(conn: AsyncConnection, match_id: int, *, by: str, now: dateti
         )
         .values(state="matched", closed_at=now, closed_by=by[:64], reason="confirmed by hand")
     )
-    return [r[0] for r in pays]
+    return [p.id for p in pays]
+
+
+async def _match_views(conn: AsyncConnection, match_id: int, now: datetime) -> list[PaymentView]:
+    """The payments (and charges, chargebacks) of a stored match, as the rules saw them; by id."""
+    ids = list(
+        (
+            await conn.scalars(
+                select(recon_match_payments.c.instruction_id).where(recon_match_payments.c.match_id == match_id)
+            )
+        ).all()
+    )
+    out = []
+    for table, kind_of in ((instructions, None), (collections, "collection")):
+        wanted = sorted({i.removesuffix("/cb") for i in ids}) if kind_of else sorted(ids)
+        rows = await conn.execute(
+            select(
+                table.c.id,
+                table.c.reference,
+                table.c.partner_reference,
+                table.c.adapter,
+                table.c.amount_minor,
+                table.c.currency,
+                business_units.c.name,
+            )
+            .join(business_units, business_units.c.id == table.c.business_unit_id)
+            .where(table.c.id.in_(wanted))
+        )
+        for r in rows.all():
+            kinds = (
+                [("payment", r.id)]
+                if kind_of is None
+                else [(k, v) for k, v in (("charge", r.id), ("chargeback", f"{r.id}/cb")) if v in ids]
+            )
+            for kind, view_id in kinds:
+                out.append(
+                    PaymentView(
+                        view_id,
+                        r.reference,
+                        r.partner_reference,
+                        r.adapter or "",
+                        r.amount_minor,
+                        r.currency,
+                        now.date(),
+                        "",
+                        r.name,
+                        kind=kind,
+                    )
+                )
+    return sorted(out, key=lambda p: p.id)
 
 
 async def confirm_match(engine: AsyncEngine, ref: str, *, by: str, now: datetime) -> list[str]:
@@ -547,18 +698,22 @@ async def confirm_match(engine: AsyncEngine, ref: str, *, by: str, now: datetime
     named FX) are posted in the same transaction.
     """
     async with engine.begin() as conn:
-        if ref.startswith("m_") and ref[2:].isdigit() and len(ref) < 22:
-            match_id = int(ref[2:])
-        else:
-            pk, number = _line_key(ref)
-            match_id = await conn.scalar(
-                select(recon_match_lines.c.match_id).where(
-                    recon_match_lines.c.statement_pk == pk, recon_match_lines.c.line == number
-                )
-            )
-            if match_id is None:
-                raise NotFoundError(f"statement line {ref} has no suggested match")
-        return await _confirm(conn, int(match_id), by=by, now=now)
+        return await _confirm(conn, await _match_of(conn, ref), by=by, now=now)
+
+
+async def _match_of(conn: AsyncConnection, ref: str) -> int:
+    """The match ``m_<id>`` names, or the one statement line ``ln_…`` is in."""
+    if ref.startswith("m_") and ref[2:].isdigit() and len(ref) < 22:
+        return int(ref[2:])
+    pk, number = _line_key(ref)
+    match_id = await conn.scalar(
+        select(recon_match_lines.c.match_id).where(
+            recon_match_lines.c.statement_pk == pk, recon_match_lines.c.line == number
+        )
+    )
+    if match_id is None:
+        raise NotFoundError(f"statement line {ref} has no suggested match")
+    return int(match_id)
 
 
 async def match_by_hand(
@@ -654,3 +809,86 @@ async def match_by_hand(
             return mid
     except IntegrityError:
         raise ConflictError("one of these payments or the line is already matched") from None
+
+
+async def reject_match(engine: AsyncEngine, ref: str, reason: str, *, by: str, now: datetime) -> dict[str, Any]:
+    """Reject a suggested match (``m_<id>``, or one of its lines ``ln_…``): its lines and payments are free again.
+
+    The match stays, ``rejected``, without lines or payments; its break is
+    resolved with the reason; the pairing's fingerprint is kept so no run
+    suggests the same lines with the same payments again (``pairing_fingerprint``).
+    A confirmed match cannot be rejected (it is posted; ``409``).
+    """
+    reason = " ".join(reason.split())
+    if not reason:
+        raise BadRequestError("a rejection needs a reason", errors=[FieldError("/reason", "required")])
+    async with engine.begin() as conn:
+        match_id = await _match_of(conn, ref)
+        row = (await conn.execute(select(recon_matches).where(recon_matches.c.id == match_id))).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no match m_{match_id}")
+        if row["status"] != "suggested":
+            raise ConflictError(f"match m_{match_id} is {row['status']}: only a suggested match can be rejected")
+        done = await conn.execute(
+            update(recon_matches)
+            .where(recon_matches.c.id == match_id, recon_matches.c.status == "suggested")
+            .values(status="rejected", confirmed_by=by[:64], confirmed_at=now)
+        )
+        if done.rowcount != 1:
+            raise ConflictError(f"match m_{match_id} was confirmed or rejected meanwhile")
+        links = (
+            await conn.execute(
+                select(
+                    statement_lines.c.statement_pk,
+                    statement_lines.c.line,
+                    statement_lines.c.amount_minor,
+                    statement_lines.c.direction,
+                )
+                .join(
+                    recon_match_lines,
+                    and_(
+                        recon_match_lines.c.statement_pk == statement_lines.c.statement_pk,
+                        recon_match_lines.c.line == statement_lines.c.line,
+                    ),
+                )
+                .where(recon_match_lines.c.match_id == match_id)
+            )
+        ).all()
+        pays = await _match_views(conn, match_id, now)
+        fingerprint = pairing_fingerprint(
+            [
+                LineView(
+                    r.statement_pk, r.line, row["source"], r.amount_minor, r.direction, row["currency"], None, (), ""
+                )
+                for r in links
+            ],
+            pays,
+        )
+        await conn.execute(delete(recon_match_lines).where(recon_match_lines.c.match_id == match_id))
+        await conn.execute(delete(recon_match_payments).where(recon_match_payments.c.match_id == match_id))
+        exists_already = await conn.scalar(
+            select(func.count()).select_from(recon_rejections).where(recon_rejections.c.fingerprint == fingerprint)
+        )
+        if not exists_already:
+            await conn.execute(
+                insert(recon_rejections).values(
+                    fingerprint=fingerprint,
+                    match_id=match_id,
+                    source=row["source"],
+                    rejected_by=by[:64],
+                    rejected_at=now,
+                    reason=reason[:200],
+                )
+            )
+        await conn.execute(
+            update(recon_breaks)
+            .where(recon_breaks.c.match_id == match_id, recon_breaks.c.state.in_(("open", "pending_write_off")))
+            .values(state="resolved", closed_at=now, closed_by=by[:64], reason=f"rejected: {reason}"[:200])
+        )
+    return {
+        "match": f"m_{match_id}",
+        "status": "rejected",
+        "lines": [line_id(r.statement_pk, r.line) for r in links],
+        "payments": sorted(p.id for p in pays),
+        "reason": reason[:200],
+    }

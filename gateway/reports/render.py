@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from html import escape
 
 from gateway.reports.model import Chart, Report
 
-__all__ = ["FORMATS", "MEDIA_TYPES", "render", "render_csv", "render_html", "render_json", "svg_chart"]
+__all__ = ["FORMATS", "MEDIA_TYPES", "csv_cell", "render", "render_csv", "render_html", "render_json", "svg_chart"]
 
 FORMATS = ("html", "csv", "json")
 MEDIA_TYPES = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8", "json": "application/json"}
@@ -31,6 +32,23 @@ def render_json(report: Report) -> str:
     return json.dumps(report.as_dict(), indent=2, sort_keys=False) + "\n"
 
 
+#: a cell starting with one of these is a formula to a spreadsheet (CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?[0-9]+(?:\.[0-9]+)?$")
+
+
+def csv_cell(value: object) -> object:
+    """A cell safe to open in a spreadsheet: text that would be a formula gets a leading ``'``.
+
+    Statement text (counterparty names, remittance) comes from partners' files and
+    ends up in break details; ``=HYPERLINK(…)`` must stay text. Numbers (``-12.50``)
+    are left alone.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 def render_csv(report: Report) -> str:
     """Every table in one CSV: a ``section`` column first, then the table's own header row before its rows."""
     out = io.StringIO()
@@ -41,7 +59,7 @@ def render_csv(report: Report) -> str:
     for section in report.sections:
         writer.writerow(["section", *section.columns])
         for row in section.rows:
-            writer.writerow([section.name, *("" if cell is None else cell for cell in row)])
+            writer.writerow([section.name, *("" if cell is None else csv_cell(cell) for cell in row)])
     return out.getvalue()
 
 

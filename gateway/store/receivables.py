@@ -445,8 +445,8 @@ async def record_receipts(
     """
     made = 0
     for n, line in enumerate(statement.lines, start=first):
-        if not line.credit or line.kind != "booked" or line.amount_minor <= 0:
-            continue
+        if not line.credit or line.kind != "booked" or line.amount_minor <= 0 or line.items:
+            continue  # an itemised line (a card payout batch) is explained by its items, not a receipt
         if await _already_received(conn, statement, line):
             continue
         receipt = {

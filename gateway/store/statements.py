@@ -29,9 +29,9 @@ from gateway.domain.statements import (
 )
 from gateway.errors import ConflictError
 from gateway.store.receivables import record_receipts
-from gateway.store.tables import statement_lines, statements
+from gateway.store.tables import statement_line_items, statement_lines, statements
 
-__all__ = ["CHUNK_LINES", "StoredStatement", "line_rows", "store_statements", "store_streamed"]
+__all__ = ["CHUNK_LINES", "StoredStatement", "item_rows", "line_rows", "store_statements", "store_streamed"]
 
 #: lines written per INSERT when a statement streams in
 CHUNK_LINES = 10_000
@@ -80,6 +80,24 @@ def _line_row(pk: int, n: int, line: StatementLine) -> dict[str, Any]:
         "text": line.text,
         "remittance_reference": line.remittance_reference,
     }
+
+
+def item_rows(pk: int, statement: Statement, first: int = 1) -> list[dict[str, Any]]:
+    """The ``statement_line_items`` rows of the lines that itemise what they settle."""
+    return [
+        {
+            "statement_pk": pk,
+            "line": n,
+            "item": k,
+            "kind": i.kind,
+            "reference": i.reference,
+            "partner_reference": i.partner_reference,
+            "amount_minor": i.amount_minor,
+            "fee_minor": i.fee_minor,
+        }
+        for n, line in enumerate(statement.lines, start=first)
+        for k, i in enumerate(line.items, start=1)
+    ]
 
 
 def line_rows(pk: int, statement: Statement, first: int = 1) -> list[dict[str, Any]]:
@@ -146,6 +164,9 @@ async def _store_one(conn: AsyncConnection, s: Statement, digest: str, now: date
     rows = line_rows(pk, s)
     if rows:
         await conn.execute(insert(statement_lines), rows)
+    items = item_rows(pk, s)
+    if items:
+        await conn.execute(insert(statement_line_items), items)
     await record_receipts(conn, pk, s, now)  # credits become receipts in this transaction: none lost, none twice
     return StoredStatement(s.source, s.statement_id, s.format, len(s.lines), stored=True, pk=pk, gap=gap)
 
@@ -175,6 +196,9 @@ class _Streamed:
         first = self.count - len(self.batch) + 1
         self.batch = []
         await conn.execute(insert(statement_lines), line_rows(self.pk, chunk, first))
+        items = item_rows(self.pk, chunk, first)
+        if items:
+            await conn.execute(insert(statement_line_items), items)
         await record_receipts(conn, self.pk, chunk, now, first=first)
 
     async def finish(self, conn: AsyncConnection, now: datetime) -> StoredStatement:

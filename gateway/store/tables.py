@@ -625,6 +625,35 @@ recon_match_lines = Table(
     ForeignKeyConstraint(["statement_pk", "line"], ["statement_lines.statement_pk", "statement_lines.line"]),
 )
 
+#: a suggested match finance rejected: the same pairing (lines, payments, their amounts and references) is
+#: never suggested again; ``fingerprint`` is gateway.recon.matching.pairing_fingerprint of it
+recon_rejections = Table(
+    "recon_rejections",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("match_id", BigInteger(), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("rejected_by", String(64), nullable=False),
+    Column("rejected_at", UTCDateTime(), nullable=False),
+    Column("reason", String(200), nullable=False),
+)
+
+#: what one statement line is made of, when its file says so (a card acquirer's payout batch): each item a
+#: payment or charge it settles (``reference``: the gateway's id), its gross amount and its fee
+statement_line_items = Table(
+    "statement_line_items",
+    metadata,
+    Column("statement_pk", BigInteger(), primary_key=True, autoincrement=False),
+    Column("line", Integer(), primary_key=True, autoincrement=False),
+    Column("item", Integer(), primary_key=True, autoincrement=False),
+    Column("kind", String(12), nullable=False),  # payout | charge | chargeback | refund
+    Column("reference", String(64), nullable=False),
+    Column("partner_reference", String(64)),
+    Column("amount_minor", BigInteger(), nullable=False),  # gross, signed as the line: credit (money in) positive
+    Column("fee_minor", BigInteger(), nullable=False),
+    ForeignKeyConstraint(["statement_pk", "line"], ["statement_lines.statement_pk", "statement_lines.line"]),
+)
+
 recon_match_payments = Table(
     "recon_match_payments",
     metadata,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from aiohttp import web
@@ -22,11 +22,11 @@ from aiohttp import web
 from gateway.errors import AuthenticationError, ConfigError, ContractError
 from gateway.partners.signing import sign_payload
 from gateway_adapters.card_acquirer.contracts import REFUND_CREATE, validate
-from gateway_simulators.card_acquirer.partner import CardAcquirer
+from gateway_simulators.card_acquirer.partner import CardAcquirer, minor_of
 from gateway_simulators.core import SIMULATOR, Refusal, ReportLine, Simulator, create_simulator_app
 from gateway_simulators.core.app import get_status, post_submission
 
-__all__ = ["ACQUIRER", "create_app", "signed_webhook"]
+__all__ = ["ACQUIRER", "create_app", "get_settlement_report", "settlement_report", "signed_webhook"]
 
 #: the acquirer's engine in its app
 ACQUIRER = SIMULATOR
@@ -67,6 +67,7 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     app.router.add_get("/v1/charges/{payment_id}", get_status)
     app.router.add_post("/v1/charges/{payment_id}/capture", capture_charge)
     app.router.add_post("/v1/charges/{payment_id}/refunds", refund_charge)
+    app.router.add_get("/_sim/settlements/{day}", get_settlement_report)
     return app
 
 
@@ -160,6 +161,76 @@ async def refund_charge(request: web.Request) -> web.Response:
         raise
     record.http_status, record.outcome, record.partner_reference = 200, "created", answer["id"]
     return web.Response(status=200, body=out, content_type=sim.partner.content_type)
+
+
+#: the simulated acquirer's fees, in minor units: a charge pays basis points of its amount plus a fixed part
+CHARGE_FEE_BP = 140
+CHARGE_FEE_FIXED = 25
+PAYOUT_FEE = 25
+CHARGEBACK_FEE = 1500
+
+
+def _fee(kind: str, amount_minor: int) -> int:
+    if kind == "charge":
+        return int((Decimal(amount_minor) * CHARGE_FEE_BP / 10_000).to_integral_value(ROUND_HALF_UP)) + CHARGE_FEE_FIXED
+    return {"payout": PAYOUT_FEE, "chargeback": CHARGEBACK_FEE}.get(kind, 0)
+
+
+def settlement_report(sim: Simulator, day: date) -> dict[str, Any]:
+    """The day's settlement report: one payout batch per currency of what settled (and came back) that day.
+
+    Each transaction has its gross ``amount`` (minor units, positive: to the merchant) and its ``fee``;
+    a batch declares its ``gross``, ``fees`` and ``net`` (gross - fees, what is paid to the merchant's
+    bank account; negative: what the acquirer debits from it). Charges captured count in, payouts out,
+    chargebacks and returned payouts the other way.
+    """
+    charges = _acquirer(sim).charges
+    by_currency: dict[str, list[dict[str, Any]]] = {}
+    for p in sorted(sim.payments.values(), key=lambda p: p.tx.key):
+        charge = p.tx.key in charges
+        for when, back in ((p.settled_at, False), (p.returned_at, True)):
+            if when is None or when.date() != day:
+                continue
+            amount = minor_of(p.tx.amount, p.tx.currency)
+            if charge:
+                kind, sign = ("chargeback", -1) if back else ("charge", 1)
+                item: dict[str, Any] = {"type": kind, "charge": f"ch_{p.partner_reference}", "collection_id": p.tx.key}
+            else:
+                kind, sign = ("payout_return", 1) if back else ("payout", -1)
+                item = {"type": kind, "payout": f"po_{p.partner_reference}", "instruction_id": p.tx.key}
+            item.update(reference=p.tx.reference, amount=sign * amount, fee=_fee(kind, amount))
+            by_currency.setdefault(p.tx.currency, []).append(item)
+    batches = []
+    for currency, items in sorted(by_currency.items()):
+        gross, fees = sum(i["amount"] for i in items), sum(i["fee"] for i in items)
+        batches.append(
+            {
+                "id": f"pb_{sim.new_id('SIMPB', f'settlement:{day}:{currency}')}",
+                "object": "payout_batch",
+                "currency": currency.lower(),
+                "day": day.isoformat(),
+                "gross": gross,
+                "fees": fees,
+                "net": gross - fees,
+                "transactions": items,
+            }
+        )
+    return {"object": "settlement_report", "day": day.isoformat(), "data": batches}
+
+
+async def get_settlement_report(request: web.Request) -> web.Response:
+    """``GET /_sim/settlements/{day}``: the settlement report of that day (JSON)."""
+    sim = request.app[ACQUIRER]
+    raw = request.match_info["day"]
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        return web.json_response(
+            {"error": {"code": "BAD_DATE", "message": f"day must be YYYY-MM-DD, not {raw!r}"}}, status=400
+        )
+    report = settlement_report(sim, day)
+    sim.journal.record("out", "statement", method="GET", path=request.path, http_status=200, outcome="answered")
+    return web.json_response(report)
 
 
 def signed_webhook(

@@ -38,6 +38,7 @@ __all__ = [
     "CardAcquirer",
     "Charge",
     "CurrencyNotSupported",
+    "minor_of",
 ]
 
 #: scenario reason code → the acquirer's ``failure_code`` (anything else: ``could_not_process``)
@@ -121,7 +122,7 @@ def _payout_id(partner_reference: str) -> str:
     return f"po_{partner_reference}"
 
 
-def _minor(amount: Decimal, currency: str) -> int:
+def minor_of(amount: Decimal, currency: str) -> int:
     try:
         exponent = minor_units(currency)
     except DomainError:
@@ -249,7 +250,7 @@ class CardAcquirer(Partner):
         return {
             "id": f"ch_{line.partner_reference}",
             "object": "charge",
-            "amount": _minor(line.amount, line.currency),
+            "amount": minor_of(line.amount, line.currency),
             "amount_refunded": info.refunded_minor,
             "currency": line.currency.lower(),
             "status": status,
@@ -282,7 +283,7 @@ class CardAcquirer(Partner):
         return {
             "id": _payout_id(line.partner_reference),
             "object": "payout",
-            "amount": _minor(line.amount, line.currency),
+            "amount": minor_of(line.amount, line.currency),
             "currency": line.currency.lower(),
             "status": line.code,
             "failure_code": failure,
@@ -320,12 +321,12 @@ class CardAcquirer(Partner):
                 "object": "balance_report",
                 "currency": s.currency.lower(),
                 "day": s.day.isoformat(),
-                "opening_balance": _minor(s.opening_balance, s.currency),
-                "closing_balance": _minor(s.closing_balance, s.currency),
+                "opening_balance": minor_of(s.opening_balance, s.currency),
+                "closing_balance": minor_of(s.closing_balance, s.currency),
                 "transactions": [
                     {
                         "type": "payout_return" if e.credit else "payout",
-                        "amount": _minor(e.amount, e.currency) * (1 if e.credit else -1),
+                        "amount": minor_of(e.amount, e.currency) * (1 if e.credit else -1),
                         "payout": _payout_id(e.partner_reference),
                         "instruction_id": e.instruction_id,
                         "reference": e.reference,

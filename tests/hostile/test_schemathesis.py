@@ -61,12 +61,13 @@ def _run(url: str, key: str, document: dict[str, Any]) -> tuple[int, dict[str, l
             "operations": [
                 # A statement file's validity (a camt.053 whose balances add up, a NACHA file whose control
                 # totals hold) is not expressible in JSON Schema: any generated body is a file the server
-                # must refuse with 422 (one line), so 422 counts as the expected answer to it.
+                # must refuse with 422 (one line), so 422 counts as the expected answer to it. A CSV mapping is
+                # named from the deployment's configuration (reconciliation.csv_mappings, none here): 400.
                 {
                     "include-operation-id": "importStatement",
                     "checks": {
                         "positive_data_acceptance": {
-                            "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]
+                            "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "422", "429"]
                         }
                     },
                 },

@@ -35,8 +35,8 @@ def _mt940(number: int, opening: str, movements: list[tuple[str, str, str]], clo
 
 
 def test_every_format_the_adapters_offer_is_known() -> None:
-    assert set(FORMATS) == {"camt.053", "camt.054", "mt940", "nacha"}
-    assert {f.source for f in FORMATS.values()} == {"iso20022_bank", "ach_nacha"}
+    assert set(FORMATS) == {"camt.053", "camt.054", "mt940", "nacha", "card_settlement"}
+    assert {f.source for f in FORMATS.values()} == {"iso20022_bank", "ach_nacha", "card_acquirer"}
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ async def test_a_balanced_mt940_imports_and_a_gap_in_the_sequence_is_reported(en
 def test_a_file_no_format_recognises_is_refused_in_one_line() -> None:
     with pytest.raises(StatementFileError, match="matches no known statement format"):
         detect_format(FORMATS, b"date,amount\n2026-12-01,10.00\n")
-    with pytest.raises(StatementFileError, match="unknown statement format 'csv'"):
+    with pytest.raises(StatementFileError, match="the csv format needs a column mapping"):
         detect_format(FORMATS, b"x", "csv")
 
 
