@@ -75,7 +75,10 @@ def test_export_publish_sends_new_events_to_jetstream(config: Path, nats_url: st
 
 async def test_the_scheduled_export_is_off_by_default_and_runs_when_configured(tmp_path: Path) -> None:
     base = load_settings(env={}).with_overrides(
-        database__url=f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}", partners={}, risk__file=None
+        database__url=f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
+        partners={},
+        risk__file=None,
+        reconciliation__inbox_dir=None,  # only the export's job is asked about here
     )
     assert base.export.scheduled is False and base.event_sinks.enabled is False
     settings = base.with_overrides(export__scheduled=True, export__dir=str(tmp_path / "lake"))

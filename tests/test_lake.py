@@ -17,14 +17,26 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.domain.collection import parse_collection
+from gateway.domain.collection_status import CollectionStatus
 from gateway.domain.status import Status
 from gateway.finance.lake import DATASETS, Exporter, ExportError, advance_watermark, watermarks
 from gateway.ledger.rules import load_rules
+from gateway.store import collections as collection_store
 from gateway.store import repo
 from gateway.store.journal import bind
 from gateway.store.repo import Transition
-from gateway.store.tables import instruction_events, instructions, ledger_entries, ledger_postings
-from tests.support import REPO, Database, load_bench
+from gateway.store.tables import (
+    collection_events,
+    collections,
+    instruction_events,
+    instructions,
+    ledger_entries,
+    ledger_postings,
+    recon_match_payments,
+    recon_matches,
+)
+from tests.support import REPO, TEST_CODEC, Database, load_bench
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 #: each dataset's table and the column DuckDB must find once per row
@@ -33,6 +45,10 @@ TABLES = {
     "instruction_events": (instruction_events, "chain_seq"),
     "ledger_entries": (ledger_entries, "id"),
     "ledger_postings": (ledger_postings, "entry_id || ':' || line"),
+    "collections": (collections, "id"),
+    "collection_events": (collection_events, "chain_seq"),
+    "recon_matches": (recon_matches, "id"),
+    "recon_match_payments": (recon_match_payments, "instruction_id"),
 }
 
 
@@ -53,6 +69,62 @@ async def seed(engine: AsyncEngine, count: int, start: int) -> None:
     ):
         async with engine.begin() as conn:
             await repo.record_transitions(conn, [Transition(i, status, "dispatcher", **extra) for i in moving], T0)
+
+
+async def seed_money_in(engine: AsyncEngine, count: int, start: int) -> None:
+    """``count`` direct debits, each accepted and submitted, and a reconciliation match for every two
+    settled instructions not matched yet (as a run writes them: ids after the largest)."""
+    doc = {
+        "kind": "direct_debit",
+        "amount": {"value": "25.00", "currency": "EUR"},
+        "payer": {"name": "Debtor", "iban": "DE89370400440532013000"},
+        "mandate": {"id": "M1", "signature_date": "2026-01-15", "sequence_type": "RCUR"},
+    }
+    for n in range(start, start + count):
+        collection_id = f"col_{n:026d}"
+        data = parse_collection({**doc, "reference": f"DD-{n}", "due_date": "2026-12-21"})
+        async with engine.begin() as conn:
+            bu = await repo.ensure_business_unit(conn, "erp", T0)
+            row = collection_store.new_collection_row(TEST_CODEC.cipher, collection_id, bu, data, "1.1", T0)
+            await collection_store.store_collection(
+                conn, row=row, key=f"k{n}", request_hash="h", response={"id": collection_id}, now=T0
+            )
+            await collection_store.record_collection_transitions(
+                conn,
+                [
+                    collection_store.CollectionTransition(collection_id, status, source="dispatcher")
+                    for status in (CollectionStatus.ACCEPTED, CollectionStatus.SUBMITTED)
+                ],
+                T0,
+            )
+    async with engine.begin() as conn:
+        matched = select(recon_match_payments.c.instruction_id)
+        settled = (
+            await conn.scalars(
+                select(instructions.c.id)
+                .where(instructions.c.status == "settled", instructions.c.id.not_in(matched))
+                .order_by(instructions.c.id)
+            )
+        ).all()
+        first = int(await conn.scalar(select(func.coalesce(func.max(recon_matches.c.id), 0)))) + 1
+        for n, pair in enumerate(zip(settled[::2], settled[1::2], strict=False)):
+            await conn.execute(
+                recon_matches.insert().values(
+                    id=first + n,
+                    source="bank",
+                    status="confirmed",
+                    rule="batch",
+                    currency="EUR",
+                    lines_minor=195,
+                    payments_minor=200,
+                    difference_minor=-5,
+                    explains="fee",
+                    matched_at=T0,
+                )
+            )
+            await conn.execute(
+                recon_match_payments.insert(), [{"instruction_id": i, "match_id": first + n} for i in pair]
+            )
 
 
 async def db_counts(engine: AsyncEngine) -> dict[str, int]:
@@ -95,9 +167,11 @@ async def test_every_row_is_exported_once_across_runs_and_read_back_by_duckdb(
     out = tmp_path / "lake"
     try:
         await seed(engine, 30, 0)
+        await seed_money_in(engine, 5, 0)
         exporter = Exporter(engine, out, clock, chunk_rows=7)
         first = await exporter.run()
         await seed(engine, 12, 30)
+        await seed_money_in(engine, 3, 5)
         second = await exporter.run()
         third = await exporter.run()
         expected = await db_counts(engine)
@@ -106,6 +180,8 @@ async def test_every_row_is_exported_once_across_runs_and_read_back_by_duckdb(
     finally:
         await engine.dispose()
     assert expected["instructions"] == 42 and expected["ledger_entries"] >= 21 and expected["ledger_postings"] >= 42
+    assert (expected["collections"], expected["collection_events"]) == (8, 24)
+    assert expected["recon_matches"] >= 10 and expected["recon_match_payments"] == 2 * expected["recon_matches"]
     assert_exactly_once(out, expected)
     assert first.rows + second.rows == sum(expected.values())
     assert third.rows == 0 and third.manifest is None
@@ -127,6 +203,21 @@ async def test_every_row_is_exported_once_across_runs_and_read_back_by_duckdb(
     for f in listed:
         assert hashlib.sha256((out / f["path"]).read_bytes()).hexdigest() == f["sha256"]
         assert pq.read_metadata(out / f["path"]).num_rows == f["rows"]
+    # money in and reconciliation: the collection's history and the payments a match settles, by SQL
+    dd = query(
+        f"SELECT c.kind, c.due_date, c.amount_minor, count(e.chain_seq), max(e.status) FROM "
+        f"read_parquet('{out}/dataset=collections/*/*.parquet') c JOIN "
+        f"read_parquet('{out}/dataset=collection_events/*/*.parquet') e ON e.collection_id = c.id "
+        f"WHERE c.reference = 'DD-6' GROUP BY c.kind, c.due_date, c.amount_minor"
+    )
+    assert (dd[0], str(dd[1]), dd[2], dd[3], dd[4]) == ("direct_debit", "2026-12-21", 2500, 3, "submitted")
+    paid = query(
+        f"SELECT count(DISTINCT m.id), sum(m.difference_minor) FROM "
+        f"read_parquet('{out}/dataset=recon_matches/*/*.parquet') m JOIN "
+        f"read_parquet('{out}/dataset=recon_match_payments/*/*.parquet') p ON p.match_id = m.id"
+    )
+    assert paid == (expected["recon_matches"], -5 * expected["recon_match_payments"])
+    assert "payer_instrument" not in pq.read_schema(next(out.glob("dataset=collections/*/*.parquet"))).names
     manifest = json.loads(sorted(out.glob("_manifests/*.json"))[-1].read_text())
     assert manifest["datasets"]["instructions"]["watermark"] == marks["instructions"]["key"]
 

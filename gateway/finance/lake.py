@@ -1,7 +1,8 @@
 """Data-lake export: incremental Parquet files, Hive-partitioned by date, every row exactly once.
 
 A *dataset* (``instructions``, ``instruction_events``, ``ledger_entries``,
-``ledger_postings``) is exported in key order. Its key is commit-ordered: the
+``ledger_postings``, ``collections``, ``collection_events``, ``recon_matches``,
+``recon_match_payments``) is exported in key order. Its key is commit-ordered: the
 position in the audit hash chains (``gateway.store.audit``), which a transaction
 takes under the chain head's lock and keeps until it commits. So once a key is
 visible every smaller key is too, and a watermark (the last key exported, kept
@@ -17,8 +18,7 @@ run deletes both and writes the chunk again from the watermark. At the end a
 manifest (JSON) lists the files recorded since the previous manifest, with row
 counts, checksums and the watermarks.
 
-New datasets (collections, reconciliation results…) are one :class:`Dataset`
-definition each, added with :func:`register_dataset`.
+A new dataset is one :class:`Dataset` definition, added with :func:`register_dataset`.
 """
 
 from __future__ import annotations
@@ -46,15 +46,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.domain.clock import Clock
 from gateway.domain.money import minor_units
 from gateway.errors import GatewayError
-from gateway.store.audit import EVENT_FIELDS
+from gateway.store.audit import COLLECTION_EVENT_FIELDS, EVENT_FIELDS
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import (
+    collection_events,
+    collections,
     export_files,
     export_watermarks,
     instruction_events,
     instructions,
     ledger_entries,
     ledger_postings,
+    recon_match_payments,
+    recon_matches,
 )
 
 __all__ = [
@@ -299,6 +303,173 @@ register_dataset(
             .select_from(ledger_postings.join(ledger_entries, ledger_entries.c.id == ledger_postings.c.entry_id))
             .where(ledger_postings.c.entry_id > lo, ledger_postings.c.entry_id <= hi)
             .order_by(ledger_postings.c.entry_id, ledger_postings.c.line)
+        ),
+    )
+)
+
+_first_collection_event = collection_events.alias("first_collection_event")
+
+register_dataset(
+    Dataset(
+        name="collections",
+        version=1,
+        key_doc="the collections audit-chain position (chain_seq) of the collection's first event: commit-ordered",
+        columns=(
+            Column("id", _S, "the collection id"),
+            Column("business_unit_id", _S, "the business unit that sent it"),
+            Column("reference", _S, "the business unit's reference (unique per business unit)"),
+            Column("kind", _S, "card_charge, wallet_charge or direct_debit"),
+            Column("amount_minor", _I64, "the amount in the currency's minor units"),
+            Column("currency", _S, "ISO 4217 code"),
+            Column("minor_units", _I8, "the currency's decimals: amount = amount_minor / 10^minor_units"),
+            Column("payer_name", _S, "the payer's name (the instrument is never exported)"),
+            Column("due_date", pa.date32(), "direct debits: the debit day asked for, if any"),
+            Column("description", _S, "what the payer sees, if given"),
+            Column("capture", _S, "card charges: auto or manual"),
+            Column("channel", _S, "the channel asked for, if any"),
+            Column("contract_version", _S, "the contract version it was sent in"),
+            Column("metadata", _S, "the business unit's metadata, as JSON text", _json_text),
+            Column("submitted_by", _S, "the API key that posted it"),
+            Column("created_at", _TS, "when it was accepted (UTC)"),
+        ),
+        keys=lambda: select(collection_events.c.chain_seq.label("k")).where(collection_events.c.sequence == 1),
+        rows=lambda lo, hi: (
+            select(
+                _first_collection_event.c.chain_seq.label("_key"),
+                collections.c.created_at.label("_date"),
+                collections.c.id,
+                collections.c.business_unit_id,
+                collections.c.reference,
+                collections.c.kind,
+                collections.c.amount_minor,
+                collections.c.currency,
+                collections.c.currency.label("minor_units"),
+                collections.c.payer_name,
+                collections.c.due_date,
+                collections.c.description,
+                collections.c.capture,
+                collections.c.channel,
+                collections.c.contract_version,
+                collections.c.metadata,
+                collections.c.submitted_by,
+                collections.c.created_at,
+            )
+            .select_from(
+                _first_collection_event.join(collections, collections.c.id == _first_collection_event.c.collection_id)
+            )
+            .where(
+                _first_collection_event.c.sequence == 1,
+                _first_collection_event.c.chain_seq > lo,
+                _first_collection_event.c.chain_seq <= hi,
+            )
+            .order_by(_first_collection_event.c.chain_seq)
+        ),
+    )
+)
+
+register_dataset(
+    Dataset(
+        name="collection_events",
+        version=1,
+        key_doc="the event's collections audit-chain position (chain_seq): commit-ordered",
+        columns=(
+            Column("chain_seq", _I64, "the event's place in the collections audit chain (unique, increasing)"),
+            Column("collection_id", _S, "the collection"),
+            Column("sequence", _I32, "the event's place in the collection's history (1, 2, …)"),
+            Column("previous_status", _S, "the status before, if any"),
+            Column("status", _S, "the status it reports"),
+            Column("applied", pa.bool_(), "whether it changed the collection's status"),
+            Column("outcome", _S, "applied, or why not (duplicate, stale, illegal, …)"),
+            Column("source", _S, "who reported it (api, dispatcher, callback, poll, …)"),
+            Column("adapter", _S, "the partner's adapter, if any"),
+            Column("partner_reference", _S, "the partner's reference, if any"),
+            Column("partner_status", _S, "the partner's own status code, if any"),
+            Column("reason_code", _S, "the reason code (e.g. an R-transaction's AM04), if any"),
+            Column("reason", _S, "the reason text, if any"),
+            Column("occurred_at", _TS, "when it happened (UTC)"),
+            Column("actor", _S, "who decided (an API key id), for human decisions"),
+        ),
+        keys=lambda: select(collection_events.c.chain_seq.label("k")),
+        rows=lambda lo, hi: (
+            select(
+                collection_events.c.chain_seq.label("_key"),
+                collection_events.c.occurred_at.label("_date"),
+                *(collection_events.c[n] for n in ("chain_seq", *COLLECTION_EVENT_FIELDS)),
+            )
+            .where(collection_events.c.chain_seq > lo, collection_events.c.chain_seq <= hi)
+            .order_by(collection_events.c.chain_seq)
+        ),
+    )
+)
+
+register_dataset(
+    Dataset(
+        name="recon_matches",
+        version=1,
+        key_doc="the match id (a run numbers its matches after the largest committed one, so ids follow commits)",
+        columns=(
+            Column("id", _I64, "the match id"),
+            Column("source", _S, "the partner (adapter) whose statement lines it matches"),
+            Column("status", _S, "confirmed, suggested or rejected when exported (later changes: the ledger)"),
+            Column("rule", _S, "the rule of config/reconciliation.yaml that found it"),
+            Column("currency", _S, "ISO 4217 code"),
+            Column("lines_minor", _I64, "the statement lines' total, in minor units"),
+            Column("payments_minor", _I64, "the payments' total, in minor units"),
+            Column("difference_minor", _I64, "lines - payments: a fee, FX or a mismatch"),
+            Column("minor_units", _I8, "the currency's decimals: amount = amount_minor / 10^minor_units"),
+            Column("explains", _S, "fee or fx: what the rule says the difference is, if anything"),
+            Column("matched_at", _TS, "when the run matched them (UTC)"),
+        ),
+        keys=lambda: select(recon_matches.c.id.label("k")),
+        rows=lambda lo, hi: (
+            select(
+                recon_matches.c.id.label("_key"),
+                recon_matches.c.matched_at.label("_date"),
+                *(
+                    recon_matches.c[n]
+                    for n in (
+                        "id",
+                        "source",
+                        "status",
+                        "rule",
+                        "currency",
+                        "lines_minor",
+                        "payments_minor",
+                        "difference_minor",
+                    )
+                ),
+                recon_matches.c.currency.label("minor_units"),
+                recon_matches.c.explains,
+                recon_matches.c.matched_at,
+            )
+            .where(recon_matches.c.id > lo, recon_matches.c.id <= hi)
+            .order_by(recon_matches.c.id)
+        ),
+    )
+)
+
+register_dataset(
+    Dataset(
+        name="recon_match_payments",
+        version=1,
+        key_doc="the match id (all of a match's payments are in one file)",
+        columns=(
+            Column("match_id", _I64, "the match"),
+            Column("instruction_id", _S, "a payment (or collection) the match settles"),
+        ),
+        keys=lambda: select(recon_matches.c.id.label("k")),
+        rows=lambda lo, hi: (
+            select(
+                recon_match_payments.c.match_id.label("_key"),
+                recon_matches.c.matched_at.label("_date"),
+                recon_match_payments.c.match_id,
+                recon_match_payments.c.instruction_id,
+            )
+            .select_from(
+                recon_match_payments.join(recon_matches, recon_matches.c.id == recon_match_payments.c.match_id)
+            )
+            .where(recon_match_payments.c.match_id > lo, recon_match_payments.c.match_id <= hi)
+            .order_by(recon_match_payments.c.match_id, recon_match_payments.c.instruction_id)
         ),
     )
 )
