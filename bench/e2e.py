@@ -93,8 +93,6 @@ ledger: {{enabled: true}}
     port: {bank_port}
     request_secret: {SECRETS["request_secret"]}
     callback_secret: {SECRETS["callback_secret"]}
-    callback_delay: 0.05
-    settle_delay: 0.2
 """,
         encoding="utf-8",
     )
@@ -231,6 +229,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         serve = [GATEWAY, "--config", str(config), "serve"] + (
             ["--workers", str(args.workers)] if args.workers > 1 else []
         )
+        if args.profile:  # cProfile of the gateway process, written when it stops (SIGTERM ends it cleanly)
+            serve = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile).resolve()), *serve]
         procs.append(spawn(serve, log))
         await wait_listening(port)
         engine = create_engine(url("e2e"))
@@ -313,6 +313,7 @@ def main() -> int:
     parser.add_argument("--intake-seconds", type=float, default=10, help="length of the intake-only measurement")
     parser.add_argument("--database-url", help="a PostgreSQL URL (default: a SQLite file in a temporary folder)")
     parser.add_argument("--workers", type=int, default=1, help="`gateway serve --workers N` (PostgreSQL)")
+    parser.add_argument("--profile", metavar="FILE", help="run `gateway serve` under cProfile, stats to FILE")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:

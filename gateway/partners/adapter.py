@@ -9,6 +9,7 @@ hookimpl returns its ``Adapter`` subclasses.
 from __future__ import annotations
 
 import abc
+import asyncio
 import importlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -270,6 +271,25 @@ class Adapter(abc.ABC):
         5xx, 429), ``PermanentPartnerError`` when it cannot; a business
         rejection by the partner is a ``SubmitResult`` with status ``rejected``.
         """
+
+    async def submit_many(self, orders: Sequence[PaymentOrder]) -> list[SubmitResult | Exception]:
+        """Send several payments; one answer per order, in order: its ``SubmitResult`` or the error
+        ``submit`` would have raised for it (``TransientPartnerError``, ``OutcomeUnknownError``, …).
+
+        The dispatcher hands each batch's payments for this adapter to one call. The default sends
+        them one ``submit`` at a time, concurrently. A partner that takes bulk messages (a pain.001
+        with many transactions, a NACHA file with many entries) overrides it to send one message,
+        keeping each ``order.id`` as that payment's idempotency key inside it, so a payment sent again
+        in another bulk message is recognised and never paid twice. An error of the whole message
+        (a timeout, a 503) is that error for every order in it.
+        """
+        answers = await asyncio.gather(*(self.submit(order) for order in orders), return_exceptions=True)
+        out: list[SubmitResult | Exception] = []
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, Exception):
+                raise answer  # cancelled: never hidden as an answer
+            out.append(answer)
+        return out
 
     @abc.abstractmethod
     async def poll(self, order: PaymentOrder) -> StatusUpdate | None:

@@ -537,6 +537,26 @@ async def find_by_partner(
     return (str(found.id), Status(found.status)) if found else None
 
 
+async def find_many_by_partner(
+    conn: AsyncConnection, instruction_ids: set[str], partner_references: set[str]
+) -> tuple[dict[str, tuple[str, str, str]], dict[str, list[tuple[str, str, str]]]]:
+    """(id, adapter, status) of instructions by id, and lists of them by partner reference: ``find_by_partner``
+    for many reports at once (the caller keeps only those routed to the reporting adapter)."""
+    columns = (instructions.c.id, instructions.c.adapter, instructions.c.status, instructions.c.partner_reference)
+    by_id: dict[str, tuple[str, str, str]] = {}
+    by_ref: dict[str, list[tuple[str, str, str]]] = {}
+    for column, keys in ((instructions.c.id, instruction_ids), (instructions.c.partner_reference, partner_references)):
+        if not keys:
+            continue
+        for row in await conn.execute(select(*columns).where(column.in_(sorted(keys)))):
+            found = (str(row.id), str(row.adapter), str(row.status))
+            if column is instructions.c.id:
+                by_id[found[0]] = found
+            else:
+                by_ref.setdefault(str(row.partner_reference), []).append(found)
+    return by_id, by_ref
+
+
 # -- outbox ----------------------------------------------------------------------
 
 
