@@ -226,6 +226,8 @@ class Adapter(abc.ABC):
     collection_kinds: ClassVar[frozenset[str]] = frozenset()
     #: currencies it collects in (empty: any)
     collection_currencies: ClassVar[frozenset[str]] = frozenset()
+    #: requests the default ``submit_many`` sends to the partner at the same time
+    submit_concurrency: ClassVar[int] = 32
 
     @classmethod
     @abc.abstractmethod
@@ -277,13 +279,19 @@ class Adapter(abc.ABC):
         ``submit`` would have raised for it (``TransientPartnerError``, ``OutcomeUnknownError``, …).
 
         The dispatcher hands each batch's payments for this adapter to one call. The default sends
-        them one ``submit`` at a time, concurrently. A partner that takes bulk messages (a pain.001
+        them one ``submit`` each, at most ``submit_concurrency`` at a time. A partner that takes bulk messages (a pain.001
         with many transactions, a NACHA file with many entries) overrides it to send one message,
         keeping each ``order.id`` as that payment's idempotency key inside it, so a payment sent again
         in another bulk message is recognised and never paid twice. An error of the whole message
         (a timeout, a 503) is that error for every order in it.
         """
-        answers = await asyncio.gather(*(self.submit(order) for order in orders), return_exceptions=True)
+        gate = asyncio.Semaphore(self.submit_concurrency)
+
+        async def one(order: PaymentOrder) -> SubmitResult:
+            async with gate:
+                return await self.submit(order)
+
+        answers = await asyncio.gather(*(one(order) for order in orders), return_exceptions=True)
         out: list[SubmitResult | Exception] = []
         for answer in answers:
             if isinstance(answer, BaseException) and not isinstance(answer, Exception):
