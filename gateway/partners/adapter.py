@@ -279,8 +279,8 @@ class Adapter(abc.ABC):
         ``submit`` would have raised for it (``TransientPartnerError``, ``OutcomeUnknownError``, …).
 
         The dispatcher hands each batch's payments for this adapter to one call. The default sends
-        them one ``submit`` each, at most ``submit_concurrency`` at a time. A partner that takes bulk messages (a pain.001
-        with many transactions, a NACHA file with many entries) overrides it to send one message,
+        them one ``submit`` each, at most ``submit_concurrency`` at a time. A partner that takes bulk
+        messages (a pain.001 with many transactions, a NACHA file with many entries) overrides it to send one message,
         keeping each ``order.id`` as that payment's idempotency key inside it, so a payment sent again
         in another bulk message is recognised and never paid twice. An error of the whole message
         (a timeout, a 503) is that error for every order in it.

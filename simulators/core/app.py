@@ -32,7 +32,7 @@ from aiohttp import web
 from gateway.errors import AuthenticationError, ContractError, SignatureError
 from gateway.partners.signing import sign_payload
 from gateway_simulators.core.engine import Payment, Simulator, SubmissionRecord
-from gateway_simulators.core.partner import Partner, Submission
+from gateway_simulators.core.partner import Partner, ReportLine, Submission
 from gateway_simulators.core.scenario import (
     PAYLOAD_FAULTS,
     TRANSPORT_FAULTS,
@@ -271,7 +271,8 @@ def _accept(
         for tx in message.transactions
         if tx.key not in sim.payments
     ]
-    lines = tuple(sim.line(p) for p in (*held, *payments))
+    # a payment held already is answered as it was the first time (a replay of its own answer)
+    lines = tuple((*(_first_answer(sim, p) for p in held), *(sim.line(p) for p in payments)))
     subject = message.transactions[0].reference or message.transactions[0].key
     body, message_id = sim.report(lines, original_message_id=message.message_id, subject=subject)
     http_status = 202 if any(p.step == "accepted" for p in payments) else 200
@@ -286,6 +287,13 @@ def _accept(
     )
     sim.submissions[key] = record
     return record, payments
+
+
+def _first_answer(sim: Simulator, payment: Payment) -> ReportLine:
+    """The line the partner answered for ``payment`` when it took it."""
+    first = sim.submissions.get(payment.idempotency_key)
+    found = next((line for line in first.lines if line.key == payment.tx.key), None) if first else None
+    return found or sim.line(payment)
 
 
 async def get_status(request: web.Request) -> web.Response:
