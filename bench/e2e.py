@@ -1,8 +1,8 @@
 """End-to-end benchmark: instructions accepted and *settled* per second, with the bank in its own process.
 
-``gateway serve`` and the ISO 20022 bank simulator (``gateway simulate iso20022_bank``)
-run as separate processes on a fresh database; a load generator (this process, asyncio)
-offers instructions **open loop** at fixed rates (default 100, 200 and 400 per second for
+``gateway serve`` and the ISO 20022 bank simulator (``gateway simulate iso20022_bank``,
+its default latencies) run as separate processes on a fresh database; a load generator (this process, asyncio)
+offers instructions **open loop** at fixed rates (default 100, 200 and 500 per second for
 20 s each): a request is sent on schedule whether or not earlier ones were answered, so a
 slow gateway shows as a growing backlog and latency, not as a lower offered rate.
 
@@ -16,6 +16,7 @@ closed loop at 64 connections; the report gives settled/s at the highest rate ÷
     .venv/bin/python bench/e2e.py                          # SQLite, ≈ 2-3 minutes
     .venv/bin/python bench/e2e.py --json                   # + one JSON object, last stdout line
     .venv/bin/python bench/e2e.py --rates 100,200 --seconds 10
+    .venv/bin/python bench/e2e.py --profile var/serve.prof   # cProfile of the gateway process
     .venv/bin/python bench/e2e.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test --workers 2
 
 With a PostgreSQL URL the bench works in a throw-away schema ``bench_<random>`` (named in
@@ -307,7 +308,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="100,200,400", help="offered instructions per second, comma-separated")
+    parser.add_argument("--rates", default="100,200,500", help="offered instructions per second, comma-separated")
     parser.add_argument("--seconds", type=float, default=20, help="length of each rate's phase")
     parser.add_argument("--drain", type=float, default=20, help="longest wait for the backlog after a phase")
     parser.add_argument("--intake-seconds", type=float, default=10, help="length of the intake-only measurement")
