@@ -192,7 +192,7 @@ async def _find(
 ) -> dict[tuple[str, str | None, str | None], _Found]:
     """The instruction each (adapter, update) is about, only if it went to that adapter: two look-ups in all.
 
-    By instruction id first, else by the partner's reference (as ``repo.find_by_partner``). One
+    By instruction id first, else by the partner's reference. One
     ``_Found`` per instruction, shared by every update about it, so its status follows the group.
     """
     ids = {u.instruction_id for _, u in reported if u.instruction_id}

@@ -516,32 +516,11 @@ async def set_partner_reference(conn: AsyncConnection, instruction_id: str, part
     )
 
 
-async def find_by_partner(
-    conn: AsyncConnection, adapter: str, instruction_id: str | None, partner_reference: str | None
-) -> tuple[str, Status] | None:
-    """The instruction a partner update is about and its status now, only if it went to that adapter."""
-    conds = []
-    if instruction_id:
-        conds.append(instructions.c.id == instruction_id)
-    if partner_reference:
-        conds.append(instructions.c.partner_reference == partner_reference)
-    if not conds:
-        return None
-    found = (
-        await conn.execute(
-            select(instructions.c.id, instructions.c.status)
-            .where(instructions.c.adapter == adapter, or_(*conds))
-            .limit(1)
-        )
-    ).first()
-    return (str(found.id), Status(found.status)) if found else None
-
-
 async def find_many_by_partner(
     conn: AsyncConnection, instruction_ids: set[str], partner_references: set[str]
 ) -> tuple[dict[str, tuple[str, str, str]], dict[str, list[tuple[str, str, str]]]]:
-    """(id, adapter, status) of instructions by id, and lists of them by partner reference: ``find_by_partner``
-    for many reports at once (the caller keeps only those routed to the reporting adapter)."""
+    """(id, adapter, status) of the instructions partner reports name, by id and (lists) by partner reference;
+    the caller keeps only those routed to the reporting adapter, by id first."""
     columns = (instructions.c.id, instructions.c.adapter, instructions.c.status, instructions.c.partner_reference)
     by_id: dict[str, tuple[str, str, str]] = {}
     by_ref: dict[str, list[tuple[str, str, str]]] = {}
