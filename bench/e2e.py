@@ -1,8 +1,8 @@
 """End-to-end benchmark: instructions accepted and *settled* per second, with the bank in its own process.
 
-``gateway serve`` and the ISO 20022 bank simulator (``gateway simulate iso20022_bank``)
-run as separate processes on a fresh database; a load generator (this process, asyncio)
-offers instructions **open loop** at fixed rates (default 100, 200 and 400 per second for
+``gateway serve`` and the ISO 20022 bank simulator (``gateway simulate iso20022_bank``,
+its default latencies) run as separate processes on a fresh database; a load generator (this process, asyncio)
+offers instructions **open loop** at fixed rates (default 100, 200 and 500 per second for
 20 s each): a request is sent on schedule whether or not earlier ones were answered, so a
 slow gateway shows as a growing backlog and latency, not as a lower offered rate.
 
@@ -16,6 +16,7 @@ closed loop at 64 connections; the report gives settled/s at the highest rate ÷
     .venv/bin/python bench/e2e.py                          # SQLite, ≈ 2-3 minutes
     .venv/bin/python bench/e2e.py --json                   # + one JSON object, last stdout line
     .venv/bin/python bench/e2e.py --rates 100,200 --seconds 10
+    .venv/bin/python bench/e2e.py --profile var/serve.prof   # cProfile of the gateway process
     .venv/bin/python bench/e2e.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test --workers 2
 
 With a PostgreSQL URL the bench works in a throw-away schema ``bench_<random>`` (named in
@@ -93,8 +94,6 @@ ledger: {{enabled: true}}
     port: {bank_port}
     request_secret: {SECRETS["request_secret"]}
     callback_secret: {SECRETS["callback_secret"]}
-    callback_delay: 0.05
-    settle_delay: 0.2
 """,
         encoding="utf-8",
     )
@@ -231,6 +230,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         serve = [GATEWAY, "--config", str(config), "serve"] + (
             ["--workers", str(args.workers)] if args.workers > 1 else []
         )
+        if args.profile:  # cProfile of the gateway process, written when it stops (SIGTERM ends it cleanly)
+            serve = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile).resolve()), *serve]
         procs.append(spawn(serve, log))
         await wait_listening(port)
         engine = create_engine(url("e2e"))
@@ -307,12 +308,13 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="100,200,400", help="offered instructions per second, comma-separated")
+    parser.add_argument("--rates", default="100,200,500", help="offered instructions per second, comma-separated")
     parser.add_argument("--seconds", type=float, default=20, help="length of each rate's phase")
     parser.add_argument("--drain", type=float, default=20, help="longest wait for the backlog after a phase")
     parser.add_argument("--intake-seconds", type=float, default=10, help="length of the intake-only measurement")
     parser.add_argument("--database-url", help="a PostgreSQL URL (default: a SQLite file in a temporary folder)")
     parser.add_argument("--workers", type=int, default=1, help="`gateway serve --workers N` (PostgreSQL)")
+    parser.add_argument("--profile", metavar="FILE", help="run `gateway serve` under cProfile, stats to FILE")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:

@@ -5,6 +5,10 @@ Wire protocol (what the bank, and its simulator, speak):
 - ``POST {base_url}/pain001`` with one pain.001 per payment; headers
   ``Idempotency-Key: <instruction id>``, ``X-Signature`` (HMAC of the body with
   ``request_secret``) and ``X-Callback-Url``. The bank answers with a pain.002.
+  Several payments of one dispatch batch go in ONE pain.001 (``submit_many``): a
+  PmtInf block per payment, InstrId the instruction id (the bank deduplicates
+  each payment on it), ``Idempotency-Key`` the message's MsgId; one pain.002
+  answers them all.
 - ``GET {base_url}/payments/{instruction id}/status`` (signature over the empty
   body) answers a pain.002 with the current status, 404 if unknown.
 - The bank posts pain.002 callbacks to ``X-Callback-Url``.
@@ -24,6 +28,7 @@ only on what it can verify.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -66,7 +71,7 @@ from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANS
 from gateway.partners.signing import sign_payload
 from gateway_adapters.iso20022_bank.camt import StatementRead
 from gateway_adapters.iso20022_bank.camt054 import collected_debits, r_transactions, read_camt054
-from gateway_adapters.iso20022_bank.pain001 import build_pain001
+from gateway_adapters.iso20022_bank.pain001 import build_pain001, build_pain001_many
 from gateway_adapters.iso20022_bank.pain002 import (
     StatusReport,
     parse_pain002,
@@ -270,7 +275,10 @@ class Iso20022BankAdapter(HttpAdapter):
         if not 200 <= status < 300:
             raise self._refusal(status, resp_headers, resp_body, order)
         self._verify_response(status, resp_headers, resp_body)
-        report = self._report(resp_headers, resp_body, "answer")
+        return self._submit_result(self._report(resp_headers, resp_body, "answer"), order)
+
+    def _submit_result(self, report: StatusReport, order: PaymentOrder) -> SubmitResult:
+        """What the bank's answer ``report`` says about ``order``."""
         self._check_echo(report, order, "answer")
         update = self._own_update(report, order)
         if update is None:
@@ -285,6 +293,52 @@ class Iso20022BankAdapter(HttpAdapter):
             reason=describe_reason(update.reason_code, update.reason) if result_status is Status.REJECTED else None,
             partner_status=update.partner_status,
         )
+
+    async def submit_many(self, orders: Sequence[PaymentOrder]) -> list[SubmitResult | Exception]:
+        """POST one pain.001 carrying every order; read each order's status from the one pain.002 answer.
+
+        Each payment keeps ``order.id`` as its InstrId, the bank's per-payment idempotency key: a
+        payment the bank holds already (sent before in another message) is answered with its current
+        status, not taken again. The message's ``Idempotency-Key`` is its MsgId, derived from the
+        orders it carries, so the same batch sent again is a replay. 429/5xx and transport errors are
+        the answer for every order; a message the bank or the XSD refuses as a whole is sent again one
+        payment at a time, so one bad payment cannot fail the others.
+        """
+        if len(orders) < 2:
+            return await super().submit_many(orders)
+        now = self.context.clock()
+        message_id = _bulk_message_id(orders)
+        try:
+            body = build_pain001_many(
+                [(order, order.requested_execution_date or now.date()) for order in orders],
+                message_id=message_id,
+                created_at=now,
+            )
+        except ContractError:
+            return await super().submit_many(orders)  # one by one: the bad one fails alone, with its reason
+        headers = {
+            "Content-Type": "application/xml; charset=utf-8",
+            IDEMPOTENCY_HEADER: message_id,
+            CALLBACK_URL_HEADER: self.context.callback_url,
+        }
+        try:
+            status, resp_headers, resp_body = await self._call("POST", f"{self.base_url}/pain001", body, headers)
+            if status in TRANSIENT_HTTP_STATUSES:
+                raise self._refusal(status, resp_headers, resp_body, orders[0])
+            if not 200 <= status < 300:
+                return await super().submit_many(orders)
+            self._verify_response(status, resp_headers, resp_body)
+            report = self._report(resp_headers, resp_body, "answer")
+        except AdapterError as exc:
+            return [exc] * len(orders)
+        answers: list[SubmitResult | Exception] = []
+        for order in orders:
+            try:
+                answers.append(self._submit_result(report, order))
+            except AdapterError as exc:
+                answers.append(exc)
+        log.info("bank took %d payments in message %s", len(orders), message_id)
+        return answers
 
     async def poll(self, order: PaymentOrder) -> StatusUpdate | None:
         """GET the payment's status; ``None`` when the bank does not know it (404)."""
@@ -452,6 +506,12 @@ class Iso20022BankAdapter(HttpAdapter):
         if order.kind != "direct_debit" or self._creditor is None:
             return None
         return collection_update(order, await self.notifications())
+
+
+def _bulk_message_id(orders: Sequence[PaymentOrder]) -> str:
+    """A bulk pain.001's MsgId (Max35Text): the same orders always give the same id."""
+    digest = hashlib.sha256("\n".join(sorted(order.id for order in orders)).encode()).hexdigest()
+    return f"BULK{digest[:31]}"
 
 
 def _described(update: StatusUpdate) -> StatusUpdate:

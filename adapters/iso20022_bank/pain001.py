@@ -1,4 +1,4 @@
-"""pain.001.001.09 (customer credit transfer initiation): build one per payment, read it back.
+"""pain.001.001.09 (customer credit transfer initiation): build one for a payment or many, read it back.
 
 Built with lxml rather than ``sepaxml.SepaTransfer``: sepaxml generates its own
 random MsgId/PmtInfId, has no InstrId, and formats amounts as cents (two
@@ -9,6 +9,7 @@ validated against sepaxml's copy of the official XSD before it leaves.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -22,7 +23,14 @@ from gateway.domain.money import minor_units
 from gateway.errors import ContractError, FieldError
 from gateway_adapters.iso20022_bank.schemas import PAIN001_NAMESPACE, validate_pain001
 
-__all__ = ["NOT_PROVIDED", "Pain001Message", "Pain001Transaction", "build_pain001", "read_pain001"]
+__all__ = [
+    "NOT_PROVIDED",
+    "Pain001Message",
+    "Pain001Transaction",
+    "build_pain001",
+    "build_pain001_many",
+    "read_pain001",
+]
 
 #: EPC convention for an agent whose BIC is not known
 NOT_PROVIDED = "NOTPROVIDED"
@@ -67,19 +75,37 @@ def build_pain001(order: PaymentOrder, *, created_at: datetime, execution_date: 
     MsgId, PmtInfId and InstrId are ``order.id`` (the partner's idempotency key),
     EndToEndId is the business unit's ``order.reference``.
     """
-    amount = _amount(order)
-    currency = order.money.currency
-    debtor_name = clean_text(order.debtor.name, 140)
+    return build_pain001_many([(order, execution_date)], message_id=order.id, created_at=created_at)
+
+
+def build_pain001_many(orders: Sequence[tuple[PaymentOrder, date]], *, message_id: str, created_at: datetime) -> bytes:
+    """One pain.001.001.09 message carrying many payments (order, requested execution date); XSD-valid or
+    ``ContractError``.
+
+    Each payment is a payment information block of its own (PmtInfId and InstrId: ``order.id``,
+    the partner's idempotency key for that payment), so debtors and execution dates may differ;
+    the group header counts them all under ``message_id``.
+    """
+    amounts = [_amount(order) for order, _ in orders]
     root = etree.Element(f"{{{_NS}}}Document", nsmap={None: _NS})
     initiation = _el(root, "CstmrCdtTrfInitn")
 
     header = _el(initiation, "GrpHdr")
-    _el(header, "MsgId", order.id)
+    _el(header, "MsgId", message_id)
     _el(header, "CreDtTm", created_at.replace(microsecond=0).isoformat())
-    _el(header, "NbOfTxs", "1")
-    _el(header, "CtrlSum", amount)
-    _el(_el(header, "InitgPty"), "Nm", debtor_name)
+    _el(header, "NbOfTxs", str(len(orders)))
+    _el(header, "CtrlSum", amounts[0] if len(orders) == 1 else str(sum((Decimal(a) for a in amounts), Decimal(0))))
+    _el(_el(header, "InitgPty"), "Nm", clean_text(orders[0][0].debtor.name, 140))
+    for (order, execution_date), amount in zip(orders, amounts, strict=True):
+        _payment_information(initiation, order, amount, execution_date)
+    validate_pain001(root)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
+
+def _payment_information(initiation: etree._Element, order: PaymentOrder, amount: str, execution_date: date) -> None:
+    """The PmtInf block of one payment (its own PmtInfId: ``order.id``)."""
+    currency = order.money.currency
+    debtor_name = clean_text(order.debtor.name, 140)
     info = _el(initiation, "PmtInf")
     _el(info, "PmtInfId", order.id)
     _el(info, "PmtMtd", "TRF")
@@ -105,9 +131,6 @@ def build_pain001(order: PaymentOrder, *, created_at: datetime, execution_date: 
     _el(_el(_el(tx, "CdtrAcct"), "Id"), "IBAN", _iban(order.creditor, "creditor"))
     if order.remittance_information and clean_text(order.remittance_information, 140):
         _el(_el(tx, "RmtInf"), "Ustrd", clean_text(order.remittance_information, 140))
-
-    validate_pain001(root)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from gateway.errors import (
     TransientPartnerError,
 )
 from gateway.metrics import Metrics
-from gateway.partners.adapter import Adapter
+from gateway.partners.adapter import Adapter, SubmitResult
 from gateway.risk.model import Outcome
 from gateway.risk.screening import Screener
 from gateway.store import repo
@@ -68,6 +68,10 @@ def backoff_delay(
     return max(delay, retry_after or 0.0)
 
 
+def _uncounted(partner: str) -> None:
+    """A partner call's outcome already counted by the circuit breaker (one message, many payments)."""
+
+
 def log_partner_failure(adapter: str, instruction_id: str, operation: str, outcome: str, detail: str) -> None:
     """The one INFO line per failed partner call (submit or status query), whatever happens next."""
     log.info(
@@ -79,6 +83,10 @@ def log_partner_failure(adapter: str, instruction_id: str, operation: str, outco
         detail,
         extra={"adapter": adapter, "instruction_id": instruction_id, "operation": operation, "outcome": outcome},
     )
+
+
+class AdapterNotEnabled(Exception):
+    """The batch routed to an adapter this process does not run (its job is retried)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,7 +429,21 @@ class Dispatcher:
         )
 
     async def _submit_all(self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]]) -> None:
-        outcomes = await asyncio.gather(*(self._submit_one(job, adapter, order) for job, adapter, order in batch))
+        """Send the batch, one ``submit_many`` per partner (a bulk message where the partner takes one)."""
+        by_adapter: dict[str, list[int]] = {}
+        for i, (_, adapter, _) in enumerate(batch):
+            by_adapter.setdefault(adapter, []).append(i)
+        outcomes: list[Transition | _Retry] = [_Retry(job, "not sent") for job, _, _ in batch]
+
+        async def send(adapter_name: str, items: list[int]) -> None:
+            answers = await self._send_many(adapter_name, [batch[i][2] for i in items])
+            for n, (i, answer) in enumerate(zip(items, answers, strict=True)):
+                job, _, order = batch[i]
+                # one failed message counts once against the partner's circuit, not once per payment in it
+                count = n == 0 or answer is not answers[0] or not isinstance(answer, Exception)
+                outcomes[i] = self._submit_one(job, adapter_name, order, answer, count=count)
+
+        await asyncio.gather(*(send(name, items) for name, items in by_adapter.items()))
         transitions: list[Transition] = []
         finished: list[OutboxJob] = []
         retries: list[_Retry] = []
@@ -440,21 +462,44 @@ class Dispatcher:
         self.services.metrics.dispatch.labels(adapter_name, outcome).inc()
         log_partner_failure(adapter_name, instruction_id, "submit", outcome, detail)
 
-    async def _submit_one(self, job: OutboxJob, adapter_name: str, order: PaymentOrder) -> Transition | _Retry:
+    async def _send_many(self, adapter_name: str, orders: Sequence[PaymentOrder]) -> list[SubmitResult | Exception]:
+        """One ``submit_many`` call; an adapter that breaks its contract (raises, or answers short) is an
+        error for each of its orders, never a lost job."""
         adapter = self.services.adapters.get(adapter_name)
         if adapter is None:
+            return [AdapterNotEnabled(adapter_name)] * len(orders)
+        try:
+            answers = await adapter.submit_many(orders)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return [exc] * len(orders)
+        if len(answers) != len(orders):
+            log.error("adapter %s answered %d of %d payments", adapter_name, len(answers), len(orders))
+            return [RuntimeError("submit_many answered a different number of payments")] * len(orders)
+        return list(answers)
+
+    def _submit_one(
+        self, job: OutboxJob, adapter_name: str, order: PaymentOrder, answer: SubmitResult | Exception, *, count: bool
+    ) -> Transition | _Retry:
+        """The transition or retry for one order's answer from its partner (``count``: feed the breaker)."""
+        if isinstance(answer, AdapterNotEnabled):
             return _Retry(job, f"adapter {adapter_name} is not enabled")
         breaker = self.services.router.breaker
+        fail = breaker.record_failure if count else _uncounted
+        succeed = breaker.record_success if count else _uncounted
         try:
-            result = await adapter.submit(order)
+            if isinstance(answer, Exception):
+                raise answer
+            result = answer
         except OutcomeUnknownError as exc:
             # The request may have reached the partner: never failed, never sent elsewhere on a guess.
-            breaker.record_failure(adapter_name)
+            fail(adapter_name)
             self._submit_failed(adapter_name, order.id, "unknown", exc.message)
             return _Retry(job, exc.message, exc.retry_after, resolve=True)
         except PartnerUnreachableError as exc:
             # Never reached the partner, so it cannot have paid: once its circuit is open, route elsewhere.
-            breaker.record_failure(adapter_name)
+            fail(adapter_name)
             self._submit_failed(adapter_name, order.id, "unreachable", exc.message)
             if breaker.state(adapter_name) == "open":
                 return Transition(
@@ -467,11 +512,11 @@ class Dispatcher:
                 )
             return _Retry(job, exc.message, exc.retry_after)
         except TransientPartnerError as exc:
-            breaker.record_failure(adapter_name)
+            fail(adapter_name)
             self._submit_failed(adapter_name, order.id, "transient", exc.message)
             return _Retry(job, exc.message, exc.retry_after)
         except PermanentPartnerError as exc:
-            breaker.record_success(adapter_name)  # the partner answered: it is up
+            succeed(adapter_name)  # the partner answered: it is up
             if exc.reason_code == REROUTE:
                 # The partner confirmed it did not execute and asked for another rail.
                 self._submit_failed(adapter_name, order.id, "reroute", exc.message)
@@ -488,10 +533,10 @@ class Dispatcher:
                 reason=exc.message,
             )
         except Exception as exc:  # an adapter bug must not lose the job: retry, then fail
-            log.exception("adapter %s raised on submit", adapter_name)
+            log.error("adapter %s raised on submit", adapter_name, exc_info=exc)
             self.services.metrics.dispatch.labels(adapter_name, "error").inc()
             return _Retry(job, f"adapter error: {type(exc).__name__}")
-        breaker.record_success(adapter_name)
+        succeed(adapter_name)
         self.services.metrics.dispatch.labels(adapter_name, result.status.value).inc()
         return Transition(
             order.id,

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,7 +31,7 @@ from gateway.dispatch.dispatcher import log_partner_failure
 from gateway.dispatch.updates import StatusUpdates, UpdateSummary
 from gateway.domain.clock import Clock
 from gateway.errors import AdapterError
-from gateway.partners.adapter import Adapter
+from gateway.partners.adapter import Adapter, PaymentOrder, StatusUpdate
 from gateway.risk.engine import RiskEngine
 from gateway.risk.holds import HoldDesk
 from gateway.risk.store import prune_history
@@ -192,28 +193,39 @@ class Scheduler:
             return await prune_history(conn, self.services.clock(), keep_counters, keep_recent)
 
     async def poll_due(self) -> UpdateSummary:
-        """Poll every payment that has waited longer than ``status_poll_after_seconds``."""
+        """Poll every payment that has waited longer than ``status_poll_after_seconds``.
+
+        The orders are read in one query, the partners asked concurrently, and what they say is
+        applied per partner in one call (one transaction), not one per payment.
+        """
         older_than = self.services.clock() - timedelta(seconds=self.after)
         async with self.services.engine.connect() as conn:
             due = await repo.due_for_poll(conn, older_than, self.batch)
-        results = await asyncio.gather(*(self.poll_one(i) for i in due))
+        loaded = await self.services.orders.load_many(due)
+        answers = await asyncio.gather(*(self.poll_one(row, order) for row, order in loaded.values()))
+        by_adapter: dict[str, list[StatusUpdate]] = {}
+        for answer in answers:
+            if answer is not None:
+                by_adapter.setdefault(answer[0], []).append(answer[1])
         total = UpdateSummary()
-        for r in results:
+        for adapter, updates in by_adapter.items():
+            r = await self.services.updates.apply(adapter, updates, source="poll")
             total = UpdateSummary(total.applied + r.applied, total.ignored + r.ignored, total.unknown + r.unknown)
         return total
 
-    async def poll_one(self, instruction_id: str) -> UpdateSummary:
-        row, order = await self.services.orders.load(instruction_id)
+    async def poll_one(self, row: Mapping[str, Any], order: PaymentOrder) -> tuple[str, StatusUpdate] | None:
+        """Ask the payment's partner for its status: (adapter, update), or ``None`` (no answer, or nothing yet)."""
+        instruction_id = order.id
         adapter = self.services.adapters.get(row["adapter"] or "")
         if adapter is None:
-            return UpdateSummary()
+            return None
         try:
             update = await adapter.poll(order)
         except AdapterError as exc:
             log_partner_failure(adapter.name, instruction_id, "status query", exc.slug, exc.message)
-            return UpdateSummary()
+            return None
         if update is None:
-            return UpdateSummary()
+            return None
         if update.instruction_id is None and update.partner_reference is None:
             update = dataclasses.replace(update, instruction_id=instruction_id)
-        return await self.services.updates.apply(adapter.name, [update], source="poll")
+        return adapter.name, update

@@ -19,15 +19,16 @@ every state the payment passed through (``routed → submitted → settled``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.clock import Clock
-from gateway.domain.events import Announce, StatusChange
-from gateway.domain.status import Status
+from gateway.domain.events import Announce
+from gateway.domain.status import Status, decide
 from gateway.partners.adapter import StatusUpdate
 from gateway.store import repo
 
@@ -61,68 +62,158 @@ class UpdateSummary:
         return {"applied": self.applied, "ignored": self.ignored, "unknown": self.unknown}
 
 
+@dataclass
+class _Request:
+    """One caller's updates waiting for the next group commit."""
+
+    adapter: str
+    updates: Sequence[StatusUpdate]
+    source: str
+    future: asyncio.Future[UpdateSummary] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass
+class _Found:
+    """An instruction a partner reported on: its id and its status as the group commit goes."""
+
+    instruction_id: str
+    status: Status
+
+
 class StatusUpdates:
-    """Applies what partners report (callbacks and polls alike)."""
+    """Applies what partners report (callbacks and polls alike), group-committed.
+
+    Reports that arrive while a commit is in progress (concurrent callbacks, a poll round) are
+    written together in the next transaction: one commit, one fsync, one look-up and one
+    ``record_transitions`` for all of them, instead of one per report. Each caller gets its own
+    summary once the transaction holding its updates is committed; if a group fails, its reports
+    are written again one by one, so one bad report fails alone.
+    """
 
     def __init__(self, engine: AsyncEngine, clock: Clock, announce: Announce) -> None:
         self.engine = engine
         self.clock = clock
         self.announce = announce
+        self._pending: list[_Request] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def apply(self, adapter: str, updates: Sequence[StatusUpdate], *, source: str) -> UpdateSummary:
-        """Record every update in one transaction; announce applied changes after commit."""
-        applied = ignored = unknown = 0
-        strangers: list[str] = []  # what the partner named, for one aggregated warning
-        changes: list[StatusChange | None] = []
+        """Record the updates (in one transaction with whatever else is waiting); announce after commit."""
+        request = _Request(adapter, list(updates), source)
+        self._pending.append(request)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="status-updates")
+        return await request.future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                await self._commit(group)
+            except Exception as exc:
+                if len(group) == 1:
+                    if not group[0].future.done():
+                        group[0].future.set_exception(exc)
+                    continue
+                for request in group:  # alone, so one bad report does not fail the others
+                    try:
+                        await self._commit([request])
+                    except Exception as alone:
+                        if not request.future.done():
+                            request.future.set_exception(alone)
+
+    async def _commit(self, group: Sequence[_Request]) -> None:
         now = self.clock()
         async with self.engine.begin() as conn:
-            for update in updates:
-                found = await repo.find_by_partner(conn, adapter, update.instruction_id, update.partner_reference)
-                if found is None:
-                    unknown += 1
-                    strangers.append(update.instruction_id or update.partner_reference or "?")
-                    continue
-                instruction_id, current = found
-                if update.status is None:  # acknowledgement only
-                    if update.partner_reference:
-                        await repo.set_partner_reference(conn, instruction_id, update.partner_reference)
-                    ignored += 1
-                    continue
-                for status, reason in _implied(current, update.status):
-                    implied = await repo.record_status(
-                        conn,
-                        instruction_id,
-                        status,
-                        source=source,
-                        now=now,
-                        partner_reference=update.partner_reference,
-                        reason=reason,
+            found = await _find(conn, [(r.adapter, u) for r in group for u in r.updates])
+            transitions: list[repo.Transition] = []
+            counted: list[tuple[int, int]] = []  # (request index, index of its transition)
+            summaries = [[0, 0, 0] for _ in group]  # applied, ignored, unknown
+            strangers: dict[tuple[str, str], list[str]] = {}
+            for n, request in enumerate(group):
+                for update in request.updates:
+                    target = found.get((request.adapter, update.instruction_id, update.partner_reference))
+                    if target is None:
+                        summaries[n][2] += 1
+                        strangers.setdefault((request.adapter, request.source), []).append(
+                            update.instruction_id or update.partner_reference or "?"
+                        )
+                        continue
+                    if update.status is None:  # acknowledgement only
+                        if update.partner_reference:
+                            await repo.set_partner_reference(conn, target.instruction_id, update.partner_reference)
+                        summaries[n][1] += 1
+                        continue
+                    for status, reason in _implied(target.status, update.status):
+                        transitions.append(
+                            repo.Transition(
+                                target.instruction_id,
+                                status,
+                                request.source,
+                                partner_reference=update.partner_reference,
+                                reason=reason,
+                            )
+                        )
+                        target.status = status
+                    counted.append((n, len(transitions)))
+                    transitions.append(
+                        repo.Transition(
+                            target.instruction_id,
+                            update.status,
+                            request.source,
+                            partner_reference=update.partner_reference,
+                            partner_status=update.partner_status,
+                            reason_code=update.reason_code,
+                            reason=update.reason,
+                        )
                     )
-                    changes.append(implied.change)
-                rec = await repo.record_status(
-                    conn,
-                    instruction_id,
-                    update.status,
-                    source=source,
-                    now=now,
-                    partner_reference=update.partner_reference,
-                    partner_status=update.partner_status,
-                    reason_code=update.reason_code,
-                    reason=update.reason,
-                )
-                changes.append(rec.change)
-                if rec.decision:
-                    applied += 1
-                else:
-                    ignored += 1
-        self.announce(changes)
-        if strangers:
-            shown = ", ".join(repr(s[:40]) for s in strangers[:5]) + (", …" if len(strangers) > 5 else "")
+                    if decide(target.status, update.status).applied:
+                        target.status = update.status
+            records = await repo.record_transitions(conn, transitions, now)
+        for n, index in counted:
+            summaries[n][0 if records[index].decision else 1] += 1
+        self.announce(r.change for r in records)
+        for (adapter, source), names in strangers.items():
+            shown = ", ".join(repr(s[:40]) for s in names[:5]) + (", …" if len(names) > 5 else "")
             log.warning(
                 "%s reported %d payment(s) this gateway did not route to it (%s): %s",
                 adapter,
-                len(strangers),
+                len(names),
                 source,
                 shown,
             )
-        return UpdateSummary(applied, ignored, unknown)
+        for request, (applied, ignored, unknown) in zip(group, summaries, strict=True):
+            if not request.future.done():
+                request.future.set_result(UpdateSummary(applied, ignored, unknown))
+
+
+async def _find(
+    conn: AsyncConnection, reported: Sequence[tuple[str, StatusUpdate]]
+) -> dict[tuple[str, str | None, str | None], _Found]:
+    """The instruction each (adapter, update) is about, only if it went to that adapter: two look-ups in all.
+
+    By instruction id first, else by the partner's reference. One
+    ``_Found`` per instruction, shared by every update about it, so its status follows the group.
+    """
+    ids = {u.instruction_id for _, u in reported if u.instruction_id}
+    refs = {u.partner_reference for _, u in reported if u.partner_reference}
+    by_id, by_ref = await repo.find_many_by_partner(conn, ids, refs)
+    shared: dict[str, _Found] = {}
+
+    def one(row: tuple[str, str, str] | None, adapter: str) -> _Found | None:
+        if row is None or row[1] != adapter:
+            return None
+        instruction_id, _, status = row
+        return shared.setdefault(instruction_id, _Found(instruction_id, Status(status)))
+
+    out: dict[tuple[str, str | None, str | None], _Found] = {}
+    for adapter, update in reported:
+        key = (adapter, update.instruction_id, update.partner_reference)
+        target = one(by_id.get(update.instruction_id or ""), adapter)
+        if target is None and update.partner_reference:
+            target = next(
+                (f for row in by_ref.get(update.partner_reference, []) if (f := one(row, adapter)) is not None), None
+            )
+        if target is not None:
+            out[key] = target
+    return out

@@ -9,6 +9,7 @@ hookimpl returns its ``Adapter`` subclasses.
 from __future__ import annotations
 
 import abc
+import asyncio
 import importlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -240,6 +241,8 @@ class Adapter(abc.ABC):
     #: the statement formats (``camt.053``, ``camt.054``) it fetches from its partner itself
     #: (``fetch_statements``); empty: none, statements come only as uploads
     statement_sources: ClassVar[frozenset[str]] = frozenset()
+    #: requests the default ``submit_many`` sends to the partner at the same time
+    submit_concurrency: ClassVar[int] = 32
 
     @classmethod
     @abc.abstractmethod
@@ -294,6 +297,31 @@ class Adapter(abc.ABC):
         return ``None`` (the default) when the adapter cannot render without sending.
         """
         return None
+
+    async def submit_many(self, orders: Sequence[PaymentOrder]) -> list[SubmitResult | Exception]:
+        """Send several payments; one answer per order, in order: its ``SubmitResult`` or the error
+        ``submit`` would have raised for it (``TransientPartnerError``, ``OutcomeUnknownError``, …).
+
+        The dispatcher hands each batch's payments for this adapter to one call. The default sends
+        them one ``submit`` each, at most ``submit_concurrency`` at a time. A partner that takes bulk
+        messages (a pain.001 with many transactions, a NACHA file with many entries) overrides it to send one message,
+        keeping each ``order.id`` as that payment's idempotency key inside it, so a payment sent again
+        in another bulk message is recognised and never paid twice. An error of the whole message
+        (a timeout, a 503) is that error for every order in it.
+        """
+        gate = asyncio.Semaphore(self.submit_concurrency)
+
+        async def one(order: PaymentOrder) -> SubmitResult:
+            async with gate:
+                return await self.submit(order)
+
+        answers = await asyncio.gather(*(one(order) for order in orders), return_exceptions=True)
+        out: list[SubmitResult | Exception] = []
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, Exception):
+                raise answer  # cancelled: never hidden as an answer
+            out.append(answer)
+        return out
 
     @abc.abstractmethod
     async def poll(self, order: PaymentOrder) -> StatusUpdate | None:

@@ -226,9 +226,15 @@ class IntakeWriter:
             return max(1.0, busy_for)
         return None
 
-    def under_pressure(self, window: float = 0.02) -> bool:
-        """Whether requests are queued or a batch was written in the last ``window`` seconds."""
-        return not self._queue.empty() or time.monotonic() - self._last_batch_at < window
+    def under_pressure(self) -> bool:
+        """Whether intake has fallen behind: more requests queued than a quarter of a batch.
+
+        Steady load keeps a few requests queued between commits; that is not pressure, and
+        deferring to it would hold dispatch back for as long as the load lasts (the backlog
+        then grows however fast the partners are). A queue that outgrows what the next commit
+        takes in stride is: the writer needs the database to itself for a moment.
+        """
+        return self._queue.qsize() > max(1, self.batch_max // 4)
 
     async def _run(self) -> None:
         while True:

@@ -516,25 +516,24 @@ async def set_partner_reference(conn: AsyncConnection, instruction_id: str, part
     )
 
 
-async def find_by_partner(
-    conn: AsyncConnection, adapter: str, instruction_id: str | None, partner_reference: str | None
-) -> tuple[str, Status] | None:
-    """The instruction a partner update is about and its status now, only if it went to that adapter."""
-    conds = []
-    if instruction_id:
-        conds.append(instructions.c.id == instruction_id)
-    if partner_reference:
-        conds.append(instructions.c.partner_reference == partner_reference)
-    if not conds:
-        return None
-    found = (
-        await conn.execute(
-            select(instructions.c.id, instructions.c.status)
-            .where(instructions.c.adapter == adapter, or_(*conds))
-            .limit(1)
-        )
-    ).first()
-    return (str(found.id), Status(found.status)) if found else None
+async def find_many_by_partner(
+    conn: AsyncConnection, instruction_ids: set[str], partner_references: set[str]
+) -> tuple[dict[str, tuple[str, str, str]], dict[str, list[tuple[str, str, str]]]]:
+    """(id, adapter, status) of the instructions partner reports name, by id and (lists) by partner reference;
+    the caller keeps only those routed to the reporting adapter, by id first."""
+    columns = (instructions.c.id, instructions.c.adapter, instructions.c.status, instructions.c.partner_reference)
+    by_id: dict[str, tuple[str, str, str]] = {}
+    by_ref: dict[str, list[tuple[str, str, str]]] = {}
+    for column, keys in ((instructions.c.id, instruction_ids), (instructions.c.partner_reference, partner_references)):
+        if not keys:
+            continue
+        for row in await conn.execute(select(*columns).where(column.in_(sorted(keys)))):
+            found = (str(row.id), str(row.adapter), str(row.status))
+            if column is instructions.c.id:
+                by_id[found[0]] = found
+            else:
+                by_ref.setdefault(str(row.partner_reference), []).append(found)
+    return by_id, by_ref
 
 
 # -- outbox ----------------------------------------------------------------------

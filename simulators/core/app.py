@@ -34,7 +34,7 @@ from aiohttp import web
 from gateway.errors import AuthenticationError, ContractError, SignatureError
 from gateway.partners.signing import sign_payload
 from gateway_simulators.core.engine import Payment, Simulator, SubmissionRecord
-from gateway_simulators.core.partner import Partner, Submission
+from gateway_simulators.core.partner import Partner, ReportLine, Submission
 from gateway_simulators.core.scenario import (
     FAULT_KINDS,
     PAYLOAD_FAULTS,
@@ -230,7 +230,15 @@ async def _submission(request: web.Request, sim: Simulator, body: bytes, record:
         record.outcome = "replayed"
         answer = previous
     else:
-        duplicates = [tx.key for tx in message.transactions if tx.key in sim.payments]
+        # A message of one payment under a new key for a payment already held is a mistake (409). In a
+        # bulk message each payment is deduplicated on its own (its InstrId is its idempotency key): one
+        # held already, with the same content, is answered with its current status and not taken again.
+        bulk = len(message.transactions) > 1
+        duplicates = [
+            tx.key
+            for tx in message.transactions
+            if tx.key in sim.payments and (not bulk or sim.payments[tx.key].tx.fingerprint != tx.fingerprint)
+        ]
         if duplicates:
             raise Refusal(409, "DUPLICATE_INSTRUCTION", f"instruction {duplicates[0]} was already submitted")
         answer, payments = _accept(sim, message, key, request.headers.get("X-Callback-Url"))
@@ -268,8 +276,14 @@ async def _submission(request: web.Request, sim: Simulator, body: bytes, record:
 def _accept(
     sim: Simulator, message: Submission, key: str, callback_url: str | None
 ) -> tuple[SubmissionRecord, list[Payment]]:
-    payments = [sim.take(tx, sim.decide(sim.fields(tx)), key, callback_url) for tx in message.transactions]
-    lines = tuple(sim.line(p) for p in payments)
+    held = [sim.payments[tx.key] for tx in message.transactions if tx.key in sim.payments]
+    payments = [
+        sim.take(tx, sim.decide(sim.fields(tx)), key, callback_url)
+        for tx in message.transactions
+        if tx.key not in sim.payments
+    ]
+    # a payment held already is answered as it was the first time (a replay of its own answer)
+    lines = tuple((*(_first_answer(sim, p) for p in held), *(sim.line(p) for p in payments)))
     subject = message.transactions[0].reference or message.transactions[0].key
     body, message_id = sim.report(lines, original_message_id=message.message_id, subject=subject)
     http_status = 202 if any(p.step == "accepted" for p in payments) else 200
@@ -277,13 +291,20 @@ def _accept(
         fingerprint=tuple(tx.fingerprint for tx in message.transactions),
         http_status=http_status,
         body=body,
-        payment_keys=tuple(p.tx.key for p in payments),
+        payment_keys=tuple(p.tx.key for p in (*held, *payments)),
         lines=lines,
         message_id=message_id,
         original_message_id=message.message_id,
     )
     sim.submissions[key] = record
     return record, payments
+
+
+def _first_answer(sim: Simulator, payment: Payment) -> ReportLine:
+    """The line the partner answered for ``payment`` when it took it."""
+    first = sim.submissions.get(payment.idempotency_key)
+    found = next((line for line in first.lines if line.key == payment.tx.key), None) if first else None
+    return found or sim.line(payment)
 
 
 async def get_status(request: web.Request) -> web.Response:

@@ -117,6 +117,8 @@ class Simulator:
         self._streams: dict[tuple[str, str], random.Random] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
+        #: callbacks waiting to travel together, by callback URL (``_coalesced``)
+        self._pooled: dict[str, list[tuple[Payment, str, asyncio.Future[None]]]] = {}
 
     # -- seeds ------------------------------------------------------------------------
 
@@ -160,6 +162,7 @@ class Simulator:
     async def reset(self) -> None:
         """Forget payments, submissions, journal and fault counters; stop pending timelines."""
         await self.cancel_tasks()
+        self._pooled.clear()
         self.payments.clear()
         self.submissions.clear()
         self.parked.clear()
@@ -419,7 +422,80 @@ class Simulator:
             delay = late.delay.sample(self.stream(subject, "late"))
             self.spawn(self._later(delay, payment, step, body, message_id, faults))
             return
+        if not faults and self.settings.callback_batch_max > 1:
+            await self._coalesced(payment, step)
+            return
         await self.deliver(payment, step, body, message_id, faults)
+
+    async def _coalesced(self, payment: Payment, step: str) -> None:
+        """Report ``payment``'s step in one status report with the others due within ``callback_batch_window``.
+
+        A bank reports many payments in one pain.002 (a status report per file, not per payment);
+        only callbacks no fault touches are pooled, so a faulted one still travels alone. Returns
+        once the shared report was posted (or given up), so a payment's steps keep their order.
+        """
+        assert payment.callback_url is not None
+        url = payment.callback_url
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending = self._pooled.setdefault(url, [])
+        pending.append((payment, step, done))
+        if len(pending) == 1:
+            self.spawn(self._flush_pool(url))
+        await done
+
+    async def _flush_pool(self, url: str) -> None:
+        await asyncio.sleep(self.settings.callback_batch_window)
+        while self._pooled.get(url):
+            pool, most = self._pooled[url], self.settings.callback_batch_max
+            batch, self._pooled[url] = pool[:most], pool[most:]
+            try:
+                await self._post_many(url, [(payment, step) for payment, step, _ in batch])
+            finally:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+        self._pooled.pop(url, None)
+
+    async def _post_many(self, url: str, items: Sequence[tuple[Payment, str]]) -> None:
+        """One signed report on several payments to ``url``, retried like a single callback."""
+        if self._http is None:
+            raise RuntimeError("simulator used outside its app's lifetime")
+        first = items[0][0]
+        subject = first.tx.reference or first.tx.key
+        lines = [self.line(payment) for payment, _ in items]
+        body, message_id = self.report(
+            lines, original_message_id=first.tx.message_id, subject=f"{subject}:{len(items)}", callback=True
+        )
+        records = []
+        for payment, step in items:
+            record = CallbackRecord(status=self.partner.codes[step])
+            payment.callbacks.append(record)
+            records.append(record)
+        for attempt in range(self.settings.callback_attempts):
+            headers = {
+                "Content-Type": self.partner.content_type,
+                self.partner.signature_header: sign_payload(self.settings.callback_secret, body),
+            }
+            outcome, detail, http_status = "failed", None, None
+            try:
+                async with self._http.post(url, data=body, headers=headers) as resp:
+                    http_status = resp.status
+                    if resp.status < 300:
+                        outcome = "delivered"
+                    elif resp.status < 500 and resp.status != 429:
+                        outcome = "refused"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                detail = type(exc).__name__
+            for (payment, step), record in zip(items, records, strict=True):
+                record.attempts, record.http_status = attempt + 1, http_status
+                record.delivered = outcome == "delivered"
+                self._journal_callback(
+                    payment, step, body, message_id, (), outcome=outcome, http_status=http_status, detail=detail
+                )
+            if outcome != "failed":
+                return
+            if attempt + 1 < self.settings.callback_attempts:
+                await asyncio.sleep(self.settings.callback_backoff * 2**attempt)
 
     async def _later(
         self, delay: float, payment: Payment, step: str, body: bytes, message_id: str, faults: tuple[Fault, ...]

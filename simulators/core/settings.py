@@ -25,6 +25,8 @@ _KNOWN = frozenset(
         "callback_attempts",
         "callback_backoff",
         "callback_timeout",
+        "callback_batch_window",
+        "callback_batch_max",
         "unavailable_for",
         "retry_after",
         "scenario",
@@ -49,6 +51,10 @@ class CoreSettings:
     callback_attempts: int = 4
     callback_backoff: float = 0.05
     callback_timeout: float = 5.0
+    #: callbacks due within this many seconds of each other travel in one status report ...
+    callback_batch_window: float = 0.01
+    #: ... of at most this many payments (1: one callback per payment)
+    callback_batch_max: int = 500
     unavailable_for: int = 0
     retry_after: int = 1
     scenario: Scenario | None = None
@@ -94,6 +100,8 @@ class CoreSettings:
             callback_attempts=max(1, int(number("callback_attempts", 4))),
             callback_backoff=number("callback_backoff", 0.05),
             callback_timeout=number("callback_timeout", 5),
+            callback_batch_window=number("callback_batch_window", 0.01),
+            callback_batch_max=max(1, int(number("callback_batch_max", 500))),
             unavailable_for=int(number("unavailable_for", 0)),
             retry_after=int(number("retry_after", 1)),
             scenario=scenario,

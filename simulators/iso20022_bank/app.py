@@ -1,6 +1,7 @@
 """The ISO 20022 bank simulator: the core's app with the ``Iso20022Bank`` plug-in.
 
-Routes: ``POST /pain001`` (a signed pain.001.001.09 with ``Idempotency-Key``
+Routes: ``POST /pain001`` (a signed pain.001.001.09 with ``Idempotency-Key``; a bulk
+message with several payments is deduplicated per payment, on its InstrId
 and optional ``X-Callback-Url``), ``GET /payments/{instruction_id}/status``
 (signed request over the empty body), ``POST /pain008`` (SEPA Core direct
 debits, answered with a pain.002; camt.054 notifications at
@@ -47,7 +48,9 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     (0.2 s), ``send_callbacks`` (true), ``rules``, ``builtin_rules`` (true:
     ``REJECT-<CODE>`` / ``REJECTNOW-<CODE>`` in the creditor name),
     ``signature_tolerance_seconds`` (300), ``callback_attempts`` (4),
-    ``callback_backoff`` (0.05 s, doubled per attempt), ``unavailable_for``
+    ``callback_backoff`` (0.05 s, doubled per attempt), ``callback_batch_window``
+    (0.01 s) and ``callback_batch_max`` (500: callbacks no fault touches that fall due
+    within the window travel in one pain.002; 1 sends one per payment), ``unavailable_for``
     (the first N submissions get 503 + ``Retry-After: retry_after``).
     """
     bank = Iso20022Bank()

@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -388,3 +389,72 @@ async def test_a_failed_camt054_fetch_is_remembered_for_the_cache_window(
             await adapter.notifications()
 
     assert asked == ["/camt054"]
+
+
+# -- bulk: many payments in one pain.001, one status report for many ---------------------------
+
+
+def _orders(new_order: OrderFactory, n: int, *, first: int = 1) -> list[PaymentOrder]:
+    return [
+        new_order(id=f"ins_01J00000000000000000000{i:02d}", reference=f"INV-BULK-{i:02d}")
+        for i in range(first, first + n)
+    ]
+
+
+async def test_submit_many_sends_one_pain001_and_books_each_payment_once(
+    bank_rig: RigFactory, new_order: OrderFactory
+) -> None:
+    rig = await bank_rig()
+    orders = _orders(new_order, 5)
+
+    results = await rig.adapter.submit_many(orders)
+
+    submits = rig.bank.journal.select({"kind": "submit"})
+    assert len(submits) == 1  # one message for the five payments
+    assert [r.status for r in results] == [Status.SUBMITTED] * 5
+    assert len({r.partner_reference for r in results}) == 5
+    assert sorted(rig.bank.payments) == sorted(o.id for o in orders)
+
+
+async def test_a_payment_sent_again_in_another_bulk_message_is_not_booked_twice(
+    bank_rig: RigFactory, new_order: OrderFactory
+) -> None:
+    rig = await bank_rig()
+    first = await rig.adapter.submit_many(_orders(new_order, 3))  # payments 1-3
+    again = await rig.adapter.submit_many(_orders(new_order, 4, first=2))  # 2-3 again, with 4 and 5
+
+    assert all(not isinstance(r, Exception) for r in again)
+    assert len(rig.bank.payments) == 5  # 2 and 3 were recognised by their InstrId, not taken again
+    assert again[0].partner_reference == first[1].partner_reference  # type: ignore[union-attr]
+    assert again[1].partner_reference == first[2].partner_reference  # type: ignore[union-attr]
+    assert all(p["submissions"] == 1 for p in rig.bank.describe())
+    await rig.bank.idle()  # settled meanwhile: a resend is still answered as the first time (ACTC), never
+    late = await rig.adapter.submit_many(_orders(new_order, 2, first=1))  # "settled" for a payment just routed
+    assert [r.partner_status for r in late] == ["ACTC", "ACTC"]  # type: ignore[union-attr]
+
+
+async def test_a_bulk_message_the_bank_refuses_falls_back_to_one_payment_at_a_time(
+    bank_rig: RigFactory, new_order: OrderFactory
+) -> None:
+    rig = await bank_rig()
+    await rig.adapter.submit(new_order(id="ins_01J0000000000000000000099", reference="INV-BULK-99", amount="7.00"))
+    changed = new_order(id="ins_01J0000000000000000000099", reference="INV-BULK-99", amount="8.00")
+    orders = [*_orders(new_order, 2), changed]  # the third is a known InstrId with other content: 409
+
+    results = await rig.adapter.submit_many(orders)
+
+    assert [r.status for r in results[:2]] == [Status.SUBMITTED] * 2  # type: ignore[union-attr]
+    assert isinstance(results[2], PermanentPartnerError)
+    assert rig.bank.payments["ins_01J0000000000000000000099"].tx.amount == Decimal("7.00")
+
+
+async def test_the_bank_reports_many_payments_in_one_callback(bank_rig: RigFactory, new_order: OrderFactory) -> None:
+    rig = await bank_rig(callback_batch_window=0.05)
+    orders = _orders(new_order, 4)
+    await rig.adapter.submit_many(orders)
+
+    updates = await settle(rig)
+
+    settled = [u.instruction_id for u in updates if u.status is Status.SETTLED]
+    assert sorted(settled) == sorted(o.id for o in orders)  # every payment settled exactly once
+    assert len(rig.inbox.received) < 2 * len(orders)  # fewer reports than payments times steps
