@@ -201,7 +201,11 @@ class Scheduler:
         older_than = self.services.clock() - timedelta(seconds=self.after)
         async with self.services.engine.connect() as conn:
             due = await repo.due_for_poll(conn, older_than, self.batch)
-        loaded = await self.services.orders.load_many(due)
+        return await self.poll(due)
+
+    async def poll(self, instruction_ids: Sequence[str]) -> UpdateSummary:
+        """Ask the partners about these payments now and apply what they say (one call per partner)."""
+        loaded = await self.services.orders.load_many(list(instruction_ids))
         answers = await asyncio.gather(*(self.poll_one(row, order) for row, order in loaded.values()))
         by_adapter: dict[str, list[StatusUpdate]] = {}
         for answer in answers:

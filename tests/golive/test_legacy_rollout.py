@@ -127,7 +127,7 @@ async def test_canary_remainder_goes_to_the_legacy_folder_and_settles_from_the_s
         scheduler = gw.runtime.scheduler
         assert scheduler is not None
         for ref in outside:
-            await scheduler.poll_one(ids[ref])
+            await scheduler.poll([ids[ref]])
         assert (await gw.get_instruction(ids[settled]))["status"] == "settled"
         rejected = await gw.get_instruction(ids[refused])
         assert rejected["status"] == "rejected" and rejected["events"][-1]["reason_code"] == "AC04"
