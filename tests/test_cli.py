@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sqlite3
 import subprocess
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from gateway.cli.main import build_parser
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
 
@@ -151,3 +154,19 @@ def test_a_database_schema_that_is_no_identifier_is_one_line(tmp_path: Path) -> 
     assert result.stderr.strip() == (
         f"gateway: database schema 'Bad-Name': use lower-case letters, digits and _ only (database.url from {path})"
     )
+
+
+def test_every_command_s_help_renders() -> None:
+    """argparse formats help text with %: a stray % in any help string breaks ``--help`` for everyone."""
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        shown = [f"{path}: {len(parser.format_help())}"]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    shown += walk(sub, f"{path} {name}")
+        return shown
+
+    shown = walk(build_parser(), "gateway")
+    assert len(shown) > 60 and all(int(line.rsplit(": ", 1)[1]) > 0 for line in shown)
+    assert any(line.startswith("gateway rollout compare:") for line in shown)

@@ -181,7 +181,7 @@ def _show_comparison(result: Comparison) -> None:
 
 
 def register(subparsers: Subparsers) -> None:
-    commands = group(subparsers, "rollout", help="staged rollout: off | shadow | canary P% | live per partner")
+    commands = group(subparsers, "rollout", help="staged rollout: off | shadow | canary P%% | live per partner")
     p = command(commands, "status", status_command, help="the stored modes (anything not listed is live)")
     p.add_argument("--json", action="store_true", help="the modes as JSON")
     p = command(commands, "set", set_command, help="set a business unit and partner's mode (audited)")
