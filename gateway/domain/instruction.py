@@ -92,6 +92,7 @@ def _ultimate(doc: Mapping[str, Any], role: str) -> UltimateParty | None:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PARTIES = ("debtor", "creditor")
 
 
 #: a control character as ``json.dumps`` writes it (``\n``, ``\u001f``, ``\u007f``), after an even run of backslashes
@@ -145,15 +146,23 @@ def _control_characters(node: Any, pointer: str = "") -> list[FieldError]:
     return []
 
 
-def parse_instruction(doc: Mapping[str, Any]) -> InstructionData:
+def parse_instruction(doc: Mapping[str, Any], parties: tuple[Party, Party] | None = None) -> InstructionData:
     """Build ``InstructionData`` from a contract-valid document in the newest shape.
 
-    Raise ``DomainError`` listing every failing field.
+    Raise ``DomainError`` listing every failing field. ``parties``: the debtor and
+    creditor this function already returned for documents whose ``debtor`` and
+    ``creditor`` equal ``doc``'s (a caller that meets the same parties again, such as
+    the history import, parses each once); they are taken as they are.
     """
-    errors: list[FieldError] = _control_characters(doc)
-    money = _collect(errors, lambda: _money(doc))
-    debtor = _collect(errors, lambda: parse_party(doc["debtor"], "/debtor"))
-    creditor = _collect(errors, lambda: parse_party(doc["creditor"], "/creditor"))
+    if parties is None:
+        errors: list[FieldError] = _control_characters(doc)
+        money = _collect(errors, lambda: _money(doc))
+        debtor = _collect(errors, lambda: parse_party(doc["debtor"], "/debtor"))
+        creditor = _collect(errors, lambda: parse_party(doc["creditor"], "/creditor"))
+    else:
+        errors = _control_characters({k: v for k, v in doc.items() if k not in _PARTIES})
+        money = _collect(errors, lambda: _money(doc))
+        debtor, creditor = parties
     ultimate_debtor = _collect(errors, lambda: _ultimate(doc, "ultimate_debtor"))
     ultimate_creditor = _collect(errors, lambda: _ultimate(doc, "ultimate_creditor"))
     remittance: Mapping[str, Any] = doc.get("remittance_information") or {}

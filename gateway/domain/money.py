@@ -48,7 +48,12 @@ def validate_currency(code: str) -> str:
 
 def minor_units(code: str) -> int:
     """Number of decimals the currency allows (EUR 2, JPY 0, BHD 3)."""
-    return int(_currency(validate_currency(code)).exponent)
+    return _exponent(validate_currency(code))
+
+
+@lru_cache(maxsize=512)
+def _exponent(code: str) -> int:
+    return int(_currency(code).exponent)
 
 
 class Money:

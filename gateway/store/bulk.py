@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, Date, Table
@@ -313,7 +314,20 @@ def _on_conflict(
 
 
 def _params(converters: Sequence[Converter], columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[tuple]:
-    return [tuple(conv(row[name]) for conv, name in zip(converters, columns, strict=True)) for row in rows]
+    # most columns pass as they are: pick the values in C, convert only the columns that need it
+    pick = itemgetter(*columns)
+    if len(columns) == 1:
+        return [(converters[0](pick(row)),) for row in rows]
+    convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
+    if not convert:
+        return [pick(row) for row in rows]
+    out = []
+    for row in rows:
+        values = list(pick(row))
+        for i, conv in convert:
+            values[i] = conv(values[i])
+        out.append(tuple(values))
+    return out
 
 
 async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
