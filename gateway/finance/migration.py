@@ -394,6 +394,8 @@ _PARTY_FIELDS = {
     for role in ("debtor", "creditor")
 }
 _PARTIES = ("debtor", "creditor")
+#: the page cache of an importing SQLite connection (64 MiB; a connection setting, SQLite's default is 2 MB)
+_SQLITE_CACHE = "PRAGMA cache_size=-65536"
 #: the debtor's and the creditor's fields of one flat record (``_PARTY_FIELDS`` order)
 _PartyKeys = tuple[tuple[Any, ...], tuple[Any, ...]]
 
@@ -762,6 +764,10 @@ async def import_file(
                 checkpoint.duplicates += len(dup)
             else:
                 async with engine.begin() as conn:
+                    if conn.dialect.name == "sqlite":
+                        # the content-hash index takes random keys: with SQLite's default 2 MB page cache each
+                        # insert and look-up rereads its pages (a quarter of the write time at 1M rows)
+                        await conn.exec_driver_sql(_SQLITE_CACHE)
                     refs, hashes = await known(conn, business_unit, parsed) if parsed else (set(), set())
                     new, dup = fresh(parsed, refs, hashes)
                     checkpoint.imported += len(new)
