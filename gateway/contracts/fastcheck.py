@@ -61,7 +61,8 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import fastjsonschema
@@ -74,7 +75,9 @@ __all__ = [
     "APPLICATORS",
     "ASSERTIONS",
     "FORMATS",
+    "PropertyChecks",
     "compile_fast",
+    "compile_fast_properties",
     "exclusive",
     "ineligibility",
 ]
@@ -376,3 +379,78 @@ def compile_fast(
         return True
 
     return fast
+
+
+#: Top-level keywords a closed object schema may have for :func:`compile_fast_properties` (plus identity,
+#: ``x-*`` extensions, ``$defs`` and annotations).
+_OBJECT_KEYWORDS = frozenset({"type", "additionalProperties", "required", "properties"})
+
+
+@dataclass(frozen=True)
+class PropertyChecks:
+    """A closed object schema's fast check, split into one check per property.
+
+    For a schema of only ``type: object``, ``additionalProperties: false``,
+    ``required`` and ``properties`` (and ``$defs``), 2020-12 defines the verdict
+    property by property: an instance is valid exactly when it is an object, has
+    every required key, no key outside ``properties``, and each value is valid
+    against its property's schema. So a caller that meets the same value again (a
+    history import pays the same parties thousands of times) may check it once and
+    pass its name in ``proven``.
+    """
+
+    required: frozenset[str]
+    properties: Mapping[str, Callable[[Any], bool]]
+
+    def __call__(self, instance: Any, proven: Collection[str] = ()) -> bool:
+        """Whether ``instance`` is valid (``True`` is certain), taking the properties in ``proven`` as valid."""
+        if not isinstance(instance, dict) or not self.required.issubset(instance):
+            return False
+        checks = self.properties
+        for name, value in instance.items():
+            check = checks.get(name)
+            if check is None or (name not in proven and not check(value)):
+                return False
+        return True
+
+    def check(self, name: str, value: Any) -> bool:
+        """Whether ``value`` is valid for property ``name`` (``True`` is certain; unknown names are not)."""
+        check = self.properties.get(name)
+        return check is not None and check(value)
+
+
+def _constant(verdict: bool) -> Callable[[Any], bool]:
+    def fixed(instance: Any) -> bool:
+        return verdict
+
+    return fixed
+
+
+def compile_fast_properties(
+    schema: Mapping[str, Any], format_checker: FormatChecker | None = None
+) -> PropertyChecks | None:
+    """:class:`PropertyChecks` for a closed object schema, or ``None`` (not that shape, or not eligible).
+
+    Each property's check is :func:`compile_fast` of its subschema beside the
+    schema's ``$defs`` (a ``$ref`` elsewhere makes it ineligible), so the split
+    verdict is the whole schema's verdict (``tests/contracts/test_fastcheck.py``).
+    """
+    if ineligibility(schema) is not None or schema.get("type") != "object":
+        return None
+    keywords = {
+        k for k in schema if k not in ANNOTATIONS and k not in ("$schema", "$id", "$defs") and not k.startswith("x-")
+    }
+    if keywords - _OBJECT_KEYWORDS or schema.get("additionalProperties") is not False:
+        return None
+    properties = schema.get("properties", {})
+    checks: dict[str, Callable[[Any], bool]] = {}
+    for name, sub in properties.items():
+        if isinstance(sub, bool):
+            checks[name] = _constant(sub)
+            continue
+        alone = {**sub, "$schema": DRAFT_2020_12, "$defs": schema.get("$defs", {})}
+        check = compile_fast(alone, format_checker=format_checker)
+        if check is None:
+            return None
+        checks[name] = check
+    return PropertyChecks(frozenset(schema.get("required", ())), checks)

@@ -20,7 +20,7 @@ from jsonschema.exceptions import ValidationError, best_match, relevance
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from gateway.contracts.fastcheck import compile_fast
+from gateway.contracts.fastcheck import PropertyChecks, compile_fast, compile_fast_properties
 from gateway.contracts.messages import describe
 from gateway.contracts.strict_schema import FORMAT_CHECKER, StrictValidator
 from gateway.domain.errors import pointer_of
@@ -87,6 +87,7 @@ class ContractRegistry:
         self._validators: dict[tuple[str, str], Draft202012Validator] = {}
         self._versions: dict[str, list[str]] = {}
         self._fast: dict[tuple[str, str], Callable[[Any], bool] | None] = {}
+        self._fast_properties: dict[tuple[str, str], PropertyChecks | None] = {}
 
     @property
     def resources(self) -> Registry:
@@ -132,6 +133,13 @@ class ContractRegistry:
         if key not in self._fast:
             self._fast[key] = compile_fast(self.schema(*key), format_checker=FORMAT_CHECKER)
         return self._fast[key]
+
+    def fast_properties(self, message: str, version: str | None = None) -> PropertyChecks | None:
+        """The compiled pre-check split per property (``PropertyChecks``), or ``None`` where it cannot be split."""
+        key = (message, version or self.latest(message))
+        if key not in self._fast_properties:
+            self._fast_properties[key] = compile_fast_properties(self.schema(*key), format_checker=FORMAT_CHECKER)
+        return self._fast_properties[key]
 
     def errors(self, message: str, instance: Any, version: str | None = None) -> list[FieldError]:
         """Every failing field, most relevant first; empty when valid.

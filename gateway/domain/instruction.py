@@ -92,6 +92,7 @@ def _ultimate(doc: Mapping[str, Any], role: str) -> UltimateParty | None:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PARTIES = ("debtor", "creditor")
 
 
 #: a control character as ``json.dumps`` writes it (``\n``, ``\u001f``, ``\u007f``), after an even run of backslashes
@@ -145,39 +146,60 @@ def _control_characters(node: Any, pointer: str = "") -> list[FieldError]:
     return []
 
 
-def parse_instruction(doc: Mapping[str, Any], *, plain_text: bool = False) -> InstructionData:
+def parse_instruction(
+    doc: Mapping[str, Any], parties: tuple[Party, Party] | None = None, *, plain_text: bool = False
+) -> InstructionData:
     """Build ``InstructionData`` from a contract-valid document in the newest shape.
 
-    Raise ``DomainError`` listing every failing field. ``plain_text``: the caller knows
-    that no string in ``doc`` holds a control character (``decode_json`` of a body
-    without a single backslash: JSON text cannot carry one unescaped, and the decoder
-    refuses the rest), so they are not looked for again.
+    Raise ``DomainError`` listing every failing field.
+
+    ``parties``: the debtor and creditor this function already returned for documents
+    whose ``debtor`` and ``creditor`` equal ``doc``'s (a caller that meets the same
+    parties again, such as the history import, parses each once); they are taken as
+    they are, and neither parsed nor searched for control characters again.
+
+    ``plain_text``: the caller knows that no string in ``doc`` holds a control character
+    (``decode_json`` of a body without a single backslash: JSON text cannot carry one
+    unescaped, and the decoder refuses the rest), so they are not looked for again.
     """
+    # the parties' fields are known good when given: only the rest of the document is searched
+    rest = doc if parties is None else {k: v for k, v in doc.items() if k not in _PARTIES}
     try:
-        if plain_text or not _has_control(doc):
+        if plain_text or not _has_control(rest):
             # the common case: nothing wrong, each field parsed once, in order
+            money = _money(doc)
+            if parties is None:
+                debtor = parse_party(doc["debtor"], "/debtor")
+                creditor = parse_party(doc["creditor"], "/creditor")
+            else:
+                debtor, creditor = parties
             return _instruction(
                 doc,
-                _money(doc),
-                parse_party(doc["debtor"], "/debtor"),
-                parse_party(doc["creditor"], "/creditor"),
+                money,
+                debtor,
+                creditor,
                 _ultimate(doc, "ultimate_debtor"),
                 _ultimate(doc, "ultimate_creditor"),
                 _creditor_reference(doc.get("remittance_information") or {}),
             )
     except DomainError:
         pass  # something is wrong: find every failing field
-    errors: list[FieldError] = _control_characters(doc)
-    money = _collect(errors, lambda: _money(doc))
-    debtor = _collect(errors, lambda: parse_party(doc["debtor"], "/debtor"))
-    creditor = _collect(errors, lambda: parse_party(doc["creditor"], "/creditor"))
+    errors: list[FieldError] = _control_characters(rest)
+    money_or_none = _collect(errors, lambda: _money(doc))
+    if parties is None:
+        debtor_or_none = _collect(errors, lambda: parse_party(doc["debtor"], "/debtor"))
+        creditor_or_none = _collect(errors, lambda: parse_party(doc["creditor"], "/creditor"))
+    else:
+        debtor_or_none, creditor_or_none = parties
     ultimate_debtor = _collect(errors, lambda: _ultimate(doc, "ultimate_debtor"))
     ultimate_creditor = _collect(errors, lambda: _ultimate(doc, "ultimate_creditor"))
     remittance: Mapping[str, Any] = doc.get("remittance_information") or {}
     creditor_reference = _collect(errors, lambda: _creditor_reference(remittance))
-    if errors or money is None or debtor is None or creditor is None:
+    if errors or money_or_none is None or debtor_or_none is None or creditor_or_none is None:
         raise DomainError(errors[0].message, pointer=errors[0].pointer, errors=errors)
-    return _instruction(doc, money, debtor, creditor, ultimate_debtor, ultimate_creditor, creditor_reference)
+    return _instruction(
+        doc, money_or_none, debtor_or_none, creditor_or_none, ultimate_debtor, ultimate_creditor, creditor_reference
+    )
 
 
 def _instruction(

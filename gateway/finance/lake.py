@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Select, and_, func, insert, select, update
+from sqlalchemy import Boolean, Float, Integer, Select, and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.clock import Clock
@@ -594,28 +595,113 @@ def _no_crash(stage: str) -> None:
 Progress = Callable[[str, int, int], None]
 
 
-#: a query's column names and raw rows
-_Fetched = tuple[Sequence[str], list[Sequence[Any]]]
+#: a chunk as read: its rows as the dataset's Arrow table, and each row's partition date
+_Chunk = tuple[pa.Table, pa.Array]
 
 
-async def _fetch(conn: AsyncConnection, query: Select[Any]) -> _Fetched:
-    """A query's rows as the driver gives them: on SQLite in one hop of its thread, without row processing.
+async def _fetch(conn: AsyncConnection, dataset: Dataset, query: Select[Any]) -> _Chunk:
+    """A chunk's rows, straight from the driver into Arrow columns.
 
-    Values may be raw (SQLite: timestamps and dates as text, booleans as 0/1, JSON as
-    text) or typed (PostgreSQL); :func:`_array` takes either.
+    SQLite: in one hop of its thread, the raw rows (text, integers) become one Arrow
+    struct array in C, then typed column by column in Arrow (:func:`_typed`): no
+    Python object per value beyond the driver's own. PostgreSQL (or SQLite values of
+    an unexpected type): typed Python values, column by column (:func:`_array`).
     """
     thread = await sqlite_thread(conn)
     if thread is None:
         result = await conn.execute(query)
-        return list(result.keys()), [tuple(r) for r in result.all()]
-    compiled = query.compile(dialect=conn.dialect)
+        return _from_rows(dataset, list(result.keys()), result.all())
+    fetched = _fetched_columns(query)
+    compiled = fetched.query.compile(dialect=conn.dialect)
     params = tuple(compiled.params[name] for name in compiled.positiontup or ())
 
-    def work(db: sqlite3.Connection) -> _Fetched:
-        cursor = db.execute(str(compiled), params)
-        return [d[0] for d in cursor.description], cursor.fetchall()
+    def work(db: sqlite3.Connection) -> _Chunk:
+        rows = db.execute(str(compiled), params).fetchall()
+        try:
+            raw = pa.array(rows, type=fetched.raw_type).flatten() if rows else None
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value of another type than its column declares
+            columns = list(zip(*rows, strict=True))
+            return _from_rows(dataset, fetched.names, rows, {n: columns[i] for n, i in fetched.at.items()})
+        return _from_arrow(dataset, fetched, raw)
 
     return await thread.run(work)
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """What the SQLite path selects: each distinct expression once (``_key`` not at all)."""
+
+    query: Select[Any]
+    names: list[str]  # the labels selected
+    at: dict[str, int]  # every label the writer needs → its position in ``names``
+    raw_type: pa.StructType  # how the driver's values arrive: integers or text
+
+
+def _fetched_columns(query: Select[Any]) -> _Fetch:
+    unique: list[Any] = []
+    bases: list[Any] = []
+    at: dict[str, int] = {}
+    for column in query.selected_columns:
+        if column.key == "_key":  # the chunk's key range is known; its rows' keys are not needed
+            continue
+        base = getattr(column, "element", column)  # a label's expression
+        found = next((i for i, b in enumerate(bases) if b is base), None)
+        if found is None:
+            found = len(unique)
+            unique.append(column)
+            bases.append(base)
+        at[column.key] = found
+    names = [c.key for c in unique]
+    raw = pa.struct([pa.field(f"c{i}", _raw_type(c.type)) for i, c in enumerate(unique)])
+    return _Fetch(query.with_only_columns(*unique, maintain_column_froms=True), names, at, raw)
+
+
+def _raw_type(kind: Any) -> pa.DataType:
+    """How SQLite hands a column of this SQLAlchemy type over: integers (booleans as 0/1), reals, or text."""
+    if isinstance(kind, Boolean | Integer):
+        return pa.int64()
+    if isinstance(kind, Float):
+        return pa.float64()
+    return pa.string()  # text, JSON as its text, dates and UTC instants as ISO text
+
+
+def _from_arrow(dataset: Dataset, fetched: _Fetch, raw: Sequence[pa.Array] | None) -> _Chunk:
+    if raw is None:
+        return dataset.schema.empty_table(), pa.array([], type=pa.date32())
+    arrays = [_typed(raw[fetched.at[col.name]], col) for col in dataset.columns]
+    dates = raw[fetched.at["_date"]]
+    days = pc.utf8_slice_codeunits(dates, 0, 10).cast(pa.date32()) if pa.types.is_string(dates.type) else dates
+    return pa.Table.from_arrays(arrays, schema=dataset.schema), days
+
+
+def _from_rows(
+    dataset: Dataset,
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    columns: Mapping[str, Sequence[Any]] | None = None,
+) -> _Chunk:
+    if columns is None:
+        transposed = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        columns = dict(zip(names, transposed, strict=True))
+    arrays = [_array(columns[col.name], col) for col in dataset.columns]
+    days = pa.array([date.fromisoformat(_day(v)) for v in columns["_date"]], type=pa.date32())
+    return pa.Table.from_arrays(arrays, schema=dataset.schema), days
+
+
+def _typed(raw: pa.Array, column: Column) -> pa.Array:
+    """One column from the driver's raw Arrow values (text, integers) to its Arrow type."""
+    convert = column.convert or _CONVERT.get(column.name)
+    kind = column.type
+    if convert is not None and convert is not _json_text:  # SQLite hands JSON over as its text already
+        # a pure function of each value: applied once per distinct value
+        encoded = pc.dictionary_encode(raw)
+        values = [None if v is None else convert(v) for v in encoded.dictionary.to_pylist()]
+        return pa.array(values, type=kind).take(encoded.indices)
+    if raw.type == kind:
+        return raw
+    if pa.types.is_string(raw.type) and pa.types.is_timestamp(kind):  # SQLite keeps UTC instants as naive text
+        return raw.cast(pa.timestamp(kind.unit)).cast(kind)
+    return raw.cast(kind)
 
 
 def _array(values: Sequence[Any], column: Column) -> pa.Array:
@@ -743,9 +829,9 @@ class Exporter:
                     now = self.clock()
                     if files:
                         await conn.execute(insert(export_files), [{**f.__dict__, "created_at": now} for f in files])
-                    await advance_watermark(conn, dataset.name, after, upper, len(fetched[1]), now, dataset.version)
+                    await advance_watermark(conn, dataset.name, after, upper, fetched[0].num_rows, now, dataset.version)
                 self.crash_point("recorded")
-                result.rows += len(fetched[1])
+                result.rows += fetched[0].num_rows
                 result.files += [f.path for f in files]
                 result.to_key = after = upper
                 done_keys += in_chunk
@@ -758,38 +844,30 @@ class Exporter:
                 await reading  # a read-ahead cut short by a failure: its result (or error) is not wanted
         return result
 
-    async def _read_chunk(self, dataset: Dataset, after: int, *, counted: bool) -> tuple[int, int, _Fetched] | None:
+    async def _read_chunk(self, dataset: Dataset, after: int, *, counted: bool) -> tuple[int, int, _Chunk] | None:
         """The chunk after ``after``: its last key, its key count (if ``counted``) and its rows; None at the end."""
         async with self.engine.connect() as conn:
             upper = await self._upper(conn, dataset, after)
             if upper is None:
                 return None
             in_chunk = await self._count(conn, dataset, after, upper) if counted else 0
-            return upper, in_chunk, await _fetch(conn, dataset.rows(after, upper))
+            return upper, in_chunk, await _fetch(conn, dataset, dataset.rows(after, upper))
 
-    def _write_chunk(self, dataset: Dataset, lo: int, hi: int, fetched: _Fetched) -> list[_File]:
-        names, rows = fetched
-        if not rows:
+    def _write_chunk(self, dataset: Dataset, lo: int, hi: int, chunk: _Chunk) -> list[_File]:
+        table, days = chunk
+        if not table.num_rows:
             return []
-        at = {name: i for i, name in enumerate(names)}
-        columns = list(zip(*rows, strict=True))
-        arrays = [_array(columns[at[col.name]], col) for col in dataset.columns]
-        table = pa.Table.from_arrays(arrays, schema=dataset.schema)
-        groups: dict[str, list[int]] = {}
-        for i, value in enumerate(columns[at["_date"]]):
-            groups.setdefault(_day(value), []).append(i)
         files = []
         name = _part_name(lo, hi)
-        for day, indices in sorted(groups.items()):
-            part = table if len(groups) == 1 else table.take(pa.array(indices, type=pa.int64()))
-            rel = f"dataset={dataset.name}/date={day}/{name}"
+        distinct = pc.unique(days)
+        for day in sorted(distinct.to_pylist()):
+            part = table if len(distinct) == 1 else table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+            rel = f"dataset={dataset.name}/date={day.isoformat()}/{name}"
             size, sha = _write_durably(
                 self.out_dir / rel,
                 lambda tmp, part=part: pq.write_table(part, tmp, compression=self.compression),
             )
-            files.append(
-                _File(dataset.name, rel, date.fromisoformat(day), lo, hi, len(indices), size, sha, dataset.version)
-            )
+            files.append(_File(dataset.name, rel, day, lo, hi, part.num_rows, size, sha, dataset.version))
         return files
 
     async def write_manifest(self) -> Path | None:

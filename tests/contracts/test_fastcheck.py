@@ -25,7 +25,7 @@ import fastjsonschema
 import pytest
 from jsonschema import Draft202012Validator
 
-from gateway.contracts.fastcheck import compile_fast, exclusive, ineligibility
+from gateway.contracts.fastcheck import compile_fast, compile_fast_properties, exclusive, ineligibility
 from gateway.contracts.strict_schema import FORMAT_CHECKER, StrictValidator
 from tests.support import example_instruction
 
@@ -502,6 +502,8 @@ def test_fuzzed_contract_documents_agree(path: Path) -> None:
     schema = json.loads(path.read_text(encoding="utf-8"))
     fast = compile_fast(schema)
     assert fast is not None
+    split = compile_fast_properties(schema)
+    assert split is not None
     reference = StrictValidator(schema, format_checker=FORMAT_CHECKER)
     bases = [b for b in _bases(schema, path.parent.name) if reference.is_valid(b)]  # 2.0 changed remittance
     assert bases
@@ -514,7 +516,46 @@ def test_fuzzed_contract_documents_agree(path: Path) -> None:
         snapshot = copy.deepcopy(doc)
         expected = reference.is_valid(doc)
         assert fast(doc) == expected, f"mutation {i}: {json.dumps(snapshot, default=str)[:2000]}"
+        # split per property: the same verdict, also when properties checked once before are skipped
+        assert split(doc) == expected, f"mutation {i} (split): {json.dumps(snapshot, default=str)[:2000]}"
+        proven = {k for k, v in doc.items() if split.check(k, v)} if isinstance(doc, dict) else set()
+        assert split(doc, proven) == expected, f"mutation {i} (proven {sorted(proven)})"
         assert repr(doc) == repr(snapshot)  # not modified (repr: NaN != NaN)
         verdicts[expected] += 1
     assert verdicts[True] >= MUTATIONS_PER_CONTRACT // 10, verdicts
     assert verdicts[False] >= MUTATIONS_PER_CONTRACT // 10, verdicts
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"a": {"type": "string"}}},  # open: additionalProperties absent
+        {"type": "object", "additionalProperties": True, "properties": {"a": {"type": "string"}}},
+        {"type": "object", "additionalProperties": False, "properties": {}, "allOf": [{"required": ["a"]}]},
+        {"type": "object", "additionalProperties": False, "maxProperties": 1, "properties": {}},
+        {"additionalProperties": False, "properties": {"a": {"type": "string"}}},  # not only objects
+        {"type": "object", "additionalProperties": False, "properties": {"a": {"$ref": "#/properties/b"}, "b": {}}},
+        {"type": "object", "additionalProperties": False, "properties": {"a": {"if": {}}}},
+    ],
+    ids=["open", "additional-true", "top-level-allOf", "maxProperties", "no-type", "ref-to-sibling", "ineligible"],
+)
+def test_property_split_only_for_closed_objects(schema: dict[str, Any]) -> None:
+    assert compile_fast_properties({"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}) is None
+
+
+def test_property_split_checks_each_property_alone() -> None:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["a"],
+        "properties": {"a": {"$ref": "#/$defs/short"}, "b": True, "c": False},
+        "$defs": {"short": {"type": "string", "maxLength": 2}},
+    }
+    split = compile_fast_properties(schema)
+    assert split is not None
+    assert split({"a": "ok", "b": [1]}) and split.check("a", "ok")
+    assert not split({"a": "long"}) and not split.check("a", "long")
+    assert split({"a": "long"}, proven={"a"})  # the caller vouches for "a"
+    assert not split({"b": 1}) and not split({"a": "ok", "c": 1}) and not split({"a": "ok", "d": 1})
+    assert not split(["a"]) and not split.check("d", 1)

@@ -318,3 +318,46 @@ def test_an_import_killed_mid_file_continues_and_imports_nothing_twice(config: P
     # the risk history learned each settled payment once: 50 suppliers, rows / 50 payments each
     assert db.execute("SELECT count(*), sum(count) FROM risk_beneficiaries").fetchone() == (50, rows)
     assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+
+
+#: rows whose parties a first good row has already made known, each wrong in another field (or not at all)
+_AFTER_KNOWN_PARTIES = [
+    {"reference": "H-9", "amount": "12.50"},
+    {"reference": "H-10", "amount": "100.001"},
+    {"reference": "H-11", "amount": "0.00"},
+    {"reference": "H-12", "amount": "1e3"},
+    {"reference": "H-13", "currency": "XAU"},
+    {"reference": "H-14", "currency": "eur"},
+    {"reference": "bad ref with ü"},
+    {"reference": "R" * 36},
+    {"reference": "H-15", "type": "wire"},
+    {"reference": "H-16", "remittance_information": "line\nbreak"},
+    {"reference": "H-17", "remittance_information": "x" * 141},
+    {"reference": "H-18", "status": "pending"},
+    {"reference": "H-19", "created_at": "2025-13-01"},
+    {"reference": "H-20", "creditor_bic": "NOTABIC"},
+    {"reference": "H-21", "creditor_iban": "DE00370400440532013000"},
+]
+
+
+@pytest.mark.parametrize("change", _AFTER_KNOWN_PARTIES, ids=lambda c: ",".join(c))
+def test_a_row_whose_parties_are_known_is_judged_as_a_fresh_row_is(change: dict[str, str]) -> None:
+    base = {
+        "reference": "H-1",
+        "amount": "100.00",
+        "currency": "EUR",
+        "status": "settled",
+        "created_at": "2025-01-02",
+        "debtor_name": "ACME GmbH",
+        "debtor_iban": DEBTOR,
+        "creditor_name": "Supplier AG",
+        "creditor_iban": CREDITOR,
+        "remittance_information": "Invoice 1",
+    }
+    warm = Validator(load_mapping(None), system_clock())
+    first = warm(1, dict(base))
+    assert not hasattr(first, "reason"), first
+    fresh = Validator(load_mapping(None), system_clock())
+    expected = fresh(2, {**base, **change})
+    got = warm(2, {**base, **change})
+    assert got == expected  # the same payment (parties, money, hash), or the same rejection in the same words

@@ -85,3 +85,30 @@ def test_rows_made_together_are_the_rows_made_one_by_one() -> None:
     order = TEST_CODEC.payment_order({**together[0], "metadata": {}}, "bu_1")
     assert order.debtor.account == data[0].debtor.account and order.creditor.account == data[0].creditor.account
     assert isinstance(TEST_CODEC, InstructionCodec)
+
+
+def test_given_parties_are_taken_on_the_fast_path_and_in_the_full_report() -> None:
+    known = parse_instruction(_latest())
+    parties = (known.debtor, known.creditor)
+    doc = _latest()
+    # the given parties are used as they are, whichever path parses the rest
+    for kwargs in ({}, {"plain_text": True}):
+        data = parse_instruction(doc, parties, **kwargs)
+        assert data == parse_instruction(doc)
+        assert data.debtor is known.debtor and data.creditor is known.creditor
+    # the parties' fields are not parsed again: only the rest of the document is judged
+    doc["debtor"]["account"]["iban"] = "DE00370400440532013000"
+    doc["creditor"]["name"] = "line\nbreak"
+    assert parse_instruction(doc, parties).debtor is known.debtor
+    # a failing field elsewhere takes the full report, which still takes the given parties
+    doc["amount"] = "12.345"
+    doc["remittance_information"] = {"unstructured": "Invoice\t1"}
+    assert [pointer for pointer, _ in _errors(doc)] == [
+        "/creditor/name",
+        "/remittance_information/unstructured",
+        "/amount",
+        "/debtor/account/iban",
+    ]
+    found = _errors(doc, parties=parties)
+    assert [pointer for pointer, _ in found] == ["/remittance_information/unstructured", "/amount"]
+    assert _errors(doc, parties=parties, plain_text=True) == found
