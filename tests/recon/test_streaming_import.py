@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.plugins.manager import Plugins
 from gateway.recon.imports import StatementFileError, import_file
+from gateway.store.statements import line_rows
 from gateway.store.tables import statement_lines, statements
 from tests.support import load_bench
 
@@ -181,3 +182,28 @@ async def test_a_camt054_streams_too(engine: AsyncEngine, partner_files: Path) -
         whole = [line for s in fmt.read(path.read_bytes()) for line in s.lines]
         streamed = [i for i in fmt.stream(io.BytesIO(path.read_bytes())) if not hasattr(i, "statement_id")]
         assert streamed == whole
+
+
+async def test_streamed_lines_are_stored_as_the_whole_file_path_stores_them(engine: AsyncEngine) -> None:
+    """The streamed import writes driver tuples (``line_statement``); the rows read back equal ``line_rows``."""
+    refs = [f"R{k}" for k in range(5)]
+    entries = [_entry(f"{k + 1}.25", ref, "CRDT" if k % 2 else "DBIT") for k, ref in enumerate(refs)]
+    entries[2] = entries[2].replace("<BookgDt>", "<ValDt><Dt>2026-12-02</Dt></ValDt><BookgDt>", 1)
+    # opening 0 + credits (2.25 + 4.25) - debits (1.25 + 3.25 + 5.25) = closing -3.25 (its Bal made a debit)
+    body = _doc(
+        _stmt("ROWS-1", "0", "0", entries).replace(
+            '<Amt Ccy="EUR">0</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-12-01</Dt></Dt></Bal><Ntry>',
+            '<Amt Ccy="EUR">3.25</Amt><CdtDbtInd>DBIT</CdtDbtInd><Dt><Dt>2026-12-01</Dt></Dt></Bal><Ntry>',
+        )
+    )
+    (statement,) = FORMATS["camt.053"].read(body)
+    report = await import_file(engine, FORMATS, body, now=NOW)
+    assert report.as_dict()["lines"] == 5
+    async with engine.connect() as conn:
+        pk = await conn.scalar(select(statements.c.id))
+        stored = [
+            dict(r) for r in (await conn.execute(select(statement_lines).order_by(statement_lines.c.line))).mappings()
+        ]
+    assert stored == line_rows(int(pk), statement)
+    assert {r["direction"] for r in stored} == {"credit", "debit"}
+    assert stored[2]["value_on"] is not None and stored[2]["end_to_end_id"] == "E2E-R2"
