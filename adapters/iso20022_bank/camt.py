@@ -133,6 +133,9 @@ class StatementRead:
     declared_debits: Decimal | None = None
 
 
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
 class _Reader:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
@@ -147,7 +150,7 @@ class _Reader:
             self.errors.append(FieldError(pointer, f"{(node.text or '')[:20]!r} is not an amount"))
             return None
         currency = node.get("Ccy") or ""
-        if not re.fullmatch(r"[A-Z]{3}", currency):
+        if not _CURRENCY.fullmatch(currency):
             self.errors.append(FieldError(f"{pointer}/@Ccy", "is not a currency code"))
             return None
         return value, currency
@@ -185,8 +188,8 @@ def _name(party: etree._Element | None) -> str | None:
     """A party's name: ``Nm`` (up to v.04) or ``Pty/Nm`` (v.08 and later)."""
     if party is None:
         return None
-    k = _kids(party)
-    return _value(_first(k, "Nm")) or text(_first(k, "Pty"), "Nm")
+    k = _first_kids(party)
+    return _value(k.get("Nm")) or text(k.get("Pty"), "Nm")
 
 
 def _account_id(account: etree._Element | None) -> str | None:
@@ -205,15 +208,56 @@ def _creditor_reference(rmt: etree._Element | None) -> str | None:
 
 _Kids = dict[str, list[etree._Element]]
 
+#: qualified tag -> local name, so that an entry's ~30 tags are not split again for every entry (bounded: a
+#: hostile file cannot grow it past ``_LOCAL_MAX`` names)
+_LOCAL: dict[str, str] = {}
+_LOCAL_MAX = 4096
+
+
+def _local(tag: object) -> str | None:
+    """The local name of a tag (``None`` for a comment or processing instruction)."""
+    if not isinstance(tag, str):
+        return None
+    name = tag.rpartition("}")[2]
+    if len(_LOCAL) < _LOCAL_MAX:
+        _LOCAL[tag] = name
+    return name
+
 
 def _kids(element: etree._Element | None) -> _Kids:
     """The children of ``element`` by local name, in one pass (an entry is read in one walk, not one per field)."""
     out: _Kids = {}
     if element is not None:
+        local = _LOCAL
         for node in element:
             tag = node.tag
-            if isinstance(tag, str):
-                out.setdefault(tag.rpartition("}")[2], []).append(node)
+            name = local.get(tag)  # a comment's or PI's tag is a function: not there either
+            if name is None:
+                name = _local(tag)
+                if name is None:
+                    continue
+            found = out.get(name)
+            if found is None:
+                out[name] = [node]
+            else:
+                found.append(node)
+    return out
+
+
+def _first_kids(element: etree._Element | None) -> dict[str, etree._Element]:
+    """The first child of each local name of ``element`` (for elements whose children do not repeat)."""
+    out: dict[str, etree._Element] = {}
+    if element is not None:
+        local = _LOCAL
+        for node in element:
+            tag = node.tag
+            name = local.get(tag)
+            if name is None:
+                name = _local(tag)
+                if name is None:
+                    continue
+            if name not in out:
+                out[name] = node
     return out
 
 
@@ -223,36 +267,49 @@ def _first(kids: _Kids, name: str) -> etree._Element | None:
 
 
 def _value(node: etree._Element | None) -> str | None:
-    if node is None or node.text is None:
+    if node is None:
         return None
-    return node.text.strip() or None
+    value = node.text
+    if value is None:
+        return None
+    return value.strip() or None
 
 
 def _detail(tx: etree._Element) -> tuple[TransactionDetail, str | None]:
     """One ``TxDtls``, and its return reason's code (``RtrInf/Rsn/Cd``, the entry's return reason)."""
-    k = _kids(tx)
-    refs = _kids(_first(k, "Refs"))
-    pk = _kids(_first(k, "RltdPties"))
-    rmt = _first(k, "RmtInf")
-    rtr = _first(k, "RtrInf")
-    ustrd = " ".join(" ".join((u.text or "").split()) for u in children(rmt, "Ustrd")).strip()
-    amt = _first(k, "Amt")
-    amount = _decimal((amt.text or "").strip()) if amt is not None else None
-    code = text(rtr, "Rsn", "Cd") if rtr is not None else None
+    k = _first_kids(tx)
+    refs = _first_kids(k.get("Refs"))
+    pk = _first_kids(k.get("RltdPties"))
+    rmt = k.get("RmtInf")
+    rtr = k.get("RtrInf")
+    if rmt is not None:
+        ustrd = " ".join(" ".join((u.text or "").split()) for u in children(rmt, "Ustrd")).strip()
+        creditor_reference = _creditor_reference(rmt)
+    else:
+        ustrd, creditor_reference = "", None
+    amt = k.get("Amt")
+    if amt is not None:
+        amount, currency = _decimal((amt.text or "").strip()), amt.get("Ccy")
+    else:
+        amount = currency = None
+    code = return_reason = return_text = None
+    if rtr is not None:
+        code = text(rtr, "Rsn", "Cd")
+        return_reason, return_text = code or text(rtr, "Rsn", "Prtry"), text(rtr, "AddtlInf")
     detail = TransactionDetail(
-        end_to_end_id=_value(_first(refs, "EndToEndId")),
-        instruction_id=_value(_first(refs, "InstrId")),
-        amount=amount,
-        currency=amt.get("Ccy") if amt is not None else None,
-        debtor_name=_name(_first(pk, "Dbtr")),
-        debtor_account=_account_id(_first(pk, "DbtrAcct")),
-        creditor_name=_name(_first(pk, "Cdtr")),
-        creditor_account=_account_id(_first(pk, "CdtrAcct")),
-        remittance_text=ustrd or None,
-        creditor_reference=_creditor_reference(rmt) if rmt is not None else None,
-        return_reason=(code or text(rtr, "Rsn", "Prtry")) if rtr is not None else None,
-        return_text=text(rtr, "AddtlInf") if rtr is not None else None,
-        mandate_id=_value(_first(refs, "MndtId")),
+        _value(refs.get("EndToEndId")),
+        _value(refs.get("InstrId")),
+        amount,
+        currency,
+        _name(pk["Dbtr"]) if "Dbtr" in pk else None,
+        _account_id(pk["DbtrAcct"]) if "DbtrAcct" in pk else None,
+        _name(pk["Cdtr"]) if "Cdtr" in pk else None,
+        _account_id(pk["CdtrAcct"]) if "CdtrAcct" in pk else None,
+        ustrd or None,
+        creditor_reference,
+        return_reason,
+        return_text,
+        _value(refs.get("MndtId")),
     )
     return detail, code
 
@@ -261,13 +318,32 @@ def _bank_transaction_code(btc: etree._Element | None) -> str | None:
     domain = child(btc, "Domn")
     if domain is None:
         return None
-    fmly = _kids(child(domain, "Fmly"))
-    parts = [text(domain, "Cd"), _value(_first(fmly, "Cd")), _value(_first(fmly, "SubFmlyCd"))]
+    dk = _first_kids(domain)
+    fmly = _first_kids(dk.get("Fmly"))
+    parts = [_value(dk.get("Cd")), _value(fmly.get("Cd")), _value(fmly.get("SubFmlyCd"))]
     return "/".join(p for p in parts if p) or None
 
 
+def _day(node: etree._Element | None) -> date | None:
+    """A ``Dt`` / ``DtTm`` choice (``BookgDt``, ``ValDt``) as a day; ``None`` if absent or unreadable."""
+    if node is None:
+        return None
+    k = _first_kids(node)
+    raw = _value(k.get("Dt")) or _value(k.get("DtTm"))
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw[:10])
+    except ValueError:
+        return None
+
+
 def _entry(r: _Reader, ntry: etree._Element, np: str) -> BookEntry | None:
-    """One ``Ntry`` as a ``BookEntry``; ``None`` (its problems noted in ``r``) if its amount is unreadable."""
+    """One ``Ntry`` as a ``BookEntry``; ``None`` (its problems noted in ``r``) if its amount is unreadable.
+
+    The hot path of a statement import: the entry's children are sorted by name in one walk, each
+    field read from there, and the objects built positionally.
+    """
     k = _kids(ntry)
     found = r.amount(_first(k, "Amt"), f"{np}/Amt")
     indicator = _value(_first(k, "CdtDbtInd"))
@@ -276,24 +352,27 @@ def _entry(r: _Reader, ntry: etree._Element, np: str) -> BookEntry | None:
     if not found:
         return None
     sts = _first(k, "Sts")
-    status = text(sts, "Cd") or (sts.text.strip() if sts is not None and sts.text and sts.text.strip() else None)
+    status = None
+    if sts is not None:
+        status = text(sts, "Cd") or (sts.text.strip() if sts.text and sts.text.strip() else None)
     read = [_detail(tx) for nd in k.get("NtryDtls", ()) for tx in children(nd, "TxDtls")]
     details = tuple(d for d, _ in read)
+    btc = _first(k, "BkTxCd")
     return BookEntry(
-        amount=found[0],
-        currency=found[1],
-        credit=indicator == "CRDT",
-        status=status,
-        booked_on=r.day(_first(k, "BookgDt")),
-        account_servicer_reference=_value(_first(k, "AcctSvcrRef")),
-        end_to_end_ids=tuple(d.end_to_end_id for d in details if d.end_to_end_id),
-        instruction_ids=tuple(d.instruction_id for d in details if d.instruction_id),
-        return_reason=next((code for _, code in read if code), None),
-        counterparty_name=next((d.creditor_name for d in details if d.creditor_name), None),
-        value_on=r.day(_first(k, "ValDt")),
-        bank_transaction_code=_bank_transaction_code(_first(k, "BkTxCd")),
-        details=details,
-        reversal=_value(_first(k, "RvslInd")) == "true",
+        found[0],
+        found[1],
+        indicator == "CRDT",
+        status,
+        _day(_first(k, "BookgDt")),
+        _value(_first(k, "AcctSvcrRef")),
+        tuple(d.end_to_end_id for d in details if d.end_to_end_id),
+        tuple(d.instruction_id for d in details if d.instruction_id),
+        next((code for _, code in read if code), None),
+        next((d.creditor_name for d in details if d.creditor_name), None),
+        _day(_first(k, "ValDt")),
+        _bank_transaction_code(btc) if btc is not None else None,
+        details,
+        _value(_first(k, "RvslInd")) == "true",
     )
 
 
@@ -387,10 +466,10 @@ def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[Statement
         if not checked:
             check_root(element.getroottree().getroot(), layout)
             checked = True
-        name = local_name(element)
+        name = _LOCAL.get(element.tag) or _local(element.tag)
         if name == "Ntry":
             stmt = element.getparent()
-            if stmt is None or local_name(stmt) != layout.report:
+            if stmt is None or (_LOCAL.get(stmt.tag) or _local(stmt.tag)) != layout.report:
                 continue  # an Ntry elsewhere is not this layout's entry
             if ready is not stmt:
                 s_index, n_index, ready = s_index + 1, 0, stmt

@@ -38,11 +38,12 @@ import hashlib
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy import ColumnElement, String, and_, exists, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.recon.rules import MatchRule, ReconRules
@@ -194,12 +195,19 @@ class Decision:
 
 @dataclass
 class _Book:
-    """Open payments indexed for every rule; a payment taken by a match leaves them all."""
+    """Open payments indexed for every rule; a payment taken by a match leaves them all.
+
+    Payments are compared by identity (``PaymentView`` has ``eq=False``), so the
+    sets below hash object ids, not strings.
+    """
 
     #: adapter -> id / reference / partner reference -> the payments with it (almost always one)
     by_key: dict[str, dict[str, list[PaymentView]]] = field(default_factory=dict)
-    by_amount: dict[tuple[str, str], tuple[list[int], list[PaymentView]]] = field(default_factory=dict)
-    taken: set[str] = field(default_factory=set)
+    #: (adapter, currency) -> amounts sorted, and the payments in that order; built on first use from the
+    #: payments still open then (the amount rules come after the reference rules, which take most of them)
+    by_amount: dict[tuple[str, str], tuple[list[int], list[PaymentView]]] | None = None
+    payments: list[PaymentView] = field(default_factory=list)
+    taken: set[PaymentView] = field(default_factory=set)
     #: (adapter, key) of payments no line may be guessed onto another for: matched, or not settled
     named_elsewhere: set[tuple[str, str]] = field(default_factory=set)
     #: charges and chargebacks (collections), found only through the items of an itemised line
@@ -209,33 +217,46 @@ class _Book:
     @classmethod
     def of(cls, payments: Iterable[PaymentView]) -> _Book:
         book = cls()
-        buckets: dict[tuple[str, str], list[PaymentView]] = defaultdict(list)
+        by_key = book.by_key
+        index: dict[str, list[PaymentView]] = {}
+        adapter = None
         for p in payments:
             if p.kind != "payment":
                 book.collections.append(p)
                 continue
-            index = book.by_key.get(p.adapter)
-            if index is None:
-                index = book.by_key[p.adapter] = {}
+            book.payments.append(p)
+            if p.adapter != adapter:
+                adapter = p.adapter
+                index = by_key.setdefault(adapter, {})
             for k in p.keys:
                 found = index.get(k)
                 if found is None:
                     index[k] = [p]
                 else:
                     found.append(p)
-            buckets[(p.adapter, p.currency)].append(p)
-        for key, found in buckets.items():
-            found.sort(key=lambda p: p.amount_minor)
-            book.by_amount[key] = ([p.amount_minor for p in found], found)
         return book
+
+    def amounts(self) -> dict[tuple[str, str], tuple[list[int], list[PaymentView]]]:
+        if self.by_amount is None:
+            buckets: dict[tuple[str, str], list[PaymentView]] = defaultdict(list)
+            taken = self.taken
+            for p in self.payments:
+                if p not in taken:
+                    buckets[(p.adapter, p.currency)].append(p)
+            self.by_amount = {}
+            for key, found in buckets.items():
+                found.sort(key=_amount_of)
+                self.by_amount[key] = ([p.amount_minor for p in found], found)
+        return self.by_amount
 
     def names_another(self, line: LineView) -> bool:
         """The line names a payment that is matched already (in this run or before) or not settled."""
         index = self.by_key.get(line.source, {})
+        taken = self.taken
         for ref in line.refs:
             if (line.source, ref) in self.named_elsewhere:
                 return True
-            if any(p.id in self.taken for p in index.get(ref, ())):
+            if any(p in taken for p in index.get(ref, ())):
                 return True
         return False
 
@@ -251,7 +272,7 @@ class _Book:
             if found is None:
                 continue
             for p in found:
-                if p.id not in taken and p not in out:
+                if p not in taken and p not in out:
                     out.append(p)
         return out
 
@@ -266,10 +287,10 @@ class _Book:
                     if len(found) == 1:
                         self._items[(adapter, "payout", key)] = found[0]
         found = self._items.get((source, item.kind, item.reference))
-        return None if found is None or found.id in self.taken else found
+        return None if found is None or found in self.taken else found
 
     def near(self, source: str, currency: str, amount: int, rule: MatchRule) -> list[PaymentView]:
-        bucket = self.by_amount.get((source, currency))
+        bucket = self.amounts().get((source, currency))
         if bucket is None:
             return []
         amounts, found = bucket
@@ -278,7 +299,12 @@ class _Book:
         else:
             slack = max(rule.tolerance_minor, amount * rule.tolerance_bp // 10_000 + 1)
             lo, hi = bisect_left(amounts, amount - slack), bisect_right(amounts, amount + slack)
-        return [p for p in found[lo:hi] if p.id not in self.taken]
+        taken = self.taken
+        return [p for p in found[lo:hi] if p not in taken]
+
+
+def _amount_of(p: PaymentView) -> int:
+    return p.amount_minor
 
 
 def _fits(rule: MatchRule, line: LineView, p: PaymentView) -> bool:
@@ -312,34 +338,88 @@ def _status(rule: MatchRule, unambiguous: bool, difference: int) -> str:
     return "suggested"
 
 
-def _one_to_one(rule: MatchRule, line: LineView, book: _Book) -> Decision | None:
-    found = _candidates(rule, line, book)
-    if not found:
-        return None
-    amount = line.amount_minor
-    if len(found) == 1:
-        p = found[0]
-        if not rule.accepts(amount - p.amount_minor, p.amount_minor):
-            return None
-        status = _status(rule, True, amount - p.amount_minor)
-        return Decision(rule, [line], [p], status, amount, p.amount_minor)
-    exact = [p for p in found if p.amount_minor == amount]
-    if len(exact) == 1:  # ambiguous: one of several has the exact amount
-        return Decision(rule, [line], exact, "suggested", amount, amount)
-    return None
+def _one_to_one(rule: MatchRule, lines: Sequence[LineView], book: _Book) -> list[Decision]:
+    """Each line's decision by a one-to-one rule, against the book as it is when the rule starts.
 
-
-def _one_to_many(rule: MatchRule, line: LineView, book: _Book) -> Decision | None:
-    for ref in line.refs:  # the batch's reference: every open payment carrying it
-        group = [p for p in book.named(line.source, (ref,)) if p.currency == line.currency]
-        if len(group) < 2 or not all(_fits(rule, line, p) for p in group):
+    The hot path of a run: ``_candidates`` and ``named`` inlined for the rules that find by
+    reference or remittance word, ``_fits`` called only for criteria beyond the currency.
+    """
+    out: list[Decision] = []
+    by_key, taken = book.by_key, book.taken
+    by_name = rule.reference or rule.remittance
+    only_currency = not (rule.counterparty or rule.date_window_days is not None or rule.remittance)
+    exact_only = not rule.any_amount and not rule.tolerance_minor and not rule.tolerance_bp
+    status_one = "suggested" if rule.best == "suggested" else "confirmed"
+    source, index = None, None
+    for line in lines:
+        if line.items:
+            continue  # an itemised line is decided item by item, by a one-to-many rule (``_itemised``)
+        if by_name:
+            if line.source != source:
+                source = line.source
+                index = by_key.get(source)
+            if index is None:
+                continue
+            found: list[PaymentView] | None = None
+            for ref in line.refs if rule.reference else line.words:
+                hit = index.get(ref)
+                if hit is None:
+                    continue
+                for p in hit:
+                    if p in taken:
+                        continue
+                    if found is None:
+                        found = [p]
+                    elif p not in found:
+                        found.append(p)
+            if found is None:
+                continue
+        elif book.names_another(line):
+            continue  # a duplicate or a status mismatch: never guessed onto another payment
+        else:
+            found = book.near(line.source, line.currency, line.amount_minor, rule)
+        if only_currency:
+            currency = line.currency
+            found = [p for p in found if p.currency == currency]
+        else:
+            found = [p for p in found if _fits(rule, line, p)]
+        if not found:
             continue
-        total = sum(p.amount_minor for p in group)
-        if rule.accepts(line.amount_minor - total, total):
-            return Decision(
-                rule, [line], group, _status(rule, True, line.amount_minor - total), line.amount_minor, total
-            )
-    return None
+        amount = line.amount_minor
+        if len(found) == 1:
+            p = found[0]
+            difference = amount - p.amount_minor
+            if difference == 0:
+                out.append(Decision(rule, [line], found, status_one, amount, amount))
+            elif not exact_only and rule.accepts(difference, p.amount_minor):
+                out.append(Decision(rule, [line], found, _status(rule, True, difference), amount, p.amount_minor))
+            continue
+        exact = [p for p in found if p.amount_minor == amount]
+        if len(exact) == 1:  # ambiguous: one of several has the exact amount
+            out.append(Decision(rule, [line], exact, "suggested", amount, amount))
+    return out
+
+
+def _one_to_many(rule: MatchRule, lines: Sequence[LineView], book: _Book) -> list[Decision]:
+    """Each line's decision by a one-to-many rule: a batch reference's payments added up, or, for an itemised
+    line, the payments, charges and chargebacks its items name (``_itemised``)."""
+    out: list[Decision] = []
+    for line in lines:
+        if line.items:
+            d = _itemised(rule, line, book)
+            if d is not None:
+                out.append(d)
+            continue
+        for ref in line.refs:  # the batch's reference: every open payment carrying it
+            group = [p for p in book.named(line.source, (ref,)) if p.currency == line.currency]
+            if len(group) < 2 or not all(_fits(rule, line, p) for p in group):
+                continue
+            total = sum(p.amount_minor for p in group)
+            if rule.accepts(line.amount_minor - total, total):
+                status = _status(rule, True, line.amount_minor - total)
+                out.append(Decision(rule, [line], group, status, line.amount_minor, total))
+                break
+    return out
 
 
 def _itemised(rule: MatchRule, line: LineView, book: _Book) -> Decision | None:
@@ -367,12 +447,10 @@ def _itemised(rule: MatchRule, line: LineView, book: _Book) -> Decision | None:
     return Decision(rule, [line], group, status, line.amount_minor, payments_minor)
 
 
-def _many_to_one(rule: MatchRule, lines: Sequence[LineView], book: _Book, used: set[str]) -> list[Decision]:
+def _many_to_one(rule: MatchRule, lines: Sequence[LineView], book: _Book) -> list[Decision]:
     """Lines naming the same single payment, added up."""
     groups: dict[str, tuple[PaymentView, list[LineView]]] = {}
     for line in lines:
-        if line.id in used:
-            continue
         found = _candidates(rule, line, book)
         if len(found) == 1:
             groups.setdefault(found[0].id, (found[0], []))[1].append(line)
@@ -411,37 +489,44 @@ def decide(
     ``rejected``: fingerprints (``pairing_fingerprint``) of pairings finance
     rejected; a rule that finds one again passes, and the line stays open for
     the rules after it.
+
+    Each rule looks at the lines no earlier rule matched, against the payments
+    open when it starts; when two of its decisions want the same line or
+    payment, the first (in line order) wins. An itemised line is decided only
+    by a one-to-many rule that explains fees (``_itemised``).
     """
     book = _Book.of(payments)
     book.named_elsewhere = set(named_elsewhere)
-    used: set[str] = set()
+    taken = book.taken
+    used: set[LineView] = set()
     out: list[Decision] = []
     remaining = list(lines)
     for rule in rules.rules:
         if rule.many_lines:
-            found = _many_to_one(rule, [x for x in remaining if not x.items], book, used)
+            found = _many_to_one(rule, [x for x in remaining if not x.items], book)
+        elif rule.many_payments:
+            found = _one_to_many(rule, remaining, book)
         else:
-            pick = _one_to_many if rule.many_payments else _one_to_one
-            found = [
-                d
-                for d in (
-                    (_itemised(rule, line, book) if rule.many_payments else None)
-                    if line.items
-                    else pick(rule, line, book)
-                    for line in remaining
-                )
-                if d is not None
-            ]
+            found = _one_to_one(rule, remaining, book)
         if rejected:
             found = [d for d in found if pairing_fingerprint(d.lines, d.payments) not in rejected]
+        won: set[PaymentView] = set()  # taken by this rule's earlier decisions
         for d in found:
-            if any(x.id in used for x in d.lines) or any(p.id in book.taken for p in d.payments):
-                continue  # lost to an earlier decision of the same rule
-            used.update(x.id for x in d.lines)
-            book.taken.update(p.id for p in d.payments)
+            if len(d.lines) == 1 and len(d.payments) == 1:
+                x, p = d.lines[0], d.payments[0]
+                if x in used or p in won:
+                    continue  # lost to an earlier decision of the same rule
+                used.add(x)
+                won.add(p)
+            else:
+                if any(x in used for x in d.lines) or any(p in won for p in d.payments):
+                    continue
+                used.update(d.lines)
+                won.update(d.payments)
             out.append(d)
         if found:
-            remaining = [x for x in remaining if x.id not in used]
+            taken |= won
+            remaining = [x for x in remaining if x not in used]
     return out
 
 
@@ -473,8 +558,37 @@ def not_a_receipt() -> ColumnElement[bool]:
     )
 
 
+def _day_reader() -> Callable[[Any], date | None]:
+    """A converter of what the driver returns for a day or a UTC time (SQLite: text; PostgreSQL: a date or an
+    aware datetime) to the UTC day, remembering each distinct value: a run reads a million rows of a few days."""
+    seen: dict[Any, date | None] = {}
+
+    def day(value: Any) -> date | None:
+        found = seen.get(value, _UNSEEN)
+        if found is _UNSEEN:
+            if value is None:
+                found = None
+            elif isinstance(value, str):
+                found = date.fromisoformat(value[:10])
+            elif isinstance(value, datetime):
+                found = (value.astimezone(UTC) if value.tzinfo is not None else value).date()
+            else:
+                found = value
+            seen[value] = found
+        return found  # type: ignore[return-value]
+
+    return day
+
+
+_UNSEEN = object()
+
+
 async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> list[LineView]:
-    """Booked statement lines in no match yet, in statement order."""
+    """Booked statement lines in no match yet, in statement order.
+
+    One SELECT of only the columns the rules use, its days read as the driver returns them (no per-row type
+    processing); names and remittance words are normalised once here, for every rule.
+    """
     query = (
         select(
             statement_lines.c.statement_pk,
@@ -483,8 +597,7 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
             statement_lines.c.amount_minor,
             statement_lines.c.direction,
             statement_lines.c.currency,
-            statement_lines.c.value_on,
-            statement_lines.c.booked_on,
+            type_coerce(func.coalesce(statement_lines.c.value_on, statement_lines.c.booked_on), String()),
             statement_lines.c.end_to_end_id,
             statement_lines.c.partner_reference,
             statement_lines.c.servicer_reference,
@@ -508,47 +621,49 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
     if source is not None:
         query = query.where(statements.c.source == source)
     items = await _open_items(conn)
+    day = _day_reader()
     out = []
-    for r in (await conn.execute(query)).all():
-        refs = tuple(x for x in (r.end_to_end_id, r.partner_reference, r.servicer_reference) if x)
-        out.append(
+    append = out.append
+    for pk, line, src, amount, direction, currency, on, e2e, partner_ref, servicer_ref, name, text, kind in (
+        await conn.execute(query)
+    ).all():
+        append(
             LineView(
-                r.statement_pk,
-                r.line,
-                r.source,
-                r.amount_minor,
-                r.direction,
-                r.currency,
-                r.value_on or r.booked_on,
-                refs,
-                name_key(r.counterparty_name),
-                words(r.text),
-                r.kind,
-                items=items.get((r.statement_pk, r.line), ()),
+                pk,
+                line,
+                src,
+                amount,
+                direction,
+                currency,
+                day(on),
+                tuple(x for x in (e2e, partner_ref, servicer_ref) if x),
+                name_key(name) if name else "",
+                words(text) if text else (),
+                kind,
+                items=items.get((pk, line), ()) if items else (),
             )
         )
     return out
 
 
 async def _open_items(conn: AsyncConnection) -> dict[tuple[int, int], tuple[ItemView, ...]]:
-    """The items of itemised lines in no match yet, by line."""
+    """The items of itemised lines in no match yet, by line (read as driver tuples, like the lines)."""
+    t = statement_line_items.c
     query = (
-        select(statement_line_items)
+        select(t.statement_pk, t.line, t.kind, t.reference, t.amount_minor, t.fee_minor)
         .where(
             ~exists().where(
                 and_(
-                    recon_match_lines.c.statement_pk == statement_line_items.c.statement_pk,
-                    recon_match_lines.c.line == statement_line_items.c.line,
+                    recon_match_lines.c.statement_pk == t.statement_pk,
+                    recon_match_lines.c.line == t.line,
                 )
             )
         )
-        .order_by(statement_line_items.c.statement_pk, statement_line_items.c.line, statement_line_items.c.item)
+        .order_by(t.statement_pk, t.line, t.item)
     )
     out: dict[tuple[int, int], list[ItemView]] = defaultdict(list)
-    for r in (await conn.execute(query)).mappings().all():
-        out[(r["statement_pk"], r["line"])].append(
-            ItemView(r["kind"], r["reference"], r["amount_minor"], r["fee_minor"])
-        )
+    for pk, line, kind, reference, amount, fee in (await conn.execute(query)).all():
+        out[(pk, line)].append(ItemView(kind, reference, amount, fee))
     return {k: tuple(v) for k, v in out.items()}
 
 
@@ -605,7 +720,7 @@ async def load_open_collections(conn: AsyncConnection, adapters: Iterable[str]) 
 
 
 async def load_open_payments(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:
-    """Settled payments through ``adapters`` in no match yet."""
+    """Settled payments through ``adapters`` in no match yet (one SELECT of the columns the rules use)."""
     names = sorted(set(adapters))
     if not names:
         return []
@@ -617,9 +732,9 @@ async def load_open_payments(conn: AsyncConnection, adapters: Iterable[str]) -> 
             instructions.c.adapter,
             instructions.c.amount_minor,
             instructions.c.currency,
-            instructions.c.updated_at,
+            type_coerce(instructions.c.updated_at, String()),
             instructions.c.creditor_name,
-            business_units.c.name.label("business_unit"),
+            business_units.c.name,
         )
         .join(business_units, business_units.c.id == instructions.c.business_unit_id)
         .where(
@@ -628,19 +743,12 @@ async def load_open_payments(conn: AsyncConnection, adapters: Iterable[str]) -> 
             ~exists().where(recon_match_payments.c.instruction_id == instructions.c.id),
         )
     )
+    day = _day_reader()
     return [
-        PaymentView(
-            r.id,
-            r.reference,
-            r.partner_reference,
-            r.adapter,
-            r.amount_minor,
-            r.currency,
-            r.updated_at.date(),
-            name_key(r.creditor_name),
-            r.business_unit,
-        )
-        for r in (await conn.execute(query)).all()
+        PaymentView(id_, reference, partner_ref, adapter, amount, currency, day(at), name_key(creditor), bu)
+        for id_, reference, partner_ref, adapter, amount, currency, at, creditor, bu in (
+            await conn.execute(query)
+        ).all()
     ]
 
 

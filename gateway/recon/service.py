@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import Table, and_, delete, func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.money import amount_text
 from gateway.errors import BadRequestError, ConflictError, FieldError, NotFoundError
+from gateway.ledger.model import Entry
 from gateway.ledger.rules import Rules
 from gateway.recon.breaks import SUSPENSE_KINDS, Found, parse_break_id, plan_breaks, sync_breaks
 from gateway.recon.matching import (
@@ -41,6 +43,7 @@ from gateway.recon.matching import (
 )
 from gateway.recon.postings import line_entry, match_entries
 from gateway.recon.rules import MatchRule, ReconRules
+from gateway.store.bulk import Statement, bind_converter, execute_all, insert_statement
 from gateway.store.exposure import release_reconciled
 from gateway.store.journal import post, rules_for
 from gateway.store.tables import (
@@ -82,11 +85,20 @@ class RunReport:
     breaks_opened: int = 0
     breaks_closed: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds of each part (this process, every thread: the SQLite driver's included)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     #: a dry run: what it would have done, nothing written
     dry_run: bool = False
     would_match: list[dict[str, Any]] = field(default_factory=list)
     would_open: list[dict[str, Any]] = field(default_factory=list)
     would_close: list[str] = field(default_factory=list)
+
+    def lap(self, part: str, clock: float, cpu: float) -> tuple[float, float]:
+        """Record ``part`` as taking the time since ``clock`` / ``cpu``; the new clock and CPU clock."""
+        now, now_cpu = time.perf_counter(), time.process_time()
+        self.seconds[part] = now - clock
+        self.cpu_seconds[part] = now_cpu - cpu
+        return now, now_cpu
 
     def as_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -113,39 +125,88 @@ def _fee_sign(direction: str) -> int:
     return 1 if direction == "debit" else -1
 
 
+#: rows per ``executemany`` when a run writes its matches
+WRITE_CHUNK = 50_000
+
+
+def _rows_statement(table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]], dialect: Dialect) -> Statement:
+    """The driver-level INSERT of ``columns`` of ``table`` with ``rows`` already in the driver's values."""
+    sql, _ = insert_statement(table, [dict.fromkeys(columns)], dialect)
+    return sql, rows
+
+
+_MATCH_COLUMNS = (
+    "id",
+    "source",
+    "status",
+    "rule",
+    "currency",
+    "lines_minor",
+    "payments_minor",
+    "difference_minor",
+    "explains",
+    "matched_at",
+    "confirmed_by",
+    "confirmed_at",
+)
+
+
 async def write_matches(conn: AsyncConnection, decisions: Sequence[Decision], now: datetime) -> None:
-    """Insert matches, their lines and payments, and the ledger entries of the confirmed ones."""
+    """Insert matches, their lines and payments, and the ledger entries of the confirmed ones.
+
+    The rows go to the driver as tuples (``gateway.store.bulk``), ``WRITE_CHUNK`` at a time, all in the
+    caller's transaction.
+    """
     if not decisions:
         return
     first = await _next_match_id(conn)
     ledger = rules_for(conn)
-    matches, links, pays, entries = [], [], [], []
+    dialect = conn.dialect
+    at = bind_converter(recon_matches.c.matched_at, dialect)(now)
+    matches: list[tuple[Any, ...]] = []
+    links: list[tuple[Any, ...]] = []
+    pays: list[tuple[Any, ...]] = []
+    entries: list[Entry] = []
     shapes: dict[tuple[str, str, str, str], tuple[tuple[str, int], ...]] = {}
-    for n, d in enumerate(decisions):
-        mid = first + n
-        row = _match_row(mid, d, now)
-        diff = row["difference_minor"]
-        matches.append(row)
-        links.extend({"statement_pk": x.pk, "line": x.line, "match_id": mid} for x in d.lines)
-        pays.extend({"instruction_id": p.id, "match_id": mid} for p in d.payments)
+    for mid, d in enumerate(decisions, start=first):
+        line = d.lines[0]
+        diff = (d.lines_minor - d.payments_minor) * _fee_sign(line.direction)  # as _match_row's
+        rule = d.rule
+        tail = (rule.explains, at, None, None)
+        matches.append(
+            (mid, line.source, d.status, rule.name, line.currency, d.lines_minor, d.payments_minor, diff, *tail)
+        )
+        links.extend((x.pk, x.line, mid) for x in d.lines)
+        pays.extend((p.id, mid) for p in d.payments)
         if d.status == "confirmed" and ledger is not None:
             entries.extend(
                 match_entries(
                     ledger,
-                    source=d.source,
-                    currency=d.currency,
+                    source=line.source,
+                    currency=line.currency,
                     payments=[(p.id, p.business_unit, p.amount_minor, p.kind) for p in d.payments],
-                    difference_minor=diff if d.rule.explains else 0,
-                    explains=d.rule.explains,
+                    difference_minor=diff if rule.explains else 0,
+                    explains=rule.explains,
                     match_id=mid,
                     shapes=shapes,
                 )
             )
-    await conn.execute(insert(recon_matches), matches)
-    await conn.execute(insert(recon_match_lines), links)
-    await conn.execute(insert(recon_match_payments), pays)
+    for table, columns, rows in (
+        (recon_matches, _MATCH_COLUMNS, matches),
+        (recon_match_lines, ("statement_pk", "line", "match_id"), links),
+        (recon_match_payments, ("instruction_id", "match_id"), pays),
+    ):
+        await execute_all(
+            conn,
+            [
+                _rows_statement(table, columns, rows[i : i + WRITE_CHUNK], dialect)
+                for i in range(0, len(rows), WRITE_CHUNK)
+            ],
+        )
     # a payment confirmed on the bank's statement is final: its outgoing credit exposure is released
-    await release_reconciled(conn, [p.id for d in decisions if d.status == "confirmed" for p in d.payments], now)
+    confirmed = [p.id for d in decisions if d.status == "confirmed" for p in d.payments]
+    for i in range(0, len(confirmed), 10_000):  # bound parameters: PostgreSQL takes at most 32,767
+        await release_reconciled(conn, confirmed[i : i + 10_000], now)
     await _unsuspend(conn, [(x.pk, x.line) for d in decisions for x in d.lines], ledger, now)
     if entries:
         await post(conn, entries, now, ledger)
@@ -495,7 +556,7 @@ async def run_recon(
     that only read, and report them; nothing is written.
     """
     report = RunReport(dry_run=dry_run)
-    clock = time.perf_counter()
+    clock, cpu = time.perf_counter(), time.process_time()
     async with engine.connect() as conn:
         lines = await load_open_lines(conn, source)
         if on is not None:
@@ -506,10 +567,9 @@ async def run_recon(
             payments += await load_open_collections(conn, {x.source for x in lines if x.items})
         elsewhere = await load_named_elsewhere(conn, sources, now - timedelta(days=NAMED_WINDOW_DAYS))
         rejected = set((await conn.scalars(select(recon_rejections.c.fingerprint))).all())
-    report.seconds["read"] = time.perf_counter() - clock
-    clock = time.perf_counter()
+    clock, cpu = report.lap("read", clock, cpu)
     decisions = decide(lines, payments, rules, elsewhere.keys(), rejected)
-    report.seconds["decide"] = time.perf_counter() - clock
+    clock, cpu = report.lap("decide", clock, cpu)
     report.lines = len(lines)
     report.confirmed = sum(1 for d in decisions if d.status == "confirmed")
     report.suggested = len(decisions) - report.confirmed
@@ -518,15 +578,13 @@ async def run_recon(
     if dry_run:
         await _preview(engine, rules, report, decisions, known, source, now)
         return report
-    clock = time.perf_counter()
     try:
         async with engine.begin() as conn:
             await write_matches(conn, decisions, now)
-            report.seconds["write"] = time.perf_counter() - clock
-            clock = time.perf_counter()
+            clock, cpu = report.lap("write", clock, cpu)
             found = await find_breaks(conn, rules, source, known)
             counts = await sync_breaks(conn, found, now=now, scope=source)
-            report.seconds["breaks"] = time.perf_counter() - clock
+            clock, cpu = report.lap("breaks", clock, cpu)
     except IntegrityError:
         raise ConflictError("another reconciliation run took some of these lines or payments; run it again") from None
     report.breaks_opened, report.breaks_closed = counts["opened"], counts["closed"]

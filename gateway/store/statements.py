@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,10 +29,20 @@ from gateway.domain.statements import (
     check_totals,
 )
 from gateway.errors import ConflictError
+from gateway.store.bulk import Statement as BulkStatement
+from gateway.store.bulk import bind_converter, execute_all, insert_statement
 from gateway.store.receivables import record_receipts
 from gateway.store.tables import statement_line_items, statement_lines, statements
 
-__all__ = ["CHUNK_LINES", "StoredStatement", "item_rows", "line_rows", "store_statements", "store_streamed"]
+__all__ = [
+    "CHUNK_LINES",
+    "StoredStatement",
+    "item_rows",
+    "line_rows",
+    "line_statement",
+    "store_statements",
+    "store_streamed",
+]
 
 #: lines written per INSERT when a statement streams in
 CHUNK_LINES = 10_000
@@ -98,6 +109,68 @@ def item_rows(pk: int, statement: Statement, first: int = 1) -> list[dict[str, A
         for n, line in enumerate(statement.lines, start=first)
         for k, i in enumerate(line.items, start=1)
     ]
+
+
+_LINE_COLUMNS = (
+    "statement_pk",
+    "line",
+    "amount_minor",
+    "direction",
+    "currency",
+    "booked_on",
+    "value_on",
+    "end_to_end_id",
+    "partner_reference",
+    "servicer_reference",
+    "counterparty_name",
+    "counterparty_account",
+    "kind",
+    "reason_code",
+    "original_reference",
+    "text",
+    "remittance_reference",
+)
+
+
+def line_statement(pk: int, lines: Sequence[StatementLine], first: int, dialect: Dialect) -> BulkStatement:
+    """The driver-level INSERT of ``lines`` (numbered from ``first``) as parameter tuples: the import's hot path.
+
+    Days go through the column's converter once per distinct day (a statement has few), every other
+    value is sent as it is (strings and integers), as ``gateway.store.bulk.insert_statement`` would send it.
+    """
+    sql, _ = insert_statement(statement_lines, [dict.fromkeys(_LINE_COLUMNS)], dialect)
+    convert = bind_converter(statement_lines.c.booked_on, dialect)
+    days: dict[date | None, Any] = {None: None}
+
+    def day(value: date | None) -> Any:
+        found = days.get(value, days)
+        if found is days:
+            found = days[value] = convert(value)
+        return found
+
+    rows = [
+        (
+            pk,
+            n,
+            x.amount_minor,
+            "credit" if x.credit else "debit",
+            x.currency,
+            day(x.booked_on),
+            day(x.value_on),
+            x.end_to_end_id,
+            x.partner_reference,
+            x.servicer_reference,
+            x.counterparty_name,
+            x.counterparty_account,
+            x.kind,
+            x.reason_code,
+            x.original_reference,
+            x.text,
+            x.remittance_reference,
+        )
+        for n, x in enumerate(lines, start=first)
+    ]
+    return sql, rows
 
 
 def line_rows(pk: int, statement: Statement, first: int = 1) -> list[dict[str, Any]]:
@@ -195,10 +268,11 @@ class _Streamed:
         chunk = replace(self.head, lines=tuple(self.batch))
         first = self.count - len(self.batch) + 1
         self.batch = []
-        await conn.execute(insert(statement_lines), line_rows(self.pk, chunk, first))
+        statements_ = [line_statement(self.pk, chunk.lines, first, conn.dialect)]
         items = item_rows(self.pk, chunk, first)
-        if items:
-            await conn.execute(insert(statement_line_items), items)
+        if items:  # itemised lines (a card payout batch): their items after them, in the same hop
+            statements_.append(insert_statement(statement_line_items, items, conn.dialect))
+        await execute_all(conn, statements_)
         await record_receipts(conn, self.pk, chunk, now, first=first)
 
     async def finish(self, conn: AsyncConnection, now: datetime) -> StoredStatement:

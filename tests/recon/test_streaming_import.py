@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,8 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.plugins.manager import Plugins
-from gateway.recon.imports import StatementFileError, import_file
-from gateway.store.tables import statement_lines, statements
+from gateway.recon.imports import StatementFileError, import_file, read_file
+from gateway.store.statements import item_rows, line_rows, store_streamed
+from gateway.store.tables import statement_line_items, statement_lines, statements
 from tests.support import load_bench
 
 write_camt053 = load_bench("statements").write_camt053
@@ -181,3 +184,68 @@ async def test_a_camt054_streams_too(engine: AsyncEngine, partner_files: Path) -
         whole = [line for s in fmt.read(path.read_bytes()) for line in s.lines]
         streamed = [i for i in fmt.stream(io.BytesIO(path.read_bytes())) if not hasattr(i, "statement_id")]
         assert streamed == whole
+
+
+async def test_streamed_lines_are_stored_as_the_whole_file_path_stores_them(engine: AsyncEngine) -> None:
+    """The streamed import writes driver tuples (``line_statement``); the rows read back equal ``line_rows``."""
+    refs = [f"R{k}" for k in range(5)]
+    entries = [_entry(f"{k + 1}.25", ref, "CRDT" if k % 2 else "DBIT") for k, ref in enumerate(refs)]
+    entries[2] = entries[2].replace("<BookgDt>", "<ValDt><Dt>2026-12-02</Dt></ValDt><BookgDt>", 1)
+    # opening 0 + credits (2.25 + 4.25) - debits (1.25 + 3.25 + 5.25) = closing -3.25 (its Bal made a debit)
+    body = _doc(
+        _stmt("ROWS-1", "0", "0", entries).replace(
+            '<Amt Ccy="EUR">0</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-12-01</Dt></Dt></Bal><Ntry>',
+            '<Amt Ccy="EUR">3.25</Amt><CdtDbtInd>DBIT</CdtDbtInd><Dt><Dt>2026-12-01</Dt></Dt></Bal><Ntry>',
+        )
+    )
+    (statement,) = FORMATS["camt.053"].read(body)
+    report = await import_file(engine, FORMATS, body, now=NOW)
+    assert report.as_dict()["lines"] == 5
+    async with engine.connect() as conn:
+        pk = await conn.scalar(select(statements.c.id))
+        stored = [
+            dict(r) for r in (await conn.execute(select(statement_lines).order_by(statement_lines.c.line))).mappings()
+        ]
+    assert stored == line_rows(int(pk), statement)
+    assert {r["direction"] for r in stored} == {"credit", "debit"}
+    assert stored[2]["value_on"] is not None and stored[2]["end_to_end_id"] == "E2E-R2"
+
+
+async def test_streamed_itemised_lines_store_their_items_with_each_chunk(engine: AsyncEngine) -> None:
+    """A streamed chunk with itemised lines (card payout batches) writes their items after its lines, in the same
+    hop; the rows read back equal ``item_rows`` of the whole statement, whatever the chunk boundaries."""
+    batches = [
+        {
+            "id": f"pb_S{k}",
+            "object": "payout_batch",
+            "currency": "eur",
+            "day": "2026-12-06",
+            "gross": 1000 + k,
+            "fees": 39,
+            "net": 961 + k,
+            "transactions": [
+                {"type": "charge", "charge": f"ch_{k}a", "collection_id": f"col_{k}a", "amount": 600, "fee": 20},
+                {"type": "charge", "charge": f"ch_{k}b", "collection_id": f"col_{k}b", "amount": 400 + k, "fee": 19},
+            ],
+        }
+        for k in range(5)
+    ]
+    body = json.dumps({"object": "settlement_report", "day": "2026-12-06", "data": batches}).encode()
+    found = read_file(FORMATS["card_settlement"], body)
+    stream = [x for s in found for x in (replace(s, lines=()), *s.lines)]
+    stored = await store_streamed(engine, stream, digest="itemised", now=NOW, chunk=2)
+    assert [s.lines for s in stored] == [len(s.lines) for s in found]
+    async with engine.connect() as conn:
+        pks = (await conn.scalars(select(statements.c.id).order_by(statements.c.id))).all()
+        items = [
+            dict(r)
+            for r in (
+                await conn.execute(
+                    select(statement_line_items).order_by(
+                        statement_line_items.c.statement_pk, statement_line_items.c.line, statement_line_items.c.item
+                    )
+                )
+            ).mappings()
+        ]
+    expected = [row for pk, s in zip(pks, found, strict=True) for row in item_rows(int(pk), s)]
+    assert len(expected) == 10 and items == expected
