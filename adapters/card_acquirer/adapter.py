@@ -46,6 +46,7 @@ from gateway.domain.accounts import WalletAccount, mask
 from gateway.domain.collection_status import CollectionStatus
 from gateway.domain.datetimes import datetime_from_unix
 from gateway.domain.money import Money
+from gateway.domain.statements import FetchedFile, StatementFetch
 from gateway.domain.status import Status
 from gateway.errors import (
     ContractError,
@@ -118,8 +119,13 @@ class CardAcquirerAdapter(HttpAdapter):
         ["api_key", "webhook_secret"],
         currencies=_DEFAULT_CURRENCIES,
         max_amount=_DEFAULT_MAX_AMOUNT,
-        properties={"api_key": {"type": "string", "pattern": "^sk_(test|live)_[A-Za-z0-9_]{8,}$"}},
+        properties={
+            "api_key": {"type": "string", "pattern": "^sk_(test|live)_[A-Za-z0-9_]{8,}$"},
+            "settlements_path": {"type": "string", "pattern": "^/", "default": "/v1/settlements"},
+        },
     )
+    #: the day's settlement report (``card_settlement``): fetched for each closed day (``fetch_statements``)
+    statement_sources: ClassVar[frozenset[str]] = frozenset({"card_settlement"})
 
     collection_kinds: ClassVar[frozenset[str]] = frozenset({"card_charge", "wallet_charge"})
 
@@ -439,6 +445,26 @@ class CardAcquirerAdapter(HttpAdapter):
                 raise error
             raise PermanentPartnerError(f"acquirer refused the charge query (HTTP {status})")
         return _collection_update(self._charge(headers, body, order, "status answer"))
+
+    # -- statements -----------------------------------------------------------------------------------
+
+    async def fetch_statements(self, request: StatementFetch) -> list[FetchedFile]:
+        """The settlement report of each closed day asked for (``GET {settlements_path}/{day}``, Bearer).
+
+        A day's report is final once the day is over, so only closed days are asked for; a day
+        already imported adds nothing (its payout batches are stored once, by batch id).
+        """
+        files = []
+        for day in request.closed_days():
+            url = f"{self.base_url}{self.settings['settlements_path']}/{day.isoformat()}"
+            status, headers, body = await self._call("GET", url, None, self._headers())
+            if not 200 <= status < 300:
+                _, error = self._refusal(status, headers, body)
+                if isinstance(error, TransientPartnerError):
+                    raise error
+                raise PermanentPartnerError(f"acquirer refused the settlement report of {day} (HTTP {status})")
+            files.append(FetchedFile("card_settlement", f"card settlement {day.isoformat()}", body))
+        return files
 
     def parse_collection_callback(self, headers: Mapping[str, str], body: bytes) -> list[CollectionUpdate] | None:
         """A ``charge.*`` event (``Acquirer-Signature`` verified before anything is read from it) as a

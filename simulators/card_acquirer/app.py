@@ -4,7 +4,8 @@ Routes: ``POST /v1/payouts`` (``Authorization: Bearer <api_key>``,
 ``Idempotency-Key``, optional ``X-Callback-Url``), ``GET /v1/payouts/{instruction_id}``;
 charges (money in): ``POST /v1/charges`` (same headers; the collection id as key),
 ``GET /v1/charges/{collection_id}``, ``POST /v1/charges/{collection_id}/capture`` and
-``POST /v1/charges/{collection_id}/refunds`` (the refund id as Idempotency-Key); and the
+``POST /v1/charges/{collection_id}/refunds`` (the refund id as Idempotency-Key); the day's settlement
+report, ``GET /v1/settlements/{day}`` (Bearer; also ``/_sim/settlements/{day}`` for QA); and the
 core's admin API under ``/_sim/`` (journal, reset, scenario, predict,
 statements). See ``gateway_simulators.core.app`` and docs/adapters/card_acquirer.md.
 """
@@ -26,7 +27,14 @@ from gateway_simulators.card_acquirer.partner import CardAcquirer, minor_of
 from gateway_simulators.core import SIMULATOR, Refusal, ReportLine, Simulator, create_simulator_app
 from gateway_simulators.core.app import get_status, post_submission
 
-__all__ = ["ACQUIRER", "create_app", "get_settlement_report", "settlement_report", "signed_webhook"]
+__all__ = [
+    "ACQUIRER",
+    "create_app",
+    "get_settlement_report",
+    "get_settlement_report_signed_in",
+    "settlement_report",
+    "signed_webhook",
+]
 
 #: the acquirer's engine in its app
 ACQUIRER = SIMULATOR
@@ -68,6 +76,7 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     app.router.add_post("/v1/charges/{payment_id}/capture", capture_charge)
     app.router.add_post("/v1/charges/{payment_id}/refunds", refund_charge)
     app.router.add_get("/_sim/settlements/{day}", get_settlement_report)
+    app.router.add_get("/v1/settlements/{day}", get_settlement_report_signed_in)
     return app
 
 
@@ -205,7 +214,9 @@ def settlement_report(sim: Simulator, day: date) -> dict[str, Any]:
         gross, fees = sum(i["amount"] for i in items), sum(i["fee"] for i in items)
         batches.append(
             {
-                "id": f"pb_{sim.new_id('SIMPB', f'settlement:{day}:{currency}')}",
+                "id": _acquirer(sim).payout_batches.setdefault(
+                    (day.isoformat(), currency), f"pb_{sim.new_id('SIMPB', f'settlement:{day}:{currency}')}"
+                ),
                 "object": "payout_batch",
                 "currency": currency.lower(),
                 "day": day.isoformat(),
@@ -216,6 +227,19 @@ def settlement_report(sim: Simulator, day: date) -> dict[str, Any]:
             }
         )
     return {"object": "settlement_report", "day": day.isoformat(), "data": batches}
+
+
+async def get_settlement_report_signed_in(request: web.Request) -> web.Response:
+    """``GET /v1/settlements/{day}`` (``Authorization: Bearer <api_key>``): what the adapter fetches."""
+    sim = request.app[ACQUIRER]
+    try:
+        _authenticate(sim, request, b"")
+    except Refusal as refusal:
+        sim.journal.record(
+            "in", "statement", method="GET", path=request.path, http_status=refusal.status, outcome="refused"
+        )
+        raise
+    return await get_settlement_report(request)
 
 
 async def get_settlement_report(request: web.Request) -> web.Response:

@@ -158,9 +158,12 @@ class CardAcquirer(Partner):
         self.currencies = currencies
         #: charges by collection id (the core's payment key); everything else is a payout
         self.charges: dict[str, Charge] = {}
+        #: payout batch ids by (day, currency): a day's report names the same batches every time it is asked
+        self.payout_batches: dict[tuple[str, str], str] = {}
 
     def reset(self) -> None:
         self.charges.clear()
+        self.payout_batches.clear()
 
     def awaits_release(self, tx: Transaction) -> bool:
         """An authorised charge with manual capture waits for ``POST /v1/charges/{id}/capture``."""

@@ -8,12 +8,13 @@ run matches it to every charge, chargeback and payout at once and posts the fees
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from gateway.plugins.manager import Plugins
+from gateway.recon.fetch import StatementFetcher
 from gateway.recon.imports import StatementFileError, read_file
 from tests.collections.support import card_charge, post_collection, start, trial_balance, wait_for_collection
 from tests.support import FINAL, Database, LiveGateway, example_instruction, stop_gateway
@@ -111,3 +112,35 @@ async def test_a_payout_batch_settles_its_charges_chargeback_and_payout_net_of_f
     assert books["partner:card_acquirer:bank_reconciled"] == -(12_010 + fees)  # what the batch took from us
     assert books.get("partner:card_acquirer:receivable", 0) == 0  # every charge and chargeback settled
     assert books.get("partner:card_acquirer:bank", 0) == 0  # the payout settled and reconciled
+
+
+async def test_the_days_report_is_fetched_from_the_acquirer_once_it_is_over_and_matched(database: Database) -> None:
+    gw = await start(database)
+    try:
+        finance = await gw.new_key("treasury", ("finance",))
+        charge = await (await post_collection(gw, card_charge("Jonas Wik", "129.90"))).json()
+        await wait_for_collection(gw, charge["id"], "collected")
+        today = datetime.now(UTC)
+        runtime = gw.runtime
+
+        def fetcher(now: datetime) -> StatementFetcher:
+            return StatementFetcher(runtime.engine, lambda: now, runtime.adapters, runtime.statement_formats, days=1)
+
+        sim = gw.simulators["card_acquirer"].url
+        async with gw.session.get(f"{sim}/v1/settlements/{today.date().isoformat()}") as resp:
+            unauthenticated = resp.status
+        during = await fetcher(today).fetch("card_acquirer")  # asks yesterday's: nothing settled then
+        after = await fetcher(today + timedelta(days=1)).fetch("card_acquirer")  # today is over
+        again = await fetcher(today + timedelta(days=1)).fetch("card_acquirer")
+        run = await _call(gw, "POST", f"{gw.url}/v1/recon/run?source=card_acquirer", finance)
+    finally:
+        await stop_gateway(gw)
+
+    assert unauthenticated == 401  # the report is the acquirer's API, behind its key
+    assert "card_acquirer" in runtime.statement_fetcher.sources()
+    assert [(f.name, f.outcome) for f in during.files] == [
+        (f"card settlement {(today - timedelta(days=1)).date().isoformat()}", "empty")
+    ]
+    assert [(f.outcome, f.statements, f.lines) for f in after.files] == [("stored", 1, 1)]
+    assert [f.outcome for f in again.files] == ["known"]  # the same batch twice adds nothing
+    assert (run["confirmed"], run["unmatched"], run["breaks_opened"]) == (1, 0, 0)
