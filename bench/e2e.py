@@ -76,6 +76,7 @@ def write_config(folder: Path, db_url: str, port: int, bank_port: int, *, with_b
     request_secret: {SECRETS["request_secret"]}
     callback_secret: {SECRETS["callback_secret"]}
     currencies: [EUR]
+    bulk_submit: true
 """
         if with_bank
         else "partners: {}\n"
@@ -94,6 +95,7 @@ ledger: {{enabled: true}}
     port: {bank_port}
     request_secret: {SECRETS["request_secret"]}
     callback_secret: {SECRETS["callback_secret"]}
+    callback_batch_max: 500
 """,
         encoding="utf-8",
     )

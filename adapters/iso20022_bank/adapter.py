@@ -102,6 +102,8 @@ _DIRECT_DEBIT_SETTINGS: dict[str, Any] = {
     "notifications_path": {"type": "string", "pattern": "^/", "default": "/camt054"},
     "statements_path": {"type": "string", "pattern": "^/", "default": "/camt053"},
     "notifications_cache_seconds": {"type": "number", "minimum": 0, "default": 1},
+    # one pain.001 per dispatch batch (submit_many) instead of one per payment: off unless asked for
+    "bulk_submit": {"type": "boolean", "default": False},
 }
 
 
@@ -304,7 +306,7 @@ class Iso20022BankAdapter(HttpAdapter):
         the answer for every order; a message the bank or the XSD refuses as a whole is sent again one
         payment at a time, so one bad payment cannot fail the others.
         """
-        if len(orders) < 2:
+        if len(orders) < 2 or not self.settings["bulk_submit"]:
             return await super().submit_many(orders)
         now = self.context.clock()
         message_id = _bulk_message_id(orders)

@@ -54,7 +54,7 @@ class CoreSettings:
     #: callbacks due within this many seconds of each other travel in one status report ...
     callback_batch_window: float = 0.01
     #: ... of at most this many payments (1: one callback per payment)
-    callback_batch_max: int = 500
+    callback_batch_max: int = 1
     unavailable_for: int = 0
     retry_after: int = 1
     scenario: Scenario | None = None
@@ -101,7 +101,7 @@ class CoreSettings:
             callback_backoff=number("callback_backoff", 0.05),
             callback_timeout=number("callback_timeout", 5),
             callback_batch_window=number("callback_batch_window", 0.01),
-            callback_batch_max=max(1, int(number("callback_batch_max", 500))),
+            callback_batch_max=max(1, int(number("callback_batch_max", 1))),
             unavailable_for=int(number("unavailable_for", 0)),
             retry_after=int(number("retry_after", 1)),
             scenario=scenario,

@@ -394,6 +394,10 @@ async def test_a_failed_camt054_fetch_is_remembered_for_the_cache_window(
 # -- bulk: many payments in one pain.001, one status report for many ---------------------------
 
 
+#: bulk messages are the adapter's opt-in (``bulk_submit``), pooled reports the simulator's (``callback_batch_max``)
+BULK = {"bulk_submit": True}
+
+
 def _orders(new_order: OrderFactory, n: int, *, first: int = 1) -> list[PaymentOrder]:
     return [
         new_order(id=f"ins_01J00000000000000000000{i:02d}", reference=f"INV-BULK-{i:02d}")
@@ -404,7 +408,7 @@ def _orders(new_order: OrderFactory, n: int, *, first: int = 1) -> list[PaymentO
 async def test_submit_many_sends_one_pain001_and_books_each_payment_once(
     bank_rig: RigFactory, new_order: OrderFactory
 ) -> None:
-    rig = await bank_rig()
+    rig = await bank_rig(BULK)
     orders = _orders(new_order, 5)
 
     results = await rig.adapter.submit_many(orders)
@@ -419,7 +423,7 @@ async def test_submit_many_sends_one_pain001_and_books_each_payment_once(
 async def test_a_payment_sent_again_in_another_bulk_message_is_not_booked_twice(
     bank_rig: RigFactory, new_order: OrderFactory
 ) -> None:
-    rig = await bank_rig()
+    rig = await bank_rig(BULK)
     first = await rig.adapter.submit_many(_orders(new_order, 3))  # payments 1-3
     again = await rig.adapter.submit_many(_orders(new_order, 4, first=2))  # 2-3 again, with 4 and 5
 
@@ -436,7 +440,7 @@ async def test_a_payment_sent_again_in_another_bulk_message_is_not_booked_twice(
 async def test_a_bulk_message_the_bank_refuses_falls_back_to_one_payment_at_a_time(
     bank_rig: RigFactory, new_order: OrderFactory
 ) -> None:
-    rig = await bank_rig()
+    rig = await bank_rig(BULK)
     await rig.adapter.submit(new_order(id="ins_01J0000000000000000000099", reference="INV-BULK-99", amount="7.00"))
     changed = new_order(id="ins_01J0000000000000000000099", reference="INV-BULK-99", amount="8.00")
     orders = [*_orders(new_order, 2), changed]  # the third is a known InstrId with other content: 409
@@ -449,7 +453,7 @@ async def test_a_bulk_message_the_bank_refuses_falls_back_to_one_payment_at_a_ti
 
 
 async def test_the_bank_reports_many_payments_in_one_callback(bank_rig: RigFactory, new_order: OrderFactory) -> None:
-    rig = await bank_rig(callback_batch_window=0.05)
+    rig = await bank_rig(BULK, callback_batch_window=0.05, callback_batch_max=500)
     orders = _orders(new_order, 4)
     await rig.adapter.submit_many(orders)
 
