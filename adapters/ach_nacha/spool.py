@@ -29,10 +29,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+
+from gateway.store.atomic import write_atomic
 
 __all__ = ["Spool"]
 
@@ -40,21 +41,7 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, json.dumps(data, sort_keys=True).encode())
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -23,11 +23,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from gateway.store.atomic import write_atomic as store_atomic
 
 __all__ = ["HandoffFolder", "write_atomic"]
 
@@ -35,23 +36,9 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all (temp file, fsync, rename, fsync of the directory)."""
+    """Write ``data`` to ``path`` whole or not at all (``gateway.store.atomic``), its folder made private first."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    store_atomic(path, data)
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +46,7 @@ from gateway.errors import (
 from gateway.intake.batch import MAX_ITEMS, prepare
 from gateway.intake.pain001 import PaymentFile, read_pain001
 from gateway.intake.pain002 import ReportLine, build_report, tx_status
+from gateway.store.atomic import write_atomic
 from gateway.store.codec import InstructionCodec
 from gateway.store.inbox import move_aside, reason_text, settled_files
 from gateway.store.intake import GroupResult, IntakeGroup, IntakeOutcome, IntakeResult, IntakeWriter
@@ -461,9 +461,4 @@ def _informations(items: list[dict[str, Any]]) -> list[tuple[str, int, str | Non
 
 def _write_atomically(path: Path, body: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as out:
-        out.write(body)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, body)
