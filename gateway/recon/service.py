@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -662,19 +662,37 @@ def _line_key(text: str) -> tuple[int, int]:
     return int(found.group(1)), int(found.group(2))
 
 
-async def _confirm(conn: AsyncConnection, match_id: int, *, by: str, now: datetime) -> list[str]:
+async def _decide_suggested(
+    conn: AsyncConnection,
+    match_id: int,
+    status: str,
+    by: str,
+    now: datetime,
+    *,
+    refused: Callable[[str], str],
+    raced: str,
+) -> Mapping[str, Any]:
+    """Move a suggested match to ``status`` (confirmed or rejected) by ``by``; ``NotFoundError`` without it,
+    ``ConflictError`` (``refused(its status)``, or ``raced`` when another call moved it first) otherwise."""
     row = (await conn.execute(select(recon_matches).where(recon_matches.c.id == match_id))).mappings().first()
     if row is None:
         raise NotFoundError(f"no match m_{match_id}")
     if row["status"] != "suggested":
-        raise ConflictError(f"match m_{match_id} is already confirmed")
+        raise ConflictError(f"match m_{match_id} {refused(row['status'])}")
     done = await conn.execute(
         update(recon_matches)
         .where(recon_matches.c.id == match_id, recon_matches.c.status == "suggested")
-        .values(status="confirmed", confirmed_by=by[:64], confirmed_at=now)
+        .values(status=status, confirmed_by=by[:64], confirmed_at=now)
     )
     if done.rowcount != 1:
-        raise ConflictError(f"match m_{match_id} is already confirmed")
+        raise ConflictError(f"match m_{match_id} {raced}")
+    return row
+
+
+async def _confirm(conn: AsyncConnection, match_id: int, *, by: str, now: datetime) -> list[str]:
+    row = await _decide_suggested(
+        conn, match_id, "confirmed", by, now, refused=lambda _: "is already confirmed", raced="is already confirmed"
+    )
     pays = await _match_views(conn, match_id, now)
     await release_reconciled(conn, [p.id for p in pays if p.kind == "payment"], now)
     ledger = rules_for(conn)
@@ -882,18 +900,15 @@ async def reject_match(engine: AsyncEngine, ref: str, reason: str, *, by: str, n
         raise BadRequestError("a rejection needs a reason", errors=[FieldError("/reason", "required")])
     async with engine.begin() as conn:
         match_id = await _match_of(conn, ref)
-        row = (await conn.execute(select(recon_matches).where(recon_matches.c.id == match_id))).mappings().first()
-        if row is None:
-            raise NotFoundError(f"no match m_{match_id}")
-        if row["status"] != "suggested":
-            raise ConflictError(f"match m_{match_id} is {row['status']}: only a suggested match can be rejected")
-        done = await conn.execute(
-            update(recon_matches)
-            .where(recon_matches.c.id == match_id, recon_matches.c.status == "suggested")
-            .values(status="rejected", confirmed_by=by[:64], confirmed_at=now)
+        row = await _decide_suggested(
+            conn,
+            match_id,
+            "rejected",
+            by,
+            now,
+            refused=lambda status: f"is {status}: only a suggested match can be rejected",
+            raced="was confirmed or rejected meanwhile",
         )
-        if done.rowcount != 1:
-            raise ConflictError(f"match m_{match_id} was confirmed or rejected meanwhile")
         links = (
             await conn.execute(
                 select(
