@@ -19,18 +19,20 @@ with one line naming the row.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from gateway.config import check_document, read_yaml_file
 from gateway.domain.accounts import mask
@@ -49,6 +51,7 @@ __all__ = [
     "mappings_by_name",
     "parse_mapping",
     "read_csv",
+    "stream_csv",
 ]
 
 CSV_FORMAT = "csv"
@@ -189,27 +192,61 @@ def load_mapping(path: str | Path) -> CsvMapping:
 # -- reading a file ---------------------------------------------------------------------------------
 
 
-def _decode(m: CsvMapping, body: bytes) -> str:
-    try:
-        text = body.decode(m.encoding)
-    except UnicodeDecodeError as exc:
-        line = body[: exc.start].count(b"\n") + 1
-        raise CsvStatementError(
-            f"line {line}: byte {body[exc.start]:#04x} is not {m.encoding} (the mapping's encoding)"
-        ) from None
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise CsvStatementError(f"line {line}: holds a NUL character; not a text file")
-    return text.removeprefix("\ufeff")
+#: bytes read from a CSV file at a time
+_BLOCK = 1 << 16
+#: a physical line longer than this refuses the file (above the csv module's 128 KiB field limit, so a
+#: huge field is named as such; it bounds the memory one line can take)
+MAX_LINE_CHARS = 1 << 19
 
 
-def _rows(m: CsvMapping, text: str) -> list[tuple[int, list[str]]]:
-    """(line number, fields) of every non-blank record after ``skip_rows`` lines (header included)."""
-    lines = io.StringIO(text)
+def _text_lines(m: CsvMapping, source: BinaryIO) -> Iterator[str]:
+    """The file's text line by line (line ends kept), decoded block by block as it is read.
+
+    A byte that is not the mapping's encoding, a NUL or an overlong line
+    refuses the file with one line naming the line of the file.
+    """
+    decoder = codecs.getincrementaldecoder(m.encoding)("strict")
+    seen = 0  # newlines in the text decoded so far
+    pending = ""
+    first = True
+    while True:
+        block = source.read(_BLOCK)
+        try:
+            text = decoder.decode(block, final=not block)
+        except UnicodeDecodeError as exc:
+            bad = block[max(exc.start, 0) : exc.start + 1] or b"?"
+            line = seen + pending.count("\n") + block[: max(exc.start, 0)].count(b"\n") + 1
+            raise CsvStatementError(
+                f"line {line}: byte {bad[0]:#04x} is not {m.encoding} (the mapping's encoding)"
+            ) from None
+        if first and text:
+            text, first = text.removeprefix("\ufeff"), False
+        if "\x00" in text:
+            line = seen + (pending + text[: text.index("\x00")]).count("\n") + 1
+            raise CsvStatementError(f"line {line}: holds a NUL character; not a text file")
+        pending += text
+        *done, pending = pending.split("\n")
+        for piece in done:
+            seen += 1
+            yield piece + "\n"
+        if len(pending) > MAX_LINE_CHARS:
+            raise CsvStatementError(f"line {seen + 1}: a line over {MAX_LINE_CHARS} characters")
+        if not block:
+            if pending:
+                yield pending
+            return
+
+
+def _rows(m: CsvMapping, source: BinaryIO) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of every non-blank record after ``skip_rows`` lines (header included), streamed.
+
+    The last ``footer_rows`` records are held back (at most that many in memory) and never given.
+    """
+    lines = _text_lines(m, source)
     for _ in range(m.skip_rows):
-        lines.readline()
+        next(lines, None)
     reader = csv.reader(lines, delimiter=m.delimiter, quotechar=m.quote, strict=True)
-    out: list[tuple[int, list[str]]] = []
+    held: deque[tuple[int, list[str]]] = deque()
     try:
         for row in reader:
             where = m.skip_rows + reader.line_num
@@ -218,12 +255,11 @@ def _rows(m: CsvMapping, text: str) -> list[tuple[int, list[str]]]:
             if sum(len(f) for f in row) > MAX_RECORD_CHARS:
                 raise CsvStatementError(f"line {where}: a record over {MAX_RECORD_CHARS} characters")
             if any(f.strip() for f in row):
-                out.append((where, row))
+                held.append((where, row))
+                if len(held) > m.footer_rows:
+                    yield held.popleft()
     except csv.Error as exc:
         raise CsvStatementError(f"line {m.skip_rows + reader.line_num}: not CSV as mapped: {exc}") from None
-    if m.footer_rows:
-        out = out[: -m.footer_rows]
-    return out
 
 
 def _index(m: CsvMapping, header: list[str] | None, ref: Any) -> int:
@@ -329,14 +365,27 @@ class _Reader:
         )
 
 
-def read_csv(m: CsvMapping, body: bytes) -> list[Statement]:
-    """The file as one ``Statement`` through the mapping; ``CsvStatementError`` (one line) otherwise."""
-    rows = _rows(m, _decode(m, body))
+@dataclass
+class _Figures:
+    """What a first pass over the file learns before any line is given: the statement's header."""
+
+    currency: str | None
+    opening: int | None = None
+    closing: int | None = None
+    first_day: date | None = None
+    last_day: date | None = None
+    lines: int = 0
+
+
+def _walk(m: CsvMapping, source: BinaryIO, figures: _Figures) -> Iterator[StatementLine]:
+    """Every statement line of the file, read through the mapping; balance rows go into ``figures``."""
+    rows = _rows(m, source)
     header: list[str] | None = None
     if m.header:
-        if not rows:
+        first = next(rows, None)
+        if first is None:
             raise CsvStatementError("no header row")
-        header = rows.pop(0)[1]
+        header = first[1]
     cols = m.columns
     at: dict[str, int] = {}
     for key, ref in cols.items():
@@ -348,52 +397,76 @@ def read_csv(m: CsvMapping, body: bytes) -> list[Statement]:
     text_at = [_index(m, header, r) for r in (texts if isinstance(texts, list) else [texts])]
     reader = _Reader(m, at, text_at)
     label_at = _index(m, header, m.balances["label_column"]) if m.balances else None
-    opening = closing = None
-    lines: list[StatementLine] = []
-    currency = m.currency
     for n, row in rows:
         if label_at is not None and m.balances is not None:
             label = _cell(row, label_at)
             if label in (m.balances["opening"], m.balances["closing"]):
                 cur = reader.currency(row, n)
-                currency = currency or cur
+                figures.currency = figures.currency or cur
                 value = reader.signed(row, n, cur) if _has_amount(reader, row) else 0
                 if label == m.balances["opening"]:
-                    if opening is not None:
+                    if figures.opening is not None:
                         raise CsvStatementError(f"line {n}: a second opening balance")
-                    opening = value
+                    figures.opening = value
                 else:
-                    if closing is not None:
+                    if figures.closing is not None:
                         raise CsvStatementError(f"line {n}: a second closing balance")
-                    closing = value
+                    figures.closing = value
                 continue
         line = reader.line(row, n)
-        currency = currency or line.currency
-        lines.append(line)
-    if not lines:
+        figures.currency = figures.currency or line.currency
+        yield line
+
+
+def stream_csv(m: CsvMapping, source: BinaryIO) -> Iterator[Statement | StatementLine]:
+    """The file as one ``Statement`` (without lines) and then its lines, with bounded memory.
+
+    Three passes over the (seekable) file: its content hash, then every row read
+    and checked for the header's figures (its first and last day, the balance
+    rows), then the lines given one by one. A file that fails is refused with
+    ``CsvStatementError`` (one line) before its statement is given.
+    """
+    start = source.tell()
+    digest = hashlib.sha256()
+    while block := source.read(_BLOCK):
+        digest.update(block)
+    source.seek(start)
+    figures = _Figures(m.currency)
+    for line in _walk(m, source, figures):
+        figures.lines += 1
+        if line.booked_on is not None:
+            if figures.first_day is None or line.booked_on < figures.first_day:
+                figures.first_day = line.booked_on
+            if figures.last_day is None or line.booked_on > figures.last_day:
+                figures.last_day = line.booked_on
+    if not figures.lines:
         raise CsvStatementError("no statement line in the file")
-    if m.balances and (opening is None or closing is None):
-        missing = "opening" if opening is None else "closing"
+    if m.balances and (figures.opening is None or figures.closing is None):
+        missing = "opening" if figures.opening is None else "closing"
         raise CsvStatementError(f"the mapping declares balances but the file has no {missing} balance row")
-    assert currency is not None
-    days = sorted(d for d in (x.booked_on for x in lines) if d is not None)
-    digest = hashlib.sha256(body).hexdigest()[:16]
+    assert figures.currency is not None and figures.first_day is not None and figures.last_day is not None
     account = mask(m.account.replace(" ", "")) if m.account else None
-    statement_id = f"{m.name}/{days[0].isoformat()}..{days[-1].isoformat()}/{digest}"
-    return [
-        Statement(
-            source=m.source,
-            format=CSV_FORMAT,
-            statement_id=statement_id,
-            currency=currency,
-            account=account,
-            period_start=days[0],
-            period_end=days[-1],
-            opening_minor=opening,
-            closing_minor=closing,
-            lines=tuple(lines),
-        )
-    ]
+    statement_id = f"{m.name}/{figures.first_day.isoformat()}..{figures.last_day.isoformat()}/{digest.hexdigest()[:16]}"
+    yield Statement(
+        source=m.source,
+        format=CSV_FORMAT,
+        statement_id=statement_id,
+        currency=figures.currency,
+        account=account,
+        period_start=figures.first_day,
+        period_end=figures.last_day,
+        opening_minor=figures.opening,
+        closing_minor=figures.closing,
+    )
+    source.seek(start)
+    yield from _walk(m, source, _Figures(m.currency))
+
+
+def read_csv(m: CsvMapping, body: bytes) -> list[Statement]:
+    """The file as one ``Statement`` through the mapping; ``CsvStatementError`` (one line) otherwise."""
+    header, *lines = stream_csv(m, io.BytesIO(body))
+    assert isinstance(header, Statement)
+    return [replace(header, lines=tuple(x for x in lines if isinstance(x, StatementLine)))]
 
 
 def _has_amount(reader: _Reader, row: list[str]) -> bool:
@@ -409,6 +482,7 @@ def csv_format(m: CsvMapping) -> StatementFormat:
         description=f"CSV through the mapping {m.name!r}",
         sniff=lambda head: False,
         read=lambda body: read_csv(m, body),
+        stream=lambda source: stream_csv(m, source),
     )
 
 

@@ -6,6 +6,7 @@ The CSV files in tests/data/csv are synthetic (tests/data/csv/SOURCES.md).
 from __future__ import annotations
 
 import json
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from gateway.domain.statements import StatementControlError, StatementFormat, ch
 from gateway.errors import ConfigError
 from gateway.hookspecs import hookimpl
 from gateway.plugins.manager import Plugins
-from gateway.recon.csvformat import load_mapping, parse_mapping, read_csv
+from gateway.recon.csvformat import load_mapping, parse_mapping, read_csv, stream_csv
 from gateway.recon.imports import StatementFileError, import_file
 from gateway.recon.rules import load_recon_rules
 from gateway.recon.service import run_recon
@@ -341,3 +342,60 @@ def test_no_plugin_may_offer_the_csv_format() -> None:
             plugins.statement_formats()
     finally:
         plugins.unregister(thief)
+
+
+async def test_a_large_csv_file_streams_with_bounded_memory_and_reads_as_the_whole_file_does(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A 20,000-line export given by path is read as it is stored; reading it holds a fraction of its size."""
+    path = tmp_path / "big.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        f.write("Posting Date,Description,Payee,Trace Number,Bank Reference,Debit,Credit\r\n")
+        for i in range(20_000):
+            f.write(f"12/0{1 + i % 3}/2026,ACH DEBIT {i},Payee {i % 97},0910000{i:08d},BR-{i:07d},{i % 500}.25,\r\n")
+    size = path.stat().st_size
+
+    tracemalloc.start()
+    try:
+        with path.open("rb") as source:
+            read = sum(1 for _ in stream_csv(US, source))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert read == 1 + 20_000
+    assert size > 1_400_000 and peak < size / 3, (size, peak)
+
+    report = await import_file(engine, FORMATS, path, now=NOW, mapping=US)
+
+    assert report.as_dict()["lines"] == 20_000
+    assert await _counts(engine) == (1, 20_000)
+    [whole] = read_csv(US, path.read_bytes())
+    assert report.statements[0].statement_id == whole.statement_id
+    assert whole.statement_id.startswith("us-bank/2026-12-01..2026-12-03/")
+    assert whole.debits_minor == sum((i % 500) * 100 + 25 for i in range(20_000))
+
+
+def test_a_utf16_export_with_quoted_newlines_and_a_footer_reads_across_block_boundaries() -> None:
+    """Decoded block by block: a UTF-16 file, records with a newline inside quotes, footer rows held back."""
+    mapping = parse_mapping(
+        {
+            "version": 1,
+            "name": "utf16-bank",
+            "source": "iso20022_bank",
+            "currency": "EUR",
+            "encoding": "utf-16",
+            "delimiter": ";",
+            "decimal": ",",
+            "footer_rows": 2,
+            "date_format": "%d.%m.%Y",
+            "columns": {"booking_date": "Tag", "amount": "Betrag", "text": "Text"},
+        },
+        "test",
+    )
+    rows = [f'0{1 + i % 9}.12.2026;"Zeile {i}\nzweite Zeile";-{i + 1},50' for i in range(5_000)]
+    body = "Tag;Betrag;Text\n".replace("Betrag;Text", "Text;Betrag") + "\n".join(rows) + "\nSumme;x;1\nEnde;x;2\n"
+    [statement] = read_csv(mapping, body.encode("utf-16"))
+
+    assert len(statement.lines) == 5_000
+    assert statement.lines[0].text == "Zeile 0 zweite Zeile" and statement.lines[-1].text == "Zeile 4999 zweite Zeile"
+    assert statement.debits_minor == sum((i + 1) * 100 + 50 for i in range(5_000))
