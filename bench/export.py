@@ -76,7 +76,7 @@ async def seed(engine: AsyncEngine, count: int, *, start: int = 0, days: int = 3
         rows, events = [], []
         for n in range(first, min(first + chunk, start + count)):
             at = NOW + timedelta(seconds=n * days * 86400 // max(count + start, 1))
-            instruction_id = f"ins_bench{n:017d}"
+            instruction_id = f"ins_{n:026d}"  # a valid id (API paths and cursors check ids)
             ids.append(instruction_id)
             rows.append(
                 {
@@ -135,7 +135,7 @@ def seed_sqlite(path: Path, count: int, *, days: int = 3, chunk: int = 50_000) -
             rows, events = [], []
             for n in range(first, min(first + chunk, count)):
                 at = NOW + timedelta(seconds=n * days * 86400 // count)
-                instruction_id = f"ins_bench{n:017d}"
+                instruction_id = f"ins_{n:026d}"  # a valid id (API paths and cursors check ids)
                 row = {
                     **template,
                     "id": instruction_id,
@@ -172,7 +172,7 @@ def seed_sqlite(path: Path, count: int, *, days: int = 3, chunk: int = 50_000) -
 
 
 async def cached_db(path: Path, count: int, fresh: bool) -> AsyncEngine:
-    ready = path.with_suffix(f".{count}.ready")
+    ready = path.with_suffix(f".{count}.v2.ready")  # v2: ids the API accepts
     if fresh or not ready.exists():
         path.unlink(missing_ok=True)
         for old in path.parent.glob(path.with_suffix("").name + ".*.ready"):

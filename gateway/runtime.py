@@ -33,7 +33,7 @@ from gateway.dispatch.updates import StatusUpdates
 from gateway.domain.clock import Clock, system_clock
 from gateway.domain.events import StatusChange
 from gateway.errors import ConfigError
-from gateway.finance.lake import Exporter
+from gateway.finance.offload import export_in_child
 from gateway.finance.stream import EventRelay
 from gateway.intake.files import FileDesk
 from gateway.intake.jobs import FileJobs
@@ -365,10 +365,9 @@ class Runtime:
         jobs = []
         export = self.settings.export
         if export.scheduled:
-            exporter = Exporter(self.engine, Path(export.dir), self.clock, chunk_rows=export.chunk_rows)
 
             async def run_export() -> int:
-                return (await exporter.run()).rows
+                return await export_in_child(self.engine, self.settings)  # Arrow stays out of this process
 
             jobs.append(Job("data-export", run_export, export.interval_seconds))
         recon = self.settings.reconciliation

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.config import load_settings
 from gateway.errors import ConfigError
+from gateway.finance.offload import export_in_child
 from gateway.runtime import Runtime
 from gateway.store.db import create_engine
-from tests.support import cli_config, load_bench, run_cli
+from gateway.store.watermarks import watermarks
+from tests.support import Database, cli_config, load_bench, make_settings, run_cli
 from tests.test_lake import lake_counts
 
 
@@ -101,3 +105,29 @@ def test_bench_runs_tiny_and_reports_json(tmp_path: Path, capsys: pytest.Capture
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["rows_exported"] == 3000 and result["rows_on_rerun"] == 0 and result["target_met"]
     assert result["baseline_select_seconds"] > 0 and result["ratio_to_select"] > 0
+
+
+def test_neither_the_serving_process_nor_the_command_line_loads_arrow() -> None:
+    """The export runs in a child process (gateway.finance.offload): Arrow's ~65 MB stay out of `gateway serve`."""
+    probe = (
+        "import sys, gateway.cli, gateway.runtime; print(sorted(m for m in ('pyarrow', 'duckdb') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+async def test_the_export_child_opens_the_database_the_parent_uses_schema_included(
+    database: Database, tmp_path: Path
+) -> None:
+    """On PostgreSQL the child gets the parent's schema (tests pin one per test), not the URL's default."""
+    engine = database.engine()
+    try:
+        await load_bench("export").seed(engine, 3)
+        settings = make_settings(database, export__dir=str(tmp_path / "lake"))
+        assert await export_in_child(engine, settings) == 6  # 3 instructions and their 3 first events
+        assert await export_in_child(engine, settings) == 0  # each row once: the watermark moved in this schema
+        async with engine.connect() as conn:
+            assert (await watermarks(conn))["instructions"]["rows"] == 3
+    finally:
+        await engine.dispose()
+    assert lake_counts(tmp_path / "lake")["instructions"] == (3, 3)

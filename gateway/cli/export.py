@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from gateway.cli.common import Subparsers, UsageError, command, console, database, group, load, require_schema, table
 from gateway.domain.clock import system_clock
-from gateway.finance.lake import DATASETS, MANIFEST, Exporter, watermarks
+from gateway.finance.offload import SYSTEM_ERROR, ExportProcessError, run_in_child
 from gateway.finance.stream import EventRelay
 from gateway.plugins.manager import Plugins
 
@@ -24,11 +25,8 @@ async def _run(args: argparse.Namespace) -> int:
     out = Path(args.to or settings.export.dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--to {out} is a file, not a folder")
-    chosen = Exporter.select(args.dataset) if args.dataset else None  # an unknown name fails before connecting
     async with database(settings) as engine:
         await require_schema(engine)
-        exporter = Exporter(engine, out, system_clock, chunk_rows=settings.export.chunk_rows)
-        names = [d.name for d in chosen] if chosen else None
         show = sys.stderr.isatty() or args.progress
         with Progress(
             TextColumn("{task.description:20}"),
@@ -45,54 +43,48 @@ async def _run(args: argparse.Namespace) -> int:
                     tasks[name] = bar.add_task(name, total=total)
                 bar.update(tasks[name], completed=done, total=total)
 
-            try:
-                result = await exporter.run(names, progress=progress)
-            except OSError as exc:  # a full disk, a folder it may not write: nothing recorded, re-run to resume
-                raise UsageError(f"writing the export to {out} failed: {exc}; fix it and run again") from None
+            try:  # in a child process: this one never loads Arrow (gateway.finance.offload)
+                result = await run_in_child(engine, settings, "run", progress, names=args.dataset, out=str(out))
+            except ExportProcessError as exc:
+                if exc.status == SYSTEM_ERROR:  # a full disk, a folder it may not write: re-run to resume
+                    raise UsageError(
+                        f"writing the export to {out} failed: {exc.message}; fix it and run again"
+                    ) from None
+                raise UsageError(exc.message) from None
     if args.json:
-        doc: dict[str, Any] = {
-            "folder": str(out),
-            "manifest": str(result.manifest) if result.manifest else None,
-            "datasets": {
-                d.name: {
-                    "rows": d.rows,
-                    "files": d.files,
-                    "from_key": d.from_key,
-                    "to_key": d.to_key,
-                    "removed": d.removed,
-                }
-                for d in result.datasets
-            },
-        }
-        print(json.dumps(doc))
+        print(json.dumps(result))
         return 0
-    for d in result.datasets:
-        again = f"; rewrote {len(d.removed)} file(s) an interrupted run left" if d.removed else ""
+    for name, d in result["datasets"].items():
+        again = f"; rewrote {len(d['removed'])} file(s) an interrupted run left" if d["removed"] else ""
         print(
-            f"{d.name}: {d.rows} rows in {len(d.files)} file(s), key {d.from_key} → {d.to_key}{again}", file=sys.stderr
+            f"{name}: {d['rows']} rows in {len(d['files'])} file(s), key {d['from_key']} → {d['to_key']}{again}",
+            file=sys.stderr,
         )
-    print(f"manifest: {result.manifest or 'none (nothing new)'}", file=sys.stderr)
+    print(f"manifest: {result['manifest'] or 'none (nothing new)'}", file=sys.stderr)
     return 0
 
 
 async def _status(args: argparse.Namespace) -> int:
-    async with database(load(args)) as engine:
+    settings = load(args)
+    async with database(settings) as engine:
         await require_schema(engine)
-        async with engine.connect() as conn:
-            marks = await watermarks(conn)
+        try:
+            found = await run_in_child(engine, settings, "status")
+        except ExportProcessError as exc:
+            raise UsageError(exc.message) from None
+    marks: dict[str, Any] = found["watermarks"]
     if args.json:
-        print(json.dumps({n: {**m, "updated_at": m["updated_at"].isoformat()} for n, m in marks.items()}))
+        print(json.dumps(marks))
         return 0
     view = table("export watermarks", "name", "key", "rows", "schema", "updated", numbers=("key", "rows"))
-    for name in [*DATASETS, MANIFEST, *sorted(n for n in marks if n.startswith("sink:"))]:
+    for name in [*found["datasets"], *sorted(n for n in marks if n.startswith("sink:"))]:
         mark = marks.get(name)
         if mark is None:
             view.add_row(name, "0", "0", "-", "never")
             continue
         version = str(mark["schema_version"]) if mark["schema_version"] is not None else "-"
-        view.add_row(
-            name, str(mark["key"]), str(mark["rows"]), version, mark["updated_at"].isoformat(timespec="seconds")
-        )
+        updated = datetime.fromisoformat(mark["updated_at"]).isoformat(timespec="seconds")
+        view.add_row(name, str(mark["key"]), str(mark["rows"]), version, updated)
     console().print(view)
     return 0
 
@@ -120,7 +112,10 @@ def register(subparsers: Subparsers) -> None:
     export = group(subparsers, "export", help="the data-lake export and event sinks (docs/data-export.md)")
     p = command(export, "run", _run, help="export new rows to Parquet (each row exactly once), then write a manifest")
     p.add_argument(
-        "--dataset", action="append", metavar="NAME", help=f"only this dataset (repeatable): {', '.join(DATASETS)}"
+        "--dataset",
+        action="append",
+        metavar="NAME",
+        help="only this dataset (repeatable; `export status` lists them)",
     )
     p.add_argument("--to", metavar="DIR", help="the export folder (default: export.dir)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

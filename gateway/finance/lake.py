@@ -41,19 +41,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Boolean, Float, Integer, Select, and_, func, insert, select, update
+from sqlalchemy import Boolean, Float, Integer, Select, and_, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.clock import Clock
 from gateway.domain.money import minor_units
-from gateway.errors import GatewayError
 from gateway.store.audit import COLLECTION_EVENT_FIELDS, EVENT_FIELDS
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import (
     collection_events,
     collections,
     export_files,
-    export_watermarks,
     instruction_events,
     instructions,
     ledger_entries,
@@ -61,6 +59,7 @@ from gateway.store.tables import (
     recon_match_payments,
     recon_matches,
 )
+from gateway.store.watermarks import ExportError, advance_watermark, read_watermark, watermarks
 
 __all__ = [
     "DATASETS",
@@ -81,12 +80,6 @@ __all__ = [
 MANIFEST_VERSION = 1
 MANIFEST = "_manifest"  # the watermark of the files already listed in a manifest
 _PART = re.compile(r"^part-(\d{12})-(\d{12})\.parquet$")
-
-
-class ExportError(GatewayError):
-    """The export cannot go on (an unknown dataset, a folder it cannot write, a watermark moved under it)."""
-
-    default_message = "the data-lake export failed"
 
 
 @dataclass(frozen=True)
@@ -480,42 +473,6 @@ _CONVERT: Mapping[str, Callable[[Any], Any]] = {"minor_units": _minor_units}
 
 
 # -- watermarks ------------------------------------------------------------------------------------
-
-
-async def watermarks(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
-    """Every watermark: name → {key, rows, schema_version, updated_at}."""
-    result = await conn.execute(select(export_watermarks).order_by(export_watermarks.c.name))
-    return {r.name: {k: v for k, v in r._mapping.items() if k != "name"} for r in result}
-
-
-async def read_watermark(conn: AsyncConnection, name: str) -> tuple[int, int]:
-    """A watermark's (key, rows); (0, 0) before the first run."""
-    row = (
-        await conn.execute(
-            select(export_watermarks.c.key, export_watermarks.c.rows).where(export_watermarks.c.name == name)
-        )
-    ).first()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
-async def advance_watermark(
-    conn: AsyncConnection, name: str, old: int, new: int, rows: int, now: datetime, version: int | None = None
-) -> None:
-    """Move a watermark from ``old`` to ``new`` (adding ``rows``); refuse if someone else moved it first."""
-    values = {"key": new, "rows": export_watermarks.c.rows + rows, "updated_at": now, "schema_version": version}
-    moved = await conn.execute(
-        update(export_watermarks)
-        .where(export_watermarks.c.name == name, export_watermarks.c.key == old)
-        .values(**values)
-    )
-    if moved.rowcount == 1:
-        return
-    exists = await conn.scalar(select(func.count()).where(export_watermarks.c.name == name))
-    if exists:
-        raise ExportError(f"the watermark {name!r} moved during this run: is another export running?")
-    await conn.execute(
-        insert(export_watermarks).values(name=name, key=new, rows=rows, schema_version=version, updated_at=now)
-    )
 
 
 # -- files -------------------------------------------------------------------------------------------

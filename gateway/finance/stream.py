@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.domain.clock import Clock
-from gateway.finance.lake import advance_watermark, read_watermark
 from gateway.plugins.sinks import EventSink, SinkEvent
 from gateway.store.tables import instruction_events, instructions
+from gateway.store.watermarks import advance_watermark, read_watermark
 
 __all__ = ["EventRelay", "cursor_name"]
 
