@@ -14,8 +14,9 @@ is driven over HTTP with a business unit's key:
 * **burst**: 16 concurrent clients each walking pages of their own creation window.
 
 Its peak resident set (``VmHWM`` in ``/proc/PID/status``, every thread) is the measure. The
-baseline, in the same run: the same gateway and the same request script on an empty database (where it finds nothing to list), so the
-ratio is what a million stored instructions add to what the process needs anyway.
+baseline, in the same run: the same gateway and the same request script on an empty database
+(where it finds nothing to list), so the ratio is what a million stored instructions add to what
+the process needs anyway.
 
     .venv/bin/python bench/memory.py [--json] [--instructions 1000000] [--pages N] [--fresh]
 
