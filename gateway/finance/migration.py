@@ -829,6 +829,8 @@ async def import_file(
     with ``processes`` in a worker process (the second core; ``None``: for files of
     ``PROCESS_MIN_RECORDS`` or more on a machine with two cores or more). The worker process
     reads the file itself, so a ``reader`` other than ``read_records`` means a thread.
+    The process is started with ``spawn``: a script calling this must guard its entry point
+    (``if __name__ == "__main__":``), as the CLI and ``bench/migrate.py`` do.
     """
     async with engine.connect() as conn:
         stored = await read_checkpoint(conn, business_unit, source.sha256)
