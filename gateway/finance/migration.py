@@ -28,6 +28,8 @@ import hashlib
 import json
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -778,13 +780,26 @@ def _start_worker(
     fingerprints: Fingerprinter,
     business_unit: str,
     chunk_size: int,
+    parent: int,
 ) -> None:
-    """A checking process's initializer: its own reader of the file from ``skip`` on, and its own validator."""
+    """A checking process's initializer: its own reader of the file from ``skip`` on, and its own validator.
+
+    ``parent``: the importing process's id (given, not asked: it may have died before this ran).
+    """
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     records = read_records(source, mapping, skip)
     validator = Validator(mapping, now)
     _worker_checker.append(
         _Checker(records, validator, AccountKeys(fingerprints), business_unit, source.sha256, chunk_size)
     )
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this checking process once its parent is gone (a killed import: its pool's pipes never close)."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)  # only the file was read here: nothing to clean up
+        time.sleep(1)
 
 
 def _worker_next_chunk() -> Checked | None:
@@ -860,6 +875,7 @@ async def import_file(
                 fingerprints,
                 business_unit,
                 chunk_size,
+                os.getpid(),
             ),
         )
         loop = asyncio.get_running_loop()

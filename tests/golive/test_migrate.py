@@ -423,3 +423,47 @@ def test_a_row_whose_parties_are_known_is_judged_as_a_fresh_row_is(change: dict[
     expected = fresh(2, {**base, **change})
     got = warm(2, {**base, **change})
     assert got == expected  # the same payment (parties, money, hash), or the same rejection in the same words
+
+
+def _children(pid: int) -> list[int]:
+    """Ids of the processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_import_leaves_no_checking_process_behind(tmp_path: Path) -> None:
+    bench = Path(__file__).resolve().parents[2] / "bench" / "migrate.py"
+    cmd = [sys.executable, str(bench), "--rows", "60000", "--checking", "process", "--cache-dir", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    children: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        children = _children(proc.pid)
+        if len(children) >= 2:  # multiprocessing's resource tracker and the checking process
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None and len(children) >= 2, "the import never started its checking process"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 15
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [c for c in children if Path(f"/proc/{c}").exists() and "Z" not in _state(c)]
+    for c in alive:  # do not leave them running, whatever the outcome
+        os.kill(c, signal.SIGKILL)
+    assert alive == [], "a checking process outlived the killed import"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
