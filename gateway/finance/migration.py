@@ -26,12 +26,17 @@ import contextlib
 import csv
 import hashlib
 import json
+import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -54,6 +59,7 @@ __all__ = [
     "CSV_FIELDS",
     "FINAL_STATUSES",
     "FORMATS",
+    "PROCESS_MIN_RECORDS",
     "AccountKeys",
     "Checkpoint",
     "ColumnMapping",
@@ -62,6 +68,7 @@ __all__ = [
     "Parsed",
     "RecordReader",
     "Rejection",
+    "Staged",
     "Validator",
     "check_file",
     "fresh",
@@ -71,6 +78,7 @@ __all__ = [
     "load_mapping",
     "read_checkpoint",
     "read_records",
+    "stage",
     "store_chunk",
 ]
 
@@ -427,6 +435,11 @@ class Validator:
         self.mapping = mapping
         self._now = now
 
+    @property
+    def now(self) -> datetime:
+        """The instant no row may be created after (history only)."""
+        return self._now
+
     def __call__(self, line: int, record: dict[str, Any] | str) -> Parsed | Rejection:
         if isinstance(record, str):
             return Rejection(line, "", record)
@@ -526,7 +539,22 @@ async def read_checkpoint(conn: AsyncConnection, business_unit: str, sha256: str
     return Checkpoint(*row) if row else Checkpoint()
 
 
-async def known(conn: AsyncConnection, business_unit: str, chunk: Sequence[Parsed]) -> tuple[set[str], set[str]]:
+class Staged(NamedTuple):
+    """A valid historical payment as it will be stored: its ``migrated_payments`` row and what it teaches risk.
+
+    Built where the row was checked (a worker thread or process), so that the writer only
+    de-duplicates and writes; plain values, cheap to send between processes. ``row`` lacks
+    ``imported_at``, set when the chunk is written.
+    """
+
+    reference: str
+    content_hash: str
+    row: dict[str, Any]
+    #: a settled payment's risk-history ``Candidate``, as its fields in order (``None``: nothing to learn)
+    learned: tuple[Any, ...] | None
+
+
+async def known(conn: AsyncConnection, business_unit: str, chunk: Sequence[Staged]) -> tuple[set[str], set[str]]:
     """References and content hashes of ``chunk`` already imported for the business unit."""
     dialect = conn.dialect
     unit = placeholders(dialect, 1)
@@ -542,7 +570,7 @@ async def known(conn: AsyncConnection, business_unit: str, chunk: Sequence[Parse
                 (business_unit, *values),
             )
             for name, values in (
-                ("reference", [p.data.reference for p in chunk]),
+                ("reference", [p.reference for p in chunk]),
                 ("content_hash", [p.content_hash for p in chunk]),
             )
         ],
@@ -550,15 +578,15 @@ async def known(conn: AsyncConnection, business_unit: str, chunk: Sequence[Parse
     return {r[0] for r in references}, {r[0] for r in hashes}
 
 
-def fresh(chunk: Sequence[Parsed], refs: set[str], hashes: set[str]) -> tuple[list[Parsed], list[Parsed]]:
+def fresh(chunk: Sequence[Staged], refs: set[str], hashes: set[str]) -> tuple[list[Staged], list[Staged]]:
     """Split ``chunk`` into payments new to ``refs``/``hashes`` and duplicates; adds the new ones to both."""
-    new: list[Parsed] = []
-    dup: list[Parsed] = []
+    new: list[Staged] = []
+    dup: list[Staged] = []
     for p in chunk:
-        if p.data.reference in refs or p.content_hash in hashes:
+        if p.reference in refs or p.content_hash in hashes:
             dup.append(p)
         else:
-            refs.add(p.data.reference)
+            refs.add(p.reference)
             hashes.add(p.content_hash)
             new.append(p)
     return new, dup
@@ -571,7 +599,7 @@ class AccountKeys:
         self._fingerprints = fingerprints
         self._keys: dict[Account, str] = {}
         self._names: dict[str, str] = {}
-        self._masks: dict[Account, dict[str, Any]] = {}
+        self._masks: dict[tuple[Account, Account], dict[str, Any]] = {}
 
     def key(self, account: Account) -> str:
         found = self._keys.get(account)
@@ -581,13 +609,14 @@ class AccountKeys:
             found = self._keys[account] = self._fingerprints.account(account.as_dict())
         return found
 
-    def masked(self, account: Account) -> dict[str, Any]:
-        """The account's mask for display (shared: read-only)."""
-        found = self._masks.get(account)
+    def masked(self, debtor: Account, creditor: Account) -> dict[str, Any]:
+        """Both accounts' masks for display, ``{"debtor": …, "creditor": …}`` (shared: read-only)."""
+        pair = (debtor, creditor)
+        found = self._masks.get(pair)
         if found is None:
             if len(self._masks) > 100_000:
                 self._masks.clear()
-            found = self._masks[account] = account.masked()
+            found = self._masks[pair] = {"debtor": debtor.masked(), "creditor": creditor.masked()}
         return found
 
     def name(self, name: str) -> str:
@@ -599,32 +628,68 @@ class AccountKeys:
         return found
 
 
-def _candidate(business_unit: str, p: Parsed, keys: AccountKeys, minor: int, debtor: str, creditor: str) -> Candidate:
+def _candidate(
+    business_unit: str, p: Parsed, keys: AccountKeys, minor: int, debtor: str, creditor: str
+) -> tuple[Any, ...]:
+    """The fields of ``p``'s risk-history ``Candidate``, in its order (``Candidate(*fields)``)."""
     data = p.data
-    return Candidate(
-        instruction_id=f"migrated:{data.reference}",
-        business_unit=business_unit,
-        at=p.created_at,
-        type=data.type,
-        currency=data.money.currency,
-        amount=data.money.amount,
-        amount_minor=minor,
-        debtor_key=debtor,
-        creditor_key=creditor,
-        debtor_name=keys.name(data.debtor.name),
-        creditor_name=keys.name(data.creditor.name),
-        # history teaches no duplicate detection (docs/go-live.md), which alone reads the remittance text
-        remittance="",
+    return (
+        f"migrated:{data.reference}",  # instruction_id
+        business_unit,
+        p.created_at,  # at
+        data.type,
+        data.money.currency,
+        data.money.amount,
+        minor,  # amount_minor
+        debtor,  # debtor_key
+        creditor,  # creditor_key
+        keys.name(data.debtor.name),
+        keys.name(data.creditor.name),
+        # remittance: history teaches no duplicate detection (docs/go-live.md), which alone reads it
+        "",
     )
+
+
+_SETTLED = str(Status.SETTLED)
+
+
+def stage(p: Parsed, business_unit: str, source_file: str, keys: AccountKeys) -> Staged:
+    """The row ``p`` is stored as (without ``imported_at``) and, settled, its risk-history candidate."""
+    data = p.data
+    money = data.money
+    minor = money.minor
+    debtor, creditor = data.debtor.account, data.creditor.account
+    debtor_key, creditor_key = keys.key(debtor), keys.key(creditor)
+    row = {
+        "business_unit": business_unit,
+        "reference": data.reference,
+        "content_hash": p.content_hash,
+        "type": data.type,
+        "amount": str(money.amount),
+        "amount_minor": minor,
+        "currency": money.currency,
+        "status": p.status,
+        "debtor_name": data.debtor.name,
+        "debtor_key": debtor_key,
+        "creditor_name": data.creditor.name,
+        "creditor_key": creditor_key,
+        "masked": keys.masked(debtor, creditor),
+        "remittance_information": data.remittance_information,
+        "created_at": p.created_at,
+        "status_at": p.status_at,
+        "source_file": source_file,
+        "line": p.line,
+    }
+    learned = _candidate(business_unit, p, keys, minor, debtor_key, creditor_key) if p.status == _SETTLED else None
+    return Staged(data.reference, p.content_hash, row, learned)
 
 
 async def store_chunk(
     conn: AsyncConnection,
     business_unit: str,
     source: FileSource,
-    new: Sequence[Parsed],
+    new: Sequence[Staged],
     checkpoint: Checkpoint,
-    keys: AccountKeys,
     now: datetime,
 ) -> None:
     """Write one chunk's new payments, what they teach the risk history, and the file's checkpoint.
@@ -633,38 +698,12 @@ async def store_chunk(
     """
     rows: list[dict[str, Any]] = []
     learned: list[Candidate] = []
-    settled = str(Status.SETTLED)
     for p in new:
-        data = p.data
-        money = data.money
-        minor = money.minor
-        debtor, creditor = data.debtor.account, data.creditor.account
-        debtor_key, creditor_key = keys.key(debtor), keys.key(creditor)
-        if p.status == settled:
-            learned.append(_candidate(business_unit, p, keys, minor, debtor_key, creditor_key))
-        rows.append(
-            {
-                "business_unit": business_unit,
-                "reference": data.reference,
-                "content_hash": p.content_hash,
-                "type": data.type,
-                "amount": str(money.amount),
-                "amount_minor": minor,
-                "currency": money.currency,
-                "status": p.status,
-                "debtor_name": data.debtor.name,
-                "debtor_key": debtor_key,
-                "creditor_name": data.creditor.name,
-                "creditor_key": creditor_key,
-                "masked": {"debtor": keys.masked(debtor), "creditor": keys.masked(creditor)},
-                "remittance_information": data.remittance_information,
-                "created_at": p.created_at,
-                "status_at": p.status_at,
-                "source_file": source.sha256,
-                "line": p.line,
-                "imported_at": now,
-            }
-        )
+        row = p.row
+        row["imported_at"] = now
+        rows.append(row)
+        if p.learned is not None:
+            learned.append(Candidate(*p.learned))
     if rows:
         await insert_rows(conn, migrated_payments, rows)
     if learned:
@@ -685,6 +724,86 @@ async def store_chunk(
         "updated_at": now,
     }
     await write_all(conn, [Write(migration_checkpoints, [row], ("business_unit", "file_sha256"))])
+
+
+# -- checking, in a thread or a process ---------------------------------------------------------------
+
+#: a checked chunk: records consumed, the valid ones staged, the rejected ones
+Checked = tuple[int, list[Staged], list[Rejection]]
+#: files of at least this many records are checked in a worker process (its start costs about a second)
+PROCESS_MIN_RECORDS = 50_000
+
+
+class _Checker:
+    """Reads a file's records chunk by chunk and checks and stages each (one chunk per ``next_chunk``)."""
+
+    def __init__(
+        self,
+        records: Iterator[Record],
+        validator: Validator,
+        keys: AccountKeys,
+        business_unit: str,
+        source_file: str,
+        chunk_size: int,
+    ) -> None:
+        self._records = records
+        self._validator = validator
+        self._keys = keys
+        self._business_unit = business_unit
+        self._source_file = source_file
+        self._chunk_size = chunk_size
+
+    def next_chunk(self) -> Checked | None:
+        batch = list(islice(self._records, self._chunk_size))
+        if not batch:
+            return None
+        staged: list[Staged] = []
+        rejected: list[Rejection] = []
+        validator, keys, unit, source_file = self._validator, self._keys, self._business_unit, self._source_file
+        for line, record in batch:
+            outcome = validator(line, record)
+            if isinstance(outcome, Rejection):
+                rejected.append(outcome)
+            else:
+                staged.append(stage(outcome, unit, source_file, keys))
+        return len(batch), staged, rejected
+
+
+_worker_checker: list[_Checker] = []  # the checker of this worker process (``_start_worker``)
+
+
+def _start_worker(
+    source: FileSource,
+    mapping: ColumnMapping,
+    now: datetime,
+    skip: int,
+    fingerprints: Fingerprinter,
+    business_unit: str,
+    chunk_size: int,
+    parent: int,
+) -> None:
+    """A checking process's initializer: its own reader of the file from ``skip`` on, and its own validator.
+
+    ``parent``: the importing process's id (given, not asked: it may have died before this ran).
+    """
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    records = read_records(source, mapping, skip)
+    validator = Validator(mapping, now)
+    _worker_checker.append(
+        _Checker(records, validator, AccountKeys(fingerprints), business_unit, source.sha256, chunk_size)
+    )
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this checking process once its parent is gone (a killed import: its pool's pipes never close)."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)  # only the file was read here: nothing to clean up
+        time.sleep(1)
+
+
+def _worker_next_chunk() -> Checked | None:
+    return _worker_checker[0].next_chunk()
 
 
 # -- one file -----------------------------------------------------------------------------------------
@@ -716,10 +835,17 @@ async def import_file(
     progress: Callable[..., None] = _no_progress,
     clock: Callable[[], datetime] = system_clock,
     reader: RecordReader | None = None,
+    processes: bool | None = None,
 ) -> FileResult:
     """Import one file, continuing from its checkpoint; a dry run reads it all and writes nothing.
 
     ``progress(done, total=None)`` is called with the records consumed so far after each chunk.
+    The next chunk is read, checked and staged while one is written: in a worker thread, or
+    with ``processes`` in a worker process (the second core; ``None``: for files of
+    ``PROCESS_MIN_RECORDS`` or more on a machine with two cores or more). The worker process
+    reads the file itself, so a ``reader`` other than ``read_records`` means a thread.
+    The process is started with ``spawn``: a script calling this must guard its entry point
+    (``if __name__ == "__main__":``), as the CLI and ``bench/migrate.py`` do.
     """
     async with engine.connect() as conn:
         stored = await read_checkpoint(conn, business_unit, source.sha256)
@@ -729,43 +855,56 @@ async def import_file(
     checkpoint = Checkpoint() if dry_run else stored
     state = "dry run" if dry_run else ("resumed" if stored.rows_done else "imported")
     result = FileResult(source, checkpoint, state)
-    keys = AccountKeys(fingerprints)
     progress(checkpoint.rows_done)
     # a dry run writes nothing, so it remembers the run's references itself; a real run finds them in the table
     run_refs: set[str] = set()
     run_hashes: set[str] = set()
-    records = (reader or read_records)(source, validator.mapping, checkpoint.rows_done)
+    if processes is None:
+        processes = source.records >= PROCESS_MIN_RECORDS and (os.cpu_count() or 1) >= 2
+    pool: Executor | None = None
+    if processes and reader is None:
+        pool = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),  # a fork would copy the event loop and its threads
+            initializer=_start_worker,
+            initargs=(
+                source,
+                validator.mapping,
+                validator.now,
+                checkpoint.rows_done,
+                fingerprints,
+                business_unit,
+                chunk_size,
+                os.getpid(),
+            ),
+        )
+        loop = asyncio.get_running_loop()
 
-    def check_next() -> tuple[int, list[Parsed], list[Rejection]] | None:
-        """Read and check the next chunk (in a worker thread, while the previous one is written)."""
-        batch = list(islice(records, chunk_size))
-        if not batch:
-            return None
-        parsed: list[Parsed] = []
-        rejected: list[Rejection] = []
-        for line, record in batch:
-            outcome = validator(line, record)
-            if isinstance(outcome, Rejection):
-                rejected.append(outcome)
-            else:
-                parsed.append(outcome)
-        return len(batch), parsed, rejected
+        def check_next() -> asyncio.Future[Checked | None]:
+            return loop.run_in_executor(pool, _worker_next_chunk)
 
-    checking = asyncio.ensure_future(asyncio.to_thread(check_next))
+    else:
+        records = (reader or read_records)(source, validator.mapping, checkpoint.rows_done)
+        checker = _Checker(records, validator, AccountKeys(fingerprints), business_unit, source.sha256, chunk_size)
+
+        def check_next() -> asyncio.Future[Checked | None]:
+            return asyncio.ensure_future(asyncio.to_thread(checker.next_chunk))
+
+    checking = check_next()
     try:
         while (checked := await checking) is not None:
-            count, parsed, rejected = checked
+            count, staged, rejected = checked
             # the next chunk is read and checked while this one is written: SQLite's work runs outside the GIL
-            checking = asyncio.ensure_future(asyncio.to_thread(check_next))
+            checking = check_next()
             result.rejections += rejected
             checkpoint.rows_done += count
             checkpoint.rejected += len(rejected)
             if dry_run:
                 async with engine.connect() as conn:
-                    refs, hashes = await known(conn, business_unit, parsed) if parsed else (set(), set())
+                    refs, hashes = await known(conn, business_unit, staged) if staged else (set(), set())
                 run_refs |= refs
                 run_hashes |= hashes
-                new, dup = fresh(parsed, run_refs, run_hashes)
+                new, dup = fresh(staged, run_refs, run_hashes)
                 checkpoint.imported += len(new)
                 checkpoint.duplicates += len(dup)
             else:
@@ -774,19 +913,21 @@ async def import_file(
                         # the content-hash index takes random keys: with SQLite's default 2 MB page cache each
                         # insert and look-up rereads its pages (a quarter of the write time at 1M rows)
                         await conn.exec_driver_sql(_SQLITE_CACHE)
-                    refs, hashes = await known(conn, business_unit, parsed) if parsed else (set(), set())
-                    new, dup = fresh(parsed, refs, hashes)
+                    refs, hashes = await known(conn, business_unit, staged) if staged else (set(), set())
+                    new, dup = fresh(staged, refs, hashes)
                     checkpoint.imported += len(new)
                     checkpoint.duplicates += len(dup)
-                    await store_chunk(conn, business_unit, source, new, checkpoint, keys, clock())
+                    await store_chunk(conn, business_unit, source, new, checkpoint, clock())
             progress(checkpoint.rows_done)
     finally:
         if not checking.done():
             with contextlib.suppress(Exception):
-                await checking  # a worker thread cannot be cancelled: let it finish its chunk, unused
+                await checking  # a worker cannot be cancelled: let it finish its chunk, unused
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     if not dry_run:
         checkpoint.finished = True
         async with engine.begin() as conn:
-            await store_chunk(conn, business_unit, source, [], checkpoint, keys, clock())
+            await store_chunk(conn, business_unit, source, [], checkpoint, clock())
     progress(checkpoint.rows_done, checkpoint.rows_done)
     return result

@@ -77,8 +77,7 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
         raise ValueError("naive datetime given to a UTC column")
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    text = str(value.replace(tzinfo=None))  # C-speed; "%Y-%m-%d %H:%M:%S[.%f]"
-    return text if value.microsecond else text + ".000000"
+    return value.isoformat(" ", "microseconds")[:26]  # C-speed; "%Y-%m-%d %H:%M:%S.%f", the offset cut off
 
 
 def _pg_datetime(value: datetime | None) -> datetime | None:
@@ -337,12 +336,26 @@ _UNSEEN = object()
 
 
 def _converted(conv: Converter, column: Sequence[Any]) -> list[Any]:
+    if conv is _json:
+        return _json_column(column)
     out = []
     last, converted = _UNSEEN, None
     for value in column:
         if value is not last:
             last, converted = value, conv(value)
         out.append(converted)
+    return out
+
+
+def _json_column(column: Sequence[Any]) -> list[Any]:
+    """A JSON column's values as text, each distinct object encoded once (rows often share one, not in a row)."""
+    out = []
+    encoded: dict[int, Any] = {}  # id → text; the values stay alive in ``column`` meanwhile
+    for value in column:
+        text = encoded.get(id(value))
+        if text is None:
+            text = encoded[id(value)] = _json(value)
+        out.append(text)
     return out
 
 

@@ -37,6 +37,18 @@ class InstructionCodec:
 
     def __init__(self, cipher: FieldCipher) -> None:
         self.cipher = cipher
+        #: (debtor account, creditor account) → the row's ``masked``, shared by the rows of that pair (read-only)
+        self._masks: dict[tuple[Account, Account], dict[str, Any]] = {}
+
+    def _masked(self, debtor: Account, creditor: Account) -> dict[str, Any]:
+        """Both accounts' masks; one dict per pair, so a batch's JSON encoding of it is done once (``bulk``)."""
+        pair = (debtor, creditor)
+        found = self._masks.get(pair)
+        if found is None:
+            if len(self._masks) >= 4096:
+                self._masks.clear()
+            found = self._masks[pair] = {"debtor": debtor.masked(), "creditor": creditor.masked()}
+        return found
 
     def new_row(
         self,
@@ -81,7 +93,7 @@ class InstructionCodec:
                     "creditor_name": creditor.name,
                     "creditor_account": None,
                     "creditor_agent": creditor.agent.bic if creditor.agent else None,
-                    "masked": {"debtor": debtor.account.masked(), "creditor": creditor.account.masked()},
+                    "masked": self._masked(debtor.account, creditor.account),
                     "remittance_information": data.remittance_information,
                     "creditor_reference": data.creditor_reference,
                     "purpose": data.purpose,

@@ -68,7 +68,16 @@ MIXED = (
 )
 
 
-async def run_import(db: Database, path: Path, *, dry_run: bool = False, chunk: int = 3, fmt: str = "csv") -> Any:
+async def run_import(
+    db: Database,
+    path: Path,
+    *,
+    dry_run: bool = False,
+    chunk: int = 3,
+    fmt: str = "csv",
+    processes: bool = False,
+    progress: Any = None,
+) -> Any:
     engine = db.engine()
     try:
         return await import_file(
@@ -79,6 +88,8 @@ async def run_import(db: Database, path: Path, *, dry_run: bool = False, chunk: 
             Fingerprinter(b"test-fingerprint-key"),
             chunk_size=chunk,
             dry_run=dry_run,
+            processes=processes,
+            **({"progress": progress} if progress else {}),
         )
     finally:
         await engine.dispose()
@@ -93,10 +104,13 @@ async def count(db: Database, table: Any) -> int:
         await engine.dispose()
 
 
-async def test_rows_are_checked_deduplicated_and_never_dispatched(database: Database, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [False, True], ids=["checked-in-a-thread", "checked-in-a-process"])
+async def test_rows_are_checked_deduplicated_and_never_dispatched(
+    database: Database, tmp_path: Path, processes: bool
+) -> None:
     path = tmp_path / "history.csv"
     path.write_text(MIXED)
-    dry = await run_import(database, path, dry_run=True)
+    dry = await run_import(database, path, dry_run=True, processes=processes)
     assert (dry.checkpoint.imported, dry.checkpoint.duplicates, dry.checkpoint.rejected) == (2, 2, 5)
     assert [(r.line, r.reference) for r in dry.rejections] == [
         (3, "H-2"),
@@ -109,7 +123,7 @@ async def test_rows_are_checked_deduplicated_and_never_dispatched(database: Data
     assert "IBAN" in dry.rejections[2].reason and "not final" in dry.rejections[3].reason
     assert await count(database, migrated_payments) == 0 and await count(database, migration_checkpoints) == 0
 
-    done = await run_import(database, path)
+    done = await run_import(database, path, processes=processes)
     assert (done.state, done.checkpoint.imported, done.checkpoint.duplicates, done.checkpoint.rejected) == (
         "imported",
         2,
@@ -131,7 +145,7 @@ async def test_rows_are_checked_deduplicated_and_never_dispatched(database: Data
     # history, not instructions: nothing the dispatcher could ever pick up
     assert await count(database, outbox) == 0 and await count(database, instructions) == 0
 
-    again = await run_import(database, path)
+    again = await run_import(database, path, processes=processes)
     assert again.state == "already imported" and await count(database, migrated_payments) == 2
     # the same payments in another file (another export) are duplicates, not new history
     other = tmp_path / "again.json"
@@ -146,9 +160,57 @@ async def test_rows_are_checked_deduplicated_and_never_dispatched(database: Data
         "created_at": "2025-01-04",
     }
     other.write_text(json.dumps(record) + "\n" + json.dumps({**record, "reference": "H-9"}) + "\n[]\n")
-    second = await run_import(database, other, fmt="json")
+    second = await run_import(database, other, fmt="json", processes=processes)
     assert (second.checkpoint.imported, second.checkpoint.duplicates, second.checkpoint.rejected) == (1, 1, 1)
     assert await count(database, migrated_payments) == 3
+
+
+class _Stop(Exception):
+    """Raised by a progress callback: the import stops after the chunk it reports."""
+
+
+async def test_an_import_checked_in_a_process_stopped_mid_file_continues_and_imports_nothing_twice(
+    database: Database, tmp_path: Path
+) -> None:
+    rows = 1200
+    path = tmp_path / "big.csv"
+    load_bench("migrate").write_csv(path, rows, creditors=40)
+    with path.open("a") as f:  # a duplicate and a bad row near the end
+        f.write(path.read_text().splitlines()[1] + "\n")
+        f.write("BAD-1,credit_transfer,1.00,EUR,settled,2025-01-01,,A,DE00,B,DE00,x\n")
+
+    def stop_halfway(done: int, total: int | None = None) -> None:
+        if done >= 500:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        await run_import(database, path, chunk=100, processes=True, progress=stop_halfway)
+    engine = database.engine()
+    try:
+        async with engine.connect() as conn:
+            t = migration_checkpoints
+            stopped = (await conn.execute(select(t.c.rows_done, t.c.finished))).one()
+    finally:
+        await engine.dispose()
+    # what the checkpoint says is exactly what is stored: chunk and checkpoint commit together
+    assert tuple(stopped) == (500, False) and await count(database, migrated_payments) == 500
+
+    done = await run_import(database, path, chunk=100, processes=True)
+    assert done.state == "resumed" and done.checkpoint.rows_done == rows + 2
+    assert (done.checkpoint.imported, done.checkpoint.duplicates, done.checkpoint.rejected) == (rows, 1, 1)
+    assert [(r.line, r.reference) for r in done.rejections] == [(rows + 3, "BAD-1")]
+    assert done.rejections[0].reason.startswith("/debtor/account/iban: ")
+    assert await count(database, migrated_payments) == rows
+    engine = database.engine()
+    try:
+        async with engine.connect() as conn:
+            b = risk_beneficiaries
+            learned = (await conn.execute(select(func.count(), func.sum(b.c.count)))).one()
+            distinct = (await conn.execute(select(func.count(func.distinct(migrated_payments.c.reference))))).scalar()
+    finally:
+        await engine.dispose()
+    # the risk history learned each settled payment once: 40 suppliers, rows / 40 payments each
+    assert tuple(learned) == (40, rows) and distinct == rows
 
 
 async def test_settled_history_makes_suppliers_known_to_risk_screening(database: Database, tmp_path: Path) -> None:
@@ -361,3 +423,47 @@ def test_a_row_whose_parties_are_known_is_judged_as_a_fresh_row_is(change: dict[
     expected = fresh(2, {**base, **change})
     got = warm(2, {**base, **change})
     assert got == expected  # the same payment (parties, money, hash), or the same rejection in the same words
+
+
+def _children(pid: int) -> list[int]:
+    """Ids of the processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_import_leaves_no_checking_process_behind(tmp_path: Path) -> None:
+    bench = Path(__file__).resolve().parents[2] / "bench" / "migrate.py"
+    cmd = [sys.executable, str(bench), "--rows", "60000", "--checking", "process", "--cache-dir", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    children: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        children = _children(proc.pid)
+        if len(children) >= 2:  # multiprocessing's resource tracker and the checking process
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None and len(children) >= 2, "the import never started its checking process"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 15
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [c for c in children if Path(f"/proc/{c}").exists() and "Z" not in _state(c)]
+    for c in alive:  # do not leave them running, whatever the outcome
+        os.kill(c, signal.SIGKILL)
+    assert alive == [], "a checking process outlived the killed import"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

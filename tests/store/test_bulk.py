@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -109,6 +109,33 @@ async def test_bulk_insert_round_trips_like_sqlalchemy_core(engine: AsyncEngine)
     assert [e["applied"] for e in events] == [True, False]
     assert events[0]["occurred_at"] == NOW
     assert later == "ins_bulk"
+
+
+async def test_rows_sharing_a_json_value_and_any_timestamp_store_what_core_stores(engine: AsyncEngine) -> None:
+    """One JSON object shared by rows that are not neighbours; timestamps with and without microseconds, not in UTC."""
+    shared = {"debtor": {"iban": "DE89****3000"}, "creditor": {"wallet": "***x"}}
+    other = {"debtor": {"number": "****6789", "routing": "021000021"}, "creditor": {"wallet": "***y"}}
+    plus_two = timezone(timedelta(hours=2))
+    stamps = [NOW, LATER, datetime(2026, 11, 26, 15, 0, 0, 7, tzinfo=plus_two), datetime(1999, 1, 1, tzinfo=UTC)]
+    masks = [shared, other, shared, {}]
+    rows = [
+        {**_instruction(f"ins_{k}", f"REF-{k}"), "masked": mask, "created_at": at, "updated_at": at}
+        for k, (mask, at) in enumerate(zip(masks, stamps, strict=True))
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(business_units.insert().values(id="bu_1", name="erp", created_at=NOW))
+        await conn.execute(
+            instructions.insert(), [{**r, "id": f"core_{r['id']}", "reference": "C" + r["reference"]} for r in rows]
+        )
+        await insert_rows(conn, instructions, rows)
+    async with engine.connect() as conn:
+        stored = {r["id"]: dict(r) for r in (await conn.execute(select(instructions))).mappings()}
+        raw = dict((await conn.exec_driver_sql("SELECT id, CAST(created_at AS TEXT) FROM instructions")).all())
+    for r in rows:
+        bulk, core = stored[r["id"]], stored[f"core_{r['id']}"]
+        assert bulk["masked"] == core["masked"] == r["masked"]
+        assert bulk["created_at"] == core["created_at"] == r["created_at"]
+        assert raw[r["id"]] == raw[f"core_{r['id']}"]  # the stored text too: SQLite orders and compares it
 
 
 def _pair(creditor: str, count: int, amounts: list[int], at: datetime) -> dict[str, object]:
