@@ -335,8 +335,8 @@ async def _line_breaks(
     out = []
     for r in rows:
         refs = [x for x in (r["end_to_end_id"], r["partner_reference"], r["servicer_reference"]) if x]
-        if r["kind"] == "return" and r["original_reference"]:
-            refs.insert(0, r["original_reference"])
+        if r["kind"] in ("return", "change") and r["original_reference"]:
+            refs.insert(0, r["original_reference"])  # the entry returned, or whose data changed: named by its trace
         hit = next((named[(r["source"], ref)] for ref in refs if (r["source"], ref) in named), None)
         ref_text = ", ".join(refs) or "no reference"
         base = {
