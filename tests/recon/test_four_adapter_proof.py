@@ -9,9 +9,10 @@ What each partner serves and what is injected into it:
   duplicate entry, an unknown entry, a fee (2.50 more taken than the payment: the simulator's ``wrong_amount``
   within the fee tolerance), and a payment the bank settled while the gateway never heard (its callback and
   every status answer lost: submitted here, debited there);
-- the ODFI (``ach_nacha``, USD): the day's settlement report (the four entries of the cut-off's file as ONE
+- the ODFI (``ach_nacha``, USD): the day's settlement report (the five entries of the cut-off's file as ONE
   debit of their total plus 0.15 per entry), its return file (an entry returned there that the gateway still
-  has as settled: return files are not pushed; plus an unknown return) and a notification of change;
+  has as settled: return files are not pushed; one it saw returned by its poll, matched to that payment;
+  plus an unknown return) and a notification of change;
 - the card acquirer (``card_acquirer``, EUR): the day's payout batch, one line net of the payout's fee;
 - ``instant_rtp`` serves no statement: its payment is settled synchronously and stays in
   ``partner:instant_rtp:bank`` (the gap docs/reconciliation.md names);
@@ -60,6 +61,13 @@ ACH_SCENARIO = {
     "rules": [
         {"name": "noc", "match": {"creditor_name": "(?i)^new account "}, "outcome": "settle", "reason_code": "C01"},
         {"name": "late-return", "match": {"creditor_name": "(?i)^closed "}, "outcome": "return", "reason_code": "R02"},
+        {
+            "name": "early-return",  # returned as it settles: the gateway's poll sees it returned before the statement
+            "match": {"creditor_name": "(?i)^early "},
+            "outcome": "return",
+            "reason_code": "R03",
+            "delays": {"return": 0},
+        },
     ],
     "statement": {"breaks": [{"kind": "unknown_entry", "count": 1}]},
 }
@@ -169,6 +177,7 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
         "plain2": await _post(gw, _usd("Acme Supplies Inc", "310.25")),
         "noc": await _post(gw, _usd("New Account Inc", "99.99")),
         "returned": await _post(gw, _usd("Closed Account LLC", "42.00")),
+        "early": await _post(gw, _usd("Early Return Corp", "18.50")),
     }
     card = await _post(
         gw,
@@ -182,12 +191,13 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
         await gw.wait_for(instruction_id, lambda v: v["status"] == "submitted")
     adapter = gw.runtime.adapters["ach_nacha"]
     assert isinstance(adapter, AchNachaAdapter)
-    await adapter.run_cutoff()  # one file: the four entries are one batch
+    await adapter.run_cutoff()  # one file: the five entries are one batch
     views = {}
     for instruction_id in [*bank.values(), *ach.values(), card, instant]:
         if instruction_id != bank["silent"]:
             views[instruction_id] = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
-    assert {v["status"] for v in views.values()} == {"settled"}, {k: v["status"] for k, v in views.items()}
+    statuses = {k: v["status"] for k, v in views.items()}
+    assert set(statuses.values()) == {"settled", "returned"} and statuses.pop(ach["early"]) == "returned", statuses
     assert {v["adapter"] for v in views.values()} == {"iso20022_bank", "ach_nacha", "card_acquirer", "instant_rtp"}
     silent = await gw.get_instruction(bank["silent"])
     assert silent["status"] == "submitted"  # the bank settled it; the gateway was never told
@@ -258,7 +268,7 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
     day = today.isoformat()
     assert sorted((f.partner, f.name, f.outcome, f.lines) for f in fetched.files) == [
         ("ach_nacha", f"ach changes {day} #2", "stored", 1),  # the notification of change
-        ("ach_nacha", f"ach returns {day}", "stored", 2),  # the return, and the unknown one injected
+        ("ach_nacha", f"ach returns {day}", "stored", 3),  # the two returns, and the unknown one injected
         ("ach_nacha", f"ach settlement {day}", "stored", 1),  # the batch: ONE line
         ("card_acquirer", f"card settlement {day}", "stored", 1),  # the payout batch: one line net of fees
         ("iso20022_bank", f"camt.053 {day}", "stored", 7),  # 6 payments - missing + duplicate + unknown
@@ -266,8 +276,9 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
     ]
     assert [(f.outcome, f.statements) for f in again.files if f.outcome != "empty"] == [("known", 0)] * 5
     assert run == {
-        "lines": 9,
-        "confirmed": 5,  # the bank's plain, duplicated (first line) and fee payments; the ACH and card batches
+        "lines": 10,  # booked lines, and the return matched to the payment it returns
+        # the bank's plain, duplicated (first line) and fee payments; the ACH and card batches; the early return
+        "confirmed": 6,
         "suggested": 1,  # the wrong amount
         "unmatched": 3,  # the duplicate line, the unknown line, the silent payment's line
         "breaks_opened": 9,
@@ -304,14 +315,15 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
         assert await _balances(gw, ids, accounts) == dict.fromkeys(accounts, 0), adapter_name
     # fees: the bank's 2.50, the ODFI's 0.15 per entry, the acquirer's payout fee, each an adjustment entry
     assert await _account(gw, "fees:iso20022_bank") == 250
-    assert await _account(gw, "fees:ach_nacha") == ACH_FEE * 4
+    assert await _account(gw, "fees:ach_nacha") == ACH_FEE * 5
     assert await _account(gw, "fees:card_acquirer") > 0
-    # the ACH batch: ONE debit line of the four entries plus fees, reconciled as the statement says
+    # the ACH batch: ONE debit of the five entries plus fees, less the early return: as the statements say
     ach_total = sum(_minor(views[i]["amount"]) for i in ach.values())
+    early = _minor(views[ach["early"]]["amount"])  # settled in the batch, and back on the return file
     ach_suspense = sum(
         _minor(b["amount"]) for b in found if b["source"] == "ach_nacha" and b["kind"] == "unexpected_line"
     )
-    assert await _account(gw, "partner:ach_nacha:bank_reconciled") == -(ach_total + ACH_FEE * 4) - ach_suspense
+    assert await _account(gw, "partner:ach_nacha:bank_reconciled") == -(ach_total + ACH_FEE * 5) + early - ach_suspense
     # what nothing explains sits in suspense: the duplicate, the unknown lines, the line of a payment not settled
     in_suspense = [b for b in found if b["kind"] in ("duplicate", "unexpected_line")]
     in_suspense += [b for b in found if b["kind"] == "status_mismatch" and b["source"] == "iso20022_bank"]
