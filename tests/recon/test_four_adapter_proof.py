@@ -89,7 +89,7 @@ async def proof_gateway(database: Database, tmp_path: Path) -> AsyncIterator[Liv
         sim_overrides={
             "ach_nacha": {
                 "settle_delay": 0.1,
-                "return_delay": 2.0,  # the gateway has seen it settle long before
+                "return_delay": 3.0,  # the gateway has seen it settle long before
                 "send_callbacks": False,  # returns and changes reach the gateway only on the statement
                 "entry_fee_cents": ACH_FEE,
                 "scenario": ACH_SCENARIO,
