@@ -36,6 +36,7 @@ from gateway.recon.fetch import StatementFetcher
 from gateway.recon.rules import DEFAULT_RECON_FILE
 from gateway.store.tables import ledger_entries, ledger_postings
 from gateway_adapters.ach_nacha.adapter import AchNachaAdapter
+from gateway_simulators.ach_nacha import ODFI
 from tests.support import FINAL, Database, LiveGateway, example_instruction, start_gateway, stop_gateway
 
 ACH_FEE = 15  # cents the ODFI takes per settled entry
@@ -306,8 +307,8 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
     (mismatch,) = [b for b in found if b["kind"] == "amount_mismatch"]
     assert mismatch["amount"] in ("40.00", "-40.00"), mismatch
 
-    # matched: the bank's plain, duplicate (first line) and fee payments; the ACH batch (ONE line, four
-    # entries); the card payout batch
+    # matched: the bank's plain, duplicate (first line) and fee payments; the ACH batch (ONE line, five
+    # entries, the early return's line too); the card payout batch
     matched = [bank["plain"], bank["dup"], bank["fee"], *ach.values(), card]
     for adapter_name in ("iso20022_bank", "ach_nacha", "card_acquirer"):
         ids = [i for i in matched if views[i]["adapter"] == adapter_name]
@@ -332,3 +333,22 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
     # (not in transit), and is flagged nowhere
     books = await _balances(gw, [instant], ["partner:instant_rtp:in_transit", "partner:instant_rtp:bank"])
     assert books == {"partner:instant_rtp:in_transit": 0, "partner:instant_rtp:bank": -_minor(views[instant]["amount"])}
+
+    # the ODFI's return file finally reaches the gateway: the payment is returned here too, and the next run
+    # matches its return line to it and closes the status mismatch
+    drop = gw.simulators["ach_nacha"].runner.app[ODFI]
+    (late_file,) = [r for r in drop.returns if r["kind"] == "returns" and returned_trace in r["text"]]
+    drop.send_callbacks = True
+    await drop.push(late_file)
+    await gw.wait_for(ach["returned"], lambda v: v["status"] == "returned")
+    after = await _call(gw, "POST", "/v1/recon/run?source=ach_nacha", finance)
+    closed = await _call(gw, "GET", "/v1/recon/breaks?state=matched", finance)
+
+    assert (after["confirmed"], after["breaks_opened"], after["breaks_closed"]) == (1, 0, 1), after
+    assert [(b["kind"], b["instruction_id"]) for b in closed["items"]] == [("status_mismatch", ach["returned"])]
+    accounts = ["partner:ach_nacha:in_transit", "partner:ach_nacha:bank"]
+    assert await _balances(gw, [ach["returned"]], accounts) == dict.fromkeys(accounts, 0)
+    late = _minor(views[ach["returned"]]["amount"])
+    assert await _account(gw, "partner:ach_nacha:bank_reconciled") == (
+        -(ach_total + ACH_FEE * 5) + early + late - ach_suspense
+    )
