@@ -8,6 +8,7 @@ Wire protocol (what the ODFI's file drop, and its simulator, speak):
 - ``GET {base_url}/entries/{trace number}``: ``{"status": "accepted"|"settled"|"returned",
   "return_code": ...}``; 404 if unknown.
 - ``GET {base_url}/returns?since=<seq>``: the return files produced since ``seq``.
+- ``GET {base_url}/statements/{day}``: the day's statement files (settlement report, returns, changes).
 - The file drop posts each return file to ``X-Callback-Url``, signed (``X-Signature``,
   HMAC with ``callback_secret``); ``parse_callback`` reads it with the same NACHA reader.
 
@@ -39,6 +40,7 @@ from gateway.adapter import (
     http_settings_schema,
 )
 from gateway.domain.accounts import UsAccount
+from gateway.domain.statements import FetchedFile, StatementFetch
 from gateway.domain.status import Status
 from gateway.errors import ContractError, PermanentPartnerError, TransientPartnerError
 from gateway.partners.http import CALLBACK_URL_HEADER, IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES
@@ -69,6 +71,8 @@ SIGNATURE_HEADER = "X-Signature"
 
 _DEFAULT_MAX_AMOUNT = "99999999.99"  # the entry's amount field holds 10 digits of cents
 _CHECKING_CREDIT = 22
+#: a statement file's kind on the file drop -> the statement format it is read with
+_STATEMENT_KINDS = {"settlement": "ach_settlement", "returns": "nacha", "changes": "nacha"}
 _ROUTING = {"type": "string", "pattern": "^[0-9]{9}$"}
 
 
@@ -80,6 +84,8 @@ class AchNachaAdapter(HttpAdapter):
     partner_contracts: ClassVar[Mapping[str, str]] = contract_files()
     account_kinds: ClassVar[frozenset[str]] = frozenset({"us"})
     payment_types: ClassVar[frozenset[str]] = frozenset({"credit_transfer", "payout", "refund"})
+    #: each closed day's settlement report and return / change files (``fetch_statements``)
+    statement_sources: ClassVar[frozenset[str]] = frozenset({"nacha", "ach_settlement"})
     settings_schema: ClassVar[Mapping[str, Any]] = http_settings_schema(
         ["api_key", "callback_secret"],
         properties={
@@ -396,6 +402,28 @@ class AchNachaAdapter(HttpAdapter):
                 reason=body.get("return_reason"),
             )
         return None
+
+    # -- statements -----------------------------------------------------------------------------------
+
+    async def fetch_statements(self, request: StatementFetch) -> list[FetchedFile]:
+        """Each closed day's statement files (``GET {base_url}/statements/{day}``, ``X-Api-Key``): the
+        settlement report (``ach_settlement``: each settled batch one debit line) and the day's return and
+        notification-of-change files (``nacha``). A day's files are final once it is over; each has one
+        identity, so asking again adds nothing."""
+        files = []
+        for day in request.closed_days():
+            body = await self._fetch(f"/statements/{day.isoformat()}")
+            listed = (body or {}).get("files") if isinstance(body, dict) else None
+            if not isinstance(listed, list):
+                raise TransientPartnerError(f"file drop answer to GET /statements/{day} holds no files list")
+            for n, item in enumerate(listed, 1):
+                kind = item.get("kind") if isinstance(item, dict) else None
+                text = item.get("text") if isinstance(item, dict) else None
+                if kind not in _STATEMENT_KINDS or not isinstance(text, str):
+                    raise TransientPartnerError(f"file drop answer to GET /statements/{day}: file {n} is not one")
+                name = f"ach {kind} {day.isoformat()}" + (f" #{n}" if kind == "changes" else "")
+                files.append(FetchedFile(_STATEMENT_KINDS[kind], name, text.encode()))
+        return files
 
     async def fetch_returns(self, since: int = 0) -> tuple[list[StatusUpdate], int]:
         """Return files produced after sequence ``since``: their status updates and the sequence to ask from next."""

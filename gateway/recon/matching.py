@@ -73,6 +73,7 @@ __all__ = [
     "load_open_collections",
     "load_open_lines",
     "load_open_payments",
+    "load_open_returned",
     "name_key",
     "not_a_receipt",
     "pairing_fingerprint",
@@ -155,7 +156,8 @@ class PaymentView:
     creditor: str
     business_unit: str = ""
     keys: tuple[str, ...] = field(default=(), compare=False)  # id, reference, partner reference
-    #: payment (an instruction), charge (a collected collection) or chargeback (``<collection id>/cb``)
+    #: payment (an instruction), charge (a collected collection) or chargeback (``<collection id>/cb``); returned:
+    #: an instruction settled and returned since, found only through the items of an itemised line (its batch)
     kind: str = "payment"
 
     def __post_init__(self) -> None:
@@ -281,7 +283,11 @@ class _Book:
         if self._items is None:
             self._items = {}
             for p in self.collections:
-                self._items[(p.adapter, p.kind, p.id.removesuffix("/cb"))] = p
+                if p.kind == "returned":  # a payout settled in the batch and returned since: named like a payout
+                    for key in p.keys:
+                        self._items.setdefault((p.adapter, "payout", key), p)
+                else:
+                    self._items[(p.adapter, p.kind, p.id.removesuffix("/cb"))] = p
             for adapter, index in self.by_key.items():
                 for key, found in index.items():
                     if len(found) == 1:
@@ -717,6 +723,38 @@ async def load_open_collections(conn: AsyncConnection, adapters: Iterable[str]) 
                 )
             )
     return out
+
+
+async def load_open_returned(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:
+    """Payments through ``adapters`` returned here and in no match yet, for itemised lines: an ACH batch settled
+    them with the rest before the return came back (the return is its own line, ``service.match_returns``)."""
+    names = sorted(set(adapters))
+    if not names:
+        return []
+    query = (
+        select(
+            instructions.c.id,
+            instructions.c.reference,
+            instructions.c.partner_reference,
+            instructions.c.adapter,
+            instructions.c.amount_minor,
+            instructions.c.currency,
+            type_coerce(instructions.c.updated_at, String()),
+            instructions.c.creditor_name,
+            business_units.c.name,
+        )
+        .join(business_units, business_units.c.id == instructions.c.business_unit_id)
+        .where(
+            instructions.c.adapter.in_(names),
+            instructions.c.status == "returned",
+            ~exists().where(recon_match_payments.c.instruction_id == instructions.c.id),
+        )
+    )
+    day = _day_reader()
+    return [
+        PaymentView(id_, ref, partner_ref, adapter, amount, currency, day(at), name_key(creditor), bu, kind="returned")
+        for id_, ref, partner_ref, adapter, amount, currency, at, creditor, bu in (await conn.execute(query)).all()
+    ]
 
 
 async def load_open_payments(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:

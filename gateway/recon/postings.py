@@ -21,7 +21,15 @@ from gateway.ledger.rules import Rules
 __all__ = ["line_entry", "match_entries"]
 
 #: what a matched payment's kind posts, and the sign of its amount in it
-_EVENTS = {"payment": ("recon_settled", 1), "charge": ("recon_collected", 1), "chargeback": ("recon_collected", -1)}
+#: (a payment an itemised batch settled and that was returned since is settled like any; its return line
+#: takes the money back: ``recon_settled`` negated)
+_EVENTS = {
+    "payment": ("recon_settled", 1),
+    "returned": ("recon_settled", 1),
+    "return": ("recon_settled", -1),
+    "charge": ("recon_collected", 1),
+    "chargeback": ("recon_collected", -1),
+}
 
 
 def match_entries(
@@ -55,7 +63,7 @@ def match_entries(
             unit = rules.event(event, currency=currency, amounts={"amount": 1}, adapter=source, business_unit=bu)
             shape = shapes[(event, source, currency, bu)] = tuple((p.account, p.amount) for p in unit.postings)
         postings = tuple(Posting(account, currency, k * sign * amount) for account, k in shape)
-        out.append(Entry(event, postings, memo, instruction_id.removesuffix("/cb"), bu))
+        out.append(Entry(event, postings, memo, instruction_id.removesuffix("/cb").removesuffix("/rt"), bu))
     if difference_minor:
         kind = "recon_fx" if explains == "fx" else "recon_fee"
         out.append(

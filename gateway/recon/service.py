@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, insert, select, update
+from sqlalchemy import Table, and_, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,6 +38,7 @@ from gateway.recon.matching import (
     load_open_collections,
     load_open_lines,
     load_open_payments,
+    load_open_returned,
     not_a_receipt,
     pairing_fingerprint,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "RunReport",
     "confirm_match",
     "match_by_hand",
+    "match_returns",
     "reject_match",
     "run_recon",
     "write_matches",
@@ -261,6 +263,108 @@ async def _unsuspend(
         )
 
 
+# -- returns ---------------------------------------------------------------------------------------
+
+#: the rule a return line is matched by: the return names the entry it returns (NACHA addenda 99)
+RETURN_RULE = MatchRule(name="return", reference=True)
+
+
+async def match_returns(conn: AsyncConnection, source: str | None, on: date | None = None) -> list[Decision]:
+    """Return lines (NACHA addenda 99) in no match, each naming by its original trace a payment returned here
+    whose settlement is already matched (its batch line), for the same amount: one confirmed match each, of
+    the payment's return (``<instruction id>/rt`` in ``recon_match_payments``, so the settlement and the return
+    are each matched once). Its entry is ``recon_settled`` negated: the money is back on the reconciled account.
+
+    A return of a payment still settled here stays a ``status_mismatch`` break; one whose settlement is not
+    matched yet waits for it (the next run); one of nothing known is an ``unexpected_line``.
+    """
+    t = statement_lines.c
+    query = (
+        select(
+            t.statement_pk,
+            t.line,
+            statements.c.source,
+            t.amount_minor,
+            t.direction,
+            t.currency,
+            t.value_on,
+            t.booked_on,
+            t.original_reference,
+        )
+        .join(statements, statements.c.id == t.statement_pk)
+        .where(
+            t.kind == "return",
+            t.original_reference.is_not(None),
+            ~exists().where(
+                and_(recon_match_lines.c.statement_pk == t.statement_pk, recon_match_lines.c.line == t.line)
+            ),
+        )
+        .order_by(t.statement_pk, t.line)
+    )
+    if source is not None:
+        query = query.where(statements.c.source == source)
+    rows = [r for r in (await conn.execute(query)).all() if on is None or (r.value_on or r.booked_on) == on]
+    if not rows:
+        return []
+    named: dict[tuple[str, str], PaymentView] = {}
+    by_source: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        by_source[r.source].add(r.original_reference)
+    settled = select(recon_match_payments.c.instruction_id).where(
+        recon_match_payments.c.instruction_id == instructions.c.id
+    )
+    for src, refs in by_source.items():
+        names = sorted(refs)
+        for i in range(0, len(names), 500):
+            found = await conn.execute(
+                select(
+                    instructions.c.id,
+                    instructions.c.reference,
+                    instructions.c.partner_reference,
+                    instructions.c.amount_minor,
+                    instructions.c.currency,
+                    instructions.c.updated_at,
+                    business_units.c.name,
+                )
+                .join(business_units, business_units.c.id == instructions.c.business_unit_id)
+                .where(
+                    instructions.c.adapter == src,
+                    instructions.c.partner_reference.in_(names[i : i + 500]),
+                    instructions.c.status == "returned",
+                    settled.exists(),
+                )
+            )
+            for p in found.all():
+                named[(src, p.partner_reference)] = PaymentView(
+                    f"{p.id}/rt", p.reference, p.partner_reference, src, p.amount_minor, p.currency,
+                    p.updated_at.date(), "", p.name, kind="return",
+                )  # fmt: skip
+    ids = [p.id for p in named.values()]
+    taken: set[str] = set()
+    for i in range(0, len(ids), 500):
+        taken.update(
+            (
+                await conn.scalars(
+                    select(recon_match_payments.c.instruction_id).where(
+                        recon_match_payments.c.instruction_id.in_(ids[i : i + 500])
+                    )
+                )
+            ).all()
+        )
+    out = []
+    for r in rows:
+        p = named.get((r.source, r.original_reference))
+        if p is None or p.id in taken or p.currency != r.currency or p.amount_minor != r.amount_minor:
+            continue
+        taken.add(p.id)
+        line = LineView(
+            r.statement_pk, r.line, r.source, r.amount_minor, r.direction, r.currency, r.value_on or r.booked_on,
+            (r.original_reference,), "", kind="return",
+        )  # fmt: skip
+        out.append(Decision(RETURN_RULE, [line], [p], "confirmed", r.amount_minor, p.amount_minor))
+    return out
+
+
 # -- finding the breaks ----------------------------------------------------------------------------
 
 
@@ -335,8 +439,8 @@ async def _line_breaks(
     out = []
     for r in rows:
         refs = [x for x in (r["end_to_end_id"], r["partner_reference"], r["servicer_reference"]) if x]
-        if r["kind"] == "return" and r["original_reference"]:
-            refs.insert(0, r["original_reference"])
+        if r["kind"] in ("return", "change") and r["original_reference"]:
+            refs.insert(0, r["original_reference"])  # the entry returned, or whose data changed: named by its trace
         hit = next((named[(r["source"], ref)] for ref in refs if (r["source"], ref) in named), None)
         ref_text = ", ".join(refs) or "no reference"
         base = {
@@ -563,8 +667,10 @@ async def run_recon(
             lines = [x for x in lines if x.day == on]
         sources = {x.source for x in lines}
         payments = await load_open_payments(conn, sources)
-        if any(x.items for x in lines):  # a card payout batch settles charges too
-            payments += await load_open_collections(conn, {x.source for x in lines if x.items})
+        if any(x.items for x in lines):  # a card payout batch settles charges too; an ACH batch, returned entries
+            itemising = {x.source for x in lines if x.items}
+            payments += await load_open_collections(conn, itemising)
+            payments += await load_open_returned(conn, itemising)
         elsewhere = await load_named_elsewhere(conn, sources, now - timedelta(days=NAMED_WINDOW_DAYS))
         rejected = set((await conn.scalars(select(recon_rejections.c.fingerprint))).all())
     clock, cpu = report.lap("read", clock, cpu)
@@ -581,6 +687,11 @@ async def run_recon(
     try:
         async with engine.begin() as conn:
             await write_matches(conn, decisions, now)
+            returns = await match_returns(conn, source, on)
+            await write_matches(conn, returns, now)
+            report.lines += len(returns)
+            report.confirmed += len(returns)
+            report.matched_lines += len(returns)
             clock, cpu = report.lap("write", clock, cpu)
             found = await find_breaks(conn, rules, source, known)
             counts = await sync_breaks(conn, found, now=now, scope=source)

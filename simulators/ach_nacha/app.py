@@ -15,6 +15,7 @@ Routes (``X-Api-Key`` on all but ``/_sim``):
   the first answer; an entry whose trace number was booked before is not booked again.
 - ``GET /entries/{trace}``: ``{"trace", "status": accepted|settled|returned, "return_code", ...}``.
 - ``GET /returns?since=<seq>``: ``{"files": [{"seq", "text", "created_at"}]}``.
+- ``GET /statements/{date}``: that day's statement files (below), what the adapter's ``fetch_statements`` asks.
 - ``GET /_sim/entries`` (also ``/_sim/payments``: booked entries, ``received`` counts every copy),
   ``GET /_sim/files``, ``GET /_sim/journal``, ``GET /_sim/status``, ``POST /_sim/advance``,
   ``POST /_sim/reset``, ``GET /_sim/statements/{date}`` (that day's statement: NACHA files,
@@ -36,8 +37,10 @@ Faults strike by layer, as the core's do: the upload (``POST /files`` per file i
 and a malformed acknowledgement: ``truncated_body``, ``wrong_content_type``), the status
 queries (faults with ``exchange: status``, per trace number) and the return-file pushes
 (callback faults, per return file). A day's statement (``GET /_sim/statements/{date}``)
-is one return file of the day's returns with the scenario's statement breaks, and the
-day's change files. The journal is the core's (``GET /_sim/journal``: one ``file`` entry
+is one return file of the day's returns with the scenario's statement breaks (stamped 23:59
+of the day, so it has one identity however often it is asked for), the day's change files, and
+the day's settlement report (``ach_settlement``: per file settled that day ONE debit, itemised
+by trace, plus ``entry_fee_cents`` per entry). The journal is the core's (``GET /_sim/journal``: one ``file`` entry
 per upload, one ``submit`` entry per entry, ``status``, ``return_file``, ``callback`` and
 ``statement`` entries). A file-drop partner is not a core
 ``Partner``; what it shares with the core is the scenario, the seeds, the faults'
@@ -55,7 +58,7 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -158,6 +161,8 @@ class FileDrop:
     send_callbacks: bool = True
     callback_attempts: int = 4
     rdfi_routing: str = "091000019"
+    #: what the ODFI charges per settled entry, on the settlement report (cents)
+    entry_fee_cents: int = 0
     scenario: Scenario | None = None
     seed_setting: int | None = None
     files: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
@@ -321,18 +326,24 @@ class FileDrop:
         files: list[dict[str, Any]] = []
         if items:
             rdfi = self.rdfi_routing
+            # stamped with the day's end, not the clock: the day's return file has one identity (statement id)
+            # however often it is asked for
+            stamp = datetime.combine(day, time(23, 59), tzinfo=self.clock().tzinfo)
             ach = build_return_file(
                 Originator(rdfi, " " + rdfi, "ODFI", "RDFI SIMULATOR", rdfi),
                 [(e, code, f"{rdfi[:8]}{i:07d}") for i, (e, code) in enumerate(items, 1)],
-                created_at=self.clock(),
+                created_at=stamp,
                 effective_date=day,
             )
-            files.append({"kind": "returns", "text": render(ach), "created_at": self.clock().isoformat()})
+            files.append({"kind": "returns", "text": render(ach), "created_at": stamp.isoformat()})
         files += [
             {"kind": "changes", "text": r["text"], "created_at": r["created_at"]}
             for r in self.returns
             if r.get("kind") == "changes" and datetime.fromisoformat(r["created_at"]).date() == day
         ]
+        settled = self._settlement(day)
+        if settled is not None:
+            files.append({"kind": "settlement", "text": json.dumps(settled), "created_at": self.clock().isoformat()})
         self.record(
             "out",
             "statement",
@@ -340,6 +351,44 @@ class FileDrop:
             detail=f"{day.isoformat()}: {len(returned)} returns, {len(files)} files, {len(injected)} breaks",
         )
         return files, injected
+
+    def _settlement(self, day: date) -> dict[str, Any] | None:
+        """``day``'s settlement report (``ach_settlement``): per file (one batch per originating company) that
+        settled that day, ONE debit of its entries plus ``entry_fee_cents`` per entry; ``None`` if none settled.
+        Entries returned later were settled too: their money went out and comes back on the return file."""
+        groups: dict[tuple[str, str], list[_Booked]] = {}
+        for b in self.entries.values():
+            if b.settled_at is not None and b.settled_at.date() == day:
+                groups.setdefault((b.file_id, b.entry.company_id), []).append(b)
+        if not groups:
+            return None
+        batches = []
+        for n, ((_, company_id), booked) in enumerate(sorted(groups.items()), 1):
+            booked.sort(key=lambda b: b.entry.trace_number)
+            entries = [
+                {
+                    "trace": b.entry.trace_number,
+                    "individual_id": b.entry.individual_id.strip(),
+                    "amount_cents": b.entry.amount_cents,
+                    "fee_cents": self.entry_fee_cents,
+                }
+                for b in booked
+            ]
+            gross = sum(e["amount_cents"] for e in entries)
+            fees = self.entry_fee_cents * len(entries)
+            batches.append(
+                {
+                    "id": f"SET{day:%y%m%d}{n:04d}",
+                    "company_id": company_id.strip(),
+                    "company_name": booked[0].entry.company_name.strip(),
+                    "entries": entries,
+                    "gross_cents": gross,
+                    "fees_cents": fees,
+                    "debit_cents": gross + fees,
+                }
+            )
+        odfi = self.rdfi_routing
+        return {"object": "ach_settlement_report", "date": day.isoformat(), "odfi": odfi, "batches": batches}
 
     def record(self, direction: str, kind: str, **fields: Any) -> None:
         self.journal.record(direction, kind, **fields)
@@ -884,8 +933,8 @@ def _scenario(setting: Any) -> Scenario | None:
 def create_app(settings: Mapping[str, Any]) -> web.Application:
     """The file drop. Settings: ``api_key``, ``callback_secret`` (required, the adapter's values);
     ``settle_delay`` (0.2 s), ``return_delay`` (0.2 s), ``send_callbacks`` (true), ``tick`` (0.05 s),
-    ``callback_attempts`` (4), ``rdfi_routing``, ``clock`` (a callable, for tests); ``scenario`` (a
-    shipped scenario's name or a file) and ``seed``."""
+    ``callback_attempts`` (4), ``rdfi_routing``, ``entry_fee_cents`` (0), ``clock`` (a callable, for tests);
+    ``scenario`` (a shipped scenario's name or a file) and ``seed``."""
     for name in ("api_key", "callback_secret"):
         if not isinstance(settings.get(name), str) or len(settings[name]) < 8:
             raise ConfigError(f"simulators.ach_nacha.{name}: a string of at least 8 characters is required")
@@ -898,6 +947,7 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
         send_callbacks=bool(settings.get("send_callbacks", True)),
         callback_attempts=int(settings.get("callback_attempts", 4)),
         rdfi_routing=str(settings.get("rdfi_routing", "091000019")),
+        entry_fee_cents=int(settings.get("entry_fee_cents", 0)),
         scenario=_scenario(settings.get("scenario")),
         seed_setting=int(settings["seed"]) if settings.get("seed") is not None else None,
     )
@@ -925,6 +975,7 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     app.router.add_post("/files", _post_file)
     app.router.add_get("/entries/{trace}", _get_entry)
     app.router.add_get("/returns", _get_returns)
+    app.router.add_get("/statements/{day}", _sim_statements)
     app.router.add_get("/_sim/entries", _sim_entries)
     app.router.add_get("/_sim/payments", _sim_entries)
     app.router.add_get("/_sim/status", _sim_status)

@@ -142,6 +142,11 @@ class Simulator:
         """A reproducible identifier that fits ISO 20022 Max35Text."""
         return f"{prefix}{self.stream(subject, 'ids').getrandbits(80):020X}"
 
+    def same_id(self, prefix: str, subject: str) -> str:
+        """The one identifier of ``subject`` however often it is asked for (a day's statement: asked again, it
+        is the same statement, and the gateway stores it once by its id)."""
+        return f"{prefix}{random.Random(f'{self.seed}:{subject}:ids').getrandbits(80):020X}"
+
     # -- lifecycle ----------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -610,7 +615,7 @@ class Simulator:
             closing = opening + sum((e.amount if e.credit else -e.amount for e in items), Decimal(0))
             statements.append(
                 Statement(
-                    statement_id=self.new_id("SIMSTMT", f"statement:{day}:{account}:{currency}"),
+                    statement_id=self.same_id("SIMSTMT", f"statement:{day}:{account}:{currency}"),
                     account_iban=account,
                     currency=currency,
                     day=day,
@@ -620,7 +625,7 @@ class Simulator:
                     entries=tuple(items),
                 )
             )
-        message_id = self.new_id("SIMCAMT", f"statement:{day}")
+        message_id = self.same_id("SIMCAMT", f"statement:{day}")
         body = self.partner.render_statements(statements, message_id=message_id, now=_now())
         self.journal.record(
             "out",

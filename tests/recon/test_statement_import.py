@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -35,8 +37,51 @@ def _mt940(number: int, opening: str, movements: list[tuple[str, str, str]], clo
 
 
 def test_every_format_the_adapters_offer_is_known() -> None:
-    assert set(FORMATS) == {"camt.053", "camt.054", "mt940", "nacha", "card_settlement"}
+    assert set(FORMATS) == {"camt.053", "camt.054", "mt940", "nacha", "ach_settlement", "card_settlement"}
     assert {f.source for f in FORMATS.values()} == {"iso20022_bank", "ach_nacha", "card_acquirer"}
+
+
+def _ach_report(**batch: Any) -> bytes:
+    """The ODFI's settlement report as its simulator writes it (synthetic traces)."""
+    base: dict[str, Any] = {
+        "id": "SET2612060001",
+        "company_id": "1234567890",
+        "company_name": "PARTNER GATEWAY",
+        "entries": [
+            {"trace": "021000020000001", "individual_id": "INV-1", "amount_cents": 10_000, "fee_cents": 15},
+            {"trace": "021000020000002", "individual_id": "INV-2", "amount_cents": 2_550, "fee_cents": 15},
+        ],
+        "gross_cents": 12_550,
+        "fees_cents": 30,
+        "debit_cents": 12_580,
+    }
+    base.update(batch)
+    doc = {"object": "ach_settlement_report", "date": "2026-12-06", "odfi": "091000019", "batches": [base]}
+    return json.dumps(doc).encode()
+
+
+def test_the_odfis_settlement_report_is_one_debit_per_batch_itemised_and_its_figures_are_checked() -> None:
+    fmt = FORMATS["ach_settlement"]
+    (statement,) = read_file(fmt, _ach_report())
+    (line,) = statement.lines
+
+    assert (fmt.source, detect_format(FORMATS, _ach_report()).name) == ("ach_nacha", "ach_settlement")
+    assert (statement.statement_id, statement.account) == ("091000019/2026-12-06", "*****0019")
+    assert (line.amount_minor, line.credit, line.partner_reference) == (12_580, False, "SET2612060001")
+    assert [(i.kind, i.reference, i.amount_minor, i.fee_minor) for i in line.items] == [
+        ("payout", "021000020000001", -10_000, 15),
+        ("payout", "021000020000002", -2_550, 15),
+    ]
+    for bad, message in (
+        (_ach_report(debit_cents=12_581), "gross 12550 + fees 30 is not the declared debit 12581"),
+        (_ach_report(fees_cents=31), "its fees sum to 30, it declares 31"),
+        (_ach_report(gross_cents=12_000, debit_cents=12_030), "its entries sum to 12550, it declares gross 12000"),
+        (_ach_report(entries=[]), "/batches/0/entries: a settled batch needs its entries"),
+        (_ach_report(gross_cents="125.50"), "/batches/0/gross_cents must be a non-negative integer of cents"),
+    ):
+        with pytest.raises(StatementFileError, match="ach_settlement") as refused:
+            read_file(fmt, bad)
+        assert message in refused.value.message
 
 
 @pytest.mark.parametrize(

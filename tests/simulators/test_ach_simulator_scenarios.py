@@ -17,7 +17,7 @@ from gateway.partners.signing import verify_signature
 from gateway_adapters.ach_nacha.adapter import API_KEY_HEADER, IDEMPOTENCY_HEADER
 from gateway_adapters.ach_nacha.contracts import ENTRY_STATUS, FILE_ACKNOWLEDGEMENT, RETURN_FILES, errors
 from gateway_adapters.ach_nacha.nacha import EntryInput, Originator, build_file, read_file, render, returns_in
-from gateway_adapters.ach_nacha.statements import read_nacha_statements
+from gateway_adapters.ach_nacha.statements import read_ach_settlement, read_nacha_statements
 from gateway_simulators.ach_nacha import ODFI, create_app
 
 API_KEY = "ach-api-key-for-tests"
@@ -184,7 +184,9 @@ async def test_answers_fit_the_partner_contracts_and_statements_are_the_days_ret
     returns = await (await client.get("/returns?since=0", headers=auth)).json()
     day = clock().date().isoformat()
     statements = await (await client.get(f"/_sim/statements/{day}")).json()
-    none = await (await client.get("/_sim/statements/2026-11-25")).json()
+    settled = await (await client.get("/_sim/statements/2026-11-25")).json()
+    fetched = await client.get(f"/statements/{day}", headers=auth)
+    unauthenticated = await client.get(f"/statements/{day}")
     bad = await client.get("/_sim/statements/yesterday")
     status = await (await client.get("/_sim/status")).json()
 
@@ -192,7 +194,18 @@ async def test_answers_fit_the_partner_contracts_and_statements_are_the_days_ret
     assert errors(FILE_ACKNOWLEDGEMENT, json.loads(refused)) == [] and json.loads(refused)["status"] == "rejected"
     assert errors(ENTRY_STATUS, entry) == [] and (entry["status"], entry["return_code"]) == ("returned", "R02")
     assert errors(RETURN_FILES, returns) == [] and len(returns["files"]) == 1
-    assert [f["kind"] for f in statements["files"]] == ["returns"] and none["files"] == []
+    assert [f["kind"] for f in statements["files"]] == ["returns"]
+    # the adapter's fetch asks the same files behind the API key; the day's return file has one identity
+    assert (await fetched.json())["files"] == statements["files"] and unauthenticated.status == 401
+    # the day both entries settled: one batch, ONE debit line itemised by trace
+    assert [f["kind"] for f in settled["files"]] == ["settlement"]
+    (report,) = read_ach_settlement(settled["files"][0]["text"].encode())
+    (batch,) = report.lines
+    assert (report.statement_id, batch.amount_minor, batch.credit) == ("091000019/2026-11-25", 300, False)
+    assert [(i.reference, i.amount_minor) for i in batch.items] == [
+        ("021000020000001", -100),
+        ("021000020000002", -200),
+    ]
     assert statements["breaks"] == []
     # what `gateway recon import` reads: the return, with its code and the trace it returns
     (read,) = read_nacha_statements(statements["files"][0]["text"].encode())
