@@ -52,8 +52,9 @@ DEFAULT_MAX_BYTES = 16384
 #: what a dropped secret reads as
 DROPPED = "[dropped]"
 
-_IBAN_RE = re.compile(r"\b[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}\b")
-_PAN_RE = re.compile(r"\b[0-9]{13,19}\b")
+# not \b: an identifier glued to lower-case text or an underscore is still found
+_IBAN_RE = re.compile(r"(?<![A-Z0-9])[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}(?![A-Z0-9])")
+_PAN_RE = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 _OTHR_ID_RE = re.compile(r"(<(?:\w+:)?Othr>\s*<(?:\w+:)?Id>)([^<]+)(<)")
 _SECRET_KEY_RE = re.compile(r"secret|signature|password|passwd|token|api_?key|authorization|cvv|cvc|pin\b", re.I)
 _ACCOUNT_KEY_RE = re.compile(r"iban|account|acct|^number$|card_?number|^pan$|wallet", re.I)
