@@ -38,7 +38,6 @@ __all__ = [
     "about",
     "account_secrets",
     "capturing",
-    "current_log",
     "inbound",
     "mask_body",
     "narrow",
@@ -270,10 +269,6 @@ def _with_id(message: PartnerMessage, message_id: str) -> PartnerMessage:
 _LOG: ContextVar[MessageLog | None] = ContextVar("partner_message_log", default=None)
 #: (adapter name, instruction ids) the partner calls made now are about
 _ABOUT: ContextVar[tuple[str, tuple[str, ...]] | None] = ContextVar("partner_message_about", default=None)
-
-
-def current_log() -> MessageLog | None:
-    return _LOG.get()
 
 
 @contextmanager
