@@ -150,6 +150,9 @@ class DispatchSettings:
     max_defer_seconds: float
     status_poll_interval_seconds: float
     status_poll_after_seconds: float
+    #: keep the masked partner messages per payment (gateway.partners.capture)
+    partner_messages: bool
+    partner_message_max_bytes: int
 
 
 @dataclass(frozen=True)

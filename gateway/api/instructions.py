@@ -32,6 +32,7 @@ from gateway.errors import (
 from gateway.store import repo
 from gateway.store.codec import event_view, public_view
 from gateway.store.intake import IntakeItem, IntakeOutcome
+from gateway.store.partner_messages import messages_for
 from gateway.store.tables import instruction_events, instructions
 
 __all__ = ["INSTRUCTION_ID_RE", "LIST_PARAMETERS", "list_query", "read_json", "routes"]
@@ -187,6 +188,30 @@ async def list_instruction_events(request: web.Request) -> web.Response:
         row = await _row(conn, principal.business_unit_id, instruction_id)
         items, next_cursor = await _events_page(conn, instruction_id, row["reference"], int(cursor or 0), limit)
     return web.json_response({"items": items, "next_cursor": next_cursor})
+
+
+#: scopes that read every business unit's payments' partner messages
+_ALL_UNITS = frozenset({"finance", "admin"})
+
+
+@routes.get("/v1/instructions/{id}/partner-messages")
+async def list_partner_messages(request: web.Request) -> web.Response:
+    """What the gateway sent the payment's partner and what the partner answered, masked, oldest first.
+
+    A business unit reads its own payments' messages (another unit's payment is 404); finance and
+    admin keys read every unit's.
+    """
+    rt = request.app[SERVICES]
+    principal = await authenticate(request, "instructions", "finance")
+    instruction_id = _instruction_id(request)
+    async with rt.engine.connect() as conn:
+        query = select(instructions.c.id).where(instructions.c.id == instruction_id)
+        if not _ALL_UNITS & principal.scopes:
+            query = query.where(instructions.c.business_unit_id == principal.business_unit_id)
+        if (await conn.execute(query)).first() is None:
+            raise NotFoundError(f"no instruction {instruction_id!r}")
+        items = await messages_for(conn, instruction_id)
+    return web.json_response({"items": items})
 
 
 #: the query parameters of ``GET /v1/instructions`` (the OpenAPI document lists the same)

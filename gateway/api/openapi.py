@@ -625,6 +625,43 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                         },
                     },
                 },
+                "PartnerMessage": {
+                    "type": "object",
+                    "required": [
+                        "id",
+                        "direction",
+                        "partner",
+                        "kind",
+                        "method",
+                        "path",
+                        "status_code",
+                        "occurred_at",
+                        "body",
+                        "size",
+                        "truncated",
+                    ],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "direction": {
+                            "type": "string",
+                            "enum": ["out", "in"],
+                            "description": "out: the gateway sent it",
+                        },
+                        "partner": {"type": "string", "description": "the adapter's name"},
+                        "kind": {"type": "string", "description": "submit, status, callback, …"},
+                        "method": {"type": "string"},
+                        "path": {"type": "string", "description": "the URL's path (never its query or host)"},
+                        "status_code": {
+                            "type": ["integer", "null"],
+                            "description": "the HTTP status of an answer; null for a request",
+                        },
+                        "occurred_at": {"type": "string", "format": "date-time"},
+                        "media_type": {"type": ["string", "null"]},
+                        "body": {"type": "string", "description": "masked; cut when truncated"},
+                        "size": {"type": "integer", "description": "bytes as sent"},
+                        "truncated": {"type": "boolean"},
+                    },
+                },
                 "Problem": {
                     "type": "object",
                     "required": ["type", "title", "status"],
@@ -793,6 +830,34 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                     ],
                     "responses": {
                         "200": _json(_page("StatusEvent"), "A page of events"),
+                        **_problems(400, 401, 403, 404),
+                    },
+                }
+            },
+            "/v1/instructions/{id}/partner-messages": {
+                "get": {
+                    "summary": "What the gateway sent the instruction's partner and what the partner answered, masked",
+                    "description": (
+                        "Oldest first (at most 200): submit requests and their answers, status queries, callbacks. "
+                        "Bodies are masked (account numbers and IBANs show their last 4 characters, secrets "
+                        "dropped, no headers) and cut at dispatch.partner_message_max_bytes (truncated). A bulk "
+                        "message is listed for every payment it carries. A business unit's key reads its own "
+                        "instructions (another's is 404); finance and admin keys read all."
+                    ),
+                    "operationId": "listPartnerMessages",
+                    "security": bearer,
+                    "parameters": [id_param],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["items"],
+                                "properties": {
+                                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/PartnerMessage"}}
+                                },
+                            },
+                            "The instruction's partner messages",
+                        ),
                         **_problems(400, 401, 403, 404),
                     },
                 }

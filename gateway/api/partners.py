@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.appkeys import SERVICES
+from gateway.api.appkeys import SERVICES, SETTINGS
 from gateway.api.bodies import read_body
 from gateway.dispatch.collections import CollectionUpdateSummary
 from gateway.dispatch.updates import UpdateSummary
 from gateway.errors import GatewayError
+from gateway.partners.capture import inbound
 
 __all__ = ["routes"]
 
@@ -20,7 +21,8 @@ async def partner_callback(request: web.Request) -> web.Response:
     """Verify (adapter checks the signature first), parse, and apply a partner's status report.
 
     A report about collections (``Adapter.parse_collection_callback``) goes to the collections;
-    any other to the instructions.
+    any other to the instructions, with the callback itself (masked; ``dispatch.partner_messages``) linked to
+    the payments it reports on, in the same transaction.
 
     Every outcome is counted in ``gateway_partner_callbacks{adapter,result}``: ``accepted``,
     the problem slug of a refusal (``invalid-signature``, ``contract-violation`` …), or
@@ -37,7 +39,25 @@ async def partner_callback(request: web.Request) -> web.Response:
                 name, about_collections, source="callback"
             )
         else:
-            summary = await rt.updates.apply(name, adapter.parse_callback(request.headers, body), source="callback")
+            updates = adapter.parse_callback(request.headers, body)
+            settings = request.app[SETTINGS].dispatch
+            kept = (
+                [
+                    inbound(
+                        name,
+                        "callback",
+                        request.method,
+                        request.path,
+                        request.headers,
+                        body,
+                        200,
+                        settings.partner_message_max_bytes,
+                    )
+                ]
+                if settings.partner_messages
+                else []
+            )
+            summary = await rt.updates.apply(name, updates, source="callback", messages=kept)
     except GatewayError as exc:
         rt.metrics.callbacks.labels(name, exc.slug).inc()
         raise

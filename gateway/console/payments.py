@@ -1,4 +1,5 @@
-"""Payments: search, and one payment with its timeline, ledger entries and webhook deliveries; cancel, redeliver.
+"""Payments: search, and one payment with its timeline, ledger entries, webhook deliveries and partner messages;
+cancel, redeliver.
 
 A business-unit key sees its own unit's payments only: another unit's payment is "not
 found" (404), also when its URL is typed in. Finance and admin keys see every unit's.
@@ -24,6 +25,7 @@ from gateway.finance import books
 from gateway.store import repo
 from gateway.store import webhooks as hooks
 from gateway.store.codec import event_view, public_view
+from gateway.store.partner_messages import messages_for
 from gateway.store.tables import business_units, instruction_events, instructions
 
 __all__ = ["routes"]
@@ -122,6 +124,7 @@ async def _load(p: Page, instruction_id: str) -> dict[str, Any]:
         timeline = [event_view(e, row["reference"]) for e in events]
         entries = await books.entries(conn, instruction_id=instruction_id, limit=100)
         deliveries = await hooks.list_deliveries(conn, row["business_unit_id"], instruction_id=instruction_id)
+        messages = await messages_for(conn, instruction_id)
     return {
         "payment": {**public_view(row), "business_unit": row["business_unit"], "bu_id": row["business_unit_id"]},
         "timeline": timeline,
@@ -130,6 +133,7 @@ async def _load(p: Page, instruction_id: str) -> dict[str, Any]:
             for e in entries
         ],
         "deliveries": [d.as_dict() for d in deliveries],
+        "messages": messages,
     }
 
 

@@ -43,16 +43,18 @@ from gateway.errors import (
 )
 from gateway.metrics import Metrics
 from gateway.partners.adapter import Adapter, SubmitResult
+from gateway.partners.capture import MessageLog, PartnerMessage, about, capturing
 from gateway.risk.model import Outcome
 from gateway.risk.screening import Screener
 from gateway.store import repo
 from gateway.store.orders import Orders
+from gateway.store.partner_messages import save_messages
 from gateway.store.repo import OutboxJob, Transition
 from gateway.store.rollout import modes_for
 from gateway.store.shadow import record_outcomes
 from gateway.store.tables import instruction_events
 
-__all__ = ["DispatchServices", "Dispatcher", "backoff_delay", "log_partner_failure"]
+__all__ = ["DispatchServices", "Dispatcher", "backoff_delay", "log_partner_failure", "message_log"]
 
 log = logging.getLogger(__name__)
 S = Status
@@ -66,6 +68,12 @@ def backoff_delay(
     ceiling = min(cap, base * (2**attempts))
     delay = ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
     return max(delay, retry_after or 0.0)
+
+
+def message_log(settings: DispatchSettings, kind: str) -> MessageLog | None:
+    """Where the partner messages of one unit of work are kept until its transaction; ``None`` when
+    ``dispatch.partner_messages`` is off (nothing is recorded then)."""
+    return MessageLog(kind, settings.partner_message_max_bytes) if settings.partner_messages else None
 
 
 def _uncounted(partner: str) -> None:
@@ -134,6 +142,7 @@ class Dispatcher:
     def __init__(self, services: DispatchServices, settings: DispatchSettings, owner: str) -> None:
         self.services = services
         self.owner = owner
+        self.settings = settings
         self.concurrency = settings.concurrency
         self.lease = settings.lease_seconds
         self.max_attempts = settings.max_attempts
@@ -316,10 +325,14 @@ class Dispatcher:
                     to_submit.append((job, adapter, order))
                 else:  # cancelled meanwhile: nothing to send
                     await self._commit([], [job], [])
+        carried: list[PartnerMessage] = []
         if to_resolve:
-            to_submit += await self._resolve_all(to_resolve)
+            resend, carried = await self._resolve_all(to_resolve)
+            to_submit += resend
         if to_submit:
-            await self._submit_all(to_submit)
+            await self._submit_all(to_submit, carried)
+        elif carried:
+            await self._commit([], [], [], carried)
         if rehearse and self.services.shadow is not None:
             await self._rehearse(self.services.shadow, rehearse)
 
@@ -379,14 +392,19 @@ class Dispatcher:
 
     async def _resolve_all(
         self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]]
-    ) -> list[tuple[OutboxJob, str, PaymentOrder]]:
-        """Ask the partners about payments whose outcome is unknown; return those safe to send again.
+    ) -> tuple[list[tuple[OutboxJob, str, PaymentOrder]], list[PartnerMessage]]:
+        """Ask the partners about payments whose outcome is unknown; return those safe to send again,
+        and the partner messages not yet written (they go with the sending).
 
         A final status is recorded; "still processing" records the submission;
         "never received" (or no record) means sending again (same partner, same
         idempotency key) is safe; no answer means ask again later.
         """
-        outcomes = await asyncio.gather(*(self._ask(job, adapter, order) for job, adapter, order in batch))
+        log = message_log(self.settings, "status")
+        if log is not None:
+            log.know([order for _, _, order in batch])
+        with capturing(log):
+            outcomes = await asyncio.gather(*(self._ask(job, adapter, order) for job, adapter, order in batch))
         transitions: list[Transition] = []
         finished: list[OutboxJob] = []
         retries: list[_Retry] = []
@@ -399,16 +417,19 @@ class Dispatcher:
             else:
                 transitions.append(outcome)
                 finished.append(item[0])
+        messages = log.take() if log is not None else []
         if transitions or retries:
-            await self._commit(transitions, finished, retries)
-        return resend
+            await self._commit(transitions, finished, retries, messages)
+            messages = []
+        return resend, messages
 
     async def _ask(self, job: OutboxJob, adapter_name: str, order: PaymentOrder) -> Transition | _Retry | None:
         adapter = self.services.adapters.get(adapter_name)
         if adapter is None:
             return _Retry(job, f"adapter {adapter_name} is not enabled", resolve=True)
         try:
-            update = await adapter.poll(order)
+            with about(adapter_name, (order.id,)):
+                update = await adapter.poll(order)
         except AdapterError as exc:
             log_partner_failure(adapter_name, order.id, "status query", exc.slug, exc.message)
             return _Retry(job, f"status query failed: {exc.message}", exc.retry_after, resolve=True)
@@ -428,8 +449,13 @@ class Dispatcher:
             reason=update.reason or "outcome resolved by status query",
         )
 
-    async def _submit_all(self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]]) -> None:
-        """Send the batch, one ``submit_many`` per partner (a bulk message where the partner takes one)."""
+    async def _submit_all(
+        self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]], carried: Sequence[PartnerMessage] = ()
+    ) -> None:
+        """Send the batch, one ``submit_many`` per partner (a bulk message where the partner takes one).
+
+        The partner messages exchanged (and ``carried`` ones) are written with the outcomes.
+        """
         by_adapter: dict[str, list[int]] = {}
         for i, (_, adapter, _) in enumerate(batch):
             by_adapter.setdefault(adapter, []).append(i)
@@ -443,7 +469,11 @@ class Dispatcher:
                 count = n == 0 or answer is not answers[0] or not isinstance(answer, Exception)
                 outcomes[i] = self._submit_one(job, adapter_name, order, answer, count=count)
 
-        await asyncio.gather(*(send(name, items) for name, items in by_adapter.items()))
+        log = message_log(self.settings, "submit")
+        if log is not None:
+            log.know([order for _, _, order in batch])
+        with capturing(log):
+            await asyncio.gather(*(send(name, items) for name, items in by_adapter.items()))
         transitions: list[Transition] = []
         finished: list[OutboxJob] = []
         retries: list[_Retry] = []
@@ -456,7 +486,7 @@ class Dispatcher:
             else:
                 transitions.append(outcome)
                 finished.append(job)
-        await self._commit(transitions, finished, retries)
+        await self._commit(transitions, finished, retries, [*carried, *(log.take() if log is not None else ())])
 
     def _submit_failed(self, adapter_name: str, instruction_id: str, outcome: str, detail: str) -> None:
         self.services.metrics.dispatch.labels(adapter_name, outcome).inc()
@@ -469,7 +499,8 @@ class Dispatcher:
         if adapter is None:
             return [AdapterNotEnabled(adapter_name)] * len(orders)
         try:
-            answers = await adapter.submit_many(orders)
+            with about(adapter_name, [order.id for order in orders]):
+                answers = await adapter.submit_many(orders)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -550,9 +581,14 @@ class Dispatcher:
         )
 
     async def _commit(
-        self, transitions: list[Transition], finished: Sequence[OutboxJob], retries: Sequence[_Retry]
+        self,
+        transitions: list[Transition],
+        finished: Sequence[OutboxJob],
+        retries: Sequence[_Retry],
+        messages: Sequence[PartnerMessage] = (),
     ) -> list[repo.StatusRecord]:
-        """Record transitions, finish jobs and reschedule retries in one transaction; announce after."""
+        """Record transitions, finish jobs, reschedule retries and keep the partner messages that led to
+        them in one transaction; announce after."""
         now = self.services.clock()
         transitions = list(transitions)
         finished = list(finished)
@@ -579,6 +615,8 @@ class Dispatcher:
                 reschedule.append((retry, delay))
         async with self.services.engine.begin() as conn:
             records = await repo.record_transitions(conn, transitions, now)
+            if messages:
+                await save_messages(conn, messages)
             await repo.finish_outbox_many(conn, [j.id for j in finished], self.owner)
             for retry, delay in reschedule:
                 await repo.retry_outbox(

@@ -27,11 +27,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import CreditLineSettings, DispatchSettings, RiskJobSettings
-from gateway.dispatch.dispatcher import log_partner_failure
+from gateway.dispatch.dispatcher import log_partner_failure, message_log
 from gateway.dispatch.updates import StatusUpdates, UpdateSummary
 from gateway.domain.clock import Clock
 from gateway.errors import AdapterError
 from gateway.partners.adapter import Adapter, PaymentOrder, StatusUpdate
+from gateway.partners.capture import about, capturing
 from gateway.risk.engine import RiskEngine
 from gateway.risk.holds import HoldDesk
 from gateway.risk.store import prune_history
@@ -84,6 +85,7 @@ class Scheduler:
         self.extra = list(extra)
         #: the process running the jobs (its job leases carry it); ``None``: no leases, run every time
         self.owner = owner
+        self.dispatch = dispatch
         self.interval = dispatch.status_poll_interval_seconds
         self.after = dispatch.status_poll_after_seconds
         self.risk_jobs = risk
@@ -206,14 +208,26 @@ class Scheduler:
     async def poll(self, instruction_ids: Sequence[str]) -> UpdateSummary:
         """Ask the partners about these payments now and apply what they say (one call per partner)."""
         loaded = await self.services.orders.load_many(list(instruction_ids))
-        answers = await asyncio.gather(*(self.poll_one(row, order) for row, order in loaded.values()))
+        log = message_log(self.dispatch, "status")
+        if log is not None:
+            log.know([order for _, order in loaded.values()])
+        with capturing(log):
+            answers = await asyncio.gather(*(self.poll_one(row, order) for row, order in loaded.values()))
         by_adapter: dict[str, list[StatusUpdate]] = {}
-        for answer in answers:
+        news: list[str] = []
+        for (_, order), answer in zip(loaded.values(), answers, strict=True):
             if answer is not None:
                 by_adapter.setdefault(answer[0], []).append(answer[1])
+                if answer[1].status is not None:
+                    news.append(order.id)
+        # Only the exchanges that brought news are kept: a payment pending for days is asked every
+        # interval, and "still pending" a thousand times tells an operator nothing.
+        messages = log.take(news) if log is not None else []
         total = UpdateSummary()
         for adapter, updates in by_adapter.items():
-            r = await self.services.updates.apply(adapter, updates, source="poll")
+            r = await self.services.updates.apply(
+                adapter, updates, source="poll", messages=[m for m in messages if m.partner == adapter]
+            )
             total = UpdateSummary(total.applied + r.applied, total.ignored + r.ignored, total.unknown + r.unknown)
         return total
 
@@ -224,7 +238,8 @@ class Scheduler:
         if adapter is None:
             return None
         try:
-            update = await adapter.poll(order)
+            with about(adapter.name, (instruction_id,)):
+                update = await adapter.poll(order)
         except AdapterError as exc:
             log_partner_failure(adapter.name, instruction_id, "status query", exc.slug, exc.message)
             return None

@@ -20,6 +20,7 @@ every state the payment passed through (``routed → submitted → settled``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,9 @@ from gateway.domain.clock import Clock
 from gateway.domain.events import Announce
 from gateway.domain.status import Status, decide
 from gateway.partners.adapter import StatusUpdate
+from gateway.partners.capture import PartnerMessage
 from gateway.store import repo
+from gateway.store.partner_messages import save_messages
 
 __all__ = ["StatusUpdates", "UpdateSummary"]
 
@@ -69,6 +72,9 @@ class _Request:
     adapter: str
     updates: Sequence[StatusUpdate]
     source: str
+    #: the partner messages that carried the updates: written with them (those about no payment yet: a
+    #: callback, linked to the payments its updates are found to be about)
+    messages: Sequence[PartnerMessage] = ()
     future: asyncio.Future[UpdateSummary] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -97,9 +103,17 @@ class StatusUpdates:
         self._pending: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def apply(self, adapter: str, updates: Sequence[StatusUpdate], *, source: str) -> UpdateSummary:
-        """Record the updates (in one transaction with whatever else is waiting); announce after commit."""
-        request = _Request(adapter, list(updates), source)
+    async def apply(
+        self,
+        adapter: str,
+        updates: Sequence[StatusUpdate],
+        *,
+        source: str,
+        messages: Sequence[PartnerMessage] = (),
+    ) -> UpdateSummary:
+        """Record the updates and the partner ``messages`` that carried them (in one transaction with whatever
+        else is waiting); announce after commit."""
+        request = _Request(adapter, list(updates), source, list(messages))
         self._pending.append(request)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name="status-updates")
@@ -130,9 +144,13 @@ class StatusUpdates:
             counted: list[tuple[int, int]] = []  # (request index, index of its transition)
             summaries = [[0, 0, 0] for _ in group]  # applied, ignored, unknown
             strangers: dict[tuple[str, str], list[str]] = {}
+            messages: list[PartnerMessage] = []
             for n, request in enumerate(group):
+                about: dict[str, None] = {}
                 for update in request.updates:
                     target = found.get((request.adapter, update.instruction_id, update.partner_reference))
+                    if target is not None:
+                        about[target.instruction_id] = None
                     if target is None:
                         summaries[n][2] += 1
                         strangers.setdefault((request.adapter, request.source), []).append(
@@ -169,7 +187,13 @@ class StatusUpdates:
                     )
                     if decide(target.status, update.status).applied:
                         target.status = update.status
+                messages += [
+                    m if m.instruction_ids else dataclasses.replace(m, instruction_ids=tuple(about))
+                    for m in request.messages
+                ]
             records = await repo.record_transitions(conn, transitions, now)
+            if messages:
+                await save_messages(conn, messages)
         for n, index in counted:
             summaries[n][0 if records[index].decision else 1] += 1
         self.announce(r.change for r in records)

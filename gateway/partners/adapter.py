@@ -26,6 +26,7 @@ from gateway.domain.order import PaymentOrder
 from gateway.domain.statements import FetchedFile, StatementFetch
 from gateway.domain.status import Status
 from gateway.errors import PermanentPartnerError
+from gateway.partners.capture import narrow
 from gateway.partners.http import PartnerHttp, header
 from gateway.partners.signing import verify_signature
 
@@ -313,7 +314,8 @@ class Adapter(abc.ABC):
 
         async def one(order: PaymentOrder) -> SubmitResult:
             async with gate:
-                return await self.submit(order)
+                with narrow(order.id):  # its partner messages are about this payment only
+                    return await self.submit(order)
 
         answers = await asyncio.gather(*(one(order) for order in orders), return_exceptions=True)
         out: list[SubmitResult | Exception] = []

@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 
 from gateway.errors import OutcomeUnknownError, PartnerUnreachableError, TransientPartnerError
+from gateway.partners.capture import record_exchange
 
 __all__ = [
     "CALLBACK_URL_HEADER",
@@ -90,14 +91,23 @@ class PartnerHttp:
         *,
         lost: type[TransientPartnerError] = OutcomeUnknownError,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """One call under the deadline: ``(status, headers, body)`` or the failure's meaning."""
+        """One call under the deadline: ``(status, headers, body)`` or the failure's meaning.
+
+        Inside a ``capture.capturing`` log, the request and its answer are recorded there, masked
+        (``gateway.partners.capture``); a request that never connected is not.
+        """
+        sent_at = datetime.now(UTC)
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 async with self.session().request(method, url, data=body, headers=dict(headers)) as resp:
-                    return resp.status, resp.headers, await resp.read()
+                    answer = resp.status, resp.headers, await resp.read()
         except aiohttp.ClientConnectorError as exc:  # never connected: the partner cannot have seen it
             raise PartnerUnreachableError(f"{self.partner} unreachable: {type(exc).__name__}") from None
         except TimeoutError:
+            record_exchange(method, url, headers, body, None, None, None, sent_at)
             raise lost(f"{self.partner} did not answer {method} within {self.timeout_seconds:g}s") from None
         except aiohttp.ClientError as exc:
+            record_exchange(method, url, headers, body, None, None, None, sent_at)
             raise lost(f"connection to {self.partner} lost during {method}: {type(exc).__name__}") from None
+        record_exchange(method, url, headers, body, *answer, sent_at)
+        return answer

@@ -64,6 +64,8 @@ __all__ = [
     "migrated_payments",
     "migration_checkpoints",
     "outbox",
+    "partner_message_links",
+    "partner_messages",
     "payment_files",
     "processes",
     "rebate_accruals",
@@ -1119,4 +1121,31 @@ shadow_outcomes = Table(
     Column("detail", String(500)),
     Column("recorded_at", UTCDateTime(), nullable=False),
     Index("ix_shadow_outcomes_business_unit_partner", "business_unit", "partner"),
+)
+
+#: what the gateway sent partners and what they answered, masked (gateway.partners.capture, docs/operations.md);
+#: one row per message, linked to every payment it carries (a bulk pain.001: many links, one body)
+partner_messages = Table(
+    "partner_messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("direction", String(3), nullable=False),  # out | in
+    Column("partner", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # submit | status | callback | cancel
+    Column("method", String(8), nullable=False),
+    Column("path", String(300), nullable=False),  # the URL's path: never its query or host
+    Column("status_code", Integer()),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("media_type", String(100)),
+    Column("body", Text(), nullable=False),  # masked, at most partner_messages.max_body_bytes
+    Column("size", Integer(), nullable=False),  # bytes as sent, before masking and cutting
+    Column("truncated", Boolean(), nullable=False),
+)
+
+partner_message_links = Table(
+    "partner_message_links",
+    metadata,
+    Column("message_id", String(40), ForeignKey("partner_messages.id"), primary_key=True),
+    Column("instruction_id", String(40), ForeignKey("instructions.id"), primary_key=True),
+    Index(None, "instruction_id"),
 )

@@ -164,6 +164,17 @@ async def test_sign_in_find_a_payment_and_watch_it_settle_live(
     await page.screenshot(path=str(shots / "console-payment.png"), full_page=True)
     await page.reload()
     await expect(page.locator("ol.timeline li").last).to_contain_text("settled")
+    # what the gateway sent the bank and what came back, masked, each body folded until opened
+    messages = page.locator("#partner-messages")
+    await expect(messages.get_by_role("heading", name="Partner messages")).to_be_visible()
+    sent = messages.locator("li.message.out").first
+    await expect(sent.locator("summary")).to_contain_text("submit · POST /pain001")
+    await expect(sent.locator("pre.body")).to_be_hidden()
+    await sent.locator("summary").click()  # a <details>: no script needed
+    await expect(sent.locator("pre.body")).to_contain_text("CstmrCdtTrfInitn")
+    await expect(messages.locator("li.message.in").last).to_contain_text("callback")
+    assert CREDITOR_IBAN not in await page.content()
+    await messages.screenshot(path=str(shots / "console-partner-messages.png"))
     assert violations == []
 
 
