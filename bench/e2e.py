@@ -54,11 +54,18 @@ GATEWAY = str(Path(sys.executable).with_name("gateway"))
 SECRETS = {"request_secret": "bench-only-bank-request-secret", "callback_secret": "bench-only-bank-callback-secret"}
 
 
-def example_instruction() -> dict[str, Any]:
-    """The contract's own example (instruction 1.0) with a fresh reference."""
+_REFERENCE = "INV-@@@@@@@@@@@@"
+
+
+def instruction_template() -> bytes:
+    """The contract's own example (instruction 1.0) serialised once, its reference a placeholder.
+
+    The load generator shares the machine's CPUs with the gateway and the simulator: each request
+    only puts a fresh reference into these bytes, instead of building and serialising a dict.
+    """
     body: dict[str, Any] = dict(contracts().schema("instruction", "1.0")["examples"][0])
-    body["reference"] = f"INV-{uuid.uuid4().hex[:12].upper()}"
-    return body
+    body["reference"] = _REFERENCE
+    return json.dumps(body).encode()
 
 
 def free_port() -> int:
@@ -147,16 +154,18 @@ class Load:
         self.session, self.port, self.key = session, port, key
         self.accepted: dict[str, float] = {}  # instruction id -> wall-clock time of its 202
         self.refused = 0
+        self.url = f"http://127.0.0.1:{port}/v1/instructions"
+        self.template = instruction_template()
+        self.placeholder = _REFERENCE.encode()
 
     async def post(self) -> None:
-        idem = str(uuid.uuid4())
+        unique = uuid.uuid4().hex
+        idem = unique
+        body = self.template.replace(self.placeholder, f"INV-{unique[:12].upper()}".encode())
+        headers = {"Authorization": f"Bearer {self.key}", "Idempotency-Key": idem, "Content-Type": "application/json"}
         for _ in range(50):  # retried on the same key after a 429/503 or a dropped connection
             try:
-                async with self.session.post(
-                    f"http://127.0.0.1:{self.port}/v1/instructions",
-                    json=example_instruction(),
-                    headers={"Authorization": f"Bearer {self.key}", "Idempotency-Key": idem},
-                ) as resp:
+                async with self.session.post(self.url, data=body, headers=headers) as resp:
                     if resp.status in (200, 201, 202):
                         self.accepted[(await resp.json())["id"]] = time.time()
                         return
@@ -195,6 +204,21 @@ async def settled_times(engine: Any) -> dict[str, float]:
         return {r.instruction_id: r.occurred_at.replace(tzinfo=r.occurred_at.tzinfo or UTC).timestamp() for r in rows}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its reaped children, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # after the ")": state is field 3, utime 14, stime 15, cutime 16, cstime 17 (1-based, man 5 proc)
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(procs: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process (``self``: this load generator)."""
+    return {name: cpu_seconds(pid) for name, pid in procs.items()}
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -229,12 +253,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         key = prepare(config)
         procs.append(spawn([GATEWAY, "--config", str(config), "simulate", "iso20022_bank"], log))
         await wait_listening(bank_port)
+        watched = {"simulator": procs[-1].pid, "load": os.getpid()}
         serve = [GATEWAY, "--config", str(config), "serve"] + (
             ["--workers", str(args.workers)] if args.workers > 1 else []
         )
         if args.profile:  # cProfile of the gateway process, written when it stops (SIGTERM ends it cleanly)
             serve = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile).resolve()), *serve]
         procs.append(spawn(serve, log))
+        watched["gateway"] = procs[-1].pid
         await wait_listening(port)
         engine = create_engine(url("e2e"))
         connector = aiohttp.TCPConnector(limit=512)
@@ -243,9 +269,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             for rate in rates:
                 before = set(load.accepted)
                 settled_before = len(await settled_times(engine))
+                cpu0 = process_cpu(watched)
                 t0 = time.time()
                 await load.open_loop(rate, args.seconds)
                 t1 = time.time()
+                cpu1 = process_cpu(watched)
                 settled_end = await settled_times(engine)
                 mine = {i: t for i, t in load.accepted.items() if i not in before}
                 # drain (bounded) so the next rate starts from an empty backlog
@@ -267,6 +295,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     "p50_s": None if not latencies else round(statistics.median(latencies), 3),
                     "p99_s": None if not latencies else round(pct(latencies, 0.99) or 0, 3),
                     "unsettled_after_drain": len(set(mine) - set(settled)),
+                    # CPU seconds each process spent during the phase, and per payment settled in it (ms)
+                    "cpu_s": {name: round(cpu1[name] - cpu0[name], 2) for name in watched},
+                    "cpu_ms_per_settled": {
+                        name: round(1000 * (cpu1[name] - cpu0[name]) / in_phase, 2) if in_phase else None
+                        for name in watched
+                    },
                 }
                 result["rates"].append(row)
                 print(f"  offered {rate:.0f}/s: {row}", file=sys.stderr)
@@ -329,6 +363,11 @@ def main() -> int:
             f"{r['offered_per_s']:>11.0f} {r['accepted_per_s']:>11} {r['settled_per_s']:>11} "
             f"{r['backlog_growth_per_s']:>11} {r['p50_s']!s:>11} {r['p99_s']!s:>11} {r['unsettled_after_drain']:>11}"
         )
+    print("CPU ms per settled payment during each phase (gateway / bank simulator / load generator)")
+    for r in result["rates"]:
+        per = r["cpu_ms_per_settled"]
+        cells = (per.get("gateway"), per.get("simulator"), per.get("load"))
+        print(f"{r['offered_per_s']:>11.0f} " + " ".join(f"{c!s:>11}" for c in cells))
     print(
         f"intake only: {result['intake_accepted_per_s']} accepted/s; "
         f"best settled/s ÷ intake = {result['settled_vs_intake']}"

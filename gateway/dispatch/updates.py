@@ -130,6 +130,7 @@ class StatusUpdates:
             counted: list[tuple[int, int]] = []  # (request index, index of its transition)
             summaries = [[0, 0, 0] for _ in group]  # applied, ignored, unknown
             strangers: dict[tuple[str, str], list[str]] = {}
+            references: dict[str, str] = {}  # instruction id -> partner reference an acknowledgement names
             for n, request in enumerate(group):
                 for update in request.updates:
                     target = found.get((request.adapter, update.instruction_id, update.partner_reference))
@@ -140,8 +141,8 @@ class StatusUpdates:
                         )
                         continue
                     if update.status is None:  # acknowledgement only
-                        if update.partner_reference:
-                            await repo.set_partner_reference(conn, target.instruction_id, update.partner_reference)
+                        if update.partner_reference:  # the first one reported, as one update at a time would keep
+                            references.setdefault(target.instruction_id, update.partner_reference)
                         summaries[n][1] += 1
                         continue
                     for status, reason in _implied(target.status, update.status):
@@ -169,6 +170,7 @@ class StatusUpdates:
                     )
                     if decide(target.status, update.status).applied:
                         target.status = update.status
+            await repo.set_partner_references(conn, references)
             records = await repo.record_transitions(conn, transitions, now)
         for n, index in counted:
             summaries[n][0 if records[index].decision else 1] += 1
