@@ -265,8 +265,8 @@ class Dispatcher:
 
     async def claim_and_spawn(self) -> int:
         free = self.concurrency - self.busy
-        if free <= 0 or self._preparing:
-            return 0
+        if free <= 0 or self._preparing or (self._inflight and free < self.concurrency // 4):
+            return 0  # a batch is being prepared, or too few free places: claim a fuller batch once one is done
         self._preparing += 1
         try:
             jobs = await self.claim(free)
