@@ -12,11 +12,19 @@ client to the ``settled`` event the bank's callback produced). Between phases th
 drains (bounded), so phases do not blend. In the same run, ``intake`` measures accepted/s
 of a gateway that only takes instructions (``partners: {}``: nothing is sent to a bank),
 closed loop at 64 connections; the report gives settled/s at the highest rate ÷ intake.
+Per rate it also gives the CPU seconds each process (gateway, bank simulator, this load
+generator) spent from the phase's start to the end of its drain, per payment settled by then
+(from /proc: meaningful on a busy machine too). ``--baseline-code DIR`` first runs the same
+phases with the gateway and simulator code in DIR (an older commit), so before and after are
+measured in one run.
 
     .venv/bin/python bench/e2e.py                          # SQLite, ≈ 2-3 minutes
     .venv/bin/python bench/e2e.py --json                   # + one JSON object, last stdout line
     .venv/bin/python bench/e2e.py --rates 100,200 --seconds 10
     .venv/bin/python bench/e2e.py --profile var/serve.prof   # cProfile of the gateway process
+    git archive OLD gateway adapters simulators contracts config | tar -x -C var/old/src   # then link
+    var/old/path/{gateway,gateway_adapters,gateway_simulators,gateway_contracts} to src/{gateway,adapters,…}
+    .venv/bin/python bench/e2e.py --baseline-code var/old/path          # before and after, same run
     .venv/bin/python bench/e2e.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test --workers 2
 
 With a PostgreSQL URL the bench works in a throw-away schema ``bench_<random>`` (named in
