@@ -12,11 +12,19 @@ client to the ``settled`` event the bank's callback produced). Between phases th
 drains (bounded), so phases do not blend. In the same run, ``intake`` measures accepted/s
 of a gateway that only takes instructions (``partners: {}``: nothing is sent to a bank),
 closed loop at 64 connections; the report gives settled/s at the highest rate ÷ intake.
+Per rate it also gives the CPU seconds each process (gateway, bank simulator, this load
+generator) spent from the phase's start to the end of its drain, per payment settled by then
+(from /proc: meaningful on a busy machine too). ``--baseline-code DIR`` first runs the same
+phases with the gateway and simulator code in DIR (an older commit), so before and after are
+measured in one run.
 
     .venv/bin/python bench/e2e.py                          # SQLite, ≈ 2-3 minutes
     .venv/bin/python bench/e2e.py --json                   # + one JSON object, last stdout line
     .venv/bin/python bench/e2e.py --rates 100,200 --seconds 10
     .venv/bin/python bench/e2e.py --profile var/serve.prof   # cProfile of the gateway process
+    git archive OLD gateway adapters simulators contracts config | tar -x -C var/old/src   # then link
+    var/old/path/{gateway,gateway_adapters,gateway_simulators,gateway_contracts} to src/{gateway,adapters,…}
+    .venv/bin/python bench/e2e.py --baseline-code var/old/path          # before and after, same run
     .venv/bin/python bench/e2e.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test --workers 2
 
 With a PostgreSQL URL the bench works in a throw-away schema ``bench_<random>`` (named in
@@ -54,11 +62,18 @@ GATEWAY = str(Path(sys.executable).with_name("gateway"))
 SECRETS = {"request_secret": "bench-only-bank-request-secret", "callback_secret": "bench-only-bank-callback-secret"}
 
 
-def example_instruction() -> dict[str, Any]:
-    """The contract's own example (instruction 1.0) with a fresh reference."""
+_REFERENCE = "INV-@@@@@@@@@@@@"
+
+
+def instruction_template() -> bytes:
+    """The contract's own example (instruction 1.0) serialised once, its reference a placeholder.
+
+    The load generator shares the machine's CPUs with the gateway and the simulator: each request
+    only puts a fresh reference into these bytes, instead of building and serialising a dict.
+    """
     body: dict[str, Any] = dict(contracts().schema("instruction", "1.0")["examples"][0])
-    body["reference"] = f"INV-{uuid.uuid4().hex[:12].upper()}"
-    return body
+    body["reference"] = _REFERENCE
+    return json.dumps(body).encode()
 
 
 def free_port() -> int:
@@ -102,9 +117,23 @@ ledger: {{enabled: true}}
     return path
 
 
-def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def code_env(code: Path | None) -> dict[str, str] | None:
+    """The environment of a process that runs the gateway's code from ``code`` (None: this checkout's).
+
+    ``code`` holds ``gateway``, ``gateway_adapters``, ``gateway_simulators`` and ``gateway_contracts``
+    (e.g. links into an exported older commit); it goes first on ``PYTHONPATH``, and the process starts in
+    its own folder so that the current directory cannot shadow it.
+    """
+    if code is None:
+        return None
+    return {**os.environ, "PYTHONPATH": str(code.resolve())}
+
+
+def spawn(args: list[str], log: Path, code: Path | None = None) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=code_env(code), cwd=log.parent
+        )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -129,14 +158,19 @@ async def wait_listening(port: int, timeout: float = 30.0) -> None:
     raise SystemExit(f"bench: nothing listening on port {port} after {timeout} s")
 
 
-def prepare(config: Path) -> str:
+def prepare(config: Path, code: Path | None = None) -> str:
     """Migrate the database and make an API key (the CLI, as an operator would)."""
-    subprocess.run([GATEWAY, "--config", str(config), "db", "upgrade"], check=True, capture_output=True)
+    env, cwd = code_env(code), config.parent
+    subprocess.run(
+        [GATEWAY, "--config", str(config), "db", "upgrade"], check=True, capture_output=True, env=env, cwd=cwd
+    )
     return subprocess.run(
         [GATEWAY, "--config", str(config), "keys", "create", "--business-unit", "bench"],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
+        cwd=cwd,
     ).stdout.strip()
 
 
@@ -147,16 +181,18 @@ class Load:
         self.session, self.port, self.key = session, port, key
         self.accepted: dict[str, float] = {}  # instruction id -> wall-clock time of its 202
         self.refused = 0
+        self.url = f"http://127.0.0.1:{port}/v1/instructions"
+        self.template = instruction_template()
+        self.placeholder = _REFERENCE.encode()
 
     async def post(self) -> None:
-        idem = str(uuid.uuid4())
+        unique = uuid.uuid4().hex
+        idem = unique
+        body = self.template.replace(self.placeholder, f"INV-{unique[:12].upper()}".encode())
+        headers = {"Authorization": f"Bearer {self.key}", "Idempotency-Key": idem, "Content-Type": "application/json"}
         for _ in range(50):  # retried on the same key after a 429/503 or a dropped connection
             try:
-                async with self.session.post(
-                    f"http://127.0.0.1:{self.port}/v1/instructions",
-                    json=example_instruction(),
-                    headers={"Authorization": f"Bearer {self.key}", "Idempotency-Key": idem},
-                ) as resp:
+                async with self.session.post(self.url, data=body, headers=headers) as resp:
                     if resp.status in (200, 201, 202):
                         self.accepted[(await resp.json())["id"]] = time.time()
                         return
@@ -195,6 +231,21 @@ async def settled_times(engine: Any) -> dict[str, float]:
         return {r.instruction_id: r.occurred_at.replace(tzinfo=r.occurred_at.tzinfo or UTC).timestamp() for r in rows}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its reaped children, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # after the ")": state is field 3, utime 14, stime 15, cutime 16, cstime 17 (1-based, man 5 proc)
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(procs: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process (``self``: this load generator)."""
+    return {name: cpu_seconds(pid) for name, pid in procs.items()}
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -202,9 +253,76 @@ def pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    rates = [float(r) for r in args.rates.split(",")]
+async def end_to_end(
+    args: argparse.Namespace, tmp: Path, db_url: str, code: Path | None, procs: list[subprocess.Popen[bytes]]
+) -> list[dict[str, Any]]:
+    """The open-loop phases against ``gateway serve`` and the bank simulator running ``code``; one row per rate."""
+    rows: list[dict[str, Any]] = []
     log = tmp / "processes.log"
+    port, bank_port = free_port(), free_port()
+    config = write_config(tmp, db_url, port, bank_port, with_bank=True)
+    key = prepare(config, code)
+    procs.append(spawn([GATEWAY, "--config", str(config), "simulate", "iso20022_bank"], log, code))
+    await wait_listening(bank_port)
+    watched = {"simulator": procs[-1].pid, "load": os.getpid()}
+    serve = [GATEWAY, "--config", str(config), "serve"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
+    if args.profile and code is None:  # cProfile of the gateway process, written when it stops (SIGTERM: cleanly)
+        serve = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile).resolve()), *serve]
+    procs.append(spawn(serve, log, code))
+    watched["gateway"] = procs[-1].pid
+    await wait_listening(port)
+    engine = create_engine(db_url)
+    connector = aiohttp.TCPConnector(limit=512)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        load = Load(session, port, key)
+        for rate in [float(r) for r in args.rates.split(",")]:
+            before = set(load.accepted)
+            settled_before = len(await settled_times(engine))
+            cpu0 = process_cpu(watched)
+            t0 = time.time()
+            await load.open_loop(rate, args.seconds)
+            t1 = time.time()
+            settled_end = await settled_times(engine)
+            mine = {i: t for i, t in load.accepted.items() if i not in before}
+            # drain (bounded) so the next rate starts from an empty backlog
+            drain_deadline = time.monotonic() + args.drain
+            settled = settled_end
+            while time.monotonic() < drain_deadline and not set(mine) <= set(settled):
+                await asyncio.sleep(0.5)
+                settled = await settled_times(engine)
+            cpu1 = process_cpu(watched)  # the phase and its drain: the work of the phase's payments
+            done = sum(1 for i in mine if i in settled)
+            latencies = [settled[i] - t for i, t in mine.items() if i in settled]
+            in_phase = sum(1 for t in settled_end.values() if t0 <= t <= t1)
+            backlog = len(load.accepted) - len(settled_end)
+            backlog_start = len(before) - settled_before
+            row = {
+                "offered_per_s": rate,
+                "accepted": len(mine),
+                "accepted_per_s": round(len(mine) / (t1 - t0), 1),
+                "settled_per_s": round(in_phase / (t1 - t0), 1),
+                "backlog_growth_per_s": round((backlog - backlog_start) / (t1 - t0), 1),
+                "p50_s": None if not latencies else round(statistics.median(latencies), 3),
+                "p99_s": None if not latencies else round(pct(latencies, 0.99) or 0, 3),
+                "unsettled_after_drain": len(set(mine) - set(settled)),
+                # CPU seconds each process spent from the phase's start to the end of its drain, and per
+                # payment of the phase settled by then (ms): the whole cost of a payment, accepted to
+                # settled, when the drain finished (``open`` 0); meaningful on a busy machine too
+                "cpu_s": {name: round(cpu1[name] - cpu0[name], 2) for name in watched},
+                "cpu_ms_per_settled": {
+                    name: round(1000 * (cpu1[name] - cpu0[name]) / done, 2) if done else None for name in watched
+                },
+            }
+            rows.append(row)
+            print(f"  {'baseline ' if code else ''}offered {rate:.0f}/s: {row}", file=sys.stderr)
+    await engine.dispose()
+    for proc in reversed(procs):
+        stop(proc)
+    procs.clear()
+    return rows
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     procs: list[subprocess.Popen[bytes]] = []
     schema = None
     if args.database_url:
@@ -215,74 +333,31 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         await admin.dispose()
     sep = "&" if args.database_url and "?" in args.database_url else "?"
 
-    def url(name: str) -> str:
-        if args.database_url:
-            return f"{args.database_url}{sep}schema={schema}"
-        return f"sqlite+aiosqlite:///{tmp / name / 'gateway.db'}"
+    async def url(name: str) -> str:
+        """A fresh, empty database for one part of the run."""
+        if not args.database_url:
+            return f"sqlite+aiosqlite:///{tmp / name / 'gateway.db'}"
+        admin = create_engine(args.database_url)
+        async with admin.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            await conn.execute(text(f"CREATE SCHEMA {schema}"))
+        await admin.dispose()
+        return f"{args.database_url}{sep}schema={schema}"
 
     result: dict[str, Any] = {"rates": [], "database": "postgresql" if args.database_url else "sqlite"}
     result["workers"] = args.workers
     try:
-        # -- end to end ------------------------------------------------------------------------------
-        port, bank_port = free_port(), free_port()
-        config = write_config(tmp / "e2e", url("e2e"), port, bank_port, with_bank=True)
-        key = prepare(config)
-        procs.append(spawn([GATEWAY, "--config", str(config), "simulate", "iso20022_bank"], log))
-        await wait_listening(bank_port)
-        serve = [GATEWAY, "--config", str(config), "serve"] + (
-            ["--workers", str(args.workers)] if args.workers > 1 else []
-        )
-        if args.profile:  # cProfile of the gateway process, written when it stops (SIGTERM ends it cleanly)
-            serve = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile).resolve()), *serve]
-        procs.append(spawn(serve, log))
-        await wait_listening(port)
-        engine = create_engine(url("e2e"))
-        connector = aiohttp.TCPConnector(limit=512)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-            load = Load(session, port, key)
-            for rate in rates:
-                before = set(load.accepted)
-                settled_before = len(await settled_times(engine))
-                t0 = time.time()
-                await load.open_loop(rate, args.seconds)
-                t1 = time.time()
-                settled_end = await settled_times(engine)
-                mine = {i: t for i, t in load.accepted.items() if i not in before}
-                # drain (bounded) so the next rate starts from an empty backlog
-                drain_deadline = time.monotonic() + args.drain
-                settled = settled_end
-                while time.monotonic() < drain_deadline and not set(mine) <= set(settled):
-                    await asyncio.sleep(0.5)
-                    settled = await settled_times(engine)
-                latencies = [settled[i] - t for i, t in mine.items() if i in settled]
-                in_phase = sum(1 for t in settled_end.values() if t0 <= t <= t1)
-                backlog = len(load.accepted) - len(settled_end)
-                backlog_start = len(before) - settled_before
-                row = {
-                    "offered_per_s": rate,
-                    "accepted": len(mine),
-                    "accepted_per_s": round(len(mine) / (t1 - t0), 1),
-                    "settled_per_s": round(in_phase / (t1 - t0), 1),
-                    "backlog_growth_per_s": round((backlog - backlog_start) / (t1 - t0), 1),
-                    "p50_s": None if not latencies else round(statistics.median(latencies), 3),
-                    "p99_s": None if not latencies else round(pct(latencies, 0.99) or 0, 3),
-                    "unsettled_after_drain": len(set(mine) - set(settled)),
-                }
-                result["rates"].append(row)
-                print(f"  offered {rate:.0f}/s: {row}", file=sys.stderr)
-        await engine.dispose()
-        for proc in reversed(procs):
-            stop(proc)
-        procs.clear()
+        # -- end to end: the baseline code first (when asked for), then this checkout's -------------------
+        if args.baseline_code:
+            result["baseline_code"] = str(args.baseline_code)
+            result["baseline_rates"] = await end_to_end(
+                args, tmp / "baseline", await url("baseline"), args.baseline_code, procs
+            )
+        result["rates"] = await end_to_end(args, tmp / "e2e", await url("e2e"), None, procs)
         # -- intake only, same machine, same run ---------------------------------------------------
-        if args.database_url:  # a fresh schema: the intake gateway starts from an empty database too
-            admin = create_engine(args.database_url)
-            async with admin.begin() as conn:
-                await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                await conn.execute(text(f"CREATE SCHEMA {schema}"))
-            await admin.dispose()
+        log = tmp / "processes.log"
         port = free_port()
-        config = write_config(tmp / "intake", url("intake"), port, free_port(), with_bank=False)
+        config = write_config(tmp / "intake", await url("intake"), port, free_port(), with_bank=False)
         key = prepare(config)
         procs.append(spawn([GATEWAY, "--config", str(config), "serve"], log))
         await wait_listening(port)
@@ -305,7 +380,27 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     result["settled_vs_intake"] = (
         round(top / result["intake_accepted_per_s"], 2) if result["intake_accepted_per_s"] else None
     )
+    if args.baseline_code:
+        result["settled_vs_baseline"] = [
+            round(now["settled_per_s"] / then["settled_per_s"], 2) if then["settled_per_s"] else None
+            for now, then in zip(result["rates"], result["baseline_rates"], strict=True)
+        ]
     return result
+
+
+def table(rows: list[dict[str, Any]]) -> None:
+    heads = ("offered/s", "accepted/s", "settled/s", "backlog/s", "p50 s", "p99 s", "open")
+    print(" ".join(f"{h:>11}" for h in heads))
+    for r in rows:
+        print(
+            f"{r['offered_per_s']:>11.0f} {r['accepted_per_s']:>11} {r['settled_per_s']:>11} "
+            f"{r['backlog_growth_per_s']:>11} {r['p50_s']!s:>11} {r['p99_s']!s:>11} {r['unsettled_after_drain']:>11}"
+        )
+    print("CPU ms per settled payment, phase + drain (gateway / bank simulator / load generator)")
+    for r in rows:
+        per = r["cpu_ms_per_settled"]
+        cells = (per.get("gateway"), per.get("simulator"), per.get("load"))
+        print(f"{r['offered_per_s']:>11.0f} " + " ".join(f"{c!s:>11}" for c in cells))
 
 
 def main() -> int:
@@ -317,18 +412,25 @@ def main() -> int:
     parser.add_argument("--database-url", help="a PostgreSQL URL (default: a SQLite file in a temporary folder)")
     parser.add_argument("--workers", type=int, default=1, help="`gateway serve --workers N` (PostgreSQL)")
     parser.add_argument("--profile", metavar="FILE", help="run `gateway serve` under cProfile, stats to FILE")
+    parser.add_argument(
+        "--baseline-code",
+        type=Path,
+        metavar="DIR",
+        help="first run the same phases with the gateway and simulator code in DIR (gateway, gateway_adapters, "
+        "gateway_simulators, gateway_contracts: e.g. links into `git archive` of an older commit)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         result = asyncio.run(run(args, Path(tmp)))
     print(f"end to end ({result['database']}, {args.workers} process(es)), open loop, {args.seconds:.0f} s per rate")
-    heads = ("offered/s", "accepted/s", "settled/s", "backlog/s", "p50 s", "p99 s", "open")
-    print(" ".join(f"{h:>11}" for h in heads))
-    for r in result["rates"]:
-        print(
-            f"{r['offered_per_s']:>11.0f} {r['accepted_per_s']:>11} {r['settled_per_s']:>11} "
-            f"{r['backlog_growth_per_s']:>11} {r['p50_s']!s:>11} {r['p99_s']!s:>11} {r['unsettled_after_drain']:>11}"
-        )
+    if args.baseline_code:
+        print(f"baseline: the code in {args.baseline_code} (same load generator, same run)")
+        table(result["baseline_rates"])
+        print("this checkout")
+    table(result["rates"])
+    if args.baseline_code:
+        print(f"settled/s this checkout ÷ baseline, per rate: {result['settled_vs_baseline']}")
     print(
         f"intake only: {result['intake_accepted_per_s']} accepted/s; "
         f"best settled/s ÷ intake = {result['settled_vs_intake']}"

@@ -74,6 +74,7 @@ from gateway_adapters.iso20022_bank.camt054 import collected_debits, r_transacti
 from gateway_adapters.iso20022_bank.pain001 import build_pain001, build_pain001_many
 from gateway_adapters.iso20022_bank.pain002 import (
     StatusReport,
+    TransactionStatus,
     parse_pain002,
     status_updates,
 )
@@ -217,10 +218,11 @@ class Iso20022BankAdapter(HttpAdapter):
             raise TransientPartnerError(f"bank {what} is not a valid pain.002: {exc.message}") from None
 
     @staticmethod
-    def _check_echo(report: StatusReport, order: PaymentOrder, what: str) -> None:
+    def _check_echo(report: StatusReport | _ReportIndex, order: PaymentOrder, what: str) -> None:
         """A report that names another amount or currency for this payment is not about it: never act on it."""
-        for tx in report.transactions:
-            if tx.instruction_id != order.id or tx.amount is None:
+        index = report if isinstance(report, _ReportIndex) else _ReportIndex(report)
+        for tx in index.transactions.get(order.id, ()):
+            if tx.amount is None:
                 continue
             if tx.currency != order.money.currency or tx.amount != order.money.amount:
                 raise TransientPartnerError(
@@ -229,17 +231,13 @@ class Iso20022BankAdapter(HttpAdapter):
                 )
 
     @staticmethod
-    def _own_update(report: StatusReport, order: PaymentOrder) -> StatusUpdate | None:
+    def _own_update(report: StatusReport | _ReportIndex, order: PaymentOrder) -> StatusUpdate | None:
         """The status in ``report`` that speaks for ``order``, if any."""
-        updates = status_updates(report)
-        for update in updates:
-            if update.instruction_id == order.id:
-                return update
-        if order.partner_reference:
-            for update in updates:
-                if update.instruction_id is None and update.partner_reference == order.partner_reference:
-                    return update
-        return None
+        index = report if isinstance(report, _ReportIndex) else _ReportIndex(report)
+        found = index.by_id.get(order.id)
+        if found is None and order.partner_reference:
+            found = index.by_reference.get(order.partner_reference)
+        return found
 
     # -- Adapter API ----------------------------------------------------------------
 
@@ -279,8 +277,8 @@ class Iso20022BankAdapter(HttpAdapter):
         self._verify_response(status, resp_headers, resp_body)
         return self._submit_result(self._report(resp_headers, resp_body, "answer"), order)
 
-    def _submit_result(self, report: StatusReport, order: PaymentOrder) -> SubmitResult:
-        """What the bank's answer ``report`` says about ``order``."""
+    def _submit_result(self, report: StatusReport | _ReportIndex, order: PaymentOrder) -> SubmitResult:
+        """What the bank's answer ``report`` says about ``order`` (a ``_ReportIndex`` for many orders)."""
         self._check_echo(report, order, "answer")
         update = self._own_update(report, order)
         if update is None:
@@ -330,7 +328,7 @@ class Iso20022BankAdapter(HttpAdapter):
             if not 200 <= status < 300:
                 return await super().submit_many(orders)
             self._verify_response(status, resp_headers, resp_body)
-            report = self._report(resp_headers, resp_body, "answer")
+            report = _ReportIndex(self._report(resp_headers, resp_body, "answer"))
         except AdapterError as exc:
             return [exc] * len(orders)
         answers: list[SubmitResult | Exception] = []
@@ -575,3 +573,26 @@ def _refund_window(reason: str, code: str, settled_on: date | None, claimed_on: 
     window = "8-week" if code == "MD06" else "13-month"
     timely = "within" if refund_admissible(code, settled_on, claimed_on) else "after"
     return f"{reason} (refund claimed {claimed_on.isoformat()}, {timely} the {window} window ending {deadline})"
+
+
+class _ReportIndex:
+    """A status report read once for many payments: its updates and transactions by instruction id.
+
+    Looking each payment of a bulk answer up in the report would read the whole report per
+    payment (quadratic in the message size); this keeps the first update per instruction id
+    (and per partner reference, among those without an instruction id), as a scan would find.
+    """
+
+    def __init__(self, report: StatusReport) -> None:
+        self.message_id = report.message_id
+        self.by_id: dict[str, StatusUpdate] = {}
+        self.by_reference: dict[str, StatusUpdate] = {}
+        for update in status_updates(report):
+            if update.instruction_id is not None:
+                self.by_id.setdefault(update.instruction_id, update)
+            elif update.partner_reference is not None:
+                self.by_reference.setdefault(update.partner_reference, update)
+        self.transactions: dict[str, list[TransactionStatus]] = {}
+        for tx in report.transactions:
+            if tx.instruction_id is not None:
+                self.transactions.setdefault(tx.instruction_id, []).append(tx)

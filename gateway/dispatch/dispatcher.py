@@ -10,6 +10,13 @@ transaction records its screening and routing, the partner calls run
 concurrently, and one transaction records their outcomes. The database sees a
 handful of statements per batch, not per payment, so dispatch does not starve
 intake on SQLite's single writer.
+
+One batch at a time is *prepared* (loaded, screened, routed: database work);
+the next claim waits until it goes out to its partners. Jobs that arrive
+meanwhile wait for the next claim, so under load a batch grows to what arrived
+during the last one's preparation, instead of many small batches queueing for
+SQLite's one connection, each paying the same per-batch statements. Batches
+waiting on their partners still overlap.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import DispatchSettings
 from gateway.dispatch.routing import Router
@@ -47,7 +54,7 @@ from gateway.partners.capture import MessageLog, PartnerMessage, about, capturin
 from gateway.risk.model import Outcome
 from gateway.risk.screening import Screener
 from gateway.store import repo
-from gateway.store.orders import Orders
+from gateway.store.orders import Orders, fetch_orders
 from gateway.store.partner_messages import save_messages
 from gateway.store.repo import OutboxJob, Transition
 from gateway.store.rollout import modes_for
@@ -93,6 +100,40 @@ def log_partner_failure(adapter: str, instruction_id: str, operation: str, outco
     )
 
 
+async def _refused_by(conn: AsyncConnection, instruction_ids: Sequence[str]) -> dict[str, set[str]]:
+    """Partners that refused each instruction with "route elsewhere" (from its events)."""
+    if not instruction_ids:
+        return {}
+    rows = await conn.execute(
+        select(instruction_events.c.instruction_id, instruction_events.c.adapter).where(
+            instruction_events.c.instruction_id.in_(list(instruction_ids)),
+            instruction_events.c.reason_code == REROUTE,
+        )
+    )
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        found.setdefault(row.instruction_id, set()).add(row.adapter)
+    return found
+
+
+def _nothing() -> None:
+    """The default ``prepared`` callback: nobody waits for the batch's preparation."""
+
+
+class _Once:
+    """Calls ``action`` the first time it is called, never again."""
+
+    __slots__ = ("_action",)
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self._action: Callable[[], None] | None = action
+
+    def __call__(self) -> None:
+        action, self._action = self._action, None
+        if action is not None:
+            action()
+
+
 class AdapterNotEnabled(Exception):
     """The batch routed to an adapter this process does not run (its job is retried)."""
 
@@ -115,6 +156,8 @@ REROUTE = "REROUTE"
 NOT_FOUND = "NOT_FOUND"
 #: outbox job kinds
 DISPATCH, RESOLVE = "dispatch", "resolve"
+#: statuses a batch may route (received ones once screening passes them)
+_ROUTABLE = frozenset({S.RECEIVED.value, S.ACCEPTED.value})
 
 
 @dataclass(frozen=True)
@@ -153,6 +196,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[asyncio.Task[None], int] = {}
+        #: batches claimed and not yet sent to their partners (at most one: see the module's docstring)
+        self._preparing = 0
         self._stopping = False
 
     def wake(self) -> None:
@@ -229,17 +274,29 @@ class Dispatcher:
 
     async def claim_and_spawn(self) -> int:
         free = self.concurrency - self.busy
-        if free <= 0:
-            return 0
-        jobs = await self.claim(free)
+        if free <= 0 or self._preparing or (self._inflight and free < self.concurrency // 4):
+            return 0  # a batch is being prepared, or too few free places: claim a fuller batch once one is done
+        self._preparing += 1
+        try:
+            jobs = await self.claim(free)
+        finally:
+            self._preparing -= 1
         if jobs:
-            task = asyncio.create_task(self._guarded(jobs), name=f"dispatch-batch-{jobs[0].id}")
+            self._preparing += 1
+            prepared = _Once(self._prepared)
+            task = asyncio.create_task(self._guarded(jobs, prepared), name=f"dispatch-batch-{jobs[0].id}")
             self._inflight[task] = len(jobs)
-            task.add_done_callback(self._done)
+            task.add_done_callback(lambda t: self._done(t, prepared))
         return len(jobs)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _prepared(self) -> None:
+        """A batch is on its way to its partners: the next one may be claimed."""
+        self._preparing -= 1
+        self.wake()
+
+    def _done(self, task: asyncio.Task[None], prepared: _Once) -> None:
         self._inflight.pop(task, None)
+        prepared()
         self.wake()
 
     async def run_until_idle(self, timeout: float = 30.0) -> None:
@@ -252,9 +309,9 @@ class Dispatcher:
             await self._guarded(jobs)
         raise TimeoutError("dispatcher did not become idle")
 
-    async def _guarded(self, jobs: Sequence[OutboxJob]) -> None:
+    async def _guarded(self, jobs: Sequence[OutboxJob], prepared: Callable[[], None] = _nothing) -> None:
         try:
-            await self.process(jobs)
+            await self.process(jobs, prepared)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -264,13 +321,18 @@ class Dispatcher:
             except Exception:
                 log.exception("could not reschedule the batch; its leases will expire")
 
-    async def process(self, jobs: Sequence[OutboxJob]) -> None:
-        """Screen, route and submit a batch of instructions; record every step."""
-        loaded = await self.services.orders.load_many([j.instruction_id for j in jobs])
-        screened_out = await self._screen(jobs, loaded)
-        refused = await self._refused_by([i for i, (row, _) in loaded.items() if row["status"] == S.ACCEPTED.value])
-        async with self.services.engine.connect() as conn:  # read once per batch: new modes apply to new routes
+    async def process(self, jobs: Sequence[OutboxJob], prepared: Callable[[], None] = _nothing) -> None:
+        """Screen, route and submit a batch of instructions; record every step.
+
+        ``prepared`` is called once the batch's database work before the partner calls is done.
+        """
+        async with self.services.engine.connect() as conn:  # everything the batch reads, on one connection
+            loaded = await fetch_orders(conn, self.services.orders.codec, [j.instruction_id for j in jobs])
+            routable = [i for i, (row, _) in loaded.items() if row["status"] in _ROUTABLE]
+            refused = await _refused_by(conn, routable)
+            # read once per batch: new modes apply to new routes
             rollout = await modes_for(conn, {order.business_unit for _, order in loaded.values()})
+        screened_out = await self._screen(jobs, loaded)
         today = self.services.clock().date()
         transitions: list[Transition] = []
         finished: list[OutboxJob] = []
@@ -325,6 +387,7 @@ class Dispatcher:
                     to_submit.append((job, adapter, order))
                 else:  # cancelled meanwhile: nothing to send
                     await self._commit([], [job], [])
+        prepared()
         carried: list[PartnerMessage] = []
         if to_resolve:
             resend, carried = await self._resolve_all(to_resolve)
@@ -373,22 +436,6 @@ class Dispatcher:
                 loaded[s.candidate.instruction_id][0]["status"] = S.ACCEPTED.value
         self.services.announce(r.change for r in records)
         return stopped
-
-    async def _refused_by(self, instruction_ids: Sequence[str]) -> dict[str, set[str]]:
-        """Partners that refused each instruction with "route elsewhere" (from its events)."""
-        if not instruction_ids:
-            return {}
-        async with self.services.engine.connect() as conn:
-            rows = await conn.execute(
-                select(instruction_events.c.instruction_id, instruction_events.c.adapter).where(
-                    instruction_events.c.instruction_id.in_(list(instruction_ids)),
-                    instruction_events.c.reason_code == REROUTE,
-                )
-            )
-            found: dict[str, set[str]] = {}
-            for row in rows:
-                found.setdefault(row.instruction_id, set()).add(row.adapter)
-        return found
 
     async def _resolve_all(
         self, batch: Sequence[tuple[OutboxJob, str, PaymentOrder]]

@@ -145,6 +145,7 @@ class StatusUpdates:
             summaries = [[0, 0, 0] for _ in group]  # applied, ignored, unknown
             strangers: dict[tuple[str, str], list[str]] = {}
             messages: list[PartnerMessage] = []
+            references: dict[str, str] = {}  # instruction id -> partner reference an acknowledgement names
             for n, request in enumerate(group):
                 about: dict[str, None] = {}
                 for update in request.updates:
@@ -158,8 +159,8 @@ class StatusUpdates:
                         )
                         continue
                     if update.status is None:  # acknowledgement only
-                        if update.partner_reference:
-                            await repo.set_partner_reference(conn, target.instruction_id, update.partner_reference)
+                        if update.partner_reference:  # the first one reported, as one update at a time would keep
+                            references.setdefault(target.instruction_id, update.partner_reference)
                         summaries[n][1] += 1
                         continue
                     for status, reason in _implied(target.status, update.status):
@@ -191,6 +192,7 @@ class StatusUpdates:
                     m if m.instruction_ids else dataclasses.replace(m, instruction_ids=tuple(about))
                     for m in request.messages
                 ]
+            await repo.set_partner_references(conn, references)
             records = await repo.record_transitions(conn, transitions, now)
             if messages:
                 await save_messages(conn, messages)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -513,6 +513,18 @@ async def set_partner_reference(conn: AsyncConnection, instruction_id: str, part
         update(instructions)
         .where(instructions.c.id == instruction_id, instructions.c.partner_reference.is_(None))
         .values(partner_reference=partner_reference)
+    )
+
+
+async def set_partner_references(conn: AsyncConnection, references: Mapping[str, str]) -> None:
+    """``set_partner_reference`` for many instructions (id -> reference) in one ``executemany``."""
+    if not references:
+        return
+    await conn.execute(
+        update(instructions)
+        .where(instructions.c.id == bindparam("b_id"), instructions.c.partner_reference.is_(None))
+        .values(partner_reference=bindparam("b_ref")),
+        [{"b_id": i, "b_ref": ref} for i, ref in references.items()],
     )
 
 

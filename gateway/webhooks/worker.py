@@ -50,6 +50,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: how long the worker lets wakes gather before a round, once it found nothing to send
+_COALESCE_SECONDS = 0.05
+
 SIGNATURE_HEADER = "Gateway-Signature"
 EVENT_ID_HEADER = "Gateway-Event-Id"
 DELIVERY_ID_HEADER = "Gateway-Delivery-Id"
@@ -153,6 +156,9 @@ class WebhookWorker:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.idle_poll_seconds)
+                # every committed status change wakes the worker: under load, let the wakes of a moment
+                # make one round (one look-up on SQLite's one connection), not one each
+                await asyncio.sleep(_COALESCE_SECONDS)
 
     async def run_once(self) -> int:
         """One round: claim due deliveries, send them, record the outcomes; returns how many were claimed."""

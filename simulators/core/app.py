@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -39,6 +39,7 @@ from gateway_simulators.core.scenario import (
     FAULT_KINDS,
     PAYLOAD_FAULTS,
     TRANSPORT_FAULTS,
+    Decision,
     Fault,
     PaymentFields,
     ScenarioError,
@@ -215,8 +216,10 @@ async def _submission(request: web.Request, sim: Simulator, body: bytes, record:
     first = message.transactions[0]
     record.instruction_id, record.end_to_end_id, record.message_id = first.key, first.reference, message.message_id
     subject = first.reference or first.key
-    decision = sim.decide(sim.fields(first))
-    before = sim.strike(subject, "submit", decision, kinds=TRANSPORT_FAULTS, after=False)
+    # Faults are drawn per payment (its subject, its rule, its ``times``), also in a bulk message: a
+    # transport fault drawn for any of its payments hits the request, so all of them.
+    parts = [(tx.reference or tx.key, sim.decide(sim.fields(tx))) for tx in message.transactions]
+    before = _strike_each(sim, parts, "submit", kinds=TRANSPORT_FAULTS, after=False)
     record.faults.extend(_names(before))
     await _transport(request, sim, subject, before)
 
@@ -243,27 +246,44 @@ async def _submission(request: web.Request, sim: Simulator, body: bytes, record:
             raise Refusal(409, "DUPLICATE_INSTRUCTION", f"instruction {duplicates[0]} was already submitted")
         answer, payments = _accept(sim, message, key, request.headers.get("X-Callback-Url"))
         record.outcome = "created"
-        early_faults = sim.strike(subject, "callback", decision, kinds={"callback_early"}, purpose="early")
-        record.faults.extend(_names(early_faults))
-        early = bool(early_faults)
+        early: set[str] = set()  # the payments whose whole timeline runs before this answer
+        for payment in payments:
+            hit = sim.strike(
+                payment.tx.reference or payment.tx.key,
+                "callback",
+                payment.decision,
+                kinds={"callback_early"},
+                purpose="early",
+            )
+            if hit:
+                early.add(payment.tx.key)
+                if "callback_early" not in record.faults:
+                    record.faults.extend(_names(hit))
         for payment in payments:
             if payment.step == "accepted":
-                if early and not sim.partner.awaits_release(payment.tx):  # the whole timeline, before this answer
+                if payment.tx.key in early and not sim.partner.awaits_release(payment.tx):
                     await sim.advance(payment)
                 else:
                     sim.schedule(payment)
     record.partner_reference = answer.lines[0].partner_reference if answer.lines else None
     record.partner_status = answer.lines[0].code if answer.lines else None
-    after = sim.strike(subject, "submit", decision, kinds=TRANSPORT_FAULTS, after=True, purpose="submit-after")
+    after = _strike_each(sim, parts, "submit", kinds=TRANSPORT_FAULTS, after=True, purpose="submit-after")
     record.faults.extend(_names(after))
     await _transport(request, sim, subject, after)
-    faults = sim.strike(subject, "submit", decision, kinds=PAYLOAD_FAULTS, purpose="submit-payload")
+    # payload faults: those that break the answer in transit hit the whole answer; those that change
+    # the report change only the lines of the payments they were drawn for
+    struck = [
+        (tx.key, sim.strike(name, "submit", decision, kinds=PAYLOAD_FAULTS, purpose="submit-payload"))
+        for tx, (name, decision) in zip(message.transactions, parts, strict=True)
+    ]
+    faults = _once_each(f for _, hit in struck for f in hit)
     record.faults.extend(_names(faults))
-    payload = [f for f in faults if f.kind in _REPORT_FAULTS]
+    tampered = {key: [f for f in hit if f.kind in _REPORT_FAULTS] for key, hit in struck}
     out = answer.body
-    if payload:
+    if any(tampered.values()):
+        lines = [sim.tamper([line], tampered[line.key])[0] if tampered.get(line.key) else line for line in answer.lines]
         out = sim.partner.render_report(
-            sim.tamper(answer.lines, payload),
+            lines,
             message_id=answer.message_id,
             original_message_id=answer.original_message_id,
             now=datetime.now(UTC),
@@ -271,6 +291,32 @@ async def _submission(request: web.Request, sim: Simulator, body: bytes, record:
     request[_PAYLOAD] = faults
     record.http_status = answer.http_status
     return web.Response(status=answer.http_status, body=out, content_type=sim.partner.content_type)
+
+
+def _once_each(faults: Iterable[Fault]) -> tuple[Fault, ...]:
+    """Each kind of fault once, the first drawn (a request is reset once, however many payments drew it)."""
+    seen: dict[str, Fault] = {}
+    for fault in faults:
+        seen.setdefault(fault.kind, fault)
+    return tuple(seen.values())
+
+
+def _strike_each(
+    sim: Simulator,
+    parts: Sequence[tuple[str, Decision]],
+    exchange: str,
+    *,
+    kinds: Iterable[str],
+    after: bool,
+    purpose: str | None = None,
+) -> tuple[Fault, ...]:
+    """The faults drawn for each payment of a message (subject, decision), each kind once for the request."""
+    wanted = frozenset(kinds)
+    return _once_each(
+        f
+        for name, decision in parts
+        for f in sim.strike(name, exchange, decision, kinds=wanted, after=after, purpose=purpose)
+    )
 
 
 def _accept(

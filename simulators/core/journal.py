@@ -65,6 +65,13 @@ class Journal:
 
     def __init__(self) -> None:
         self.entries: list[JournalEntry] = []
+        #: the last body masked: a status report on many payments is journalled once per payment
+        self._masked: tuple[bytes, str] | None = None
+
+    def _mask(self, body: bytes) -> str:
+        if self._masked is None or self._masked[0] is not body:
+            self._masked = (body, mask_ibans(body))
+        return self._masked[1]
 
     def record(self, direction: str, kind: str, *, body: bytes | None = None, **fields: Any) -> JournalEntry:
         entry = JournalEntry(
@@ -72,7 +79,7 @@ class Journal:
             at=datetime.now(UTC).isoformat(),
             direction=direction,
             kind=kind,
-            body=mask_ibans(body) if body else None,
+            body=self._mask(body) if body else None,
             **{k: v for k, v in fields.items() if k != "faults"},
             faults=list(fields.get("faults") or ()),
         )

@@ -462,3 +462,29 @@ async def test_the_bank_reports_many_payments_in_one_callback(bank_rig: RigFacto
     settled = [u.instruction_id for u in updates if u.status is Status.SETTLED]
     assert sorted(settled) == sorted(o.id for o in orders)  # every payment settled exactly once
     assert len(rig.inbox.received) < 2 * len(orders)  # fewer reports than payments times steps
+
+
+WRONG_AMOUNT = {"kind": "wrong_amount", "amount_delta": "1.00"}
+BUSY = {"kind": "http_error", "status": 503, "retry_after": 0}
+
+
+async def test_faults_apply_per_payment_inside_a_bulk_message(bank_rig: RigFactory, new_order: OrderFactory) -> None:
+    """A payload fault one payment drew spoils only its own answer; a transport fault one payment drew hits
+    the request (so all its payments), once, and a resend of the same payments gets through."""
+    rules = [
+        {"name": "amt", "match": {"reference": "^INV-BULK-02$"}, "outcome": "settle", "faults": [WRONG_AMOUNT]},
+        {"name": "busy", "match": {"reference": "^INV-BULK-04$"}, "outcome": "settle", "faults": [BUSY]},
+    ]
+    rig = await bank_rig(BULK, scenario={"name": "bulk-faults", "rules": rules})
+    orders = _orders(new_order, 4)
+
+    refused = await rig.adapter.submit_many(orders)  # payment 4 drew a 503: the whole message is refused
+    assert all(isinstance(r, TransientPartnerError) for r in refused) and not rig.bank.payments
+    again = await rig.adapter.submit_many(orders)  # payment 2 drew a wrong amount in the answer: only its line
+
+    assert [type(r).__name__ for r in again] == ["SubmitResult", "TransientPartnerError"] + ["SubmitResult"] * 2
+    assert sorted(rig.bank.payments) == sorted(o.id for o in orders)  # each payment booked once
+    submits = rig.bank.journal.select({"kind": "submit"})
+    assert [e.faults for e in submits] == [["http_error"], ["wrong_amount"]]  # each kind once per request
+    third = await rig.adapter.submit_many(orders)  # each payment's fault struck its ``times`` (1): all clean
+    assert all(not isinstance(r, Exception) for r in third)

@@ -276,3 +276,35 @@ async def test_many_concurrent_instructions_all_reach_their_final_status(gateway
     assert outcomes == ["rejected" if i % 5 == 0 else "settled" for i in range(count)]
     payments = bank_of(gateway).describe()
     assert len(payments) == count and all(p["submissions"] == 1 for p in payments)
+
+
+async def test_one_batch_is_prepared_at_a_time_and_the_next_claim_takes_what_arrived_meanwhile(
+    database: Database,
+) -> None:
+    gw = await start_gateway(database, dispatch=False, sim_overrides={"iso20022_bank": {"send_callbacks": False}})
+    try:
+        first = await submit(gw)
+        dispatcher = gw.runtime.new_dispatcher(owner="one")
+        screening = asyncio.Event()
+        real_screen = dispatcher._screen
+
+        async def held_screen(*args: Any, **kwargs: Any) -> Any:
+            await screening.wait()  # the batch stays in its preparation until the test lets it go
+            return await real_screen(*args, **kwargs)
+
+        dispatcher._screen = held_screen  # type: ignore[method-assign]
+        assert await dispatcher.claim_and_spawn() == 1
+        later = [await submit(gw) for _ in range(3)]
+        assert await dispatcher.claim_and_spawn() == 0  # a batch is being prepared: nothing more is claimed
+        screening.set()
+        for _ in range(200):  # until the first batch has gone out to the bank
+            if not dispatcher._preparing:
+                break
+            await asyncio.sleep(0.02)
+        assert await dispatcher.claim_and_spawn() == 3  # what arrived meanwhile, as one batch
+        await dispatcher.stop()
+        for instruction_id in [first, *later]:
+            assert (await gw.get_instruction(instruction_id))["status"] == "submitted"
+        assert sorted(p["instruction_id"] for p in bank_of(gw).describe()) == sorted([first, *later])
+    finally:
+        await stop_gateway(gw)
