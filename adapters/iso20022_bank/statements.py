@@ -6,6 +6,9 @@ camt.053 is read by ``camt053.read_camt053``, camt.054 by
 (``mt940``), one message at a time: the library folds every message of a file
 into one object, so the file is cut at each ``:20:`` (transaction reference, the
 tag that opens a message) and each piece is parsed on its own.
+
+``camt053_format`` offers the camt.053 reader as another partner's format (the
+instant rail's ``rtp.camt.053``): the same reading, its statements that partner's.
 """
 
 from __future__ import annotations
