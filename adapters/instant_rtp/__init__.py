@@ -12,13 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.hookspecs import hookimpl
 from gateway_adapters.instant_rtp.adapter import InstantRtpAdapter
+from gateway_adapters.instant_rtp.statements import statement_formats
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from gateway.adapter import Adapter
+    from gateway.domain.statements import StatementFormat
 
-__all__ = ["InstantRtpAdapter", "create_app", "gateway_adapter_classes", "gateway_simulators"]
+__all__ = [
+    "InstantRtpAdapter",
+    "create_app",
+    "gateway_adapter_classes",
+    "gateway_simulators",
+    "gateway_statement_formats",
+]
 
 
 def create_app(settings: Mapping[str, Any]) -> web.Application:
@@ -36,3 +44,8 @@ def gateway_adapter_classes() -> Sequence[type[Adapter]]:
 @hookimpl
 def gateway_simulators() -> Mapping[str, Callable[[Mapping[str, Any]], web.Application]]:
     return {"instant_rtp": create_app}
+
+
+@hookimpl
+def gateway_statement_formats() -> Sequence[StatementFormat]:
+    return statement_formats()

@@ -10,6 +10,9 @@ Wire protocol (what the partner, and its simulator, speak; see docs/adapters/ins
 - ``GET {base_url}/v1/payments/{instruction id}`` (signature over the empty
   body) answers the same report, or ``404 NOT_FOUND``: the partner never
   executed a payment with that id.
+- ``GET {base_url}/v1/statements?date=D`` (signature over the empty body)
+  answers the account's signed camt.053 for that day: every payment the rail
+  settled, for reconciliation (``fetch_statements``, format ``rtp.camt.053``).
 
 The request has a hard deadline (``timeout_seconds``). Once it may have left,
 a missing or unreadable answer is an *unknown outcome*, never a failure:
@@ -34,6 +37,7 @@ from gateway.adapter import (
     SubmitResult,
     http_settings_schema,
 )
+from gateway.domain.statements import FetchedFile, StatementFetch
 from gateway.domain.status import Status
 from gateway.errors import (
     ContractError,
@@ -42,7 +46,7 @@ from gateway.errors import (
     SignatureError,
     TransientPartnerError,
 )
-from gateway.partners.http import IDEMPOTENCY_HEADER, header, retry_after
+from gateway.partners.http import IDEMPOTENCY_HEADER, TRANSIENT_HTTP_STATUSES, header, retry_after
 from gateway.partners.signing import sign_payload
 from gateway_adapters.instant_rtp.messages import (
     CONTRACT_DIR,
@@ -55,6 +59,7 @@ from gateway_adapters.instant_rtp.messages import (
     read_report,
 )
 from gateway_adapters.instant_rtp.reasons import describe_reason
+from gateway_adapters.instant_rtp.statements import RTP_CAMT053
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
@@ -104,12 +109,15 @@ class InstantRtpAdapter(HttpAdapter):
     partner_contracts: ClassVar[Mapping[str, str]] = {
         m: str(CONTRACT_DIR / f"{m}.json") for m in (REQUEST, REPORT, ERROR)
     }
+    #: the account's camt.053 of each closed day (``fetch_statements``)
+    statement_sources: ClassVar[frozenset[str]] = frozenset({RTP_CAMT053.name})
     settings_schema: ClassVar[Mapping[str, Any]] = http_settings_schema(
         ["request_secret", "response_secret"],
         currencies=["USD"],
         max_amount=_DEFAULT_MAX_AMOUNT,
         timeout_seconds=5,
         timeout_maximum=60,
+        properties={"statements_path": {"type": "string", "pattern": "^/", "default": "/v1/statements"}},
     )
 
     def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
@@ -253,6 +261,36 @@ class InstantRtpAdapter(HttpAdapter):
                 f"partner refused the status query (HTTP {status}): {description}", reason_code=code
             )
         return _update(self._report(headers, raw, order, lost=lost))
+
+    async def fetch_statements(self, request: StatementFetch) -> list[FetchedFile]:
+        """The account's camt.053 of each closed day asked for (``GET {statements_path}?date=D``, signed both ways).
+
+        A day's statement is final once the day is over, so only closed days are asked for; a day already
+        imported adds nothing (each ``Stmt`` is stored once, by its id, the same every time it is asked).
+        An answer the partner did not sign, or that is not XML, is never imported.
+        """
+        files = []
+        for day in request.closed_days():
+            url = f"{self.base_url}{self.settings['statements_path']}?date={day.isoformat()}"
+            lost = TransientPartnerError
+            status, headers, body = await self._exchange("GET", url, b"", {}, lost=lost)
+            if status in TRANSIENT_HTTP_STATUSES:
+                raise TransientPartnerError(
+                    f"partner answered HTTP {status} for the statement of {day}", reason_code=f"HTTP{status}"
+                )
+            self._verify(status, headers, body, lost=lost)
+            if not 200 <= status < 300:
+                code, description = self._error_detail(body)
+                raise PermanentPartnerError(
+                    f"partner refused the statement of {day} (HTTP {status}): {description}", reason_code=code
+                )
+            content_type = (header(headers, "Content-Type") or "").lower()
+            if "xml" not in content_type:
+                raise TransientPartnerError(
+                    f"partner answered the statement of {day} as {content_type or 'untyped'}, not XML"
+                )
+            files.append(FetchedFile(RTP_CAMT053.name, f"rtp camt.053 {day.isoformat()}", body))
+        return files
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[StatusUpdate]:
         """The partner answers synchronously and sends no callbacks; a pushed report is still verified first."""

@@ -68,8 +68,12 @@ def _summary(stmt: etree._Element, entries: Sequence[object], currency: str) -> 
         _el(node, "Sum", f"{sum(part, Decimal(0)):.{places}f}")
 
 
-def build_camt053(statements: Sequence[object], *, message_id: str, created_at: datetime) -> bytes:
-    """A camt.053.001.08 document; ``statements`` are ``gateway_simulators.core.Statement``-shaped objects."""
+def build_camt053(statements: Sequence[object], *, message_id: str, created_at: datetime, iban: bool = True) -> bytes:
+    """A camt.053.001.08 document; ``statements`` are ``gateway_simulators.core.Statement``-shaped objects.
+
+    ``iban``: the statements' accounts are IBANs (``Acct/Id/IBAN``); else they are written as
+    ``Acct/Id/Othr/Id`` (scheme ``BBAN``), e.g. the US account number of an instant rail's statement.
+    """
     root = etree.Element(f"{{{CAMT053_NAMESPACE}}}Document", nsmap={None: CAMT053_NAMESPACE})
     doc = _el(root, "BkToCstmrStmt")
     header = _el(doc, "GrpHdr")
@@ -85,7 +89,12 @@ def build_camt053(statements: Sequence[object], *, message_id: str, created_at: 
         _el(span, "FrDtTm", f"{day.isoformat()}T00:00:00+00:00")
         _el(span, "ToDtTm", f"{day.isoformat()}T23:59:59+00:00")
         acct = _el(stmt, "Acct")
-        _el(_el(acct, "Id"), "IBAN", s.account_iban)  # type: ignore[attr-defined]
+        if iban:
+            _el(_el(acct, "Id"), "IBAN", s.account_iban)  # type: ignore[attr-defined]
+        else:
+            other = _el(_el(acct, "Id"), "Othr")
+            _el(other, "Id", s.account_iban)  # type: ignore[attr-defined]
+            _el(_el(other, "SchmeNm"), "Cd", "BBAN")
         _el(acct, "Ccy", currency)
         _balance(stmt, "OPBD", s.opening_balance, currency, day)  # type: ignore[attr-defined]
         _balance(stmt, "CLBD", s.closing_balance, currency, day)  # type: ignore[attr-defined]

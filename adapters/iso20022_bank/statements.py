@@ -6,6 +6,9 @@ camt.053 is read by ``camt053.read_camt053``, camt.054 by
 (``mt940``), one message at a time: the library folds every message of a file
 into one object, so the file is cut at each ``:20:`` (transaction reference, the
 tag that opens a message) and each piece is parsed on its own.
+
+``camt053_format`` offers the camt.053 reader as another partner's format (the
+instant rail's ``rtp.camt.053``): the same reading, its statements that partner's.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "CAMT053",
     "CAMT054",
     "MT940",
+    "camt053_format",
     "read_camt053_statements",
     "read_camt054_statements",
     "read_mt940_statements",
@@ -99,8 +103,11 @@ def _booked(e: BookEntry) -> bool:
     return e.status in (None, "BOOK")  # pending and information-only entries are not movements
 
 
-def _camt_statement(s: StatementRead, fmt: str = "camt.053", first: BookEntry | None = None) -> Statement:
-    """``s`` as a ``Statement``; ``first``: its first entry, when ``s`` comes without its entries (streamed)."""
+def _camt_statement(
+    s: StatementRead, fmt: str = "camt.053", first: BookEntry | None = None, source: str = SOURCE
+) -> Statement:
+    """``s`` as a ``Statement`` of ``source``; ``first``: its first entry, when ``s`` comes without its entries
+    (streamed)."""
     first = first or (s.entries[0] if s.entries else None)
     opening = next((b for b in s.balances if b.code in ("OPBD", "PRCD")), None)
     closing = next((b for b in s.balances if b.code == "CLBD"), None)
@@ -117,7 +124,7 @@ def _camt_statement(s: StatementRead, fmt: str = "camt.053", first: BookEntry | 
         return minor if b.credit else -minor  # type: ignore[attr-defined]
 
     return Statement(
-        source=SOURCE,
+        source=source,
         format=fmt,
         statement_id=s.statement_id,
         currency=currency,
@@ -135,22 +142,24 @@ def _camt_statement(s: StatementRead, fmt: str = "camt.053", first: BookEntry | 
     )
 
 
-def _stream_camt(source: BinaryIO, layout: ReportLayout, fmt: str) -> Iterator[Statement | StatementLine]:
+def _stream_camt(
+    file: BinaryIO, layout: ReportLayout, fmt: str, source: str = SOURCE
+) -> Iterator[Statement | StatementLine]:
     """Each report's ``Statement`` (no lines yet), then its lines, as the file streams."""
     pending: StatementRead | None = None
-    for item in stream_reports(source, layout):
+    for item in stream_reports(file, layout):
         if isinstance(item, StatementRead):
             if pending is not None:
-                yield _camt_statement(pending, fmt)
+                yield _camt_statement(pending, fmt, source=source)
             pending = item
             continue
         if pending is not None:
-            yield _camt_statement(pending, fmt, first=item)
+            yield _camt_statement(pending, fmt, first=item, source=source)
             pending = None
         if _booked(item):
             yield _camt_line(item)
     if pending is not None:
-        yield _camt_statement(pending, fmt)
+        yield _camt_statement(pending, fmt, source=source)
 
 
 def stream_camt053_statements(source: BinaryIO) -> Iterator[Statement | StatementLine]:
@@ -290,6 +299,22 @@ MT940 = StatementFormat(
     sniff=lambda head: _MT940_SNIFF.search(head.replace(b"\r\n", b"\n")) is not None,
     read=read_mt940_statements,
 )
+
+
+def camt053_format(*, name: str, source: str, description: str) -> StatementFormat:
+    """camt.053 (any version) read for another partner: ``name``'s statements are ``source``'s (an instant rail's
+    participant statement), streamed like the bank's. ``auto`` never picks it: a camt.053 file says nothing of
+    which partner's it is, and ``auto`` reads it as the bank's; it is read when named (the fetch names it)."""
+
+    def read(body: bytes) -> list[Statement]:
+        return [_camt_statement(s, name, source=source) for s in read_camt053(body)]
+
+    def stream(file: BinaryIO) -> Iterator[Statement | StatementLine]:
+        return _stream_camt(file, CAMT053_LAYOUT, name, source)
+
+    return StatementFormat(
+        name=name, source=source, description=description, sniff=lambda head: False, read=read, stream=stream
+    )
 
 
 def statement_formats() -> Sequence[StatementFormat]:

@@ -1608,7 +1608,8 @@ def _recon_paths(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "string", "pattern": FORMAT_PATTERN.pattern},
                         "description": "`auto` (default: recognised from the file), `camt.053`, `mt940`, `nacha`, "
-                        "`ach_settlement`, `card_settlement`, `csv` (with `mapping`), …",
+                        "`ach_settlement`, `card_settlement`, `rtp.camt.053` (never recognised by `auto`), "
+                        "`csv` (with `mapping`), …",
                     },
                     {
                         "name": "mapping",

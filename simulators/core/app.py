@@ -1,7 +1,9 @@
 """A partner simulator as an aiohttp application: the partner's routes plus the admin API.
 
 Partner routes (paths from the ``Partner``): ``POST <submit_path>`` takes a
-signed submission, ``GET <status_path>`` answers one payment's status. Every
+signed submission, ``GET <status_path>`` answers one payment's status, and
+``GET <statement_path>?date=`` (where the partner has one) a day's statement
+for a caller that signs its request. Every
 response is signed (``X-Signature`` with ``callback_secret``); errors that are
 not status reports use the partner's own error format.
 
@@ -55,6 +57,7 @@ __all__ = [
     "catalogue_routes",
     "create_simulator_app",
     "error_middleware",
+    "get_signed_statement",
 ]
 
 #: the engine of a simulator app (``app[SIMULATOR]``)
@@ -471,6 +474,10 @@ async def predict(request: web.Request) -> web.Response:
     return web.json_response([sim.predict(f) for f in fields])
 
 
+def _statement_type(partner: Partner) -> str:
+    return partner.statement_content_type or partner.content_type
+
+
 async def get_statement(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     raw = request.match_info.get("day") or request.query.get("date", "")
@@ -481,8 +488,23 @@ async def get_statement(request: web.Request) -> web.Response:
         return web.json_response({"error": {"code": "BAD_DATE", "message": message}}, status=400)
     body, injected = sim.statements(day)
     return web.Response(
-        body=body, content_type=sim.partner.content_type, headers={"X-Sim-Breaks": json.dumps(injected)[:8000]}
+        body=body, content_type=_statement_type(sim.partner), headers={"X-Sim-Breaks": json.dumps(injected)[:8000]}
     )
+
+
+async def get_signed_statement(request: web.Request) -> web.Response:
+    """``GET <statement_path>?date=YYYY-MM-DD``: that day's statement for a caller the partner authenticates (the
+    adapter's scheduled fetch; a signed request over the empty body by default), the answer signed like every
+    partner response. ``/_sim/statements/{date}`` is the same document, unsigned."""
+    sim = request.app[SIMULATOR]
+    _check_signature(request, b"")
+    raw = request.query.get("date", "")
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise Refusal(400, "BAD_DATE", f"date must be YYYY-MM-DD, not {raw[:20]!r}") from None
+    body, _ = sim.statements(day)
+    return web.Response(body=body, content_type=_statement_type(sim.partner))
 
 
 async def status(request: web.Request) -> web.Response:
@@ -546,6 +568,8 @@ def create_simulator_app(partner: Partner, settings: Mapping[str, Any] | CoreSet
     app.router.add_post("/_sim/predict", predict)
     app.router.add_get("/_sim/statements", get_statement)
     app.router.add_get("/_sim/statements/{day}", get_statement)
+    if partner.statement_path is not None:
+        app.router.add_get(partner.statement_path, get_signed_statement)
     app.router.add_get("/_sim/status", status)
     app.router.add_routes(catalogue_routes(partner.name))
     return app

@@ -601,7 +601,7 @@ class Simulator:
                     )
                 )
         entries.sort(key=lambda e: (e.reference, e.credit))
-        accounts = {p.tx.key: p.tx.debtor_iban or "" for p in self.payments.values()}
+        accounts = {p.tx.key: p.tx.debtor_iban or p.tx.debtor_account or "" for p in self.payments.values()}
         entries, injected = self._breaks(entries, day)
         by_account: dict[tuple[str, str], list[StatementEntry]] = {}
         for entry in entries:

@@ -47,6 +47,8 @@ class Transaction:
     debtor_name: str = ""
     debtor_iban: str | None = None
     creditor_iban: str | None = None
+    #: the debtor's account where the rail has no IBANs (a US account number): the account its statement is of
+    debtor_account: str | None = None
     #: the submission's message id, and the block the payment came in (reports group by it)
     message_id: str = ""
     group_id: str = ""
@@ -133,6 +135,11 @@ class Partner(abc.ABC):
     synchronous: ClassVar[bool] = False
     #: header carrying the ``t=…,v1=…`` HMAC signature (callbacks, responses; requests by default)
     signature_header: ClassVar[str] = "X-Signature"
+    #: where the partner serves a day's statement to a caller it authenticates (``GET <path>?date=``, the answer
+    #: signed like every partner response); ``None``: only at the unsigned ``/_sim/statements/{date}``
+    statement_path: ClassVar[str | None] = None
+    #: content type of the statement document; ``None``: ``content_type``
+    statement_content_type: ClassVar[str | None] = None
 
     def authenticate(self, headers: Mapping[str, str], body: bytes, settings: CoreSettings) -> None:
         """Check a request to a partner route; raise ``SignatureError`` or ``AuthenticationError`` if it fails.

@@ -2,7 +2,8 @@
 
 A plug-in of the simulator core (``gateway_simulators.core``) with the adapter's
 own contracts. Routes: ``POST /v1/payments`` (signed, ``Idempotency-Key``),
-``GET /v1/payments/{instruction_id}``, and the core's admin API under
+``GET /v1/payments/{instruction_id}``, ``GET /v1/statements?date=`` (the day's
+camt.053, signed request and answer), and the core's admin API under
 ``/_sim/``. Scenario faults apply as for every core simulator: ``latency``,
 ``hang`` (with ``after: true`` the payment is executed and the answer never
 comes: an unknown outcome at the adapter), ``reset``, ``http_error``, payload

@@ -6,17 +6,22 @@ contract refuses, answering ``400`` in its own error format (``error.json``,
 code ``FF01``, every failing pointer). It is ``synchronous``: the answer to a
 request already carries the final outcome (``ACSC`` or ``RJCT``), so there is
 no timeline and no callback; the status endpoint reports the same outcome.
+
+The account's statement of a day (``GET /v1/statements?date=``, signed like the
+other routes; ``/_sim/statements/{date}`` unsigned) is a camt.053 written by the
+bank adapter's writer: every payment the rail settled that day, with the
+scenario's statement breaks.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar
 
 from gateway.errors import ContractError
 from gateway_adapters.instant_rtp.messages import Report, build_error, build_report, read_request
+from gateway_adapters.iso20022_bank.camt053 import build_camt053
 from gateway_simulators.core.partner import Partner, ReportLine, Statement, Submission, Transaction
 
 __all__ = ["InstantRtp"]
@@ -29,6 +34,8 @@ class InstantRtp(Partner):
     submit_path: ClassVar[str] = "/v1/payments"
     status_path: ClassVar[str] = "/v1/payments/{payment_id}"
     content_type: ClassVar[str] = "application/json"
+    statement_path: ClassVar[str | None] = "/v1/statements"
+    statement_content_type: ClassVar[str | None] = "application/xml"
     synchronous: ClassVar[bool] = True
     codes: ClassVar[dict[str, str]] = {
         "received": "RCVD",
@@ -52,6 +59,7 @@ class InstantRtp(Partner):
                     currency=doc["currency"],
                     creditor_name=doc["creditor"]["name"],
                     debtor_name=doc["debtor"]["name"],
+                    debtor_account=doc["debtor"]["account"]["number"],
                     message_id=doc["message_id"],
                     group_id=request.instruction_id,
                     fingerprint=request.fingerprint(),
@@ -87,30 +95,7 @@ class InstantRtp(Partner):
         )
 
     def render_statements(self, statements: Sequence[Statement], *, message_id: str, now: datetime) -> bytes:
-        """A JSON statement document (the adapter does not reconcile yet; for QA eyes)."""
-        return json.dumps(
-            {
-                "message_id": message_id,
-                "created_at": now.isoformat(),
-                "statements": [
-                    {
-                        "statement_id": s.statement_id,
-                        "currency": s.currency,
-                        "date": s.day.isoformat(),
-                        "opening_balance": str(s.opening_balance),
-                        "closing_balance": str(s.closing_balance),
-                        "entries": [
-                            {
-                                "amount": str(e.amount),
-                                "credit": e.credit,
-                                "reference": e.reference,
-                                "transaction_id": e.partner_reference,
-                                "instruction_id": e.instruction_id,
-                            }
-                            for e in s.entries
-                        ],
-                    }
-                    for s in statements
-                ],
-            }
-        ).encode()
+        """The account's camt.053.001.08 (the bank adapter's writer): one ``Stmt`` per debtor account and currency,
+        each settled payment a ``DBIT`` entry (``InstrId``, ``EndToEndId``, ``AcctSvcrRef`` = the transaction id),
+        the account a US account number (``Othr/Id``)."""
+        return build_camt053(statements, message_id=message_id, created_at=now, iban=False)

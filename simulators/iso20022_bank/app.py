@@ -6,20 +6,19 @@ and optional ``X-Callback-Url``), ``GET /payments/{instruction_id}/status``
 (signed request over the empty body), ``POST /pain008`` (SEPA Core direct
 debits, answered with a pain.002; camt.054 notifications at
 ``GET /_sim/camt054``, see ``direct_debits``), ``GET /camt053?date=`` (the day's
-statement, signed: what the adapter's scheduled fetch asks), ``POST /_sim/incoming-transfers``
-(money in, see ``incoming``), and the core's admin API under ``/_sim/`` (journal, reset,
-scenario, predict, statements). See ``gateway_simulators.core.app`` and docs/qa.md.
+statement, signed: what the adapter's scheduled fetch asks; the core's ``statement_path`` route),
+``POST /_sim/incoming-transfers`` (money in, see ``incoming``), and the core's admin API under
+``/_sim/`` (journal, reset, scenario, predict, statements). See ``gateway_simulators.core.app`` and docs/qa.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import AuthenticationError, SignatureError
 from gateway.partners.signing import sign_payload
 from gateway_adapters.iso20022_bank.pain002 import (
     PaymentInformationStatus,
@@ -28,7 +27,6 @@ from gateway_adapters.iso20022_bank.pain002 import (
     build_pain002,
 )
 from gateway_simulators.core import SIMULATOR, create_simulator_app
-from gateway_simulators.core.app import Refusal
 from gateway_simulators.iso20022_bank.direct_debits import add_direct_debit_routes
 from gateway_simulators.iso20022_bank.incoming import add_incoming_routes
 from gateway_simulators.iso20022_bank.partner import Iso20022Bank
@@ -57,33 +55,7 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     app = create_simulator_app(bank, settings)
     add_direct_debit_routes(app, bank.movements)
     add_incoming_routes(app)
-    add_statement_route(app)
     return app
-
-
-async def get_signed_camt053(request: web.Request) -> web.Response:
-    """``GET /camt053?date=YYYY-MM-DD``: that day's camt.053 for a caller that signs its request (the adapter's
-    scheduled fetch); the answer is signed like every partner response. ``/_sim/statements/{date}`` is the same
-    document, unsigned."""
-    sim = request.app[SIMULATOR]
-    try:
-        sim.partner.authenticate(request.headers, b"", sim.settings)
-    except SignatureError as exc:
-        raise Refusal(401, "SIGNATURE_INVALID", exc.message) from None
-    except AuthenticationError as exc:
-        raise Refusal(401, "UNAUTHENTICATED", exc.message) from None
-    raw = request.query.get("date", "")
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError:
-        raise Refusal(400, "BAD_DATE", f"date must be YYYY-MM-DD, not {raw[:20]!r}") from None
-    body, _ = sim.statements(day)
-    return web.Response(body=body, content_type=sim.partner.content_type)
-
-
-def add_statement_route(app: web.Application) -> None:
-    """The partner route the adapter fetches end-of-day statements from."""
-    app.router.add_get("/camt053", get_signed_camt053)
 
 
 def signed_status_report(

@@ -43,6 +43,7 @@ class Iso20022Bank(Partner):
     submit_path: ClassVar[str] = "/pain001"
     status_path: ClassVar[str] = "/payments/{payment_id}/status"
     content_type: ClassVar[str] = "application/xml"
+    statement_path: ClassVar[str | None] = "/camt053"
     codes: ClassVar[dict[str, str]] = {
         "received": "RCVD",
         "accepted": "ACTC",

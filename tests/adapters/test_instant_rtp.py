@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.domain.accounts import Agent, IbanAccount, Party, UsAccount
 from gateway.domain.money import Money
+from gateway.domain.statements import StatementFetch
 from gateway.domain.status import Status
 from gateway.errors import (
     ContractError,
@@ -25,10 +27,13 @@ from gateway.errors import (
 from gateway.partners.adapter import AdapterContext, PaymentOrder
 from gateway.partners.signing import sign_payload
 from gateway.plugins.manager import Plugins
+from gateway.recon.imports import detect_format
 from gateway_adapters.instant_rtp import InstantRtpAdapter
 from gateway_adapters.instant_rtp.adapter import NOT_FOUND, never_executed
 from gateway_adapters.instant_rtp.messages import REQUEST, read_error, validate
 from gateway_adapters.instant_rtp.reasons import REASON_CODES
+from gateway_adapters.instant_rtp.statements import RTP_CAMT053
+from gateway_adapters.iso20022_bank.camt053 import build_camt053
 from gateway_simulators.core import Simulator
 from gateway_simulators.instant_rtp import SIMULATOR, create_app
 
@@ -333,6 +338,51 @@ async def test_answer_signed_with_another_secret_is_never_trusted(rtp_rig: RigFa
         await rig.adapter.submit(order)
 
     assert [p["status"] for p in rig.sim.describe()] == ["settled"]  # executed: hence unknown, not failed
+
+
+# -- statements ------------------------------------------------------------------------------------
+
+
+async def test_fetch_statements_asks_each_closed_day_for_the_accounts_camt053(rtp_rig: RigFactory) -> None:
+    rig = await rtp_rig()
+    order = make_order()
+    result = await rig.adapter.submit(order)
+    today = datetime.now(UTC).date()
+
+    files = await rig.adapter.fetch_statements(StatementFetch(today=today + timedelta(days=1), days=2))
+
+    assert InstantRtpAdapter.statement_sources == frozenset({"rtp.camt.053"})
+    assert [(f.format, f.name) for f in files] == [
+        ("rtp.camt.053", f"rtp camt.053 {today - timedelta(days=1)}"),
+        ("rtp.camt.053", f"rtp camt.053 {today}"),
+    ]
+    assert RTP_CAMT053.read(files[0].body) == []  # a day without payments: no statement
+    (statement,) = RTP_CAMT053.read(files[1].body)
+    (line,) = statement.lines
+    assert (statement.source, line.partner_reference, line.servicer_reference) == (
+        "instant_rtp",
+        order.id,
+        result.partner_reference,
+    )
+    assert (line.amount_minor, line.credit, line.end_to_end_id) == (250000, False, order.reference)
+
+
+async def test_a_statement_answer_the_partner_did_not_sign_is_never_imported(rtp_rig: RigFactory) -> None:
+    rig = await rtp_rig({"response_secret": "not-the-partner-response-secret"})
+    request = StatementFetch(today=datetime.now(UTC).date(), days=1)
+
+    with pytest.raises(TransientPartnerError, match="signature"):
+        await rig.adapter.fetch_statements(request)
+    assert InstantRtpAdapter.settings_schema["properties"]["statements_path"]["default"] == "/v1/statements"
+
+
+def test_auto_reads_a_camt053_as_the_banks_and_the_named_format_as_the_instant_rails() -> None:
+    formats = Plugins().statement_formats()
+    body = build_camt053([], message_id="MSG1", created_at=datetime.now(UTC))
+
+    assert formats["rtp.camt.053"] is RTP_CAMT053 and RTP_CAMT053.source == "instant_rtp"
+    assert detect_format(formats, body).name == "camt.053"  # a camt.053 does not say whose it is
+    assert detect_format(formats, body, "rtp.camt.053") is RTP_CAMT053
 
 
 def test_pushed_report_is_verified_before_it_is_read() -> None:

@@ -14,8 +14,8 @@ What each partner serves and what is injected into it:
   has as settled: return files are not pushed; one it saw returned by its poll, matched to that payment;
   plus an unknown return) and a notification of change;
 - the card acquirer (``card_acquirer``, EUR): the day's payout batch, one line net of the payout's fee;
-- ``instant_rtp`` serves no statement: its payment is settled synchronously and stays in
-  ``partner:instant_rtp:bank`` (the gap docs/reconciliation.md names);
+- the instant rail (``instant_rtp``, USD, its account's camt.053: each payment settled on its own): a
+  missing entry, a wrong amount (40.00), a duplicate entry and an unknown entry;
 - the business unit's control totals: USD says one payment more than it sent.
 
 Runs on SQLite and (with GATEWAY_TEST_DATABASE_URL) PostgreSQL.
@@ -186,7 +186,10 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
             type="payout", amount="250.00", creditor={"name": "Nordic Parts AB", "account": {"wallet": "wal_np_01"}}
         ),
     )
-    instant = await _post(gw, _usd("Quick Pay Inc", "75.00", urgency="instant"))
+    instant = {
+        n: await _post(gw, _usd(f"{n.title()} Instant Inc", amount, urgency="instant"))
+        for n, amount in (("plain", "75.00"), ("missing", "60.00"), ("wrong", "120.00"), ("dup", "20.00"))
+    }
 
     for instruction_id in ach.values():
         await gw.wait_for(instruction_id, lambda v: v["status"] == "submitted")
@@ -194,7 +197,7 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
     assert isinstance(adapter, AchNachaAdapter)
     await adapter.run_cutoff()  # one file: the five entries are one batch
     views = {}
-    for instruction_id in [*bank.values(), *ach.values(), card, instant]:
+    for instruction_id in [*bank.values(), *ach.values(), card, *instant.values()]:
         if instruction_id != bank["silent"]:
             views[instruction_id] = await gw.wait_for(instruction_id, lambda v: v["status"] in FINAL)
     statuses = {k: v["status"] for k, v in views.items()}
@@ -241,6 +244,25 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
     }
     async with gw.session.put(f"{bank_sim}/_sim/scenario", json=scenario) as resp:
         assert resp.status == 200, await resp.text()
+    # and the instant rail's
+    instant_breaks = {
+        "name": "recon-proof-instant",
+        "statement": {
+            "breaks": [
+                {"kind": "missing_entry", "match": {"reference": views[instant["missing"]]["reference"]}},
+                {
+                    "kind": "wrong_amount",
+                    "amount_delta": "40.00",
+                    "match": {"reference": views[instant["wrong"]]["reference"]},
+                },
+                {"kind": "duplicate_entry", "match": {"reference": views[instant["dup"]]["reference"]}},
+                {"kind": "unknown_entry", "count": 1},
+            ]
+        },
+    }
+    rtp_sim = gw.simulators["instant_rtp"].url
+    async with gw.session.put(f"{rtp_sim}/_sim/scenario", json=instant_breaks) as resp:
+        assert resp.status == 200, await resp.text()
 
     # the business unit's control totals: EUR right, USD one payment too many
     today = datetime.now(UTC).date()
@@ -265,24 +287,26 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
     found = (await _call(gw, "GET", "/v1/recon/breaks", finance))["items"]
 
     # every partner that serves statements was asked; each file stored once
-    assert sorted(runtime.statement_fetcher.sources()) == ["ach_nacha", "card_acquirer", "iso20022_bank"]
+    assert sorted(runtime.statement_fetcher.sources()) == ["ach_nacha", "card_acquirer", "instant_rtp", "iso20022_bank"]
     day = today.isoformat()
     assert sorted((f.partner, f.name, f.outcome, f.lines) for f in fetched.files) == [
         ("ach_nacha", f"ach changes {day} #2", "stored", 1),  # the notification of change
         ("ach_nacha", f"ach returns {day}", "stored", 3),  # the two returns, and the unknown one injected
         ("ach_nacha", f"ach settlement {day}", "stored", 1),  # the batch: ONE line
         ("card_acquirer", f"card settlement {day}", "stored", 1),  # the payout batch: one line net of fees
+        ("instant_rtp", f"rtp camt.053 {day}", "stored", 5),  # 4 payments - missing + duplicate + unknown
         ("iso20022_bank", f"camt.053 {day}", "stored", 7),  # 6 payments - missing + duplicate + unknown
         ("iso20022_bank", "camt.054 after 0", "empty", 0),
     ]
-    assert [(f.outcome, f.statements) for f in again.files if f.outcome != "empty"] == [("known", 0)] * 5
+    assert [(f.outcome, f.statements) for f in again.files if f.outcome != "empty"] == [("known", 0)] * 6
     assert run == {
-        "lines": 10,  # booked lines, and the return matched to the payment it returns
-        # the bank's plain, duplicated (first line) and fee payments; the ACH and card batches; the early return
-        "confirmed": 6,
-        "suggested": 1,  # the wrong amount
-        "unmatched": 3,  # the duplicate line, the unknown line, the silent payment's line
-        "breaks_opened": 9,
+        "lines": 15,  # booked lines, and the return matched to the payment it returns
+        # the bank's plain, duplicated (first line) and fee payments; the ACH and card batches; the early return;
+        # the instant rail's plain and duplicated (first line) payments
+        "confirmed": 8,
+        "suggested": 2,  # the wrong amounts
+        "unmatched": 5,  # the duplicate lines, the unknown lines, the silent payment's line
+        "breaks_opened": 13,
         "breaks_closed": 0,
     }
 
@@ -297,6 +321,10 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
             ("status_mismatch", "ach_nacha", ach["returned"]),  # settled here, returned there
             ("notification_of_change", "ach_nacha", ach["noc"]),
             ("unexpected_line", "ach_nacha", None),  # a return of nothing we sent
+            ("missing_on_statement", "instant_rtp", instant["missing"]),
+            ("amount_mismatch", "instant_rtp", None),
+            ("duplicate", "instant_rtp", instant["dup"]),
+            ("unexpected_line", "instant_rtp", None),
             ("upstream_total_mismatch", "bu:erp-europe", None),
         ],
         key=str,
@@ -304,13 +332,13 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
     got = sorted(((b["kind"], b["source"], b["instruction_id"]) for b in found), key=str)
     assert got == expected, [(b["kind"], b["source"], b["instruction_id"], b["detail"]) for b in found]
     assert (rerun["breaks_opened"], rerun["breaks_closed"]) == (0, 0), rerun
-    (mismatch,) = [b for b in found if b["kind"] == "amount_mismatch"]
-    assert mismatch["amount"] in ("40.00", "-40.00"), mismatch
+    mismatches = [b for b in found if b["kind"] == "amount_mismatch"]
+    assert [b["amount"].lstrip("-") for b in mismatches] == ["40.00", "40.00"], mismatches
 
     # matched: the bank's plain, duplicate (first line) and fee payments; the ACH batch (ONE line, five
-    # entries, the early return's line too); the card payout batch
-    matched = [bank["plain"], bank["dup"], bank["fee"], *ach.values(), card]
-    for adapter_name in ("iso20022_bank", "ach_nacha", "card_acquirer"):
+    # entries, the early return's line too); the card payout batch; the instant rail's plain and duplicate payments
+    matched = [bank["plain"], bank["dup"], bank["fee"], *ach.values(), card, instant["plain"], instant["dup"]]
+    for adapter_name in ("iso20022_bank", "ach_nacha", "card_acquirer", "instant_rtp"):
         ids = [i for i in matched if views[i]["adapter"] == adapter_name]
         accounts = [f"partner:{adapter_name}:in_transit", f"partner:{adapter_name}:bank"]
         assert await _balances(gw, ids, accounts) == dict.fromkeys(accounts, 0), adapter_name
@@ -329,10 +357,17 @@ async def test_a_day_across_four_adapters_finds_every_injected_break_and_nothing
     in_suspense = [b for b in found if b["kind"] in ("duplicate", "unexpected_line")]
     in_suspense += [b for b in found if b["kind"] == "status_mismatch" and b["source"] == "iso20022_bank"]
     assert await _account(gw, "suspense") == sum(_minor(b["amount"]) for b in in_suspense) != 0
-    # the instant payment has no statement: settled by the partner's word, it waits in partner:instant_rtp:bank
-    # (not in transit), and is flagged nowhere
-    books = await _balances(gw, [instant], ["partner:instant_rtp:in_transit", "partner:instant_rtp:bank"])
-    assert books == {"partner:instant_rtp:in_transit": 0, "partner:instant_rtp:bank": -_minor(views[instant]["amount"])}
+    # the instant rail: its statement moved exactly the matched payments and what sits in suspense; the missing
+    # payment and the one whose amount is wrong (suggested, not posted) still wait in partner:instant_rtp:bank
+    instant_suspense = sum(_minor(b["amount"]) for b in in_suspense if b["source"] == "instant_rtp")
+    instant_matched = sum(_minor(views[instant[n]]["amount"]) for n in ("plain", "dup"))
+    assert await _account(gw, "partner:instant_rtp:bank_reconciled") == -instant_matched - instant_suspense
+    waiting = [instant["missing"], instant["wrong"]]
+    books = await _balances(gw, waiting, ["partner:instant_rtp:in_transit", "partner:instant_rtp:bank"])
+    assert books == {
+        "partner:instant_rtp:in_transit": 0,
+        "partner:instant_rtp:bank": -sum(_minor(views[i]["amount"]) for i in waiting),
+    }
 
     # the ODFI's return file finally reaches the gateway: the payment is returned here too, and the next run
     # matches its return line to it and closes the status mismatch

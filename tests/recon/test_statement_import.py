@@ -37,8 +37,16 @@ def _mt940(number: int, opening: str, movements: list[tuple[str, str, str]], clo
 
 
 def test_every_format_the_adapters_offer_is_known() -> None:
-    assert set(FORMATS) == {"camt.053", "camt.054", "mt940", "nacha", "ach_settlement", "card_settlement"}
-    assert {f.source for f in FORMATS.values()} == {"iso20022_bank", "ach_nacha", "card_acquirer"}
+    assert set(FORMATS) == {
+        "camt.053",
+        "camt.054",
+        "mt940",
+        "nacha",
+        "ach_settlement",
+        "card_settlement",
+        "rtp.camt.053",
+    }
+    assert {f.source for f in FORMATS.values()} == {"iso20022_bank", "ach_nacha", "card_acquirer", "instant_rtp"}
 
 
 def _ach_report(**batch: Any) -> bytes:
