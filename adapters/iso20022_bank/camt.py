@@ -330,8 +330,17 @@ def _day(node: etree._Element | None) -> date | None:
     """A ``Dt`` / ``DtTm`` choice (``BookgDt``, ``ValDt``) as a day; ``None`` if absent or unreadable."""
     if node is None:
         return None
-    k = _first_kids(node)
-    raw = _value(k.get("Dt")) or _value(k.get("DtTm"))
+    dt = dttm = None
+    local = _LOCAL
+    for kid in node:
+        tag = kid.tag
+        name = local.get(tag) or _local(tag)
+        if name == "Dt":
+            if dt is None:
+                dt = kid
+        elif name == "DtTm" and dttm is None:
+            dttm = kid
+    raw = _value(dt) or _value(dttm)
     if raw is None:
         return None
     try:
@@ -635,7 +644,7 @@ def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[Statement
         name = _LOCAL.get(element.tag) or _local(element.tag)
         if name == "Ntry":
             stmt = element.getparent()
-            if stmt is None or (_LOCAL.get(stmt.tag) or _local(stmt.tag)) != layout.report:
+            if stmt is not ready and (stmt is None or (_LOCAL.get(stmt.tag) or _local(stmt.tag)) != layout.report):
                 continue  # an Ntry elsewhere is not this layout's entry
             if ready is not stmt:
                 s_index, n_index, ready = s_index + 1, 0, stmt
