@@ -53,8 +53,6 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import insert  # noqa: E402
 
 from gateway.ledger.rules import load_rules  # noqa: E402
-from gateway.plugins.manager import Plugins  # noqa: E402
-from gateway.recon.imports import import_file  # noqa: E402
 from gateway.recon.matching import LineView, PaymentView, decide  # noqa: E402
 from gateway.recon.rules import load_recon_rules  # noqa: E402
 from gateway.recon.service import run_recon  # noqa: E402
@@ -364,42 +362,23 @@ def write_camt053(n: int, path: Path) -> int:
     return len(body)
 
 
-def import_child(path: str) -> None:
-    """Import one file into a fresh SQLite database; print seconds and this process's peak RSS as JSON."""
-
-    async def run() -> dict[str, Any]:
-        folder = Path(tempfile.mkdtemp(prefix="bench-camt-"))
-        engine = create_engine(f"sqlite+aiosqlite:///{folder / 'import.db'}")
-        await upgrade(engine)
-        formats = Plugins().statement_formats()
-        base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        clock = time.perf_counter()
-        report = await import_file(engine, formats, Path(path), now=NOW)
-        seconds = time.perf_counter() - clock
-        await engine.dispose()
-        return {
-            "seconds": round(seconds, 3),
-            "lines": report.as_dict()["lines"],
-            "rss_before_mb": round(base_rss, 1),
-            "database": "sqlite",
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        }
-
-    print(json.dumps(asyncio.run(run())))
-
-
 def camt_import(n: int) -> dict[str, Any]:
     """Write an ``n``-entry camt.053, import it in a child process (its own peak RSS), report entries/s."""
     folder = Path(tempfile.mkdtemp(prefix="bench-camt-"))
     path = folder / "camt053.xml"
     size = write_camt053(n, path)
+    # bench/statements.py's import child: a fresh SQLite file, CPU seconds, the child's own peak RSS
     child = subprocess.run(
-        [sys.executable, __file__, "--import-child", str(path)], capture_output=True, text=True, check=True
+        [sys.executable, str(Path(__file__).with_name("statements.py")), "--child", "import", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     doc = json.loads(child.stdout.strip().splitlines()[-1])
     doc["entries"] = n
     doc["file_mb"] = round(size / 2**20, 1)
     doc["entries_per_second"] = round(n / doc["seconds"]) if doc["seconds"] else None
+    doc["entries_per_cpu_second"] = round(n / doc["cpu_seconds"]) if doc["cpu_seconds"] else None
     path.unlink()
     return doc
 
@@ -411,12 +390,7 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true", help="only the in-memory decision")
     parser.add_argument("--no-ledger", action="store_true", help="run_recon with the ledger off")
     parser.add_argument("--camt-entries", type=int, default=0, help="also import a camt.053 of this many entries")
-    parser.add_argument("--import-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.import_child:
-        import_child(args.import_child)
-        return
-
     clock = time.perf_counter()
     data = generate(args.lines)
     log(f"generated {len(data.lines)} lines, {len(data.payments)} payments in {time.perf_counter() - clock:.1f} s")

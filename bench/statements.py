@@ -110,6 +110,18 @@ def _cpu(since: float) -> float:
 
 
 def _rss() -> float:
+    """This process's peak resident set in MB: ``VmHWM``, the high-water mark of its own memory since ``exec``.
+
+    Not ``ru_maxrss``: Linux carries the parent's peak at ``fork`` over ``exec`` into it, so a child of a
+    parent that has just written a 1M-entry file would report the parent's memory.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for row in status:
+                if row.startswith("VmHWM:"):
+                    return round(int(row.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from lxml import etree
 
@@ -27,10 +27,12 @@ __all__ = [
     "CAMT053_LAYOUT",
     "CAMT054_LAYOUT",
     "BookEntry",
+    "EntryLine",
     "ReportLayout",
     "StatementBalance",
     "StatementRead",
     "TransactionDetail",
+    "entry_line",
     "read_reports",
     "stream_reports",
 ]
@@ -328,8 +330,17 @@ def _day(node: etree._Element | None) -> date | None:
     """A ``Dt`` / ``DtTm`` choice (``BookgDt``, ``ValDt``) as a day; ``None`` if absent or unreadable."""
     if node is None:
         return None
-    k = _first_kids(node)
-    raw = _value(k.get("Dt")) or _value(k.get("DtTm"))
+    dt = dttm = None
+    local = _LOCAL
+    for kid in node:
+        tag = kid.tag
+        name = local.get(tag) or _local(tag)
+        if name == "Dt":
+            if dt is None:
+                dt = kid
+        elif name == "DtTm" and dttm is None:
+            dttm = kid
+    raw = _value(dt) or _value(dttm)
     if raw is None:
         return None
     try:
@@ -373,6 +384,170 @@ def _entry(r: _Reader, ntry: etree._Element, np: str) -> BookEntry | None:
         _bank_transaction_code(btc) if btc is not None else None,
         details,
         _value(_first(k, "RvslInd")) == "true",
+    )
+
+
+class EntryLine(NamedTuple):
+    """What a statement line needs of one ``Ntry``, read straight from the element (the streamed import's path).
+
+    The same values ``_entry`` gives a ``BookEntry`` (its first transaction's parties and remittance, the first
+    end-to-end id, instruction id and return reason of any transaction), without the rest of it.
+    """
+
+    amount: Decimal
+    currency: str
+    credit: bool
+    status: str | None
+    booked_on: date | None
+    value_on: date | None
+    account_servicer_reference: str | None
+    end_to_end_id: str | None
+    instruction_id: str | None
+    return_reason: str | None
+    #: the first transaction's debtor (a credit) or creditor (a debit): name and account
+    counterparty_name: str | None
+    counterparty_account: str | None
+    creditor_reference: str | None
+    remittance_text: str | None
+
+
+def entry_line(e: BookEntry) -> EntryLine:
+    """A ``BookEntry``'s ``EntryLine`` (what ``_entry_line`` reads from the same ``Ntry``)."""
+    tx = e.details[0] if e.details else None
+    if tx is None:
+        name, account, creditor_reference, remittance = e.counterparty_name, None, None, None
+    else:
+        name, account = (tx.debtor_name, tx.debtor_account) if e.credit else (tx.creditor_name, tx.creditor_account)
+        creditor_reference, remittance = tx.creditor_reference, tx.remittance_text
+    return EntryLine(
+        e.amount,
+        e.currency,
+        e.credit,
+        e.status,
+        e.booked_on,
+        e.value_on,
+        e.account_servicer_reference,
+        e.end_to_end_ids[0] if e.end_to_end_ids else None,
+        e.instruction_ids[0] if e.instruction_ids else None,
+        e.return_reason,
+        name,
+        account,
+        creditor_reference,
+        remittance,
+    )
+
+
+def _party(pties: etree._Element | None, party: str) -> tuple[str | None, str | None]:
+    """``RltdPties``' ``party`` (``Dbtr``, ``Cdtr``): its name and account, as ``_detail`` reads them."""
+    if pties is None:
+        return None, None
+    node = account = None
+    acct = party + "Acct"
+    local = _LOCAL
+    for kid in pties:
+        tag = kid.tag
+        name = local.get(tag) or _local(tag)
+        if name == party:
+            if node is None:
+                node = kid
+        elif name == acct and account is None:
+            account = kid
+    return (_name(node) if node is not None else None), (_account_id(account) if account is not None else None)
+
+
+def _entry_line(r: _Reader, ntry: etree._Element, np: str) -> EntryLine | None:
+    """One ``Ntry`` as an ``EntryLine``; ``None`` (its problems noted in ``r``) if its amount is unreadable.
+
+    The streamed import's hot path: the entry's children are visited once and only the elements a
+    statement line needs are read (not the bank transaction code, the transactions' own amounts, nor any
+    transaction's parties but the first's). Same values and same problems as ``_entry``.
+    """
+    amt = ind = sts = bookg = val = svcr = None
+    txs: list[etree._Element] = []
+    local = _LOCAL
+    for node in ntry:
+        tag = node.tag
+        name = local.get(tag)
+        if name is None:
+            name = _local(tag)
+            if name is None:
+                continue
+        if name == "Amt":
+            if amt is None:
+                amt = node
+        elif name == "CdtDbtInd":
+            if ind is None:
+                ind = node
+        elif name == "Sts":
+            if sts is None:
+                sts = node
+        elif name == "BookgDt":
+            if bookg is None:
+                bookg = node
+        elif name == "ValDt":
+            if val is None:
+                val = node
+        elif name == "AcctSvcrRef":
+            if svcr is None:
+                svcr = node
+        elif name == "NtryDtls":
+            for tx in node:
+                tag = tx.tag
+                if (local.get(tag) or _local(tag)) == "TxDtls":
+                    txs.append(tx)
+    found = r.amount(amt, f"{np}/Amt")
+    indicator = _value(ind)
+    if indicator not in ("CRDT", "DBIT"):
+        r.errors.append(FieldError(f"{np}/CdtDbtInd", f"{indicator!r} is neither CRDT nor DBIT"))
+    if not found:
+        return None
+    credit = indicator == "CRDT"
+    status = None
+    if sts is not None:
+        status = text(sts, "Cd") or (sts.text.strip() if sts.text and sts.text.strip() else None)
+    e2e = instr = code = name_ = account = creditor_reference = ustrd = None
+    for n, tx in enumerate(txs):
+        refs = pties = rmt = rtr = None
+        for node in tx:
+            tag = node.tag
+            name = local.get(tag) or _local(tag)
+            if name == "Refs":
+                if refs is None:
+                    refs = node
+            elif name == "RltdPties":
+                if pties is None:
+                    pties = node
+            elif name == "RmtInf":
+                if rmt is None:
+                    rmt = node
+            elif name == "RtrInf" and rtr is None:
+                rtr = node
+        if refs is not None and (e2e is None or instr is None):
+            k = _first_kids(refs)
+            e2e = e2e or _value(k.get("EndToEndId"))
+            instr = instr or _value(k.get("InstrId"))
+        if rtr is not None and code is None:
+            code = text(rtr, "Rsn", "Cd")
+        if n == 0:
+            name_, account = _party(pties, "Dbtr" if credit else "Cdtr")
+            if rmt is not None:
+                ustrd = " ".join(" ".join((u.text or "").split()) for u in children(rmt, "Ustrd")).strip() or None
+                creditor_reference = _creditor_reference(rmt)
+    return EntryLine(
+        found[0],
+        found[1],
+        credit,
+        status,
+        _day(bookg),
+        _day(val),
+        _value(svcr),
+        e2e,
+        instr,
+        code,
+        name_,
+        account,
+        creditor_reference,
+        ustrd,
     )
 
 
@@ -448,8 +623,8 @@ def _raise_first(r: _Reader, layout: ReportLayout) -> None:
         raise ContractError(f"invalid {layout.name}: {first.pointer}: {first.message}", errors=r.errors)
 
 
-def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[StatementRead | BookEntry]:
-    """A camt message read as it streams: each report's header (no entries), then that report's entries.
+def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[StatementRead | EntryLine]:
+    """A camt message read as it streams: each report's header (no entries), then that report's entries' lines.
 
     Memory stays bounded whatever the file's size: each ``Ntry`` is read and
     dropped from the tree as soon as it ends. The header is yielded when the
@@ -469,14 +644,14 @@ def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[Statement
         name = _LOCAL.get(element.tag) or _local(element.tag)
         if name == "Ntry":
             stmt = element.getparent()
-            if stmt is None or (_LOCAL.get(stmt.tag) or _local(stmt.tag)) != layout.report:
+            if stmt is not ready and (stmt is None or (_LOCAL.get(stmt.tag) or _local(stmt.tag)) != layout.report):
                 continue  # an Ntry elsewhere is not this layout's entry
             if ready is not stmt:
                 s_index, n_index, ready = s_index + 1, 0, stmt
                 yield _report(r, stmt, f"{base}/{layout.report}[{s_index}]", ())
                 _raise_first(r, layout)
             n_index += 1
-            entry = _entry(r, element, f"{base}/{layout.report}[{s_index}]/Ntry[{n_index}]")
+            entry = _entry_line(r, element, f"{base}/{layout.report}[{s_index}]/Ntry[{n_index}]")
             _raise_first(r, layout)
             element.clear()
             while element.getprevious() is not None:  # the header and earlier entries: done with

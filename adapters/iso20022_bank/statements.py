@@ -28,8 +28,10 @@ from gateway_adapters.iso20022_bank.camt import (
     CAMT053_LAYOUT,
     CAMT054_LAYOUT,
     BookEntry,
+    EntryLine,
     ReportLayout,
     StatementRead,
+    entry_line,
     stream_reports,
 )
 from gateway_adapters.iso20022_bank.camt053 import read_camt053
@@ -64,51 +66,43 @@ def _bounded(value: str | None, size: int) -> str | None:
 # -- camt.053 ---------------------------------------------------------------------
 
 
-def _notified(e: BookEntry) -> dict[str, str | None]:
-    """camt.053/054 line fields from the entry's first transaction: the counterparty by direction, the remittance.
+def _camt_line(e: EntryLine) -> StatementLine:
+    """An entry's statement line: the counterparty by direction, from its first transaction.
 
     ``text`` is the creditor reference (SCOR, e.g. ISO 11649 RF) followed by the
     unstructured remittance, so text matching finds either.
     """
-    tx = e.details[0] if e.details else None
-    if tx is None:
-        return {"counterparty_name": _bounded(e.counterparty_name, 140)}
-    name, account = (tx.debtor_name, tx.debtor_account) if e.credit else (tx.creditor_name, tx.creditor_account)
-    remittance = " ".join(v for v in (tx.creditor_reference, tx.remittance_text) if v)
-    return {
-        "counterparty_name": _bounded(name, 140),
-        "counterparty_account": mask(account)[-40:] if account else None,
-        "text": _bounded(remittance, 140),
-        "remittance_reference": _bounded(tx.creditor_reference, 35),
-    }
-
-
-def _camt_line(e: BookEntry) -> StatementLine:
+    reference, remittance = e.creditor_reference, e.remittance_text
+    account = e.counterparty_account
     return StatementLine(
-        amount_minor=to_minor(e.amount, e.currency),
-        credit=e.credit,
-        currency=e.currency,
-        booked_on=e.booked_on,
-        value_on=e.value_on,
-        end_to_end_id=_bounded(e.end_to_end_ids[0], 35) if e.end_to_end_ids else None,
-        partner_reference=_bounded(e.instruction_ids[0], 35) if e.instruction_ids else None,
-        servicer_reference=_bounded(e.account_servicer_reference, 35),
-        kind="return" if e.return_reason else "booked",
-        reason_code=e.return_reason,
-        **_notified(e),
+        to_minor(e.amount, e.currency),
+        e.credit,
+        e.currency,
+        e.booked_on,
+        e.value_on,
+        _bounded(e.end_to_end_id, 35),
+        _bounded(e.instruction_id, 35),
+        _bounded(e.account_servicer_reference, 35),
+        _bounded(e.counterparty_name, 140),
+        mask(account)[-40:] if account else None,
+        "return" if e.return_reason else "booked",
+        e.return_reason,
+        None,
+        _bounded(f"{reference} {remittance}" if reference and remittance else reference or remittance, 140),
+        _bounded(reference, 35),
     )
 
 
-def _booked(e: BookEntry) -> bool:
+def _booked(e: BookEntry | EntryLine) -> bool:
     return e.status in (None, "BOOK")  # pending and information-only entries are not movements
 
 
 def _camt_statement(
-    s: StatementRead, fmt: str = "camt.053", first: BookEntry | None = None, source: str = SOURCE
+    s: StatementRead, fmt: str = "camt.053", first: EntryLine | None = None, source: str = SOURCE
 ) -> Statement:
     """``s`` as a ``Statement`` of ``source``; ``first``: its first entry, when ``s`` comes without its entries
     (streamed)."""
-    first = first or (s.entries[0] if s.entries else None)
+    first = first or (entry_line(s.entries[0]) if s.entries else None)
     opening = next((b for b in s.balances if b.code in ("OPBD", "PRCD")), None)
     closing = next((b for b in s.balances if b.code == "CLBD"), None)
     currency = s.currency or (first.currency if first else opening.currency if opening else "")
@@ -134,7 +128,7 @@ def _camt_statement(
         period_end=s.period_to,
         opening_minor=signed(opening),
         closing_minor=signed(closing),
-        lines=tuple(_camt_line(e) for e in s.entries if _booked(e)),
+        lines=tuple(_camt_line(entry_line(e)) for e in s.entries if _booked(e)),
         declared_count=s.declared_entries,
         declared_credits_minor=to_minor(s.declared_credits, currency) if s.declared_credits is not None else None,
         declared_debits_minor=to_minor(s.declared_debits, currency) if s.declared_debits is not None else None,

@@ -9,14 +9,13 @@ group-committing writer (``IntakeWriter.submit_group``) for ONE transaction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
 
+from gateway.collector import collector_paused
 from gateway.contracts.registry import ContractRegistry
 from gateway.contracts.versions import parse_as_latest
 from gateway.domain.ids import new_ids
@@ -33,34 +32,6 @@ MAX_ITEMS = 10_000
 #: documents prepared between two yields to the event loop (a 10,000-item batch must not stall other requests)
 _SLICE = 500
 _RECEIVED = Status.RECEIVED.value
-
-
-_pausing = 0  # groups being taken in with the collector paused
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Hold Python's cyclic garbage collector off while a group is decoded, prepared and written.
-
-    A group of 10,000 documents makes a few hundred thousand objects that all live until it
-    is written; the collector, started every few hundred allocations, would walk them again
-    and again (a third of a batch's CPU time, measured). Nothing here makes reference cycles,
-    and what the group leaves is freed by reference counting; the collector resumes when the
-    last group in progress is done (groups overlap when one waits for the writer). Where
-    something else has turned the collector off, it is left off.
-    """
-    global _pausing
-    if not _pausing and not gc.isenabled():
-        yield
-        return
-    _pausing += 1
-    gc.disable()
-    try:
-        yield
-    finally:
-        _pausing -= 1
-        if not _pausing:
-            gc.enable()
 
 
 @dataclass(slots=True)

@@ -46,6 +46,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, exists, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.collector import collector_paused
 from gateway.recon.rules import MatchRule, ReconRules
 from gateway.store.tables import (
     business_units,
@@ -501,6 +502,17 @@ def decide(
     payment, the first (in line order) wins. An itemised line is decided only
     by a one-to-many rule that explains fees (``_itemised``).
     """
+    with collector_paused():  # a million lines and payments: the collector would walk them again and again
+        return _decide(lines, payments, rules, named_elsewhere, rejected)
+
+
+def _decide(
+    lines: Sequence[LineView],
+    payments: Iterable[PaymentView],
+    rules: ReconRules,
+    named_elsewhere: Iterable[tuple[str, str]],
+    rejected: Collection[str],
+) -> list[Decision]:
     book = _Book.of(payments)
     book.named_elsewhere = set(named_elsewhere)
     taken = book.taken

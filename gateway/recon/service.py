@@ -22,6 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.collector import collector_paused
 from gateway.domain.money import amount_text
 from gateway.errors import BadRequestError, ConflictError, FieldError, NotFoundError
 from gateway.ledger.model import Entry
@@ -658,7 +659,17 @@ async def run_recon(
     ``source`` narrows the run to one partner; ``on`` to statement lines of that day.
     ``dry_run``: decide and find the breaks the same way, through connections
     that only read, and report them; nothing is written.
+
+    Python's cyclic collector is held off for the run (``collector_paused``): it reads, decides
+    and writes millions of objects that live until it ends.
     """
+    with collector_paused():
+        return await _run(engine, rules, now=now, source=source, on=on, dry_run=dry_run)
+
+
+async def _run(
+    engine: AsyncEngine, rules: ReconRules, *, now: datetime, source: str | None, on: date | None, dry_run: bool
+) -> RunReport:
     report = RunReport(dry_run=dry_run)
     clock, cpu = time.perf_counter(), time.process_time()
     async with engine.connect() as conn:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.collector import collector_paused
 from gateway.domain.statements import (
     Statement,
     StatementControlError,
@@ -332,8 +333,9 @@ async def store_streamed(
     rolls the whole file back: all of it or nothing, as ``store_statements``.
     """
     try:
-        async with engine.begin() as conn:
-            return await _store_stream(conn, items, digest, now, chunk)
+        with collector_paused():  # a million lines' objects, none in a cycle: the collector would only walk them
+            async with engine.begin() as conn:
+                return await _store_stream(conn, items, digest, now, chunk)
     except IntegrityError:
         raise ConflictError("the same statement is being imported concurrently; import it again") from None
 

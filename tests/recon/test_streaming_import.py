@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,6 +17,7 @@ from gateway.plugins.manager import Plugins
 from gateway.recon.imports import StatementFileError, import_file, read_file
 from gateway.store.statements import item_rows, line_rows, store_streamed
 from gateway.store.tables import statement_line_items, statement_lines, statements
+from gateway_adapters.iso20022_bank import camt
 from tests.support import load_bench
 
 write_camt053 = load_bench("statements").write_camt053
@@ -249,3 +251,56 @@ async def test_streamed_itemised_lines_store_their_items_with_each_chunk(engine:
         ]
     expected = [row for pk, s in zip(pks, found, strict=True) for row in item_rows(int(pk), s)]
     assert len(expected) == 10 and items == expected
+
+
+_SHAPES = [
+    # the bench's shape: one transaction, the creditor by party (v8)
+    "<Amt Ccy='EUR'>1.50</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-12-01</Dt>"
+    "</BookgDt><ValDt><DtTm>2026-12-02T10:00:00</DtTm></ValDt><AcctSvcrRef> S1 </AcctSvcrRef><NtryDtls><TxDtls>"
+    "<Refs><InstrId>I1</InstrId><EndToEndId>E1</EndToEndId></Refs><RltdPties><Cdtr><Pty><Nm>Cred  A</Nm></Pty>"
+    "</Cdtr><CdtrAcct><Id><IBAN>DE89370400440532013000</IBAN></Id></CdtrAcct><Dbtr><Nm>Deb</Nm></Dbtr>"
+    "</RltdPties></TxDtls></NtryDtls>",
+    # a credit: the debtor (v2 Nm, Othr account), structured and unstructured remittance, a return
+    "<Amt Ccy='EUR'>2</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts><NtryDtls><TxDtls><RltdPties><Dbtr><Nm> D </Nm>"
+    "</Dbtr><DbtrAcct><Id><Othr><Id>ACC-9</Id></Othr></Id></DbtrAcct></RltdPties><RmtInf><Ustrd>a  b</Ustrd>"
+    "<Ustrd> c </Ustrd><Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>XXX</Cd></CdOrPrtry></Tp><Ref>no</Ref></CdtrRefInf>"
+    "</Strd><Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>RF18539007547034</Ref>"
+    "</CdtrRefInf></Strd></RmtInf><RtrInf><Rsn><Prtry>P</Prtry></Rsn></RtrInf></TxDtls></NtryDtls>",
+    # several transactions: the first non-empty references and return reason of any, the first's parties
+    "<Amt Ccy='EUR'>3.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><NtryDtls><TxDtls><Refs><EndToEndId> </EndToEndId></Refs>"
+    "</TxDtls></NtryDtls><NtryDtls><!-- c --><TxDtls><Refs><EndToEndId>E2</EndToEndId><InstrId>I2</InstrId></Refs>"
+    "<RtrInf><Rsn><Cd>AC04</Cd></Rsn></RtrInf><RltdPties><Cdtr><Nm>second</Nm></Cdtr></RltdPties></TxDtls>"
+    "<TxDtls><Refs><InstrId>I3</InstrId></Refs></TxDtls></NtryDtls>",
+    # pending (not stored), no details, an unreadable day, repeated elements (the first counts)
+    "<Amt Ccy='EUR'>4.00</Amt><Amt Ccy='EUR'>9.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>PDNG</Cd></Sts>"
+    "<BookgDt><Dt>2026-13-45</Dt></BookgDt><BookgDt><Dt>2026-12-01</Dt></BookgDt>",
+    "<Amt Ccy='EUR'>5.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><BookgDt><Dt/><DtTm>2026-12-03T01:00:00Z</DtTm></BookgDt>"
+    "<NtryDtls><TxDtls><RltdPties><Cdtr><Pty><Nm>x</Nm></Pty></Cdtr><Cdtr><Nm>y</Nm></Cdtr></RltdPties>"
+    "<RmtInf><Ustrd/></RmtInf></TxDtls></NtryDtls>",
+]
+
+
+@pytest.mark.parametrize("shape", range(len(_SHAPES)))
+def test_the_streamed_entry_reader_reads_what_the_whole_entry_reader_reads(shape: int) -> None:
+    """The streamed import's lean reader (``_entry_line``) gives what ``_entry`` then ``entry_line`` give."""
+    ntry = etree.fromstring(f'<Ntry xmlns="{NS}">{_SHAPES[shape]}</Ntry>'.encode())
+    whole, lean = camt._Reader(), camt._Reader()
+    assert camt._entry_line(lean, ntry, "/n") == camt.entry_line(camt._entry(whole, ntry, "/n"))  # type: ignore[arg-type]
+    assert lean.errors == whole.errors == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<CdtDbtInd>DBIT</CdtDbtInd>",
+        "<Amt Ccy='EUR'>1,5</Amt><CdtDbtInd>DBIT</CdtDbtInd>",
+        "<Amt Ccy='eur'>1.5</Amt><CdtDbtInd>X</CdtDbtInd>",
+        "<Amt>1.5</Amt>",
+        "<Amt Ccy='EUR'> </Amt><CdtDbtInd>CRDT</CdtDbtInd>",
+    ],
+)
+def test_the_streamed_entry_reader_refuses_what_the_whole_entry_reader_refuses(body: str) -> None:
+    ntry = etree.fromstring(f'<Ntry xmlns="{NS}">{body}</Ntry>'.encode())
+    whole, lean = camt._Reader(), camt._Reader()
+    assert camt._entry_line(lean, ntry, "/n") is camt._entry(whole, ntry, "/n") is None
+    assert lean.errors == whole.errors != []
