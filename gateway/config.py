@@ -82,6 +82,9 @@ class ServerSettings:
     port: int
     public_url: str | None
     max_body_bytes: int
+    #: largest body of a partner callback (a bank's status report on hundreds of payments is larger than
+    #: ``max_body_bytes``); other requests keep ``max_body_bytes``
+    callback_max_body_bytes: int
     #: slow or stalled clients: headers, then the body, must arrive within these; idle keep-alive is closed
     header_timeout_seconds: float
     body_timeout_seconds: float

@@ -882,6 +882,10 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
             "/v1/partners/{adapter}/callbacks": {
                 "post": {
                     "summary": "Partner status callback (verified by the adapter's signature check)",
+                    "description": (
+                        "The body may be up to `server.callback_max_body_bytes` (default 4 MiB; `413` beyond): "
+                        "a bank reports hundreds of payments in one status report."
+                    ),
                     "operationId": "partnerCallback",
                     "parameters": [
                         {
@@ -906,7 +910,7 @@ def build_openapi(contracts: ContractRegistry, adapters: list[str]) -> dict[str,
                                 }
                             },
                         },
-                        **_problems(401, 404, 422),
+                        **_problems(401, 404, 413, 422),
                     },
                 }
             },

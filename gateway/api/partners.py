@@ -32,7 +32,8 @@ async def partner_callback(request: web.Request) -> web.Response:
     name = request.match_info["adapter"]
     adapter = rt.adapter(name)
     try:
-        body = await read_body(request)
+        # a bank's pooled status report (hundreds of payments) is larger than other requests may be
+        body = await read_body(request.clone(client_max_size=request.app[SETTINGS].server.callback_max_body_bytes))
         about_collections = adapter.parse_collection_callback(request.headers, body)
         if about_collections is not None and rt.collection_updates is not None:
             summary: UpdateSummary | CollectionUpdateSummary = await rt.collection_updates.apply(

@@ -205,6 +205,10 @@ def _media_type(headers: Mapping[str, str] | None) -> str | None:
     return value.split(";")[0].strip()[:100] if value else None
 
 
+#: an exchange as recorded, before masking: the arguments of ``MessageLog.message``
+_Raw = tuple[str, str, str, str, int | None, Mapping[str, str] | None, bytes | None, tuple[str, ...], datetime]
+
+
 @dataclass
 class MessageLog:
     """The partner messages one unit of work exchanged, kept until its transaction writes them."""
@@ -213,7 +217,9 @@ class MessageLog:
     max_bytes: int = DEFAULT_MAX_BYTES
     #: instruction id → its account identifiers (masked in any message about it)
     secrets: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    messages: list[PartnerMessage] = field(default_factory=list)
+    #: the exchanges recorded so far, as sent and received: masked only when taken (``take``), so an
+    #: exchange that is not kept (a poll that brought no news) costs no masking
+    pending: list[_Raw] = field(default_factory=list)
 
     def know(self, orders: Sequence[PaymentOrder]) -> None:
         for order in orders:
@@ -251,15 +257,16 @@ class MessageLog:
         )
 
     def take(self, instruction_ids: Sequence[str] | None = None) -> list[PartnerMessage]:
-        """The messages recorded so far (about ``instruction_ids`` only, when given), with ids; forgotten here."""
+        """The messages recorded so far (about ``instruction_ids`` only, when given), masked, with ids; forgotten
+        here."""
         if instruction_ids is None:
-            taken, self.messages = self.messages, []
+            taken, self.pending = self.pending, []
         else:
             wanted = set(instruction_ids)
-            taken = [m for m in self.messages if wanted & set(m.instruction_ids)]
-            self.messages = [m for m in self.messages if not wanted & set(m.instruction_ids)]
+            taken = [r for r in self.pending if not wanted.isdisjoint(r[7])]
+            self.pending = [r for r in self.pending if wanted.isdisjoint(r[7])]
         ids = new_ids("pmsg", len(taken)) if taken else []
-        return [_with_id(m, i) for m, i in zip(taken, ids, strict=True)]
+        return [_with_id(self.message(*r), i) for r, i in zip(taken, ids, strict=True)]
 
 
 def _with_id(message: PartnerMessage, message_id: str) -> PartnerMessage:
@@ -322,12 +329,10 @@ def record_exchange(
     if log is None or subject is None:
         return
     partner, ids = subject
-    log.messages.append(log.message("out", partner, method, url, None, request_headers, request_body, ids, sent_at))
+    log.pending.append(("out", partner, method, url, None, request_headers, request_body, ids, sent_at))
     if status_code is not None:
         now = max(datetime.now(UTC), sent_at)
-        log.messages.append(
-            log.message("in", partner, method, url, status_code, response_headers, response_body, ids, now)
-        )
+        log.pending.append(("in", partner, method, url, status_code, response_headers, response_body, ids, now))
 
 
 def inbound(

@@ -170,3 +170,27 @@ async def test_capture_turned_off_keeps_no_message(database: Database) -> None:
         assert await stored_rows(gw) == []
     finally:
         await stop_gateway(gw)
+
+
+async def test_a_callback_may_be_larger_than_other_requests_up_to_its_own_limit(database: Database) -> None:
+    # a bank's pooled pain.002 on hundreds of payments is larger than server.max_body_bytes: refused, its
+    # payments would wait for the status poll
+    gw = await start_gateway(database, server__max_body_bytes=2048, server__callback_max_body_bytes=8192)
+    try:
+        url = f"{gw.url}/v1/partners/iso20022_bank/callbacks"
+        headers = {"Content-Type": "application/xml"}
+        report = b"<Document>" + b"<TxInfAndSts/>" * 300 + b"</Document>"  # 4 KB, unsigned
+        async with gw.session.post(url, data=report, headers=headers) as resp:
+            read_then_refused = resp.status, (await resp.json())["type"]
+        async with gw.session.post(url, data=report * 3, headers=headers) as resp:
+            too_large = resp.status
+        other = gw.headers(**{"Idempotency-Key": "big-body-1", "Content-Type": "application/json"})
+        async with gw.session.post(
+            f"{gw.url}/v1/instructions", data=b'{"x": "%s"}' % (b"a" * 4096), headers=other
+        ) as resp:
+            other_request = resp.status
+
+        assert read_then_refused[0] == 401 and "signature" in read_then_refused[1]
+        assert (too_large, other_request) == (413, 413)
+    finally:
+        await stop_gateway(gw)
