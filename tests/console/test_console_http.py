@@ -131,7 +131,10 @@ async def test_a_business_unit_sees_its_own_payments_only(gw: LiveGateway, user:
     await user.sign_in(gw.key)
     status, html = await user.page("/console/payments")
     assert status == 200 and mine in html and theirs not in html
-    assert (await user.page(f"/console/payments/{mine}"))[0] == 200
+    status, html = await user.page(f"/console/payments/{mine}")
+    assert status == 200 and html.count('id="partner-messages"') == 1
+    title = html.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert title.startswith("Payment ") and "<" not in title and "&lt;" not in title, title
     status, html = await user.page(f"/console/payments/{theirs}")
     assert status == 404 and "no payment" in html
     status, html = await user.page(f"/console/payments?q={theirs}")
