@@ -737,9 +737,10 @@ async def load_open_collections(conn: AsyncConnection, adapters: Iterable[str]) 
     return out
 
 
-async def load_open_returned(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:
-    """Payments through ``adapters`` returned here and in no match yet, for itemised lines: an ACH batch settled
-    them with the rest before the return came back (the return is its own line, ``service.match_returns``)."""
+async def _load_unmatched(
+    conn: AsyncConnection, adapters: Iterable[str], status: str, kind: str = "payment"
+) -> list[PaymentView]:
+    """Payments through ``adapters`` in ``status`` and in no match yet (one SELECT of the columns the rules use)."""
     names = sorted(set(adapters))
     if not names:
         return []
@@ -758,48 +759,26 @@ async def load_open_returned(conn: AsyncConnection, adapters: Iterable[str]) -> 
         .join(business_units, business_units.c.id == instructions.c.business_unit_id)
         .where(
             instructions.c.adapter.in_(names),
-            instructions.c.status == "returned",
+            instructions.c.status == status,
             ~exists().where(recon_match_payments.c.instruction_id == instructions.c.id),
         )
     )
     day = _day_reader()
     return [
-        PaymentView(id_, ref, partner_ref, adapter, amount, currency, day(at), name_key(creditor), bu, kind="returned")
+        PaymentView(id_, ref, partner_ref, adapter, amount, currency, day(at), name_key(creditor), bu, kind=kind)
         for id_, ref, partner_ref, adapter, amount, currency, at, creditor, bu in (await conn.execute(query)).all()
     ]
 
 
+async def load_open_returned(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:
+    """Payments through ``adapters`` returned here and in no match yet, for itemised lines: an ACH batch settled
+    them with the rest before the return came back (the return is its own line, ``service.match_returns``)."""
+    return await _load_unmatched(conn, adapters, "returned", kind="returned")
+
+
 async def load_open_payments(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:
-    """Settled payments through ``adapters`` in no match yet (one SELECT of the columns the rules use)."""
-    names = sorted(set(adapters))
-    if not names:
-        return []
-    query = (
-        select(
-            instructions.c.id,
-            instructions.c.reference,
-            instructions.c.partner_reference,
-            instructions.c.adapter,
-            instructions.c.amount_minor,
-            instructions.c.currency,
-            type_coerce(instructions.c.updated_at, String()),
-            instructions.c.creditor_name,
-            business_units.c.name,
-        )
-        .join(business_units, business_units.c.id == instructions.c.business_unit_id)
-        .where(
-            instructions.c.adapter.in_(names),
-            instructions.c.status == "settled",
-            ~exists().where(recon_match_payments.c.instruction_id == instructions.c.id),
-        )
-    )
-    day = _day_reader()
-    return [
-        PaymentView(id_, reference, partner_ref, adapter, amount, currency, day(at), name_key(creditor), bu)
-        for id_, reference, partner_ref, adapter, amount, currency, at, creditor, bu in (
-            await conn.execute(query)
-        ).all()
-    ]
+    """Settled payments through ``adapters`` in no match yet."""
+    return await _load_unmatched(conn, adapters, "settled")
 
 
 async def load_named_elsewhere(
