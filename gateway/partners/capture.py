@@ -172,22 +172,6 @@ class PartnerMessage:
     truncated: bool
     instruction_ids: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "direction": self.direction,
-            "partner": self.partner,
-            "kind": self.kind,
-            "method": self.method,
-            "path": self.path,
-            "status_code": self.status_code,
-            "occurred_at": self.occurred_at.isoformat(),
-            "media_type": self.media_type,
-            "body": self.body,
-            "size": self.size,
-            "truncated": self.truncated,
-        }
-
 
 def _cut(text: str, max_bytes: int) -> tuple[str, bool]:
     raw = text.encode()

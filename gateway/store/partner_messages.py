@@ -14,6 +14,9 @@ from gateway.store.tables import partner_message_links, partner_messages
 
 __all__ = ["messages_for", "save_messages"]
 
+#: the stored fields of a ``PartnerMessage`` (its payments go to ``partner_message_links``)
+_COLUMNS = tuple(c.name for c in partner_messages.columns)
+
 
 async def save_messages(conn: AsyncConnection, messages: Sequence[PartnerMessage]) -> int:
     """Insert the messages and their links in ``conn``'s transaction (two ``executemany``, one trip to SQLite's
@@ -26,23 +29,7 @@ async def save_messages(conn: AsyncConnection, messages: Sequence[PartnerMessage
     if not kept:
         return 0
     dialect = conn.dialect
-    rows = [
-        {
-            "id": m.id,
-            "direction": m.direction,
-            "partner": m.partner,
-            "kind": m.kind,
-            "method": m.method,
-            "path": m.path,
-            "status_code": m.status_code,
-            "occurred_at": m.occurred_at,
-            "media_type": m.media_type,
-            "body": m.body,
-            "size": m.size,
-            "truncated": m.truncated,
-        }
-        for m in kept
-    ]
+    rows = [{name: getattr(m, name) for name in _COLUMNS} for m in kept]
     links = [(m.id, i) for m in kept for i in dict.fromkeys(m.instruction_ids)]
     link_sql, _ = insert_statement(
         partner_message_links, [{"message_id": links[0][0], "instruction_id": links[0][1]}], dialect
@@ -62,20 +49,4 @@ async def messages_for(conn: AsyncConnection, instruction_id: str, limit: int = 
             .limit(limit)
         )
     ).mappings()
-    return [
-        {
-            "id": r["id"],
-            "direction": r["direction"],
-            "partner": r["partner"],
-            "kind": r["kind"],
-            "method": r["method"],
-            "path": r["path"],
-            "status_code": r["status_code"],
-            "occurred_at": r["occurred_at"].isoformat(),
-            "media_type": r["media_type"],
-            "body": r["body"],
-            "size": r["size"],
-            "truncated": r["truncated"],
-        }
-        for r in rows
-    ]
+    return [{**r, "occurred_at": r["occurred_at"].isoformat()} for r in rows]
