@@ -1,6 +1,6 @@
 """Holding Python's cyclic garbage collector off while a large group of long-lived objects is built.
 
-Used by batch intake (``gateway.intake.batch``), reconciliation runs (``gateway.recon.service``,
+Used by batch intake (``gateway.api.batches``), reconciliation runs (``gateway.recon.service``,
 ``gateway.recon.matching.decide``) and streamed statement imports: each makes hundreds of thousands
 to millions of objects that all live until it is done, and makes no reference cycles.
 """

@@ -14,6 +14,7 @@ from gateway.api.auth import authenticate
 from gateway.api.bodies import idempotency_key, read_body
 from gateway.api.paging import allow_only, path_id
 from gateway.api.problems import PROBLEM_BASE
+from gateway.collector import collector_paused
 from gateway.config import default_settings
 from gateway.contracts.safejson import DEFAULT_LIMITS, decode_json
 from gateway.contracts.versions import VERSION_HEADER, negotiate, requested_version
@@ -29,7 +30,7 @@ from gateway.errors import (
     ServiceUnavailableError,
     UnsupportedMediaTypeError,
 )
-from gateway.intake.batch import MAX_ITEMS, collector_paused, prepare
+from gateway.intake.batch import MAX_ITEMS, prepare
 from gateway.store.intake import GroupResult, IntakeGroup, IntakeOutcome, IntakeResult
 from gateway.store.repo import Principal
 from gateway.store.tables import instruction_batches, instructions

@@ -15,7 +15,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from gateway.collector import collector_paused
 from gateway.contracts.registry import ContractRegistry
 from gateway.contracts.versions import parse_as_latest
 from gateway.domain.ids import new_ids
@@ -25,7 +24,7 @@ from gateway.errors import ContractError, DomainError, FieldError, GatewayError
 from gateway.store.codec import InstructionCodec
 from gateway.store.intake import IntakeItem
 
-__all__ = ["MAX_ITEMS", "Prepared", "collector_paused", "prepare"]
+__all__ = ["MAX_ITEMS", "Prepared", "prepare"]
 
 #: most instructions in one batch request or one file
 MAX_ITEMS = 10_000
