@@ -27,6 +27,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from stdnum import luhn
+from stdnum.iso7064 import mod_97_10
+
 from gateway.domain.accounts import IbanAccount, UsAccount, WalletAccount, mask
 from gateway.domain.ids import new_ids
 from gateway.domain.order import PaymentOrder
@@ -67,18 +70,7 @@ _MARGIN = 256
 
 def _iban_ok(value: str) -> bool:
     """ISO 13616 mod-97 check: only real IBANs are masked, not references that look like one."""
-    digits = "".join(str(int(c, 36)) for c in value[4:] + value[:4])
-    return int(digits) % 97 == 1
-
-
-def _luhn_ok(value: str) -> bool:
-    total = 0
-    for i, c in enumerate(reversed(value)):
-        d = int(c)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    return bool(mod_97_10.is_valid(value[4:] + value[:4]))
 
 
 def _mask_match(m: re.Match[str], check: Any) -> str:
@@ -124,7 +116,7 @@ def mask_body(body: bytes, media_type: str | None = None, secrets: Sequence[str]
     elif stripped.startswith("101"):  # a NACHA file: its first record is the file header "1" + priority "01"
         text = _mask_nacha(text)
     text = _IBAN_RE.sub(lambda m: _mask_match(m, _iban_ok), text)
-    text = _PAN_RE.sub(lambda m: _mask_match(m, _luhn_ok), text)
+    text = _PAN_RE.sub(lambda m: _mask_match(m, luhn.is_valid), text)
     known = {s for s in secrets if len(s) > 4}
     if len(known) <= 8:
         for secret in known:
