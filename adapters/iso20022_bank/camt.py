@@ -142,18 +142,19 @@ class _Reader:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
 
-    def amount(self, node: etree._Element | None, pointer: str) -> tuple[Decimal, str] | None:
+    def amount(self, node: etree._Element | None, pointer: str, suffix: str = "") -> tuple[Decimal, str] | None:
+        """``node``'s amount and currency; ``None`` (the problem noted at ``pointer + suffix``) if unreadable."""
         if node is None:
-            self.errors.append(FieldError(pointer, "is required"))
+            self.errors.append(FieldError(pointer + suffix, "is required"))
             return None
         try:
             value = Decimal((node.text or "").strip())
         except InvalidOperation:
-            self.errors.append(FieldError(pointer, f"{(node.text or '')[:20]!r} is not an amount"))
+            self.errors.append(FieldError(pointer + suffix, f"{(node.text or '')[:20]!r} is not an amount"))
             return None
         currency = node.get("Ccy") or ""
         if not _CURRENCY.fullmatch(currency):
-            self.errors.append(FieldError(f"{pointer}/@Ccy", "is not a currency code"))
+            self.errors.append(FieldError(f"{pointer}{suffix}/@Ccy", "is not a currency code"))
             return None
         return value, currency
 
@@ -190,6 +191,13 @@ def _name(party: etree._Element | None) -> str | None:
     """A party's name: ``Nm`` (up to v.04) or ``Pty/Nm`` (v.08 and later)."""
     if party is None:
         return None
+    if len(party) == 1:  # the usual shape: one of them, read without an iterator
+        kid = party[0]
+        tag = kid.tag
+        name = _LOCAL.get(tag) or _local(tag)
+        if name == "Nm":
+            return _value(kid)
+        return _value(_one(kid, "Nm")) if name == "Pty" else None
     k = _first_kids(party)
     return _value(k.get("Nm")) or text(k.get("Pty"), "Nm")
 
@@ -197,7 +205,8 @@ def _name(party: etree._Element | None) -> str | None:
 def _account_id(account: etree._Element | None) -> str | None:
     if account is None:
         return None
-    return text(account, "Id", "IBAN") or text(account, "Id", "Othr", "Id")
+    ident = _one(account, "Id")
+    return _value(_one(ident, "IBAN")) or _value(_one(_one(ident, "Othr"), "Id"))
 
 
 def _creditor_reference(rmt: etree._Element | None) -> str | None:
@@ -214,6 +223,10 @@ _Kids = dict[str, list[etree._Element]]
 #: hostile file cannot grow it past ``_LOCAL_MAX`` names)
 _LOCAL: dict[str, str] = {}
 _LOCAL_MAX = 4096
+#: a day's first ten characters -> the day (``None`` if not one): a statement's entries share a few days (bounded
+#: as ``_LOCAL``)
+_DAYS: dict[str, date | None] = {}
+_DAYS_MAX = 4096
 
 
 def _local(tag: object) -> str | None:
@@ -261,6 +274,21 @@ def _first_kids(element: etree._Element | None) -> dict[str, etree._Element]:
             if name not in out:
                 out[name] = node
     return out
+
+
+def _one(element: etree._Element | None, name: str) -> etree._Element | None:
+    """``child``: the first child called ``name`` (any namespace), read by index when ``element`` has one child.
+
+    Most elements an entry descends into (``Sts``, ``BookgDt``, ``Cdtr``, ``Pty``, ``Id``) hold one child:
+    ``element[0]`` costs a fraction of an iterator over ``element``.
+    """
+    if element is None:
+        return None
+    if len(element) == 1:
+        kid = element[0]
+        tag = kid.tag
+        return kid if (_LOCAL.get(tag) or _local(tag)) == name else None
+    return child(element, name)
 
 
 def _first(kids: _Kids, name: str) -> etree._Element | None:
@@ -332,21 +360,36 @@ def _day(node: etree._Element | None) -> date | None:
         return None
     dt = dttm = None
     local = _LOCAL
-    for kid in node:
+    if len(node) == 1:  # the usual shape: one Dt or one DtTm, read without an iterator
+        kid = node[0]
         tag = kid.tag
         name = local.get(tag) or _local(tag)
         if name == "Dt":
-            if dt is None:
-                dt = kid
-        elif name == "DtTm" and dttm is None:
+            dt = kid
+        elif name == "DtTm":
             dttm = kid
+    else:
+        for kid in node:
+            tag = kid.tag
+            name = local.get(tag) or _local(tag)
+            if name == "Dt":
+                if dt is None:
+                    dt = kid
+            elif name == "DtTm" and dttm is None:
+                dttm = kid
     raw = _value(dt) or _value(dttm)
     if raw is None:
         return None
-    try:
-        return date.fromisoformat(raw[:10])
-    except ValueError:
-        return None
+    raw = raw[:10]
+    found = _DAYS.get(raw, _DAYS)
+    if found is _DAYS:
+        try:
+            found = date.fromisoformat(raw)
+        except ValueError:
+            found = None
+        if len(_DAYS) < _DAYS_MAX:
+            _DAYS[raw] = found
+    return found  # type: ignore[return-value]
 
 
 def _entry(r: _Reader, ntry: etree._Element, np: str) -> BookEntry | None:
@@ -444,6 +487,13 @@ def _party(pties: etree._Element | None, party: str) -> tuple[str | None, str | 
     node = account = None
     acct = party + "Acct"
     local = _LOCAL
+    if len(pties) == 1:  # the party alone (or its account alone): read without an iterator
+        kid = pties[0]
+        tag = kid.tag
+        name = local.get(tag) or _local(tag)
+        if name == party:
+            return _name(kid), None
+        return None, (_account_id(kid) if name == acct else None)
     for kid in pties:
         tag = kid.tag
         name = local.get(tag) or _local(tag)
@@ -491,11 +541,17 @@ def _entry_line(r: _Reader, ntry: etree._Element, np: str) -> EntryLine | None:
             if svcr is None:
                 svcr = node
         elif name == "NtryDtls":
+            if len(node) == 1:  # one transaction: read without an iterator
+                tx = node[0]
+                tag = tx.tag
+                if (local.get(tag) or _local(tag)) == "TxDtls":
+                    txs.append(tx)
+                continue
             for tx in node:
                 tag = tx.tag
                 if (local.get(tag) or _local(tag)) == "TxDtls":
                     txs.append(tx)
-    found = r.amount(amt, f"{np}/Amt")
+    found = r.amount(amt, np, "/Amt")  # the pointer is built only for a problem
     indicator = _value(ind)
     if indicator not in ("CRDT", "DBIT"):
         r.errors.append(FieldError(f"{np}/CdtDbtInd", f"{indicator!r} is neither CRDT nor DBIT"))
@@ -504,7 +560,7 @@ def _entry_line(r: _Reader, ntry: etree._Element, np: str) -> EntryLine | None:
     credit = indicator == "CRDT"
     status = None
     if sts is not None:
-        status = text(sts, "Cd") or (sts.text.strip() if sts.text and sts.text.strip() else None)
+        status = _value(_one(sts, "Cd")) or _value(sts)
     e2e = instr = code = name_ = account = creditor_reference = ustrd = None
     for n, tx in enumerate(txs):
         refs = pties = rmt = rtr = None
@@ -527,7 +583,7 @@ def _entry_line(r: _Reader, ntry: etree._Element, np: str) -> EntryLine | None:
             e2e = e2e or _value(k.get("EndToEndId"))
             instr = instr or _value(k.get("InstrId"))
         if rtr is not None and code is None:
-            code = text(rtr, "Rsn", "Cd")
+            code = _value(_one(_one(rtr, "Rsn"), "Cd"))
         if n == 0:
             name_, account = _party(pties, "Dbtr" if credit else "Cdtr")
             if rmt is not None:
@@ -636,6 +692,7 @@ def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[Statement
     base = f"/Document/{layout.message}"
     ready: etree._Element | None = None  # the report whose header was yielded
     s_index = n_index = 0
+    entries = ""  # the pointer of the ready report's entries, "/Document/…/Stmt[1]/Ntry["
     checked = False
     for _event, element in iterparse_safe(source, tags=(layout.report, "Ntry", "GrpHdr")):
         if not checked:
@@ -648,11 +705,13 @@ def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[Statement
                 continue  # an Ntry elsewhere is not this layout's entry
             if ready is not stmt:
                 s_index, n_index, ready = s_index + 1, 0, stmt
+                entries = f"{base}/{layout.report}[{s_index}]/Ntry["
                 yield _report(r, stmt, f"{base}/{layout.report}[{s_index}]", ())
                 _raise_first(r, layout)
             n_index += 1
-            entry = _entry_line(r, element, f"{base}/{layout.report}[{s_index}]/Ntry[{n_index}]")
-            _raise_first(r, layout)
+            entry = _entry_line(r, element, f"{entries}{n_index}]")
+            if r.errors:
+                _raise_first(r, layout)
             element.clear()
             while element.getprevious() is not None:  # the header and earlier entries: done with
                 del stmt[0]

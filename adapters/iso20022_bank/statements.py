@@ -22,7 +22,7 @@ from typing import BinaryIO
 import mt940
 
 from gateway.domain.accounts import mask
-from gateway.domain.statements import Statement, StatementFormat, StatementLine, to_minor
+from gateway.domain.statements import Statement, StatementFormat, StatementLine, statement_line, to_minor
 from gateway.errors import ContractError
 from gateway_adapters.iso20022_bank.camt import (
     CAMT053_LAYOUT,
@@ -74,7 +74,7 @@ def _camt_line(e: EntryLine) -> StatementLine:
     """
     reference, remittance = e.creditor_reference, e.remittance_text
     account = e.counterparty_account
-    return StatementLine(
+    return statement_line(
         to_minor(e.amount, e.currency),
         e.credit,
         e.currency,
@@ -93,8 +93,11 @@ def _camt_line(e: EntryLine) -> StatementLine:
     )
 
 
+_BOOKED = (None, "BOOK")  # pending and information-only entries are not movements
+
+
 def _booked(e: BookEntry | EntryLine) -> bool:
-    return e.status in (None, "BOOK")  # pending and information-only entries are not movements
+    return e.status in _BOOKED
 
 
 def _camt_statement(
@@ -150,7 +153,7 @@ def _stream_camt(
         if pending is not None:
             yield _camt_statement(pending, fmt, first=item, source=source)
             pending = None
-        if _booked(item):
+        if item.status in _BOOKED:  # _booked, inline: once per entry
             yield _camt_line(item)
     if pending is not None:
         yield _camt_statement(pending, fmt, source=source)

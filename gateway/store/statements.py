@@ -252,6 +252,7 @@ class _Streamed:
         self.head, self.pk, self.existing, self.gap = head, pk, existing, gap
         self.count = self.credits = self.debits = 0
         self.batch: list[StatementLine] = []
+        self.itemised = False  # a line of the batch itemises what it settles
 
     def add(self, line: StatementLine) -> None:
         self.count += 1
@@ -262,17 +263,18 @@ class _Streamed:
             self.debits += line.amount_minor
         if not self.existing:
             self.batch.append(line)
+            if line.items:
+                self.itemised = True
 
     async def flush(self, conn: AsyncConnection, now: datetime) -> None:
         if not self.batch or self.pk is None:
             return
         chunk = replace(self.head, lines=tuple(self.batch))
         first = self.count - len(self.batch) + 1
-        self.batch = []
+        itemised, self.batch, self.itemised = self.itemised, [], False
         statements_ = [line_statement(self.pk, chunk.lines, first, conn.dialect)]
-        items = item_rows(self.pk, chunk, first)
-        if items:  # itemised lines (a card payout batch): their items after them, in the same hop
-            statements_.append(insert_statement(statement_line_items, items, conn.dialect))
+        if itemised:  # itemised lines (a card payout batch): their items after them, in the same hop
+            statements_.append(insert_statement(statement_line_items, item_rows(self.pk, chunk, first), conn.dialect))
         await execute_all(conn, statements_)
         await record_receipts(conn, self.pk, chunk, now, first=first)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
-from datetime import UTC, datetime
+from dataclasses import fields, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from lxml import etree
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.domain.statements import StatementLine, statement_line
 from gateway.plugins.manager import Plugins
 from gateway.recon.imports import StatementFileError, import_file, read_file
 from gateway.store.statements import item_rows, line_rows, store_streamed
@@ -277,6 +278,16 @@ _SHAPES = [
     "<Amt Ccy='EUR'>5.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><BookgDt><Dt/><DtTm>2026-12-03T01:00:00Z</DtTm></BookgDt>"
     "<NtryDtls><TxDtls><RltdPties><Cdtr><Pty><Nm>x</Nm></Pty></Cdtr><Cdtr><Nm>y</Nm></Cdtr></RltdPties>"
     "<RmtInf><Ustrd/></RmtInf></TxDtls></NtryDtls>",
+    # one child, not the one looked for (read by index, not by an iterator): a comment, another element
+    "<Amt Ccy='EUR'>6.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Prtry>X</Prtry></Sts><BookgDt><!-- c --></BookgDt>"
+    "<ValDt><DtTm>2026-12-04</DtTm></ValDt><NtryDtls><!-- c --></NtryDtls><NtryDtls><TxDtls><Refs><!-- c --></Refs>"
+    "<RltdPties><CdtrAcct><Id><Othr><Id>O-1</Id></Othr></Id></CdtrAcct></RltdPties><RtrInf><Rsn><Prtry>P</Prtry>"
+    "</Rsn></RtrInf></TxDtls></NtryDtls>",
+    # a credit: the debtor's one child a Pty of another namespace (local names count), its account alone
+    "<Amt Ccy='EUR'>7.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd> BOOK </Cd></Sts><NtryDtls><TxDtls><RltdPties>"
+    "<Dbtr><o:Pty xmlns:o='urn:o'><Nm> N </Nm></o:Pty></Dbtr></RltdPties></TxDtls></NtryDtls>",
+    "<Amt Ccy='EUR'>8.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><NtryDtls><TxDtls><RltdPties><DbtrAcct><Id><IBAN>"
+    "DE89370400440532013000</IBAN></Id></DbtrAcct></RltdPties></TxDtls></NtryDtls>",
 ]
 
 
@@ -304,3 +315,27 @@ def test_the_streamed_entry_reader_refuses_what_the_whole_entry_reader_refuses(b
     whole, lean = camt._Reader(), camt._Reader()
     assert camt._entry_line(lean, ntry, "/n") is camt._entry(whole, ntry, "/n") is None
     assert lean.errors == whole.errors != []
+
+
+def test_the_readers_fast_statement_line_is_the_dataclasss_line() -> None:
+    """``statement_line`` (a reader's hot path) builds the value ``StatementLine(...)`` builds, every field."""
+    values = (
+        150,
+        False,
+        "EUR",
+        date(2026, 12, 1),
+        None,
+        "E1",
+        "I1",
+        "S1",
+        "Cred A",
+        "****3000",
+        "booked",
+        None,
+        None,
+        "RF18 text",
+        "RF18",
+    )
+    fast, slow = statement_line(*values), StatementLine(*values)  # type: ignore[arg-type]
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert list(vars(fast)) == [f.name for f in fields(StatementLine)]
