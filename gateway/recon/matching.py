@@ -38,7 +38,7 @@ import hashlib
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -623,29 +623,22 @@ def not_a_receipt() -> ColumnElement[bool]:
     )
 
 
-def _day_reader() -> Callable[[Any], date | None]:
-    """A converter of what the driver returns for a day or a UTC time (SQLite: text; PostgreSQL: a date or an
-    aware datetime) to the UTC day, remembering each distinct value: a run reads a million rows of a few days."""
-    seen: dict[Any, date | None] = {}
+class _Days(dict[Any, date | None]):
+    """What the driver returns for a day or a UTC time (SQLite: text; PostgreSQL: a date or an aware datetime) →
+    the UTC day, as ``days[value]``: each distinct value converted once (a run reads a million rows of a few
+    days), a value seen before found at the speed of a dict look-up."""
 
-    def day(value: Any) -> date | None:
-        found = seen.get(value, _UNSEEN)
-        if found is _UNSEEN:
-            if value is None:
-                found = None
-            elif isinstance(value, str):
-                found = date.fromisoformat(value[:10])
-            elif isinstance(value, datetime):
-                found = (value.astimezone(UTC) if value.tzinfo is not None else value).date()
-            else:
-                found = value
-            seen[value] = found
-        return found  # type: ignore[return-value]
-
-    return day
-
-
-_UNSEEN = object()
+    def __missing__(self, value: Any) -> date | None:
+        if value is None:
+            found = None
+        elif isinstance(value, str):
+            found = date.fromisoformat(value[:10])
+        elif isinstance(value, datetime):
+            found = (value.astimezone(UTC) if value.tzinfo is not None else value).date()
+        else:
+            found = value
+        self[value] = found
+        return found
 
 
 async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> list[LineView]:
@@ -668,7 +661,6 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
             statement_lines.c.servicer_reference,
             statement_lines.c.counterparty_name,
             statement_lines.c.text,
-            statement_lines.c.kind,
         )
         .join(statements, statements.c.id == statement_lines.c.statement_pk)
         .where(
@@ -686,12 +678,12 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
     if source is not None:
         query = query.where(statements.c.source == source)
     items = await _open_items(conn)
-    day = _day_reader()
+    days = _Days()
 
     def views(rows: Iterable[Sequence[Any]]) -> list[LineView]:
         out = []
         append = out.append
-        for pk, line, src, amount, direction, currency, on, e2e, partner_ref, servicer_ref, name, text, kind in rows:
+        for pk, line, src, amount, direction, currency, on, e2e, partner_ref, servicer_ref, name, text in rows:
             append(
                 LineView(
                     pk,
@@ -700,11 +692,11 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
                     amount,
                     direction,
                     currency,
-                    day(on),
+                    days[on],
                     tuple(filter(None, (e2e, partner_ref, servicer_ref))),
                     name_key(name) if name else "",
                     words(text) if text else (),
-                    kind,
+                    "booked",  # the only kind read
                     items.get((pk, line), ()) if items else (),
                 )
             )
@@ -812,11 +804,11 @@ async def _load_unmatched(
             ~exists().where(recon_match_payments.c.instruction_id == instructions.c.id),
         )
     )
-    day = _day_reader()
+    days = _Days()
 
     def views(rows: Iterable[Sequence[Any]]) -> list[PaymentView]:
         return [
-            PaymentView(id_, ref, partner_ref, adapter, amount, currency, day(at), creditor or "", bu, kind)
+            PaymentView(id_, ref, partner_ref, adapter, amount, currency, days[at], creditor or "", bu, kind)
             for id_, ref, partner_ref, adapter, amount, currency, at, creditor, bu in rows
         ]
 
