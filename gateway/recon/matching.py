@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, exists, func, select, type_coerce
+from sqlalchemy import ColumnElement, String, and_, exists, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.collector import collector_paused
@@ -375,7 +375,8 @@ def _one_to_one(
     rest: list[LineView] = []
     keep, win, use = rest.append, won.add, used.add
     by_key, taken = book.by_key, book.taken
-    by_name = rule.reference or rule.remittance
+    by_reference = rule.reference
+    by_name = by_reference or rule.remittance
     only_currency = not (rule.counterparty or rule.date_window_days is not None or rule.remittance)
     exact_only = not rule.any_amount and not rule.tolerance_minor and not rule.tolerance_bp
     status_one = "suggested" if rule.best == "suggested" else "confirmed"
@@ -392,7 +393,7 @@ def _one_to_one(
                 keep(line)
                 continue
             found: list[PaymentView] | None = None
-            for ref in line.refs if rule.reference else line.words:
+            for ref in line.refs if by_reference else line.words:
                 hit = index.get(ref)
                 if hit is None:
                     continue
@@ -841,18 +842,24 @@ async def load_named_elsewhere(
         instructions.c.reference,
         instructions.c.partner_reference,
     )
+    # no ``adapter IN`` in SQL: it would lead SQLite to walk every payment of those adapters (its index) rather
+    # than the few matched or not settled lately; the adapters are kept below instead
     matched = (
         select(*cols)
         .join(recon_match_payments, recon_match_payments.c.instruction_id == instructions.c.id)
         .join(recon_matches, recon_matches.c.id == recon_match_payments.c.match_id)
-        .where(instructions.c.adapter.in_(names), recon_matches.c.matched_at >= since)
+        .where(recon_matches.c.matched_at >= since)
     )
-    unsettled = select(*cols).where(
-        instructions.c.adapter.in_(names), instructions.c.status != "settled", instructions.c.updated_at >= since
+    status = instructions.c.status
+    unsettled = select(*cols).where(  # not settled: before or after it, so (status, updated_at) is searched
+        or_(status < "settled", status > "settled"), instructions.c.updated_at >= since
     )
+    wanted = set(names)
     out: dict[tuple[str, str], tuple[str, str, bool]] = {}
     for query, is_matched in ((unsettled, False), (matched, True)):
         for r in (await conn.execute(query)).all():
+            if r.adapter not in wanted:
+                continue
             for ref in (r.id, r.reference, r.partner_reference):
                 if ref:
                     out[(r.adapter, ref)] = (r.id, r.status, is_matched)
