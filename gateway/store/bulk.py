@@ -17,6 +17,9 @@ the driver's thread, ``sqlite_thread``; PostgreSQL: one statement), and
 ``execute_all`` sends several statements in one trip to SQLite's thread.
 ``run_queries`` and ``run_statements`` are what those trips run, for callers
 that put more work into the same trip (risk screening runs a whole batch in one).
+``select_rows`` hands the rows of a Core query, as the driver returns them, to a
+builder that runs in SQLite's thread over the cursor (reconciliation reads a
+million open lines and payments this way).
 ``write_all`` sends several tables' inserts and upserts (``Write``) in one
 round trip on PostgreSQL too: one statement of data-modifying CTEs, each
 inserting from ``unnest`` of one array per column.
