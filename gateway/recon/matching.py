@@ -38,16 +38,17 @@ import hashlib
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, exists, func, select, type_coerce
+from sqlalchemy import ColumnElement, String, and_, exists, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.collector import collector_paused
 from gateway.recon.rules import MatchRule, ReconRules
+from gateway.store.bulk import select_rows
 from gateway.store.tables import (
     business_units,
     collections,
@@ -130,12 +131,13 @@ class LineView:
     counterparty: str
     words: tuple[str, ...] = ()
     kind: str = "booked"
-    id: str = field(default="", compare=False)
     #: what the line settles, if its file itemises it (a card payout batch): matched item by item
     items: tuple[ItemView, ...] = ()
 
-    def __post_init__(self) -> None:
-        self.id = line_id(self.pk, self.line)
+    @property
+    def id(self) -> str:
+        """The line's id in the API (``line_id``), made when asked: a run reads a million lines and names few."""
+        return line_id(self.pk, self.line)
 
     @property
     def signed_minor(self) -> int:
@@ -154,22 +156,19 @@ class PaymentView:
     amount_minor: int
     currency: str
     day: date
+    #: the creditor's name, compared without case or spacing (``name_key``; normalised only when a rule compares it)
     creditor: str
     business_unit: str = ""
-    keys: tuple[str, ...] = field(default=(), compare=False)  # id, reference, partner reference
     #: payment (an instruction), charge (a collected collection) or chargeback (``<collection id>/cb``); returned:
     #: an instruction settled and returned since, found only through the items of an itemised line (its batch)
     kind: str = "payment"
 
-    def __post_init__(self) -> None:
-        self.keys = (
-            (self.id, self.reference, self.partner_reference)
-            if self.partner_reference
-            else (
-                self.id,
-                self.reference,
-            )
-        )
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """What a line may name it by: id, reference, partner reference (if any)."""
+        if self.partner_reference:
+            return (self.id, self.reference, self.partner_reference)
+        return (self.id, self.reference)
 
 
 @dataclass(slots=True)
@@ -204,8 +203,9 @@ class _Book:
     sets below hash object ids, not strings.
     """
 
-    #: adapter -> id / reference / partner reference -> the payments with it (almost always one)
-    by_key: dict[str, dict[str, list[PaymentView]]] = field(default_factory=dict)
+    #: adapter -> id / reference / partner reference -> the payment with it, or the list of them if several
+    #: (a batch's partner reference): a million keys name one payment each, and need no list of one
+    by_key: dict[str, dict[str, PaymentView | list[PaymentView]]] = field(default_factory=dict)
     #: (adapter, currency) -> amounts sorted, and the payments in that order; built on first use from the
     #: payments still open then (the amount rules come after the reference rules, which take most of them)
     by_amount: dict[tuple[str, str], tuple[list[int], list[PaymentView]]] | None = None
@@ -221,7 +221,8 @@ class _Book:
     def of(cls, payments: Iterable[PaymentView]) -> _Book:
         book = cls()
         by_key = book.by_key
-        index: dict[str, list[PaymentView]] = {}
+        index: dict[str, PaymentView | list[PaymentView]] = {}
+        get = index.get
         adapter = None
         for p in payments:
             if p.kind != "payment":
@@ -231,12 +232,15 @@ class _Book:
             if p.adapter != adapter:
                 adapter = p.adapter
                 index = by_key.setdefault(adapter, {})
-            for k in p.keys:
-                found = index.get(k)
+                get = index.get
+            for k in (p.id, p.reference, p.partner_reference) if p.partner_reference else (p.id, p.reference):
+                found = get(k)
                 if found is None:
-                    index[k] = [p]
-                else:
+                    index[k] = p
+                elif found.__class__ is list:
                     found.append(p)
+                else:
+                    index[k] = [found, p]
         return book
 
     def amounts(self) -> dict[tuple[str, str], tuple[list[int], list[PaymentView]]]:
@@ -259,7 +263,8 @@ class _Book:
         for ref in line.refs:
             if (line.source, ref) in self.named_elsewhere:
                 return True
-            if any(p in taken for p in index.get(ref, ())):
+            found = index.get(ref)
+            if found is not None and any(p in taken for p in _each(found)):
                 return True
         return False
 
@@ -274,7 +279,7 @@ class _Book:
             found = index.get(ref)
             if found is None:
                 continue
-            for p in found:
+            for p in _each(found):
                 if p not in taken and p not in out:
                     out.append(p)
         return out
@@ -291,8 +296,8 @@ class _Book:
                     self._items[(p.adapter, p.kind, p.id.removesuffix("/cb"))] = p
             for adapter, index in self.by_key.items():
                 for key, found in index.items():
-                    if len(found) == 1:
-                        self._items[(adapter, "payout", key)] = found[0]
+                    if found.__class__ is not list:  # one payment with this key
+                        self._items[(adapter, "payout", key)] = found  # type: ignore[assignment]
         found = self._items.get((source, item.kind, item.reference))
         return None if found is None or found in self.taken else found
 
@@ -310,6 +315,11 @@ class _Book:
         return [p for p in found[lo:hi] if p not in taken]
 
 
+def _each(found: PaymentView | list[PaymentView]) -> Sequence[PaymentView]:
+    """The payments of an index entry (``_Book.by_key``)."""
+    return found if found.__class__ is list else (found,)  # type: ignore[return-value]
+
+
 def _amount_of(p: PaymentView) -> int:
     return p.amount_minor
 
@@ -318,7 +328,7 @@ def _fits(rule: MatchRule, line: LineView, p: PaymentView) -> bool:
     """Every criterion of ``rule`` other than the reference it was found by (and the amount)."""
     if p.currency != line.currency:
         return False
-    if rule.counterparty and (not line.counterparty or p.creditor != line.counterparty):
+    if rule.counterparty and (not line.counterparty or name_key(p.creditor) != line.counterparty):
         return False
     if rule.date_window_days is not None and (line.day is None or abs((p.day - line.day).days) > rule.date_window_days):
         return False
@@ -345,66 +355,102 @@ def _status(rule: MatchRule, unambiguous: bool, difference: int) -> str:
     return "suggested"
 
 
-def _one_to_one(rule: MatchRule, lines: Sequence[LineView], book: _Book) -> list[Decision]:
-    """Each line's decision by a one-to-one rule, against the book as it is when the rule starts.
+def _one_to_one(
+    rule: MatchRule,
+    lines: Sequence[LineView],
+    book: _Book,
+    rejected: Collection[str],
+    used: set[LineView],
+    out: list[Decision],
+) -> tuple[set[PaymentView], list[LineView]]:
+    """Each line's decision by a one-to-one rule, against the book as it is when the rule starts, appended to
+    ``out`` unless finance rejected that pairing or an earlier line of this rule won its payment (the pass
+    ``_decide`` makes for the other rules, done here as each decision is made); the payments this rule took,
+    and the lines it left open.
 
     The hot path of a run: ``_candidates`` and ``named`` inlined for the rules that find by
     reference or remittance word, ``_fits`` called only for criteria beyond the currency.
     """
-    out: list[Decision] = []
+    won: set[PaymentView] = set()  # taken by this rule's earlier decisions
+    rest: list[LineView] = []
+    keep, win, use = rest.append, won.add, used.add
     by_key, taken = book.by_key, book.taken
-    by_name = rule.reference or rule.remittance
+    by_reference = rule.reference
+    by_name = by_reference or rule.remittance
     only_currency = not (rule.counterparty or rule.date_window_days is not None or rule.remittance)
     exact_only = not rule.any_amount and not rule.tolerance_minor and not rule.tolerance_bp
     status_one = "suggested" if rule.best == "suggested" else "confirmed"
     source, index = None, None
     for line in lines:
         if line.items:
+            keep(line)
             continue  # an itemised line is decided item by item, by a one-to-many rule (``_itemised``)
         if by_name:
             if line.source != source:
                 source = line.source
                 index = by_key.get(source)
             if index is None:
+                keep(line)
                 continue
             found: list[PaymentView] | None = None
-            for ref in line.refs if rule.reference else line.words:
+            for ref in line.refs if by_reference else line.words:
                 hit = index.get(ref)
                 if hit is None:
                     continue
-                for p in hit:
-                    if p in taken:
-                        continue
-                    if found is None:
-                        found = [p]
-                    elif p not in found:
-                        found.append(p)
+                if hit.__class__ is list:
+                    for p in hit:  # type: ignore[union-attr]
+                        if p in taken:
+                            continue
+                        if found is None:
+                            found = [p]
+                        elif p not in found:
+                            found.append(p)
+                elif hit in taken:
+                    continue
+                elif found is None:
+                    found = [hit]  # type: ignore[list-item]
+                elif hit not in found:
+                    found.append(hit)  # type: ignore[arg-type]
             if found is None:
+                keep(line)
                 continue
         elif book.names_another(line):
+            keep(line)
             continue  # a duplicate or a status mismatch: never guessed onto another payment
         else:
             found = book.near(line.source, line.currency, line.amount_minor, rule)
         if only_currency:
             currency = line.currency
-            found = [p for p in found if p.currency == currency]
+            if len(found) != 1 or found[0].currency != currency:
+                found = [p for p in found if p.currency == currency]
         else:
             found = [p for p in found if _fits(rule, line, p)]
-        if not found:
-            continue
+        d: Decision | None = None
         amount = line.amount_minor
         if len(found) == 1:
             p = found[0]
             difference = amount - p.amount_minor
             if difference == 0:
-                out.append(Decision(rule, [line], found, status_one, amount, amount))
+                d = Decision(rule, [line], found, status_one, amount, amount)
             elif not exact_only and rule.accepts(difference, p.amount_minor):
-                out.append(Decision(rule, [line], found, _status(rule, True, difference), amount, p.amount_minor))
+                d = Decision(rule, [line], found, _status(rule, True, difference), amount, p.amount_minor)
+        elif found:
+            exact = [p for p in found if p.amount_minor == amount]
+            if len(exact) == 1:  # ambiguous: one of several has the exact amount
+                p = exact[0]
+                d = Decision(rule, [line], exact, "suggested", amount, amount)
+        if d is None or (rejected and pairing_fingerprint(d.lines, d.payments) in rejected):
+            keep(line)
             continue
-        exact = [p for p in found if p.amount_minor == amount]
-        if len(exact) == 1:  # ambiguous: one of several has the exact amount
-            out.append(Decision(rule, [line], exact, "suggested", amount, amount))
-    return out
+        if line in used:
+            continue  # the same line given twice: decided where it came first
+        if p in won:
+            keep(line)  # lost to an earlier decision of the same rule
+            continue
+        use(line)
+        win(p)
+        out.append(d)
+    return won, rest
 
 
 def _one_to_many(rule: MatchRule, lines: Sequence[LineView], book: _Book) -> list[Decision]:
@@ -520,12 +566,14 @@ def _decide(
     out: list[Decision] = []
     remaining = list(lines)
     for rule in rules.rules:
+        if not (rule.many_lines or rule.many_payments):
+            won, remaining = _one_to_one(rule, remaining, book, rejected, used, out)
+            taken |= won
+            continue
         if rule.many_lines:
             found = _many_to_one(rule, [x for x in remaining if not x.items], book)
-        elif rule.many_payments:
-            found = _one_to_many(rule, remaining, book)
         else:
-            found = _one_to_one(rule, remaining, book)
+            found = _one_to_many(rule, remaining, book)
         if rejected:
             found = [d for d in found if pairing_fingerprint(d.lines, d.payments) not in rejected]
         won: set[PaymentView] = set()  # taken by this rule's earlier decisions
@@ -576,29 +624,22 @@ def not_a_receipt() -> ColumnElement[bool]:
     )
 
 
-def _day_reader() -> Callable[[Any], date | None]:
-    """A converter of what the driver returns for a day or a UTC time (SQLite: text; PostgreSQL: a date or an
-    aware datetime) to the UTC day, remembering each distinct value: a run reads a million rows of a few days."""
-    seen: dict[Any, date | None] = {}
+class _Days(dict[Any, date | None]):
+    """What the driver returns for a day or a UTC time (SQLite: text; PostgreSQL: a date or an aware datetime) →
+    the UTC day, as ``days[value]``: each distinct value converted once (a run reads a million rows of a few
+    days), a value seen before found at the speed of a dict look-up."""
 
-    def day(value: Any) -> date | None:
-        found = seen.get(value, _UNSEEN)
-        if found is _UNSEEN:
-            if value is None:
-                found = None
-            elif isinstance(value, str):
-                found = date.fromisoformat(value[:10])
-            elif isinstance(value, datetime):
-                found = (value.astimezone(UTC) if value.tzinfo is not None else value).date()
-            else:
-                found = value
-            seen[value] = found
-        return found  # type: ignore[return-value]
-
-    return day
-
-
-_UNSEEN = object()
+    def __missing__(self, value: Any) -> date | None:
+        if value is None:
+            found = None
+        elif isinstance(value, str):
+            found = date.fromisoformat(value[:10])
+        elif isinstance(value, datetime):
+            found = (value.astimezone(UTC) if value.tzinfo is not None else value).date()
+        else:
+            found = value
+        self[value] = found
+        return found
 
 
 async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> list[LineView]:
@@ -621,7 +662,6 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
             statement_lines.c.servicer_reference,
             statement_lines.c.counterparty_name,
             statement_lines.c.text,
-            statement_lines.c.kind,
         )
         .join(statements, statements.c.id == statement_lines.c.statement_pk)
         .where(
@@ -639,29 +679,31 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
     if source is not None:
         query = query.where(statements.c.source == source)
     items = await _open_items(conn)
-    day = _day_reader()
-    out = []
-    append = out.append
-    for pk, line, src, amount, direction, currency, on, e2e, partner_ref, servicer_ref, name, text, kind in (
-        await conn.execute(query)
-    ).all():
-        append(
-            LineView(
-                pk,
-                line,
-                src,
-                amount,
-                direction,
-                currency,
-                day(on),
-                tuple(x for x in (e2e, partner_ref, servicer_ref) if x),
-                name_key(name) if name else "",
-                words(text) if text else (),
-                kind,
-                items=items.get((pk, line), ()) if items else (),
+    days = _Days()
+
+    def views(rows: Iterable[Sequence[Any]]) -> list[LineView]:
+        out = []
+        append = out.append
+        for pk, line, src, amount, direction, currency, on, e2e, partner_ref, servicer_ref, name, text in rows:
+            append(
+                LineView(
+                    pk,
+                    line,
+                    src,
+                    amount,
+                    direction,
+                    currency,
+                    days[on],
+                    tuple(filter(None, (e2e, partner_ref, servicer_ref))),
+                    name_key(name) if name else "",
+                    words(text) if text else (),
+                    "booked",  # the only kind read
+                    items.get((pk, line), ()) if items else (),
+                )
             )
-        )
-    return out
+        return out
+
+    return await select_rows(conn, query, views)
 
 
 async def _open_items(conn: AsyncConnection) -> dict[tuple[int, int], tuple[ItemView, ...]]:
@@ -763,11 +805,15 @@ async def _load_unmatched(
             ~exists().where(recon_match_payments.c.instruction_id == instructions.c.id),
         )
     )
-    day = _day_reader()
-    return [
-        PaymentView(id_, ref, partner_ref, adapter, amount, currency, day(at), name_key(creditor), bu, kind=kind)
-        for id_, ref, partner_ref, adapter, amount, currency, at, creditor, bu in (await conn.execute(query)).all()
-    ]
+    days = _Days()
+
+    def views(rows: Iterable[Sequence[Any]]) -> list[PaymentView]:
+        return [
+            PaymentView(id_, ref, partner_ref, adapter, amount, currency, days[at], creditor or "", bu, kind)
+            for id_, ref, partner_ref, adapter, amount, currency, at, creditor, bu in rows
+        ]
+
+    return await select_rows(conn, query, views)
 
 
 async def load_open_returned(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:
@@ -796,18 +842,24 @@ async def load_named_elsewhere(
         instructions.c.reference,
         instructions.c.partner_reference,
     )
+    # no ``adapter IN`` in SQL: it would lead SQLite to walk every payment of those adapters (its index) rather
+    # than the few matched or not settled lately; the adapters are kept below instead
     matched = (
         select(*cols)
         .join(recon_match_payments, recon_match_payments.c.instruction_id == instructions.c.id)
         .join(recon_matches, recon_matches.c.id == recon_match_payments.c.match_id)
-        .where(instructions.c.adapter.in_(names), recon_matches.c.matched_at >= since)
+        .where(recon_matches.c.matched_at >= since)
     )
-    unsettled = select(*cols).where(
-        instructions.c.adapter.in_(names), instructions.c.status != "settled", instructions.c.updated_at >= since
+    status = instructions.c.status
+    unsettled = select(*cols).where(  # not settled: before or after it, so (status, updated_at) is searched
+        or_(status < "settled", status > "settled"), instructions.c.updated_at >= since
     )
+    wanted = set(names)
     out: dict[tuple[str, str], tuple[str, str, bool]] = {}
     for query, is_matched in ((unsettled, False), (matched, True)):
         for r in (await conn.execute(query)).all():
+            if r.adapter not in wanted:
+                continue
             for ref in (r.id, r.reference, r.partner_reference):
                 if ref:
                     out[(r.adapter, ref)] = (r.id, r.status, is_matched)

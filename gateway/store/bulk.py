@@ -17,6 +17,9 @@ the driver's thread, ``sqlite_thread``; PostgreSQL: one statement), and
 ``execute_all`` sends several statements in one trip to SQLite's thread.
 ``run_queries`` and ``run_statements`` are what those trips run, for callers
 that put more work into the same trip (risk screening runs a whole batch in one).
+``select_rows`` hands the rows of a Core query, as the driver returns them, to a
+builder that runs in SQLite's thread over the cursor (reconciliation reads a
+million open lines and payments this way).
 ``write_all`` sends several tables' inserts and upserts (``Write``) in one
 round trip on PostgreSQL too: one statement of data-modifying CTEs, each
 inserting from ``unnest`` of one array per column.
@@ -27,14 +30,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Boolean, Column, Date, Table
+from sqlalchemy import JSON, Boolean, Column, Date, Select, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,11 +59,13 @@ __all__ = [
     "result_values",
     "run_queries",
     "run_statements",
+    "select_rows",
     "upsert_statement",
     "write_all",
 ]
 
 Converter = Callable[[Any], Any]
+T = TypeVar("T")
 #: a driver-level statement and its parameter tuples, sent as one ``executemany``
 Statement = tuple[str, list[tuple]]
 
@@ -231,6 +236,23 @@ async def fetch_all(conn: AsyncConnection, queries: Sequence[Query], *, one_hop:
     if thread is None:
         return [await fetch_rows(conn, q.sql(dialect), q.params, q.table, q.columns) for q in queries]
     return await thread.run(lambda db: run_queries(db, queries, dialect))
+
+
+async def select_rows(conn: AsyncConnection, query: Select[Any], build: Callable[[Iterable[Sequence[Any]]], T]) -> T:
+    """``build`` of the rows of a Core ``query`` as the driver returns them, with no per-row result processing.
+
+    SQLite (aiosqlite): ``build`` runs in the driver's thread, in one hop, over the cursor itself, so each row is
+    a plain tuple freed once ``build`` has taken what it needs (a million rows are never all held). Otherwise
+    ``build`` gets Core's rows (asyncpg's values). The query's columns must be of types whose values need no
+    processing on either (integers, text; ``type_coerce`` a day or a time to ``String`` and convert it in
+    ``build``), and its parameters no bind processing (integers, text).
+    """
+    thread = await sqlite_thread(conn)
+    if thread is None:
+        return build((await conn.execute(query)).all())
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    sql, params = str(compiled), tuple(compiled.params[name] for name in compiled.positiontup or ())
+    return await thread.run(lambda db: build(db.execute(sql, params)))
 
 
 def run_queries(db: sqlite3.Connection, queries: Sequence[Query], dialect: Dialect) -> list[list[Any]]:

@@ -21,6 +21,7 @@ from gateway.store.bulk import (
     insert_rows,
     insert_statement,
     placeholders,
+    select_rows,
     upsert_statement,
     write_all,
 )
@@ -213,6 +214,42 @@ async def test_fetch_rows_reads_back_what_core_reads(engine: AsyncEngine) -> Non
     assert fetched[0][1] == {"debtor": {"iban": "DE89****3000"}, "creditor": {"wallet": "***x"}}
     assert fetched[0][4] == NOW and fetched[0][4].tzinfo is not None
     assert fetched[1][1] == {} and fetched[1][3] is None and fetched[1][4] == LATER
+
+
+async def test_select_rows_gives_build_the_rows_core_reads_with_expanded_parameters(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(business_units.insert().values(id="bu_1", name="erp", created_at=NOW))
+        rows = [_instruction(f"ins_{i}", f"REF-{i}") for i in range(1, 5)]
+        rows[1] = {**rows[1], "adapter": "bank", "partner_reference": "BNK-2"}
+        rows[2] = {**rows[2], "adapter": "card", "status": "settled"}
+        rows[3] = {**rows[3], "adapter": "bank", "creditor_name": "Ü other"}
+        await insert_rows(conn, instructions, rows)
+    t = instructions.c
+    query = (
+        select(t.id, t.reference, t.partner_reference, t.adapter, t.amount_minor, t.creditor_name)
+        .join(business_units, business_units.c.id == t.business_unit_id)
+        .where(t.adapter.in_(["bank", "card"]), t.status == "received")
+        .order_by(t.id)
+    )
+    seen: list[int] = []
+
+    def build(found: object) -> list[tuple[object, ...]]:
+        out = [tuple(r) for r in found]  # type: ignore[attr-defined]
+        seen.append(len(out))
+        return out
+
+    async with engine.connect() as conn:
+        fetched = await select_rows(conn, query, build)
+        core = [tuple(r) for r in (await conn.execute(query)).all()]
+    assert (
+        fetched
+        == core
+        == [
+            ("ins_2", "REF-2", "BNK-2", "bank", 125000, "Creditor"),
+            ("ins_4", "REF-4", None, "bank", 125000, "Ü other"),
+        ]
+    )
+    assert seen == [2]  # build ran once, over every row
 
 
 ONE_HOP = pytest.mark.parametrize("one_hop", [True, False], ids=["one-hop", "statement-by-statement"])
