@@ -615,6 +615,7 @@ recon_matches = Table(
     Column("confirmed_by", String(64)),  # a finance key, for a suggested match confirmed by hand
     Column("confirmed_at", UTCDateTime()),
     Index(None, "status", "id"),
+    Index(None, "matched_at"),  # the payments matched lately (recon.matching.load_named_elsewhere)
 )
 
 # a statement line and a payment are each in at most one match: the primary keys enforce it
