@@ -167,6 +167,44 @@ async def test_same_instruction_under_another_key_gets_409(
     assert len(client.app[BANK].payments) == 1
 
 
+async def test_journal_names_every_payment_of_a_bulk_message_and_those_already_held(
+    bank_client: BankClient, pain001_many: Pain001, sign: Sign
+) -> None:
+    client = await bank_client()
+    first, second = (
+        pain001_many("ins_bulk_01", "ins_bulk_02", "ins_bulk_03"),
+        pain001_many("ins_bulk_03", "ins_bulk_04"),
+    )
+    assert (await client.post("/pain001", data=first, headers=sign(first, key="msg-1"))).status == 202
+    assert (await client.post("/pain001", data=first, headers=sign(first, key="msg-1"))).status == 202  # a retry
+    assert (await client.post("/pain001", data=second, headers=sign(second, key="msg-2"))).status == 202
+
+    entries = (await (await client.get("/_sim/journal", params={"kind": "submit"})).json())["entries"]
+    assert [(e["outcome"], e["instruction_id"], e["instruction_ids"], e["held_instruction_ids"]) for e in entries] == [
+        ("created", "ins_bulk_01", ["ins_bulk_01", "ins_bulk_02", "ins_bulk_03"], []),
+        ("replayed", "ins_bulk_01", ["ins_bulk_01", "ins_bulk_02", "ins_bulk_03"], []),
+        ("created", "ins_bulk_03", ["ins_bulk_03", "ins_bulk_04"], ["ins_bulk_03"]),  # sent twice: not taken again
+    ]
+    # the instruction_id filter finds a payment anywhere in a message, not only the first
+    only_2 = await (
+        await client.get("/_sim/journal", params={"kind": "submit", "instruction_id": "ins_bulk_02"})
+    ).json()
+    assert [e["seq"] for e in only_2["entries"]] == [entries[0]["seq"], entries[1]["seq"]]
+    assert len(client.app[BANK].payments) == 4
+
+
+async def test_journal_of_one_payment_names_it_alone(bank_client: BankClient, pain001: Pain001, sign: Sign) -> None:
+    client = await bank_client()
+    body = pain001()
+
+    await client.post("/pain001", data=body, headers=sign(body, key="first-key"))
+    await client.post("/pain001", data=body, headers=sign(body, key="second-key"))  # refused: already held
+
+    (created, refused) = client.app[BANK].journal.select({"kind": "submit", "instruction_id": "ins_sim_0001"})
+    assert (created.outcome, created.instruction_ids, created.held_instruction_ids) == ("created", ["ins_sim_0001"], [])
+    assert (refused.outcome, refused.http_status, refused.held_instruction_ids) == ("refused", 409, ["ins_sim_0001"])
+
+
 # -- status and callbacks -------------------------------------------------------------
 
 
