@@ -18,6 +18,7 @@ from gateway_adapters.iso20022_bank.pain002 import parse_pain002
 from gateway_simulators.core import CoreSettings, Decision, Simulator
 from gateway_simulators.core.scenario import legacy_rules
 from gateway_simulators.iso20022_bank import BANK, Iso20022Bank, create_app, signed_status_report
+from tests.support import load_bench
 
 CALLBACK_SECRET = b"bank-callback-secret"
 BankClient = Callable[..., Awaitable[TestClient]]
@@ -191,6 +192,9 @@ async def test_journal_names_every_payment_of_a_bulk_message_and_those_already_h
     ).json()
     assert [e["seq"] for e in only_2["entries"]] == [entries[0]["seq"], entries[1]["seq"]]
     assert len(client.app[BANK].payments) == 4
+    # what bench/e2e.py counts: a retry on its own key is the same dispatch, a payment sent again is not
+    checked = load_bench("e2e").double_dispatches(entries)
+    assert checked == {"sent": 4, "double_dispatches": 1, "examples": ["ins_bulk_03"]}
 
 
 async def test_journal_of_one_payment_names_it_alone(bank_client: BankClient, pain001: Pain001, sign: Sign) -> None:
