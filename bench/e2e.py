@@ -52,11 +52,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from gateway.contracts.registry import contracts
 from gateway.store.db import create_engine
-from gateway.store.tables import instruction_events
+from gateway.store.tables import instruction_events, processes
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
 SECRETS = {"request_secret": "bench-only-bank-request-secret", "callback_secret": "bench-only-bank-callback-secret"}
@@ -221,6 +221,19 @@ class Load:
         await asyncio.gather(*(worker() for _ in range(connections)))
 
 
+async def wait_registered(engine: Any, workers: int, timeout: float = 120.0) -> None:
+    """Wait until all ``workers`` gateway processes have registered (``processes``): the first one listens
+    long before the others have started (each imports the whole gateway), and a phase measured meanwhile
+    would measure fewer processes, and their start-up's CPU."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with engine.connect() as conn:
+            if (await conn.scalar(select(func.count()).select_from(processes))) >= workers:
+                return
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"bench: fewer than {workers} gateway processes registered after {timeout} s")
+
+
 async def settled_times(engine: Any) -> dict[str, float]:
     async with engine.connect() as conn:
         rows = await conn.execute(
@@ -323,6 +336,7 @@ async def end_to_end(
     watched["gateway"] = procs[-1].pid
     await wait_listening(port)
     engine = create_engine(db_url)
+    await wait_registered(engine, workers)
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         load = Load(session, port, key)
