@@ -16,7 +16,10 @@ Per rate it also gives the CPU seconds each process (gateway, bank simulator, th
 generator) spent from the phase's start to the end of its drain, per payment settled by then
 (from /proc: meaningful on a busy machine too). ``--baseline-code DIR`` first runs the same
 phases with the gateway and simulator code in DIR (an older commit), so before and after are
-measured in one run.
+measured in one run. ``--workers 1,2`` (PostgreSQL) runs the rates with one gateway process,
+then two, each on a fresh schema, and gives the ratio of their settled/s. Every phase counts,
+in the bank simulator's journal, the payments sent to the bank more than once (double
+dispatches, ``double_dispatches``): the bench exits 1 if there are any.
 
     .venv/bin/python bench/e2e.py                          # SQLite, ≈ 2-3 minutes
     .venv/bin/python bench/e2e.py --json                   # + one JSON object, last stdout line
