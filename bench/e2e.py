@@ -462,7 +462,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     result["max_settled_per_s"] = top
     result["double_dispatches"] = sum(phase["double_dispatches"] for phase in result["phases"])
     if len(result["phases"]) > 1:  # the most processes against the fewest, per rate and at their best
-        few, many = result["phases"][0], result["phases"][-1]
+        few = min(result["phases"], key=lambda phase: phase["workers"])  # any order: 2,1 runs two first
+        many = max(result["phases"], key=lambda phase: phase["workers"])
         result["workers_ratio"] = [
             round(m["settled_per_s"] / f["settled_per_s"], 2) if f["settled_per_s"] else None
             for f, m in zip(few["rates"], many["rates"], strict=True)
@@ -516,7 +517,7 @@ def main() -> int:
         type=worker_counts,
         default=[1],
         help="`gateway serve --workers N` (above 1: PostgreSQL); comma-separated (e.g. 1,2): the same rates "
-        "with each number of processes in turn, each on a fresh schema, and the ratio of the last to the first",
+        "with each number of processes in turn, each on a fresh schema, and the ratio of the most to the fewest",
     )
     parser.add_argument("--profile", metavar="FILE", help="run `gateway serve` under cProfile, stats to FILE")
     parser.add_argument(
@@ -549,7 +550,7 @@ def main() -> int:
         print(f"settled/s this checkout ÷ baseline, per rate: {result['settled_vs_baseline']}")
     if "workers_ratio" in result:
         print(
-            f"settled/s {args.workers[-1]} ÷ {args.workers[0]} process(es), per rate: {result['workers_ratio']}; "
+            f"settled/s {max(args.workers)} ÷ {min(args.workers)} process(es), per rate: {result['workers_ratio']}; "
             f"best ÷ best: {result['workers_ratio_best']}"
         )
     print(
