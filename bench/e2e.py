@@ -16,7 +16,10 @@ Per rate it also gives the CPU seconds each process (gateway, bank simulator, th
 generator) spent from the phase's start to the end of its drain, per payment settled by then
 (from /proc: meaningful on a busy machine too). ``--baseline-code DIR`` first runs the same
 phases with the gateway and simulator code in DIR (an older commit), so before and after are
-measured in one run.
+measured in one run. ``--workers 1,2`` (PostgreSQL) runs the rates with one gateway process,
+then two, each on a fresh schema, and gives the ratio of their settled/s. Every phase counts,
+in the bank simulator's journal, the payments sent to the bank more than once (double
+dispatches, ``double_dispatches``): the bench exits 1 if there are any.
 
     .venv/bin/python bench/e2e.py                          # SQLite, ≈ 2-3 minutes
     .venv/bin/python bench/e2e.py --json                   # + one JSON object, last stdout line
@@ -25,7 +28,7 @@ measured in one run.
     git archive OLD gateway adapters simulators contracts config | tar -x -C var/old/src   # then link
     var/old/path/{gateway,gateway_adapters,gateway_simulators,gateway_contracts} to src/{gateway,adapters,…}
     .venv/bin/python bench/e2e.py --baseline-code var/old/path          # before and after, same run
-    .venv/bin/python bench/e2e.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test --workers 2
+    .venv/bin/python bench/e2e.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test --workers 1,2
 
 With a PostgreSQL URL the bench works in a throw-away schema ``bench_<random>`` (named in
 the URL with ``?schema=``), dropped afterwards. All traffic stays on 127.0.0.1.
@@ -52,11 +55,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from gateway.contracts.registry import contracts
 from gateway.store.db import create_engine
-from gateway.store.tables import instruction_events
+from gateway.store.tables import instruction_events, processes
 
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
 SECRETS = {"request_secret": "bench-only-bank-request-secret", "callback_secret": "bench-only-bank-callback-secret"}
@@ -221,6 +224,19 @@ class Load:
         await asyncio.gather(*(worker() for _ in range(connections)))
 
 
+async def wait_registered(engine: Any, workers: int, timeout: float = 120.0) -> None:
+    """Wait until all ``workers`` gateway processes have registered (``processes``): the first one listens
+    long before the others have started (each imports the whole gateway), and a phase measured meanwhile
+    would measure fewer processes, and their start-up's CPU."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with engine.connect() as conn:
+            if (await conn.scalar(select(func.count()).select_from(processes))) >= workers:
+                return
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"bench: fewer than {workers} gateway processes registered after {timeout} s")
+
+
 async def settled_times(engine: Any) -> dict[str, float]:
     async with engine.connect() as conn:
         rows = await conn.execute(
@@ -241,9 +257,52 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(procs: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of each named process (``self``: this load generator)."""
-    return {name: cpu_seconds(pid) for name, pid in procs.items()}
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (``gateway serve --workers N`` starts N - 1), from /proc (Linux)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(c) for c in task.read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def process_cpu(procs: dict[str, int]) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each named process, by pid (``load``: this load generator, not the processes
+    it started), and for ``gateway`` also of each of its worker processes (``gateway serve --workers``)."""
+    return {
+        name: {p: cpu_seconds(p) for p in (pid, *(children(pid) if name == "gateway" else ()))}
+        for name, pid in procs.items()
+    }
+
+
+def cpu_spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, list[float]]:
+    """CPU seconds each process spent between two ``process_cpu`` readings (per name, one figure per process)."""
+    return {name: [after[name][p] - before[name].get(p, 0.0) for p in after[name]] for name in after}
+
+
+def double_dispatches(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Payments the gateway sent to the bank more than once, from the simulator's journal of submissions.
+
+    A retry of one message on its own Idempotency-Key (``replayed``) is the same dispatch. A double
+    dispatch is an instruction id in more than one message the bank took (``created``), or in a message
+    under a new key that found it already held (``held_instruction_ids``: a bulk message answers it
+    with its status, one payment alone is refused with 409). ``sent``: instruction ids taken once or more.
+    """
+    taken: dict[str, int] = {}
+    held: set[str] = set()
+    for entry in entries:
+        if entry["kind"] != "submit" or entry["direction"] != "in" or entry["outcome"] == "replayed":
+            continue
+        again = set(entry.get("held_instruction_ids") or ())
+        held |= again
+        if entry["outcome"] == "created":
+            for instruction_id in entry.get("instruction_ids") or [entry["instruction_id"]]:
+                if instruction_id not in again:
+                    taken[instruction_id] = taken.get(instruction_id, 0) + 1
+    doubles = sorted(held | {i for i, n in taken.items() if n > 1})
+    return {"sent": len(taken), "double_dispatches": len(doubles), "examples": doubles[:5]}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -254,9 +313,15 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 async def end_to_end(
-    args: argparse.Namespace, tmp: Path, db_url: str, code: Path | None, procs: list[subprocess.Popen[bytes]]
-) -> list[dict[str, Any]]:
-    """The open-loop phases against ``gateway serve`` and the bank simulator running ``code``; one row per rate."""
+    args: argparse.Namespace,
+    tmp: Path,
+    db_url: str,
+    code: Path | None,
+    procs: list[subprocess.Popen[bytes]],
+    workers: int = 1,
+) -> dict[str, Any]:
+    """The open-loop phases against ``gateway serve --workers N`` and the bank simulator running ``code``: one row
+    per rate, and the double dispatches the simulator's journal shows over all of them."""
     rows: list[dict[str, Any]] = []
     log = tmp / "processes.log"
     port, bank_port = free_port(), free_port()
@@ -265,13 +330,16 @@ async def end_to_end(
     procs.append(spawn([GATEWAY, "--config", str(config), "simulate", "iso20022_bank"], log, code))
     await wait_listening(bank_port)
     watched = {"simulator": procs[-1].pid, "load": os.getpid()}
-    serve = [GATEWAY, "--config", str(config), "serve"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
-    if args.profile and code is None:  # cProfile of the gateway process, written when it stops (SIGTERM: cleanly)
-        serve = [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile).resolve()), *serve]
+    serve = [GATEWAY, "--config", str(config), "serve"] + (["--workers", str(workers)] if workers > 1 else [])
+    if args.profile and code is None:  # cProfile of the gateway (first) process, written when it stops (SIGTERM)
+        out = Path(args.profile).resolve()
+        out = out if len(args.workers) == 1 else out.with_name(f"{out.stem}.w{workers}{out.suffix}")
+        serve = [sys.executable, "-m", "cProfile", "-o", str(out), *serve]
     procs.append(spawn(serve, log, code))
     watched["gateway"] = procs[-1].pid
     await wait_listening(port)
     engine = create_engine(db_url)
+    await wait_registered(engine, workers)
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         load = Load(session, port, key)
@@ -290,7 +358,7 @@ async def end_to_end(
             while time.monotonic() < drain_deadline and not set(mine) <= set(settled):
                 await asyncio.sleep(0.5)
                 settled = await settled_times(engine)
-            cpu1 = process_cpu(watched)  # the phase and its drain: the work of the phase's payments
+            cpu = cpu_spent(cpu0, process_cpu(watched))  # the phase and its drain: the work of its payments
             done = sum(1 for i in mine if i in settled)
             latencies = [settled[i] - t for i, t in mine.items() if i in settled]
             in_phase = sum(1 for t in settled_end.values() if t0 <= t <= t1)
@@ -308,18 +376,27 @@ async def end_to_end(
                 # CPU seconds each process spent from the phase's start to the end of its drain, and per
                 # payment of the phase settled by then (ms): the whole cost of a payment, accepted to
                 # settled, when the drain finished (``open`` 0); meaningful on a busy machine too
-                "cpu_s": {name: round(cpu1[name] - cpu0[name], 2) for name in watched},
+                "cpu_s": {name: round(sum(cpu[name]), 2) for name in watched},
+                # each gateway process's share (``--workers``): the first is ``gateway serve`` itself
+                "gateway_cpu_s_each": [round(c, 2) for c in cpu["gateway"]],
                 "cpu_ms_per_settled": {
-                    name: round(1000 * (cpu1[name] - cpu0[name]) / done, 2) if done else None for name in watched
+                    name: round(1000 * sum(cpu[name]) / done, 2) if done else None for name in watched
                 },
             }
             rows.append(row)
-            print(f"  {'baseline ' if code else ''}offered {rate:.0f}/s: {row}", file=sys.stderr)
+            print(f"  {'baseline ' if code else ''}{workers} process(es), offered {rate:.0f}/s: {row}", file=sys.stderr)
+        # every submission the bank saw (its payments drained: nothing in flight), bodies left out
+        async with session.get(f"http://127.0.0.1:{bank_port}/_sim/journal", params={"kind": "submit"}) as resp:
+            journal = (await resp.json())["entries"]
     await engine.dispose()
     for proc in reversed(procs):
         stop(proc)
     procs.clear()
-    return rows
+    accepted = set(load.accepted)
+    checked = double_dispatches(journal)
+    phase = {"workers": workers, "rates": rows, **checked, "accepted": len(accepted)}
+    print(f"  {workers} process(es): {checked}", file=sys.stderr)
+    return phase
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -347,13 +424,19 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"rates": [], "database": "postgresql" if args.database_url else "sqlite"}
     result["workers"] = args.workers
     try:
-        # -- end to end: the baseline code first (when asked for), then this checkout's -------------------
+        # -- end to end: the baseline code first (when asked for), then this checkout's, with each number of
+        # processes in turn (the same rates), each on a fresh database -------------------------------------
         if args.baseline_code:
             result["baseline_code"] = str(args.baseline_code)
-            result["baseline_rates"] = await end_to_end(
-                args, tmp / "baseline", await url("baseline"), args.baseline_code, procs
+            baseline = await end_to_end(
+                args, tmp / "baseline", await url("baseline"), args.baseline_code, procs, args.workers[0]
             )
-        result["rates"] = await end_to_end(args, tmp / "e2e", await url("e2e"), None, procs)
+            result["baseline_rates"] = baseline["rates"]
+            result["baseline_double_dispatches"] = baseline["double_dispatches"]
+        result["phases"] = [
+            await end_to_end(args, tmp / f"e2e-w{n}", await url(f"e2e-w{n}"), None, procs, n) for n in args.workers
+        ]
+        result["rates"] = result["phases"][0]["rates"]
         # -- intake only, same machine, same run ---------------------------------------------------
         log = tmp / "processes.log"
         port = free_port()
@@ -375,8 +458,19 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             async with admin.begin() as conn:
                 await conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
             await admin.dispose()
-    top = max((r["settled_per_s"] for r in result["rates"]), default=0)
+    top = max((r["settled_per_s"] for phase in result["phases"] for r in phase["rates"]), default=0)
     result["max_settled_per_s"] = top
+    result["double_dispatches"] = sum(phase["double_dispatches"] for phase in result["phases"])
+    if len(result["phases"]) > 1:  # the most processes against the fewest, per rate and at their best
+        few = min(result["phases"], key=lambda phase: phase["workers"])  # any order: 2,1 runs two first
+        many = max(result["phases"], key=lambda phase: phase["workers"])
+        result["workers_ratio"] = [
+            round(m["settled_per_s"] / f["settled_per_s"], 2) if f["settled_per_s"] else None
+            for f, m in zip(few["rates"], many["rates"], strict=True)
+        ]
+        best_few = max(r["settled_per_s"] for r in few["rates"])
+        best_many = max(r["settled_per_s"] for r in many["rates"])
+        result["workers_ratio_best"] = round(best_many / best_few, 2) if best_few else None
     result["settled_vs_intake"] = (
         round(top / result["intake_accepted_per_s"], 2) if result["intake_accepted_per_s"] else None
     )
@@ -386,6 +480,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             for now, then in zip(result["rates"], result["baseline_rates"], strict=True)
         ]
     return result
+
+
+def worker_counts(text: str) -> list[int]:
+    """``--workers``: one number of processes, or several comma-separated (``1,2``)."""
+    counts = [int(n) for n in text.split(",")]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("process counts are positive integers, e.g. 1,2")
+    return counts
 
 
 def table(rows: list[dict[str, Any]]) -> None:
@@ -410,7 +512,13 @@ def main() -> int:
     parser.add_argument("--drain", type=float, default=20, help="longest wait for the backlog after a phase")
     parser.add_argument("--intake-seconds", type=float, default=10, help="length of the intake-only measurement")
     parser.add_argument("--database-url", help="a PostgreSQL URL (default: a SQLite file in a temporary folder)")
-    parser.add_argument("--workers", type=int, default=1, help="`gateway serve --workers N` (PostgreSQL)")
+    parser.add_argument(
+        "--workers",
+        type=worker_counts,
+        default=[1],
+        help="`gateway serve --workers N` (above 1: PostgreSQL); comma-separated (e.g. 1,2): the same rates "
+        "with each number of processes in turn, each on a fresh schema, and the ratio of the most to the fewest",
+    )
     parser.add_argument("--profile", metavar="FILE", help="run `gateway serve` under cProfile, stats to FILE")
     parser.add_argument(
         "--baseline-code",
@@ -423,20 +531,37 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         result = asyncio.run(run(args, Path(tmp)))
-    print(f"end to end ({result['database']}, {args.workers} process(es)), open loop, {args.seconds:.0f} s per rate")
+    print(f"end to end ({result['database']}), open loop, {args.seconds:.0f} s per rate")
     if args.baseline_code:
-        print(f"baseline: the code in {args.baseline_code} (same load generator, same run)")
+        print(
+            f"baseline: the code in {args.baseline_code} (same load generator, same run, {args.workers[0]} process(es))"
+        )
         table(result["baseline_rates"])
+        print(f"double dispatches (simulator's journal): {result['baseline_double_dispatches']}")
         print("this checkout")
-    table(result["rates"])
+    for phase in result["phases"]:
+        print(f"{phase['workers']} process(es)")
+        table(phase["rates"])
+        print(
+            f"double dispatches (simulator's journal): {phase['double_dispatches']} "
+            f"({phase['sent']} payments sent, {phase['accepted']} accepted)"
+        )
     if args.baseline_code:
         print(f"settled/s this checkout ÷ baseline, per rate: {result['settled_vs_baseline']}")
+    if "workers_ratio" in result:
+        print(
+            f"settled/s {max(args.workers)} ÷ {min(args.workers)} process(es), per rate: {result['workers_ratio']}; "
+            f"best ÷ best: {result['workers_ratio_best']}"
+        )
     print(
         f"intake only: {result['intake_accepted_per_s']} accepted/s; "
         f"best settled/s ÷ intake = {result['settled_vs_intake']}"
     )
     if args.json:
         print(json.dumps(result))
+    if result["double_dispatches"] or result.get("baseline_double_dispatches"):
+        print("bench: FAILED, payments were sent to the bank more than once (see double dispatches)", file=sys.stderr)
+        return 1
     return 0
 
 

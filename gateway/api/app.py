@@ -19,7 +19,7 @@ from gateway.api import reports as reports_api
 from gateway.api import rollout as rollout_api
 from gateway.api import statements as statements_api
 from gateway.api.access_log import access_log_middleware
-from gateway.api.appkeys import AUTH_CACHE, RATE_LIMITER, SERVICES, SETTINGS, SIMULATORS, ApiServices
+from gateway.api.appkeys import AUTH_CACHE, AUTH_PENDING, RATE_LIMITER, SERVICES, SETTINGS, SIMULATORS, ApiServices
 from gateway.api.problems import problem_middleware
 from gateway.api.ratelimit import RateLimiter
 from gateway.config import Settings
@@ -65,6 +65,7 @@ def build_app(
     )
     app[SETTINGS] = settings
     app[AUTH_CACHE] = {}
+    app[AUTH_PENDING] = {}
     app[SIMULATORS] = dict(simulators or {})
     app[RATE_LIMITER] = RateLimiter(settings.intake)
     app.add_routes(instructions.routes)

@@ -29,7 +29,7 @@ from gateway.store.encryption import FieldCipher
 from gateway.store.intake import IntakeWriter
 from gateway.store.repo import Principal
 
-__all__ = ["AUTH_CACHE", "PRINCIPAL", "SERVICES", "SETTINGS", "SIMULATORS", "ApiServices"]
+__all__ = ["AUTH_CACHE", "AUTH_PENDING", "PRINCIPAL", "SERVICES", "SETTINGS", "SIMULATORS", "ApiServices"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,8 @@ SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", ApiServices)
 #: key hash → (expires at, principal or None); see gateway.api.auth
 AUTH_CACHE = web.AppKey("auth_cache", dict)
+#: key hash → the look-up of that key in flight (one at a time per key; see gateway.api.auth)
+AUTH_PENDING = web.AppKey("auth_pending", dict)
 #: the partner simulators this process started, name → base URL (``gateway serve --with-simulators``,
 #: ``gateway demo``, the harness): the mark of development. Empty otherwise, and the console's QA page is then 404
 SIMULATORS = web.AppKey("simulators", dict)

@@ -10,7 +10,7 @@ not status reports use the partner's own error format.
 Admin (for QA and tests, unsigned):
 
 - ``GET /_sim/payments`` — payments held (IBANs masked)
-- ``GET /_sim/journal`` — every exchange; filters: ``instruction_id``,
+- ``GET /_sim/journal`` — every exchange; filters: ``instruction_id`` (any payment of a bulk submission),
   ``partner_reference``, ``end_to_end_id``, ``message_id``, ``kind``,
   ``direction``, ``outcome``, ``fault``, ``since``
 - ``POST /_sim/reset`` — forget everything, stop pending timelines
@@ -218,6 +218,7 @@ async def _submission(request: web.Request, sim: Simulator, body: bytes, record:
         raise Refusal(400, "FF01", exc.message, body=refusal) from None
     first = message.transactions[0]
     record.instruction_id, record.end_to_end_id, record.message_id = first.key, first.reference, message.message_id
+    record.instruction_ids = [tx.key for tx in message.transactions]
     subject = first.reference or first.key
     # Faults are drawn per payment (its subject, its rule, its ``times``), also in a bulk message: a
     # transport fault drawn for any of its payments hits the request, so all of them.
@@ -240,6 +241,7 @@ async def _submission(request: web.Request, sim: Simulator, body: bytes, record:
         # bulk message each payment is deduplicated on its own (its InstrId is its idempotency key): one
         # held already, with the same content, is answered with its current status and not taken again.
         bulk = len(message.transactions) > 1
+        record.held_instruction_ids = [tx.key for tx in message.transactions if tx.key in sim.payments]
         duplicates = [
             tx.key
             for tx in message.transactions

@@ -45,6 +45,12 @@ class JournalEntry:
     #: what happened: ``created``, ``replayed``, ``refused``, ``answered``, ``delivered``, ``failed``, ``dropped``…
     outcome: str = ""
     instruction_id: str | None = None
+    #: a submission: the instruction id of every payment in it (a bulk message carries many;
+    #: ``instruction_id`` is the first's), so the journal shows each payment sent once
+    instruction_ids: list[str] = field(default_factory=list)
+    #: a submission under a new Idempotency-Key: its payments the partner already held (a bulk
+    #: message answers them with their status and does not take them again; one payment alone is refused)
+    held_instruction_ids: list[str] = field(default_factory=list)
     partner_reference: str | None = None
     end_to_end_id: str | None = None
     message_id: str | None = None
@@ -91,14 +97,20 @@ class Journal:
 
     def select(self, filters: Mapping[str, str] | None = None) -> list[JournalEntry]:
         """Entries matching every filter (correlation ids, ``kind``, ``direction``, ``outcome``,
-        ``fault`` — entries that had that fault injected — and ``since`` — a sequence number)."""
+        ``fault`` — entries that had that fault injected — and ``since`` — a sequence number).
+
+        ``instruction_id`` also matches a submission with that payment anywhere in it (``instruction_ids``).
+        """
         filters = dict(filters or {})
         since = int(filters.pop("since", 0) or 0)
         fault = filters.pop("fault", None)
         unknown = set(filters) - set(_FILTERS)
         if unknown:
             raise KeyError(sorted(unknown)[0])
+        instruction_id = filters.pop("instruction_id", None)
         out = [e for e in self.entries if e.seq > since and (not fault or fault in e.faults)]
+        if instruction_id is not None:  # any payment of a bulk message
+            out = [e for e in out if e.instruction_id == instruction_id or instruction_id in e.instruction_ids]
         for name, value in filters.items():
             out = [e for e in out if getattr(e, name) == value]
         return out

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import event
 
 from tests.support import LiveGateway
 
@@ -71,6 +74,26 @@ async def test_a_revoked_key_gets_401_at_once(intake_gateway: LiveGateway) -> No
     _, gone, _ = await _call(intake_gateway, "GET", "/v1/api-keys", admin, state="revoked")
     assert created["id"] not in {k["id"] for k in active["items"]}
     assert [k["id"] for k in gone["items"]] == [created["id"]]
+
+
+async def test_requests_that_miss_the_cache_together_look_the_key_up_once(intake_gateway: LiveGateway) -> None:
+    admin = await intake_gateway.new_key("operations", ("admin",))
+    _, created, _ = await _call(intake_gateway, "POST", "/v1/api-keys", admin, {"business_unit": "erp-asia"})
+    look_ups: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "api_keys.key_hash" in statement:
+            look_ups.append(statement)
+
+    engine = intake_gateway.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        statuses = await asyncio.gather(*(_status_with(intake_gateway, created["key"]) for _ in range(40)))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+    assert statuses == [200] * 40
+    assert len(look_ups) == 1  # the others waited for that one instead of each asking the database
 
 
 async def test_rotation_replaces_the_key_and_the_old_one_stops_at_once(intake_gateway: LiveGateway) -> None:

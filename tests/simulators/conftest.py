@@ -14,7 +14,7 @@ from gateway.domain.accounts import Agent, IbanAccount, Party
 from gateway.domain.money import Money
 from gateway.partners.adapter import PaymentOrder
 from gateway.partners.signing import sign_payload
-from gateway_adapters.iso20022_bank.pain001 import build_pain001
+from gateway_adapters.iso20022_bank.pain001 import build_pain001, build_pain001_many
 from gateway_simulators.iso20022_bank import create_app
 
 SECRETS = {"request_secret": "bank-request-secret", "callback_secret": "bank-callback-secret"}
@@ -52,6 +52,19 @@ def pain001() -> Callable[..., bytes]:
             sample_order(**order),
             created_at=created_at or datetime(2024, 5, 6, 10, 0, tzinfo=UTC),
             execution_date=date(2024, 5, 7),
+        )
+
+    return build
+
+
+@pytest.fixture
+def pain001_many() -> Callable[..., bytes]:
+    """Factory: a valid bulk pain.001.001.09 body, one payment per instruction id (MsgId: ``MSG-<first id>``)."""
+
+    def build(*ids: str) -> bytes:
+        orders = [(sample_order(id=i, reference=f"INV-{i[-6:]}"), date(2024, 5, 7)) for i in ids]
+        return build_pain001_many(
+            orders, message_id=f"MSG-{ids[0]}", created_at=datetime(2024, 5, 6, 10, 0, tzinfo=UTC)
         )
 
     return build

@@ -18,6 +18,7 @@ from gateway_adapters.iso20022_bank.pain002 import parse_pain002
 from gateway_simulators.core import CoreSettings, Decision, Simulator
 from gateway_simulators.core.scenario import legacy_rules
 from gateway_simulators.iso20022_bank import BANK, Iso20022Bank, create_app, signed_status_report
+from tests.support import load_bench
 
 CALLBACK_SECRET = b"bank-callback-secret"
 BankClient = Callable[..., Awaitable[TestClient]]
@@ -165,6 +166,47 @@ async def test_same_instruction_under_another_key_gets_409(
     assert resp.status == 409
     assert json.loads(await answer(resp))["error"]["code"] == "DUPLICATE_INSTRUCTION"
     assert len(client.app[BANK].payments) == 1
+
+
+async def test_journal_names_every_payment_of_a_bulk_message_and_those_already_held(
+    bank_client: BankClient, pain001_many: Pain001, sign: Sign
+) -> None:
+    client = await bank_client()
+    first, second = (
+        pain001_many("ins_bulk_01", "ins_bulk_02", "ins_bulk_03"),
+        pain001_many("ins_bulk_03", "ins_bulk_04"),
+    )
+    assert (await client.post("/pain001", data=first, headers=sign(first, key="msg-1"))).status == 202
+    assert (await client.post("/pain001", data=first, headers=sign(first, key="msg-1"))).status == 202  # a retry
+    assert (await client.post("/pain001", data=second, headers=sign(second, key="msg-2"))).status == 202
+
+    entries = (await (await client.get("/_sim/journal", params={"kind": "submit"})).json())["entries"]
+    assert [(e["outcome"], e["instruction_id"], e["instruction_ids"], e["held_instruction_ids"]) for e in entries] == [
+        ("created", "ins_bulk_01", ["ins_bulk_01", "ins_bulk_02", "ins_bulk_03"], []),
+        ("replayed", "ins_bulk_01", ["ins_bulk_01", "ins_bulk_02", "ins_bulk_03"], []),
+        ("created", "ins_bulk_03", ["ins_bulk_03", "ins_bulk_04"], ["ins_bulk_03"]),  # sent twice: not taken again
+    ]
+    # the instruction_id filter finds a payment anywhere in a message, not only the first
+    only_2 = await (
+        await client.get("/_sim/journal", params={"kind": "submit", "instruction_id": "ins_bulk_02"})
+    ).json()
+    assert [e["seq"] for e in only_2["entries"]] == [entries[0]["seq"], entries[1]["seq"]]
+    assert len(client.app[BANK].payments) == 4
+    # what bench/e2e.py counts: a retry on its own key is the same dispatch, a payment sent again is not
+    checked = load_bench("e2e").double_dispatches(entries)
+    assert checked == {"sent": 4, "double_dispatches": 1, "examples": ["ins_bulk_03"]}
+
+
+async def test_journal_of_one_payment_names_it_alone(bank_client: BankClient, pain001: Pain001, sign: Sign) -> None:
+    client = await bank_client()
+    body = pain001()
+
+    await client.post("/pain001", data=body, headers=sign(body, key="first-key"))
+    await client.post("/pain001", data=body, headers=sign(body, key="second-key"))  # refused: already held
+
+    (created, refused) = client.app[BANK].journal.select({"kind": "submit", "instruction_id": "ins_sim_0001"})
+    assert (created.outcome, created.instruction_ids, created.held_instruction_ids) == ("created", ["ins_sim_0001"], [])
+    assert (refused.outcome, refused.http_status, refused.held_instruction_ids) == ("refused", 409, ["ins_sim_0001"])
 
 
 # -- status and callbacks -------------------------------------------------------------
