@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -50,8 +50,9 @@ from gateway.domain.errors import DomainError
 from gateway.domain.instruction import InstructionData, parse_instruction
 from gateway.domain.status import TERMINAL, Status
 from gateway.errors import ConfigError
-from gateway.risk.model import Candidate, Fingerprinter, normalise_name
-from gateway.risk.store import load_history, save_history
+from gateway.risk.history import Lessons
+from gateway.risk.model import Fingerprinter, normalise_name
+from gateway.risk.store import learn_lessons
 from gateway.store.bulk import Query, Write, fetch_all, insert_rows, placeholders, write_all
 from gateway.store.tables import migrated_payments, migration_checkpoints
 
@@ -75,6 +76,7 @@ __all__ = [
     "import_file",
     "instruction_doc",
     "known",
+    "lessons",
     "load_mapping",
     "read_checkpoint",
     "read_records",
@@ -539,19 +541,13 @@ async def read_checkpoint(conn: AsyncConnection, business_unit: str, sha256: str
     return Checkpoint(*row) if row else Checkpoint()
 
 
-class Staged(NamedTuple):
-    """A valid historical payment as it will be stored: its ``migrated_payments`` row and what it teaches risk.
-
-    Built where the row was checked (a worker thread or process), so that the writer only
-    de-duplicates and writes; plain values, cheap to send between processes. ``row`` lacks
-    ``imported_at``, set when the chunk is written.
-    """
-
-    reference: str
-    content_hash: str
-    row: dict[str, Any]
-    #: a settled payment's risk-history ``Candidate``, as its fields in order (``None``: nothing to learn)
-    learned: tuple[Any, ...] | None
+#: A valid historical payment as it will be stored: its reference, its content hash and its
+#: ``migrated_payments`` row (``stage``). Built where the row was checked (a worker thread or
+#: process), so that the writer only de-duplicates and writes; a plain tuple of plain values,
+#: cheap to send between processes (a named tuple pickles through Python code). The row lacks
+#: ``imported_at``, set when the chunk is written.
+Staged = tuple[str, str, dict[str, Any]]
+_REFERENCE, _CONTENT_HASH, _ROW = 0, 1, 2
 
 
 async def known(conn: AsyncConnection, business_unit: str, chunk: Sequence[Staged]) -> tuple[set[str], set[str]]:
@@ -570,8 +566,8 @@ async def known(conn: AsyncConnection, business_unit: str, chunk: Sequence[Stage
                 (business_unit, *values),
             )
             for name, values in (
-                ("reference", [p.reference for p in chunk]),
-                ("content_hash", [p.content_hash for p in chunk]),
+                ("reference", [p[_REFERENCE] for p in chunk]),
+                ("content_hash", [p[_CONTENT_HASH] for p in chunk]),
             )
         ],
     )
@@ -583,11 +579,12 @@ def fresh(chunk: Sequence[Staged], refs: set[str], hashes: set[str]) -> tuple[li
     new: list[Staged] = []
     dup: list[Staged] = []
     for p in chunk:
-        if p.reference in refs or p.content_hash in hashes:
+        reference, content_hash = p[_REFERENCE], p[_CONTENT_HASH]
+        if reference in refs or content_hash in hashes:
             dup.append(p)
         else:
-            refs.add(p.reference)
-            hashes.add(p.content_hash)
+            refs.add(reference)
+            hashes.add(content_hash)
             new.append(p)
     return new, dup
 
@@ -628,33 +625,35 @@ class AccountKeys:
         return found
 
 
-def _candidate(
-    business_unit: str, p: Parsed, keys: AccountKeys, minor: int, debtor: str, creditor: str
-) -> tuple[Any, ...]:
-    """The fields of ``p``'s risk-history ``Candidate``, in its order (``Candidate(*fields)``)."""
-    data = p.data
-    return (
-        f"migrated:{data.reference}",  # instruction_id
-        business_unit,
-        p.created_at,  # at
-        data.type,
-        data.money.currency,
-        data.money.amount,
-        minor,  # amount_minor
-        debtor,  # debtor_key
-        creditor,  # creditor_key
-        keys.name(data.debtor.name),
-        keys.name(data.creditor.name),
-        # remittance: history teaches no duplicate detection (docs/go-live.md), which alone reads it
-        "",
-    )
-
-
 _SETTLED = str(Status.SETTLED)
 
 
+def lessons(staged: Sequence[Staged], keys: AccountKeys) -> Lessons:
+    """What the settled payments among ``staged`` teach the risk history (``History.learn_all``), in their order.
+
+    Built from the stored rows, so the writer builds the same from a chunk's fresh rows when
+    the chunk held duplicates (which teach nothing). History teaches no duplicate detection
+    (docs/go-live.md), the one thing that would read the remittance.
+    """
+    out = Lessons()
+    add, name = out.add, keys.name
+    for p in staged:
+        row = p[_ROW]
+        if row["status"] == _SETTLED:
+            add(
+                row["business_unit"],
+                row["debtor_key"],
+                row["creditor_key"],
+                row["currency"],
+                row["amount_minor"],
+                row["created_at"],
+                name(row["creditor_name"]),
+            )
+    return out
+
+
 def stage(p: Parsed, business_unit: str, source_file: str, keys: AccountKeys) -> Staged:
-    """The row ``p`` is stored as (without ``imported_at``) and, settled, its risk-history candidate."""
+    """The row ``p`` is stored as (without ``imported_at``)."""
     data = p.data
     money = data.money
     minor = money.minor
@@ -680,8 +679,7 @@ def stage(p: Parsed, business_unit: str, source_file: str, keys: AccountKeys) ->
         "source_file": source_file,
         "line": p.line,
     }
-    learned = _candidate(business_unit, p, keys, minor, debtor_key, creditor_key) if p.status == _SETTLED else None
-    return Staged(data.reference, p.content_hash, row, learned)
+    return data.reference, p.content_hash, row
 
 
 async def store_chunk(
@@ -689,28 +687,22 @@ async def store_chunk(
     business_unit: str,
     source: FileSource,
     new: Sequence[Staged],
+    learned: Lessons,
     checkpoint: Checkpoint,
     now: datetime,
 ) -> None:
-    """Write one chunk's new payments, what they teach the risk history, and the file's checkpoint.
+    """Write one chunk's new payments, what they teach the risk history (``lessons`` of them), and the checkpoint.
 
     The caller runs it in one transaction: all three commit together or not at all.
     """
     rows: list[dict[str, Any]] = []
-    learned: list[Candidate] = []
     for p in new:
-        row = p.row
+        row = p[_ROW]
         row["imported_at"] = now
         rows.append(row)
-        if p.learned is not None:
-            learned.append(Candidate(*p.learned))
     if rows:
         await insert_rows(conn, migrated_payments, rows)
-    if learned:
-        history = await load_history(conn, learned, (), 0)
-        for c in learned:
-            history.learn_only(c)
-        await save_history(conn, history, now)
+    await learn_lessons(conn, learned, now)
     row = {
         "business_unit": business_unit,
         "file_sha256": source.sha256,
@@ -728,8 +720,8 @@ async def store_chunk(
 
 # -- checking, in a thread or a process ---------------------------------------------------------------
 
-#: a checked chunk: records consumed, the valid ones staged, the rejected ones
-Checked = tuple[int, list[Staged], list[Rejection]]
+#: a checked chunk: records consumed, the valid ones staged, the rejected ones, what the valid ones teach
+Checked = tuple[int, list[Staged], list[Rejection], Lessons]
 #: files of at least this many records are checked in a worker process (its start costs about a second)
 PROCESS_MIN_RECORDS = 50_000
 
@@ -766,7 +758,7 @@ class _Checker:
                 rejected.append(outcome)
             else:
                 staged.append(stage(outcome, unit, source_file, keys))
-        return len(batch), staged, rejected
+        return len(batch), staged, rejected, lessons(staged, keys)
 
 
 _worker_checker: list[_Checker] = []  # the checker of this worker process (``_start_worker``)
@@ -859,6 +851,7 @@ async def import_file(
     # a dry run writes nothing, so it remembers the run's references itself; a real run finds them in the table
     run_refs: set[str] = set()
     run_hashes: set[str] = set()
+    writer_keys = AccountKeys(fingerprints)  # normalised names, for the lessons of a chunk that held duplicates
     if processes is None:
         processes = source.records >= PROCESS_MIN_RECORDS and (os.cpu_count() or 1) >= 2
     pool: Executor | None = None
@@ -893,7 +886,7 @@ async def import_file(
     checking = check_next()
     try:
         while (checked := await checking) is not None:
-            count, staged, rejected = checked
+            count, staged, rejected, taught = checked
             # the next chunk is read and checked while this one is written: SQLite's work runs outside the GIL
             checking = check_next()
             result.rejections += rejected
@@ -917,7 +910,9 @@ async def import_file(
                     new, dup = fresh(staged, refs, hashes)
                     checkpoint.imported += len(new)
                     checkpoint.duplicates += len(dup)
-                    await store_chunk(conn, business_unit, source, new, checkpoint, clock())
+                    # duplicates teach nothing: the lessons of the fresh rows alone (the checker's are of all)
+                    learned = lessons(new, writer_keys) if dup else taught
+                    await store_chunk(conn, business_unit, source, new, learned, checkpoint, clock())
             progress(checkpoint.rows_done)
     finally:
         if not checking.done():
@@ -928,6 +923,6 @@ async def import_file(
     if not dry_run:
         checkpoint.finished = True
         async with engine.begin() as conn:
-            await store_chunk(conn, business_unit, source, [], checkpoint, clock())
+            await store_chunk(conn, business_unit, source, [], Lessons(), checkpoint, clock())
     progress(checkpoint.rows_done, checkpoint.rows_done)
     return result

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -41,6 +42,7 @@ from gateway.risk.history import (
     CounterKey,
     CounterSpec,
     History,
+    Lessons,
     NameAccounts,
     PairStats,
     Recent,
@@ -68,6 +70,7 @@ __all__ = [
     "counter_row",
     "history_rows",
     "history_writes",
+    "learn_lessons",
     "load_history",
     "prune_history",
     "recent_row",
@@ -265,6 +268,31 @@ async def load_history(
     """
     reads = HistoryQueries(conn.dialect, candidates, counters, recent_seconds)
     return reads.fill(await fetch_all(conn, reads.queries, one_hop=one_hop))
+
+
+def _stand_ins(lessons: Lessons) -> list[Candidate]:
+    """Candidates with the keys ``lessons`` changes: what ``load_history`` reads of them without counters or recent
+    payments (business unit, debtor and creditor keys, creditor name)."""
+    firsts = lessons.beneficiaries
+    debtors: dict[tuple[str, str], str] = {}  # a debtor paying each creditor: the pairs to load stay the lessons'
+    out = []
+    for bu, dk, ck, currency in lessons.pairs:
+        debtors.setdefault((bu, ck), dk)
+        out.append(Candidate("", bu, firsts[(bu, ck)][0], "", currency, Decimal(0), 0, dk, ck, "", "", ""))
+    out += [
+        Candidate("", bu, firsts[(bu, ck)][0], "", "", Decimal(0), 0, debtors[(bu, ck)], ck, "", name, "")
+        for bu, name, ck in lessons.names
+    ]
+    return out
+
+
+async def learn_lessons(conn: AsyncConnection, lessons: Lessons, now: datetime, *, one_hop: bool = True) -> None:
+    """Teach the stored history ``lessons`` (``History.learn_all``): load the slice it changes, learn, write it back."""
+    if not lessons:
+        return
+    history = await load_history(conn, _stand_ins(lessons), (), 0, one_hop=one_hop)
+    history.learn_all(lessons)
+    await save_history(conn, history, now, one_hop=one_hop)
 
 
 def counter_row(ckey: CounterKey, bucket: int, count: int, total: int) -> dict[str, Any]:
