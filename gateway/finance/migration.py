@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import read_yaml_file
@@ -53,7 +54,7 @@ from gateway.errors import ConfigError
 from gateway.risk.history import Lessons
 from gateway.risk.model import Fingerprinter, normalise_name
 from gateway.risk.store import learn_lessons
-from gateway.store.bulk import Query, Write, fetch_all, insert_rows, placeholders, write_all
+from gateway.store.bulk import Query, Write, bind_converter, fetch_all, insert_values, placeholders, write_all
 from gateway.store.tables import migrated_payments, migration_checkpoints
 
 __all__ = [
@@ -61,9 +62,11 @@ __all__ = [
     "FINAL_STATUSES",
     "FORMATS",
     "PROCESS_MIN_RECORDS",
+    "ROW_COLUMNS",
     "AccountKeys",
     "Checkpoint",
     "ColumnMapping",
+    "DriverValues",
     "FileResult",
     "FileSource",
     "Parsed",
@@ -541,13 +544,54 @@ async def read_checkpoint(conn: AsyncConnection, business_unit: str, sha256: str
     return Checkpoint(*row) if row else Checkpoint()
 
 
-#: A valid historical payment as it will be stored: its reference, its content hash and its
-#: ``migrated_payments`` row (``stage``). Built where the row was checked (a worker thread or
-#: process), so that the writer only de-duplicates and writes; a plain tuple of plain values,
-#: cheap to send between processes (a named tuple pickles through Python code). The row lacks
-#: ``imported_at``, set when the chunk is written.
-Staged = tuple[str, str, dict[str, Any]]
-_REFERENCE, _CONTENT_HASH, _ROW = 0, 1, 2
+#: the ``migrated_payments`` columns of a staged row, in its order (``imported_at`` added when it is written)
+ROW_COLUMNS: tuple[str, ...] = (
+    "business_unit",
+    "reference",
+    "content_hash",
+    "type",
+    "amount",
+    "amount_minor",
+    "currency",
+    "status",
+    "debtor_name",
+    "debtor_key",
+    "creditor_name",
+    "creditor_key",
+    "masked",
+    "remittance_information",
+    "created_at",
+    "status_at",
+    "source_file",
+    "line",
+    "imported_at",
+)
+_COLUMN = {name: i for i, name in enumerate(ROW_COLUMNS)}
+
+#: A valid historical payment as it will be stored: its reference, its content hash, its
+#: ``migrated_payments`` row as the driver takes it (``ROW_COLUMNS`` but ``imported_at``;
+#: ``stage``) and, settled, when it was made (what it teaches the risk history: ``lessons``).
+#: Built where the row was checked (a worker thread or process), so that the writer only
+#: de-duplicates and writes; plain tuples of plain values, cheap to send between processes
+#: (a named tuple or a dict per row costs several microseconds more each way).
+Staged = tuple[str, str, tuple[Any, ...], datetime | None]
+_REFERENCE, _CONTENT_HASH, _ROW, _SETTLED_AT = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class DriverValues:
+    """How a staged row's instants and masks are sent to the database's driver (``bulk.bind_converter``).
+
+    Module-level functions, so a checking process gets them and stages rows ready to insert.
+    """
+
+    instant: Callable[[datetime], Any]
+    masked: Callable[[dict[str, Any]], Any]
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> DriverValues:
+        t = migrated_payments
+        return cls(bind_converter(t.c.created_at, dialect), bind_converter(t.c.masked, dialect))
 
 
 async def known(conn: AsyncConnection, business_unit: str, chunk: Sequence[Staged]) -> tuple[set[str], set[str]]:
@@ -592,11 +636,12 @@ def fresh(chunk: Sequence[Staged], refs: set[str], hashes: set[str]) -> tuple[li
 class AccountKeys:
     """Risk fingerprints of accounts and normalised names, remembered: history pays the same accounts again."""
 
-    def __init__(self, fingerprints: Fingerprinter) -> None:
+    def __init__(self, fingerprints: Fingerprinter, driver: DriverValues | None = None) -> None:
         self._fingerprints = fingerprints
+        self._driver = driver
         self._keys: dict[Account, str] = {}
         self._names: dict[str, str] = {}
-        self._masks: dict[tuple[Account, Account], dict[str, Any]] = {}
+        self._masks: dict[tuple[Account, Account], Any] = {}
 
     def key(self, account: Account) -> str:
         found = self._keys.get(account)
@@ -606,14 +651,15 @@ class AccountKeys:
             found = self._keys[account] = self._fingerprints.account(account.as_dict())
         return found
 
-    def masked(self, debtor: Account, creditor: Account) -> dict[str, Any]:
-        """Both accounts' masks for display, ``{"debtor": …, "creditor": …}`` (shared: read-only)."""
+    def masked(self, debtor: Account, creditor: Account) -> Any:
+        """Both accounts' masks for display, ``{"debtor": …, "creditor": …}``, as the driver takes them."""
         pair = (debtor, creditor)
         found = self._masks.get(pair)
         if found is None:
             if len(self._masks) > 100_000:
                 self._masks.clear()
-            found = self._masks[pair] = {"debtor": debtor.masked(), "creditor": creditor.masked()}
+            masks = {"debtor": debtor.masked(), "creditor": creditor.masked()}
+            found = self._masks[pair] = self._driver.masked(masks) if self._driver else masks
         return found
 
     def name(self, name: str) -> str:
@@ -637,49 +683,45 @@ def lessons(staged: Sequence[Staged], keys: AccountKeys) -> Lessons:
     """
     out = Lessons()
     add, name = out.add, keys.name
+    unit, debtor, creditor, currency, minor, creditor_name = (
+        _COLUMN[c] for c in ("business_unit", "debtor_key", "creditor_key", "currency", "amount_minor", "creditor_name")
+    )
     for p in staged:
-        row = p[_ROW]
-        if row["status"] == _SETTLED:
-            add(
-                row["business_unit"],
-                row["debtor_key"],
-                row["creditor_key"],
-                row["currency"],
-                row["amount_minor"],
-                row["created_at"],
-                name(row["creditor_name"]),
-            )
+        at = p[_SETTLED_AT]
+        if at is not None:
+            row = p[_ROW]
+            add(row[unit], row[debtor], row[creditor], row[currency], row[minor], at, name(row[creditor_name]))
     return out
 
 
-def stage(p: Parsed, business_unit: str, source_file: str, keys: AccountKeys) -> Staged:
-    """The row ``p`` is stored as (without ``imported_at``)."""
+def stage(p: Parsed, business_unit: str, source_file: str, keys: AccountKeys, driver: DriverValues) -> Staged:
+    """The row ``p`` is stored as (``ROW_COLUMNS`` without ``imported_at``, as the driver takes it; see ``Staged``)."""
     data = p.data
     money = data.money
-    minor = money.minor
     debtor, creditor = data.debtor.account, data.creditor.account
-    debtor_key, creditor_key = keys.key(debtor), keys.key(creditor)
-    row = {
-        "business_unit": business_unit,
-        "reference": data.reference,
-        "content_hash": p.content_hash,
-        "type": data.type,
-        "amount": str(money.amount),
-        "amount_minor": minor,
-        "currency": money.currency,
-        "status": p.status,
-        "debtor_name": data.debtor.name,
-        "debtor_key": debtor_key,
-        "creditor_name": data.creditor.name,
-        "creditor_key": creditor_key,
-        "masked": keys.masked(debtor, creditor),
-        "remittance_information": data.remittance_information,
-        "created_at": p.created_at,
-        "status_at": p.status_at,
-        "source_file": source_file,
-        "line": p.line,
-    }
-    return data.reference, p.content_hash, row
+    instant = driver.instant
+    created_at = instant(p.created_at)
+    row = (
+        business_unit,
+        data.reference,
+        p.content_hash,
+        data.type,
+        str(money.amount),
+        money.minor,
+        money.currency,
+        p.status,
+        data.debtor.name,
+        keys.key(debtor),
+        data.creditor.name,
+        keys.key(creditor),
+        keys.masked(debtor, creditor),
+        data.remittance_information,
+        created_at,
+        created_at if p.status_at is p.created_at else instant(p.status_at),
+        source_file,
+        p.line,
+    )
+    return data.reference, p.content_hash, row, p.created_at if p.status == _SETTLED else None
 
 
 async def store_chunk(
@@ -695,13 +737,10 @@ async def store_chunk(
 
     The caller runs it in one transaction: all three commit together or not at all.
     """
-    rows: list[dict[str, Any]] = []
-    for p in new:
-        row = p[_ROW]
-        row["imported_at"] = now
-        rows.append(row)
-    if rows:
-        await insert_rows(conn, migrated_payments, rows)
+    if new:
+        imported_at = bind_converter(migrated_payments.c.imported_at, conn.dialect)(now)
+        rows = [(*p[_ROW], imported_at) for p in new]
+        await insert_values(conn, migrated_payments, ROW_COLUMNS, rows)
     await learn_lessons(conn, learned, now)
     row = {
         "business_unit": business_unit,
@@ -737,7 +776,9 @@ class _Checker:
         business_unit: str,
         source_file: str,
         chunk_size: int,
+        driver: DriverValues,
     ) -> None:
+        self._driver = driver
         self._records = records
         self._validator = validator
         self._keys = keys
@@ -752,12 +793,13 @@ class _Checker:
         staged: list[Staged] = []
         rejected: list[Rejection] = []
         validator, keys, unit, source_file = self._validator, self._keys, self._business_unit, self._source_file
+        driver = self._driver
         for line, record in batch:
             outcome = validator(line, record)
             if isinstance(outcome, Rejection):
                 rejected.append(outcome)
             else:
-                staged.append(stage(outcome, unit, source_file, keys))
+                staged.append(stage(outcome, unit, source_file, keys, driver))
         return len(batch), staged, rejected, lessons(staged, keys)
 
 
@@ -772,6 +814,7 @@ def _start_worker(
     fingerprints: Fingerprinter,
     business_unit: str,
     chunk_size: int,
+    driver: DriverValues,
     parent: int,
 ) -> None:
     """A checking process's initializer: its own reader of the file from ``skip`` on, and its own validator.
@@ -781,9 +824,8 @@ def _start_worker(
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     records = read_records(source, mapping, skip)
     validator = Validator(mapping, now)
-    _worker_checker.append(
-        _Checker(records, validator, AccountKeys(fingerprints), business_unit, source.sha256, chunk_size)
-    )
+    keys = AccountKeys(fingerprints, driver)
+    _worker_checker.append(_Checker(records, validator, keys, business_unit, source.sha256, chunk_size, driver))
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -852,6 +894,7 @@ async def import_file(
     run_refs: set[str] = set()
     run_hashes: set[str] = set()
     writer_keys = AccountKeys(fingerprints)  # normalised names, for the lessons of a chunk that held duplicates
+    driver = DriverValues.of(engine.dialect)
     if processes is None:
         processes = source.records >= PROCESS_MIN_RECORDS and (os.cpu_count() or 1) >= 2
     pool: Executor | None = None
@@ -868,6 +911,7 @@ async def import_file(
                 fingerprints,
                 business_unit,
                 chunk_size,
+                driver,
                 os.getpid(),
             ),
         )
@@ -878,7 +922,9 @@ async def import_file(
 
     else:
         records = (reader or read_records)(source, validator.mapping, checkpoint.rows_done)
-        checker = _Checker(records, validator, AccountKeys(fingerprints), business_unit, source.sha256, chunk_size)
+        checker = _Checker(
+            records, validator, AccountKeys(fingerprints, driver), business_unit, source.sha256, chunk_size, driver
+        )
 
         def check_next() -> asyncio.Future[Checked | None]:
             return asyncio.ensure_future(asyncio.to_thread(checker.next_chunk))
