@@ -48,7 +48,7 @@ from gateway.contracts.registry import contracts
 from gateway.domain.accounts import Account, Party
 from gateway.domain.clock import system_clock
 from gateway.domain.errors import DomainError
-from gateway.domain.instruction import InstructionData, parse_instruction
+from gateway.domain.instruction import InstructionData, has_control_characters, parse_instruction
 from gateway.domain.status import TERMINAL, Status
 from gateway.errors import ConfigError
 from gateway.risk.history import Lessons
@@ -449,6 +449,7 @@ class Validator:
         if isinstance(record, str):
             return Rejection(line, "", record)
         keys: _PartyKeys | None = None
+        plain = False
         if "debtor" not in record:  # flat: a CSV row (or a JSON record in the CSV's columns)
             doc = instruction_doc(record)
             extra = record
@@ -456,12 +457,15 @@ class Validator:
             creditor = tuple(map(record.get, _PARTY_FIELDS["creditor"]))
             if all(v is None or type(v) is str for v in (*debtor, *creditor)):
                 keys = (debtor, creditor)
+            # all of a CSV row's fields searched at once (the document's strings are among them, or constants)
+            values = record.values()
+            plain = all(type(v) is str for v in values) and not has_control_characters("".join(values))
         else:
             extra = {k: record.pop(k) for k in ("status", "created_at", "status_at") if k in record}
             doc = record
         reference = str(doc.get("reference", ""))[:35]
         try:
-            return self._parse(line, doc, extra, reference, keys)
+            return self._parse(line, doc, extra, reference, keys, plain)
         except ValueError as exc:
             return Rejection(line, reference, str(exc))
 
@@ -482,6 +486,7 @@ class Validator:
         extra: Mapping[str, Any],
         reference: str,
         keys: _PartyKeys | None = None,
+        plain: bool = False,
     ) -> Parsed:
         parties = self._known_parties(doc, keys)
         if parties is None and (self._fast is None or not self._fast(doc)):
@@ -490,7 +495,7 @@ class Validator:
                 first = errors[0]
                 raise ValueError(f"{first.pointer or '/'}: {first.message}")
         try:
-            data = parse_instruction(doc, parties)
+            data = parse_instruction(doc, parties, plain_text=plain)
         except DomainError as exc:
             first = exc.errors[0]
             raise ValueError(f"{first.pointer or '/'}: {first.message}") from None

@@ -28,9 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import delete
 from sqlalchemy.engine import Dialect
@@ -47,7 +46,6 @@ from gateway.risk.history import (
     PairStats,
     Recent,
 )
-from gateway.risk.model import Candidate
 from gateway.store.bulk import (
     Query,
     Statement,
@@ -66,6 +64,7 @@ from gateway.store.tables import (
 )
 
 __all__ = [
+    "CandidateKeys",
     "HistoryQueries",
     "counter_row",
     "history_rows",
@@ -78,7 +77,32 @@ __all__ = [
 ]
 
 
-def _since(candidates: Sequence[Candidate], seconds: int) -> datetime:
+class CandidateKeys(Protocol):
+    """What loading a batch's history reads of each of its candidates (a ``Candidate`` has all of it)."""
+
+    @property
+    def business_unit(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def debtor_key(self) -> str: ...
+    @property
+    def creditor_key(self) -> str: ...
+    @property
+    def creditor_name(self) -> str: ...
+
+
+class _Keys(NamedTuple):
+    """A ``CandidateKeys`` that is no candidate: the keys a ``Lessons`` changes (``learn_lessons``)."""
+
+    business_unit: str
+    at: datetime
+    debtor_key: str
+    creditor_key: str
+    creditor_name: str
+
+
+def _since(candidates: Sequence[CandidateKeys], seconds: int) -> datetime:
     return min(c.at for c in candidates) - timedelta(seconds=seconds)
 
 
@@ -169,7 +193,7 @@ class HistoryQueries:
     def __init__(
         self,
         dialect: Dialect,
-        candidates: Sequence[Candidate],
+        candidates: Sequence[CandidateKeys],
         counters: Iterable[CounterSpec],
         recent_seconds: int,
     ) -> None:
@@ -189,7 +213,7 @@ class HistoryQueries:
             fill(rows)
         return self.history
 
-    def _plan(self, dialect: Dialect, candidates: Sequence[Candidate], recent_seconds: int) -> None:
+    def _plan(self, dialect: Dialect, candidates: Sequence[CandidateKeys], recent_seconds: int) -> None:
         history = self.history
         units = _padded(c.business_unit for c in candidates)
         creditors = _padded(c.creditor_key for c in candidates)
@@ -254,7 +278,7 @@ class HistoryQueries:
 
 async def load_history(
     conn: AsyncConnection,
-    candidates: Sequence[Candidate],
+    candidates: Sequence[CandidateKeys],
     counters: Iterable[CounterSpec],
     recent_seconds: int,
     *,
@@ -270,19 +294,15 @@ async def load_history(
     return reads.fill(await fetch_all(conn, reads.queries, one_hop=one_hop))
 
 
-def _stand_ins(lessons: Lessons) -> list[Candidate]:
-    """Candidates with the keys ``lessons`` changes: what ``load_history`` reads of them without counters or recent
-    payments (business unit, debtor and creditor keys, creditor name)."""
+def _keys(lessons: Lessons) -> list[_Keys]:
+    """The keys ``lessons`` changes, as ``load_history`` reads them (one per pair, one per name)."""
     firsts = lessons.beneficiaries
     debtors: dict[tuple[str, str], str] = {}  # a debtor paying each creditor: the pairs to load stay the lessons'
     out = []
-    for bu, dk, ck, currency in lessons.pairs:
+    for bu, dk, ck, _ in lessons.pairs:
         debtors.setdefault((bu, ck), dk)
-        out.append(Candidate("", bu, firsts[(bu, ck)][0], "", currency, Decimal(0), 0, dk, ck, "", "", ""))
-    out += [
-        Candidate("", bu, firsts[(bu, ck)][0], "", "", Decimal(0), 0, debtors[(bu, ck)], ck, "", name, "")
-        for bu, name, ck in lessons.names
-    ]
+        out.append(_Keys(bu, firsts[(bu, ck)][0], dk, ck, ""))
+    out += [_Keys(bu, firsts[(bu, ck)][0], debtors[(bu, ck)], ck, name) for bu, name, ck in lessons.names]
     return out
 
 
@@ -290,7 +310,7 @@ async def learn_lessons(conn: AsyncConnection, lessons: Lessons, now: datetime, 
     """Teach the stored history ``lessons`` (``History.learn_all``): load the slice it changes, learn, write it back."""
     if not lessons:
         return
-    history = await load_history(conn, _stand_ins(lessons), (), 0, one_hop=one_hop)
+    history = await load_history(conn, _keys(lessons), (), 0, one_hop=one_hop)
     history.learn_all(lessons)
     await save_history(conn, history, now, one_hop=one_hop)
 
