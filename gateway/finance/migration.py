@@ -35,6 +35,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,9 @@ from gateway.store.bulk import Query, Write, bind_converter, fetch_all, insert_v
 from gateway.store.tables import migrated_payments, migration_checkpoints
 
 __all__ = [
+    "CHUNK_SIZES",
     "CSV_FIELDS",
+    "DEFAULT_CHUNK_SIZE",
     "FINAL_STATUSES",
     "FORMATS",
     "PROCESS_MIN_RECORDS",
@@ -75,6 +78,7 @@ __all__ = [
     "Staged",
     "Validator",
     "check_file",
+    "chunk_size_for",
     "fresh",
     "import_file",
     "instruction_doc",
@@ -270,6 +274,9 @@ def _csv_records(path: Path, mapping: ColumnMapping, skip: int) -> Iterator[Reco
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not a readable CSV file ({exc})") from None
         wanted = _columns(path, header, mapping)
+        names, indexes = tuple(wanted), tuple(wanted.values())
+        # the wanted fields of a row, as a tuple (itemgetter of one index gives the value alone)
+        values = itemgetter(*indexes) if len(indexes) > 1 else lambda row: tuple(row[i] for i in indexes)
         width = len(header)
         seen = 0
         while True:
@@ -291,10 +298,8 @@ def _csv_records(path: Path, mapping: ColumnMapping, skip: int) -> Iterator[Reco
                 yield reader.line_num, f"{len(row)} columns, the header has {width}"
                 continue
             fields = dict(mapping.defaults)
-            for name, i in wanted.items():
-                value = row[i].strip()
-                if value:
-                    fields[name] = value
+            stripped = zip(names, map(str.strip, values(row)), strict=True)
+            fields.update({name: value for name, value in stripped if value})
             yield reader.line_num, fields
 
 
@@ -414,6 +419,7 @@ _PARTY_FIELDS = {
 _PARTIES = ("debtor", "creditor")
 #: the page cache of an importing SQLite connection (64 MiB; a connection setting, SQLite's default is 2 MB)
 _SQLITE_CACHE = "PRAGMA cache_size=-65536"
+_TEXT, _TEXT_OR_NONE = frozenset({str}), frozenset({str, type(None)})
 #: the debtor's and the creditor's fields of one flat record (``_PARTY_FIELDS`` order)
 _PartyKeys = tuple[tuple[Any, ...], tuple[Any, ...]]
 
@@ -455,11 +461,11 @@ class Validator:
             extra = record
             debtor = tuple(map(record.get, _PARTY_FIELDS["debtor"]))
             creditor = tuple(map(record.get, _PARTY_FIELDS["creditor"]))
-            if all(v is None or type(v) is str for v in (*debtor, *creditor)):
+            if {*map(type, debtor), *map(type, creditor)} <= _TEXT_OR_NONE:
                 keys = (debtor, creditor)
             # all of a CSV row's fields searched at once (the document's strings are among them, or constants)
             values = record.values()
-            plain = all(type(v) is str for v in values) and not has_control_characters("".join(values))
+            plain = {*map(type, values)} <= _TEXT and not has_control_characters("".join(values))
         else:
             extra = {k: record.pop(k) for k in ("status", "created_at", "status_at") if k in record}
             doc = record
@@ -768,6 +774,16 @@ async def store_chunk(
 Checked = tuple[int, list[Staged], list[Rejection], Lessons]
 #: files of at least this many records are checked in a worker process (its start costs about a second)
 PROCESS_MIN_RECORDS = 50_000
+#: rows per transaction and checkpoint, by database: the risk history a chunk teaches is loaded and written per
+#: supplier, once per chunk, so larger chunks cost less per row; PostgreSQL's look-ups of a chunk go as one
+#: statement, under its limit of 32,767 parameters
+CHUNK_SIZES = {"sqlite": 10_000}
+DEFAULT_CHUNK_SIZE = 5000
+
+
+def chunk_size_for(dialect_name: str) -> int:
+    """The default rows per transaction of an import into this kind of database (``CHUNK_SIZES``)."""
+    return CHUNK_SIZES.get(dialect_name, DEFAULT_CHUNK_SIZE)
 
 
 class _Checker:
@@ -869,7 +885,7 @@ async def import_file(
     validator: Validator,
     fingerprints: Fingerprinter,
     *,
-    chunk_size: int = 5000,
+    chunk_size: int | None = None,
     dry_run: bool = False,
     progress: Callable[..., None] = _no_progress,
     clock: Callable[[], datetime] = system_clock,
@@ -878,6 +894,7 @@ async def import_file(
 ) -> FileResult:
     """Import one file, continuing from its checkpoint; a dry run reads it all and writes nothing.
 
+    ``chunk_size``: rows per transaction and checkpoint (``None``: ``chunk_size_for`` the database).
     ``progress(done, total=None)`` is called with the records consumed so far after each chunk.
     The next chunk is read, checked and staged while one is written: in a worker thread, or
     with ``processes`` in a worker process (the second core; ``None``: for files of
@@ -886,6 +903,7 @@ async def import_file(
     The process is started with ``spawn``: a script calling this must guard its entry point
     (``if __name__ == "__main__":``), as the CLI and ``bench/migrate.py`` do.
     """
+    chunk_size = chunk_size or chunk_size_for(engine.dialect.name)
     async with engine.connect() as conn:
         stored = await read_checkpoint(conn, business_unit, source.sha256)
     if stored.finished and not dry_run:
