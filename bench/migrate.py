@@ -15,7 +15,7 @@ Target (issue 17): 1,000,000 rows at ≥ 20,000 rows/s on SQLite.
 
 The CSV is cached under ``var/bench/`` (``--fresh`` rewrites it).
 
-    .venv/bin/python bench/migrate.py [--json] [--rows 1000000] [--chunk 5000]
+    .venv/bin/python bench/migrate.py [--json] [--rows 1000000] [--chunk 10000]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from schwifty import IBAN  # noqa: E402
 
 from gateway.domain.clock import system_clock  # noqa: E402
-from gateway.finance.migration import FileSource, Validator, import_file, load_mapping  # noqa: E402
+from gateway.finance.migration import FileSource, Validator, chunk_size_for, import_file, load_mapping  # noqa: E402
 from gateway.risk.model import Fingerprinter  # noqa: E402
 from gateway.store.db import create_engine  # noqa: E402
 from gateway.store.migrate import upgrade  # noqa: E402
@@ -259,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print one JSON object as the last line")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--creditors", type=int, default=2000, help="distinct suppliers paid")
-    parser.add_argument("--chunk", type=int, default=5000, help="rows per transaction")
+    parser.add_argument(
+        "--chunk", type=int, default=chunk_size_for("sqlite"), help="rows per transaction (the command's default)"
+    )
     parser.add_argument(
         "--checking",
         choices=("both", "thread", "process"),

@@ -287,8 +287,8 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument(
         "--chunk-size",
         type=_chunk_size,
-        default=5000,
+        default=None,
         metavar="N",
-        help="rows per transaction and checkpoint, 1 to 10000 (5000)",
+        help="rows per transaction and checkpoint, 1 to 10000 (10000 on SQLite, 5000 on PostgreSQL)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")

@@ -24,7 +24,7 @@ from gateway.domain.errors import DomainError, FieldError, IdentifierError, Mone
 from gateway.domain.money import Money
 from gateway.domain.order import PaymentOrder
 
-__all__ = ["InstructionData", "parse_instruction", "payment_order"]
+__all__ = ["InstructionData", "has_control_characters", "parse_instruction", "payment_order"]
 
 T = TypeVar("T")
 
@@ -97,6 +97,14 @@ _PARTIES = ("debtor", "creditor")
 
 #: a control character as ``json.dumps`` writes it (``\n``, ``\u001f``, ``\u007f``), after an even run of backslashes
 _ESCAPED_CONTROL = re.compile(r"(?<!\\)(?:\\\\)*\\(?:[nrtbf]|u00[01][0-9a-fA-F]|u007[fF])")
+
+
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` holds a control character (a line break, a tab, NUL), which no instruction field may.
+
+    A caller that finds none in all of a document's strings at once parses it with ``plain_text``.
+    """
+    return _CONTROL.search(text) is not None
 
 
 def _has_control(node: Any) -> bool:

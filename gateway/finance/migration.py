@@ -35,10 +35,12 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.config import read_yaml_file
@@ -47,22 +49,27 @@ from gateway.contracts.registry import contracts
 from gateway.domain.accounts import Account, Party
 from gateway.domain.clock import system_clock
 from gateway.domain.errors import DomainError
-from gateway.domain.instruction import InstructionData, parse_instruction
+from gateway.domain.instruction import InstructionData, has_control_characters, parse_instruction
 from gateway.domain.status import TERMINAL, Status
 from gateway.errors import ConfigError
-from gateway.risk.model import Candidate, Fingerprinter, normalise_name
-from gateway.risk.store import load_history, save_history
-from gateway.store.bulk import Query, Write, fetch_all, insert_rows, placeholders, write_all
+from gateway.risk.history import Lessons
+from gateway.risk.model import Fingerprinter, normalise_name
+from gateway.risk.store import learn_lessons
+from gateway.store.bulk import Query, Write, bind_converter, fetch_all, insert_values, placeholders, write_all
 from gateway.store.tables import migrated_payments, migration_checkpoints
 
 __all__ = [
+    "CHUNK_SIZES",
     "CSV_FIELDS",
+    "DEFAULT_CHUNK_SIZE",
     "FINAL_STATUSES",
     "FORMATS",
     "PROCESS_MIN_RECORDS",
+    "ROW_COLUMNS",
     "AccountKeys",
     "Checkpoint",
     "ColumnMapping",
+    "DriverValues",
     "FileResult",
     "FileSource",
     "Parsed",
@@ -71,10 +78,12 @@ __all__ = [
     "Staged",
     "Validator",
     "check_file",
+    "chunk_size_for",
     "fresh",
     "import_file",
     "instruction_doc",
     "known",
+    "lessons",
     "load_mapping",
     "read_checkpoint",
     "read_records",
@@ -265,6 +274,9 @@ def _csv_records(path: Path, mapping: ColumnMapping, skip: int) -> Iterator[Reco
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not a readable CSV file ({exc})") from None
         wanted = _columns(path, header, mapping)
+        names, indexes = tuple(wanted), tuple(wanted.values())
+        # the wanted fields of a row, as a tuple (itemgetter of one index gives the value alone)
+        values = itemgetter(*indexes) if len(indexes) > 1 else lambda row: tuple(row[i] for i in indexes)
         width = len(header)
         seen = 0
         while True:
@@ -286,10 +298,8 @@ def _csv_records(path: Path, mapping: ColumnMapping, skip: int) -> Iterator[Reco
                 yield reader.line_num, f"{len(row)} columns, the header has {width}"
                 continue
             fields = dict(mapping.defaults)
-            for name, i in wanted.items():
-                value = row[i].strip()
-                if value:
-                    fields[name] = value
+            stripped = zip(names, map(str.strip, values(row)), strict=True)
+            fields.update({name: value for name, value in stripped if value})
             yield reader.line_num, fields
 
 
@@ -409,6 +419,7 @@ _PARTY_FIELDS = {
 _PARTIES = ("debtor", "creditor")
 #: the page cache of an importing SQLite connection (64 MiB; a connection setting, SQLite's default is 2 MB)
 _SQLITE_CACHE = "PRAGMA cache_size=-65536"
+_TEXT, _TEXT_OR_NONE = frozenset({str}), frozenset({str, type(None)})
 #: the debtor's and the creditor's fields of one flat record (``_PARTY_FIELDS`` order)
 _PartyKeys = tuple[tuple[Any, ...], tuple[Any, ...]]
 
@@ -444,19 +455,23 @@ class Validator:
         if isinstance(record, str):
             return Rejection(line, "", record)
         keys: _PartyKeys | None = None
+        plain = False
         if "debtor" not in record:  # flat: a CSV row (or a JSON record in the CSV's columns)
             doc = instruction_doc(record)
             extra = record
             debtor = tuple(map(record.get, _PARTY_FIELDS["debtor"]))
             creditor = tuple(map(record.get, _PARTY_FIELDS["creditor"]))
-            if all(v is None or type(v) is str for v in (*debtor, *creditor)):
+            if {*map(type, debtor), *map(type, creditor)} <= _TEXT_OR_NONE:
                 keys = (debtor, creditor)
+            # all of a CSV row's fields searched at once (the document's strings are among them, or constants)
+            values = record.values()
+            plain = {*map(type, values)} <= _TEXT and not has_control_characters("".join(values))
         else:
             extra = {k: record.pop(k) for k in ("status", "created_at", "status_at") if k in record}
             doc = record
         reference = str(doc.get("reference", ""))[:35]
         try:
-            return self._parse(line, doc, extra, reference, keys)
+            return self._parse(line, doc, extra, reference, keys, plain)
         except ValueError as exc:
             return Rejection(line, reference, str(exc))
 
@@ -477,6 +492,7 @@ class Validator:
         extra: Mapping[str, Any],
         reference: str,
         keys: _PartyKeys | None = None,
+        plain: bool = False,
     ) -> Parsed:
         parties = self._known_parties(doc, keys)
         if parties is None and (self._fast is None or not self._fast(doc)):
@@ -485,7 +501,7 @@ class Validator:
                 first = errors[0]
                 raise ValueError(f"{first.pointer or '/'}: {first.message}")
         try:
-            data = parse_instruction(doc, parties)
+            data = parse_instruction(doc, parties, plain_text=plain)
         except DomainError as exc:
             first = exc.errors[0]
             raise ValueError(f"{first.pointer or '/'}: {first.message}") from None
@@ -539,19 +555,54 @@ async def read_checkpoint(conn: AsyncConnection, business_unit: str, sha256: str
     return Checkpoint(*row) if row else Checkpoint()
 
 
-class Staged(NamedTuple):
-    """A valid historical payment as it will be stored: its ``migrated_payments`` row and what it teaches risk.
+#: the ``migrated_payments`` columns of a staged row, in its order (``imported_at`` added when it is written)
+ROW_COLUMNS: tuple[str, ...] = (
+    "business_unit",
+    "reference",
+    "content_hash",
+    "type",
+    "amount",
+    "amount_minor",
+    "currency",
+    "status",
+    "debtor_name",
+    "debtor_key",
+    "creditor_name",
+    "creditor_key",
+    "masked",
+    "remittance_information",
+    "created_at",
+    "status_at",
+    "source_file",
+    "line",
+    "imported_at",
+)
+_COLUMN = {name: i for i, name in enumerate(ROW_COLUMNS)}
 
-    Built where the row was checked (a worker thread or process), so that the writer only
-    de-duplicates and writes; plain values, cheap to send between processes. ``row`` lacks
-    ``imported_at``, set when the chunk is written.
+#: A valid historical payment as it will be stored: its reference, its content hash, its
+#: ``migrated_payments`` row as the driver takes it (``ROW_COLUMNS`` but ``imported_at``;
+#: ``stage``) and, settled, when it was made (what it teaches the risk history: ``lessons``).
+#: Built where the row was checked (a worker thread or process), so that the writer only
+#: de-duplicates and writes; plain tuples of plain values, cheap to send between processes
+#: (a named tuple or a dict per row costs several microseconds more each way).
+Staged = tuple[str, str, tuple[Any, ...], datetime | None]
+_REFERENCE, _CONTENT_HASH, _ROW, _SETTLED_AT = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class DriverValues:
+    """How a staged row's instants and masks are sent to the database's driver (``bulk.bind_converter``).
+
+    Module-level functions, so a checking process gets them and stages rows ready to insert.
     """
 
-    reference: str
-    content_hash: str
-    row: dict[str, Any]
-    #: a settled payment's risk-history ``Candidate``, as its fields in order (``None``: nothing to learn)
-    learned: tuple[Any, ...] | None
+    instant: Callable[[datetime], Any]
+    masked: Callable[[dict[str, Any]], Any]
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> DriverValues:
+        t = migrated_payments
+        return cls(bind_converter(t.c.created_at, dialect), bind_converter(t.c.masked, dialect))
 
 
 async def known(conn: AsyncConnection, business_unit: str, chunk: Sequence[Staged]) -> tuple[set[str], set[str]]:
@@ -570,8 +621,8 @@ async def known(conn: AsyncConnection, business_unit: str, chunk: Sequence[Stage
                 (business_unit, *values),
             )
             for name, values in (
-                ("reference", [p.reference for p in chunk]),
-                ("content_hash", [p.content_hash for p in chunk]),
+                ("reference", [p[_REFERENCE] for p in chunk]),
+                ("content_hash", [p[_CONTENT_HASH] for p in chunk]),
             )
         ],
     )
@@ -583,11 +634,12 @@ def fresh(chunk: Sequence[Staged], refs: set[str], hashes: set[str]) -> tuple[li
     new: list[Staged] = []
     dup: list[Staged] = []
     for p in chunk:
-        if p.reference in refs or p.content_hash in hashes:
+        reference, content_hash = p[_REFERENCE], p[_CONTENT_HASH]
+        if reference in refs or content_hash in hashes:
             dup.append(p)
         else:
-            refs.add(p.reference)
-            hashes.add(p.content_hash)
+            refs.add(reference)
+            hashes.add(content_hash)
             new.append(p)
     return new, dup
 
@@ -595,11 +647,12 @@ def fresh(chunk: Sequence[Staged], refs: set[str], hashes: set[str]) -> tuple[li
 class AccountKeys:
     """Risk fingerprints of accounts and normalised names, remembered: history pays the same accounts again."""
 
-    def __init__(self, fingerprints: Fingerprinter) -> None:
+    def __init__(self, fingerprints: Fingerprinter, driver: DriverValues | None = None) -> None:
         self._fingerprints = fingerprints
+        self._driver = driver
         self._keys: dict[Account, str] = {}
         self._names: dict[str, str] = {}
-        self._masks: dict[tuple[Account, Account], dict[str, Any]] = {}
+        self._masks: dict[tuple[Account, Account], Any] = {}
 
     def key(self, account: Account) -> str:
         found = self._keys.get(account)
@@ -609,14 +662,15 @@ class AccountKeys:
             found = self._keys[account] = self._fingerprints.account(account.as_dict())
         return found
 
-    def masked(self, debtor: Account, creditor: Account) -> dict[str, Any]:
-        """Both accounts' masks for display, ``{"debtor": …, "creditor": …}`` (shared: read-only)."""
+    def masked(self, debtor: Account, creditor: Account) -> Any:
+        """Both accounts' masks for display, ``{"debtor": …, "creditor": …}``, as the driver takes them."""
         pair = (debtor, creditor)
         found = self._masks.get(pair)
         if found is None:
             if len(self._masks) > 100_000:
                 self._masks.clear()
-            found = self._masks[pair] = {"debtor": debtor.masked(), "creditor": creditor.masked()}
+            masks = {"debtor": debtor.masked(), "creditor": creditor.masked()}
+            found = self._masks[pair] = self._driver.masked(masks) if self._driver else masks
         return found
 
     def name(self, name: str) -> str:
@@ -628,60 +682,57 @@ class AccountKeys:
         return found
 
 
-def _candidate(
-    business_unit: str, p: Parsed, keys: AccountKeys, minor: int, debtor: str, creditor: str
-) -> tuple[Any, ...]:
-    """The fields of ``p``'s risk-history ``Candidate``, in its order (``Candidate(*fields)``)."""
-    data = p.data
-    return (
-        f"migrated:{data.reference}",  # instruction_id
-        business_unit,
-        p.created_at,  # at
-        data.type,
-        data.money.currency,
-        data.money.amount,
-        minor,  # amount_minor
-        debtor,  # debtor_key
-        creditor,  # creditor_key
-        keys.name(data.debtor.name),
-        keys.name(data.creditor.name),
-        # remittance: history teaches no duplicate detection (docs/go-live.md), which alone reads it
-        "",
-    )
-
-
 _SETTLED = str(Status.SETTLED)
 
 
-def stage(p: Parsed, business_unit: str, source_file: str, keys: AccountKeys) -> Staged:
-    """The row ``p`` is stored as (without ``imported_at``) and, settled, its risk-history candidate."""
+def lessons(staged: Sequence[Staged], keys: AccountKeys) -> Lessons:
+    """What the settled payments among ``staged`` teach the risk history (``History.learn_all``), in their order.
+
+    Built from the stored rows, so the writer builds the same from a chunk's fresh rows when
+    the chunk held duplicates (which teach nothing). History teaches no duplicate detection
+    (docs/go-live.md), the one thing that would read the remittance.
+    """
+    out = Lessons()
+    add, name = out.add, keys.name
+    unit, debtor, creditor, currency, minor, creditor_name = (
+        _COLUMN[c] for c in ("business_unit", "debtor_key", "creditor_key", "currency", "amount_minor", "creditor_name")
+    )
+    for p in staged:
+        at = p[_SETTLED_AT]
+        if at is not None:
+            row = p[_ROW]
+            add(row[unit], row[debtor], row[creditor], row[currency], row[minor], at, name(row[creditor_name]))
+    return out
+
+
+def stage(p: Parsed, business_unit: str, source_file: str, keys: AccountKeys, driver: DriverValues) -> Staged:
+    """The row ``p`` is stored as (``ROW_COLUMNS`` without ``imported_at``, as the driver takes it; see ``Staged``)."""
     data = p.data
     money = data.money
-    minor = money.minor
     debtor, creditor = data.debtor.account, data.creditor.account
-    debtor_key, creditor_key = keys.key(debtor), keys.key(creditor)
-    row = {
-        "business_unit": business_unit,
-        "reference": data.reference,
-        "content_hash": p.content_hash,
-        "type": data.type,
-        "amount": str(money.amount),
-        "amount_minor": minor,
-        "currency": money.currency,
-        "status": p.status,
-        "debtor_name": data.debtor.name,
-        "debtor_key": debtor_key,
-        "creditor_name": data.creditor.name,
-        "creditor_key": creditor_key,
-        "masked": keys.masked(debtor, creditor),
-        "remittance_information": data.remittance_information,
-        "created_at": p.created_at,
-        "status_at": p.status_at,
-        "source_file": source_file,
-        "line": p.line,
-    }
-    learned = _candidate(business_unit, p, keys, minor, debtor_key, creditor_key) if p.status == _SETTLED else None
-    return Staged(data.reference, p.content_hash, row, learned)
+    instant = driver.instant
+    created_at = instant(p.created_at)
+    row = (
+        business_unit,
+        data.reference,
+        p.content_hash,
+        data.type,
+        str(money.amount),
+        money.minor,
+        money.currency,
+        p.status,
+        data.debtor.name,
+        keys.key(debtor),
+        data.creditor.name,
+        keys.key(creditor),
+        keys.masked(debtor, creditor),
+        data.remittance_information,
+        created_at,
+        created_at if p.status_at is p.created_at else instant(p.status_at),
+        source_file,
+        p.line,
+    )
+    return data.reference, p.content_hash, row, p.created_at if p.status == _SETTLED else None
 
 
 async def store_chunk(
@@ -689,28 +740,19 @@ async def store_chunk(
     business_unit: str,
     source: FileSource,
     new: Sequence[Staged],
+    learned: Lessons,
     checkpoint: Checkpoint,
     now: datetime,
 ) -> None:
-    """Write one chunk's new payments, what they teach the risk history, and the file's checkpoint.
+    """Write one chunk's new payments, what they teach the risk history (``lessons`` of them), and the checkpoint.
 
     The caller runs it in one transaction: all three commit together or not at all.
     """
-    rows: list[dict[str, Any]] = []
-    learned: list[Candidate] = []
-    for p in new:
-        row = p.row
-        row["imported_at"] = now
-        rows.append(row)
-        if p.learned is not None:
-            learned.append(Candidate(*p.learned))
-    if rows:
-        await insert_rows(conn, migrated_payments, rows)
-    if learned:
-        history = await load_history(conn, learned, (), 0)
-        for c in learned:
-            history.learn_only(c)
-        await save_history(conn, history, now)
+    if new:
+        imported_at = bind_converter(migrated_payments.c.imported_at, conn.dialect)(now)
+        rows = [(*p[_ROW], imported_at) for p in new]
+        await insert_values(conn, migrated_payments, ROW_COLUMNS, rows)
+    await learn_lessons(conn, learned, now)
     row = {
         "business_unit": business_unit,
         "file_sha256": source.sha256,
@@ -728,10 +770,20 @@ async def store_chunk(
 
 # -- checking, in a thread or a process ---------------------------------------------------------------
 
-#: a checked chunk: records consumed, the valid ones staged, the rejected ones
-Checked = tuple[int, list[Staged], list[Rejection]]
+#: a checked chunk: records consumed, the valid ones staged, the rejected ones, what the valid ones teach
+Checked = tuple[int, list[Staged], list[Rejection], Lessons]
 #: files of at least this many records are checked in a worker process (its start costs about a second)
 PROCESS_MIN_RECORDS = 50_000
+#: rows per transaction and checkpoint, by database: the risk history a chunk teaches is loaded and written per
+#: supplier, once per chunk, so larger chunks cost less per row; PostgreSQL's look-ups of a chunk go as one
+#: statement, under its limit of 32,767 parameters
+CHUNK_SIZES = {"sqlite": 10_000}
+DEFAULT_CHUNK_SIZE = 5000
+
+
+def chunk_size_for(dialect_name: str) -> int:
+    """The default rows per transaction of an import into this kind of database (``CHUNK_SIZES``)."""
+    return CHUNK_SIZES.get(dialect_name, DEFAULT_CHUNK_SIZE)
 
 
 class _Checker:
@@ -745,7 +797,9 @@ class _Checker:
         business_unit: str,
         source_file: str,
         chunk_size: int,
+        driver: DriverValues,
     ) -> None:
+        self._driver = driver
         self._records = records
         self._validator = validator
         self._keys = keys
@@ -760,13 +814,14 @@ class _Checker:
         staged: list[Staged] = []
         rejected: list[Rejection] = []
         validator, keys, unit, source_file = self._validator, self._keys, self._business_unit, self._source_file
+        driver = self._driver
         for line, record in batch:
             outcome = validator(line, record)
             if isinstance(outcome, Rejection):
                 rejected.append(outcome)
             else:
-                staged.append(stage(outcome, unit, source_file, keys))
-        return len(batch), staged, rejected
+                staged.append(stage(outcome, unit, source_file, keys, driver))
+        return len(batch), staged, rejected, lessons(staged, keys)
 
 
 _worker_checker: list[_Checker] = []  # the checker of this worker process (``_start_worker``)
@@ -780,6 +835,7 @@ def _start_worker(
     fingerprints: Fingerprinter,
     business_unit: str,
     chunk_size: int,
+    driver: DriverValues,
     parent: int,
 ) -> None:
     """A checking process's initializer: its own reader of the file from ``skip`` on, and its own validator.
@@ -789,9 +845,8 @@ def _start_worker(
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     records = read_records(source, mapping, skip)
     validator = Validator(mapping, now)
-    _worker_checker.append(
-        _Checker(records, validator, AccountKeys(fingerprints), business_unit, source.sha256, chunk_size)
-    )
+    keys = AccountKeys(fingerprints, driver)
+    _worker_checker.append(_Checker(records, validator, keys, business_unit, source.sha256, chunk_size, driver))
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -830,7 +885,7 @@ async def import_file(
     validator: Validator,
     fingerprints: Fingerprinter,
     *,
-    chunk_size: int = 5000,
+    chunk_size: int | None = None,
     dry_run: bool = False,
     progress: Callable[..., None] = _no_progress,
     clock: Callable[[], datetime] = system_clock,
@@ -839,6 +894,7 @@ async def import_file(
 ) -> FileResult:
     """Import one file, continuing from its checkpoint; a dry run reads it all and writes nothing.
 
+    ``chunk_size``: rows per transaction and checkpoint (``None``: ``chunk_size_for`` the database).
     ``progress(done, total=None)`` is called with the records consumed so far after each chunk.
     The next chunk is read, checked and staged while one is written: in a worker thread, or
     with ``processes`` in a worker process (the second core; ``None``: for files of
@@ -847,6 +903,7 @@ async def import_file(
     The process is started with ``spawn``: a script calling this must guard its entry point
     (``if __name__ == "__main__":``), as the CLI and ``bench/migrate.py`` do.
     """
+    chunk_size = chunk_size or chunk_size_for(engine.dialect.name)
     async with engine.connect() as conn:
         stored = await read_checkpoint(conn, business_unit, source.sha256)
     if stored.finished and not dry_run:
@@ -859,6 +916,8 @@ async def import_file(
     # a dry run writes nothing, so it remembers the run's references itself; a real run finds them in the table
     run_refs: set[str] = set()
     run_hashes: set[str] = set()
+    writer_keys = AccountKeys(fingerprints)  # normalised names, for the lessons of a chunk that held duplicates
+    driver = DriverValues.of(engine.dialect)
     if processes is None:
         processes = source.records >= PROCESS_MIN_RECORDS and (os.cpu_count() or 1) >= 2
     pool: Executor | None = None
@@ -875,6 +934,7 @@ async def import_file(
                 fingerprints,
                 business_unit,
                 chunk_size,
+                driver,
                 os.getpid(),
             ),
         )
@@ -885,7 +945,9 @@ async def import_file(
 
     else:
         records = (reader or read_records)(source, validator.mapping, checkpoint.rows_done)
-        checker = _Checker(records, validator, AccountKeys(fingerprints), business_unit, source.sha256, chunk_size)
+        checker = _Checker(
+            records, validator, AccountKeys(fingerprints, driver), business_unit, source.sha256, chunk_size, driver
+        )
 
         def check_next() -> asyncio.Future[Checked | None]:
             return asyncio.ensure_future(asyncio.to_thread(checker.next_chunk))
@@ -893,7 +955,7 @@ async def import_file(
     checking = check_next()
     try:
         while (checked := await checking) is not None:
-            count, staged, rejected = checked
+            count, staged, rejected, taught = checked
             # the next chunk is read and checked while this one is written: SQLite's work runs outside the GIL
             checking = check_next()
             result.rejections += rejected
@@ -917,7 +979,9 @@ async def import_file(
                     new, dup = fresh(staged, refs, hashes)
                     checkpoint.imported += len(new)
                     checkpoint.duplicates += len(dup)
-                    await store_chunk(conn, business_unit, source, new, checkpoint, clock())
+                    # duplicates teach nothing: the lessons of the fresh rows alone (the checker's are of all)
+                    learned = lessons(new, writer_keys) if dup else taught
+                    await store_chunk(conn, business_unit, source, new, learned, checkpoint, clock())
             progress(checkpoint.rows_done)
     finally:
         if not checking.done():
@@ -928,6 +992,6 @@ async def import_file(
     if not dry_run:
         checkpoint.finished = True
         async with engine.begin() as conn:
-            await store_chunk(conn, business_unit, source, [], checkpoint, clock())
+            await store_chunk(conn, business_unit, source, [], Lessons(), checkpoint, clock())
     progress(checkpoint.rows_done, checkpoint.rows_done)
     return result

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from gateway.risk.model import Candidate
 
@@ -32,6 +33,7 @@ __all__ = [
     "Beneficiary",
     "CounterSpec",
     "History",
+    "Lessons",
     "NameAccounts",
     "PairStats",
     "Recent",
@@ -101,6 +103,55 @@ class Changes:
     beneficiaries: set[tuple[str, str]] = field(default_factory=set)
     names: set[tuple[str, str, str]] = field(default_factory=set)  # (bu, name, creditor key)
     recents: list[tuple[str, str, Recent]] = field(default_factory=list)  # (bu, creditor key, recent)
+
+
+@dataclass(slots=True)
+class Lessons:
+    """What a run of payments that went through teaches, summed per key (``History.learn_all``).
+
+    ``learn_all`` of it changes a ``History`` exactly as ``learn_only`` of each payment, in the
+    order they were added, would: applying it costs per pair, beneficiary and name, not per
+    payment (the history import builds one per chunk where the chunk is checked).
+    """
+
+    #: pair → the amounts paid (minor units), in order
+    pairs: dict[PairKey, list[int]] = field(default_factory=dict)
+    #: (business unit, creditor key) → [the first payment's instant, payments, largest amount]
+    beneficiaries: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    #: (business unit, normalised creditor name, creditor key) → payments
+    names: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def add(
+        self,
+        business_unit: str,
+        debtor_key: str,
+        creditor_key: str,
+        currency: str,
+        amount_minor: int,
+        at: datetime,
+        creditor_name: str,
+    ) -> None:
+        """One payment that went through (the fields ``learn_only`` reads of its ``Candidate``)."""
+        pkey = (business_unit, debtor_key, creditor_key, currency)
+        amounts = self.pairs.get(pkey)
+        if amounts is None:
+            self.pairs[pkey] = [amount_minor]
+        else:
+            amounts.append(amount_minor)
+        bkey = (business_unit, creditor_key)
+        known = self.beneficiaries.get(bkey)
+        if known is None:
+            self.beneficiaries[bkey] = [at, 1, amount_minor]
+        else:
+            known[1] += 1
+            if amount_minor > known[2]:
+                known[2] = amount_minor
+        if creditor_name:
+            nkey = (business_unit, creditor_name, creditor_key)
+            self.names[nkey] = self.names.get(nkey, 0) + 1
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
 
 
 class History:
@@ -208,6 +259,31 @@ class History:
             named = self.names.setdefault(nkey, NameAccounts())
             named.accounts[c.creditor_key] = named.accounts.get(c.creditor_key, 0) + 1
             self.changes.names.add((c.business_unit, c.creditor_name, c.creditor_key))
+
+    def learn_all(self, lessons: Lessons) -> None:
+        """``learn_only`` of every payment ``lessons`` holds, in the order they were added (per key)."""
+        changes = self.changes
+        for pkey, amounts in lessons.pairs.items():
+            stats = self.pairs.get(pkey)
+            if stats is None:
+                stats = self.pairs[pkey] = PairStats(0, [])
+            stats.count += len(amounts)
+            stats.amounts += amounts
+            if len(stats.amounts) > PAIR_MEMORY:
+                del stats.amounts[: len(stats.amounts) - PAIR_MEMORY]
+            changes.pairs.add(pkey)
+        for bkey, (first, count, largest) in lessons.beneficiaries.items():
+            known = self.beneficiaries.get(bkey)
+            if known is None:
+                self.beneficiaries[bkey] = Beneficiary(first, count, largest)
+            else:
+                known.count += count
+                known.max_minor = max(known.max_minor, largest)
+            changes.beneficiaries.add(bkey)
+        for (bu, name, ck), count in lessons.names.items():
+            named = self.names.setdefault((bu, name), NameAccounts())
+            named.accounts[ck] = named.accounts.get(ck, 0) + count
+            changes.names.add((bu, name, ck))
 
     def prune(self, now: datetime, keep_seconds: int) -> None:
         """Forget counters and recent payments older than ``keep_seconds`` (long streams)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import delete
 from sqlalchemy.engine import Dialect
@@ -41,11 +41,11 @@ from gateway.risk.history import (
     CounterKey,
     CounterSpec,
     History,
+    Lessons,
     NameAccounts,
     PairStats,
     Recent,
 )
-from gateway.risk.model import Candidate
 from gateway.store.bulk import (
     Query,
     Statement,
@@ -64,10 +64,12 @@ from gateway.store.tables import (
 )
 
 __all__ = [
+    "CandidateKeys",
     "HistoryQueries",
     "counter_row",
     "history_rows",
     "history_writes",
+    "learn_lessons",
     "load_history",
     "prune_history",
     "recent_row",
@@ -75,7 +77,32 @@ __all__ = [
 ]
 
 
-def _since(candidates: Sequence[Candidate], seconds: int) -> datetime:
+class CandidateKeys(Protocol):
+    """What loading a batch's history reads of each of its candidates (a ``Candidate`` has all of it)."""
+
+    @property
+    def business_unit(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def debtor_key(self) -> str: ...
+    @property
+    def creditor_key(self) -> str: ...
+    @property
+    def creditor_name(self) -> str: ...
+
+
+class _Keys(NamedTuple):
+    """A ``CandidateKeys`` that is no candidate: the keys a ``Lessons`` changes (``learn_lessons``)."""
+
+    business_unit: str
+    at: datetime
+    debtor_key: str
+    creditor_key: str
+    creditor_name: str
+
+
+def _since(candidates: Sequence[CandidateKeys], seconds: int) -> datetime:
     return min(c.at for c in candidates) - timedelta(seconds=seconds)
 
 
@@ -166,7 +193,7 @@ class HistoryQueries:
     def __init__(
         self,
         dialect: Dialect,
-        candidates: Sequence[Candidate],
+        candidates: Sequence[CandidateKeys],
         counters: Iterable[CounterSpec],
         recent_seconds: int,
     ) -> None:
@@ -186,7 +213,7 @@ class HistoryQueries:
             fill(rows)
         return self.history
 
-    def _plan(self, dialect: Dialect, candidates: Sequence[Candidate], recent_seconds: int) -> None:
+    def _plan(self, dialect: Dialect, candidates: Sequence[CandidateKeys], recent_seconds: int) -> None:
         history = self.history
         units = _padded(c.business_unit for c in candidates)
         creditors = _padded(c.creditor_key for c in candidates)
@@ -251,7 +278,7 @@ class HistoryQueries:
 
 async def load_history(
     conn: AsyncConnection,
-    candidates: Sequence[Candidate],
+    candidates: Sequence[CandidateKeys],
     counters: Iterable[CounterSpec],
     recent_seconds: int,
     *,
@@ -265,6 +292,27 @@ async def load_history(
     """
     reads = HistoryQueries(conn.dialect, candidates, counters, recent_seconds)
     return reads.fill(await fetch_all(conn, reads.queries, one_hop=one_hop))
+
+
+def _keys(lessons: Lessons) -> list[_Keys]:
+    """The keys ``lessons`` changes, as ``load_history`` reads them (one per pair, one per name)."""
+    firsts = lessons.beneficiaries
+    debtors: dict[tuple[str, str], str] = {}  # a debtor paying each creditor: the pairs to load stay the lessons'
+    out = []
+    for bu, dk, ck, _ in lessons.pairs:
+        debtors.setdefault((bu, ck), dk)
+        out.append(_Keys(bu, firsts[(bu, ck)][0], dk, ck, ""))
+    out += [_Keys(bu, firsts[(bu, ck)][0], debtors[(bu, ck)], ck, name) for bu, name, ck in lessons.names]
+    return out
+
+
+async def learn_lessons(conn: AsyncConnection, lessons: Lessons, now: datetime, *, one_hop: bool = True) -> None:
+    """Teach the stored history ``lessons`` (``History.learn_all``): load the slice it changes, learn, write it back."""
+    if not lessons:
+        return
+    history = await load_history(conn, _keys(lessons), (), 0, one_hop=one_hop)
+    history.learn_all(lessons)
+    await save_history(conn, history, now, one_hop=one_hop)
 
 
 def counter_row(ckey: CounterKey, bucket: int, count: int, total: int) -> dict[str, Any]:

@@ -55,6 +55,7 @@ __all__ = [
     "fetch_rows",
     "insert_rows",
     "insert_statement",
+    "insert_values",
     "placeholders",
     "result_values",
     "run_queries",
@@ -386,6 +387,19 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Mappin
     if not rows:
         return
     await conn.exec_driver_sql(*insert_statement(table, rows, conn.dialect))
+
+
+async def insert_values(
+    conn: AsyncConnection, table: Table, columns: tuple[str, ...], values: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert rows given as the driver takes them (``bind_converter`` of each column applied), in one ``executemany``.
+
+    For callers that convert where the rows are built (the history import's checking process).
+    """
+    if not values:
+        return
+    sql, _ = _plan(table, columns, conn.dialect)
+    await conn.exec_driver_sql(sql, list(values))
 
 
 def insert_statement(table: Table, rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> Statement:
