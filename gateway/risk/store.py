@@ -113,6 +113,17 @@ def _padded(values: Iterable[Any]) -> list[Any]:
     return items + items[-1:] * (size - len(items))
 
 
+def _keys_of(dialect: Dialect, values: Iterable[Any]) -> list[Any]:
+    """A key list's parameters: one per key, padded (SQLite), or one array of them all (PostgreSQL).
+
+    PostgreSQL takes at most 32,767 parameters a statement, and a long ``IN`` list of row values
+    exhausts its parser's stack (a batch to 5,000 new suppliers did): an array is one parameter at any size.
+    """
+    if dialect.name == "postgresql":
+        return [sorted(set(values))]
+    return _padded(values)
+
+
 class _Marks:
     """Parameter markers in the driver's style, numbered on across one statement."""
 
@@ -124,6 +135,12 @@ class _Marks:
         text = placeholders(self.dialect, count, self.next)
         self.next += count
         return text
+
+    def among(self, count: int) -> str:
+        """``IN`` a key list of ``count`` parameters (``_keys_of``): one array on PostgreSQL."""
+        if self.dialect.name == "postgresql":
+            return f"= ANY(CAST({self(1)} AS TEXT[]))"
+        return f"IN ({self(count)})"
 
 
 _COUNTER_COLUMNS = (
@@ -146,7 +163,7 @@ _RECENT_COLUMNS = ("business_unit", "creditor_key", "at", "instruction_id", "cur
 def _counters_where(dialect: Dialect, parties: int, units: int, reach: tuple[bool, ...]) -> str:
     """Counters of these keys, per bucket size as far back as it reaches (``reach``: for one subject only?)."""
     mark, quote = _Marks(dialect), dialect.identifier_preparer.quote
-    where = f"{quote('key')} IN ({mark(parties)}) AND business_unit IN ({mark(units)})"  # markers in textual order
+    where = f"{quote('key')} {mark.among(parties)} AND business_unit {mark.among(units)}"  # markers in textual order
     terms = [
         f"(bucket_seconds = {mark(1)} AND bucket_start >= {mark(1)}" + (f" AND subject = {mark(1)})" if one else ")")
         for one in reach
@@ -157,30 +174,31 @@ def _counters_where(dialect: Dialect, parties: int, units: int, reach: tuple[boo
 @lru_cache(maxsize=256)
 def _pairs_where(dialect: Dialect, keys: int, units: int) -> str:
     mark = _Marks(dialect)
-    if dialect.name == "postgresql":  # (creditor, debtor) pairs; SQLite's planner prefers the creditors alone
-        match = f"(creditor_key, debtor_key) IN ({', '.join(f'({mark(2)})' for _ in range(keys))})"
+    if dialect.name == "postgresql":  # (creditor, debtor) pairs, as two arrays; SQLite's planner prefers the creditors
+        pairs = f"SELECT * FROM unnest(CAST({mark(1)} AS TEXT[]), CAST({mark(1)} AS TEXT[]))"
+        match = f"(creditor_key, debtor_key) IN ({pairs})"
     else:
         match = f"creditor_key IN ({mark(keys)})"
-    return f"WHERE {match} AND business_unit IN ({mark(units)})"
+    return f"WHERE {match} AND business_unit {mark.among(units)}"
 
 
 @lru_cache(maxsize=256)
 def _beneficiaries_where(dialect: Dialect, creditors: int, units: int) -> str:
     mark = _Marks(dialect)
-    return f"WHERE creditor_key IN ({mark(creditors)}) AND business_unit IN ({mark(units)})"
+    return f"WHERE creditor_key {mark.among(creditors)} AND business_unit {mark.among(units)}"
 
 
 @lru_cache(maxsize=256)
 def _names_where(dialect: Dialect, names: int, units: int) -> str:
     mark = _Marks(dialect)
-    return f"WHERE creditor_name IN ({mark(names)}) AND business_unit IN ({mark(units)})"
+    return f"WHERE creditor_name {mark.among(names)} AND business_unit {mark.among(units)}"
 
 
 @lru_cache(maxsize=256)
 def _recent_where(dialect: Dialect, creditors: int) -> str:
     mark = _Marks(dialect)
     at = dialect.identifier_preparer.quote("at")
-    return f"WHERE creditor_key IN ({mark(creditors)}) AND {at} >= {mark(1)} ORDER BY id"
+    return f"WHERE creditor_key {mark.among(creditors)} AND {at} >= {mark(1)} ORDER BY id"
 
 
 class HistoryQueries:
@@ -215,10 +233,10 @@ class HistoryQueries:
 
     def _plan(self, dialect: Dialect, candidates: Sequence[CandidateKeys], recent_seconds: int) -> None:
         history = self.history
-        units = _padded(c.business_unit for c in candidates)
-        creditors = _padded(c.creditor_key for c in candidates)
+        units = _keys_of(dialect, (c.business_unit for c in candidates))
+        creditors = _keys_of(dialect, (c.creditor_key for c in candidates))
         if history.counter_specs:
-            parties = _padded([c.debtor_key for c in candidates] + [c.creditor_key for c in candidates])
+            parties = _keys_of(dialect, [c.debtor_key for c in candidates] + [c.creditor_key for c in candidates])
             # each bucket size only as far back as its own windows reach (24 buckets plus the partial one),
             # not as far as the longest window: an hour's small buckets are not loaded for a whole day
             reach: list[tuple[int, str | None]] = []
@@ -234,9 +252,9 @@ class HistoryQueries:
             where = _counters_where(dialect, len(parties), len(units), one_subject)
             self._add(Query(risk_counters, _COUNTER_COLUMNS, where, [*parties, *units, *reach_params]), self._counters)
         if dialect.name == "postgresql":
-            pairs = _padded((c.creditor_key, c.debtor_key) for c in candidates)
-            keys: list[Any] = [k for pair in pairs for k in pair]
-            where = _pairs_where(dialect, len(pairs), len(units))
+            pairs = sorted({(c.creditor_key, c.debtor_key) for c in candidates})
+            keys: list[Any] = [[c for c, _ in pairs], [d for _, d in pairs]]
+            where = _pairs_where(dialect, 1, len(units))
         else:
             keys = creditors
             where = _pairs_where(dialect, len(creditors), len(units))
@@ -244,7 +262,7 @@ class HistoryQueries:
         where = _beneficiaries_where(dialect, len(creditors), len(units))
         self._add(Query(risk_beneficiaries, _BENEFICIARY_COLUMNS, where, [*creditors, *units]), self._beneficiaries)
         if any(c.creditor_name for c in candidates):
-            names = _padded(c.creditor_name for c in candidates if c.creditor_name)
+            names = _keys_of(dialect, (c.creditor_name for c in candidates if c.creditor_name))
             where = _names_where(dialect, len(names), len(units))
             self._add(Query(risk_names, _NAME_COLUMNS, where, [*names, *units]), self._names)
         if recent_seconds:

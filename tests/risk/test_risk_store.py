@@ -83,6 +83,25 @@ async def test_history_survives_a_round_trip_through_the_store(engine: AsyncEngi
     assert loaded.beneficiary(stranger) is None and loaded.velocity(stranger, "creditor", HOUR) == (0, 0)
 
 
+async def test_a_batch_to_ten_thousand_new_suppliers_loads_its_history_in_one_statement(engine: AsyncEngine) -> None:
+    # PostgreSQL caps a statement at 32,767 parameters, and a long IN list of (creditor, debtor) rows ran its
+    # parser out of stack from about 5,000 suppliers: the keys go as arrays there, so any batch size loads
+    suppliers = [candidate(i, 100_00 + i, creditor=f"c{i:05d}", name=f"supplier {i}") for i in range(10_000)]
+    history = History(86_400, counters=COUNTERS)
+    for c in suppliers[::997]:  # a few of them known already
+        history.record(c, learn=True)
+    async with engine.begin() as conn:
+        await save_history(conn, history, NOW)
+    async with engine.connect() as conn:
+        loaded = await load_history(conn, suppliers, COUNTERS, 86_400)
+    known = {c.creditor_key for c in suppliers[::997]}
+    assert {c.creditor_key for c in suppliers if loaded.beneficiary(c) is not None} == known
+    assert {c.creditor_key for c in suppliers if loaded.pair(c) is not None} == known
+    assert {c.creditor_key for c in suppliers if loaded.accounts_for_name(c) is not None} == known
+    assert all(loaded.velocity(c, "creditor", HOUR)[0] == 1 for c in suppliers[::997])
+    assert len([r for c in suppliers for r in loaded.recent_to(c, 86_400)]) == len(known)
+
+
 async def test_concurrent_batches_never_lose_a_velocity_count(engine: AsyncEngine) -> None:
     async def batch(offset: int) -> None:
         history = History(0, counters=COUNTERS)
