@@ -78,7 +78,7 @@ class ApiServices:
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", ApiServices)
-#: key hash → (expires at, principal or None); see gateway.api.auth
+#: key hash → (expires at, the look-up of its principal or None: one at a time per key); see gateway.api.auth
 AUTH_CACHE = web.AppKey("auth_cache", dict)
 #: the partner simulators this process started, name → base URL (``gateway serve --with-simulators``,
 #: ``gateway demo``, the harness): the mark of development. Empty otherwise, and the console's QA page is then 404

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 
 from aiohttp import web
@@ -30,26 +32,45 @@ async def authenticate(request: web.Request, scope: str, *others: str) -> Princi
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("send the API key as 'Authorization: Bearer <key>'")
     key_hash = repo.hash_key(token.strip())
-    cache: dict[str, tuple[float, Principal | None]] = request.app[AUTH_CACHE]
+    cache: dict[str, tuple[float, asyncio.Future[Principal | None]]] = request.app[AUTH_CACHE]
     hit = cache.get(key_hash)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        principal = hit[1]
+    if hit is not None and hit[0] > time.monotonic():
+        lookup = hit[1]
     else:
-        rt = request.app[SERVICES]
-        wall = rt.clock()
-        async with rt.engine.begin() as conn:  # begin: the look-up may note when the key was used
-            principal = await repo.lookup_principal(conn, key_hash, wall)
         if len(cache) > 10_000:
             cache.clear()
-        expires = now + CACHE_SECONDS
-        if principal is not None and principal.valid_until is not None:  # a rotated key in its grace period
-            expires = min(expires, now + (principal.valid_until - wall).total_seconds())
-        cache[key_hash] = (expires, principal)
+        # One look-up per key at a time: every request that finds the entry missing or expired while it
+        # runs waits for it, instead of each queueing a look-up of its own for the database connection
+        # (under load hundreds arrive before the first answers).
+        lookup = asyncio.ensure_future(_look_up(request.app, key_hash))
+        cache[key_hash] = (math.inf, lookup)
+    principal = lookup.result() if lookup.done() else await asyncio.shield(lookup)
     if principal is None:
         raise AuthenticationError("the API key is not valid (unknown or revoked)")
     request[PRINCIPAL] = principal
     wanted = (scope, *others)
     if "admin" not in principal.scopes and not any(s in principal.scopes for s in wanted):
         raise ForbiddenError(f"this API key lacks the {' or '.join(repr(s) for s in wanted)} scope")
+    return principal
+
+
+async def _look_up(app: web.Application, key_hash: str) -> Principal | None:
+    """The key's principal from the database; cached until it expires (a failed look-up is not cached)."""
+    cache: dict[str, tuple[float, asyncio.Future[Principal | None]]] = app[AUTH_CACHE]
+    this = asyncio.current_task()
+    try:
+        rt = app[SERVICES]
+        wall = rt.clock()
+        async with rt.engine.begin() as conn:  # begin: the look-up may note when the key was used
+            principal = await repo.lookup_principal(conn, key_hash, wall)
+    except BaseException:
+        if (entry := cache.get(key_hash)) is not None and entry[1] is this:
+            del cache[key_hash]
+        raise
+    now = time.monotonic()
+    expires = now + CACHE_SECONDS
+    if principal is not None and principal.valid_until is not None:  # a rotated key in its grace period
+        expires = min(expires, now + (principal.valid_until - wall).total_seconds())
+    if (entry := cache.get(key_hash)) is not None and entry[1] is this:  # ``forget_keys`` may have dropped it
+        cache[key_hash] = (expires, this)
     return principal
