@@ -59,7 +59,8 @@ async def read_body(request: web.Request) -> bytes:
     """The raw body: 413 beyond ``client_max_size``, 408 if it does not arrive in time."""
     timeout = _body_timeout(request)
     try:
-        async with asyncio.timeout(timeout):
+        # all of it has arrived already (a small body, usually): reading cannot wait, so no timer is set
+        async with asyncio.timeout(None if request.content.is_eof() else timeout):
             return await request.read()  # aiohttp enforces client_max_size → 413
     except TimeoutError:
         stop_lingering(request)

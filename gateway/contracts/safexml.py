@@ -154,18 +154,15 @@ def child(element: etree._Element | None, name: str) -> etree._Element | None:
     """First child called ``name`` in any namespace (parsers stay version-agnostic)."""
     if element is None:
         return None
-    for node in element:
-        tag = node.tag
-        if isinstance(tag, str) and tag.rpartition("}")[2] == name:
-            return node
-    return None
+    # lxml matches ``{*}name`` in C (any namespace or none; never a comment), making a proxy for the match only
+    return next(element.iterchildren(f"{{*}}{name}"), None)
 
 
 def children(element: etree._Element | None, name: str) -> list[etree._Element]:
     """Every child called ``name`` in any namespace."""
     if element is None:
         return []
-    return [node for node in element if isinstance(node.tag, str) and node.tag.rpartition("}")[2] == name]
+    return list(element.iterchildren(f"{{*}}{name}"))
 
 
 def text(element: etree._Element | None, *path: str) -> str | None:
