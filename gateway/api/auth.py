@@ -34,7 +34,7 @@ async def authenticate(request: web.Request, scope: str, *others: str) -> Princi
     key_hash = repo.hash_key(token.strip())
     cache: dict[str, tuple[float, asyncio.Future[Principal | None]]] = request.app[AUTH_CACHE]
     hit = cache.get(key_hash)
-    if hit is not None and hit[0] > time.monotonic():
+    if hit is not None and hit[0] > time.monotonic() and not hit[1].cancelled():
         lookup = hit[1]
     else:
         if len(cache) > 10_000:
