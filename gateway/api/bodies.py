@@ -27,7 +27,7 @@ from gateway.config import default_settings
 from gateway.contracts.safejson import DEFAULT_LIMITS, JsonLimits, decode_json
 from gateway.errors import BadRequestError, RequestTimeoutError, UnsupportedMediaTypeError
 
-__all__ = ["IDEMPOTENCY_KEY_RE", "ClientGoneError", "idempotency_key", "read_body", "read_json"]
+__all__ = ["IDEMPOTENCY_KEY_RE", "ClientGoneError", "idempotency_key", "read_body", "read_json", "read_json_and_bytes"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ async def read_body(request: web.Request) -> bytes:
     """The raw body: 413 beyond ``client_max_size``, 408 if it does not arrive in time."""
     timeout = _body_timeout(request)
     try:
-        async with asyncio.timeout(timeout):
+        # all of it has arrived already (a small body, usually): reading cannot wait, so no timer is set
+        async with asyncio.timeout(None if request.content.is_eof() else timeout):
             return await request.read()  # aiohttp enforces client_max_size → 413
     except TimeoutError:
         stop_lingering(request)
@@ -72,6 +73,12 @@ async def read_body(request: web.Request) -> bytes:
 
 async def read_json(request: web.Request, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
     """The JSON body, or a 4xx problem (wrong media type, too large, too slow, malformed, forbidden text)."""
+    return (await read_json_and_bytes(request, limits))[0]
+
+
+async def read_json_and_bytes(request: web.Request, limits: JsonLimits = DEFAULT_LIMITS) -> tuple[Any, bytes]:
+    """``read_json``'s document and the bytes it was decoded from (a caller may look at those too)."""
     if request.content_type != "application/json":
         raise UnsupportedMediaTypeError(f"send the body as application/json, not {request.content_type or 'nothing'}")
-    return decode_json(await read_body(request), limits)
+    raw = await read_body(request)
+    return decode_json(raw, limits), raw

@@ -8,15 +8,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.events import StatusChange
 from gateway.domain.ids import new_id
 from gateway.domain.status import Decision, Status, decide
 from gateway.errors import ConfigError, ConflictError, NotFoundError
+from gateway.store.bulk import bind_converter, placeholders
 from gateway.store.exposure import settle_exposure
 from gateway.store.journal import Move, record_events
 from gateway.store.tables import (
@@ -339,6 +342,16 @@ class Transition:
     actor: str | None = None
 
 
+@lru_cache(maxsize=4)
+def _cas_update_sql(dialect: Dialect) -> str:
+    """``record_transitions``' compare-and-set of an instruction's status on its event count, driver-level."""
+    mark = [placeholders(dialect, 1, n) for n in range(1, 8)]
+    return (
+        f"UPDATE instructions SET status = {mark[0]}, adapter = {mark[1]}, partner_reference = {mark[2]}, "
+        f"event_count = {mark[3]}, updated_at = {mark[4]} WHERE id = {mark[5]} AND event_count = {mark[6]}"
+    )
+
+
 async def record_transitions(
     conn: AsyncConnection, transitions: Sequence[Transition], now: datetime
 ) -> list[StatusRecord]:
@@ -437,26 +450,13 @@ async def record_transitions(
             else None
         )
         records.append(StatusRecord(decision, current, change))
-    result = await conn.execute(
-        update(instructions)
-        .where(instructions.c.id == bindparam("b_id"), instructions.c.event_count == bindparam("b_old"))
-        .values(
-            status=bindparam("b_status"),
-            adapter=bindparam("b_adapter"),
-            partner_reference=bindparam("b_pref"),
-            event_count=bindparam("b_count"),
-            updated_at=bindparam("b_now"),
-        ),
+    # driver-level, as tuples: Core's per-row parameter processing was most of this function's time
+    dialect = conn.dialect
+    stamp = bind_converter(instructions.c.updated_at, dialect)(now)
+    result = await conn.exec_driver_sql(
+        _cas_update_sql(dialect),
         [
-            {
-                "b_id": i,
-                "b_old": original_counts[i],
-                "b_status": row["status"],
-                "b_adapter": row["adapter"],
-                "b_pref": row["partner_reference"],
-                "b_count": row["event_count"],
-                "b_now": now,
-            }
+            (row["status"], row["adapter"], row["partner_reference"], row["event_count"], stamp, i, original_counts[i])
             for i, row in state.items()
         ],
     )
@@ -520,11 +520,11 @@ async def set_partner_references(conn: AsyncConnection, references: Mapping[str,
     """``set_partner_reference`` for many instructions (id -> reference) in one ``executemany``."""
     if not references:
         return
-    await conn.execute(
-        update(instructions)
-        .where(instructions.c.id == bindparam("b_id"), instructions.c.partner_reference.is_(None))
-        .values(partner_reference=bindparam("b_ref")),
-        [{"b_id": i, "b_ref": ref} for i, ref in references.items()],
+    dialect = conn.dialect
+    await conn.exec_driver_sql(
+        f"UPDATE instructions SET partner_reference = {placeholders(dialect, 1)} "
+        f"WHERE id = {placeholders(dialect, 1, 2)} AND partner_reference IS NULL",
+        [(ref, i) for i, ref in references.items()],
     )
 
 

@@ -57,6 +57,24 @@ async def test_admin_creates_a_key_shown_once_and_lists_keys_without_secrets(int
     assert [k["id"] for k in filtered["items"]] == [created["id"]]
 
 
+async def test_concurrent_requests_with_an_uncached_key_share_one_look_up(intake_gateway: LiveGateway) -> None:
+    key = await intake_gateway.new_key("erp-asia", ("instructions",))
+    look_ups: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM api_keys" in statement:
+            look_ups.append(statement)
+
+    engine = intake_gateway.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        statuses = await asyncio.gather(*(_status_with(intake_gateway, key) for _ in range(20)))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statuses == [200] * 20
+    assert len(look_ups) == 1  # the others waited for it, and then the cache answered
+
+
 async def test_a_revoked_key_gets_401_at_once(intake_gateway: LiveGateway) -> None:
     admin = await intake_gateway.new_key("operations", ("admin",))
     _, created, _ = await _call(intake_gateway, "POST", "/v1/api-keys", admin, {"business_unit": "erp-asia"})
