@@ -119,6 +119,8 @@ class Simulator:
         self._http: aiohttp.ClientSession | None = None
         #: callbacks waiting to travel together, by callback URL (``_coalesced``)
         self._pooled: dict[str, list[tuple[Payment, str, asyncio.Future[None]]]] = {}
+        #: per callback URL: the status reports that may be in flight at once (``callback_batch_concurrency``)
+        self._report_slots: dict[str, asyncio.Semaphore] = {}
 
     # -- seeds ------------------------------------------------------------------------
 
@@ -168,6 +170,7 @@ class Simulator:
         """Forget payments, submissions, journal and fault counters; stop pending timelines."""
         await self.cancel_tasks()
         self._pooled.clear()
+        self._report_slots.clear()
         self.payments.clear()
         self.submissions.clear()
         self.parked.clear()
@@ -449,17 +452,35 @@ class Simulator:
         await done
 
     async def _flush_pool(self, url: str) -> None:
+        """Post the pool for ``url`` in reports of at most ``callback_batch_max`` payments, up to
+        ``callback_batch_concurrency`` of them in flight at once (one at a time made the gateway's answer
+        time the bound on how many payments a second could be reported)."""
         await asyncio.sleep(self.settings.callback_batch_window)
+        slots = self._report_slots.get(url)
+        if slots is None:
+            slots = self._report_slots[url] = asyncio.Semaphore(self.settings.callback_batch_concurrency)
+        posting: set[asyncio.Task[None]] = set()
         while self._pooled.get(url):
+            await slots.acquire()  # meanwhile more fall due: the next report takes them too
             pool, most = self._pooled[url], self.settings.callback_batch_max
             batch, self._pooled[url] = pool[:most], pool[most:]
-            try:
-                await self._post_many(url, [(payment, step) for payment, step, _ in batch])
-            finally:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+            task = asyncio.get_running_loop().create_task(self._post_pooled(url, batch, slots))
+            posting.add(task)
+            task.add_done_callback(posting.discard)
         self._pooled.pop(url, None)
+        if posting:
+            await asyncio.gather(*posting)
+
+    async def _post_pooled(
+        self, url: str, batch: list[tuple[Payment, str, asyncio.Future[None]]], slots: asyncio.Semaphore
+    ) -> None:
+        try:
+            await self._post_many(url, [(payment, step) for payment, step, _ in batch])
+        finally:
+            slots.release()
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def _post_many(self, url: str, items: Sequence[tuple[Payment, str]]) -> None:
         """One signed report on several payments to ``url``, retried like a single callback."""

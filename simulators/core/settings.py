@@ -27,6 +27,7 @@ _KNOWN = frozenset(
         "callback_timeout",
         "callback_batch_window",
         "callback_batch_max",
+        "callback_batch_concurrency",
         "unavailable_for",
         "retry_after",
         "scenario",
@@ -55,6 +56,8 @@ class CoreSettings:
     callback_batch_window: float = 0.01
     #: ... of at most this many payments (1: one callback per payment)
     callback_batch_max: int = 1
+    #: status reports in flight at once per callback URL (a bank's sender is not one report at a time)
+    callback_batch_concurrency: int = 4
     unavailable_for: int = 0
     retry_after: int = 1
     scenario: Scenario | None = None
@@ -102,6 +105,7 @@ class CoreSettings:
             callback_timeout=number("callback_timeout", 5),
             callback_batch_window=number("callback_batch_window", 0.01),
             callback_batch_max=max(1, int(number("callback_batch_max", 1))),
+            callback_batch_concurrency=max(1, int(number("callback_batch_concurrency", 4))),
             unavailable_for=int(number("unavailable_for", 0)),
             retry_after=int(number("retry_after", 1)),
             scenario=scenario,

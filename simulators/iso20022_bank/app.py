@@ -48,7 +48,8 @@ def create_app(settings: Mapping[str, Any]) -> web.Application:
     ``signature_tolerance_seconds`` (300), ``callback_attempts`` (4),
     ``callback_backoff`` (0.05 s, doubled per attempt), ``callback_batch_window``
     (0.01 s) and ``callback_batch_max`` (500: callbacks no fault touches that fall due
-    within the window travel in one pain.002; 1 sends one per payment), ``unavailable_for``
+    within the window travel in one pain.002; 1 sends one per payment), ``callback_batch_concurrency``
+    (4: such reports in flight at once per callback URL), ``unavailable_for``
     (the first N submissions get 503 + ``Retry-After: retry_after``).
     """
     bank = Iso20022Bank()

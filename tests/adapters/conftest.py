@@ -65,6 +65,10 @@ class CallbackInbox:
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     fail_next: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    #: seconds each answer takes (a busy gateway), and the most requests seen in flight at once
+    delay: float = 0.0
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         if self.fail_next:
@@ -72,6 +76,12 @@ class CallbackInbox:
             return web.Response(status=503)
         self.received.append((dict(request.headers), await request.read()))
         self.arrived.set()
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         return web.Response(status=204)
 
 

@@ -464,6 +464,26 @@ async def test_the_bank_reports_many_payments_in_one_callback(bank_rig: RigFacto
     assert len(rig.inbox.received) < 2 * len(orders)  # fewer reports than payments times steps
 
 
+async def test_pooled_reports_travel_a_few_at_a_time_to_a_slow_gateway_and_keep_each_payments_order(
+    bank_rig: RigFactory, new_order: OrderFactory
+) -> None:
+    # one report at a time made the gateway's answer time the bound on payments reported per second
+    rig = await bank_rig(BULK, callback_batch_window=0.01, callback_batch_max=2, callback_batch_concurrency=3)
+    rig.inbox.delay = 0.2
+    orders = _orders(new_order, 12)
+    await rig.adapter.submit_many(orders)
+
+    updates = await settle(rig)
+
+    assert rig.inbox.most_in_flight == 3  # more than one, never more than the setting
+    assert all(len(rig.adapter.parse_callback(h, b)) <= 2 for h, b in rig.inbox.received)
+    settled = [u.instruction_id for u in updates if u.status is Status.SETTLED]
+    assert sorted(settled) == sorted(o.id for o in orders)  # each payment settled exactly once
+    for order in orders:  # and reported in its own order: nothing after its final status
+        statuses = [u.status for u in updates if u.instruction_id == order.id]
+        assert statuses[-1] is Status.SETTLED and statuses.count(Status.SETTLED) == 1
+
+
 WRONG_AMOUNT = {"kind": "wrong_amount", "amount_delta": "1.00"}
 BUSY = {"kind": "http_error", "status": 503, "retry_after": 0}
 
