@@ -355,6 +355,15 @@ def _params(converters: Sequence[Converter], columns: Sequence[str], rows: Seque
     return list(zip(*by_column, strict=True))
 
 
+def _tuple_columns(converters: Sequence[Converter], rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows given as tuples (in the converters' column order) as one converted list per column."""
+    by_column = [list(column) for column in zip(*rows, strict=True)]
+    for i, conv in enumerate(converters):
+        if conv is not _identity:
+            by_column[i] = _converted(conv, by_column[i])
+    return by_column
+
+
 _UNSEEN = object()
 
 
@@ -450,19 +459,32 @@ def upsert_statement(
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """Rows for one table, inserted (``insert_statement``) or, with ``keys``, upserted (``upsert_statement``)."""
+    """Rows for one table, inserted (``insert_statement``) or, with ``keys``, upserted (``upsert_statement``).
+
+    ``rows`` are dicts keyed by column name, or, with ``columns``, tuples in that order (no dict per row).
+    """
 
     table: Table
-    rows: Sequence[Mapping[str, Any]]
+    rows: Sequence[Any]
     keys: tuple[str, ...] = ()
     add: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
 
     def statement(self, dialect: Dialect) -> Statement:
         """The ``executemany`` that writes these rows (``rows`` not empty)."""
+        if self.columns:
+            sql, converters = self._plan(dialect)
+            return sql, list(zip(*_tuple_columns(converters, self.rows), strict=True))
         if not self.keys:
             return insert_statement(self.table, self.rows, dialect)
         return upsert_statement(self.table, self.rows, self.keys, dialect, add=self.add, keep=self.keep)
+
+    def _plan(self, dialect: Dialect) -> tuple[str, tuple[Converter, ...]]:
+        columns = self.columns or tuple(self.rows[0])
+        if not self.keys:
+            return _plan(self.table, columns, dialect)
+        return _upsert_plan(self.table, columns, self.keys, frozenset(self.add), frozenset(self.keep), dialect)
 
 
 async def write_all(conn: AsyncConnection, writes: Sequence[Write], *, one_hop: bool = True) -> None:
@@ -485,10 +507,13 @@ async def write_all(conn: AsyncConnection, writes: Sequence[Write], *, one_hop: 
     parts = []
     params: list[list[Any]] = []
     for w in writes:
-        columns = tuple(w.rows[0])
+        columns = w.columns or tuple(w.rows[0])
         parts.append((w.table, columns, tuple(w.keys), frozenset(w.add), frozenset(w.keep)))
         _, converters = _plan(w.table, columns, dialect)
-        params += [list(values) for values in zip(*_params(converters, columns, w.rows), strict=True)]
+        if w.columns:  # tuples: transposed once, no dict per row
+            params += _tuple_columns(converters, w.rows)
+        else:
+            params += [list(values) for values in zip(*_params(converters, columns, w.rows), strict=True)]
     await conn.exec_driver_sql(_combined_write_sql(dialect, tuple(parts)), tuple(params))
 
 

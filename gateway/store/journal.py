@@ -363,7 +363,7 @@ class _Plan:
     def writes(self) -> list[Write]:
         """PostgreSQL: every write, for ``write_all`` (one statement)."""
         return [
-            Write(ledger_entries, [dict(zip(_ENTRY_COLUMNS, row, strict=True)) for row in self.entries]),
-            Write(ledger_postings, [dict(zip(_POSTING_COLUMNS, row, strict=True)) for row in self.postings]),
+            Write(ledger_entries, self.entries, columns=_ENTRY_COLUMNS),
+            Write(ledger_postings, self.postings, columns=_POSTING_COLUMNS),
             *self._small_writes(),
         ]
