@@ -348,8 +348,20 @@ def _beneficiary(creditor: str, first_seen: datetime, count: int) -> dict[str, o
     return {"creditor_key": creditor, "business_unit": "erp", "first_seen": first_seen, "count": count, "max_minor": 9}
 
 
+def _as_tuples(write: Write) -> Write:
+    """The same write with its rows as tuples in a column order of their own (``Write.columns``)."""
+    if not write.rows:
+        return write
+    columns = tuple(reversed(tuple(write.rows[0])))
+    rows = [tuple(row[c] for c in columns) for row in write.rows]
+    return Write(write.table, rows, write.keys, write.add, write.keep, columns=columns)
+
+
 @ONE_HOP
-async def test_write_all_stores_what_one_executemany_per_table_stores(engine: AsyncEngine, one_hop: bool) -> None:
+@pytest.mark.parametrize("tuples", [False, True], ids=["dicts", "tuples"])
+async def test_write_all_stores_what_one_executemany_per_table_stores(
+    engine: AsyncEngine, one_hop: bool, tuples: bool
+) -> None:
     pair_keys = ("creditor_key", "debtor_key", "business_unit", "currency")
     beneficiary_keys = ("creditor_key", "business_unit")
     first = [
@@ -363,6 +375,8 @@ async def test_write_all_stores_what_one_executemany_per_table_stores(engine: As
         Write(risk_beneficiaries, [_beneficiary("c1", LATER, 2)], beneficiary_keys, keep=("first_seen",)),
         Write(risk_recent, [_recent("ins_c", NOW)]),
     ]
+    if tuples:
+        first, second = [_as_tuples(w) for w in first], [_as_tuples(w) for w in second]
     async with engine.begin() as conn:
         await write_all(conn, first, one_hop=one_hop)
         await write_all(conn, second, one_hop=one_hop)
