@@ -16,7 +16,7 @@ from gateway.api.paging import allow_only, path_id
 from gateway.api.problems import PROBLEM_BASE
 from gateway.collector import collector_paused
 from gateway.config import default_settings
-from gateway.contracts.safejson import DEFAULT_LIMITS, decode_json
+from gateway.contracts.safejson import DEFAULT_LIMITS, decode_json, plain_text
 from gateway.contracts.versions import VERSION_HEADER, negotiate, requested_version
 from gateway.domain.ids import new_id
 from gateway.errors import (
@@ -144,8 +144,7 @@ async def _take_in(request: web.Request, principal: Principal, key: str, raw: by
         submitted_by=principal.key_id,
         group_id=batch_id,
         now=now,
-        # no backslash in the body: no string in it holds a control character (decode_json refused the rest)
-        plain_text=b"\\" not in raw,
+        plain_text=plain_text(raw),
     )
     refused_early = bool(prepared.problems)
     if all_or_nothing and refused_early:

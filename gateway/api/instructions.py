@@ -17,6 +17,7 @@ from gateway.api.appkeys import RATE_LIMITER, SERVICES, SETTINGS
 from gateway.api.auth import authenticate
 from gateway.api.bodies import idempotency_key, read_json, read_json_and_bytes
 from gateway.api.paging import PAGE_PARAMETERS, allow_only, date_bound, page_cursor, page_limit, path_id
+from gateway.contracts.safejson import plain_text
 from gateway.contracts.versions import VERSION_HEADER, negotiate, parse_as_latest, requested_version
 from gateway.domain.ids import new_id
 from gateway.domain.instruction import parse_instruction
@@ -47,9 +48,6 @@ _SEQUENCE_RE = re.compile(r"[0-9]{1,9}")
 EVENTS_INLINE = 100
 
 
-_parse_plain_text = partial(parse_instruction, plain_text=True)
-
-
 def _canonical_hash(doc: Any, version: str) -> str:
     canon = json.dumps([version, doc], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canon.encode()).hexdigest()
@@ -77,8 +75,7 @@ async def create_instruction(request: web.Request) -> web.Response:
     )
     version = contract.version
     rt.contracts.validate("instruction", doc, version)
-    # no backslash in the body: no string in it holds a control character (decode_json refused the rest)
-    parse = _parse_plain_text if b"\\" not in raw else parse_instruction
+    parse = partial(parse_instruction, plain_text=plain_text(raw))
     data = parse_as_latest(rt.contracts, "instruction", version, doc, parse)
     instruction_id = new_id("ins")
     response = {

@@ -39,6 +39,7 @@ __all__ = [
     "TextError",
     "decode_json",
     "decode_partner_json",
+    "plain_text",
     "text_problem",
 ]
 
@@ -225,6 +226,15 @@ def text_problem(value: str) -> str | None:
     if "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069":
         return f"bidirectional control U+{ord(char):04X} at character {bad.start()} is not allowed in text"
     return f"control character U+{ord(char):04X} at character {bad.start()} is not allowed in text"
+
+
+def plain_text(raw: bytes) -> bool:
+    """Whether no string of the JSON ``decode_json`` takes from ``raw`` can hold a control character.
+
+    ``decode_json`` refuses raw control characters, so one can only be written escaped, behind a
+    backslash: a body without any is plain text throughout (``parse_instruction(plain_text=True)``).
+    """
+    return b"\\" not in raw
 
 
 def decode_json(raw: bytes, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
