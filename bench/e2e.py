@@ -6,12 +6,15 @@ offers instructions **open loop** at fixed rates (default 100, 200 and 500 per s
 20 s each): a request is sent on schedule whether or not earlier ones were answered, so a
 slow gateway shows as a growing backlog and latency, not as a lower offered rate.
 
-Per rate it reports settled/s sustained during the phase, the backlog growth (accepted
-but not yet settled, per second), and accepted→settled p50/p99 (the 202 seen by the
+Per rate it reports dispatched/s (the bank took the payment) and the growth of the
+dispatcher's own backlog (accepted, not yet taken by the bank, per second), settled/s
+sustained during the phase, the backlog growth (accepted but not yet settled, per second),
+and accepted→settled p50/p99 (the 202 seen by the
 client to the ``settled`` event the bank's callback produced). Between phases the backlog
-drains (bounded), so phases do not blend. In the same run, ``intake`` measures accepted/s
+drains (bounded), so phases do not blend. First, in the same run, ``intake`` measures accepted/s
 of a gateway that only takes instructions (``partners: {}``: nothing is sent to a bank),
-closed loop at 64 connections; the report gives settled/s at the highest rate ÷ intake.
+closed loop at 64 connections; a rate may be given as a share of it (``--rates 80%``), and
+the report gives settled/s at the highest rate ÷ intake.
 Per rate it also gives the CPU seconds each process (gateway, bank simulator, this load
 generator) spent from the phase's start to the end of its drain, per payment settled by then
 (from /proc: meaningful on a busy machine too). ``--baseline-code DIR`` first runs the same
@@ -24,6 +27,7 @@ dispatches, ``double_dispatches``): the bench exits 1 if there are any.
     .venv/bin/python bench/e2e.py                          # SQLite, ≈ 2-3 minutes
     .venv/bin/python bench/e2e.py --json                   # + one JSON object, last stdout line
     .venv/bin/python bench/e2e.py --rates 100,200 --seconds 10
+    .venv/bin/python bench/e2e.py --rates 80% --seconds 30   # does the dispatcher keep up at 80 % of intake?
     .venv/bin/python bench/e2e.py --profile var/serve.prof   # cProfile of the gateway process
     git archive OLD gateway adapters simulators contracts config | tar -x -C var/old/src   # then link
     var/old/path/{gateway,gateway_adapters,gateway_simulators,gateway_contracts} to src/{gateway,adapters,…}
@@ -50,7 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -238,13 +242,29 @@ async def wait_registered(engine: Any, workers: int, timeout: float = 120.0) -> 
 
 
 async def settled_times(engine: Any) -> dict[str, float]:
+    return await status_times(engine, ("settled",))
+
+
+# a payment has left the dispatcher once the bank took it (``submitted``) or answered it outright
+DISPATCHED = ("submitted", "settled", "rejected", "failed")
+
+
+async def status_times(engine: Any, statuses: tuple[str, ...]) -> dict[str, float]:
+    """Per instruction, the first moment (epoch seconds) it reached one of ``statuses``."""
     async with engine.connect() as conn:
         rows = await conn.execute(
-            select(instruction_events.c.instruction_id, instruction_events.c.occurred_at).where(
-                instruction_events.c.status == "settled", instruction_events.c.applied.is_(True)
-            )
+            select(instruction_events.c.instruction_id, func.min(instruction_events.c.occurred_at))
+            .where(instruction_events.c.status.in_(statuses), instruction_events.c.applied.is_(True))
+            .group_by(instruction_events.c.instruction_id)
         )
-        return {r.instruction_id: r.occurred_at.replace(tzinfo=r.occurred_at.tzinfo or UTC).timestamp() for r in rows}
+        return {i: _epoch(at) for i, at in rows}
+
+
+def _epoch(at: Any) -> float:
+    """A stored timestamp as epoch seconds (SQLite's ``func.min`` gives text, PostgreSQL's a datetime)."""
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    return float(at.replace(tzinfo=at.tzinfo or UTC).timestamp())
 
 
 def cpu_seconds(pid: int) -> float:
@@ -318,6 +338,7 @@ async def end_to_end(
     db_url: str,
     code: Path | None,
     procs: list[subprocess.Popen[bytes]],
+    rates: list[float],
     workers: int = 1,
 ) -> dict[str, Any]:
     """The open-loop phases against ``gateway serve --workers N`` and the bank simulator running ``code``: one row
@@ -343,14 +364,16 @@ async def end_to_end(
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         load = Load(session, port, key)
-        for rate in [float(r) for r in args.rates.split(",")]:
+        for rate in rates:
             before = set(load.accepted)
             settled_before = len(await settled_times(engine))
+            dispatched_before = len(await status_times(engine, DISPATCHED))
             cpu0 = process_cpu(watched)
             t0 = time.time()
             await load.open_loop(rate, args.seconds)
             t1 = time.time()
             settled_end = await settled_times(engine)
+            dispatched_end = await status_times(engine, DISPATCHED)
             mine = {i: t for i, t in load.accepted.items() if i not in before}
             # drain (bounded) so the next rate starts from an empty backlog
             drain_deadline = time.monotonic() + args.drain
@@ -364,12 +387,19 @@ async def end_to_end(
             in_phase = sum(1 for t in settled_end.values() if t0 <= t <= t1)
             backlog = len(load.accepted) - len(settled_end)
             backlog_start = len(before) - settled_before
+            # the dispatcher's own backlog: accepted, not yet taken by the bank (issue: it must stay flat at
+            # 80 % of intake's maximum, whatever the bank's settling adds after it)
+            waiting = len(load.accepted) - len(dispatched_end)
+            waiting_start = len(before) - dispatched_before
             row = {
                 "offered_per_s": rate,
                 "accepted": len(mine),
                 "accepted_per_s": round(len(mine) / (t1 - t0), 1),
                 "settled_per_s": round(in_phase / (t1 - t0), 1),
                 "backlog_growth_per_s": round((backlog - backlog_start) / (t1 - t0), 1),
+                "dispatched_per_s": round(sum(1 for t in dispatched_end.values() if t0 <= t <= t1) / (t1 - t0), 1),
+                "dispatch_backlog_growth_per_s": round((waiting - waiting_start) / (t1 - t0), 1),
+                "dispatch_backlog_end": waiting,
                 "p50_s": None if not latencies else round(statistics.median(latencies), 3),
                 "p99_s": None if not latencies else round(pct(latencies, 0.99) or 0, 3),
                 "unsettled_after_drain": len(set(mine) - set(settled)),
@@ -424,32 +454,23 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"rates": [], "database": "postgresql" if args.database_url else "sqlite"}
     result["workers"] = args.workers
     try:
+        # -- intake only, same machine, same run, first: a rate may be given as a share of it (``80%``) -----
+        result["intake_accepted_per_s"] = await intake_only(args, tmp, await url("intake"), procs)
+        rates = offered_rates(args.rates, result["intake_accepted_per_s"])
         # -- end to end: the baseline code first (when asked for), then this checkout's, with each number of
         # processes in turn (the same rates), each on a fresh database -------------------------------------
         if args.baseline_code:
             result["baseline_code"] = str(args.baseline_code)
             baseline = await end_to_end(
-                args, tmp / "baseline", await url("baseline"), args.baseline_code, procs, args.workers[0]
+                args, tmp / "baseline", await url("baseline"), args.baseline_code, procs, rates, args.workers[0]
             )
             result["baseline_rates"] = baseline["rates"]
             result["baseline_double_dispatches"] = baseline["double_dispatches"]
         result["phases"] = [
-            await end_to_end(args, tmp / f"e2e-w{n}", await url(f"e2e-w{n}"), None, procs, n) for n in args.workers
+            await end_to_end(args, tmp / f"e2e-w{n}", await url(f"e2e-w{n}"), None, procs, rates, n)
+            for n in args.workers
         ]
         result["rates"] = result["phases"][0]["rates"]
-        # -- intake only, same machine, same run ---------------------------------------------------
-        log = tmp / "processes.log"
-        port = free_port()
-        config = write_config(tmp / "intake", await url("intake"), port, free_port(), with_bank=False)
-        key = prepare(config)
-        procs.append(spawn([GATEWAY, "--config", str(config), "serve"], log))
-        await wait_listening(port)
-        connector = aiohttp.TCPConnector(limit=512)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-            load = Load(session, port, key)
-            t0 = time.monotonic()
-            await load.closed_loop(64, args.intake_seconds)
-            result["intake_accepted_per_s"] = round(len(load.accepted) / (time.monotonic() - t0), 1)
     finally:
         for proc in reversed(procs):
             stop(proc)
@@ -482,6 +503,29 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     return result
 
 
+async def intake_only(args: argparse.Namespace, tmp: Path, db_url: str, procs: list[subprocess.Popen[bytes]]) -> float:
+    """Accepted/s of a gateway that only takes instructions (no partner), closed loop at 64 connections."""
+    log = tmp / "processes.log"
+    port = free_port()
+    config = write_config(tmp / "intake", db_url, port, free_port(), with_bank=False)
+    key = prepare(config)
+    procs.append(spawn([GATEWAY, "--config", str(config), "serve"], log))
+    await wait_listening(port)
+    connector = aiohttp.TCPConnector(limit=512)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        load = Load(session, port, key)
+        t0 = time.monotonic()
+        await load.closed_loop(64, args.intake_seconds)
+        accepted = round(len(load.accepted) / (time.monotonic() - t0), 1)
+    stop(procs.pop())
+    return accepted
+
+
+def offered_rates(text: str, intake: float) -> list[float]:
+    """``--rates``: per second (``500``) or as a share of intake's maximum measured in this run (``80%``)."""
+    return [round(intake * float(r[:-1]) / 100, 1) if r.endswith("%") else float(r) for r in text.split(",")]
+
+
 def worker_counts(text: str) -> list[int]:
     """``--workers``: one number of processes, or several comma-separated (``1,2``)."""
     counts = [int(n) for n in text.split(",")]
@@ -491,13 +535,16 @@ def worker_counts(text: str) -> list[int]:
 
 
 def table(rows: list[dict[str, Any]]) -> None:
-    heads = ("offered/s", "accepted/s", "settled/s", "backlog/s", "p50 s", "p99 s", "open")
-    print(" ".join(f"{h:>11}" for h in heads))
+    heads = ("offered/s", "accepted/s", "dispatched/s", "to send/s", "settled/s", "backlog/s", "p50 s", "p99 s", "open")
+    print(" ".join(f"{h:>12}" for h in heads))
     for r in rows:
         print(
-            f"{r['offered_per_s']:>11.0f} {r['accepted_per_s']:>11} {r['settled_per_s']:>11} "
-            f"{r['backlog_growth_per_s']:>11} {r['p50_s']!s:>11} {r['p99_s']!s:>11} {r['unsettled_after_drain']:>11}"
+            f"{r['offered_per_s']:>12.0f} {r['accepted_per_s']:>12} {r['dispatched_per_s']:>12} "
+            f"{r['dispatch_backlog_growth_per_s']:>12} {r['settled_per_s']:>12} {r['backlog_growth_per_s']:>12} "
+            f"{r['p50_s']!s:>12} {r['p99_s']!s:>12} {r['unsettled_after_drain']:>12}"
         )
+    print("to send/s: growth of the dispatcher's backlog (accepted, not yet taken by the bank); backlog/s: of")
+    print("accepted but not yet settled")
     print("CPU ms per settled payment, phase + drain (gateway / bank simulator / load generator)")
     for r in rows:
         per = r["cpu_ms_per_settled"]
@@ -507,7 +554,12 @@ def table(rows: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="100,200,500", help="offered instructions per second, comma-separated")
+    parser.add_argument(
+        "--rates",
+        default="100,200,500",
+        help="offered instructions per second, comma-separated; `80%%` offers 80 %% of the intake-only maximum "
+        "measured first in the same run",
+    )
     parser.add_argument("--seconds", type=float, default=20, help="length of each rate's phase")
     parser.add_argument("--drain", type=float, default=20, help="longest wait for the backlog after a phase")
     parser.add_argument("--intake-seconds", type=float, default=10, help="length of the intake-only measurement")
