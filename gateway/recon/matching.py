@@ -694,7 +694,11 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
                     direction,
                     currency,
                     days[on],
-                    tuple(filter(None, (e2e, partner_ref, servicer_ref))),
+                    # the references it has, in this order: most lines have an end-to-end id and the partner's
+                    # reference and no servicer reference, made here without the ``filter`` (a quarter of a view)
+                    (e2e, partner_ref)
+                    if servicer_ref is None and e2e and partner_ref
+                    else tuple(filter(None, (e2e, partner_ref, servicer_ref))),
                     name_key(name) if name else "",
                     words(text) if text else (),
                     "booked",  # the only kind read

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import product
 
 import pytest
 from sqlalchemy import insert, select, update
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.domain.statements import Statement, StatementLine
 from gateway.errors import ConflictError
 from gateway.recon.breaks import list_breaks
+from gateway.recon.matching import load_open_lines
 from gateway.recon.rules import load_recon_rules
 from gateway.recon.service import confirm_match, run_recon
 from gateway.store.statements import store_statements
@@ -242,3 +244,15 @@ async def test_debited_there_but_rejected_here_is_a_status_mismatch(engine: Asyn
         ("status_mismatch", rejected),
         ("status_mismatch", settled),
     ]
+
+
+async def test_a_line_is_looked_up_by_each_reference_it_has_in_order(engine: AsyncEngine) -> None:
+    shapes = [
+        dict(zip(("end_to_end_id", "partner_reference", "servicer_reference"), values, strict=True))
+        for values in product(("E2E", "", None), ("PTN", "", None), ("SVC", "", None))
+    ]
+    await _statement(engine, "S-REFS", *(_line(**{k: v for k, v in s.items() if v is not None}) for s in shapes))
+    async with engine.connect() as conn:
+        lines = await load_open_lines(conn)
+    assert [x.refs for x in lines] == [tuple(v for v in s.values() if v) for s in shapes]
+    assert ("E2E", "PTN", "SVC") in [x.refs for x in lines] and ("E2E", "PTN") in [x.refs for x in lines]
