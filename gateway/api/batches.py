@@ -30,7 +30,7 @@ from gateway.errors import (
     ServiceUnavailableError,
     UnsupportedMediaTypeError,
 )
-from gateway.intake.batch import MAX_ITEMS, Prepared, prepare
+from gateway.intake.batch import MAX_ITEMS, prepare
 from gateway.store.intake import GroupResult, IntakeGroup, IntakeOutcome, IntakeResult
 from gateway.store.repo import Principal
 from gateway.store.tables import instruction_batches, instructions
@@ -59,11 +59,9 @@ def _duplicate(pointer: str, reference: str) -> DuplicateReferenceError:
     )
 
 
-async def submit_group(request: web.Request, group: IntakeGroup, *, queued: bool = False) -> GroupResult:
-    """Hand a group to the writer (``queued``: it has it already); a store that refuses is a 503, nothing accepted."""
+async def submit_group(request: web.Request, group: IntakeGroup) -> GroupResult:
+    """Hand a group to the writer; a store that refuses is a 503 with nothing accepted."""
     try:
-        if queued:
-            return await group.future
         return await request.app[SERVICES].writer.submit_group(group)
     except RuntimeError as exc:
         raise ServiceUnavailableError(str(exc)) from None
@@ -137,7 +135,20 @@ async def _take_in(request: web.Request, principal: Principal, key: str, raw: by
     )
     version = contract.version
     batch_id = new_id("bat")
-    prepared = Prepared()
+    prepared = await prepare(
+        rt.contracts,
+        rt.codec,
+        docs,
+        version=version,
+        business_unit_id=principal.business_unit_id,
+        submitted_by=principal.key_id,
+        group_id=batch_id,
+        now=now,
+        plain_text=plain_text(raw),
+    )
+    refused_early = bool(prepared.problems)
+    if all_or_nothing and refused_early:
+        raise _refusal(prepared.problems)
 
     def answer(results: list[IntakeResult]) -> tuple[int, dict[str, Any]]:
         items: list[dict[str, Any]] = [{"index": i, "problem": problem_body(p)} for i, p in prepared.problems.items()]
@@ -170,37 +181,7 @@ async def _take_in(request: web.Request, principal: Principal, key: str, raw: by
         now=now,
         all_or_nothing=all_or_nothing,
     )
-    # On SQLite the writer takes the group at once and writes each prepared slice while the next is
-    # prepared (one transaction all the same; the answer waits for its commit). All or nothing is
-    # decided on the whole batch first, as before.
-    queued = not all_or_nothing and rt.writer.streams_groups()
-    if queued:
-        group.arriving = True
-        try:
-            rt.writer.stream_group(group)
-        except RuntimeError:  # not running: prepared anyway, then the 503 of ``submit_group``, as before
-            queued = group.arriving = False
-    try:
-        await prepare(
-            rt.contracts,
-            rt.codec,
-            docs,
-            version=version,
-            business_unit_id=principal.business_unit_id,
-            submitted_by=principal.key_id,
-            group_id=batch_id,
-            now=now,
-            plain_text=plain_text(raw),
-            into=prepared,
-            progress=group.more if queued else None,
-        )
-    except BaseException:
-        group.abandon()  # a queued group's transaction is rolled back
-        raise
-    group.close()
-    if all_or_nothing and prepared.problems:
-        raise _refusal(prepared.problems)
-    result = await submit_group(request, group, queued=queued)
+    result = await submit_group(request, group)
     if result.outcome is IntakeOutcome.KEY_CONFLICT:
         raise IdempotencyConflictError("this Idempotency-Key was used before with a different body; use a new key")
     if result.outcome is IntakeOutcome.REFUSED:

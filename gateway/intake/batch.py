@@ -9,7 +9,7 @@ group-committing writer (``IntakeWriter.submit_group``) for ONE transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -62,18 +62,14 @@ async def prepare(
     now: datetime,
     prefix: str = "/instructions",
     plain_text: bool = False,
-    into: Prepared | None = None,
-    progress: Callable[[], None] | None = None,
 ) -> Prepared:
     """Validate and parse every document; the valid ones become intake items of group ``group_id``.
 
     ``plain_text``: no string in ``docs`` holds a control character (``parse_instruction``).
     The documents go in slices of a few hundred, the event loop served between two; each
     slice's ids come from one ``new_ids`` and its accounts are encrypted in one go (``new_rows``).
-    ``into``: the ``Prepared`` to fill (a streamed group's ``items`` list), ``progress`` called after each
-    slice's items were appended (``IntakeGroup.more``).
     """
-    out = Prepared() if into is None else into
+    out = Prepared()
     fast = contracts.fast_check("instruction", version)
     parse = partial(parse_instruction, plain_text=plain_text)
     for start in range(0, len(docs), _SLICE):
@@ -118,6 +114,4 @@ async def prepare(
                 )
             )
             out.index.append(index)
-        if progress is not None:
-            progress()
     return out

@@ -45,7 +45,6 @@ __all__ = [
     "Head",
     "VerifyReport",
     "canonical_time",
-    "chain_events",
     "event_content",
     "link",
     "lock_head",
@@ -159,8 +158,7 @@ def move_head_statement(head: Head, dialect: Dialect) -> tuple[str, tuple[Any, .
     )
 
 
-def chain_events(head: Head, events: Sequence[dict[str, Any]]) -> None:
-    """Number and link ``events`` after ``head`` (locked by this transaction), and move ``head`` past them."""
+def _chain_events(head: Head, events: Sequence[dict[str, Any]]) -> None:
     seq, current = head.seq, head.hash
     sha256 = hashlib.sha256
     fields = itemgetter(*_EVENT_CHAINS[head.chain][1])
@@ -192,7 +190,7 @@ async def seal_events(conn: AsyncConnection, events: Sequence[dict[str, Any]], c
         await thread.run(lambda db: seal_events_in_thread(db, dialect, events, chain))
         return
     head = await lock_head(conn, chain)
-    chain_events(head, events)
+    _chain_events(head, events)
     await conn.exec_driver_sql(*move_head_statement(head, conn.dialect))
 
 
@@ -203,7 +201,7 @@ def seal_events_in_thread(
     if not events:
         return
     head = lock_head_in_thread(db, dialect, chain)
-    chain_events(head, events)
+    _chain_events(head, events)
     db.execute(*move_head_statement(head, dialect))
 
 

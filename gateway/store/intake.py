@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
@@ -34,14 +33,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.status import Decision, Status
-from gateway.store.audit import (
-    EVENTS,
-    chain_events,
-    lock_head_in_thread,
-    move_head_statement,
-    seal_events,
-    seal_events_in_thread,
-)
+from gateway.store.audit import seal_events, seal_events_in_thread
 from gateway.store.bulk import Statement, execute_all, insert_statement, placeholders, result_values, run_statements
 from gateway.store.repo import event_row
 from gateway.store.sqlite_thread import sqlite_thread
@@ -148,32 +140,6 @@ class IntakeGroup:
     all_or_nothing: bool = False
     extra: ExtraRows | None = None
     future: asyncio.Future[GroupResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    #: the items are still being prepared (``IntakeWriter.stream_group``): ``more`` after each slice, then
-    #: ``close``, or ``abandon`` (nothing is written); the writer writes each slice while the next is prepared
-    arriving: bool = False
-    abandoned: bool = False
-    _news: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def more(self) -> None:
-        """Items were appended to ``items``."""
-        self._news.set()
-
-    def close(self) -> None:
-        """Every item is in ``items``."""
-        self.arriving = False
-        self._news.set()
-
-    def abandon(self) -> None:
-        """Write nothing of this group (its transaction is rolled back); the writer answers ``REFUSED``."""
-        self.abandoned = True
-        self.close()
-
-    async def arrived(self, seen: int) -> int:
-        """How many items there are, once more than ``seen`` are there or no more will come."""
-        while self.arriving and len(self.items) <= seen:
-            self._news.clear()
-            await self._news.wait()
-        return len(self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,23 +209,10 @@ class IntakeWriter:
 
     async def submit_group(self, group: IntakeGroup) -> GroupResult:
         """Queue a group and wait until it is committed (or refused): written alone, in one transaction."""
-        self.stream_group(group)
-        return await group.future
-
-    def stream_group(self, group: IntakeGroup) -> None:
-        """Queue a group whose items may still be arriving (``group.arriving``); ``group.future`` tells the outcome.
-
-        On SQLite (one hop) the writer opens the group's transaction at once and writes each slice
-        of items as it arrives, in the driver's thread, while the event loop prepares the next (the
-        driver lets go of the GIL inside SQLite); elsewhere it waits for the last item, then writes.
-        """
         if self._task is None or self._task.done():
             raise RuntimeError("intake writer is not running")
         self._queue.put_nowait(group)
-
-    def streams_groups(self) -> bool:
-        """Whether a group queued while its items arrive is written as they arrive (SQLite, one hop)."""
-        return self.one_hop and self.engine.dialect.name == "sqlite"
+        return await group.future
 
     def overloaded(self, max_queue: int, max_wait: float) -> float | None:
         """Seconds to suggest in Retry-After if the writer has fallen behind, else ``None``.
@@ -331,14 +284,7 @@ class IntakeWriter:
     async def _commit_group(self, group: IntakeGroup) -> None:
         self._writing = True
         try:
-            if group.arriving and (group.all_or_nothing or group.extra is not None or not self.streams_groups()):
-                await group.arrived(MAX_GROUP)  # all of it, then the whole-group write
-            if group.abandoned:
-                raise _Refused(GroupResult(IntakeOutcome.REFUSED, 422, None, []))
-            write = _write_arriving if group.arriving else _write_group
-            result = await self._write_with_retry(lambda conn: write(conn, group))
-        except _Refused as refused:  # the transaction was rolled back
-            result = refused.result
+            result = await self._write_with_retry(lambda conn: _write_group(conn, group))
         except asyncio.CancelledError:
             if not group.future.done():
                 group.future.set_exception(RuntimeError("gateway is shutting down"))
@@ -558,9 +504,10 @@ def _inserts(
     ]
 
 
-def _taken_statements(dialect: Dialect, business_unit_id: str, references: Sequence[str]) -> list[Statement]:
-    """The look-ups of which of ``references`` this business unit has used already (one per 30,000)."""
-    statements: list[Statement] = []
+async def _taken_references(conn: AsyncConnection, business_unit_id: str, references: Sequence[str]) -> set[str]:
+    """Which of ``references`` this business unit has used already (one statement per 30,000)."""
+    dialect = conn.dialect
+    taken: set[str] = set()
     unique = sorted(set(references))  # none: no statement
     for start in range(0, len(unique), 30_000):
         chunk = unique[start : start + 30_000]
@@ -573,55 +520,8 @@ def _taken_statements(dialect: Dialect, business_unit_id: str, references: Seque
         else:
             sql = "SELECT reference FROM instructions WHERE business_unit_id = $1 AND reference = ANY($2::text[])"
             params = (business_unit_id, chunk)
-        statements.append((sql, params))
-    return statements
-
-
-async def _taken_references(conn: AsyncConnection, business_unit_id: str, references: Sequence[str]) -> set[str]:
-    """Which of ``references`` this business unit has used already."""
-    taken: set[str] = set()
-    for sql, params in _taken_statements(conn.dialect, business_unit_id, references):
         taken.update(row[0] for row in (await conn.exec_driver_sql(sql, params)).all())
     return taken
-
-
-class _Refused(Exception):
-    """Raised inside a group's transaction to roll it back; ``result`` is the group's answer."""
-
-    def __init__(self, result: GroupResult) -> None:
-        super().__init__(result.outcome.value)
-        self.result = result
-
-
-#: more items than any group holds (``arrived`` waits for all of them)
-MAX_GROUP = 1 << 30
-
-
-def _accept(
-    items: Sequence[IntakeItem], taken: set[str], results: list[IntakeResult], accepted: list[IntakeItem]
-) -> None:
-    """Each of a group's ``items`` in order: a duplicate if its reference is in ``taken``, else accepted (and taken)."""
-    for item in items:
-        reference = item.instruction["reference"]
-        if reference in taken:
-            results.append(IntakeResult(IntakeOutcome.DUPLICATE_REFERENCE, 409))
-            continue
-        taken.add(reference)
-        accepted.append(item)
-        results.append(IntakeResult(IntakeOutcome.CREATED, 202, item.response))
-
-
-def _batch_record(group: IntakeGroup, status_code: int, response: dict[str, Any], count: int) -> dict[str, Any]:
-    return {
-        "id": group.id,
-        "business_unit_id": group.business_unit_id,
-        "idempotency_key": group.idempotency_key,
-        "request_hash": group.request_hash,
-        "status_code": status_code,
-        "response": response,
-        "count": count,
-        "created_at": group.now,
-    }
 
 
 async def _prior_group(conn: AsyncConnection, group: IntakeGroup) -> _Prior | None:
@@ -647,11 +547,27 @@ async def _write_group(conn: AsyncConnection, group: IntakeGroup) -> GroupResult
     taken = await _taken_references(conn, group.business_unit_id, [i.instruction["reference"] for i in group.items])
     results: list[IntakeResult] = []
     accepted: list[IntakeItem] = []
-    _accept(group.items, taken, results, accepted)
+    for item in group.items:
+        reference = item.instruction["reference"]
+        if reference in taken:
+            results.append(IntakeResult(IntakeOutcome.DUPLICATE_REFERENCE, 409))
+            continue
+        taken.add(reference)
+        accepted.append(item)
+        results.append(IntakeResult(IntakeOutcome.CREATED, 202, item.response))
     if group.all_or_nothing and len(accepted) < len(group.items):
         return GroupResult(IntakeOutcome.REFUSED, 422, None, results)
     status_code, response = group.answer(results)
-    record = _batch_record(group, status_code, response, len(accepted))
+    record = {
+        "id": group.id,
+        "business_unit_id": group.business_unit_id,
+        "idempotency_key": group.idempotency_key,
+        "request_hash": group.request_hash,
+        "status_code": status_code,
+        "response": response,
+        "count": len(accepted),
+        "created_at": group.now,
+    }
     dialect = conn.dialect
     await seal_events(conn, [i.event for i in accepted])
     endpoints = await enabled_endpoints(conn, {group.business_unit_id}) if accepted else {}
@@ -662,69 +578,4 @@ async def _write_group(conn: AsyncConnection, group: IntakeGroup) -> GroupResult
         *(insert_statement(table, rows, dialect) for table, rows in extra if rows),
     ]
     await execute_all(conn, statements)
-    return GroupResult(IntakeOutcome.CREATED, status_code, response, results)
-
-
-async def _write_arriving(conn: AsyncConnection, group: IntakeGroup) -> GroupResult:
-    """``_write_group`` of a group whose items are still arriving (SQLite, one hop; not all or nothing, no extra rows).
-
-    The same rows as ``_write_group``, in one transaction, slice by slice as the items arrive: one
-    trip to the driver's thread per slice inserts the previous slice's rows and looks up this
-    slice's references (earlier slices' are in the table by then, so the look-up finds them as
-    ``_write_group``'s running set would); meanwhile the event loop prepares the next slice. The
-    events are chained here (the head is locked by the first trip, stored by the last), the
-    statements built here too: the thread runs little Python, so the two hold the GIL less
-    often (SQLite's own work runs without it). The group's record, which holds the answer, comes
-    last (nothing refers to it). An abandoned group is rolled back.
-    """
-    thread = await sqlite_thread(conn)
-    if thread is None:
-        raise RuntimeError("a group is written as it arrives only on SQLite in one hop")
-    prior = await _prior_group(conn, group)
-    if prior is not None:
-        if prior.request_hash == group.request_hash:
-            return GroupResult(IntakeOutcome.REPLAYED, prior.status_code, prior.response, [])
-        return GroupResult(IntakeOutcome.KEY_CONFLICT, 409, None, [])
-    dialect = conn.dialect
-    unit = group.business_unit_id
-    results: list[IntakeResult] = []
-    # the events chain's head and the unit's webhook endpoints, read by the first trip
-    state: dict[str, Any] = {}
-
-    def trip(db: sqlite3.Connection, statements: Sequence[Statement], references: Sequence[str]) -> set[str]:
-        run_statements(db, statements)
-        if not state:
-            if not db.in_transaction:  # the head stays this transaction's until the last trip stores it
-                db.execute("BEGIN IMMEDIATE")
-            state["head"] = lock_head_in_thread(db, dialect, EVENTS)
-            state["endpoints"] = enabled_endpoints_in_thread(db, dialect, {unit})
-        taken: set[str] = set()
-        for sql, params in _taken_statements(dialect, unit, references):
-            taken.update(row[0] for row in db.execute(sql, params))
-        return taken
-
-    pending: list[Statement] = []  # the previous slice's inserts
-    count = seen = 0
-    while True:
-        upto = await group.arrived(seen)
-        if group.abandoned:
-            raise _Refused(GroupResult(IntakeOutcome.REFUSED, 422, None, []))
-        if upto == seen:
-            break
-        items = group.items[seen:upto]
-        seen = upto
-        references = [i.instruction["reference"] for i in items]
-        taken = await thread.run(partial(trip, statements=pending, references=references))
-        accepted: list[IntakeItem] = []
-        _accept(items, taken, results, accepted)
-        chain_events(state["head"], [i.event for i in accepted])
-        pending = _inserts(accepted, dialect, state["endpoints"], keys=False)
-        count += len(accepted)
-    status_code, response = group.answer(results)
-    record = _batch_record(group, status_code, response, count)
-    last = [*pending, insert_statement(instruction_batches, [record], dialect)]
-    if state and count:
-        sql, params = move_head_statement(state["head"], dialect)
-        last.append((sql, [params]))
-    await thread.run(partial(run_statements, statements=last))
     return GroupResult(IntakeOutcome.CREATED, status_code, response, results)

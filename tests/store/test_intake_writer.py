@@ -19,10 +19,10 @@ from gateway.contracts.registry import contracts
 from gateway.contracts.versions import parse_as_latest
 from gateway.domain.ids import new_id
 from gateway.domain.instruction import parse_instruction
-from gateway.store import audit, repo
-from gateway.store.intake import IntakeGroup, IntakeItem, IntakeOutcome, IntakeResult, IntakeWriter
+from gateway.store import repo
+from gateway.store.intake import IntakeItem, IntakeOutcome, IntakeResult, IntakeWriter
 from gateway.store.sqlite_thread import sqlite_thread
-from gateway.store.tables import idempotency_keys, instruction_batches, instruction_events, instructions, outbox
+from gateway.store.tables import idempotency_keys, instruction_events, instructions, outbox
 from tests.support import NOW, POSTGRESQL_ONLY, TEST_CODEC, example_instruction
 
 
@@ -159,68 +159,3 @@ async def test_writer_recovers_when_postgresql_drops_its_connection(
     assert writer._conn is None  # released at stop
     assert "lost its database connection" in caplog.text  # the batch was retried, not failed
     assert await counts(engine) == [2, 2, 2, 2]
-
-
-def _group(bu: str, key: str) -> IntakeGroup:
-    def answer(results: list[IntakeResult]) -> tuple[int, dict[str, Any]]:
-        return 202, {"accepted": sum(r.outcome is IntakeOutcome.CREATED for r in results)}
-
-    return IntakeGroup(
-        id=new_id("bat"), business_unit_id=bu, idempotency_key=key, request_hash=key, items=[], answer=answer, now=NOW
-    )
-
-
-async def _arrive(group: IntakeGroup, items: list[IntakeItem], slice_size: int = 500) -> None:
-    """``items`` appended slice by slice, the writer given time to write each (as the batch endpoint feeds it)."""
-    for start in range(0, len(items), slice_size):
-        group.items.extend(items[start : start + slice_size])
-        group.more()
-        await asyncio.sleep(0.05)
-
-
-@pytest.mark.parametrize("one_hop", [True, False], ids=["one-hop", "statement-by-statement"])
-async def test_a_group_written_as_its_items_arrive_decides_and_stores_as_one(
-    engine: AsyncEngine, one_hop: bool
-) -> None:
-    async with engine.begin() as conn:
-        bu = await repo.ensure_business_unit(conn, "erp", NOW)
-    writer = IntakeWriter(engine, one_hop=one_hop)
-    assert writer.streams_groups() == (one_hop and engine.dialect.name == "sqlite")
-    await writer.start()
-    try:
-        assert (await writer.submit(item(bu, "single", example_instruction(reference="TAKEN-1"), "h"))).status_code
-        references = [f"ARRIVING-{i:04d}" for i in range(1200)]
-        references[700] = references[3]  # the same as an item of an earlier slice
-        references[702] = references[701]  # the same as the item before it, in its slice
-        references[1100] = "TAKEN-1"  # stored before the group came
-        items = [item(bu, f"g/{i}", example_instruction(reference=r), "") for i, r in enumerate(references)]
-        group = _group(bu, "arriving")
-        group.arriving = True
-        writer.stream_group(group)
-        await _arrive(group, items)
-        group.close()
-        result = await group.future
-        refused = {700, 702, 1100}
-        assert result.outcome is IntakeOutcome.CREATED and result.response == {"accepted": 1197}
-        assert [r.outcome for r in result.items] == [
-            IntakeOutcome.DUPLICATE_REFERENCE if i in refused else IntakeOutcome.CREATED for i in range(1200)
-        ]
-        assert await counts(engine) == [1198, 1198, 1198, 1]
-        async with engine.connect() as conn:
-            assert (await audit.verify(conn)).ok
-            stored = (await conn.execute(select(instruction_batches.c.count, instruction_batches.c.response))).one()
-        assert tuple(stored) == (1197, {"accepted": 1197})
-
-        # abandoned after some of its slices were written: nothing of it stays, the chain's head included
-        abandoned = _group(bu, "abandoned")
-        abandoned.arriving = True
-        writer.stream_group(abandoned)
-        await _arrive(abandoned, [item(bu, f"a/{i}", example_instruction(), "") for i in range(800)])
-        abandoned.abandon()
-        assert (await abandoned.future).outcome is IntakeOutcome.REFUSED
-        assert await counts(engine) == [1198, 1198, 1198, 1]
-        assert (await writer.submit(item(bu, "after", example_instruction(), "h"))).outcome is IntakeOutcome.CREATED
-        async with engine.connect() as conn:
-            assert (await audit.verify(conn)).ok
-    finally:
-        await writer.stop()
