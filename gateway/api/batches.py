@@ -200,6 +200,8 @@ async def _take_in(request: web.Request, principal: Principal, key: str, raw: by
     headers.update(contract.lifecycle_headers())
     if result.outcome is IntakeOutcome.REPLAYED:
         headers["Idempotent-Replayed"] = "true"
+    if result.response_text is not None:  # the text stored with the batch: the same bytes, not encoded twice
+        return web.json_response(text=result.response_text, status=result.status_code, headers=headers)
     return web.json_response(body, status=result.status_code, headers=headers)
 
 

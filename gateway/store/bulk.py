@@ -46,6 +46,7 @@ from gateway.store.tables import UTCDateTime
 
 __all__ = [
     "Converter",
+    "JSONText",
     "Query",
     "Statement",
     "Write",
@@ -96,8 +97,20 @@ def _sqlite_date(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+class JSONText(str):
+    """A value already encoded (``json.dumps``): a JSON column stores this text as it is, not encoded again."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, value: Any) -> JSONText:
+        return cls(json.dumps(value))
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    if value is None:
+        return None
+    return str(value) if type(value) is JSONText else json.dumps(value)
 
 
 def _sqlite_bool(value: bool | None) -> int | None:

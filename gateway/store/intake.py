@@ -34,7 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.status import Decision, Status
 from gateway.store.audit import seal_events, seal_events_in_thread
-from gateway.store.bulk import Statement, execute_all, insert_statement, placeholders, result_values, run_statements
+from gateway.store.bulk import (
+    JSONText,
+    Statement,
+    execute_all,
+    insert_statement,
+    placeholders,
+    result_values,
+    run_statements,
+)
 from gateway.store.repo import event_row
 from gateway.store.sqlite_thread import sqlite_thread
 from gateway.store.tables import (
@@ -153,6 +161,8 @@ class GroupResult:
     status_code: int
     response: dict[str, Any] | None
     items: list[IntakeResult]
+    #: ``response`` as the JSON text stored with the group (a new group's answer, encoded once for both)
+    response_text: str | None = None
 
 
 class IntakeWriter:
@@ -558,13 +568,14 @@ async def _write_group(conn: AsyncConnection, group: IntakeGroup) -> GroupResult
     if group.all_or_nothing and len(accepted) < len(group.items):
         return GroupResult(IntakeOutcome.REFUSED, 422, None, results)
     status_code, response = group.answer(results)
+    text = JSONText.of(response)
     record = {
         "id": group.id,
         "business_unit_id": group.business_unit_id,
         "idempotency_key": group.idempotency_key,
         "request_hash": group.request_hash,
         "status_code": status_code,
-        "response": response,
+        "response": text,
         "count": len(accepted),
         "created_at": group.now,
     }
@@ -578,4 +589,4 @@ async def _write_group(conn: AsyncConnection, group: IntakeGroup) -> GroupResult
         *(insert_statement(table, rows, dialect) for table, rows in extra if rows),
     ]
     await execute_all(conn, statements)
-    return GroupResult(IntakeOutcome.CREATED, status_code, response, results)
+    return GroupResult(IntakeOutcome.CREATED, status_code, response, results, str(text))

@@ -184,3 +184,18 @@ async def test_a_full_batch_of_10000_is_stored_in_one_go(intake_gateway: LiveGat
     url = f"{intake_gateway.url}/v1/instruction-batches/{body['id']}"
     async with intake_gateway.session.get(url, headers=intake_gateway.headers()) as resp:
         assert (await resp.json())["by_status"] == {"received": 10_000}
+
+
+async def test_the_answer_is_the_text_stored_with_the_batch_byte_for_byte(intake_gateway: LiveGateway) -> None:
+    docs = [example_instruction(), _bad_amount(), example_instruction()]
+    url = f"{intake_gateway.url}/v1/instruction-batches"
+    bodies = []
+    for _ in range(2):  # the new batch's answer, then its replay (encoded again from the stored value)
+        headers = intake_gateway.headers(None, **{"Idempotency-Key": "bytes-1"})
+        async with intake_gateway.session.post(url, json={"instructions": docs}, headers=headers) as resp:
+            assert resp.status == 202 and resp.content_type == "application/json"
+            bodies.append(await resp.read())
+    assert bodies[0] == bodies[1]
+    async with intake_gateway.runtime.engine.connect() as conn:
+        stored = (await conn.execute(select(instruction_batches.c.response))).scalar_one()
+    assert json.loads(bodies[0]) == stored and stored["accepted"] == 2
