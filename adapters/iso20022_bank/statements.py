@@ -13,15 +13,17 @@ instant rail's ``rtp.camt.053``): the same reading, its statements that partner'
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import mmap
-import multiprocessing
 import os
+import pickle
 import re
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -63,6 +65,7 @@ __all__ = [
     "read_camt053_statements",
     "read_camt054_statements",
     "read_mt940_statements",
+    "read_run",
     "stream_camt053_statements",
     "stream_camt054_statements",
 ]
@@ -195,6 +198,7 @@ RUN_BYTES = 4 << 20
 WORKERS = 2
 #: runs handed out and not yet stored, at most: what bounds the memory of a parallel read
 RUNS_AHEAD = 2 * WORKERS + 2
+_WORKER = [sys.executable, "-m", "gateway_adapters.iso20022_bank.camt_runs"]
 #: the largest head (everything before the first entry), first entry and tail the fast path takes
 _PART_MAX = 1 << 20
 _UTF8_DECLARATION = re.compile(
@@ -203,7 +207,7 @@ _UTF8_DECLARATION = re.compile(
 )
 
 
-def _read_run(path: str, start: int, end: int, opening: bytes, closing: bytes, depth: int) -> list[_LineValues] | None:
+def read_run(path: str, start: int, end: int, opening: bytes, closing: bytes, depth: int) -> list[_LineValues] | None:
     """A worker's part of a parallel read: the booked lines of the entries in ``path``'s bytes ``start``-``end``."""
     with open(path, "rb") as file:
         file.seek(start)
@@ -268,30 +272,50 @@ def parallel_camt(
         runs = _runs(mm, start, end, run_bytes)
         log.info("%s: entries read by %d worker processes", path.name, WORKERS)
         yield header
-        pool = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"))  # no fork: threads
-        pending: deque[Future[list[_LineValues] | None]] = deque()
+        # worker processes of their own (``camt_runs``), not a fork (the importer has threads) nor multiprocessing's
+        # spawn (which imports the importer's main module, CLI and all, in each worker)
+        workers = [subprocess.Popen(_WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(WORKERS)]
+        pending: deque[subprocess.Popen[bytes]] = deque()
+        sent = 0
+
+        def send(run: tuple[int, int]) -> None:
+            nonlocal sent
+            worker = workers[sent % WORKERS]  # each worker answers in order: run k is worker k % WORKERS's
+            assert worker.stdin is not None
+            pickle.dump((str(path), *run, opening, closing, depth), worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            worker.stdin.flush()
+            pending.append(worker)
+            sent += 1
+
         try:
-            for a, b in runs:
-                pending.append(pool.submit(_read_run, str(path), a, b, opening, closing, depth))
+            for run in runs:
+                send(run)
                 if len(pending) >= RUNS_AHEAD:
                     break
             while pending:
-                done = pending.popleft()
-                ahead = next(runs, None)
-                if ahead is not None:
-                    pending.append(pool.submit(_read_run, str(path), *ahead, opening, closing, depth))
+                worker = pending.popleft()
+                assert worker.stdout is not None
                 try:
-                    rows = done.result()
-                except Exception:
-                    rows = None
+                    rows = pickle.load(worker.stdout)
+                except (EOFError, OSError, pickle.UnpicklingError):
+                    rows = None  # the worker is gone
+                ahead = next(runs, None)
+                if ahead is not None and rows is not None:
+                    send(ahead)
                 if rows is None:
                     raise StreamFallback(f"{path.name}: entries the parallel reader cannot vouch for")
                 for row in rows:
                     yield statement_line(*row)
         finally:
-            for waiting in pending:
-                waiting.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            for worker in workers:
+                if pending:  # stopped early (a refusal, a fallback): what the workers still read is not wanted
+                    worker.kill()
+                if worker.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        worker.stdin.close()
+                worker.wait()
+                if worker.stdout is not None:
+                    worker.stdout.close()
 
 
 def _plan(
