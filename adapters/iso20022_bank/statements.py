@@ -192,8 +192,8 @@ def _stream_camt(
 
 #: files smaller than this are read by one process: starting the workers would cost more than they save
 PARALLEL_MIN_BYTES = 8 << 20
-#: the bytes of entries a worker reads at a time (~7,000 entries of the bank's own statements)
-RUN_BYTES = 4 << 20
+#: the bytes of entries a worker reads at a time (~3,500 entries of the bank's own statements)
+RUN_BYTES = 2 << 20
 #: worker processes; with the importing process, they share the machine's cores
 WORKERS = 2
 #: runs handed out and not yet stored, at most: what bounds the memory of a parallel read
