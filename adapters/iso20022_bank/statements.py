@@ -253,7 +253,7 @@ def parallel_camt(
     file would (an entry's problem, malformed XML, any doubt), ``StreamFallback`` is raised: the import rolls
     back and reads the file with ``_stream_camt``, which reports the problem as ever.
     """
-    if path.stat().st_size < min_bytes or (os.cpu_count() or 1) < 2:
+    if path.stat().st_size < max(min_bytes, 1) or (os.cpu_count() or 1) < 2:  # (an empty file cannot be mapped)
         yield from _serial(path, layout, fmt, source)
         return
     with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mm:

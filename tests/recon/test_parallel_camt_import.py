@@ -188,6 +188,7 @@ FALLBACKS = {
         "midway",
     ),
     # files the parallel reader does not take at all
+    "empty": ("", "serial"),
     "latin-1": (_doc([_entry(0)], declaration='<?xml version="1.0" encoding="ISO-8859-1"?>'), "serial"),
     "xml-1.1": (_doc([_entry(0)], declaration='<?xml version="1.1" encoding="UTF-8"?>'), "serial"),
     "comment-in-head": (_doc([_entry(0)], prolog="<!-- a comment -->"), "serial"),
