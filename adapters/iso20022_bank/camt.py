@@ -11,6 +11,7 @@ with any package this project uses) and reporting every problem as a
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,8 @@ __all__ = [
     "StatementRead",
     "TransactionDetail",
     "entry_line",
+    "entry_run_wrapper",
+    "read_entry_run",
     "read_reports",
     "stream_reports",
 ]
@@ -734,3 +737,72 @@ def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[Statement
         raise ContractError(
             f"not a {layout.name} {layout.noun}", errors=[FieldError(base, f"{layout.message} is missing")]
         )
+
+
+#: the element a run of entries is wrapped in (``entry_run_wrapper``): a name no camt element has
+_WRAP = "w"
+
+
+def _attribute(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+
+
+def entry_run_wrapper(sample: bytes, layout: ReportLayout) -> tuple[bytes, bytes] | None:
+    """For ``sample``, a document of one report with one entry (a large file's head, first ``Ntry`` and tail):
+    the opening and closing tags of a document in which a run of that report's entries reads as in the file.
+
+    The run's ``Ntry`` elements are children of the innermost of as many nested ``w`` elements as the entry
+    has ancestors (libxml2's depth limit sees the same depth), the outermost declaring every namespace in scope
+    at the report (prefixes resolve as in the file). ``None`` if the first ``Ntry`` is not a child of the report.
+    """
+    root = parse_xml(sample, max_bytes=len(sample))
+    first = next(root.iter("{*}Ntry"), None)
+    if first is None:
+        return None
+    parent = first.getparent()
+    if parent is None or _local(parent.tag) != layout.report:
+        return None
+    depth = sum(1 for _ in first.iterancestors())
+    declared = "".join(
+        f' xmlns{":" + prefix if prefix else ""}="{_attribute(uri)}"' for prefix, uri in parent.nsmap.items()
+    )
+    opening = f"<{_WRAP}{declared}>" + f"<{_WRAP}>" * (depth - 1)
+    return opening.encode(), f"</{_WRAP}>".encode() * depth
+
+
+def read_entry_run(body: bytes, depth: int) -> list[EntryLine] | None:
+    """The entries of ``body`` (``entry_run_wrapper``'s opening, a run of a report's entries cut from a file
+    at ``</Ntry>``, its closing; ``depth``: the number of wrappers), as ``stream_reports`` reads them in the file.
+
+    ``None`` when the run might not read here as in the file: it holds a comment, a CDATA section, a processing
+    instruction or a declaration (a ``</Ntry>`` inside one of them is no end of an entry), an entry's problem
+    (the file's reader reports it, with its place in the file), or an ``Ntry`` below another report. Malformed
+    XML raises ``ContractError``. A run that parses here is a sequence of whole elements (the wrappers close
+    after it): the file's entries, in the file's context, read by the same code.
+    """
+    if b"<!" in body or b"<?" in body:
+        return None
+    r = _Reader()
+    out: list[EntryLine] = []
+    report: etree._Element | None = None
+    for _event, element in iterparse_safe(io.BytesIO(body), tags=("Ntry",)):
+        parent = element.getparent()
+        if parent is not report or report is None:
+            if parent is None:
+                return None
+            name = _LOCAL.get(parent.tag) or _local(parent.tag)
+            if name == _WRAP and report is None and sum(1 for _ in parent.iterancestors()) == depth - 1:
+                report = parent
+            elif name == _WRAP or name == "Stmt" or name == "Ntfctn":
+                return None  # an entry of another report, or of a wrapper it should not be in
+            else:
+                continue  # an Ntry elsewhere is no entry (``stream_reports`` skips it too)
+        entry = _entry_line(r, element, "")
+        if r.errors:
+            return None
+        element.clear()
+        while element.getprevious() is not None:
+            del parent[0]
+        if entry is not None:
+            out.append(entry)
+    return out

@@ -8,19 +8,26 @@ figures (``gateway.domain.statements.check_controls``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.domain.errors import DomainError
-from gateway.domain.statements import Statement, StatementFormat, check_controls
+from gateway.domain.statements import (
+    Statement,
+    StatementFormat,
+    StatementLine,
+    StreamFallback,
+    check_controls,
+)
 from gateway.errors import ConflictError, ContractError, GatewayError
 from gateway.recon.csvformat import CSV_FORMAT, CsvMapping, csv_format
 from gateway.store.statements import StoredStatement, store_statements, store_streamed
@@ -148,12 +155,11 @@ def _refused(fmt: StatementFormat, exc: GatewayError) -> StatementFileError:
 
 
 async def _stream(
-    engine: AsyncEngine, fmt: StatementFormat, source: BinaryIO, digest: str, now: datetime
+    engine: AsyncEngine, fmt: StatementFormat, items: Iterator[Statement | StatementLine], digest: str, now: datetime
 ) -> list[StoredStatement]:
-    if fmt.stream is None:
-        raise StatementFileError(f"the {fmt.name} format cannot be streamed")
     try:
-        stored = await store_streamed(engine, fmt.stream(source), digest=digest, now=now)
+        with contextlib.closing(items) if hasattr(items, "close") else contextlib.nullcontext():
+            stored = await store_streamed(engine, items, digest=digest, now=now)
     except ConflictError:
         raise
     except GatewayError as exc:
@@ -163,6 +169,21 @@ async def _stream(
     if not stored:
         raise EmptyStatementFileError(f"the {fmt.name} file holds no statement")
     return stored
+
+
+async def _stream_path(
+    engine: AsyncEngine, fmt: StatementFormat, path: Path, digest: str, now: datetime
+) -> list[StoredStatement]:
+    """A streamed format's file on disk: read by ``stream_file`` (several processes) where it can vouch for the
+    result, else (``StreamFallback``: what it stored rolled back) by ``stream``."""
+    if fmt.stream_file is not None:
+        try:
+            return await _stream(engine, fmt, fmt.stream_file(path), digest, now)
+        except StreamFallback as why:
+            log.info("statement file read again by one process: %s", why)
+    assert fmt.stream is not None
+    with path.open("rb") as source:
+        return await _stream(engine, fmt, fmt.stream(source), digest, now)
 
 
 async def import_file(
@@ -179,14 +200,14 @@ async def import_file(
     A format that streams (``StatementFormat.stream``: camt.053, camt.054) is read
     as it is stored, with bounded memory, whatever the file's size; a file given
     by path is then never read whole. Either way nothing of the file is stored
-    unless all of it reads and adds up.
+    unless all of it reads and adds up. A large file on disk of a format that offers it is read by
+    several processes (``StatementFormat.stream_file``), the same lines stored in the same order.
     """
     if isinstance(body, Path):
         fmt = detect_format(formats, _head(body), given, mapping)
         digest = _digest(body)
         if fmt.stream is not None:
-            with body.open("rb") as source:
-                stored = await _stream(engine, fmt, source, digest, now)
+            stored = await _stream_path(engine, fmt, body, digest, now)
         else:
             found = read_file(fmt, body.read_bytes())
             stored = await store_statements(engine, found, digest=digest, now=now)
@@ -194,7 +215,7 @@ async def import_file(
         fmt = detect_format(formats, body, given, mapping)
         digest = hashlib.sha256(body).hexdigest()
         if fmt.stream is not None:
-            stored = await _stream(engine, fmt, io.BytesIO(body), digest, now)
+            stored = await _stream(engine, fmt, fmt.stream(io.BytesIO(body)), digest, now)
         else:
             stored = await store_statements(engine, read_file(fmt, body), digest=digest, now=now)
     report = ImportReport(fmt.name, digest, stored)
