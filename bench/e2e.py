@@ -54,7 +54,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -257,14 +256,7 @@ async def status_times(engine: Any, statuses: tuple[str, ...]) -> dict[str, floa
             .where(instruction_events.c.status.in_(statuses), instruction_events.c.applied.is_(True))
             .group_by(instruction_events.c.instruction_id)
         )
-        return {i: _epoch(at) for i, at in rows}
-
-
-def _epoch(at: Any) -> float:
-    """A stored timestamp as epoch seconds (SQLite's ``func.min`` gives text, PostgreSQL's a datetime)."""
-    if isinstance(at, str):
-        at = datetime.fromisoformat(at)
-    return float(at.replace(tzinfo=at.tzinfo or UTC).timestamp())
+        return {i: at.timestamp() for i, at in rows}  # aware: ``UTCDateTime`` on both databases
 
 
 def cpu_seconds(pid: int) -> float:

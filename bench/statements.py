@@ -122,14 +122,7 @@ def _rss() -> float:
     Not ``ru_maxrss``: Linux carries the parent's peak at ``fork`` over ``exec`` into it, so a child of a
     parent that has just written a 1M-entry file would report the parent's memory.
     """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for row in status:
-                if row.startswith("VmHWM:"):
-                    return round(int(row.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return round(_hwm("self") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def child_baseline(path: str) -> dict[str, Any]:
@@ -169,6 +162,7 @@ def _children_cpu() -> float:
 
 
 def _hwm(pid: str) -> float:
+    """``VmHWM`` of process ``pid`` (or ``self``) in MB; 0 when it cannot be read."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for row in status:

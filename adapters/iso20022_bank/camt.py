@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import BinaryIO, NamedTuple
+from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
@@ -743,10 +744,6 @@ def stream_reports(source: BinaryIO, layout: ReportLayout) -> Iterator[Statement
 _WRAP = "w"
 
 
-def _attribute(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
-
-
 def entry_run_wrapper(sample: bytes, layout: ReportLayout) -> tuple[bytes, bytes] | None:
     """For ``sample``, a document of one report with one entry (a large file's head, first ``Ntry`` and tail):
     the opening and closing tags of a document in which a run of that report's entries reads as in the file.
@@ -764,7 +761,7 @@ def entry_run_wrapper(sample: bytes, layout: ReportLayout) -> tuple[bytes, bytes
         return None
     depth = sum(1 for _ in first.iterancestors())
     declared = "".join(
-        f' xmlns{":" + prefix if prefix else ""}="{_attribute(uri)}"' for prefix, uri in parent.nsmap.items()
+        f" xmlns{':' + prefix if prefix else ''}={quoteattr(uri)}" for prefix, uri in parent.nsmap.items()
     )
     opening = f"<{_WRAP}{declared}>" + f"<{_WRAP}>" * (depth - 1)
     return opening.encode(), f"</{_WRAP}>".encode() * depth
