@@ -6,7 +6,8 @@ log's messages are written by whoever commits what they produced, in the same tr
 (the event, the retry), so a message is never half-written and costs no transaction of its
 own. Outside such work (no log set) nothing is recorded and nothing is paid.
 
-Bodies are masked before they are kept (``mask_body``): IBANs (checksum-valid) and card
+Bodies are masked before they are kept (``mask_body``): IBANs (checksum-valid, and not a run inside one of
+the gateway's own ids) and card
 numbers (Luhn-valid) show their last 4 characters, account numbers in JSON, ISO 20022 XML
 (``Othr/Id``) and NACHA entry records too, secrets and signatures in JSON are dropped; the
 known account identifiers of the payments a message is about are masked wherever they
@@ -57,6 +58,9 @@ DROPPED = "[dropped]"
 # if it passes the checksum, the safe side. A card number is a whole run of 13-19 digits: a longer run (a
 # timestamped message id) is no card, and 1 in 10 of its 19-digit slices would pass Luhn.
 _IBAN_RE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
+#: the gateway's own ids (``gateway.domain.ids``: a prefix of at most 8, ``_``, 26 Crockford digits): about 1 in 100
+#: holds a run that passes the IBAN checksum, and they are no account, so a match inside one is kept
+_GATEWAY_ID_RE = re.compile(r"[a-z][a-z0-9]{0,7}_[0-9A-HJKMNP-TV-Z]{26}")
 _PAN_RE = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 _OTHR_ID_RE = re.compile(r"(<(?:\w+:)?Othr>\s*<(?:\w+:)?Id>)([^<]+)(<)")
 _SECRET_KEY_RE = re.compile(r"secret|signature|password|passwd|token|api_?key|authorization|cvv|cvc|pin\b", re.I)
@@ -71,6 +75,19 @@ _MARGIN = 256
 def _iban_ok(value: str) -> bool:
     """ISO 13616 mod-97 check: only real IBANs are masked, not references that look like one."""
     return bool(mod_97_10.is_valid(value[4:] + value[:4]))
+
+
+def _mask_iban(m: re.Match[str]) -> str:
+    """A checksum-valid IBAN shows its last 4, unless it is a run inside one of the gateway's own ids."""
+    value = m.group(0)
+    if not _iban_ok(value):
+        return value
+    start, end = m.span()
+    text = m.string
+    for own in _GATEWAY_ID_RE.finditer(text, max(0, start - 35), min(len(text), end + 35)):
+        if own.start() <= start and end <= own.end():
+            return value
+    return mask(value)
 
 
 def _mask_match(m: re.Match[str], check: Any) -> str:
@@ -115,7 +132,7 @@ def mask_body(body: bytes, media_type: str | None = None, secrets: Sequence[str]
         text = _OTHR_ID_RE.sub(lambda m: m.group(1) + mask(m.group(2)) + m.group(3), text)
     elif stripped.startswith("101"):  # a NACHA file: its first record is the file header "1" + priority "01"
         text = _mask_nacha(text)
-    text = _IBAN_RE.sub(lambda m: _mask_match(m, _iban_ok), text)
+    text = _IBAN_RE.sub(_mask_iban, text)
     text = _PAN_RE.sub(lambda m: _mask_match(m, luhn.is_valid), text)
     known = {s for s in secrets if len(s) > 4}
     if len(known) <= 8:

@@ -33,6 +33,9 @@ KEPT = [
     (b"<MsgId>GW20261206120000000001</MsgId>", "application/xml", "GW20261206120000000001"),
     (b"<InstrId>ins_01J0000000000000000000001</InstrId>", "application/xml", "ins_01J0000000000000000000001"),
     (b'{"amount": 1234567890123}', "application/json", "1234567890123"),
+    # a gateway id holding a run that passes the IBAN checksum ("QG43BJ9XZNKA1JPVSD7G4"): about 1 id in 100 does
+    (b"<EndToEndId>ins_01M96QG43BJ9XZNKA1JPVSD7G4</EndToEndId>", "application/xml", "ins_01M96QG43BJ9XZNKA1JPVSD7G4"),
+    (b'{"instruction_id": "ins_01M96QG43BJ9XZNKA1JPVSD7G4"}', "application/json", "ins_01M96QG43BJ9XZNKA1JPVSD7G4"),
 ]
 
 
@@ -48,6 +51,12 @@ def test_account_numbers_are_masked_and_secrets_dropped(
 @pytest.mark.parametrize(("body", "media_type", "kept"), KEPT)
 def test_values_that_are_no_account_number_are_kept(body: bytes, media_type: str, kept: str) -> None:
     assert kept in mask_body(body, media_type)
+
+
+def test_an_iban_beside_a_gateway_id_is_still_masked() -> None:
+    text = mask_body(b"<Ustrd>ins_01M96QG43BJ9XZNKA1JPVSD7G4 DE89370400440532013000</Ustrd>", "application/xml")
+    assert "ins_01M96QG43BJ9XZNKA1JPVSD7G4" in text
+    assert "DE89370400440532013000" not in text and "******************3000" in text
 
 
 def test_a_nacha_entry_shows_only_the_last_four_of_its_dfi_account() -> None:
