@@ -232,6 +232,10 @@ _LOCAL_MAX = 4096
 #: as ``_LOCAL``)
 _DAYS: dict[str, date | None] = {}
 _DAYS_MAX = 4096
+#: a lone ``Dt`` / ``DtTm``'s text as it is in the file -> ``_day``'s day, for texts of up to ``_DAY_TEXT_MAX``
+#: characters (bounded as ``_DAYS``, in count and in size)
+_DAY_TEXTS: dict[str | None, date | None] = {}
+_DAY_TEXT_MAX = 40
 
 
 def _local(tag: object) -> str | None:
@@ -365,14 +369,18 @@ def _day(node: etree._Element | None) -> date | None:
         return None
     dt = dttm = None
     local = _LOCAL
-    if len(node) == 1:  # the usual shape: one Dt or one DtTm, read without an iterator
+    if len(node) == 1:  # the usual shape: one Dt or one DtTm, read without an iterator, its day by its text
         kid = node[0]
         tag = kid.tag
-        name = local.get(tag) or _local(tag)
-        if name == "Dt":
-            dt = kid
-        elif name == "DtTm":
-            dttm = kid
+        if (local.get(tag) or _local(tag)) not in ("Dt", "DtTm"):
+            return None
+        text = kid.text
+        found = _DAY_TEXTS.get(text, _DAY_TEXTS)
+        if found is _DAY_TEXTS:
+            found = _day_of_text(_value(kid))
+            if (text is None or len(text) <= _DAY_TEXT_MAX) and len(_DAY_TEXTS) < _DAYS_MAX:
+                _DAY_TEXTS[text] = found
+        return found  # type: ignore[return-value]
     else:
         for kid in node:
             tag = kid.tag
@@ -382,7 +390,11 @@ def _day(node: etree._Element | None) -> date | None:
                     dt = kid
             elif name == "DtTm" and dttm is None:
                 dttm = kid
-    raw = _value(dt) or _value(dttm)
+    return _day_of_text(_value(dt) or _value(dttm))
+
+
+def _day_of_text(raw: str | None) -> date | None:
+    """``Dt`` or ``DtTm``'s stripped text as a day: its first ten characters, an ISO date, else ``None``."""
     if raw is None:
         return None
     raw = raw[:10]
@@ -584,9 +596,17 @@ def _entry_line(r: _Reader, ntry: etree._Element, np: str) -> EntryLine | None:
             elif name == "RtrInf" and rtr is None:
                 rtr = node
         if refs is not None and (e2e is None or instr is None):
-            k = _first_kids(refs)
-            e2e = e2e or _value(k.get("EndToEndId"))
-            instr = instr or _value(k.get("InstrId"))
+            e2e_node = instr_node = None
+            for node in refs:
+                tag = node.tag
+                name = local.get(tag) or _local(tag)
+                if name == "EndToEndId":
+                    if e2e_node is None:
+                        e2e_node = node
+                elif name == "InstrId" and instr_node is None:
+                    instr_node = node
+            e2e = e2e or _value(e2e_node)
+            instr = instr or _value(instr_node)
         if rtr is not None and code is None:
             code = _value(_one(_one(rtr, "Rsn"), "Cd"))
         if n == 0:
@@ -850,16 +870,20 @@ def read_entry_pieces(run: bytes, opening: bytes, closing: bytes, depth: int) ->
     while start < end:
         cut = run.find(b"</Ntry>", start + PIECE_BYTES)
         stop = end if cut < 0 else cut + 7  # len(b"</Ntry>")
+        piece = run[start:stop]
         try:
-            inner = etree.fromstring(opening + run[start:stop] + closing, parser)
+            inner = etree.fromstring(opening + piece + closing, parser)
         except etree.LxmlError:
             return read_entry_run(opening + run + closing, depth)
         for _ in range(depth - 1):
             if len(inner) != 1:
                 return read_entry_run(opening + run + closing, depth)
             inner = inner[0]
-        for _ in inner.iterdescendants(*_NOT_IN_AN_ENTRY):
-            return read_entry_run(opening + run + closing, depth)
+        # a ``w``, ``Stmt`` or ``Ntfctn`` element's start tag holds ``<w`` or ``:w`` (prefixed), ``Stmt`` or
+        # ``Ntfctn``: only a piece that holds one of them is searched for them
+        if b"Stmt" in piece or b"Ntfctn" in piece or b"<w" in piece or b":w" in piece:
+            for _ in inner.iterdescendants(*_NOT_IN_AN_ENTRY):
+                return read_entry_run(opening + run + closing, depth)
         for ntry in inner:
             tag = ntry.tag
             if (local.get(tag) or _local(tag)) != "Ntry":

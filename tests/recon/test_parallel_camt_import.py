@@ -254,6 +254,12 @@ PIECE_RUNS = {
     ),
     "an-entry-in-an-entry": _entry(0).replace("</NtryDtls>", "</NtryDtls><X>" + _entry(9) + "</X>") + _entry(1),
     "an-entry-in-a-wrapper-in-an-entry": _entry(0).replace("</NtryDtls>", "</NtryDtls><w>" + _entry(9) + "</w>"),
+    "an-entry-in-a-prefixed-statement-in-an-entry": _entry(0).replace(
+        "</NtryDtls>", '</NtryDtls><c:Stmt xmlns:c="urn:x">' + _entry(9) + "</c:Stmt>"
+    ),
+    "an-entry-in-a-prefixed-wrapper-in-an-entry": _entry(0).replace(
+        "</NtryDtls>", '</NtryDtls><c:w xmlns:c="urn:x">' + _entry(9) + "</c:w>"
+    ),
     "comment": _entry(0) + "<!-- x -->" + _entry(1),
     "entity": _entry(0).replace("R0", "R&amp;0&#x20;&#65;") + _entry(1).replace("R1", "&undeclared;"),
     "prefixed-entry": _entry(0).replace("<Ntry>", '<c:Ntry xmlns:c="urn:x">').replace("</Ntry>", "</c:Ntry>")
