@@ -19,9 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.domain.statements import StatementFormat, StreamFallback
+from gateway.errors import ContractError
 from gateway.plugins.manager import Plugins
 from gateway.recon.imports import StatementFileError, import_file
 from gateway.store.tables import statement_lines, statements
+from gateway_adapters.iso20022_bank import camt
 from gateway_adapters.iso20022_bank import statements as bank
 from gateway_adapters.iso20022_bank.camt import CAMT053_LAYOUT
 from tests.support import load_bench
@@ -225,3 +227,71 @@ async def test_each_file_the_parallel_reader_cannot_vouch_for_is_read_serially(
         assert fast and items == [None]
     # either way the import stores what the serial import stores, or refuses it with the serial import's words
     assert await _outcome(engine, path, "s0", parallel=False) == await _outcome(engine, path, "s1", parallel=True)
+
+
+def _outcome_of(read: Any, *args: Any) -> Any:
+    """What a run reader gives for ``args``: its entries, or ``None`` when it gives up or refuses the run (a worker
+    answers ``None`` either way: the import then reads the file serially, which says why)."""
+    try:
+        return read(*args)
+    except ContractError:
+        return None
+
+
+PIECE_RUNS = {
+    "plain": "".join(_entry(k) for k in range(7)),
+    "credit-and-pending": _entry(0, mark="CRDT") + _entry(1).replace("BOOK", "PDNG") + _entry(2),
+    "bad-amount": _entry(0) + _entry(1, "1,00") + _entry(2),
+    "bad-amount-then-malformed": _entry(0) + _entry(1, "1,00") + _entry(2).replace("</AcctSvcrRef>", ""),
+    "malformed-then-bad-amount": _entry(0).replace("</AcctSvcrRef>", "") + _entry(1, "1,00"),
+    "malformed-last": _entry(0) + _entry(1) + _entry(2).replace("</AcctSvcrRef>", ""),
+    "wrapper-closed-and-reopened": _entry(0) + "</w><w>" + _entry(1) + _entry(2),
+    "two-wrappers-closed-and-reopened": _entry(0) + "</w></w><w><w>" + _entry(1),
+    "another-element-between": _entry(0) + "<X><Ntry/></X>" + _entry(1),
+    "another-element-alone": _entry(0) + "<X/>" + _entry(1),
+    "an-entry-in-a-statement-in-an-entry": _entry(0).replace(
+        "</NtryDtls>", "</NtryDtls><Stmt>" + _entry(9) + "</Stmt>"
+    ),
+    "an-entry-in-an-entry": _entry(0).replace("</NtryDtls>", "</NtryDtls><X>" + _entry(9) + "</X>") + _entry(1),
+    "an-entry-in-a-wrapper-in-an-entry": _entry(0).replace("</NtryDtls>", "</NtryDtls><w>" + _entry(9) + "</w>"),
+    "an-entry-in-a-prefixed-statement-in-an-entry": _entry(0).replace(
+        "</NtryDtls>", '</NtryDtls><c:Stmt xmlns:c="urn:x">' + _entry(9) + "</c:Stmt>"
+    ),
+    "an-entry-in-a-prefixed-wrapper-in-an-entry": _entry(0).replace(
+        "</NtryDtls>", '</NtryDtls><c:w xmlns:c="urn:x">' + _entry(9) + "</c:w>"
+    ),
+    "comment": _entry(0) + "<!-- x -->" + _entry(1),
+    "entity": _entry(0).replace("R0", "R&amp;0&#x20;&#65;") + _entry(1).replace("R1", "&undeclared;"),
+    "prefixed-entry": _entry(0).replace("<Ntry>", '<c:Ntry xmlns:c="urn:x">').replace("</Ntry>", "</c:Ntry>")
+    + _entry(1),
+    "own-namespace": _entry(0).replace("<Ntry>", f'<Ntry xmlns="{NS}">') + _entry(1),
+    "whitespace-and-text": "  \n" + _entry(0) + " text " + _entry(1) + "\n",
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("name", list(PIECE_RUNS))
+@pytest.mark.parametrize("piece_bytes", [1, 300, 8 << 10])
+def test_the_piecewise_run_reader_reads_as_the_run_reader(
+    name: str, piece_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``read_entry_pieces`` gives ``read_entry_run``'s entries, or gives up as it does, for the same run, pieces of one
+    entry or several, whatever the run holds (the usual shape, and each shape it hands to ``read_entry_run``)."""
+    monkeypatch.setattr(camt, "PIECE_BYTES", piece_bytes)
+    document = _doc([_entry(0)])
+    for depth_extra in ("", "<Extra>"):  # the report one level deeper: three wrappers
+        sample = document.replace("<Stmt>", f"{depth_extra}<Stmt>").replace(
+            "</Stmt>", "</Stmt>" + depth_extra.replace("<", "</")
+        )
+        wrapper = camt.entry_run_wrapper(sample.encode(), CAMT053_LAYOUT)
+        assert wrapper is not None
+        opening, closing = wrapper
+        depth = closing.count(b"</")
+        run = PIECE_RUNS[name].encode()
+        expected = _outcome_of(camt.read_entry_run, opening + run + closing, depth)
+        assert _outcome_of(camt.read_entry_pieces, run, opening, closing, depth) == expected
+        if name == "plain":  # the usual shape: read in pieces, never handed to ``read_entry_run``
+            assert len(expected) == 7
+            with monkeypatch.context() as m:
+                m.setattr(camt, "read_entry_run", None)
+                assert camt.read_entry_pieces(run, opening, closing, depth) == expected
