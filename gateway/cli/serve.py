@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from gateway.devtools.simulators import start_simulators
 from gateway.domain.clock import system_clock
 from gateway.errors import ConfigError
 from gateway.plugins.manager import Plugins
-from gateway.runtime import create_app
+from gateway.runtime import Runtime, create_app
 from gateway.store import repo
 from gateway.store.connect import sqlite_path
 
@@ -156,22 +157,72 @@ def _worker_args(args: argparse.Namespace, port: int, fd: int) -> list[str]:
     return cmd
 
 
-async def _respawn_dead(workers: list[subprocess.Popen[bytes]], cmd: list[str], fd: int, stop: asyncio.Event) -> None:
+#: how often a dispatcher in a process of its own looks for new jobs: intake, in the other process, cannot
+#: wake it, so this bounds the wait a new payment adds (at most ``dispatch.idle_poll_seconds``)
+DISPATCH_PROCESS_POLL_SECONDS = 0.05
+
+
+def _dispatcher_args(args: argparse.Namespace) -> list[str]:
+    """The command line of the dispatcher's own process (``--dispatch-process``)."""
+    cmd = [sys.executable, "-m", "gateway.cli", "serve", "--dispatch-only", "--parent-pid", str(os.getpid())]
+    if getattr(args, "config", None):
+        cmd += ["--config", str(args.config)]
+    if getattr(args, "verbose", False):
+        cmd.append("-v")
+    if getattr(args, "log_format", None):
+        cmd += ["--log-format", args.log_format]
+    return cmd
+
+
+async def _respawn_dead(
+    workers: list[subprocess.Popen[bytes]], cmds: list[list[str]], fd: int, stop: asyncio.Event
+) -> None:
     """A worker that died (killed, out of memory) is started again; its claims were taken over meanwhile."""
     while not stop.is_set():
         for i, proc in enumerate(workers):
             if proc.poll() is not None:
                 print(f"worker {proc.pid} ended ({proc.returncode}); starting another", file=sys.stderr)
-                workers[i] = subprocess.Popen(cmd, pass_fds=(fd,))
+                workers[i] = subprocess.Popen(cmds[i], pass_fds=(fd,))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+async def _parent_gone(parent: int) -> None:
+    """Return once ``parent`` is no longer this process's parent (it ended, even by SIGKILL)."""
+    while os.getppid() == parent:
+        await asyncio.sleep(0.5)
+
+
+async def dispatch_only(settings: Settings, parent: int | None) -> int:
+    """The dispatcher's own process (``gateway serve --dispatch-process`` starts it): claims, screens, routes
+    and sends, with a heartbeat of its own; no API, no scheduled jobs, no webhooks (the serving process runs
+    those). It ends with its parent, whatever ended that."""
+    poll = min(settings.dispatch.idle_poll_seconds, DISPATCH_PROCESS_POLL_SECONDS)
+    runtime = Runtime(settings.with_overrides(dispatch__idle_poll_seconds=poll))
+    await runtime.start(dispatch=True, poll=False, webhooks=False)
+    try:
+        waits = [asyncio.ensure_future(wait_for_signal())]
+        if parent is not None:
+            waits.append(asyncio.ensure_future(_parent_gone(parent)))
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+    finally:
+        await runtime.close()
+    return 0
 
 
 async def serve_command(args: argparse.Namespace) -> int:
     """``gateway serve``: run until SIGINT or SIGTERM."""
     settings = load(args)
+    if args.dispatch_only:
+        async with database(settings) as engine:
+            await require_schema(engine)
+        return await dispatch_only(settings, args.parent_pid)
     if args.port is not None:
         settings = settings.with_overrides(server__port=args.port)
+    if args.workers > 1 and args.dispatch_process:
+        raise UsageError("--dispatch-process is for one serving process: with --workers each one dispatches")
     if args.workers > 1 and settings.database_url.startswith("sqlite"):
         raise UsageError("--workers above 1 needs PostgreSQL: SQLite has one writer, so run one process")
     if args.workers > 1 and (args.with_simulators or args.demo):
@@ -191,20 +242,23 @@ async def serve_command(args: argparse.Namespace) -> int:
     sims = await start_simulators(plugins, sims_cfg, sim_socks)
     # more workers share the listening socket (the kernel spreads connections); each has its own heartbeat
     cmd = _worker_args(args, settings.port, gw_sock.fileno())
-    workers = [subprocess.Popen(cmd, pass_fds=(gw_sock.fileno(),)) for _ in range(args.workers - 1)]
+    cmds = [cmd] * (args.workers - 1) + ([_dispatcher_args(args)] if args.dispatch_process else [])
+    workers = [subprocess.Popen(c, pass_fds=(gw_sock.fileno(),)) for c in cmds]
     # the simulators started here mark development: the console's QA page drives them (docs/console.md)
     sim_urls = {name: app.url for name, app in sims.items()}
-    gateway = await start_app(create_app(settings, simulators=sim_urls), gw_sock)
+    app = create_app(settings, simulators=sim_urls, dispatch=not args.dispatch_process)
+    gateway = await start_app(app, gw_sock)
     url = settings.public_url
     if args.listen_fd is None:
         more = f" ({args.workers} worker processes)" if args.workers > 1 else ""
+        more += " (the dispatcher in a process of its own)" if args.dispatch_process else ""
         print(f"Partner Gateway listening on {url}{more}", file=sys.stderr)
     for name, app in sims.items():
         print(f"  simulator {name} on {app.url}", file=sys.stderr)
     if demo_key and finance_key:
         print(_try_it(url, demo_key, finance_key), flush=True)
     stop = asyncio.Event()
-    respawn = asyncio.create_task(_respawn_dead(workers, cmd, gw_sock.fileno(), stop))
+    respawn = asyncio.create_task(_respawn_dead(workers, cmds, gw_sock.fileno(), stop))
     try:
         await wait_for_signal()
     finally:
@@ -232,3 +286,11 @@ def register(subparsers: Subparsers) -> None:
         help="processes sharing the port and the work (PostgreSQL only; default 1)",
     )
     p.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # how --workers hands a worker the socket
+    p.add_argument(
+        "--dispatch-process",
+        action="store_true",
+        help="run the dispatcher in a process of its own beside the API (SQLite too): intake and dispatch "
+        "each get a CPU core",
+    )
+    p.add_argument("--dispatch-only", action="store_true", help=argparse.SUPPRESS)  # that process
+    p.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # it ends when this one does
