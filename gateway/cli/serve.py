@@ -184,6 +184,13 @@ async def _respawn_dead(
             await asyncio.wait_for(stop.wait(), timeout=1.0)
 
 
+#: the least time between two claims of the dispatcher's own process: woken by every intake commit and with a
+#: core to itself, it would otherwise claim a few payments at a time, each batch paying the same statements,
+#: pain.001 and request (at 200/s it spent more CPU than the serving process); 50 ms gathers ~10 per batch
+#: at 200/s, and under load a batch takes longer than that to prepare anyway
+DISPATCH_PROCESS_GATHER_SECONDS = 0.05
+
+
 class _WakePipe:
     """How the serving process wakes its dispatcher process: a byte down a pipe each time it queues jobs
     (an intake commit, an approved hold, a collection), so the dispatcher waits for no poll. Non-blocking: a
@@ -214,7 +221,8 @@ async def dispatch_only(settings: Settings, parent: int | None, wake_fd: int | N
     those). Woken through ``wake_fd`` when the serving process queues jobs (and every
     ``dispatch.idle_poll_seconds`` for retries that come due); it ends with its parent, whatever ended that
     (the pipe closes, and the parent is no longer its parent)."""
-    runtime = Runtime(settings)
+    gather = max(settings.dispatch.gather_seconds, DISPATCH_PROCESS_GATHER_SECONDS)
+    runtime = Runtime(settings.with_overrides(dispatch__gather_seconds=gather))
     await runtime.start(dispatch=True, poll=False, webhooks=False)
     loop = asyncio.get_running_loop()
     gone = asyncio.Event()
