@@ -344,6 +344,8 @@ async def end_to_end(
     await wait_listening(bank_port)
     watched = {"simulator": procs[-1].pid, "load": os.getpid()}
     serve = [GATEWAY, "--config", str(config), "serve"] + (["--workers", str(workers)] if workers > 1 else [])
+    separate = args.dispatch_process and code is None  # this checkout's phases only (the baseline may lack it)
+    serve += ["--dispatch-process"] if separate else []
     if args.profile and code is None:  # cProfile of the gateway (first) process, written when it stops (SIGTERM)
         out = Path(args.profile).resolve()
         out = out if len(args.workers) == 1 else out.with_name(f"{out.stem}.w{workers}{out.suffix}")
@@ -352,7 +354,7 @@ async def end_to_end(
     watched["gateway"] = procs[-1].pid
     await wait_listening(port)
     engine = create_engine(db_url)
-    await wait_registered(engine, workers)
+    await wait_registered(engine, workers + separate)
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         load = Load(session, port, key)
@@ -562,6 +564,12 @@ def main() -> int:
         default=[1],
         help="`gateway serve --workers N` (above 1: PostgreSQL); comma-separated (e.g. 1,2): the same rates "
         "with each number of processes in turn, each on a fresh schema, and the ratio of the most to the fewest",
+    )
+    parser.add_argument(
+        "--dispatch-process",
+        action="store_true",
+        help="`gateway serve --dispatch-process` (the dispatcher in a process of its own) for this checkout's "
+        "phases; the baseline's (`--baseline-code`) run as before",
     )
     parser.add_argument("--profile", metavar="FILE", help="run `gateway serve` under cProfile, stats to FILE")
     parser.add_argument(

@@ -151,6 +151,8 @@ class DispatchSettings:
     backoff_max_seconds: float
     idle_poll_seconds: float
     max_defer_seconds: float
+    #: least time between two claims (bigger batches at low rates); 0: claim as soon as woken
+    gather_seconds: float
     status_poll_interval_seconds: float
     status_poll_after_seconds: float
     #: keep the masked partner messages per payment (gateway.partners.capture)

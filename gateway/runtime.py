@@ -162,8 +162,11 @@ class Runtime:
         plugins: Plugins | None = None,
         clock: Clock = system_clock,
         extra_plugins: Iterable[object] = (),
+        wake_elsewhere: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        #: also wakes a dispatcher in another process (``gateway serve --dispatch-process``) when jobs are queued here
+        self.wake_elsewhere = wake_elsewhere
         self.clock = clock
         self.engine = engine or create_engine(settings.database_url, echo=bool(settings.section("database")["echo"]))
         self._owns_engine = engine is None
@@ -258,6 +261,15 @@ class Runtime:
     def _wake_dispatcher(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.wake()
+        if self.wake_elsewhere is not None:
+            self.wake_elsewhere()
+
+    def wake_dispatchers(self) -> None:
+        """New jobs may be due: wake the dispatcher and the collection dispatcher (e.g. told by another process)."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+        if self.collection_dispatcher is not None:
+            self.collection_dispatcher.wake()
 
     @property
     def api_services(self) -> ApiServices:
@@ -288,6 +300,8 @@ class Runtime:
     def _wake_collections(self) -> None:
         if self.collection_dispatcher is not None:
             self.collection_dispatcher.wake()
+        if self.wake_elsewhere is not None:
+            self.wake_elsewhere()
 
     def new_collection_dispatcher(self, owner: str | None = None) -> CollectionDispatcher:
         """The collection dispatcher over this process's services (``owner`` names its leases)."""
@@ -450,11 +464,13 @@ def create_app(
     dispatch: bool = True,
     poll: bool = True,
     simulators: Mapping[str, str] | None = None,
+    wake_elsewhere: Callable[[], None] | None = None,
 ) -> web.Application:
     """The API app over ``runtime``; without one, it opens (and closes) its own in ``cleanup_ctx``.
 
     ``simulators``: the partner simulators this process started, name → base URL (development:
-    the console's QA page drives them).
+    the console's QA page drives them). ``wake_elsewhere``: tells a dispatcher in another process
+    that jobs were queued here (``gateway serve --dispatch-process``).
     """
     if runtime is not None:
         app = build_app(settings, services=runtime.api_services, simulators=simulators)
@@ -463,7 +479,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def opened() -> AsyncIterator[ApiServices]:
-        rt = Runtime(settings)
+        rt = Runtime(settings, wake_elsewhere=wake_elsewhere)
         await rt.start(dispatch=dispatch, poll=poll)
         try:
             yield rt.api_services

@@ -193,6 +193,9 @@ class Dispatcher:
         self.backoff_max = settings.backoff_max_seconds
         self.idle = settings.idle_poll_seconds
         self.max_defer = settings.max_defer_seconds
+        self.gather = settings.gather_seconds
+        #: when the last claim started (``time.monotonic()``): the next waits ``gather`` seconds after it
+        self._last_claim = float("-inf")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[asyncio.Task[None], int] = {}
@@ -251,6 +254,10 @@ class Dispatcher:
         while not self._stopping:
             if self.max_defer > 0:
                 await self._yield_to_intake()
+            if self.gather > 0:  # let payments gather into one batch instead of claiming each as it comes
+                wait = self._last_claim + self.gather - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
             if self._stopping:
                 return
             try:
@@ -277,6 +284,7 @@ class Dispatcher:
         if free <= 0 or self._preparing or (self._inflight and free < self.concurrency // 4):
             return 0  # a batch is being prepared, or too few free places: claim a fuller batch once one is done
         self._preparing += 1
+        self._last_claim = time.monotonic()
         try:
             jobs = await self.claim(free)
         finally:
