@@ -11,6 +11,7 @@ failure ends it with a non-zero status and no end frame, and the run reads the l
 
 from __future__ import annotations
 
+import gc
 import marshal
 import pickle
 import sqlite3
@@ -24,6 +25,7 @@ BATCH = 20_000
 
 
 def main() -> None:
+    gc.disable()  # a million rows' values made and dropped, no reference cycles (``gateway.collector``)
     path, sql, params = pickle.load(sys.stdin.buffer)
     out = sys.stdout.buffer
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)

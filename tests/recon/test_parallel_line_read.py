@@ -3,11 +3,13 @@ matches, and a worker that dies, fails or hands over half is a run that reads it
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import BinaryIO
 from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,7 +19,7 @@ from gateway.recon import matching
 from gateway.recon.matching import LineReader, LineView, load_open_lines
 from gateway.recon.service import run_recon
 from tests.recon.test_matching_rules import RULES, TODAY, _line, _matches, _payment, _statement
-from tests.support import NOW
+from tests.support import NOW, load_bench
 
 
 def _values(lines: Sequence[LineView]) -> list[tuple[object, ...]]:
@@ -193,3 +195,19 @@ async def test_a_run_that_fails_while_the_worker_reads_ends_the_worker(
     if engine.dialect.name == "sqlite":
         assert len(started) == 1 and started[0].returncode is not None  # killed and waited for, not left behind
     assert await _matches(engine) == []
+
+
+async def test_the_bench_mix_matches_the_same_with_its_lines_read_by_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shape of the bench (references, remittance, counterparty, batches with fees, breaks), on SQLite."""
+    bench = load_bench("recon")
+    data = bench.generate(1500, seed=5)
+    results = []
+    for smallest in (sys.maxsize, 0):
+        monkeypatch.setattr(matching, "PARALLEL_MIN_LINES", smallest)
+        result = await bench.sqlite_run(data, ledger=True)
+        shutil.rmtree(Path(result["database"]).parent)
+        results.append(result)
+    serial, parallel = results
+    assert not serial["lines_read_by_worker"] and parallel["lines_read_by_worker"]
+    assert parallel["report"] == serial["report"]
+    assert serial["report"]["confirmed"] > 1000 and serial["report"]["suggested"] > 0
