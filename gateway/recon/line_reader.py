@@ -16,6 +16,7 @@ import marshal
 import pickle
 import sqlite3
 import sys
+from urllib.parse import quote
 
 from gateway.recon.keys import line_values
 from gateway.workers import write_frame
@@ -28,7 +29,7 @@ def main() -> None:
     gc.disable()  # a million rows' values made and dropped, no reference cycles (``gateway.collector``)
     path, sql, params = pickle.load(sys.stdin.buffer)
     out = sys.stdout.buffer
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None)
     try:
         db.execute("BEGIN")  # one snapshot for the whole SELECT
         cursor = db.execute(sql, params)

@@ -774,15 +774,19 @@ class LineReader:
     def __init__(self, worker: subprocess.Popen[bytes], drained: asyncio.Future[list[bytes] | None]) -> None:
         self.worker = worker
         self._drained = drained
-        #: the worker's CPU seconds, once it has ended (``resource.RUSAGE_CHILDREN`` across its life)
+        #: the worker's CPU seconds once it has ended: those of this process's children that ended meanwhile
+        #: (``resource.RUSAGE_CHILDREN``), the worker's unless another child (a camt import's worker) ended too
         self.cpu_seconds = 0.0
         self._children_cpu = _children_cpu()
         self._status: int | None = None
 
     @classmethod
     async def start(cls, conn: AsyncConnection, source: str | None = None) -> LineReader | None:
-        path = conn.engine.url.database
-        if conn.dialect.name != "sqlite" or not path or path == ":memory:" or (os.cpu_count() or 1) < 2:
+        url = conn.engine.url
+        path = url.database
+        if conn.dialect.name != "sqlite" or not path or path == ":memory:" or "uri" in url.query:
+            return None  # PostgreSQL, or no file a second process could open by its name
+        if (os.cpu_count() or 1) < 2:
             return None
         if (await conn.scalar(select(func.count()).select_from(statement_lines)) or 0) < PARALLEL_MIN_LINES:
             return None
