@@ -80,8 +80,10 @@ __all__ = [
     "ItemView",
     "LineReader",
     "LineView",
+    "PaymentBook",
     "PaymentView",
     "decide",
+    "index_payments",
     "line_id",
     "load_named_elsewhere",
     "load_open_collections",
@@ -320,6 +322,10 @@ class _Book:
         return [p for p in found[lo:hi] if p not in taken]
 
 
+#: the open payments indexed for ``decide`` (``index_payments``)
+PaymentBook = _Book
+
+
 def _each(found: PaymentView | list[PaymentView]) -> Sequence[PaymentView]:
     """The payments of an index entry (``_Book.by_key``)."""
     return found if found.__class__ is list else (found,)  # type: ignore[return-value]
@@ -533,15 +539,23 @@ def pairing_fingerprint(lines: Iterable[LineView], payments: Iterable[PaymentVie
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+def index_payments(payments: Iterable[PaymentView]) -> _Book:
+    """The index ``decide`` builds of ``payments`` first, built beforehand: a run on SQLite builds it while its
+    line reader still reads (``service``). Used by one ``decide``, which takes the payments from it."""
+    with collector_paused():
+        return _Book.of(payments)
+
+
 def decide(
     lines: Sequence[LineView],
-    payments: Iterable[PaymentView],
+    payments: Iterable[PaymentView] | _Book,
     rules: ReconRules,
     named_elsewhere: Iterable[tuple[str, str]] = (),
     rejected: Collection[str] = (),
 ) -> list[Decision]:
     """The matches the rules find, in rule order; no line and no payment in two of them.
 
+    ``payments``: the open payments, or their index (``index_payments``) if built beforehand.
     ``named_elsewhere``: (adapter, reference) of payments matched before or not
     settled; a line naming one is never matched to another payment by amount.
     ``rejected``: fingerprints (``pairing_fingerprint``) of pairings finance
@@ -559,12 +573,12 @@ def decide(
 
 def _decide(
     lines: Sequence[LineView],
-    payments: Iterable[PaymentView],
+    payments: Iterable[PaymentView] | _Book,
     rules: ReconRules,
     named_elsewhere: Iterable[tuple[str, str]],
     rejected: Collection[str],
 ) -> list[Decision]:
-    book = _Book.of(payments)
+    book = payments if isinstance(payments, _Book) else _Book.of(payments)
     book.named_elsewhere = set(named_elsewhere)
     taken = book.taken
     used: set[LineView] = set()

@@ -6,18 +6,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.domain.statements import StatementLine
-from gateway.recon import matching
-from gateway.recon.matching import LineReader, LineView, load_open_lines
+from gateway.domain.statements import Statement, StatementLine
+from gateway.recon import matching, service
+from gateway.recon.matching import LineReader, LineView, PaymentView, load_open_lines
 from gateway.recon.service import run_recon
+from gateway.store.statements import store_statements
 from tests.recon.test_matching_rules import RULES, TODAY, _line, _matches, _payment, _statement
 from tests.support import NOW, load_bench
 
@@ -211,3 +212,37 @@ async def test_the_bench_mix_matches_the_same_with_its_lines_read_by_a_worker(mo
     assert not serial["lines_read_by_worker"] and parallel["lines_read_by_worker"]
     assert parallel["report"] == serial["report"]
     assert serial["report"]["confirmed"] > 1000 and serial["report"]["suggested"] > 0
+
+
+async def test_lines_of_fewer_sources_than_the_statements_have_are_matched_the_same(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run reads the payments of every statement's source while the worker reads the lines: a day whose lines
+    are of fewer sources reads their payments again, and matches as the serial read does."""
+    await _book(engine)
+    other = Statement(
+        source="elsewhere",
+        format="test",
+        statement_id="O-1",
+        currency="EUR",
+        period_start=TODAY - timedelta(days=3),
+        period_end=TODAY - timedelta(days=3),
+        lines=(StatementLine(amount_minor=5, credit=True, currency="EUR", booked_on=TODAY - timedelta(days=3)),),
+    )
+    await store_statements(engine, [other], digest="o" * 64, now=NOW)
+    monkeypatch.setattr(matching, "PARALLEL_MIN_LINES", sys.maxsize)
+    serial = await run_recon(engine, RULES, now=NOW, on=TODAY, dry_run=True)
+    monkeypatch.setattr(matching, "PARALLEL_MIN_LINES", 0)
+    reread: list[set[str]] = []
+    load = service.load_open_payments
+
+    async def watched(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:
+        reread.append(set(adapters))
+        return await load(conn, adapters)
+
+    monkeypatch.setattr(service, "load_open_payments", watched)
+    run = await run_recon(engine, RULES, now=NOW, on=TODAY)
+    if engine.dialect.name == "sqlite":
+        assert reread == [{"bank", "elsewhere"}, {"bank"}]
+    assert (run.lines, run.confirmed, run.suggested) == (serial.lines, serial.confirmed, serial.suggested) == (8, 6, 0)
+    assert [(m[2], m[3]) for m in await _matches(engine)] == [(m["status"], m["rule"]) for m in serial.would_match]
