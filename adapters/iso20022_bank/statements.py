@@ -13,7 +13,6 @@ instant rail's ``rtp.camt.053``): the same reading, its statements that partner'
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import mmap
@@ -21,7 +20,6 @@ import os
 import pickle
 import re
 import subprocess
-import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from datetime import date
@@ -41,6 +39,7 @@ from gateway.domain.statements import (
     to_minor,
 )
 from gateway.errors import ContractError, GatewayError
+from gateway.workers import end_worker, start_worker, worker_command
 from gateway_adapters.iso20022_bank.camt import (
     CAMT053_LAYOUT,
     CAMT054_LAYOUT,
@@ -203,7 +202,7 @@ RUN_BYTES = 2 << 20
 WORKERS = 2
 #: runs handed out and not yet stored, at most: what bounds the memory of a parallel read
 RUNS_AHEAD = 2 * WORKERS + 2
-_WORKER = [sys.executable, "-m", "gateway_adapters.iso20022_bank.camt_runs"]
+_WORKER = worker_command("gateway_adapters.iso20022_bank.camt_runs")
 #: the largest head (everything before the first entry), first entry and tail the fast path takes
 _PART_MAX = 1 << 20
 _UTF8_DECLARATION = re.compile(
@@ -277,9 +276,8 @@ def parallel_camt(
         runs = _runs(mm, start, end, run_bytes)
         log.info("%s: entries read by %d worker processes", path.name, WORKERS)
         yield header
-        # worker processes of their own (``camt_runs``), not a fork (the importer has threads) nor multiprocessing's
-        # spawn (which imports the importer's main module, CLI and all, in each worker)
-        workers = [subprocess.Popen(_WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(WORKERS)]
+        # worker processes of their own (``camt_runs``, started by ``gateway.workers``: not a fork)
+        workers = [start_worker(_WORKER) for _ in range(WORKERS)]
         pending: deque[subprocess.Popen[bytes]] = deque()
         sent = 0
 
@@ -313,14 +311,8 @@ def parallel_camt(
                     yield statement_line(*row)
         finally:
             for worker in workers:
-                if pending:  # stopped early (a refusal, a fallback): what the workers still read is not wanted
-                    worker.kill()
-                if worker.stdin is not None:
-                    with contextlib.suppress(OSError):
-                        worker.stdin.close()
-                worker.wait()
-                if worker.stdout is not None:
-                    worker.stdout.close()
+                # stopped early (a refusal, a fallback): what the workers still read is not wanted
+                end_worker(worker, kill=bool(pending))
 
 
 def _plan(

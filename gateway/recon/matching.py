@@ -34,19 +34,28 @@ to the reconciled bank account, a difference is an adjustment.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
+import marshal
+import os
+import pickle
 import re
+import resource
+import subprocess
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
-from sqlalchemy import ColumnElement, String, and_, exists, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, Select, String, and_, exists, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.collector import collector_paused
+from gateway.recon.keys import name_key, words
 from gateway.recon.rules import MatchRule, ReconRules
 from gateway.store.bulk import select_rows
 from gateway.store.tables import (
@@ -61,15 +70,20 @@ from gateway.store.tables import (
     statement_lines,
     statements,
 )
+from gateway.workers import end_worker, read_frame, start_worker, worker_command
 
 __all__ = [
     "ITEM_SIGNS",
     "LINE_ID",
+    "PARALLEL_MIN_LINES",
     "Decision",
     "ItemView",
+    "LineReader",
     "LineView",
+    "PaymentBook",
     "PaymentView",
     "decide",
+    "index_payments",
     "line_id",
     "load_named_elsewhere",
     "load_open_collections",
@@ -78,27 +92,20 @@ __all__ = [
     "load_open_returned",
     "name_key",
     "not_a_receipt",
+    "open_lines_query",
     "pairing_fingerprint",
+    "statement_sources",
     "words",
 ]
 
+log = logging.getLogger(__name__)
+
 #: a statement line's id in the API: ``ln_<statement>_<line>``
 LINE_ID = re.compile(r"^ln_([1-9][0-9]{0,17})_([1-9][0-9]{0,8})$")
-_WORD = re.compile(r"[A-Za-z0-9_-]{4,40}")
 
 
 def line_id(statement_pk: int, line: int) -> str:
     return f"ln_{statement_pk}_{line}"
-
-
-def name_key(value: str | None) -> str:
-    """A counterparty name compared without case or spacing."""
-    return " ".join((value or "").casefold().split())
-
-
-def words(text: str | None) -> tuple[str, ...]:
-    """The words of a remittance text that could be a reference."""
-    return tuple(_WORD.findall(text or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +322,10 @@ class _Book:
         return [p for p in found[lo:hi] if p not in taken]
 
 
+#: the open payments indexed for ``decide`` (``index_payments``)
+PaymentBook = _Book
+
+
 def _each(found: PaymentView | list[PaymentView]) -> Sequence[PaymentView]:
     """The payments of an index entry (``_Book.by_key``)."""
     return found if found.__class__ is list else (found,)  # type: ignore[return-value]
@@ -528,15 +539,23 @@ def pairing_fingerprint(lines: Iterable[LineView], payments: Iterable[PaymentVie
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+def index_payments(payments: Iterable[PaymentView]) -> _Book:
+    """The index ``decide`` builds of ``payments`` first, built beforehand: a run on SQLite builds it while its
+    line reader still reads (``service``). Used by one ``decide``, which takes the payments from it."""
+    with collector_paused():
+        return _Book.of(payments)
+
+
 def decide(
     lines: Sequence[LineView],
-    payments: Iterable[PaymentView],
+    payments: Iterable[PaymentView] | _Book,
     rules: ReconRules,
     named_elsewhere: Iterable[tuple[str, str]] = (),
     rejected: Collection[str] = (),
 ) -> list[Decision]:
     """The matches the rules find, in rule order; no line and no payment in two of them.
 
+    ``payments``: the open payments, or their index (``index_payments``) if built beforehand.
     ``named_elsewhere``: (adapter, reference) of payments matched before or not
     settled; a line naming one is never matched to another payment by amount.
     ``rejected``: fingerprints (``pairing_fingerprint``) of pairings finance
@@ -554,12 +573,12 @@ def decide(
 
 def _decide(
     lines: Sequence[LineView],
-    payments: Iterable[PaymentView],
+    payments: Iterable[PaymentView] | _Book,
     rules: ReconRules,
     named_elsewhere: Iterable[tuple[str, str]],
     rejected: Collection[str],
 ) -> list[Decision]:
-    book = _Book.of(payments)
+    book = payments if isinstance(payments, _Book) else _Book.of(payments)
     book.named_elsewhere = set(named_elsewhere)
     taken = book.taken
     used: set[LineView] = set()
@@ -642,12 +661,9 @@ class _Days(dict[Any, date | None]):
         return found
 
 
-async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> list[LineView]:
-    """Booked statement lines in no match yet, in statement order.
-
-    One SELECT of only the columns the rules use, its days read as the driver returns them (no per-row type
-    processing); names and remittance words are normalised once here, for every rule.
-    """
+def open_lines_query(source: str | None = None) -> Select[Any]:
+    """The SELECT of the booked statement lines in no match yet, in statement order: only the columns the rules
+    use, days as the driver returns them (no per-row type processing)."""
     query = (
         select(
             statement_lines.c.statement_pk,
@@ -678,6 +694,16 @@ async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> l
     )
     if source is not None:
         query = query.where(statements.c.source == source)
+    return query
+
+
+async def load_open_lines(conn: AsyncConnection, source: str | None = None) -> list[LineView]:
+    """Booked statement lines in no match yet, in statement order (``open_lines_query``).
+
+    Names and remittance words are normalised once here, for every rule (as ``keys.line_values`` does for the
+    lines a ``LineReader`` reads).
+    """
+    query = open_lines_query(source)
     items = await _open_items(conn)
     days = _Days()
 
@@ -729,6 +755,126 @@ async def _open_items(conn: AsyncConnection) -> dict[tuple[int, int], tuple[Item
     for pk, line, kind, reference, amount, fee in (await conn.execute(query)).all():
         out[(pk, line)].append(ItemView(kind, reference, amount, fee))
     return {k: tuple(v) for k, v in out.items()}
+
+
+#: runs on a SQLite file with at least this many statement lines (matched or not: ``count(*)``, which SQLite answers
+#: from an index) read their open lines in a worker process (``LineReader``); fewer are read here, in the run's
+#: process, where starting a worker would cost more than it saves
+PARALLEL_MIN_LINES = 100_000
+_LINE_WORKER = worker_command("gateway.recon.line_reader")
+
+
+def _drain(stream: BinaryIO) -> list[bytes] | None:
+    """The frames a line reader writes, up to its end frame; ``None`` if it ended without one (killed, failed)."""
+    frames = []
+    while (frame := read_frame(stream)) is not None:
+        if not frame:
+            return frames
+        frames.append(frame)
+    return None
+
+
+class LineReader:
+    """A run's open statement lines, read by a worker process (``gateway.recon.line_reader``) from the same
+    SQLite file while the run reads the payments: the worker's SQLite and the making of its rows' values run on
+    another core (a thread would hold this process's interpreter lock row by row).
+
+    ``start`` starts it where it pays (SQLite, a database file, two CPUs or more, ``PARALLEL_MIN_LINES``) and
+    gives ``None`` elsewhere; ``lines`` gives the same views as ``load_open_lines``, and reads them with
+    ``load_open_lines`` itself when the worker did not hand over every line (it died, was killed, or failed):
+    the run only reads at that point, so nothing is left half done. ``close`` ends the worker whatever happened.
+    """
+
+    def __init__(self, worker: subprocess.Popen[bytes], drained: asyncio.Future[list[bytes] | None]) -> None:
+        self.worker = worker
+        self._drained = drained
+        #: the worker's CPU seconds once it has ended: those of this process's children that ended meanwhile
+        #: (``resource.RUSAGE_CHILDREN``), the worker's unless another child (a camt import's worker) ended too
+        self.cpu_seconds = 0.0
+        self._children_cpu = _children_cpu()
+        self._status: int | None = None
+
+    @classmethod
+    async def start(cls, conn: AsyncConnection, source: str | None = None) -> LineReader | None:
+        url = conn.engine.url
+        path = url.database
+        if conn.dialect.name != "sqlite" or not path or path == ":memory:" or "uri" in url.query:
+            return None  # PostgreSQL, or no file a second process could open by its name
+        if (os.cpu_count() or 1) < 2:
+            return None
+        if (await conn.scalar(select(func.count()).select_from(statement_lines)) or 0) < PARALLEL_MIN_LINES:
+            return None
+        compiled = open_lines_query(source).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        job = pickle.dumps((os.path.abspath(path), str(compiled), params), protocol=pickle.HIGHEST_PROTOCOL)
+        worker = start_worker(_LINE_WORKER)
+        assert worker.stdin is not None and worker.stdout is not None
+        try:
+            worker.stdin.write(job)
+            worker.stdin.close()
+        except OSError:  # gone already: the run reads its lines itself
+            log.warning("the line reader process ended before its job: reading the lines here")
+            end_worker(worker, kill=True)
+            return None
+        return cls(worker, asyncio.get_running_loop().run_in_executor(None, _drain, worker.stdout))
+
+    async def lines(self, conn: AsyncConnection, source: str | None = None) -> list[LineView]:
+        """The open lines, as ``load_open_lines(conn, source)`` reads them."""
+        try:
+            frames = await asyncio.shield(self._drained)
+        finally:
+            await self.close()
+        if frames is None or self._status != 0:
+            log.warning("the line reader process ended with status %s: reading the lines here", self._status)
+            return await load_open_lines(conn, source)
+        items = await _open_items(conn)
+        days = _Days()
+        out = []
+        append = out.append
+        loads = marshal.loads
+        for frame in frames:
+            for pk, line, src, amount, direction, currency, on, refs, name, said in loads(frame):
+                append(
+                    LineView(
+                        pk,
+                        line,
+                        src,
+                        amount,
+                        direction,
+                        currency,
+                        days[on],
+                        refs,
+                        name,
+                        said,
+                        "booked",
+                        items.get((pk, line), ()) if items else (),
+                    )
+                )
+        return out
+
+    async def close(self) -> None:
+        """End the worker (killed if it has not handed everything over) and wait for it; again: nothing."""
+        if self._status is not None:
+            return
+        if not self._drained.done():
+            self.worker.kill()  # stopped early (the run failed, was cancelled): what it reads is not wanted
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._drained)  # the pipe ends with the worker
+        self._status = end_worker(self.worker, kill=False)
+        self.cpu_seconds = _children_cpu() - self._children_cpu
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+async def statement_sources(conn: AsyncConnection, source: str | None = None) -> set[str]:
+    """The sources of every statement (``source`` alone if given): those of the open lines, and maybe more."""
+    query = select(statements.c.source).distinct()
+    if source is not None:
+        query = query.where(statements.c.source == source)
+    return set((await conn.scalars(query)).all())
 
 
 async def load_open_collections(conn: AsyncConnection, adapters: Iterable[str]) -> list[PaymentView]:

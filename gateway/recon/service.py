@@ -31,9 +31,12 @@ from gateway.recon.breaks import SUSPENSE_KINDS, Found, parse_break_id, plan_bre
 from gateway.recon.matching import (
     LINE_ID,
     Decision,
+    LineReader,
     LineView,
+    PaymentBook,
     PaymentView,
     decide,
+    index_payments,
     line_id,
     load_named_elsewhere,
     load_open_collections,
@@ -42,6 +45,7 @@ from gateway.recon.matching import (
     load_open_returned,
     not_a_receipt,
     pairing_fingerprint,
+    statement_sources,
 )
 from gateway.recon.postings import line_entry, match_entries
 from gateway.recon.rules import MatchRule, ReconRules
@@ -673,19 +677,19 @@ async def _run(
     report = RunReport(dry_run=dry_run)
     clock, cpu = time.perf_counter(), time.process_time()
     async with engine.connect() as conn:
-        lines = await load_open_lines(conn, source)
-        if on is not None:
-            lines = [x for x in lines if x.day == on]
+        lines, payments, book, worker_cpu = await _open_lines_and_payments(conn, source, on)
         sources = {x.source for x in lines}
-        payments = await load_open_payments(conn, sources)
         if any(x.items for x in lines):  # a card payout batch settles charges too; an ACH batch, returned entries
             itemising = {x.source for x in lines if x.items}
             payments += await load_open_collections(conn, itemising)
             payments += await load_open_returned(conn, itemising)
+            book = None  # an index of some of them: ``decide`` indexes them all
         elsewhere = await load_named_elsewhere(conn, sources, now - timedelta(days=NAMED_WINDOW_DAYS))
         rejected = set((await conn.scalars(select(recon_rejections.c.fingerprint))).all())
     clock, cpu = report.lap("read", clock, cpu)
-    decisions = decide(lines, payments, rules, elsewhere.keys(), rejected)
+    if worker_cpu is not None:
+        report.cpu_seconds["read_worker"] = worker_cpu
+    decisions = decide(lines, payments if book is None else book, rules, elsewhere.keys(), rejected)
     clock, cpu = report.lap("decide", clock, cpu)
     report.lines = len(lines)
     report.confirmed = sum(1 for d in decisions if d.status == "confirmed")
@@ -711,6 +715,41 @@ async def _run(
         raise ConflictError("another reconciliation run took some of these lines or payments; run it again") from None
     report.breaks_opened, report.breaks_closed = counts["opened"], counts["closed"]
     return report
+
+
+async def _open_lines_and_payments(
+    conn: AsyncConnection, source: str | None, on: date | None
+) -> tuple[list[LineView], list[PaymentView], PaymentBook | None, float | None]:
+    """The open lines (of day ``on`` if given), the settled payments through their sources, the payments' index
+    if it was built here, and the CPU seconds of the worker that read the lines, if one did.
+
+    A large run on SQLite reads its lines in a worker process (``LineReader``) while it reads the payments of
+    every statement's source here (the lines' sources are known only once they are read), then indexes the
+    payments for ``decide`` (``index_payments``) while the worker may still be reading. If the lines have fewer
+    sources, the payments of those are read again (and the index dropped), so that ``decide`` gets the same
+    payments in the same order as from the serial read.
+    """
+    reader = await LineReader.start(conn, source)
+    if reader is None:
+        lines = await load_open_lines(conn, source)
+        if on is not None:
+            lines = [x for x in lines if x.day == on]
+        return lines, await load_open_payments(conn, {x.source for x in lines}), None, None
+    book: PaymentBook | None
+    try:
+        guess = await statement_sources(conn, source)
+        payments = await load_open_payments(conn, guess)
+        book = index_payments(payments)
+        lines = await reader.lines(conn, source)
+    finally:
+        await reader.close()
+    if on is not None:
+        lines = [x for x in lines if x.day == on]
+    sources = {x.source for x in lines}
+    if sources != guess:
+        payments = await load_open_payments(conn, sources)
+        book = None
+    return lines, payments, book, reader.cpu_seconds
 
 
 def _known(
