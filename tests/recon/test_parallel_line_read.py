@@ -121,10 +121,24 @@ async def _run_both_ways(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -
 
 
 async def test_a_run_whose_lines_a_worker_read_matches_as_one_that_read_them_here(
-    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     await _book(engine)
+    started: list[subprocess.Popen[bytes]] = []
+    start = matching.start_worker
+
+    def start_and_watch(command: Sequence[str]) -> subprocess.Popen[bytes]:
+        proc = start(command)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(matching, "start_worker", start_and_watch)
     await _run_both_ways(engine, monkeypatch)
+    if engine.dialect.name == "sqlite":  # the worker read them: it ended well and nothing was read again here
+        assert len(started) == 1 and started[0].returncode == 0
+        assert "reading the lines here" not in caplog.text
+    else:  # no worker for PostgreSQL: the run read them itself
+        assert started == []
 
 
 def _fake_worker(code: str) -> list[str]:
