@@ -269,7 +269,13 @@ def test_environment_settings_move_the_gateway_and_every_simulator(tmp_path: Pat
         lines = [proc.stderr.readline() for _ in range(5)]
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            tail = proc.communicate()[1][-2000:]
+            pytest.fail(f"gateway serve did not stop within 30 s of SIGINT; its stderr ends: {tail}")
+    assert proc.returncode == 0  # a SIGINT sent on reading "listening" stops it cleanly (its handler is already set)
     assert lines[0].startswith("Partner Gateway listening on http://127.0.0.1:") and ":0\n" not in lines[0]
     started = sorted(line.split()[1] for line in lines[1:])
     assert started == ["ach_nacha", "card_acquirer", "instant_rtp", "iso20022_bank"]

@@ -40,6 +40,7 @@ __all__ = [
     "load",
     "positive",
     "require_schema",
+    "signalled",
     "table",
     "wait_for_signal",
 ]
@@ -165,13 +166,19 @@ async def create_key(settings: Settings, business_unit: str, scopes: Sequence[st
             return await repo.create_api_key(conn, business_unit, scopes, system_clock())
 
 
-async def wait_for_signal() -> None:
-    """Return on SIGINT or SIGTERM."""
+def signalled() -> asyncio.Event:
+    """An event set on SIGINT or SIGTERM, its handlers installed now: a process that says it is ready after
+    this call cannot be interrupted halfway out of its start by a signal sent on seeing it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+async def wait_for_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    await signalled().wait()
 
 
 def console() -> Console:

@@ -24,6 +24,7 @@ from gateway.cli.common import (
     load,
     positive,
     require_schema,
+    signalled,
     wait_for_signal,
 )
 from gateway.config import Settings
@@ -293,6 +294,7 @@ async def serve_command(args: argparse.Namespace) -> int:
     sim_urls = {name: app.url for name, app in sims.items()}
     app = create_app(settings, simulators=sim_urls, dispatch=wake is None, wake_elsewhere=wake)
     gateway = await start_app(app, gw_sock)
+    signal_seen = signalled()  # before "listening": a test (or a user) may send SIGINT as soon as it reads it
     url = settings.public_url
     if args.listen_fd is None:
         more = f" ({args.workers} worker processes)" if args.workers > 1 else ""
@@ -305,7 +307,7 @@ async def serve_command(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     respawn = asyncio.create_task(_respawn_dead(workers, cmds, passed, stop))
     try:
-        await wait_for_signal()
+        await signal_seen.wait()
     finally:
         stop.set()
         await respawn
