@@ -146,9 +146,9 @@ async def demo_keys(settings: Settings) -> tuple[str, str]:
     return keys["demo"], keys["finance"]
 
 
-def _worker_args(args: argparse.Namespace, port: int, fd: int) -> list[str]:
-    """The command line of one more worker: this one's options, on the socket already listening."""
-    cmd = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--listen-fd", str(fd)]
+def _child_serve(args: argparse.Namespace, *options: str) -> list[str]:
+    """``gateway serve`` in a child process with ``options`` and this one's configuration and logging options."""
+    cmd = [sys.executable, "-m", "gateway.cli", "serve", *options]
     if getattr(args, "config", None):
         cmd += ["--config", str(args.config)]
     if getattr(args, "verbose", False):
@@ -156,20 +156,17 @@ def _worker_args(args: argparse.Namespace, port: int, fd: int) -> list[str]:
     if getattr(args, "log_format", None):
         cmd += ["--log-format", args.log_format]
     return cmd
+
+
+def _worker_args(args: argparse.Namespace, port: int, fd: int) -> list[str]:
+    """The command line of one more worker: this one's options, on the socket already listening."""
+    return _child_serve(args, "--port", str(port), "--listen-fd", str(fd))
 
 
 def _dispatcher_args(args: argparse.Namespace, wake_fd: int) -> list[str]:
     """The command line of the dispatcher's own process (``--dispatch-process``); ``wake_fd``: the read end of
     the pipe this process writes to when it queues jobs."""
-    cmd = [sys.executable, "-m", "gateway.cli", "serve", "--dispatch-only", "--parent-pid", str(os.getpid())]
-    cmd += ["--wake-fd", str(wake_fd)]
-    if getattr(args, "config", None):
-        cmd += ["--config", str(args.config)]
-    if getattr(args, "verbose", False):
-        cmd.append("-v")
-    if getattr(args, "log_format", None):
-        cmd += ["--log-format", args.log_format]
-    return cmd
+    return _child_serve(args, "--dispatch-only", "--parent-pid", str(os.getpid()), "--wake-fd", str(wake_fd))
 
 
 async def _respawn_dead(
