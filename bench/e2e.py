@@ -269,6 +269,41 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def database_pids() -> list[int]:
+    """The PostgreSQL server's processes on this machine (``postgres``: its postmaster and backends), from /proc.
+
+    A backend that ends is reaped by the postmaster, whose children's time (``cpu_seconds``) then holds its CPU.
+    """
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                found.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def machine_jiffies() -> tuple[int, int, int]:
+    """The machine's CPU time so far, all CPUs: (busy, steal, total) clock ticks, from /proc/stat (Linux).
+
+    Busy: user, nice, system, irq, softirq; steal: time the hypervisor gave this VM's CPUs to others.
+    """
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    busy = user + nice + system + irq + softirq
+    return busy, steal, busy + idle + iowait + steal
+
+
+def machine_share(before: tuple[int, int, int], after: tuple[int, int, int]) -> dict[str, float]:
+    """The share of the machine's CPU time (all CPUs) that was busy and that was stolen between two readings, %."""
+    total = max(1, after[2] - before[2])
+    return {
+        "busy_pct": round(100 * (after[0] - before[0]) / total, 1),
+        "steal_pct": round(100 * (after[1] - before[1]) / total, 1),
+    }
+
+
 def children(pid: int) -> list[int]:
     """The live child processes of ``pid`` (``gateway serve --workers N`` starts N - 1), from /proc (Linux)."""
     found: list[int] = []
@@ -283,10 +318,13 @@ def children(pid: int) -> list[int]:
 def process_cpu(procs: dict[str, int]) -> dict[str, dict[int, float]]:
     """CPU seconds so far of each named process, by pid (``load``: this load generator, not the processes
     it started), and for ``gateway`` also of each of its worker processes (``gateway serve --workers``)."""
-    return {
+    readings = {
         name: {p: cpu_seconds(p) for p in (pid, *(children(pid) if name == "gateway" else ()))}
         for name, pid in procs.items()
     }
+    if "database" in procs:  # PostgreSQL: every server process, not only the one named
+        readings["database"] = {p: cpu_seconds(p) for p in database_pids()}
+    return readings
 
 
 def cpu_spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, list[float]]:
@@ -352,6 +390,8 @@ async def end_to_end(
         serve = [sys.executable, "-m", "cProfile", "-o", str(out), *serve]
     procs.append(spawn(serve, log, code))
     watched["gateway"] = procs[-1].pid
+    if db_url.startswith("postgresql"):
+        watched["database"] = 0  # every ``postgres`` process (``process_cpu``)
     await wait_listening(port)
     engine = create_engine(db_url)
     await wait_registered(engine, workers + separate)
@@ -363,9 +403,11 @@ async def end_to_end(
             settled_before = len(await settled_times(engine))
             dispatched_before = len(await status_times(engine, DISPATCHED))
             cpu0 = process_cpu(watched)
+            machine0 = machine_jiffies()
             t0 = time.time()
             await load.open_loop(rate, args.seconds)
             t1 = time.time()
+            machine = machine_share(machine0, machine_jiffies())  # the phase alone: is the machine the limit?
             settled_end = await settled_times(engine)
             dispatched_end = await status_times(engine, DISPATCHED)
             mine = {i: t for i, t in load.accepted.items() if i not in before}
@@ -406,6 +448,9 @@ async def end_to_end(
                 "cpu_ms_per_settled": {
                     name: round(1000 * sum(cpu[name]) / done, 2) if done else None for name in watched
                 },
+                # the whole machine during the phase (not its drain), all CPUs: near 100 % busy, more
+                # processes cannot settle more here; steal: CPU the hypervisor gave to other VMs
+                "machine_cpu": {**machine, "cpus": os.cpu_count()},
             }
             rows.append(row)
             print(f"  {'baseline ' if code else ''}{workers} process(es), offered {rate:.0f}/s: {row}", file=sys.stderr)
@@ -539,10 +584,18 @@ def table(rows: list[dict[str, Any]]) -> None:
         )
     print("to send/s: growth of the dispatcher's backlog (accepted, not yet taken by the bank); backlog/s: of")
     print("accepted but not yet settled")
-    print("CPU ms per settled payment, phase + drain (gateway / bank simulator / load generator)")
+    database = any("database" in r["cpu_ms_per_settled"] for r in rows)
+    print(
+        "CPU ms per settled payment, phase + drain (gateway / bank simulator / load generator"
+        f"{' / PostgreSQL' if database else ''}); machine CPU busy and stolen during the phase, "
+        f"% of {os.cpu_count()} CPUs"
+    )
     for r in rows:
         per = r["cpu_ms_per_settled"]
-        cells = (per.get("gateway"), per.get("simulator"), per.get("load"))
+        names = ("gateway", "simulator", "load", *(("database",) if database else ()))
+        cells = [per.get(name) for name in names]
+        machine = r["machine_cpu"]
+        cells += [f"{machine['busy_pct']} %", f"{machine['steal_pct']} %"]
         print(f"{r['offered_per_s']:>11.0f} " + " ".join(f"{c!s:>11}" for c in cells))
 
 
