@@ -1,13 +1,86 @@
-"""Prometheus metrics (prometheus-client), one registry per gateway runtime."""
+"""Prometheus metrics (prometheus-client), one registry per gateway runtime.
+
+A gateway of several processes (``gateway serve --workers N``, ``--dispatch-process``) keeps
+its metrics in prometheus-client's multiprocess mode: each process writes its values to files
+in one directory (``PROMETHEUS_MULTIPROC_DIR``, made by ``gateway serve`` and inherited by the
+processes it starts), and whichever process answers ``/metrics`` renders the sum of them all,
+those of a process that ended included (a counter never goes back when a worker is replaced).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
 
 from gateway.domain.events import StatusChange
 from gateway.plugins.hookspecs import hookimpl
 
-__all__ = ["Metrics"]
+__all__ = [
+    "SHARED_DIR_ENV",
+    "Metrics",
+    "forget_process",
+    "new_shared_directory",
+    "share_with_children",
+    "shared_directory",
+]
+
+#: prometheus-client's variable: the directory the processes of one gateway keep their metrics in
+SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def shared_directory() -> str | None:
+    """The directory this process keeps its metrics in with others' (``None``: its metrics are its own)."""
+    return os.environ.get(SHARED_DIR_ENV) or None
+
+
+#: the directories ``new_shared_directory`` makes: ``gateway-metrics-<pid of the gateway>-<random>``
+_DIR_PREFIX = "gateway-metrics-"
+
+
+def new_shared_directory() -> Path:
+    """A fresh directory for the metrics of this process and its children, in the temporary directory.
+
+    A gateway stopped by SIGKILL cannot remove its own: each new one removes those of the
+    gateways that are no longer running (the pid in the name), so they do not pile up.
+    """
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{_DIR_PREFIX}*-*"):
+        pid = old.name.removeprefix(_DIR_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=base))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def share_with_children(directory: Path) -> None:
+    """Keep the metrics made from now on in ``directory``, with those of the processes started from now on.
+
+    The children inherit the variable, and prometheus-client reads it when they import it; this
+    process, which imported it already, switches its value class for the metrics it makes next
+    (call it before the runtime's ``Metrics``).
+    """
+    os.environ[SHARED_DIR_ENV] = str(directory)
+    values.ValueClass = values.MultiProcessValue()
+
+
+def forget_process(pid: int) -> None:
+    """A process of this gateway ended: its live gauges stop counting (its counters stay in the sums)."""
+    directory = shared_directory()
+    if directory is not None:
+        multiprocess.mark_process_dead(pid, directory)
 
 
 class Metrics:
@@ -41,11 +114,20 @@ class Metrics:
         self.webhook_endpoints_disabled = Counter(
             "gateway_webhook_endpoints_disabled", "Webhook endpoints disabled after failing in a row", registry=r
         )
-        self.outbox_depth = Gauge("gateway_outbox_depth", "Jobs waiting in the outbox", registry=r)
+        # set from the database by whichever process answers /metrics: with several, the latest reading counts
+        self.outbox_depth = Gauge(
+            "gateway_outbox_depth", "Jobs waiting in the outbox", registry=r, multiprocess_mode="mostrecent"
+        )
 
     @hookimpl
     def gateway_status_changed(self, change: StatusChange) -> None:
         self.transitions.labels(change.current.value).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text exposition: this process's metrics, or every process's summed (``shared_directory``)."""
+        directory = shared_directory()
+        if directory is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry)

@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.api.server import RunningApp, bind, start_app
@@ -299,3 +300,17 @@ def cli_config(tmp_path: Path) -> Path:
     path.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path / 'cli.db'}\npartners: {{}}\nsimulators: {{}}\n")
     assert run_cli("db", "upgrade", config=path).returncode == 0
     return path
+
+
+async def metric_total(url: str, sample: str, **labels: str) -> float:
+    """The sum of ``sample``'s values on a gateway's ``/metrics`` (``url``: its base), over the series whose
+    labels include ``labels`` (0 when there is none)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as resp:
+        assert resp.status == 200, await resp.text()
+        text = await resp.text()
+    return sum(
+        found.value
+        for family in text_string_to_metric_families(text)
+        for found in family.samples
+        if found.name == sample and labels.items() <= found.labels.items()
+    )

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from gateway.contracts.registry import contracts
 from gateway.devtools.simulators import start_simulators
 from gateway.domain.clock import system_clock
 from gateway.errors import ConfigError
+from gateway.metrics import forget_process, new_shared_directory, share_with_children, shared_directory
 from gateway.plugins.manager import Plugins
 from gateway.runtime import Runtime, create_app
 from gateway.store import repo
@@ -177,6 +179,7 @@ async def _respawn_dead(
         for i, proc in enumerate(workers):
             if proc.poll() is not None:
                 print(f"worker {proc.pid} ended ({proc.returncode}); starting another", file=sys.stderr)
+                forget_process(proc.pid)
                 workers[i] = subprocess.Popen(cmds[i], pass_fds=fds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
@@ -286,6 +289,10 @@ async def serve_command(args: argparse.Namespace) -> int:
     wake = _WakePipe() if args.dispatch_process else None
     cmds = [cmd] * (args.workers - 1) + ([_dispatcher_args(args, wake.read_fd)] if wake is not None else [])
     passed = (gw_sock.fileno(),) if wake is None else (gw_sock.fileno(), wake.read_fd)
+    # several processes: their metrics in one directory, so /metrics (any of them) gives the sums
+    made_dir = new_shared_directory() if cmds and not shared_directory() else None
+    if made_dir is not None:
+        share_with_children(made_dir)
     workers = [subprocess.Popen(c, pass_fds=passed) for c in cmds]
     # the simulators started here mark development: the console's QA page drives them (docs/console.md)
     sim_urls = {name: app.url for name, app in sims.items()}
@@ -317,6 +324,8 @@ async def serve_command(args: argparse.Namespace) -> int:
             wake.close()
         for app in sims.values():
             await app.stop()
+        if made_dir is not None:
+            shutil.rmtree(made_dir, ignore_errors=True)
     return 0
 
 

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -24,13 +25,15 @@ from gateway.store.migrate import upgrade
 from gateway.store.tables import instructions
 from tests.e2e.test_kill9 import GATEWAY, db_url, free_port, processes, spawn, wait_listening, write_config
 from tests.e2e.test_workers import live_workers
-from tests.support import example_instruction
+from tests.support import example_instruction, metric_total
 
 __all__ = ["db_url", "processes"]  # fixtures shared with the kill -9 harness
 
 pytestmark = pytest.mark.slow
 
 COUNT = 120
+#: payments sent one after the other, none in flight when the dispatcher is killed
+FEW = 12
 
 
 def alive(pid: int) -> bool:
@@ -54,13 +57,27 @@ async def registered(url: str, count: int, without: int | None = None) -> dict[i
     return pids
 
 
-async def test_the_dispatcher_in_its_own_process_survives_kill9_and_pays_each_once(
-    tmp_path: Path, db_url: str, processes: list[subprocess.Popen[bytes]]
-) -> None:
+@dataclass
+class Started:
+    """A ``gateway serve --dispatch-process`` with the bank simulator: where it listens, its key, its processes."""
+
+    port: int
+    bank_port: int
+    key: str
+    parent: subprocess.Popen[bytes]
+    child: int  # the dispatcher's process
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+async def start(tmp_path: Path, db_url: str, processes: list[subprocess.Popen[bytes]]) -> Started:
     port, bank_port = free_port(), free_port()
     config = write_config(tmp_path, db_url, port, bank_port)
     engine = create_engine(db_url)
     await upgrade(engine)
+    await engine.dispose()
     log = tmp_path / "processes.log"
     key = subprocess.run(
         [GATEWAY, "--config", str(config), "keys", "create", "--business-unit", "dispatch-process"],
@@ -75,7 +92,36 @@ async def test_the_dispatcher_in_its_own_process_survives_kill9_and_pays_each_on
     await wait_listening(port)
     pids = await registered(db_url, 2)  # the serving process and the dispatcher, each with its heartbeat
     assert parent.pid in pids and len(pids) == 2
-    child = next(pid for pid in pids if pid != parent.pid)
+    return Started(port, bank_port, key, parent, next(pid for pid in pids if pid != parent.pid))
+
+
+async def all_settled(db_url: str, count: int) -> dict[str, str]:
+    """Every instruction's status, once ``count`` of them are settled (or after 60 s)."""
+    engine = create_engine(db_url)
+    async with engine.connect() as conn:
+        for _ in range(300):
+            statuses = {r.id: r.status for r in await conn.execute(select(instructions.c.id, instructions.c.status))}
+            if len(statuses) == count and set(statuses.values()) == {"settled"}:
+                break
+            await asyncio.sleep(0.2)
+            await conn.rollback()
+    await engine.dispose()
+    return statuses
+
+
+async def paid_by_the_bank(started: Started) -> list[str]:
+    url = f"http://127.0.0.1:{started.bank_port}/_sim/payments"
+    async with aiohttp.ClientSession() as session, session.get(url) as r:
+        payments = await r.json()
+    payments = payments["payments"] if isinstance(payments, dict) else payments
+    return [p["instruction_id"] for p in payments]
+
+
+async def test_the_dispatcher_in_its_own_process_survives_kill9_and_pays_each_once(
+    tmp_path: Path, db_url: str, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    started = await start(tmp_path, db_url, processes)
+    port, key, parent, child = started.port, started.key, started.parent, started.child
 
     accepted: dict[str, str] = {}
 
@@ -102,20 +148,9 @@ async def test_the_dispatcher_in_its_own_process_survives_kill9_and_pays_each_on
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         await asyncio.gather(kill_the_dispatcher(), *(post(session, example_instruction()) for _ in range(COUNT)))
 
-    async with engine.connect() as conn:
-        for _ in range(300):
-            statuses = {r.id: r.status for r in await conn.execute(select(instructions.c.id, instructions.c.status))}
-            if set(statuses.values()) == {"settled"}:
-                break
-            await asyncio.sleep(0.2)
-            await conn.rollback()
-    await engine.dispose()
+    statuses = await all_settled(db_url, COUNT)
     assert len(statuses) == COUNT and set(statuses.values()) == {"settled"}
-    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{bank_port}/_sim/payments") as r:
-        payments = await r.json()
-    payments = payments["payments"] if isinstance(payments, dict) else payments
-    paid = [p["instruction_id"] for p in payments]
-    assert sorted(paid) == sorted(accepted.values())  # each paid once, none twice
+    assert sorted(await paid_by_the_bank(started)) == sorted(accepted.values())  # each paid once, none twice
     # the parent started another dispatcher in the killed one's place
     pids = await registered(db_url, 2, without=child)
     assert len(pids) == 2 and parent.pid in pids and child not in pids
@@ -128,6 +163,37 @@ async def test_the_dispatcher_in_its_own_process_survives_kill9_and_pays_each_on
             break
         await asyncio.sleep(0.1)
     assert not alive(second)
+
+
+async def test_the_serving_process_metrics_count_the_dispatchers_work_a_killed_ones_included(
+    tmp_path: Path, db_url: str, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    started = await start(tmp_path, db_url, processes)
+    headers = {"Authorization": f"Bearer {started.key}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for _ in range(FEW):
+            body = example_instruction()
+            idem = {"Idempotency-Key": str(uuid.uuid4())}
+            async with session.post(f"{started.url}/v1/instructions", json=body, headers=idem) as resp:
+                assert resp.status == 202, await resp.text()
+    statuses = await all_settled(db_url, FEW)
+    assert set(statuses.values()) == {"settled"} and len(statuses) == FEW
+    assert sorted(await paid_by_the_bank(started)) == sorted(statuses)
+
+    async def counted() -> tuple[float, float, float]:
+        """Screenings and sends (the dispatcher's counts) and instructions taken (the serving process's)."""
+        return (
+            await metric_total(started.url, "gateway_risk_screened_total"),
+            await metric_total(started.url, "gateway_dispatch_attempts_total", adapter="iso20022_bank"),
+            await metric_total(started.url, "gateway_intake_total", outcome="created"),
+        )
+
+    # the serving process screens and sends nothing: what /metrics shows of that, the dispatcher counted
+    assert await counted() == (FEW, FEW, FEW)
+    os.kill(started.child, signal.SIGKILL)  # nothing in flight: every payment is settled
+    pids = await registered(db_url, 2, without=started.child)
+    assert len(pids) == 2 and started.child not in pids
+    assert await counted() == (FEW, FEW, FEW)  # a dispatcher gone, and replaced: its counts stay
 
 
 async def test_sigterm_stops_the_dispatcher_process_too(

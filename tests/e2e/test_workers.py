@@ -24,13 +24,15 @@ from gateway.store.migrate import upgrade
 from gateway.store.tables import instructions
 from gateway.store.tables import processes as process_rows
 from tests.e2e.test_kill9 import GATEWAY, db_url, free_port, processes, spawn, wait_listening, write_config
-from tests.support import example_instruction
+from tests.support import example_instruction, metric_total
 
 __all__ = ["db_url", "processes"]  # fixtures shared with the kill -9 harness
 
 pytestmark = pytest.mark.slow
 
 COUNT = 120
+#: instructions looked up once the payments settled, each on a connection of its own
+GETS = 40
 
 
 async def live_workers(engine_url: str) -> dict[int, str]:
@@ -124,5 +126,19 @@ async def test_two_workers_share_the_port_and_pay_each_instruction_once(
             break
         await asyncio.sleep(0.1)
     assert len(pids) == 2 and parent.pid in pids and child not in pids
+    # /metrics, whichever worker answers it, counts every worker's requests: each of these on a connection
+    # of its own, spread over both by the kernel
+    gateway = f"http://127.0.0.1:{port}"
+    route = "/v1/instructions/{id}"
+    before = await metric_total(gateway, "gateway_http_requests_total", route=route)
+    looked = sorted(accepted.values())[:GETS]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        for instruction_id in looked:
+            async with session.get(
+                f"{gateway}/v1/instructions/{instruction_id}", headers={"Authorization": f"Bearer {key}"}
+            ) as resp:
+                assert resp.status == 200
+    for _ in range(5):  # each of the GETs of /metrics below goes to either worker: all give the same sum
+        assert await metric_total(gateway, "gateway_http_requests_total", route=route) == before + GETS
     parent.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(parent.wait, 30) == 0
