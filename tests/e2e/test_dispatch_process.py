@@ -189,11 +189,14 @@ async def test_the_serving_process_metrics_count_the_dispatchers_work_a_killed_o
         )
 
     # the serving process screens and sends nothing: what /metrics shows of that, the dispatcher counted
-    assert await counted() == (FEW, FEW, FEW)
+    # (at least once a payment: a send or a screening retried, on a busy machine, counts again)
+    before = await counted()
+    screened, sent, taken = before
+    assert screened >= FEW and sent >= FEW and taken == FEW, before
     os.kill(started.child, signal.SIGKILL)  # nothing in flight: every payment is settled
     pids = await registered(db_url, 2, without=started.child)
     assert len(pids) == 2 and started.child not in pids
-    assert await counted() == (FEW, FEW, FEW)  # a dispatcher gone, and replaced: its counts stay
+    assert await counted() == before  # a dispatcher gone, and replaced: its counts stay
 
 
 async def test_sigterm_stops_the_dispatcher_process_too(
