@@ -26,7 +26,6 @@ from gateway.cli.common import (
     positive,
     require_schema,
     signalled,
-    wait_for_signal,
 )
 from gateway.config import Settings
 from gateway.contracts.registry import contracts
@@ -224,6 +223,9 @@ async def dispatch_only(settings: Settings, parent: int | None, wake_fd: int | N
     (the pipe closes, and the parent is no longer its parent)."""
     gather = max(settings.dispatch.gather_seconds, DISPATCH_PROCESS_GATHER_SECONDS)
     runtime = Runtime(settings.with_overrides(dispatch__gather_seconds=gather))
+    # before start registers this process: a SIGTERM seen from then on must end it through ``close``, which
+    # deregisters it, not by the default action (the parent stops it as soon as it is registered, in a test)
+    signal_seen = signalled()
     await runtime.start(dispatch=True, poll=False, webhooks=False)
     loop = asyncio.get_running_loop()
     gone = asyncio.Event()
@@ -243,7 +245,7 @@ async def dispatch_only(settings: Settings, parent: int | None, wake_fd: int | N
         os.set_blocking(wake_fd, False)
         loop.add_reader(wake_fd, woken)
     try:
-        waits = [asyncio.ensure_future(wait_for_signal()), asyncio.ensure_future(gone.wait())]
+        waits = [asyncio.ensure_future(signal_seen.wait()), asyncio.ensure_future(gone.wait())]
         if parent is not None:
             waits.append(asyncio.ensure_future(_parent_gone(parent)))
         _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -293,12 +295,14 @@ async def serve_command(args: argparse.Namespace) -> int:
     made_dir = new_shared_directory() if cmds and not shared_directory() else None
     if made_dir is not None:
         share_with_children(made_dir)
+    # before the processes start and this one registers (and says "listening"): a signal sent as soon as any
+    # of that is seen must stop them cleanly (deregistered, children stopped), not by the default action
+    signal_seen = signalled()
     workers = [subprocess.Popen(c, pass_fds=passed) for c in cmds]
     # the simulators started here mark development: the console's QA page drives them (docs/console.md)
     sim_urls = {name: app.url for name, app in sims.items()}
     app = create_app(settings, simulators=sim_urls, dispatch=wake is None, wake_elsewhere=wake)
     gateway = await start_app(app, gw_sock)
-    signal_seen = signalled()  # before "listening": a test (or a user) may send SIGINT as soon as it reads it
     url = settings.public_url
     if args.listen_fd is None:
         more = f" ({args.workers} worker processes)" if args.workers > 1 else ""
