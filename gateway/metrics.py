@@ -18,15 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from gateway.domain.events import StatusChange
 from gateway.plugins.hookspecs import hookimpl
+from gateway.store.processes import pid_exists
 
-__all__ = [
-    "SHARED_DIR_ENV",
-    "Metrics",
-    "forget_process",
-    "new_shared_directory",
-    "share_with_children",
-    "shared_directory",
-]
+__all__ = ["SHARED_DIR_ENV", "Metrics", "new_shared_directory", "share_with_children", "shared_directory"]
 
 #: prometheus-client's variable: the directory the processes of one gateway keep their metrics in
 SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -50,37 +44,26 @@ def new_shared_directory() -> Path:
     base = Path(tempfile.gettempdir())
     for old in base.glob(f"{_DIR_PREFIX}*-*"):
         pid = old.name.removeprefix(_DIR_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not pid_exists(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=base))
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+def share_with_children() -> Path | None:
+    """Keep the metrics made from now on in a fresh directory, with those of the processes started from now on.
 
-
-def share_with_children(directory: Path) -> None:
-    """Keep the metrics made from now on in ``directory``, with those of the processes started from now on.
-
-    The children inherit the variable, and prometheus-client reads it when they import it; this
-    process, which imported it already, switches its value class for the metrics it makes next
-    (call it before the runtime's ``Metrics``).
+    The directory made (``new_shared_directory``; the caller removes it when the processes are done), or
+    ``None`` when the metrics are shared already (``PROMETHEUS_MULTIPROC_DIR`` set by whoever started this
+    process: that directory is theirs). The children inherit the variable, and prometheus-client reads it
+    when they import it; this process, which imported it already, switches its value class for the metrics
+    it makes next (call it before the runtime's ``Metrics``).
     """
+    if shared_directory() is not None:
+        return None
+    directory = new_shared_directory()
     os.environ[SHARED_DIR_ENV] = str(directory)
     values.ValueClass = values.MultiProcessValue()
-
-
-def forget_process(pid: int) -> None:
-    """A process of this gateway ended: its live gauges stop counting (its counters stay in the sums)."""
-    directory = shared_directory()
-    if directory is not None:
-        multiprocess.mark_process_dead(pid, directory)
+    return directory
 
 
 class Metrics:

@@ -32,7 +32,7 @@ from gateway.contracts.registry import contracts
 from gateway.devtools.simulators import start_simulators
 from gateway.domain.clock import system_clock
 from gateway.errors import ConfigError
-from gateway.metrics import forget_process, new_shared_directory, share_with_children, shared_directory
+from gateway.metrics import share_with_children
 from gateway.plugins.manager import Plugins
 from gateway.runtime import Runtime, create_app
 from gateway.store import repo
@@ -178,7 +178,6 @@ async def _respawn_dead(
         for i, proc in enumerate(workers):
             if proc.poll() is not None:
                 print(f"worker {proc.pid} ended ({proc.returncode}); starting another", file=sys.stderr)
-                forget_process(proc.pid)
                 workers[i] = subprocess.Popen(cmds[i], pass_fds=fds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
@@ -292,9 +291,7 @@ async def serve_command(args: argparse.Namespace) -> int:
     cmds = [cmd] * (args.workers - 1) + ([_dispatcher_args(args, wake.read_fd)] if wake is not None else [])
     passed = (gw_sock.fileno(),) if wake is None else (gw_sock.fileno(), wake.read_fd)
     # several processes: their metrics in one directory, so /metrics (any of them) gives the sums
-    made_dir = new_shared_directory() if cmds and not shared_directory() else None
-    if made_dir is not None:
-        share_with_children(made_dir)
+    made_dir = share_with_children() if cmds else None
     # before the processes start and this one registers (and says "listening"): a signal sent as soon as any
     # of that is seen must stop them cleanly (deregistered, children stopped), not by the default action
     signal_seen = signalled()

@@ -36,6 +36,7 @@ __all__ = [
     "Heartbeat",
     "beat",
     "dead_processes",
+    "pid_exists",
     "register_process",
     "release_claims",
     "share_circuits",
@@ -50,7 +51,8 @@ log = logging.getLogger(__name__)
 LEASED_TABLES: tuple[Table, ...] = (outbox, collection_outbox, webhook_deliveries, job_leases)
 
 
-def _pid_exists(pid: int) -> bool:
+def pid_exists(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (someone else's included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -96,7 +98,7 @@ def _dead(host: str, pid: int, heartbeat_at: datetime, here: str, dead_before: d
     if host == here:
         if pid == os.getpid():  # another runtime in this very process: alive as long as we are
             return False
-        if not _pid_exists(pid):
+        if not pid_exists(pid):
             return True
     return heartbeat_at < dead_before
 
