@@ -54,6 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -315,16 +316,20 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def process_cpu(procs: dict[str, int]) -> dict[str, dict[int, float]]:
-    """CPU seconds so far of each named process, by pid (``load``: this load generator, not the processes
-    it started), and for ``gateway`` also of each of its worker processes (``gateway serve --workers``)."""
-    readings = {
-        name: {p: cpu_seconds(p) for p in (pid, *(children(pid) if name == "gateway" else ()))}
-        for name, pid in procs.items()
-    }
-    if "database" in procs:  # PostgreSQL: every server process, not only the one named
-        readings["database"] = {p: cpu_seconds(p) for p in database_pids()}
-    return readings
+def just(pid: int) -> Callable[[], list[int]]:
+    """``pid`` alone at each reading."""
+    return lambda: [pid]
+
+
+def with_children(pid: int) -> Callable[[], list[int]]:
+    """``pid`` and its live child processes at each reading (``gateway serve --workers``, ``--dispatch-process``)."""
+    return lambda: [pid, *children(pid)]
+
+
+def process_cpu(watched: dict[str, Callable[[], list[int]]]) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each named group of processes, by pid; ``watched`` gives each group's pids at the
+    reading (``load``: this load generator alone, not the processes it started)."""
+    return {name: {p: cpu_seconds(p) for p in pids()} for name, pids in watched.items()}
 
 
 def cpu_spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, list[float]]:
@@ -380,7 +385,7 @@ async def end_to_end(
     key = prepare(config, code)
     procs.append(spawn([GATEWAY, "--config", str(config), "simulate", "iso20022_bank"], log, code))
     await wait_listening(bank_port)
-    watched = {"simulator": procs[-1].pid, "load": os.getpid()}
+    watched = {"simulator": just(procs[-1].pid), "load": just(os.getpid())}
     serve = [GATEWAY, "--config", str(config), "serve"] + (["--workers", str(workers)] if workers > 1 else [])
     separate = args.dispatch_process and code is None  # this checkout's phases only (the baseline may lack it)
     serve += ["--dispatch-process"] if separate else []
@@ -389,9 +394,9 @@ async def end_to_end(
         out = out if len(args.workers) == 1 else out.with_name(f"{out.stem}.w{workers}{out.suffix}")
         serve = [sys.executable, "-m", "cProfile", "-o", str(out), *serve]
     procs.append(spawn(serve, log, code))
-    watched["gateway"] = procs[-1].pid
+    watched["gateway"] = with_children(procs[-1].pid)
     if db_url.startswith("postgresql"):
-        watched["database"] = 0  # every ``postgres`` process (``process_cpu``)
+        watched["database"] = database_pids  # every server process, not only one
     await wait_listening(port)
     engine = create_engine(db_url)
     await wait_registered(engine, workers + separate)
