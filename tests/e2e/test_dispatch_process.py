@@ -202,16 +202,8 @@ async def test_the_serving_process_metrics_count_the_dispatchers_work_a_killed_o
 async def test_sigterm_stops_the_dispatcher_process_too(
     tmp_path: Path, db_url: str, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    port, bank_port = free_port(), free_port()
-    config = write_config(tmp_path, db_url, port, bank_port)
-    engine = create_engine(db_url)
-    await upgrade(engine)
-    await engine.dispose()
-    parent = spawn([GATEWAY, "--config", str(config), "serve", "--dispatch-process"], tmp_path / "processes.log")
-    processes.append(parent)
-    await wait_listening(port)
-    pids = await registered(db_url, 2)
-    child = next(pid for pid in pids if pid != parent.pid)
+    started = await start(tmp_path, db_url, processes)
+    parent, child = started.parent, started.child
     parent.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(parent.wait, 30) == 0
     assert not alive(child)
